@@ -1,0 +1,145 @@
+"""Words in, (context, next symbol) pairs out.
+
+A data file holds one item per line (a name, a word). The vocabulary is the
+boundary symbol "." at index 0 followed by the data's characters in sorted
+order. Each item of length n gives n + 1 examples: the contexts are the
+`block_size` previous symbols, padded with the boundary at the start, and the
+targets run through the item and end with the boundary, as in the lecture:
+
+    emma, block_size=3:  ... -> e,  ..e -> m,  .em -> m,  emm -> a,  mma -> .
+
+Every problem with the data raises DataError with a message a person can act on.
+"""
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+BOUNDARY = "."
+SPLIT_SEED = 42  # the lecture's random.seed(42)
+
+
+class DataError(Exception):
+    """The data file (or what it holds) cannot be used; the message says why."""
+
+
+def read_items(path):
+    """Read one item per line: UTF-8, surrounding whitespace stripped, blank lines skipped."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"data file not found: {path} (pass an existing file with one item per line)") from None
+    except IsADirectoryError:
+        raise DataError(f"data path is a directory, not a file: {path}") from None
+    except OSError as e:
+        raise DataError(f"cannot read data file {path}: {e.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(f"data file {path} is not UTF-8 text (bad byte at line {line}); save it as UTF-8") from None
+    items = [line.strip() for line in text.splitlines()]
+    items = [item for item in items if item]
+    if not items:
+        raise DataError(f"data file {path} has no items (it is empty or only blank lines)")
+    return items
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """Symbols in index order, the boundary first. `stoi` maps symbol -> index."""
+
+    itos: str
+
+    def __post_init__(self):
+        if not self.itos or self.itos[0] != BOUNDARY:
+            raise DataError(f"a vocabulary must start with the boundary symbol {BOUNDARY!r}")
+        if len(set(self.itos)) != len(self.itos):
+            raise DataError("a vocabulary must not repeat a symbol")
+
+    @property
+    def stoi(self):
+        return {s: i for i, s in enumerate(self.itos)}
+
+    def __len__(self):
+        return len(self.itos)
+
+    def encode(self, text):
+        stoi = self.stoi
+        unknown = sorted(set(text) - set(stoi))
+        if unknown:
+            raise DataError(f"unknown symbol(s) {''.join(unknown)!r}; the vocabulary is {self.itos[1:]!r}")
+        return [stoi[s] for s in text]
+
+    def decode(self, indices):
+        return "".join(self.itos[i] for i in indices)
+
+
+def build_vocab(items):
+    """The boundary, then every character of the data in sorted order (27 symbols for names.txt)."""
+    chars = set("".join(items))
+    if BOUNDARY in chars:
+        bad = next(i for i, item in enumerate(items) if BOUNDARY in item)
+        raise DataError(
+            f"the data contains the boundary symbol {BOUNDARY!r} (first in item {bad + 1}: {items[bad]!r}); "
+            f"remove it from the data, it marks the start and end of every item"
+        )
+    return Vocab(BOUNDARY + "".join(sorted(chars)))
+
+
+def build_dataset(items, vocab, block_size):
+    """Contexts X (N, T) int64 and targets Y (N,) int64, N = sum(len(item) + 1)."""
+    if block_size < 1:
+        raise ValueError(f"block_size must be at least 1, got {block_size}")
+    # Each item becomes [0]*T + its indices + [0]; every window of T+1 is one example.
+    stoi = vocab.stoi
+    n = sum(len(item) + 1 for item in items)
+    X = np.empty((n, block_size), dtype=np.int64)
+    Y = np.empty(n, dtype=np.int64)
+    row = 0
+    for item in items:  # over the data, not the math: each item's windows come out vectorised
+        try:
+            seq = np.array([0] * block_size + [stoi[c] for c in item] + [0], dtype=np.int64)
+        except KeyError as e:
+            raise DataError(f"item {item!r} has symbol {e.args[0]!r}, which is not in the vocabulary") from None
+        windows = np.lib.stride_tricks.sliding_window_view(seq, block_size + 1)  # (len+1, T+1)
+        X[row:row + len(windows)] = windows[:, :block_size]
+        Y[row:row + len(windows)] = windows[:, block_size]
+        row += len(windows)
+    return X, Y
+
+
+def split_items(items, seed=SPLIT_SEED):
+    """Shuffle with random.Random(seed) and cut 80% / 10% / 10%, as in the lecture."""
+    n = len(items)
+    if n < 3:
+        raise DataError(f"the data has {n} item(s); a train/dev/test split needs at least 3")
+    items = list(items)
+    random.Random(seed).shuffle(items)
+    n1, n2 = int(0.8 * n), int(0.9 * n)
+    if n1 == 0 or n2 == n1 or n2 == n:
+        raise DataError(
+            f"the data has {n} items, too few for an 80/10/10 split with a non-empty dev and test set; "
+            f"give it at least 10 items"
+        )
+    return items[:n1], items[n1:n2], items[n2:]
+
+
+@dataclass
+class Splits:
+    vocab: Vocab
+    train: tuple  # (X, Y)
+    dev: tuple
+    test: tuple
+    items: tuple  # (train_items, dev_items, test_items)
+
+
+def load_splits(path, block_size, seed=SPLIT_SEED):
+    """Read the file, build the vocabulary from all of it, split the items, make the examples."""
+    items = read_items(path)
+    vocab = build_vocab(items)
+    parts = split_items(items, seed)
+    train, dev, test = (build_dataset(p, vocab, block_size) for p in parts)
+    return Splits(vocab, train, dev, test, parts)
