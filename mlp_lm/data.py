@@ -114,16 +114,14 @@ def build_dataset(items, vocab, block_size):
 def split_items(items, seed=SPLIT_SEED):
     """Shuffle with random.Random(seed) and cut 80% / 10% / 10%, as in the lecture."""
     n = len(items)
-    if n < 3:
-        raise DataError(f"the data has {n} item(s); a train/dev/test split needs at least 3")
+    n1, n2 = int(0.8 * n), int(0.9 * n)
+    if not 0 < n1 < n2 < n:  # true from n = 6 on
+        raise DataError(
+            f"the data has {n} item(s), too few for an 80/10/10 train/dev/test split with "
+            f"every part non-empty; give it at least 6 items"
+        )
     items = list(items)
     random.Random(seed).shuffle(items)
-    n1, n2 = int(0.8 * n), int(0.9 * n)
-    if n1 == 0 or n2 == n1 or n2 == n:
-        raise DataError(
-            f"the data has {n} items, too few for an 80/10/10 split with a non-empty dev and test set; "
-            f"give it at least 10 items"
-        )
     return items[:n1], items[n1:n2], items[n2:]
 
 

@@ -112,7 +112,7 @@ def split_loss(params, X, Y, chunk_size=65536):
         raise ValueError("cannot evaluate the loss of an empty split")
     total = 0.0
     for start in range(0, n, chunk_size):  # over chunks of data, not the math
-        lg = logits(params, X[start:start + chunk_size])
+        lg = logits(params, X[start:start + chunk_size]).astype(np.float64)  # sum in float64
         loss, _ = layers.softmax_cross_entropy_forward(lg, Y[start:start + chunk_size])
         total += float(loss) * len(lg)  # undo the chunk's mean before adding
     return total / n

@@ -1,0 +1,104 @@
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlp_lm import data
+from mlp_lm.data import DataError
+
+NAMES = Path(__file__).resolve().parent.parent / "data" / "names.txt"
+
+
+def test_bundled_names_file_is_the_lectures():
+    assert hashlib.sha256(NAMES.read_bytes()).hexdigest() == \
+        "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
+    items = data.read_items(NAMES)
+    assert len(items) == 32033 and items[:3] == ["emma", "olivia", "ava"]
+
+
+def test_lecture_split_sizes():
+    s = data.load_splits(NAMES, block_size=3)
+    assert len(s.vocab) == 27 and s.vocab.itos == ".abcdefghijklmnopqrstuvwxyz"
+    assert [len(part[1]) for part in (s.train, s.dev, s.test)] == [182625, 22655, 22866]
+    assert [len(p) for p in s.items] == [25626, 3203, 3204]
+    for X, Y in (s.train, s.dev, s.test):
+        assert X.shape == (len(Y), 3) and X.dtype == Y.dtype == np.int64
+
+
+def test_split_is_the_lectures_shuffle():
+    import random
+    items = data.read_items(NAMES)
+    expected = list(items)
+    random.seed(42)
+    random.shuffle(expected)
+    train, dev, test = data.split_items(items)
+    assert train + dev + test == expected
+    assert items[:3] == ["emma", "olivia", "ava"]  # the caller's list is not shuffled in place
+
+
+def test_contexts_of_emma():
+    vocab = data.build_vocab(["emma"])
+    assert vocab.itos == ".aem"
+    X, Y = data.build_dataset(["emma"], vocab, block_size=3)
+    show = [(vocab.decode(x), vocab.itos[y]) for x, y in zip(X, Y)]
+    assert show == [("...", "e"), ("..e", "m"), (".em", "m"), ("emm", "a"), ("mma", ".")]
+
+
+def test_contexts_block_size_one_and_long():
+    vocab = data.build_vocab(["ab", "c"])
+    X, Y = data.build_dataset(["ab", "c"], vocab, block_size=1)
+    assert X[:, 0].tolist() == [0, 1, 2, 0, 3] and Y.tolist() == [1, 2, 0, 3, 0]
+    X, Y = data.build_dataset(["ab"], vocab, block_size=5)
+    assert X.tolist() == [[0, 0, 0, 0, 0], [0, 0, 0, 0, 1], [0, 0, 0, 1, 2]]
+
+
+def test_read_items_strips_and_skips_blank_lines(tmp_path):
+    f = tmp_path / "w.txt"
+    f.write_text("  anna \n\n\tbo\r\n   \nzoë\n", encoding="utf-8")
+    items = data.read_items(f)
+    assert items == ["anna", "bo", "zoë"]
+    assert data.build_vocab(items).itos == ".abnoz" + "ë"
+
+
+def write(tmp_path, content):
+    f = tmp_path / "d.txt"
+    if isinstance(content, bytes):
+        f.write_bytes(content)
+    else:
+        f.write_text(content, encoding="utf-8")
+    return f
+
+
+@pytest.mark.parametrize("content,match", [
+    ("", "no items"),
+    ("\n  \n\t\n", "no items"),
+    (b"anna\nbj\xf6rn\n", "not UTF-8.*line 2"),
+    ("anna\nst.john\nbo\n", "boundary symbol '.'.*item 2"),
+    ("anna\nbo\n", "2 item.*at least 6"),
+    ("a\nb\nc\nd\ne\n", "5 item.*at least 6"),
+])
+def test_bad_data_raises_data_error(tmp_path, content, match):
+    f = write(tmp_path, content)
+    with pytest.raises(DataError, match=match):
+        data.load_splits(f, block_size=3)
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        data.read_items(tmp_path / "nope.txt")
+    with pytest.raises(DataError, match="directory"):
+        data.read_items(tmp_path)
+
+
+def test_six_items_are_enough(tmp_path):
+    f = write(tmp_path, "\n".join("abcdef"))
+    s = data.load_splits(f, block_size=2)
+    assert [len(p) for p in s.items] == [4, 1, 1]
+
+
+def test_vocab_encode_rejects_unknown_symbols():
+    vocab = data.build_vocab(["abc"])
+    assert vocab.encode("cab") == [3, 1, 2]
+    with pytest.raises(DataError, match="unknown symbol.*'z'"):
+        vocab.encode("az")

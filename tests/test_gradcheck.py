@@ -1,0 +1,75 @@
+"""The checker itself must catch a wrong gradient, and say where."""
+import numpy as np
+import pytest
+
+from mlp_lm import gradcheck, layers
+from mlp_lm.gradcheck import assert_close, compare, directional_grad, numerical_grad
+
+
+def test_numerical_grad_of_known_function():
+    x = np.array([[0.3, -1.2], [2.0, 0.5]])
+    num = numerical_grad(lambda a: float(np.sum(np.sin(a) * a)), x)
+    np.testing.assert_allclose(num.reshape(x.shape), np.cos(x) * x + np.sin(x), rtol=1e-10)
+
+
+def test_numerical_grad_on_sampled_coordinates():
+    x = np.linspace(-1, 1, 12).reshape(3, 4)
+    coords = np.array([7, 0, 11])
+    num = numerical_grad(lambda a: float(np.sum(a**3)), x, coords)
+    np.testing.assert_allclose(num, 3 * x.reshape(-1)[coords] ** 2, rtol=1e-10)
+
+
+def test_directional_grad():
+    rng = np.random.default_rng(0)
+    x, v = rng.standard_normal(5), rng.standard_normal(5)
+    assert directional_grad(lambda a: float(np.sum(np.exp(a))), x, v) == pytest.approx(np.exp(x) @ v, rel=1e-10)
+
+
+def test_assert_close_names_tensor_and_worst_entry():
+    analytic = np.array([[1.0, 2.0], [3.0, 4.0]])
+    numeric = analytic.copy()
+    numeric[1, 0] += 0.01
+    cmp = compare("dW9", analytic, numeric)
+    assert cmp.worst == (1, 0)
+    with pytest.raises(AssertionError, match=r"dW9 \(2, 2\).*worst entry dW9\[1, 0\]"):
+        assert_close(cmp)
+
+
+def test_rel_error():
+    assert gradcheck.rel_error([1.0, 2.0], [1.0, 2.0]) == 0.0
+    assert gradcheck.rel_error([1.0], [3.0]) == pytest.approx(0.5)
+
+
+def test_check_model_catches_a_wrong_tanh_backward(monkeypatch):
+    # A classic slip: 1 - tanh instead of 1 - tanh^2.
+    monkeypatch.setattr(layers, "tanh_backward", lambda dout, out: dout * (1.0 - out))
+    params = gradcheck.random_params(5, 2, 3, 4, seed=1)
+    rng = np.random.default_rng(1)
+    X, Y = rng.integers(0, 5, (4, 2)), rng.integers(0, 5, 4)
+    rows = {r.name: r for r in gradcheck.check_model(params, X, Y)}
+    assert not rows["dhpreact"].ok() and not rows["dW1"].ok() and not rows["dC"].ok()
+    assert rows["dW2"].ok() and rows["dlogits"].ok()  # downstream of the slip stays right
+
+
+def test_check_model_catches_dropped_repeated_indices(monkeypatch):
+    def wrong_embedding_backward(demb, cache):
+        X, shape = cache
+        dC = np.zeros(shape)
+        dC[X] += demb  # drops repeated indices
+        return dC
+
+    monkeypatch.setattr(layers, "embedding_backward", wrong_embedding_backward)
+    params = gradcheck.random_params(4, 3, 2, 5, seed=2)
+    X = np.array([[1, 1, 2], [0, 1, 3], [2, 2, 2]])
+    Y = np.array([0, 3, 1])
+    rows = {r.name: r for r in gradcheck.check_model(params, X, Y)}
+    assert not rows["dC"].ok()
+    assert rows["demb"].ok()
+
+
+def test_cli_prints_a_passing_table(capsys):
+    assert gradcheck.main(["--vocab-size", "5", "--block-size", "2", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    for name in ("dC", "dW1", "db1", "dW2", "db2", "dlogits", "dh", "dhpreact", "dembcat", "demb"):
+        assert f"\n{name} " in "\n" + out
+    assert "10 of 10 gradients within 1e-06" in out

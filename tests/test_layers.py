@@ -1,0 +1,129 @@
+"""Every layer's backward pass against scipy's finite differences, in float64.
+
+Each layer is checked through the scalar L = sum(out * R) for a random R, whose
+gradient with respect to out is R: so backward(R, cache) must equal dL/dinput.
+"""
+import numpy as np
+import pytest
+
+from mlp_lm import layers
+from mlp_lm.gradcheck import assert_close, compare, numerical_grad
+
+B, T, E, H, V = 5, 3, 4, 6, 7
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def check(name, f, x, analytic):
+    assert analytic.shape == x.shape, f"{name}: gradient shape {analytic.shape} != input shape {x.shape}"
+    assert analytic.dtype == np.float64
+    assert_close(compare(name, analytic, numerical_grad(f, x)))
+
+
+def test_embedding_backward(rng):
+    C = rng.standard_normal((V, E))
+    X = rng.integers(0, V, size=(B, T))
+    emb, cache = layers.embedding_forward(C, X)
+    assert emb.shape == (B, T, E)
+    R = rng.standard_normal(emb.shape)
+    dC = layers.embedding_backward(R, cache)
+    check("dC", lambda C_: np.sum(layers.embedding_forward(C_, X)[0] * R), C, dC)
+
+
+def test_embedding_backward_adds_repeated_indices():
+    # Symbol 2 appears three times, symbol 0 twice, symbol 1 never.
+    C = np.arange(8.0).reshape(4, 2)
+    X = np.array([[2, 0, 2], [2, 3, 0]])
+    demb = np.arange(12.0).reshape(2, 3, 2) + 1.0  # (B=2, T=3, E=2)
+    dC = layers.embedding_backward(demb, layers.embedding_forward(C, X)[1])
+    expected = np.zeros_like(C)
+    expected[2] = demb[0, 0] + demb[0, 2] + demb[1, 0]
+    expected[0] = demb[0, 1] + demb[1, 2]
+    expected[3] = demb[1, 1]
+    np.testing.assert_array_equal(dC, expected)
+    # The trap the comment in layers.py warns about: fancy-index += keeps one write per index.
+    trap = np.zeros_like(C)
+    trap[X] += demb
+    assert not np.array_equal(trap, expected)
+
+
+def test_concat_backward(rng):
+    emb = rng.standard_normal((B, T, E))
+    embcat, cache = layers.concat_forward(emb)
+    assert embcat.shape == (B, T * E)
+    np.testing.assert_array_equal(embcat[:, E:2 * E], emb[:, 1])  # the second context slot
+    R = rng.standard_normal(embcat.shape)
+    demb = layers.concat_backward(R, cache)
+    check("demb", lambda e: np.sum(layers.concat_forward(e)[0] * R), emb, demb)
+    assert not np.shares_memory(demb, R)
+
+
+def test_linear_backward(rng):
+    x = rng.standard_normal((B, T * E))
+    W = rng.standard_normal((T * E, H))
+    b = rng.standard_normal(H)
+    out, cache = layers.linear_forward(x, W, b)
+    assert out.shape == (B, H)
+    R = rng.standard_normal(out.shape)
+    dx, dW, db = layers.linear_backward(R, cache)
+    check("dx", lambda x_: np.sum(layers.linear_forward(x_, W, b)[0] * R), x, dx)
+    check("dW", lambda W_: np.sum(layers.linear_forward(x, W_, b)[0] * R), W, dW)
+    check("db", lambda b_: np.sum(layers.linear_forward(x, W, b_)[0] * R), b, db)
+
+
+def test_tanh_backward(rng):
+    x = 1.5 * rng.standard_normal((B, H))
+    out, cache = layers.tanh_forward(x)
+    R = rng.standard_normal(out.shape)
+    dx = layers.tanh_backward(R, cache)
+    check("dx", lambda x_: np.sum(layers.tanh_forward(x_)[0] * R), x, dx)
+
+
+@pytest.mark.parametrize("dout", [1.0, 0.37])
+def test_softmax_cross_entropy_backward(rng, dout):
+    logits = 2.0 * rng.standard_normal((B, V))
+    Y = rng.integers(0, V, size=B)
+    Y[:2] = 3  # a repeated target
+    loss, cache = layers.softmax_cross_entropy_forward(logits, Y)
+    dlogits = layers.softmax_cross_entropy_backward(dout, cache)
+    check("dlogits", lambda z: dout * float(layers.softmax_cross_entropy_forward(z, Y)[0]), logits, dlogits)
+    # Every row of (softmax - onehot) sums to zero.
+    np.testing.assert_allclose(dlogits.sum(axis=1), 0.0, atol=1e-15)
+
+
+def test_softmax_cross_entropy_matches_definition(rng):
+    logits = rng.standard_normal((B, V))
+    Y = rng.integers(0, V, size=B)
+    loss, _ = layers.softmax_cross_entropy_forward(logits, Y)
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert loss == pytest.approx(-np.mean(np.log(probs[np.arange(B), Y])), rel=1e-12)
+
+
+def test_softmax_cross_entropy_is_stable_for_large_logits():
+    logits = np.array([[1000.0, 0.0, -1000.0], [-800.0, 800.0, 0.0]])
+    Y = np.array([0, 0])
+    loss, cache = layers.softmax_cross_entropy_forward(logits, Y)
+    # Row 0 is right with certainty (NLL 0), row 1 is wrong by 1600 nats.
+    assert loss == pytest.approx(1600.0 / 2)
+    dlogits = layers.softmax_cross_entropy_backward(1.0, cache)
+    assert np.all(np.isfinite(dlogits))
+    np.testing.assert_allclose(dlogits, np.array([[0, 0, 0], [-1, 1, 0]]) / 2, atol=1e-300)
+    loss32, _ = layers.softmax_cross_entropy_forward(logits.astype(np.float32), Y)
+    assert np.isfinite(loss32)
+
+
+def test_backward_does_not_modify_upstream_gradient(rng):
+    x = rng.standard_normal((B, H))
+    out, cache = layers.tanh_forward(x)
+    R = rng.standard_normal(out.shape)
+    R0 = R.copy()
+    layers.tanh_backward(R, cache)
+    lin_out, lin_cache = layers.linear_forward(x, rng.standard_normal((H, V)), rng.standard_normal(V))
+    D = rng.standard_normal(lin_out.shape)
+    D0 = D.copy()
+    layers.linear_backward(D, lin_cache)
+    np.testing.assert_array_equal(R, R0)
+    np.testing.assert_array_equal(D, D0)

@@ -1,0 +1,148 @@
+"""The whole model: gradients of every parameter and intermediate, and sanity checks."""
+import numpy as np
+import pytest
+
+from mlp_lm import model
+from mlp_lm.gradcheck import TOLERANCE, assert_close, check_model, compare, directional_grad, random_params
+
+SHAPES = [  # (V, T, E, H, B)
+    (27, 3, 2, 6, 8),
+    (5, 1, 3, 4, 6),  # block size 1: a bigram-like context
+    (11, 4, 2, 5, 7),  # a vocabulary that is not 27
+    (3, 2, 1, 3, 9),  # more examples than symbols: indices repeat
+]
+
+
+@pytest.mark.parametrize("V,T,E,H,B", SHAPES)
+def test_every_gradient_matches_finite_differences(V, T, E, H, B):
+    params = random_params(V, T, E, H, seed=V * 100 + T)
+    rng = np.random.default_rng(V + T)
+    X = rng.integers(0, V, size=(B, T))
+    Y = rng.integers(0, V, size=B)
+    rows = check_model(params, X, Y)
+    assert [r.name for r in rows] == ["dC", "dW1", "db1", "dW2", "db2",
+                                      "dlogits", "dh", "dhpreact", "dembcat", "demb"]
+    for r in rows:
+        assert r.scale > 0
+        assert_close(r)
+
+
+def test_gradients_at_lecture_size_on_sampled_coordinates_and_directions():
+    # The real shapes (V=27, T=3, E=10, H=200) are too many coordinates to check all;
+    # check 25 random entries of each tensor and 3 random directions through all of them.
+    params = random_params(27, 3, 10, 200, seed=7)
+    rng = np.random.default_rng(7)
+    X = rng.integers(0, 27, size=(32, 3))
+    Y = rng.integers(0, 27, size=32)
+    for r in check_model(params, X, Y, max_coords=25, seed=7):
+        assert_close(r)
+    _, grads = model.loss_and_grads(params, X, Y)
+    for name, p in params.items():
+        for _ in range(3):
+            v = rng.standard_normal(p.shape)
+
+            def f(q, name=name):
+                return model.loss_and_grads({**params, name: q}, X, Y)[0]
+
+            num = directional_grad(f, p, v)
+            ana = float(np.sum(grads[name] * v))
+            # |<g, v>| is at most |g| |v|, so that is the scale the difference is judged against.
+            scale = np.linalg.norm(grads[name]) * np.linalg.norm(v)
+            assert abs(ana - num) <= TOLERANCE * scale, (name, ana, num)
+
+
+def test_loss_and_grads_contract():
+    params = model.init_params(27, 3, 10, 200, seed=0)
+    before = {k: v.copy() for k, v in params.items()}
+    rng = np.random.default_rng(0)
+    X, Y = rng.integers(0, 27, (32, 3)), rng.integers(0, 27, 32)
+    loss, grads = model.loss_and_grads(params, X, Y)
+    assert isinstance(loss, float)
+    assert set(grads) == set(params) == {"C", "W1", "b1", "W2", "b2"}
+    shapes = {"C": (27, 10), "W1": (30, 200), "b1": (200,), "W2": (200, 27), "b2": (27,)}
+    for k in params:
+        assert params[k].shape == shapes[k]
+        assert grads[k].shape == params[k].shape and grads[k].dtype == params[k].dtype == np.float32
+        np.testing.assert_array_equal(params[k], before[k])
+        assert not np.shares_memory(grads[k], params[k])
+
+
+def test_float32_gradients_agree_with_float64():
+    p64 = random_params(27, 3, 10, 50, seed=3)
+    p32 = {k: v.astype(np.float32) for k, v in p64.items()}
+    rng = np.random.default_rng(3)
+    X, Y = rng.integers(0, 27, (32, 3)), rng.integers(0, 27, 32)
+    l64, g64 = model.loss_and_grads(p64, X, Y)
+    l32, g32 = model.loss_and_grads(p32, X, Y)
+    assert l32 == pytest.approx(l64, rel=1e-5)
+    for k in g64:
+        assert compare(k, g64[k], g32[k]).ratio < 1e-4
+
+
+def test_parameter_count():
+    assert model.num_params(model.init_params(27, 3, 10, 200)) == 11897
+    V, T, E, H = 11, 4, 5, 17
+    assert model.num_params(model.init_params(V, T, E, H)) == V * E + T * E * H + H + H * V + V
+
+
+@pytest.mark.parametrize("V", [27, 11])
+def test_scaled_init_starts_at_uniform_loss(V):
+    params = model.init_params(V, 3, 10, 200, seed=1, init="scaled")
+    rng = np.random.default_rng(1)
+    X, Y = rng.integers(0, V, (2000, 3)), rng.integers(0, V, 2000)
+    assert abs(model.split_loss(params, X, Y) - np.log(V)) < 0.05
+
+
+def test_lecture_init_starts_confidently_wrong():
+    params = model.init_params(27, 3, 10, 200, seed=1, init="lecture")
+    rng = np.random.default_rng(1)
+    X, Y = rng.integers(0, 27, (2000, 3)), rng.integers(0, 27, 2000)
+    assert model.split_loss(params, X, Y) > np.log(27) + 5
+
+
+def test_init_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="init"):
+        model.init_params(27, 3, 10, 200, init="xavier")
+    with pytest.raises(ValueError, match="n_hidden"):
+        model.init_params(27, 3, 10, 0)
+
+
+def test_init_is_seeded():
+    a = model.init_params(27, 3, 10, 20, seed=5)
+    b = model.init_params(27, 3, 10, 20, seed=5)
+    c = model.init_params(27, 3, 10, 20, seed=6)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["C"], c["C"])
+
+
+def test_overfits_a_single_batch():
+    rng = np.random.default_rng(0)
+    X, Y = rng.integers(0, 27, (32, 3)), rng.integers(0, 27, 32)
+    params = model.init_params(27, 3, 10, 200, seed=0)
+    first = None
+    for _ in range(300):
+        loss, grads = model.loss_and_grads(params, X, Y)
+        first = loss if first is None else first
+        for k in params:
+            params[k] -= 0.5 * grads[k]
+    assert first > 3.0
+    assert model.split_loss(params, X, Y) < 0.5
+
+
+def test_split_loss_in_chunks_equals_one_batch():
+    params = random_params(27, 3, 10, 30, seed=4)
+    rng = np.random.default_rng(4)
+    X, Y = rng.integers(0, 27, (1000, 3)), rng.integers(0, 27, 1000)
+    whole, _ = model.loss_and_grads(params, X, Y)
+    assert model.split_loss(params, X, Y, chunk_size=77) == pytest.approx(whole, rel=1e-12)
+
+
+def test_next_probs():
+    params = random_params(27, 3, 10, 30, seed=4)
+    X = np.array([[0, 0, 0], [1, 2, 3]])
+    p = model.next_probs(params, X)
+    assert p.shape == (2, 27)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    cold = model.next_probs(params, X, temperature=0.01)
+    np.testing.assert_array_equal(cold.argmax(axis=1), p.argmax(axis=1))
+    assert np.all(cold.max(axis=1) > p.max(axis=1))
