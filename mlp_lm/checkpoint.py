@@ -1,0 +1,88 @@
+"""Save and load a trained model as one .npz file, with no pickled objects.
+
+model.npz holds each parameter under its name (C, W1, b1, W2, b2), `vocab`
+(a 0-d string array: the symbols in index order, boundary first) and `config`
+(a 0-d string array: the run's configuration as JSON). It loads with
+np.load(path, allow_pickle=False). Loading checks everything it can, so a
+damaged or foreign file is reported, not used.
+"""
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .data import DataError, Vocab
+from .model import PARAM_NAMES
+
+FORMAT = "mlp_lm/1"
+
+
+class CheckpointError(Exception):
+    """The checkpoint cannot be used; the message says why."""
+
+
+def save(path, params, vocab, config):
+    """Write atomically: a crash mid-write leaves any previous file at `path` whole."""
+    path = Path(path)
+    arrays = {k: np.asarray(params[k]) for k in PARAM_NAMES}
+    arrays["vocab"] = np.array(vocab.itos)
+    arrays["config"] = np.array(json.dumps({"format": FORMAT, **config}, sort_keys=True))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load(path):
+    """Return (params, vocab, config), or raise CheckpointError saying what is wrong."""
+    path = Path(path)
+    hint = "train one with `python -m mlp_lm.train` and pass its model.npz"
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path} ({hint})")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint path is a directory: {path} (pass the model.npz inside it)")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if not hasattr(f, "files"):
+                raise ValueError("a single array, not an archive")
+            contents = {k: f[k] for k in f.files}
+    except Exception as e:  # zipfile, zlib, OSError, ValueError, EOFError: all mean the same to the user
+        raise CheckpointError(f"cannot read checkpoint {path}: damaged or not an mlp_lm model.npz ({e}); {hint}") from None
+
+    missing = [k for k in (*PARAM_NAMES, "vocab", "config") if k not in contents]
+    if missing:
+        raise CheckpointError(f"{path} is not an mlp_lm checkpoint: it has no {', '.join(missing)}; {hint}")
+    try:
+        config = json.loads(str(contents["config"]))
+        vocab = Vocab(str(contents["vocab"]))
+        if not isinstance(config, dict) or config.get("format") != FORMAT:
+            raise ValueError(f"its config does not say format {FORMAT!r}")
+        T = config["block_size"]
+        if not isinstance(T, int) or T < 1:
+            raise ValueError(f"block_size {T!r} in its config is not a positive integer")
+    except (ValueError, KeyError, DataError) as e:
+        raise CheckpointError(f"{path} is not a valid mlp_lm checkpoint: {e}") from None
+
+    params = {k: contents[k] for k in PARAM_NAMES}
+    for k, p in params.items():
+        if p.dtype.kind != "f":
+            raise CheckpointError(f"{path}: parameter {k} has dtype {p.dtype}, not floating point; the file is damaged")
+        if not np.all(np.isfinite(p)):
+            raise CheckpointError(f"{path}: parameter {k} holds NaN or infinite values; retrain with a smaller --lr")
+    V = len(vocab)
+    E = params["C"].shape[1] if params["C"].ndim == 2 else -1
+    H = params["b1"].shape[0] if params["b1"].ndim == 1 else -1
+    expected = {"C": (V, E), "W1": (T * E, H), "b1": (H,), "W2": (H, V), "b2": (V,)}
+    for k, shape in expected.items():
+        if params[k].shape != shape:
+            raise CheckpointError(
+                f"{path}: parameter {k} has shape {params[k].shape}, but the vocabulary ({V} symbols) "
+                f"and block size ({T}) need {shape}; the file is damaged or not from mlp_lm"
+            )
+    return params, vocab, config

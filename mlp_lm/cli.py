@@ -1,0 +1,64 @@
+"""What the command-line tools share: one-line errors with exit code 2, flag types."""
+import argparse
+import math
+import os
+import sys
+
+from .checkpoint import CheckpointError
+from .data import DataError
+
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for; the message says what to do instead."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr (not usage + error) and exit code 2."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return value
+
+
+def run(main, prog):
+    """Call main(); turn the errors a user can fix into one line on stderr and exit code 2."""
+    try:
+        code = main()
+    except (DataError, CheckpointError, UsageError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        code = EXIT_BAD_INPUT
+    except BrokenPipeError:  # e.g. `python -m mlp_lm.sample | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # silence the flush at exit
+        code = 0
+    sys.exit(code)

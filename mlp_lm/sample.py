@@ -1,0 +1,113 @@
+"""Sample new items from a trained model.
+
+    python -m mlp_lm.sample --checkpoint runs/names/model.npz -n 20 --seed 1
+
+One sample per line on stdout; on stderr, how many samples are copies of the
+training set, of dev/test, or new (makemore's check that the model is not
+just memorising).
+"""
+import hashlib
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoint
+from .cli import ArgumentParser, UsageError, non_negative_int, positive_float, positive_int, run
+from .data import BOUNDARY, DataError, read_items, split_items
+from .model import next_probs
+
+
+def generate(params, vocab, block_size, n, rng, *, temperature=1.0, top_k=None, prefix="", max_length=64):
+    """n samples, all generated at once (one forward pass per position, not per sample).
+
+    Each sample starts with `prefix` and ends where the model emits the boundary,
+    or after max_length symbols. The uniforms are drawn as one (n, max_length)
+    block, so the first k samples of a run with n > k equal those of a run with n = k.
+    """
+    V = len(vocab)
+    prefix_ids = vocab.encode(prefix)  # raises DataError for unknown symbols
+    ctx = np.zeros((n, block_size), dtype=np.int64)  # (n, T), the boundary pads the start
+    for i in prefix_ids:  # a loop over the prefix's characters, shared by all samples
+        ctx = np.concatenate([ctx[:, 1:], np.full((n, 1), i)], axis=1)
+    steps = max(max_length - len(prefix_ids), 0)
+    u = rng.random((n, steps))  # (n, L)
+    out = np.zeros((n, steps), dtype=np.int64)  # (n, L), 0 (the boundary) pads finished samples
+    done = np.zeros(n, dtype=bool)
+    for t in range(steps):  # generation is sequential in time; the samples go in parallel
+        p = next_probs(params, ctx, temperature).astype(np.float64)  # (n, V)
+        if top_k is not None and top_k < V:
+            kth = np.partition(p, V - top_k, axis=1)[:, V - top_k, None]  # (n, 1) k-th largest
+            p = np.where(p >= kth, p, 0.0)
+        cdf = np.cumsum(p, axis=1)  # (n, V)
+        # Inverse-CDF sampling: the first index whose cumulative probability exceeds u * total.
+        ix = (cdf < u[:, t, None] * cdf[:, -1:]).sum(axis=1)  # (n,)
+        ix = np.minimum(ix, V - 1)
+        ix[done] = 0
+        out[:, t] = ix
+        done |= ix == 0
+        if done.all():
+            break
+        ctx = np.concatenate([ctx[:, 1:], ix[:, None]], axis=1)
+    samples = []
+    for row in out:  # decoding to strings is bookkeeping, not math
+        end = np.flatnonzero(row == 0)
+        samples.append(prefix + vocab.decode(row[: end[0]] if len(end) else row))
+    return samples
+
+
+def novelty(samples, config):
+    """Counts of samples in the training set, in dev/test, and new; None with a reason if unknown."""
+    data_path = config.get("data")
+    if not data_path or not Path(data_path).is_file():
+        return None, f"the training data {data_path} is not there any more"
+    raw = Path(data_path).read_bytes()
+    if config.get("data_sha256") and hashlib.sha256(raw).hexdigest() != config["data_sha256"]:
+        return None, f"the training data {data_path} has changed since training"
+    try:
+        train, dev, test = split_items(read_items(data_path), config.get("split_seed", 42))
+    except DataError as e:
+        return None, str(e)
+    train, heldout = set(train), set(dev) | set(test)
+    in_train = sum(s in train for s in samples)
+    in_heldout = sum(s in heldout and s not in train for s in samples)
+    return (in_train, in_heldout, len(samples) - in_train - in_heldout), None
+
+
+def main(argv=None):
+    ap = ArgumentParser(prog="python -m mlp_lm.sample", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", required=True, help="a model.npz written by python -m mlp_lm.train")
+    ap.add_argument("-n", "--num-samples", type=positive_int, default=20, help="how many samples (default 20)")
+    ap.add_argument("--seed", type=non_negative_int, default=0, help="random seed; the same seed gives the same lines")
+    ap.add_argument("--temperature", type=positive_float, default=1.0,
+                    help="divide the logits by this: below 1 is more conservative, above 1 more adventurous")
+    ap.add_argument("--top-k", type=positive_int, default=None, help="sample only from the k most likely symbols")
+    ap.add_argument("--prefix", default="", help="start every sample with these characters")
+    ap.add_argument("--max-length", type=positive_int, default=64,
+                    help="stop a sample after this many symbols (default 64)")
+    args = ap.parse_args(argv)
+
+    params, vocab, config = checkpoint.load(args.checkpoint)
+    if BOUNDARY in args.prefix:
+        raise UsageError(f"--prefix must not contain the boundary symbol {BOUNDARY!r}")
+    try:
+        vocab.encode(args.prefix)
+    except DataError as e:
+        raise UsageError(f"--prefix {args.prefix!r}: {e}") from None
+    rng = np.random.default_rng(args.seed)
+    samples = generate(params, vocab, config["block_size"], args.num_samples, rng,
+                       temperature=args.temperature, top_k=args.top_k, prefix=args.prefix,
+                       max_length=args.max_length)
+    print("\n".join(samples))
+    sys.stdout.flush()
+    counts, why = novelty(samples, config)
+    if counts is None:
+        print(f"({len(samples)} samples; cannot say which are new: {why})", file=sys.stderr)
+    else:
+        print(f"({len(samples)} samples: {counts[0]} in the training set, {counts[1]} in dev/test, "
+              f"{counts[2]} new)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    run(main, "python -m mlp_lm.sample")

@@ -1,0 +1,23 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NAMES = ROOT / "data" / "names.txt"
+
+
+def run_cli(module, *args, cwd=None):
+    """Run `python -m module args` as a user would; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd or ROOT, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A short training run on the bundled names, shared by the tests that only read its outputs."""
+    out = tmp_path_factory.mktemp("run")
+    proc = run_cli("mlp_lm.train", "--steps", 300, "--eval-every", 100, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    return out, proc

@@ -1,0 +1,158 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from mlp_lm import checkpoint, train
+from mlp_lm.data import load_splits
+
+from .conftest import NAMES, run_cli
+
+
+def test_training_run_writes_everything(tiny_run):
+    out, proc = tiny_run
+    # What a user sees at the end.
+    for text in ("train loss", "dev loss", "test loss", "dev perplexity", "11,897 parameters",
+                 "trained 300 steps", "samples:"):
+        assert text in proc.stdout
+    # Periodic lines (not a terminal here), with the dev loss where evaluated.
+    lines = [l for l in proc.stderr.splitlines() if l.startswith("step")]
+    shown = [int(l.split()[1].split("/")[0]) for l in lines]
+    assert shown == sorted(set(range(15, 301, 15)) | {100, 200})  # every total/20 steps, and at each eval
+    assert [("dev" in l) for l in lines].count(True) == 3 and "steps/s" in lines[-1]
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("train_loss", "dev_loss", "test_loss", "steps", "train_seconds", "params", "config"):
+        assert key in metrics
+    assert metrics["steps"] == 300 and metrics["params"] == 11897
+    assert metrics["config"]["block_size"] == 3 and metrics["config"]["steps"] == 300
+    assert 2.0 < metrics["dev_loss"] < 3.0  # learned something in 300 steps, from ln 27 = 3.30
+    assert len(metrics["samples"]) == 10
+
+    with np.load(out / "model.npz", allow_pickle=False) as f:
+        assert set(f.files) == {"C", "W1", "b1", "W2", "b2", "vocab", "config"}
+        assert f["vocab"].shape == () and str(f["vocab"]) == ".abcdefghijklmnopqrstuvwxyz"
+        assert json.loads(str(f["config"]))["n_hidden"] == 200
+        assert f["W1"].shape == (30, 200) and f["C"].dtype == np.float32
+
+    rows = list(csv.reader((out / "loss.csv").open()))
+    assert rows[0] == ["step", "train_loss", "dev_loss"] and len(rows) == 301
+    assert [r[0] for r in rows[1:] if r[2]] == ["100", "200", "300"]
+    assert float(rows[300][2]) == pytest.approx(metrics["dev_loss"], abs=1e-5)
+
+
+def test_reported_losses_are_the_models(tiny_run):
+    out, _ = tiny_run
+    params, vocab, config = checkpoint.load(out / "model.npz")
+    splits = load_splits(NAMES, config["block_size"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    from mlp_lm.model import split_loss
+    assert split_loss(params, *splits.test) == pytest.approx(metrics["test_loss"], rel=1e-9)
+
+
+def test_same_seed_same_run(tmp_path):
+    a = train.main(["--steps", "50", "--out", str(tmp_path / "a"), "--eval-every", "0"])
+    b = train.main(["--steps", "50", "--out", str(tmp_path / "b"), "--eval-every", "0"])
+    c = train.main(["--steps", "50", "--out", str(tmp_path / "c"), "--eval-every", "0", "--seed", "7"])
+    assert a == b == c == 0
+    la, lb, lc = (json.loads((tmp_path / d / "metrics.json").read_text())["dev_loss"] for d in "abc")
+    assert la == lb != lc
+
+
+def test_learning_rate_schedule():
+    cfg = train.Config(steps=10, lr=0.5)
+    assert [train.learning_rate(cfg, s) for s in range(10)] == [0.5] * 5 + [0.05] * 5
+
+
+def test_lr_sweep(tmp_path, capsys):
+    assert train.main(["--lr-sweep", "--steps", "240", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    table = [l for l in out.splitlines() if " .. " in l]
+    assert len(table) == 12
+    assert "suggested rate:" in out
+    data = np.loadtxt(tmp_path / "lr_sweep.csv", delimiter=",", skiprows=1)
+    assert data.shape == (240, 3)
+    np.testing.assert_allclose(data[[0, -1], 1], [1e-3, 1.0])
+    assert not (tmp_path / "model.npz").exists()  # a sweep is a search, not a model
+
+
+def test_sweep_table_suggests_the_lowest_loss():
+    lre = np.linspace(-3, 0, 120)
+    losses = (lre + 1.0) ** 2 + 2.0  # lowest at 10^-1
+    rows, best = train.sweep_table(lre, losses)
+    assert len(rows) == 12 and best[2] == pytest.approx(10 ** -1.125)
+
+
+def test_dtype_float64(tmp_path):
+    assert train.main(["--steps", "20", "--dtype", "float64", "--out", str(tmp_path)]) == 0
+    params, _, config = checkpoint.load(tmp_path / "model.npz")
+    assert params["W1"].dtype == np.float64 and config["dtype"] == "float64"
+
+
+def test_other_word_list_and_default_out(tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("\n".join(["apple", "banana", "cherry", "date", "elder", "fig", "grape", "kiwi"]))
+    proc = run_cli("mlp_lm.train", "--data", words, "--steps", 30, "--block-size", 1, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "runs" / "words" / "model.npz").exists()
+    _, vocab, config = checkpoint.load(tmp_path / "runs" / "words" / "model.npz")
+    assert vocab.itos == "." + "".join(sorted(set("applebananacherrydateelderfiggrapekiwi")))
+    assert config["block_size"] == 1
+
+
+def test_ctrl_c_saves_the_model(tmp_path, monkeypatch, capsys):
+    real = train.model.loss_and_grads
+    calls = {"n": 0}
+
+    def interrupt_at_40(*a, **k):
+        calls["n"] += 1
+        if calls["n"] > 40:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(train.model, "loss_and_grads", interrupt_at_40)
+    assert train.main(["--steps", "100", "--out", str(tmp_path)]) == 130
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["steps"] == 40 and metrics["interrupted"] is True
+    checkpoint.load(tmp_path / "model.npz")
+    assert "interrupted after 40 steps" in capsys.readouterr().err
+
+
+def test_divergence_is_an_error_and_keeps_the_previous_model(tmp_path):
+    assert train.main(["--steps", "10", "--out", str(tmp_path)]) == 0
+    before = (tmp_path / "model.npz").read_bytes()
+    proc = run_cli("mlp_lm.train", "--steps", 500, "--lr", 1e38, "--out", tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("python -m mlp_lm.train: error: training diverged")
+    assert "smaller --lr" in proc.stderr and "Traceback" not in proc.stderr
+    assert (tmp_path / "model.npz").read_bytes() == before
+
+
+def test_pictures_or_a_hint(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(train, "try_pyplot", lambda: None)
+    assert train.main(["--steps", "20", "--out", str(tmp_path / "no")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("pip install -e '.[plot]'") == 1
+    assert not (tmp_path / "no" / "loss.png").exists()
+    monkeypatch.undo()
+    pytest.importorskip("matplotlib")
+    assert train.main(["--steps", "20", "--out", str(tmp_path / "yes")]) == 0
+    for name in ("loss.png", "embedding.png"):
+        assert (tmp_path / "yes" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+VOWELS = "aeiou"
+
+
+def test_two_dimensional_embedding_clusters_the_vowels(tmp_path):
+    # The lecture's picture: with E=2, the vowels end up near each other.
+    assert train.main(["--n-embd", "2", "--steps", "8000", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    params, vocab, _ = checkpoint.load(tmp_path / "model.npz")
+    C = params["C"].astype(np.float64)
+    vow = np.array([vocab.stoi[c] for c in VOWELS])
+    con = np.array([vocab.stoi[c] for c in vocab.itos[1:] if c not in VOWELS])
+    d = np.linalg.norm(C[:, None] - C[None], axis=-1)
+    within = d[np.ix_(vow, vow)][np.triu_indices(len(vow), 1)].mean()
+    between = d[np.ix_(vow, con)].mean()
+    assert within < 0.6 * between, (within, between)
