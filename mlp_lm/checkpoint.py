@@ -48,18 +48,31 @@ def load(path):
     if path.is_dir():
         raise CheckpointError(f"checkpoint path is a directory: {path} (pass the model.npz inside it)")
     try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror}") from None
+    if magic != b"PK\x03\x04":  # every .npz is a zip archive
+        raise CheckpointError(f"{path} is not a .npz archive: damaged or not an mlp_lm checkpoint; {hint}")
+    try:
         with np.load(path, allow_pickle=False) as f:
-            if not hasattr(f, "files"):
-                raise ValueError("a single array, not an archive")
             contents = {k: f[k] for k in f.files}
-    except Exception as e:  # zipfile, zlib, OSError, ValueError, EOFError: all mean the same to the user
-        raise CheckpointError(f"cannot read checkpoint {path}: damaged or not an mlp_lm model.npz ({e}); {hint}") from None
+    except ValueError as e:
+        if "pickle" in str(e):  # numpy's own message suggests unsafe loading: don't pass that on
+            raise CheckpointError(f"{path} holds pickled objects, which an mlp_lm checkpoint never does; "
+                                  f"it is damaged or not ours; {hint}") from None
+        raise CheckpointError(f"cannot read checkpoint {path}: damaged ({e}); {hint}") from None
+    except Exception as e:  # zipfile, zlib, OSError, EOFError: all mean a damaged file to the user
+        raise CheckpointError(f"cannot read checkpoint {path}: damaged ({type(e).__name__}: {e}); {hint}") from None
 
     missing = [k for k in (*PARAM_NAMES, "vocab", "config") if k not in contents]
     if missing:
         raise CheckpointError(f"{path} is not an mlp_lm checkpoint: it has no {', '.join(missing)}; {hint}")
     try:
-        config = json.loads(str(contents["config"]))
+        try:
+            config = json.loads(str(contents["config"]))
+        except ValueError as e:
+            raise ValueError(f"its config is not JSON ({e})") from None
         vocab = Vocab(str(contents["vocab"]))
         if not isinstance(config, dict) or config.get("format") != FORMAT:
             raise ValueError(f"its config does not say format {FORMAT!r}")

@@ -1,0 +1,178 @@
+"""Bad input ends with one line on stderr saying what is wrong, and exit code 2: no traceback."""
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from mlp_lm import checkpoint, cli, sample, train
+
+from .conftest import NAMES, run_cli
+
+
+def call(module, argv, capsys):
+    prog = f"python -m {module.__name__}"
+    with pytest.raises(SystemExit) as e:
+        cli.run(lambda: module.main([str(a) for a in argv]), prog)
+    captured = capsys.readouterr()
+    return e.value.code, captured.err
+
+
+def assert_one_line_error(code, err, *words):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "error:" in lines[0] and "Traceback" not in err
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+
+
+@pytest.mark.parametrize("flags,words", [
+    (["--steps", "0"], ["--steps", "positive"]),
+    (["--steps", "-5"], ["--steps"]),
+    (["--steps", "1.5"], ["--steps"]),
+    (["--batch-size", "0"], ["--batch-size"]),
+    (["--block-size", "0"], ["--block-size"]),
+    (["--n-embd", "-1"], ["--n-embd"]),
+    (["--n-hidden", "0"], ["--n-hidden"]),
+    (["--lr", "0"], ["--lr", "positive finite"]),
+    (["--lr", "-0.1"], ["--lr"]),
+    (["--lr", "nan"], ["--lr"]),
+    (["--lr", "inf"], ["--lr"]),
+    (["--lr", "fast"], ["--lr"]),
+    (["--eval-every", "-1"], ["--eval-every"]),
+    (["--init", "xavier"], ["--init"]),
+    (["--dtype", "float16"], ["--dtype"]),
+    (["--seed", "-1"], ["--seed"]),
+    (["--no-such-flag"], ["unrecognized"]),
+])
+def test_train_rejects_nonsensical_flags(flags, words, capsys, tmp_path):
+    code, err = call(train, flags + ["--out", tmp_path], capsys)
+    assert_one_line_error(code, err, *words)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("content,words", [
+    (None, ["not found"]),
+    ("", ["no items"]),
+    ("\n \n\n", ["no items"]),
+    (b"anna\n\xff\xfe\n", ["not UTF-8"]),
+    ("anna\nmary.jane\nbo\nal\ned\nflo\n", ["boundary symbol"]),
+    ("anna\nbo\n", ["too few", "at least 6"]),
+])
+def test_train_rejects_bad_data(content, words, capsys, tmp_path):
+    f = tmp_path / "words.txt"
+    if isinstance(content, bytes):
+        f.write_bytes(content)
+    elif content is not None:
+        f.write_text(content)
+    code, err = call(train, ["--data", f, "--steps", 5, "--out", tmp_path / "out"], capsys)
+    assert_one_line_error(code, err, *words)
+
+
+def test_train_rejects_unwritable_out(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("I am a file")
+    code, err = call(train, ["--steps", 5, "--out", blocker / "sub"], capsys)
+    assert_one_line_error(code, err, "cannot write to output directory", "--out")
+
+
+@pytest.fixture(scope="module")
+def good_checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ckpt")
+    assert train.main(["--steps", "5", "--n-hidden", "8", "--eval-every", "0", "--out", str(out)]) == 0
+    return out / "model.npz"
+
+
+def damaged(tmp_path, good, kind):
+    p = tmp_path / "model.npz"
+    raw = good.read_bytes()
+    if kind == "truncated":
+        p.write_bytes(raw[: len(raw) // 2])
+    elif kind == "text":
+        p.write_text("this is not a model\n")
+    elif kind == "empty":
+        p.write_bytes(b"")
+    elif kind == "foreign":
+        np.savez(p, weights=np.zeros(3))
+    elif kind == "single-array":
+        with open(p, "wb") as f:
+            np.save(f, np.zeros(3))
+    elif kind in ("bad-shape", "nan", "bad-config", "pickled", "int-params", "bad-vocab"):
+        with np.load(good, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+        if kind == "bad-shape":
+            arrays["W1"] = arrays["W1"][:-1]
+        elif kind == "nan":
+            arrays["b2"][0] = np.nan
+        elif kind == "bad-config":
+            arrays["config"] = np.array("{not json")
+        elif kind == "pickled":
+            arrays["config"] = np.array([{"a": 1}], dtype=object)
+        elif kind == "int-params":
+            arrays["b1"] = arrays["b1"].astype(np.int64)
+        elif kind == "bad-vocab":
+            arrays["vocab"] = np.array("abc")
+        np.savez(p, **arrays)
+    elif kind == "flipped":
+        # A corrupted byte inside a stored member: the zip's CRC check catches it.
+        with zipfile.ZipFile(good) as z:
+            info = z.getinfo("W1.npy")
+        b = bytearray(raw)
+        b[info.header_offset + 30 + len(info.filename) + 200] ^= 0xFF
+        p.write_bytes(bytes(b))
+    return p
+
+
+@pytest.mark.parametrize("kind,words", [
+    ("truncated", ["damaged"]),
+    ("text", ["not a .npz archive"]),
+    ("empty", ["not a .npz archive"]),
+    ("flipped", ["damaged"]),
+    ("foreign", ["not an mlp_lm checkpoint"]),
+    ("single-array", ["not a .npz archive"]),
+    ("bad-shape", ["W1", "shape"]),
+    ("nan", ["b2", "NaN"]),
+    ("bad-config", ["not a valid"]),
+    ("pickled", ["pickled objects"]),
+    ("int-params", ["b1", "dtype"]),
+    ("bad-vocab", ["not a valid", "boundary"]),
+])
+def test_sample_rejects_damaged_checkpoints(kind, words, good_checkpoint, tmp_path, capsys):
+    p = damaged(tmp_path, good_checkpoint, kind)
+    code, err = call(sample, ["--checkpoint", p], capsys)
+    assert_one_line_error(code, err, *words)
+    with pytest.raises(checkpoint.CheckpointError):
+        checkpoint.load(p)
+
+
+@pytest.mark.parametrize("flags,words", [
+    (["--checkpoint", "no/such/model.npz"], ["checkpoint not found", "python -m mlp_lm.train"]),
+    (["-n", "0"], ["-n"]),
+    (["--temperature", "0"], ["--temperature"]),
+    (["--temperature", "-1"], ["--temperature"]),
+    (["--temperature", "nan"], ["--temperature"]),
+    (["--top-k", "0"], ["--top-k"]),
+    (["--max-length", "0"], ["--max-length"]),
+    (["--prefix", "Zoë"], ["--prefix", "unknown symbol"]),
+    (["--prefix", "a.b"], ["--prefix", "boundary"]),
+])
+def test_sample_rejects_bad_flags(flags, words, good_checkpoint, capsys):
+    argv = flags if "--checkpoint" in flags else ["--checkpoint", good_checkpoint] + flags
+    code, err = call(sample, argv, capsys)
+    assert_one_line_error(code, err, *words)
+
+
+def test_sample_checkpoint_is_a_directory(good_checkpoint, capsys):
+    code, err = call(sample, ["--checkpoint", good_checkpoint.parent], capsys)
+    assert_one_line_error(code, err, "directory")
+
+
+def test_a_real_process_prints_no_traceback(tmp_path):
+    # The same paths through `python -m`, as a user types them.
+    proc = run_cli("mlp_lm.train", "--data", tmp_path / "missing.txt")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "not found" in proc.stderr
+    proc = run_cli("mlp_lm.sample", "--checkpoint", NAMES)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "not a .npz" in proc.stderr
+    proc = run_cli("mlp_lm.train", "--batch-size", "0")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--batch-size" in proc.stderr

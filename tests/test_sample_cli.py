@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+
+from mlp_lm import checkpoint, sample
+
+from .conftest import run_cli
+
+
+def test_sample_prints_n_lines_and_a_novelty_summary(tiny_run):
+    out, _ = tiny_run
+    proc = run_cli("mlp_lm.sample", "--checkpoint", out / "model.npz", "-n", 12, "--seed", 3)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 12
+    assert all(set(l) <= set("abcdefghijklmnopqrstuvwxyz") for l in lines)
+    summary = proc.stderr.strip()
+    assert summary.startswith("(12 samples:") and "in the training set" in summary and "new)" in summary
+    counts = [int(w) for w in summary.replace("(", " ").split() if w.isdigit()]
+    assert counts[0] == 12 and sum(counts[1:]) == 12
+
+
+def test_same_seed_same_lines_and_prefix_stable(tiny_run):
+    params, vocab, config = checkpoint.load(tiny_run[0] / "model.npz")
+    T = config["block_size"]
+    a = sample.generate(params, vocab, T, 30, np.random.default_rng(5))
+    b = sample.generate(params, vocab, T, 30, np.random.default_rng(5))
+    c = sample.generate(params, vocab, T, 30, np.random.default_rng(6))
+    first = sample.generate(params, vocab, T, 7, np.random.default_rng(5))
+    assert a == b != c
+    assert first == a[:7]  # -n 7 gives the first 7 lines of -n 30
+
+
+def test_prefix_top_k_and_temperature(tiny_run):
+    params, vocab, config = checkpoint.load(tiny_run[0] / "model.npz")
+    T = config["block_size"]
+    with_prefix = sample.generate(params, vocab, T, 20, np.random.default_rng(0), prefix="mar")
+    assert all(s.startswith("mar") for s in with_prefix)
+    # top-k 1 is greedy decoding: every sample is the same, whatever the seed.
+    greedy = sample.generate(params, vocab, T, 5, np.random.default_rng(0), top_k=1)
+    assert len(set(greedy)) == 1
+    assert greedy == sample.generate(params, vocab, T, 5, np.random.default_rng(99), top_k=1)
+    # A very low temperature is greedy too.
+    assert sample.generate(params, vocab, T, 5, np.random.default_rng(1), temperature=1e-3) == greedy
+    # top-k 2: at each step only the two likeliest symbols can appear.
+    ctx = np.zeros((1, T), dtype=np.int64)
+    from mlp_lm.model import next_probs
+    top2 = set(np.argsort(next_probs(params, ctx)[0])[-2:])
+    firsts = {vocab.stoi[s[0]] if s else 0
+              for s in sample.generate(params, vocab, T, 200, np.random.default_rng(2), top_k=2)}
+    assert firsts <= top2 and len(firsts) == 2
+
+
+def test_sampling_follows_the_model_distribution():
+    # A hand-made model whose first symbol is 'a' with p = 0.25 and 'b' with p = 0.75, then the boundary.
+    from mlp_lm.data import Vocab
+    vocab = Vocab(".ab")
+    params = {"C": np.zeros((3, 1)), "W1": np.zeros((1, 1)), "b1": np.zeros(1), "W2": np.zeros((1, 3)),
+              "b2": np.log(np.array([1e-12, 0.25, 0.75]))}
+    s = sample.generate(params, vocab, 1, 4000, np.random.default_rng(0), max_length=1)
+    assert set(s) == {"a", "b"}
+    assert s.count("a") / 4000 == pytest.approx(0.25, abs=0.025)
+
+
+def test_max_length_caps_a_sample():
+    from mlp_lm.data import Vocab
+    vocab = Vocab(".a")
+    params = {"C": np.zeros((2, 1)), "W1": np.zeros((1, 1)), "b1": np.zeros(1), "W2": np.zeros((1, 2)),
+              "b2": np.array([-50.0, 0.0])}  # never ends on its own
+    assert sample.generate(params, vocab, 1, 2, np.random.default_rng(0), max_length=5) == ["aaaaa"] * 2
+
+
+def test_summary_when_the_training_data_is_gone(tiny_run, tmp_path):
+    params, vocab, config = checkpoint.load(tiny_run[0] / "model.npz")
+    moved = tmp_path / "model.npz"
+    checkpoint.save(moved, params, vocab, {k: v for k, v in config.items() if k != "format"}
+                    | {"data": str(tmp_path / "gone.txt")})
+    proc = run_cli("mlp_lm.sample", "--checkpoint", moved, "-n", 3)
+    assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 3
+    assert "cannot say which are new" in proc.stderr and "gone.txt" in proc.stderr
