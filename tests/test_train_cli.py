@@ -1,4 +1,5 @@
 import csv
+import os
 import json
 
 import numpy as np
@@ -156,3 +157,11 @@ def test_two_dimensional_embedding_clusters_the_vowels(tmp_path):
     within = d[np.ix_(vow, vow)][np.triu_indices(len(vow), 1)].mean()
     between = d[np.ix_(vow, con)].mean()
     assert within < 0.6 * between, (within, between)
+
+
+@pytest.mark.skipif(not os.environ.get("MLP_LM_SLOW"), reason="two full 200,000-step runs (~50 s): set MLP_LM_SLOW=1")
+@pytest.mark.parametrize("init,low,high", [("scaled", 1.9, 2.12), ("lecture", 2.15, 2.19)])
+def test_full_run_meets_the_targets(init, low, high, tmp_path):
+    assert train.main(["--init", init, "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    dev = json.loads((tmp_path / "metrics.json").read_text())["dev_loss"]
+    assert low <= dev <= high, dev
