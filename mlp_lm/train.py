@@ -19,12 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, model
+from . import checkpoint, model, plots
 from .cli import ArgumentParser, UsageError, non_negative_int, positive_float, positive_int, run
 from .data import SPLIT_SEED, load_splits
 from .sample import generate
 
-PLOT_HINT = "matplotlib is not installed, so no pictures: pip install -e '.[plot]' to get them"
 
 
 @dataclass
@@ -185,50 +184,6 @@ def sweep_table(lre, losses, n_bins=12):
 
 # --- outputs ---------------------------------------------------------------
 
-def try_pyplot():
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        return plt
-    except ImportError:
-        return None
-
-
-def plot_loss(plt, losses, devs, path):
-    fig, ax = plt.subplots(figsize=(7, 4))
-    steps = np.arange(1, len(losses) + 1)
-    ax.plot(steps, np.log10(losses), lw=0.3, alpha=0.4, label="minibatch")
-    w = max(1, len(losses) // 200)
-    if len(losses) >= w:
-        smooth = np.convolve(losses, np.ones(w) / w, mode="valid")
-        ax.plot(steps[w - 1:], np.log10(smooth), lw=1.5, label=f"mean of {w} steps")
-    if devs:
-        ax.plot(list(devs), np.log10(list(devs.values())), "o-", label="dev")
-    ax.set_xlabel("step")
-    ax.set_ylabel("log10 loss (nats)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_embedding(plt, C, vocab, path):
-    """The first two embedding dimensions, one labelled point per symbol, as in the lecture."""
-    C = np.asarray(C, dtype=np.float64)
-    y = C[:, 1] if C.shape[1] > 1 else np.zeros(len(C))
-    fig, ax = plt.subplots(figsize=(6, 6))
-    ax.scatter(C[:, 0], y, s=200, c="#dddddd")
-    for i, s in enumerate(vocab.itos):
-        ax.text(C[i, 0], y[i], s, ha="center", va="center", fontsize=12)
-    ax.set_xlabel("C[:, 0]")
-    ax.set_ylabel("C[:, 1]")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def write_loss_csv(path, losses, devs):
     lines = ["step,train_loss,dev_loss"]
     lines += [f"{i + 1},{loss:.6f},{devs[i + 1]:.6f}" if i + 1 in devs else f"{i + 1},{loss:.6f},"
@@ -263,7 +218,7 @@ def main(argv=None):
           f"{len(splits.train[1])}/{len(splits.dev[1])}/{len(splits.test[1])} train/dev/test examples")
     print(f"model: T={cfg.block_size} E={cfg.n_embd} H={cfg.n_hidden} init={cfg.init}: "
           f"{model.num_params(params):,} parameters")
-    plt = try_pyplot()
+    plt = plots.try_pyplot()
 
     if args.lr_sweep:
         lre, losses = lr_sweep(cfg, splits, params)
@@ -280,16 +235,10 @@ def main(argv=None):
         np.savetxt(out / "lr_sweep.csv", np.column_stack([np.arange(1, len(lre) + 1), 10**lre, losses]),
                    delimiter=",", header="step,lr,loss", comments="", fmt=["%d", "%.6g", "%.6f"])
         if plt:
-            fig, ax = plt.subplots(figsize=(7, 4))
-            ax.plot(lre, losses, lw=0.5)
-            ax.set_xlabel("log10 learning rate")
-            ax.set_ylabel("minibatch loss")
-            fig.tight_layout()
-            fig.savefig(out / "lr_sweep.png", dpi=120)
-            plt.close(fig)
+            plots.plot_lr_sweep(plt, lre, losses, out / "lr_sweep.png")
             print(f"wrote {out / 'lr_sweep.csv'} and {out / 'lr_sweep.png'}")
         else:
-            print(f"wrote {out / 'lr_sweep.csv'} ({PLOT_HINT})")
+            print(f"wrote {out / 'lr_sweep.csv'} ({plots.HINT})")
         return 0
 
     try:
@@ -321,10 +270,10 @@ def main(argv=None):
     print("samples:", ", ".join(samples))
     written = ["model.npz", "metrics.json", "loss.csv"]
     if plt:
-        plot_loss(plt, losses, devs, out / "loss.png")
-        plot_embedding(plt, params["C"], splits.vocab, out / "embedding.png")
+        plots.plot_loss(plt, losses, devs, out / "loss.png")
+        plots.plot_embedding(plt, params["C"], splits.vocab, out / "embedding.png")
         written += ["loss.png", "embedding.png"]
-    print(f"wrote {', '.join(written)} to {out}{'' if plt else ' (' + PLOT_HINT + ')'}")
+    print(f"wrote {', '.join(written)} to {out}{'' if plt else ' (' + plots.HINT + ')'}")
     print(f"sample more: python -m mlp_lm.sample --checkpoint {out / 'model.npz'}")
     return 130 if done < cfg.steps else 0
 

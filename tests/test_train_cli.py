@@ -131,7 +131,7 @@ def test_divergence_is_an_error_and_keeps_the_previous_model(tmp_path):
 
 
 def test_pictures_or_a_hint(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(train, "try_pyplot", lambda: None)
+    monkeypatch.setattr(train.plots, "try_pyplot", lambda: None)
     assert train.main(["--steps", "20", "--out", str(tmp_path / "no")]) == 0
     out = capsys.readouterr().out
     assert out.count("pip install -e '.[plot]'") == 1

@@ -1,0 +1,58 @@
+"""The pictures: loss curve, learning-rate sweep, 2-D embedding. matplotlib is optional."""
+import numpy as np
+
+HINT = "matplotlib is not installed, so no pictures: pip install -e '.[plot]' to get them"
+
+
+def try_pyplot():
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        return plt
+    except ImportError:
+        return None
+
+
+def plot_loss(plt, losses, devs, path):
+    fig, ax = plt.subplots(figsize=(7, 4))
+    steps = np.arange(1, len(losses) + 1)
+    ax.plot(steps, np.log10(losses), lw=0.3, alpha=0.4, label="minibatch")
+    w = max(1, len(losses) // 200)
+    if len(losses) >= w:
+        smooth = np.convolve(losses, np.ones(w) / w, mode="valid")
+        ax.plot(steps[w - 1:], np.log10(smooth), lw=1.5, label=f"mean of {w} steps")
+    if devs:
+        ax.plot(list(devs), np.log10(list(devs.values())), "o-", label="dev")
+    ax.set_xlabel("step")
+    ax.set_ylabel("log10 loss (nats)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_embedding(plt, C, vocab, path):
+    """The first two embedding dimensions, one labelled point per symbol, as in the lecture."""
+    C = np.asarray(C, dtype=np.float64)
+    y = C[:, 1] if C.shape[1] > 1 else np.zeros(len(C))
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.scatter(C[:, 0], y, s=200, c="#dddddd")
+    for i, s in enumerate(vocab.itos):
+        ax.text(C[i, 0], y[i], s, ha="center", va="center", fontsize=12)
+    ax.set_xlabel("C[:, 0]")
+    ax.set_ylabel("C[:, 1]")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_lr_sweep(plt, lre, losses, path):
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(lre, losses, lw=0.5)
+    ax.set_xlabel("log10 learning rate")
+    ax.set_ylabel("minibatch loss")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
