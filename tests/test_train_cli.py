@@ -165,3 +165,23 @@ def test_full_run_meets_the_targets(init, low, high, tmp_path):
     assert train.main(["--init", init, "--eval-every", "0", "--out", str(tmp_path)]) == 0
     dev = json.loads((tmp_path / "metrics.json").read_text())["dev_loss"]
     assert low <= dev <= high, dev
+
+
+def test_progress_redraws_in_place_on_a_terminal(monkeypatch):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    clock = iter(np.arange(0.0, 100.0, 0.05))  # 0.05 s per call: > 0.1 s since the last draw every 3rd step
+    monkeypatch.setattr(train.time, "perf_counter", lambda: next(clock))
+    term = Terminal()
+    p = train.Progress(10, stream=term)
+    for done in range(1, 11):
+        p.update(done, 2.0, dev=1.5 if done == 6 else None)
+    text = term.getvalue()
+    drawn = [int(part.split()[1].split("/")[0]) for part in text.split("\r\033[K")[1:]]
+    assert drawn == [3, 6, 9, 10] and text.endswith("ETA 0s\n")
+    kept = [l.split("\r\033[K")[-1] for l in text.splitlines()]
+    assert len(kept) == 2 and "dev 1.5000" in kept[0] and kept[1].startswith("step 10/10")
