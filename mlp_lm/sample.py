@@ -76,14 +76,14 @@ def novelty(samples, config):
 
 def main(argv=None):
     ap = ArgumentParser(prog="python -m mlp_lm.sample", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--checkpoint", required=True, help="a model.npz written by python -m mlp_lm.train")
-    ap.add_argument("-n", "--num-samples", type=positive_int, default=20, help="how many samples (default 20)")
-    ap.add_argument("--seed", type=non_negative_int, default=0, help="random seed; the same seed gives the same lines")
-    ap.add_argument("--temperature", type=positive_float, default=1.0,
+    ap.add_argument("--checkpoint", metavar="PATH", required=True, help="a model.npz written by python -m mlp_lm.train")
+    ap.add_argument("-n", "--num-samples", metavar="N", type=positive_int, default=20, help="how many samples (default 20)")
+    ap.add_argument("--seed", metavar="N", type=non_negative_int, default=0, help="random seed; the same seed gives the same lines")
+    ap.add_argument("--temperature", metavar="T", type=positive_float, default=1.0,
                     help="divide the logits by this: below 1 is more conservative, above 1 more adventurous")
-    ap.add_argument("--top-k", type=positive_int, default=None, help="sample only from the k most likely symbols")
-    ap.add_argument("--prefix", default="", help="start every sample with these characters")
-    ap.add_argument("--max-length", type=positive_int, default=64,
+    ap.add_argument("--top-k", metavar="K", type=positive_int, default=None, help="sample only from the k most likely symbols")
+    ap.add_argument("--prefix", metavar="TEXT", default="", help="start every sample with these characters")
+    ap.add_argument("--max-length", metavar="N", type=positive_int, default=64,
                     help="stop a sample after this many symbols (default 64)")
     args = ap.parse_args(argv)
 

@@ -44,25 +44,25 @@ class Config:
 def parse_args(argv):
     ap = ArgumentParser(prog="python -m mlp_lm.train", description=__doc__.split("\n\n")[0])
     g = ap.add_argument_group("data and output")
-    g.add_argument("--data", default=Config.data, help="a UTF-8 file with one item per line (default data/names.txt)")
-    g.add_argument("--out", default=None, help="directory for model.npz and the rest (default runs/<data file stem>)")
+    g.add_argument("--data", metavar="PATH", default=Config.data, help="a UTF-8 file with one item per line (default data/names.txt)")
+    g.add_argument("--out", metavar="DIR", default=None, help="directory for model.npz and the rest (default runs/<data file stem>)")
     g = ap.add_argument_group("model")
-    g.add_argument("--block-size", type=positive_int, default=Config.block_size, help="context length T (default 3)")
-    g.add_argument("--n-embd", type=positive_int, default=Config.n_embd, help="embedding size E (default 10)")
-    g.add_argument("--n-hidden", type=positive_int, default=Config.n_hidden, help="hidden units H (default 200)")
+    g.add_argument("--block-size", metavar="T", type=positive_int, default=Config.block_size, help="context length T (default 3)")
+    g.add_argument("--n-embd", metavar="E", type=positive_int, default=Config.n_embd, help="embedding size E (default 10)")
+    g.add_argument("--n-hidden", metavar="H", type=positive_int, default=Config.n_hidden, help="hidden units H (default 200)")
     g.add_argument("--init", choices=("scaled", "lecture"), default=Config.init,
                    help="scaled: initial loss ~ ln V (default); lecture: plain standard normal, as in part 2")
     g = ap.add_argument_group("optimisation")
-    g.add_argument("--steps", type=positive_int, default=None,
+    g.add_argument("--steps", metavar="N", type=positive_int, default=None,
                    help="SGD steps (default 200000; 1000 with --lr-sweep)")
-    g.add_argument("--batch-size", type=positive_int, default=Config.batch_size, help="minibatch size B (default 32)")
-    g.add_argument("--lr", type=positive_float, default=Config.lr,
+    g.add_argument("--batch-size", metavar="B", type=positive_int, default=Config.batch_size, help="minibatch size B (default 32)")
+    g.add_argument("--lr", metavar="RATE", type=positive_float, default=Config.lr,
                    help="learning rate, divided by 10 after half the steps (default 0.1)")
-    g.add_argument("--seed", type=non_negative_int, default=Config.seed, help="random seed (default 42)")
+    g.add_argument("--seed", metavar="N", type=non_negative_int, default=Config.seed, help="random seed (default 42)")
     g.add_argument("--dtype", choices=("float32", "float64"), default=Config.dtype,
                    help="float32 (default, faster) or float64")
     g = ap.add_argument_group("evaluation")
-    g.add_argument("--eval-every", type=non_negative_int, default=Config.eval_every,
+    g.add_argument("--eval-every", metavar="N", type=non_negative_int, default=Config.eval_every,
                    help="dev loss every N steps (default 10000; 0 turns it off)")
     g.add_argument("--lr-sweep", action="store_true",
                    help="instead of training: raise the rate from 1e-3 to 1 over the run and tabulate the loss")
