@@ -14,7 +14,6 @@ of its scale; a wrong backward pass is off by order one. Use it on your own
 change: build a scalar function of one array, compute its gradient by hand,
 and call `numerical_grad` and `assert_close`. See docs/gradcheck.md.
 """
-import argparse
 import sys
 from dataclasses import dataclass
 
@@ -197,19 +196,18 @@ def check_model(params, X, Y, max_coords=None, seed=0):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m mlp_lm.gradcheck",
-                                 description="Check the model's hand-derived gradients against finite differences.")
-    ap.add_argument("--vocab-size", type=int, default=7, help="V (default 7)")
-    ap.add_argument("--block-size", type=int, default=3, help="T (default 3)")
-    ap.add_argument("--n-embd", type=int, default=4, help="E (default 4)")
-    ap.add_argument("--n-hidden", type=int, default=8, help="H (default 8)")
-    ap.add_argument("--batch-size", type=int, default=6, help="B (default 6)")
-    ap.add_argument("--seed", type=int, default=0, help="random seed for parameters and data")
+    from .cli import ArgumentParser, non_negative_int, positive_int
+
+    ap = ArgumentParser(prog="python -m mlp_lm.gradcheck",
+                        description="Check the model's hand-derived gradients against finite differences.")
+    ap.add_argument("--vocab-size", type=positive_int, default=7, metavar="V", help="V (default 7)")
+    ap.add_argument("--block-size", type=positive_int, default=3, metavar="T", help="T (default 3)")
+    ap.add_argument("--n-embd", type=positive_int, default=4, metavar="E", help="E (default 4)")
+    ap.add_argument("--n-hidden", type=positive_int, default=8, metavar="H", help="H (default 8)")
+    ap.add_argument("--batch-size", type=positive_int, default=6, metavar="B", help="B (default 6)")
+    ap.add_argument("--seed", type=non_negative_int, default=0, metavar="N",
+                    help="random seed for parameters and data (default 0)")
     args = ap.parse_args(argv)
-    for k in ("vocab_size", "block_size", "n_embd", "n_hidden", "batch_size"):
-        if getattr(args, k) < 1:
-            print(f"gradcheck: error: --{k.replace('_', '-')} must be at least 1", file=sys.stderr)
-            return 2
     rng = np.random.default_rng(args.seed)
     params = random_params(args.vocab_size, args.block_size, args.n_embd, args.n_hidden, seed=args.seed)
     X = rng.integers(0, args.vocab_size, size=(args.batch_size, args.block_size))

@@ -61,7 +61,10 @@ def novelty(samples, config):
     data_path = config.get("data")
     if not data_path or not Path(data_path).is_file():
         return None, f"the training data {data_path} is not there any more"
-    raw = Path(data_path).read_bytes()
+    try:
+        raw = Path(data_path).read_bytes()
+    except OSError as e:
+        return None, f"cannot read the training data {data_path}: {e.strerror}"
     if config.get("data_sha256") and hashlib.sha256(raw).hexdigest() != config["data_sha256"]:
         return None, f"the training data {data_path} has changed since training"
     try:

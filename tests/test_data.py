@@ -102,3 +102,9 @@ def test_vocab_encode_rejects_unknown_symbols():
     assert vocab.encode("cab") == [3, 1, 2]
     with pytest.raises(DataError, match="unknown symbol.*'z'"):
         vocab.encode("az")
+
+
+def test_byte_order_mark_is_not_a_symbol(tmp_path):
+    f = tmp_path / "bom.txt"
+    f.write_bytes("\ufeffanna\nbo\n".encode("utf-8"))
+    assert data.read_items(f) == ["anna", "bo"]

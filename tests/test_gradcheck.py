@@ -73,3 +73,10 @@ def test_cli_prints_a_passing_table(capsys):
     for name in ("dC", "dW1", "db1", "dW2", "db2", "dlogits", "dh", "dhpreact", "dembcat", "demb"):
         assert f"\n{name} " in "\n" + out
     assert "10 of 10 gradients within 1e-06" in out
+
+
+def test_cli_rejects_a_zero_size(capsys):
+    with pytest.raises(SystemExit) as e:
+        gradcheck.main(["--n-hidden", "0"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.count("\n") == 1
