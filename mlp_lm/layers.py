@@ -139,10 +139,10 @@ def softmax_cross_entropy_forward(logits, Y):
     B = logits.shape[0]
     shifted = logits - logits.max(axis=1, keepdims=True)  # (B, V), each row's max is 0
     counts = np.exp(shifted)  # (B, V), in (0, 1]
-    counts_sum = counts.sum(axis=1, keepdims=True)  # (B, 1), in [1, V]
-    logprobs = shifted - np.log(counts_sum)  # (B, V)
-    loss = -logprobs[np.arange(B), Y].mean()
-    probs = counts / counts_sum  # (B, V)
+    counts_sum = counts.sum(axis=1)  # (B,), in [1, V], so its log is finite
+    # -log p[y] = log(sum_j exp(z_j)) - z_y, taken on the shifted logits: only B logs, never log(0).
+    loss = (np.log(counts_sum) - shifted[np.arange(B), Y]).mean()
+    probs = counts / counts_sum[:, None]  # (B, V)
     return loss, (probs, Y)
 
 
