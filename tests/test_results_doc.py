@@ -63,3 +63,11 @@ def test_training_page_quotes_the_results_table():
     assert "25,626 / 3,203 / 3,204 names" in page
     assert "182,625 / 22,655 /\n22,866" in page or "182,625 / 22,655 / 22,866" in page
     assert f"about 1/{182625 // 32:,} of the cost" in page
+
+
+def test_readme_quotes_the_results_table():
+    readme = (DOCS.parent / "README.md").read_text()
+    rows = table()
+    assert f"ends at\ndev {float(rows['lecture'][8]):.4f}" in readme
+    train_, dev, test = (float(c) for c in rows["scaled"][7:10])
+    assert f"train loss {train_:.4f}  dev loss {dev:.4f}  test loss {test:.4f}" in readme
