@@ -120,8 +120,11 @@ class Progress:
         self.loss_sum, self.loss_n = 0.0, 0
 
 
-def train(cfg, splits, params, on_step=None):
-    """Minibatch SGD. Returns (losses per step, {step: dev loss}, seconds); stops early on Ctrl-C."""
+def train(cfg, splits, params):
+    """Minibatch SGD. Returns (losses per step, {step: dev loss}, seconds); stops early on Ctrl-C.
+
+    Raises Diverged if the loss or any arithmetic overflows: such a model is junk, not a result.
+    """
     Xtr, Ytr = splits.train
     Xdev, Ydev = splits.dev
     rng = np.random.default_rng([cfg.seed, 1])  # minibatches: a stream separate from the init
@@ -131,23 +134,26 @@ def train(cfg, splits, params, on_step=None):
     t0 = time.perf_counter()
     done = 0  # completed steps
     try:
-        for step in range(cfg.steps):
-            ix = rng.integers(0, len(Ytr), size=cfg.batch_size)  # (B,)
-            loss, grads = model.loss_and_grads(params, Xtr[ix], Ytr[ix])
-            if not math.isfinite(loss):
-                raise Diverged(f"training diverged at step {step + 1} (loss {loss}); "
-                               f"the learning rate {cfg.lr:g} is too large, try a smaller --lr")
-            lr = learning_rate(cfg, step)
-            for k in params:
-                params[k] -= lr * grads[k]
-            losses[step] = loss
-            done = step + 1
-            dev = None
-            if cfg.eval_every and (step + 1) % cfg.eval_every == 0:
-                dev = devs[step + 1] = model.split_loss(params, Xdev, Ydev)
-            progress.update(done, loss, dev)
+        with np.errstate(over="raise", invalid="raise"):  # overflow or NaN raises FloatingPointError
+            for step in range(cfg.steps):
+                ix = rng.integers(0, len(Ytr), size=cfg.batch_size)  # (B,)
+                loss, grads = model.loss_and_grads(params, Xtr[ix], Ytr[ix])
+                if not math.isfinite(loss):
+                    raise FloatingPointError(f"loss {loss}")
+                lr = learning_rate(cfg, step)
+                for k in params:
+                    params[k] -= lr * grads[k]
+                losses[step] = loss
+                done = step + 1
+                dev = None
+                if cfg.eval_every and done % cfg.eval_every == 0:
+                    dev = devs[done] = model.split_loss(params, Xdev, Ydev)
+                progress.update(done, loss, dev)
     except KeyboardInterrupt:
         print(f"\ninterrupted after {done} steps: saving the model as it is", file=sys.stderr)
+    except FloatingPointError as e:
+        raise Diverged(f"training diverged at step {done + 1} ({e}); "
+                       f"the learning rate {cfg.lr:g} is too large, try a smaller --lr") from None
     return losses[:done], devs, time.perf_counter() - t0
 
 
@@ -157,14 +163,18 @@ def lr_sweep(cfg, splits, params):
     rng = np.random.default_rng([cfg.seed, 1])
     lre = np.linspace(-3, 0, cfg.steps)  # exponents
     losses = np.full(cfg.steps, np.nan)
-    for step, e in enumerate(lre):
-        ix = rng.integers(0, len(Ytr), size=cfg.batch_size)
-        loss, grads = model.loss_and_grads(params, Xtr[ix], Ytr[ix])
-        if not math.isfinite(loss):
-            break  # the rate is past the point of blowing up; the rest would be NaN
-        losses[step] = loss
-        for k in params:
-            params[k] -= 10**e * grads[k]
+    with np.errstate(over="raise", invalid="raise"):
+        for step, e in enumerate(lre):
+            ix = rng.integers(0, len(Ytr), size=cfg.batch_size)
+            try:
+                loss, grads = model.loss_and_grads(params, Xtr[ix], Ytr[ix])
+                if not math.isfinite(loss):
+                    break
+                losses[step] = loss
+                for k in params:
+                    params[k] -= 10**e * grads[k]
+            except FloatingPointError:
+                break  # the rate is past blowing up: the remaining rates stay NaN in the table
     return lre, losses
 
 
@@ -243,14 +253,15 @@ def main(argv=None):
 
     try:
         losses, devs, seconds = train(cfg, splits, params)
+        with np.errstate(over="raise", invalid="raise"):
+            result = {name: model.split_loss(params, *getattr(splits, name[:-5]))
+                      for name in ("train_loss", "dev_loss", "test_loss")}
+    except FloatingPointError as e:
+        raise UsageError(f"training diverged: the final losses overflow ({e}); the learning rate "
+                         f"{cfg.lr:g} is too large, try a smaller --lr; nothing was saved") from None
     except Diverged as e:
         raise UsageError(f"{e}; nothing was saved") from None
     done = len(losses)
-    result = {
-        "train_loss": model.split_loss(params, *splits.train),
-        "dev_loss": model.split_loss(params, *splits.dev),
-        "test_loss": model.split_loss(params, *splits.test),
-    }
     result["dev_perplexity"] = math.exp(min(result["dev_loss"], 700.0))  # exp(700) is near float64's max
     config = {**asdict(cfg), "data": str(Path(cfg.data).resolve()), "vocab_size": V,
               "data_sha256": hashlib.sha256(Path(cfg.data).read_bytes()).hexdigest(), "split_seed": SPLIT_SEED}
@@ -267,6 +278,9 @@ def main(argv=None):
     print(f"train loss {result['train_loss']:.4f}  dev loss {result['dev_loss']:.4f}  "
           f"test loss {result['test_loss']:.4f}  (mean NLL, nats)")
     print(f"dev perplexity {result['dev_perplexity']:.2f} (out of {V} symbols)")
+    if result["dev_loss"] > math.log(V):
+        print(f"warning: the dev loss is above ln {V} = {math.log(V):.2f}, the loss of a uniform guess: "
+              f"the model learned nothing useful; try a smaller --lr or more --steps", file=sys.stderr)
     print("samples:", ", ".join(samples))
     written = ["model.npz", "metrics.json", "loss.csv"]
     if plt:

@@ -128,6 +128,17 @@ def test_divergence_is_an_error_and_keeps_the_previous_model(tmp_path):
     assert proc.stderr.strip().splitlines()[-1].startswith("python -m mlp_lm.train: error: training diverged")
     assert "smaller --lr" in proc.stderr and "Traceback" not in proc.stderr
     assert (tmp_path / "model.npz").read_bytes() == before
+    # One step that leaves finite parameters whose losses overflow in the final evaluation.
+    proc = run_cli("mlp_lm.train", "--steps", 1, "--lr", 1e38, "--init", "lecture", "--out", tmp_path)
+    assert proc.returncode == 2 and "diverged" in proc.stderr.splitlines()[-1]
+    assert "Traceback" not in proc.stderr and "RuntimeWarning" not in proc.stderr
+    assert (tmp_path / "model.npz").read_bytes() == before
+
+
+def test_a_useless_model_is_flagged(tmp_path):
+    proc = run_cli("mlp_lm.train", "--steps", 200, "--lr", 1e3, "--init", "lecture", "--out", tmp_path)
+    assert proc.returncode == 0  # finite numbers are reported, however bad ...
+    assert "warning: the dev loss is above ln 27 = 3.30" in proc.stderr  # ... and said to be bad
 
 
 def test_pictures_or_a_hint(tmp_path, monkeypatch, capsys):
