@@ -10,6 +10,7 @@ targets run through the item and end with the boundary, as in the lecture:
 
 Every problem with the data raises DataError with a message a person can act on.
 """
+import hashlib
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,11 @@ class DataError(Exception):
 
 def read_items(path):
     """Read one item per line: UTF-8, surrounding whitespace stripped, blank lines skipped."""
+    return read_items_and_digest(path)[0]
+
+
+def read_items_and_digest(path):
+    """The items, and the sha256 of the very bytes they were read from (to recognise the file later)."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -44,7 +50,7 @@ def read_items(path):
     items = [item for item in items if item]
     if not items:
         raise DataError(f"data file {path} has no items (it is empty or only blank lines)")
-    return items
+    return items, hashlib.sha256(raw).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -132,12 +138,13 @@ class Splits:
     dev: tuple
     test: tuple
     items: tuple  # (train_items, dev_items, test_items)
+    sha256: str  # of the data file as read
 
 
 def load_splits(path, block_size, seed=SPLIT_SEED):
     """Read the file, build the vocabulary from all of it, split the items, make the examples."""
-    items = read_items(path)
+    items, sha256 = read_items_and_digest(path)
     vocab = build_vocab(items)
     parts = split_items(items, seed)
     train, dev, test = (build_dataset(p, vocab, block_size) for p in parts)
-    return Splits(vocab, train, dev, test, parts)
+    return Splits(vocab, train, dev, test, parts, sha256)

@@ -6,15 +6,13 @@ One sample per line on stdout; on stderr, how many samples are copies of the
 training set, of dev/test, or new (makemore's check that the model is not
 just memorising).
 """
-import hashlib
 import sys
-from pathlib import Path
 
 import numpy as np
 
 from . import checkpoint
 from .cli import ArgumentParser, UsageError, non_negative_int, positive_float, positive_int, run
-from .data import BOUNDARY, DataError, read_items, split_items
+from .data import BOUNDARY, SPLIT_SEED, DataError, read_items_and_digest, split_items
 from .model import next_probs
 
 
@@ -26,6 +24,8 @@ def generate(params, vocab, block_size, n, rng, *, temperature=1.0, top_k=None, 
     block, so the first k samples of a run with n > k equal those of a run with n = k.
     """
     V = len(vocab)
+    if BOUNDARY in prefix:  # it would end the sample before it starts
+        raise DataError(f"a prefix must not contain the boundary symbol {BOUNDARY!r}")
     prefix_ids = vocab.encode(prefix)  # raises DataError for unknown symbols
     ctx = np.zeros((n, block_size), dtype=np.int64)  # (n, T), the boundary pads the start
     for i in prefix_ids:  # a loop over the prefix's characters, shared by all samples
@@ -59,17 +59,14 @@ def generate(params, vocab, block_size, n, rng, *, temperature=1.0, top_k=None, 
 def novelty(samples, config):
     """Counts of samples in the training set, in dev/test, and new; None with a reason if unknown."""
     data_path = config.get("data")
-    if not data_path or not Path(data_path).is_file():
-        return None, f"the training data {data_path} is not there any more"
+    if not data_path:
+        return None, "the checkpoint does not record its training data"
     try:
-        raw = Path(data_path).read_bytes()
-    except OSError as e:
-        return None, f"cannot read the training data {data_path}: {e.strerror}"
-    if config.get("data_sha256") and hashlib.sha256(raw).hexdigest() != config["data_sha256"]:
-        return None, f"the training data {data_path} has changed since training"
-    try:
-        train, dev, test = split_items(read_items(data_path), config.get("split_seed", 42))
-    except DataError as e:
+        items, sha256 = read_items_and_digest(data_path)
+        if config.get("data_sha256") and sha256 != config["data_sha256"]:
+            return None, f"the training data {data_path} has changed since training"
+        train, dev, test = split_items(items, config.get("split_seed", SPLIT_SEED))
+    except DataError as e:  # gone, unreadable or no longer usable
         return None, str(e)
     train, heldout = set(train), set(dev) | set(test)
     in_train = sum(s in train for s in samples)
@@ -91,16 +88,13 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     params, vocab, config = checkpoint.load(args.checkpoint)
-    if BOUNDARY in args.prefix:
-        raise UsageError(f"--prefix must not contain the boundary symbol {BOUNDARY!r}")
-    try:
-        vocab.encode(args.prefix)
-    except DataError as e:
-        raise UsageError(f"--prefix {args.prefix!r}: {e}") from None
     rng = np.random.default_rng(args.seed)
-    samples = generate(params, vocab, config["block_size"], args.num_samples, rng,
-                       temperature=args.temperature, top_k=args.top_k, prefix=args.prefix,
-                       max_length=args.max_length)
+    try:
+        samples = generate(params, vocab, config["block_size"], args.num_samples, rng,
+                           temperature=args.temperature, top_k=args.top_k, prefix=args.prefix,
+                           max_length=args.max_length)
+    except DataError as e:  # the only user input generate() checks is the prefix
+        raise UsageError(f"--prefix {args.prefix!r}: {e}") from None
     print("\n".join(samples))
     sys.stdout.flush()
     counts, why = novelty(samples, config)

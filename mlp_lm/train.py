@@ -9,7 +9,6 @@ the learning rate drops tenfold after half the steps. Writes model.npz,
 metrics.json and loss.csv to --out (and loss.png and embedding.png when
 matplotlib is installed).
 """
-import hashlib
 import json
 import math
 import sys
@@ -23,7 +22,6 @@ from . import checkpoint, model, plots
 from .cli import ArgumentParser, UsageError, non_negative_int, positive_float, positive_int, run
 from .data import SPLIT_SEED, load_splits
 from .sample import generate
-
 
 
 @dataclass
@@ -77,7 +75,11 @@ def learning_rate(cfg, step):
 
 
 class Diverged(Exception):
-    pass
+    """The arithmetic overflowed: the model is junk, not a result."""
+
+    def __init__(self, cfg, where):
+        super().__init__(f"training diverged {where}; the learning rate {cfg.lr:g} is too large, "
+                         f"try a smaller --lr; nothing was saved")
 
 
 class Progress:
@@ -152,8 +154,7 @@ def train(cfg, splits, params):
     except KeyboardInterrupt:
         print(f"\ninterrupted after {done} steps: saving the model as it is", file=sys.stderr)
     except FloatingPointError as e:
-        raise Diverged(f"training diverged at step {done + 1} ({e}); "
-                       f"the learning rate {cfg.lr:g} is too large, try a smaller --lr") from None
+        raise Diverged(cfg, f"at step {done + 1} ({e})") from None
     return losses[:done], devs, time.perf_counter() - t0
 
 
@@ -254,17 +255,17 @@ def main(argv=None):
     try:
         losses, devs, seconds = train(cfg, splits, params)
         with np.errstate(over="raise", invalid="raise"):
-            result = {name: model.split_loss(params, *getattr(splits, name[:-5]))
-                      for name in ("train_loss", "dev_loss", "test_loss")}
+            result = {"train_loss": model.split_loss(params, *splits.train),
+                      "dev_loss": model.split_loss(params, *splits.dev),
+                      "test_loss": model.split_loss(params, *splits.test)}
     except FloatingPointError as e:
-        raise UsageError(f"training diverged: the final losses overflow ({e}); the learning rate "
-                         f"{cfg.lr:g} is too large, try a smaller --lr; nothing was saved") from None
+        raise UsageError(str(Diverged(cfg, f"in the final evaluation ({e})"))) from None
     except Diverged as e:
-        raise UsageError(f"{e}; nothing was saved") from None
+        raise UsageError(str(e)) from None
     done = len(losses)
     result["dev_perplexity"] = math.exp(min(result["dev_loss"], 700.0))  # exp(700) is near float64's max
     config = {**asdict(cfg), "data": str(Path(cfg.data).resolve()), "vocab_size": V,
-              "data_sha256": hashlib.sha256(Path(cfg.data).read_bytes()).hexdigest(), "split_seed": SPLIT_SEED}
+              "data_sha256": splits.sha256, "split_seed": SPLIT_SEED}
     checkpoint.save(out / "model.npz", params, splits.vocab, config)
     samples = generate(params, splits.vocab, cfg.block_size, 10, np.random.default_rng([cfg.seed, 2]))
     metrics = {**result, "steps": done, "train_seconds": round(seconds, 3),

@@ -22,6 +22,7 @@ def test_lecture_split_sizes():
     assert len(s.vocab) == 27 and s.vocab.itos == ".abcdefghijklmnopqrstuvwxyz"
     assert [len(part[1]) for part in (s.train, s.dev, s.test)] == [182625, 22655, 22866]
     assert [len(p) for p in s.items] == [25626, 3203, 3204]
+    assert s.sha256 == hashlib.sha256(NAMES.read_bytes()).hexdigest()  # of the bytes the splits came from
     for X, Y in (s.train, s.dev, s.test):
         assert X.shape == (len(Y), 3) and X.dtype == Y.dtype == np.int64
 
