@@ -13,6 +13,7 @@ import json
 import math
 import sys
 import time
+from functools import partial
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import numpy as np
 from . import checkpoint, model, plots
 from .cli import ArgumentParser, UsageError, non_negative_int, positive_float, positive_int, run
 from .data import SPLIT_SEED, load_splits
-from .sample import generate
+from .sampling import generate
 
 
 @dataclass
@@ -267,7 +268,7 @@ def main(argv=None):
     config = {**asdict(cfg), "data": str(Path(cfg.data).resolve()), "vocab_size": V,
               "data_sha256": splits.sha256, "split_seed": SPLIT_SEED}
     checkpoint.save(out / "model.npz", params, splits.vocab, config)
-    samples = generate(params, splits.vocab, cfg.block_size, 10, np.random.default_rng([cfg.seed, 2]))
+    samples = generate(partial(model.next_probs, params), splits.vocab, cfg.block_size, 10, np.random.default_rng([cfg.seed, 2]))
     metrics = {**result, "steps": done, "train_seconds": round(seconds, 3),
                "steps_per_second": round(done / seconds, 1) if seconds else None,
                "params": model.num_params(params), "interrupted": done < cfg.steps,

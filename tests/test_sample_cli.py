@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from mlp_lm import checkpoint, sample
+from functools import partial
+
+from mlp_lm import checkpoint, model, sampling
 
 from .conftest import run_cli
 
@@ -22,10 +24,10 @@ def test_sample_prints_n_lines_and_a_novelty_summary(tiny_run):
 def test_same_seed_same_lines_and_prefix_stable(tiny_run):
     params, vocab, config = checkpoint.load(tiny_run[0] / "model.npz")
     T = config["block_size"]
-    a = sample.generate(params, vocab, T, 30, np.random.default_rng(5))
-    b = sample.generate(params, vocab, T, 30, np.random.default_rng(5))
-    c = sample.generate(params, vocab, T, 30, np.random.default_rng(6))
-    first = sample.generate(params, vocab, T, 7, np.random.default_rng(5))
+    a = sampling.generate(partial(model.next_probs, params), vocab, T, 30, np.random.default_rng(5))
+    b = sampling.generate(partial(model.next_probs, params), vocab, T, 30, np.random.default_rng(5))
+    c = sampling.generate(partial(model.next_probs, params), vocab, T, 30, np.random.default_rng(6))
+    first = sampling.generate(partial(model.next_probs, params), vocab, T, 7, np.random.default_rng(5))
     assert a == b != c
     assert first == a[:7]  # -n 7 gives the first 7 lines of -n 30
 
@@ -33,20 +35,20 @@ def test_same_seed_same_lines_and_prefix_stable(tiny_run):
 def test_prefix_top_k_and_temperature(tiny_run):
     params, vocab, config = checkpoint.load(tiny_run[0] / "model.npz")
     T = config["block_size"]
-    with_prefix = sample.generate(params, vocab, T, 20, np.random.default_rng(0), prefix="mar")
+    with_prefix = sampling.generate(partial(model.next_probs, params), vocab, T, 20, np.random.default_rng(0), prefix="mar")
     assert all(s.startswith("mar") for s in with_prefix)
     # top-k 1 is greedy decoding: every sample is the same, whatever the seed.
-    greedy = sample.generate(params, vocab, T, 5, np.random.default_rng(0), top_k=1)
+    greedy = sampling.generate(partial(model.next_probs, params), vocab, T, 5, np.random.default_rng(0), top_k=1)
     assert len(set(greedy)) == 1
-    assert greedy == sample.generate(params, vocab, T, 5, np.random.default_rng(99), top_k=1)
+    assert greedy == sampling.generate(partial(model.next_probs, params), vocab, T, 5, np.random.default_rng(99), top_k=1)
     # A very low temperature is greedy too.
-    assert sample.generate(params, vocab, T, 5, np.random.default_rng(1), temperature=1e-3) == greedy
+    assert sampling.generate(partial(model.next_probs, params), vocab, T, 5, np.random.default_rng(1), temperature=1e-3) == greedy
     # top-k 2: at each step only the two likeliest symbols can appear.
     ctx = np.zeros((1, T), dtype=np.int64)
     from mlp_lm.model import next_probs
     top2 = set(np.argsort(next_probs(params, ctx)[0])[-2:])
     firsts = {vocab.stoi[s[0]] if s else 0
-              for s in sample.generate(params, vocab, T, 200, np.random.default_rng(2), top_k=2)}
+              for s in sampling.generate(partial(model.next_probs, params), vocab, T, 200, np.random.default_rng(2), top_k=2)}
     assert firsts <= top2 and len(firsts) == 2
 
 
@@ -56,7 +58,7 @@ def test_sampling_follows_the_model_distribution():
     vocab = Vocab(".ab")
     params = {"C": np.zeros((3, 1)), "W1": np.zeros((1, 1)), "b1": np.zeros(1), "W2": np.zeros((1, 3)),
               "b2": np.log(np.array([1e-12, 0.25, 0.75]))}
-    s = sample.generate(params, vocab, 1, 4000, np.random.default_rng(0), max_length=1)
+    s = sampling.generate(partial(model.next_probs, params), vocab, 1, 4000, np.random.default_rng(0), max_length=1)
     assert set(s) == {"a", "b"}
     assert s.count("a") / 4000 == pytest.approx(0.25, abs=0.025)
 
@@ -66,7 +68,7 @@ def test_max_length_caps_a_sample():
     vocab = Vocab(".a")
     params = {"C": np.zeros((2, 1)), "W1": np.zeros((1, 1)), "b1": np.zeros(1), "W2": np.zeros((1, 2)),
               "b2": np.array([-50.0, 0.0])}  # never ends on its own
-    assert sample.generate(params, vocab, 1, 2, np.random.default_rng(0), max_length=5) == ["aaaaa"] * 2
+    assert sampling.generate(partial(model.next_probs, params), vocab, 1, 2, np.random.default_rng(0), max_length=5) == ["aaaaa"] * 2
 
 
 def test_summary_when_the_training_data_is_gone(tiny_run, tmp_path):
