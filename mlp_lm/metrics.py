@@ -1,0 +1,31 @@
+"""One loss, three ways: nats, perplexity and bits per character.
+
+The mean negative log likelihood L (nats per symbol) is what training
+minimises. Perplexity exp(L) is the size of a uniform choice that would be as
+uncertain (27 for a uniform guess over names' 27 symbols); bits per character
+L / ln 2 is how many bits an ideal coder driven by the model would spend per
+symbol. All three order models the same way.
+"""
+import math
+
+MAX_EXP = 700.0  # exp(700) is near float64's largest; beyond it a perplexity is "inf", not an overflow
+
+
+def perplexity(nll):
+    return math.exp(nll) if nll <= MAX_EXP else math.inf
+
+
+def bits_per_char(nll):
+    return nll / math.log(2)
+
+
+def summary(nll):
+    """{"loss", "perplexity", "bpc"} for a mean NLL in nats."""
+    return {"loss": nll, "perplexity": perplexity(nll), "bpc": bits_per_char(nll)}
+
+
+def describe(nll):
+    """'2.1040 nats (perplexity 8.20, 3.035 bits/char)'."""
+    ppl = perplexity(nll)
+    ppl_text = f"{ppl:.2f}" if ppl < 1e6 else f"{ppl:.3g}"
+    return f"{nll:.4f} nats (perplexity {ppl_text}, {bits_per_char(nll):.3f} bits/char)"
