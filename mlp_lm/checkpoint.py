@@ -1,6 +1,7 @@
 """Save and load a trained model as one .npz file, with no pickled objects.
 
-model.npz holds each parameter under its name (C, W1, b1, W2, b2), `vocab`
+model.npz holds each parameter under its name (C, W1, b1, W2, b2, and Wd for a
+model with the paper's direct connections), `vocab`
 (a 0-d string array: the symbols in index order, boundary first) and `config`
 (a 0-d string array: the run's configuration as JSON). It loads with
 np.load(path, allow_pickle=False). Loading checks everything it can, so a
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import DataError, Vocab
-from .model import PARAM_NAMES
+from .model import OPTIONAL_PARAMS, PARAM_NAMES
 
 FORMAT = "mlp_lm/1"
 
@@ -26,7 +27,7 @@ class CheckpointError(Exception):
 def save(path, params, vocab, config):
     """Write atomically: a crash mid-write leaves any previous file at `path` whole."""
     path = Path(path)
-    arrays = {k: np.asarray(params[k]) for k in PARAM_NAMES}
+    arrays = {k: np.asarray(params[k]) for k in (*PARAM_NAMES, *OPTIONAL_PARAMS) if k in params}
     arrays["vocab"] = np.array(vocab.itos)
     arrays["config"] = np.array(json.dumps({"format": FORMAT, **config}, sort_keys=True))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
@@ -85,7 +86,11 @@ def load(path):
     except (ValueError, KeyError, DataError) as e:
         raise CheckpointError(f"{path} is not a valid mlp_lm checkpoint: {e}") from None
 
-    params = {k: contents[k] for k in PARAM_NAMES}
+    direct = config.get("direct", False)
+    if not isinstance(direct, bool) or direct != ("Wd" in contents):
+        raise CheckpointError(f"{path}: its config says direct={direct!r} but the file "
+                              f"{'has' if 'Wd' in contents else 'has no'} Wd; the file is damaged or not from mlp_lm")
+    params = {k: contents[k] for k in (*PARAM_NAMES, *OPTIONAL_PARAMS) if k in contents}
     for k, p in params.items():
         if p.dtype.kind != "f":
             raise CheckpointError(f"{path}: parameter {k} has dtype {p.dtype}, not floating point; the file is damaged")
@@ -94,9 +99,9 @@ def load(path):
     V = len(vocab)
     E = params["C"].shape[1] if params["C"].ndim == 2 else -1
     H = params["b1"].shape[0] if params["b1"].ndim == 1 else -1
-    expected = {"C": (V, E), "W1": (T * E, H), "b1": (H,), "W2": (H, V), "b2": (V,)}
+    expected = {"C": (V, E), "W1": (T * E, H), "b1": (H,), "W2": (H, V), "b2": (V,), "Wd": (T * E, V)}
     for k, shape in expected.items():
-        if params[k].shape != shape:
+        if k in params and params[k].shape != shape:
             raise CheckpointError(
                 f"{path}: parameter {k} has shape {params[k].shape}, but the vocabulary ({V} symbols) "
                 f"and block size ({T}) need {shape}; the file is damaged or not from mlp_lm"

@@ -3,6 +3,7 @@ import argparse
 import math
 import os
 import sys
+import time
 
 from .checkpoint import CheckpointError
 from .data import DataError
@@ -48,6 +49,27 @@ def positive_float(text):
     return value
 
 
+def non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def fraction(text):
+    """An argparse type: a number in [0, 1), as a probability of dropping or a decay."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 up to (not including) 1, got {text!r}")
+    return value
+
+
 def run(main, prog):
     """Call main(); turn the errors a user can fix into one line on stderr and exit code 2."""
     try:
@@ -59,3 +81,43 @@ def run(main, prog):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # silence the flush at exit
         code = 0
     sys.exit(code)
+
+
+class Progress:
+    """One line updated in place on a terminal; plain periodic lines otherwise.
+
+    The loss shown is the mean minibatch loss since the last line, which is
+    steadier than any single minibatch's.
+    """
+
+    def __init__(self, total, stream=None):
+        self.total, self.stream = total, stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.every = max(1, total // 20)
+        self.start = self.last_draw = time.perf_counter()
+        self.loss_sum, self.loss_n = 0.0, 0
+
+    def update(self, done, loss, dev=None):
+        self.loss_sum += loss
+        self.loss_n += 1
+        now = time.perf_counter()
+        last = done == self.total
+        if self.tty:
+            due = dev is not None or last or now - self.last_draw > 0.1
+        else:
+            due = dev is not None or last or done % self.every == 0
+        if not due:
+            return
+        rate = done / max(now - self.start, 1e-9)
+        line = f"step {done:>{len(str(self.total))}}/{self.total}  loss {self.loss_sum / self.loss_n:.4f}"
+        if dev is not None:
+            line += f"  dev {dev:.4f}"
+        line += f"  {rate:,.0f} steps/s  ETA {(self.total - done) / rate:.0f}s"
+        if self.tty:  # redraw in place; keep the line when it has a dev loss or is the last
+            end = "\n" if dev is not None or last else ""
+            self.stream.write("\r\033[K" + line + end)
+            self.stream.flush()
+        else:
+            print(line, file=self.stream, flush=True)
+        self.last_draw = now
+        self.loss_sum, self.loss_n = 0.0, 0

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import layers
-from .model import PARAM_NAMES, forward, loss_and_grads
+from .model import PARAM_NAMES, loss_and_grads
 
 TOLERANCE = 1e-6
 
@@ -31,11 +31,13 @@ def rel_error(a, n):
     return float(np.max(np.abs(a - n) / np.maximum(1e-8, np.abs(a) + np.abs(n))))
 
 
-def numerical_grad(f, x, coords=None, *, initial_step=0.1):
+def numerical_grad(f, x, coords=None, *, initial_step=0.1, return_status=False):
     """d f / d x at the flat indices `coords` of x (all of them by default).
 
     f maps an array shaped like x to a float. Returns a float64 array with one
-    derivative per coordinate, in the order of `coords`.
+    derivative per coordinate, in the order of `coords`; with return_status=True
+    also scipy's per-coordinate status (0: converged to its tolerance; negative:
+    it stopped without, see scipy.differentiate.derivative).
     """
     x = np.array(x, dtype=np.float64)
     coords = np.arange(x.size) if coords is None else np.asarray(coords, dtype=np.int64).reshape(-1)
@@ -53,7 +55,7 @@ def numerical_grad(f, x, coords=None, *, initial_step=0.1):
         return out
 
     res = derivative(along, np.zeros(len(coords)), args=(coords,), initial_step=initial_step)
-    return res.df
+    return (res.df, res.status) if return_status else res.df
 
 
 def directional_grad(f, x, v, *, initial_step=0.1):
@@ -83,115 +85,152 @@ class Comparison:
     worst: tuple  # index of the entry with the largest difference
     analytic_at_worst: float
     numerical_at_worst: float
+    problem: str = None  # why the comparison cannot pass whatever the numbers (wrong shape, proves nothing)
+    unconverged: int = 0  # coordinates where scipy stopped short of its tolerance (reported, not judged)
 
     def ok(self, tol=TOLERANCE):
-        return self.ratio <= tol
+        return self.problem is None and self.ratio <= tol
 
     def row(self):
-        return (f"{self.name:10s} {str(self.shape):14s} exact: {str(self.exact):5s} "
+        text = (f"{self.name:10s} {str(self.shape):14s} exact: {str(self.exact):5s} "
                 f"maxdiff: {self.maxdiff:.2e}  scale: {self.scale:.2e}  ratio: {self.ratio:.2e}")
+        if self.unconverged:
+            text += f"  ({self.unconverged} coordinate(s) where scipy did not converge)"
+        return text + (f"  [{self.problem}]" if self.problem else "")
 
 
-def compare(name, analytic, numerical, coords=None):
-    """Compare an analytic gradient with a numerical one.
+def compare(name, analytic, numerical, coords=None, *, shape=None, status=None):
+    """Compare an analytic gradient with a numerical one, relative to the gradient's scale.
 
+    The number judged is max |analytic - numerical| / max |analytic|: relative,
+    so a gradient of size 1e-9 is held to the same standard as one of size 1.
     With coords (flat indices), numerical holds only those entries of the
-    analytic gradient, in that order, and only they are compared.
+    analytic gradient, in that order, and only they are compared. shape is the
+    shape the gradient must have (its input's); it is checked before any value,
+    since (1, H) against (H,) would otherwise broadcast and pass. A gradient that
+    is all zeros cannot pass: it proves nothing (a missing term times zero is zero).
+    status is numerical_grad's per-coordinate scipy status, counted in the row.
     """
     a_full = np.asarray(analytic, dtype=np.float64)
+    problem = None
+    if shape is not None and a_full.shape != tuple(shape):
+        problem = f"gradient has shape {a_full.shape} but its input has {tuple(shape)}"
     coords = np.arange(a_full.size) if coords is None else np.asarray(coords).reshape(-1)
-    a = a_full.reshape(-1)[coords]
     n = np.asarray(numerical, dtype=np.float64).reshape(-1)
+    if n.size != coords.size:
+        problem = problem or f"{n.size} numerical values for {coords.size} coordinates"
+        n = np.resize(n, coords.size)
+    a = a_full.reshape(-1)[coords]
     diff = np.abs(a - n)
     i = int(np.argmax(diff)) if a.size else 0
     scale = float(np.max(np.abs(a_full))) if a_full.size else 0.0
     maxdiff = float(diff.max()) if a.size else 0.0
-    ratio = maxdiff / scale if scale > 0 else maxdiff  # an all-zero gradient is judged absolutely
+    ratio = maxdiff / scale if scale > 0 else maxdiff
+    if scale == 0 and problem is None:
+        problem = "the gradient is all zeros here, so the check proves nothing: use other inputs"
     worst = tuple(int(j) for j in np.unravel_index(int(coords[i]), a_full.shape)) if a.size else ()
+    unconverged = 0 if status is None else int(np.count_nonzero(np.asarray(status) != 0))
     return Comparison(name, a_full.shape, bool(np.array_equal(a, n)), maxdiff, scale, ratio,
-                      worst, float(a[i]) if a.size else 0.0, float(n[i]) if a.size else 0.0)
+                      worst, float(a[i]) if a.size else 0.0, float(n[i]) if a.size else 0.0, problem, unconverged)
 
 
 def assert_close(cmp, tol=TOLERANCE):
-    """Raise AssertionError naming the tensor and its worst entry if the ratio exceeds tol."""
+    """Raise AssertionError naming the tensor and its worst entry if the comparison fails."""
+    if cmp.problem:
+        raise AssertionError(f"gradient of {cmp.name}: {cmp.problem}")
     if not cmp.ok(tol):
         raise AssertionError(
             f"gradient of {cmp.name} {cmp.shape} is off: max |analytic - numerical| / max |analytic| "
             f"= {cmp.ratio:.3e} > {tol:.0e}; worst entry {cmp.name}{list(cmp.worst)}: "
             f"analytic {cmp.analytic_at_worst:.10g}, numerical {cmp.numerical_at_worst:.10g}"
+            + (f" (scipy did not converge at {cmp.unconverged} coordinate(s))" if cmp.unconverged else "")
         )
 
 
 # --- the whole model -------------------------------------------------------
 
-def _loss_from(stage, value, params, X, Y):
-    """The loss as a function of one intermediate of the forward pass (or of a parameter)."""
-    p = dict(params)
-    if stage in p:
-        p[stage] = value
-        logits_, _ = forward(p, X)
-        return float(layers.softmax_cross_entropy_forward(logits_, Y)[0])
+STAGES = ("emb", "embcat", "hpreact", "h", "logits")  # the intermediates checked, in forward order
+
+
+def _forward_with(params, X, masks=None, override=None):
+    """The forward pass written once more, in plain numpy, with any stage's value replaced.
+
+    Deliberately independent of layers.py, so the check compares two
+    implementations. embcat and h are taken after their dropout masks.
+    """
+    masks, override = masks or {}, override or {}
     B = X.shape[0]
-    x = value
-    order = ("emb", "embcat", "hpreact", "h", "logits")
-    for nxt in order[order.index(stage) + 1:]:
-        if nxt == "embcat":
-            x = x.reshape(B, -1)
-        elif nxt == "hpreact":
-            x = x @ p["W1"] + p["b1"]
-        elif nxt == "h":
-            x = np.tanh(x)
-        elif nxt == "logits":
-            x = x @ p["W2"] + p["b2"]
-    return float(layers.softmax_cross_entropy_forward(x, Y)[0])
+    v = {"emb": override.get("emb", params["C"][X])}
+    embcat = v["emb"].reshape(B, -1)
+    v["embcat"] = override.get("embcat", embcat * masks["embcat"] if masks.get("embcat") is not None else embcat)
+    v["hpreact"] = override.get("hpreact", v["embcat"] @ params["W1"] + params["b1"])
+    h = np.tanh(v["hpreact"])
+    v["h"] = override.get("h", h * masks["h"] if masks.get("h") is not None else h)
+    logits_ = v["h"] @ params["W2"] + params["b2"]
+    if "Wd" in params:
+        logits_ = logits_ + v["embcat"] @ params["Wd"]
+    v["logits"] = override.get("logits", logits_)
+    return v
 
 
-def _intermediates(params, X):
-    emb = params["C"][X]
-    embcat = emb.reshape(X.shape[0], -1)
-    hpreact = embcat @ params["W1"] + params["b1"]
-    h = np.tanh(hpreact)
-    logits_ = h @ params["W2"] + params["b2"]
-    return {"logits": logits_, "h": h, "hpreact": hpreact, "embcat": embcat, "emb": emb}
+def _loss_from(stage, value, params, X, Y, masks=None, smoothing=0.0):
+    """The loss as a function of one parameter or one intermediate of the forward pass."""
+    if stage in params:
+        v = _forward_with({**params, stage: value}, X, masks)
+    else:
+        v = _forward_with(params, X, masks, {stage: value})
+    return float(layers.softmax_cross_entropy_forward(v["logits"], Y, smoothing)[0])
 
 
-def random_params(vocab_size, block_size, n_embd, n_hidden, seed=0):
+def random_params(vocab_size, block_size, n_embd, n_hidden, seed=0, direct=False):
     """Float64 parameters for checking: every entry random and non-zero, tanh not saturated.
 
     Zeros hide wrong backward passes (a missing term times zero is still zero), and
-    saturated tanh units make dhpreact tiny; this init avoids both.
+    saturated tanh units make dhpreact tiny; this init avoids both. (So Wd, which
+    training starts at zero, is random here.)
     """
     rng = np.random.default_rng(seed)
     V, T, E, H = vocab_size, block_size, n_embd, n_hidden
-    return {
+    params = {
         "C": rng.standard_normal((V, E)),
         "W1": rng.standard_normal((T * E, H)) / np.sqrt(T * E),
         "b1": 0.5 * rng.standard_normal(H),
         "W2": rng.standard_normal((H, V)) / np.sqrt(H),
         "b2": 0.5 * rng.standard_normal(V),
     }
+    if direct:
+        params["Wd"] = rng.standard_normal((T * E, V)) / np.sqrt(T * E)
+    return params
 
 
-def check_model(params, X, Y, max_coords=None, seed=0):
+def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=0.0):
     """Compare loss_and_grads with finite differences for every parameter and intermediate.
 
-    Returns a list of Comparison rows, parameters first, then the intermediates in
-    backward order. With max_coords, each tensor is checked on that many randomly
-    sampled entries (the rest of the analytic gradient is not compared).
+    Returns a list of Comparison rows, parameters first (with Wd last when
+    present), then the intermediates in backward order. With max_coords, each
+    tensor is checked on that many randomly sampled entries (the rest of the
+    analytic gradient is not compared). masks (fixed dropout masks) and smoothing
+    are passed to loss_and_grads and to the independent forward alike.
     """
     params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    _, grads, inter = loss_and_grads(params, X, Y, return_intermediates=True)
-    values = _intermediates(params, X)
+    _, grads, inter = loss_and_grads(params, X, Y, masks=masks, smoothing=smoothing, return_intermediates=True)
+    values = _forward_with(params, X, masks)
     rng = np.random.default_rng(seed)
     rows = []
-    targets = [(k, params[k], grads[k]) for k in PARAM_NAMES]
-    targets += [(k, values[k], inter[k]) for k in ("logits", "h", "hpreact", "embcat", "emb")]
+    names = [k for k in PARAM_NAMES if k in params] + [k for k in params if k not in PARAM_NAMES]
+    targets = [(k, params[k], grads.get(k)) for k in names]
+    targets += [(k, values[k], inter[k]) for k in reversed(STAGES)]
     for name, value, analytic in targets:
+        if analytic is None:
+            rows.append(Comparison("d" + name, value.shape, False, np.inf, 0.0, np.inf, (), 0.0, 0.0,
+                                   "loss_and_grads returned no gradient for it"))
+            continue
         coords = np.arange(value.size)
         if max_coords is not None and value.size > max_coords:
             coords = rng.choice(value.size, size=max_coords, replace=False)
-        num = numerical_grad(lambda v, name=name: _loss_from(name, v, params, X, Y), value, coords)
-        rows.append(compare("d" + name, analytic, num, coords))
+        num, status = numerical_grad(lambda v, name=name: _loss_from(name, v, params, X, Y, masks, smoothing),
+                                     value, coords, return_status=True)
+        rows.append(compare("d" + name, analytic, num, coords, shape=value.shape, status=status))
     return rows
 
 

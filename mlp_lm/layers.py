@@ -7,7 +7,12 @@ Read top to bottom, this is the whole model in forward order:
     hpreact = embcat @ W1 + b1          linear                   (B, H)
     h       = tanh(hpreact)             tanh                     (B, H)
     logits  = h @ W2 + b2               linear                   (B, V)
+            (+ embcat @ Wd)             the paper's direct connections, optional
     loss    = mean(-log softmax(logits)[Y])   softmax cross-entropy   scalar
+
+Training can also multiply embcat and h by a dropout mask (dropout_forward),
+and smooth the cross-entropy's targets (label smoothing); both are off in the
+lecture's model.
 
 Shape letters: B batch, T block size (context length), E embedding size,
 H hidden size, V vocabulary size.
@@ -78,26 +83,26 @@ def concat_backward(dembcat, cache):
 
 # --- linear ----------------------------------------------------------------
 
-def linear_forward(x, W, b):
-    """Affine map.
+def linear_forward(x, W, b=None):
+    """Affine map (linear without a bias when b is None, as for the direct connections).
 
-    Inputs:  x (B, D); W (D, M); b (M,).
+    Inputs:  x (B, D); W (D, M); b (M,) or None.
     Returns: out (B, M) = x @ W + b; cache.
     """
-    out = x @ W + b  # (B, M)
-    return out, (x, W)
+    out = x @ W if b is None else x @ W + b  # (B, M)
+    return out, (x, W, b is not None)
 
 
 def linear_backward(dout, cache):
     """docs/derivations.md#linear
 
     Inputs:  dout (B, M).
-    Returns: dx (B, D), dW (D, M), db (M,).
+    Returns: dx (B, D), dW (D, M), db (M,) (None when the forward had no bias).
     """
-    x, W = cache
+    x, W, has_bias = cache
     dx = dout @ W.T  # (B, D)
     dW = x.T @ dout  # (D, M)
-    db = dout.sum(axis=0)  # (M,): b was broadcast over the batch, so its gradient sums over it
+    db = dout.sum(axis=0) if has_bias else None  # (M,): b was broadcast over the batch, so its gradient sums over it
     return dx, dW, db
 
 
@@ -125,15 +130,51 @@ def tanh_backward(dout, cache):
     return dout * (1.0 - out**2)  # (B, H)
 
 
+# --- dropout ---------------------------------------------------------------
+
+def dropout_mask(shape, p, rng, dtype=np.float64):
+    """Inverted dropout's mask: 0 with probability p, else 1/(1-p), so E[mask] = 1.
+
+    Scaling the kept units at training time means evaluation uses the network as is.
+    """
+    if not p:
+        return None
+    keep = rng.random(shape, dtype=np.float32) >= p  # (B, D) booleans
+    return keep.astype(dtype) * np.asarray(1 / (1 - p), dtype=dtype)
+
+
+def dropout_forward(x, mask):
+    """Inputs:  x (B, D); mask (B, D) from dropout_mask, or None for no dropout.
+    Returns: out (B, D) = x * mask; cache.
+    """
+    return (x if mask is None else x * mask), mask
+
+
+def dropout_backward(dout, cache):
+    """docs/derivations.md#dropout
+
+    The mask is a constant of the step, so d(x * mask)/dx = mask.
+
+    Inputs:  dout (B, D).
+    Returns: dx (B, D).
+    """
+    mask = cache
+    return dout.copy() if mask is None else dout * mask
+
+
 # --- softmax cross-entropy -------------------------------------------------
 
-def softmax_cross_entropy_forward(logits, Y):
+def softmax_cross_entropy_forward(logits, Y, smoothing=0.0):
     """Mean negative log likelihood of the targets under softmax(logits).
 
     Subtracting each row's max before exp changes nothing mathematically
     (softmax is shift-invariant) but keeps exp from overflowing.
 
-    Inputs:  logits (B, V); Y (B,) integer targets.
+    With label smoothing eps > 0 the target is not onehot(Y) but
+    q = (1 - eps) onehot(Y) + eps / V, and the loss is the cross-entropy
+    -sum_v q_v log p_v: a penalty on over-confident predictions.
+
+    Inputs:  logits (B, V); Y (B,) integer targets; smoothing eps in [0, 1).
     Returns: loss (0-d array, nats); cache.
     """
     B = logits.shape[0]
@@ -141,22 +182,30 @@ def softmax_cross_entropy_forward(logits, Y):
     counts = np.exp(shifted)  # (B, V), in (0, 1]
     counts_sum = counts.sum(axis=1)  # (B,), in [1, V], so its log is finite
     # -log p[y] = log(sum_j exp(z_j)) - z_y, taken on the shifted logits: only B logs, never log(0).
-    loss = (np.log(counts_sum) - shifted[np.arange(B), Y]).mean()
+    logsum = np.log(counts_sum)  # (B,)
+    nll = logsum - shifted[np.arange(B), Y]  # (B,)
+    if smoothing:
+        # mean_v(-log p_v) = logsum - mean_v(z_v): the uniform part of q costs one mean more.
+        nll = (1 - smoothing) * nll + smoothing * (logsum - shifted.mean(axis=1))
+    loss = nll.mean()
     probs = counts / counts_sum[:, None]  # (B, V)
-    return loss, (probs, Y)
+    return loss, (probs, Y, smoothing)
 
 
 def softmax_cross_entropy_backward(dout, cache):
     """docs/derivations.md#softmax-cross-entropy
 
-    The fused backward of softmax and mean NLL: (softmax - onehot(Y)) / B.
+    The fused backward of softmax and mean cross-entropy: (softmax - q) / B,
+    q = onehot(Y) (or its smoothed version).
 
     Inputs:  dout scalar, the upstream gradient of the loss (1 when it is the loss).
     Returns: dlogits (B, V).
     """
-    probs, Y = cache
-    B = probs.shape[0]
+    probs, Y, smoothing = cache
+    B, V = probs.shape
     dlogits = probs.copy()  # (B, V)
-    dlogits[np.arange(B), Y] -= 1.0  # each row has exactly one target: a plain index is safe here
+    if smoothing:
+        dlogits -= smoothing / V
+    dlogits[np.arange(B), Y] -= 1.0 - smoothing  # each row has exactly one target: a plain index is safe here
     dlogits *= dout / B
     return dlogits

@@ -8,18 +8,22 @@ Parameters (shape letters as in layers.py):
     b1 (H,)       hidden layer bias          the paper's d
     W2 (H, V)     output layer weights       the paper's U
     b2 (V,)       output layer bias          the paper's b
+    Wd (T*E, V)   direct connections         the paper's W (only with direct=True)
 
-The paper's optional direct connections from the embeddings to the output
-(its W) are left out, as in the lecture.
+The lecture leaves out the paper's direct connections from the concatenated
+embeddings to the logits; init_params(direct=True) puts them back.
 """
 import numpy as np
 
 from . import layers
 
 PARAM_NAMES = ("C", "W1", "b1", "W2", "b2")
+OPTIONAL_PARAMS = ("Wd",)
+DECAYED = ("C", "W1", "W2", "Wd")  # weight decay acts on weights and the embedding table, never on biases
 
 
-def init_params(vocab_size, block_size, n_embd, n_hidden, *, seed=0, init="scaled", dtype=np.float32):
+def init_params(vocab_size, block_size, n_embd, n_hidden, *, direct=False, seed=0, init="scaled",
+                dtype=np.float32):
     """Random parameters, keyed by name.
 
     init="lecture": every tensor standard normal, as in the part 2 lecture. The
@@ -28,6 +32,8 @@ def init_params(vocab_size, block_size, n_embd, n_hidden, *, seed=0, init="scale
     init="scaled": the fix from the part 3 lecture: W1 scaled by the tanh gain
         (5/3) over sqrt(fan_in), b1 and W2 small, b2 zero. The logits start near
         zero, so the initial loss is about ln V.
+    direct=True adds the paper's direct connections Wd (T*E, V), zero at the
+        start as in the paper, so the network starts as the one without them.
     """
     V, T, E, H = vocab_size, block_size, n_embd, n_hidden
     for name, value in (("vocab_size", V), ("block_size", T), ("n_embd", E), ("n_hidden", H)):
@@ -47,49 +53,84 @@ def init_params(vocab_size, block_size, n_embd, n_hidden, *, seed=0, init="scale
     elif init != "lecture":
         raise ValueError(f"init must be 'scaled' or 'lecture', got {init!r}")
     params = {"C": C, "W1": W1, "b1": b1, "W2": W2, "b2": b2}
+    if direct:
+        params["Wd"] = np.zeros((T * E, V))
     return {k: v.astype(dtype) for k, v in params.items()}
 
 
 def num_params(params):
-    """Total number of scalars: V*E + T*E*H + H + H*V + V (11,897 for 27, 3, 10, 200)."""
+    """Total number of scalars: V*E + T*E*H + H + H*V + V (11,897 for 27, 3, 10, 200), + T*E*V with Wd."""
     return int(sum(p.size for p in params.values()))
 
 
-def forward(params, X):
-    """Logits (B, V) for contexts X (B, T), and the caches the backward pass needs."""
+def forward(params, X, masks=None):
+    """Logits (B, V) for contexts X (B, T), and the caches the backward pass needs.
+
+    masks: training-time dropout masks {"embcat": (B, T*E), "h": (B, H)} from
+    layers.dropout_mask (either may be missing); None evaluates the network as is.
+    """
+    masks = masks or {}
     emb, emb_cache = layers.embedding_forward(params["C"], X)  # (B, T, E)
     embcat, cat_cache = layers.concat_forward(emb)  # (B, T*E)
+    embcat, drop1_cache = layers.dropout_forward(embcat, masks.get("embcat"))  # (B, T*E)
     hpreact, lin1_cache = layers.linear_forward(embcat, params["W1"], params["b1"])  # (B, H)
     h, tanh_cache = layers.tanh_forward(hpreact)  # (B, H)
+    h, drop2_cache = layers.dropout_forward(h, masks.get("h"))  # (B, H)
     logits, lin2_cache = layers.linear_forward(h, params["W2"], params["b2"])  # (B, V)
-    return logits, (emb_cache, cat_cache, lin1_cache, tanh_cache, lin2_cache)
+    direct_cache = None
+    if "Wd" in params:  # the paper's direct connections: embcat straight to the logits
+        direct, direct_cache = layers.linear_forward(embcat, params["Wd"])  # (B, V)
+        logits += direct
+    return logits, (emb_cache, cat_cache, drop1_cache, lin1_cache, tanh_cache, drop2_cache, lin2_cache,
+                    direct_cache)
 
 
-def loss_and_grads(params, X, Y, *, return_intermediates=False):
+def loss_and_grads(params, X, Y, *, masks=None, smoothing=0.0, return_intermediates=False):
     """Mean cross-entropy (nats) on the batch and its gradient for every parameter.
 
-    Inputs:  params dict of arrays; X (B, T) contexts; Y (B,) targets.
+    Inputs:  params dict of arrays; X (B, T) contexts; Y (B,) targets;
+             masks: dropout masks for forward(); smoothing: label smoothing eps.
     Returns: loss (float), grads (dict keyed like params, same shapes and
              dtypes). With return_intermediates=True, also a dict with the
-             gradients of the loss for dlogits, dh, dhpreact, dembcat, demb.
+             gradients of the loss for dlogits, dh, dhpreact, dembcat, demb
+             (dh and dembcat are taken after dropout, where there is dropout).
     params is not modified.
     """
-    logits, (emb_cache, cat_cache, lin1_cache, tanh_cache, lin2_cache) = forward(params, X)
-    loss, ce_cache = layers.softmax_cross_entropy_forward(logits, Y)
+    logits, caches = forward(params, X, masks)
+    emb_cache, cat_cache, drop1_cache, lin1_cache, tanh_cache, drop2_cache, lin2_cache, direct_cache = caches
+    loss, ce_cache = layers.softmax_cross_entropy_forward(logits, Y, smoothing)
 
     # Backward, in reverse order of the forward pass.
     dlogits = layers.softmax_cross_entropy_backward(1.0, ce_cache)  # (B, V)
     dh, dW2, db2 = layers.linear_backward(dlogits, lin2_cache)  # (B, H), (H, V), (V,)
-    dhpreact = layers.tanh_backward(dh, tanh_cache)  # (B, H)
+    dhtanh = layers.dropout_backward(dh, drop2_cache)  # (B, H), the gradient at tanh's output
+    dhpreact = layers.tanh_backward(dhtanh, tanh_cache)  # (B, H)
     dembcat, dW1, db1 = layers.linear_backward(dhpreact, lin1_cache)  # (B, T*E), (T*E, H), (H,)
-    demb = layers.concat_backward(dembcat, cat_cache)  # (B, T, E)
+    grads = {}
+    if direct_cache is not None:
+        # embcat feeds two paths, the hidden layer and the direct connections: their gradients add.
+        dembcat_direct, grads["Wd"], _ = layers.linear_backward(dlogits, direct_cache)  # (B, T*E), (T*E, V)
+        dembcat += dembcat_direct
+    dembcat_cat = layers.dropout_backward(dembcat, drop1_cache)  # (B, T*E), at the concatenation's output
+    demb = layers.concat_backward(dembcat_cat, cat_cache)  # (B, T, E)
     dC = layers.embedding_backward(demb, emb_cache)  # (V, E)
 
-    grads = {"C": dC, "W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+    grads = {"C": dC, "W1": dW1, "b1": db1, "W2": dW2, "b2": db2, **grads}
     if return_intermediates:
         inter = {"logits": dlogits, "h": dh, "hpreact": dhpreact, "embcat": dembcat, "emb": demb}
         return float(loss), grads, inter
     return float(loss), grads
+
+
+def l2_penalty(params, weight_decay):
+    """The paper's weight decay as a penalty: (lambda / 2) * sum of squares of the decayed tensors.
+
+    Returns (penalty, grads) with grads[k] = lambda * params[k] for k in DECAYED
+    (the biases get none). SGD adds these to the loss's gradients.
+    """
+    present = [k for k in DECAYED if k in params]
+    penalty = 0.5 * weight_decay * sum(float(np.sum(params[k].astype(np.float64) ** 2)) for k in present)
+    return penalty, {k: weight_decay * params[k] for k in present}
 
 
 def logits(params, X):

@@ -1,28 +1,34 @@
 """Train the MLP language model on a word list, evaluate it, and sample from it.
 
     python -m mlp_lm.train                      # the lecture's model on data/names.txt
+    python -m mlp_lm.train --preset best        # the strongest recipe we found (docs/best.md)
     python -m mlp_lm.train --lr-sweep           # the lecture's learning-rate search
     python -m mlp_lm.train --data words.txt --steps 50000 --out runs/words
 
-Minibatch SGD on the mean negative log likelihood, with the lecture's schedule:
-the learning rate drops tenfold after half the steps. Writes model.npz,
-metrics.json and loss.csv to --out (and loss.png and embedding.png when
-matplotlib is installed).
+By default: minibatch SGD on the mean negative log likelihood, with the
+lecture's schedule (the learning rate drops tenfold after half the steps). The
+rest of the paper (direct connections, weight decay, its 1/(1 + r t) schedule)
+and a modern recipe (AdamW, cosine decay, dropout, label smoothing, weight
+averaging) are flags. Writes model.npz, metrics.json and loss.csv to --out (and
+loss.png and embedding.png when matplotlib is installed).
 """
+import argparse
 import json
 import math
 import sys
 import time
-from functools import partial
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, model, plots
-from .cli import ArgumentParser, UsageError, non_negative_int, positive_float, positive_int, run
+from . import checkpoint, layers, metrics, model, optim, plots
+from .cli import (ArgumentParser, Progress, UsageError, fraction, non_negative_float, non_negative_int,
+                  positive_float, positive_int, run)
 from .data import SPLIT_SEED, load_splits
 from .sampling import generate
+from .sweep import lr_sweep, sweep_table
 
 
 @dataclass
@@ -31,49 +37,111 @@ class Config:
     block_size: int = 3  # T: how many previous symbols the model sees
     n_embd: int = 10  # E: size of each symbol's embedding
     n_hidden: int = 200  # H: tanh units in the hidden layer
+    direct: bool = False  # the paper's direct connections from the embeddings to the logits
     init: str = "scaled"  # "scaled" (part 3 fix) or "lecture" (part 2's plain normal)
-    steps: int = 200000  # SGD steps
+    steps: int = 200000  # optimiser steps
     batch_size: int = 32  # B: examples per step
-    lr: float = 0.1  # learning rate for the first half; a tenth of it for the second
-    seed: int = 42  # parameters and minibatches
+    optimizer: str = "sgd"  # "sgd" or "adamw"
+    lr: float = 0.1  # peak learning rate
+    schedule: str = "step"  # "step" (lecture), "inverse" (paper) or "cosine"
+    decay_rate: float = 0.0  # r of the inverse schedule lr / (1 + r t)
+    warmup: int = 0  # linear warm-up steps of the cosine schedule
+    min_lr: float = 0.0  # where the cosine schedule ends
+    weight_decay: float = 0.0  # lambda: on weights and embeddings, never biases
+    beta1: float = 0.9  # AdamW's first-moment decay
+    beta2: float = 0.999  # AdamW's second-moment decay
+    eps: float = 1e-8  # AdamW's denominator guard
+    dropout: float = 0.0  # dropout on the hidden layer's output
+    emb_dropout: float = 0.0  # dropout on the concatenated embeddings
+    label_smoothing: float = 0.0  # eps of the smoothed targets
+    ema: float = 0.0  # decay of the weight average evaluated and saved (0: none)
+    seed: int = 42  # parameters, minibatches, dropout
     dtype: str = "float32"  # of parameters and arithmetic
     eval_every: int = 10000  # dev loss every this many steps (0: only at the end)
 
 
+# A preset is a set of Config values; flags given explicitly override them.
+PRESETS = {
+    "lecture": {},  # the part 2 model and recipe (with the part 3 init fix): Config's defaults
+    "best": {"block_size": 6, "n_embd": 24, "n_hidden": 512, "direct": True, "batch_size": 128,
+             "optimizer": "adamw", "lr": 1e-3, "schedule": "cosine", "weight_decay": 0.1,
+             "dropout": 0.15, "ema": 0.9995},
+}
+
+
+def preset_help():
+    parts = []
+    for name, values in PRESETS.items():
+        settings = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v:g}" if isinstance(v, float) else f" {v}")
+                            for k, v in values.items())
+        parts.append(f"{name}: {settings or 'the defaults below'}")
+    return "; ".join(parts)
+
+
 def parse_args(argv):
-    ap = ArgumentParser(prog="python -m mlp_lm.train", description=__doc__.split("\n\n")[0])
+    """The flags as a Config (preset first, explicit flags over it) and the other options."""
+    ap = ArgumentParser(prog="python -m mlp_lm.train", description=__doc__.split("\n\n")[0],
+                        argument_default=argparse.SUPPRESS)  # only flags the user gave reach the Config
+    d = Config
+    ap.add_argument("--preset", choices=tuple(PRESETS), default="lecture",
+                    help=f"a starting configuration (default lecture); {preset_help()}")
     g = ap.add_argument_group("data and output")
-    g.add_argument("--data", metavar="PATH", default=Config.data, help="a UTF-8 file with one item per line (default data/names.txt)")
+    g.add_argument("--data", metavar="PATH", help="a UTF-8 file with one item per line (default data/names.txt)")
     g.add_argument("--out", metavar="DIR", default=None, help="directory for model.npz and the rest (default runs/<data file stem>)")
     g = ap.add_argument_group("model")
-    g.add_argument("--block-size", metavar="T", type=positive_int, default=Config.block_size, help="context length T (default 3)")
-    g.add_argument("--n-embd", metavar="E", type=positive_int, default=Config.n_embd, help="embedding size E (default 10)")
-    g.add_argument("--n-hidden", metavar="H", type=positive_int, default=Config.n_hidden, help="hidden units H (default 200)")
-    g.add_argument("--init", choices=("scaled", "lecture"), default=Config.init,
+    g.add_argument("--block-size", metavar="T", type=positive_int, help=f"context length T (default {d.block_size})")
+    g.add_argument("--n-embd", metavar="E", type=positive_int, help=f"embedding size E (default {d.n_embd})")
+    g.add_argument("--n-hidden", metavar="H", type=positive_int, help=f"hidden units H (default {d.n_hidden})")
+    g.add_argument("--direct", action=argparse.BooleanOptionalAction,
+                   help="the paper's direct connections from the embeddings to the logits (default off)")
+    g.add_argument("--init", choices=("scaled", "lecture"),
                    help="scaled: initial loss ~ ln V (default); lecture: plain standard normal, as in part 2")
     g = ap.add_argument_group("optimisation")
-    g.add_argument("--steps", metavar="N", type=positive_int, default=None,
-                   help="SGD steps (default 200000; 1000 with --lr-sweep)")
-    g.add_argument("--batch-size", metavar="B", type=positive_int, default=Config.batch_size, help="minibatch size B (default 32)")
-    g.add_argument("--lr", metavar="RATE", type=positive_float, default=Config.lr,
-                   help="learning rate, divided by 10 after half the steps (default 0.1)")
-    g.add_argument("--seed", metavar="N", type=non_negative_int, default=Config.seed, help="random seed (default 42)")
-    g.add_argument("--dtype", choices=("float32", "float64"), default=Config.dtype,
-                   help="float32 (default, faster) or float64")
+    g.add_argument("--steps", metavar="N", type=positive_int,
+                   help=f"optimiser steps (default {d.steps}; 1000 with --lr-sweep)")
+    g.add_argument("--batch-size", metavar="B", type=positive_int, help=f"minibatch size B (default {d.batch_size})")
+    g.add_argument("--optimizer", choices=("sgd", "adamw"), help="sgd (default) or adamw")
+    g.add_argument("--lr", metavar="RATE", type=positive_float, help=f"peak learning rate (default {d.lr:g})")
+    g.add_argument("--schedule", choices=optim.SCHEDULES,
+                   help="step: lr/10 after half the steps (default, the lecture's); inverse: lr / (1 + r t), "
+                        "the paper's; cosine: cosine decay to --min-lr after --warmup steps")
+    g.add_argument("--decay-rate", metavar="R", type=non_negative_float, help="r of the inverse schedule (default 0)")
+    g.add_argument("--warmup", metavar="N", type=non_negative_int, help="cosine schedule's linear warm-up steps (default 0)")
+    g.add_argument("--min-lr", metavar="RATE", type=non_negative_float, help="cosine schedule's final rate (default 0)")
+    g.add_argument("--weight-decay", metavar="LAMBDA", type=non_negative_float,
+                   help="weight decay on weights and embeddings, not biases: the penalty's gradient for sgd, "
+                        "decoupled for adamw (default 0)")
+    g.add_argument("--beta1", metavar="B1", type=fraction, help=f"AdamW's first-moment decay (default {d.beta1})")
+    g.add_argument("--beta2", metavar="B2", type=fraction, help=f"AdamW's second-moment decay (default {d.beta2})")
+    g.add_argument("--eps", metavar="EPS", type=positive_float, help=f"AdamW's epsilon (default {d.eps:g})")
+    g.add_argument("--seed", metavar="N", type=non_negative_int, help=f"random seed (default {d.seed})")
+    g.add_argument("--dtype", choices=("float32", "float64"), help="float32 (default, faster) or float64")
+    g = ap.add_argument_group("regularisation")
+    g.add_argument("--dropout", metavar="P", type=fraction, help="dropout on the hidden layer (default 0)")
+    g.add_argument("--emb-dropout", metavar="P", type=fraction, help="dropout on the concatenated embeddings (default 0)")
+    g.add_argument("--label-smoothing", metavar="EPS", type=fraction, help="smooth the targets by EPS (default 0)")
+    g.add_argument("--ema", metavar="DECAY", type=fraction,
+                   help="evaluate and save an exponential moving average of the weights with this decay, "
+                        "e.g. 0.999 (default 0: off)")
     g = ap.add_argument_group("evaluation")
-    g.add_argument("--eval-every", metavar="N", type=non_negative_int, default=Config.eval_every,
-                   help="dev loss every N steps (default 10000; 0 turns it off)")
-    g.add_argument("--lr-sweep", action="store_true",
+    g.add_argument("--eval-every", metavar="N", type=non_negative_int,
+                   help=f"dev loss every N steps (default {d.eval_every}; 0 turns it off)")
+    g.add_argument("--lr-sweep", action="store_true", default=False,
                    help="instead of training: raise the rate from 1e-3 to 1 over the run and tabulate the loss")
-    return ap.parse_args(argv)
+    args = vars(ap.parse_args(argv))
+    preset, out, sweep = args.pop("preset"), args.pop("out"), args.pop("lr_sweep")
+    values = {**PRESETS[preset], **args}
+    if sweep and "steps" not in args:
+        values["steps"] = 1000
+    cfg = Config(**values)
+    if cfg.schedule == "cosine" and cfg.warmup >= cfg.steps:
+        raise UsageError(f"--warmup {cfg.warmup} leaves no steps to decay over in {cfg.steps}; use fewer")
+    if cfg.min_lr > cfg.lr:
+        raise UsageError(f"--min-lr {cfg.min_lr:g} is above --lr {cfg.lr:g}; the schedule decays from --lr to it")
+    return cfg, preset, out, sweep
 
 
 # --- the training loop -------------------------------------------------------
-
-def learning_rate(cfg, step):
-    """The lecture's schedule: lr for the first half of the steps, lr/10 after."""
-    return cfg.lr if step < cfg.steps // 2 else cfg.lr / 10
-
 
 class Diverged(Exception):
     """The arithmetic overflowed: the model is junk, not a result."""
@@ -83,115 +151,51 @@ class Diverged(Exception):
                          f"try a smaller --lr; nothing was saved")
 
 
-class Progress:
-    """One line updated in place on a terminal; plain periodic lines otherwise.
-
-    The loss shown is the mean minibatch loss since the last line, which is
-    steadier than any single minibatch's.
-    """
-
-    def __init__(self, total, stream=None):
-        self.total, self.stream = total, stream or sys.stderr
-        self.tty = self.stream.isatty()
-        self.every = max(1, total // 20)
-        self.start = self.last_draw = time.perf_counter()
-        self.loss_sum, self.loss_n = 0.0, 0
-
-    def update(self, done, loss, dev=None):
-        self.loss_sum += loss
-        self.loss_n += 1
-        now = time.perf_counter()
-        last = done == self.total
-        if self.tty:
-            due = dev is not None or last or now - self.last_draw > 0.1
-        else:
-            due = dev is not None or last or done % self.every == 0
-        if not due:
-            return
-        rate = done / max(now - self.start, 1e-9)
-        line = f"step {done:>{len(str(self.total))}}/{self.total}  loss {self.loss_sum / self.loss_n:.4f}"
-        if dev is not None:
-            line += f"  dev {dev:.4f}"
-        line += f"  {rate:,.0f} steps/s  ETA {(self.total - done) / rate:.0f}s"
-        if self.tty:  # redraw in place; keep the line when it has a dev loss or is the last
-            end = "\n" if dev is not None or last else ""
-            self.stream.write("\r\033[K" + line + end)
-            self.stream.flush()
-        else:
-            print(line, file=self.stream, flush=True)
-        self.last_draw = now
-        self.loss_sum, self.loss_n = 0.0, 0
-
-
 def train(cfg, splits, params):
-    """Minibatch SGD. Returns (losses per step, {step: dev loss}, seconds); stops early on Ctrl-C.
+    """Minibatch training. Returns (the parameters to evaluate and save, losses per step,
+    {step: dev loss}); stops early on Ctrl-C.
 
     Raises Diverged if the loss or any arithmetic overflows: such a model is junk, not a result.
     """
     Xtr, Ytr = splits.train
     Xdev, Ydev = splits.dev
     rng = np.random.default_rng([cfg.seed, 1])  # minibatches: a stream separate from the init
+    drop_rng = np.random.default_rng([cfg.seed, 3])  # dropout masks: their own stream
+    dtype = np.dtype(cfg.dtype)
+    opt = optim.make_optimizer(cfg.optimizer, cfg.weight_decay, cfg.beta1, cfg.beta2, cfg.eps)
+    ema = optim.EMA(params, cfg.ema) if cfg.ema else None
+    evaluated = ema.avg if ema else params  # what dev losses, the final losses and the checkpoint use
     losses = np.full(cfg.steps, np.nan)
     devs = {}
     progress = Progress(cfg.steps)
-    t0 = time.perf_counter()
     done = 0  # completed steps
     try:
         with np.errstate(over="raise", invalid="raise"):  # overflow or NaN raises FloatingPointError
             for step in range(cfg.steps):
                 ix = rng.integers(0, len(Ytr), size=cfg.batch_size)  # (B,)
-                loss, grads = model.loss_and_grads(params, Xtr[ix], Ytr[ix])
+                masks = {"embcat": layers.dropout_mask((cfg.batch_size, cfg.block_size * cfg.n_embd),
+                                                       cfg.emb_dropout, drop_rng, dtype),
+                         "h": layers.dropout_mask((cfg.batch_size, cfg.n_hidden), cfg.dropout, drop_rng, dtype)}
+                loss, grads = model.loss_and_grads(params, Xtr[ix], Ytr[ix], masks=masks,
+                                                   smoothing=cfg.label_smoothing)
                 if not math.isfinite(loss):
                     raise FloatingPointError(f"loss {loss}")
-                lr = learning_rate(cfg, step)
-                for k in params:
-                    params[k] -= lr * grads[k]
+                lr = optim.learning_rate(cfg.schedule, cfg.lr, step, cfg.steps, decay_rate=cfg.decay_rate,
+                                         warmup=cfg.warmup, min_lr=cfg.min_lr)
+                opt.step(params, grads, lr)
+                if ema:
+                    ema.update(params)
                 losses[step] = loss
                 done = step + 1
                 dev = None
                 if cfg.eval_every and done % cfg.eval_every == 0:
-                    dev = devs[done] = model.split_loss(params, Xdev, Ydev)
+                    dev = devs[done] = model.split_loss(evaluated, Xdev, Ydev)
                 progress.update(done, loss, dev)
     except KeyboardInterrupt:
         print(f"\ninterrupted after {done} steps: saving the model as it is", file=sys.stderr)
     except FloatingPointError as e:
         raise Diverged(cfg, f"at step {done + 1} ({e})") from None
-    return losses[:done], devs, time.perf_counter() - t0
-
-
-def lr_sweep(cfg, splits, params):
-    """The lecture's search: one step at each of `steps` rates spaced evenly in exponent from 1e-3 to 1."""
-    Xtr, Ytr = splits.train
-    rng = np.random.default_rng([cfg.seed, 1])
-    lre = np.linspace(-3, 0, cfg.steps)  # exponents
-    losses = np.full(cfg.steps, np.nan)
-    with np.errstate(over="raise", invalid="raise"):
-        for step, e in enumerate(lre):
-            ix = rng.integers(0, len(Ytr), size=cfg.batch_size)
-            try:
-                loss, grads = model.loss_and_grads(params, Xtr[ix], Ytr[ix])
-                if not math.isfinite(loss):
-                    break
-                losses[step] = loss
-                for k in params:
-                    params[k] -= 10**e * grads[k]
-            except FloatingPointError:
-                break  # the rate is past blowing up: the remaining rates stay NaN in the table
-    return lre, losses
-
-
-def sweep_table(lre, losses, n_bins=12):
-    """Rows of (exponent range, rate at its centre, mean loss) and the suggested rate."""
-    edges = np.linspace(-3, 0, n_bins + 1)
-    rows = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        sel = (lre >= lo) & ((lre < hi) if hi < 0 else (lre <= hi))
-        vals = losses[sel]
-        mean = float(np.mean(vals)) if vals.size and np.all(np.isfinite(vals)) else math.nan
-        rows.append((lo, hi, 10 ** ((lo + hi) / 2), mean))
-    finite = [r for r in rows if math.isfinite(r[3])]
-    best = min(finite, key=lambda r: r[3]) if finite else None
-    return rows, best
+    return evaluated, losses[:done], devs
 
 
 # --- outputs ---------------------------------------------------------------
@@ -215,25 +219,35 @@ def prepare_out(out):
     return out
 
 
+def describe_training(cfg):
+    """One line: what moves the parameters, for the progress header."""
+    text = f"training: {cfg.optimizer} lr {cfg.lr:g}, {cfg.schedule} schedule"
+    if cfg.schedule == "inverse":
+        text += f" (r={cfg.decay_rate:g})"
+    elif cfg.schedule == "cosine":
+        text += f" (warm-up {cfg.warmup}, to {cfg.min_lr:g})"
+    text += f", batch {cfg.batch_size}, {cfg.steps} steps"
+    extras = [f"{name} {value:g}" for name, value in
+              (("weight decay", cfg.weight_decay), ("dropout", cfg.dropout), ("emb-dropout", cfg.emb_dropout),
+               ("label smoothing", cfg.label_smoothing), ("ema", cfg.ema)) if value]
+    return text + (", " + ", ".join(extras) if extras else "")
+
+
 def main(argv=None):
-    args = parse_args(argv)
-    steps = args.steps or (1000 if args.lr_sweep else Config.steps)
-    cfg = Config(data=args.data, block_size=args.block_size, n_embd=args.n_embd, n_hidden=args.n_hidden,
-                 init=args.init, steps=steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                 dtype=args.dtype, eval_every=args.eval_every)
+    cfg, preset, out_arg, sweep = parse_args(argv)
     splits = load_splits(cfg.data, cfg.block_size)
-    out = prepare_out(args.out or Path("runs") / Path(cfg.data).stem)
+    out = prepare_out(out_arg or Path("runs") / Path(cfg.data).stem)
     V = len(splits.vocab)
-    params = model.init_params(V, cfg.block_size, cfg.n_embd, cfg.n_hidden,
+    params = model.init_params(V, cfg.block_size, cfg.n_embd, cfg.n_hidden, direct=cfg.direct,
                                seed=cfg.seed, init=cfg.init, dtype=np.dtype(cfg.dtype))
     print(f"data: {cfg.data}: {sum(len(p) for p in splits.items)} items, vocabulary of {V}, "
           f"{len(splits.train[1])}/{len(splits.dev[1])}/{len(splits.test[1])} train/dev/test examples")
-    print(f"model: T={cfg.block_size} E={cfg.n_embd} H={cfg.n_hidden} init={cfg.init}: "
-          f"{model.num_params(params):,} parameters")
+    print(f"model: T={cfg.block_size} E={cfg.n_embd} H={cfg.n_hidden}{' direct' if cfg.direct else ''} "
+          f"init={cfg.init}: {model.num_params(params):,} parameters")
     plt = plots.try_pyplot()
 
-    if args.lr_sweep:
-        lre, losses = lr_sweep(cfg, splits, params)
+    if sweep:
+        lre, losses = lr_sweep(params, *splits.train, cfg.steps, cfg.batch_size, cfg.seed)
         rows, best = sweep_table(lre, losses)
         print(f"learning-rate sweep: {cfg.steps} steps, one rate each, from 1e-3 to 1")
         print(f"{'exponent':>15}  {'rate':>7}  {'mean loss':>9}")
@@ -253,33 +267,37 @@ def main(argv=None):
             print(f"wrote {out / 'lr_sweep.csv'} ({plots.HINT})")
         return 0
 
+    print(describe_training(cfg))
     try:
-        losses, devs, seconds = train(cfg, splits, params)
+        t0 = time.perf_counter()
+        params, losses, devs = train(cfg, splits, params)
+        seconds = time.perf_counter() - t0
         with np.errstate(over="raise", invalid="raise"):
-            result = {"train_loss": model.split_loss(params, *splits.train),
-                      "dev_loss": model.split_loss(params, *splits.dev),
-                      "test_loss": model.split_loss(params, *splits.test)}
+            result = {f"{name}_loss": model.split_loss(params, *getattr(splits, name))
+                      for name in ("train", "dev", "test")}
     except FloatingPointError as e:
         raise UsageError(str(Diverged(cfg, f"in the final evaluation ({e})"))) from None
     except Diverged as e:
         raise UsageError(str(e)) from None
     done = len(losses)
-    result["dev_perplexity"] = math.exp(min(result["dev_loss"], 700.0))  # exp(700) is near float64's max
-    config = {**asdict(cfg), "data": str(Path(cfg.data).resolve()), "vocab_size": V,
+    for name in ("train", "dev", "test"):
+        result[f"{name}_perplexity"] = metrics.perplexity(result[f"{name}_loss"])
+        result[f"{name}_bpc"] = metrics.bits_per_char(result[f"{name}_loss"])
+    config = {**asdict(cfg), "data": str(Path(cfg.data).resolve()), "vocab_size": V, "preset": preset,
               "data_sha256": splits.sha256, "split_seed": SPLIT_SEED}
     checkpoint.save(out / "model.npz", params, splits.vocab, config)
-    samples = generate(partial(model.next_probs, params), splits.vocab, cfg.block_size, 10, np.random.default_rng([cfg.seed, 2]))
-    metrics = {**result, "steps": done, "train_seconds": round(seconds, 3),
+    samples = generate(partial(model.next_probs, params), splits.vocab, cfg.block_size, 10,
+                       np.random.default_rng([cfg.seed, 2]))
+    summary = {**result, "steps": done, "train_seconds": round(seconds, 3),
                "steps_per_second": round(done / seconds, 1) if seconds else None,
                "params": model.num_params(params), "interrupted": done < cfg.steps,
                "config": config, "samples": samples}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_loss_csv(out / "loss.csv", losses, devs)
 
-    print(f"trained {done} steps in {seconds:.1f}s ({done / max(seconds, 1e-9):,.0f} steps/s)")
-    print(f"train loss {result['train_loss']:.4f}  dev loss {result['dev_loss']:.4f}  "
-          f"test loss {result['test_loss']:.4f}  (mean NLL, nats)")
-    print(f"dev perplexity {result['dev_perplexity']:.2f} (out of {V} symbols)")
+    print(f"trained {done} step{'s' if done != 1 else ''} in {seconds:.1f}s ({done / max(seconds, 1e-9):,.0f} steps/s)")
+    for name in ("train", "dev", "test"):
+        print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")
     if result["dev_loss"] > math.log(V):
         print(f"warning: the dev loss is above ln {V} = {math.log(V):.2f}, the loss of a uniform guess: "
               f"the model learned nothing useful; try a smaller --lr or more --steps", file=sys.stderr)

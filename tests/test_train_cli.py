@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from mlp_lm import checkpoint, train
+from mlp_lm import checkpoint, cli, optim, sweep, train
 from mlp_lm.data import load_splits
 
 from .conftest import NAMES, run_cli
@@ -14,7 +14,7 @@ from .conftest import NAMES, run_cli
 def test_training_run_writes_everything(tiny_run):
     out, proc = tiny_run
     # What a user sees at the end.
-    for text in ("train loss", "dev loss", "test loss", "dev perplexity", "11,897 parameters",
+    for text in ("train loss", "dev loss", "test loss", "perplexity", "bits/char", "11,897 parameters",
                  "trained 300 steps", "samples:"):
         assert text in proc.stdout
     # Periodic lines (not a terminal here), with the dev loss where evaluated.
@@ -62,8 +62,7 @@ def test_same_seed_same_run(tmp_path):
 
 
 def test_learning_rate_schedule():
-    cfg = train.Config(steps=10, lr=0.5)
-    assert [train.learning_rate(cfg, s) for s in range(10)] == [0.5] * 5 + [0.05] * 5
+    assert [optim.learning_rate("step", 0.5, s, 10) for s in range(10)] == [0.5] * 5 + [0.05] * 5
 
 
 def test_lr_sweep(tmp_path, capsys):
@@ -81,7 +80,7 @@ def test_lr_sweep(tmp_path, capsys):
 def test_sweep_table_suggests_the_lowest_loss():
     lre = np.linspace(-3, 0, 120)
     losses = (lre + 1.0) ** 2 + 2.0  # lowest at 10^-1
-    rows, best = train.sweep_table(lre, losses)
+    rows, best = sweep.sweep_table(lre, losses)
     assert len(rows) == 12 and best[2] == pytest.approx(10 ** -1.125)
 
 
@@ -186,9 +185,9 @@ def test_progress_redraws_in_place_on_a_terminal(monkeypatch):
             return True
 
     clock = iter(np.arange(0.0, 100.0, 0.05))  # 0.05 s per call: > 0.1 s since the last draw every 3rd step
-    monkeypatch.setattr(train.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(cli.time, "perf_counter", lambda: next(clock))
     term = Terminal()
-    p = train.Progress(10, stream=term)
+    p = cli.Progress(10, stream=term)
     for done in range(1, 11):
         p.update(done, 2.0, dev=1.5 if done == 6 else None)
     text = term.getvalue()

@@ -1,0 +1,286 @@
+"""Count-based next-character models: interpolated modified Kneser-Ney, and add-k.
+
+They see exactly the MLP's examples: `data.build_dataset(items, vocab, block_size=n-1)`
+gives contexts X (N, n-1), padded at the start with the boundary 0, and targets Y (N,).
+A 0 in a context is always padding (items never contain the boundary; it is only ever
+the final target), so a context holding a 0 holds 0s in every position before it.
+
+Shapes: N training examples, B contexts asked about, V symbols, n the order of the
+model (an n-gram is n - 1 context symbols and the symbol after them).
+
+Contexts become integers without overflow. The id of the length-j context (the last j
+symbols of a row) is the rank of the key  id_{j-1} * V + (the j-th symbol from the end)
+among the keys seen in training, with id_0 = 0 for the empty context. Keys stay below
+N * V whatever n is; the obvious sum of symbol * V**position would overflow int64 for
+V = 20,000 at n = 6. A key splits back into its halves: key // V is the id of the
+context without its leftmost symbol, key % V is that leftmost symbol. An n-gram of a
+length-j context with id h is the key h * V + w. Lookups search the sorted keys.
+"""
+from collections import namedtuple
+
+import numpy as np
+
+FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # KenLM's --discount_fallback defaults
+CHUNK_ELEMENTS = 1 << 22  # probs() builds at most this many (row, symbol) entries at a time: 32 MB
+K_GRID = tuple(np.logspace(-3, 0, 13))  # add-k's candidate k: 1e-3 .. 1, four per decade
+
+
+def _find(table, keys, valid):
+    """Position of each key (B,) in the sorted table, -1 where absent or not valid."""
+    if len(table) == 0:  # tiny data can leave an order with no n-grams
+        return np.full(len(keys), -1)
+    pos = np.searchsorted(table, keys).clip(max=len(table) - 1)
+    return np.where(valid & (table[pos] == keys), pos, -1)
+
+
+def _entries(start, ids):
+    """For contexts ids (R,): the table positions of all their n-grams, and which row each is for.
+
+    A table sorted by key keeps each context's n-grams together: context h owns
+    positions start[h] .. start[h+1] - 1.
+    """
+    lo, lens = start[ids], start[ids + 1] - start[ids]  # (R,)
+    row = np.repeat(np.arange(len(ids)), lens)  # (M,)
+    pos = np.arange(lens.sum()) + np.repeat(lo - (np.cumsum(lens) - lens), lens)  # (M,) ranges laid end to end
+    return row, pos
+
+
+def _starts(ctx, num_contexts):
+    """start[h] (H+1,): where context h's n-grams begin in a table sorted by key."""
+    return np.concatenate([[0], np.cumsum(np.bincount(ctx, minlength=num_contexts))])
+
+
+class _Contexts:
+    """Ids of the contexts seen in training, one table of sorted keys per length j = 0 .. n-1."""
+
+    def __init__(self, X, V):  # X (N, n-1)
+        self.V = V
+        self.keys = [np.zeros(1, dtype=np.int64)]  # length 0: the empty context, id 0
+        self.train_ids = [np.zeros(len(X), dtype=np.int64)]  # (N,) per length
+        for j in range(1, X.shape[1] + 1):  # a loop over the orders
+            keys, ids = np.unique(self.train_ids[-1] * V + X[:, -j], return_inverse=True)
+            self.keys.append(keys)
+            self.train_ids.append(ids.reshape(-1))
+        self.rest = [None] + [keys // V for keys in self.keys[1:]]  # id of the context without its leftmost symbol
+        self.first = [None] + [keys % V for keys in self.keys[1:]]  # its leftmost symbol
+
+    def leading_boundaries(self, j, h):
+        """How many boundaries (0, 1 or 2 meaning "2 or more") the length-j contexts h (M,) start with."""
+        if j == 0:
+            return np.zeros(len(h), dtype=np.int64)
+        one = self.first[j][h] == 0
+        if j == 1:
+            return one.astype(np.int64)
+        # A boundary is only ever padding, so h[1] = 0 implies h[0] = 0.
+        return one.astype(np.int64) + (self.first[j - 1][self.rest[j][h]] == 0)
+
+    def ids(self, X):
+        """ids[j] (B,): each row's length-j context, -1 where training never saw it."""
+        ids = [np.zeros(len(X), dtype=np.int64)]
+        for j in range(1, len(self.keys)):  # a context's suffix was seen whenever the context was
+            ids.append(_find(self.keys[j], ids[-1] * self.V + X[:, -j], ids[-1] >= 0))
+        return ids
+
+
+class _CountModel:
+    """What both models share: the argument checks, chunked full distributions, NLL, temperature."""
+
+    def __init__(self, n):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"the order n must be a whole number >= 1, got {n!r}")
+        self.n = int(n)
+        self.V = None
+
+    def _context(self, X):
+        """The last n - 1 columns of X (B, T >= n-1), as int64."""
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] < self.n - 1:
+            raise ValueError(f"an order-{self.n} model needs contexts of shape (B, >= {self.n - 1}), got {X.shape}")
+        return X[:, X.shape[1] - (self.n - 1):].astype(np.int64)
+
+    def _check(self, X, Y, V=None):
+        if V is None:
+            if self.V is None:
+                raise ValueError("fit the model before asking it for probabilities")
+            V = self.V
+        X, Y = self._context(X), np.asarray(Y).astype(np.int64)
+        if Y.shape != (len(X),):
+            raise ValueError(f"need one target per context: X has {len(X)} rows, Y has shape {Y.shape}")
+        for what, a in (("context", X), ("target", Y)):
+            if a.size and (a.min() < 0 or a.max() >= V):
+                raise ValueError(f"a {what} symbol is outside 0 .. {V - 1} (vocabulary size {V})")
+        return X, Y, int(V)
+
+    def probs(self, X):
+        """p(w | context) (B, V) float64 for every symbol w, built a chunk of rows at a time."""
+        X = self._check(X, np.zeros(len(X), dtype=np.int64))[0]
+        rows = max(1, CHUNK_ELEMENTS // self.V)
+        return np.concatenate([self._probs(X[s:s + rows]) for s in range(0, len(X), rows)] or
+                              [np.empty((0, self.V))])
+
+    def nll(self, X, Y):
+        """Mean negative log likelihood of the targets, in nats."""
+        return float(-np.mean(np.log(self.target_probs(X, Y))))
+
+    def next_probs(self, X, temperature=1.0):
+        """probs(X) ** (1 / temperature), renormalised (B, V): what sampling.generate calls."""
+        logp = np.log(self.probs(X)) / temperature  # (B, V)
+        p = np.exp(logp - logp.max(axis=1, keepdims=True))
+        return p / p.sum(axis=1, keepdims=True)
+
+
+def modified_kn_discounts(counts):
+    """(D1, D2, D3+) from the count-of-counts n_r of one order's counts, and whether they fell back.
+
+    The estimate (Chen & Goodman 1998) is undefined when n1, n2 or n3 is 0, and useless
+    when a discount is not positive (a context would give nothing to the lower order).
+    Then the order falls back to FALLBACK_DISCOUNTS, as KenLM's --discount_fallback does.
+    This happens on tiny data, and for the unigrams of a small alphabet: names' 27
+    continuation counts rarely repeat a value.
+    """
+    n1, n2, n3, n4 = np.bincount(counts, minlength=5)[1:5].astype(np.float64)
+    if min(n1, n2, n3) == 0:
+        return np.array(FALLBACK_DISCOUNTS), True
+    Y = n1 / (n1 + 2 * n2)
+    D = np.array([1 - 2 * Y * n2 / n1, 2 - 3 * Y * n3 / n2, 3 - 4 * Y * n4 / n3])
+    if np.all(D > 0):  # D_r <= r holds by construction, so c - D(c) >= 0
+        return D, False
+    return np.array(FALLBACK_DISCOUNTS), True
+
+
+_Order = namedtuple("_Order", "keys alpha gamma start")  # one order's n-grams, sorted by key
+
+
+class KneserNey(_CountModel):
+    """Interpolated modified Kneser-Ney (Chen & Goodman 1998, "An Empirical Study of
+    Smoothing Techniques for Language Modeling", TR-10-98, the section on modified Kneser-Ney).
+
+    For an order-k n-gram h w (h the last k - 1 symbols, w the next one), k = n .. 1:
+
+        p_k(w | h) = (c_k(h w) - D_k(c_k(h w))) / c_k(h)  +  gamma_k(h) * p_{k-1}(w | h')
+        gamma_k(h) = (D_k1 * N1(h .) + D_k2 * N2(h .) + D_k3+ * N3+(h .)) / c_k(h)
+        p_0(w)     = 1 / V
+
+    h' is h without its leftmost symbol; c_k(h) = sum over w of c_k(h w); N_r(h .) is the
+    number of symbols w with c_k(h w) = r (N3+: >= 3); D_k(c) = 0, D_k1, D_k2, D_k3+ for
+    c = 0, 1, 2, >= 3. If h has no n-grams at order k, p_k(w | h) = p_{k-1}(w | h'). The counts:
+
+        c_n(h w) = how often h w occurs in training (the raw count), and for k < n
+        c_k(h w) = N1+(. h w), the number of distinct symbols v with c_{k+1}(v h w) > 0.
+
+    Each order's discounts come from its count-of-counts n_r (how many n-grams have c_k = r):
+
+        Y = n1 / (n1 + 2 n2),  D_k1 = 1 - 2Y n2/n1,  D_k2 = 2 - 3Y n3/n2,  D_k3+ = 3 - 4Y n4/n3
+
+    (modified_kn_discounts says what tiny data gets). Every p_k(. | h) sums to 1 and,
+    through the uniform p_0, is never 0. `discounts` (n, 3) holds (D_k1, D_k2, D_k3+) for
+    k = 1 .. n, and `fallback` (n,) says which orders had to use FALLBACK_DISCOUNTS.
+
+    Padding. The leading boundaries of a context stand for one start-of-item mark, and the
+    model treats them the way KenLM treats <s>, so that it is KenLM's model of items
+    written "<s> e m m a </s>": an n-gram starting with exactly one boundary keeps its raw
+    count at every order (padding is its only possible left extension, so its N1+ would
+    always be 1), and one starting with two or more boundaries is the same event as its
+    suffix with one, so it is left out of its order (its context falls through).
+    """
+
+    def fit(self, X, Y, vocab_size):
+        """Count the n-grams of contexts X (N, >= n-1) followed by targets Y (N,); returns self."""
+        X, Y, V = self._check(X, Y, vocab_size)
+        if len(Y) == 0:
+            raise ValueError("cannot fit a model to no examples")
+        self.V, self.ctx = V, _Contexts(X, V)
+        self.orders = [None] * (self.n + 1)  # orders[k]: the order-k table, k = 1 .. n
+        self.discounts, self.fallback = np.zeros((self.n, 3)), np.zeros(self.n, dtype=bool)
+        for k in range(self.n, 0, -1):  # highest order first: each lower order counts the one above
+            keys, c = np.unique(self.ctx.train_ids[k - 1] * V + Y, return_counts=True)  # (M,) raw c(h w)
+            h = keys // V
+            if k < self.n:  # N1+(. h w): each distinct (k+1)-gram v h w adds 1 to its h w
+                vh = upper // V  # (M',) context v h of each (k+1)-gram
+                _, cont = np.unique(self.ctx.rest[k][vh] * V + upper % V, return_counts=True)  # same n-grams as keys
+                c = np.where(self.ctx.leading_boundaries(k - 1, h) == 1, c, cont)
+            upper = keys
+            keep = self.ctx.leading_boundaries(k - 1, h) < 2
+            keys, c, h = keys[keep], c[keep], h[keep]
+            D, self.fallback[k - 1] = modified_kn_discounts(c)
+            self.discounts[k - 1] = D
+            Dc = D[np.minimum(c, 3) - 1]  # (M,) D_k(c_k(h w))
+            H = len(self.ctx.keys[k - 1])
+            total = np.bincount(h, weights=c, minlength=H)  # (H,) c_k(h); 0 for a left-out context
+            gamma = np.bincount(h, weights=Dc, minlength=H) / np.maximum(total, 1)
+            gamma[total == 0] = 1.0  # a left-out context passes p_{k-1} through unchanged
+            self.orders[k] = _Order(keys, (c - Dc) / total[h], gamma, _starts(h, H))
+        return self
+
+    def target_probs(self, X, Y):
+        """p(Y | X) (B,), without building the (B, V) distributions."""
+        X, Y, V = self._check(X, Y)
+        ids = self.ctx.ids(X)
+        p = np.full(len(Y), 1.0 / V)  # p_0: uniform
+        for k in range(1, self.n + 1):
+            o, h = self.orders[k], ids[k - 1]
+            pos = _find(o.keys, h * V + Y, h >= 0)
+            alpha = np.where(pos >= 0, o.alpha[pos], 0.0)  # (c - D(c)) / c(h), 0 for an unseen h w
+            p = np.where(h >= 0, alpha + o.gamma[h] * p, p)  # an unseen h (id -1) keeps p_{k-1}
+        return p
+
+    def _probs(self, X):
+        ids = self.ctx.ids(X)
+        p = np.full((len(X), self.V), 1.0 / self.V)  # (B, V) p_0
+        for k in range(1, self.n + 1):
+            o = self.orders[k]
+            rows = np.flatnonzero(ids[k - 1] >= 0)  # (R,) rows whose context training saw
+            h = ids[k - 1][rows]
+            p[rows] *= o.gamma[h][:, None]
+            row, pos = _entries(o.start, h)
+            p[rows[row], o.keys[pos] % self.V] += o.alpha[pos]  # each (row, w) once: fancy += loses nothing
+        return p
+
+
+class AddK(_CountModel):
+    """Add-k smoothing of the order-n counts: p(w | h) = (c(h w) + k) / (c(h) + k V).
+
+    c(h w) counts h w in training, c(h) = sum over w of c(h w); an unseen h gets 1 / V.
+    """
+
+    def __init__(self, n, k=1.0):
+        super().__init__(n)
+        if not k > 0:
+            raise ValueError(f"k must be positive, got {k!r}")
+        self.k = k
+
+    def fit(self, X, Y, vocab_size):
+        X, Y, V = self._check(X, Y, vocab_size)
+        if len(Y) == 0:
+            raise ValueError("cannot fit a model to no examples")
+        self.V, self.ctx = V, _Contexts(X, V)
+        self.keys, self.counts = np.unique(self.ctx.train_ids[-1] * V + Y, return_counts=True)  # c(h w)
+        ctx, H = self.keys // V, len(self.ctx.keys[-1])
+        self.total, self.start = np.bincount(ctx, weights=self.counts, minlength=H), _starts(ctx, H)  # c(h)
+        return self
+
+    def target_probs(self, X, Y):
+        X, Y, V = self._check(X, Y)
+        h = self.ctx.ids(X)[-1]
+        pos = _find(self.keys, h * V + Y, h >= 0)
+        c = np.where(pos >= 0, self.counts[pos], 0)
+        return (c + self.k) / (np.where(h >= 0, self.total[h], 0.0) + self.k * V)
+
+    def _probs(self, X):
+        h = self.ctx.ids(X)[-1]
+        p = np.full((len(X), self.V), float(self.k))  # (B, V)
+        rows = np.flatnonzero(h >= 0)
+        row, pos = _entries(self.start, h[rows])
+        p[rows[row], self.keys[pos] % self.V] += self.counts[pos]
+        return p / (np.where(h >= 0, self.total[h], 0.0) + self.k * self.V)[:, None]
+
+
+def choose_k(Xtr, Ytr, Xdev, Ydev, n, V, grid=K_GRID):
+    """The k in grid with the lowest dev NLL, and the add-k model fitted with it: (k, model)."""
+    model = AddK(n).fit(Xtr, Ytr, V)
+    losses = []
+    for k in grid:  # the counts do not depend on k: count once, score dev for each k
+        model.k = float(k)
+        losses.append(model.nll(Xdev, Ydev))
+    model.k = float(grid[int(np.argmin(losses))])
+    return model.k, model

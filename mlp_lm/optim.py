@@ -1,0 +1,140 @@
+"""Optimisers, learning-rate schedules and weight averaging: how the parameters move.
+
+Every optimiser takes `step(params, grads, lr)` and changes params in place.
+Which tensors are decayed is decided by their role (model.DECAYED: the weight
+matrices and the embedding table, never the biases), as in the paper.
+"""
+import math
+
+import numpy as np
+
+from .model import DECAYED
+
+
+class SGD:
+    """Minibatch stochastic gradient descent, with the paper's weight decay.
+
+    The paper maximises the log likelihood minus a penalty (lambda / 2) * ||theta||^2
+    on the weights and the embedding table. Its gradient, lambda * theta, is added to
+    the loss's gradient (model.l2_penalty is the same penalty, gradient-checked):
+
+        g_t     = grad L(theta_{t-1}) + lambda * theta_{t-1}   (decayed tensors only)
+        theta_t = theta_{t-1} - lr_t * g_t
+    """
+
+    def __init__(self, weight_decay=0.0):
+        self.weight_decay = weight_decay
+
+    def step(self, params, grads, lr):
+        for k, p in params.items():
+            g = grads[k]
+            if self.weight_decay and k in DECAYED:
+                g = g + self.weight_decay * p
+            p -= lr * g
+
+    def state(self):
+        return {}
+
+    def load_state(self, state):
+        pass
+
+
+class AdamW:
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019), as torch.optim.AdamW.
+
+    With g_t the gradient at step t = 1, 2, ..., and every operation elementwise:
+
+        1. theta  <- theta - lr_t * lambda * theta    (decoupled decay; decayed tensors only)
+        2. m_t     = beta1 * m_{t-1} + (1 - beta1) * g_t          first moment (mean)
+        3. v_t     = beta2 * v_{t-1} + (1 - beta2) * g_t^2        second moment (uncentred variance)
+        4. m_hat   = m_t / (1 - beta1^t),  v_hat = v_t / (1 - beta2^t)   bias correction (m_0 = v_0 = 0)
+        5. theta  <- theta - lr_t * m_hat / (sqrt(v_hat) + eps)
+
+    The decay in step 1 is not part of the gradient, so Adam's per-coordinate
+    scaling does not weaken it on coordinates with large gradients.
+    """
+
+    def __init__(self, weight_decay=0.0, beta1=0.9, beta2=0.999, eps=1e-8):
+        self.weight_decay, self.beta1, self.beta2, self.eps = weight_decay, beta1, beta2, eps
+        self.t = 0
+        self.m, self.v = {}, {}
+
+    def step(self, params, grads, lr):
+        self.t += 1
+        b1, b2 = self.beta1, self.beta2
+        c1, c2 = 1 - b1**self.t, 1 - b2**self.t  # bias corrections
+        for k, p in params.items():
+            g = grads[k]
+            if k not in self.m:
+                self.m[k], self.v[k] = np.zeros_like(p), np.zeros_like(p)
+            m, v = self.m[k], self.v[k]
+            if self.weight_decay and k in DECAYED:
+                p *= 1 - lr * self.weight_decay
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * g * g
+            p -= (lr / c1) * m / (np.sqrt(v / c2) + self.eps)
+
+    def state(self):
+        return {"t": self.t, **{f"m.{k}": a for k, a in self.m.items()}, **{f"v.{k}": a for k, a in self.v.items()}}
+
+    def load_state(self, state):
+        self.t = int(state["t"])
+        self.m = {k[2:]: np.array(a) for k, a in state.items() if k.startswith("m.")}
+        self.v = {k[2:]: np.array(a) for k, a in state.items() if k.startswith("v.")}
+
+
+def make_optimizer(name, weight_decay=0.0, beta1=0.9, beta2=0.999, eps=1e-8):
+    if name == "sgd":
+        return SGD(weight_decay)
+    if name == "adamw":
+        return AdamW(weight_decay, beta1, beta2, eps)
+    raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {name!r}")
+
+
+# --- learning-rate schedules -------------------------------------------------
+
+SCHEDULES = ("step", "inverse", "cosine")
+
+
+def learning_rate(schedule, lr, step, steps, *, decay_rate=0.0, warmup=0, min_lr=0.0):
+    """The learning rate for step (0-based) of a run of `steps` steps.
+
+    step:    the lecture's: lr for the first half of the steps, lr / 10 after.
+    inverse: the paper's: eps_t = eps_0 / (1 + r * t), r = decay_rate.
+    cosine:  linear warm-up from lr / warmup to lr over `warmup` steps, then
+             half a cosine from lr down to min_lr at the last step.
+    """
+    if schedule == "step":
+        return lr if step < steps // 2 else lr / 10
+    if schedule == "inverse":
+        return lr / (1 + decay_rate * step)
+    if schedule == "cosine":
+        if step < warmup:
+            return lr * (step + 1) / warmup
+        progress = (step - warmup) / max(1, steps - 1 - warmup)  # 0 at the end of warm-up, 1 at the last step
+        return min_lr + (lr - min_lr) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+
+
+# --- weight averaging --------------------------------------------------------
+
+class EMA:
+    """An exponential moving average of the parameters, for evaluation.
+
+        avg_t = decay * avg_{t-1} + (1 - decay) * theta_t,   avg_0 = theta_0
+
+    Averaging over the last ~1 / (1 - decay) steps smooths out the minibatch
+    noise of the final iterates (Polyak averaging with a forgetting factor).
+    """
+
+    def __init__(self, params, decay):
+        self.decay = decay
+        self.avg = {k: p.copy() for k, p in params.items()}
+
+    def update(self, params):
+        for k, p in params.items():
+            a = self.avg[k]
+            a *= self.decay
+            a += (1 - self.decay) * p
