@@ -1,0 +1,108 @@
+"""Fit a count-based n-gram model on the MLP's training split, evaluate it, and sample from it.
+
+    python -m mlp_lm.ngram --n 6 --smoothing kn       # interpolated modified Kneser-Ney
+    python -m mlp_lm.ngram --n 3 --smoothing add-k    # add-k, with k chosen on dev
+    python -m mlp_lm.ngram --n 8 --smoothing kn --json runs/kn8.json
+
+The split, the vocabulary and the examples are the MLP's (data.load_splits with
+block_size n - 1), so the losses are directly comparable with the ones train
+prints. n = 1 is the unigram model: it is counted from the same examples with
+their context ignored. The models are in counting.py.
+"""
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+
+from . import metrics
+from .cli import ArgumentParser, UsageError, non_negative_int, run
+from .counting import K_GRID, AddK, KneserNey, choose_k
+from .data import load_splits
+from .sampling import generate, novelty
+
+MAX_N = 32  # far past where names' losses stop changing; keeps the examples (N, n-1) small
+
+
+def order(text):
+    """An argparse type: the order n, a whole number from 1 to MAX_N."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 1 <= value <= MAX_N:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {MAX_N}, got {text!r}")
+    return value
+
+
+def parse_args(argv):
+    ap = ArgumentParser(prog="python -m mlp_lm.ngram", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", metavar="N", type=order, required=True,
+                    help=f"the order: each symbol is predicted from the N - 1 before it (1 to {MAX_N})")
+    ap.add_argument("--smoothing", choices=("kn", "add-k"), required=True,
+                    help="kn: interpolated modified Kneser-Ney; add-k: add k to every count, k chosen on dev")
+    ap.add_argument("--data", metavar="PATH", default="data/names.txt",
+                    help="a UTF-8 file with one item per line (default data/names.txt)")
+    ap.add_argument("--json", metavar="PATH", default=None, help="also write the results to this JSON file")
+    ap.add_argument("--samples", metavar="K", type=non_negative_int, default=10, help="how many samples to print (default 10)")
+    ap.add_argument("--seed", metavar="N", type=non_negative_int, default=42, help="random seed of the samples (default 42)")
+    return ap.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    n = args.n
+    block_size = max(n - 1, 1)  # build_dataset needs a context; a unigram model ignores it
+    splits = load_splits(args.data, block_size)
+    V = len(splits.vocab)
+    print(f"data: {args.data}: {sum(len(p) for p in splits.items)} items, vocabulary of {V}, "
+          f"{len(splits.train[1])}/{len(splits.dev[1])}/{len(splits.test[1])} train/dev/test examples")
+
+    t0 = time.perf_counter()
+    result = {"n": n, "smoothing": args.smoothing}
+    if args.smoothing == "kn":
+        model = KneserNey(n).fit(*splits.train, V)
+    else:
+        k, model = choose_k(*splits.train, *splits.dev, n, V)
+        result["k"] = k
+    for name in ("train", "dev", "test"):
+        result[f"{name}_loss"] = model.nll(*getattr(splits, name))
+    seconds = time.perf_counter() - t0
+    for name in ("dev", "test"):
+        result[f"{name}_perplexity"] = metrics.perplexity(result[f"{name}_loss"])
+        result[f"{name}_bpc"] = metrics.bits_per_char(result[f"{name}_loss"])
+
+    if args.smoothing == "kn":
+        print(f"model: {n}-gram, interpolated modified Kneser-Ney; discounts D1 D2 D3+ by order:")
+        result["discounts"] = []
+        for k, (D, fell_back) in enumerate(zip(model.discounts, model.fallback), start=1):
+            result["discounts"].append({"order": k, "D1": D[0], "D2": D[1], "D3+": D[2], "fallback": bool(fell_back)})
+            note = "  (fallback: too few distinct counts to estimate)" if fell_back else ""
+            print(f"  order {k}: {D[0]:.3f} {D[1]:.3f} {D[2]:.3f}{note}")
+    else:
+        print(f"model: {n}-gram, add-k; k = {result['k']:.4g} (the lowest dev loss of {len(K_GRID)} values "
+              f"from {min(K_GRID):g} to {max(K_GRID):g})")
+    print(f"fitted and evaluated in {seconds:.2f}s")
+    result["seconds"] = round(seconds, 3)
+    for name in ("train", "dev", "test"):
+        print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")
+
+    samples = generate(model.next_probs, splits.vocab, block_size, args.samples, np.random.default_rng(args.seed))
+    result["samples"] = samples
+    if samples:
+        counts, _ = novelty(samples, {"data": args.data, "data_sha256": splits.sha256})
+        where = f" ({counts[0]} in the training set, {counts[1]} in dev/test, {counts[2]} new)" if counts else ""
+        print(f"samples{where}:", ", ".join(samples))
+    if args.json:
+        try:
+            with open(args.json, "w") as f:
+                f.write(json.dumps(result, indent=2) + "\n")
+        except OSError as e:
+            raise UsageError(f"cannot write --json {args.json}: {e.strerror}") from None
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main, "python -m mlp_lm.ngram")
