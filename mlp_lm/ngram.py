@@ -93,7 +93,7 @@ def main(argv=None):
     if samples:
         counts, _ = novelty(samples, {"data": args.data, "data_sha256": splits.sha256})
         where = f" ({counts[0]} in the training set, {counts[1]} in dev/test, {counts[2]} new)" if counts else ""
-        print(f"samples{where}:", ", ".join(samples))
+        print(f"samples{where}:", ", ".join(s or "(empty)" for s in samples))
     if args.json:
         try:
             with open(args.json, "w") as f:

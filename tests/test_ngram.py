@@ -1,14 +1,15 @@
 """The count-based models (counting.py) against slow references, and the n-gram driver (ngram.py)."""
+import json
 import math
 from collections import Counter, defaultdict
 
 import numpy as np
 import pytest
 
-from mlp_lm.counting import FALLBACK_DISCOUNTS, AddK, KneserNey, choose_k, modified_kn_discounts
+from mlp_lm.counting import FALLBACK_DISCOUNTS, K_GRID, AddK, KneserNey, choose_k, modified_kn_discounts
 from mlp_lm.data import Vocab, build_dataset, build_vocab, load_splits
 
-from .conftest import NAMES
+from .conftest import NAMES, run_cli
 
 TINY = ["abc", "abca", "bca", "cab", "aa", "abcab", "b", "cc", "acb", "bab", "abc", "ca", "abcc"]
 UNSEEN = ["cccccc", "bbbbbbb", "acacac", "cba"]  # contexts (some) the tiny corpus never has
@@ -276,3 +277,64 @@ def test_choose_k_picks_the_grid_value_with_the_lowest_dev_loss(names):
     assert k == grid[int(np.argmin(losses))] and model.k == k
     assert model.nll(*names.dev) == pytest.approx(min(losses), rel=1e-12)
     assert len(set(np.round(losses, 6))) == len(grid)  # k matters, so the choice means something
+
+
+# --- the driver: python -m mlp_lm.ngram --------------------------------------
+
+def test_cli_prints_and_writes_the_models_losses(tmp_path, names):
+    out = tmp_path / "out.json"
+    proc = run_cli("mlp_lm.ngram", "--n", 3, "--smoothing", "kn", "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert set(result) == {"n", "smoothing", "train_loss", "dev_loss", "test_loss", "dev_perplexity", "dev_bpc",
+                           "test_perplexity", "test_bpc", "discounts", "seconds", "samples"}
+    model = KneserNey(3).fit(*names.train, len(names.vocab))  # the same split, counted here
+    for name in ("train", "dev", "test"):
+        assert result[f"{name}_loss"] == pytest.approx(model.nll(*getattr(names, name)), rel=1e-12)
+    assert result["dev_perplexity"] == pytest.approx(math.exp(result["dev_loss"]), rel=1e-12)
+    assert result["test_bpc"] == pytest.approx(result["test_loss"] / math.log(2), rel=1e-12)
+    dev_line = next(line for line in proc.stdout.splitlines() if line.startswith("dev loss"))
+    assert f"{result['dev_loss']:.4f} nats" in dev_line
+    assert f"perplexity {result['dev_perplexity']:.2f}" in dev_line and "bits/char" in dev_line
+    assert [d["order"] for d in result["discounts"]] == [1, 2, 3]
+    np.testing.assert_allclose([[d["D1"], d["D2"], d["D3+"]] for d in result["discounts"]], model.discounts)
+    assert len(result["samples"]) == 10 and all(set(s) <= set(names.vocab.itos[1:]) for s in result["samples"])
+
+
+def test_cli_add_k_reports_its_k_and_a_unigram_works(tmp_path, names):
+    out = tmp_path / "addk.json"
+    proc = run_cli("mlp_lm.ngram", "--n", 2, "--smoothing", "add-k", "--samples", 0, "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert "discounts" not in result and result["samples"] == []
+    k, model = choose_k(*names.train, *names.dev, 2, len(names.vocab))
+    assert result["k"] == k and f"k = {k:.4g}" in proc.stdout
+    assert result["test_loss"] == pytest.approx(model.nll(*names.test), rel=1e-12)
+    proc = run_cli("mlp_lm.ngram", "--n", 1, "--smoothing", "kn", "--samples", 3, "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    unigram = KneserNey(1).fit(*names.train, len(names.vocab))
+    assert json.loads(out.read_text())["dev_loss"] == pytest.approx(unigram.nll(*names.dev), rel=1e-12)
+
+
+@pytest.mark.parametrize("flags,words", [
+    (["--n", "0", "--smoothing", "kn"], ["--n", "from 1 to"]),
+    (["--n", "-1", "--smoothing", "kn"], ["--n"]),
+    (["--n", str(10 ** 6), "--smoothing", "kn"], ["--n", "from 1 to"]),
+    (["--n", "three", "--smoothing", "kn"], ["--n"]),
+    (["--n", "3", "--smoothing", "witten-bell"], ["--smoothing", "witten-bell"]),
+    (["--n", "3"], ["--smoothing", "required"]),
+    (["--n", "3", "--smoothing", "kn", "--samples", "-2"], ["--samples"]),
+    (["--n", "3", "--smoothing", "kn", "--data", "no/such/file.txt"], ["not found"]),
+    (["--n", "3", "--smoothing", "kn", "--data", "EMPTY"], ["no items"]),
+    (["--n", "3", "--smoothing", "kn", "--data", "FEW", "--json", "NODIR"], ["--json", "cannot write"]),
+])
+def test_cli_bad_input_is_one_line_and_exit_2(flags, words, tmp_path):
+    (tmp_path / "empty.txt").write_text("\n\n")
+    (tmp_path / "few.txt").write_text("anna\nbob\ncarl\ndora\nemil\nfrida\ngreta\n")
+    files = {"EMPTY": tmp_path / "empty.txt", "FEW": tmp_path / "few.txt", "NODIR": tmp_path / "no" / "out.json"}
+    proc = run_cli("mlp_lm.ngram", *[files.get(f, f) for f in flags])
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "error:" in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+    for w in words:
+        assert w in lines[0], (w, lines[0])
