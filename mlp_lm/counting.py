@@ -57,7 +57,7 @@ class _Contexts:
         self.V = V
         self.keys = [np.zeros(1, dtype=np.int64)]  # length 0: the empty context, id 0
         self.train_ids = [np.zeros(len(X), dtype=np.int64)]  # (N,) per length
-        for j in range(1, X.shape[1] + 1):  # a loop over the orders
+        for j in range(1, X.shape[1] + 1):  # a loop over the context lengths
             keys, ids = np.unique(self.train_ids[-1] * V + X[:, -j], return_inverse=True)
             self.keys.append(keys)
             self.train_ids.append(ids.reshape(-1))
@@ -124,6 +124,8 @@ class _CountModel:
 
     def next_probs(self, X, temperature=1.0):
         """probs(X) ** (1 / temperature), renormalised (B, V): what sampling.generate calls."""
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive, got {temperature!r}")
         logp = np.log(self.probs(X)) / temperature  # (B, V)
         p = np.exp(logp - logp.max(axis=1, keepdims=True))
         return p / p.sum(axis=1, keepdims=True)
@@ -177,11 +179,14 @@ class KneserNey(_CountModel):
     k = 1 .. n, and `fallback` (n,) says which orders had to use FALLBACK_DISCOUNTS.
 
     Padding. The leading boundaries of a context stand for one start-of-item mark, and the
-    model treats them the way KenLM treats <s>, so that it is KenLM's model of items
-    written "<s> e m m a </s>": an n-gram starting with exactly one boundary keeps its raw
-    count at every order (padding is its only possible left extension, so its N1+ would
-    always be 1), and one starting with two or more boundaries is the same event as its
-    suffix with one, so it is left out of its order (its context falls through).
+    model treats them the way KenLM treats <s>: an n-gram starting with exactly one
+    boundary keeps its raw count at every order (padding is its only possible left
+    extension, so its N1+ would always be 1), and one starting with two or more boundaries
+    is the same event as its suffix with one, so it is left out of its order (its context
+    falls through). The model then counts the n-grams KenLM would count in items written
+    "<s> e m m a </s>", with <s> and </s> both the symbol 0. (Keeping the raw counts of all
+    the padded n-grams instead would discount the same counts once per padded order,
+    leaving the lower orders too little weight near the start of an item.)
     """
 
     def fit(self, X, Y, vocab_size):
@@ -228,11 +233,10 @@ class KneserNey(_CountModel):
         ids = self.ctx.ids(X)
         p = np.full((len(X), self.V), 1.0 / self.V)  # (B, V) p_0
         for k in range(1, self.n + 1):
-            o = self.orders[k]
-            rows = np.flatnonzero(ids[k - 1] >= 0)  # (R,) rows whose context training saw
-            h = ids[k - 1][rows]
-            p[rows] *= o.gamma[h][:, None]
-            row, pos = _entries(o.start, h)
+            o, h = self.orders[k], ids[k - 1]
+            p *= np.where(h >= 0, o.gamma[h], 1.0)[:, None]  # an unseen h (id -1) keeps p_{k-1}
+            rows = np.flatnonzero(h >= 0)  # (R,) rows whose context training saw
+            row, pos = _entries(o.start, h[rows])
             p[rows[row], o.keys[pos] % self.V] += o.alpha[pos]  # each (row, w) once: fancy += loses nothing
         return p
 

@@ -247,6 +247,8 @@ def test_bad_arguments_are_value_errors(names):
         KneserNey(2).probs(X[:3])
     with pytest.raises(ValueError):
         AddK(2, k=0)
+    with pytest.raises(ValueError, match="temperature"):
+        KneserNey(2).fit(X, Y, 27).next_probs(X[:3], 0.0)
 
 
 # --- add-k ------------------------------------------------------------------
