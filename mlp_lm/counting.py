@@ -137,8 +137,8 @@ def modified_kn_discounts(counts):
     The estimate (Chen & Goodman 1998) is undefined when n1, n2 or n3 is 0, and useless
     when a discount is not positive (a context would give nothing to the lower order).
     Then the order falls back to FALLBACK_DISCOUNTS, as KenLM's --discount_fallback does.
-    This happens on tiny data, and for the unigrams of a small alphabet: names' 27
-    continuation counts rarely repeat a value.
+    This happens on tiny data, and for the unigrams of a small alphabet: of names' 27
+    unigrams, hardly any has a count (raw or continuation) of 1, 2 or 3.
     """
     n1, n2, n3, n4 = np.bincount(counts, minlength=5)[1:5].astype(np.float64)
     if min(n1, n2, n3) == 0:
