@@ -1,6 +1,7 @@
 """Check hand-derived gradients against scipy's finite differences.
 
     python -m mlp_lm.gradcheck            # the model, every parameter and intermediate
+    python -m mlp_lm.gradcheck --direct --dropout 0.3 --label-smoothing 0.1   # and the extras
 
 prints one row per tensor, as in the manual-backprop lecture: whether the
 analytic gradient equals the numerical one exactly, the largest absolute
@@ -235,7 +236,7 @@ def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=
 
 
 def main(argv=None):
-    from .cli import ArgumentParser, non_negative_int, positive_int
+    from .cli import ArgumentParser, fraction, non_negative_int, positive_int
 
     ap = ArgumentParser(prog="python -m mlp_lm.gradcheck",
                         description="Check the model's hand-derived gradients against finite differences.")
@@ -246,16 +247,26 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=positive_int, default=6, metavar="B", help="B (default 6)")
     ap.add_argument("--seed", type=non_negative_int, default=0, metavar="N",
                     help="random seed for parameters and data (default 0)")
+    ap.add_argument("--direct", action="store_true", help="with the paper's direct connections Wd")
+    ap.add_argument("--dropout", type=fraction, default=0.0, metavar="P",
+                    help="a fixed dropout mask with this rate on embcat and h (default 0)")
+    ap.add_argument("--label-smoothing", type=fraction, default=0.0, metavar="EPS", help="(default 0)")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
-    params = random_params(args.vocab_size, args.block_size, args.n_embd, args.n_hidden, seed=args.seed)
-    X = rng.integers(0, args.vocab_size, size=(args.batch_size, args.block_size))
-    Y = rng.integers(0, args.vocab_size, size=args.batch_size)
-    rows = check_model(params, X, Y)
+    B, T, E, H = args.batch_size, args.block_size, args.n_embd, args.n_hidden
+    params = random_params(args.vocab_size, T, E, H, seed=args.seed, direct=args.direct)
+    X = rng.integers(0, args.vocab_size, size=(B, T))
+    Y = rng.integers(0, args.vocab_size, size=B)
+    masks = {"embcat": layers.dropout_mask((B, T * E), args.dropout, rng),
+             "h": layers.dropout_mask((B, H), args.dropout, rng)}
+    rows = check_model(params, X, Y, masks=masks, smoothing=args.label_smoothing)
     for r in rows:
         print(r.row(), " ok" if r.ok() else " FAIL")
     bad = [r for r in rows if not r.ok()]
     print(f"{len(rows) - len(bad)} of {len(rows)} gradients within {TOLERANCE:.0e} of their scale")
+    for r in bad:
+        if r.problem:
+            print(f"{r.name}: {r.problem}")
     return 1 if bad else 0
 
 

@@ -80,3 +80,49 @@ def test_cli_rejects_a_zero_size(capsys):
         gradcheck.main(["--n-hidden", "0"])
     assert e.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_shapes_are_compared_before_values():
+    # A (1, H) gradient for an (H,) bias has the right numbers and the wrong shape: it must fail.
+    db = np.array([[0.5, -1.0, 2.0]])
+    cmp = compare("db1", db, db.reshape(-1), shape=(3,))
+    assert not cmp.ok() and "shape (1, 3)" in cmp.problem
+    with pytest.raises(AssertionError, match=r"shape \(1, 3\) but its input has \(3,\)"):
+        assert_close(cmp)
+    assert compare("db1", db.reshape(-1), db.reshape(-1), shape=(3,)).ok()
+
+
+def test_an_all_zero_gradient_cannot_pass():
+    cmp = compare("dW", np.zeros((2, 2)), np.zeros(4))
+    assert not cmp.ok() and "proves nothing" in cmp.problem
+
+
+def test_judging_is_relative_to_the_gradient_scale():
+    # The same absolute error, 1e-7: negligible beside gradients of size 1, fatal beside 1e-6.
+    big = np.array([1.0, -0.5])
+    assert compare("big", big, big + 1e-7).ok()
+    tiny = np.array([1e-6, -5e-7])
+    cmp = compare("tiny", tiny, tiny + 1e-7)
+    assert cmp.ratio == pytest.approx(0.1) and not cmp.ok()
+
+
+def test_scipy_convergence_status_is_reported():
+    x = np.array([0.3, -1.2])
+    num, status = numerical_grad(lambda a: float(np.sum(a**2)), x, return_status=True)
+    assert status.tolist() == [0, 0]
+    cmp = compare("dx", 2 * x, num, status=np.array([0, -2]))
+    assert cmp.unconverged == 1 and "did not converge" in cmp.row()
+
+
+def test_check_model_reports_a_missing_gradient(monkeypatch):
+    real = gradcheck.loss_and_grads
+
+    def drops_wd(*a, **k):
+        loss, grads, inter = real(*a, **k)
+        grads.pop("Wd")
+        return loss, grads, inter
+
+    monkeypatch.setattr(gradcheck, "loss_and_grads", drops_wd)
+    params = gradcheck.random_params(5, 2, 3, 4, seed=1, direct=True)
+    rows = {r.name: r for r in gradcheck.check_model(params, np.array([[0, 1], [2, 3]]), np.array([4, 0]))}
+    assert not rows["dWd"].ok() and "no gradient" in rows["dWd"].problem

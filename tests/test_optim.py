@@ -1,0 +1,84 @@
+"""Optimisers, schedules and weight averaging against their equations."""
+import math
+
+import numpy as np
+import pytest
+
+from mlp_lm import model, optim
+
+
+def test_adamw_first_two_steps_by_hand():
+    # One decayed weight and one bias, two steps, every number worked out here.
+    p = {"W1": np.array([1.0]), "b1": np.array([2.0])}
+    opt = optim.AdamW(weight_decay=0.1, beta1=0.9, beta2=0.99, eps=0.0)
+    opt.step(p, {"W1": np.array([0.5]), "b1": np.array([-0.5])}, lr=0.01)
+    # t=1: m = 0.05, v = 0.0025; m_hat = 0.5, v_hat = 0.25; the update is lr * 0.5 / 0.5 = lr * sign(g).
+    # W1 first decays: 1 * (1 - 0.01 * 0.1) = 0.999, then 0.999 - 0.01 = 0.989.
+    assert p["W1"][0] == pytest.approx(0.989, abs=1e-15)
+    assert p["b1"][0] == pytest.approx(2.01, abs=1e-15)  # no decay on biases
+    opt.step(p, {"W1": np.array([-1.0]), "b1": np.array([0.0])}, lr=0.01)
+    # t=2: m = 0.9*0.05 - 0.1 = -0.055, v = 0.99*0.0025 + 0.01 = 0.012475
+    m_hat, v_hat = -0.055 / (1 - 0.81), 0.012475 / (1 - 0.9801)
+    assert p["W1"][0] == pytest.approx(0.989 * (1 - 0.001) - 0.01 * m_hat / math.sqrt(v_hat), abs=1e-14)
+    m_hat_b, v_hat_b = 0.9 * -0.05 / 0.19, 0.99 * 0.0025 / 0.0199
+    assert p["b1"][0] == pytest.approx(2.01 - 0.01 * m_hat_b / math.sqrt(v_hat_b), abs=1e-14)
+
+
+def test_adamw_matches_its_equations_on_a_quadratic():
+    # Minimise 0.5 * |A x - y|^2 with AdamW, and with the docstring's equations written out.
+    rng = np.random.default_rng(0)
+    A, y = rng.standard_normal((6, 4)), rng.standard_normal(6)
+    p = {"W1": rng.standard_normal(4)}
+    x, m, v = p["W1"].copy(), np.zeros(4), np.zeros(4)
+    opt = optim.AdamW(weight_decay=0.01, beta1=0.8, beta2=0.95, eps=1e-6)
+    for t in range(1, 51):
+        g = A.T @ (A @ p["W1"] - y)
+        opt.step(p, {"W1": g}, lr=0.05)
+        gx = A.T @ (A @ x - y)
+        x = x - 0.05 * 0.01 * x
+        m = 0.8 * m + 0.2 * gx
+        v = 0.95 * v + 0.05 * gx**2
+        x = x - 0.05 * (m / (1 - 0.8**t)) / (np.sqrt(v / (1 - 0.95**t)) + 1e-6)
+    np.testing.assert_allclose(p["W1"], x, rtol=1e-12)
+    assert np.linalg.norm(A @ x - y) < np.linalg.norm(A @ rng.standard_normal(4) - y)
+
+
+def test_adamw_trains_the_model():
+    rng = np.random.default_rng(1)
+    X, Y = rng.integers(0, 27, (64, 3)), rng.integers(0, 27, 64)
+    params = model.init_params(27, 3, 10, 50, seed=1, dtype=np.float64)
+    opt = optim.AdamW(weight_decay=0.01)
+    first = model.loss_and_grads(params, X, Y)[0]
+    for _ in range(200):
+        _, grads = model.loss_and_grads(params, X, Y)
+        opt.step(params, grads, 0.01)
+    assert model.loss_and_grads(params, X, Y)[0] < first / 3
+
+
+def test_sgd_without_decay_is_the_plain_update():
+    p = {"W1": np.array([1.0, 2.0]), "b1": np.array([3.0])}
+    optim.SGD().step(p, {"W1": np.array([1.0, -1.0]), "b1": np.array([2.0])}, 0.5)
+    assert p["W1"].tolist() == [0.5, 2.5] and p["b1"].tolist() == [2.0]
+
+
+def test_schedules():
+    assert [optim.learning_rate("step", 0.5, s, 10) for s in range(10)] == [0.5] * 5 + [0.05] * 5
+    inv = [optim.learning_rate("inverse", 0.2, t, 100, decay_rate=0.5) for t in range(4)]
+    assert inv == pytest.approx([0.2, 0.2 / 1.5, 0.2 / 2, 0.2 / 2.5])
+    cos = [optim.learning_rate("cosine", 1.0, s, 110, warmup=10, min_lr=0.1) for s in range(110)]
+    assert cos[:10] == pytest.approx([(s + 1) / 10 for s in range(10)])  # linear warm-up to the peak
+    assert cos[10] == 1.0 and cos[-1] == pytest.approx(0.1)  # then from the peak down to the floor
+    assert cos[60] == pytest.approx(0.55, abs=0.01)  # halfway, halfway down
+    assert all(a >= b for a, b in zip(cos[10:], cos[11:]))
+    with pytest.raises(ValueError, match="schedule"):
+        optim.learning_rate("linear", 1.0, 0, 10)
+
+
+def test_ema():
+    p = {"W1": np.array([0.0])}
+    ema = optim.EMA(p, 0.9)
+    for value in (1.0, 1.0, 1.0):
+        p["W1"][:] = value
+        ema.update(p)
+    assert ema.avg["W1"][0] == pytest.approx(1 - 0.9**3)
+    assert p["W1"][0] == 1.0  # the average is a copy, not the parameters
