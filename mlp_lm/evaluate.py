@@ -1,0 +1,148 @@
+"""Evaluate a trained model, alone or mixed with a Kneser-Ney n-gram as in the paper.
+
+    python -m mlp_lm.evaluate --checkpoint runs/names/model.npz
+    python -m mlp_lm.evaluate --checkpoint runs/names/model.npz --mix-ngram 6
+    python -m mlp_lm.evaluate --checkpoint runs/names/model.npz --data other_names.txt
+
+Prints the mean NLL (nats), perplexity and bits per character on the train,
+dev and test splits of the data the model was trained on. With --data naming
+another file (same symbols), every item of that file is evaluated as one set.
+With --mix-ngram N, the N-gram is fitted on the same training split, each
+mixture's weight is chosen on dev, and test is reported with that weight.
+"""
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoint, metrics, mixture, model
+from .cli import ArgumentParser, UsageError, int_at_least, run
+from .counting import KneserNey
+from .data import BOUNDARY, SPLIT_SEED, DataError, build_dataset, load_splits, read_items_and_digest
+
+MAX_ORDER = 32
+
+
+def training_splits(config, vocab, block_size):
+    """The checkpoint's own train/dev/test split, rebuilt from the data file it records."""
+    path = config.get("data")
+    if not isinstance(path, str) or not path:
+        raise UsageError("the checkpoint does not record its training data; pass --data FILE to evaluate on a file")
+    try:
+        splits = load_splits(path, block_size, config.get("split_seed", SPLIT_SEED))
+    except DataError as e:
+        raise UsageError(f"cannot rebuild the training split from {path}: {e}; pass --data FILE to "
+                         f"evaluate on another file") from None
+    if config.get("data_sha256") and splits.sha256 != config["data_sha256"]:
+        raise UsageError(f"the training data {path} has changed since training, so its split is not the one "
+                         f"the model saw; pass --data FILE to evaluate on a file as a whole")
+    if splits.vocab.itos != vocab.itos:
+        raise UsageError(f"the vocabulary of {path} is not the checkpoint's; the file has changed since training")
+    return splits
+
+
+def other_file(path, vocab, block_size):
+    """Every item of another file, as one set of examples under the checkpoint's vocabulary."""
+    items, sha256 = read_items_and_digest(path)
+    for i, item in enumerate(items):  # a check per item, with its line for the message
+        if BOUNDARY in item:
+            raise DataError(f"{path}: item {i + 1} ({item!r}) contains the boundary symbol {BOUNDARY!r}, "
+                            f"which marks the start and end of every item")
+    unknown = sorted(set("".join(items)) - set(vocab.itos))
+    if unknown:
+        raise DataError(f"{path} has symbol(s) {''.join(unknown)!r} that the model never saw "
+                        f"(its vocabulary is {vocab.itos[1:]!r}); remove them or train on this file")
+    return build_dataset(items, vocab, block_size), sha256
+
+
+def parse_args(argv):
+    ap = ArgumentParser(prog="python -m mlp_lm.evaluate", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", metavar="PATH", required=True, help="a model.npz written by python -m mlp_lm.train")
+    ap.add_argument("--data", metavar="PATH", default=None,
+                    help="evaluate on every item of this file (default: the split the model was trained on)")
+    ap.add_argument("--mix-ngram", metavar="N", type=int_at_least(1, f"an n-gram order from 1 to {MAX_ORDER}"),
+                    default=None, help="also the Kneser-Ney N-gram and its mixtures with the model (the paper's is N=3)")
+    ap.add_argument("--json", metavar="PATH", default=None, help="also write the numbers to this JSON file")
+    args = ap.parse_args(argv)
+    if args.mix_ngram is not None and args.mix_ngram > MAX_ORDER:
+        raise UsageError(f"--mix-ngram {args.mix_ngram}: expected an n-gram order from 1 to {MAX_ORDER}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    params, vocab, config = checkpoint.load(args.checkpoint)
+    T = config["block_size"]
+    n = args.mix_ngram
+    block = max(T, (n or 1) - 1)  # contexts wide enough for both models; each reads its last columns
+    sets = {}  # name -> (X, Y)
+    if args.data is None or (Path(args.data).is_file() and
+                             read_items_and_digest(args.data)[1] == config.get("data_sha256")):
+        splits = training_splits(config, vocab, block)
+        sets.update(train=splits.train, dev=splits.dev, test=splits.test)
+        source = config["data"]
+    else:
+        (X, Y), _ = other_file(args.data, vocab, block)
+        sets["all"] = (X, Y)
+        source = args.data
+        if n is not None:  # the n-gram and the mixtures' weights still come from the training data
+            splits = training_splits(config, vocab, block)
+            sets.update(dev=splits.dev)
+    print(f"checkpoint: {args.checkpoint}: T={T} E={params['C'].shape[1]} H={params['b1'].shape[0]}"
+          f"{' direct' if 'Wd' in params else ''}, {model.num_params(params):,} parameters")
+    print(f"data: {source}: " + ", ".join(f"{len(Y)} {name}" for name, (_, Y) in sets.items()) + " examples")
+
+    t0 = time.perf_counter()
+    result = {"mlp": {}}
+    with np.errstate(over="ignore", under="ignore"):  # a float32 model's exp can underflow; logsumexp handles it
+        logp = {name: mixture.mlp_log_probs(params, X[:, -T:]) for name, (X, _) in sets.items()}
+    for name, (X, Y) in sets.items():
+        result["mlp"][f"{name}_loss"] = float(-np.mean(logp[name][np.arange(len(Y)), Y]))
+    rows = [("mlp", result["mlp"])]
+    if n is not None:
+        kn = KneserNey(n).fit(splits.train[0], splits.train[1], len(vocab))
+        logq = {name: np.log(kn.probs(X)) for name, (X, _) in sets.items()}
+        target = {name: (np.exp(logp[name][np.arange(len(Y)), Y]), np.exp(logq[name][np.arange(len(Y)), Y]))
+                  for name, (_, Y) in sets.items()}
+        Ydev = sets["dev"][1]
+        lam = mixture.choose_lambda(lambda l: mixture.linear_nll(l, *target["dev"]))
+        lam_ll = mixture.choose_lambda(lambda l: mixture.loglinear_nll(l, logp["dev"], logq["dev"], Ydev))
+        result["ngram"] = {f"{name}_loss": float(-np.mean(logq[name][np.arange(len(Y)), Y]))
+                           for name, (_, Y) in sets.items()}
+        result["mix"] = {f"{name}_loss": mixture.linear_nll(lam, *target[name]) for name in sets}
+        result["mix_loglinear"] = {f"{name}_loss": mixture.loglinear_nll(lam_ll, logp[name], logq[name], Y)
+                                   for name, (_, Y) in sets.items()}
+        result["lambda"], result["lambda_loglinear"] = lam, lam_ll
+        rows += [(f"kn {n}-gram", result["ngram"]), (f"linear mix, lambda {lam:.3f}", result["mix"]),
+                 (f"log-linear mix, lambda {lam_ll:.3f}", result["mix_loglinear"])]
+    seconds = time.perf_counter() - t0
+
+    shown = [name for name in ("train", "dev", "test", "all") if name in sets and not (name == "dev" and "all" in sets)]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'':{width}}  " + "  ".join(f"{name:>7}" for name in shown) + "   (mean NLL, nats)")
+    for label, losses in rows:
+        print(f"{label:{width}}  " + "  ".join(f"{losses[name + '_loss']:7.4f}" for name in shown))
+    main_set = "all" if "all" in sets else "test"
+    for label, losses in rows:
+        print(f"{main_set} {label}: {metrics.describe(losses[main_set + '_loss'])}")
+    if n is not None:
+        print(f"lambda is the MLP's weight, chosen on dev ({len(sets['dev'][1])} examples); evaluated in {seconds:.1f}s")
+    for losses in result.values():
+        if isinstance(losses, dict):
+            for key in [k for k in losses if k.endswith("_loss")]:
+                losses[key.replace("_loss", "_perplexity")] = metrics.perplexity(losses[key])
+                losses[key.replace("_loss", "_bpc")] = metrics.bits_per_char(losses[key])
+    if args.json:
+        try:
+            Path(args.json).write_text(json.dumps({"checkpoint": str(args.checkpoint), "data": source,
+                                                   **result}, indent=2) + "\n")
+        except OSError as e:
+            raise UsageError(f"cannot write --json {args.json}: {e.strerror}") from None
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main, "python -m mlp_lm.evaluate")
