@@ -1,0 +1,120 @@
+"""python -m mlp_lm.evaluate: the numbers, the mixtures, other files, and bad input."""
+import json
+
+import numpy as np
+import pytest
+
+from mlp_lm import checkpoint, mixture, model
+from mlp_lm.counting import KneserNey
+from mlp_lm.data import load_splits
+
+from .conftest import NAMES, run_cli
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval")
+    proc = run_cli("mlp_lm.evaluate", "--checkpoint", tiny_run[0] / "model.npz", "--mix-ngram", 4,
+                   "--json", out / "ev.json")
+    assert proc.returncode == 0, proc.stderr
+    return proc, json.loads((out / "ev.json").read_text())
+
+
+def test_evaluate_reproduces_the_training_losses(tiny_run, evaluated):
+    proc, result = evaluated
+    trained = json.loads((tiny_run[0] / "metrics.json").read_text())
+    for name in ("train", "dev", "test"):
+        assert result["mlp"][f"{name}_loss"] == pytest.approx(trained[f"{name}_loss"], rel=1e-5)
+        assert result["mlp"][f"{name}_bpc"] == pytest.approx(result["mlp"][f"{name}_loss"] / np.log(2))
+    assert "perplexity" in proc.stdout and "bits/char" in proc.stdout
+
+
+def test_json_keys_and_the_ngram_matches_counting(evaluated):
+    _, result = evaluated
+    assert {"mlp", "ngram", "mix", "lambda"} <= set(result)
+    for part in ("mlp", "ngram", "mix", "mix_loglinear"):
+        assert {"dev_loss", "test_loss"} <= set(result[part])
+    splits = load_splits(NAMES, 3)
+    kn = KneserNey(4).fit(*splits.train, 27)
+    assert result["ngram"]["dev_loss"] == pytest.approx(kn.nll(*splits.dev), rel=1e-12)
+
+
+def test_the_mixtures_are_no_worse_on_dev_than_either_part(evaluated):
+    _, r = evaluated
+    best_part = min(r["mlp"]["dev_loss"], r["ngram"]["dev_loss"])
+    assert r["mix"]["dev_loss"] <= best_part and r["mix_loglinear"]["dev_loss"] <= best_part
+    assert 0 <= r["lambda"] <= 1 and 0 <= r["lambda_loglinear"] <= 1
+
+
+def test_lambda_is_chosen_on_dev_not_test():
+    # Two made-up models whose best weights on dev and on test differ: the chosen one is dev's.
+    rng = np.random.default_rng(0)
+    a_dev, b_dev = rng.uniform(0.05, 1, 500), rng.uniform(0.05, 1, 500)
+    lam = mixture.choose_lambda(lambda l: mixture.linear_nll(l, a_dev, b_dev))
+    grid = np.linspace(0, 1, 2001)
+    on_dev = grid[np.argmin([mixture.linear_nll(l, a_dev, b_dev) for l in grid])]
+    assert lam == pytest.approx(on_dev, abs=1e-3)
+
+
+def test_loglinear_mixture_is_normalised_and_hits_its_ends():
+    rng = np.random.default_rng(1)
+    za, zb = rng.standard_normal((50, 7)), rng.standard_normal((50, 7))
+    la = za - np.log(np.exp(za).sum(1, keepdims=True))
+    lb = zb - np.log(np.exp(zb).sum(1, keepdims=True))
+    Y = rng.integers(0, 7, 50)
+    assert mixture.loglinear_nll(1.0, la, lb, Y) == pytest.approx(-la[np.arange(50), Y].mean())
+    assert mixture.loglinear_nll(0.0, la, lb, Y) == pytest.approx(-lb[np.arange(50), Y].mean())
+    # At lambda = 0.3 the mixture, renormalised by hand, gives the same NLL.
+    p = np.exp(0.3 * la + 0.7 * lb)
+    p /= p.sum(1, keepdims=True)
+    assert mixture.loglinear_nll(0.3, la, lb, Y) == pytest.approx(-np.log(p[np.arange(50), Y]).mean())
+
+
+def test_mlp_log_probs_in_chunks_match_the_model():
+    params = model.init_params(27, 3, 10, 20, seed=2, dtype=np.float64)
+    X = np.random.default_rng(2).integers(0, 27, (100, 3))
+    lp = mixture.mlp_log_probs(params, X, chunk_size=7)
+    np.testing.assert_allclose(np.exp(lp), model.next_probs(params, X), rtol=1e-12)
+
+
+def test_another_file_is_evaluated_whole(tiny_run, tmp_path):
+    other = tmp_path / "other.txt"
+    other.write_text("anna\nbob\nzoe\n")
+    proc = run_cli("mlp_lm.evaluate", "--checkpoint", tiny_run[0] / "model.npz", "--data", other,
+                   "--json", tmp_path / "o.json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "o.json").read_text())
+    params, vocab, _ = checkpoint.load(tiny_run[0] / "model.npz")
+    from mlp_lm.data import build_dataset
+    X, Y = build_dataset(["anna", "bob", "zoe"], vocab, 3)
+    assert len(Y) == 5 + 4 + 4  # each item gives len + 1 examples
+    assert result["mlp"]["all_loss"] == pytest.approx(model.split_loss(params, X, Y), rel=1e-5)
+    assert "dev_loss" not in result["mlp"]
+
+
+@pytest.mark.parametrize("content,words", [("anna\nbj\u00f6rn\n", ["never saw", "\u00f6"]),
+                                           ("anna\nan.na\n", ["boundary"])])
+def test_another_file_with_unknown_symbols_is_one_line(tiny_run, tmp_path, content, words):
+    bad = tmp_path / "bad.txt"
+    bad.write_text(content, encoding="utf-8")
+    proc = run_cli("mlp_lm.evaluate", "--checkpoint", tiny_run[0] / "model.npz", "--data", bad)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    for w in words:
+        assert w in proc.stderr
+
+
+@pytest.mark.parametrize("flags", [["--mix-ngram", "0"], ["--mix-ngram", "1000000"], ["--mix-ngram", "x"]])
+def test_bad_flags(tiny_run, flags):
+    proc = run_cli("mlp_lm.evaluate", "--checkpoint", tiny_run[0] / "model.npz", *flags)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_changed_training_data_is_refused(tiny_run, tmp_path):
+    params, vocab, config = checkpoint.load(tiny_run[0] / "model.npz")
+    data = tmp_path / "names.txt"
+    data.write_text(NAMES.read_text() + "extra\n")
+    moved = tmp_path / "model.npz"
+    checkpoint.save(moved, params, vocab, {k: v for k, v in config.items() if k != "format"} | {"data": str(data)})
+    proc = run_cli("mlp_lm.evaluate", "--checkpoint", moved)
+    assert proc.returncode == 2 and "changed since training" in proc.stderr
