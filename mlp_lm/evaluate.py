@@ -19,7 +19,6 @@ import numpy as np
 
 from . import checkpoint, metrics, mixture, model
 from .cli import ArgumentParser, UsageError, int_at_least, run
-from .counting import KneserNey
 from .data import BOUNDARY, SPLIT_SEED, DataError, build_dataset, load_splits, read_items_and_digest
 
 MAX_ORDER = 32
@@ -95,26 +94,10 @@ def main(argv=None):
     print(f"data: {source}: " + ", ".join(f"{len(Y)} {name}" for name, (_, Y) in sets.items()) + " examples")
 
     t0 = time.perf_counter()
-    result = {"mlp": {}}
-    with np.errstate(over="ignore", under="ignore"):  # a float32 model's exp can underflow; logsumexp handles it
-        logp = {name: mixture.mlp_log_probs(params, X[:, -T:]) for name, (X, _) in sets.items()}
-    for name, (X, Y) in sets.items():
-        result["mlp"][f"{name}_loss"] = float(-np.mean(logp[name][np.arange(len(Y)), Y]))
+    result = mixture.evaluate(params, sets, splits.train if n else None, n)
     rows = [("mlp", result["mlp"])]
     if n is not None:
-        kn = KneserNey(n).fit(splits.train[0], splits.train[1], len(vocab))
-        logq = {name: np.log(kn.probs(X)) for name, (X, _) in sets.items()}
-        target = {name: (np.exp(logp[name][np.arange(len(Y)), Y]), np.exp(logq[name][np.arange(len(Y)), Y]))
-                  for name, (_, Y) in sets.items()}
-        Ydev = sets["dev"][1]
-        lam = mixture.choose_lambda(lambda l: mixture.linear_nll(l, *target["dev"]))
-        lam_ll = mixture.choose_lambda(lambda l: mixture.loglinear_nll(l, logp["dev"], logq["dev"], Ydev))
-        result["ngram"] = {f"{name}_loss": float(-np.mean(logq[name][np.arange(len(Y)), Y]))
-                           for name, (_, Y) in sets.items()}
-        result["mix"] = {f"{name}_loss": mixture.linear_nll(lam, *target[name]) for name in sets}
-        result["mix_loglinear"] = {f"{name}_loss": mixture.loglinear_nll(lam_ll, logp[name], logq[name], Y)
-                                   for name, (_, Y) in sets.items()}
-        result["lambda"], result["lambda_loglinear"] = lam, lam_ll
+        lam, lam_ll = result["lambda"], result["lambda_loglinear"]
         rows += [(f"kn {n}-gram", result["ngram"]), (f"linear mix, lambda {lam:.3f}", result["mix"]),
                  (f"log-linear mix, lambda {lam_ll:.3f}", result["mix_loglinear"])]
     seconds = time.perf_counter() - t0

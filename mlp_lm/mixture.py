@@ -17,6 +17,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp
 
 from . import model
+from .counting import KneserNey
 
 TINY = 1e-300  # the floor under a probability before its log; a mixture never needs it at lambda < 1
 
@@ -49,3 +50,31 @@ def choose_lambda(nll_of_lambda):
         if nll_of_lambda(end) < nll_of_lambda(best):
             best = end
     return best
+
+
+def evaluate(params, sets, train=None, n=None):
+    """Losses of the MLP on each set, and with n: of the Kneser-Ney n-gram fitted on `train` and both mixtures.
+
+    sets: {name: (X, Y)} with contexts at least max(T, n - 1) wide (each model reads
+    the last columns it needs); with n, sets must hold "dev", where the weights are chosen.
+    Returns {"mlp": {name_loss}, "ngram", "mix", "mix_loglinear": ..., "lambda", "lambda_loglinear"}.
+    """
+    T = params["W1"].shape[0] // params["C"].shape[1]
+    with np.errstate(over="ignore", under="ignore"):  # a float32 model's exp can underflow; logsumexp copes
+        logp = {name: mlp_log_probs(params, X[:, -T:]) for name, (X, _) in sets.items()}
+    rows = {name: np.arange(len(Y)) for name, (_, Y) in sets.items()}
+    result = {"mlp": {f"{name}_loss": float(-np.mean(logp[name][rows[name], Y])) for name, (_, Y) in sets.items()}}
+    if n is None:
+        return result
+    kn = KneserNey(n).fit(*train, params["C"].shape[0])
+    logq = {name: np.log(kn.probs(X)) for name, (X, _) in sets.items()}
+    target = {name: (np.exp(logp[name][rows[name], Y]), np.exp(logq[name][rows[name], Y]))
+              for name, (_, Y) in sets.items()}
+    lam = choose_lambda(lambda l: linear_nll(l, *target["dev"]))
+    lam_ll = choose_lambda(lambda l: loglinear_nll(l, logp["dev"], logq["dev"], sets["dev"][1]))
+    result["ngram"] = {f"{name}_loss": float(-np.mean(logq[name][rows[name], Y])) for name, (_, Y) in sets.items()}
+    result["mix"] = {f"{name}_loss": linear_nll(lam, *target[name]) for name in sets}
+    result["mix_loglinear"] = {f"{name}_loss": loglinear_nll(lam_ll, logp[name], logq[name], Y)
+                               for name, (_, Y) in sets.items()}
+    result["lambda"], result["lambda_loglinear"] = lam, lam_ll
+    return result
