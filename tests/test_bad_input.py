@@ -45,6 +45,19 @@ def assert_one_line_error(code, err, *words):
     (["--dtype", "float16"], ["--dtype"]),
     (["--seed", "-1"], ["--seed"]),
     (["--no-such-flag"], ["unrecognized"]),
+    (["--dropout", "1"], ["--dropout"]),
+    (["--emb-dropout", "-0.1"], ["--emb-dropout"]),
+    (["--label-smoothing", "nan"], ["--label-smoothing"]),
+    (["--ema", "1.5"], ["--ema"]),
+    (["--beta1", "1"], ["--beta1"]),
+    (["--eps", "0"], ["--eps"]),
+    (["--weight-decay", "-1"], ["--weight-decay"]),
+    (["--decay-rate", "inf"], ["--decay-rate"]),
+    (["--schedule", "linear"], ["--schedule"]),
+    (["--optimizer", "adam"], ["--optimizer"]),
+    (["--preset", "fast"], ["--preset"]),
+    (["--schedule", "cosine", "--warmup", "100", "--steps", "100"], ["--warmup"]),
+    (["--min-lr", "0.5"], ["--min-lr"]),
 ])
 def test_train_rejects_nonsensical_flags(flags, words, capsys, tmp_path):
     code, err = call(train, flags + ["--out", tmp_path], capsys)

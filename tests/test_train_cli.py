@@ -195,3 +195,41 @@ def test_progress_redraws_in_place_on_a_terminal(monkeypatch):
     assert drawn == [3, 6, 9, 10] and text.endswith("ETA 0s\n")
     kept = [l.split("\r\033[K")[-1] for l in text.split("\n")[:-1]]  # what stays on screen
     assert len(kept) == 2 and "dev 1.5000" in kept[0] and kept[1].startswith("step 10/10")
+
+
+def test_the_paper_flags_each_change_the_run(tmp_path):
+    # --direct, --weight-decay and --schedule inverse each reach the training: leave any out
+    # and the trained parameters differ.
+    base = ["--steps", "60", "--eval-every", "0", "--dtype", "float64"]
+    paper = ["--direct", "--weight-decay", "0.01", "--schedule", "inverse", "--decay-rate", "0.05"]
+    assert train.main(base + paper + ["--out", str(tmp_path / "paper")]) == 0
+    params, _, config = checkpoint.load(tmp_path / "paper" / "model.npz")
+    assert params["Wd"].shape == (30, 27) and np.abs(params["Wd"]).max() > 0  # trained away from its zero init
+    assert config["direct"] is True and config["schedule"] == "inverse" and config["weight_decay"] == 0.01
+    for i, drop in enumerate([paper[:1], paper[1:3], paper[3:]]):
+        flags = [f for f in paper if f not in drop]
+        assert train.main(base + flags + ["--out", str(tmp_path / str(i))]) == 0
+        other, _, _ = checkpoint.load(tmp_path / str(i) / "model.npz")
+        assert not np.allclose(other["W1"], params["W1"], rtol=0, atol=1e-12), drop
+
+
+def test_adamw_preset_and_explicit_flags_override_it(tmp_path, capsys):
+    cfg, preset, _, _ = train.parse_args(["--preset", "best", "--n-hidden", "64", "--steps", "10"])
+    assert preset == "best" and cfg.n_hidden == 64 and cfg.steps == 10
+    assert cfg.optimizer == train.PRESETS["best"]["optimizer"] and cfg.block_size == train.PRESETS["best"]["block_size"]
+    lecture, _, _, _ = train.parse_args([])
+    assert lecture == train.Config()  # the default preset is exactly the lecture's recipe
+    assert train.main(["--preset", "best", "--n-hidden", "16", "--steps", "30", "--eval-every", "10",
+                       "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "training: adamw" in out and "cosine schedule" in out
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["config"]["preset"] == "best" and metrics["config"]["n_hidden"] == 16
+
+
+def test_help_lists_what_each_preset_sets():
+    proc = run_cli("mlp_lm.train", "--help")
+    text = " ".join(proc.stdout.split())
+    assert proc.returncode == 0 and "lecture: the defaults below" in text
+    for key, value in train.PRESETS["best"].items():
+        assert f"--{key.replace('_', '-')}" in text.split("best:")[1]
