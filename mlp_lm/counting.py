@@ -197,6 +197,7 @@ class KneserNey(_CountModel):
         self.V, self.ctx = V, _Contexts(X, V)
         self.orders = [None] * (self.n + 1)  # orders[k]: the order-k table, k = 1 .. n
         self.discounts, self.fallback = np.zeros((self.n, 3)), np.zeros(self.n, dtype=bool)
+        upper = None  # the order-(k+1) keys, once that order is counted
         for k in range(self.n, 0, -1):  # highest order first: each lower order counts the one above
             keys, c = np.unique(self.ctx.train_ids[k - 1] * V + Y, return_counts=True)  # (M,) raw c(h w)
             h = keys // V

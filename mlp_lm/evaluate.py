@@ -11,11 +11,9 @@ With --mix-ngram N, the N-gram is fitted on the same training split, each
 mixture's weight is chosen on dev, and test is reported with that weight.
 """
 import json
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 from . import checkpoint, metrics, mixture, model
 from .cli import ArgumentParser, UsageError, int_at_least, run

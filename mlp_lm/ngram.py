@@ -11,14 +11,13 @@ their context ignored. The models are in counting.py.
 """
 import argparse
 import json
-import sys
 import time
 
 import numpy as np
 
 from . import metrics
 from .cli import ArgumentParser, UsageError, non_negative_int, run
-from .counting import K_GRID, AddK, KneserNey, choose_k
+from .counting import K_GRID, KneserNey, choose_k
 from .data import load_splits
 from .sampling import generate, novelty
 

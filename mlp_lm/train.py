@@ -17,56 +17,19 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, layers, metrics, model, optim, plots
+from . import checkpoint, metrics, model, optim, plots
 from .cli import (ArgumentParser, Progress, UsageError, fraction, non_negative_float, non_negative_int,
                   positive_float, positive_int, run)
 from .data import SPLIT_SEED, load_splits
 from .sampling import generate
 from .sweep import lr_sweep, sweep_table
-
-
-@dataclass
-class Config:
-    data: str = "data/names.txt"  # one item per line
-    block_size: int = 3  # T: how many previous symbols the model sees
-    n_embd: int = 10  # E: size of each symbol's embedding
-    n_hidden: int = 200  # H: tanh units in the hidden layer
-    direct: bool = False  # the paper's direct connections from the embeddings to the logits
-    init: str = "scaled"  # "scaled" (part 3 fix) or "lecture" (part 2's plain normal)
-    steps: int = 200000  # optimiser steps
-    batch_size: int = 32  # B: examples per step
-    optimizer: str = "sgd"  # "sgd" or "adamw"
-    lr: float = 0.1  # peak learning rate
-    schedule: str = "step"  # "step" (lecture), "inverse" (paper) or "cosine"
-    decay_rate: float = 0.0  # r of the inverse schedule lr / (1 + r t)
-    warmup: int = 0  # linear warm-up steps of the cosine schedule
-    min_lr: float = 0.0  # where the cosine schedule ends
-    weight_decay: float = 0.0  # lambda: on weights and embeddings, never biases
-    beta1: float = 0.9  # AdamW's first-moment decay
-    beta2: float = 0.999  # AdamW's second-moment decay
-    eps: float = 1e-8  # AdamW's denominator guard
-    dropout: float = 0.0  # dropout on the hidden layer's output
-    emb_dropout: float = 0.0  # dropout on the concatenated embeddings
-    label_smoothing: float = 0.0  # eps of the smoothed targets
-    ema: float = 0.0  # decay of the weight average evaluated and saved (0: none)
-    seed: int = 42  # parameters, minibatches, dropout
-    dtype: str = "float32"  # of parameters and arithmetic
-    eval_every: int = 10000  # dev loss every this many steps (0: only at the end)
-
-
-# A preset is a set of Config values; flags given explicitly override them.
-PRESETS = {
-    "lecture": {},  # the part 2 model and recipe (with the part 3 init fix): Config's defaults
-    "best": {"block_size": 6, "n_embd": 24, "n_hidden": 512, "direct": True, "batch_size": 128,
-             "optimizer": "adamw", "lr": 1e-3, "schedule": "cosine", "weight_decay": 0.1,
-             "dropout": 0.15, "ema": 0.9995},
-}
+from .trainer import PRESETS, Config, Trainer
 
 
 def preset_help():
@@ -157,14 +120,7 @@ def train(cfg, splits, params):
 
     Raises Diverged if the loss or any arithmetic overflows: such a model is junk, not a result.
     """
-    Xtr, Ytr = splits.train
-    Xdev, Ydev = splits.dev
-    rng = np.random.default_rng([cfg.seed, 1])  # minibatches: a stream separate from the init
-    drop_rng = np.random.default_rng([cfg.seed, 3])  # dropout masks: their own stream
-    dtype = np.dtype(cfg.dtype)
-    opt = optim.make_optimizer(cfg.optimizer, cfg.weight_decay, cfg.beta1, cfg.beta2, cfg.eps)
-    ema = optim.EMA(params, cfg.ema) if cfg.ema else None
-    evaluated = ema.avg if ema else params  # what dev losses, the final losses and the checkpoint use
+    trainer = Trainer(cfg, params, *splits.train)
     losses = np.full(cfg.steps, np.nan)
     devs = {}
     progress = Progress(cfg.steps)
@@ -172,30 +128,17 @@ def train(cfg, splits, params):
     try:
         with np.errstate(over="raise", invalid="raise"):  # overflow or NaN raises FloatingPointError
             for step in range(cfg.steps):
-                ix = rng.integers(0, len(Ytr), size=cfg.batch_size)  # (B,)
-                masks = {"embcat": layers.dropout_mask((cfg.batch_size, cfg.block_size * cfg.n_embd),
-                                                       cfg.emb_dropout, drop_rng, dtype),
-                         "h": layers.dropout_mask((cfg.batch_size, cfg.n_hidden), cfg.dropout, drop_rng, dtype)}
-                loss, grads = model.loss_and_grads(params, Xtr[ix], Ytr[ix], masks=masks,
-                                                   smoothing=cfg.label_smoothing)
-                if not math.isfinite(loss):
-                    raise FloatingPointError(f"loss {loss}")
-                lr = optim.learning_rate(cfg.schedule, cfg.lr, step, cfg.steps, decay_rate=cfg.decay_rate,
-                                         warmup=cfg.warmup, min_lr=cfg.min_lr)
-                opt.step(params, grads, lr)
-                if ema:
-                    ema.update(params)
-                losses[step] = loss
+                losses[step] = loss = trainer.step(step)
                 done = step + 1
                 dev = None
                 if cfg.eval_every and done % cfg.eval_every == 0:
-                    dev = devs[done] = model.split_loss(evaluated, Xdev, Ydev)
+                    dev = devs[done] = model.split_loss(trainer.evaluated, *splits.dev)
                 progress.update(done, loss, dev)
     except KeyboardInterrupt:
         print(f"\ninterrupted after {done} steps: saving the model as it is", file=sys.stderr)
     except FloatingPointError as e:
         raise Diverged(cfg, f"at step {done + 1} ({e})") from None
-    return evaluated, losses[:done], devs
+    return trainer.evaluated, losses[:done], devs
 
 
 # --- outputs ---------------------------------------------------------------

@@ -1,5 +1,4 @@
 """Bad input ends with one line on stderr saying what is wrong, and exit code 2: no traceback."""
-import json
 import zipfile
 
 import numpy as np

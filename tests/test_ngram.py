@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-from mlp_lm.counting import FALLBACK_DISCOUNTS, K_GRID, AddK, KneserNey, choose_k, modified_kn_discounts
+from mlp_lm.counting import FALLBACK_DISCOUNTS, AddK, KneserNey, choose_k, modified_kn_discounts
 from mlp_lm.data import Vocab, build_dataset, build_vocab, load_splits
 
 from .conftest import NAMES, run_cli

@@ -1,0 +1,98 @@
+"""One training run's moving parts: the configuration, and the step that the loop repeats.
+
+train.py (the command) and bench.py (the benchmark) both drive a Trainer, so the
+benchmark times exactly the step that training runs.
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import layers, model, optim
+
+
+@dataclass
+class Config:
+    data: str = "data/names.txt"  # one item per line
+    block_size: int = 3  # T: how many previous symbols the model sees
+    n_embd: int = 10  # E: size of each symbol's embedding
+    n_hidden: int = 200  # H: tanh units in the hidden layer
+    direct: bool = False  # the paper's direct connections from the embeddings to the logits
+    init: str = "scaled"  # "scaled" (part 3 fix) or "lecture" (part 2's plain normal)
+    steps: int = 200000  # optimiser steps
+    batch_size: int = 32  # B: examples per step
+    optimizer: str = "sgd"  # "sgd" or "adamw"
+    lr: float = 0.1  # peak learning rate
+    schedule: str = "step"  # "step" (lecture), "inverse" (paper) or "cosine"
+    decay_rate: float = 0.0  # r of the inverse schedule lr / (1 + r t)
+    warmup: int = 0  # linear warm-up steps of the cosine schedule
+    min_lr: float = 0.0  # where the cosine schedule ends
+    weight_decay: float = 0.0  # lambda: on weights and embeddings, never biases
+    beta1: float = 0.9  # AdamW's first-moment decay
+    beta2: float = 0.999  # AdamW's second-moment decay
+    eps: float = 1e-8  # AdamW's denominator guard
+    dropout: float = 0.0  # dropout on the hidden layer's output
+    emb_dropout: float = 0.0  # dropout on the concatenated embeddings
+    label_smoothing: float = 0.0  # eps of the smoothed targets
+    ema: float = 0.0  # decay of the weight average evaluated and saved (0: none)
+    seed: int = 42  # parameters, minibatches, dropout
+    dtype: str = "float32"  # of parameters and arithmetic
+    eval_every: int = 10000  # dev loss every this many steps (0: only at the end)
+
+
+# A preset is a set of Config values; flags given explicitly override them.
+PRESETS = {
+    "lecture": {},  # the part 2 model and recipe (with the part 3 init fix): Config's defaults
+    "best": {"block_size": 6, "n_embd": 24, "n_hidden": 512, "direct": True, "batch_size": 128,
+             "optimizer": "adamw", "lr": 1e-3, "schedule": "cosine", "weight_decay": 0.1,
+             "dropout": 0.15, "ema": 0.9995},
+}
+
+
+# A preset is a set of Config values; flags given explicitly override them.
+PRESETS = {
+    "lecture": {},  # the part 2 model and recipe (with the part 3 init fix): Config's defaults
+    "best": {"block_size": 6, "n_embd": 24, "n_hidden": 512, "direct": True, "batch_size": 128,
+             "optimizer": "adamw", "lr": 1e-3, "schedule": "cosine", "weight_decay": 0.1,
+             "dropout": 0.15, "ema": 0.9995},
+}
+
+
+class Trainer:
+    """Holds what changes from step to step: parameters, optimiser state, weight average, random streams."""
+
+    def __init__(self, cfg, params, X, Y):
+        self.cfg, self.params, self.X, self.Y = cfg, params, X, Y
+        self.rng = np.random.default_rng([cfg.seed, 1])  # minibatches: a stream separate from the init
+        self.drop_rng = np.random.default_rng([cfg.seed, 3])  # dropout masks: their own stream
+        self.dtype = np.dtype(cfg.dtype)
+        self.opt = optim.make_optimizer(cfg.optimizer, cfg.weight_decay, cfg.beta1, cfg.beta2, cfg.eps)
+        self.ema = optim.EMA(params, cfg.ema) if cfg.ema else None
+
+    @property
+    def evaluated(self):
+        """The parameters to evaluate and save: the weight average when there is one."""
+        return self.ema.avg if self.ema else self.params
+
+    def step(self, step):
+        """Step number `step` (0-based): a minibatch, its loss and gradients, the update. Returns the loss.
+
+        Raises FloatingPointError when the loss is not finite (and, under
+        np.errstate(over="raise"), when any arithmetic overflows).
+        """
+        cfg = self.cfg
+        B = cfg.batch_size
+        ix = self.rng.integers(0, len(self.Y), size=B)  # (B,)
+        masks = {"embcat": layers.dropout_mask((B, cfg.block_size * cfg.n_embd), cfg.emb_dropout,
+                                               self.drop_rng, self.dtype),
+                 "h": layers.dropout_mask((B, cfg.n_hidden), cfg.dropout, self.drop_rng, self.dtype)}
+        loss, grads = model.loss_and_grads(self.params, self.X[ix], self.Y[ix], masks=masks,
+                                           smoothing=cfg.label_smoothing)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"loss {loss}")
+        lr = optim.learning_rate(cfg.schedule, cfg.lr, step, cfg.steps, decay_rate=cfg.decay_rate,
+                                 warmup=cfg.warmup, min_lr=cfg.min_lr)
+        self.opt.step(self.params, grads, lr)
+        if self.ema:
+            self.ema.update(self.params)
+        return loss
