@@ -16,6 +16,7 @@ from .cli import ArgumentParser, UsageError, non_negative_int, positive_float, p
 from .data import DataError
 from .model import next_probs
 from .sampling import generate, novelty
+from .threads import blas_threads, choose_threads
 
 
 def main(argv=None):
@@ -29,14 +30,19 @@ def main(argv=None):
     ap.add_argument("--prefix", metavar="TEXT", default="", help="start every sample with these characters")
     ap.add_argument("--max-length", metavar="N", type=positive_int, default=64,
                     help="stop a sample after this many symbols (default 64)")
+    ap.add_argument("--threads", metavar="N", type=positive_int, default=None,
+                    help="BLAS threads for the matrix products (default: chosen by the model's size)")
     args = ap.parse_args(argv)
 
     params, vocab, config = checkpoint.load(args.checkpoint)
     rng = np.random.default_rng(args.seed)
+    V, H = params["W2"].shape
+    n_threads = args.threads or choose_threads(args.num_samples, params["W1"].shape[0], H, V)
     try:
-        samples = generate(partial(next_probs, params), vocab, config["block_size"], args.num_samples, rng,
-                           temperature=args.temperature, top_k=args.top_k, prefix=args.prefix,
-                           max_length=args.max_length)
+        with blas_threads(n_threads):
+            samples = generate(partial(next_probs, params), vocab, config["block_size"], args.num_samples, rng,
+                               temperature=args.temperature, top_k=args.top_k, prefix=args.prefix,
+                               max_length=args.max_length)
     except DataError as e:  # the only user input generate() checks is the prefix
         raise UsageError(f"--prefix {args.prefix!r}: {e}") from None
     print("\n".join(samples))

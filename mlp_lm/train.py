@@ -29,6 +29,7 @@ from .cli import (ArgumentParser, Progress, UsageError, fraction, non_negative_f
 from .data import SPLIT_SEED, load_splits
 from .sampling import generate
 from .sweep import lr_sweep, sweep_table
+from .threads import blas_threads, choose_threads
 from .trainer import PRESETS, Config, Trainer
 
 
@@ -79,6 +80,9 @@ def parse_args(argv):
     g.add_argument("--eps", metavar="EPS", type=positive_float, help=f"AdamW's epsilon (default {d.eps:g})")
     g.add_argument("--seed", metavar="N", type=non_negative_int, help=f"random seed (default {d.seed})")
     g.add_argument("--dtype", choices=("float32", "float64"), help="float32 (default, faster) or float64")
+    g.add_argument("--threads", metavar="N", type=positive_int, default=None,
+                   help="BLAS threads for the matrix products (default: chosen by the model's size; "
+                        "1 for the lecture's, which also keeps a busy machine from slowing it down)")
     g = ap.add_argument_group("regularisation")
     g.add_argument("--dropout", metavar="P", type=fraction, help="dropout on the hidden layer (default 0)")
     g.add_argument("--emb-dropout", metavar="P", type=fraction, help="dropout on the concatenated embeddings (default 0)")
@@ -92,7 +96,7 @@ def parse_args(argv):
     g.add_argument("--lr-sweep", action="store_true", default=False,
                    help="instead of training: raise the rate from 1e-3 to 1 over the run and tabulate the loss")
     args = vars(ap.parse_args(argv))
-    preset, out, sweep = args.pop("preset"), args.pop("out"), args.pop("lr_sweep")
+    preset, out, sweep, n_threads = args.pop("preset"), args.pop("out"), args.pop("lr_sweep"), args.pop("threads")
     values = {**PRESETS[preset], **args}
     if sweep and "steps" not in args:
         values["steps"] = 1000
@@ -101,7 +105,7 @@ def parse_args(argv):
         raise UsageError(f"--warmup {cfg.warmup} leaves no steps to decay over in {cfg.steps}; use fewer")
     if cfg.min_lr > cfg.lr:
         raise UsageError(f"--min-lr {cfg.min_lr:g} is above --lr {cfg.lr:g}; the schedule decays from --lr to it")
-    return cfg, preset, out, sweep
+    return cfg, preset, out, sweep, n_threads
 
 
 # --- the training loop -------------------------------------------------------
@@ -177,8 +181,15 @@ def describe_training(cfg):
 
 
 def main(argv=None):
-    cfg, preset, out_arg, sweep = parse_args(argv)
+    cfg, preset, out_arg, sweep, n_threads = parse_args(argv)
     splits = load_splits(cfg.data, cfg.block_size)
+    n_threads = n_threads or choose_threads(cfg.batch_size, cfg.block_size * cfg.n_embd, cfg.n_hidden,
+                                            len(splits.vocab))
+    with blas_threads(n_threads):
+        return run_training(cfg, preset, out_arg, sweep, n_threads, splits)
+
+
+def run_training(cfg, preset, out_arg, sweep, n_threads, splits):
     out = prepare_out(out_arg or Path("runs") / Path(cfg.data).stem)
     V = len(splits.vocab)
     params = model.init_params(V, cfg.block_size, cfg.n_embd, cfg.n_hidden, direct=cfg.direct,
@@ -210,7 +221,7 @@ def main(argv=None):
             print(f"wrote {out / 'lr_sweep.csv'} ({plots.HINT})")
         return 0
 
-    print(describe_training(cfg))
+    print(describe_training(cfg) + f"; {n_threads} BLAS thread{'s' if n_threads > 1 else ''}")
     try:
         t0 = time.perf_counter()
         params, losses, devs = train(cfg, splits, params)

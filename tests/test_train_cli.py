@@ -214,10 +214,10 @@ def test_the_paper_flags_each_change_the_run(tmp_path):
 
 
 def test_adamw_preset_and_explicit_flags_override_it(tmp_path, capsys):
-    cfg, preset, _, _ = train.parse_args(["--preset", "best", "--n-hidden", "64", "--steps", "10"])
+    cfg, preset, _, _, _ = train.parse_args(["--preset", "best", "--n-hidden", "64", "--steps", "10"])
     assert preset == "best" and cfg.n_hidden == 64 and cfg.steps == 10
     assert cfg.optimizer == train.PRESETS["best"]["optimizer"] and cfg.block_size == train.PRESETS["best"]["block_size"]
-    lecture, _, _, _ = train.parse_args([])
+    lecture, _, _, _, _ = train.parse_args([])
     assert lecture == train.Config()  # the default preset is exactly the lecture's recipe
     assert train.main(["--preset", "best", "--n-hidden", "16", "--steps", "30", "--eval-every", "10",
                        "--out", str(tmp_path)]) == 0

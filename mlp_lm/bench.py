@@ -1,0 +1,208 @@
+"""Time the training step, side by side with PyTorch when it is installed, idle and under load.
+
+    python -m mlp_lm.bench                  # the full table (about 2 minutes)
+    python -m mlp_lm.bench --quick          # a tiny version, in seconds
+    python -m mlp_lm.bench --json out.json
+
+On the lecture's model (V=27, T=3, E=10, H=200) it times one training step
+(minibatch sampling, forward, backward, update: exactly trainer.Trainer.step)
+at several batch sizes, in float32 and float64, as the median over at least
+--seconds of work per size; the same step in PyTorch (eager autograd and
+torch.optim.SGD, same sizes, dtype and thread count) when torch is importable;
+then both again with one busy process per core, started by the bench for that
+part. Ratios are of numbers measured in this one run, so the machine's noise
+mostly cancels. Numbers from different runs or machines are not comparable.
+"""
+import json
+import multiprocessing
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+
+from . import model, threads
+from .cli import ArgumentParser, UsageError, positive_float, positive_int, run
+from .data import load_splits
+from .trainer import Config, Trainer
+
+V, T, E, H = 27, 3, 10, 200
+DEFAULT_DATA = "data/names.txt"
+
+
+def flops_per_step(B, V=V, T=T, E=E, H=H):
+    """Multiply-adds times 2 of the matrix products: forward (2) + backward (dx and dW, 4) per product."""
+    return 6 * B * (T * E * H + H * V)
+
+
+def median_time(fn, seconds):
+    """Median seconds per call of fn, over samples of at least 10 ms each, for at least `seconds` in all."""
+    for _ in range(3):  # warm-up: caches, allocator, BLAS threads
+        fn()
+    t0 = time.perf_counter()
+    fn()
+    one = max(time.perf_counter() - t0, 1e-7)
+    reps = max(1, int(0.01 / one))  # calls per sample, so the clock's resolution does not matter
+    samples, start = [], time.perf_counter()
+    while time.perf_counter() - start < seconds or len(samples) < 5:
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        samples.append((time.perf_counter() - t0) / reps)
+    return statistics.median(samples)
+
+
+def our_step(splits, B, dtype):
+    cfg = Config(batch_size=B, dtype=dtype, steps=10**9)
+    params = model.init_params(V, T, E, H, seed=0, dtype=np.dtype(dtype))
+    trainer = Trainer(cfg, params, *splits.train)
+    counter = iter(range(10**12))
+    return lambda: trainer.step(next(counter))
+
+
+def torch_step(splits, B, dtype):
+    import torch
+    import torch.nn.functional as F
+
+    tdtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
+    X, Y = (torch.from_numpy(a) for a in splits.train)
+    p = model.init_params(V, T, E, H, seed=0, dtype=np.dtype(dtype))
+    C, W1, b1, W2, b2 = (torch.tensor(p[k], dtype=tdtype, requires_grad=True) for k in ("C", "W1", "b1", "W2", "b2"))
+    opt = torch.optim.SGD([C, W1, b1, W2, b2], lr=0.01)
+    gen = torch.Generator().manual_seed(0)
+
+    def step():
+        ix = torch.randint(0, len(Y), (B,), generator=gen)
+        emb = C[X[ix]]  # (B, T, E)
+        h = torch.tanh(emb.view(B, -1) @ W1 + b1)
+        loss = F.cross_entropy(h @ W2 + b2, Y[ix])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+def torch_available():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _spin():  # a busy process: what a browser tab or a compile does to the machine
+    while True:
+        pass
+
+
+class BusyMachine:
+    """One CPU-bound process per core for the duration of the block; always stopped afterwards."""
+
+    def __init__(self, n):
+        self.procs = [multiprocessing.get_context("fork").Process(target=_spin, daemon=True) for _ in range(n)]
+
+    def __enter__(self):
+        for p in self.procs:
+            p.start()
+        time.sleep(0.2)  # let them reach full speed
+        return self
+
+    def __exit__(self, *exc):
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            p.join()
+
+
+def measure(splits, sizes, dtypes, seconds, n_threads, with_torch):
+    """{(dtype, B): {"ours": s, "torch": s or None, "threads": n}} for every size and dtype."""
+    rows = {}
+    for dtype in dtypes:
+        for B in sizes:
+            n = n_threads or threads.choose_threads(B, T * E, H, V)
+            with threads.blas_threads(n):
+                ours = median_time(our_step(splits, B, dtype), seconds)
+            theirs = None
+            if with_torch:
+                import torch
+                torch.set_num_threads(n)
+                theirs = median_time(torch_step(splits, B, dtype), seconds)
+            rows[(dtype, B)] = {"ours": ours, "torch": theirs, "threads": n}
+    return rows
+
+
+def table(rows, title, idle=None):
+    lines = [title, f"{'dtype':8} {'batch':>6} {'thr':>3} {'ours us/step':>13} {'GFLOP/s':>8} "
+                    f"{'torch us/step':>14} {'torch/ours':>10}" + (f" {'vs idle':>8}" if idle else "")]
+    for (dtype, B), r in rows.items():
+        gflops = flops_per_step(B) / r["ours"] / 1e9
+        torch_us = f"{r['torch'] * 1e6:14,.0f}" if r["torch"] else f"{'-':>14}"
+        ratio = f"{r['torch'] / r['ours']:9.2f}x" if r["torch"] else f"{'-':>10}"
+        line = f"{dtype:8} {B:6d} {r['threads']:3d} {r['ours'] * 1e6:13,.0f} {gflops:8.2f} {torch_us} {ratio}"
+        if idle:
+            line += f" {r['ours'] / idle[(dtype, B)]['ours']:7.2f}x"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = ArgumentParser(prog="python -m mlp_lm.bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="a tiny version: two sizes, float32, 0.05 s each")
+    ap.add_argument("--seconds", metavar="S", type=positive_float, default=None,
+                    help="work timed per measurement (default 1, 0.05 with --quick)")
+    ap.add_argument("--threads", metavar="N", type=positive_int, default=None,
+                    help="BLAS (and torch) threads for every size (default: chosen by size, see mlp_lm/threads.py)")
+    ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if it is installed")
+    ap.add_argument("--no-load", action="store_true", help="skip the measurements under load")
+    ap.add_argument("--data", metavar="PATH", default=DEFAULT_DATA, help="the word list (default data/names.txt)")
+    ap.add_argument("--json", metavar="PATH", default=None, help="also write the tables to this JSON file")
+    args = ap.parse_args(argv)
+    seconds = args.seconds or (0.05 if args.quick else 1.0)
+    sizes = (32, 256) if args.quick else (32, 256, 1024, 4096)
+    dtypes = ("float32",) if args.quick else ("float32", "float64")
+    with_torch = torch_available() and not args.no_torch
+    splits = load_splits(args.data, T)
+    cores = threads.available_cores()
+    machine = (f"{cores}-core {platform.machine()} {platform.system()}, Python {platform.python_version()}, "
+               f"numpy {np.__version__}, {threads.blas_description()}")
+    if with_torch:
+        import torch
+        machine += f", torch {torch.__version__}"
+    print(f"machine: {machine}")
+    print(f"model: V={V} T={T} E={E} H={H}; each number is the median over >= {seconds:g} s of steps")
+
+    t0 = time.perf_counter()
+    idle = measure(splits, sizes, dtypes, seconds, args.threads, with_torch)
+    print(table(idle, "\ntraining step, idle machine" + ("" if with_torch else " (torch not installed: no comparison)")))
+    params = model.init_params(V, T, E, H, seed=0)
+    with threads.blas_threads(args.threads or threads.choose_threads(len(splits.dev[1]), T * E, H, V)):
+        dev_seconds = median_time(lambda: model.split_loss(params, *splits.dev), seconds)
+    print(f"\ndev loss over all {len(splits.dev[1]):,} dev examples: {dev_seconds * 1e3:.1f} ms")
+    loaded = None
+    if not args.no_load:
+        with BusyMachine(cores):
+            loaded = measure(splits, sizes, dtypes, seconds, args.threads, with_torch)
+        print(table(loaded, f"\ntraining step, {cores} busy process(es), one per core", idle))
+    print(f"\nbench took {time.perf_counter() - t0:.0f} s")
+
+    if args.json:
+        def flat(rows):
+            return [{"dtype": d, "batch": B, "threads": r["threads"], "ours_seconds": r["ours"],
+                     "torch_seconds": r["torch"], "gflops": flops_per_step(B) / r["ours"] / 1e9}
+                    for (d, B), r in rows.items()]
+        doc = {"machine": machine, "seconds_per_measurement": seconds, "idle": flat(idle),
+               "dev_eval_seconds": dev_seconds, "loaded": flat(loaded) if loaded else None}
+        try:
+            with open(args.json, "w") as f:
+                f.write(json.dumps(doc, indent=2) + "\n")
+        except OSError as e:
+            raise UsageError(f"cannot write --json {args.json}: {e.strerror}") from None
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main, "python -m mlp_lm.bench")

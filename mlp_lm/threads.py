@@ -1,0 +1,48 @@
+"""How many BLAS threads the matrix products get.
+
+The lecture's matrices are small: at batch 32 one product is a few hundred
+thousand multiply-adds, over in microseconds, and OpenBLAS's worker threads
+cost more to wake and synchronise than they save. Worse, they busy-wait: on a
+machine where anything else is running they spin against it, and a run can
+slow down tens of times. So the products run on one thread unless they are
+big enough for a second one to pay (docs/performance.md has the measurements).
+
+threadpoolctl changes the thread count of the BLAS numpy already loaded, at
+run time, so no environment variable has to be set before numpy is imported.
+"""
+import os
+
+from threadpoolctl import threadpool_limits
+
+# Multiply-adds in the largest product of a step above which a second thread pays (measured
+# with `python -m mlp_lm.bench --threads-sweep`; see docs/performance.md).
+MIN_WORK_PER_THREAD = 50_000_000
+
+
+def available_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def choose_threads(batch_size, n_in, n_hidden, vocab_size):
+    """BLAS threads for a model with these sizes: 1 unless its largest product is big enough."""
+    work = batch_size * max(n_in * n_hidden, n_hidden * vocab_size)  # multiply-adds of the largest product
+    return max(1, min(available_cores(), work // MIN_WORK_PER_THREAD))
+
+
+def blas_threads(n):
+    """A context manager: the block runs with at most n BLAS threads."""
+    return threadpool_limits(limits=n, user_api="blas")
+
+
+def blas_description():
+    """'openblas 0.3.31 (Haswell), 2 threads' for the BLAS numpy uses, as threadpoolctl sees it."""
+    from threadpoolctl import threadpool_info
+    infos = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    if not infos:
+        return "no BLAS found by threadpoolctl"
+    i = infos[0]
+    arch = f" ({i['architecture']})" if i.get("architecture") else ""
+    return f"{i.get('internal_api')} {i.get('version')}{arch}, {i.get('num_threads')} threads by default"

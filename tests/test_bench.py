@@ -1,0 +1,39 @@
+"""The benchmark runs in its tiny mode, so it cannot rot. Its numbers are never asserted on."""
+import json
+
+from mlp_lm import bench, threads
+
+from .conftest import run_cli
+
+
+def test_quick_bench_runs_and_writes_its_table(tmp_path):
+    proc = run_cli("mlp_lm.bench", "--quick", "--seconds", "0.02", "--no-torch", "--json", tmp_path / "b.json")
+    assert proc.returncode == 0, proc.stderr
+    assert "training step, idle machine" in proc.stdout and "busy process" in proc.stdout
+    doc = json.loads((tmp_path / "b.json").read_text())
+    assert [r["batch"] for r in doc["idle"]] == [32, 256] == [r["batch"] for r in doc["loaded"]]
+    assert all(r["ours_seconds"] > 0 and r["torch_seconds"] is None for r in doc["idle"])
+    assert doc["dev_eval_seconds"] > 0
+
+
+def test_flop_count():
+    # 6 B (T E H + H V): forward and backward of the two products, for the lecture's sizes.
+    assert bench.flops_per_step(32) == 6 * 32 * (30 * 200 + 200 * 27)
+
+
+def test_thread_choice_grows_with_the_work():
+    assert threads.choose_threads(32, 30, 200, 27) == 1
+    small, big = threads.choose_threads(32, 30, 200, 27), threads.choose_threads(10**6, 30, 200, 27)
+    assert big >= small and big <= threads.available_cores()
+
+
+def test_blas_threads_limits_and_restores():
+    from threadpoolctl import threadpool_info
+
+    def blas():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas()
+    with threads.blas_threads(1):
+        assert set(blas()) == {1}
+    assert blas() == before
