@@ -27,6 +27,8 @@ names its section there.
 """
 import numpy as np
 
+ONEHOT_MAX = 1 << 20  # embedding_backward builds a one-hot matrix up to this many entries (4 MB in float32)
+
 
 # --- embedding lookup ------------------------------------------------------
 
@@ -50,10 +52,18 @@ def embedding_backward(demb, cache):
     Returns: dC (V, E).
     """
     X, C_shape = cache
-    E = C_shape[1]
+    V, E = C_shape
+    idx = X.reshape(-1)  # (B*T,)
+    demb2 = demb.reshape(-1, E)  # (B*T, E)
+    if idx.size * V <= ONEHOT_MAX:
+        # dC = O^T demb, O the (B*T, V) one-hot rows of X: one matrix product, several times
+        # faster than np.add.at's one-by-one adds while O is small (V in the tens or hundreds).
+        onehot = np.zeros((idx.size, V), dtype=demb.dtype)  # (B*T, V)
+        onehot[np.arange(idx.size), idx] = 1  # one 1 per row: plain indexing is safe here
+        return onehot.T @ demb2  # (V, E)
     dC = np.zeros(C_shape, dtype=demb.dtype)  # (V, E)
     # np.add.at, not dC[X] += demb: fancy-index assignment keeps only one write per repeated index.
-    np.add.at(dC, X.reshape(-1), demb.reshape(-1, E))
+    np.add.at(dC, idx, demb2)
     return dC
 
 

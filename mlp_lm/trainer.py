@@ -58,6 +58,9 @@ PRESETS = {
 }
 
 
+BLOCK = 256  # minibatches of indices drawn at once
+
+
 class Trainer:
     """Holds what changes from step to step: parameters, optimiser state, weight average, random streams."""
 
@@ -68,6 +71,7 @@ class Trainer:
         self.dtype = np.dtype(cfg.dtype)
         self.opt = optim.make_optimizer(cfg.optimizer, cfg.weight_decay, cfg.beta1, cfg.beta2, cfg.eps)
         self.ema = optim.EMA(params, cfg.ema) if cfg.ema else None
+        self.block, self.block_pos = None, 0  # minibatch indices, drawn BLOCK steps at a time
 
     @property
     def evaluated(self):
@@ -82,7 +86,12 @@ class Trainer:
         """
         cfg = self.cfg
         B = cfg.batch_size
-        ix = self.rng.integers(0, len(self.Y), size=B)  # (B,)
+        if self.block is None or self.block_pos == len(self.block):
+            # One draw for many steps costs a fraction of many draws, and yields the very same
+            # indices: the generator fills the block row by row, as it would step by step.
+            self.block, self.block_pos = self.rng.integers(0, len(self.Y), size=(BLOCK, B)), 0
+        ix = self.block[self.block_pos]  # (B,)
+        self.block_pos += 1
         masks = {"embcat": layers.dropout_mask((B, cfg.block_size * cfg.n_embd), cfg.emb_dropout,
                                                self.drop_rng, self.dtype),
                  "h": layers.dropout_mask((B, cfg.n_hidden), cfg.dropout, self.drop_rng, self.dtype)}

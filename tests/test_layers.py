@@ -127,3 +127,18 @@ def test_backward_does_not_modify_upstream_gradient(rng):
     layers.linear_backward(D, lin_cache)
     np.testing.assert_array_equal(R, R0)
     np.testing.assert_array_equal(D, D0)
+
+
+@pytest.mark.parametrize("onehot_max", [0, layers.ONEHOT_MAX])
+def test_both_embedding_backward_paths_agree_and_are_right(onehot_max, monkeypatch, rng):
+    # Small vocabularies take the one-hot product, large ones np.add.at: both are the scatter-add.
+    monkeypatch.setattr(layers, "ONEHOT_MAX", onehot_max)
+    C = rng.standard_normal((V, E))
+    X = rng.integers(0, V, size=(B, T))
+    X[0, :] = X[1, 0]  # a repeated index for sure
+    R = rng.standard_normal((B, T, E))
+    dC = layers.embedding_backward(R, layers.embedding_forward(C, X)[1])
+    check("dC", lambda C_: np.sum(layers.embedding_forward(C_, X)[0] * R), C, dC)
+    expected = np.zeros_like(C)
+    np.add.at(expected, X.reshape(-1), R.reshape(-1, E))
+    np.testing.assert_allclose(dC, expected, rtol=1e-13, atol=1e-13)
