@@ -111,29 +111,44 @@ def parse_args(argv):
 # --- the training loop -------------------------------------------------------
 
 class Diverged(Exception):
-    """The arithmetic overflowed: the model is junk, not a result."""
+    """The loss ran away or the arithmetic overflowed: the model is junk, not a result."""
 
     def __init__(self, cfg, where):
         super().__init__(f"training diverged {where}; the learning rate {cfg.lr:g} is too large, "
                          f"try a smaller --lr; nothing was saved")
 
 
+DIVERGE_WINDOW = 100  # steps whose mean training loss is watched
+DIVERGE_FACTOR = 2.0  # a window mean this many times the start (or ln V, if higher) is divergence
+
+
 def train(cfg, splits, params):
     """Minibatch training. Returns (the parameters to evaluate and save, losses per step,
     {step: dev loss}); stops early on Ctrl-C.
 
-    Raises Diverged if the loss or any arithmetic overflows: such a model is junk, not a result.
+    Raises Diverged if the loss or any arithmetic overflows, or if the mean training loss of
+    the last DIVERGE_WINDOW steps rises past DIVERGE_FACTOR times where it started (or ln V,
+    whichever is higher): such a model is junk, not a result.
     """
     trainer = Trainer(cfg, params, *splits.train)
     losses = np.full(cfg.steps, np.nan)
     devs = {}
     progress = Progress(cfg.steps)
     done = 0  # completed steps
+    limit = None
     try:
         with np.errstate(over="raise", invalid="raise"):  # overflow or NaN raises FloatingPointError
             for step in range(cfg.steps):
                 losses[step] = loss = trainer.step(step)
                 done = step + 1
+                if limit is None:
+                    limit = DIVERGE_FACTOR * max(loss, math.log(len(splits.vocab)))
+                if done % DIVERGE_WINDOW == 0:
+                    window = float(losses[done - DIVERGE_WINDOW:done].mean())
+                    if window > limit:
+                        raise Diverged(cfg, f"by step {done}: the training loss averaged {window:.4g} over "
+                                            f"the last {DIVERGE_WINDOW} steps, more than {DIVERGE_FACTOR:g} "
+                                            f"times where it started ({limit / DIVERGE_FACTOR:.4g})")
                 dev = None
                 if cfg.eval_every and done % cfg.eval_every == 0:
                     dev = devs[done] = model.split_loss(trainer.evaluated, *splits.dev)
@@ -234,6 +249,9 @@ def run_training(cfg, preset, out_arg, sweep, n_threads, splits):
     except Diverged as e:
         raise UsageError(str(e)) from None
     done = len(losses)
+    futile = result["dev_loss"] >= math.log(V)  # no better than a uniform guess, without diverging
+    if futile and (out / "model.npz").exists():  # never put a useless model over an earlier one
+        out = prepare_out(out / "unconverged")
     for name in ("train", "dev", "test"):
         result[f"{name}_perplexity"] = metrics.perplexity(result[f"{name}_loss"])
         result[f"{name}_bpc"] = metrics.bits_per_char(result[f"{name}_loss"])
@@ -252,9 +270,9 @@ def run_training(cfg, preset, out_arg, sweep, n_threads, splits):
     print(f"trained {done} step{'s' if done != 1 else ''} in {seconds:.1f}s ({done / max(seconds, 1e-9):,.0f} steps/s)")
     for name in ("train", "dev", "test"):
         print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")
-    if result["dev_loss"] > math.log(V):
-        print(f"warning: the dev loss is above ln {V} = {math.log(V):.2f}, the loss of a uniform guess: "
-              f"the model learned nothing useful; try a smaller --lr or more --steps", file=sys.stderr)
+    if futile:
+        print(f"warning: the dev loss is no better than ln {V} = {math.log(V):.2f}, the loss of a uniform "
+              f"guess: training did not get anywhere; try a larger --lr or more --steps", file=sys.stderr)
     print("samples:", ", ".join(samples))
     written = ["model.npz", "metrics.json", "loss.csv"]
     if plt:

@@ -1,4 +1,5 @@
 import csv
+import hashlib
 import os
 import json
 
@@ -134,10 +135,27 @@ def test_divergence_is_an_error_and_keeps_the_previous_model(tmp_path):
     assert (tmp_path / "model.npz").read_bytes() == before
 
 
-def test_a_useless_model_is_flagged(tmp_path):
-    proc = run_cli("mlp_lm.train", "--steps", 200, "--lr", 1e3, "--init", "lecture", "--out", tmp_path)
-    assert proc.returncode == 0  # finite numbers are reported, however bad ...
-    assert "warning: the dev loss is above ln 27 = 3.30" in proc.stderr  # ... and said to be bad
+@pytest.mark.parametrize("lr", ["10", "1e3", "1e6", "1e20"])
+def test_a_run_that_blows_up_is_an_error_and_saves_nothing(lr, tmp_path):
+    assert train.main(["--steps", "10", "--out", str(tmp_path)]) == 0
+    before = hashlib.sha256((tmp_path / "model.npz").read_bytes()).hexdigest()
+    metrics_before = (tmp_path / "metrics.json").read_text()
+    proc = run_cli("mlp_lm.train", "--steps", 2000, "--lr", lr, "--out", tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("python -m mlp_lm.train: error: training diverged") and "smaller --lr" in last
+    assert hashlib.sha256((tmp_path / "model.npz").read_bytes()).hexdigest() == before
+    assert (tmp_path / "metrics.json").read_text() == metrics_before
+
+
+def test_a_run_that_goes_nowhere_is_told_so_and_kept_apart(tmp_path):
+    assert train.main(["--steps", "10", "--out", str(tmp_path)]) == 0
+    before = hashlib.sha256((tmp_path / "model.npz").read_bytes()).hexdigest()
+    proc = run_cli("mlp_lm.train", "--steps", 300, "--lr", "1e-9", "--out", tmp_path)
+    assert proc.returncode == 0
+    assert "no better than ln 27 = 3.30" in proc.stderr and "larger --lr" in proc.stderr
+    assert hashlib.sha256((tmp_path / "model.npz").read_bytes()).hexdigest() == before
+    assert (tmp_path / "unconverged" / "model.npz").is_file()
 
 
 def test_pictures_or_a_hint(tmp_path, monkeypatch, capsys):
