@@ -99,7 +99,9 @@ def linear_forward(x, W, b=None):
     Inputs:  x (B, D); W (D, M); b (M,) or None.
     Returns: out (B, M) = x @ W + b; cache.
     """
-    out = x @ W if b is None else x @ W + b  # (B, M)
+    out = x @ W  # (B, M)
+    if b is not None:
+        out += b  # in place: one array for the result, not two
     return out, (x, W, b is not None)
 
 
@@ -137,7 +139,10 @@ def tanh_backward(dout, cache):
     Returns: dx (B, H).
     """
     out = cache
-    return dout * (1.0 - out**2)  # (B, H)
+    dx = out * out  # (B, H); then 1 - out^2 and the product, in place in the same array
+    np.subtract(1.0, dx, out=dx)
+    dx *= dout
+    return dx
 
 
 # --- dropout ---------------------------------------------------------------
@@ -199,7 +204,7 @@ def softmax_cross_entropy_forward(logits, Y, smoothing=0.0):
         # mean_v(-log p_v) = logsum - mean_v(z_v): the uniform part of q costs one mean more.
         nll = (1 - smoothing) * nll + smoothing * (logsum - shifted.mean(axis=1))
     loss = nll.sum() / B  # the mean; .mean() costs more calls for the same number
-    probs = counts / counts_sum[:, None]  # (B, V)
+    probs = np.divide(counts, counts_sum[:, None], out=counts)  # (B, V), normalised in place
     return loss, (probs, Y, rows, smoothing)
 
 

@@ -103,7 +103,8 @@ def loss_and_grads(params, X, Y, *, masks=None, smoothing=0.0, return_intermedia
     # Backward, in reverse order of the forward pass.
     dlogits = layers.softmax_cross_entropy_backward(1.0, ce_cache)  # (B, V)
     dh, dW2, db2 = layers.linear_backward(dlogits, lin2_cache)  # (B, H), (H, V), (V,)
-    dhtanh = layers.dropout_backward(dh, drop2_cache)  # (B, H), the gradient at tanh's output
+    # (B, H), the gradient at tanh's output; without dropout it is dh itself
+    dhtanh = dh if drop2_cache is None else layers.dropout_backward(dh, drop2_cache)
     dhpreact = layers.tanh_backward(dhtanh, tanh_cache)  # (B, H)
     dembcat, dW1, db1 = layers.linear_backward(dhpreact, lin1_cache)  # (B, T*E), (T*E, H), (H,)
     grads = {}
@@ -111,7 +112,8 @@ def loss_and_grads(params, X, Y, *, masks=None, smoothing=0.0, return_intermedia
         # embcat feeds two paths, the hidden layer and the direct connections: their gradients add.
         dembcat_direct, grads["Wd"], _ = layers.linear_backward(dlogits, direct_cache)  # (B, T*E), (T*E, V)
         dembcat += dembcat_direct
-    dembcat_cat = layers.dropout_backward(dembcat, drop1_cache)  # (B, T*E), at the concatenation's output
+    # (B, T*E), the gradient at the concatenation's output; without dropout it is dembcat itself
+    dembcat_cat = dembcat if drop1_cache is None else layers.dropout_backward(dembcat, drop1_cache)
     demb = layers.concat_backward(dembcat_cat, cat_cache)  # (B, T, E)
     dC = layers.embedding_backward(demb, emb_cache)  # (V, E)
 
