@@ -15,7 +15,6 @@ mostly cancels. Numbers from different runs or machines are not comparable.
 """
 import json
 import multiprocessing
-import os
 import platform
 import statistics
 import time
@@ -87,7 +86,7 @@ def torch_step(splits, B, dtype):
 
 def torch_available():
     try:
-        import torch  # noqa: F401
+        import torch  # noqa: F401 (only whether it imports)
     except ImportError:
         return False
     return True

@@ -2,8 +2,10 @@
 import argparse
 import math
 import os
+import signal
 import sys
 import time
+from contextlib import contextmanager
 
 from .checkpoint import CheckpointError
 from .data import DataError
@@ -70,10 +72,58 @@ def fraction(text):
     return value
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) or SIGTERM as an exception; .code is the exit status a shell expects, 128 + signal."""
+
+    def __init__(self, signum=signal.SIGINT):
+        super().__init__(signal.Signals(signum).name)
+        self.code = 128 + int(signum)
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signum)
+
+
+def exit_code(interrupt):
+    """130 for Ctrl-C, 143 for SIGTERM."""
+    return getattr(interrupt, "code", 128 + signal.SIGINT)
+
+
+@contextmanager
+def signals_held():
+    """Hold Ctrl-C and SIGTERM until the block is done, so a save is never cut in half.
+
+    Yields a list; a signal that arrives meanwhile is recorded there as an
+    Interrupted exception instead of being raised. (Python runs signal handlers
+    in the main thread whichever thread received the signal, so swapping the
+    handler is what holds it, where blocking the signal in one thread would not.)
+    """
+    held = []
+
+    def hold(signum, frame):
+        held.append(Interrupted(signum))
+
+    previous = {s: signal.signal(s, hold) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield held
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def run(main, prog):
-    """Call main(); turn the errors a user can fix into one line on stderr and exit code 2."""
+    """Call main(); turn the errors a user can fix into one line on stderr and exit code 2.
+
+    Ctrl-C and SIGTERM become Interrupted exceptions, which a command may catch to
+    save its work; anywhere else they end the command with one line and 130 or 143.
+    """
+    signal.signal(signal.SIGINT, _raise_interrupted)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
         code = main()
+    except KeyboardInterrupt as e:
+        print(f"\n{prog}: interrupted ({getattr(e, 'args', ['SIGINT'])[0] or 'SIGINT'})", file=sys.stderr)
+        code = exit_code(e)
     except (DataError, CheckpointError, UsageError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         code = EXIT_BAD_INPUT

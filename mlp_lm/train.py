@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint, metrics, model, optim, plots
-from .cli import (ArgumentParser, Progress, UsageError, fraction, non_negative_float, non_negative_int,
-                  positive_float, positive_int, run)
+from .cli import (ArgumentParser, Progress, UsageError, exit_code, fraction, non_negative_float, non_negative_int,
+                  positive_float, positive_int, run, signals_held)
 from .data import SPLIT_SEED, load_splits
 from .sampling import generate
 from .sweep import lr_sweep, sweep_table
@@ -124,7 +124,7 @@ DIVERGE_FACTOR = 2.0  # a window mean this many times the start (or ln V, if hig
 
 def train(cfg, splits, params):
     """Minibatch training. Returns (the parameters to evaluate and save, losses per step,
-    {step: dev loss}); stops early on Ctrl-C.
+    {step: dev loss}, the interrupt that stopped it early or None); Ctrl-C and SIGTERM stop it.
 
     Raises Diverged if the loss or any arithmetic overflows, or if the mean training loss of
     the last DIVERGE_WINDOW steps rises past DIVERGE_FACTOR times where it started (or ln V,
@@ -136,6 +136,7 @@ def train(cfg, splits, params):
     progress = Progress(cfg.steps)
     done = 0  # completed steps
     limit = None
+    interrupt = None
     try:
         with np.errstate(over="raise", invalid="raise"):  # overflow or NaN raises FloatingPointError
             for step in range(cfg.steps):
@@ -153,11 +154,12 @@ def train(cfg, splits, params):
                 if cfg.eval_every and done % cfg.eval_every == 0:
                     dev = devs[done] = model.split_loss(trainer.evaluated, *splits.dev)
                 progress.update(done, loss, dev)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (cli.Interrupted)
         print(f"\ninterrupted after {done} steps: saving the model as it is", file=sys.stderr)
+        interrupt = e
     except FloatingPointError as e:
         raise Diverged(cfg, f"at step {done + 1} ({e})") from None
-    return trainer.evaluated, losses[:done], devs
+    return trainer.evaluated, losses[:done], devs, interrupt
 
 
 # --- outputs ---------------------------------------------------------------
@@ -239,7 +241,7 @@ def run_training(cfg, preset, out_arg, sweep, n_threads, splits):
     print(describe_training(cfg) + f"; {n_threads} BLAS thread{'s' if n_threads > 1 else ''}")
     try:
         t0 = time.perf_counter()
-        params, losses, devs = train(cfg, splits, params)
+        params, losses, devs, interrupt = train(cfg, splits, params)
         seconds = time.perf_counter() - t0
         with np.errstate(over="raise", invalid="raise"):
             result = {f"{name}_loss": model.split_loss(params, *getattr(splits, name))
@@ -248,28 +250,34 @@ def run_training(cfg, preset, out_arg, sweep, n_threads, splits):
         raise UsageError(str(Diverged(cfg, f"in the final evaluation ({e})"))) from None
     except Diverged as e:
         raise UsageError(str(e)) from None
+    except KeyboardInterrupt as e:  # during the final evaluation: keep the model, unevaluated
+        print("\ninterrupted during the final evaluation: saving the model, not evaluated", file=sys.stderr)
+        interrupt, result = e, {}
     done = len(losses)
-    futile = result["dev_loss"] >= math.log(V)  # no better than a uniform guess, without diverging
+    futile = bool(result) and result["dev_loss"] >= math.log(V)  # no better than uniform, not diverged
     if futile and (out / "model.npz").exists():  # never put a useless model over an earlier one
         out = prepare_out(out / "unconverged")
-    for name in ("train", "dev", "test"):
-        result[f"{name}_perplexity"] = metrics.perplexity(result[f"{name}_loss"])
-        result[f"{name}_bpc"] = metrics.bits_per_char(result[f"{name}_loss"])
+    for name in list(result):
+        result[name.replace("_loss", "_perplexity")] = metrics.perplexity(result[name])
+        result[name.replace("_loss", "_bpc")] = metrics.bits_per_char(result[name])
     config = {**asdict(cfg), "data": str(Path(cfg.data).resolve()), "vocab_size": V, "preset": preset,
               "data_sha256": splits.sha256, "split_seed": SPLIT_SEED}
-    checkpoint.save(out / "model.npz", params, splits.vocab, config)
     samples = generate(partial(model.next_probs, params), splits.vocab, cfg.block_size, 10,
                        np.random.default_rng([cfg.seed, 2]))
-    summary = {**result, "steps": done, "train_seconds": round(seconds, 3),
+    summary = {**result, "evaluated": bool(result), "steps": done, "train_seconds": round(seconds, 3),
                "steps_per_second": round(done / seconds, 1) if seconds else None,
-               "params": model.num_params(params), "interrupted": done < cfg.steps,
+               "params": model.num_params(params), "interrupted": interrupt is not None,
                "config": config, "samples": samples}
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
-    write_loss_csv(out / "loss.csv", losses, devs)
+    with signals_held() as held:  # a Ctrl-C now waits until every file is written
+        checkpoint.save(out / "model.npz", params, splits.vocab, config)
+        (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_loss_csv(out / "loss.csv", losses, devs)
+    interrupt = interrupt or (held[0] if held else None)
 
     print(f"trained {done} step{'s' if done != 1 else ''} in {seconds:.1f}s ({done / max(seconds, 1e-9):,.0f} steps/s)")
     for name in ("train", "dev", "test"):
-        print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")
+        if result:
+            print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")
     if futile:
         print(f"warning: the dev loss is no better than ln {V} = {math.log(V):.2f}, the loss of a uniform "
               f"guess: training did not get anywhere; try a larger --lr or more --steps", file=sys.stderr)
@@ -281,7 +289,7 @@ def run_training(cfg, preset, out_arg, sweep, n_threads, splits):
         written += ["loss.png", "embedding.png"]
     print(f"wrote {', '.join(written)} to {out}{'' if plt else ' (' + plots.HINT + ')'}")
     print(f"sample more: python -m mlp_lm.sample --checkpoint {out / 'model.npz'}")
-    return 130 if done < cfg.steps else 0
+    return exit_code(interrupt) if interrupt is not None else 0
 
 
 if __name__ == "__main__":
