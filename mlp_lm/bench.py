@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from . import model, threads
+from . import model, runtime
 from .cli import ArgumentParser, UsageError, positive_float, positive_int, run
 from .data import load_splits
 from .trainer import Config, Trainer
@@ -121,8 +121,8 @@ def measure(splits, sizes, dtypes, seconds, n_threads, with_torch):
     rows = {}
     for dtype in dtypes:
         for B in sizes:
-            n = n_threads or threads.choose_threads(B, T * E, H, V)
-            with threads.blas_threads(n):
+            n = n_threads or runtime.choose_threads(B, T * E, H, V)
+            with runtime.blas_threads(n):
                 ours = median_time(our_step(splits, B, dtype), seconds)
             theirs = None
             if with_torch:
@@ -153,7 +153,7 @@ def main(argv=None):
     ap.add_argument("--seconds", metavar="S", type=positive_float, default=None,
                     help="work timed per measurement (default 1, 0.05 with --quick)")
     ap.add_argument("--threads", metavar="N", type=positive_int, default=None,
-                    help="BLAS (and torch) threads for every size (default: chosen by size, see mlp_lm/threads.py)")
+                    help="BLAS (and torch) threads for every size (default: chosen by size, see mlp_lm/runtime.py)")
     ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if it is installed")
     ap.add_argument("--no-load", action="store_true", help="skip the measurements under load")
     ap.add_argument("--data", metavar="PATH", default=DEFAULT_DATA, help="the word list (default data/names.txt)")
@@ -164,9 +164,9 @@ def main(argv=None):
     dtypes = ("float32",) if args.quick else ("float32", "float64")
     with_torch = torch_available() and not args.no_torch
     splits = load_splits(args.data, T)
-    cores = threads.available_cores()
+    cores = runtime.available_cores()
     machine = (f"{cores}-core {platform.machine()} {platform.system()}, Python {platform.python_version()}, "
-               f"numpy {np.__version__}, {threads.blas_description()}")
+               f"numpy {np.__version__}, {runtime.blas_description()}")
     if with_torch:
         import torch
         machine += f", torch {torch.__version__}"
@@ -177,7 +177,7 @@ def main(argv=None):
     idle = measure(splits, sizes, dtypes, seconds, args.threads, with_torch)
     print(table(idle, "\ntraining step, idle machine" + ("" if with_torch else " (torch not installed: no comparison)")))
     params = model.init_params(V, T, E, H, seed=0)
-    with threads.blas_threads(args.threads or threads.choose_threads(len(splits.dev[1]), T * E, H, V)):
+    with runtime.blas_threads(args.threads or runtime.choose_threads(len(splits.dev[1]), T * E, H, V)):
         dev_seconds = median_time(lambda: model.split_loss(params, *splits.dev), seconds)
     print(f"\ndev loss over all {len(splits.dev[1]):,} dev examples: {dev_seconds * 1e3:.1f} ms")
     loaded = None

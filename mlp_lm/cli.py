@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 from .checkpoint import CheckpointError
 from .data import DataError
+from .runtime import keep_freed_memory
 
 EXIT_BAD_INPUT = 2
 
@@ -119,6 +120,7 @@ def run(main, prog):
     """
     signal.signal(signal.SIGINT, _raise_interrupted)
     signal.signal(signal.SIGTERM, _raise_interrupted)
+    keep_freed_memory()  # a command owns its process: let malloc reuse the step's big blocks
     try:
         code = main()
     except KeyboardInterrupt as e:

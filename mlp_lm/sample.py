@@ -16,7 +16,7 @@ from .cli import ArgumentParser, UsageError, non_negative_int, positive_float, p
 from .data import DataError
 from .model import next_probs
 from .sampling import generate, novelty
-from .threads import blas_threads, choose_threads
+from .runtime import blas_threads, choose_threads
 
 
 def main(argv=None):

@@ -29,7 +29,7 @@ from .cli import (ArgumentParser, Progress, UsageError, exit_code, fraction, non
 from .data import SPLIT_SEED, load_splits
 from .sampling import generate
 from .sweep import lr_sweep, sweep_table
-from .threads import blas_threads, choose_threads
+from .runtime import blas_threads, choose_threads
 from .trainer import PRESETS, Config, Trainer
 
 

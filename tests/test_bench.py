@@ -1,7 +1,7 @@
 """The benchmark runs in its tiny mode, so it cannot rot. Its numbers are never asserted on."""
 import json
 
-from mlp_lm import bench, threads
+from mlp_lm import bench, runtime
 
 from .conftest import run_cli
 
@@ -22,9 +22,9 @@ def test_flop_count():
 
 
 def test_thread_choice_grows_with_the_work():
-    assert threads.choose_threads(32, 30, 200, 27) == 1
-    small, big = threads.choose_threads(32, 30, 200, 27), threads.choose_threads(10**6, 30, 200, 27)
-    assert big >= small and big <= threads.available_cores()
+    assert runtime.choose_threads(32, 30, 200, 27) == 1
+    small, big = runtime.choose_threads(32, 30, 200, 27), runtime.choose_threads(10**6, 30, 200, 27)
+    assert big >= small and big <= runtime.available_cores()
 
 
 def test_blas_threads_limits_and_restores():
@@ -34,6 +34,14 @@ def test_blas_threads_limits_and_restores():
         return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
 
     before = blas()
-    with threads.blas_threads(1):
+    with runtime.blas_threads(1):
         assert set(blas()) == {1}
     assert blas() == before
+
+
+def test_keep_freed_memory_takes_effect_on_glibc():
+    import platform
+    took = runtime.keep_freed_memory()
+    assert isinstance(took, bool)
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert took

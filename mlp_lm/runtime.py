@@ -1,4 +1,6 @@
-"""How many BLAS threads the matrix products get.
+"""How the process runs the math: BLAS threads, and how freed memory is kept.
+
+BLAS threads.
 
 The lecture's matrices are small: at batch 32 one product is a few hundred
 thousand multiply-adds, over in microseconds, and OpenBLAS's worker threads
@@ -9,7 +11,16 @@ big enough for a second one to pay (docs/performance.md has the measurements).
 
 threadpoolctl changes the thread count of the BLAS numpy already loaded, at
 run time, so no environment variable has to be set before numpy is imported.
+
+Freed memory. Every step allocates fresh arrays for its intermediates (the
+code reads better for it). At batch 1024 they are hundreds of kilobytes each,
+and glibc's malloc hands blocks that large straight back to the kernel when
+they are freed, so the next step pays page faults to get them again: about 40%
+of a step at batch 1024. keep_freed_memory() asks malloc to keep such blocks
+for reuse instead (mallopt; glibc only, a no-op elsewhere).
 """
+import ctypes
+import ctypes.util
 import os
 
 from threadpoolctl import threadpool_limits
@@ -46,3 +57,19 @@ def blas_description():
     i = infos[0]
     arch = f" ({i['architecture']})" if i.get("architecture") else ""
     return f"{i.get('internal_api')} {i.get('version')}{arch}, {i.get('num_threads')} threads by default"
+
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers, from glibc's malloc.h
+KEEP_BYTES = 32 * 1024 * 1024  # blocks up to 32 MB (glibc's largest mmap threshold) come from the reused heap
+
+
+def keep_freed_memory():
+    """Make glibc's malloc reuse freed blocks up to KEEP_BYTES instead of unmapping them. Returns
+    whether it took effect (False off glibc)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    return bool(mallopt(M_MMAP_THRESHOLD, KEEP_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, 2 * KEEP_BYTES))
