@@ -16,6 +16,7 @@ mostly cancels. Numbers from different runs or machines are not comparable.
 import json
 import multiprocessing
 import platform
+import signal
 import statistics
 import time
 
@@ -93,6 +94,8 @@ def torch_available():
 
 
 def _spin():  # a busy process: what a browser tab or a compile does to the machine
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler: just stop when told
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the bench, which stops us itself
     while True:
         pass
 

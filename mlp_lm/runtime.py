@@ -22,12 +22,14 @@ for reuse instead (mallopt; glibc only, a no-op elsewhere).
 import ctypes
 import ctypes.util
 import os
+import time
 
 from threadpoolctl import threadpool_limits
 
-# Multiply-adds in the largest product of a step above which a second thread pays (measured
-# with `python -m mlp_lm.bench --threads-sweep`; see docs/performance.md).
-MIN_WORK_PER_THREAD = 50_000_000
+# Multiply-adds in the largest product of a step from which a second thread pays, on an idle
+# machine: not at batch 32 of the lecture's model (0.2 M), clearly at batch 256 (1.5 M) and
+# up (python -m mlp_lm.bench --threads N; docs/performance.md has the numbers).
+MIN_WORK_PER_THREAD = 1_000_000
 
 
 def available_cores():
@@ -37,10 +39,40 @@ def available_cores():
         return os.cpu_count() or 1
 
 
-def choose_threads(batch_size, n_in, n_hidden, vocab_size):
-    """BLAS threads for a model with these sizes: 1 unless its largest product is big enough."""
+def idle_cores(interval=0.1):
+    """How many cores nothing else is using, from two readings of /proc/stat `interval` apart.
+
+    Off Linux (no /proc/stat) every core counts as idle.
+    """
+    def times():
+        with open("/proc/stat") as f:
+            fields = [float(v) for v in f.readline().split()[1:]]
+        return fields[3] + fields[4], sum(fields)  # idle + iowait, total (in clock ticks)
+
+    try:
+        idle0, total0 = times()
+        time.sleep(interval)
+        idle1, total1 = times()
+    except (OSError, ValueError, IndexError):
+        return available_cores()
+    if total1 <= total0:
+        return available_cores()
+    busy = (1 - (idle1 - idle0) / (total1 - total0)) * (os.cpu_count() or 1)
+    return max(1, min(available_cores(), round((os.cpu_count() or 1) - busy)))
+
+
+def choose_threads(batch_size, n_in, n_hidden, vocab_size, cores=None):
+    """BLAS threads for a model with these sizes: 1 unless its largest product is big enough to share,
+    and never more than the cores that are idle right now (`cores`, measured when not given).
+
+    On a busy machine OpenBLAS's threads spin against the other programs, so a run
+    that starts on a busy machine keeps to one thread.
+    """
     work = batch_size * max(n_in * n_hidden, n_hidden * vocab_size)  # multiply-adds of the largest product
-    return max(1, min(available_cores(), work // MIN_WORK_PER_THREAD))
+    wanted = max(1, work // MIN_WORK_PER_THREAD)
+    if wanted == 1:
+        return 1
+    return max(1, min(wanted, idle_cores() if cores is None else cores))
 
 
 def blas_threads(n):

@@ -21,10 +21,12 @@ def test_flop_count():
     assert bench.flops_per_step(32) == 6 * 32 * (30 * 200 + 200 * 27)
 
 
-def test_thread_choice_grows_with_the_work():
-    assert runtime.choose_threads(32, 30, 200, 27) == 1
-    small, big = runtime.choose_threads(32, 30, 200, 27), runtime.choose_threads(10**6, 30, 200, 27)
-    assert big >= small and big <= runtime.available_cores()
+def test_thread_choice_grows_with_the_work_and_respects_a_busy_machine():
+    assert runtime.choose_threads(32, 30, 200, 27, cores=2) == 1  # the lecture's step: one thread
+    assert runtime.choose_threads(1024, 30, 200, 27, cores=2) == 2  # a big batch on an idle machine
+    assert runtime.choose_threads(1024, 30, 200, 27, cores=1) == 1  # ... unless the other core is busy
+    assert runtime.choose_threads(10**6, 30, 200, 27, cores=0) == 1
+    assert 1 <= runtime.idle_cores(0.01) <= runtime.available_cores()
 
 
 def test_blas_threads_limits_and_restores():
