@@ -26,20 +26,33 @@ class CheckpointError(Exception):
 
 def save(path, params, vocab, config):
     """Write atomically: a crash mid-write leaves any previous file at `path` whole."""
-    path = Path(path)
     arrays = {k: np.asarray(params[k]) for k in (*PARAM_NAMES, *OPTIONAL_PARAMS) if k in params}
     arrays["vocab"] = np.array(vocab.itos)
     arrays["config"] = np.array(json.dumps({"format": FORMAT, **config}, sort_keys=True))
+    write_atomic(path, lambda f: np.savez(f, **arrays))
+
+
+def write_atomic(path, write):
+    """Call write(binary file) on a temporary file beside `path`, then move it into place.
+
+    A crash, a kill or a full disk midway leaves the previous file at `path` whole; the
+    temporary file is removed on any error, and an OSError (a full disk) becomes a
+    CheckpointError saying so.
+    """
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it a normal file's mode
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise CheckpointError(f"cannot write {path}: {e.strerror or e}; the previous file there, "
+                                  f"if any, is unchanged") from None
         raise
 
 

@@ -164,11 +164,11 @@ def train(cfg, splits, params):
 
 # --- outputs ---------------------------------------------------------------
 
-def write_loss_csv(path, losses, devs):
+def loss_csv(losses, devs):
     lines = ["step,train_loss,dev_loss"]
     lines += [f"{i + 1},{loss:.6f},{devs[i + 1]:.6f}" if i + 1 in devs else f"{i + 1},{loss:.6f},"
               for i, loss in enumerate(losses)]
-    Path(path).write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def prepare_out(out):
@@ -269,9 +269,11 @@ def run_training(cfg, preset, out_arg, sweep, n_threads, splits):
                "params": model.num_params(params), "interrupted": interrupt is not None,
                "config": config, "samples": samples}
     with signals_held() as held:  # a Ctrl-C now waits until every file is written
+        # Each file goes to a temporary name and is moved into place, the model last.
+        (out / "lr_sweep.csv").unlink(missing_ok=True)  # an earlier sweep's table is not this run's
+        checkpoint.write_atomic(out / "loss.csv", lambda f: f.write(loss_csv(losses, devs).encode()))
+        checkpoint.write_atomic(out / "metrics.json", lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()))
         checkpoint.save(out / "model.npz", params, splits.vocab, config)
-        (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
-        write_loss_csv(out / "loss.csv", losses, devs)
     interrupt = interrupt or (held[0] if held else None)
 
     print(f"trained {done} step{'s' if done != 1 else ''} in {seconds:.1f}s ({done / max(seconds, 1e-9):,.0f} steps/s)")

@@ -83,3 +83,25 @@ def test_a_second_ctrl_c_during_the_save_waits_for_it(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 30
     assert len((tmp_path / "loss.csv").read_text().splitlines()) == 31
     assert all(np.all(np.isfinite(p)) for p in params.values())
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_previous_run(tmp_path, monkeypatch, capsys):
+    import errno
+    import hashlib
+
+    from mlp_lm import cli
+    assert train.main(["--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    before = {f: hashlib.sha256((tmp_path / f).read_bytes()).hexdigest() for f in ("model.npz", "metrics.json", "loss.csv")}
+
+    def full_disk(f, **arrays):
+        f.write(b"PK\x03\x04 half a file")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.np, "savez", full_disk)
+    with pytest.raises(SystemExit) as e:
+        cli.run(lambda: train.main(["--steps", "30", "--eval-every", "0", "--out", str(tmp_path)]), "train")
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "No space left on device" in err.strip().splitlines()[-1]
+    assert "Traceback" not in err
+    assert hashlib.sha256((tmp_path / "model.npz").read_bytes()).hexdigest() == before["model.npz"]
+    assert not list(tmp_path.glob("*.tmp"))  # no half-written leftovers
