@@ -13,7 +13,6 @@ then both again with one busy process per core, started by the bench for that
 part. Ratios are of numbers measured in this one run, so the machine's noise
 mostly cancels. Numbers from different runs or machines are not comparable.
 """
-import json
 import multiprocessing
 import platform
 import signal
@@ -23,7 +22,7 @@ import time
 import numpy as np
 
 from . import model, runtime
-from .cli import ArgumentParser, UsageError, positive_float, positive_int, run
+from .cli import ArgumentParser, positive_float, positive_int, run, write_json
 from .data import load_splits
 from .trainer import Config, Trainer
 
@@ -197,12 +196,7 @@ def main(argv=None):
                     for (d, B), r in rows.items()]
         doc = {"machine": machine, "seconds_per_measurement": seconds, "idle": flat(idle),
                "dev_eval_seconds": dev_seconds, "loaded": flat(loaded) if loaded else None}
-        try:
-            with open(args.json, "w") as f:
-                f.write(json.dumps(doc, indent=2) + "\n")
-        except OSError as e:
-            raise UsageError(f"cannot write --json {args.json}: {e.strerror}") from None
-        print(f"wrote {args.json}")
+        write_json(args.json, doc)
     return 0
 
 

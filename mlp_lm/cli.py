@@ -1,5 +1,6 @@
 """What the command-line tools share: one-line errors with exit code 2, flag types."""
 import argparse
+import json
 import math
 import os
 import signal
@@ -42,24 +43,21 @@ positive_int = int_at_least(1, "a positive whole number")
 non_negative_int = int_at_least(0, "a whole number >= 0")
 
 
-def positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return value
+def float_where(accept, what):
+    """An argparse type: a finite number for which accept(value) holds."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and accept(value)):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    return parse
 
 
-def non_negative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
+positive_float = float_where(lambda v: v > 0, "a positive finite number")
+non_negative_float = float_where(lambda v: v >= 0, "a finite number >= 0")
 
 
 def fraction(text):
@@ -110,6 +108,16 @@ def signals_held():
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def write_json(path, doc):
+    """Write the --json file of a command, or say in one line why it cannot be written."""
+    try:
+        with open(path, "w") as f:
+            f.write(json.dumps(doc, indent=2) + "\n")
+    except OSError as e:
+        raise UsageError(f"cannot write --json {path}: {e.strerror}") from None
+    print(f"wrote {path}")
 
 
 def run(main, prog):

@@ -10,13 +10,12 @@ another file (same symbols), every item of that file is evaluated as one set.
 With --mix-ngram N, the N-gram is fitted on the same training split, each
 mixture's weight is chosen on dev, and test is reported with that weight.
 """
-import json
 import time
 from pathlib import Path
 
 
 from . import checkpoint, metrics, mixture, model
-from .cli import ArgumentParser, UsageError, int_at_least, run
+from .cli import ArgumentParser, UsageError, int_at_least, run, write_json
 from .data import BOUNDARY, SPLIT_SEED, DataError, build_dataset, load_splits, read_items_and_digest
 
 MAX_ORDER = 32
@@ -116,12 +115,7 @@ def main(argv=None):
                 losses[key.replace("_loss", "_perplexity")] = metrics.perplexity(losses[key])
                 losses[key.replace("_loss", "_bpc")] = metrics.bits_per_char(losses[key])
     if args.json:
-        try:
-            Path(args.json).write_text(json.dumps({"checkpoint": str(args.checkpoint), "data": source,
-                                                   **result}, indent=2) + "\n")
-        except OSError as e:
-            raise UsageError(f"cannot write --json {args.json}: {e.strerror}") from None
-        print(f"wrote {args.json}")
+        write_json(args.json, {"checkpoint": str(args.checkpoint), "data": source, **result})
     return 0
 
 

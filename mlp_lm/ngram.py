@@ -10,13 +10,12 @@ prints. n = 1 is the unigram model: it is counted from the same examples with
 their context ignored. The models are in counting.py.
 """
 import argparse
-import json
 import time
 
 import numpy as np
 
 from . import metrics
-from .cli import ArgumentParser, UsageError, non_negative_int, run
+from .cli import ArgumentParser, non_negative_int, run, write_json
 from .counting import K_GRID, KneserNey, choose_k
 from .data import load_splits
 from .sampling import generate, novelty
@@ -94,12 +93,7 @@ def main(argv=None):
         where = f" ({counts[0]} in the training set, {counts[1]} in dev/test, {counts[2]} new)" if counts else ""
         print(f"samples{where}:", ", ".join(s or "(empty)" for s in samples))
     if args.json:
-        try:
-            with open(args.json, "w") as f:
-                f.write(json.dumps(result, indent=2) + "\n")
-        except OSError as e:
-            raise UsageError(f"cannot write --json {args.json}: {e.strerror}") from None
-        print(f"wrote {args.json}")
+        write_json(args.json, result)
     return 0
 
 
