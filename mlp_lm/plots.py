@@ -42,6 +42,8 @@ def plot_embedding(plt, C, vocab, path):
         ax.text(C[i, 0], y[i], s, ha="center", va="center", fontsize=12)
     ax.set_xlabel("C[:, 0]")
     ax.set_ylabel("C[:, 1]")
+    if C.shape[1] > 2:  # say so: a wider embedding's picture is only a slice of it
+        ax.set_title(f"the first 2 of {C.shape[1]} embedding dimensions", fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
