@@ -23,11 +23,10 @@ import numpy as np
 
 from . import model, runtime
 from .cli import ArgumentParser, positive_float, positive_int, run, write_json
-from .data import load_splits
+from .data import DEFAULT_DATA, in_checkout, load_splits
 from .trainer import Config, Trainer
 
 V, T, E, H = 27, 3, 10, 200
-DEFAULT_DATA = "data/names.txt"
 
 
 def flops_per_step(B, V=V, T=T, E=E, H=H):
@@ -158,7 +157,7 @@ def main(argv=None):
                     help="BLAS (and torch) threads for every size (default: chosen by size, see mlp_lm/runtime.py)")
     ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if it is installed")
     ap.add_argument("--no-load", action="store_true", help="skip the measurements under load")
-    ap.add_argument("--data", metavar="PATH", default=DEFAULT_DATA, help="the word list (default data/names.txt)")
+    ap.add_argument("--data", metavar="PATH", default=str(in_checkout(DEFAULT_DATA)), help="the word list (default data/names.txt)")
     ap.add_argument("--json", metavar="PATH", default=None, help="also write the tables to this JSON file")
     args = ap.parse_args(argv)
     seconds = args.seconds or (0.05 if args.quick else 1.0)

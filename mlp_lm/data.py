@@ -20,6 +20,22 @@ import numpy as np
 BOUNDARY = "."
 SPLIT_SEED = 42  # the lecture's random.seed(42)
 
+# The checkout this package sits in (when it is one: an editable install, or run from the clone).
+CHECKOUT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = "data/names.txt"  # what the commands read without --data, found in the checkout
+
+
+def in_checkout(relative):
+    """A default path: inside the checkout when the package sits in one, else relative to the
+    current directory. So `python -m mlp_lm.train` reads and writes the same files from any directory."""
+    if (CHECKOUT / "setup.cfg").is_file() and (CHECKOUT / "mlp_lm").is_dir():
+        path = CHECKOUT / relative
+        try:  # shown as the short relative path when run from the checkout itself
+            return path.relative_to(Path.cwd())
+        except ValueError:
+            return path
+    return Path(relative)
+
 
 class DataError(Exception):
     """The data file (or what it holds) cannot be used; the message says why."""

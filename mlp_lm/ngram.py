@@ -17,7 +17,7 @@ import numpy as np
 from . import metrics
 from .cli import ArgumentParser, non_negative_int, run, write_json
 from .counting import K_GRID, KneserNey, choose_k
-from .data import load_splits
+from .data import DEFAULT_DATA, in_checkout, load_splits
 from .sampling import generate, novelty
 
 MAX_N = 32  # far past where names' losses stop changing; keeps the examples (N, n-1) small
@@ -40,7 +40,7 @@ def parse_args(argv):
                     help=f"the order: each symbol is predicted from the N - 1 before it (1 to {MAX_N})")
     ap.add_argument("--smoothing", choices=("kn", "add-k"), required=True,
                     help="kn: interpolated modified Kneser-Ney; add-k: add k to every count, k chosen on dev")
-    ap.add_argument("--data", metavar="PATH", default="data/names.txt",
+    ap.add_argument("--data", metavar="PATH", default=str(in_checkout(DEFAULT_DATA)),
                     help="a UTF-8 file with one item per line (default data/names.txt)")
     ap.add_argument("--json", metavar="PATH", default=None, help="also write the results to this JSON file")
     ap.add_argument("--samples", metavar="K", type=non_negative_int, default=10, help="how many samples to print (default 10)")

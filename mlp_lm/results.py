@@ -22,7 +22,7 @@ import numpy as np
 from . import checkpoint, metrics, mixture, train
 from .cli import ArgumentParser, UsageError, positive_int, run
 from .counting import KneserNey, choose_k
-from .data import load_splits
+from .data import in_checkout, load_splits
 
 # name -> (what it shows, train flags). The order is the table's.
 CONFIGS = {
@@ -124,7 +124,8 @@ def main(argv=None):
     ap = ArgumentParser(prog="python -m mlp_lm.results", description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", metavar="DIR", default=None,
                     help="where the runs go (default runs/results, or runs/results-quick with --steps)")
-    ap.add_argument("--docs", metavar="DIR", default="docs", help="where a full run writes results.md (default docs)")
+    ap.add_argument("--docs", metavar="DIR", default=str(in_checkout("docs")),
+                    help="where a full run writes results.md (default the checkout's docs/)")
     ap.add_argument("--no-train", action="store_true", help="only rebuild the table from existing runs")
     ap.add_argument("--only", metavar="NAMES", default=None,
                     help=f"comma-separated runs to retrain ({', '.join(CONFIGS)}); the others are read back")
@@ -136,7 +137,7 @@ def main(argv=None):
     if only - set(CONFIGS):
         raise UsageError(f"--only: no run named {', '.join(sorted(only - set(CONFIGS)))}; the runs are "
                          f"{', '.join(CONFIGS)}")
-    runs = Path(args.runs or ("runs/results-quick" if args.steps else "runs/results"))
+    runs = Path(args.runs or in_checkout("runs/results-quick" if args.steps else "runs/results"))
     to_docs = args.write_docs or (args.steps is None and args.only is None and not args.no_train)
     target = Path(args.docs) if to_docs else runs
     rows = []

@@ -26,7 +26,7 @@ import numpy as np
 from . import checkpoint, metrics, model, optim, plots
 from .cli import (ArgumentParser, Progress, UsageError, exit_code, fraction, non_negative_float, non_negative_int,
                   positive_float, positive_int, run, signals_held)
-from .data import SPLIT_SEED, load_splits
+from .data import DEFAULT_DATA, SPLIT_SEED, in_checkout, load_splits
 from .sampling import generate
 from .sweep import lr_sweep, sweep_table
 from .runtime import blas_threads, choose_threads
@@ -100,6 +100,8 @@ def parse_args(argv):
     values = {**PRESETS[preset], **args}
     if sweep and "steps" not in args:
         values["steps"] = 1000
+    if "data" not in args:
+        values["data"] = str(in_checkout(DEFAULT_DATA))
     cfg = Config(**values)
     if cfg.schedule == "cosine" and cfg.warmup >= cfg.steps:
         raise UsageError(f"--warmup {cfg.warmup} leaves no steps to decay over in {cfg.steps}; use fewer")
@@ -207,7 +209,7 @@ def main(argv=None):
 
 
 def run_training(cfg, preset, out_arg, sweep, n_threads, splits):
-    out = prepare_out(out_arg or Path("runs") / Path(cfg.data).stem)
+    out = prepare_out(out_arg or in_checkout(Path("runs") / Path(cfg.data).stem))
     V = len(splits.vocab)
     params = model.init_params(V, cfg.block_size, cfg.n_embd, cfg.n_hidden, direct=cfg.direct,
                                seed=cfg.seed, init=cfg.init, dtype=np.dtype(cfg.dtype))

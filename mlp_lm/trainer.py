@@ -9,11 +9,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import layers, model, optim
+from .data import DEFAULT_DATA
 
 
 @dataclass
 class Config:
-    data: str = "data/names.txt"  # one item per line
+    data: str = DEFAULT_DATA  # one item per line (the default is found in the checkout from anywhere)
     block_size: int = 3  # T: how many previous symbols the model sees
     n_embd: int = 10  # E: size of each symbol's embedding
     n_hidden: int = 200  # H: tanh units in the hidden layer

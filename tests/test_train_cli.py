@@ -251,3 +251,12 @@ def test_help_lists_what_each_preset_sets():
     assert proc.returncode == 0 and "lecture: the defaults below" in text
     for key, value in train.PRESETS["best"].items():
         assert f"--{key.replace('_', '-')}" in text.split("best:")[1]
+
+
+def test_the_commands_work_from_another_directory(tmp_path):
+    proc = run_cli("mlp_lm.train", "--steps", 30, "--eval-every", 0, "--out", tmp_path / "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"data: {NAMES}: 32033 items" in proc.stdout  # the bundled names, found from elsewhere
+    proc = run_cli("mlp_lm.ngram", "--n", 3, "--smoothing", "kn", cwd=tmp_path)
+    assert proc.returncode == 0 and "dev loss" in proc.stdout, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # nothing written into the current directory
