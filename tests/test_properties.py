@@ -1,0 +1,63 @@
+"""Invariants of the layers, on inputs hypothesis chooses (property-based tests)."""
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from mlp_lm import layers
+
+finite = st.floats(-30, 30, allow_nan=False, allow_infinity=False, width=64)
+
+
+@st.composite
+def logits_and_targets(draw):
+    B, V = draw(st.integers(1, 6)), draw(st.integers(2, 9))
+    z = draw(arrays(np.float64, (B, V), elements=finite))
+    Y = np.array(draw(st.lists(st.integers(0, V - 1), min_size=B, max_size=B)))
+    return z, Y
+
+
+@settings(max_examples=60, deadline=None)
+@given(logits_and_targets(), st.floats(-1e3, 1e3), st.sampled_from([0.0, 0.1]))
+def test_cross_entropy_ignores_a_constant_added_to_a_row(zY, c, smoothing):
+    z, Y = zY
+    loss, cache = layers.softmax_cross_entropy_forward(z, Y, smoothing)
+    shifted = z.copy()
+    shifted[0] += c
+    loss2, cache2 = layers.softmax_cross_entropy_forward(shifted, Y, smoothing)
+    assert abs(float(loss) - float(loss2)) <= 1e-9 * max(1.0, abs(float(loss)))
+    np.testing.assert_allclose(layers.softmax_cross_entropy_backward(1.0, cache),
+                               layers.softmax_cross_entropy_backward(1.0, cache2), atol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(logits_and_targets(), st.sampled_from([0.0, 0.2]))
+def test_each_row_of_dlogits_sums_to_zero_and_the_loss_is_positive(zY, smoothing):
+    z, Y = zY
+    loss, cache = layers.softmax_cross_entropy_forward(z, Y, smoothing)
+    dz = layers.softmax_cross_entropy_backward(1.0, cache)
+    np.testing.assert_allclose(dz.sum(axis=1), 0.0, atol=1e-12)
+    assert float(loss) >= 0 and np.isfinite(float(loss))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 8), st.integers(1, 4), st.integers(1, 5), st.integers(1, 30), st.data())
+def test_the_embedding_backward_conserves_the_total_gradient(B, T, E, V, data):
+    X = np.array(data.draw(st.lists(st.integers(0, V - 1), min_size=B * T, max_size=B * T))).reshape(B, T)
+    demb = data.draw(arrays(np.float64, (B, T, E), elements=finite))
+    _, cache = layers.embedding_forward(np.zeros((V, E)), X)
+    dC = layers.embedding_backward(demb, cache)
+    # Every (b, t) gradient lands in exactly one row: totals per dimension are kept ...
+    np.testing.assert_allclose(dC.sum(axis=0), demb.reshape(-1, E).sum(axis=0), atol=1e-9)
+    # ... and a symbol that never occurs gets nothing.
+    unused = np.setdiff1d(np.arange(V), X)
+    assert not dC[unused].any()
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(1, 7)), elements=finite))
+def test_tanh_backward_is_bounded_by_its_input_gradient(x):
+    out, cache = layers.tanh_forward(x)
+    dout = np.ones_like(x)
+    dx = layers.tanh_backward(dout, cache)
+    assert np.all(np.abs(out) <= 1) and np.all((dx >= 0) & (dx <= 1))
