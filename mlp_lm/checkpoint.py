@@ -56,6 +56,13 @@ def write_atomic(path, write):
         raise
 
 
+def newest(runs):
+    """The most recently written model.npz in the run folders under `runs` (two levels deep), or None."""
+    found = [p for pattern in ("*/model.npz", "*/*/model.npz") for p in Path(runs).glob(pattern)
+             if p.parent.name != "unconverged"]
+    return max(found, key=lambda p: p.stat().st_mtime, default=None)
+
+
 def load(path):
     """Return (params, vocab, config), or raise CheckpointError saying what is wrong."""
     path = Path(path)

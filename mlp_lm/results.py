@@ -146,7 +146,7 @@ def main(argv=None):
         if not args.no_train and name in only:
             extra = ["--steps", str(args.steps)] if args.steps else []
             print(f"== {name}: python -m mlp_lm.train {' '.join(flags + extra)}", flush=True)
-            code = train.main(flags + extra + ["--out", str(out)])
+            code = train.main(flags + extra + ["--out", str(out), "--force"])
             if code != 0:
                 raise UsageError(f"the run {name} did not finish (exit code {code})")
         metrics_file = out / "metrics.json"

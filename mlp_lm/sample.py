@@ -13,7 +13,7 @@ import numpy as np
 
 from . import checkpoint
 from .cli import ArgumentParser, UsageError, non_negative_int, positive_float, positive_int, run
-from .data import DataError
+from .data import DataError, in_checkout
 from .model import next_probs
 from .sampling import generate, novelty
 from .runtime import blas_threads, choose_threads
@@ -21,7 +21,8 @@ from .runtime import blas_threads, choose_threads
 
 def main(argv=None):
     ap = ArgumentParser(prog="python -m mlp_lm.sample", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--checkpoint", metavar="PATH", required=True, help="a model.npz written by python -m mlp_lm.train")
+    ap.add_argument("--checkpoint", metavar="PATH", default=None,
+                    help="a model.npz written by python -m mlp_lm.train (default: the newest under runs/)")
     ap.add_argument("-n", "--num-samples", metavar="N", type=positive_int, default=20, help="how many samples (default 20)")
     ap.add_argument("--seed", metavar="N", type=non_negative_int, default=0, help="random seed; the same seed gives the same lines")
     ap.add_argument("--temperature", metavar="T", type=positive_float, default=1.0,
@@ -34,6 +35,12 @@ def main(argv=None):
                     help="BLAS threads for the matrix products (default: chosen by the model's size)")
     args = ap.parse_args(argv)
 
+    if args.checkpoint is None:
+        args.checkpoint = checkpoint.newest(in_checkout("runs"))
+        if args.checkpoint is None:
+            raise UsageError(f"no trained model under {in_checkout('runs')}: train one with "
+                             f"`python -m mlp_lm.train`, or pass --checkpoint PATH")
+        print(f"(sampling from {args.checkpoint}, the newest model)", file=sys.stderr)
     params, vocab, config = checkpoint.load(args.checkpoint)
     rng = np.random.default_rng(args.seed)
     V, H = params["W2"].shape

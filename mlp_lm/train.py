@@ -15,6 +15,7 @@ loss.png and embedding.png when matplotlib is installed).
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import asdict
@@ -51,7 +52,11 @@ def parse_args(argv):
                     help=f"a starting configuration (default lecture); {preset_help()}")
     g = ap.add_argument_group("data and output")
     g.add_argument("--data", metavar="PATH", help="a UTF-8 file with one item per line (default data/names.txt)")
-    g.add_argument("--out", metavar="DIR", default=None, help="directory for model.npz and the rest (default runs/<data file stem>)")
+    g.add_argument("--out", metavar="DIR", default=None,
+                   help="directory for model.npz and the rest (default: runs/<data file stem>, or -2, -3, ... "
+                        "if that holds a model already)")
+    g.add_argument("--force", action="store_true", default=False,
+                   help="let --out replace the model already in it")
     g = ap.add_argument_group("model")
     g.add_argument("--block-size", metavar="T", type=positive_int, help=f"context length T (default {d.block_size})")
     g.add_argument("--n-embd", metavar="E", type=positive_int, help=f"embedding size E (default {d.n_embd})")
@@ -97,6 +102,7 @@ def parse_args(argv):
                    help="instead of training: raise the rate from 1e-3 to 1 over the run and tabulate the loss")
     args = vars(ap.parse_args(argv))
     preset, out, sweep, n_threads = args.pop("preset"), args.pop("out"), args.pop("lr_sweep"), args.pop("threads")
+    force = args.pop("force")
     values = {**PRESETS[preset], **args}
     if sweep and "steps" not in args:
         values["steps"] = 1000
@@ -107,7 +113,7 @@ def parse_args(argv):
         raise UsageError(f"--warmup {cfg.warmup} leaves no steps to decay over in {cfg.steps}; use fewer")
     if cfg.min_lr > cfg.lr:
         raise UsageError(f"--min-lr {cfg.min_lr:g} is above --lr {cfg.lr:g}; the schedule decays from --lr to it")
-    return cfg, preset, out, sweep, n_threads
+    return cfg, preset, out, sweep, n_threads, force
 
 
 # --- the training loop -------------------------------------------------------
@@ -185,6 +191,55 @@ def prepare_out(out):
     return out
 
 
+def default_out(data):
+    """runs/<data file stem>, or the first of runs/<stem>-2, -3, ... that holds no model and no
+    running training: a second run never replaces the first."""
+    base = in_checkout(Path("runs") / Path(data).stem)
+    candidate, n = base, 1
+    while (candidate / "model.npz").exists() or lock_holder(candidate) is not None:
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def lock_holder(out):
+    """The pid of a live process that holds out/.lock, or None."""
+    try:
+        pid = int((Path(out) / LOCK).read_text().strip() or 0)
+    except (OSError, ValueError):
+        return None
+    if pid <= 0 or pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)  # signal 0: is it alive?
+    except ProcessLookupError:
+        return None  # a stale lock from a run that was killed
+    except PermissionError:
+        pass  # alive, someone else's
+    return pid
+
+
+LOCK = ".lock"  # holds the pid of the training writing to a run folder
+
+
+class RunLock:
+    """out/.lock for the duration of a training: a second training into the same folder refuses."""
+
+    def __init__(self, out):
+        self.path = Path(out) / LOCK
+
+    def __enter__(self):
+        holder = lock_holder(self.path.parent)
+        if holder is not None:
+            raise UsageError(f"another training (process {holder}) is writing to {self.path.parent}; "
+                             f"wait for it to finish or pass another --out")
+        self.path.write_text(f"{os.getpid()}\n")
+        return self
+
+    def __exit__(self, *exc):
+        self.path.unlink(missing_ok=True)
+
+
 def describe_training(cfg):
     """One line: what moves the parameters, for the progress header."""
     text = f"training: {cfg.optimizer} lr {cfg.lr:g}, {cfg.schedule} schedule"
@@ -200,16 +255,24 @@ def describe_training(cfg):
 
 
 def main(argv=None):
-    cfg, preset, out_arg, sweep, n_threads = parse_args(argv)
+    cfg, preset, out_arg, sweep, n_threads, force = parse_args(argv)
     splits = load_splits(cfg.data, cfg.block_size)
     n_threads = n_threads or choose_threads(cfg.batch_size, cfg.block_size * cfg.n_embd, cfg.n_hidden,
                                             len(splits.vocab))
     with blas_threads(n_threads):
-        return run_training(cfg, preset, out_arg, sweep, n_threads, splits)
+        return run_training(cfg, preset, out_arg, sweep, n_threads, splits, force)
 
 
-def run_training(cfg, preset, out_arg, sweep, n_threads, splits):
-    out = prepare_out(out_arg or in_checkout(Path("runs") / Path(cfg.data).stem))
+def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False):
+    if out_arg is not None and (Path(out_arg) / "model.npz").exists() and not force and not sweep:
+        raise UsageError(f"{out_arg} already holds a model (model.npz); pass --force to replace it, "
+                         f"or another --out (without --out, each run gets a new folder)")
+    out = prepare_out(out_arg or default_out(cfg.data))
+    with RunLock(out):
+        return train_into(out, cfg, preset, sweep, n_threads, splits)
+
+
+def train_into(out, cfg, preset, sweep, n_threads, splits):
     V = len(splits.vocab)
     params = model.init_params(V, cfg.block_size, cfg.n_embd, cfg.n_hidden, direct=cfg.direct,
                                seed=cfg.seed, init=cfg.init, dtype=np.dtype(cfg.dtype))

@@ -99,7 +99,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_run(tmp_path, monkeypatc
 
     monkeypatch.setattr(checkpoint.np, "savez", full_disk)
     with pytest.raises(SystemExit) as e:
-        cli.run(lambda: train.main(["--steps", "30", "--eval-every", "0", "--out", str(tmp_path)]), "train")
+        cli.run(lambda: train.main(["--steps", "30", "--eval-every", "0", "--out", str(tmp_path), "--force"]), "train")
     err = capsys.readouterr().err
     assert e.value.code == 2 and "No space left on device" in err.strip().splitlines()[-1]
     assert "Traceback" not in err

@@ -79,3 +79,13 @@ def test_summary_when_the_training_data_is_gone(tiny_run, tmp_path):
     proc = run_cli("mlp_lm.sample", "--checkpoint", moved, "-n", 3)
     assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 3
     assert "cannot say which are new" in proc.stderr and "gone.txt" in proc.stderr
+
+
+def test_newest_run_is_found(tmp_path):
+    import os
+    assert checkpoint.newest(tmp_path) is None
+    for i, name in enumerate(["names", "names-2", "results/best", "names/unconverged"]):
+        (tmp_path / name).mkdir(parents=True)
+        (tmp_path / name / "model.npz").write_bytes(b"")
+        os.utime(tmp_path / name / "model.npz", (1000 + i, 1000 + i))
+    assert checkpoint.newest(tmp_path) == tmp_path / "results" / "best" / "model.npz"  # not the unconverged one

@@ -9,7 +9,7 @@ import pytest
 from mlp_lm import checkpoint, cli, optim, sweep, train
 from mlp_lm.data import load_splits
 
-from .conftest import NAMES, run_cli
+from .conftest import NAMES, ROOT, run_cli
 
 
 def test_training_run_writes_everything(tiny_run):
@@ -91,15 +91,59 @@ def test_dtype_float64(tmp_path):
     assert params["W1"].dtype == np.float64 and config["dtype"] == "float64"
 
 
-def test_other_word_list_and_default_out(tmp_path):
-    words = tmp_path / "words.txt"
+def test_other_word_list_and_default_out_never_replaces_a_run(tmp_path):
+    import shutil
+    import uuid
+
+    from mlp_lm.data import CHECKOUT
+    stem = f"words-test-{uuid.uuid4().hex[:8]}"  # a name no real run has
+    words = tmp_path / f"{stem}.txt"
     words.write_text("\n".join(["apple", "banana", "cherry", "date", "elder", "fig", "grape", "kiwi"]))
-    proc = run_cli("mlp_lm.train", "--data", words, "--steps", 30, "--block-size", 1, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "runs" / "words" / "model.npz").exists()
-    _, vocab, config = checkpoint.load(tmp_path / "runs" / "words" / "model.npz")
-    assert vocab.itos == "." + "".join(sorted(set("applebananacherrydateelderfiggrapekiwi")))
-    assert config["block_size"] == 1
+    runs = CHECKOUT / "runs"
+    try:
+        proc = run_cli("mlp_lm.train", "--data", words, "--steps", 30, "--block-size", 1, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        first = runs / stem / "model.npz"
+        _, vocab, config = checkpoint.load(first)
+        assert vocab.itos == "." + "".join(sorted(set("applebananacherrydateelderfiggrapekiwi")))
+        assert config["block_size"] == 1
+        before = first.read_bytes()
+        # The same command again: a new folder, the first run kept, and the output says where.
+        proc = run_cli("mlp_lm.train", "--data", words, "--steps", 30, "--block-size", 2, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert first.read_bytes() == before
+        assert checkpoint.load(runs / f"{stem}-2" / "model.npz")[2]["block_size"] == 2
+        assert f"{stem}-2" in proc.stdout
+    finally:
+        for d in runs.glob(f"{stem}*"):
+            shutil.rmtree(d)
+
+
+def test_an_explicit_out_with_a_model_refuses_unless_forced(tmp_path):
+    assert train.main(["--steps", "10", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    before = (tmp_path / "model.npz").read_bytes()
+    proc = run_cli("mlp_lm.train", "--steps", 10, "--out", tmp_path)
+    assert proc.returncode == 2 and "already holds a model" in proc.stderr and "--force" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and (tmp_path / "model.npz").read_bytes() == before
+    assert train.main(["--steps", "10", "--seed", "3", "--out", str(tmp_path), "--force"]) == 0
+    assert (tmp_path / "model.npz").read_bytes() != before
+
+
+def test_a_second_training_into_a_busy_folder_refuses(tmp_path):
+    import subprocess
+    import sys
+    first = subprocess.Popen([sys.executable, "-m", "mlp_lm.train", "--steps", "100000", "--eval-every", "0",
+                              "--out", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        while not (tmp_path / ".lock").exists():
+            assert first.poll() is None, first.communicate()
+        proc = run_cli("mlp_lm.train", "--steps", 10, "--out", tmp_path, "--force")
+        assert proc.returncode == 2 and "another training" in proc.stderr and str(first.pid) in proc.stderr
+    finally:
+        first.terminate()
+        first.communicate(timeout=60)
+    assert first.returncode == 143 and not (tmp_path / ".lock").exists()
 
 
 def test_ctrl_c_saves_the_model(tmp_path, monkeypatch, capsys):
@@ -123,13 +167,13 @@ def test_ctrl_c_saves_the_model(tmp_path, monkeypatch, capsys):
 def test_divergence_is_an_error_and_keeps_the_previous_model(tmp_path):
     assert train.main(["--steps", "10", "--out", str(tmp_path)]) == 0
     before = (tmp_path / "model.npz").read_bytes()
-    proc = run_cli("mlp_lm.train", "--steps", 500, "--lr", 1e38, "--out", tmp_path)
+    proc = run_cli("mlp_lm.train", "--steps", 500, "--lr", 1e38, "--out", tmp_path, "--force")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("python -m mlp_lm.train: error: training diverged")
     assert "smaller --lr" in proc.stderr and "Traceback" not in proc.stderr
     assert (tmp_path / "model.npz").read_bytes() == before
     # One step that leaves finite parameters whose losses overflow in the final evaluation.
-    proc = run_cli("mlp_lm.train", "--steps", 1, "--lr", 1e38, "--init", "lecture", "--out", tmp_path)
+    proc = run_cli("mlp_lm.train", "--steps", 1, "--lr", 1e38, "--init", "lecture", "--out", tmp_path, "--force")
     assert proc.returncode == 2 and "diverged" in proc.stderr.splitlines()[-1]
     assert "Traceback" not in proc.stderr and "RuntimeWarning" not in proc.stderr
     assert (tmp_path / "model.npz").read_bytes() == before
@@ -140,7 +184,7 @@ def test_a_run_that_blows_up_is_an_error_and_saves_nothing(lr, tmp_path):
     assert train.main(["--steps", "10", "--out", str(tmp_path)]) == 0
     before = hashlib.sha256((tmp_path / "model.npz").read_bytes()).hexdigest()
     metrics_before = (tmp_path / "metrics.json").read_text()
-    proc = run_cli("mlp_lm.train", "--steps", 2000, "--lr", lr, "--out", tmp_path)
+    proc = run_cli("mlp_lm.train", "--steps", 2000, "--lr", lr, "--out", tmp_path, "--force")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("python -m mlp_lm.train: error: training diverged") and "smaller --lr" in last
@@ -151,7 +195,7 @@ def test_a_run_that_blows_up_is_an_error_and_saves_nothing(lr, tmp_path):
 def test_a_run_that_goes_nowhere_is_told_so_and_kept_apart(tmp_path):
     assert train.main(["--steps", "10", "--out", str(tmp_path)]) == 0
     before = hashlib.sha256((tmp_path / "model.npz").read_bytes()).hexdigest()
-    proc = run_cli("mlp_lm.train", "--steps", 300, "--lr", "1e-9", "--out", tmp_path)
+    proc = run_cli("mlp_lm.train", "--steps", 300, "--lr", "1e-9", "--out", tmp_path, "--force")
     assert proc.returncode == 0
     assert "no better than ln 27 = 3.30" in proc.stderr and "larger --lr" in proc.stderr
     assert hashlib.sha256((tmp_path / "model.npz").read_bytes()).hexdigest() == before
@@ -232,10 +276,10 @@ def test_the_paper_flags_each_change_the_run(tmp_path):
 
 
 def test_adamw_preset_and_explicit_flags_override_it(tmp_path, capsys):
-    cfg, preset, _, _, _ = train.parse_args(["--preset", "best", "--n-hidden", "64", "--steps", "10"])
+    cfg, preset, _, _, _, _ = train.parse_args(["--preset", "best", "--n-hidden", "64", "--steps", "10"])
     assert preset == "best" and cfg.n_hidden == 64 and cfg.steps == 10
     assert cfg.optimizer == train.PRESETS["best"]["optimizer"] and cfg.block_size == train.PRESETS["best"]["block_size"]
-    lecture, _, _, _, _ = train.parse_args([])
+    lecture, _, _, _, _, _ = train.parse_args([])
     assert lecture == train.Config()  # the default preset is exactly the lecture's recipe
     assert train.main(["--preset", "best", "--n-hidden", "16", "--steps", "30", "--eval-every", "10",
                        "--out", str(tmp_path)]) == 0
