@@ -24,9 +24,14 @@ class CheckpointError(Exception):
     """The checkpoint cannot be used; the message says why."""
 
 
-def save(path, params, vocab, config):
-    """Write atomically: a crash mid-write leaves any previous file at `path` whole."""
+def save(path, params, vocab, config, state=None):
+    """Write atomically: a crash mid-write leaves any previous file at `path` whole.
+
+    state: the training state to resume from (trainer.Trainer.state() and the loop's
+    step and history), stored under "state." names that loading for sampling ignores.
+    """
     arrays = {k: np.asarray(params[k]) for k in (*PARAM_NAMES, *OPTIONAL_PARAMS) if k in params}
+    arrays.update({f"state.{k}": np.asarray(v) for k, v in (state or {}).items()})
     arrays["vocab"] = np.array(vocab.itos)
     arrays["config"] = np.array(json.dumps({"format": FORMAT, **config}, sort_keys=True))
     write_atomic(path, lambda f: np.savez(f, **arrays))
@@ -56,6 +61,15 @@ def write_atomic(path, write):
         raise
 
 
+def load_state(path):
+    """The training state saved with the checkpoint at `path` ({name: array}), or None if it has none."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k[len("state."):]: f[k] for k in f.files if k.startswith("state.")} or None
+    except Exception as e:  # load() has already vouched for the file; this is a second read failing
+        raise CheckpointError(f"cannot read the training state in {path}: {e}") from None
+
+
 def newest(runs):
     """The most recently written model.npz in the run folders under `runs` (two levels deep), or None."""
     found = [p for pattern in ("*/model.npz", "*/*/model.npz") for p in Path(runs).glob(pattern)
@@ -80,7 +94,7 @@ def load(path):
         raise CheckpointError(f"{path} is not a .npz archive: damaged or not an mlp_lm checkpoint; {hint}")
     try:
         with np.load(path, allow_pickle=False) as f:
-            contents = {k: f[k] for k in f.files}
+            contents = {k: f[k] for k in f.files if not k.startswith("state.")}
     except ValueError as e:
         if "pickle" in str(e):  # numpy's own message suggests unsafe loading: don't pass that on
             raise CheckpointError(f"{path} holds pickled objects, which an mlp_lm checkpoint never does; "

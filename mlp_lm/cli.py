@@ -150,8 +150,8 @@ class Progress:
     steadier than any single minibatch's.
     """
 
-    def __init__(self, total, stream=None):
-        self.total, self.stream = total, stream or sys.stderr
+    def __init__(self, total, stream=None, start=0):
+        self.total, self.stream, self.first = total, stream or sys.stderr, start  # start: steps already done
         self.tty = self.stream.isatty()
         self.every = max(1, total // 20)
         self.start = self.last_draw = time.perf_counter()
@@ -168,7 +168,7 @@ class Progress:
             due = dev is not None or last or done % self.every == 0
         if not due:
             return
-        rate = done / max(now - self.start, 1e-9)
+        rate = (done - self.first) / max(now - self.start, 1e-9)
         line = f"step {done:>{len(str(self.total))}}/{self.total}  loss {self.loss_sum / self.loss_n:.4f}"
         if dev is not None:
             line += f"  dev {dev:.4f} (perplexity {math.exp(min(dev, 700.0)):.2f})"

@@ -80,6 +80,8 @@ class AdamW:
         return {"t": self.t, **{f"m.{k}": a for k, a in self.m.items()}, **{f"v.{k}": a for k, a in self.v.items()}}
 
     def load_state(self, state):
+        if not state:  # a fresh start
+            return
         self.t = int(state["t"])
         self.m = {k[2:]: np.array(a) for k, a in state.items() if k.startswith("m.")}
         self.v = {k[2:]: np.array(a) for k, a in state.items() if k.startswith("v.")}

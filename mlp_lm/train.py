@@ -18,9 +18,10 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -57,6 +58,8 @@ def parse_args(argv):
                         "if that holds a model already)")
     g.add_argument("--force", action="store_true", default=False,
                    help="let --out replace the model already in it")
+    g.add_argument("--resume", action="store_true", default=False,
+                   help="continue the run in --out where it stopped, with its own settings, to its --steps")
     g = ap.add_argument_group("model")
     g.add_argument("--block-size", metavar="T", type=positive_int, help=f"context length T (default {d.block_size})")
     g.add_argument("--n-embd", metavar="E", type=positive_int, help=f"embedding size E (default {d.n_embd})")
@@ -102,7 +105,15 @@ def parse_args(argv):
                    help="instead of training: raise the rate from 1e-3 to 1 over the run and tabulate the loss")
     args = vars(ap.parse_args(argv))
     preset, out, sweep, n_threads = args.pop("preset"), args.pop("out"), args.pop("lr_sweep"), args.pop("threads")
-    force = args.pop("force")
+    force, resume = args.pop("force"), args.pop("resume")
+    if resume:
+        if out is None:
+            raise UsageError("--resume needs --out DIR, the folder of the run to continue")
+        if args or sweep or "--preset" in (argv or sys.argv[1:]):
+            given = ", ".join("--" + k.replace("_", "-") for k in args) or ("--lr-sweep" if sweep else "--preset")
+            raise UsageError(f"--resume continues the run with the settings it was started with; "
+                             f"leave out {given}")
+        return Options(None, preset, out, False, n_threads, True, True)
     values = {**PRESETS[preset], **args}
     if sweep and "steps" not in args:
         values["steps"] = 1000
@@ -113,7 +124,17 @@ def parse_args(argv):
         raise UsageError(f"--warmup {cfg.warmup} leaves no steps to decay over in {cfg.steps}; use fewer")
     if cfg.min_lr > cfg.lr:
         raise UsageError(f"--min-lr {cfg.min_lr:g} is above --lr {cfg.lr:g}; the schedule decays from --lr to it")
-    return cfg, preset, out, sweep, n_threads, force
+    return Options(cfg, preset, out, sweep, n_threads, force, False)
+
+
+class Options(NamedTuple):
+    cfg: Config  # None with --resume: the checkpoint has it
+    preset: str
+    out: str
+    sweep: bool
+    threads: int
+    force: bool
+    resume: bool
 
 
 # --- the training loop -------------------------------------------------------
@@ -130,9 +151,10 @@ DIVERGE_WINDOW = 100  # steps whose mean training loss is watched
 DIVERGE_FACTOR = 2.0  # a window mean this many times the start (or ln V, if higher) is divergence
 
 
-def train(cfg, splits, params):
-    """Minibatch training. Returns (the parameters to evaluate and save, losses per step,
-    {step: dev loss}, the interrupt that stopped it early or None); Ctrl-C and SIGTERM stop it.
+def train(cfg, splits, params, resumed=None):
+    """Minibatch training. Returns (the Trainer, losses per step, {step: dev loss}, the interrupt
+    that stopped it early or None); Ctrl-C and SIGTERM stop it. resumed: (the Trainer's saved
+    state, the losses so far, the dev losses so far) to continue a run exactly where it stopped.
 
     Raises Diverged if the loss or any arithmetic overflows, or if the mean training loss of
     the last DIVERGE_WINDOW steps rises past DIVERGE_FACTOR times where it started (or ln V,
@@ -141,13 +163,21 @@ def train(cfg, splits, params):
     trainer = Trainer(cfg, params, *splits.train)
     losses = np.full(cfg.steps, np.nan)
     devs = {}
-    progress = Progress(cfg.steps)
     done = 0  # completed steps
     limit = None
+    if resumed is not None:
+        state, history, devs = resumed
+        trainer.load_state(state)
+        done = len(history)
+        losses[:done] = history
+        limit = DIVERGE_FACTOR * max(float(history[0]), math.log(len(splits.vocab)))
+    progress = Progress(cfg.steps, start=done)
     interrupt = None
     try:
-        with np.errstate(over="raise", invalid="raise"):  # overflow or NaN raises FloatingPointError
-            for step in range(cfg.steps):
+        # Ctrl-C and SIGTERM are held while a step runs and honoured between steps, so the state
+        # saved is always that of a whole number of steps (a resumed run then matches one in one go).
+        with np.errstate(over="raise", invalid="raise"), signals_held() as held:  # overflow or NaN raises
+            for step in range(done, cfg.steps):
                 losses[step] = loss = trainer.step(step)
                 done = step + 1
                 if limit is None:
@@ -162,12 +192,14 @@ def train(cfg, splits, params):
                 if cfg.eval_every and done % cfg.eval_every == 0:
                     dev = devs[done] = model.split_loss(trainer.evaluated, *splits.dev)
                 progress.update(done, loss, dev)
+                if held:
+                    raise held[0]
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (cli.Interrupted)
         print(f"\ninterrupted after {done} steps: saving the model as it is", file=sys.stderr)
         interrupt = e
     except FloatingPointError as e:
         raise Diverged(cfg, f"at step {done + 1} ({e})") from None
-    return trainer.evaluated, losses[:done], devs, interrupt
+    return trainer, losses[:done], devs, interrupt
 
 
 # --- outputs ---------------------------------------------------------------
@@ -255,24 +287,61 @@ def describe_training(cfg):
 
 
 def main(argv=None):
-    cfg, preset, out_arg, sweep, n_threads, force = parse_args(argv)
+    opts = parse_args(argv)
+    resumed = None
+    if opts.resume:
+        cfg, preset, resumed = resume_point(opts.out)
+        if resumed is None:
+            return 0
+    else:
+        cfg, preset = opts.cfg, opts.preset
     splits = load_splits(cfg.data, cfg.block_size)
-    n_threads = n_threads or choose_threads(cfg.batch_size, cfg.block_size * cfg.n_embd, cfg.n_hidden,
-                                            len(splits.vocab))
+    if resumed is not None and splits.sha256 != resumed[3]:
+        raise UsageError(f"the training data {cfg.data} has changed since the run in {opts.out} started; "
+                         f"a resumed run must see the same data")
+    n_threads = opts.threads or choose_threads(cfg.batch_size, cfg.block_size * cfg.n_embd, cfg.n_hidden,
+                                               len(splits.vocab))
     with blas_threads(n_threads):
-        return run_training(cfg, preset, out_arg, sweep, n_threads, splits, force)
+        if resumed is not None:
+            out = Path(opts.out)
+            with RunLock(out):
+                return train_into(out, cfg, preset, False, n_threads, splits, resumed[:3])
+        return run_training(cfg, preset, opts.out, opts.sweep, n_threads, splits, opts.force)
+
+
+def resume_point(out):
+    """(Config, preset, (state, losses so far, dev losses so far, data sha256)) of the run in `out`,
+    or None for the last item when that run is already complete."""
+    path = Path(out) / "model.npz"
+    _, _, config = checkpoint.load(path)
+    state = checkpoint.load_state(path)
+    if state is None or "step" not in state:
+        raise UsageError(f"{path} holds no training state to resume from (it was saved before resuming "
+                         f"existed); start a new run")
+    try:
+        cfg = Config(**{f.name: config[f.name] for f in fields(Config)})
+    except (KeyError, TypeError) as e:
+        raise UsageError(f"{path}: its config lacks what a resumed run needs ({e}); start a new run") from None
+    done = int(state.pop("step"))
+    history = state.pop("losses")[:done]
+    devs = {int(k): float(v) for k, v in state.pop("devs").reshape(-1, 2)}
+    if done >= cfg.steps:
+        print(f"the run in {out} is complete ({done} of {cfg.steps} steps): nothing to resume")
+        return cfg, config.get("preset", "lecture"), None
+    print(f"resuming the run in {out} at step {done} of {cfg.steps}")
+    return cfg, config.get("preset", "lecture"), (state, history, devs, config.get("data_sha256"))
 
 
 def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False):
     if out_arg is not None and (Path(out_arg) / "model.npz").exists() and not force and not sweep:
         raise UsageError(f"{out_arg} already holds a model (model.npz); pass --force to replace it, "
-                         f"or another --out (without --out, each run gets a new folder)")
+                         f"--resume to continue it, or another --out (without --out, each run gets a new folder)")
     out = prepare_out(out_arg or default_out(cfg.data))
     with RunLock(out):
         return train_into(out, cfg, preset, sweep, n_threads, splits)
 
 
-def train_into(out, cfg, preset, sweep, n_threads, splits):
+def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None):
     V = len(splits.vocab)
     params = model.init_params(V, cfg.block_size, cfg.n_embd, cfg.n_hidden, direct=cfg.direct,
                                seed=cfg.seed, init=cfg.init, dtype=np.dtype(cfg.dtype))
@@ -304,10 +373,12 @@ def train_into(out, cfg, preset, sweep, n_threads, splits):
         return 0
 
     print(describe_training(cfg) + f"; {n_threads} BLAS thread{'s' if n_threads > 1 else ''}")
+    trainer = None
     try:
         t0 = time.perf_counter()
-        params, losses, devs, interrupt = train(cfg, splits, params)
+        trainer, losses, devs, interrupt = train(cfg, splits, params, resumed)
         seconds = time.perf_counter() - t0
+        params = trainer.evaluated
         with np.errstate(over="raise", invalid="raise"):
             result = {f"{name}_loss": model.split_loss(params, *getattr(splits, name))
                       for name in ("train", "dev", "test")}
@@ -316,6 +387,8 @@ def train_into(out, cfg, preset, sweep, n_threads, splits):
     except Diverged as e:
         raise UsageError(str(e)) from None
     except KeyboardInterrupt as e:  # during the final evaluation: keep the model, unevaluated
+        if trainer is None:  # before training began: nothing to keep
+            raise
         print("\ninterrupted during the final evaluation: saving the model, not evaluated", file=sys.stderr)
         interrupt, result = e, {}
     done = len(losses)
@@ -330,7 +403,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits):
     samples = generate(partial(model.next_probs, params), splits.vocab, cfg.block_size, 10,
                        np.random.default_rng([cfg.seed, 2]))
     summary = {**result, "evaluated": bool(result), "steps": done, "train_seconds": round(seconds, 3),
-               "steps_per_second": round(done / seconds, 1) if seconds else None,
+               "steps_per_second": round((done - (len(resumed[1]) if resumed else 0)) / seconds, 1) if seconds else None,
                "params": model.num_params(params), "interrupted": interrupt is not None,
                "config": config, "samples": samples}
     with signals_held() as held:  # a Ctrl-C now waits until every file is written
@@ -338,10 +411,14 @@ def train_into(out, cfg, preset, sweep, n_threads, splits):
         (out / "lr_sweep.csv").unlink(missing_ok=True)  # an earlier sweep's table is not this run's
         checkpoint.write_atomic(out / "loss.csv", lambda f: f.write(loss_csv(losses, devs).encode()))
         checkpoint.write_atomic(out / "metrics.json", lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()))
-        checkpoint.save(out / "model.npz", params, splits.vocab, config)
+        state = {**trainer.state(), "step": np.array(done), "losses": losses,
+                 "devs": np.array(sorted(devs.items()), dtype=np.float64).reshape(-1, 2)}
+        checkpoint.save(out / "model.npz", params, splits.vocab, config, state)
     interrupt = interrupt or (held[0] if held else None)
 
-    print(f"trained {done} step{'s' if done != 1 else ''} in {seconds:.1f}s ({done / max(seconds, 1e-9):,.0f} steps/s)")
+    first = len(resumed[1]) if resumed else 0
+    print(f"trained {done - first} step{'s' if done - first != 1 else ''} in {seconds:.1f}s "
+          f"({(done - first) / max(seconds, 1e-9):,.0f} steps/s)" + (f", steps {first + 1} to {done}" if first else ""))
     for name in ("train", "dev", "test"):
         if result:
             print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")
@@ -356,6 +433,8 @@ def train_into(out, cfg, preset, sweep, n_threads, splits):
         written += ["loss.png", "embedding.png"]
     print(f"wrote {', '.join(written)} to {out}{'' if plt else ' (' + plots.HINT + ')'}")
     print(f"sample more: python -m mlp_lm.sample --checkpoint {out / 'model.npz'}")
+    if interrupt is not None and done < cfg.steps:
+        print(f"to continue: python -m mlp_lm.train --resume --out {out}", file=sys.stderr)
     return exit_code(interrupt) if interrupt is not None else 0
 
 

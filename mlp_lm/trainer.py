@@ -3,6 +3,7 @@
 train.py (the command) and bench.py (the benchmark) both drive a Trainer, so the
 benchmark times exactly the step that training runs.
 """
+import json
 import math
 from dataclasses import dataclass
 
@@ -73,6 +74,35 @@ class Trainer:
         self.opt = optim.make_optimizer(cfg.optimizer, cfg.weight_decay, cfg.beta1, cfg.beta2, cfg.eps)
         self.ema = optim.EMA(params, cfg.ema) if cfg.ema else None
         self.block, self.block_pos = None, 0  # minibatch indices, drawn BLOCK steps at a time
+
+    def state(self):
+        """Everything a later run needs to continue exactly where this one stopped, as arrays.
+
+        The random generators' states go as JSON text; the raw parameters go too,
+        since a checkpoint's parameters are the weight average when there is one.
+        """
+        st = {"rng": np.array(json.dumps(self.rng.bit_generator.state)),
+              "drop_rng": np.array(json.dumps(self.drop_rng.bit_generator.state)),
+              "block": self.block if self.block is not None else np.zeros((0, self.cfg.batch_size), np.int64),
+              "block_pos": np.array(self.block_pos)}
+        st.update({f"param.{k}": p for k, p in self.params.items()})
+        st.update({f"opt.{k}": np.asarray(v) for k, v in self.opt.state().items()})
+        if self.ema:
+            st.update({f"ema.{k}": a for k, a in self.ema.avg.items()})
+        return st
+
+    def load_state(self, st):
+        """Continue from state(): the parameters, optimiser, weight average and random streams."""
+        self.rng.bit_generator.state = json.loads(str(st["rng"]))
+        self.drop_rng.bit_generator.state = json.loads(str(st["drop_rng"]))
+        self.block = st["block"] if len(st["block"]) else None
+        self.block_pos = int(st["block_pos"])
+        for k in self.params:
+            self.params[k][...] = st[f"param.{k}"]
+        self.opt.load_state({k[4:]: v for k, v in st.items() if k.startswith("opt.")})
+        if self.ema:
+            for k in self.ema.avg:
+                self.ema.avg[k][...] = st[f"ema.{k}"]
 
     @property
     def evaluated(self):

@@ -105,3 +105,60 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_run(tmp_path, monkeypatc
     assert "Traceback" not in err
     assert hashlib.sha256((tmp_path / "model.npz").read_bytes()).hexdigest() == before["model.npz"]
     assert not list(tmp_path.glob("*.tmp"))  # no half-written leftovers
+
+
+RESUMABLE = [["--n-hidden", "24", "--eval-every", "0"],
+             ["--n-hidden", "24", "--eval-every", "700", "--optimizer", "adamw", "--lr", "0.003", "--ema", "0.99",
+              "--emb-dropout", "0.1", "--dropout", "0.1", "--direct", "--schedule", "cosine", "--warmup", "50"]]
+
+
+@pytest.mark.parametrize("flags", RESUMABLE, ids=["sgd-no-eval", "adamw-ema-dropout-eval"])
+def test_stopped_by_sigint_and_resumed_equals_one_go_bit_for_bit(flags, tmp_path):
+    common = ["--steps", "3000", "--dtype", "float64", *flags]
+    whole = subprocess.run([sys.executable, "-m", "mlp_lm.train", *common, "--out", str(tmp_path / "whole")],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "mlp_lm.train", *common, "--out", str(tmp_path / "split")],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_training(proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "--resume --out" in err, err
+    stopped_at = json.loads((tmp_path / "split" / "metrics.json").read_text())["steps"]
+    assert 0 < stopped_at < 3000
+    resumed = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume", "--out", str(tmp_path / "split")],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming the run in {tmp_path / 'split'} at step {stopped_at} of 3000" in resumed.stdout
+    a, _, _ = checkpoint.load(tmp_path / "whole" / "model.npz")
+    b, _, _ = checkpoint.load(tmp_path / "split" / "model.npz")
+    assert set(a) == set(b)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    ma = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    mb = json.loads((tmp_path / "split" / "metrics.json").read_text())
+    assert ma["dev_loss"] == mb["dev_loss"] and mb["steps"] == 3000
+    assert (tmp_path / "whole" / "loss.csv").read_text() == (tmp_path / "split" / "loss.csv").read_text()
+
+
+def test_resume_refuses_what_it_cannot_do(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and "--resume needs --out" in proc.stderr
+    assert train.main(["--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume", "--out", str(tmp_path), "--lr", "0.5"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and "leave out --lr" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume", "--out", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0 and "complete (20 of 20 steps)" in proc.stdout
+    # A checkpoint from before resuming existed still samples, but cannot be resumed.
+    params, vocab, config = checkpoint.load(tmp_path / "model.npz")
+    old = tmp_path / "old"
+    old.mkdir()
+    checkpoint.save(old / "model.npz", params, vocab, {k: v for k, v in config.items() if k != "format"})
+    proc = subprocess.run([sys.executable, "-m", "mlp_lm.sample", "--checkpoint", str(old / "model.npz"), "-n", "2"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 2
+    proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume", "--out", str(old)],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and "no training state" in proc.stderr

@@ -33,7 +33,8 @@ def test_training_run_writes_everything(tiny_run):
     assert len(metrics["samples"]) == 10
 
     with np.load(out / "model.npz", allow_pickle=False) as f:
-        assert set(f.files) == {"C", "W1", "b1", "W2", "b2", "vocab", "config"}
+        assert {k for k in f.files if not k.startswith("state.")} == {"C", "W1", "b1", "W2", "b2", "vocab", "config"}
+        assert {"state.step", "state.losses", "state.rng", "state.param.W1"} <= set(f.files)  # to resume from
         assert f["vocab"].shape == () and str(f["vocab"]) == ".abcdefghijklmnopqrstuvwxyz"
         assert json.loads(str(f["config"]))["n_hidden"] == 200
         assert f["W1"].shape == (30, 200) and f["C"].dtype == np.float32
@@ -276,10 +277,11 @@ def test_the_paper_flags_each_change_the_run(tmp_path):
 
 
 def test_adamw_preset_and_explicit_flags_override_it(tmp_path, capsys):
-    cfg, preset, _, _, _, _ = train.parse_args(["--preset", "best", "--n-hidden", "64", "--steps", "10"])
+    opts = train.parse_args(["--preset", "best", "--n-hidden", "64", "--steps", "10"])
+    cfg, preset = opts.cfg, opts.preset
     assert preset == "best" and cfg.n_hidden == 64 and cfg.steps == 10
     assert cfg.optimizer == train.PRESETS["best"]["optimizer"] and cfg.block_size == train.PRESETS["best"]["block_size"]
-    lecture, _, _, _, _, _ = train.parse_args([])
+    lecture = train.parse_args([]).cfg
     assert lecture == train.Config()  # the default preset is exactly the lecture's recipe
     assert train.main(["--preset", "best", "--n-hidden", "16", "--steps", "30", "--eval-every", "10",
                        "--out", str(tmp_path)]) == 0
