@@ -131,6 +131,7 @@ def run(main, prog):
     keep_freed_memory()  # a command owns its process: let malloc reuse the step's big blocks
     try:
         code = main()
+        sys.stdout.flush()  # inside the try: a full disk under stdout is reported like any error
     except KeyboardInterrupt as e:
         print(f"\n{prog}: interrupted ({getattr(e, 'args', ['SIGINT'])[0] or 'SIGINT'})", file=sys.stderr)
         code = exit_code(e)
@@ -140,6 +141,12 @@ def run(main, prog):
     except BrokenPipeError:  # e.g. `python -m mlp_lm.sample | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # silence the flush at exit
         code = 0
+    except OSError as e:  # stdout on a full disk or a broken device: say so once, quietly
+        if e.filename is not None:  # a file the command opened, not its output stream: a real error
+            raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"{prog}: error: cannot write the output: {e.strerror or e}", file=sys.stderr)
+        code = EXIT_BAD_INPUT
     sys.exit(code)
 
 

@@ -50,6 +50,9 @@ def read_items_and_digest(path):
     """The items, and the sha256 of the very bytes they were read from (to recognise the file later)."""
     path = Path(path)
     try:
+        if path.exists() and not path.is_dir() and not path.is_file():  # a FIFO, a device: may never end
+            raise DataError(f"data path {path} is not a regular file (a pipe or a device); "
+                            f"save the items to a file and pass that")
         raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"data file not found: {path} (pass an existing file with one item per line)") from None

@@ -141,10 +141,16 @@ def logits(params, X):
 
 
 def next_probs(params, X, temperature=1.0):
-    """Next-symbol probabilities (B, V) for contexts X (B, T): softmax(logits / temperature)."""
-    z = logits(params, X) / temperature  # (B, V)
-    z = z - z.max(axis=1, keepdims=True)
-    p = np.exp(z)
+    """Next-symbol probabilities (B, V) for contexts X (B, T): softmax(logits / temperature).
+
+    temperature 0 is greedy decoding: all the probability on the likeliest symbol.
+    """
+    z = logits(params, X).astype(np.float64)  # (B, V)
+    z = z - z.max(axis=1, keepdims=True)  # shift first, so a tiny temperature cannot overflow
+    if temperature == 0:
+        return (z == 0).astype(np.float64) / (z == 0).sum(axis=1, keepdims=True)
+    with np.errstate(over="ignore", under="ignore"):  # z / tiny -> -inf, and exp(-inf) = 0: both fine
+        p = np.exp(z / temperature)
     return p / p.sum(axis=1, keepdims=True)
 
 

@@ -12,7 +12,7 @@ from functools import partial
 import numpy as np
 
 from . import checkpoint
-from .cli import ArgumentParser, UsageError, non_negative_int, positive_float, positive_int, run
+from .cli import ArgumentParser, UsageError, non_negative_float, non_negative_int, positive_int, run
 from .data import DataError, in_checkout
 from .model import next_probs
 from .sampling import generate, novelty
@@ -25,8 +25,9 @@ def main(argv=None):
                     help="a model.npz written by python -m mlp_lm.train (default: the newest under runs/)")
     ap.add_argument("-n", "--num-samples", metavar="N", type=positive_int, default=20, help="how many samples (default 20)")
     ap.add_argument("--seed", metavar="N", type=non_negative_int, default=0, help="random seed; the same seed gives the same lines")
-    ap.add_argument("--temperature", metavar="T", type=positive_float, default=1.0,
-                    help="divide the logits by this: below 1 is more conservative, above 1 more adventurous")
+    ap.add_argument("--temperature", metavar="T", type=non_negative_float, default=1.0,
+                    help="divide the logits by this: below 1 is more conservative, above 1 more adventurous, "
+                         "0 always takes the likeliest symbol (greedy)")
     ap.add_argument("--top-k", metavar="K", type=positive_int, default=None, help="sample only from the k most likely symbols")
     ap.add_argument("--prefix", metavar="TEXT", default="", help="start every sample with these characters")
     ap.add_argument("--max-length", metavar="N", type=positive_int, default=64,

@@ -161,7 +161,6 @@ def test_sample_rejects_damaged_checkpoints(kind, words, good_checkpoint, tmp_pa
 @pytest.mark.parametrize("flags,words", [
     (["--checkpoint", "no/such/model.npz"], ["checkpoint not found", "python -m mlp_lm.train"]),
     (["-n", "0"], ["-n"]),
-    (["--temperature", "0"], ["--temperature"]),
     (["--temperature", "-1"], ["--temperature"]),
     (["--temperature", "nan"], ["--temperature"]),
     (["--top-k", "0"], ["--top-k"]),
@@ -188,3 +187,34 @@ def test_a_real_process_prints_no_traceback(tmp_path):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "not a .npz" in proc.stderr
     proc = run_cli("mlp_lm.train", "--batch-size", "0")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--batch-size" in proc.stderr
+
+
+def test_files_that_are_not_files_are_refused_not_read_forever(tmp_path):
+    import os
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in (fifo, "/dev/zero"):
+        proc = run_cli("mlp_lm.train", "--data", path, "--steps", 1, "--out", tmp_path / "o")
+        assert proc.returncode == 2 and "not a regular file" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_stdout_on_a_full_device_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "mlp_lm.ngram", "--n", "2", "--smoothing", "kn"], cwd=ROOT,
+                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == ["python -m mlp_lm.ngram: error: cannot write the output: "
+                                                "No space left on device"]
+
+
+def test_temperature_zero_is_greedy_and_tiny_temperatures_are_quiet(tiny_run):
+    out = tiny_run[0]
+    zero = run_cli("mlp_lm.sample", "--checkpoint", out / "model.npz", "-n", 4, "--temperature", 0)
+    tiny = run_cli("mlp_lm.sample", "--checkpoint", out / "model.npz", "-n", 4, "--temperature", "1e-300", "--seed", 9)
+    top1 = run_cli("mlp_lm.sample", "--checkpoint", out / "model.npz", "-n", 4, "--top-k", 1)
+    assert zero.returncode == tiny.returncode == 0 and "Warning" not in tiny.stderr
+    assert zero.stdout == tiny.stdout == top1.stdout and len(set(zero.stdout.split())) == 1
