@@ -32,7 +32,8 @@ def save(path, params, vocab, config, state=None):
     """
     arrays = {k: np.asarray(params[k]) for k in (*PARAM_NAMES, *OPTIONAL_PARAMS) if k in params}
     arrays.update({f"state.{k}": np.asarray(v) for k, v in (state or {}).items()})
-    arrays["vocab"] = np.array(vocab.itos)
+    arrays["vocab"] = np.array(vocab.itos)  # readable, but numpy drops a trailing NUL from a string ...
+    arrays["vocab_codes"] = np.array([ord(c) for c in vocab.itos], dtype=np.int32)  # ... so also exactly
     arrays["config"] = np.array(json.dumps({"format": FORMAT, **config}, sort_keys=True))
     write_atomic(path, lambda f: np.savez(f, **arrays))
 
@@ -77,6 +78,16 @@ def newest(runs):
     return max(found, key=lambda p: p.stat().st_mtime, default=None)
 
 
+def vocab_text(contents):
+    """The vocabulary, from its code points when the file has them (any symbol, NUL included)."""
+    codes = contents.get("vocab_codes")
+    if codes is None:  # a checkpoint from before code points were stored
+        return str(contents["vocab"])
+    if codes.ndim != 1 or codes.dtype.kind not in "iu" or codes.size == 0 or codes.min() < 0 or codes.max() > 0x10FFFF:
+        raise ValueError("its vocabulary code points are not a list of Unicode code points")
+    return "".join(map(chr, codes.tolist()))
+
+
 def load(path):
     """Return (params, vocab, config), or raise CheckpointError saying what is wrong."""
     path = Path(path)
@@ -111,7 +122,7 @@ def load(path):
             config = json.loads(str(contents["config"]))
         except ValueError as e:
             raise ValueError(f"its config is not JSON ({e})") from None
-        vocab = Vocab(str(contents["vocab"]))
+        vocab = Vocab(vocab_text(contents))
         if not isinstance(config, dict) or config.get("format") != FORMAT:
             raise ValueError(f"its config does not say format {FORMAT!r}")
         T = config["block_size"]

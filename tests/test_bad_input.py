@@ -218,3 +218,14 @@ def test_temperature_zero_is_greedy_and_tiny_temperatures_are_quiet(tiny_run):
     top1 = run_cli("mlp_lm.sample", "--checkpoint", out / "model.npz", "-n", 4, "--top-k", 1)
     assert zero.returncode == tiny.returncode == 0 and "Warning" not in tiny.stderr
     assert zero.stdout == tiny.stdout == top1.stdout and len(set(zero.stdout.split())) == 1
+
+
+def test_a_vocabulary_with_nul_round_trips(tmp_path):
+    data = tmp_path / "nul.txt"
+    data.write_text("\n".join(["ab\x00", "b\x00a", "\x00\x00", "ba", "aab", "bba", "a\x00b"]) + "\n")
+    proc = run_cli("mlp_lm.train", "--data", data, "--steps", 20, "--eval-every", 0, "--out", tmp_path / "o")
+    assert proc.returncode == 0, proc.stderr
+    params, vocab, _ = checkpoint.load(tmp_path / "o" / "model.npz")
+    assert vocab.itos == ".\x00ab"
+    proc = run_cli("mlp_lm.sample", "--checkpoint", tmp_path / "o" / "model.npz", "-n", 3)
+    assert proc.returncode == 0, proc.stderr

@@ -33,7 +33,7 @@ def test_training_run_writes_everything(tiny_run):
     assert len(metrics["samples"]) == 10
 
     with np.load(out / "model.npz", allow_pickle=False) as f:
-        assert {k for k in f.files if not k.startswith("state.")} == {"C", "W1", "b1", "W2", "b2", "vocab", "config"}
+        assert {k for k in f.files if not k.startswith("state.")} == {"C", "W1", "b1", "W2", "b2", "vocab", "vocab_codes", "config"}
         assert {"state.step", "state.losses", "state.rng", "state.param.W1"} <= set(f.files)  # to resume from
         assert f["vocab"].shape == () and str(f["vocab"]) == ".abcdefghijklmnopqrstuvwxyz"
         assert json.loads(str(f["config"]))["n_hidden"] == 200
