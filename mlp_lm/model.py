@@ -154,11 +154,23 @@ def next_probs(params, X, temperature=1.0):
     return p / p.sum(axis=1, keepdims=True)
 
 
-def split_loss(params, X, Y, chunk_size=65536):
-    """Mean NLL (nats) over a whole split, evaluated in chunks so memory stays bounded."""
+EVAL_BYTES = 256 * 2**20  # memory an evaluation chunk may use, whatever the vocabulary
+
+
+def rows_per_chunk(params, budget=EVAL_BYTES):
+    """How many rows an evaluation chunk can hold in `budget` bytes: a row costs its logits a few
+    times over (float32 and float64 copies, shifted, exponentiated) and its hidden layer twice."""
+    (D, H), V = params["W1"].shape, params["b2"].shape[0]
+    return max(1, budget // (8 * (5 * V + 2 * H + D)))
+
+
+def split_loss(params, X, Y, chunk_size=None):
+    """Mean NLL (nats) over a whole split, evaluated in chunks so memory stays bounded
+    (chunk_size rows; by default as many as fit in EVAL_BYTES, so a large vocabulary gets fewer)."""
     n = len(Y)
     if n == 0:
         raise ValueError("cannot evaluate the loss of an empty split")
+    chunk_size = chunk_size or rows_per_chunk(params)
     total = 0.0
     for start in range(0, n, chunk_size):  # over chunks of data, not the math
         lg = logits(params, X[start:start + chunk_size]).astype(np.float64)  # sum in float64

@@ -146,3 +146,10 @@ def test_next_probs():
     cold = model.next_probs(params, X, temperature=0.01)
     np.testing.assert_array_equal(cold.argmax(axis=1), p.argmax(axis=1))
     assert np.all(cold.max(axis=1) > p.max(axis=1))
+
+
+def test_evaluation_chunks_shrink_with_the_vocabulary():
+    small = model.rows_per_chunk(model.init_params(27, 3, 10, 200))
+    big = model.rows_per_chunk(model.init_params(20000, 3, 10, 200))
+    assert small > 10000 and big < 500  # a fixed memory budget, not a fixed number of rows
+    assert big * 8 * (5 * 20000 + 2 * 200 + 30) <= model.EVAL_BYTES

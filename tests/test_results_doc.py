@@ -12,7 +12,7 @@ def table():
     rows = {}
     for line in (DOCS / "results.md").read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 11 and cells[0] in results.CONFIGS:
+        if len(cells) == 13 and cells[0] in results.CONFIGS:
             rows[cells[0]] = cells
     return rows
 
@@ -45,10 +45,21 @@ def test_results_losses_are_plausible_and_meet_the_targets():
 def test_render_matches_the_committed_layout():
     m = {"config": {"block_size": 3, "n_embd": 10, "n_hidden": 200}, "params": 11897,
          "train_loss": 2.0, "dev_loss": 2.1, "test_loss": 2.2, "train_seconds": 20.04}
-    text = results.render([("scaled", "the default", m)], "a test machine")
-    assert "| scaled | the default | (defaults) | 3 | 10 | 200 | 11,897 | 2.0000 | 2.1000 | 2.2000 | 20.0 |" in text
+    text = results.render([("scaled", "the default", m)], {}, {}, "a test machine")
+    assert ("| scaled | the default | (defaults) | 3 | 10 | 200 | 11,897 | 2.0000 | 2.1000 | 2.2000 | 8.17 | 3.030 "
+            "| 20.0 |") in text
     committed = (DOCS / "results.md").read_text().splitlines()
     assert text.splitlines()[:8] == committed[:8]  # title, note, intro and header as the script writes them
+
+
+def test_the_best_run_beats_counting_and_its_mixture_beats_both():
+    rows = table()
+    text = (DOCS / "results.md").read_text()
+    kn6 = [l for l in text.splitlines() if l.startswith("| kn | 6 |")][0].split("|")
+    assert float(rows["best"][8]) < float(kn6[5])  # dev: the network beats Kneser-Ney
+    mix = [l for l in text.split("## Mixtures")[1].splitlines() if l.startswith("| best |")][0].split("|")
+    mlp_dev, ngram_dev, linear_dev, loglinear_dev = (float(mix[i]) for i in (2, 4, 7, 10))
+    assert max(linear_dev, loglinear_dev) < min(mlp_dev, ngram_dev)
 
 
 def test_training_page_quotes_the_results_table():
@@ -68,4 +79,5 @@ def test_readme_quotes_the_results_table():
     rows = table()
     assert f"ends at\ndev {float(rows['lecture'][8]):.4f}" in readme
     train_, dev, test = (float(c) for c in rows["scaled"][7:10])
-    assert f"train loss {train_:.4f}  dev loss {dev:.4f}  test loss {test:.4f}" in readme
+    for name, value in (("train", train_), ("dev", dev), ("test", test)):
+        assert f"{name + ' loss':10s} {value:.4f} nats" in readme
