@@ -61,6 +61,51 @@ def idle_cores(interval=0.1):
     return max(1, min(available_cores(), round((os.cpu_count() or 1) - busy)))
 
 
+def _cpu_ticks():
+    """(busy ticks of the whole machine, ticks of all its CPUs, ticks this process used), or None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        with open("/proc/self/stat") as f:
+            own = f.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    except (OSError, ValueError, IndexError):
+        return None
+    total = sum(fields[:8])  # user nice system idle iowait irq softirq steal
+    return total - fields[3] - fields[4], total, int(own[11]) + int(own[12])  # utime + stime
+
+
+class ThreadGovernor:
+    """Follows the machine's load during a run: one BLAS thread while other programs keep a
+    core busy, the chosen number again once they stop.
+
+    A thread count chosen at the start is not enough: a browser or a compile that starts
+    later makes OpenBLAS's spinning threads fight it, and a run slows many times over. Every
+    `every` steps, tick() compares the machine's busy time with this process's own (its
+    spinning threads included) since the last look; it costs two small file reads.
+    """
+
+    def __init__(self, wanted, every=500):
+        self.wanted, self.every, self.current = wanted, every, wanted
+        self.count, self.last, self.limiter = 0, _cpu_ticks(), None
+
+    def tick(self):
+        self.count += 1
+        if self.wanted == 1 or self.count % self.every or self.last is None:
+            return
+        now = _cpu_ticks()
+        if now is None:
+            return
+        busy, total, own = (b - a for a, b in zip(self.last, now))
+        self.last = now
+        if total <= 0:
+            return
+        others = (busy - own) * (os.cpu_count() or 1) / total  # cores kept busy by other programs
+        threads = 1 if others >= 0.5 else self.wanted
+        if threads != self.current:
+            self.current = threads
+            self.limiter = threadpool_limits(limits=threads, user_api="blas")  # the outer limit restores at exit
+
+
 def choose_threads(batch_size, n_in, n_hidden, vocab_size, cores=None):
     """BLAS threads for a model with these sizes: 1 unless its largest product is big enough to share,
     and never more than the cores that are idle right now (`cores`, measured when not given).

@@ -31,7 +31,7 @@ from .cli import (ArgumentParser, Progress, UsageError, exit_code, fraction, non
 from .data import DEFAULT_DATA, SPLIT_SEED, in_checkout, load_splits
 from .sampling import generate
 from .sweep import lr_sweep, sweep_table
-from .runtime import blas_threads, choose_threads
+from .runtime import ThreadGovernor, blas_threads, choose_threads
 from .trainer import PRESETS, Config, Trainer
 
 
@@ -151,7 +151,7 @@ DIVERGE_WINDOW = 100  # steps whose mean training loss is watched
 DIVERGE_FACTOR = 2.0  # a window mean this many times the start (or ln V, if higher) is divergence
 
 
-def train(cfg, splits, params, resumed=None):
+def train(cfg, splits, params, resumed=None, governor=None):
     """Minibatch training. Returns (the Trainer, losses per step, {step: dev loss}, the interrupt
     that stopped it early or None); Ctrl-C and SIGTERM stop it. resumed: (the Trainer's saved
     state, the losses so far, the dev losses so far) to continue a run exactly where it stopped.
@@ -192,6 +192,8 @@ def train(cfg, splits, params, resumed=None):
                 if cfg.eval_every and done % cfg.eval_every == 0:
                     dev = devs[done] = model.split_loss(trainer.evaluated, *splits.dev)
                 progress.update(done, loss, dev)
+                if governor is not None:
+                    governor.tick()  # fewer BLAS threads while another program is busy
                 if held:
                     raise held[0]
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (cli.Interrupted)
@@ -301,12 +303,13 @@ def main(argv=None):
                          f"a resumed run must see the same data")
     n_threads = opts.threads or choose_threads(cfg.batch_size, cfg.block_size * cfg.n_embd, cfg.n_hidden,
                                                len(splits.vocab))
+    governor = ThreadGovernor(n_threads) if opts.threads is None else None  # --threads N: fixed
     with blas_threads(n_threads):
         if resumed is not None:
             out = Path(opts.out)
             with RunLock(out):
-                return train_into(out, cfg, preset, False, n_threads, splits, resumed[:3])
-        return run_training(cfg, preset, opts.out, opts.sweep, n_threads, splits, opts.force)
+                return train_into(out, cfg, preset, False, n_threads, splits, resumed[:3], governor)
+        return run_training(cfg, preset, opts.out, opts.sweep, n_threads, splits, opts.force, governor)
 
 
 def resume_point(out):
@@ -332,16 +335,16 @@ def resume_point(out):
     return cfg, config.get("preset", "lecture"), (state, history, devs, config.get("data_sha256"))
 
 
-def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False):
+def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False, governor=None):
     if out_arg is not None and (Path(out_arg) / "model.npz").exists() and not force and not sweep:
         raise UsageError(f"{out_arg} already holds a model (model.npz); pass --force to replace it, "
                          f"--resume to continue it, or another --out (without --out, each run gets a new folder)")
     out = prepare_out(out_arg or default_out(cfg.data))
     with RunLock(out):
-        return train_into(out, cfg, preset, sweep, n_threads, splits)
+        return train_into(out, cfg, preset, sweep, n_threads, splits, None, governor)
 
 
-def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None):
+def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, governor=None):
     V = len(splits.vocab)
     params = model.init_params(V, cfg.block_size, cfg.n_embd, cfg.n_hidden, direct=cfg.direct,
                                seed=cfg.seed, init=cfg.init, dtype=np.dtype(cfg.dtype))
@@ -376,7 +379,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None):
     trainer = None
     try:
         t0 = time.perf_counter()
-        trainer, losses, devs, interrupt = train(cfg, splits, params, resumed)
+        trainer, losses, devs, interrupt = train(cfg, splits, params, resumed, governor)
         seconds = time.perf_counter() - t0
         params = trainer.evaluated
         with np.errstate(over="raise", invalid="raise"):

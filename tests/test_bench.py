@@ -47,3 +47,35 @@ def test_keep_freed_memory_takes_effect_on_glibc():
     assert isinstance(took, bool)
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert took
+
+
+def test_the_governor_follows_the_load(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    def blas():
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    cores = __import__("os").cpu_count()
+    readings = iter([(0, 0, 0),
+                     (200 * cores, 100 * cores, 100),  # busy machine, this process one core of it
+                     (200 * cores + 100, 200 * cores, 200)])  # then only this process busy
+    monkeypatch.setattr(runtime, "_cpu_ticks", lambda: next(readings))
+    with runtime.blas_threads(2):
+        gov = runtime.ThreadGovernor(2, every=3)
+        for _ in range(3):
+            gov.tick()  # only the 3rd tick looks
+        if cores >= 2:
+            assert gov.current == 1 and blas() == {1}
+        for _ in range(3):
+            gov.tick()
+        assert gov.current == 2 and blas() == {2}
+
+
+def test_the_governor_sees_a_real_busy_process():
+    import time
+    with runtime.blas_threads(2):
+        gov = runtime.ThreadGovernor(2, every=1)
+        with bench.BusyMachine(1):
+            time.sleep(0.5)  # the busy process's CPU time shows in /proc/stat
+            gov.tick()
+        assert gov.current == 1
