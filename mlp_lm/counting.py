@@ -226,7 +226,8 @@ class KneserNey(_CountModel):
         for k in range(1, self.n + 1):
             o, h = self.orders[k], ids[k - 1]
             pos = _find(o.keys, h * V + Y, h >= 0)
-            alpha = np.where(pos >= 0, o.alpha[pos], 0.0)  # (c - D(c)) / c(h), 0 for an unseen h w
+            found = o.alpha[np.maximum(pos, 0)] if len(o.alpha) else 0.0  # an order can be empty (long n)
+            alpha = np.where(pos >= 0, found, 0.0)  # (c - D(c)) / c(h), 0 for an unseen h w
             p = np.where(h >= 0, alpha + o.gamma[h] * p, p)  # an unseen h (id -1) keeps p_{k-1}
         return p
 

@@ -340,3 +340,17 @@ def test_cli_bad_input_is_one_line_and_exit_2(flags, words, tmp_path):
     assert len(lines) == 1 and "error:" in lines[0] and "Traceback" not in proc.stderr, proc.stderr
     for w in words:
         assert w in lines[0], (w, lines[0])
+
+
+def test_orders_longer_than_any_item_leave_empty_tables_that_still_work(tmp_path):
+    # From n = 18 on, every n-gram of a name starts with two or more boundaries, which the
+    # padding rule leaves out: the top orders are empty and the model falls through to lower ones.
+    from mlp_lm.data import load_splits
+    data = tmp_path / "six.txt"
+    data.write_text("ab\nba\naa\nbb\nab\nba\n")
+    for path, n in ((data, 5), (NAMES, 18)):
+        splits = load_splits(path, n - 1)
+        kn = KneserNey(n).fit(*splits.train, len(splits.vocab))
+        p = kn.probs(splits.dev[0])
+        np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-12)
+        np.testing.assert_allclose(kn.target_probs(*splits.dev), p[np.arange(len(p)), splits.dev[1]], rtol=1e-12)
