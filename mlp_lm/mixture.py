@@ -53,29 +53,70 @@ def choose_lambda(nll_of_lambda):
     return best
 
 
+class _Distributions:
+    """Both models' whole log distributions over one set, a chunk of rows at a time.
+
+    The log-linear mixture needs them for its normaliser, once per lambda the search
+    tries. When they fit in model.EVAL_BYTES they are computed once and kept; for a large
+    vocabulary they are recomputed chunk by chunk each time, so memory stays bounded.
+    """
+
+    def __init__(self, params, kn, X, T):
+        V = params["b2"].shape[0]
+        self.params, self.kn, self.X, self.T = params, kn, X, T
+        self.rows = max(1, model.EVAL_BYTES // (8 * 4 * V))  # two distributions and two temporaries a row
+        self.kept = list(self._compute()) if len(X) * V * 16 <= model.EVAL_BYTES else None
+
+    def _compute(self):
+        for start in range(0, len(self.X), self.rows):  # over chunks of data, not the math
+            Xc = self.X[start:start + self.rows]
+            yield start, mlp_log_probs(self.params, Xc[:, -self.T:]), np.log(self.kn.probs(Xc))
+
+    def __iter__(self):
+        return iter(self.kept) if self.kept is not None else self._compute()
+
+
+def loglinear_nll_chunked(lam, dists, Y):
+    """loglinear_nll over a set whose distributions come in chunks."""
+    total = 0.0
+    for start, a, b in dists:
+        total += loglinear_nll(lam, a, b, Y[start:start + len(a)]) * len(a)
+    return total / len(Y)
+
+
+def mlp_target_log_probs(params, X, Y):
+    """log p_mlp(Y | X) (N,), a chunk of rows at a time."""
+    rows = model.rows_per_chunk(params)
+    return np.concatenate([mlp_log_probs(params, X[s:s + rows])[np.arange(len(Y[s:s + rows])), Y[s:s + rows]]
+                           for s in range(0, len(Y), rows)])
+
+
 def evaluate(params, sets, train=None, n=None):
     """Losses of the MLP on each set, and with n: of the Kneser-Ney n-gram fitted on `train` and both mixtures.
 
     sets: {name: (X, Y)} with contexts at least max(T, n - 1) wide (each model reads
     the last columns it needs); with n, sets must hold "dev", where the weights are chosen.
+    Memory stays bounded whatever the vocabulary: only the targets' probabilities are kept
+    for every example; whole distributions are kept only while they fit model.EVAL_BYTES.
     Returns {"mlp": {name_loss}, "ngram", "mix", "mix_loglinear": ..., "lambda", "lambda_loglinear"}.
     """
     T = params["W1"].shape[0] // params["C"].shape[1]
     with np.errstate(over="ignore", under="ignore"):  # a float32 model's exp can underflow; logsumexp copes
-        logp = {name: mlp_log_probs(params, X[:, -T:]) for name, (X, _) in sets.items()}
-    rows = {name: np.arange(len(Y)) for name, (_, Y) in sets.items()}
-    result = {"mlp": {f"{name}_loss": float(-np.mean(logp[name][rows[name], Y])) for name, (_, Y) in sets.items()}}
+        logp_y = {name: mlp_target_log_probs(params, X[:, -T:], Y) for name, (X, Y) in sets.items()}
+    result = {"mlp": {f"{name}_loss": float(-np.mean(logp_y[name])) for name in sets}}
     if n is None:
         return result
     kn = KneserNey(n).fit(*train, params["C"].shape[0])
-    logq = {name: np.log(kn.probs(X)) for name, (X, _) in sets.items()}
-    target = {name: (np.exp(logp[name][rows[name], Y]), np.exp(logq[name][rows[name], Y]))
-              for name, (_, Y) in sets.items()}
-    lam = choose_lambda(lambda l: linear_nll(l, *target["dev"]))
-    lam_ll = choose_lambda(lambda l: loglinear_nll(l, logp["dev"], logq["dev"], sets["dev"][1]))
-    result["ngram"] = {f"{name}_loss": float(-np.mean(logq[name][rows[name], Y])) for name, (_, Y) in sets.items()}
-    result["mix"] = {f"{name}_loss": linear_nll(lam, *target[name]) for name in sets}
-    result["mix_loglinear"] = {f"{name}_loss": loglinear_nll(lam_ll, logp[name], logq[name], Y)
-                               for name, (_, Y) in sets.items()}
+    p_y = {name: np.exp(logp_y[name]) for name in sets}
+    q_y = {name: kn.target_probs(X, Y) for name, (X, Y) in sets.items()}
+    lam = choose_lambda(lambda l: linear_nll(l, p_y["dev"], q_y["dev"]))
+    with np.errstate(over="ignore", under="ignore"):
+        dists = {name: _Distributions(params, kn, X, T) for name, (X, _) in sets.items()}
+        Ydev = sets["dev"][1]
+        lam_ll = choose_lambda(lambda l: loglinear_nll_chunked(l, dists["dev"], Ydev))
+        result["mix_loglinear"] = {f"{name}_loss": loglinear_nll_chunked(lam_ll, dists[name], Y)
+                                   for name, (_, Y) in sets.items()}
+    result["ngram"] = {f"{name}_loss": float(-np.mean(np.log(q_y[name]))) for name in sets}
+    result["mix"] = {f"{name}_loss": linear_nll(lam, p_y[name], q_y[name]) for name in sets}
     result["lambda"], result["lambda_loglinear"] = lam, lam_ll
     return result

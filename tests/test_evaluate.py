@@ -118,3 +118,20 @@ def test_changed_training_data_is_refused(tiny_run, tmp_path):
     checkpoint.save(moved, params, vocab, {k: v for k, v in config.items() if k != "format"} | {"data": str(data)})
     proc = run_cli("mlp_lm.evaluate", "--checkpoint", moved)
     assert proc.returncode == 2 and "changed since training" in proc.stderr
+
+
+def test_mixtures_in_bounded_memory_equal_the_kept_distributions(monkeypatch):
+    # A budget too small to keep whole distributions: the chunked path must give the same numbers.
+    rng = np.random.default_rng(3)
+    V, T = 40, 3
+    params = model.init_params(V, T, 4, 16, seed=3, dtype=np.float64)
+    params = {k: v + 0.3 * rng.standard_normal(v.shape) for k, v in params.items()}
+    sets = {name: (rng.integers(1, V, (300, T)), rng.integers(0, V, 300)) for name in ("dev", "test")}
+    train = (rng.integers(1, V, (2000, T)), rng.integers(0, V, 2000))
+    kept = mixture.evaluate(params, sets, train, 3)
+    monkeypatch.setattr(model, "EVAL_BYTES", 40 * 8 * 4 * 7)  # 7 rows a chunk, nothing kept
+    chunked = mixture.evaluate(params, sets, train, 3)
+    assert chunked["lambda_loglinear"] == pytest.approx(kept["lambda_loglinear"], abs=1e-6)
+    for part in ("mlp", "ngram", "mix", "mix_loglinear"):
+        for key in ("dev_loss", "test_loss"):
+            assert chunked[part][key] == pytest.approx(kept[part][key], rel=1e-9), (part, key)
