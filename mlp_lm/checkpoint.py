@@ -80,12 +80,17 @@ def newest(runs):
 
 def vocab_text(contents):
     """The vocabulary, from its code points when the file has them (any symbol, NUL included)."""
+    text = str(contents["vocab"])
     codes = contents.get("vocab_codes")
     if codes is None:  # a checkpoint from before code points were stored
-        return str(contents["vocab"])
-    if codes.ndim != 1 or codes.dtype.kind not in "iu" or codes.size == 0 or codes.min() < 0 or codes.max() > 0x10FFFF:
-        raise ValueError("its vocabulary code points are not a list of Unicode code points")
-    return "".join(map(chr, codes.tolist()))
+        return text
+    if (codes.ndim != 1 or codes.dtype.kind not in "iu" or codes.size == 0 or codes.min() < 0
+            or codes.max() > 0x10FFFF or np.any((codes >= 0xD800) & (codes <= 0xDFFF))):
+        raise ValueError("its vocabulary code points are not a list of Unicode characters")
+    exact = "".join(map(chr, codes.tolist()))
+    if exact.rstrip("\0") != text.rstrip("\0"):  # numpy drops trailing NULs from the string copy only
+        raise ValueError("its two copies of the vocabulary disagree")
+    return exact
 
 
 def load(path):
@@ -96,6 +101,8 @@ def load(path):
         raise CheckpointError(f"checkpoint not found: {path} ({hint})")
     if path.is_dir():
         raise CheckpointError(f"checkpoint path is a directory: {path} (pass the model.npz inside it)")
+    if not path.is_file():  # a FIFO or a device: reading it could block forever
+        raise CheckpointError(f"checkpoint path {path} is not a regular file; {hint}")
     try:
         with open(path, "rb") as f:
             magic = f.read(4)
@@ -126,10 +133,14 @@ def load(path):
         if not isinstance(config, dict) or config.get("format") != FORMAT:
             raise ValueError(f"its config does not say format {FORMAT!r}")
         T = config["block_size"]
-        if not isinstance(T, int) or T < 1:
+        if not isinstance(T, int) or isinstance(T, bool) or T < 1:
             raise ValueError(f"block_size {T!r} in its config is not a positive integer")
-    except (ValueError, KeyError, DataError) as e:
-        raise CheckpointError(f"{path} is not a valid mlp_lm checkpoint: {e}") from None
+        for key, kind in (("data", str), ("split_seed", int), ("data_sha256", str)):
+            if key in config and (not isinstance(config[key], kind) or isinstance(config[key], bool)):
+                raise ValueError(f"{key} {config[key]!r} in its config is not a {kind.__name__}")
+    except (ValueError, KeyError, DataError, RecursionError) as e:
+        what = "its config nests too deeply" if isinstance(e, RecursionError) else e
+        raise CheckpointError(f"{path} is not a valid mlp_lm checkpoint: {what}") from None
 
     direct = config.get("direct", False)
     if not isinstance(direct, bool) or direct != ("Wd" in contents):

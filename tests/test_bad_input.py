@@ -1,4 +1,5 @@
 """Bad input ends with one line on stderr saying what is wrong, and exit code 2: no traceback."""
+import json
 import zipfile
 
 import numpy as np
@@ -148,7 +149,7 @@ def damaged(tmp_path, good, kind):
     ("bad-config", ["not a valid"]),
     ("pickled", ["pickled objects"]),
     ("int-params", ["b1", "dtype"]),
-    ("bad-vocab", ["not a valid", "boundary"]),
+    ("bad-vocab", ["not a valid", "vocabulary"]),
 ])
 def test_sample_rejects_damaged_checkpoints(kind, words, good_checkpoint, tmp_path, capsys):
     p = damaged(tmp_path, good_checkpoint, kind)
@@ -229,3 +230,26 @@ def test_a_vocabulary_with_nul_round_trips(tmp_path):
     assert vocab.itos == ".\x00ab"
     proc = run_cli("mlp_lm.sample", "--checkpoint", tmp_path / "o" / "model.npz", "-n", 3)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("change,words", [
+    ({"data": 5}, ["data 5", "not a str"]),
+    ({"split_seed": [1, 2]}, ["split_seed"]),
+    ({"split_seed": "x"}, ["split_seed"]),
+    ("deep", ["nests too deeply"]),
+])
+def test_checkpoint_configs_are_checked_by_type(change, words, tiny_run, tmp_path, capsys):
+    with np.load(tiny_run[0] / "model.npz", allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    config = json.loads(str(arrays["config"]))
+    arrays["config"] = np.array("[" * 100000 + "]" * 100000 if change == "deep" else json.dumps({**config, **change}))
+    np.savez(tmp_path / "model.npz", **arrays)
+    code, err = call(sample, ["--checkpoint", tmp_path / "model.npz", "-n", 2], capsys)
+    assert_one_line_error(code, err, *words)
+
+
+def test_a_fifo_as_checkpoint_is_refused_not_waited_on(tmp_path, capsys):
+    import os
+    os.mkfifo(tmp_path / "model.npz")
+    code, err = call(sample, ["--checkpoint", tmp_path / "model.npz"], capsys)
+    assert_one_line_error(code, err, "not a regular file")
