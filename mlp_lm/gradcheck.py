@@ -15,7 +15,6 @@ of its scale; a wrong backward pass is off by order one. Use it on your own
 change: build a scalar function of one array, compute its gradient by hand,
 and call `numerical_grad` and `assert_close`. See docs/gradcheck.md.
 """
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +23,7 @@ from . import layers
 from .model import PARAM_NAMES, loss_and_grads
 
 TOLERANCE = 1e-6
+MAX_COORDS = 20_000  # what the command checks entry by entry in well under a minute
 
 
 def rel_error(a, n):
@@ -236,7 +236,7 @@ def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=
 
 
 def main(argv=None):
-    from .cli import ArgumentParser, fraction, non_negative_int, positive_int
+    from .cli import ArgumentParser, UsageError, fraction, non_negative_int, positive_int
 
     ap = ArgumentParser(prog="python -m mlp_lm.gradcheck",
                         description="Check the model's hand-derived gradients against finite differences.")
@@ -252,8 +252,15 @@ def main(argv=None):
                     help="a fixed dropout mask with this rate on embcat and h (default 0)")
     ap.add_argument("--label-smoothing", type=fraction, default=0.0, metavar="EPS", help="(default 0)")
     args = ap.parse_args(argv)
+    B, T, E, H, V = args.batch_size, args.block_size, args.n_embd, args.n_hidden, args.vocab_size
+    if V < 2:
+        raise UsageError("--vocab-size must be at least 2: with one symbol every gradient is zero, so the "
+                         "check would prove nothing")
+    n_coords = V * E + T * E * H + H + H * V + V + (T * E * V if args.direct else 0) + 5 * B * max(V, H, T * E)
+    if n_coords > MAX_COORDS:
+        raise UsageError(f"these sizes have {n_coords:,} coordinates to check, each by many loss evaluations; "
+                         f"keep it under {MAX_COORDS:,} (the tests check the lecture's sizes on sampled entries)")
     rng = np.random.default_rng(args.seed)
-    B, T, E, H = args.batch_size, args.block_size, args.n_embd, args.n_hidden
     params = random_params(args.vocab_size, T, E, H, seed=args.seed, direct=args.direct)
     X = rng.integers(0, args.vocab_size, size=(B, T))
     Y = rng.integers(0, args.vocab_size, size=B)
@@ -271,4 +278,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .cli import run
+    run(main, "python -m mlp_lm.gradcheck")

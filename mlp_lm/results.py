@@ -43,6 +43,21 @@ MIX_ORDER = 6  # the n-gram they are mixed with: Kneser-Ney's best order on name
 NGRAM_ORDERS = range(2, 9)
 
 
+def read_metrics(path):
+    """A finished, evaluated run's metrics.json, or a one-line error saying why it is not one."""
+    try:
+        m = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{path} is missing: train it first (run without --no-train)") from None
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot read {path} ({e}); retrain that run") from None
+    missing = [k for k in ("config", "dev_loss", "test_loss", "train_loss", "params", "train_seconds")
+               if not isinstance(m, dict) or k not in m]
+    if missing:
+        raise UsageError(f"{path} is not a finished, evaluated run (no {', '.join(missing)}); retrain that run")
+    return m
+
+
 def ngram_rows(data):
     """{(smoothing, n): {"k", "dev_loss", "test_loss", ...}} for add-k and Kneser-Ney, n = 2..8."""
     rows = {}
@@ -146,13 +161,16 @@ def main(argv=None):
         if not args.no_train and name in only:
             extra = ["--steps", str(args.steps)] if args.steps else []
             print(f"== {name}: python -m mlp_lm.train {' '.join(flags + extra)}", flush=True)
+            started = time.time()
             code = train.main(flags + extra + ["--out", str(out), "--force"])
+            if code in (130, 143):  # Ctrl-C or SIGTERM: stop here, as the training did
+                return code
             if code != 0:
                 raise UsageError(f"the run {name} did not finish (exit code {code})")
-        metrics_file = out / "metrics.json"
-        if not metrics_file.is_file():
-            raise UsageError(f"{metrics_file} is missing: train it first (run without --no-train)")
-        rows.append((name, what, json.loads(metrics_file.read_text())))
+            if not (out / "metrics.json").is_file() or (out / "metrics.json").stat().st_mtime < started:
+                raise UsageError(f"the run {name} wrote no new {out / 'metrics.json'} (a run that got nowhere "
+                                 f"is saved in {out / 'unconverged'}): the table would show stale numbers")
+        rows.append((name, what, read_metrics(out / "metrics.json")))
     data = rows[0][2]["config"]["data"]
     t0 = time.perf_counter()
     ngrams = ngram_rows(data)
@@ -160,10 +178,13 @@ def main(argv=None):
     print(f"n-grams and mixtures in {time.perf_counter() - t0:.1f}s")
     machine = (f"a {os.cpu_count()}-core {platform.machine()} {platform.system()} machine, "
                f"Python {platform.python_version()}, numpy {np.__version__}")
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "results.md").write_text(render(rows, ngrams, mixes, machine, args.steps))
-    (runs / "tables.json").write_text(json.dumps({"ngrams": {f"{s}-{n}": m for (s, n), m in ngrams.items()},
-                                                   "mixtures": mixes}, indent=2) + "\n")
+    tables = json.dumps({"ngrams": {f"{s}-{n}": m for (s, n), m in ngrams.items()}, "mixtures": mixes}, indent=2)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "results.md").write_text(render(rows, ngrams, mixes, machine, args.steps))
+        (runs / "tables.json").write_text(tables + "\n")
+    except OSError as e:
+        raise UsageError(f"cannot write the table: {e.strerror or e} ({e.filename}); pass writable --docs and --runs") from None
     print(f"wrote {target / 'results.md'}")
     picture = runs / PICTURE_RUN / "embedding.png"
     if not to_docs:

@@ -117,6 +117,8 @@ def parse_args(argv):
     values = {**PRESETS[preset], **args}
     if sweep and "steps" not in args:
         values["steps"] = 1000
+    if sweep and values["steps"] < 12:
+        raise UsageError(f"--lr-sweep needs --steps of at least 12 (one per row of its table), got {values['steps']}")
     if "data" not in args:
         values["data"] = str(in_checkout(DEFAULT_DATA))
     cfg = Config(**values)

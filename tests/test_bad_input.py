@@ -253,3 +253,24 @@ def test_a_fifo_as_checkpoint_is_refused_not_waited_on(tmp_path, capsys):
     os.mkfifo(tmp_path / "model.npz")
     code, err = call(sample, ["--checkpoint", tmp_path / "model.npz"], capsys)
     assert_one_line_error(code, err, "not a regular file")
+
+
+@pytest.mark.parametrize("module,flags,words", [
+    ("mlp_lm.gradcheck", ["--n-hidden", "100000"], ["coordinates"]),
+    ("mlp_lm.gradcheck", ["--vocab-size", "1"], ["--vocab-size"]),
+    ("mlp_lm.train", ["--lr-sweep", "--steps", "3"], ["--lr-sweep", "at least 12"]),
+    ("mlp_lm.ngram", ["--n", "3", "--smoothing", "kn", "--data", "/dev/zero"], ["not a regular file"]),
+])
+def test_more_commands_refuse_in_one_line(module, flags, words, tmp_path):
+    proc = run_cli(module, *flags, "--out", tmp_path) if module == "mlp_lm.train" else run_cli(module, *flags)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and all(w in proc.stderr for w in words), proc.stderr
+
+
+def test_results_refuses_a_broken_metrics_file(tmp_path):
+    from mlp_lm import results
+    for name in results.CONFIGS:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text("{}" if name == "scaled" else "not json")
+    proc = run_cli("mlp_lm.results", "--no-train", "--runs", tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "retrain that run" in proc.stderr
