@@ -169,7 +169,11 @@ def train(cfg, splits, params, resumed=None, governor=None):
     limit = None
     if resumed is not None:
         state, history, devs = resumed
-        trainer.load_state(state)
+        try:
+            trainer.load_state(state)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            raise UsageError(f"the training state to resume from is damaged ({type(e).__name__}: {e}); "
+                             f"start a new run") from None
         done = len(history)
         losses[:done] = history
         limit = DIVERGE_FACTOR * max(float(history[0]), math.log(len(splits.vocab)))
@@ -323,13 +327,24 @@ def resume_point(out):
     if state is None or "step" not in state:
         raise UsageError(f"{path} holds no training state to resume from (it was saved before resuming "
                          f"existed); start a new run")
+    damaged = f"{path} has a damaged training state or config"
     try:
         cfg = Config(**{f.name: config[f.name] for f in fields(Config)})
-    except (KeyError, TypeError) as e:
-        raise UsageError(f"{path}: its config lacks what a resumed run needs ({e}); start a new run") from None
-    done = int(state.pop("step"))
-    history = state.pop("losses")[:done]
-    devs = {int(k): float(v) for k, v in state.pop("devs").reshape(-1, 2)}
+        for f in fields(Config):  # each setting of the type the run would have given it
+            value, default = getattr(cfg, f.name), getattr(Config, f.name)
+            if isinstance(value, bool) != isinstance(default, bool) or not (
+                    isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))):
+                raise TypeError(f"{f.name} is {value!r}")
+        if not 0 < cfg.steps <= 10**9 or cfg.optimizer not in ("sgd", "adamw") or cfg.schedule not in optim.SCHEDULES \
+                or cfg.dtype not in ("float32", "float64"):
+            raise ValueError("a setting is out of range")
+        done = int(state.pop("step"))
+        history = np.asarray(state.pop("losses"), dtype=np.float64)[:done]
+        devs = {int(k): float(v) for k, v in np.asarray(state.pop("devs"), dtype=np.float64).reshape(-1, 2)}
+        if not 0 < done or len(history) != done or not np.all(np.isfinite(history)):
+            raise ValueError(f"step {done} with {len(history)} losses")
+    except (KeyError, TypeError, ValueError) as e:
+        raise UsageError(f"{damaged} ({e}); start a new run") from None
     if done >= cfg.steps:
         print(f"the run in {out} is complete ({done} of {cfg.steps} steps): nothing to resume")
         return cfg, config.get("preset", "lecture"), None

@@ -88,7 +88,12 @@ class Trainer:
         self.drop_rng.bit_generator.state = json.loads(str(st["drop_rng"]))
         self.block = st["block"] if len(st["block"]) else None
         self.block_pos = int(st["block_pos"])
+        if self.block is not None and (self.block.shape[1] != self.cfg.batch_size or not 0 <= self.block_pos <= len(self.block)
+                                       or self.block.min() < 0 or self.block.max() >= len(self.Y)):
+            raise ValueError("the saved minibatch indices do not fit this run")
         for k in self.params:
+            if st[f"param.{k}"].shape != self.params[k].shape:
+                raise ValueError(f"parameter {k} has shape {st[f'param.{k}'].shape}, not {self.params[k].shape}")
             self.params[k][...] = st[f"param.{k}"]
         self.opt.load_state({k[4:]: v for k, v in st.items() if k.startswith("opt.")})
         if self.ema:

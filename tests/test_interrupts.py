@@ -162,3 +162,30 @@ def test_resume_refuses_what_it_cannot_do(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume", "--out", str(old)],
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2 and "no training state" in proc.stderr
+
+
+@pytest.mark.parametrize("damage", ["losses", "rng", "step", "param", "block_pos", "config-steps"])
+def test_resume_from_a_damaged_state_is_one_line(damage, tmp_path):
+    assert train.main(["--steps", "300", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    with np.load(tmp_path / "model.npz", allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    config = json.loads(str(arrays["config"]))
+    config["steps"] = 1000  # so there is something left to resume
+    if damage == "losses":
+        del arrays["state.losses"]
+    elif damage == "rng":
+        arrays["state.rng"] = np.array("{not json")
+    elif damage == "step":
+        arrays["state.step"] = np.array(-5)
+    elif damage == "param":
+        arrays["state.param.W1"] = np.zeros((2, 2), dtype=np.float32)
+    elif damage == "block_pos":
+        arrays["state.block_pos"] = np.array(10**6)
+    elif damage == "config-steps":
+        config["steps"] = "many"
+    arrays["config"] = np.array(json.dumps(config))
+    np.savez(tmp_path / "model.npz", **arrays)
+    proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume", "--out", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "damaged" in proc.stderr, proc.stderr
