@@ -1,6 +1,6 @@
 """Time the training step, side by side with PyTorch when it is installed, idle and under load.
 
-    python -m mlp_lm.bench                  # the full table (about 2 minutes)
+    python -m mlp_lm.bench                  # the full table (under a minute)
     python -m mlp_lm.bench --quick          # a tiny version, in seconds
     python -m mlp_lm.bench --json out.json
 

@@ -115,25 +115,38 @@ def build_vocab(items):
 
 
 def build_dataset(items, vocab, block_size):
-    """Contexts X (N, T) int64 and targets Y (N,) int64, N = sum(len(item) + 1)."""
+    """Contexts X (N, T) int64 and targets Y (N,) int64, N = sum(len(item) + 1).
+
+    Built without a Python loop over examples: every item becomes T boundaries, its
+    symbols and a closing boundary, laid end to end in one array, and each example is a
+    window of T + 1 of it starting at one of the item's first len(item) + 1 positions.
+    """
     if block_size < 1:
         raise ValueError(f"block_size must be at least 1, got {block_size}")
-    # Each item becomes [0]*T + its indices + [0]; every window of T+1 is one example.
-    stoi = vocab.stoi
-    n = sum(len(item) + 1 for item in items)
-    X = np.empty((n, block_size), dtype=np.int64)
-    Y = np.empty(n, dtype=np.int64)
-    row = 0
-    for item in items:  # over the data, not the math: each item's windows come out vectorised
-        try:
-            seq = np.array([0] * block_size + [stoi[c] for c in item] + [0], dtype=np.int64)
-        except KeyError as e:
-            raise DataError(f"item {item!r} has symbol {e.args[0]!r}, which is not in the vocabulary") from None
-        windows = np.lib.stride_tricks.sliding_window_view(seq, block_size + 1)  # (len+1, T+1)
-        X[row:row + len(windows)] = windows[:, :block_size]
-        Y[row:row + len(windows)] = windows[:, block_size]
-        row += len(windows)
-    return X, Y
+    T = block_size
+    if not items:
+        return np.zeros((0, T), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    lengths = np.fromiter(map(len, items), dtype=np.int64, count=len(items))  # (n,)
+    # Symbols to indices all at once: code points, looked up in the vocabulary's sorted ones.
+    codes = np.frombuffer("".join(items).encode("utf-32-le"), dtype=np.uint32)  # (sum L,)
+    vocab_codes = np.array([ord(c) for c in vocab.itos], dtype=np.uint32)
+    order = np.argsort(vocab_codes)
+    where = np.searchsorted(vocab_codes[order], codes).clip(max=len(order) - 1)
+    known = vocab_codes[order][where] == codes
+    if not known.all():
+        bad = int(np.argmax(~known))
+        item = int(np.searchsorted(np.cumsum(lengths), bad, side="right"))
+        raise DataError(f"item {items[item]!r} has symbol {chr(codes[bad])!r}, which is not in the vocabulary")
+    ids = order[where]  # (sum L,)
+    span = lengths + T + 1  # each item's stretch of the long array
+    start = np.cumsum(span) - span  # (n,) where each stretch begins
+    seq = np.zeros(int(span.sum()), dtype=np.int64)  # boundaries everywhere ...
+    within = np.arange(len(ids)) - np.repeat(np.cumsum(lengths) - lengths, lengths)  # position in its item
+    seq[np.repeat(start, lengths) + T + within] = ids  # ... but where the symbols go
+    n_ex = lengths + 1
+    first = np.repeat(start, n_ex) + (np.arange(int(n_ex.sum())) - np.repeat(np.cumsum(n_ex) - n_ex, n_ex))
+    windows = np.lib.stride_tricks.sliding_window_view(seq, T + 1)[first]  # (N, T+1)
+    return np.ascontiguousarray(windows[:, :T]), np.ascontiguousarray(windows[:, T])
 
 
 def split_items(items, seed=SPLIT_SEED):
