@@ -188,7 +188,7 @@ def main(argv=None):
         print(table(loaded, f"\ntraining step, {cores} busy process(es), one per core", idle))
     print(f"\nbench took {time.perf_counter() - t0:.0f} s")
 
-    if args.json:
+    if args.json is not None:
         def flat(rows):
             return [{"dtype": d, "batch": B, "threads": r["threads"], "ours_seconds": r["ours"],
                      "torch_seconds": r["torch"], "gflops": flops_per_step(B) / r["ours"] / 1e9}

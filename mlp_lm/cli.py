@@ -133,10 +133,15 @@ def run(main, prog):
         code = main()
         sys.stdout.flush()  # inside the try: a full disk under stdout is reported like any error
     except KeyboardInterrupt as e:
-        print(f"\n{prog}: interrupted ({getattr(e, 'args', ['SIGINT'])[0] or 'SIGINT'})", file=sys.stderr)
+        end_progress = "\n" if sys.stderr.isatty() else ""  # a progress line may be open on a terminal
+        print(f"{end_progress}{prog}: interrupted ({getattr(e, 'args', ['SIGINT'])[0] or 'SIGINT'})", file=sys.stderr)
         code = exit_code(e)
     except (DataError, CheckpointError, UsageError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
+        code = EXIT_BAD_INPUT
+    except MemoryError:  # sizes the machine cannot hold: say so, not a traceback
+        print(f"{prog}: error: not enough memory for these sizes; use smaller ones (--steps, --batch-size, "
+              f"-n, --max-length, the model's sizes)", file=sys.stderr)
         code = EXIT_BAD_INPUT
     except BrokenPipeError:  # e.g. `python -m mlp_lm.sample | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # silence the flush at exit

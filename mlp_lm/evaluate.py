@@ -114,7 +114,7 @@ def main(argv=None):
             for key in [k for k in losses if k.endswith("_loss")]:
                 losses[key.replace("_loss", "_perplexity")] = metrics.perplexity(losses[key])
                 losses[key.replace("_loss", "_bpc")] = metrics.bits_per_char(losses[key])
-    if args.json:
+    if args.json is not None:
         write_json(args.json, {"checkpoint": str(args.checkpoint), "data": source, **result})
     return 0
 

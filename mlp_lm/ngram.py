@@ -92,7 +92,7 @@ def main(argv=None):
         counts, _ = novelty(samples, {"data": args.data, "data_sha256": splits.sha256})
         where = f" ({counts[0]} in the training set, {counts[1]} in dev/test, {counts[2]} new)" if counts else ""
         print(f"samples{where}:", ", ".join(s or "(empty)" for s in samples))
-    if args.json:
+    if args.json is not None:
         write_json(args.json, result)
     return 0
 

@@ -106,6 +106,10 @@ def parse_args(argv):
     args = vars(ap.parse_args(argv))
     preset, out, sweep, n_threads = args.pop("preset"), args.pop("out"), args.pop("lr_sweep"), args.pop("threads")
     force, resume = args.pop("force"), args.pop("resume")
+    if out == "":
+        raise UsageError("--out is empty; name a folder, or leave --out out for a new one under runs/")
+    if args.get("steps", 0) > MAX_STEPS:
+        raise UsageError(f"--steps {args['steps']:,} is more than this program will run ({MAX_STEPS:,}); use fewer")
     if resume:
         if out is None:
             raise UsageError("--resume needs --out DIR, the folder of the run to continue")
@@ -149,6 +153,7 @@ class Diverged(Exception):
                          f"try a smaller --lr; nothing was saved")
 
 
+MAX_STEPS = 10**9  # the loss history alone would need 8 GB past this
 DIVERGE_WINDOW = 100  # steps whose mean training loss is watched
 DIVERGE_FACTOR = 2.0  # a window mean this many times the start (or ln V, if higher) is divergence
 
@@ -250,6 +255,11 @@ def lock_holder(out):
         return None
     if pid <= 0 or pid == os.getpid():
         return None
+    try:  # a pid reused by another program since the lock was left is not a training
+        if b"mlp_lm" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return None
+    except OSError:
+        pass  # no /proc (or gone): fall back to whether the pid is alive
     try:
         os.kill(pid, 0)  # signal 0: is it alive?
     except ProcessLookupError:
@@ -288,7 +298,7 @@ def describe_training(cfg):
     elif cfg.schedule == "cosine":
         text += f" (warm-up {cfg.warmup}, to {cfg.min_lr:g})"
     text += f", batch {cfg.batch_size}, {cfg.steps} steps"
-    extras = [f"{name} {value:g}" for name, value in
+    extras = [f"{name} {value:.8g}" for name, value in
               (("weight decay", cfg.weight_decay), ("dropout", cfg.dropout), ("emb-dropout", cfg.emb_dropout),
                ("label smoothing", cfg.label_smoothing), ("ema", cfg.ema)) if value]
     return text + (", " + ", ".join(extras) if extras else "")

@@ -274,3 +274,14 @@ def test_results_refuses_a_broken_metrics_file(tmp_path):
         (tmp_path / name / "metrics.json").write_text("{}" if name == "scaled" else "not json")
     proc = run_cli("mlp_lm.results", "--no-train", "--runs", tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "retrain that run" in proc.stderr
+
+
+@pytest.mark.parametrize("module,flags,words", [
+    ("mlp_lm.train", ["--steps", "1000000000000"], ["--steps", "use fewer"]),
+    ("mlp_lm.train", ["--out", ""], ["--out is empty"]),
+    ("mlp_lm.train", ["--n-hidden", "1000000000", "--steps", "1"], ["not enough memory"]),
+])
+def test_impossible_sizes_are_one_line(module, flags, words):
+    proc = run_cli(module, *flags)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and all(w in proc.stderr for w in words), proc.stderr
