@@ -30,36 +30,47 @@ def save(path, params, vocab, config, state=None):
     state: the training state to resume from (trainer.Trainer.state() and the loop's
     step and history), stored under "state." names that loading for sampling ignores.
     """
+    write_atomic([(path, writer(params, vocab, config, state))])
+
+
+def writer(params, vocab, config, state=None):
+    """A function that writes the checkpoint's .npz to an open binary file (for write_atomic)."""
     arrays = {k: np.asarray(params[k]) for k in (*PARAM_NAMES, *OPTIONAL_PARAMS) if k in params}
     arrays.update({f"state.{k}": np.asarray(v) for k, v in (state or {}).items()})
     arrays["vocab"] = np.array(vocab.itos)  # readable, but numpy drops a trailing NUL from a string ...
     arrays["vocab_codes"] = np.array([ord(c) for c in vocab.itos], dtype=np.int32)  # ... so also exactly
     arrays["config"] = np.array(json.dumps({"format": FORMAT, **config}, sort_keys=True))
-    write_atomic(path, lambda f: np.savez(f, **arrays))
+    return lambda f: np.savez(f, **arrays)
 
 
-def write_atomic(path, write):
-    """Call write(binary file) on a temporary file beside `path`, then move it into place.
+def write_atomic(files):
+    """Write several files as one: [(path, write(binary file))], each first to a temporary name
+    beside it; only when every one is complete are they moved into place, in order.
 
-    A crash, a kill or a full disk midway leaves the previous file at `path` whole; the
-    temporary file is removed on any error, and an OSError (a full disk) becomes a
-    CheckpointError saying so.
+    A full disk or any error while writing leaves every previous file whole (the
+    temporary files are removed, and an OSError becomes a CheckpointError saying so).
+    The moves are renames, microseconds apart; put the model last.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    temps = []
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it a normal file's mode
-        os.replace(tmp, path)
+        for path, write in files:
+            path = Path(path)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+            temps.append(tmp)
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it a normal file's mode
     except BaseException as e:
-        os.unlink(tmp)
+        for tmp in temps:
+            os.unlink(tmp)
         if isinstance(e, OSError):
-            raise CheckpointError(f"cannot write {path}: {e.strerror or e}; the previous file there, "
-                                  f"if any, is unchanged") from None
+            raise CheckpointError(f"cannot write {path}: {e.strerror or e}; the previous files there, "
+                                  f"if any, are unchanged") from None
         raise
+    for (path, _), tmp in zip(files, temps):
+        os.replace(tmp, path)
 
 
 def load_state(path):

@@ -437,13 +437,15 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, governo
                "params": model.num_params(params), "interrupted": interrupt is not None,
                "config": config, "samples": samples}
     with signals_held() as held:  # a Ctrl-C now waits until every file is written
-        # Each file goes to a temporary name and is moved into place, the model last.
-        (out / "lr_sweep.csv").unlink(missing_ok=True)  # an earlier sweep's table is not this run's
-        checkpoint.write_atomic(out / "loss.csv", lambda f: f.write(loss_csv(losses, devs).encode()))
-        checkpoint.write_atomic(out / "metrics.json", lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()))
+        # Every file is written in full under a temporary name first; then all are moved into place,
+        # the model last. A full disk or an error leaves the previous run's files as they were.
         state = {**trainer.state(), "step": np.array(done), "losses": losses,
                  "devs": np.array(sorted(devs.items()), dtype=np.float64).reshape(-1, 2)}
-        checkpoint.save(out / "model.npz", params, splits.vocab, config, state)
+        checkpoint.write_atomic([
+            (out / "loss.csv", lambda f: f.write(loss_csv(losses, devs).encode())),
+            (out / "metrics.json", lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode())),
+            (out / "model.npz", checkpoint.writer(params, splits.vocab, config, state))])
+        (out / "lr_sweep.csv").unlink(missing_ok=True)  # an earlier sweep's table is not this run's
     interrupt = interrupt or (held[0] if held else None)
 
     first = len(resumed[1]) if resumed else 0
