@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from . import model
+from . import model, plots
 
 
 def lr_sweep(params, X, Y, steps, batch_size, seed):
@@ -45,3 +45,24 @@ def sweep_table(lre, losses, n_bins=12):
     finite = [r for r in rows if math.isfinite(r[3])]
     best = min(finite, key=lambda r: r[3]) if finite else None
     return rows, best
+
+
+def report_sweep(lre, losses, out, plt=None):
+    """Print the sweep's table and suggestion; write lr_sweep.csv (and lr_sweep.png with matplotlib) to out."""
+    rows, best = sweep_table(lre, losses)
+    print(f"learning-rate sweep: {len(lre)} steps, one rate each, from 1e-3 to 1")
+    print(f"{'exponent':>15}  {'rate':>7}  {'mean loss':>9}")
+    for lo, hi, rate, mean in rows:
+        print(f"{lo:6.2f} .. {hi:5.2f}  {rate:7.4f}  {mean:9.4f}")
+    if best is None:
+        print("every rate diverged: check the data and the model size")
+    else:
+        print(f"suggested rate: {best[2]:.2g} (lowest mean loss); rates just below the point where "
+              f"the loss turns up are a safe choice")
+    np.savetxt(out / "lr_sweep.csv", np.column_stack([np.arange(1, len(lre) + 1), 10**lre, losses]),
+               delimiter=",", header="step,lr,loss", comments="", fmt=["%d", "%.6g", "%.6f"])
+    if plt:
+        plots.plot_lr_sweep(plt, lre, losses, out / "lr_sweep.png")
+        print(f"wrote {out / 'lr_sweep.csv'} and {out / 'lr_sweep.png'}")
+    else:
+        print(f"wrote {out / 'lr_sweep.csv'} ({plots.HINT})")
