@@ -75,7 +75,10 @@ class RunLock:
         if holder is not None:
             raise UsageError(f"another training (process {holder}) is writing to {self.path.parent}; "
                              f"wait for it to finish or pass another --out")
-        self.path.write_text(f"{os.getpid()}\n")
+        try:
+            self.path.write_text(f"{os.getpid()}\n")
+        except OSError as e:
+            raise UsageError(f"cannot write to {self.path.parent}: {e.strerror}; pass a writable --out") from None
         return self
 
     def __exit__(self, *exc):
