@@ -19,6 +19,9 @@ from .sampling import generate, novelty
 from .runtime import blas_threads, choose_threads
 
 
+CUT = "…"  # after a sample that --max-length cut off before it ended
+
+
 def main(argv=None):
     ap = ArgumentParser(prog="python -m mlp_lm.sample", description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", metavar="PATH", default=None,
@@ -48,19 +51,22 @@ def main(argv=None):
     n_threads = args.threads or choose_threads(args.num_samples, params["W1"].shape[0], H, V)
     try:
         with blas_threads(n_threads):
-            samples = generate(partial(next_probs, params), vocab, config["block_size"], args.num_samples, rng,
-                               temperature=args.temperature, top_k=args.top_k, prefix=args.prefix,
-                               max_length=args.max_length)
+            samples, ended = generate(partial(next_probs, params), vocab, config["block_size"], args.num_samples,
+                                      rng, temperature=args.temperature, top_k=args.top_k, prefix=args.prefix,
+                                      max_length=args.max_length, with_ended=True)
     except DataError as e:  # the only user input generate() checks is the prefix
         raise UsageError(f"--prefix {args.prefix!r}: {e}") from None
-    print("\n".join(samples))
+    print("\n".join(s if e else s + CUT for s, e in zip(samples, ended)))  # a cut-off sample is marked
     sys.stdout.flush()
-    counts, why = novelty(samples, config)
+    whole = [s for s, e in zip(samples, ended) if e]  # only samples that ended count as names
+    cut = f"; {len(samples) - len(whole)} cut off at --max-length {args.max_length}, marked {CUT}, not counted" \
+        if len(whole) < len(samples) else ""
+    counts, why = novelty(whole, config)
     if counts is None:
-        print(f"({len(samples)} samples; cannot say which are new: {why})", file=sys.stderr)
+        print(f"({len(samples)} samples{cut}; cannot say which are new: {why})", file=sys.stderr)
     else:
         print(f"({len(samples)} samples: {counts[0]} in the training set, {counts[1]} in dev/test, "
-              f"{counts[2]} new)", file=sys.stderr)
+              f"{counts[2]} new{cut})", file=sys.stderr)
     return 0
 
 

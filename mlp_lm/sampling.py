@@ -9,12 +9,15 @@ import numpy as np
 from .data import BOUNDARY, SPLIT_SEED, DataError, read_items_and_digest, split_items
 
 
-def generate(next_probs, vocab, block_size, n, rng, *, temperature=1.0, top_k=None, prefix="", max_length=64):
+def generate(next_probs, vocab, block_size, n, rng, *, temperature=1.0, top_k=None, prefix="", max_length=64,
+             with_ended=False):
     """n samples, all generated at once (one call of next_probs per position, not per sample).
 
     Each sample starts with `prefix` and ends where the model emits the boundary,
     or after max_length symbols. The uniforms are drawn as one (n, max_length)
     block, so the first k samples of a run with n > k equal those of a run with n = k.
+    with_ended=True also returns, per sample, whether it ended on its own (False:
+    cut off at max_length).
     """
     V = len(vocab)
     if BOUNDARY in prefix:  # it would end the sample before it starts
@@ -46,7 +49,7 @@ def generate(next_probs, vocab, block_size, n, rng, *, temperature=1.0, top_k=No
     for row in out:  # decoding to strings is bookkeeping, not math
         end = np.flatnonzero(row == 0)
         samples.append(prefix + vocab.decode(row[: end[0]] if len(end) else row))
-    return samples
+    return (samples, done.tolist()) if with_ended else samples
 
 
 def novelty(samples, config):

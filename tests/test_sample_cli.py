@@ -89,3 +89,21 @@ def test_newest_run_is_found(tmp_path):
         (tmp_path / name / "model.npz").write_bytes(b"")
         os.utime(tmp_path / name / "model.npz", (1000 + i, 1000 + i))
     assert checkpoint.newest(tmp_path) == tmp_path / "results" / "best" / "model.npz"  # not the unconverged one
+
+
+def test_a_sample_cut_off_is_marked_and_not_counted(tiny_run):
+    from mlp_lm.data import Vocab
+    vocab = Vocab(".a")
+    params = {"C": np.zeros((2, 1)), "W1": np.zeros((1, 1)), "b1": np.zeros(1), "W2": np.zeros((1, 2)),
+              "b2": np.array([-50.0, 0.0])}  # never ends on its own
+    samples, ended = sampling.generate(partial(model.next_probs, params), vocab, 1, 3, np.random.default_rng(0),
+                                       max_length=4, with_ended=True)
+    assert samples == ["aaaa"] * 3 and ended == [False] * 3
+    proc = run_cli("mlp_lm.sample", "--checkpoint", tiny_run[0] / "model.npz", "-n", 20, "--max-length", 2)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    cut = [l for l in lines if l.endswith("…")]
+    assert cut and all(len(l) == 3 for l in cut)  # two symbols and the mark
+    assert f"{len(cut)} cut off at --max-length 2" in proc.stderr
+    counts = [int(w) for w in proc.stderr.split(";")[0].replace("(", " ").split() if w.isdigit()]
+    assert counts[0] == 20 and sum(counts[1:]) == 20 - len(cut)  # only whole samples are counted
