@@ -61,3 +61,44 @@ def test_tanh_backward_is_bounded_by_its_input_gradient(x):
     dout = np.ones_like(x)
     dx = layers.tanh_backward(dout, cache)
     assert np.all(np.abs(out) <= 1) and np.all((dx >= 0) & (dx <= 1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.one_of(st.binary(max_size=300), st.text(max_size=120).map(lambda t: t.encode("utf-8"))))
+def test_the_data_loader_gives_a_dataset_or_one_data_error(tmp_path_factory, raw):
+    from mlp_lm.data import DataError, load_splits
+    path = tmp_path_factory.mktemp("data") / "items.txt"
+    path.write_bytes(raw)
+    try:
+        splits = load_splits(path, 3)
+    except DataError as e:
+        assert str(e) and "\n" not in str(e)  # one line a person can act on
+        return
+    X, Y = splits.train
+    assert X.shape == (len(Y), 3) and X.dtype == Y.dtype == np.int64
+    assert 0 <= X.min() and max(X.max(), Y.max()) < len(splits.vocab) and splits.vocab.itos[0] == "."
+    assert len(Y) == sum(len(item) + 1 for item in splits.items[0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_the_checkpoint_loader_on_damaged_files_loads_or_says_why(tmp_path_factory, data):
+    from mlp_lm import checkpoint, model
+    from mlp_lm.checkpoint import CheckpointError
+    from mlp_lm.data import Vocab
+    d = tmp_path_factory.mktemp("ckpt")
+    checkpoint.save(d / "model.npz", model.init_params(5, 2, 3, 4), Vocab(".abcd"), {"block_size": 2})
+    raw = bytearray((d / "model.npz").read_bytes())
+    for _ in range(data.draw(st.integers(1, 8))):  # flip some bytes, or cut the file short
+        i = data.draw(st.integers(0, len(raw) - 1))
+        raw[i] = data.draw(st.integers(0, 255))
+    if data.draw(st.booleans()):
+        raw = raw[: data.draw(st.integers(0, len(raw)))]
+    (d / "model.npz").write_bytes(bytes(raw))
+    try:
+        params, vocab, config = checkpoint.load(d / "model.npz")
+    except CheckpointError as e:
+        assert str(e) and "\n" not in str(e)
+        return
+    assert params["W1"].shape == (2 * params["C"].shape[1], params["b1"].shape[0])
+    assert all(np.all(np.isfinite(p)) for p in params.values()) and vocab.itos[0] == "."
