@@ -39,28 +39,6 @@ def available_cores():
         return os.cpu_count() or 1
 
 
-def idle_cores(interval=0.1):
-    """How many cores nothing else is using, from two readings of /proc/stat `interval` apart.
-
-    Off Linux (no /proc/stat) every core counts as idle.
-    """
-    def times():
-        with open("/proc/stat") as f:
-            fields = [float(v) for v in f.readline().split()[1:]]
-        return fields[3] + fields[4], sum(fields)  # idle + iowait, total (in clock ticks)
-
-    try:
-        idle0, total0 = times()
-        time.sleep(interval)
-        idle1, total1 = times()
-    except (OSError, ValueError, IndexError):
-        return available_cores()
-    if total1 <= total0:
-        return available_cores()
-    busy = (1 - (idle1 - idle0) / (total1 - total0)) * (os.cpu_count() or 1)
-    return max(1, min(available_cores(), round((os.cpu_count() or 1) - busy)))
-
-
 def _cpu_ticks():
     """(busy ticks of the whole machine, ticks of all its CPUs, ticks this process used), or None."""
     try:
@@ -72,6 +50,27 @@ def _cpu_ticks():
         return None
     total = sum(fields[:8])  # user nice system idle iowait irq softirq steal
     return total - fields[3] - fields[4], total, int(own[11]) + int(own[12])  # utime + stime
+
+
+def busy_elsewhere(before, after):
+    """Cores kept busy by other programs between two _cpu_ticks() readings, or None if unknown."""
+    if before is None or after is None:
+        return None
+    busy, total, own = (b - a for a, b in zip(before, after))
+    return (busy - own) * (os.cpu_count() or 1) / total if total > 0 else None
+
+
+def idle_cores(interval=0.1):
+    """How many cores nothing else is using, from two readings of /proc/stat `interval` apart.
+
+    Off Linux (no /proc/stat) every core counts as idle.
+    """
+    before = _cpu_ticks()
+    time.sleep(interval)
+    others = busy_elsewhere(before, _cpu_ticks())
+    if others is None:
+        return available_cores()
+    return max(1, min(available_cores(), round((os.cpu_count() or 1) - others)))
 
 
 class ThreadGovernor:
@@ -93,13 +92,10 @@ class ThreadGovernor:
         if self.wanted == 1 or self.count % self.every or self.last is None:
             return
         now = _cpu_ticks()
-        if now is None:
+        others = busy_elsewhere(self.last, now)  # cores kept busy by other programs
+        self.last = now if now is not None else self.last
+        if others is None:
             return
-        busy, total, own = (b - a for a, b in zip(self.last, now))
-        self.last = now
-        if total <= 0:
-            return
-        others = (busy - own) * (os.cpu_count() or 1) / total  # cores kept busy by other programs
         threads = 1 if others >= 0.5 else self.wanted
         if threads != self.current:
             self.current = threads
