@@ -11,7 +11,6 @@ With --mix-ngram N, the N-gram is fitted on the same training split, each
 mixture's weight is chosen on dev, and test is reported with that weight.
 """
 import time
-from pathlib import Path
 
 
 from . import checkpoint, metrics, mixture, model
@@ -39,9 +38,8 @@ def training_splits(config, vocab, block_size):
     return splits
 
 
-def other_file(path, vocab, block_size):
-    """Every item of another file, as one set of examples under the checkpoint's vocabulary."""
-    items, sha256 = read_items_and_digest(path)
+def other_file(path, items, vocab, block_size):
+    """Every item of another file (read from `path`), as one set of examples under the checkpoint's vocabulary."""
     for i, item in enumerate(items):  # a check per item, with its line for the message
         if BOUNDARY in item:
             raise DataError(f"{path}: item {i + 1} ({item!r}) contains the boundary symbol {BOUNDARY!r}, "
@@ -50,7 +48,7 @@ def other_file(path, vocab, block_size):
     if unknown:
         raise DataError(f"{path} has symbol(s) {''.join(unknown)!r} that the model never saw "
                         f"(its vocabulary is {vocab.itos[1:]!r}); remove them or train on this file")
-    return build_dataset(items, vocab, block_size), sha256
+    return build_dataset(items, vocab, block_size)
 
 
 def parse_args(argv):
@@ -74,13 +72,13 @@ def main(argv=None):
     n = args.mix_ngram
     block = max(T, (n or 1) - 1)  # contexts wide enough for both models; each reads its last columns
     sets = {}  # name -> (X, Y)
-    if args.data is None or (Path(args.data).is_file() and
-                             read_items_and_digest(args.data)[1] == config.get("data_sha256")):
+    items, sha256 = read_items_and_digest(args.data) if args.data is not None else (None, None)
+    if args.data is None or sha256 == config.get("data_sha256"):  # the training data itself: its split
         splits = training_splits(config, vocab, block)
         sets.update(train=splits.train, dev=splits.dev, test=splits.test)
         source = config["data"]
     else:
-        (X, Y), _ = other_file(args.data, vocab, block)
+        X, Y = other_file(args.data, items, vocab, block)
         sets["all"] = (X, Y)
         source = args.data
         if n is not None:  # the n-gram and the mixtures' weights still come from the training data
