@@ -15,13 +15,16 @@ import json
 import os
 import platform
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, metrics, mixture, train
-from .cli import ArgumentParser, UsageError, positive_int, run
+from . import checkpoint, metrics, mixture
+from .cli import ArgumentParser, UsageError, exit_code, positive_int, run
 from .counting import KneserNey, choose_k
 from .data import in_checkout, load_splits
 
@@ -42,6 +45,20 @@ PICTURE_RUN = "embd2"
 MIXED = ("scaled", "paper", "best")  # runs mixed with the n-gram below
 MIX_ORDER = 6  # the n-gram they are mixed with: Kneser-Ney's best order on names
 NGRAM_ORDERS = range(2, 9)
+
+
+def train_run(flags):
+    """Run `python -m mlp_lm.train flags` as a user would, and return its exit code.
+
+    A Ctrl-C or SIGTERM that reaches this process is passed on to the training, which
+    saves what it has and exits 130 or 143; we wait for that rather than cut it short.
+    """
+    proc = subprocess.Popen([sys.executable, "-m", "mlp_lm.train", *flags])
+    try:
+        return proc.wait()
+    except KeyboardInterrupt as e:  # cli.Interrupted
+        proc.send_signal(signal.SIGTERM if exit_code(e) == 128 + signal.SIGTERM else signal.SIGINT)
+        return proc.wait()
 
 
 def read_metrics(path):
@@ -163,7 +180,7 @@ def main(argv=None):
             extra = ["--steps", str(args.steps)] if args.steps else []
             print(f"== {name}: python -m mlp_lm.train {' '.join(flags + extra)}", flush=True)
             started = time.time()
-            code = train.main(flags + extra + ["--out", str(out), "--force"])
+            code = train_run(flags + extra + ["--out", str(out), "--force"])
             if code in (130, 143):  # Ctrl-C or SIGTERM: stop here, as the training did
                 return code
             if code != 0:
