@@ -12,17 +12,24 @@ torch.optim.SGD, same sizes, dtype and thread count) when torch is importable;
 then both again with one busy process per core, started by the bench for that
 part. Ratios are of numbers measured in this one run, so the machine's noise
 mostly cancels. Numbers from different runs or machines are not comparable.
+Last, data at scale: a generated file of 1,000,000 items is read, encoded and
+split in a fresh process, which reports its time and peak memory.
 """
 import multiprocessing
+import os
 import platform
 import signal
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
 from . import model, runtime
-from .cli import ArgumentParser, positive_float, positive_int, run, write_json
+from .cli import ArgumentParser, positive_float, positive_int, run, thread_count, write_json
 from .data import DEFAULT_DATA, in_checkout, load_splits
 from .trainer import Config, Trainer
 
@@ -148,16 +155,51 @@ def table(rows, title, idle=None):
     return "\n".join(lines)
 
 
+def write_items(path, n, seed=0, max_len=64):
+    """A file of n random lowercase items of 1 to max_len letters, written without a loop over items."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, max_len + 1, n)
+    letters = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz", dtype=np.uint8)[rng.integers(0, 26, lengths.sum())]
+    Path(path).write_bytes(np.insert(letters, np.cumsum(lengths), ord("\n")).tobytes())
+
+
+LOAD = """import sys, time
+from mlp_lm.data import load_splits
+t0 = time.perf_counter()
+s = load_splits(sys.argv[1], 3)
+print(time.perf_counter() - t0, sum(a.nbytes for part in (s.train, s.dev, s.test) for a in part))
+"""
+
+
+def data_at_scale(n):
+    """Read, encode and split a generated file of n items in a fresh process: its seconds, its peak
+    resident memory (the interpreter and numpy included) and the bytes of the examples' arrays."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "items.txt"
+        write_items(path, n)
+        proc = subprocess.Popen([sys.executable, "-c", LOAD, str(path)], stdout=subprocess.PIPE, text=True)
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise RuntimeError(f"loading {n:,} items failed (exit code {proc.returncode})")
+        seconds, array_bytes = out.split()
+        return {"items": n, "file_bytes": path.stat().st_size, "seconds": float(seconds),
+                "peak_rss_bytes": usage.ru_maxrss * 1024, "example_bytes": int(array_bytes)}
+
+
 def main(argv=None):
     ap = ArgumentParser(prog="python -m mlp_lm.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="a tiny version: two sizes, float32, 0.05 s each")
     ap.add_argument("--seconds", metavar="S", type=positive_float, default=None,
                     help="work timed per measurement (default 1, 0.05 with --quick)")
-    ap.add_argument("--threads", metavar="N", type=positive_int, default=None,
+    ap.add_argument("--threads", metavar="N", type=thread_count, default=None,
                     help="BLAS (and torch) threads for every size (default: chosen by size, see mlp_lm/runtime.py)")
     ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if it is installed")
     ap.add_argument("--no-load", action="store_true", help="skip the measurements under load")
     ap.add_argument("--data", metavar="PATH", default=str(in_checkout(DEFAULT_DATA)), help="the word list (default data/names.txt)")
+    ap.add_argument("--items", metavar="N", type=positive_int, default=None,
+                    help="items in the generated file that is loaded and split (default 1,000,000; 20,000 with --quick)")
     ap.add_argument("--json", metavar="PATH", default=None, help="also write the tables to this JSON file")
     args = ap.parse_args(argv)
     seconds = args.seconds or (0.05 if args.quick else 1.0)
@@ -186,6 +228,10 @@ def main(argv=None):
         with BusyMachine(cores):
             loaded = measure(splits, sizes, dtypes, seconds, args.threads, with_torch)
         print(table(loaded, f"\ntraining step, {cores} busy process(es), one per core", idle))
+    scale = data_at_scale(args.items or (20_000 if args.quick else 1_000_000))
+    print(f"\ndata at scale: {scale['items']:,} random items of 1-64 letters ({scale['file_bytes'] / 2**20:,.0f} MiB) "
+          f"read, encoded and split in {scale['seconds']:.1f} s; peak memory {scale['peak_rss_bytes'] / 2**20:,.0f} MiB "
+          f"for {scale['example_bytes'] / 2**20:,.0f} MiB of examples (T=3)")
     print(f"\nbench took {time.perf_counter() - t0:.0f} s")
 
     if args.json is not None:
@@ -194,7 +240,7 @@ def main(argv=None):
                      "torch_seconds": r["torch"], "gflops": flops_per_step(B) / r["ours"] / 1e9}
                     for (d, B), r in rows.items()]
         doc = {"machine": machine, "seconds_per_measurement": seconds, "idle": flat(idle),
-               "dev_eval_seconds": dev_seconds, "loaded": flat(loaded) if loaded else None}
+               "dev_eval_seconds": dev_seconds, "loaded": flat(loaded) if loaded else None, "data_at_scale": scale}
         write_json(args.json, doc)
     return 0
 

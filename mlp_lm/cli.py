@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 from .checkpoint import CheckpointError
 from .data import DataError
-from .runtime import keep_freed_memory
+from .runtime import NotEnoughMemory, keep_freed_memory
 
 EXIT_BAD_INPUT = 2
 
@@ -26,14 +26,14 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def int_at_least(low, what):
-    """An argparse type: a whole number >= low."""
+def int_at_least(low, what, high=None):
+    """An argparse type: a whole number >= low (and <= high, if given)."""
     def parse(text):
         try:
             value = int(text)
         except ValueError:
             value = None
-        if value is None or value < low:
+        if value is None or value < low or (high is not None and value > high):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return value
     return parse
@@ -41,6 +41,8 @@ def int_at_least(low, what):
 
 positive_int = int_at_least(1, "a positive whole number")
 non_negative_int = int_at_least(0, "a whole number >= 0")
+MAX_THREADS = 1024  # more than any machine this runs on; a larger count cannot even be passed to the BLAS
+thread_count = int_at_least(1, f"a number of threads from 1 to {MAX_THREADS}", MAX_THREADS)
 
 
 def float_where(accept, what):
@@ -139,7 +141,10 @@ def run(main, prog):
     except (DataError, CheckpointError, UsageError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         code = EXIT_BAD_INPUT
-    except MemoryError:  # sizes the machine cannot hold: say so, not a traceback
+    except NotEnoughMemory as e:  # found before the work started, with the sizes in the message
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        code = EXIT_BAD_INPUT
+    except MemoryError:  # sizes the machine cannot hold, found when allocating: say so, not a traceback
         print(f"{prog}: error: not enough memory for these sizes; use smaller ones (--steps, --batch-size, "
               f"-n, --max-length, the model's sizes)", file=sys.stderr)
         code = EXIT_BAD_INPUT

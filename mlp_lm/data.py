@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .runtime import check_fits
+
 BOUNDARY = "."
 SPLIT_SEED = 42  # the lecture's random.seed(42)
 
@@ -119,7 +121,8 @@ def build_dataset(items, vocab, block_size):
 
     Built without a Python loop over examples: every item becomes T boundaries, its
     symbols and a closing boundary, laid end to end in one array, and each example is a
-    window of T + 1 of it starting at one of the item's first len(item) + 1 positions.
+    window of T of it (the context) and the symbol after it (the target), starting at one of
+    the item's first len(item) + 1 positions.
     """
     if block_size < 1:
         raise ValueError(f"block_size must be at least 1, got {block_size}")
@@ -127,26 +130,29 @@ def build_dataset(items, vocab, block_size):
     if not items:
         return np.zeros((0, T), dtype=np.int64), np.zeros(0, dtype=np.int64)
     lengths = np.fromiter(map(len, items), dtype=np.int64, count=len(items))  # (n,)
-    # Symbols to indices all at once: code points, looked up in the vocabulary's sorted ones.
+    # Symbols to indices all at once: code points, looked up in a table indexed by code point
+    # (Unicode stops at 0x10FFFF, so the table is at most 4.4 MB), -1 for a symbol not in the vocabulary.
     codes = np.frombuffer("".join(items).encode("utf-32-le"), dtype=np.uint32)  # (sum L,)
-    vocab_codes = np.array([ord(c) for c in vocab.itos], dtype=np.uint32)
-    order = np.argsort(vocab_codes)
-    where = np.searchsorted(vocab_codes[order], codes).clip(max=len(order) - 1)
-    known = vocab_codes[order][where] == codes
-    if not known.all():
-        bad = int(np.argmax(~known))
+    vocab_codes = np.array([ord(c) for c in vocab.itos], dtype=np.int64)
+    lookup = np.full(max(vocab_codes.max(), codes.max(initial=0)) + 1, -1, dtype=np.int32)
+    lookup[vocab_codes] = np.arange(len(vocab_codes))
+    ids = lookup[codes]  # (sum L,)
+    if (ids < 0).any():
+        bad = int(np.argmax(ids < 0))
         item = int(np.searchsorted(np.cumsum(lengths), bad, side="right"))
         raise DataError(f"item {items[item]!r} has symbol {chr(codes[bad])!r}, which is not in the vocabulary")
-    ids = order[where]  # (sum L,)
+    n_examples = int(lengths.sum()) + len(items)
+    check_fits(8 * (n_examples * (T + 4) + len(items) * (T + 1)),  # seq, window starts, X, Y and a temporary
+               f"building {n_examples:,} examples with a context of {T:,}", "use a smaller --block-size")
     span = lengths + T + 1  # each item's stretch of the long array
     start = np.cumsum(span) - span  # (n,) where each stretch begins
     seq = np.zeros(int(span.sum()), dtype=np.int64)  # boundaries everywhere ...
-    within = np.arange(len(ids)) - np.repeat(np.cumsum(lengths) - lengths, lengths)  # position in its item
-    seq[np.repeat(start, lengths) + T + within] = ids  # ... but where the symbols go
+    before = np.cumsum(lengths) - lengths  # (n,) symbols of the items before each
+    seq[np.arange(len(ids)) + np.repeat(start + T - before, lengths)] = ids  # ... but where the symbols go
     n_ex = lengths + 1
-    first = np.repeat(start, n_ex) + (np.arange(int(n_ex.sum())) - np.repeat(np.cumsum(n_ex) - n_ex, n_ex))
-    windows = np.lib.stride_tricks.sliding_window_view(seq, T + 1)[first]  # (N, T+1)
-    return np.ascontiguousarray(windows[:, :T]), np.ascontiguousarray(windows[:, T])
+    first = np.arange(n_examples) + np.repeat(start - (np.cumsum(n_ex) - n_ex), n_ex)  # (N,) window starts
+    X = np.lib.stride_tricks.sliding_window_view(seq, T)[first]  # (N, T): rows of a view, gathered in one copy
+    return X, seq[first + T]
 
 
 def split_items(items, seed=SPLIT_SEED):

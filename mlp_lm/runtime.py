@@ -146,3 +146,35 @@ def keep_freed_memory():
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     return bool(mallopt(M_MMAP_THRESHOLD, KEEP_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, 2 * KEEP_BYTES))
+
+
+class NotEnoughMemory(MemoryError):
+    """Sizes the machine cannot hold, found before the work starts; the message says how much is needed."""
+
+
+def available_memory():
+    """Bytes the machine can give this process now (MemAvailable in /proc/meminfo; the physical
+    memory where there is no /proc), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def gib(n_bytes):
+    return f"{n_bytes / 2**30:,.1f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:,.0f} MiB"
+
+
+def check_fits(n_bytes, what, advice, available=None):
+    """Raise NotEnoughMemory if `what` needs more than the machine has available, before it is tried."""
+    available = available_memory() if available is None else available
+    if available is not None and n_bytes > available:
+        raise NotEnoughMemory(f"{what} needs about {gib(n_bytes)} of memory and this machine has "
+                              f"{gib(available)} available; {advice}")

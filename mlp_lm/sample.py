@@ -12,17 +12,18 @@ from functools import partial
 import numpy as np
 
 from . import checkpoint
-from .cli import ArgumentParser, UsageError, non_negative_float, non_negative_int, positive_int, run
+from .cli import (ArgumentParser, UsageError, non_negative_float, non_negative_int, positive_int, run,
+                  thread_count)
 from .data import DataError, in_checkout
 from .model import next_probs
-from .sampling import generate, novelty
+from .sampling import Novelty, generate_chunks
 from .runtime import blas_threads, choose_threads
 
 
 CUT = "…"  # after a sample that --max-length cut off before it ended
 
 
-def main(argv=None):
+def parse_args(argv):
     ap = ArgumentParser(prog="python -m mlp_lm.sample", description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", metavar="PATH", default=None,
                     help="a model.npz written by python -m mlp_lm.train (default: the newest under runs/)")
@@ -35,10 +36,13 @@ def main(argv=None):
     ap.add_argument("--prefix", metavar="TEXT", default="", help="start every sample with these characters")
     ap.add_argument("--max-length", metavar="N", type=positive_int, default=64,
                     help="stop a sample after this many symbols (default 64)")
-    ap.add_argument("--threads", metavar="N", type=positive_int, default=None,
+    ap.add_argument("--threads", metavar="N", type=thread_count, default=None,
                     help="BLAS threads for the matrix products (default: chosen by the model's size)")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+def main(argv=None):
+    args = parse_args(argv)
     if args.checkpoint is None:
         args.checkpoint = checkpoint.newest(in_checkout("runs"))
         if args.checkpoint is None:
@@ -49,23 +53,29 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed)
     V, H = params["W2"].shape
     n_threads = args.threads or choose_threads(args.num_samples, params["W1"].shape[0], H, V)
-    try:
-        with blas_threads(n_threads):
-            samples, ended = generate(partial(next_probs, params), vocab, config["block_size"], args.num_samples,
-                                      rng, temperature=args.temperature, top_k=args.top_k, prefix=args.prefix,
-                                      max_length=args.max_length, with_ended=True)
-    except DataError as e:  # the only user input generate() checks is the prefix
-        raise UsageError(f"--prefix {args.prefix!r}: {e}") from None
-    print("\n".join(s if e else s + CUT for s, e in zip(samples, ended)))  # a cut-off sample is marked
+    counter, shown, whole = Novelty(config), 0, 0
+    chunks = generate_chunks(partial(next_probs, params), vocab, config["block_size"], args.num_samples, rng,
+                             temperature=args.temperature, top_k=args.top_k, prefix=args.prefix,
+                             max_length=args.max_length)
+    with blas_threads(n_threads):
+        while True:  # a chunk of samples at a time, printed as it comes: memory stays bounded for any -n
+            try:
+                samples, ended = next(chunks, (None, None))
+            except DataError as e:  # the only user input generation checks is the prefix
+                raise UsageError(f"--prefix {args.prefix!r}: {e}") from None
+            if samples is None:
+                break
+            print("\n".join(s if e else s + CUT for s, e in zip(samples, ended)))  # a cut-off sample is marked
+            counter.add([s for s, e in zip(samples, ended) if e])  # only samples that ended count as names
+            shown, whole = shown + len(samples), whole + sum(ended)
     sys.stdout.flush()
-    whole = [s for s, e in zip(samples, ended) if e]  # only samples that ended count as names
-    cut = f"; {len(samples) - len(whole)} cut off at --max-length {args.max_length}, marked {CUT}, not counted" \
-        if len(whole) < len(samples) else ""
-    counts, why = novelty(whole, config)
-    if counts is None:
-        print(f"({len(samples)} samples{cut}; cannot say which are new: {why})", file=sys.stderr)
+    cut = f"; {shown - whole} cut off at --max-length {args.max_length}, marked {CUT}, not counted" \
+        if whole < shown else ""
+    if counter.why is not None:
+        print(f"({shown} samples{cut}; cannot say which are new: {counter.why})", file=sys.stderr)
     else:
-        print(f"({len(samples)} samples: {counts[0]} in the training set, {counts[1]} in dev/test, "
+        counts = counter.counts
+        print(f"({shown} samples: {counts[0]} in the training set, {counts[1]} in dev/test, "
               f"{counts[2]} new{cut})", file=sys.stderr)
     return 0
 

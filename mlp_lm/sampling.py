@@ -7,26 +7,59 @@ params)`) and the n-gram models of counting.py both are one.
 import numpy as np
 
 from .data import BOUNDARY, SPLIT_SEED, DataError, read_items_and_digest, split_items
+from .runtime import check_fits
 
 
-def generate(next_probs, vocab, block_size, n, rng, *, temperature=1.0, top_k=None, prefix="", max_length=64,
-             with_ended=False):
-    """n samples, all generated at once (one call of next_probs per position, not per sample).
+SAMPLE_BYTES = 64 * 2**20  # what one chunk of samples may hold, whatever -n, --max-length and V
 
-    Each sample starts with `prefix` and ends where the model emits the boundary,
-    or after max_length symbols. The uniforms are drawn as one (n, max_length)
-    block, so the first k samples of a run with n > k equal those of a run with n = k.
-    with_ended=True also returns, per sample, whether it ended on its own (False:
-    cut off at max_length).
-    """
-    V = len(vocab)
+
+def samples_per_chunk(V, block_size, max_length, budget=SAMPLE_BYTES):
+    """How many samples a chunk generates at once within `budget` bytes: a sample holds its
+    uniforms and symbols (max_length of each), its context, and a few rows of V probabilities."""
+    return max(1, budget // (16 * max_length + 8 * block_size + 8 * 6 * V))
+
+
+def generate_chunks(next_probs, vocab, block_size, n, rng, *, temperature=1.0, top_k=None, prefix="",
+                    max_length=64, rows=None):
+    """generate(), a chunk of samples at a time: yields (samples, ended) lists of up to `rows` samples
+    (by default as many as fit SAMPLE_BYTES), so memory stays bounded however many are asked for."""
     if BOUNDARY in prefix:  # it would end the sample before it starts
         raise DataError(f"a prefix must not contain the boundary symbol {BOUNDARY!r}")
     prefix_ids = vocab.encode(prefix)  # raises DataError for unknown symbols
+    steps = max(max_length - len(prefix_ids), 0)
+    check_fits(16 * steps + 8 * 6 * len(vocab), f"one sample of up to {max_length:,} symbols",
+               "use a smaller --max-length")
+    rows = rows or samples_per_chunk(len(vocab), block_size, steps)
+    for first in range(0, n, rows):  # over chunks of samples, not the math
+        yield _generate(next_probs, vocab, block_size, min(rows, n - first), rng, temperature, top_k,
+                        prefix, prefix_ids, steps)
+
+
+def generate(next_probs, vocab, block_size, n, rng, *, temperature=1.0, top_k=None, prefix="", max_length=64,
+             with_ended=False, rows=None):
+    """n samples, generated in parallel (one call of next_probs per position, not per sample).
+
+    Each sample starts with `prefix` and ends where the model emits the boundary,
+    or after max_length symbols. A chunk's uniforms are drawn as one (rows, max_length)
+    block, chunk after chunk from the same stream, so the first k samples of a run with
+    n > k equal those of a run with n = k, whatever the chunk size.
+    with_ended=True also returns, per sample, whether it ended on its own (False:
+    cut off at max_length).
+    """
+    samples, ended = [], []
+    for s, e in generate_chunks(next_probs, vocab, block_size, n, rng, temperature=temperature, top_k=top_k,
+                                prefix=prefix, max_length=max_length, rows=rows):
+        samples += s
+        ended += e
+    return (samples, ended) if with_ended else samples
+
+
+def _generate(next_probs, vocab, block_size, n, rng, temperature, top_k, prefix, prefix_ids, steps):
+    """One chunk of n samples: (samples, ended)."""
+    V = len(vocab)
     ctx = np.zeros((n, block_size), dtype=np.int64)  # (n, T), the boundary pads the start
     for i in prefix_ids:  # a loop over the prefix's characters, shared by all samples
         ctx = np.concatenate([ctx[:, 1:], np.full((n, 1), i)], axis=1)
-    steps = max(max_length - len(prefix_ids), 0)
     u = rng.random((n, steps))  # (n, L)
     out = np.zeros((n, steps), dtype=np.int64)  # (n, L), 0 (the boundary) pads finished samples
     done = np.zeros(n, dtype=bool)
@@ -49,22 +82,42 @@ def generate(next_probs, vocab, block_size, n, rng, *, temperature=1.0, top_k=No
     for row in out:  # decoding to strings is bookkeeping, not math
         end = np.flatnonzero(row == 0)
         samples.append(prefix + vocab.decode(row[: end[0]] if len(end) else row))
-    return (samples, done.tolist()) if with_ended else samples
+    return samples, done.tolist()
+
+
+class Novelty:
+    """Counts samples that are in the training set, in dev/test, or new, chunk by chunk.
+
+    Novelty(config).why is None when the training data could be read, else the reason it could not.
+    """
+
+    def __init__(self, config):
+        self.counts, self.why = [0, 0, 0], None
+        data_path = config.get("data")
+        if not data_path:
+            self.why = "the checkpoint does not record its training data"
+            return
+        try:
+            items, sha256 = read_items_and_digest(data_path)
+            if config.get("data_sha256") and sha256 != config["data_sha256"]:
+                self.why = f"the training data {data_path} has changed since training"
+                return
+            train, dev, test = split_items(items, config.get("split_seed", SPLIT_SEED))
+        except DataError as e:  # gone, unreadable or no longer usable
+            self.why = str(e)
+            return
+        self.train, self.heldout = set(train), set(dev) | set(test)
+
+    def add(self, samples):
+        if self.why is None:
+            in_train = sum(s in self.train for s in samples)
+            in_heldout = sum(s in self.heldout and s not in self.train for s in samples)
+            for i, c in enumerate((in_train, in_heldout, len(samples) - in_train - in_heldout)):
+                self.counts[i] += c
 
 
 def novelty(samples, config):
     """Counts of samples in the training set, in dev/test, and new; None with a reason if unknown."""
-    data_path = config.get("data")
-    if not data_path:
-        return None, "the checkpoint does not record its training data"
-    try:
-        items, sha256 = read_items_and_digest(data_path)
-        if config.get("data_sha256") and sha256 != config["data_sha256"]:
-            return None, f"the training data {data_path} has changed since training"
-        train, dev, test = split_items(items, config.get("split_seed", SPLIT_SEED))
-    except DataError as e:  # gone, unreadable or no longer usable
-        return None, str(e)
-    train, heldout = set(train), set(dev) | set(test)
-    in_train = sum(s in train for s in samples)
-    in_heldout = sum(s in heldout and s not in train for s in samples)
-    return (in_train, in_heldout, len(samples) - in_train - in_heldout), None
+    counter = Novelty(config)
+    counter.add(samples)
+    return (tuple(counter.counts), None) if counter.why is None else (None, counter.why)

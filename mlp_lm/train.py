@@ -26,13 +26,13 @@ import numpy as np
 
 from . import checkpoint, metrics, model, optim, plots
 from .cli import (ArgumentParser, UsageError, exit_code, fraction, non_negative_float, non_negative_int,
-                  positive_float, positive_int, run, signals_held)
+                  positive_float, positive_int, run, signals_held, thread_count)
 from .data import DEFAULT_DATA, SPLIT_SEED, in_checkout, load_splits
 from .sampling import generate
 from .sweep import lr_sweep, report_sweep
-from .runtime import ThreadGovernor, blas_threads, choose_threads
+from .runtime import ThreadGovernor, blas_threads, check_fits, choose_threads
 from .runs import RunLock, default_out, prepare_out, resume_point
-from .trainer import PRESETS, Config, Diverged, train
+from .trainer import PRESETS, Config, Diverged, memory_needed, train
 
 
 def preset_help():
@@ -88,7 +88,7 @@ def parse_args(argv):
     g.add_argument("--eps", metavar="EPS", type=positive_float, help=f"AdamW's epsilon (default {d.eps:g})")
     g.add_argument("--seed", metavar="N", type=non_negative_int, help=f"random seed (default {d.seed})")
     g.add_argument("--dtype", choices=("float32", "float64"), help="float32 (default, faster) or float64")
-    g.add_argument("--threads", metavar="N", type=positive_int, default=None,
+    g.add_argument("--threads", metavar="N", type=thread_count, default=None,
                    help="BLAS threads for the matrix products (default: chosen by the model's size; "
                         "1 for the lecture's, which also keeps a busy machine from slowing it down)")
     g = ap.add_argument_group("regularisation")
@@ -126,6 +126,11 @@ def parse_args(argv):
     if "data" not in args:
         values["data"] = str(in_checkout(DEFAULT_DATA))
     cfg = Config(**values)
+    for field, (setting, needed) in ONLY_WITH.items():  # a flag the run would ignore is a mistake, not a no-op
+        if field in args and args[field] != getattr(Config, field) and getattr(cfg, setting) != needed:
+            flag, other = "--" + field.replace("_", "-"), "--" + setting
+            raise UsageError(f"{flag} applies only to {other} {needed}, and this run's {other} is "
+                             f"{getattr(cfg, setting)}; add {other} {needed} or leave {flag} out")
     if cfg.schedule == "cosine" and cfg.warmup >= cfg.steps:
         raise UsageError(f"--warmup {cfg.warmup} leaves no steps to decay over in {cfg.steps}; use fewer")
     if cfg.min_lr > cfg.lr:
@@ -144,6 +149,9 @@ class Options(NamedTuple):
 
 
 MAX_STEPS = 10**9  # the loss history alone would need 8 GB past this
+# Flags that only one schedule or optimiser reads: field -> (the setting, the value it needs).
+ONLY_WITH = {"warmup": ("schedule", "cosine"), "min_lr": ("schedule", "cosine"), "decay_rate": ("schedule", "inverse"),
+             "beta1": ("optimizer", "adamw"), "beta2": ("optimizer", "adamw"), "eps": ("optimizer", "adamw")}
 
 
 # --- outputs ---------------------------------------------------------------
@@ -179,6 +187,10 @@ def main(argv=None):
     else:
         cfg, preset = opts.cfg, opts.preset
     splits = load_splits(cfg.data, cfg.block_size)
+    check_fits(memory_needed(cfg, len(splits.vocab)),
+               f"training (V={len(splits.vocab)} T={cfg.block_size} E={cfg.n_embd} H={cfg.n_hidden}, "
+               f"batch {cfg.batch_size}, {cfg.steps:,} steps)",
+               "use smaller sizes (--n-hidden, --n-embd, --block-size, --batch-size, --steps)")
     if resumed is not None and splits.sha256 != resumed[3]:
         raise UsageError(f"the training data {cfg.data} has changed since the run in {opts.out} started; "
                          f"a resumed run must see the same data")

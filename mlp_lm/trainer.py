@@ -56,6 +56,18 @@ PRESETS = {
 BLOCK = 256  # minibatches of indices drawn at once
 
 
+def memory_needed(cfg, V):
+    """Bytes a training run of cfg on a vocabulary of V symbols holds at its peak, roughly: the
+    parameters (with their gradients, optimiser state, weight average and the update's temporaries),
+    one step's activations and their gradients, the evaluation chunk and the loss history."""
+    T, E, H, B = cfg.block_size, cfg.n_embd, cfg.n_hidden, cfg.batch_size
+    size = np.dtype(cfg.dtype).itemsize
+    n_params = V * E + T * E * H + H + H * V + V + (T * E * V if cfg.direct else 0)
+    copies = 4 + (2 if cfg.optimizer == "adamw" else 0) + (1 if cfg.ema else 0)
+    activations = B * (4 * T * E + 5 * H + 5 * V) + min(B * T * V, layers.ONEHOT_MAX)  # and the one-hot of dC
+    return (n_params * copies + activations) * size + model.EVAL_BYTES + 8 * cfg.steps
+
+
 class Trainer:
     """Holds what changes from step to step: parameters, optimiser state, weight average, random streams."""
 

@@ -276,12 +276,37 @@ def test_results_refuses_a_broken_metrics_file(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "retrain that run" in proc.stderr
 
 
+MEMORY = ["needs about", "of memory and this machine has", "available"]
+
+
 @pytest.mark.parametrize("module,flags,words", [
     ("mlp_lm.train", ["--steps", "1000000000000"], ["--steps", "use fewer"]),
     ("mlp_lm.train", ["--out", ""], ["--out is empty"]),
-    ("mlp_lm.train", ["--n-hidden", "1000000000", "--steps", "1"], ["not enough memory"]),
+    ("mlp_lm.train", ["--n-hidden", "1000000000", "--steps", "1"], MEMORY + ["H=1000000000", "--n-hidden"]),
+    ("mlp_lm.train", ["--n-embd", "1000000000", "--steps", "1"], MEMORY + ["E=1000000000", "--n-embd"]),
+    ("mlp_lm.train", ["--batch-size", "1000000000", "--steps", "1"], MEMORY + ["batch 1000000000", "--batch-size"]),
+    ("mlp_lm.train", ["--block-size", "1000000000", "--steps", "1"], MEMORY + ["context of 1,000,000,000",
+                                                                             "--block-size"]),
 ])
-def test_impossible_sizes_are_one_line(module, flags, words):
-    proc = run_cli(module, *flags)
+def test_impossible_sizes_are_one_line_before_the_work(module, flags, words, tmp_path):
+    """Sizes past the machine's memory are refused before anything is allocated, with the sizes in the line."""
+    out = [] if "--out" in flags else ["--out", tmp_path / "run"]
+    proc = run_cli(module, *flags, *out)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and all(w in proc.stderr for w in words), proc.stderr
+    assert not (tmp_path / "run").exists()  # refused before the run folder was made
+
+
+def test_sampling_a_sample_longer_than_memory_is_one_line(tiny_run):
+    proc = run_cli("mlp_lm.sample", "--checkpoint", tiny_run[0] / "model.npz", "--max-length", 10**15)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stdout == "", proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and all(w in proc.stderr for w in MEMORY + ["--max-length"])
+
+
+def test_check_fits_compares_with_what_is_available():
+    from mlp_lm.runtime import NotEnoughMemory, check_fits
+    check_fits(10, "ten bytes", "never", available=10)  # fits exactly
+    with pytest.raises(NotEnoughMemory, match=r"eleven bytes needs about 0 MiB .* 0 MiB available; shrink it"):
+        check_fits(11, "eleven bytes", "shrink it", available=10)
+    with pytest.raises(NotEnoughMemory, match=r"needs about 3.0 GiB .* 2.0 GiB available"):
+        check_fits(3 * 2**30, "x", "y", available=2 * 2**30)

@@ -109,3 +109,50 @@ def test_byte_order_mark_is_not_a_symbol(tmp_path):
     f = tmp_path / "bom.txt"
     f.write_bytes("\ufeffanna\nbo\n".encode("utf-8"))
     assert data.read_items(f) == ["anna", "bo"]
+
+
+def reference_dataset(items, vocab, T):
+    """The lecture's loop, example by example: the meaning build_dataset must keep."""
+    X, Y = [], []
+    for item in items:
+        context = [0] * T
+        for ch in item + data.BOUNDARY:
+            X.append(context)
+            Y.append(vocab.stoi[ch])
+            context = context[1:] + [vocab.stoi[ch]]
+    return np.array(X, dtype=np.int64).reshape(-1, T), np.array(Y, dtype=np.int64)
+
+
+def test_build_dataset_matches_the_lectures_loop_on_random_items():
+    from hypothesis import given, settings, strategies as st
+
+    @settings(max_examples=80, deadline=None)
+    @given(st.lists(st.text(st.characters(blacklist_characters=".", blacklist_categories=("Cs",)), min_size=1,
+                            max_size=12), min_size=1, max_size=20),
+           st.integers(1, 9))
+    def check(items, T):
+        vocab = data.build_vocab(items)
+        X, Y = data.build_dataset(items, vocab, T)
+        Xr, Yr = reference_dataset(items, vocab, T)
+        assert X.dtype == Y.dtype == np.int64 and X.flags.c_contiguous
+        np.testing.assert_array_equal(X, Xr)
+        np.testing.assert_array_equal(Y, Yr)
+
+    check()
+
+
+def test_many_items_load_with_memory_a_small_multiple_of_the_examples(tmp_path):
+    """The 1,000,000-item case of python -m mlp_lm.bench, at a tenth of the size."""
+    import tracemalloc
+    from mlp_lm.bench import write_items
+    write_items(tmp_path / "items.txt", 100_000)
+    tracemalloc.start()  # numpy reports its allocations to tracemalloc
+    try:
+        s = data.load_splits(tmp_path / "items.txt", 3)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    example_bytes = sum(a.nbytes for part in (s.train, s.dev, s.test) for a in part)
+    assert sum(len(p) for p in s.items) == 100_000 and len(s.vocab) == 27
+    assert len(s.train[1]) + len(s.dev[1]) + len(s.test[1]) == sum(len(i) + 1 for p in s.items for i in p)
+    assert peak < 2.5 * example_bytes, (peak, example_bytes)

@@ -32,6 +32,19 @@ def test_same_seed_same_lines_and_prefix_stable(tiny_run):
     assert first == a[:7]  # -n 7 gives the first 7 lines of -n 30
 
 
+def test_chunks_give_the_same_samples_with_bounded_memory(tiny_run):
+    """Samples come a chunk at a time (so -n can be huge); the chunk size changes nothing drawn."""
+    params, vocab, config = checkpoint.load(tiny_run[0] / "model.npz")
+    T, f = config["block_size"], partial(model.next_probs, params)
+    whole = sampling.generate(f, vocab, T, 30, np.random.default_rng(5), with_ended=True, max_length=6)
+    chunks = list(sampling.generate_chunks(f, vocab, T, 30, np.random.default_rng(5), rows=7, max_length=6))
+    assert [len(s) for s, _ in chunks] == [7, 7, 7, 7, 2]
+    assert whole == ([s for c, _ in chunks for s in c], [e for _, c in chunks for e in c])
+    assert False in whole[1] and True in whole[1]  # max_length 6 cuts some samples off, not all
+    assert sampling.samples_per_chunk(27, 3, 64) * (16 * 64 + 8 * 3 + 48 * 27) <= sampling.SAMPLE_BYTES
+    assert sampling.samples_per_chunk(10**9, 3, 64) == 1  # never none
+
+
 def test_prefix_top_k_and_temperature(tiny_run):
     params, vocab, config = checkpoint.load(tiny_run[0] / "model.npz")
     T = config["block_size"]

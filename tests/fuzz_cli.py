@@ -1,0 +1,123 @@
+"""Fuzz every flag of every command with extreme values, as a hostile tester would.
+
+    python tests/fuzz_cli.py                 # every command, every flag (about ten minutes on 2 cores)
+    python tests/fuzz_cli.py --only sample   # one command, or command:--flag
+    python tests/fuzz_cli.py --jobs 4
+
+Each case runs the command as a user would, in a fresh process with a time limit, and is judged:
+    ok        exit 0, or exit 2 with exactly one line on stderr
+    long      still working at the time limit and showing it (progress or output): work that was asked for
+    FAIL      a traceback, any other exit code, an error of more than one line, or silence at the time limit (a hang)
+Prints the failures and a count of each verdict; exits 1 if anything failed. Not collected by pytest
+(tests/test_fuzz_cli.py runs a slice of it).
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+NUMBERS = ["0", "-1", "1", "2", "1e12", "1e-400", "1e400", "nan", "-inf", "9" * 40, "0.5", "", "x", "１"]
+FRACTIONS = ["0", "1", "-0.1", "0.999999", "1e-300", "nan", "", "2"]
+PATHS = ["/dev/zero", "/dev/null", "/", "/nonexistent/x", "", "\x7f", "{tmp}/fifo", "{tmp}/empty.txt",
+         "{tmp}/binary.bin", "{tmp}"]
+
+
+def commands(tmp, checkpoint):
+    """{command: (base argv, {flag: values})}: every flag each command takes, with the values to try."""
+    quick_train = ["--steps", "30", "--eval-every", "0"]
+    return {
+        "train": (quick_train, {
+            "--block-size": NUMBERS, "--n-embd": NUMBERS, "--n-hidden": NUMBERS, "--steps": NUMBERS,
+            "--batch-size": NUMBERS, "--lr": NUMBERS, "--decay-rate": NUMBERS, "--warmup": NUMBERS,
+            "--min-lr": NUMBERS, "--weight-decay": NUMBERS, "--beta1": FRACTIONS, "--beta2": FRACTIONS,
+            "--eps": NUMBERS, "--seed": NUMBERS, "--threads": NUMBERS, "--dropout": FRACTIONS,
+            "--emb-dropout": FRACTIONS, "--label-smoothing": FRACTIONS, "--ema": FRACTIONS,
+            "--eval-every": NUMBERS, "--data": PATHS, "--out": PATHS, "--preset": ["best", "none", ""],
+            "--schedule": ["cosine", "inverse", "x"], "--optimizer": ["adamw", "x"], "--dtype": ["float16", "float64"],
+            "--init": ["lecture", "x"], "--lr-sweep": [None], "--resume": [None], "--force": [None],
+            "--direct": [None]}),
+        "sample": (["--checkpoint", checkpoint], {
+            "-n": NUMBERS, "--seed": NUMBERS, "--temperature": NUMBERS, "--top-k": NUMBERS,
+            "--max-length": NUMBERS, "--threads": NUMBERS, "--prefix": ["", ".", "zz", "é", "a" * 10000],
+            "--checkpoint": PATHS}),
+        "evaluate": (["--checkpoint", checkpoint], {
+            "--mix-ngram": NUMBERS, "--data": PATHS, "--checkpoint": PATHS, "--json": PATHS}),
+        "ngram": (["--n", "3", "--smoothing", "kn", "--samples", "3"], {
+            "--n": NUMBERS, "--smoothing": ["add-k", "x", ""], "--samples": NUMBERS, "--seed": NUMBERS,
+            "--data": PATHS, "--json": PATHS}),
+        "gradcheck": ([], {
+            "--vocab-size": NUMBERS, "--block-size": NUMBERS, "--n-embd": NUMBERS, "--n-hidden": NUMBERS,
+            "--batch-size": NUMBERS, "--seed": NUMBERS, "--dropout": FRACTIONS, "--label-smoothing": FRACTIONS,
+            "--direct": [None]}),
+        "bench": (["--quick", "--seconds", "0.01", "--no-load", "--no-torch", "--items", "1000"], {
+            "--seconds": NUMBERS, "--threads": NUMBERS, "--items": NUMBERS, "--data": PATHS, "--json": PATHS}),
+        "results": (["--no-train", "--runs", f"{tmp}/noruns"], {
+            "--steps": NUMBERS, "--only": ["", "best", "x,y", ","], "--runs": PATHS, "--docs": PATHS}),
+    }
+
+
+def cases(tmp, checkpoint, only=None):
+    for command, (base, flags) in commands(tmp, checkpoint).items():
+        for flag, values in flags.items():
+            if only and only not in (command, f"{command}:{flag}"):
+                continue
+            for value in values:
+                argv = [a for a in base]
+                if flag in argv:  # replace the base's value
+                    del argv[argv.index(flag):argv.index(flag) + 2]
+                argv += [flag] if value is None else [flag, value.format(tmp=tmp)]
+                if command == "train" and "--out" not in argv:
+                    argv += ["--out", f"{tmp}/out-{abs(hash((flag, value)))}"]
+                yield command, argv
+
+
+def judge(command, argv, cwd, limit):
+    try:
+        proc = subprocess.run([sys.executable, "-m", f"mlp_lm.{command}", *argv], capture_output=True, text=True,
+                              errors="replace", cwd=cwd, timeout=limit, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        shown = (e.stdout or b"") + (e.stderr or b"")
+        return ("long", "") if shown.strip() else ("FAIL", f"silent for {limit} s: a hang")
+    err = proc.stderr
+    if "Traceback" in err:
+        return "FAIL", err.strip().splitlines()[-1]
+    if proc.returncode == 0:
+        return "ok", ""
+    if proc.returncode == 2 and err.strip() and len(err.strip().splitlines()) == 1:
+        return "ok", ""
+    return "FAIL", f"exit {proc.returncode}: {err.strip()[:300]!r}"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", default=None, help="a command (sample) or command:--flag (sample:--top-k)")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--limit", type=float, default=20.0, help="seconds each case may run (default 20)")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        os.mkfifo(f"{tmp}/fifo")
+        Path(f"{tmp}/empty.txt").write_text("")
+        Path(f"{tmp}/binary.bin").write_bytes(bytes(range(256)) * 4)
+        Path(f"{tmp}/noruns").mkdir()
+        out = f"{tmp}/model"
+        subprocess.run([sys.executable, "-m", "mlp_lm.train", "--steps", "200", "--eval-every", "0", "--out", out],
+                       check=True, capture_output=True, cwd=tmp)
+        todo = list(cases(tmp, f"{out}/model.npz", args.only))
+        with ThreadPoolExecutor(args.jobs) as pool:
+            verdicts = list(pool.map(lambda c: (c, judge(*c, cwd=tmp, limit=args.limit)), todo))
+    counts = {}
+    for (command, case_argv), (verdict, why) in verdicts:
+        counts[verdict] = counts.get(verdict, 0) + 1
+        if verdict == "FAIL":
+            print(f"FAIL python -m mlp_lm.{command} {' '.join(map(repr, case_argv))}: {why}")
+    print(f"{len(verdicts)} cases: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
+    return 1 if counts.get("FAIL") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
