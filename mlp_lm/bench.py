@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from . import model, runtime
-from .cli import ArgumentParser, positive_float, positive_int, run, thread_count, write_json
+from .cli import ArgumentParser, UsageError, int_at_least, positive_float, positive_int, run, thread_count, write_json
 from .data import DEFAULT_DATA, in_checkout, load_splits
 from .trainer import Config, Trainer
 
@@ -163,6 +163,8 @@ def write_items(path, n, seed=0, max_len=64):
     Path(path).write_bytes(np.insert(letters, np.cumsum(lengths), ord("\n")).tobytes())
 
 
+MAX_ITEMS = 10**8  # a generated file of about 3 GB
+
 LOAD = """import sys, time
 from mlp_lm.data import load_splits
 t0 = time.perf_counter()
@@ -177,12 +179,13 @@ def data_at_scale(n):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "items.txt"
         write_items(path, n)
-        proc = subprocess.Popen([sys.executable, "-c", LOAD, str(path)], stdout=subprocess.PIPE, text=True)
-        out = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            raise RuntimeError(f"loading {n:,} items failed (exit code {proc.returncode})")
+        proc = subprocess.Popen([sys.executable, "-c", LOAD, str(path)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        out, err = proc.stdout.read(), proc.stderr.read()  # a line each at most: neither pipe can fill
+        _, status, usage = os.wait4(proc.pid, 0)  # not proc.wait(): wait4 also gives the child's peak memory
+        if os.waitstatus_to_exitcode(status) != 0:  # e.g. too little memory for n items
+            why = err.strip().splitlines()[-1] if err.strip() else f"exit status {status}"
+            raise UsageError(f"loading {n:,} generated items failed ({why}); use fewer --items")
         seconds, array_bytes = out.split()
         return {"items": n, "file_bytes": path.stat().st_size, "seconds": float(seconds),
                 "peak_rss_bytes": usage.ru_maxrss * 1024, "example_bytes": int(array_bytes)}
@@ -198,7 +201,8 @@ def main(argv=None):
     ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if it is installed")
     ap.add_argument("--no-load", action="store_true", help="skip the measurements under load")
     ap.add_argument("--data", metavar="PATH", default=str(in_checkout(DEFAULT_DATA)), help="the word list (default data/names.txt)")
-    ap.add_argument("--items", metavar="N", type=positive_int, default=None,
+    ap.add_argument("--items", metavar="N", type=int_at_least(10, f"a number of items from 10 to {MAX_ITEMS:,}", MAX_ITEMS),
+                    default=None,
                     help="items in the generated file that is loaded and split (default 1,000,000; 20,000 with --quick)")
     ap.add_argument("--json", metavar="PATH", default=None, help="also write the tables to this JSON file")
     args = ap.parse_args(argv)

@@ -43,34 +43,79 @@ def writer(params, vocab, config, state=None):
     return lambda f: np.savez(f, **arrays)
 
 
-def write_atomic(files):
-    """Write several files as one: [(path, write(binary file))], each first to a temporary name
-    beside it; only when every one is complete are they moved into place, in order.
+JOURNAL = ".commit.json"  # in a folder being written by write_atomic: the renames that complete it
 
-    A full disk or any error while writing leaves every previous file whole (the
-    temporary files are removed, and an OSError becomes a CheckpointError saying so).
-    The moves are renames, microseconds apart; put the model last.
+
+def write_atomic(files):
+    """Write several files of one folder as one: [(path, write(binary file))]. Afterwards the
+    folder holds all the new files or, whenever the writing is cut short, all the old ones.
+
+    1. Each file is written in full to a temporary name beside it and flushed to disk.
+       A full disk or any error here removes the temporaries and changes nothing (an
+       OSError becomes a CheckpointError saying so).
+    2. A journal (JOURNAL) listing the renames still to do is put in place with one rename:
+       this is the moment the new files count as written.
+    3. The temporaries are renamed over the old files, and the journal is removed.
+
+    A kill or a crash between 2 and 3 leaves a journal, and recover(folder), which every
+    command runs before it reads or writes a run folder, finishes the renames.
     """
+    folder = {Path(path).parent for path, _ in files}
+    if len(folder) != 1:
+        raise ValueError(f"write_atomic writes the files of one folder, got {sorted(map(str, folder))}")
+    folder = folder.pop()
+    recover(folder)
     temps = []
     try:
         for path, write in files:
             path = Path(path)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
             temps.append(tmp)
             with os.fdopen(fd, "wb") as f:
                 write(f)
+                f.flush()
+                os.fsync(f.fileno())  # on disk before the journal can point at it
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it a normal file's mode
+        moves = [[Path(tmp).name, Path(path).name] for (path, _), tmp in zip(files, temps)]
+        fd, journal = tempfile.mkstemp(dir=folder, prefix=f"{JOURNAL}.", suffix=".tmp")
+        temps.append(journal)
+        with os.fdopen(fd, "w") as f:
+            json.dump(moves, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(journal, folder / JOURNAL)  # the commit
     except BaseException as e:
         for tmp in temps:
-            os.unlink(tmp)
+            Path(tmp).unlink(missing_ok=True)
         if isinstance(e, OSError):
             raise CheckpointError(f"cannot write {path}: {e.strerror or e}; the previous files there, "
                                   f"if any, are unchanged") from None
         raise
-    for (path, _), tmp in zip(files, temps):
-        os.replace(tmp, path)
+    recover(folder)
+
+
+def recover(folder):
+    """Finish a write_atomic that was cut short after its commit: rename what its journal lists
+    (a temporary that is gone was renamed already), then drop the journal. Safe to run at any
+    time and more than once; does nothing in a folder without a journal or that cannot be written."""
+    journal = Path(folder) / JOURNAL
+    try:
+        moves = json.loads(journal.read_text())
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError):  # unreadable: leave it for someone who can read it
+        return
+    try:
+        for tmp, name in moves:
+            try:
+                os.replace(Path(folder) / tmp, Path(folder) / name)
+            except FileNotFoundError:  # renamed already, by us before a crash or by another reader
+                pass
+        journal.unlink(missing_ok=True)
+    except (OSError, TypeError, ValueError):  # a read-only folder, or a journal that is not ours
+        pass
 
 
 def load_state(path):
@@ -84,6 +129,8 @@ def load_state(path):
 
 def newest(runs):
     """The most recently written model.npz in the run folders under `runs` (two levels deep), or None."""
+    for journal in [*Path(runs).glob(f"*/{JOURNAL}"), *Path(runs).glob(f"*/*/{JOURNAL}")]:
+        recover(journal.parent)  # a save cut short after its commit counts once finished
     found = [p for pattern in ("*/model.npz", "*/*/model.npz") for p in Path(runs).glob(pattern)
              if p.parent.name != "unconverged"]
     return max(found, key=lambda p: p.stat().st_mtime, default=None)
@@ -107,6 +154,7 @@ def vocab_text(contents):
 def load(path):
     """Return (params, vocab, config), or raise CheckpointError saying what is wrong."""
     path = Path(path)
+    recover(path.parent)  # a save cut short after its commit is finished first
     hint = "train one with `python -m mlp_lm.train` and pass its model.npz"
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path} ({hint})")

@@ -33,9 +33,11 @@ def default_out(data):
     running training: a second run never replaces the first."""
     base = in_checkout(Path("runs") / Path(data).stem)
     candidate, n = base, 1
+    checkpoint.recover(candidate)  # a save cut short after its commit is a model too
     while (candidate / "model.npz").exists() or lock_holder(candidate) is not None:
         n += 1
         candidate = base.with_name(f"{base.name}-{n}")
+        checkpoint.recover(candidate)
     return candidate
 
 

@@ -133,6 +133,10 @@ def parse_args(argv):
                              f"{getattr(cfg, setting)}; add {other} {needed} or leave {flag} out")
     if cfg.schedule == "cosine" and cfg.warmup >= cfg.steps:
         raise UsageError(f"--warmup {cfg.warmup} leaves no steps to decay over in {cfg.steps}; use fewer")
+    if cfg.lr * cfg.weight_decay >= 1:  # decay alone would take all of every weight, or more, each step
+        raise UsageError(f"--weight-decay {cfg.weight_decay:g} at --lr {cfg.lr:g} shrinks every weight by "
+                         f"lr x decay = {cfg.lr * cfg.weight_decay:g} of itself each step; use a weight decay "
+                         f"below 1 / lr = {1 / cfg.lr:g} (typical: 1e-4 for sgd, 0.1 for adamw)")
     if cfg.min_lr > cfg.lr:
         raise UsageError(f"--min-lr {cfg.min_lr:g} is above --lr {cfg.lr:g}; the schedule decays from --lr to it")
     return Options(cfg, preset, out, sweep, n_threads, force, False)
@@ -206,6 +210,8 @@ def main(argv=None):
 
 
 def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False, governor=None):
+    if out_arg is not None:
+        checkpoint.recover(out_arg)  # a save cut short after its commit is finished before we look
     if out_arg is not None and (Path(out_arg) / "model.npz").exists() and not force and not sweep:
         raise UsageError(f"{out_arg} already holds a model (model.npz); pass --force to replace it, "
                          f"--resume to continue it, or another --out (without --out, each run gets a new folder)")
@@ -264,8 +270,8 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, governo
                "params": model.num_params(params), "interrupted": interrupt is not None,
                "config": config, "samples": samples}
     with signals_held() as held:  # a Ctrl-C now waits until every file is written
-        # Every file is written in full under a temporary name first; then all are moved into place,
-        # the model last. A full disk or an error leaves the previous run's files as they were.
+        # Every file is written in full under a temporary name first, then all are moved into place
+        # behind a journal (checkpoint.write_atomic): the folder holds this run or the previous one, never a mix.
         state = {**trainer.state(), "step": np.array(done), "losses": losses,
                  "devs": np.array(sorted(devs.items()), dtype=np.float64).reshape(-1, 2)}
         checkpoint.write_atomic([

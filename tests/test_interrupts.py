@@ -108,6 +108,67 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_run(tmp_path, monkeypatc
     assert not list(tmp_path.glob("*.tmp"))  # no half-written leftovers
 
 
+class Killed(BaseException):
+    """Stands for SIGKILL or a power cut: nothing after it runs in the process that wrote."""
+
+
+def test_a_save_cut_short_after_its_commit_is_finished_by_the_next_command(tmp_path, monkeypatch):
+    assert train.main(["--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    real_replace, calls = os.replace, []
+
+    def replace_then_die(src, dst):  # the journal goes in (1st rename), loss.csv moves (2nd), then death
+        calls.append(dst)
+        if len(calls) == 3:
+            raise Killed
+        real_replace(src, dst)
+
+    monkeypatch.setattr(checkpoint.os, "replace", replace_then_die)
+    with pytest.raises(Killed):
+        train.main(["--steps", "30", "--eval-every", "0", "--out", str(tmp_path), "--force"])
+    monkeypatch.setattr(checkpoint.os, "replace", real_replace)
+    assert (tmp_path / checkpoint.JOURNAL).exists()  # on disk: the new loss.csv beside the old model ...
+    assert len((tmp_path / "loss.csv").read_text().splitlines()) == 31
+    assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 20
+    _, _, config = checkpoint.load(tmp_path / "model.npz")  # ... until anything reads the folder
+    assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 30
+    assert int(checkpoint.load_state(tmp_path / "model.npz")["step"]) == 30
+    assert not (tmp_path / checkpoint.JOURNAL).exists() and not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_save_cut_short_before_its_commit_leaves_the_previous_run(tmp_path, monkeypatch):
+    import hashlib
+    assert train.main(["--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    names = ("model.npz", "metrics.json", "loss.csv")
+    before = {f: hashlib.sha256((tmp_path / f).read_bytes()).hexdigest() for f in names}
+    real_replace = os.replace
+
+    def die_at_the_commit(src, dst):
+        raise Killed
+
+    monkeypatch.setattr(checkpoint.os, "replace", die_at_the_commit)
+    with pytest.raises(Killed):
+        train.main(["--steps", "30", "--eval-every", "0", "--out", str(tmp_path), "--force"])
+    monkeypatch.setattr(checkpoint.os, "replace", real_replace)
+    checkpoint.recover(tmp_path)
+    assert {f: hashlib.sha256((tmp_path / f).read_bytes()).hexdigest() for f in names} == before
+    assert not (tmp_path / checkpoint.JOURNAL).exists()
+
+
+def test_recover_is_safe_to_repeat_and_ignores_what_is_not_a_journal(tmp_path):
+    (tmp_path / ".a.1.tmp").write_text("new a")
+    (tmp_path / "a").write_text("old a")
+    (tmp_path / checkpoint.JOURNAL).write_text(json.dumps([[".a.1.tmp", "a"], [".b.2.tmp", "b"]]))
+    checkpoint.recover(tmp_path)
+    checkpoint.recover(tmp_path)
+    assert (tmp_path / "a").read_text() == "new a" and not (tmp_path / "b").exists()
+    assert not (tmp_path / checkpoint.JOURNAL).exists()
+    (tmp_path / checkpoint.JOURNAL).write_text("{not json")
+    checkpoint.recover(tmp_path)  # left alone, no error
+    checkpoint.recover(tmp_path / "no such folder")
+    with pytest.raises(ValueError, match="one folder"):
+        checkpoint.write_atomic([(tmp_path / "x", None), (tmp_path / "sub" / "y", None)])
+
+
 RESUMABLE = [["--n-hidden", "24", "--eval-every", "0"],
              ["--n-hidden", "24", "--eval-every", "700", "--optimizer", "adamw", "--lr", "0.003", "--ema", "0.99",
               "--emb-dropout", "0.1", "--dropout", "0.1", "--direct", "--schedule", "cosine", "--warmup", "50"]]
