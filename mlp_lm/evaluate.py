@@ -20,9 +20,10 @@ from .data import BOUNDARY, SPLIT_SEED, DataError, build_dataset, load_splits, r
 MAX_ORDER = 32
 
 
-def training_splits(config, vocab, block_size):
-    """The checkpoint's own train/dev/test split, rebuilt from the data file it records."""
-    path = config.get("data")
+def training_splits(config, vocab, block_size, path=None):
+    """The checkpoint's own train/dev/test split, rebuilt from the data file it records (or from
+    `path`, a file with the very same bytes, e.g. a copy of one that has moved since)."""
+    path = path or config.get("data")
     if not isinstance(path, str) or not path:
         raise UsageError("the checkpoint does not record its training data; pass --data FILE to evaluate on a file")
     try:
@@ -74,9 +75,9 @@ def main(argv=None):
     sets = {}  # name -> (X, Y)
     items, sha256 = read_items_and_digest(args.data) if args.data is not None else (None, None)
     if args.data is None or sha256 == config.get("data_sha256"):  # the training data itself: its split
-        splits = training_splits(config, vocab, block)
+        splits = training_splits(config, vocab, block, args.data)  # a byte-identical copy will do
         sets.update(train=splits.train, dev=splits.dev, test=splits.test)
-        source = config["data"]
+        source = args.data or config["data"]
     else:
         X, Y = other_file(args.data, items, vocab, block)
         sets["all"] = (X, Y)

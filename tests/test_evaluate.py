@@ -135,3 +135,22 @@ def test_mixtures_in_bounded_memory_equal_the_kept_distributions(monkeypatch):
     for part in ("mlp", "ngram", "mix", "mix_loglinear"):
         for key in ("dev_loss", "test_loss"):
             assert chunked[part][key] == pytest.approx(kept[part][key], rel=1e-9), (part, key)
+
+
+def test_a_copy_of_training_data_that_has_moved_gives_the_training_split(tiny_run, tmp_path):
+    """The checkpoint records a path that no longer exists; --data names a byte-identical copy."""
+    params, vocab, config = checkpoint.load(tiny_run[0] / "model.npz")
+    moved = tmp_path / "model.npz"
+    checkpoint.save(moved, params, vocab, {k: v for k, v in config.items() if k != "format"}
+                    | {"data": str(tmp_path / "gone" / "names.txt")})
+    copy = tmp_path / "copy.txt"
+    copy.write_bytes(NAMES.read_bytes())
+    proc = run_cli("mlp_lm.evaluate", "--checkpoint", moved, "--data", copy, "--json", tmp_path / "ev.json")
+    assert proc.returncode == 0, proc.stderr
+    trained = json.loads((tiny_run[0] / "metrics.json").read_text())
+    result = json.loads((tmp_path / "ev.json").read_text())
+    assert result["data"] == str(copy)
+    for name in ("train", "dev", "test"):  # the split, not the whole file as one set
+        assert result["mlp"][f"{name}_loss"] == pytest.approx(trained[f"{name}_loss"], rel=1e-5)
+    proc = run_cli("mlp_lm.evaluate", "--checkpoint", moved)  # without --data: one line saying what to do
+    assert proc.returncode == 2 and "pass --data FILE" in proc.stderr and len(proc.stderr.splitlines()) == 1
