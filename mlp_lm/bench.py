@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from . import model, runtime
-from .cli import ArgumentParser, UsageError, int_at_least, positive_float, positive_int, run, thread_count, write_json
+from .cli import (ArgumentParser, UsageError, check_json_target, int_at_least, positive_float, run,
+                  thread_count, write_json)
 from .data import DEFAULT_DATA, in_checkout, load_splits
 from .trainer import Config, Trainer
 
@@ -206,6 +207,8 @@ def main(argv=None):
                     help="items in the generated file that is loaded and split (default 1,000,000; 20,000 with --quick)")
     ap.add_argument("--json", metavar="PATH", default=None, help="also write the tables to this JSON file")
     args = ap.parse_args(argv)
+    if args.json is not None:
+        check_json_target(args.json)  # before the work, not after it
     seconds = args.seconds or (0.05 if args.quick else 1.0)
     sizes = (32, 256) if args.quick else (32, 256, 1024, 4096)
     dtypes = ("float32",) if args.quick else ("float32", "float64")

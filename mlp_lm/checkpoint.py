@@ -7,6 +7,7 @@ model with the paper's direct connections), `vocab`
 np.load(path, allow_pickle=False). Loading checks everything it can, so a
 damaged or foreign file is reported, not used.
 """
+import glob
 import json
 import os
 import tempfile
@@ -58,13 +59,18 @@ def write_atomic(files):
     3. The temporaries are renamed over the old files, and the journal is removed.
 
     A kill or a crash between 2 and 3 leaves a journal, and recover(folder), which every
-    command runs before it reads or writes a run folder, finishes the renames.
+    command runs before it reads or writes a run folder, finishes the renames. A kill before
+    2 leaves temporaries, which the next write of the same files removes. The caller must be
+    the folder's only writer (train holds runs.RunLock).
     """
     folder = {Path(path).parent for path, _ in files}
     if len(folder) != 1:
         raise ValueError(f"write_atomic writes the files of one folder, got {sorted(map(str, folder))}")
     folder = folder.pop()
     recover(folder)
+    for path, _ in files:  # temporaries of an earlier write of these files that was killed before its commit
+        for stale in folder.glob(f".{glob.escape(Path(path).name)}.*.tmp"):
+            stale.unlink(missing_ok=True)
     temps = []
     try:
         for path, write in files:
@@ -96,6 +102,15 @@ def write_atomic(files):
     recover(folder)
 
 
+def _is_journal(moves):
+    """Whether `moves` is what write_atomic writes: [[".NAME.xxxx.tmp", "NAME"], ...], plain names
+    in the folder itself, each temporary named after the file it replaces."""
+    return isinstance(moves, list) and all(
+        isinstance(m, list) and len(m) == 2 and all(isinstance(x, str) for x in m)
+        and "/" not in m[0] + m[1] and "\\" not in m[0] + m[1] and m[1] not in ("", ".", "..", JOURNAL)
+        and m[0].startswith(f".{m[1]}.") and m[0].endswith(".tmp") for m in moves)
+
+
 def recover(folder):
     """Finish a write_atomic that was cut short after its commit: rename what its journal lists
     (a temporary that is gone was renamed already), then drop the journal. Safe to run at any
@@ -103,9 +118,9 @@ def recover(folder):
     journal = Path(folder) / JOURNAL
     try:
         moves = json.loads(journal.read_text())
-    except FileNotFoundError:
+    except (OSError, ValueError, RecursionError):  # none, or unreadable: leave it alone
         return
-    except (OSError, ValueError):  # unreadable: leave it for someone who can read it
+    if not _is_journal(moves):  # not one write_atomic wrote: never let it move files
         return
     try:
         for tmp, name in moves:

@@ -5,8 +5,10 @@ import math
 import os
 import signal
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 from .checkpoint import CheckpointError
 from .data import DataError
@@ -113,13 +115,44 @@ def signals_held():
 
 
 def write_json(path, doc):
-    """Write the --json file of a command, or say in one line why it cannot be written."""
+    """Write the --json file of a command, or say in one line why it cannot be written. It replaces
+    a JSON file (an earlier --json), never anything else: a model, a data file, a device."""
+    path = check_json_target(path)
     try:
-        with open(path, "w") as f:
-            f.write(json.dumps(doc, indent=2) + "\n")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(doc, indent=2) + "\n")
+            os.replace(tmp, path)  # whole or not at all
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     except OSError as e:
         raise UsageError(f"cannot write --json {path}: {e.strerror}") from None
     print(f"wrote {path}")
+
+
+def check_json_target(path):
+    """The --json path as a Path, or UsageError when it names something other than a (JSON) file to
+    replace; commands call it before their work, so a bad --json costs nothing."""
+    path = Path(path)
+    try:
+        if (path.exists() or path.is_symlink()) and not (
+                path.is_file() and (path.stat().st_size == 0 or _is_json(path))):
+            raise UsageError(f"--json {path} already exists and is not a JSON file; name a new file "
+                             f"(or an earlier --json file) to write to")
+    except OSError as e:
+        raise UsageError(f"cannot write --json {path}: {e.strerror}") from None
+    return path
+
+
+def _is_json(path):
+    try:
+        with open(path, "rb") as f:
+            json.loads(f.read(10 * 2**20))  # an earlier --json is far smaller; anything bigger is not ours
+        return True
+    except (ValueError, RecursionError, OSError):
+        return False
 
 
 def run(main, prog):
@@ -151,9 +184,10 @@ def run(main, prog):
     except BrokenPipeError:  # e.g. `python -m mlp_lm.sample | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # silence the flush at exit
         code = 0
-    except OSError as e:  # stdout on a full disk or a broken device: say so once, quietly
-        if e.filename is not None:  # a file the command opened, not its output stream: a real error
-            raise
+    except OSError as e:  # a path the file system refuses (too long, a loop), or stdout on a full disk
+        if e.filename is not None:  # a file the command was given or makes: name it
+            print(f"{prog}: error: cannot use {e.filename}: {e.strerror or e}", file=sys.stderr)
+            sys.exit(EXIT_BAD_INPUT)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         print(f"{prog}: error: cannot write the output: {e.strerror or e}", file=sys.stderr)
         code = EXIT_BAD_INPUT

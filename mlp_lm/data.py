@@ -12,6 +12,7 @@ Every problem with the data raises DataError with a message a person can act on.
 """
 import hashlib
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,8 @@ def read_items(path):
 
 def read_items_and_digest(path):
     """The items, and the sha256 of the very bytes they were read from (to recognise the file later)."""
+    if str(path) == "":
+        raise DataError("the data path is empty; pass a file with one item per line")
     path = Path(path)
     try:
         if path.exists() and not path.is_dir() and not path.is_file():  # a FIFO, a device: may never end
@@ -67,7 +70,9 @@ def read_items_and_digest(path):
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise DataError(f"data file {path} is not UTF-8 text (bad byte at line {line}); save it as UTF-8") from None
-    items = [line.strip() for line in text.splitlines()]
+    # Lines end at \n, \r\n or \r, as in any editor; not at the rarer breaks str.splitlines() also
+    # knows (U+2028, \x85, \f, ...), which are kept as symbols.
+    items = [line.strip() for line in re.split(r"\r\n|\r|\n", text)]
     items = [item for item in items if item]
     if not items:
         raise DataError(f"data file {path} has no items (it is empty or only blank lines)")

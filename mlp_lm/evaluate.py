@@ -14,7 +14,7 @@ import time
 
 
 from . import checkpoint, metrics, mixture, model
-from .cli import ArgumentParser, UsageError, int_at_least, run, write_json
+from .cli import ArgumentParser, UsageError, check_json_target, int_at_least, run, write_json
 from .data import BOUNDARY, SPLIT_SEED, DataError, build_dataset, load_splits, read_items_and_digest
 
 MAX_ORDER = 32
@@ -39,6 +39,11 @@ def training_splits(config, vocab, block_size, path=None):
     return splits
 
 
+def _some(symbols, most=40):
+    """The symbols quoted, the first `most` of them if there are more (a message stays one readable line)."""
+    return repr(symbols) if len(symbols) <= most else f"{symbols[:most]!r}... ({len(symbols):,} in all)"
+
+
 def other_file(path, items, vocab, block_size):
     """Every item of another file (read from `path`), as one set of examples under the checkpoint's vocabulary."""
     for i, item in enumerate(items):  # a check per item, with its line for the message
@@ -47,8 +52,8 @@ def other_file(path, items, vocab, block_size):
                             f"which marks the start and end of every item")
     unknown = sorted(set("".join(items)) - set(vocab.itos))
     if unknown:
-        raise DataError(f"{path} has symbol(s) {''.join(unknown)!r} that the model never saw "
-                        f"(its vocabulary is {vocab.itos[1:]!r}); remove them or train on this file")
+        raise DataError(f"{path} has symbol(s) {_some(''.join(unknown))} that the model never saw "
+                        f"(its vocabulary is {_some(vocab.itos[1:])}); remove them or train on this file")
     return build_dataset(items, vocab, block_size)
 
 
@@ -68,6 +73,8 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.json is not None:
+        check_json_target(args.json)  # before the work, not after it
     params, vocab, config = checkpoint.load(args.checkpoint)
     T = config["block_size"]
     n = args.mix_ngram

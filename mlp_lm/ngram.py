@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from . import metrics
-from .cli import ArgumentParser, non_negative_int, run, write_json
+from .cli import ArgumentParser, check_json_target, int_at_least, non_negative_int, run, write_json
 from .counting import K_GRID, KneserNey, choose_k
 from .data import DEFAULT_DATA, in_checkout, load_splits
 from .sampling import generate, novelty
@@ -34,6 +34,9 @@ def order(text):
     return value
 
 
+MAX_SAMPLES = 100_000  # they are printed on one line and counted against the data: a bound keeps that small
+
+
 def parse_args(argv):
     ap = ArgumentParser(prog="python -m mlp_lm.ngram", description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", metavar="N", type=order, required=True,
@@ -43,13 +46,17 @@ def parse_args(argv):
     ap.add_argument("--data", metavar="PATH", default=str(in_checkout(DEFAULT_DATA)),
                     help="a UTF-8 file with one item per line (default data/names.txt)")
     ap.add_argument("--json", metavar="PATH", default=None, help="also write the results to this JSON file")
-    ap.add_argument("--samples", metavar="K", type=non_negative_int, default=10, help="how many samples to print (default 10)")
+    ap.add_argument("--samples", metavar="K", type=int_at_least(0, f"a number of samples from 0 to {MAX_SAMPLES:,}", MAX_SAMPLES),
+                    default=10, help=f"how many samples to print on one line (default 10, at most {MAX_SAMPLES:,}; "
+                                     f"python -m mlp_lm.sample streams any number from the network)")
     ap.add_argument("--seed", metavar="N", type=non_negative_int, default=42, help="random seed of the samples (default 42)")
     return ap.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.json is not None:
+        check_json_target(args.json)  # before the work, not after it
     n = args.n
     block_size = max(n - 1, 1)  # build_dataset needs a context; a unigram model ignores it
     splits = load_splits(args.data, block_size)

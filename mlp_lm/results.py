@@ -12,6 +12,7 @@ counting and mixture code, never from a hand-typed table. Only a full run (or
 --write-docs) writes into docs/.
 """
 import json
+import math
 import os
 import platform
 import shutil
@@ -63,17 +64,35 @@ def train_run(flags):
 
 def read_metrics(path):
     """A finished, evaluated run's metrics.json, or a one-line error saying why it is not one."""
+    path = Path(path)
     try:
-        m = json.loads(Path(path).read_text())
+        if path.exists() and not path.is_file():  # a FIFO (or a link to one) would block the read forever
+            raise UsageError(f"{path} is not a regular file; retrain that run")
+        m = json.loads(path.read_text())
     except FileNotFoundError:
         raise UsageError(f"{path} is missing: train it first (run without --no-train)") from None
-    except (OSError, ValueError) as e:
-        raise UsageError(f"cannot read {path} ({e}); retrain that run") from None
-    missing = [k for k in ("config", "dev_loss", "test_loss", "train_loss", "params", "train_seconds")
-               if not isinstance(m, dict) or k not in m]
+    except (OSError, ValueError, RecursionError) as e:
+        raise UsageError(f"cannot read {path} ({type(e).__name__}); retrain that run") from None
+    numbers = ("dev_loss", "test_loss", "train_loss", "train_seconds")
+    missing = [k for k in ("config", *numbers, "params") if not isinstance(m, dict) or k not in m]
     if missing:
         raise UsageError(f"{path} is not a finished, evaluated run (no {', '.join(missing)}); retrain that run")
+    config_keys = ("block_size", "n_embd", "n_hidden")
+    wrong = [k for k in numbers if not _is_number(m[k])] + [k for k in ("params",) if not _is_whole(m[k])]
+    if not isinstance(m["config"], dict) or any(not _is_whole(m["config"].get(k)) for k in config_keys) \
+            or not isinstance(m["config"].get("data"), str):
+        wrong.append("config")
+    if wrong:
+        raise UsageError(f"{path} has {', '.join(wrong)} of the wrong type; retrain that run")
     return m
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_whole(v):
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def ngram_rows(data):

@@ -4,23 +4,24 @@ A run folder holds model.npz (with the training state to resume from), metrics.j
 loss.csv. Without --out each run gets a new folder; a lock file keeps two trainings out of
 one folder.
 """
+import itertools
 import os
 from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, optim
+from . import checkpoint
 from .cli import UsageError
 from .data import in_checkout
-from .trainer import Config
+from .trainer import Config, config_problem
 
 
 def prepare_out(out):
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
+        probe = out / f".write-test-{os.getpid()}"  # our own: two runs starting at once do not collide
         probe.write_text("")
         probe.unlink()
     except OSError as e:
@@ -28,17 +29,28 @@ def prepare_out(out):
     return out
 
 
-def default_out(data):
-    """runs/<data file stem>, or the first of runs/<stem>-2, -3, ... that holds no model and no
-    running training: a second run never replaces the first."""
+def claim_default_out(data):
+    """A new run folder for `data`, created and locked: runs/<data file stem>, or the first of
+    runs/<stem>-2, -3, ... that holds no model and that no other training holds. A second run
+    never replaces the first, and two started at once get two folders. Returns (folder, lock held)."""
     base = in_checkout(Path("runs") / Path(data).stem)
-    candidate, n = base, 1
-    checkpoint.recover(candidate)  # a save cut short after its commit is a model too
-    while (candidate / "model.npz").exists() or lock_holder(candidate) is not None:
-        n += 1
-        candidate = base.with_name(f"{base.name}-{n}")
-        checkpoint.recover(candidate)
-    return candidate
+    for n in itertools.count(1):
+        candidate = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        if candidate.exists() and not candidate.is_dir():  # a file of that name: not ours to touch
+            continue
+        checkpoint.recover(candidate)  # a save cut short after its commit is a model too
+        if (candidate / "model.npz").exists():
+            continue
+        out = prepare_out(candidate)
+        lock = RunLock(out)
+        try:
+            lock.__enter__()
+        except LockBusy:
+            continue
+        if (out / "model.npz").exists():  # another run finished there between our look and the lock
+            lock.__exit__()
+            continue
+        return out, lock
 
 
 def lock_holder(out):
@@ -66,25 +78,47 @@ def lock_holder(out):
 LOCK = ".lock"  # holds the pid of the training writing to a run folder
 
 
+class LockBusy(UsageError):
+    """Another training holds the folder."""
+
+
 class RunLock:
-    """out/.lock for the duration of a training: a second training into the same folder refuses."""
+    """out/.lock for the duration of a training: a second training into the same folder refuses.
+
+    The lock file is created with O_EXCL, which the file system does atomically: of two
+    trainings starting at the same moment, exactly one creates it. A lock left by a run that
+    was killed (its process is gone) is removed and taken.
+    """
 
     def __init__(self, out):
         self.path = Path(out) / LOCK
+        self.held = False
 
     def __enter__(self):
-        holder = lock_holder(self.path.parent)
-        if holder is not None:
-            raise UsageError(f"another training (process {holder}) is writing to {self.path.parent}; "
-                             f"wait for it to finish or pass another --out")
-        try:
-            self.path.write_text(f"{os.getpid()}\n")
-        except OSError as e:
-            raise UsageError(f"cannot write to {self.path.parent}: {e.strerror}; pass a writable --out") from None
-        return self
+        if self.held:  # taken already (claim_default_out takes it before handing the folder over)
+            return self
+        for _ in range(2):  # the second try follows the removal of a stale lock
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = lock_holder(self.path.parent)
+                if holder is not None:
+                    raise LockBusy(f"another training (process {holder}) is writing to {self.path.parent}; "
+                                   f"wait for it to finish or pass another --out") from None
+                self.path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            except OSError as e:
+                raise UsageError(f"cannot write to {self.path.parent}: {e.strerror}; pass a writable --out") from None
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{os.getpid()}\n")
+            self.held = True
+            return self
+        raise LockBusy(f"another training is starting in {self.path.parent}; wait for it or pass another --out")
 
     def __exit__(self, *exc):
-        self.path.unlink(missing_ok=True)
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
 
 
 def resume_point(out):
@@ -104,9 +138,9 @@ def resume_point(out):
             if isinstance(value, bool) != isinstance(default, bool) or not (
                     isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))):
                 raise TypeError(f"{f.name} is {value!r}")
-        if not 0 < cfg.steps <= 10**9 or cfg.optimizer not in ("sgd", "adamw") or cfg.schedule not in optim.SCHEDULES \
-                or cfg.dtype not in ("float32", "float64"):
-            raise ValueError("a setting is out of range")
+        problem = config_problem(cfg)
+        if problem:
+            raise ValueError(problem)
         done = int(state.pop("step"))
         history = np.asarray(state.pop("losses"), dtype=np.float64)[:done]
         devs = {int(k): float(v) for k, v in np.asarray(state.pop("devs"), dtype=np.float64).reshape(-1, 2)}
@@ -114,8 +148,12 @@ def resume_point(out):
             raise ValueError(f"step {done} with {len(history)} losses")
     except (KeyError, TypeError, ValueError) as e:
         raise UsageError(f"{damaged} ({e}); start a new run") from None
-    if done >= cfg.steps:
+    evaluated = bool(state.pop("evaluated", True))  # saved since a stopped final evaluation can be redone
+    if done >= cfg.steps and evaluated:
         print(f"the run in {out} is complete ({done} of {cfg.steps} steps): nothing to resume")
         return cfg, config.get("preset", "lecture"), None
+    if done >= cfg.steps:
+        print(f"the run in {out} trained all {done} steps but its final evaluation was cut short: evaluating it")
+        return cfg, config.get("preset", "lecture"), (state, history, devs, config.get("data_sha256"))
     print(f"resuming the run in {out} at step {done} of {cfg.steps}")
     return cfg, config.get("preset", "lecture"), (state, history, devs, config.get("data_sha256"))

@@ -48,8 +48,12 @@ def main(argv=None):
         if args.checkpoint is None:
             raise UsageError(f"no trained model under {in_checkout('runs')}: train one with "
                              f"`python -m mlp_lm.train`, or pass --checkpoint PATH")
-        print(f"(sampling from {args.checkpoint}, the newest model)", file=sys.stderr)
+        newest = True
+    else:
+        newest = False
     params, vocab, config = checkpoint.load(args.checkpoint)
+    if newest:  # said once it loads, so a damaged newest model is one line, the error
+        print(f"(sampling from {args.checkpoint}, the newest model)", file=sys.stderr)
     rng = np.random.default_rng(args.seed)
     V, H = params["W2"].shape
     n_threads = args.threads or choose_threads(args.num_samples, params["W1"].shape[0], H, V)

@@ -31,7 +31,7 @@ from .data import DEFAULT_DATA, SPLIT_SEED, in_checkout, load_splits
 from .sampling import generate
 from .sweep import lr_sweep, report_sweep
 from .runtime import ThreadGovernor, blas_threads, check_fits, choose_threads
-from .runs import RunLock, default_out, prepare_out, resume_point
+from .runs import RunLock, claim_default_out, prepare_out, resume_point
 from .trainer import PRESETS, Config, Diverged, memory_needed, train
 
 
@@ -137,6 +137,9 @@ def parse_args(argv):
         raise UsageError(f"--weight-decay {cfg.weight_decay:g} at --lr {cfg.lr:g} shrinks every weight by "
                          f"lr x decay = {cfg.lr * cfg.weight_decay:g} of itself each step; use a weight decay "
                          f"below 1 / lr = {1 / cfg.lr:g} (typical: 1e-4 for sgd, 0.1 for adamw)")
+    if cfg.eps < np.finfo(cfg.dtype).tiny:  # it would be 0 in the arithmetic, and AdamW would divide by 0
+        raise UsageError(f"--eps {cfg.eps:g} is below the smallest normal {cfg.dtype} "
+                         f"({np.finfo(cfg.dtype).tiny:g}); use a larger one (the default is 1e-8)")
     if cfg.min_lr > cfg.lr:
         raise UsageError(f"--min-lr {cfg.min_lr:g} is above --lr {cfg.lr:g}; the schedule decays from --lr to it")
     return Options(cfg, preset, out, sweep, n_threads, force, False)
@@ -210,13 +213,15 @@ def main(argv=None):
 
 
 def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False, governor=None):
-    if out_arg is not None:
-        checkpoint.recover(out_arg)  # a save cut short after its commit is finished before we look
-    if out_arg is not None and (Path(out_arg) / "model.npz").exists() and not force and not sweep:
-        raise UsageError(f"{out_arg} already holds a model (model.npz); pass --force to replace it, "
-                         f"--resume to continue it, or another --out (without --out, each run gets a new folder)")
-    out = prepare_out(out_arg or default_out(cfg.data))
-    with RunLock(out):
+    if out_arg is None:
+        out, lock = claim_default_out(cfg.data)  # a new numbered folder, already locked
+    else:
+        out, lock = prepare_out(out_arg), None
+    with lock or RunLock(out):  # whether the folder holds a model is asked only once it is ours
+        checkpoint.recover(out)  # a save cut short after its commit is finished before we look
+        if out_arg is not None and (out / "model.npz").exists() and not force and not sweep:
+            raise UsageError(f"{out_arg} already holds a model (model.npz); pass --force to replace it, --resume "
+                             f"to continue it, or another --out (without --out, each run gets a new folder)")
         return train_into(out, cfg, preset, sweep, n_threads, splits, None, governor)
 
 
@@ -254,31 +259,33 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, governo
             raise
         print("\ninterrupted during the final evaluation: saving the model, not evaluated", file=sys.stderr)
         interrupt, result = e, {}
-    done = len(losses)
-    futile = bool(result) and result["dev_loss"] >= math.log(V)  # no better than uniform, not diverged
-    if futile and (out / "model.npz").exists():  # never put a useless model over an earlier one
-        out = prepare_out(out / "unconverged")
-    for name in list(result):
-        result[name.replace("_loss", "_perplexity")] = metrics.perplexity(result[name])
-        result[name.replace("_loss", "_bpc")] = metrics.bits_per_char(result[name])
-    config = {**asdict(cfg), "data": str(Path(cfg.data).resolve()), "vocab_size": V, "preset": preset,
-              "data_sha256": splits.sha256, "split_seed": SPLIT_SEED}
-    samples = generate(partial(model.next_probs, params), splits.vocab, cfg.block_size, 10,
-                       np.random.default_rng([cfg.seed, 2]))
-    summary = {**result, "evaluated": bool(result), "steps": done, "train_seconds": round(seconds, 3),
-               "steps_per_second": round((done - (len(resumed[1]) if resumed else 0)) / seconds, 1) if seconds else None,
-               "params": model.num_params(params), "interrupted": interrupt is not None,
-               "config": config, "samples": samples}
-    with signals_held() as held:  # a Ctrl-C now waits until every file is written
+    with signals_held() as held:  # from the end of the evaluation on, a Ctrl-C waits until every file is written
+        done = len(losses)
+        futile = bool(result) and result["dev_loss"] >= math.log(V)  # no better than uniform, not diverged
+        if futile and (out / "model.npz").exists():  # never put a useless model over an earlier one
+            out = prepare_out(out / "unconverged")
+        for name in list(result):
+            result[name.replace("_loss", "_perplexity")] = metrics.perplexity(result[name])
+            result[name.replace("_loss", "_bpc")] = metrics.bits_per_char(result[name])
+        config = {**asdict(cfg), "data": str(Path(cfg.data).resolve()), "vocab_size": V, "preset": preset,
+                  "data_sha256": splits.sha256, "split_seed": SPLIT_SEED}
+        samples = generate(partial(model.next_probs, params), splits.vocab, cfg.block_size, 10,
+                           np.random.default_rng([cfg.seed, 2]))
+        summary = {**result, "evaluated": bool(result), "steps": done, "train_seconds": round(seconds, 3),
+                   "steps_per_second": round((done - (len(resumed[1]) if resumed else 0)) / seconds, 1) if seconds else None,
+                   "params": model.num_params(params), "interrupted": interrupt is not None,
+                   "config": config, "samples": samples}
         # Every file is written in full under a temporary name first, then all are moved into place
         # behind a journal (checkpoint.write_atomic): the folder holds this run or the previous one, never a mix.
-        state = {**trainer.state(), "step": np.array(done), "losses": losses,
+        state = {**trainer.state(), "step": np.array(done), "losses": losses, "evaluated": np.array(bool(result)),
                  "devs": np.array(sorted(devs.items()), dtype=np.float64).reshape(-1, 2)}
         checkpoint.write_atomic([
             (out / "loss.csv", lambda f: f.write(loss_csv(losses, devs).encode())),
             (out / "metrics.json", lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode())),
             (out / "model.npz", checkpoint.writer(params, splits.vocab, config, state))])
         (out / "lr_sweep.csv").unlink(missing_ok=True)  # an earlier sweep's table is not this run's
+    if held and interrupt is None:  # a signal during the save: it waited, so say what became of the run
+        print(f"{held[0].args[0]} while saving: waited until the run was written in full", file=sys.stderr)
     interrupt = interrupt or (held[0] if held else None)
 
     first = len(resumed[1]) if resumed else 0

@@ -56,6 +56,32 @@ PRESETS = {
 BLOCK = 256  # minibatches of indices drawn at once
 
 
+def config_problem(cfg):
+    """What is wrong with a configuration read from a file (a checkpoint to resume), or None. The
+    command line checks the same ranges flag by flag; a file can hold anything."""
+    whole_at_least = {"block_size": 1, "n_embd": 1, "n_hidden": 1, "steps": 1, "batch_size": 1, "warmup": 0,
+                      "seed": 0, "eval_every": 0}
+    for name, low in whole_at_least.items():
+        if getattr(cfg, name) < low:
+            return f"{name} is {getattr(cfg, name)}, below {low}"
+    for name in ("lr", "decay_rate", "min_lr", "weight_decay", "eps"):
+        value = getattr(cfg, name)
+        if not (math.isfinite(value) and (value > 0 if name in ("lr", "eps") else value >= 0)):
+            return f"{name} is {value}"
+    for name in ("beta1", "beta2", "dropout", "emb_dropout", "label_smoothing", "ema"):
+        if not 0 <= getattr(cfg, name) < 1:
+            return f"{name} is {getattr(cfg, name)}, not in [0, 1)"
+    choices = {"init": ("scaled", "lecture"), "optimizer": ("sgd", "adamw"), "schedule": optim.SCHEDULES,
+               "dtype": ("float32", "float64")}
+    for name, allowed in choices.items():
+        if getattr(cfg, name) not in allowed:
+            return f"{name} is {getattr(cfg, name)!r}, not one of {', '.join(allowed)}"
+    if cfg.steps > 10**9 or (cfg.schedule == "cosine" and cfg.warmup >= cfg.steps) or cfg.min_lr > cfg.lr \
+            or cfg.lr * cfg.weight_decay >= 1 or cfg.eps < np.finfo(cfg.dtype).tiny:
+        return "steps, warmup, min_lr, weight_decay or eps is out of range"
+    return None
+
+
 def memory_needed(cfg, V):
     """Bytes a training run of cfg on a vocabulary of V symbols holds at its peak, roughly: the
     parameters (with their gradients, optimiser state, weight average and the update's temporaries),
@@ -102,8 +128,10 @@ class Trainer:
         self.drop_rng.bit_generator.state = json.loads(str(st["drop_rng"]))
         self.block = st["block"] if len(st["block"]) else None
         self.block_pos = int(st["block_pos"])
-        if self.block is not None and (self.block.shape[1] != self.cfg.batch_size or not 0 <= self.block_pos <= len(self.block)
-                                       or self.block.min() < 0 or self.block.max() >= len(self.Y)):
+        if self.block is not None and (
+                self.block.dtype.kind not in "iu" or self.block.ndim != 2
+                or self.block.shape[1] != self.cfg.batch_size or not 0 <= self.block_pos <= len(self.block)
+                or self.block.min() < 0 or self.block.max() >= len(self.Y)):
             raise ValueError("the saved minibatch indices do not fit this run")
         for k in self.params:
             if st[f"param.{k}"].shape != self.params[k].shape:

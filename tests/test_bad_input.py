@@ -310,3 +310,88 @@ def test_check_fits_compares_with_what_is_available():
         check_fits(11, "eleven bytes", "shrink it", available=10)
     with pytest.raises(NotEnoughMemory, match=r"needs about 3.0 GiB .* 2.0 GiB available"):
         check_fits(3 * 2**30, "x", "y", available=2 * 2**30)
+
+
+@pytest.mark.parametrize("module,flags", [
+    ("mlp_lm.evaluate", ["--checkpoint", "{model}"]),
+    ("mlp_lm.ngram", ["--n", "3", "--smoothing", "kn", "--samples", "0"]),
+])
+def test_json_never_replaces_what_is_not_json(tiny_run, tmp_path, module, flags):
+    import hashlib
+    model = tmp_path / "model.npz"
+    model.write_bytes((tiny_run[0] / "model.npz").read_bytes())
+    before = hashlib.sha256(model.read_bytes()).hexdigest()
+    flags = [f.format(model=model) for f in flags]
+    proc = run_cli(module, *flags, "--json", model)
+    assert proc.returncode == 2 and "is not a JSON file" in proc.stderr and proc.stdout == "", proc.stderr
+    assert hashlib.sha256(model.read_bytes()).hexdigest() == before
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text('{"an": "earlier --json"}')
+    proc = run_cli(module, *flags, "--json", earlier)  # an earlier --json file is replaced, whole
+    assert proc.returncode == 0 and json.loads(earlier.read_text()) != {"an": "earlier --json"}
+
+
+def test_a_path_the_file_system_refuses_is_one_line(tmp_path):
+    long = tmp_path / ("a" * 300)  # longer than any file name may be
+    for module, flags in (("mlp_lm.train", ["--out", long, "--steps", "5"]),
+                          ("mlp_lm.train", ["--resume", "--out", long]),
+                          ("mlp_lm.sample", ["--checkpoint", long / "model.npz"]),
+                          ("mlp_lm.evaluate", ["--checkpoint", long])):
+        proc = run_cli(module, *flags)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "too long" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("module,flags,words", [
+    ("mlp_lm.ngram", ["--n", "3", "--smoothing", "kn", "--samples", "100000000"], ["--samples", "100,000"]),
+    ("mlp_lm.train", ["--optimizer", "adamw", "--eps", "1e-300"], ["--eps", "smallest normal float32"]),
+    ("mlp_lm.train", ["--data", ""], ["data path is empty"]),
+])
+def test_more_bad_values_are_one_line_that_names_them(module, flags, words, tmp_path):
+    proc = run_cli(module, *flags, *(["--out", tmp_path / "run"] if module == "mlp_lm.train" else []))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and all(w in proc.stderr for w in words), proc.stderr
+
+
+def test_items_are_lines_as_an_editor_sees_them(tmp_path):
+    from mlp_lm.data import read_items
+    f = tmp_path / "w.txt"
+    f.write_text("ann\u2028a\r\nbo\x85b\rcy\fc\n", encoding="utf-8", newline="")
+    assert read_items(f) == ["ann\u2028a", "bo\x85b", "cy\fc"]  # only \n, \r\n and \r end a line
+
+
+@pytest.mark.parametrize("bad", [{"dev_loss": "x"}, {"params": None}, {"config": 5}, {"config": {}},
+                                 {"train_seconds": "x"}, "nested", "fifo"])
+def test_results_refuses_metrics_of_the_wrong_shape_in_one_line(tmp_path, bad):
+    import os
+    from mlp_lm import results
+    good = {"config": {"block_size": 3, "n_embd": 10, "n_hidden": 200, "data": str(NAMES)}, "dev_loss": 2.1,
+            "test_loss": 2.1, "train_loss": 2.0, "params": 11897, "train_seconds": 30.0}
+    for name in results.CONFIGS:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps(good))
+    target = tmp_path / "scaled" / "metrics.json"
+    if bad == "nested":
+        target.write_text("[" * 100_000)
+    elif bad == "fifo":  # a link to a pipe: reading it would wait forever
+        target.unlink()
+        os.mkfifo(tmp_path / "pipe")
+        target.symlink_to(tmp_path / "pipe")
+    else:
+        target.write_text(json.dumps({**good, **bad}))
+    proc = run_cli("mlp_lm.results", "--no-train", "--runs", tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "scaled" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_a_file_where_a_numbered_run_folder_would_go_is_skipped(tmp_path, monkeypatch):
+    from mlp_lm import runs
+    monkeypatch.setattr(runs, "in_checkout", lambda p: tmp_path / p)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "words").write_text("a file, not a run folder")
+    out, lock = runs.claim_default_out("somewhere/words.txt")
+    try:
+        assert out == tmp_path / "runs" / "words-2" and (out / runs.LOCK).exists()
+    finally:
+        lock.__exit__()
+    assert not (out / runs.LOCK).exists()

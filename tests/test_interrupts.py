@@ -135,6 +135,13 @@ def test_a_save_cut_short_after_its_commit_is_finished_by_the_next_command(tmp_p
     assert not (tmp_path / checkpoint.JOURNAL).exists() and not list(tmp_path.glob("*.tmp"))
 
 
+def test_the_next_save_removes_what_a_save_killed_before_its_commit_left(tmp_path):
+    (tmp_path / ".model.npz.x1.tmp").write_bytes(b"half a model")
+    (tmp_path / ".other.txt.x1.tmp").write_bytes(b"not ours to remove")
+    checkpoint.write_atomic([(tmp_path / "model.npz", lambda f: f.write(b"whole"))])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.txt.x1.tmp", "model.npz"]
+
+
 def test_a_save_cut_short_before_its_commit_leaves_the_previous_run(tmp_path, monkeypatch):
     import hashlib
     assert train.main(["--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 0
@@ -164,6 +171,12 @@ def test_recover_is_safe_to_repeat_and_ignores_what_is_not_a_journal(tmp_path):
     assert not (tmp_path / checkpoint.JOURNAL).exists()
     (tmp_path / checkpoint.JOURNAL).write_text("{not json")
     checkpoint.recover(tmp_path)  # left alone, no error
+    (tmp_path / checkpoint.JOURNAL).write_text("[" * 100_000)
+    checkpoint.recover(tmp_path)
+    for foreign in ([["a", "../moved"]], [["a", "b"]], [[".a.1.tmp", "/etc/x"]], [[".b.1.tmp", "a"]], {"a": "b"}):
+        (tmp_path / checkpoint.JOURNAL).write_text(json.dumps(foreign))
+        checkpoint.recover(tmp_path)  # a journal write_atomic would not write moves nothing
+        assert (tmp_path / "a").read_text() == "new a" and not (tmp_path.parent / "moved").exists()
     checkpoint.recover(tmp_path / "no such folder")
     with pytest.raises(ValueError, match="one folder"):
         checkpoint.write_atomic([(tmp_path / "x", None), (tmp_path / "sub" / "y", None)])
@@ -226,7 +239,8 @@ def test_resume_refuses_what_it_cannot_do(tmp_path):
     assert proc.returncode == 2 and "no training state" in proc.stderr
 
 
-@pytest.mark.parametrize("damage", ["losses", "rng", "step", "param", "block_pos", "config-steps"])
+@pytest.mark.parametrize("damage", ["losses", "rng", "step", "param", "block_pos", "config-steps", "block-float",
+                                    "config-dropout", "config-seed", "config-warmup", "config-eval-every"])
 def test_resume_from_a_damaged_state_is_one_line(damage, tmp_path):
     assert train.main(["--steps", "300", "--eval-every", "0", "--out", str(tmp_path)]) == 0
     with np.load(tmp_path / "model.npz", allow_pickle=False) as f:
@@ -245,9 +259,50 @@ def test_resume_from_a_damaged_state_is_one_line(damage, tmp_path):
         arrays["state.block_pos"] = np.array(10**6)
     elif damage == "config-steps":
         config["steps"] = "many"
+    elif damage == "block-float":
+        arrays["state.block"] = arrays["state.block"].astype(np.float64)
+    elif damage == "config-dropout":  # of the right type, out of range: would zero every hidden unit
+        config["dropout"] = 2.0
+    elif damage == "config-seed":
+        config["seed"] = -1
+    elif damage == "config-warmup":
+        config.update(schedule="cosine", warmup=5000)
+    elif damage == "config-eval-every":
+        config["eval_every"] = -1
     arrays["config"] = np.array(json.dumps(config))
     np.savez(tmp_path / "model.npz", **arrays)
     proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume", "--out", str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "damaged" in proc.stderr, proc.stderr
+
+
+def test_resume_finishes_a_final_evaluation_that_was_cut_short(tmp_path, monkeypatch):
+    real_split_loss = train.model.split_loss
+    calls = []
+
+    def interrupted_at_the_end(params, X, Y, *a, **k):
+        calls.append(1)
+        if len(Y) > 50_000:  # the train split: the final evaluation
+            raise KeyboardInterrupt
+        return real_split_loss(params, X, Y, *a, **k)
+
+    monkeypatch.setattr(train.model, "split_loss", interrupted_at_the_end)
+    assert train.main(["--steps", "40", "--eval-every", "0", "--out", str(tmp_path)]) == 130
+    assert json.loads((tmp_path / "metrics.json").read_text())["evaluated"] is False
+    monkeypatch.setattr(train.model, "split_loss", real_split_loss)
+    assert train.main(["--resume", "--out", str(tmp_path)]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["evaluated"] is True and metrics["steps"] == 40 and metrics["dev_loss"] > 0
+    assert train.main(["--resume", "--out", str(tmp_path)]) == 0  # now complete: nothing to do
+
+
+def test_two_trainings_started_together_into_one_folder_one_wins(tmp_path):
+    procs = [subprocess.Popen([sys.executable, "-m", "mlp_lm.train", "--steps", "200", "--eval-every", "0",
+                               "--out", str(tmp_path / "run")], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    assert sorted(code for code, _ in results) == [0, 2, 2], results
+    for code, err in results:
+        if code == 2:
+            assert ("another training" in err or "already holds a model" in err) and len(err.splitlines()) == 1

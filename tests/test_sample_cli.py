@@ -120,3 +120,14 @@ def test_a_sample_cut_off_is_marked_and_not_counted(tiny_run):
     assert f"{len(cut)} cut off at --max-length 2" in proc.stderr
     counts = [int(w) for w in proc.stderr.split(";")[0].replace("(", " ").split() if w.isdigit()]
     assert counts[0] == 20 and sum(counts[1:]) == 20 - len(cut)  # only whole samples are counted
+
+
+def test_a_damaged_newest_model_is_the_only_line(tmp_path, monkeypatch, capsys):
+    from mlp_lm import sample
+    from mlp_lm.checkpoint import CheckpointError
+    (tmp_path / "runs" / "x").mkdir(parents=True)
+    (tmp_path / "runs" / "x" / "model.npz").write_bytes(b"PK\x03\x04 damaged")
+    monkeypatch.setattr(sample, "in_checkout", lambda p: tmp_path / p)
+    with pytest.raises(CheckpointError, match="damaged"):
+        sample.main([])
+    assert capsys.readouterr().err == ""  # no "(sampling from ...)" before the error line
