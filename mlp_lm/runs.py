@@ -4,6 +4,7 @@ A run folder holds model.npz (with the training state to resume from), metrics.j
 loss.csv. Without --out each run gets a new folder; a lock file keeps two trainings out of
 one folder.
 """
+import fcntl
 import itertools
 import os
 from dataclasses import fields
@@ -53,28 +54,6 @@ def claim_default_out(data):
         return out, lock
 
 
-def lock_holder(out):
-    """The pid of a live process that holds out/.lock, or None."""
-    try:
-        pid = int((Path(out) / LOCK).read_text().strip() or 0)
-    except (OSError, ValueError):
-        return None
-    if pid <= 0 or pid == os.getpid():
-        return None
-    try:  # a pid reused by another program since the lock was left is not a training
-        if b"mlp_lm" not in Path(f"/proc/{pid}/cmdline").read_bytes():
-            return None
-    except OSError:
-        pass  # no /proc (or gone): fall back to whether the pid is alive
-    try:
-        os.kill(pid, 0)  # signal 0: is it alive?
-    except ProcessLookupError:
-        return None  # a stale lock from a run that was killed
-    except PermissionError:
-        pass  # alive, someone else's
-    return pid
-
-
 LOCK = ".lock"  # holds the pid of the training writing to a run folder
 
 
@@ -83,42 +62,49 @@ class LockBusy(UsageError):
 
 
 class RunLock:
-    """out/.lock for the duration of a training: a second training into the same folder refuses.
+    """out/.lock, held for the duration of a training: a second training into the same folder refuses.
 
-    The lock file is created with O_EXCL, which the file system does atomically: of two
-    trainings starting at the same moment, exactly one creates it. A lock left by a run that
-    was killed (its process is gone) is removed and taken.
+    The lock is the kernel's (flock) on that file: of two trainings starting at the same moment
+    exactly one gets it, and the kernel lets go of it when its process ends, however it ends,
+    so a killed run leaves no lock behind. The file holds the pid, for the refusal's message.
     """
 
     def __init__(self, out):
         self.path = Path(out) / LOCK
-        self.held = False
+        self.fd = None
 
     def __enter__(self):
-        if self.held:  # taken already (claim_default_out takes it before handing the folder over)
+        if self.fd is not None:  # taken already (claim_default_out takes it before handing the folder over)
             return self
-        for _ in range(2):  # the second try follows the removal of a stale lock
+        while True:
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = lock_holder(self.path.parent)
-                if holder is not None:
-                    raise LockBusy(f"another training (process {holder}) is writing to {self.path.parent}; "
-                                   f"wait for it to finish or pass another --out") from None
-                self.path.unlink(missing_ok=True)  # stale: its process is gone
-                continue
+                fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
             except OSError as e:
                 raise UsageError(f"cannot write to {self.path.parent}: {e.strerror}; pass a writable --out") from None
-            with os.fdopen(fd, "w") as f:
-                f.write(f"{os.getpid()}\n")
-            self.held = True
-            return self
-        raise LockBusy(f"another training is starting in {self.path.parent}; wait for it or pass another --out")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                os.close(fd)
+                raise LockBusy(f"another training{f' (process {pid})' if pid.isdigit() else ''} is writing to "
+                               f"{self.path.parent}; wait for it to finish or pass another --out") from None
+            try:  # the file we locked is still the one at the path (its last holder removes it on leaving)
+                current = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+        return self
 
     def __exit__(self, *exc):
-        if self.held:
-            self.path.unlink(missing_ok=True)
-            self.held = False
+        if self.fd is not None:
+            self.path.unlink(missing_ok=True)  # while still holding it, so no one locks a file about to go
+            os.close(self.fd)
+            self.fd = None
 
 
 def resume_point(out):

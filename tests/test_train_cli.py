@@ -147,6 +147,22 @@ def test_a_second_training_into_a_busy_folder_refuses(tmp_path):
     assert first.returncode == 143 and not (tmp_path / ".lock").exists()
 
 
+def test_a_training_killed_outright_leaves_no_lock_behind(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    first = subprocess.Popen([sys.executable, "-m", "mlp_lm.train", "--steps", "100000", "--eval-every", "0",
+                              "--out", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    while not (tmp_path / ".lock").exists() or not (tmp_path / ".lock").read_text().strip():
+        assert first.poll() is None, first.communicate()
+    first.send_signal(signal.SIGKILL)  # no handler runs: the lock file stays, but not the kernel's lock on it
+    first.communicate(timeout=60)
+    assert (tmp_path / ".lock").exists()
+    proc = run_cli("mlp_lm.train", "--steps", 10, "--eval-every", 0, "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / ".lock").exists()
+
+
 def test_ctrl_c_saves_the_model(tmp_path, monkeypatch, capsys):
     real = train.model.loss_and_grads
     calls = {"n": 0}
