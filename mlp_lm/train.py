@@ -137,9 +137,10 @@ def parse_args(argv):
         raise UsageError(f"--weight-decay {cfg.weight_decay:g} at --lr {cfg.lr:g} shrinks every weight by "
                          f"lr x decay = {cfg.lr * cfg.weight_decay:g} of itself each step; use a weight decay "
                          f"below 1 / lr = {1 / cfg.lr:g} (typical: 1e-4 for sgd, 0.1 for adamw)")
-    if cfg.eps < np.finfo(cfg.dtype).tiny:  # it would be 0 in the arithmetic, and AdamW would divide by 0
-        raise UsageError(f"--eps {cfg.eps:g} is below the smallest normal {cfg.dtype} "
-                         f"({np.finfo(cfg.dtype).tiny:g}); use a larger one (the default is 1e-8)")
+    tiny, huge = float(np.finfo(cfg.dtype).tiny), float(np.finfo(cfg.dtype).max)
+    if not tiny <= cfg.eps <= huge:  # 0 or infinite in the arithmetic: AdamW would divide by 0, or never move
+        raise UsageError(f"--eps {cfg.eps:g} is outside what {cfg.dtype} holds ({tiny:g} to {huge:g}); "
+                         f"use a value in that range (the default is 1e-8)")
     if cfg.min_lr > cfg.lr:
         raise UsageError(f"--min-lr {cfg.min_lr:g} is above --lr {cfg.lr:g}; the schedule decays from --lr to it")
     return Options(cfg, preset, out, sweep, n_threads, force, False)

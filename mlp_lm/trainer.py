@@ -76,8 +76,9 @@ def config_problem(cfg):
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
             return f"{name} is {getattr(cfg, name)!r}, not one of {', '.join(allowed)}"
+    held = np.finfo(cfg.dtype)  # eps must be a normal number of the run's dtype, not 0 or infinite in it
     if cfg.steps > 10**9 or (cfg.schedule == "cosine" and cfg.warmup >= cfg.steps) or cfg.min_lr > cfg.lr \
-            or cfg.lr * cfg.weight_decay >= 1 or cfg.eps < np.finfo(cfg.dtype).tiny:
+            or cfg.lr * cfg.weight_decay >= 1 or not float(held.tiny) <= cfg.eps <= float(held.max):
         return "steps, warmup, min_lr, weight_decay or eps is out of range"
     return None
 

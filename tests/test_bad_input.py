@@ -344,7 +344,8 @@ def test_a_path_the_file_system_refuses_is_one_line(tmp_path):
 
 @pytest.mark.parametrize("module,flags,words", [
     ("mlp_lm.ngram", ["--n", "3", "--smoothing", "kn", "--samples", "100000000"], ["--samples", "100,000"]),
-    ("mlp_lm.train", ["--optimizer", "adamw", "--eps", "1e-300"], ["--eps", "smallest normal float32"]),
+    ("mlp_lm.train", ["--optimizer", "adamw", "--eps", "1e-300"], ["--eps", "outside what float32 holds"]),
+    ("mlp_lm.train", ["--optimizer", "adamw", "--eps", "1e300"], ["--eps", "outside what float32 holds"]),
     ("mlp_lm.train", ["--data", ""], ["data path is empty"]),
 ])
 def test_more_bad_values_are_one_line_that_names_them(module, flags, words, tmp_path):
