@@ -10,6 +10,7 @@ damaged or foreign file is reported, not used.
 import glob
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -45,6 +46,15 @@ def writer(params, vocab, config, state=None):
 
 
 JOURNAL = ".commit.json"  # in a folder being written by write_atomic: the renames that complete it
+JOURNAL_MAX_BYTES = 1 << 16  # ours lists a few renames; anything bigger is not ours
+
+
+def check_journal_place(folder):
+    """Raise CheckpointError if something that is not a file sits where write_atomic puts its journal
+    (found before a training, not when it saves)."""
+    journal = Path(folder) / JOURNAL
+    if journal.is_symlink() or (journal.exists() and not journal.is_file()):
+        raise CheckpointError(f"{journal} is in the way of saving (it is not a file mlp_lm wrote); remove it")
 
 
 def write_atomic(files):
@@ -85,6 +95,7 @@ def write_atomic(files):
             os.umask(umask)
             os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it a normal file's mode
         moves = [[Path(tmp).name, Path(path).name] for (path, _), tmp in zip(files, temps)]
+        path = folder / JOURNAL  # what a failure from here on is about
         fd, journal = tempfile.mkstemp(dir=folder, prefix=f"{JOURNAL}.", suffix=".tmp")
         temps.append(journal)
         with os.fdopen(fd, "w") as f:
@@ -117,6 +128,9 @@ def recover(folder):
     time and more than once; does nothing in a folder without a journal or that cannot be written."""
     journal = Path(folder) / JOURNAL
     try:
+        st = journal.lstat()
+        if not stat.S_ISREG(st.st_mode) or st.st_size > JOURNAL_MAX_BYTES:  # a pipe, a device, a link: not ours
+            return
         moves = json.loads(journal.read_text())
     except (OSError, ValueError, RecursionError):  # none, or unreadable: leave it alone
         return

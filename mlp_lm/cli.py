@@ -4,6 +4,7 @@ import json
 import math
 import os
 import signal
+import stat
 import sys
 import tempfile
 import time
@@ -114,15 +115,22 @@ def signals_held():
             signal.signal(s, handler)
 
 
+JSON_MARK = {"written_by": "mlp_lm --json"}  # in every --json file, so a later --json knows it may replace it
+
+
 def write_json(path, doc):
     """Write the --json file of a command, or say in one line why it cannot be written. It replaces
-    a JSON file (an earlier --json), never anything else: a model, a data file, a device."""
+    an earlier --json file (one that carries JSON_MARK), never anything else: a model, a run's
+    metrics.json, a data file, a device."""
     path = check_json_target(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w") as f:
-                f.write(json.dumps(doc, indent=2) + "\n")
+                f.write(json.dumps({**JSON_MARK, **doc}, indent=2) + "\n")
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it a normal file's mode
             os.replace(tmp, path)  # whole or not at all
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -133,26 +141,29 @@ def write_json(path, doc):
 
 
 def check_json_target(path):
-    """The --json path as a Path, or UsageError when it names something other than a (JSON) file to
-    replace; commands call it before their work, so a bad --json costs nothing."""
+    """The --json path as a Path, or UsageError when it cannot be written or names something other
+    than an earlier --json file; commands call it before their work, so a bad --json costs nothing."""
     path = Path(path)
     try:
-        if (path.exists() or path.is_symlink()) and not (
-                path.is_file() and (path.stat().st_size == 0 or _is_json(path))):
-            raise UsageError(f"--json {path} already exists and is not a JSON file; name a new file "
-                             f"(or an earlier --json file) to write to")
+        if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
+            raise UsageError(f"cannot write --json {path}: {path.parent} is not a folder this program can write to")
+        if (path.exists() or path.is_symlink()) and not _is_our_json(path):
+            raise UsageError(f"--json {path} already exists and is not a file an earlier --json wrote; "
+                             f"name a new file to write to")
     except OSError as e:
         raise UsageError(f"cannot write --json {path}: {e.strerror}") from None
     return path
 
 
-def _is_json(path):
+def _is_our_json(path):
     try:
-        with open(path, "rb") as f:
-            json.loads(f.read(10 * 2**20))  # an earlier --json is far smaller; anything bigger is not ours
-        return True
+        st = path.lstat()
+        if not stat.S_ISREG(st.st_mode) or st.st_size > 10 * 2**20:  # ours are small, plain files
+            return False
+        doc = json.loads(path.read_text())
     except (ValueError, RecursionError, OSError):
         return False
+    return isinstance(doc, dict) and all(doc.get(k) == v for k, v in JSON_MARK.items())
 
 
 def run(main, prog):

@@ -12,7 +12,7 @@ from functools import partial
 import numpy as np
 
 from . import checkpoint
-from .cli import (ArgumentParser, UsageError, non_negative_float, non_negative_int, positive_int, run,
+from .cli import (ArgumentParser, UsageError, int_at_least, non_negative_float, non_negative_int, positive_int, run,
                   thread_count)
 from .data import DataError, in_checkout
 from .model import next_probs
@@ -21,6 +21,7 @@ from .runtime import blas_threads, choose_threads
 
 
 CUT = "…"  # after a sample that --max-length cut off before it ended
+MAX_LENGTH = 100_000  # a sample draws its uniforms for all of it up front (16 bytes a symbol): 1.6 MB at most
 
 
 def parse_args(argv):
@@ -34,8 +35,9 @@ def parse_args(argv):
                          "0 always takes the likeliest symbol (greedy)")
     ap.add_argument("--top-k", metavar="K", type=positive_int, default=None, help="sample only from the k most likely symbols")
     ap.add_argument("--prefix", metavar="TEXT", default="", help="start every sample with these characters")
-    ap.add_argument("--max-length", metavar="N", type=positive_int, default=64,
-                    help="stop a sample after this many symbols (default 64)")
+    ap.add_argument("--max-length", metavar="N", default=64,
+                    type=int_at_least(1, f"a length from 1 to {MAX_LENGTH:,}", MAX_LENGTH),
+                    help=f"stop a sample after this many symbols (default 64, at most {MAX_LENGTH:,})")
     ap.add_argument("--threads", metavar="N", type=thread_count, default=None,
                     help="BLAS threads for the matrix products (default: chosen by the model's size)")
     return ap.parse_args(argv)

@@ -209,6 +209,7 @@ def main(argv=None):
         if resumed is not None:
             out = Path(opts.out)
             with RunLock(out):
+                checkpoint.check_journal_place(out)
                 return train_into(out, cfg, preset, False, n_threads, splits, resumed[:3], governor)
         return run_training(cfg, preset, opts.out, opts.sweep, n_threads, splits, opts.force, governor)
 
@@ -220,6 +221,7 @@ def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False, go
         out, lock = prepare_out(out_arg), None
     with lock or RunLock(out):  # whether the folder holds a model is asked only once it is ours
         checkpoint.recover(out)  # a save cut short after its commit is finished before we look
+        checkpoint.check_journal_place(out)
         if out_arg is not None and (out / "model.npz").exists() and not force and not sweep:
             raise UsageError(f"{out_arg} already holds a model (model.npz); pass --force to replace it, --resume "
                              f"to continue it, or another --out (without --out, each run gets a new folder)")
@@ -290,8 +292,9 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, governo
     interrupt = interrupt or (held[0] if held else None)
 
     first = len(resumed[1]) if resumed else 0
-    print(f"trained {done - first} step{'s' if done - first != 1 else ''} in {seconds:.1f}s "
-          f"({(done - first) / max(seconds, 1e-9):,.0f} steps/s)" + (f", steps {first + 1} to {done}" if first else ""))
+    if done > first:
+        print(f"trained {done - first} step{'s' if done - first != 1 else ''} in {seconds:.1f}s "
+              f"({(done - first) / max(seconds, 1e-9):,.0f} steps/s)" + (f", steps {first + 1} to {done}" if first else ""))
     for name in ("train", "dev", "test"):
         if result:
             print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")
@@ -306,7 +309,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, governo
         written += ["loss.png", "embedding.png"]
     print(f"wrote {', '.join(written)} to {out}{'' if plt else ' (' + plots.HINT + ')'}")
     print(f"sample more: python -m mlp_lm.sample --checkpoint {out / 'model.npz'}")
-    if interrupt is not None and done < cfg.steps:
+    if interrupt is not None and (done < cfg.steps or not result):  # more steps, or the evaluation, to do
         print(f"to continue: python -m mlp_lm.train --resume --out {out}", file=sys.stderr)
     return exit_code(interrupt) if interrupt is not None else 0
 

@@ -298,9 +298,16 @@ def test_impossible_sizes_are_one_line_before_the_work(module, flags, words, tmp
 
 
 def test_sampling_a_sample_longer_than_memory_is_one_line(tiny_run):
-    proc = run_cli("mlp_lm.sample", "--checkpoint", tiny_run[0] / "model.npz", "--max-length", 10**15)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stdout == "", proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and all(w in proc.stderr for w in MEMORY + ["--max-length"])
+    from functools import partial
+    from mlp_lm import model, sampling
+    from mlp_lm.runtime import NotEnoughMemory
+    for length in (10**9, 10**15):  # 10**9 would fit in 16 GB, but no name is a billion letters long
+        proc = run_cli("mlp_lm.sample", "--checkpoint", tiny_run[0] / "model.npz", "--max-length", length)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stdout == "", proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "--max-length" in proc.stderr and "100,000" in proc.stderr
+    params, vocab, config = checkpoint.load(tiny_run[0] / "model.npz")
+    with pytest.raises(NotEnoughMemory, match="one sample of up to"):  # the library checks memory itself
+        sampling.generate(partial(model.next_probs, params), vocab, 3, 1, np.random.default_rng(0), max_length=10**15)
 
 
 def test_check_fits_compares_with_what_is_available():
@@ -316,19 +323,31 @@ def test_check_fits_compares_with_what_is_available():
     ("mlp_lm.evaluate", ["--checkpoint", "{model}"]),
     ("mlp_lm.ngram", ["--n", "3", "--smoothing", "kn", "--samples", "0"]),
 ])
-def test_json_never_replaces_what_is_not_json(tiny_run, tmp_path, module, flags):
+def test_json_replaces_only_an_earlier_json_output(tiny_run, tmp_path, module, flags):
     import hashlib
+    import os
+    import stat
     model = tmp_path / "model.npz"
     model.write_bytes((tiny_run[0] / "model.npz").read_bytes())
-    before = hashlib.sha256(model.read_bytes()).hexdigest()
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text((tiny_run[0] / "metrics.json").read_text())  # valid JSON, but a run's, not an output's
     flags = [f.format(model=model) for f in flags]
-    proc = run_cli(module, *flags, "--json", model)
-    assert proc.returncode == 2 and "is not a JSON file" in proc.stderr and proc.stdout == "", proc.stderr
-    assert hashlib.sha256(model.read_bytes()).hexdigest() == before
-    earlier = tmp_path / "earlier.json"
-    earlier.write_text('{"an": "earlier --json"}')
-    proc = run_cli(module, *flags, "--json", earlier)  # an earlier --json file is replaced, whole
-    assert proc.returncode == 0 and json.loads(earlier.read_text()) != {"an": "earlier --json"}
+    for target in (model, metrics, tmp_path / "empty.txt"):
+        target.touch()
+        before = hashlib.sha256(target.read_bytes()).hexdigest()
+        proc = run_cli(module, *flags, "--json", target)
+        assert proc.returncode == 2 and "not a file an earlier --json wrote" in proc.stderr, proc.stderr
+        assert proc.stdout == "" and hashlib.sha256(target.read_bytes()).hexdigest() == before  # before the work
+    proc = run_cli(module, *flags, "--json", tmp_path / "no such folder" / "out.json")
+    assert proc.returncode == 2 and "not a folder" in proc.stderr and proc.stdout == ""
+    out = tmp_path / "out.json"
+    for _ in range(2):  # the second run replaces the first's output
+        proc = run_cli(module, *flags, "--json", out)
+        assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text())["written_by"] == "mlp_lm --json"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask  # a normal file's mode, not mkstemp's private one
 
 
 def test_a_path_the_file_system_refuses_is_one_line(tmp_path):

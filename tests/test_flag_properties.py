@@ -105,7 +105,7 @@ SAMPLE = {
     "--seed": ("seed", lambda v: is_whole(v) and v >= 0),
     "--temperature": ("temperature", lambda v: math.isfinite(v) and v >= 0),
     "--top-k": ("top_k", lambda v: is_whole(v) and v >= 1),
-    "--max-length": ("max_length", lambda v: is_whole(v) and v >= 1),
+    "--max-length": ("max_length", lambda v: is_whole(v) and 1 <= v <= sample.MAX_LENGTH),
     "--threads": ("threads", lambda v: is_whole(v) and 1 <= v <= MAX_THREADS),
 }
 

@@ -135,6 +135,13 @@ def test_a_save_cut_short_after_its_commit_is_finished_by_the_next_command(tmp_p
     assert not (tmp_path / checkpoint.JOURNAL).exists() and not list(tmp_path.glob("*.tmp"))
 
 
+def test_a_folder_whose_journal_place_is_taken_is_refused_before_training(tmp_path):
+    (tmp_path / checkpoint.JOURNAL).mkdir()
+    proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--steps", "100000", "--out", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "in the way of saving" in proc.stderr and "step" not in proc.stderr, proc.stderr
+
+
 def test_the_next_save_removes_what_a_save_killed_before_its_commit_left(tmp_path):
     (tmp_path / ".model.npz.x1.tmp").write_bytes(b"half a model")
     (tmp_path / ".other.txt.x1.tmp").write_bytes(b"not ours to remove")
@@ -178,6 +185,15 @@ def test_recover_is_safe_to_repeat_and_ignores_what_is_not_a_journal(tmp_path):
         checkpoint.recover(tmp_path)  # a journal write_atomic would not write moves nothing
         assert (tmp_path / "a").read_text() == "new a" and not (tmp_path.parent / "moved").exists()
     checkpoint.recover(tmp_path / "no such folder")
+    (tmp_path / checkpoint.JOURNAL).unlink()
+    os.mkfifo(tmp_path / checkpoint.JOURNAL)  # a pipe would block a read forever
+    checkpoint.recover(tmp_path)
+    with pytest.raises(checkpoint.CheckpointError, match="in the way of saving"):
+        checkpoint.check_journal_place(tmp_path)
+    (tmp_path / checkpoint.JOURNAL).unlink()
+    (tmp_path / checkpoint.JOURNAL).write_text(json.dumps([[".a.1.tmp", "a"]] * 10_000))  # too big to be ours
+    checkpoint.recover(tmp_path)
+    assert (tmp_path / checkpoint.JOURNAL).exists()
     with pytest.raises(ValueError, match="one folder"):
         checkpoint.write_atomic([(tmp_path / "x", None), (tmp_path / "sub" / "y", None)])
 

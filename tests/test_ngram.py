@@ -289,7 +289,7 @@ def test_cli_prints_and_writes_the_models_losses(tmp_path, names):
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
     assert set(result) == {"n", "smoothing", "train_loss", "dev_loss", "test_loss", "dev_perplexity", "dev_bpc",
-                           "test_perplexity", "test_bpc", "discounts", "seconds", "samples"}
+                           "test_perplexity", "test_bpc", "discounts", "seconds", "samples", "written_by"}
     model = KneserNey(3).fit(*names.train, len(names.vocab))  # the same split, counted here
     for name in ("train", "dev", "test"):
         assert result[f"{name}_loss"] == pytest.approx(model.nll(*getattr(names, name)), rel=1e-12)
