@@ -32,7 +32,7 @@ from .sampling import generate
 from .sweep import lr_sweep, report_sweep
 from .runtime import ThreadGovernor, blas_threads, check_fits, choose_threads
 from .runs import RunLock, claim_default_out, prepare_out, resume_point
-from .trainer import PRESETS, Config, Diverged, memory_needed, train
+from .trainer import PRESETS, Config, Diverged, config_problem, memory_needed, train
 
 
 def preset_help():
@@ -108,8 +108,6 @@ def parse_args(argv):
     force, resume = args.pop("force"), args.pop("resume")
     if out == "":
         raise UsageError("--out is empty; name a folder, or leave --out out for a new one under runs/")
-    if args.get("steps", 0) > MAX_STEPS:
-        raise UsageError(f"--steps {args['steps']:,} is more than this program will run ({MAX_STEPS:,}); use fewer")
     if resume:
         if out is None:
             raise UsageError("--resume needs --out DIR, the folder of the run to continue")
@@ -131,18 +129,9 @@ def parse_args(argv):
             flag, other = "--" + field.replace("_", "-"), "--" + setting
             raise UsageError(f"{flag} applies only to {other} {needed}, and this run's {other} is "
                              f"{getattr(cfg, setting)}; add {other} {needed} or leave {flag} out")
-    if cfg.schedule == "cosine" and cfg.warmup >= cfg.steps:
-        raise UsageError(f"--warmup {cfg.warmup} leaves no steps to decay over in {cfg.steps}; use fewer")
-    if cfg.lr * cfg.weight_decay >= 1:  # decay alone would take all of every weight, or more, each step
-        raise UsageError(f"--weight-decay {cfg.weight_decay:g} at --lr {cfg.lr:g} shrinks every weight by "
-                         f"lr x decay = {cfg.lr * cfg.weight_decay:g} of itself each step; use a weight decay "
-                         f"below 1 / lr = {1 / cfg.lr:g} (typical: 1e-4 for sgd, 0.1 for adamw)")
-    tiny, huge = float(np.finfo(cfg.dtype).tiny), float(np.finfo(cfg.dtype).max)
-    if not tiny <= cfg.eps <= huge:  # 0 or infinite in the arithmetic: AdamW would divide by 0, or never move
-        raise UsageError(f"--eps {cfg.eps:g} is outside what {cfg.dtype} holds ({tiny:g} to {huge:g}); "
-                         f"use a value in that range (the default is 1e-8)")
-    if cfg.min_lr > cfg.lr:
-        raise UsageError(f"--min-lr {cfg.min_lr:g} is above --lr {cfg.lr:g}; the schedule decays from --lr to it")
+    problem = config_problem(cfg)  # the settings that bound each other: warm-up, min-lr, decay, eps
+    if problem:
+        raise UsageError(problem)
     return Options(cfg, preset, out, sweep, n_threads, force, False)
 
 
@@ -156,7 +145,6 @@ class Options(NamedTuple):
     resume: bool
 
 
-MAX_STEPS = 10**9  # the loss history alone would need 8 GB past this
 # Flags that only one schedule or optimiser reads: field -> (the setting, the value it needs).
 ONLY_WITH = {"warmup": ("schedule", "cosine"), "min_lr": ("schedule", "cosine"), "decay_rate": ("schedule", "inverse"),
              "beta1": ("optimizer", "adamw"), "beta2": ("optimizer", "adamw"), "eps": ("optimizer", "adamw")}

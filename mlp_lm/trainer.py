@@ -54,11 +54,13 @@ PRESETS = {
 
 
 BLOCK = 256  # minibatches of indices drawn at once
+MAX_STEPS = 10**9  # the loss history alone would need 8 GB past this
 
 
 def config_problem(cfg):
-    """What is wrong with a configuration read from a file (a checkpoint to resume), or None. The
-    command line checks the same ranges flag by flag; a file can hold anything."""
+    """What is wrong with a configuration, or None. The command line has checked each flag's own
+    range already and asks only about the settings that bound each other; a configuration read
+    from a file (a checkpoint to resume) can hold anything, so every range is checked here too."""
     whole_at_least = {"block_size": 1, "n_embd": 1, "n_hidden": 1, "steps": 1, "batch_size": 1, "warmup": 0,
                       "seed": 0, "eval_every": 0}
     for name, low in whole_at_least.items():
@@ -76,10 +78,20 @@ def config_problem(cfg):
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
             return f"{name} is {getattr(cfg, name)!r}, not one of {', '.join(allowed)}"
-    held = np.finfo(cfg.dtype)  # eps must be a normal number of the run's dtype, not 0 or infinite in it
-    if cfg.steps > 10**9 or (cfg.schedule == "cosine" and cfg.warmup >= cfg.steps) or cfg.min_lr > cfg.lr \
-            or cfg.lr * cfg.weight_decay >= 1 or not float(held.tiny) <= cfg.eps <= float(held.max):
-        return "steps, warmup, min_lr, weight_decay or eps is out of range"
+    if cfg.steps > MAX_STEPS:
+        return f"--steps {cfg.steps:,} is more than this program will run ({MAX_STEPS:,}); use fewer"
+    if cfg.schedule == "cosine" and cfg.warmup >= cfg.steps:
+        return f"--warmup {cfg.warmup} leaves no steps to decay over in {cfg.steps}; use fewer"
+    if cfg.lr * cfg.weight_decay >= 1:  # decay alone would take all of every weight, or more, each step
+        return (f"--weight-decay {cfg.weight_decay:g} at --lr {cfg.lr:g} shrinks every weight by "
+                f"lr x decay = {cfg.lr * cfg.weight_decay:g} of itself each step; use a weight decay "
+                f"below 1 / lr = {1 / cfg.lr:g} (typical: 1e-4 for sgd, 0.1 for adamw)")
+    tiny, huge = float(np.finfo(cfg.dtype).tiny), float(np.finfo(cfg.dtype).max)
+    if not tiny <= cfg.eps <= huge:  # 0 or infinite in the arithmetic: AdamW would divide by 0, or never move
+        return (f"--eps {cfg.eps:g} is outside what {cfg.dtype} holds ({tiny:g} to {huge:g}); "
+                f"use a value in that range (the default is 1e-8)")
+    if cfg.min_lr > cfg.lr:
+        return f"--min-lr {cfg.min_lr:g} is above --lr {cfg.lr:g}; the schedule decays from --lr to it"
     return None
 
 

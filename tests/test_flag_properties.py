@@ -10,7 +10,7 @@ import math
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from mlp_lm import evaluate, sample, train
+from mlp_lm import evaluate, sample, train, trainer
 from mlp_lm.cli import MAX_THREADS, UsageError
 
 # Text a user might type for a number: numbers of every kind, written every way, and junk.
@@ -33,7 +33,7 @@ TRAIN = {
     "--block-size": ("block_size", lambda v: is_whole(v) and v >= 1),
     "--n-embd": ("n_embd", lambda v: is_whole(v) and v >= 1),
     "--n-hidden": ("n_hidden", lambda v: is_whole(v) and v >= 1),
-    "--steps": ("steps", lambda v: is_whole(v) and 1 <= v <= train.MAX_STEPS),
+    "--steps": ("steps", lambda v: is_whole(v) and 1 <= v <= trainer.MAX_STEPS),
     "--batch-size": ("batch_size", lambda v: is_whole(v) and v >= 1),
     "--lr": ("lr", lambda v: math.isfinite(v) and v > 0),
     "--decay-rate": ("decay_rate", lambda v: math.isfinite(v) and v >= 0),
