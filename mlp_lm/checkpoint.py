@@ -85,23 +85,10 @@ def write_atomic(files):
     try:
         for path, write in files:
             path = Path(path)
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-            temps.append(tmp)
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-                f.flush()
-                os.fsync(f.fileno())  # on disk before the journal can point at it
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it a normal file's mode
+            write_temporary(path, write, temps)  # on disk before the journal can point at it
         moves = [[Path(tmp).name, Path(path).name] for (path, _), tmp in zip(files, temps)]
         path = folder / JOURNAL  # what a failure from here on is about
-        fd, journal = tempfile.mkstemp(dir=folder, prefix=f"{JOURNAL}.", suffix=".tmp")
-        temps.append(journal)
-        with os.fdopen(fd, "w") as f:
-            json.dump(moves, f)
-            f.flush()
-            os.fsync(f.fileno())
+        journal = write_temporary(path, lambda f: f.write(json.dumps(moves).encode()), temps)
         os.replace(journal, folder / JOURNAL)  # the commit
     except BaseException as e:
         for tmp in temps:
@@ -111,6 +98,24 @@ def write_atomic(files):
                                   f"if any, are unchanged") from None
         raise
     recover(folder)
+
+
+def write_temporary(path, write, made=None):
+    """Write a file in full under a hidden temporary name beside `path` (".NAME.xxxx.tmp"), with a
+    normal file's mode, flushed to disk, and return that name; the caller renames it into place.
+    The name goes into `made` (a list) as soon as the file exists, so a caller can remove it if
+    the writing fails."""
+    fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=f".{Path(path).name}.", suffix=".tmp")
+    if made is not None:
+        made.append(tmp)
+    with os.fdopen(fd, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it a normal file's mode
+    return tmp
 
 
 def _is_journal(moves):

@@ -6,12 +6,11 @@ import os
 import signal
 import stat
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, write_temporary
 from .data import DataError
 from .runtime import NotEnoughMemory, keep_freed_memory
 
@@ -123,20 +122,16 @@ def write_json(path, doc):
     an earlier --json file (one that carries JSON_MARK), never anything else: a model, a run's
     metrics.json, a data file, a device."""
     path = check_json_target(path)
+    text = json.dumps({**JSON_MARK, **doc}, indent=2) + "\n"
+    made = []
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(json.dumps({**JSON_MARK, **doc}, indent=2) + "\n")
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it a normal file's mode
-            os.replace(tmp, path)  # whole or not at all
-        except BaseException:
+        os.replace(write_temporary(path, lambda f: f.write(text.encode()), made), path)  # whole or not at all
+    except BaseException as e:
+        for tmp in made:
             Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as e:
-        raise UsageError(f"cannot write --json {path}: {e.strerror}") from None
+        if isinstance(e, OSError):
+            raise UsageError(f"cannot write --json {path}: {e.strerror}") from None
+        raise
     print(f"wrote {path}")
 
 

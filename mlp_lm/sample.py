@@ -45,14 +45,12 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.checkpoint is None:
+    newest = args.checkpoint is None
+    if newest:
         args.checkpoint = checkpoint.newest(in_checkout("runs"))
         if args.checkpoint is None:
             raise UsageError(f"no trained model under {in_checkout('runs')}: train one with "
                              f"`python -m mlp_lm.train`, or pass --checkpoint PATH")
-        newest = True
-    else:
-        newest = False
     params, vocab, config = checkpoint.load(args.checkpoint)
     if newest:  # said once it loads, so a damaged newest model is one line, the error
         print(f"(sampling from {args.checkpoint}, the newest model)", file=sys.stderr)
