@@ -59,10 +59,10 @@ def median_time(fn, seconds):
     return statistics.median(samples)
 
 
-def our_step(splits, B, dtype):
+def our_step(splits, B, dtype, threads=1):
     cfg = Config(batch_size=B, dtype=dtype, steps=10**9)
     params = model.init_params(V, T, E, H, seed=0, dtype=np.dtype(dtype))
-    trainer = Trainer(cfg, params, *splits.train)
+    trainer = Trainer(cfg, params, *splits.train, threads)  # as train runs it: split or BLAS threads
     counter = iter(range(10**12))
     return lambda: trainer.step(next(counter))
 
@@ -126,30 +126,31 @@ class BusyMachine:
 
 
 def measure(splits, sizes, dtypes, seconds, n_threads, with_torch):
-    """{(dtype, B): {"ours": s, "torch": s or None, "threads": n}} for every size and dtype."""
+    """{(dtype, B): {"ours": s, "torch": s or None, "threads": n, "parts": k}} for every size and dtype
+    (k > 1: each batch split in k parts, one per thread; see parallel.py)."""
     rows = {}
     for dtype in dtypes:
         for B in sizes:
             n = n_threads or runtime.choose_threads(B, T * E, H, V)
             with runtime.blas_threads(n):
-                ours = median_time(our_step(splits, B, dtype), seconds)
+                ours = median_time(our_step(splits, B, dtype, n), seconds)
             theirs = None
             if with_torch:
                 import torch
                 torch.set_num_threads(n)
                 theirs = median_time(torch_step(splits, B, dtype), seconds)
-            rows[(dtype, B)] = {"ours": ours, "torch": theirs, "threads": n}
+            rows[(dtype, B)] = {"ours": ours, "torch": theirs, "threads": n, "parts": runtime.split_parts(B, n)}
     return rows
 
 
 def table(rows, title, idle=None):
-    lines = [title, f"{'dtype':8} {'batch':>6} {'thr':>3} {'ours us/step':>13} {'GFLOP/s':>8} "
+    lines = [title, f"{'dtype':8} {'batch':>6} {'thr':>3} {'parts':>5} {'ours us/step':>13} {'GFLOP/s':>8} "
                     f"{'torch us/step':>14} {'torch/ours':>10}" + (f" {'vs idle':>8}" if idle else "")]
     for (dtype, B), r in rows.items():
         gflops = flops_per_step(B) / r["ours"] / 1e9
         torch_us = f"{r['torch'] * 1e6:14,.0f}" if r["torch"] else f"{'-':>14}"
         ratio = f"{r['torch'] / r['ours']:9.2f}x" if r["torch"] else f"{'-':>10}"
-        line = f"{dtype:8} {B:6d} {r['threads']:3d} {r['ours'] * 1e6:13,.0f} {gflops:8.2f} {torch_us} {ratio}"
+        line = f"{dtype:8} {B:6d} {r['threads']:3d} {r['parts']:5d} {r['ours'] * 1e6:13,.0f} {gflops:8.2f} {torch_us} {ratio}"
         if idle:
             line += f" {r['ours'] / idle[(dtype, B)]['ours']:7.2f}x"
         lines.append(line)
@@ -198,7 +199,7 @@ def main(argv=None):
     ap.add_argument("--seconds", metavar="S", type=positive_float, default=None,
                     help="work timed per measurement (default 1, 0.05 with --quick)")
     ap.add_argument("--threads", metavar="N", type=thread_count, default=None,
-                    help="BLAS (and torch) threads for every size (default: chosen by size, see mlp_lm/runtime.py)")
+                    help="our (and torch's) threads for every size (default: chosen by size, see mlp_lm/runtime.py)")
     ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if it is installed")
     ap.add_argument("--no-load", action="store_true", help="skip the measurements under load")
     ap.add_argument("--data", metavar="PATH", default=str(in_checkout(DEFAULT_DATA)), help="the word list (default data/names.txt)")
@@ -243,7 +244,7 @@ def main(argv=None):
 
     if args.json is not None:
         def flat(rows):
-            return [{"dtype": d, "batch": B, "threads": r["threads"], "ours_seconds": r["ours"],
+            return [{"dtype": d, "batch": B, "threads": r["threads"], "parts": r["parts"], "ours_seconds": r["ours"],
                      "torch_seconds": r["torch"], "gflops": flops_per_step(B) / r["ours"] / 1e9}
                     for (d, B), r in rows.items()]
         doc = {"machine": machine, "seconds_per_measurement": seconds, "idle": flat(idle),

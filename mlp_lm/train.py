@@ -30,7 +30,7 @@ from .cli import (ArgumentParser, UsageError, exit_code, fraction, non_negative_
 from .data import DEFAULT_DATA, SPLIT_SEED, in_checkout, load_splits
 from .sampling import generate
 from .sweep import lr_sweep, report_sweep
-from .runtime import ThreadGovernor, blas_threads, check_fits, choose_threads
+from .runtime import blas_threads, check_fits, choose_threads, describe_threads
 from .runs import RunLock, claim_default_out, prepare_out, resume_point
 from .trainer import PRESETS, Config, Diverged, config_problem, memory_needed, train
 
@@ -89,8 +89,10 @@ def parse_args(argv):
     g.add_argument("--seed", metavar="N", type=non_negative_int, help=f"random seed (default {d.seed})")
     g.add_argument("--dtype", choices=("float32", "float64"), help="float32 (default, faster) or float64")
     g.add_argument("--threads", metavar="N", type=thread_count, default=None,
-                   help="BLAS threads for the matrix products (default: chosen by the model's size; "
-                        "1 for the lecture's, which also keeps a busy machine from slowing it down)")
+                   help="threads for each step: a batch of 256 rows or more per thread is split between "
+                        "them, a smaller one has them share the matrix products as BLAS threads (default: "
+                        "chosen by the model's size; 1 for the lecture's, which also keeps a busy machine "
+                        "from slowing it down)")
     g = ap.add_argument_group("regularisation")
     g.add_argument("--dropout", metavar="P", type=fraction, help="dropout on the hidden layer (default 0)")
     g.add_argument("--emb-dropout", metavar="P", type=fraction, help="dropout on the concatenated embeddings (default 0)")
@@ -192,17 +194,17 @@ def main(argv=None):
                          f"a resumed run must see the same data")
     n_threads = opts.threads or choose_threads(cfg.batch_size, cfg.block_size * cfg.n_embd, cfg.n_hidden,
                                                len(splits.vocab))
-    governor = ThreadGovernor(n_threads) if opts.threads is None else None  # --threads N: fixed
+    follow_load = opts.threads is None  # --threads N: fixed; else fewer threads while others are busy
     with blas_threads(n_threads):
         if resumed is not None:
             out = Path(opts.out)
             with RunLock(out):
                 checkpoint.check_journal_place(out)
-                return train_into(out, cfg, preset, False, n_threads, splits, resumed[:3], governor)
-        return run_training(cfg, preset, opts.out, opts.sweep, n_threads, splits, opts.force, governor)
+                return train_into(out, cfg, preset, False, n_threads, splits, resumed[:3], follow_load)
+        return run_training(cfg, preset, opts.out, opts.sweep, n_threads, splits, opts.force, follow_load)
 
 
-def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False, governor=None):
+def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False, follow_load=False):
     if out_arg is None:
         out, lock = claim_default_out(cfg.data)  # a new numbered folder, already locked
     else:
@@ -213,10 +215,10 @@ def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False, go
         if out_arg is not None and (out / "model.npz").exists() and not force and not sweep:
             raise UsageError(f"{out_arg} already holds a model (model.npz); pass --force to replace it, --resume "
                              f"to continue it, or another --out (without --out, each run gets a new folder)")
-        return train_into(out, cfg, preset, sweep, n_threads, splits, None, governor)
+        return train_into(out, cfg, preset, sweep, n_threads, splits, None, follow_load)
 
 
-def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, governor=None):
+def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_load=False):
     V = len(splits.vocab)
     params = model.init_params(V, cfg.block_size, cfg.n_embd, cfg.n_hidden, direct=cfg.direct,
                                seed=cfg.seed, init=cfg.init, dtype=np.dtype(cfg.dtype))
@@ -231,11 +233,11 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, governo
         report_sweep(lre, losses, out, plt)
         return 0
 
-    print(describe_training(cfg) + f"; {n_threads} BLAS thread{'s' if n_threads > 1 else ''}")
+    print(describe_training(cfg) + "; " + describe_threads(cfg.batch_size, n_threads))
     trainer = None
     try:
         t0 = time.perf_counter()
-        trainer, losses, devs, interrupt = train(cfg, splits, params, resumed, governor)
+        trainer, losses, devs, interrupt = train(cfg, splits, params, resumed, n_threads, follow_load)
         seconds = time.perf_counter() - t0
         params = trainer.evaluated
         with np.errstate(over="raise", invalid="raise"):

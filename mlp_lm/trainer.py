@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import layers, model, optim
+from . import layers, model, optim, parallel, runtime
 from .cli import Progress, UsageError, signals_held
 from .data import DEFAULT_DATA
 
@@ -110,8 +110,10 @@ def memory_needed(cfg, V):
 class Trainer:
     """Holds what changes from step to step: parameters, optimiser state, weight average, random streams."""
 
-    def __init__(self, cfg, params, X, Y):
+    def __init__(self, cfg, params, X, Y, threads=1):
         self.cfg, self.params, self.X, self.Y = cfg, params, X, Y
+        self.split = parallel.BatchSplit()
+        self.use_threads(threads)
         self.rng = np.random.default_rng([cfg.seed, 1])  # minibatches: a stream separate from the init
         self.drop_rng = np.random.default_rng([cfg.seed, 3])  # dropout masks: their own stream
         self.dtype = np.dtype(cfg.dtype)
@@ -155,6 +157,14 @@ class Trainer:
             for k in self.ema.avg:
                 self.ema.avg[k][...] = st[f"ema.{k}"]
 
+    def use_threads(self, n):
+        """Steps from now on use n threads: the batch split in n parts of one BLAS thread each
+        when the parts are long enough (runtime.split_parts), else n BLAS threads for the products.
+        Splitting changes only the order of float additions over the batch."""
+        parts = runtime.split_parts(self.cfg.batch_size, n)
+        self.split.set_parts(parts)
+        self.blas_limit = runtime.set_blas_threads(1 if parts > 1 else n)
+
     @property
     def evaluated(self):
         """The parameters to evaluate and save: the weight average when there is one."""
@@ -177,8 +187,8 @@ class Trainer:
         masks = {"embcat": layers.dropout_mask((B, cfg.block_size * cfg.n_embd), cfg.emb_dropout,
                                                self.drop_rng, self.dtype),
                  "h": layers.dropout_mask((B, cfg.n_hidden), cfg.dropout, self.drop_rng, self.dtype)}
-        loss, grads = model.loss_and_grads(self.params, self.X[ix], self.Y[ix], masks=masks,
-                                           smoothing=cfg.label_smoothing)
+        loss, grads = self.split.loss_and_grads(self.params, self.X, self.Y, ix, masks=masks,
+                                                smoothing=cfg.label_smoothing)
         if not math.isfinite(loss):
             raise FloatingPointError(f"loss {loss}")
         lr = optim.learning_rate(cfg.schedule, cfg.lr, step, cfg.steps, decay_rate=cfg.decay_rate,
@@ -203,16 +213,20 @@ DIVERGE_WINDOW = 100  # steps whose mean training loss is watched
 DIVERGE_FACTOR = 2.0  # a window mean this many times the start (or ln V, if higher) is divergence
 
 
-def train(cfg, splits, params, resumed=None, governor=None):
+def train(cfg, splits, params, resumed=None, threads=1, follow_load=False):
     """Minibatch training. Returns (the Trainer, losses per step, {step: dev loss}, the interrupt
     that stopped it early or None); Ctrl-C and SIGTERM stop it. resumed: (the Trainer's saved
     state, the losses so far, the dev losses so far) to continue a run exactly where it stopped.
+    threads: how many each step uses (Trainer.use_threads); follow_load: fewer while other
+    programs keep a core busy (runtime.ThreadGovernor).
 
     Raises Diverged if the loss or any arithmetic overflows, or if the mean training loss of
     the last DIVERGE_WINDOW steps rises past DIVERGE_FACTOR times where it started (or ln V,
     whichever is higher): such a model is junk, not a result.
     """
-    trainer = Trainer(cfg, params, *splits.train)
+    trainer = Trainer(cfg, params, *splits.train, threads)
+    # follow_load: down to one thread while other programs keep a core busy, back when they stop
+    governor = runtime.ThreadGovernor(threads, trainer.use_threads) if follow_load else None
     losses = np.full(cfg.steps, np.nan)
     devs = {}
     done = 0  # completed steps
@@ -249,7 +263,7 @@ def train(cfg, splits, params, resumed=None, governor=None):
                     dev = devs[done] = model.split_loss(trainer.evaluated, *splits.dev)
                 progress.update(done, loss, dev)
                 if governor is not None:
-                    governor.tick()  # fewer BLAS threads while another program is busy
+                    governor.tick()
                 if held:
                     raise held[0]
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (cli.Interrupted)

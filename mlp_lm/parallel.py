@@ -1,0 +1,76 @@
+"""Data parallelism: one minibatch's loss and gradients computed in parts, on several threads.
+
+The loss is a mean over the batch, so splitting the batch into parts of B_1 + ... + B_k = B
+rows gives
+
+    L = sum_i (B_i / B) * L_i        dL/dtheta = sum_i (B_i / B) * dL_i/dtheta
+
+where L_i is the mean loss of part i. Each part runs model.loss_and_grads, the very same
+code as the whole batch; only the order of the float additions over the batch changes.
+
+Why threads help: numpy lets go of Python's lock inside its matrix products and its
+elementwise loops (tanh, exp), which is where a large batch spends its time. The BLAS can
+share a product between threads, but nothing shares numpy's single-threaded tanh and exp;
+splitting the batch shares everything. Each part runs with one BLAS thread.
+"""
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from . import model
+
+
+class BatchSplit:
+    """Computes model.loss_and_grads in `parts` row blocks, one on the calling thread and the
+    others on a pool of parts - 1 threads. With parts == 1 it is model.loss_and_grads itself.
+    """
+
+    def __init__(self, parts=1):
+        self.pool = None
+        self.parts = 1
+        self.set_parts(parts)
+
+    def set_parts(self, parts):
+        if parts > 1 and (self.pool is None or self.pool._max_workers < parts - 1):
+            self.close()
+            self.pool = ThreadPoolExecutor(parts - 1, thread_name_prefix="mlp_lm-part")
+        self.parts = parts
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+
+    def loss_and_grads(self, params, X, Y, ix, *, masks=None, smoothing=0.0):
+        """model.loss_and_grads(params, X[ix], Y[ix], masks=masks, smoothing=smoothing), in parts.
+
+        Each part gathers its own examples X[ix[rows]]: the gather reads memory at random,
+        and is worth sharing between the threads too.
+        """
+        B = len(ix)
+        parts = min(self.parts, B)
+        if parts == 1:
+            return model.loss_and_grads(params, X[ix], Y[ix], masks=masks, smoothing=smoothing)
+        cuts = np.linspace(0, B, parts + 1).round().astype(int)
+        rows = [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:])]
+
+        def part(r):
+            part_masks = {k: m[r] for k, m in (masks or {}).items() if m is not None}
+            part_ix = ix[r]
+            return model.loss_and_grads(params, X[part_ix], Y[part_ix], masks=part_masks, smoothing=smoothing)
+
+        # Each worker runs in a copy of this thread's context, so np.errstate (a context
+        # variable) holds there too: an overflow in any part raises, as it would in one piece.
+        futures = [self.pool.submit(contextvars.copy_context().run, part, r) for r in rows[1:]]
+        results = [part(rows[0])] + [f.result() for f in futures]
+
+        weights = [float(n) / B for n in np.diff(cuts)]  # B_i / B, Python floats: float32 stays float32
+        loss = sum(w * part_loss for w, (part_loss, _) in zip(weights, results))
+        grads = results[0][1]
+        for g in grads.values():
+            g *= weights[0]
+        for w, (_, part_grads) in zip(weights[1:], results[1:]):
+            for k, g in grads.items():
+                g += w * part_grads[k]
+        return float(loss), grads

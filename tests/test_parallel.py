@@ -1,0 +1,97 @@
+"""A batch split between threads (parallel.BatchSplit) computes what one piece computes."""
+import numpy as np
+import pytest
+
+from mlp_lm import layers, model, parallel, runtime
+from mlp_lm.data import load_splits
+from mlp_lm.trainer import Config, Trainer
+
+from .conftest import NAMES
+
+
+def problem(B=101, dtype=np.float64, seed=0):
+    rng = np.random.default_rng(seed)
+    params = model.init_params(27, 3, 10, 50, seed=seed, dtype=dtype)
+    for p in params.values():
+        p += 0.3 * rng.standard_normal(p.shape).astype(dtype)  # not the init's zero biases
+    X = rng.integers(0, 27, size=(400, 3))
+    Y = rng.integers(0, 27, size=400)
+    ix = rng.integers(0, 400, size=B)
+    masks = {"embcat": layers.dropout_mask((B, 30), 0.2, rng, dtype),
+             "h": layers.dropout_mask((B, 50), 0.1, rng, dtype)}
+    return params, X, Y, ix, masks
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3, 7])
+def test_a_split_batch_gives_the_loss_and_gradients_of_the_whole(parts):
+    params, X, Y, ix, masks = problem()  # 101 rows: parts of unequal length
+    loss, grads = model.loss_and_grads(params, X[ix], Y[ix], masks=masks, smoothing=0.1)
+    split = parallel.BatchSplit(parts)
+    try:
+        split_loss, split_grads = split.loss_and_grads(params, X, Y, ix, masks=masks, smoothing=0.1)
+    finally:
+        split.close()
+    assert split_loss == pytest.approx(loss, rel=1e-13)
+    assert split_grads.keys() == grads.keys()
+    for k in grads:
+        assert split_grads[k].dtype == grads[k].dtype
+        np.testing.assert_allclose(split_grads[k], grads[k], rtol=1e-11, atol=1e-14, err_msg=k)
+
+
+def test_more_parts_than_rows_still_works():
+    params, X, Y, ix, _ = problem(B=2)
+    split = parallel.BatchSplit(4)
+    loss, _ = split.loss_and_grads(params, X, Y, ix)
+    split.close()
+    assert loss == pytest.approx(model.loss_and_grads(params, X[ix], Y[ix])[0], rel=1e-13)
+
+
+def test_an_overflow_in_a_worker_thread_raises_as_it_would_in_one_piece():
+    # np.errstate is per thread context: the workers must run under the caller's. Only the
+    # second part's rows (a worker's) hold the symbol whose embedding makes the logits overflow.
+    rng = np.random.default_rng(0)
+    params = model.init_params(27, 3, 10, 50, direct=True, seed=0, dtype=np.float32)
+    params["C"][26] = 3e38
+    params["Wd"][:] = 10.0  # the direct connections carry it to the logits: inf, then inf - inf
+    X = rng.integers(0, 26, size=(400, 3))
+    X[200:, 0] = 26
+    Y = rng.integers(0, 27, size=400)
+    ix = np.concatenate([rng.integers(0, 200, 50), rng.integers(200, 400, 50)])
+    split = parallel.BatchSplit(2)
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            model.loss_and_grads(params, X[ix[:50]], Y[ix[:50]])  # the first part alone is fine
+            with pytest.raises(FloatingPointError):
+                model.loss_and_grads(params, X[ix], Y[ix])
+            with pytest.raises(FloatingPointError):
+                split.loss_and_grads(params, X, Y, ix)
+    finally:
+        split.close()
+
+
+def test_batches_are_split_only_when_every_part_is_long_enough():
+    assert runtime.split_parts(32, 2) == 1  # the lecture's step: BLAS threads (one, in practice)
+    assert runtime.split_parts(256, 2) == 1  # parts of 128 rows lose to two BLAS threads
+    assert runtime.split_parts(512, 2) == 2
+    assert runtime.split_parts(4096, 2) == 2
+    assert runtime.split_parts(4096, 1) == 1
+    assert "split in 2" in runtime.describe_threads(1024, 2) and runtime.describe_threads(32, 1) == "1 BLAS thread"
+
+
+def test_training_on_two_threads_follows_training_on_one():
+    # Same seed, same minibatches and masks: only the order of float additions differs.
+    splits = load_splits(NAMES, 3)
+    cfg = Config(batch_size=512, steps=20, dtype="float64", emb_dropout=0.1, dropout=0.1)
+    runs = []
+    for threads in (1, 2):
+        params = model.init_params(27, 3, 10, 200, seed=1, dtype=np.float64)
+        trainer = Trainer(cfg, params, *splits.train, threads)
+        assert trainer.split.parts == threads
+        losses = [trainer.step(s) for s in range(cfg.steps)]
+        trainer.split.close()
+        runs.append((losses, params))
+    (losses1, params1), (losses2, params2) = runs
+    np.testing.assert_allclose(losses2, losses1, rtol=1e-10)
+    for k in params1:
+        np.testing.assert_allclose(params2[k], params1[k], rtol=1e-9, atol=1e-12, err_msg=k)
+    assert losses1[-1] < losses1[0]  # it trained
