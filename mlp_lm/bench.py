@@ -131,7 +131,7 @@ def measure(splits, sizes, dtypes, seconds, n_threads, with_torch):
     rows = {}
     for dtype in dtypes:
         for B in sizes:
-            n = n_threads or runtime.choose_threads(B, T * E, H, V)
+            n = n_threads or runtime.step_threads(B, T * E, H, V)
             with runtime.blas_threads(n):
                 ours = median_time(our_step(splits, B, dtype, n), seconds)
             theirs = None

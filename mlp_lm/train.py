@@ -30,7 +30,7 @@ from .cli import (ArgumentParser, UsageError, exit_code, fraction, non_negative_
 from .data import DEFAULT_DATA, SPLIT_SEED, in_checkout, load_splits
 from .sampling import generate
 from .sweep import lr_sweep, report_sweep
-from .runtime import blas_threads, check_fits, choose_threads, describe_threads
+from .runtime import blas_threads, check_fits, describe_threads, step_threads
 from .runs import RunLock, claim_default_out, prepare_out, resume_point
 from .trainer import PRESETS, Config, Diverged, config_problem, memory_needed, train
 
@@ -192,8 +192,8 @@ def main(argv=None):
     if resumed is not None and splits.sha256 != resumed[3]:
         raise UsageError(f"the training data {cfg.data} has changed since the run in {opts.out} started; "
                          f"a resumed run must see the same data")
-    n_threads = opts.threads or choose_threads(cfg.batch_size, cfg.block_size * cfg.n_embd, cfg.n_hidden,
-                                               len(splits.vocab))
+    n_threads = opts.threads or step_threads(cfg.batch_size, cfg.block_size * cfg.n_embd, cfg.n_hidden,
+                                             len(splits.vocab))
     follow_load = opts.threads is None  # --threads N: fixed; else fewer threads while others are busy
     with blas_threads(n_threads):
         if resumed is not None:

@@ -112,8 +112,11 @@ class Trainer:
 
     def __init__(self, cfg, params, X, Y, threads=1):
         self.cfg, self.params, self.X, self.Y = cfg, params, X, Y
-        self.split = parallel.BatchSplit()
-        self.use_threads(threads)
+        # Batches long enough are split in parts, one per thread, each on one BLAS thread
+        # (runtime.split_parts); otherwise the threads share the matrix products as BLAS threads.
+        # Splitting changes only the order of float additions over the batch.
+        self.split = parallel.BatchSplit(runtime.split_parts(cfg.batch_size, threads))
+        self.blas_limit = runtime.set_blas_threads(1 if self.split.parts > 1 else threads)
         self.rng = np.random.default_rng([cfg.seed, 1])  # minibatches: a stream separate from the init
         self.drop_rng = np.random.default_rng([cfg.seed, 3])  # dropout masks: their own stream
         self.dtype = np.dtype(cfg.dtype)
@@ -156,14 +159,6 @@ class Trainer:
         if self.ema:
             for k in self.ema.avg:
                 self.ema.avg[k][...] = st[f"ema.{k}"]
-
-    def use_threads(self, n):
-        """Steps from now on use n threads: the batch split in n parts of one BLAS thread each
-        when the parts are long enough (runtime.split_parts), else n BLAS threads for the products.
-        Splitting changes only the order of float additions over the batch."""
-        parts = runtime.split_parts(self.cfg.batch_size, n)
-        self.split.set_parts(parts)
-        self.blas_limit = runtime.set_blas_threads(1 if parts > 1 else n)
 
     @property
     def evaluated(self):
@@ -217,16 +212,17 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False):
     """Minibatch training. Returns (the Trainer, losses per step, {step: dev loss}, the interrupt
     that stopped it early or None); Ctrl-C and SIGTERM stop it. resumed: (the Trainer's saved
     state, the losses so far, the dev losses so far) to continue a run exactly where it stopped.
-    threads: how many each step uses (Trainer.use_threads); follow_load: fewer while other
-    programs keep a core busy (runtime.ThreadGovernor).
+    threads: how many each step uses (see Trainer); follow_load: fewer BLAS threads while
+    other programs keep a core busy (runtime.ThreadGovernor).
 
     Raises Diverged if the loss or any arithmetic overflows, or if the mean training loss of
     the last DIVERGE_WINDOW steps rises past DIVERGE_FACTOR times where it started (or ln V,
     whichever is higher): such a model is junk, not a result.
     """
     trainer = Trainer(cfg, params, *splits.train, threads)
-    # follow_load: down to one thread while other programs keep a core busy, back when they stop
-    governor = runtime.ThreadGovernor(threads, trainer.use_threads) if follow_load else None
+    # BLAS threads spin while they wait, so they give way while other programs keep a core busy;
+    # the threads of a split batch sleep while they wait, and keep working.
+    governor = runtime.ThreadGovernor(threads) if follow_load and trainer.split.parts == 1 else None
     losses = np.full(cfg.steps, np.nan)
     devs = {}
     done = 0  # completed steps

@@ -95,3 +95,13 @@ def test_training_on_two_threads_follows_training_on_one():
     for k in params1:
         np.testing.assert_allclose(params2[k], params1[k], rtol=1e-9, atol=1e-12, err_msg=k)
     assert losses1[-1] < losses1[0]  # it trained
+
+
+def test_a_busy_machine_keeps_the_split_but_not_the_blas_threads(monkeypatch):
+    monkeypatch.setattr(runtime, "available_cores", lambda: 2)
+    monkeypatch.setattr(runtime, "idle_cores", lambda interval=0.1: 1)  # another program holds a core
+    assert runtime.step_threads(1024, 30, 200, 27) == 2  # split: waiting threads sleep, so it stays
+    assert runtime.step_threads(256, 30, 200, 27) == 1  # BLAS threads would spin against the other program
+    assert runtime.step_threads(128, 192, 1024, 27) == 1
+    monkeypatch.setattr(runtime, "idle_cores", lambda interval=0.1: 2)
+    assert runtime.step_threads(128, 192, 1024, 27) == 2  # the best preset's products on an idle machine
