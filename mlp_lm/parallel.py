@@ -27,15 +27,8 @@ class BatchSplit:
     """
 
     def __init__(self, parts=1):
-        self.pool = None
-        self.parts = 1
-        self.set_parts(parts)
-
-    def set_parts(self, parts):
-        if parts > 1 and (self.pool is None or self.pool._max_workers < parts - 1):
-            self.close()
-            self.pool = ThreadPoolExecutor(parts - 1, thread_name_prefix="mlp_lm-part")
         self.parts = parts
+        self.pool = ThreadPoolExecutor(parts - 1, thread_name_prefix="mlp_lm-part") if parts > 1 else None
 
     def close(self):
         if self.pool is not None:
