@@ -155,7 +155,8 @@ def step_threads(batch_size, n_in, n_hidden, vocab_size):
 
 
 def describe_threads(batch_size, threads):
-    """'1 BLAS thread', '2 BLAS threads' or '2 threads, each batch split in 2 parts'."""
+    """For the progress header: '1 BLAS thread', '2 BLAS threads', or '2 threads, each batch
+    split in 2 parts of one BLAS thread each'."""
     if split_parts(batch_size, threads) > 1:
         return f"{threads} threads, each batch split in {threads} parts of one BLAS thread each"
     return f"{threads} BLAS thread{'s' if threads > 1 else ''}"

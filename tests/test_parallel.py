@@ -85,10 +85,11 @@ def test_training_on_two_threads_follows_training_on_one():
     runs = []
     for threads in (1, 2):
         params = model.init_params(27, 3, 10, 200, seed=1, dtype=np.float64)
-        trainer = Trainer(cfg, params, *splits.train, threads)
-        assert trainer.split.parts == threads
-        losses = [trainer.step(s) for s in range(cfg.steps)]
-        trainer.split.close()
+        with runtime.blas_threads(2):  # the Trainer sets the BLAS's threads; this restores them after
+            trainer = Trainer(cfg, params, *splits.train, threads)
+            assert trainer.split.parts == threads
+            losses = [trainer.step(s) for s in range(cfg.steps)]
+            trainer.split.close()
         runs.append((losses, params))
     (losses1, params1), (losses2, params2) = runs
     np.testing.assert_allclose(losses2, losses1, rtol=1e-10)
