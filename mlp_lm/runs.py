@@ -108,8 +108,8 @@ class RunLock:
 
 
 def resume_point(out):
-    """(Config, preset, (state, losses so far, dev losses so far, data sha256)) of the run in `out`,
-    or None for the last item when that run is already complete."""
+    """(Config, preset, (state, losses so far, dev losses so far, data sha256), what resuming will do)
+    of the run in `out`; the third item is None when that run is already complete."""
     path = Path(out) / "model.npz"
     _, _, config = checkpoint.load(path)
     state = checkpoint.load_state(path)
@@ -135,11 +135,11 @@ def resume_point(out):
     except (KeyError, TypeError, ValueError) as e:
         raise UsageError(f"{damaged} ({e}); start a new run") from None
     evaluated = bool(state.pop("evaluated", True))  # saved since a stopped final evaluation can be redone
+    preset = config.get("preset", "lecture")
     if done >= cfg.steps and evaluated:
-        print(f"the run in {out} is complete ({done} of {cfg.steps} steps): nothing to resume")
-        return cfg, config.get("preset", "lecture"), None
+        return cfg, preset, None, f"the run in {out} is complete ({done} of {cfg.steps} steps): nothing to resume"
+    resumed = (state, history, devs, config.get("data_sha256"))
     if done >= cfg.steps:
-        print(f"the run in {out} trained all {done} steps but its final evaluation was cut short: evaluating it")
-        return cfg, config.get("preset", "lecture"), (state, history, devs, config.get("data_sha256"))
-    print(f"resuming the run in {out} at step {done} of {cfg.steps}")
-    return cfg, config.get("preset", "lecture"), (state, history, devs, config.get("data_sha256"))
+        return cfg, preset, resumed, (f"the run in {out} trained all {done} steps but its final evaluation "
+                                      f"was cut short: evaluating it")
+    return cfg, preset, resumed, f"resuming the run in {out} at step {done} of {cfg.steps}"

@@ -32,7 +32,7 @@ from .sampling import generate
 from .sweep import lr_sweep, report_sweep
 from .runtime import blas_threads, check_fits, describe_threads, step_threads
 from .runs import RunLock, claim_default_out, prepare_out, resume_point
-from .trainer import PRESETS, Config, Diverged, config_problem, memory_needed, train
+from .trainer import PRESETS, Config, Diverged, config_problem, describe_training, memory_needed, train
 
 
 def preset_help():
@@ -161,26 +161,13 @@ def loss_csv(losses, devs):
     return "\n".join(lines) + "\n"
 
 
-def describe_training(cfg):
-    """One line: what moves the parameters, for the progress header."""
-    text = f"training: {cfg.optimizer} lr {cfg.lr:g}, {cfg.schedule} schedule"
-    if cfg.schedule == "inverse":
-        text += f" (r={cfg.decay_rate:g})"
-    elif cfg.schedule == "cosine":
-        text += f" (warm-up {cfg.warmup}, to {cfg.min_lr:g})"
-    text += f", batch {cfg.batch_size}, {cfg.steps} steps"
-    extras = [f"{name} {value:.8g}" for name, value in
-              (("weight decay", cfg.weight_decay), ("dropout", cfg.dropout), ("emb-dropout", cfg.emb_dropout),
-               ("label smoothing", cfg.label_smoothing), ("ema", cfg.ema)) if value]
-    return text + (", " + ", ".join(extras) if extras else "")
-
-
 def main(argv=None):
     opts = parse_args(argv)
     resumed = None
     if opts.resume:
-        cfg, preset, resumed = resume_point(opts.out)
+        cfg, preset, resumed, note = resume_point(opts.out)  # a damaged or finished run says so before any work
         if resumed is None:
+            print(note)
             return 0
     else:
         cfg, preset = opts.cfg, opts.preset
@@ -200,6 +187,14 @@ def main(argv=None):
             out = Path(opts.out)
             with RunLock(out):
                 checkpoint.check_journal_place(out)
+                # Read again now that the folder is ours: another training may have saved it since.
+                cfg_now, preset, resumed, note = resume_point(out)
+                if cfg_now != cfg or (resumed is not None and splits.sha256 != resumed[3]):
+                    raise UsageError(f"the run in {opts.out} was replaced while this command started; "
+                                     f"run it again")
+                print(note)
+                if resumed is None:
+                    return 0
                 return train_into(out, cfg, preset, False, n_threads, splits, resumed[:3], follow_load)
         return run_training(cfg, preset, opts.out, opts.sweep, n_threads, splits, opts.force, follow_load)
 

@@ -95,6 +95,20 @@ def config_problem(cfg):
     return None
 
 
+def describe_training(cfg):
+    """One line: what moves the parameters, for the progress header."""
+    text = f"training: {cfg.optimizer} lr {cfg.lr:g}, {cfg.schedule} schedule"
+    if cfg.schedule == "inverse":
+        text += f" (r={cfg.decay_rate:g})"
+    elif cfg.schedule == "cosine":
+        text += f" (warm-up {cfg.warmup}, to {cfg.min_lr:g})"
+    text += f", batch {cfg.batch_size}, {cfg.steps} steps"
+    extras = [f"{name} {value:.8g}" for name, value in
+              (("weight decay", cfg.weight_decay), ("dropout", cfg.dropout), ("emb-dropout", cfg.emb_dropout),
+               ("label smoothing", cfg.label_smoothing), ("ema", cfg.ema)) if value]
+    return text + (", " + ", ".join(extras) if extras else "")
+
+
 def memory_needed(cfg, V):
     """Bytes a training run of cfg on a vocabulary of V symbols holds at its peak, roughly: the
     parameters (with their gradients, optimiser state, weight average and the update's temporaries),

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from mlp_lm import checkpoint, train
+from mlp_lm.cli import UsageError
 
 from .conftest import ROOT
 
@@ -322,3 +323,45 @@ def test_two_trainings_started_together_into_one_folder_one_wins(tmp_path):
     for code, err in results:
         if code == 2:
             assert ("another training" in err or "already holds a model" in err) and len(err.splitlines()) == 1
+
+
+def resumable_run(folder, steps=300, total=1000):
+    """A run folder stopped after `steps` of `total` steps, as an interrupted run leaves it."""
+    assert train.main(["--steps", str(steps), "--eval-every", "0", "--out", str(folder)]) == 0
+    with np.load(folder / "model.npz", allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    config = json.loads(str(arrays["config"]))
+    config["steps"] = total
+    arrays["config"] = np.array(json.dumps(config))
+    np.savez(folder / "model.npz", **arrays)
+    return arrays
+
+
+def test_a_resume_refused_by_the_lock_says_only_that(tmp_path):
+    from mlp_lm.runs import RunLock
+    resumable_run(tmp_path)
+    with RunLock(tmp_path):  # another training holds the folder
+        proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume", "--out", str(tmp_path)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "another training" in proc.stderr and len(proc.stderr.splitlines()) == 1
+    assert "resuming" not in proc.stdout
+
+
+def test_resume_reads_the_state_again_once_the_folder_is_its_own(tmp_path, monkeypatch, capsys):
+    # Between the first look and the lock another command replaced the run (--force with other
+    # settings): what was read first must not be trained on and saved over it.
+    arrays = resumable_run(tmp_path)
+    real_load_splits = train.load_splits
+
+    def replaced_meanwhile(*a, **k):
+        config = json.loads(str(arrays["config"]))
+        config["lr"] = 0.05
+        np.savez(tmp_path / "model.npz", **{**arrays, "config": np.array(json.dumps(config))})
+        return real_load_splits(*a, **k)
+
+    monkeypatch.setattr(train, "load_splits", replaced_meanwhile)
+    with pytest.raises(UsageError, match="was replaced"):
+        train.main(["--resume", "--out", str(tmp_path)])
+    with np.load(tmp_path / "model.npz", allow_pickle=False) as f:
+        assert json.loads(str(f["config"]))["lr"] == 0.05  # the other command's run, untouched
+    assert "resuming" not in capsys.readouterr().out
