@@ -199,7 +199,7 @@ def main(argv=None):
     ap.add_argument("--seconds", metavar="S", type=positive_float, default=None,
                     help="work timed per measurement (default 1, 0.05 with --quick)")
     ap.add_argument("--threads", metavar="N", type=thread_count, default=None,
-                    help="our (and torch's) threads for every size (default: chosen by size, see mlp_lm/runtime.py)")
+                    help="our (and torch's) threads for every size, at most the machine's cores (default: chosen by size, see mlp_lm/runtime.py)")
     ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if it is installed")
     ap.add_argument("--no-load", action="store_true", help="skip the measurements under load")
     ap.add_argument("--data", metavar="PATH", default=str(in_checkout(DEFAULT_DATA)), help="the word list (default data/names.txt)")

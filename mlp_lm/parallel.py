@@ -13,12 +13,13 @@ elementwise loops (tanh, exp), which is where a large batch spends its time. The
 share a product between threads, but nothing shares numpy's single-threaded tanh and exp;
 splitting the batch shares everything. Each part runs with one BLAS thread.
 """
-import contextvars
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from . import model
+from .cli import UsageError
 
 
 class BatchSplit:
@@ -28,7 +29,24 @@ class BatchSplit:
 
     def __init__(self, parts=1):
         self.parts = parts
-        self.pool = ThreadPoolExecutor(parts - 1, thread_name_prefix="mlp_lm-part") if parts > 1 else None
+        self.pool = None
+        if parts > 1:
+            self.pool = ThreadPoolExecutor(parts - 1, thread_name_prefix="mlp_lm-part")
+            self._start_threads()
+
+    def _start_threads(self):
+        """Start every thread now, each held at a barrier until all are up: a machine that cannot
+        start them says so before training, not steps into it (the pool would start them lazily)."""
+        everyone = threading.Barrier(self.parts)
+        try:
+            for _ in range(self.parts - 1):
+                self.pool.submit(everyone.wait)
+        except RuntimeError as e:  # "can't start new thread": out of memory or of processes
+            everyone.abort()  # the threads already started stop waiting
+            self.close()
+            raise UsageError(f"cannot start {self.parts - 1} threads to split each batch ({e}); "
+                             f"use fewer --threads") from None
+        everyone.wait()
 
     def close(self):
         if self.pool is not None:
@@ -48,14 +66,16 @@ class BatchSplit:
         cuts = np.linspace(0, B, parts + 1).round().astype(int)
         rows = [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:])]
 
+        errors = np.geterr()  # the caller's np.errstate, which numpy keeps per thread
+
         def part(r):
             part_masks = {k: m[r] for k, m in (masks or {}).items() if m is not None}
             part_ix = ix[r]
-            return model.loss_and_grads(params, X[part_ix], Y[part_ix], masks=part_masks, smoothing=smoothing)
+            with np.errstate(**errors):  # an overflow in any part raises, as it would in one piece
+                return model.loss_and_grads(params, X[part_ix], Y[part_ix], masks=part_masks,
+                                            smoothing=smoothing)
 
-        # Each worker runs in a copy of this thread's context, so np.errstate (a context
-        # variable) holds there too: an overflow in any part raises, as it would in one piece.
-        futures = [self.pool.submit(contextvars.copy_context().run, part, r) for r in rows[1:]]
+        futures = [self.pool.submit(part, r) for r in rows[1:]]
         results = [part(rows[0])] + [f.result() for f in futures]
 
         weights = [float(n) / B for n in np.diff(cuts)]  # B_i / B, Python floats: float32 stays float32

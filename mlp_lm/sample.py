@@ -39,7 +39,7 @@ def parse_args(argv):
                     type=int_at_least(1, f"a length from 1 to {MAX_LENGTH:,}", MAX_LENGTH),
                     help=f"stop a sample after this many symbols (default 64, at most {MAX_LENGTH:,})")
     ap.add_argument("--threads", metavar="N", type=thread_count, default=None,
-                    help="BLAS threads for the matrix products (default: chosen by the model's size)")
+                    help="BLAS threads for the matrix products (default: chosen by the model's size; at most the machine's cores)")
     return ap.parse_args(argv)
 
 

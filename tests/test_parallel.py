@@ -106,3 +106,33 @@ def test_a_busy_machine_keeps_the_split_but_not_the_blas_threads(monkeypatch):
     assert runtime.step_threads(128, 192, 1024, 27) == 1
     monkeypatch.setattr(runtime, "idle_cores", lambda interval=0.1: 2)
     assert runtime.step_threads(128, 192, 1024, 27) == 2  # the best preset's products on an idle machine
+
+
+def test_threads_that_cannot_start_are_one_refusal_before_any_step(monkeypatch):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlp_lm.cli import UsageError
+    real_submit, calls = ThreadPoolExecutor.submit, []
+
+    def submit_fails_on_the_third(self, fn, *args, **kwargs):
+        calls.append(fn)
+        if len(calls) == 3:
+            raise RuntimeError("can't start new thread")
+        return real_submit(self, fn, *args, **kwargs)
+
+    before = threading.active_count()
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", submit_fails_on_the_third)
+    with pytest.raises(UsageError, match="cannot start 4 threads.*fewer --threads"):
+        parallel.BatchSplit(5)
+    assert threading.active_count() == before  # the two that started were let go, not left waiting
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", real_submit)
+    split = parallel.BatchSplit(3)  # and when they can start, all of them are up before the first step
+    assert threading.active_count() == before + 2
+    split.close()
+
+
+def test_more_threads_than_cores_are_not_asked_for(monkeypatch):
+    from mlp_lm import cli
+    monkeypatch.setattr(cli, "available_cores", lambda: 2)
+    assert cli.thread_count("64") == 2 and cli.thread_count("2") == 2 and cli.thread_count("1") == 1
