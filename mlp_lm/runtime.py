@@ -85,7 +85,7 @@ class ThreadGovernor:
 
     def __init__(self, wanted, every=500):
         self.wanted, self.every, self.current = wanted, every, wanted
-        self.count, self.last, self.limiter = 0, _cpu_ticks(), None
+        self.count, self.last = 0, _cpu_ticks()
 
     def tick(self):
         self.count += 1
@@ -99,7 +99,7 @@ class ThreadGovernor:
         threads = 1 if others >= 0.5 else self.wanted
         if threads != self.current:
             self.current = threads
-            self.limiter = set_blas_threads(threads)  # the outer limit restores at exit
+            blas_threads(threads)  # the enclosing blas_threads block restores the count at its end
 
 
 def choose_threads(batch_size, n_in, n_hidden, vocab_size, cores=None):
@@ -117,12 +117,9 @@ def choose_threads(batch_size, n_in, n_hidden, vocab_size, cores=None):
 
 
 def blas_threads(n):
-    """A context manager: the block runs with at most n BLAS threads."""
-    return threadpool_limits(limits=n, user_api="blas")
-
-
-def set_blas_threads(n):
-    """At most n BLAS threads from now on, until an enclosing blas_threads() block restores its own."""
+    """At most n BLAS threads, from this call on. As a context manager (`with blas_threads(n):`)
+    the count the BLAS had before comes back at the block's end; called alone, it holds until an
+    enclosing block ends."""
     return threadpool_limits(limits=n, user_api="blas")
 
 

@@ -130,7 +130,7 @@ class Trainer:
         # (runtime.split_parts); otherwise the threads share the matrix products as BLAS threads.
         # Splitting changes only the order of float additions over the batch.
         self.split = parallel.BatchSplit(runtime.split_parts(cfg.batch_size, threads))
-        self.blas_limit = runtime.set_blas_threads(1 if self.split.parts > 1 else threads)
+        runtime.blas_threads(1 if self.split.parts > 1 else threads)  # the caller's blas_threads block restores it
         self.rng = np.random.default_rng([cfg.seed, 1])  # minibatches: a stream separate from the init
         self.drop_rng = np.random.default_rng([cfg.seed, 3])  # dropout masks: their own stream
         self.dtype = np.dtype(cfg.dtype)
