@@ -1,4 +1,4 @@
-"""Run folders: where a training writes, who is writing there, and where a stopped run resumes.
+"""Run folders: where a training writes, who is writing there, what it writes, and where a stopped run resumes.
 
 A run folder holds model.npz (with the training state to resume from), metrics.json and
 loss.csv. Without --out each run gets a new folder; a lock file keeps two trainings out of
@@ -6,6 +6,7 @@ one folder.
 """
 import fcntl
 import itertools
+import json
 import os
 from dataclasses import fields
 from pathlib import Path
@@ -105,6 +106,26 @@ class RunLock:
             self.path.unlink(missing_ok=True)  # while still holding it, so no one locks a file about to go
             os.close(self.fd)
             self.fd = None
+
+
+def loss_csv(losses, devs):
+    lines = ["step,train_loss,dev_loss"]
+    lines += [f"{i + 1},{loss:.6f},{devs[i + 1]:.6f}" if i + 1 in devs else f"{i + 1},{loss:.6f},"
+              for i, loss in enumerate(losses)]
+    return "\n".join(lines) + "\n"
+
+
+def save_run(out, params, vocab, config, state, summary, losses, devs):
+    """Write a run's files: model.npz (with the training state to resume from), metrics.json
+    (`summary`) and loss.csv. Each is written in full under a temporary name first, then all are
+    moved into place behind a journal (checkpoint.write_atomic): the folder holds this run or the
+    previous one, never a mix."""
+    out = Path(out)
+    checkpoint.write_atomic([
+        (out / "loss.csv", lambda f: f.write(loss_csv(losses, devs).encode())),
+        (out / "metrics.json", lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode())),
+        (out / "model.npz", checkpoint.writer(params, vocab, config, state))])
+    (out / "lr_sweep.csv").unlink(missing_ok=True)  # an earlier sweep's table is not this run's
 
 
 def resume_point(out):

@@ -13,7 +13,6 @@ averaging) are flags. Writes model.npz, metrics.json and loss.csv to --out (and
 loss.png and embedding.png when matplotlib is installed).
 """
 import argparse
-import json
 import math
 import sys
 import time
@@ -31,7 +30,7 @@ from .data import DEFAULT_DATA, SPLIT_SEED, in_checkout, load_splits
 from .sampling import generate
 from .sweep import lr_sweep, report_sweep
 from .runtime import blas_threads, check_fits, describe_threads, step_threads
-from .runs import RunLock, claim_default_out, prepare_out, resume_point
+from .runs import RunLock, claim_default_out, prepare_out, resume_point, save_run
 from .trainer import PRESETS, Config, Diverged, config_problem, describe_training, memory_needed, train
 
 
@@ -152,15 +151,6 @@ ONLY_WITH = {"warmup": ("schedule", "cosine"), "min_lr": ("schedule", "cosine"),
              "beta1": ("optimizer", "adamw"), "beta2": ("optimizer", "adamw"), "eps": ("optimizer", "adamw")}
 
 
-# --- outputs ---------------------------------------------------------------
-
-def loss_csv(losses, devs):
-    lines = ["step,train_loss,dev_loss"]
-    lines += [f"{i + 1},{loss:.6f},{devs[i + 1]:.6f}" if i + 1 in devs else f"{i + 1},{loss:.6f},"
-              for i, loss in enumerate(losses)]
-    return "\n".join(lines) + "\n"
-
-
 def main(argv=None):
     opts = parse_args(argv)
     resumed = None
@@ -263,15 +253,9 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                    "steps_per_second": round((done - (len(resumed[1]) if resumed else 0)) / seconds, 1) if seconds else None,
                    "params": model.num_params(params), "interrupted": interrupt is not None,
                    "config": config, "samples": samples}
-        # Every file is written in full under a temporary name first, then all are moved into place
-        # behind a journal (checkpoint.write_atomic): the folder holds this run or the previous one, never a mix.
         state = {**trainer.state(), "step": np.array(done), "losses": losses, "evaluated": np.array(bool(result)),
                  "devs": np.array(sorted(devs.items()), dtype=np.float64).reshape(-1, 2)}
-        checkpoint.write_atomic([
-            (out / "loss.csv", lambda f: f.write(loss_csv(losses, devs).encode())),
-            (out / "metrics.json", lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode())),
-            (out / "model.npz", checkpoint.writer(params, splits.vocab, config, state))])
-        (out / "lr_sweep.csv").unlink(missing_ok=True)  # an earlier sweep's table is not this run's
+        save_run(out, params, splits.vocab, config, state, summary, losses, devs)
     if held and interrupt is None:  # a signal during the save: it waited, so say what became of the run
         print(f"{held[0].args[0]} while saving: waited until the run was written in full", file=sys.stderr)
     interrupt = interrupt or (held[0] if held else None)
