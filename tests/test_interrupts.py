@@ -256,14 +256,23 @@ def test_resume_refuses_what_it_cannot_do(tmp_path):
     assert proc.returncode == 2 and "no training state" in proc.stderr
 
 
+def resumable_run(folder, steps=300, total=1000):
+    """A run folder stopped after `steps` of `total` steps, as an interrupted run leaves it."""
+    assert train.main(["--steps", str(steps), "--eval-every", "0", "--out", str(folder)]) == 0
+    with np.load(folder / "model.npz", allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    config = json.loads(str(arrays["config"]))
+    config["steps"] = total
+    arrays["config"] = np.array(json.dumps(config))
+    np.savez(folder / "model.npz", **arrays)
+    return arrays
+
+
 @pytest.mark.parametrize("damage", ["losses", "rng", "step", "param", "block_pos", "config-steps", "block-float",
                                     "config-dropout", "config-seed", "config-warmup", "config-eval-every"])
 def test_resume_from_a_damaged_state_is_one_line(damage, tmp_path):
-    assert train.main(["--steps", "300", "--eval-every", "0", "--out", str(tmp_path)]) == 0
-    with np.load(tmp_path / "model.npz", allow_pickle=False) as f:
-        arrays = {k: f[k] for k in f.files}
+    arrays = resumable_run(tmp_path)  # 300 of 1000 steps: something left to resume
     config = json.loads(str(arrays["config"]))
-    config["steps"] = 1000  # so there is something left to resume
     if damage == "losses":
         del arrays["state.losses"]
     elif damage == "rng":
@@ -323,18 +332,6 @@ def test_two_trainings_started_together_into_one_folder_one_wins(tmp_path):
     for code, err in results:
         if code == 2:
             assert ("another training" in err or "already holds a model" in err) and len(err.splitlines()) == 1
-
-
-def resumable_run(folder, steps=300, total=1000):
-    """A run folder stopped after `steps` of `total` steps, as an interrupted run leaves it."""
-    assert train.main(["--steps", str(steps), "--eval-every", "0", "--out", str(folder)]) == 0
-    with np.load(folder / "model.npz", allow_pickle=False) as f:
-        arrays = {k: f[k] for k in f.files}
-    config = json.loads(str(arrays["config"]))
-    config["steps"] = total
-    arrays["config"] = np.array(json.dumps(config))
-    np.savez(folder / "model.npz", **arrays)
-    return arrays
 
 
 def test_a_resume_refused_by_the_lock_says_only_that(tmp_path):
