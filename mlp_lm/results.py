@@ -1,6 +1,6 @@
 """Train the configurations in the docs' results table, fit the n-grams, mix, and write the table.
 
-    python -m mlp_lm.results                 # every run (about 15 minutes on 2 cores, 10 of them the
+    python -m mlp_lm.results                 # every run (about 18 minutes on 2 cores, 13 of them the
                                              # best preset), then
                                              # docs/results.md and docs/embedding.png
     python -m mlp_lm.results --only best     # retrain only these runs; the rest from their metrics.json
