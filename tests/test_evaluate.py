@@ -120,6 +120,22 @@ def test_newton_lambda_takes_an_end_when_one_model_is_better_throughout():
     assert mixture.newton_lambda(lambda l: mixture.loglinear_derivatives(l, la, good, Y)) == 0.0
 
 
+def test_newton_lambda_stops_at_an_exact_zero_slope():
+    # Two mirror-image models: the slope is exactly 0 at lambda = 1/2, where the secant lands.
+    la = np.log(np.array([[0.9, 0.1], [0.9, 0.1]]))
+    lb, Y = la[:, ::-1].copy(), np.array([0, 1])
+    passes = []
+    lam = mixture.newton_lambda(lambda l: passes.append(l) or mixture.loglinear_derivatives(l, la, lb, Y))
+    assert lam == 0.5 and len(passes) == 3
+
+
+def test_newton_lambda_refuses_derivatives_that_are_not_finite():
+    la = np.array([[np.log(0.7), np.log(0.3), -np.inf], [np.log(0.2), np.log(0.8), -np.inf]])  # p = 0: NaN
+    lb, Y = np.log(np.array([[0.5, 0.25, 0.25]] * 2)), np.array([0, 1])
+    with np.errstate(invalid="ignore"), pytest.raises(ValueError, match="not finite"):
+        mixture.newton_lambda(lambda l: mixture.loglinear_derivatives(l, la, lb, Y))
+
+
 def test_mlp_log_probs_in_chunks_match_the_model():
     params = model.init_params(27, 3, 10, 20, seed=2, dtype=np.float64)
     X = np.random.default_rng(2).integers(0, 27, (100, 3))
@@ -179,7 +195,7 @@ def test_mixtures_in_bounded_memory_equal_the_kept_distributions(monkeypatch):
     sets = {name: (rng.integers(1, V, (300, T)), rng.integers(0, V, 300)) for name in ("dev", "test")}
     train = (rng.integers(1, V, (2000, T)), rng.integers(0, V, 2000))
     kept = mixture.evaluate(params, sets, train, 3)
-    monkeypatch.setattr(model, "EVAL_BYTES", 40 * 8 * 6 * 7)  # 7 rows a chunk, nothing kept
+    monkeypatch.setattr(model, "EVAL_BYTES", 2 * 9 * 8 * 40 * 7)  # 7 rows a chunk, nothing kept
     chunked = mixture.evaluate(params, sets, train, 3)
     assert chunked["lambda_loglinear"] == pytest.approx(kept["lambda_loglinear"], abs=1e-6)
     for part in ("mlp", "ngram", "mix", "mix_loglinear"):
