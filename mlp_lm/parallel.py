@@ -30,6 +30,7 @@ class BatchSplit:
     def __init__(self, parts=1):
         self.parts = parts
         self.pool = None
+        self._layout_of = None  # the batch size _layout last worked out
         if parts > 1:
             self.pool = ThreadPoolExecutor(parts - 1, thread_name_prefix="mlp_lm-part")
             self._start_threads()
@@ -53,37 +54,49 @@ class BatchSplit:
             self.pool.shutdown()
             self.pool = None
 
+    def _layout(self, B):
+        """The parts' row slices of a batch of B rows and their weights B_i / B, worked out once
+        per batch size (Python floats, so float32 gradients stay float32)."""
+        if self._layout_of != B:
+            parts = min(self.parts, B)
+            cuts = np.linspace(0, B, parts + 1).round().astype(int)
+            self._rows = [slice(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])]
+            self._weights = [float(n) / B for n in np.diff(cuts)]
+            self._layout_of = B
+        return self._rows, self._weights
+
     def loss_and_grads(self, params, X, Y, ix, *, masks=None, smoothing=0.0):
         """model.loss_and_grads(params, X[ix], Y[ix], masks=masks, smoothing=smoothing), in parts.
 
-        Each part gathers its own examples X[ix[rows]]: the gather reads memory at random,
-        and is worth sharing between the threads too.
+        Each part gathers its own examples X[ix[rows]] and weighs its own loss and gradients
+        by B_i / B: the gather reads memory at random, and both are worth sharing between the
+        threads too. The calling thread then only adds the parts up.
         """
         B = len(ix)
-        parts = min(self.parts, B)
-        if parts == 1:
+        if min(self.parts, B) == 1:
             return model.loss_and_grads(params, X[ix], Y[ix], masks=masks, smoothing=smoothing)
-        cuts = np.linspace(0, B, parts + 1).round().astype(int)
-        rows = [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:])]
+        rows, weights = self._layout(B)
+
+        def part(r, weight):
+            part_masks = {k: m[r] for k, m in (masks or {}).items() if m is not None}
+            part_ix = ix[r]
+            loss, grads = model.loss_and_grads(params, X[part_ix], Y[part_ix], masks=part_masks,
+                                               smoothing=smoothing)
+            for g in grads.values():
+                g *= weight
+            return weight * loss, grads
 
         errors = np.geterr()  # the caller's np.errstate, which numpy keeps per thread
 
-        def part(r):
-            part_masks = {k: m[r] for k, m in (masks or {}).items() if m is not None}
-            part_ix = ix[r]
+        def worker_part(r, weight):
             with np.errstate(**errors):  # an overflow in any part raises, as it would in one piece
-                return model.loss_and_grads(params, X[part_ix], Y[part_ix], masks=part_masks,
-                                            smoothing=smoothing)
+                return part(r, weight)
 
-        futures = [self.pool.submit(part, r) for r in rows[1:]]
-        results = [part(rows[0])] + [f.result() for f in futures]
-
-        weights = [float(n) / B for n in np.diff(cuts)]  # B_i / B, Python floats: float32 stays float32
-        loss = sum(w * part_loss for w, (part_loss, _) in zip(weights, results))
-        grads = results[0][1]
-        for g in grads.values():
-            g *= weights[0]
-        for w, (_, part_grads) in zip(weights[1:], results[1:]):
+        futures = [self.pool.submit(worker_part, r, w) for r, w in zip(rows[1:], weights[1:])]
+        loss, grads = part(rows[0], weights[0])
+        for f in futures:
+            part_loss, part_grads = f.result()
+            loss += part_loss
             for k, g in grads.items():
-                g += w * part_grads[k]
+                g += part_grads[k]
         return float(loss), grads
