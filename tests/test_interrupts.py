@@ -70,6 +70,22 @@ def test_ctrl_c_during_the_final_evaluation_keeps_the_model(tmp_path, monkeypatc
     assert "not evaluated" in capsys.readouterr().err
 
 
+def test_a_ctrl_c_during_the_last_step_is_not_lost(tmp_path, monkeypatch, capsys):
+    from mlp_lm import trainer as trainer_module
+    real_step = trainer_module.Trainer.step
+
+    def step(self, i):
+        if i == self.cfg.steps - 1:
+            os.kill(os.getpid(), signal.SIGINT)  # held while the step runs; honoured after it
+        return real_step(self, i)
+
+    monkeypatch.setattr(trainer_module.Trainer, "step", step)
+    assert train.main(["--steps", "40", "--eval-every", "0", "--out", str(tmp_path)]) == 130
+    assert "interrupted after 40 steps" in capsys.readouterr().err
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["steps"] == 40 and metrics["interrupted"] is True
+
+
 def test_a_second_ctrl_c_during_the_save_waits_for_it(tmp_path, monkeypatch):
     real_write = checkpoint.write_atomic
 
@@ -254,6 +270,13 @@ def test_resume_refuses_what_it_cannot_do(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume", "--out", str(old)],
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2 and "no training state" in proc.stderr
+    # A folder where no run was ever saved (one stopped before training began, or a typo).
+    (tmp_path / "empty").mkdir()
+    for folder in (tmp_path / "empty", tmp_path / "no-such"):
+        proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume", "--out", str(folder)],
+                              cwd=ROOT, capture_output=True, text=True)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+        assert "nothing to resume" in proc.stderr and "without --resume" in proc.stderr
 
 
 def resumable_run(folder, steps=300, total=1000):
