@@ -132,10 +132,13 @@ def resume_point(out):
     """(Config, preset, (state, losses so far, dev losses so far, data sha256), what resuming will do)
     of the run in `out`; the third item is None when that run is already complete."""
     path = Path(out) / "model.npz"
-    if not path.exists() and not (Path(out) / checkpoint.JOURNAL).exists():
-        raise UsageError(f"nothing to resume in {out}: no run was saved there (a run is saved when it ends or "
-                         f"is stopped); start one without --resume")
-    _, _, config = checkpoint.load(path)
+    try:
+        _, _, config = checkpoint.load(path)
+    except checkpoint.CheckpointError:
+        if not path.exists():  # even after load finished any save cut short: no run was ever saved here
+            raise UsageError(f"nothing to resume in {out}: no run was saved there (a run is saved when it ends "
+                             f"or is stopped); start one without --resume") from None
+        raise
     state = checkpoint.load_state(path)
     if state is None or "step" not in state:
         raise UsageError(f"{path} holds no training state to resume from (it was saved before resuming "
