@@ -13,6 +13,7 @@ elementwise loops (tanh, exp), which is where a large batch spends its time. The
 share a product between threads, but nothing shares numpy's single-threaded tanh and exp;
 splitting the batch shares everything. Each part runs with one BLAS thread.
 """
+import functools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,6 +21,15 @@ import numpy as np
 
 from . import model
 from .cli import UsageError
+
+
+@functools.lru_cache(maxsize=16)
+def layout(parts, B):
+    """The row slices of `parts` near-equal parts of a batch of B rows, and their weights B_i / B
+    (Python floats, so float32 gradients stay float32); worked out once per batch size."""
+    cuts = np.linspace(0, B, parts + 1).round().astype(int)
+    rows = tuple(slice(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:]))
+    return rows, tuple(float(n) / B for n in np.diff(cuts))
 
 
 class BatchSplit:
@@ -30,7 +40,6 @@ class BatchSplit:
     def __init__(self, parts=1):
         self.parts = parts
         self.pool = None
-        self._layout_of = None  # the batch size _layout last worked out
         if parts > 1:
             self.pool = ThreadPoolExecutor(parts - 1, thread_name_prefix="mlp_lm-part")
             self._start_threads()
@@ -54,17 +63,6 @@ class BatchSplit:
             self.pool.shutdown()
             self.pool = None
 
-    def _layout(self, B):
-        """The parts' row slices of a batch of B rows and their weights B_i / B, worked out once
-        per batch size (Python floats, so float32 gradients stay float32)."""
-        if self._layout_of != B:
-            parts = min(self.parts, B)
-            cuts = np.linspace(0, B, parts + 1).round().astype(int)
-            self._rows = [slice(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])]
-            self._weights = [float(n) / B for n in np.diff(cuts)]
-            self._layout_of = B
-        return self._rows, self._weights
-
     def loss_and_grads(self, params, X, Y, ix, *, masks=None, smoothing=0.0):
         """model.loss_and_grads(params, X[ix], Y[ix], masks=masks, smoothing=smoothing), in parts.
 
@@ -72,10 +70,10 @@ class BatchSplit:
         by B_i / B: the gather reads memory at random, and both are worth sharing between the
         threads too. The calling thread then only adds the parts up.
         """
-        B = len(ix)
-        if min(self.parts, B) == 1:
+        parts = min(self.parts, len(ix))
+        if parts == 1:
             return model.loss_and_grads(params, X[ix], Y[ix], masks=masks, smoothing=smoothing)
-        rows, weights = self._layout(B)
+        rows, weights = layout(parts, len(ix))
 
         def part(r, weight):
             part_masks = {k: m[r] for k, m in (masks or {}).items() if m is not None}

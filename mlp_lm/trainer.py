@@ -281,4 +281,6 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False):
         interrupt = e
     except FloatingPointError as e:
         raise Diverged(cfg, f"at step {done + 1} ({e})") from None
+    finally:
+        trainer.split.close()  # the steps are over: let the split's threads go
     return trainer, losses[:done], devs, interrupt
