@@ -168,12 +168,56 @@ def _is_our_json(path):
     return isinstance(doc, dict) and all(doc.get(k) == v for k, v in JSON_MARK.items())
 
 
-def run(main, prog):
+class LossyStream:
+    """A text stream whose reader may leave (`2>&1 | head`, a pager quit): from the first write
+    that finds the pipe broken on, the writes go nowhere and the program carries on. Messages
+    are worth less than the work they report on, so losing them must not lose a training."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def _lose(self):
+        try:  # anything else writing to the descriptor (a C library's warning, the exit's flush) too
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+        except (OSError, ValueError):
+            pass
+        self.stream = open(os.devnull, "w")
+
+    def write(self, text):
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._lose()
+            return len(text)
+
+    def flush(self):
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._lose()
+
+    def __getattr__(self, name):  # isatty, fileno, encoding, ...: the stream's own
+        return getattr(self.stream, name)
+
+
+def run(main, prog, keep_going_without_stdout=False):
     """Call main(); turn the errors a user can fix into one line on stderr and exit code 2.
 
     Ctrl-C and SIGTERM become Interrupted exceptions, which a command may catch to
     save its work; anywhere else they end the command with one line and 130 or 143.
+
+    A reader of stderr that leaves costs the messages, never the work (LossyStream); so does
+    one of stdout with keep_going_without_stdout (train: the model is the work, not the
+    report). Otherwise a reader of stdout that leaves ends the command quietly, as
+    `python -m mlp_lm.sample | head` expects. A stream closed from the start (`>&-`) is
+    taken for /dev/null.
     """
+    streams = sys.stdout, sys.stderr  # put back before returning, for a caller in the same process
+    sys.stdout = sys.stdout or open(os.devnull, "w")
+    if not isinstance(sys.stderr, LossyStream):
+        sys.stderr = LossyStream(sys.stderr or open(os.devnull, "w"))
+    if keep_going_without_stdout and not isinstance(sys.stdout, LossyStream):
+        sys.stdout = LossyStream(sys.stdout)
     signal.signal(signal.SIGINT, _raise_interrupted)
     signal.signal(signal.SIGTERM, _raise_interrupted)
     keep_freed_memory()  # a command owns its process: let malloc reuse the step's big blocks
@@ -204,6 +248,7 @@ def run(main, prog):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         print(f"{prog}: error: cannot write the output: {e.strerror or e}", file=sys.stderr)
         code = EXIT_BAD_INPUT
+    sys.stdout, sys.stderr = streams
     sys.exit(code)
 
 

@@ -8,6 +8,8 @@ import fcntl
 import itertools
 import json
 import os
+import shutil
+import tempfile
 from dataclasses import fields
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import numpy as np
 from . import checkpoint
 from .cli import UsageError
 from .data import in_checkout
-from .trainer import Config, config_problem
+from .trainer import BLOCK, Config, config_problem
 
 
 def prepare_out(out):
@@ -31,6 +33,42 @@ def prepare_out(out):
     return out
 
 
+def bytes_to_save(cfg, n_params):
+    """About how many bytes a run's files take: model.npz holds the parameters twice (the model, and
+    the raw ones of the training state), the optimiser's moments, the weight average, a block of
+    minibatch indices and the loss of every step; loss.csv has a line a step; metrics.json is small."""
+    copies = 2 + (2 if cfg.optimizer == "adamw" else 0) + (1 if cfg.ema else 0)
+    size = n_params * copies * np.dtype(cfg.dtype).itemsize + 8 * BLOCK * cfg.batch_size + 8 * cfg.steps
+    return size + (len(str(cfg.steps)) + 12) * cfg.steps + 2**16
+
+
+def check_space(out, cfg, n_params):
+    """Refuse, before training, a run whose files the disk under `out` cannot hold."""
+    need = bytes_to_save(cfg, n_params)
+    free = shutil.disk_usage(out).free
+    if free < need:
+        raise UsageError(f"{out} has {free / 2**20:.1f} MB free, and this run's files need about "
+                         f"{need / 2**20:.1f} MB; free some space or pass another --out")
+
+
+def save_run_or_rescue(out, *run):
+    """save_run(out, *run); if `out` cannot take it after all (the disk filled during training, the
+    folder went away), save it in a new folder under the system's temporary directory instead and
+    say where, so the training is not lost. If that fails too, the first error stands."""
+    try:
+        save_run(out, *run)
+    except checkpoint.CheckpointError as e:
+        rescue = None
+        try:
+            rescue = Path(tempfile.mkdtemp(prefix="mlp_lm-rescued-"))
+            save_run(rescue, *run)
+        except (OSError, checkpoint.CheckpointError):
+            if rescue is not None:
+                shutil.rmtree(rescue, ignore_errors=True)
+            raise e from None
+        raise UsageError(f"{e}; the run is saved in {rescue} instead: move that folder where you want it") from None
+
+
 def claim_default_out(data):
     """A new run folder for `data`, created and locked: runs/<data file stem>, or the first of
     runs/<stem>-2, -3, ... that holds no model and that no other training holds. A second run
@@ -41,8 +79,8 @@ def claim_default_out(data):
         if candidate.exists() and not candidate.is_dir():  # a file of that name: not ours to touch
             continue
         checkpoint.recover(candidate)  # a save cut short after its commit is a model too
-        if (candidate / "model.npz").exists():
-            continue
+        if candidate.is_dir() and any(p.name != LOCK for p in candidate.iterdir()):
+            continue  # a model, a sweep's table, or anything else someone put there: not a new folder
         out = prepare_out(candidate)
         lock = RunLock(out)
         try:

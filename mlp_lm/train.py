@@ -30,7 +30,7 @@ from .data import DEFAULT_DATA, SPLIT_SEED, in_checkout, load_splits
 from .sampling import generate
 from .sweep import lr_sweep, report_sweep
 from .runtime import blas_threads, check_fits, describe_threads, step_threads
-from .runs import RunLock, claim_default_out, prepare_out, resume_point, save_run
+from .runs import RunLock, check_space, claim_default_out, prepare_out, resume_point, save_run_or_rescue
 from .trainer import PRESETS, Config, Diverged, config_problem, describe_training, memory_needed, train
 
 
@@ -218,6 +218,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         report_sweep(lre, losses, out, plt)
         return 0
 
+    check_space(out, cfg, model.num_params(params))  # a run that cannot be saved is not started
     print(describe_training(cfg) + "; " + describe_threads(cfg.batch_size, n_threads))
     trainer = None
     try:
@@ -240,7 +241,11 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
     with signals_held() as held:  # from the end of the evaluation on, a Ctrl-C waits until every file is written
         done = len(losses)
         futile = bool(result) and result["dev_loss"] >= math.log(V)  # no better than uniform, not diverged
-        if futile and (out / "model.npz").exists():  # never put a useless model over an earlier one
+        kept = None
+        if interrupt is not None and resumed is None and (out / "model.npz").exists():
+            # --force asked for the model there to be replaced by this run, not by a piece of it
+            kept, out = out, prepare_out(out / "interrupted")
+        elif futile and (out / "model.npz").exists():  # never put a useless model over an earlier one
             out = prepare_out(out / "unconverged")
         for name in list(result):
             result[name.replace("_loss", "_perplexity")] = metrics.perplexity(result[name])
@@ -255,7 +260,9 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                    "config": config, "samples": samples}
         state = {**trainer.state(), "step": np.array(done), "losses": losses, "evaluated": np.array(bool(result)),
                  "devs": np.array(sorted(devs.items()), dtype=np.float64).reshape(-1, 2)}
-        save_run(out, params, splits.vocab, config, state, summary, losses, devs)
+        save_run_or_rescue(out, params, splits.vocab, config, state, summary, losses, devs)
+    if kept is not None:
+        print(f"the model already in {kept} stays: this interrupted run went to {out}", file=sys.stderr)
     if held and interrupt is None:  # a signal during the save: it waited, so say what became of the run
         print(f"{held[0].args[0]} while saving: waited until the run was written in full", file=sys.stderr)
     interrupt = interrupt or (held[0] if held else None)
@@ -268,8 +275,11 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         if result:
             print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")
     if futile:
+        advice = ("the model learned its training items by heart and nothing that carries over to new ones; "
+                  "use more data, fewer --steps or a smaller model" if result["train_loss"] < 0.9 * math.log(V)
+                  else "training did not get anywhere; try a larger --lr or more --steps")
         print(f"warning: the dev loss is no better than ln {V} = {math.log(V):.2f}, the loss of a uniform "
-              f"guess: training did not get anywhere; try a larger --lr or more --steps", file=sys.stderr)
+              f"guess: {advice}", file=sys.stderr)
     print("samples:", ", ".join(samples))
     written = ["model.npz", "metrics.json", "loss.csv"]
     if plt:
@@ -284,4 +294,4 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
 
 
 if __name__ == "__main__":
-    run(main, "python -m mlp_lm.train")
+    run(main, "python -m mlp_lm.train", keep_going_without_stdout=True)

@@ -1,0 +1,124 @@
+"""A training is never lost to what happens around it: a reader that leaves, closed streams,
+an interrupted --force, a disk too small or filling up, a folder that is not empty."""
+import json
+import random
+import shutil
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from mlp_lm import checkpoint, cli, model, runs, train
+from mlp_lm.data import CHECKOUT
+
+from .conftest import ROOT, run_cli
+
+
+def test_a_reader_of_the_progress_that_leaves_costs_the_messages_not_the_run(tmp_path):
+    # `python -m mlp_lm.train 2>&1 | head -1`: the pipe breaks at the next progress line.
+    proc = subprocess.Popen([sys.executable, "-m", "mlp_lm.train", "--steps", "4000", "--eval-every", "0",
+                             "--out", str(tmp_path)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr.readline().startswith(b"step ")
+    proc.stderr.close()
+    assert proc.wait(timeout=120) == 0
+    assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 4000
+    checkpoint.load(tmp_path / "model.npz")
+
+
+def test_closed_streams_are_taken_for_dev_null(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run(f"'{sys.executable}' -m mlp_lm.train --steps 200 --eval-every 0 --out '{out}' >&- 2>&-",
+                          shell=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0 and json.loads((out / "metrics.json").read_text())["steps"] == 200
+    proc = subprocess.run(f"'{sys.executable}' -m mlp_lm.sample --checkpoint '{out}/model.npz' -n 2 >&-",
+                          shell=True, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+
+
+def test_an_interrupted_forced_run_does_not_replace_the_model_it_was_to_replace(tmp_path, monkeypatch, capsys):
+    assert train.main(["--steps", "50", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    before = (tmp_path / "model.npz").read_bytes()
+    real, calls = train.model.loss_and_grads, {"n": 0}
+
+    def interrupt_at_20(*a, **k):
+        calls["n"] += 1
+        if calls["n"] > 20:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(train.model, "loss_and_grads", interrupt_at_20)
+    assert train.main(["--steps", "100", "--eval-every", "0", "--out", str(tmp_path), "--force"]) == 130
+    assert (tmp_path / "model.npz").read_bytes() == before
+    assert json.loads((tmp_path / "interrupted" / "metrics.json").read_text())["steps"] == 20
+    err = capsys.readouterr().err
+    assert f"the model already in {tmp_path} stays" in err
+    assert f"--resume --out {tmp_path / 'interrupted'}" in err
+
+
+def test_a_run_the_disk_cannot_hold_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(runs.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(SystemExit) as e:
+        cli.run(lambda: train.main(["--steps", "100000", "--out", str(tmp_path)]), "train")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1
+    assert "MB free, and this run's files need about" in err[0] and "another --out" in err[0]
+    assert not (tmp_path / "model.npz").exists()
+
+
+def test_the_space_estimate_holds_the_files_written(tmp_path):
+    for flags in (["--steps", "300"], ["--steps", "300", "--optimizer", "adamw", "--lr", "1e-3", "--ema", "0.9"]):
+        out = tmp_path / str(len(flags))
+        assert train.main([*flags, "--eval-every", "0", "--out", str(out)]) == 0
+        written = sum(f.stat().st_size for f in out.iterdir())
+        cfg = train.parse_args([*flags]).cfg
+        estimate = runs.bytes_to_save(cfg, model.num_params(checkpoint.load(out / "model.npz")[0]))
+        assert written <= estimate < 2 * written + 2**16, (written, estimate)
+
+
+def test_a_save_that_fails_after_training_is_rescued_elsewhere(tmp_path, monkeypatch, capsys):
+    out, rescue = tmp_path / "run", tmp_path / "rescued"
+    real_save = runs.save_run
+
+    def fail_in_out(folder, *a, **k):
+        if folder == out:
+            raise checkpoint.CheckpointError(f"cannot write {out}/model.npz: No space left on device")
+        return real_save(folder, *a, **k)
+
+    monkeypatch.setattr(runs, "save_run", fail_in_out)
+    monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
+    with pytest.raises(SystemExit) as e:
+        cli.run(lambda: train.main(["--steps", "40", "--eval-every", "0", "--out", str(out)]), "train")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and f"the run is saved in {rescue} instead" in err[-1]
+    assert json.loads((rescue / "metrics.json").read_text())["steps"] == 40
+    checkpoint.load(rescue / "model.npz")
+
+
+def test_a_new_default_folder_is_never_one_that_holds_something(tmp_path):
+    stem = f"claim-test-{uuid.uuid4().hex[:8]}"  # a name no real run has
+    base = CHECKOUT / "runs" / stem
+    try:
+        base.mkdir(parents=True)
+        (base / "lr_sweep.csv").write_text("lr,loss\n")  # what `train --lr-sweep` leaves
+        out, lock = runs.claim_default_out(tmp_path / f"{stem}.txt")
+        lock.__exit__()
+        assert out.resolve() == base.with_name(f"{stem}-2") and (base / "lr_sweep.csv").exists()
+        (out / runs.LOCK).write_text("")  # a lock file alone (a killed run's) does not count
+        again, lock = runs.claim_default_out(tmp_path / f"{stem}.txt")
+        lock.__exit__()
+        assert again.resolve() == out.resolve()
+    finally:
+        for d in base.parent.glob(f"{stem}*"):
+            shutil.rmtree(d)
+
+
+def test_a_model_that_learned_its_training_items_by_heart_is_told_so(tmp_path):
+    r = random.Random(0)  # random letters: nothing in them carries over from train to dev
+    words = ["".join(r.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(r.randint(6, 10))) for _ in range(60)]
+    (tmp_path / "random.txt").write_text("\n".join(words))
+    proc = run_cli("mlp_lm.train", "--data", tmp_path / "random.txt", "--steps", 2000, "--eval-every", 0,
+                   "--out", tmp_path / "run")
+    assert proc.returncode == 0
+    assert "learned its training items by heart" in proc.stderr and "more data" in proc.stderr
+    assert "larger --lr" not in proc.stderr
