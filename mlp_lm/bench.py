@@ -166,6 +166,7 @@ def write_items(path, n, seed=0, max_len=64):
 
 
 MAX_ITEMS = 10**8  # a generated file of about 3 GB
+MAX_SECONDS = 60  # per measurement: 16 measurements of a minute each, idle and loaded, are over half an hour
 
 LOAD = """import sys, time
 from mlp_lm.data import load_splits
@@ -197,7 +198,7 @@ def main(argv=None):
     ap = ArgumentParser(prog="python -m mlp_lm.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="a tiny version: two sizes, float32, 0.05 s each")
     ap.add_argument("--seconds", metavar="S", type=positive_float, default=None,
-                    help="work timed per measurement (default 1, 0.05 with --quick)")
+                    help=f"work timed per measurement, at most {MAX_SECONDS:g} (default 1, 0.05 with --quick)")
     ap.add_argument("--threads", metavar="N", type=thread_count, default=None,
                     help="our (and torch's) threads for every size, at most the machine's cores (default: chosen by size, see mlp_lm/runtime.py)")
     ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if it is installed")
@@ -208,6 +209,9 @@ def main(argv=None):
                     help="items in the generated file that is loaded and split (default 1,000,000; 20,000 with --quick)")
     ap.add_argument("--json", metavar="PATH", default=None, help="also write the tables to this JSON file")
     args = ap.parse_args(argv)
+    if args.seconds is not None and args.seconds > MAX_SECONDS:
+        raise UsageError(f"--seconds {args.seconds:g} is more than a measurement needs; use at most {MAX_SECONDS:g} "
+                         f"(the default 1 s already gives steady medians)")
     if args.json is not None:
         check_json_target(args.json)  # before the work, not after it
     seconds = args.seconds or (0.05 if args.quick else 1.0)

@@ -53,8 +53,8 @@ def parse_args(argv):
     g = ap.add_argument_group("data and output")
     g.add_argument("--data", metavar="PATH", help="a UTF-8 file with one item per line (default data/names.txt)")
     g.add_argument("--out", metavar="DIR", default=None,
-                   help="directory for model.npz and the rest (default: runs/<data file stem>, or -2, -3, ... "
-                        "if that holds a model already)")
+                   help="directory for model.npz and the rest (default: runs/<data file stem> in this checkout, "
+                        "whatever the current directory, or -2, -3, ... if that holds anything already)")
     g.add_argument("--force", action="store_true", default=False,
                    help="let --out replace the model already in it")
     g.add_argument("--resume", action="store_true", default=False,

@@ -82,3 +82,13 @@ def test_the_governor_sees_a_real_busy_process():
             time.sleep(0.5)  # the busy process's CPU time shows in /proc/stat
             gov.tick()
         assert gov.current == 1
+
+
+def test_a_measurement_longer_than_a_minute_is_refused_before_any_work(capsys):
+    import pytest
+
+    from mlp_lm import cli
+    with pytest.raises(SystemExit) as e:
+        cli.run(lambda: bench.main(["--seconds", "1e30"]), "bench")
+    err = capsys.readouterr()
+    assert e.value.code == 2 and err.out == "" and "use at most 60" in err.err.strip()

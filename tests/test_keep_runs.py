@@ -122,3 +122,15 @@ def test_a_model_that_learned_its_training_items_by_heart_is_told_so(tmp_path):
     assert proc.returncode == 0
     assert "learned its training items by heart" in proc.stderr and "more data" in proc.stderr
     assert "larger --lr" not in proc.stderr
+
+
+def test_ctrl_c_while_a_command_is_still_starting_is_one_line():
+    # As `python -m mlp_lm.<command>` imports the package: sys.argv[0] is "-m" until the module runs.
+    code = ("import sys; sys.argv[0] = '-m'; import mlp_lm, os, signal, time; "
+            "os.kill(os.getpid(), signal.SIGINT); time.sleep(5)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 130
+    assert proc.stderr.strip().splitlines() == ["mlp_lm: interrupted (SIGINT) while starting; nothing was done"]
+    # Imported by a program, the package leaves Ctrl-C to the program.
+    code = "import signal, mlp_lm; assert signal.getsignal(signal.SIGINT) is signal.default_int_handler"
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
