@@ -9,12 +9,14 @@
 
 Every number in docs/results.md comes from a run's metrics.json or from the
 counting and mixture code, never from a hand-typed table. Only a full run (or
---write-docs) writes into docs/.
+--write-docs) writes into docs/. The table gives the steps the runs were trained
+for, read from their metrics.json. The runs are regenerated: each run retrained
+replaces what its folder held, even when it gets nowhere or is stopped.
 """
 import json
-import math
 import os
 import platform
+import shlex
 import shutil
 import signal
 import subprocess
@@ -24,27 +26,19 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, metrics, mixture
+from . import checkpoint, mixture
 from .cli import ArgumentParser, UsageError, exit_code, positive_int, run
 from .counting import KneserNey, choose_k
 from .data import in_checkout, load_splits
+from .runs import RunLock
+from .results_table import CONFIGS, MIX_ORDER, read_metrics, render, trained_steps
 
-# name -> (what it shows, train flags). The order is the table's.
-CONFIGS = {
-    "lecture": ("part 2 as in the lecture: plain normal init", ["--init", "lecture"]),
-    "scaled": ("the default: the part 3 init fix", []),
-    "bigram-context": ("one character of context (T=1), as the bigram sees", ["--block-size", "1"]),
-    "embd2": ("2-D embeddings, for the picture", ["--n-embd", "2", "--n-hidden", "100"]),
-    "wider": ("more context and bigger embeddings", ["--block-size", "4", "--n-embd", "16", "--n-hidden", "300"]),
-    "direct": ("the paper's direct connections", ["--direct"]),
-    "decay": ("the paper's weight decay", ["--weight-decay", "1e-4"]),
-    "paper": ("direct connections, weight decay and the paper's 1/(1 + r t) schedule",
-              ["--direct", "--weight-decay", "1e-4", "--schedule", "inverse", "--decay-rate", "4.5e-5"]),
-    "best": ("the strongest recipe we found (docs/best.md)", ["--preset", "best"]),
-}
 PICTURE_RUN = "embd2"
+# What a training writes into its --out (the lock and the journal are the run folder's own), and the
+# folders it puts a run in when it will not replace the model there: all of it an earlier run's.
+RUN_FILES = ("model.npz", "metrics.json", "loss.csv", "loss.png", "embedding.png", "lr_sweep.csv", "lr_sweep.png")
+RUN_SIDE_FOLDERS = ("unconverged", "interrupted")
 MIXED = ("scaled", "paper", "best")  # runs mixed with the n-gram below
-MIX_ORDER = 6  # the n-gram they are mixed with: Kneser-Ney's best order on names
 NGRAM_ORDERS = range(2, 9)
 
 
@@ -62,37 +56,24 @@ def train_run(flags):
         return proc.wait()
 
 
-def read_metrics(path):
-    """A finished, evaluated run's metrics.json, or a one-line error saying why it is not one."""
-    path = Path(path)
-    try:
-        if path.exists() and not path.is_file():  # a FIFO (or a link to one) would block the read forever
-            raise UsageError(f"{path} is not a regular file; retrain that run")
-        m = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"{path} is missing: train it first (run without --no-train)") from None
-    except (OSError, ValueError, RecursionError) as e:
-        raise UsageError(f"cannot read {path} ({type(e).__name__}); retrain that run") from None
-    numbers = ("dev_loss", "test_loss", "train_loss", "train_seconds")
-    missing = [k for k in ("config", *numbers, "params") if not isinstance(m, dict) or k not in m]
-    if missing:
-        raise UsageError(f"{path} is not a finished, evaluated run (no {', '.join(missing)}); retrain that run")
-    config_keys = ("block_size", "n_embd", "n_hidden")
-    wrong = [k for k in numbers if not _is_number(m[k])] + [k for k in ("params",) if not _is_whole(m[k])]
-    if not isinstance(m["config"], dict) or any(not _is_whole(m["config"].get(k)) for k in config_keys) \
-            or not isinstance(m["config"].get("data"), str):
-        wrong.append("config")
-    if wrong:
-        raise UsageError(f"{path} has {', '.join(wrong)} of the wrong type; retrain that run")
-    return m
+def clear_run(out):
+    """Remove the earlier run from the results run folder `out` before it is retrained.
 
-
-def _is_number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _is_whole(v):
-    return isinstance(v, int) and not isinstance(v, bool)
+    These runs are regenerated, not a user's models: the one retrained replaces the one there,
+    even when it gets nowhere (train keeps a futile run away from an earlier model, in
+    out/unconverged, which would leave the table the earlier run's numbers) or is stopped (in
+    out/interrupted, where `train --resume` would finish a run the table never reads).
+    """
+    out = Path(out)
+    if not out.is_dir():
+        return  # nothing there yet (or a file: the training says so)
+    with RunLock(out):  # another training writing there: say so rather than pull its files away
+        checkpoint.recover(out)  # a save cut short after its commit: finish it, then remove it whole
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+        for name in RUN_SIDE_FOLDERS:
+            if (out / name).is_dir() and not (out / name).is_symlink():
+                shutil.rmtree(out / name)
 
 
 def ngram_rows(data):
@@ -115,99 +96,42 @@ def mixture_row(run_dir, n=MIX_ORDER):
     return mixture.evaluate(params, sets, splits.train, n)
 
 
-def loss_cells(m):
-    dev = m["dev_loss"]
-    return (f"{m.get('train_loss', float('nan')):.4f} | {dev:.4f} | {m['test_loss']:.4f} | "
-            f"{metrics.perplexity(dev):.2f} | {metrics.bits_per_char(dev):.3f}")
-
-
-def render(rows, ngrams, mixes, machine, steps=None):
-    """The Markdown tables: MLP runs [(name, what, metrics)], n-grams, mixtures {name: result}."""
-    budget = (f"{steps:,} steps each (a quick look, not the documented results)" if steps else
-              "200,000 steps of batch 32, lr 0.1 then 0.01, seed 42, float32, unless the flags say otherwise")
-    out = [
-        "# Results",
-        "",
-        "<!-- generated by `python -m mlp_lm.results`; edit that, not this file -->",
-        "",
-        "Mean negative log likelihood (nats) on the lecture's split of `data/names.txt`, "
-        f"each run `python -m mlp_lm.train` with the flags shown and the defaults otherwise ({budget}). "
-        "Lower is better; ln 27 = 3.296 is a uniform guess. Perplexity and bits per character are of the dev loss.",
-        "",
-        "| run | what it shows | flags | T | E | H | params | train | dev | test | dev perplexity | dev bits/char | seconds |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, what, m in rows:
-        c = m["config"]
-        flags = " ".join(CONFIGS[name][1]) if name in CONFIGS else ""
-        flags = f"`{flags}`" if flags else "(defaults)"
-        out.append(f"| {name} | {what} | {flags} | {c['block_size']} | {c['n_embd']} | {c['n_hidden']} | "
-                   f"{m['params']:,} | {loss_cells(m)} | {m['train_seconds']:.1f} |")
-    out += ["", f"Seconds are the training loop alone, on {machine}.", ""]
-    if ngrams:
-        out += ["## Counting: n-gram models", "",
-                "The same examples, counted (`python -m mlp_lm.ngram --n N --smoothing kn|add-k`). "
-                "Add-k's k is chosen on dev from a grid; Kneser-Ney is interpolated modified Kneser-Ney "
-                "(Chen & Goodman 1998) down to a uniform distribution.", "",
-                "| model | n | k | train | dev | test | dev perplexity | dev bits/char |",
-                "|---|---|---|---|---|---|---|---|"]
-        for (smoothing, n), m in sorted(ngrams.items(), key=lambda kv: (kv[0][0] != "add-k", kv[0][1])):
-            k = f"{m['k']:.3g}" if "k" in m else ""
-            out.append(f"| {smoothing} | {n} | {k} | {loss_cells(m)} |")
-        out.append("")
-    if mixes:
-        out += [f"## Mixtures with the Kneser-Ney {MIX_ORDER}-gram", "",
-                "As in the paper (`python -m mlp_lm.evaluate --mix-ngram 6`): lambda, the MLP's weight, is "
-                "chosen on dev and the mixture is then evaluated on test. Linear: lambda p_mlp + (1 - lambda) "
-                "p_ngram; log-linear: p_mlp^lambda p_ngram^(1 - lambda), renormalised.", "",
-                "| run | MLP dev | MLP test | n-gram dev | n-gram test | linear lambda | linear dev | linear test "
-                "| log-linear lambda | log-linear dev | log-linear test |",
-                "|---|---|---|---|---|---|---|---|---|---|---|"]
-        for name, r in mixes.items():
-            out.append(f"| {name} | {r['mlp']['dev_loss']:.4f} | {r['mlp']['test_loss']:.4f} | "
-                       f"{r['ngram']['dev_loss']:.4f} | {r['ngram']['test_loss']:.4f} | {r['lambda']:.3f} | "
-                       f"{r['mix']['dev_loss']:.4f} | {r['mix']['test_loss']:.4f} | {r['lambda_loglinear']:.3f} | "
-                       f"{r['mix_loglinear']['dev_loss']:.4f} | {r['mix_loglinear']['test_loss']:.4f} |")
-        out.append("")
-    return "\n".join(out)
-
-
 def main(argv=None):
     ap = ArgumentParser(prog="python -m mlp_lm.results", description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", metavar="DIR", default=None,
                     help="where the runs go (default runs/results, or runs/results-quick with --steps)")
-    ap.add_argument("--docs", metavar="DIR", default=str(in_checkout("docs")),
-                    help="where a full run writes results.md (default the checkout's docs/)")
-    ap.add_argument("--no-train", action="store_true", help="only rebuild the table from existing runs")
+    ap.add_argument("--docs", metavar="DIR", default=None,
+                    help="the existing folder where a full run (or --write-docs) writes results.md and "
+                         "embedding.png (default the checkout's docs/)")
+    ap.add_argument("--no-train", action="store_true",
+                    help="only rebuild the table from existing runs, into --runs (with --write-docs, docs too)")
     ap.add_argument("--only", metavar="NAMES", default=None,
                     help=f"comma-separated runs to retrain ({', '.join(CONFIGS)}); the others are read back")
     ap.add_argument("--steps", metavar="N", type=positive_int, default=None,
                     help="override the steps of every run (a quick look: the table goes to --runs, not docs)")
-    ap.add_argument("--write-docs", action="store_true", help="write docs/ even with --steps or --only")
+    ap.add_argument("--write-docs", action="store_true",
+                    help="write the table to docs/ (or --docs) even with --steps, --only or --no-train")
     args = ap.parse_args(argv)
-    only = set(CONFIGS) if args.only is None else set(args.only.split(","))
-    if only - set(CONFIGS):
-        raise UsageError(f"--only: no run named {', '.join(sorted(only - set(CONFIGS)))}; the runs are "
-                         f"{', '.join(CONFIGS)}")
-    runs = Path(args.runs or in_checkout("runs/results-quick" if args.steps else "runs/results"))
-    to_docs = args.write_docs or (args.steps is None and args.only is None and not args.no_train)
-    target = Path(args.docs) if to_docs else runs
+    only, runs, docs, docs_wanted = check_flags(args)  # before any work: a bad flag costs nothing
     rows = []
     for name, (what, flags) in CONFIGS.items():
         out = runs / name
         if not args.no_train and name in only:
             extra = ["--steps", str(args.steps)] if args.steps else []
             print(f"== {name}: python -m mlp_lm.train {' '.join(flags + extra)}", flush=True)
-            started = time.time()
+            clear_run(out)  # the run retrained replaces the earlier one, whatever becomes of it
             code = train_run(flags + extra + ["--out", str(out), "--force"])
             if code in (130, 143):  # Ctrl-C or SIGTERM: stop here, as the training did
+                print(how_to_finish(args, name, only, runs, docs_wanted), file=sys.stderr)
                 return code
             if code != 0:
-                raise UsageError(f"the run {name} did not finish (exit code {code})")
-            if not (out / "metrics.json").is_file() or (out / "metrics.json").stat().st_mtime < started:
-                raise UsageError(f"the run {name} wrote no new {out / 'metrics.json'} (a run that got nowhere "
-                                 f"is saved in {out / 'unconverged'}): the table would show stale numbers")
+                raise UsageError(f"the run {name} did not finish (exit code {code}); see its messages above")
+            if not (out / "metrics.json").is_file():
+                raise UsageError(f"the run {name} wrote no {out / 'metrics.json'}; see its messages above")
         rows.append((name, what, read_metrics(out / "metrics.json")))
+    steps = trained_steps(rows)  # from the runs themselves, so the table says what they were trained for
+    to_docs = docs_wanted
+    target = docs if to_docs else runs
     data = rows[0][2]["config"]["data"]
     t0 = time.perf_counter()
     ngrams = ngram_rows(data)
@@ -217,21 +141,82 @@ def main(argv=None):
                f"Python {platform.python_version()}, numpy {np.__version__}")
     tables = json.dumps({"ngrams": {f"{s}-{n}": m for (s, n), m in ngrams.items()}, "mixtures": mixes}, indent=2)
     try:
-        target.mkdir(parents=True, exist_ok=True)
-        (target / "results.md").write_text(render(rows, ngrams, mixes, machine, args.steps))
+        target.mkdir(parents=True, exist_ok=True)  # the runs folder; docs was checked to be there
+        (target / "results.md").write_text(render(rows, ngrams, mixes, machine, steps))
         (runs / "tables.json").write_text(tables + "\n")
     except OSError as e:
         raise UsageError(f"cannot write the table: {e.strerror or e} ({e.filename}); pass writable --docs and --runs") from None
     print(f"wrote {target / 'results.md'}")
     picture = runs / PICTURE_RUN / "embedding.png"
     if not to_docs:
-        print("(a quick or partial run: docs/ left as it was; --write-docs to overwrite it)")
+        print(f"(a quick or partial run, or --no-train: {docs} left as it was; --write-docs to overwrite it)")
     elif picture.is_file():
         shutil.copyfile(picture, target / "embedding.png")
         print(f"wrote {target / 'embedding.png'} (from the {PICTURE_RUN} run)")
     else:
-        print(f"no {picture} (matplotlib missing?): docs/embedding.png left as it was")
+        print(f"no {picture} (matplotlib missing?): {target / 'embedding.png'} left as it was")
     return 0
+
+
+def check_flags(args):
+    """(runs to train, runs folder, docs folder, whether the flags ask for docs), or UsageError for
+    flags that contradict each other or a folder that cannot be used."""
+    if args.no_train and args.steps is not None:
+        raise UsageError("--no-train trains nothing, so --steps has nothing to set; leave it out (the table "
+                         "gives the steps each run was trained for), or leave out --no-train to retrain")
+    if args.no_train and args.only is not None:
+        raise UsageError("--no-train retrains nothing, so --only has nothing to choose; leave out one of the two")
+    only = set(CONFIGS) if args.only is None else set(args.only.split(","))
+    if "" in only:
+        raise UsageError(f"--only {args.only!r} has an empty name; list runs with commas between them, "
+                         f"e.g. --only lecture,best")
+    if only - set(CONFIGS):
+        raise UsageError(f"--only: no run named {', '.join(sorted(only - set(CONFIGS)))}; the runs are "
+                         f"{', '.join(CONFIGS)}")
+    for flag, value in (("--runs", args.runs), ("--docs", args.docs)):
+        if value == "":
+            raise UsageError(f"{flag} is empty; name a folder, or leave {flag} out for the default")
+    runs = Path(args.runs or in_checkout("runs/results-quick" if args.steps else "runs/results"))
+    if runs.exists() and not runs.is_dir():
+        raise UsageError(f"--runs {runs} is not a folder; name a folder for the runs (made if missing)")
+    docs_wanted = args.write_docs or (args.steps is None and args.only is None and not args.no_train)
+    if args.docs is not None and not docs_wanted:
+        raise UsageError(f"--docs is only written by a full run or with --write-docs, and this command's table "
+                         f"goes to {runs}; add --write-docs or leave --docs out")
+    docs = Path(args.docs or in_checkout("docs"))
+    if docs_wanted:
+        if not docs.exists():
+            raise UsageError(f"--docs {docs} does not exist; name the existing folder for results.md "
+                             f"(default the checkout's docs/)")
+        if not docs.is_dir():
+            raise UsageError(f"--docs {docs} is not a folder; name the folder for results.md "
+                             f"(default the checkout's docs/)")
+        if not os.access(docs, os.W_OK | os.X_OK):
+            raise UsageError(f"cannot write to --docs {docs}; name a folder this program can write to")
+        for name in ("results.md", "embedding.png"):
+            if (docs / name).exists() and not (docs / name).is_file():
+                raise UsageError(f"{docs / name} is not a file, and the table would be written there; "
+                                 f"remove it or name another --docs")
+    return only, runs, docs, docs_wanted
+
+
+def how_to_finish(args, name, only, runs, docs_wanted):
+    """What to run after the run `name` was stopped to end with the table this command would have written."""
+    names = [n for n in CONFIGS if n in only]
+    rest = names[names.index(name) + 1:]
+    out = runs / name
+    place = ["--runs", str(runs)] if args.runs or args.steps else []  # --no-train's default is runs/results
+    # neither --only nor --no-train writes docs/ on its own: a command that would have, asks for it
+    docs = (["--write-docs"] if docs_wanted else []) + (["--docs", args.docs] if args.docs else [])
+    results = ["python", "-m", "mlp_lm.results"]
+    if (out / "model.npz").exists():  # saved unfinished where the table reads it: resume it there
+        then = (results + ["--only", ",".join(rest)] + (["--steps", str(args.steps)] if args.steps else [])
+                if rest else results + ["--no-train"]) + place + docs
+        return (f"results: stopped in the run {name}, saved unfinished in {out}; to finish: "
+                f"python -m mlp_lm.train --resume --out {shlex.quote(str(out))}, then {shlex.join(then)}")
+    again = results + ["--only", ",".join([name] + rest)] + (["--steps", str(args.steps)] if args.steps else [])
+    return (f"results: stopped before the run {name} saved anything; to finish: "
+            f"{shlex.join(again + place + docs)}")
 
 
 if __name__ == "__main__":

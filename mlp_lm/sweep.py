@@ -66,3 +66,11 @@ def report_sweep(lre, losses, out, plt=None):
         print(f"wrote {out / 'lr_sweep.csv'} and {out / 'lr_sweep.png'}")
     else:
         print(f"wrote {out / 'lr_sweep.csv'} ({plots.HINT})")
+
+
+if __name__ == "__main__":  # a library module, not a command: say where the command is, as cli.run would
+    import sys
+    from .cli import EXIT_BAD_INPUT
+    print("python -m mlp_lm.sweep: error: this module is not a command; the learning-rate sweep is "
+          "python -m mlp_lm.train --lr-sweep (see python -m mlp_lm.train --help)", file=sys.stderr)
+    sys.exit(EXIT_BAD_INPUT)

@@ -1,0 +1,154 @@
+"""The table of docs/results.md, from the runs' metrics.json: which runs it holds (CONFIGS),
+each run's metrics read and checked, the steps they were trained for, and the Markdown.
+results.py, the command, trains the runs and calls this."""
+import json
+import math
+from pathlib import Path
+
+from . import metrics
+from .cli import UsageError
+from .trainer import PRESETS, Config
+
+# name -> (what it shows, train flags). The order is the table's.
+CONFIGS = {
+    "lecture": ("part 2 as in the lecture: plain normal init", ["--init", "lecture"]),
+    "scaled": ("the default: the part 3 init fix", []),
+    "bigram-context": ("one character of context (T=1), as the bigram sees", ["--block-size", "1"]),
+    "embd2": ("2-D embeddings, for the picture", ["--n-embd", "2", "--n-hidden", "100"]),
+    "wider": ("more context and bigger embeddings", ["--block-size", "4", "--n-embd", "16", "--n-hidden", "300"]),
+    "direct": ("the paper's direct connections", ["--direct"]),
+    "decay": ("the paper's weight decay", ["--weight-decay", "1e-4"]),
+    "paper": ("direct connections, weight decay and the paper's 1/(1 + r t) schedule",
+              ["--direct", "--weight-decay", "1e-4", "--schedule", "inverse", "--decay-rate", "4.5e-5"]),
+    "best": ("the strongest recipe we found (docs/best.md)", ["--preset", "best"]),
+}
+MIX_ORDER = 6  # the n-gram they are mixed with: Kneser-Ney's best order on names
+
+
+def standard_steps(name):
+    """The steps the run `name` trains for with its flags alone: its preset's, else train's default
+    (no run in CONFIGS sets --steps itself)."""
+    flags = CONFIGS[name][1]
+    preset = flags[flags.index("--preset") + 1] if "--preset" in flags else "lecture"
+    return PRESETS[preset].get("steps", Config.steps)
+
+
+def trained_steps(rows):
+    """None when every run trained the steps its flags give (the documented budget); else the one
+    number of steps they all trained, or {name: steps} when they differ."""
+    done = {name: m.get("steps", m["config"].get("steps")) for name, _, m in rows}
+    done = {name: s for name, s in done.items() if _is_whole(s)}  # older metrics.json: no count, trust it
+    if all(s == standard_steps(name) for name, s in done.items()):
+        return None
+    return done.popitem()[1] if len(set(done.values())) == 1 else done
+
+
+def read_metrics(path):
+    """A finished, evaluated run's metrics.json, or a one-line error saying why it is not one."""
+    path = Path(path)
+    try:
+        if path.exists() and not path.is_file():  # a FIFO (or a link to one) would block the read forever
+            raise UsageError(f"{path} is not a regular file; retrain that run")
+        m = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{path} is missing: train it first (run without --no-train)") from None
+    except (OSError, ValueError, RecursionError) as e:
+        raise UsageError(f"cannot read {path} ({type(e).__name__}); retrain that run") from None
+    numbers = ("dev_loss", "test_loss", "train_loss", "train_seconds")
+    missing = [k for k in ("config", *numbers, "params") if not isinstance(m, dict) or k not in m]
+    if missing:
+        raise UsageError(f"{path} is not a finished, evaluated run (no {', '.join(missing)}); retrain that run")
+    config_keys = ("block_size", "n_embd", "n_hidden")
+    wrong = [k for k in numbers if not _is_number(m[k])] + [k for k in ("params",) if not _is_whole(m[k])]
+    if not isinstance(m["config"], dict) or any(not _is_whole(m["config"].get(k)) for k in config_keys) \
+            or not isinstance(m["config"].get("data"), str):
+        wrong.append("config")
+    if wrong:
+        raise UsageError(f"{path} has {', '.join(wrong)} of the wrong type; retrain that run")
+    done, planned = m.get("steps"), m["config"].get("steps")
+    if _is_whole(done) and _is_whole(planned) and done < planned:  # stopped early, then evaluated
+        raise UsageError(f"{path} is of a run stopped at step {done:,} of {planned:,}: finish it with "
+                         f"python -m mlp_lm.train --resume --out {path.parent}, or retrain it")
+    return m
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_whole(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _vocab_size(m):
+    V = m["config"].get("vocab_size")
+    return V if _is_whole(V) and V > 1 else 27
+
+
+def loss_cells(m):
+    dev = m["dev_loss"]
+    return (f"{m.get('train_loss', float('nan')):.4f} | {dev:.4f} | {m['test_loss']:.4f} | "
+            f"{metrics.perplexity(dev):.2f} | {metrics.bits_per_char(dev):.3f}")
+
+
+def render(rows, ngrams, mixes, machine, steps=None):
+    """The Markdown tables: MLP runs [(name, what, metrics)], n-grams, mixtures {name: result}.
+    steps: None for the documented budget, N for N steps each, or {name: steps} (trained_steps)."""
+    if isinstance(steps, dict):
+        budget = ("steps as trained: " + ", ".join(f"{name} {s:,}" for name, s in steps.items()) +
+                  "; not the documented results")
+    elif steps:
+        budget = f"{steps:,} steps each (a quick look, not the documented results)"
+    else:
+        budget = "200,000 steps of batch 32, lr 0.1 then 0.01, seed 42, float32, unless the flags say otherwise"
+    out = [
+        "# Results",
+        "",
+        "<!-- generated by `python -m mlp_lm.results`; edit that, not this file -->",
+        "",
+        "Mean negative log likelihood (nats) on the lecture's split of `data/names.txt`, "
+        f"each run `python -m mlp_lm.train` with the flags shown and the defaults otherwise ({budget}). "
+        "Lower is better; ln 27 = 3.296 is a uniform guess. Perplexity and bits per character are of the dev loss.",
+        "",
+        "| run | what it shows | flags | T | E | H | params | train | dev | test | dev perplexity | dev bits/char | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, what, m in rows:
+        c = m["config"]
+        flags = " ".join(CONFIGS[name][1]) if name in CONFIGS else ""
+        flags = f"`{flags}`" if flags else "(defaults)"
+        out.append(f"| {name} | {what} | {flags} | {c['block_size']} | {c['n_embd']} | {c['n_hidden']} | "
+                   f"{m['params']:,} | {loss_cells(m)} | {m['train_seconds']:.1f} |")
+    out += ["", f"Seconds are the training loop alone, on {machine}.", ""]
+    futile = [(name, _vocab_size(m)) for name, _, m in rows if m["dev_loss"] >= math.log(_vocab_size(m))]
+    if futile:  # a run that got nowhere is in the table as it is, and said to be so
+        V = futile[0][1]
+        out += [f"**Got nowhere:** {', '.join(name for name, _ in futile)}: the dev loss is no better than a "
+                f"uniform guess (ln {V} = {math.log(V):.3f}); "
+                f"{'these runs need' if len(futile) > 1 else 'this run needs'} more steps.", ""]
+    if ngrams:
+        out += ["## Counting: n-gram models", "",
+                "The same examples, counted (`python -m mlp_lm.ngram --n N --smoothing kn|add-k`). "
+                "Add-k's k is chosen on dev from a grid; Kneser-Ney is interpolated modified Kneser-Ney "
+                "(Chen & Goodman 1998) down to a uniform distribution.", "",
+                "| model | n | k | train | dev | test | dev perplexity | dev bits/char |",
+                "|---|---|---|---|---|---|---|---|"]
+        for (smoothing, n), m in sorted(ngrams.items(), key=lambda kv: (kv[0][0] != "add-k", kv[0][1])):
+            k = f"{m['k']:.3g}" if "k" in m else ""
+            out.append(f"| {smoothing} | {n} | {k} | {loss_cells(m)} |")
+        out.append("")
+    if mixes:
+        out += [f"## Mixtures with the Kneser-Ney {MIX_ORDER}-gram", "",
+                "As in the paper (`python -m mlp_lm.evaluate --mix-ngram 6`): lambda, the MLP's weight, is "
+                "chosen on dev and the mixture is then evaluated on test. Linear: lambda p_mlp + (1 - lambda) "
+                "p_ngram; log-linear: p_mlp^lambda p_ngram^(1 - lambda), renormalised.", "",
+                "| run | MLP dev | MLP test | n-gram dev | n-gram test | linear lambda | linear dev | linear test "
+                "| log-linear lambda | log-linear dev | log-linear test |",
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for name, r in mixes.items():
+            out.append(f"| {name} | {r['mlp']['dev_loss']:.4f} | {r['mlp']['test_loss']:.4f} | "
+                       f"{r['ngram']['dev_loss']:.4f} | {r['ngram']['test_loss']:.4f} | {r['lambda']:.3f} | "
+                       f"{r['mix']['dev_loss']:.4f} | {r['mix']['test_loss']:.4f} | {r['lambda_loglinear']:.3f} | "
+                       f"{r['mix_loglinear']['dev_loss']:.4f} | {r['mix_loglinear']['test_loss']:.4f} |")
+        out.append("")
+    return "\n".join(out)

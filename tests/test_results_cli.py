@@ -1,0 +1,192 @@
+"""python -m mlp_lm.results and python -m mlp_lm.sweep as commands: reruns, conflicting flags, --docs,
+an interrupted run. The n-gram and mixture work (seconds) is replaced by stand-ins where a test is
+about something else, so the file stays quick."""
+import json
+import math
+
+import pytest
+
+from mlp_lm import results, train
+from mlp_lm.cli import UsageError
+
+from .conftest import NAMES, run_cli
+
+
+def metrics(steps=200000, dev=2.1, **config):
+    return {"config": {"block_size": 3, "n_embd": 10, "n_hidden": 200, "data": str(NAMES), "vocab_size": 27,
+                       "steps": steps, **config},
+            "dev_loss": dev, "test_loss": dev, "train_loss": 2.0, "params": 11897, "train_seconds": 30.0,
+            "steps": steps}
+
+
+def fill_runs(runs, steps=None, skip=()):
+    """A metrics.json for every run in `runs` (each at the steps its flags give, or at `steps`)."""
+    for name in results.CONFIGS:
+        if name not in skip:
+            (runs / name).mkdir(parents=True, exist_ok=True)
+            m = metrics(steps or train.parse_args(results.CONFIGS[name][1]).cfg.steps)
+            (runs / name / "metrics.json").write_text(json.dumps(m))
+
+
+@pytest.fixture
+def no_counting(monkeypatch):
+    """Skip the n-grams and the mixtures; fail a test that reaches them when it should not."""
+    calls = []
+
+    def ngrams(data):
+        calls.append(data)
+        return {}
+    monkeypatch.setattr(results, "ngram_rows", ngrams)
+    monkeypatch.setattr(results, "mixture_row", lambda run_dir: None)
+    render = results.render
+    monkeypatch.setattr(results, "render", lambda rows, ngrams, mixes, machine, steps=None:
+                        render(rows, ngrams, {}, machine, steps))
+    return calls
+
+
+def refusal(argv):
+    with pytest.raises(UsageError) as e:
+        results.main(argv)
+    assert "\n" not in str(e.value)
+    return str(e.value)
+
+
+# 1. A quick run into a folder that holds an earlier quick run replaces it, even when it gets nowhere.
+
+def test_a_rerun_replaces_an_earlier_run_that_got_nowhere(tmp_path, no_counting, capfd):
+    runs = tmp_path / "r"
+    fill_runs(runs, steps=300, skip=("lecture",))
+    argv = ["--steps", "300", "--runs", str(runs), "--only", "lecture"]
+    # the earlier run: at 300 steps the lecture's init gets nowhere (dev loss above ln 27)
+    first = run_cli("mlp_lm.train", "--init", "lecture", "--steps", "300", "--eval-every", "0",
+                    "--out", runs / "lecture")
+    assert first.returncode == 0, first.stderr
+    (runs / "lecture" / "unconverged").mkdir()  # what an earlier run that got nowhere left there
+    (runs / "lecture" / "unconverged" / "metrics.json").write_text("{}")
+    before = (runs / "lecture" / "model.npz").stat().st_mtime_ns
+    assert results.main(argv) == 0
+    lecture = runs / "lecture"
+    assert (lecture / "model.npz").stat().st_mtime_ns > before and not (lecture / "unconverged").exists()
+    m = json.loads((lecture / "metrics.json").read_text())
+    assert m["steps"] == 300 and m["dev_loss"] > math.log(27)
+    table = (runs / "results.md").read_text()
+    assert "300 steps each" in table
+    assert "**Got nowhere:** lecture: the dev loss is no better than a uniform guess" in table
+
+
+def test_the_table_says_which_runs_got_nowhere():
+    rows = [("lecture", "x", metrics(dev=3.5)), ("scaled", "y", metrics(dev=2.1))]
+    text = results.render(rows, {}, {}, "a test machine", 300)
+    assert "**Got nowhere:** lecture: the dev loss is no better than a uniform guess (ln 27 = 3.296)" in text
+    assert "Got nowhere" not in results.render(rows[1:], {}, {}, "a test machine", 300)
+
+
+# 2. Flags that contradict each other are refused in one line, before any work.
+
+@pytest.mark.parametrize("argv,words", [
+    (["--no-train", "--steps", "5"], ["--no-train", "--steps", "leave it out"]),
+    (["--no-train", "--only", "lecture"], ["--no-train", "--only", "leave out one"]),
+    (["--steps", "5", "--docs", "somewhere"], ["--docs", "--write-docs"]),
+    (["--no-train", "--docs", "somewhere"], ["--docs", "--write-docs"]),
+])
+def test_conflicting_flags_are_refused_in_one_line(argv, words, tmp_path, no_counting, monkeypatch):
+    monkeypatch.setattr(results, "train_run", lambda flags: pytest.fail("trained despite the conflict"))
+    message = refusal(argv + ["--runs", str(tmp_path)])
+    assert all(w in message for w in words), message
+    assert not no_counting and not any(tmp_path.iterdir())
+
+
+def test_conflicting_flags_end_the_command_with_exit_code_2(tmp_path):
+    proc = run_cli("mlp_lm.results", "--no-train", "--steps", "5", "--runs", tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith("python -m mlp_lm.results: error: --no-train") and not proc.stdout
+
+
+# 2b. --no-train takes the steps from the runs, so a table of quick runs does not claim the full budget.
+
+def test_no_train_tables_give_the_steps_the_runs_were_trained_for(tmp_path, no_counting):
+    runs, docs = tmp_path / "runs", tmp_path / "docs"
+    fill_runs(runs, steps=300)
+    docs.mkdir()
+    assert results.main(["--no-train", "--runs", str(runs), "--docs", str(docs), "--write-docs"]) == 0
+    assert "300 steps each (a quick look" in (docs / "results.md").read_text()
+
+
+def test_the_full_budget_keeps_the_documented_caption(tmp_path, no_counting):
+    fill_runs(tmp_path)
+    assert results.main(["--no-train", "--runs", str(tmp_path)]) == 0
+    assert "200,000 steps of batch 32" in (tmp_path / "results.md").read_text()
+
+
+def test_a_run_stopped_early_is_not_tabulated_as_finished(tmp_path, no_counting):
+    fill_runs(tmp_path)
+    m = metrics(steps=200000)
+    m["steps"] = 1500
+    (tmp_path / "scaled" / "metrics.json").write_text(json.dumps(m))
+    message = refusal(["--no-train", "--runs", str(tmp_path)])
+    assert "stopped at step 1,500 of 200,000" in message
+    assert f"python -m mlp_lm.train --resume --out {tmp_path / 'scaled'}" in message
+
+
+# 3. --docs is checked before any work, is never created, and the messages name it.
+
+@pytest.mark.parametrize("kind", ["file", "missing"])
+def test_a_bad_docs_folder_is_refused_before_any_work(kind, tmp_path, no_counting):
+    runs, docs = tmp_path / "runs", tmp_path / "docs"
+    fill_runs(runs)
+    if kind == "file":
+        docs.write_text("not a folder")
+    message = refusal(["--no-train", "--runs", str(runs), "--docs", str(docs), "--write-docs"])
+    assert f"--docs {docs}" in message and ("not a folder" if kind == "file" else "does not exist") in message
+    assert not no_counting  # refused before the n-grams
+    assert kind == "file" or not docs.exists()
+
+
+def test_the_picture_message_names_the_docs_folder_given(tmp_path, no_counting, capsys):
+    runs, docs = tmp_path / "runs", tmp_path / "elsewhere"
+    fill_runs(runs)
+    docs.mkdir()
+    assert results.main(["--no-train", "--runs", str(runs), "--docs", str(docs), "--write-docs"]) == 0
+    out = capsys.readouterr().out
+    assert f"{docs / 'embedding.png'} left as it was" in out and "docs/" not in out
+    assert (docs / "results.md").is_file()
+
+
+# 4. python -m mlp_lm.sweep is a library module: run as a command it says where the command is.
+
+@pytest.mark.parametrize("argv", [[], ["--help"], ["--bogus"]])
+def test_sweep_is_not_a_command(argv):
+    proc = run_cli("mlp_lm.sweep", *argv)
+    assert proc.returncode == 2 and not proc.stdout, proc
+    assert len(proc.stderr.strip().splitlines()) == 1 and "python -m mlp_lm.train --lr-sweep" in proc.stderr
+
+
+# 5. A stopped results run says how to finish the results, not only the one training.
+
+@pytest.mark.parametrize("only,then", [("lecture,embd2", "--only embd2 --steps 300"), ("lecture", "--no-train")])
+def test_an_interrupted_run_says_how_to_finish_the_results(only, then, tmp_path, no_counting, monkeypatch, capsys):
+    runs = tmp_path / "r"
+    fill_runs(runs, steps=300)
+
+    def stopped(flags):  # the training saved what it had where it was told, then exited as after Ctrl-C
+        out = flags[flags.index("--out") + 1]
+        (results.Path(out) / "model.npz").write_bytes(b"unfinished")
+        return 130
+    monkeypatch.setattr(results, "train_run", stopped)
+    code = results.main(["--steps", "300", "--runs", str(runs), "--only", only])
+    assert code == 130 and not no_counting
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"results: stopped in the run lecture, saved unfinished in {runs / 'lecture'}; to finish: "
+                   f"python -m mlp_lm.train --resume --out {runs / 'lecture'}, then python -m mlp_lm.results "
+                   f"{then} --runs {runs}"]
+
+
+def test_a_run_stopped_before_saving_anything_is_retrained(tmp_path, no_counting, monkeypatch, capsys):
+    runs, docs = tmp_path / "runs", tmp_path / "docs"
+    fill_runs(runs)
+    docs.mkdir()
+    monkeypatch.setattr(results, "train_run", lambda flags: 143)
+    assert results.main(["--runs", str(runs), "--docs", str(docs)]) == 143
+    assert capsys.readouterr().err.strip() == (
+        f"results: stopped before the run lecture saved anything; to finish: python -m mlp_lm.results --only "
+        f"{','.join(results.CONFIGS)} --runs {runs} --write-docs --docs {docs}")
