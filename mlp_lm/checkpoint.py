@@ -5,7 +5,9 @@ model with the paper's direct connections), `vocab`
 (a 0-d string array: the symbols in index order, boundary first) and `config`
 (a 0-d string array: the run's configuration as JSON). It loads with
 np.load(path, allow_pickle=False). Loading checks everything it can, so a
-damaged or foreign file is reported, not used.
+damaged or foreign file is reported, not used: its form, its config against its arrays (shapes,
+dtype, split seed), and its numbers against what a training can leave (finite, and within
+model.magnitude_problem's bounds: 1e38 is finite in float32, but no model).
 """
 import glob
 import json
@@ -16,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import DataError, Vocab
-from .model import OPTIONAL_PARAMS, PARAM_NAMES
+from .data import SPLIT_SEED, DataError, Vocab
+from .model import OPTIONAL_PARAMS, PARAM_NAMES, magnitude_problem
 
 FORMAT = "mlp_lm/1"
+DTYPES = ("float32", "float64")  # what a training computes in (trainer.Config.dtype)
 
 
 class CheckpointError(Exception):
@@ -152,6 +155,13 @@ def recover(folder):
         pass
 
 
+def overflowed(path, e):
+    """The CheckpointError for a loaded model whose arithmetic overflowed in use (model.logits raised
+    FloatingPointError `e`): load() vouches for what it can, and this is what it could not see."""
+    return CheckpointError(f"{path}: the model's arithmetic overflows or loses all precision ({e}), so the checkpoint is damaged or "
+                           f"not a trained model; train one with `python -m mlp_lm.train` and pass its model.npz")
+
+
 def load_state(path):
     """The training state saved with the checkpoint at `path` ({name: array}), or None if it has none."""
     try:
@@ -166,7 +176,7 @@ def newest(runs):
     for journal in [*Path(runs).glob(f"*/{JOURNAL}"), *Path(runs).glob(f"*/*/{JOURNAL}")]:
         recover(journal.parent)  # a save cut short after its commit counts once finished
     found = [p for pattern in ("*/model.npz", "*/*/model.npz") for p in Path(runs).glob(pattern)
-             if p.parent.name != "unconverged"]
+             if p.parent.name not in ("unconverged", "interrupted")]  # kept apart from the folder's model
     return max(found, key=lambda p: p.stat().st_mtime, default=None)
 
 
@@ -231,6 +241,13 @@ def load(path):
         for key, kind in (("data", str), ("split_seed", int), ("data_sha256", str)):
             if key in config and (not isinstance(config[key], kind) or isinstance(config[key], bool)):
                 raise ValueError(f"{key} {config[key]!r} in its config is not a {kind.__name__}")
+        if config.get("split_seed", SPLIT_SEED) != SPLIT_SEED:  # evaluating would read another split as dev/test
+            raise ValueError(f"split_seed {config['split_seed']} in its config is not the seed every mlp_lm "
+                             f"training splits its data with ({SPLIT_SEED}), so the file is damaged; retrain it "
+                             f"with `python -m mlp_lm.train`")
+        if config.get("dtype", "float32") not in DTYPES:
+            raise ValueError(f"dtype {config['dtype']!r} in its config is not one of {', '.join(DTYPES)}; "
+                             f"the file is damaged")
     except (ValueError, KeyError, DataError, RecursionError) as e:
         what = "its config nests too deeply" if isinstance(e, RecursionError) else e
         raise CheckpointError(f"{path} is not a valid mlp_lm checkpoint: {what}") from None
@@ -245,6 +262,11 @@ def load(path):
             raise CheckpointError(f"{path}: parameter {k} has dtype {p.dtype}, not floating point; the file is damaged")
         if not np.all(np.isfinite(p)):
             raise CheckpointError(f"{path}: parameter {k} holds NaN or infinite values; retrain with a smaller --lr")
+    dtypes, want = sorted({str(p.dtype) for p in params.values()}), config.get("dtype")
+    if len(dtypes) > 1 or dtypes[0] not in DTYPES or dtypes[0] != (want or dtypes[0]):  # the run computed in want
+        why = f"its config says dtype {want}" if want else f"mlp_lm keeps them all in one of {' or '.join(DTYPES)}"
+        raise CheckpointError(f"{path}: its parameters are {' and '.join(dtypes)}, but {why}; the file is damaged "
+                              f"or not from mlp_lm; {hint}")
     V = len(vocab)
     E = params["C"].shape[1] if params["C"].ndim == 2 else -1
     H = params["b1"].shape[0] if params["b1"].ndim == 1 else -1
@@ -255,4 +277,8 @@ def load(path):
                 f"{path}: parameter {k} has shape {params[k].shape}, but the vocabulary ({V} symbols) "
                 f"and block size ({T}) need {shape}; the file is damaged or not from mlp_lm"
             )
+    problem = magnitude_problem(params)  # finite is not enough: 1e38 in float32 is finite too
+    if problem:
+        raise CheckpointError(f"{path}: {problem}; no trained model has parameters this large, so the file "
+                              f"is damaged; {hint}")
     return params, vocab, config

@@ -97,7 +97,10 @@ def main(argv=None):
     print(f"data: {source}: " + ", ".join(f"{len(Y)} {name}" for name, (_, Y) in sets.items()) + " examples")
 
     t0 = time.perf_counter()
-    result = mixture.evaluate(params, sets, splits.train if n else None, n)
+    try:
+        result = mixture.evaluate(params, sets, splits.train if n else None, n)
+    except FloatingPointError as e:  # from the model's arithmetic (model.logits): the numbers would be junk
+        raise checkpoint.overflowed(args.checkpoint, e) from None
     rows = [("mlp", result["mlp"])]
     if n is not None:
         lam, lam_ll = result["lambda"], result["lambda_loglinear"]

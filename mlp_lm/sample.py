@@ -67,6 +67,8 @@ def main(argv=None):
                 samples, ended = next(chunks, (None, None))
             except DataError as e:  # the only user input generation checks is the prefix
                 raise UsageError(f"--prefix {args.prefix!r}: {e}") from None
+            except FloatingPointError as e:  # from the model's arithmetic (model.logits): the samples would be junk
+                raise checkpoint.overflowed(args.checkpoint, e) from None
             if samples is None:
                 break
             print("\n".join(s if e else s + CUT for s, e in zip(samples, ended)))  # a cut-off sample is marked

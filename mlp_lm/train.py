@@ -31,7 +31,8 @@ from .sampling import generate
 from .sweep import lr_sweep, report_sweep
 from .runtime import blas_threads, check_fits, describe_threads, step_threads
 from .runs import RunLock, check_space, claim_default_out, prepare_out, resume_point, save_run_or_rescue
-from .trainer import PRESETS, Config, Diverged, config_problem, describe_training, memory_needed, train
+from .loop import Diverged, train
+from .trainer import PRESETS, Config, config_problem, describe_training, memory_needed
 
 
 def preset_help():

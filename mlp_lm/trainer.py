@@ -1,17 +1,16 @@
-"""One training run's moving parts: the configuration, the step, and the loop that repeats it.
+"""One training run's moving parts: the configuration and the step, with the state a resumed
+run continues from.
 
-train.py (the command) runs train(); bench.py (the benchmark) drives a Trainer, so it
-times exactly the step that training runs.
+loop.py repeats the step; bench.py (the benchmark) drives a Trainer, so it times exactly the
+step that training runs.
 """
 import json
 import math
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import layers, model, optim, parallel, runtime
-from .cli import Progress, UsageError, signals_held
 from .data import DEFAULT_DATA
 
 
@@ -154,8 +153,15 @@ class Trainer:
             st.update({f"ema.{k}": a for k, a in self.ema.avg.items()})
         return st
 
-    def load_state(self, st):
-        """Continue from state(): the parameters, optimiser, weight average and random streams."""
+    def load_state(self, st, steps=None):
+        """Continue from state(): the parameters, optimiser, weight average and random streams.
+
+        steps: how many steps the saved run took (AdamW's step counter t must say the same).
+        Raises ValueError (or KeyError, TypeError) for a state this configuration could not have
+        saved: other arrays than its optimiser and weight average keep, or arrays of another
+        shape or dtype, or values no training reaches (NaN, infinities, model.magnitude_problem).
+        """
+        self.check_state(st, steps)
         self.rng.bit_generator.state = json.loads(str(st["rng"]))
         self.drop_rng.bit_generator.state = json.loads(str(st["drop_rng"]))
         self.block = st["block"] if len(st["block"]) else None
@@ -166,13 +172,42 @@ class Trainer:
                 or self.block.min() < 0 or self.block.max() >= len(self.Y)):
             raise ValueError("the saved minibatch indices do not fit this run")
         for k in self.params:
-            if st[f"param.{k}"].shape != self.params[k].shape:
-                raise ValueError(f"parameter {k} has shape {st[f'param.{k}'].shape}, not {self.params[k].shape}")
             self.params[k][...] = st[f"param.{k}"]
         self.opt.load_state({k[4:]: v for k, v in st.items() if k.startswith("opt.")})
         if self.ema:
             for k in self.ema.avg:
                 self.ema.avg[k][...] = st[f"ema.{k}"]
+
+    def check_state(self, st, steps=None):
+        """Raise ValueError unless `st` holds exactly the tensors this configuration saves, each finite,
+        of its parameter's shape and of the run's dtype (see load_state)."""
+        cfg, adamw = self.cfg, self.cfg.optimizer == "adamw"
+        kinds = ("param", *(("opt.m", "opt.v") if adamw else ()), *(("ema",) if self.ema else ()))
+        tensors = {f"{kind}.{k}": p for kind in kinds for k, p in self.params.items()}
+        wanted = set(tensors) | ({"opt.t"} if adamw else set())
+        saved = {k for k in st if k.startswith(("param.", "opt.", "ema."))}
+        if saved != wanted:  # e.g. an SGD run's state under a config that says adamw
+            run = f"an {cfg.optimizer} run{' with --ema' if self.ema else ''}"
+            odd = [f"lacks {_some(wanted - saved)}, which {run} saves"] if wanted - saved else []
+            odd += [f"holds {_some(saved - wanted)}, which {run} does not save"] if saved - wanted else []
+            raise ValueError(f"it {' and '.join(odd)}: the state does not match its config")
+        for name, p in tensors.items():
+            a = st[name]
+            if a.shape != p.shape or a.dtype != self.dtype:
+                raise ValueError(f"{name} is {a.dtype} {a.shape}, not the run's {self.dtype} {p.shape}")
+            bad = ("NaN or infinite" if not np.all(np.isfinite(a)) else
+                   "negative" if name.startswith("opt.v.") and a.min(initial=0) < 0 else None)  # v averages g^2
+            if bad:
+                raise ValueError(f"{name} holds {bad} values, which no training step leaves")
+        for kind in ("param", "ema") if self.ema else ("param",):
+            problem = model.magnitude_problem({k: st[f"{kind}.{k}"] for k in self.params})
+            if problem:
+                raise ValueError(f"{kind}: {problem}")
+        if adamw:
+            t = st["opt.t"]
+            if t.shape != () or t.dtype.kind not in "iu" or int(t) < 1 or (steps is not None and int(t) != steps):
+                raise ValueError(f"AdamW's step counter t is {t.tolist()!r}, "
+                                 + (f"but the run took {steps} steps" if steps is not None else "not a step count"))
 
     @property
     def evaluated(self):
@@ -208,79 +243,6 @@ class Trainer:
         return loss
 
 
-# --- the training loop -------------------------------------------------------
-
-class Diverged(Exception):
-    """The loss ran away or the arithmetic overflowed: the model is junk, not a result."""
-
-    def __init__(self, cfg, where):
-        super().__init__(f"training diverged {where}; the learning rate {cfg.lr:g} is too large, "
-                         f"try a smaller --lr; nothing was saved")
-
-
-DIVERGE_WINDOW = 100  # steps whose mean training loss is watched
-DIVERGE_FACTOR = 2.0  # a window mean this many times the start (or ln V, if higher) is divergence
-
-
-def train(cfg, splits, params, resumed=None, threads=1, follow_load=False):
-    """Minibatch training. Returns (the Trainer, losses per step, {step: dev loss}, the interrupt
-    that stopped it early or None); Ctrl-C and SIGTERM stop it. resumed: (the Trainer's saved
-    state, the losses so far, the dev losses so far) to continue a run exactly where it stopped.
-    threads: how many each step uses (see Trainer); follow_load: fewer BLAS threads while
-    other programs keep a core busy (runtime.ThreadGovernor).
-
-    Raises Diverged if the loss or any arithmetic overflows, or if the mean training loss of
-    the last DIVERGE_WINDOW steps rises past DIVERGE_FACTOR times where it started (or ln V,
-    whichever is higher): such a model is junk, not a result.
-    """
-    trainer = Trainer(cfg, params, *splits.train, threads)
-    # BLAS threads spin while they wait, so they give way while other programs keep a core busy;
-    # the threads of a split batch sleep while they wait, and keep working.
-    governor = runtime.ThreadGovernor(threads) if follow_load and trainer.split.parts == 1 else None
-    losses = np.full(cfg.steps, np.nan)
-    devs = {}
-    done = 0  # completed steps
-    limit = None
-    if resumed is not None:
-        state, history, devs = resumed
-        try:
-            trainer.load_state(state)
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
-            raise UsageError(f"the training state to resume from is damaged ({type(e).__name__}: {e}); "
-                             f"start a new run") from None
-        done = len(history)
-        losses[:done] = history
-        limit = DIVERGE_FACTOR * max(float(history[0]), math.log(len(splits.vocab)))
-    progress = Progress(cfg.steps, start=done)
-    interrupt = None
-    try:
-        # Ctrl-C and SIGTERM are held while a step runs and honoured between steps, so the state
-        # saved is always that of a whole number of steps (a resumed run then matches one in one go).
-        with np.errstate(over="raise", invalid="raise"), signals_held() as held:  # overflow or NaN raises
-            for step in range(done, cfg.steps):
-                losses[step] = loss = trainer.step(step)
-                done = step + 1
-                if limit is None:
-                    limit = DIVERGE_FACTOR * max(loss, math.log(len(splits.vocab)))
-                if done % DIVERGE_WINDOW == 0:
-                    window = float(losses[done - DIVERGE_WINDOW:done].mean())
-                    if window > limit:
-                        raise Diverged(cfg, f"by step {done}: the training loss averaged {window:.4g} over "
-                                            f"the last {DIVERGE_WINDOW} steps, more than {DIVERGE_FACTOR:g} "
-                                            f"times where it started ({limit / DIVERGE_FACTOR:.4g})")
-                dev = None
-                if cfg.eval_every and done % cfg.eval_every == 0:
-                    dev = devs[done] = model.split_loss(trainer.evaluated, *splits.dev)
-                progress.update(done, loss, dev)
-                if governor is not None:
-                    governor.tick()
-                if held:
-                    raise held[0]
-    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (cli.Interrupted)
-        print(f"\ninterrupted after {done} steps: saving the model as it is", file=sys.stderr)
-        interrupt = e
-    except FloatingPointError as e:
-        raise Diverged(cfg, f"at step {done + 1} ({e})") from None
-    finally:
-        trainer.split.close()  # the steps are over: let the split's threads go
-    return trainer, losses[:done], devs, interrupt
+def _some(names, most=3):
+    """The first `most` names in order, and how many there are if there are more (a message stays one line)."""
+    return ", ".join(sorted(names)[:most]) + (f" ({len(names)} in all)" if len(names) > most else "")

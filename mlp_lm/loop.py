@@ -1,0 +1,88 @@
+"""The training loop: Trainer.step repeated until the run is done, diverges or is stopped.
+
+train.py (the command) runs train().
+"""
+import math
+import sys
+
+import numpy as np
+
+from . import model, runtime
+from .cli import Progress, UsageError, signals_held
+from .trainer import Trainer
+
+
+class Diverged(Exception):
+    """The loss ran away or the arithmetic overflowed: the model is junk, not a result."""
+
+    def __init__(self, cfg, where):
+        super().__init__(f"training diverged {where}; the learning rate {cfg.lr:g} is too large, "
+                         f"try a smaller --lr; nothing was saved")
+
+
+DIVERGE_WINDOW = 100  # steps whose mean training loss is watched
+DIVERGE_FACTOR = 2.0  # a window mean this many times the start (or ln V, if higher) is divergence
+
+
+def train(cfg, splits, params, resumed=None, threads=1, follow_load=False):
+    """Minibatch training. Returns (the Trainer, losses per step, {step: dev loss}, the interrupt
+    that stopped it early or None); Ctrl-C and SIGTERM stop it. resumed: (the Trainer's saved
+    state, the losses so far, the dev losses so far) to continue a run exactly where it stopped.
+    threads: how many each step uses (see Trainer); follow_load: fewer BLAS threads while
+    other programs keep a core busy (runtime.ThreadGovernor).
+
+    Raises Diverged if the loss or any arithmetic overflows, or if the mean training loss of
+    the last DIVERGE_WINDOW steps rises past DIVERGE_FACTOR times where it started (or ln V,
+    whichever is higher): such a model is junk, not a result.
+    """
+    trainer = Trainer(cfg, params, *splits.train, threads)
+    # BLAS threads spin while they wait, so they give way while other programs keep a core busy;
+    # the threads of a split batch sleep while they wait, and keep working.
+    governor = runtime.ThreadGovernor(threads) if follow_load and trainer.split.parts == 1 else None
+    losses = np.full(cfg.steps, np.nan)
+    devs = {}
+    done = 0  # completed steps
+    limit = None
+    if resumed is not None:
+        state, history, devs = resumed
+        try:
+            trainer.load_state(state, steps=len(history))
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            raise UsageError(f"the training state to resume from is damaged ({type(e).__name__}: {e}); "
+                             f"start a new run") from None
+        done = len(history)
+        losses[:done] = history
+        limit = DIVERGE_FACTOR * max(float(history[0]), math.log(len(splits.vocab)))
+    progress = Progress(cfg.steps, start=done)
+    interrupt = None
+    try:
+        # Ctrl-C and SIGTERM are held while a step runs and honoured between steps, so the state
+        # saved is always that of a whole number of steps (a resumed run then matches one in one go).
+        with np.errstate(over="raise", invalid="raise"), signals_held() as held:  # overflow or NaN raises
+            for step in range(done, cfg.steps):
+                losses[step] = loss = trainer.step(step)
+                done = step + 1
+                if limit is None:
+                    limit = DIVERGE_FACTOR * max(loss, math.log(len(splits.vocab)))
+                if done % DIVERGE_WINDOW == 0:
+                    window = float(losses[done - DIVERGE_WINDOW:done].mean())
+                    if window > limit:
+                        raise Diverged(cfg, f"by step {done}: the training loss averaged {window:.4g} over "
+                                            f"the last {DIVERGE_WINDOW} steps, more than {DIVERGE_FACTOR:g} "
+                                            f"times where it started ({limit / DIVERGE_FACTOR:.4g})")
+                dev = None
+                if cfg.eval_every and done % cfg.eval_every == 0:
+                    dev = devs[done] = model.split_loss(trainer.evaluated, *splits.dev)
+                progress.update(done, loss, dev)
+                if governor is not None:
+                    governor.tick()
+                if held:
+                    raise held[0]
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (cli.Interrupted)
+        print(f"\ninterrupted after {done} steps: saving the model as it is", file=sys.stderr)
+        interrupt = e
+    except FloatingPointError as e:
+        raise Diverged(cfg, f"at step {done + 1} ({e})") from None
+    finally:
+        trainer.split.close()  # the steps are over: let the split's threads go
+    return trainer, losses[:done], devs, interrupt

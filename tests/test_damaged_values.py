@@ -1,0 +1,214 @@
+"""Checkpoints damaged in their values, not their form: every array readable and finite, but
+numbers no trained model has, a config that contradicts the file, a training state its config
+could not have saved. Each ends with one line and exit code 2, as in test_bad_input.py."""
+import json
+from dataclasses import fields
+
+import numpy as np
+import pytest
+
+from mlp_lm import checkpoint, evaluate, mixture, model, sample, train
+from mlp_lm.runtime import blas_threads
+from mlp_lm.trainer import Config, Trainer
+
+from .test_bad_input import assert_one_line_error, call
+
+
+def trained(folder, *flags):
+    """A 5-step run (H=8) in `folder`: small and quick, but a real checkpoint with its training state."""
+    assert train.main(["--steps", "5", "--n-hidden", "8", "--eval-every", "0", *flags, "--out", str(folder)]) == 0
+    return folder / "model.npz"
+
+
+@pytest.fixture(scope="module")
+def sgd_run(tmp_path_factory):
+    return trained(tmp_path_factory.mktemp("sgd"))
+
+
+@pytest.fixture(scope="module")
+def adamw_run(tmp_path_factory):
+    return trained(tmp_path_factory.mktemp("adamw"), "--optimizer", "adamw", "--lr", "0.01", "--ema", "0.9")
+
+
+def edited(good, folder, change, steps=None):
+    """A copy of checkpoint `good` in folder/model.npz after change(arrays, config), as np.savez
+    writes it; steps: a larger --steps in its config, so that the run can be resumed."""
+    with np.load(good, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    config = json.loads(str(arrays["config"]))
+    change(arrays, config)
+    if steps is not None:
+        config["steps"] = steps
+    arrays["config"] = np.array(json.dumps(config))
+    folder.mkdir(exist_ok=True)
+    np.savez(folder / "model.npz", **arrays)
+    return folder / "model.npz"
+
+
+def fill(name, value):
+    """A change that fills parameter `name` with `value` (an array alternates the values along it)."""
+    def change(arrays, config):
+        p = arrays[name]
+        arrays[name] = (np.resize(np.array(value, p.dtype), p.shape) if np.ndim(value)
+                        else np.full_like(p, value))
+    return change
+
+
+# --- parameters finite but far beyond any trained model ----------------------
+
+HUGE = {"W1 1e38": (fill("W1", 1e38), "hidden layer"),  # overflows the matmul
+        "b2 -1e38": (fill("b2", -1e38), "logits"),  # no overflow: float32 rounds every logit alike
+        "b2 +-3e38": (fill("b2", [3e38, -3e38]), "logits")}  # a loss of 5e38
+
+
+@pytest.mark.parametrize("kind", HUGE)
+@pytest.mark.parametrize("module,flags", [(evaluate, []), (evaluate, ["--mix-ngram", "6"]), (sample, ["-n", "2"])])
+def test_parameters_no_trained_model_has_are_refused(kind, module, flags, sgd_run, tmp_path, capsys):
+    change, where = HUGE[kind]
+    p = edited(sgd_run, tmp_path, change)
+    code, err = call(module, ["--checkpoint", p, *flags], capsys)
+    assert_one_line_error(code, err, where, "no trained model has parameters this large", "damaged")
+    with pytest.raises(checkpoint.CheckpointError, match="no trained model"):
+        checkpoint.load(p)
+
+
+@pytest.mark.parametrize("kind", HUGE)
+def test_the_models_arithmetic_raises_rather_than_return_junk(kind, sgd_run):
+    params, _, _ = checkpoint.load(sgd_run)
+    arrays = {k: v.copy() for k, v in params.items()}
+    HUGE[kind][0](arrays, {})
+    X, Y = np.zeros((50, 3), dtype=np.int64), np.arange(50) % len(params["b2"])
+    with pytest.raises(FloatingPointError):
+        model.split_loss(arrays, X, Y)  # was nan, -0.0 or 5e38
+    with pytest.raises(FloatingPointError):
+        model.next_probs(arrays, X)  # the sampling path
+    with pytest.raises(FloatingPointError):
+        mixture.evaluate(arrays, {"all": (X, Y)})
+
+
+def test_an_overflow_the_loader_let_through_is_one_line(sgd_run, tmp_path, capsys, monkeypatch):
+    # Evaluating and sampling are their own second line of defence, behind checkpoint.load.
+    monkeypatch.setattr(checkpoint, "magnitude_problem", lambda params: None)
+    p = edited(sgd_run, tmp_path, fill("W1", 1e38))
+    for module, flags in ((evaluate, []), (sample, ["-n", "2"])):
+        code, err = call(module, ["--checkpoint", p, *flags], capsys)
+        assert_one_line_error(code, err, "arithmetic overflows", "damaged or not a trained model")
+        assert "Warning" not in err
+
+
+def test_trained_models_are_far_inside_the_bounds(sgd_run):
+    params, vocab, config = checkpoint.load(sgd_run)
+    assert model.magnitude_problem(params) is None
+    big = model.init_params(27, 8, 24, 4000, direct=True, init="lecture")  # a large untrained start passes too
+    assert model.magnitude_problem(big) is None
+    # The bounds hold for real contexts: every logit of the dev split is inside them.
+    splits = evaluate.training_splits(config, vocab, config["block_size"])
+    _, z_bound = model.activation_bounds(params)
+    assert np.all(np.abs(model.logits(params, splits.dev[0])) <= z_bound)
+
+
+# --- a config that contradicts the file ---------------------------------------
+
+def set_config(**values):
+    return lambda arrays, config: config.update(values)
+
+
+def cast(name, dtype):
+    def change(arrays, config):
+        arrays[name] = arrays[name].astype(dtype)
+    return change
+
+
+@pytest.mark.parametrize("change,words", [
+    (set_config(dtype="float64"), ["float32", "config says dtype float64", "damaged"]),
+    (set_config(dtype="float16"), ["dtype 'float16'", "damaged"]),
+    (cast("b1", np.float64), ["float32 and float64", "damaged"]),
+    (set_config(split_seed=-5), ["split_seed -5", "(42)", "damaged"]),
+])
+def test_a_config_that_contradicts_the_file_is_refused(change, words, sgd_run, tmp_path, capsys):
+    p = edited(sgd_run, tmp_path, change)
+    for module, flags in ((evaluate, []), (sample, ["-n", "2"])):
+        code, err = call(module, ["--checkpoint", p, *flags], capsys)
+        assert_one_line_error(code, err, *words)
+
+
+# --- a training state its config could not have saved -------------------------
+
+def state_nan(arrays, config):
+    arrays["state.param.W1"] = arrays["state.param.W1"].copy()
+    arrays["state.param.W1"][0, 0] = np.nan
+
+
+@pytest.mark.parametrize("change,words", [
+    (set_config(optimizer="adamw"), ["damaged", "lacks opt.m.C", "does not match its config"]),
+    (state_nan, ["damaged", "param.W1", "NaN"]),
+    (set_config(dtype="float64"), ["config says dtype float64"]),
+])
+def test_resume_refuses_a_state_its_config_could_not_have_saved(change, words, sgd_run, tmp_path, capsys):
+    edited(sgd_run, tmp_path, change, steps=10)
+    code, err = call(train, ["--resume", "--out", tmp_path], capsys)
+    assert_one_line_error(code, err, *words)
+    assert "diverged" not in err and "learning rate" not in err
+
+
+def trainer_and_state(good):
+    """A fresh Trainer for checkpoint `good`'s config, the training state saved with it, and its step."""
+    params, vocab, config = checkpoint.load(good)
+    cfg = Config(**{f.name: config[f.name] for f in fields(Config)})
+    fresh = model.init_params(len(vocab), cfg.block_size, cfg.n_embd, cfg.n_hidden, dtype=cfg.dtype)
+    state = checkpoint.load_state(good)
+    steps = int(state.pop("step"))
+    for k in ("losses", "devs", "evaluated"):
+        state.pop(k)
+    n = int(state["block"].max()) + 1  # as many examples as the saved minibatch indices need
+    X, Y = np.zeros((n, cfg.block_size), dtype=np.int64), np.zeros(n, dtype=np.int64)
+    return Trainer(cfg, fresh, X, Y), state, steps
+
+
+def put(name, value=None, dtype=None, shape=None):
+    """A change to a training state: `name` (added if missing) filled with `value`, cast to `dtype`,
+    or zeros of `shape`; value None and no dtype or shape removes every entry starting with `name`."""
+    def change(state):
+        if value is None and dtype is None and shape is None:
+            for k in [k for k in state if k.startswith(name)]:
+                del state[k]
+            return
+        a = np.asarray(state.get(name, 0), dtype=dtype)
+        a = np.zeros(shape, a.dtype) if shape is not None else a
+        state[name] = np.full_like(a, value) if value is not None else a
+    return change
+
+
+@pytest.mark.parametrize("run,change,words", [
+    ("sgd", put("opt.t", 5, dtype=np.int64), ["holds opt.t", "an sgd run does not save"]),
+    ("sgd", put("param.W1", dtype=np.float64), ["param.W1 is float64", "float32"]),
+    ("sgd", put("param.W1", 1e38), ["param", "hidden layer", "overflows"]),
+    ("adamw", put("ema."), ["lacks ema.C", "with --ema"]),
+    ("adamw", put("opt."), ["lacks opt.m.C", "(11 in all)", "an adamw run with --ema saves"]),
+    ("adamw", put("opt.t", 0), ["step counter t is 0", "not a step count"]),
+    ("adamw", put("opt.v.W1", -1.0), ["opt.v.W1", "negative"]),
+    ("adamw", put("opt.m.b1", shape=(3,)), ["opt.m.b1", "(3,)"]),
+    ("adamw", put("ema.W2", np.inf), ["ema.W2", "NaN or infinite"]),
+    ("adamw", put("ema.b2", -1e38), ["ema", "logits"]),
+])
+def test_the_training_state_is_checked_against_its_config(run, change, words, sgd_run, adamw_run):
+    good = sgd_run if run == "sgd" else adamw_run
+    with blas_threads(1):  # the Trainer sets the BLAS threads for the run; give them back after
+        trainer, state, steps = trainer_and_state(good)
+        trainer.load_state(state)  # as saved: fine
+        trainer, state, _ = trainer_and_state(good)
+        change(state)
+        with pytest.raises(ValueError) as e:
+            trainer.load_state(state)
+    for w in words:
+        assert w in str(e.value), (w, str(e.value))
+
+
+def test_adamws_step_counter_must_be_the_runs_step(adamw_run):
+    with blas_threads(1):
+        trainer, state, steps = trainer_and_state(adamw_run)
+        trainer.load_state(state, steps=steps)
+        trainer, state, steps = trainer_and_state(adamw_run)
+        state["opt.t"] = np.array(steps - 2)  # bias corrections of another step: a different update
+        with pytest.raises(ValueError, match=f"step counter t is {steps - 2}, but the run took {steps} steps"):
+            trainer.load_state(state, steps=steps)
