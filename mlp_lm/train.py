@@ -253,8 +253,11 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             result[name.replace("_loss", "_bpc")] = metrics.bits_per_char(result[name])
         config = {**asdict(cfg), "data": str(Path(cfg.data).resolve()), "vocab_size": V, "preset": preset,
                   "data_sha256": splits.sha256, "split_seed": SPLIT_SEED}
-        samples = generate(partial(model.next_probs, params), splits.vocab, cfg.block_size, 10,
-                           np.random.default_rng([cfg.seed, 2]))
+        try:
+            samples = generate(partial(model.next_probs, params), splits.vocab, cfg.block_size, 10,
+                               np.random.default_rng([cfg.seed, 2]))
+        except FloatingPointError:  # an unevaluated model whose logits overflow: save it all the same
+            samples = []
         summary = {**result, "evaluated": bool(result), "steps": done, "train_seconds": round(seconds, 3),
                    "steps_per_second": round((done - (len(resumed[1]) if resumed else 0)) / seconds, 1) if seconds else None,
                    "params": model.num_params(params), "interrupted": interrupt is not None,

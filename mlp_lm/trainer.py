@@ -102,7 +102,7 @@ def describe_training(cfg):
     elif cfg.schedule == "cosine":
         text += f" (warm-up {cfg.warmup}, to {cfg.min_lr:g})"
     text += f", batch {cfg.batch_size}, {cfg.steps} steps"
-    extras = [f"{name} {value:.8g}" for name, value in
+    extras = [f"{name} {value!r}" for name, value in  # repr: the value itself, never rounded (ema 0.999999999)
               (("weight decay", cfg.weight_decay), ("dropout", cfg.dropout), ("emb-dropout", cfg.emb_dropout),
                ("label smoothing", cfg.label_smoothing), ("ema", cfg.ema)) if value]
     return text + (", " + ", ".join(extras) if extras else "")

@@ -134,3 +134,22 @@ def test_ctrl_c_while_a_command_is_still_starting_is_one_line():
     # Imported by a program, the package leaves Ctrl-C to the program.
     code = "import signal, mlp_lm; assert signal.getsignal(signal.SIGINT) is signal.default_int_handler"
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_a_model_interrupted_in_its_evaluation_is_saved_even_if_it_cannot_sample(tmp_path, monkeypatch):
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    def overflows(*a, **k):
+        raise FloatingPointError("its logits reach 1e+38")
+
+    monkeypatch.setattr(train.model, "split_loss", interrupted)  # Ctrl-C in the final evaluation
+    monkeypatch.setattr(train, "generate", overflows)
+    assert train.main(["--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 130
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["steps"] == 20 and metrics["evaluated"] is False and metrics["samples"] == []
+
+
+def test_the_progress_header_shows_settings_unrounded():
+    from mlp_lm.trainer import Config, describe_training
+    assert describe_training(Config(ema=0.999999999, emb_dropout=0.08)).endswith("emb-dropout 0.08, ema 0.999999999")
