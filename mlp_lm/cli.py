@@ -186,14 +186,14 @@ class LossyStream:
     def write(self, text):
         try:
             return self.stream.write(text)
-        except BrokenPipeError:
+        except OSError:  # a reader gone (EPIPE), or a stream on a full disk (ENOSPC) or a dead device
             self._lose()
             return len(text)
 
     def flush(self):
         try:
             self.stream.flush()
-        except BrokenPipeError:
+        except OSError:
             self._lose()
 
     def __getattr__(self, name):  # isatty, fileno, encoding, ...: the stream's own

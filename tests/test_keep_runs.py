@@ -153,3 +153,9 @@ def test_a_model_interrupted_in_its_evaluation_is_saved_even_if_it_cannot_sample
 def test_the_progress_header_shows_settings_unrounded():
     from mlp_lm.trainer import Config, describe_training
     assert describe_training(Config(ema=0.999999999, emb_dropout=0.08)).endswith("emb-dropout 0.08, ema 0.999999999")
+
+
+def test_messages_to_a_full_disk_cost_the_messages_not_the_run(tmp_path):
+    proc = subprocess.run(f"'{sys.executable}' -m mlp_lm.train --steps 300 --eval-every 0 --out '{tmp_path}' "
+                          f"2>/dev/full", shell=True, cwd=ROOT, stdout=subprocess.DEVNULL, timeout=120)
+    assert proc.returncode == 0 and json.loads((tmp_path / "metrics.json").read_text())["steps"] == 300
