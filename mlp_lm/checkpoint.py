@@ -12,6 +12,7 @@ model.magnitude_problem's bounds: 1e38 is finite in float32, but no model).
 import glob
 import json
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
@@ -176,8 +177,14 @@ def newest(runs):
     for journal in [*Path(runs).glob(f"*/{JOURNAL}"), *Path(runs).glob(f"*/*/{JOURNAL}")]:
         recover(journal.parent)  # a save cut short after its commit counts once finished
     found = [p for pattern in ("*/model.npz", "*/*/model.npz") for p in Path(runs).glob(pattern)
-             if p.parent.name not in ("unconverged", "interrupted")]  # kept apart from the folder's model
+             if not kept_apart(p.parent.name)]
     return max(found, key=lambda p: p.stat().st_mtime, default=None)
+
+
+def kept_apart(name):
+    """Whether a folder of this name is one a training put a run in beside a model it would not
+    replace: unconverged or interrupted, or a later one of them (interrupted-2, -3, ...)."""
+    return re.fullmatch(r"(unconverged|interrupted)(-[2-9]|-[1-9][0-9]+)?", name) is not None
 
 
 def vocab_text(contents):

@@ -34,10 +34,9 @@ from .runs import RunLock
 from .results_table import CONFIGS, MIX_ORDER, read_metrics, render, trained_steps
 
 PICTURE_RUN = "embd2"
-# What a training writes into its --out (the lock and the journal are the run folder's own), and the
-# folders it puts a run in when it will not replace the model there: all of it an earlier run's.
+# What a training writes into its --out (the lock and the journal are the run folder's own): all of it
+# an earlier run's, as are the folders it puts a run in when it will not replace the model there.
 RUN_FILES = ("model.npz", "metrics.json", "loss.csv", "loss.png", "embedding.png", "lr_sweep.csv", "lr_sweep.png")
-RUN_SIDE_FOLDERS = ("unconverged", "interrupted")
 MIXED = ("scaled", "paper", "best")  # runs mixed with the n-gram below
 NGRAM_ORDERS = range(2, 9)
 
@@ -71,9 +70,9 @@ def clear_run(out):
         checkpoint.recover(out)  # a save cut short after its commit: finish it, then remove it whole
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
-        for name in RUN_SIDE_FOLDERS:
-            if (out / name).is_dir() and not (out / name).is_symlink():
-                shutil.rmtree(out / name)
+        for side in out.iterdir():
+            if checkpoint.kept_apart(side.name) and side.is_dir() and not side.is_symlink():
+                shutil.rmtree(side)
 
 
 def ngram_rows(data):

@@ -73,7 +73,13 @@ def claim_default_out(data):
     """A new run folder for `data`, created and locked: runs/<data file stem>, or the first of
     runs/<stem>-2, -3, ... that holds no model and that no other training holds. A second run
     never replaces the first, and two started at once get two folders. Returns (folder, lock held)."""
-    base = in_checkout(Path("runs") / Path(data).stem)
+    return claim_fresh(in_checkout(Path("runs") / Path(data).stem))
+
+
+def claim_fresh(base):
+    """The first of base, base-2, base-3, ... that is empty (but for a lock file) and that no
+    other training holds, created and locked. Returns (folder, lock held)."""
+    base = Path(base)
     for n in itertools.count(1):
         candidate = base if n == 1 else base.with_name(f"{base.name}-{n}")
         if candidate.exists() and not candidate.is_dir():  # a file of that name: not ours to touch
@@ -87,7 +93,7 @@ def claim_default_out(data):
             lock.__enter__()
         except LockBusy:
             continue
-        if (out / "model.npz").exists():  # another run finished there between our look and the lock
+        if any(p.name != LOCK for p in out.iterdir()):  # another run wrote there between our look and the lock
             lock.__exit__()
             continue
         return out, lock

@@ -16,6 +16,7 @@ import argparse
 import math
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -30,7 +31,8 @@ from .data import DEFAULT_DATA, SPLIT_SEED, in_checkout, load_splits
 from .sampling import generate
 from .sweep import lr_sweep, report_sweep
 from .runtime import blas_threads, check_fits, describe_threads, step_threads
-from .runs import RunLock, check_space, claim_default_out, prepare_out, resume_point, save_run_or_rescue
+from .runs import (RunLock, check_space, claim_default_out, claim_fresh, prepare_out, resume_point,
+                   save_run_or_rescue)
 from .loop import Diverged, train
 from .trainer import PRESETS, Config, config_problem, describe_training, memory_needed
 
@@ -242,12 +244,12 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
     with signals_held() as held:  # from the end of the evaluation on, a Ctrl-C waits until every file is written
         done = len(losses)
         futile = bool(result) and result["dev_loss"] >= math.log(V)  # no better than uniform, not diverged
-        kept = None
+        kept, side_lock = None, None
         if interrupt is not None and resumed is None and (out / "model.npz").exists():
             # --force asked for the model there to be replaced by this run, not by a piece of it
-            kept, out = out, prepare_out(out / "interrupted")
+            kept, (out, side_lock) = out, claim_fresh(out / "interrupted")  # never over an earlier one
         elif futile and (out / "model.npz").exists():  # never put a useless model over an earlier one
-            out = prepare_out(out / "unconverged")
+            out, side_lock = claim_fresh(out / "unconverged")
         for name in list(result):
             result[name.replace("_loss", "_perplexity")] = metrics.perplexity(result[name])
             result[name.replace("_loss", "_bpc")] = metrics.bits_per_char(result[name])
@@ -264,7 +266,8 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                    "config": config, "samples": samples}
         state = {**trainer.state(), "step": np.array(done), "losses": losses, "evaluated": np.array(bool(result)),
                  "devs": np.array(sorted(devs.items()), dtype=np.float64).reshape(-1, 2)}
-        save_run_or_rescue(out, params, splits.vocab, config, state, summary, losses, devs)
+        with side_lock or nullcontext():
+            save_run_or_rescue(out, params, splits.vocab, config, state, summary, losses, devs)
     if kept is not None:
         print(f"the model already in {kept} stays: this interrupted run went to {out}", file=sys.stderr)
     if held and interrupt is None:  # a signal during the save: it waited, so say what became of the run

@@ -56,6 +56,31 @@ def test_an_interrupted_forced_run_does_not_replace_the_model_it_was_to_replace(
     assert f"--resume --out {tmp_path / 'interrupted'}" in err
 
 
+def test_a_second_interrupted_forced_run_keeps_the_first_and_any_folder_another_training_holds(
+        tmp_path, monkeypatch, capsys):
+    assert train.main(["--steps", "50", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    real, calls = train.model.loss_and_grads, {"n": 0}
+
+    def interrupt_every_20(*a, **k):
+        calls["n"] += 1
+        if calls["n"] % 20 == 0:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(train.model, "loss_and_grads", interrupt_every_20)
+    assert train.main(["--steps", "100", "--eval-every", "0", "--out", str(tmp_path), "--force"]) == 130
+    first = (tmp_path / "interrupted" / "model.npz").read_bytes()
+    (tmp_path / "interrupted-2").mkdir()
+    with runs.RunLock(tmp_path / "interrupted-2"):  # another training writing there (started with that --out)
+        assert train.main(["--steps", "100", "--eval-every", "0", "--out", str(tmp_path), "--force"]) == 130
+    assert (tmp_path / "interrupted" / "model.npz").read_bytes() == first
+    assert not (tmp_path / "interrupted-2" / "model.npz").exists()
+    assert json.loads((tmp_path / "interrupted-3" / "metrics.json").read_text())["steps"] == 19
+    assert not (tmp_path / "interrupted-3" / runs.LOCK).exists()  # let go once saved
+    assert f"--resume --out {tmp_path / 'interrupted-3'}" in capsys.readouterr().err
+    assert checkpoint.newest(tmp_path.parent) == tmp_path / "model.npz"
+
+
 def test_a_run_the_disk_cannot_hold_is_refused_before_training(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(runs.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
     with pytest.raises(SystemExit) as e:

@@ -97,11 +97,14 @@ def test_summary_when_the_training_data_is_gone(tiny_run, tmp_path):
 def test_newest_run_is_found(tmp_path):
     import os
     assert checkpoint.newest(tmp_path) is None
-    for i, name in enumerate(["names", "names-2", "results/best", "names/unconverged", "names-2/interrupted"]):
+    for i, name in enumerate(["names", "names-2", "results/best", "names/unconverged", "names-2/interrupted",
+                               "names-2/interrupted-12"]):
         (tmp_path / name).mkdir(parents=True)
         (tmp_path / name / "model.npz").write_bytes(b"")
         os.utime(tmp_path / name / "model.npz", (1000 + i, 1000 + i))
     assert checkpoint.newest(tmp_path) == tmp_path / "results" / "best" / "model.npz"  # not the unconverged or interrupted one
+    assert [checkpoint.kept_apart(n) for n in ("interrupted-2", "unconverged-10", "interrupted-1", "interrupted-02",
+                                               "interrupted2", "my-interrupted")] == [True, True] + [False] * 4
 
 
 def test_a_sample_cut_off_is_marked_and_not_counted(tiny_run):
