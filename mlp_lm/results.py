@@ -21,13 +21,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from . import checkpoint, mixture
-from .cli import ArgumentParser, UsageError, exit_code, positive_int, run
+from .cli import ArgumentParser, UsageError, exit_code, positive_int, run, signals_held
 from .counting import KneserNey, choose_k
 from .data import in_checkout, load_splits
 from .runs import RunLock
@@ -55,24 +56,51 @@ def train_run(flags):
         return proc.wait()
 
 
-def clear_run(out):
-    """Remove the earlier run from the results run folder `out` before it is retrained.
+def retrain(out, flags):
+    """Train the results run `out` afresh with `flags` (train's flags but --out) and return train's exit code.
 
     These runs are regenerated, not a user's models: the one retrained replaces the one there,
     even when it gets nowhere (train keeps a futile run away from an earlier model, in
     out/unconverged, which would leave the table the earlier run's numbers) or is stopped (in
-    out/interrupted, where `train --resume` would finish a run the table never reads).
+    out/interrupted, where `train --resume` would finish a run the table never reads). So the
+    earlier run is moved aside first; once the new one has saved anything it is removed, and if
+    the new one saved nothing (train refused its flags, or was stopped before it began) it is put back.
     """
+    with signals_held() as held:  # a Ctrl-C while files move waits until they have moved
+        aside = set_aside(out)
+    code = exit_code(held[0]) if held else train_run(flags + ["--out", str(out), "--force"])
+    if aside is not None:
+        with signals_held():
+            if (out / "model.npz").exists():
+                shutil.rmtree(aside)
+            else:
+                for item in aside.iterdir():
+                    if not (out / item.name).exists():
+                        item.rename(out / item.name)
+                shutil.rmtree(aside)
+    return code
+
+
+def set_aside(out):
+    """Move the earlier run's files out of the run folder `out` into a new hidden folder beside it
+    (.<name>-earlier-*), and return that folder; None if there was nothing to move."""
     out = Path(out)
     if not out.is_dir():
-        return  # nothing there yet (or a file: the training says so)
+        return None  # nothing there yet (or a file: the training says so)
     with RunLock(out):  # another training writing there: say so rather than pull its files away
-        checkpoint.recover(out)  # a save cut short after its commit: finish it, then remove it whole
-        for name in RUN_FILES:
-            (out / name).unlink(missing_ok=True)
-        for side in out.iterdir():
-            if checkpoint.kept_apart(side.name) and side.is_dir() and not side.is_symlink():
-                shutil.rmtree(side)
+        checkpoint.recover(out)  # a save cut short after its commit: finish it, then move it whole
+        earlier = [item for item in out.iterdir() if item.name in RUN_FILES
+                   or (checkpoint.kept_apart(item.name) and item.is_dir() and not item.is_symlink())]
+        if not earlier:
+            return None
+        try:
+            aside = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-earlier-"))
+            for item in earlier:
+                item.rename(aside / item.name)
+        except OSError as e:
+            raise UsageError(f"cannot move the earlier run in {out} aside to retrain it: {e.strerror or e}; "
+                             f"pass a --runs folder this program can write to") from None
+    return aside
 
 
 def ngram_rows(data):
@@ -118,13 +146,13 @@ def main(argv=None):
         if not args.no_train and name in only:
             extra = ["--steps", str(args.steps)] if args.steps else []
             print(f"== {name}: python -m mlp_lm.train {' '.join(flags + extra)}", flush=True)
-            clear_run(out)  # the run retrained replaces the earlier one, whatever becomes of it
-            code = train_run(flags + extra + ["--out", str(out), "--force"])
+            code = retrain(out, flags + extra)  # replaces the earlier run once it has saved anything
             if code in (130, 143):  # Ctrl-C or SIGTERM: stop here, as the training did
                 print(how_to_finish(args, name, only, runs, docs_wanted), file=sys.stderr)
                 return code
             if code != 0:
-                raise UsageError(f"the run {name} did not finish (exit code {code}); see its messages above")
+                kept = " (the earlier run there stays)" if (out / "metrics.json").is_file() else ""
+                raise UsageError(f"the run {name} did not finish (exit code {code}){kept}; see its messages above")
             if not (out / "metrics.json").is_file():
                 raise UsageError(f"the run {name} wrote no {out / 'metrics.json'}; see its messages above")
         rows.append((name, what, read_metrics(out / "metrics.json")))

@@ -74,6 +74,21 @@ def test_a_rerun_replaces_an_earlier_run_that_got_nowhere(tmp_path, no_counting,
     assert "**Got nowhere:** lecture: the dev loss is no better than a uniform guess" in table
 
 
+def test_a_rerun_the_training_refuses_keeps_the_earlier_run(tmp_path, no_counting, capfd):
+    runs = tmp_path / "r"
+    fill_runs(runs, steps=300, skip=("lecture",))
+    first = run_cli("mlp_lm.train", "--steps", "300", "--eval-every", "0", "--out", runs / "lecture")
+    assert first.returncode == 0, first.stderr
+    before = {p.name: p.read_bytes() for p in (runs / "lecture").iterdir()}
+    # train refuses --steps past its limit: the earlier run must not have been thrown away for it
+    message = refusal(["--steps", "99999999999", "--runs", str(runs), "--only", "lecture"])
+    assert message == ("the run lecture did not finish (exit code 2) (the earlier run there stays); "
+                       "see its messages above")
+    assert {p.name: p.read_bytes() for p in (runs / "lecture").iterdir()} == before
+    assert sorted(p.name for p in runs.iterdir()) == sorted(results.CONFIGS)  # nothing left aside
+    assert "more than this program will run" in capfd.readouterr().err
+
+
 def test_the_table_says_which_runs_got_nowhere():
     rows = [("lecture", "x", metrics(dev=3.5)), ("scaled", "y", metrics(dev=2.1))]
     text = results.render(rows, {}, {}, "a test machine", 300)
@@ -187,6 +202,7 @@ def test_a_run_stopped_before_saving_anything_is_retrained(tmp_path, no_counting
     docs.mkdir()
     monkeypatch.setattr(results, "train_run", lambda flags: 143)
     assert results.main(["--runs", str(runs), "--docs", str(docs)]) == 143
+    assert json.loads((runs / "lecture" / "metrics.json").read_text())["steps"] == 200000  # the earlier run is back
     assert capsys.readouterr().err.strip() == (
         f"results: stopped before the run lecture saved anything; to finish: python -m mlp_lm.results --only "
         f"{','.join(results.CONFIGS)} --runs {runs} --write-docs --docs {docs}")
