@@ -1,4 +1,5 @@
 """mlp_lm: a character-level MLP language model (Bengio et al. 2003) in numpy, backward passes by hand."""
+import os
 import signal
 import sys
 
@@ -6,8 +7,14 @@ __version__ = "0.1.0"
 
 
 def _interrupted_while_starting(signum, frame):
-    print(f"mlp_lm: interrupted ({signal.Signals(signum).name}) while starting; nothing was done", file=sys.stderr)
-    raise SystemExit(128 + signum)
+    try:
+        print(f"mlp_lm: interrupted ({signal.Signals(signum).name}) while starting; nothing was done",
+              file=sys.stderr, flush=True)
+    except (OSError, ValueError, AttributeError):  # stderr closed or gone: the exit code says it
+        pass
+    # Not SystemExit: raised inside numpy's import of a C extension, or in a callback, it would
+    # come out as an ImportError traceback or be swallowed. Nothing was written yet: just end.
+    os._exit(128 + signum)
 
 
 # `python -m mlp_lm.<command>` imports this package first, with sys.argv[0] still "-m" (see the

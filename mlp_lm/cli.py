@@ -220,8 +220,8 @@ def run(main, prog, keep_going_without_stdout=False):
         sys.stdout = LossyStream(sys.stdout)
     signal.signal(signal.SIGINT, _raise_interrupted)
     signal.signal(signal.SIGTERM, _raise_interrupted)
-    keep_freed_memory()  # a command owns its process: let malloc reuse the step's big blocks
     try:
+        keep_freed_memory()  # a command owns its process: let malloc reuse the step's big blocks
         code = main()
         sys.stdout.flush()  # inside the try: a full disk under stdout is reported like any error
     except KeyboardInterrupt as e:
