@@ -198,11 +198,17 @@ def resume_point(out):
         problem = config_problem(cfg)
         if problem:
             raise ValueError(problem)
-        done = int(state.pop("step"))
+        step = state.pop("step")
+        if step.shape != () or step.dtype.kind not in "iu":
+            raise ValueError(f"the step {step!r} is not a whole number")
+        done = int(step)
         history = np.asarray(state.pop("losses"), dtype=np.float64)[:done]
-        devs = {int(k): float(v) for k, v in np.asarray(state.pop("devs"), dtype=np.float64).reshape(-1, 2)}
         if not 0 < done or len(history) != done or not np.all(np.isfinite(history)):
             raise ValueError(f"step {done} with {len(history)} losses")
+        evals = np.asarray(state.pop("devs"), dtype=np.float64).reshape(-1, 2)
+        if not np.all((evals[:, 0] == np.round(evals[:, 0])) & (1 <= evals[:, 0]) & (evals[:, 0] <= done)):
+            raise ValueError("the steps of the dev evaluations are not steps of this run")
+        devs = {int(k): float(v) for k, v in evals}
     except (KeyError, TypeError, ValueError) as e:
         raise UsageError(f"{damaged} ({e}); start a new run") from None
     evaluated = bool(state.pop("evaluated", True))  # saved since a stopped final evaluation can be redone

@@ -165,6 +165,8 @@ class Trainer:
         self.rng.bit_generator.state = json.loads(str(st["rng"]))
         self.drop_rng.bit_generator.state = json.loads(str(st["drop_rng"]))
         self.block = st["block"] if len(st["block"]) else None
+        if np.shape(st["block_pos"]) != () or np.asarray(st["block_pos"]).dtype.kind not in "iu":
+            raise ValueError("the position in the saved minibatch indices is not a whole number")
         self.block_pos = int(st["block_pos"])
         if self.block is not None and (
                 self.block.dtype.kind not in "iu" or self.block.ndim != 2
