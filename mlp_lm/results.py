@@ -161,8 +161,12 @@ def main(argv=None):
     target = docs if to_docs else runs
     data = rows[0][2]["config"]["data"]
     t0 = time.perf_counter()
-    ngrams = ngram_rows(data)
-    mixes = {name: mixture_row(runs / name) for name in MIXED}
+    try:
+        ngrams = ngram_rows(data)
+        mixes = {name: mixture_row(runs / name) for name in MIXED}
+    except KeyboardInterrupt as e:  # the runs are trained and saved: only the counting is left to redo
+        print(how_to_finish(args, None, only, runs, docs_wanted), file=sys.stderr)
+        return exit_code(e)
     print(f"n-grams and mixtures in {time.perf_counter() - t0:.1f}s")
     machine = (f"a {os.cpu_count()}-core {platform.machine()} {platform.system()} machine, "
                f"Python {platform.python_version()}, numpy {np.__version__}")
@@ -228,14 +232,18 @@ def check_flags(args):
 
 
 def how_to_finish(args, name, only, runs, docs_wanted):
-    """What to run after the run `name` was stopped to end with the table this command would have written."""
-    names = [n for n in CONFIGS if n in only]
-    rest = names[names.index(name) + 1:]
-    out = runs / name
+    """What to run after the run `name` was stopped (None: the n-grams and mixtures after the runs)
+    to end with the table this command would have written."""
     place = ["--runs", str(runs)] if args.runs or args.steps else []  # --no-train's default is runs/results
     # neither --only nor --no-train writes docs/ on its own: a command that would have, asks for it
     docs = (["--write-docs"] if docs_wanted else []) + (["--docs", args.docs] if args.docs else [])
     results = ["python", "-m", "mlp_lm.results"]
+    if name is None:
+        return (f"results: stopped while counting the n-grams and mixing, with every run saved; to finish: "
+                f"{shlex.join(results + ['--no-train'] + place + docs)}")
+    names = [n for n in CONFIGS if n in only]
+    rest = names[names.index(name) + 1:]
+    out = runs / name
     if (out / "model.npz").exists():  # saved unfinished where the table reads it: resume it there
         then = (results + ["--only", ",".join(rest)] + (["--steps", str(args.steps)] if args.steps else [])
                 if rest else results + ["--no-train"]) + place + docs

@@ -206,3 +206,18 @@ def test_a_run_stopped_before_saving_anything_is_retrained(tmp_path, no_counting
     assert capsys.readouterr().err.strip() == (
         f"results: stopped before the run lecture saved anything; to finish: python -m mlp_lm.results --only "
         f"{','.join(results.CONFIGS)} --runs {runs} --write-docs --docs {docs}")
+
+
+def test_a_results_run_stopped_while_counting_says_how_to_finish(tmp_path, monkeypatch, capsys):
+    runs, docs = tmp_path / "runs", tmp_path / "docs"
+    fill_runs(runs)
+    docs.mkdir()
+
+    def stopped(data):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(results, "ngram_rows", stopped)
+    assert results.main(["--no-train", "--runs", str(runs), "--write-docs", "--docs", str(docs)]) == 130
+    assert capsys.readouterr().err.strip() == (
+        f"results: stopped while counting the n-grams and mixing, with every run saved; to finish: "
+        f"python -m mlp_lm.results --no-train --runs {runs} --write-docs --docs {docs}")
+    assert not (docs / "results.md").exists()
