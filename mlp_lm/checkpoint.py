@@ -241,6 +241,9 @@ def load(path):
         except ValueError as e:
             raise ValueError(f"its config is not JSON ({e})") from None
         vocab = Vocab(vocab_text(contents))
+        if vocab.itos[1:] != "".join(sorted(vocab.itos[1:])):  # data.build_vocab sorts them; rows of C follow
+            raise ValueError("its vocabulary is not in the order training gives it (sorted after the boundary), "
+                             "so the rows of its parameters would belong to other symbols")
         if not isinstance(config, dict) or config.get("format") != FORMAT:
             raise ValueError(f"its config does not say format {FORMAT!r}")
         T = config["block_size"]

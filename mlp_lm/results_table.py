@@ -51,7 +51,9 @@ def read_metrics(path):
             raise UsageError(f"{path} is not a regular file; retrain that run")
         m = json.loads(path.read_text())
     except FileNotFoundError:
-        raise UsageError(f"{path} is missing: train it first (run without --no-train)") from None
+        raise UsageError(f"{path} is missing: the run {path.parent.name} was never trained there; train it with "
+                         f"python -m mlp_lm.results --only {path.parent.name} (with this command's --runs and "
+                         f"--steps, if any)") from None
     except (OSError, ValueError, RecursionError) as e:
         raise UsageError(f"cannot read {path} ({type(e).__name__}); retrain that run") from None
     numbers = ("dev_loss", "test_loss", "train_loss", "train_seconds")

@@ -54,7 +54,7 @@ def check_space(out, cfg, n_params):
 def save_run_or_rescue(out, *run):
     """save_run(out, *run); if `out` cannot take it after all (the disk filled during training, the
     folder went away), save it in a new folder under the system's temporary directory instead and
-    say where, so the training is not lost. If that fails too, the first error stands."""
+    say where, so the training is not lost. If that fails too, say the run is lost."""
     try:
         save_run(out, *run)
     except checkpoint.CheckpointError as e:
@@ -65,7 +65,8 @@ def save_run_or_rescue(out, *run):
         except (OSError, checkpoint.CheckpointError):
             if rescue is not None:
                 shutil.rmtree(rescue, ignore_errors=True)
-            raise e from None
+            raise checkpoint.CheckpointError(f"{e}; nor could it be saved under {tempfile.gettempdir()}, so this "
+                                             f"run is lost: free some space before training again") from None
         raise UsageError(f"{e}; the run is saved in {rescue} instead: move that folder where you want it") from None
 
 
@@ -198,6 +199,8 @@ def resume_point(out):
         problem = config_problem(cfg)
         if problem:
             raise ValueError(problem)
+        if not isinstance(config.get("data_sha256"), str):  # every run saves it: resume checks the data against it
+            raise ValueError("it does not say which data it was trained on (data_sha256)")
         step = state.pop("step")
         if step.shape != () or step.dtype.kind not in "iu":
             raise ValueError(f"the step {step!r} is not a whole number")

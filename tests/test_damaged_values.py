@@ -119,11 +119,19 @@ def cast(name, dtype):
     return change
 
 
+def swap_symbols(arrays, config):
+    """'a' and 'b' trade places in both copies of the vocabulary: every row of C then means another symbol."""
+    swapped = str(arrays["vocab"]).translate(str.maketrans("ab", "ba"))
+    arrays["vocab"] = np.array(swapped)
+    arrays["vocab_codes"] = np.array([ord(c) for c in swapped], dtype=arrays["vocab_codes"].dtype)
+
+
 @pytest.mark.parametrize("change,words", [
     (set_config(dtype="float64"), ["float32", "config says dtype float64", "damaged"]),
     (set_config(dtype="float16"), ["dtype 'float16'", "damaged"]),
     (cast("b1", np.float64), ["float32 and float64", "damaged"]),
     (set_config(split_seed=-5), ["split_seed -5", "(42)", "damaged"]),
+    (swap_symbols, ["not a valid mlp_lm checkpoint", "not in the order training gives it"]),
 ])
 def test_a_config_that_contradicts_the_file_is_refused(change, words, sgd_run, tmp_path, capsys):
     p = edited(sgd_run, tmp_path, change)
@@ -143,6 +151,7 @@ def state_nan(arrays, config):
     (set_config(optimizer="adamw"), ["damaged", "lacks opt.m.C", "does not match its config"]),
     (state_nan, ["damaged", "param.W1", "NaN"]),
     (set_config(dtype="float64"), ["config says dtype float64"]),
+    (lambda arrays, config: config.pop("data_sha256"), ["damaged", "which data it was trained on"]),
 ])
 def test_resume_refuses_a_state_its_config_could_not_have_saved(change, words, sgd_run, tmp_path, capsys):
     edited(sgd_run, tmp_path, change, steps=10)

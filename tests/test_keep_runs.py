@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -118,6 +119,17 @@ def test_a_save_that_fails_after_training_is_rescued_elsewhere(tmp_path, monkeyp
     assert e.value.code == 2 and f"the run is saved in {rescue} instead" in err[-1]
     assert json.loads((rescue / "metrics.json").read_text())["steps"] == 40
     checkpoint.load(rescue / "model.npz")
+
+
+def test_a_run_that_cannot_be_saved_anywhere_says_it_is_lost(tmp_path, monkeypatch, capsys):
+    def no_space(folder, *a, **k):
+        raise checkpoint.CheckpointError(f"cannot write {folder}/model.npz: No space left on device")
+    monkeypatch.setattr(runs, "save_run", no_space)
+    with pytest.raises(SystemExit) as e:
+        cli.run(lambda: train.main(["--steps", "40", "--eval-every", "0", "--out", str(tmp_path / "run")]), "train")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and "No space left on device" in err[-1] and "so this run is lost" in err[-1]
+    assert not list(Path(runs.tempfile.gettempdir()).glob("mlp_lm-rescued-*/model.npz.*"))
 
 
 def test_a_new_default_folder_is_never_one_that_holds_something(tmp_path):

@@ -221,3 +221,12 @@ def test_a_results_run_stopped_while_counting_says_how_to_finish(tmp_path, monke
         f"results: stopped while counting the n-grams and mixing, with every run saved; to finish: "
         f"python -m mlp_lm.results --no-train --runs {runs} --write-docs --docs {docs}")
     assert not (docs / "results.md").exists()
+
+
+def test_a_run_never_trained_says_how_to_train_it(tmp_path, no_counting):
+    runs = tmp_path / "r"
+    fill_runs(runs, steps=300, skip=("paper",))
+    message = refusal(["--no-train", "--runs", str(runs)])
+    assert message == (f"{runs / 'paper' / 'metrics.json'} is missing: the run paper was never trained there; "
+                       f"train it with python -m mlp_lm.results --only paper (with this command's --runs and "
+                       f"--steps, if any)")
