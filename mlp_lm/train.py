@@ -193,17 +193,27 @@ def main(argv=None):
 
 
 def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False, follow_load=False):
+    made = out_arg is not None and not Path(out_arg).exists()
     if out_arg is None:
         out, lock = claim_default_out(cfg.data)  # a new numbered folder, already locked
     else:
         out, lock = prepare_out(out_arg), None
-    with lock or RunLock(out):  # whether the folder holds a model is asked only once it is ours
-        checkpoint.recover(out)  # a save cut short after its commit is finished before we look
-        checkpoint.check_journal_place(out)
-        if out_arg is not None and (out / "model.npz").exists() and not force and not sweep:
-            raise UsageError(f"{out_arg} already holds a model (model.npz); pass --force to replace it, --resume "
-                             f"to continue it, or another --out (without --out, each run gets a new folder)")
-        return train_into(out, cfg, preset, sweep, n_threads, splits, None, follow_load)
+    try:
+        with lock or RunLock(out):  # whether the folder holds a model is asked only once it is ours
+            checkpoint.recover(out)  # a save cut short after its commit is finished before we look
+            checkpoint.check_journal_place(out)
+            if out_arg is not None and (out / "model.npz").exists() and not force and not sweep:
+                raise UsageError(f"{out_arg} already holds a model (model.npz); pass --force to replace it, "
+                                 f"--resume to continue it, or another --out (without --out, each run gets a "
+                                 f"new folder)")
+            return train_into(out, cfg, preset, sweep, n_threads, splits, None, follow_load)
+    except UsageError:  # refused (no room for the files, say) or diverged: leave no empty folder of ours
+        if made:
+            try:
+                out.rmdir()  # only if empty
+            except OSError:
+                pass
+        raise
 
 
 def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_load=False):

@@ -85,11 +85,14 @@ def test_a_second_interrupted_forced_run_keeps_the_first_and_any_folder_another_
 def test_a_run_the_disk_cannot_hold_is_refused_before_training(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(runs.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
     with pytest.raises(SystemExit) as e:
-        cli.run(lambda: train.main(["--steps", "100000", "--out", str(tmp_path)]), "train")
+        cli.run(lambda: train.main(["--steps", "100000", "--out", str(tmp_path / "new")]), "train")
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and len(err) == 1
     assert "MB free, and this run's files need about" in err[0] and "another --out" in err[0]
-    assert not (tmp_path / "model.npz").exists()
+    assert not (tmp_path / "new").exists()  # the folder it made for the run is gone with the run
+    with pytest.raises(SystemExit) as e:
+        cli.run(lambda: train.main(["--steps", "100000", "--out", str(tmp_path)]), "train")
+    assert e.value.code == 2 and tmp_path.is_dir() and not list(tmp_path.iterdir())  # one it was given stays
 
 
 def test_the_space_estimate_holds_the_files_written(tmp_path):
