@@ -53,12 +53,18 @@ JOURNAL = ".commit.json"  # in a folder being written by write_atomic: the renam
 JOURNAL_MAX_BYTES = 1 << 16  # ours lists a few renames; anything bigger is not ours
 
 
-def check_journal_place(folder):
-    """Raise CheckpointError if something that is not a file sits where write_atomic puts its journal
-    (found before a training, not when it saves)."""
+def check_save_place(folder, names=()):
+    """Raise CheckpointError if something sits where write_atomic would put its journal (anything
+    but a file) or one of the files `names` (a folder: no file can be renamed over one). Train asks
+    before it starts, so that the run is not found unsaveable only at its end; write_atomic asks again."""
     journal = Path(folder) / JOURNAL
     if journal.is_symlink() or (journal.exists() and not journal.is_file()):
         raise CheckpointError(f"{journal} is in the way of saving (it is not a file mlp_lm wrote); remove it")
+    for name in names:
+        path = Path(folder) / name
+        if path.is_dir() and not path.is_symlink():
+            raise CheckpointError(f"{path} is a folder, in the way of saving the file {name} there; "
+                                  f"move it away or pass another --out")
 
 
 def write_atomic(files):
@@ -82,6 +88,7 @@ def write_atomic(files):
         raise ValueError(f"write_atomic writes the files of one folder, got {sorted(map(str, folder))}")
     folder = folder.pop()
     recover(folder)
+    check_save_place(folder, [Path(path).name for path, _ in files])
     for path, _ in files:  # temporaries of an earlier write of these files that was killed before its commit
         for stale in folder.glob(f".{glob.escape(Path(path).name)}.*.tmp"):
             stale.unlink(missing_ok=True)
@@ -102,6 +109,9 @@ def write_atomic(files):
                                   f"if any, are unchanged") from None
         raise
     recover(folder)
+    if (folder / JOURNAL).exists():  # committed, but the renames failed: the files are not in place
+        raise CheckpointError(f"cannot move the new files into place in {folder} (they wait there under "
+                              f"hidden names, listed in {JOURNAL}); the files in their place are the previous ones")
 
 
 def write_temporary(path, write, made=None):

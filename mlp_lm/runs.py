@@ -51,11 +51,14 @@ def check_space(out, cfg, n_params):
                          f"{need / 2**20:.1f} MB; free some space or pass another --out")
 
 
-def save_run_or_rescue(out, *run):
+def save_run_or_rescue(out, *run, unusable=None):
     """save_run(out, *run); if `out` cannot take it after all (the disk filled during training, the
     folder went away), save it in a new folder under the system's temporary directory instead and
-    say where, so the training is not lost. If that fails too, say the run is lost."""
+    say where, so the training is not lost. If that fails too, say the run is lost.
+    unusable: why `out` could not even be made; the temporary directory is then the only place tried."""
     try:
+        if unusable:
+            raise checkpoint.CheckpointError(unusable)
         save_run(out, *run)
     except checkpoint.CheckpointError as e:
         rescue = None
@@ -83,7 +86,7 @@ def claim_fresh(base):
     base = Path(base)
     for n in itertools.count(1):
         candidate = base if n == 1 else base.with_name(f"{base.name}-{n}")
-        if candidate.exists() and not candidate.is_dir():  # a file of that name: not ours to touch
+        if candidate.is_symlink() or (candidate.exists() and not candidate.is_dir()):  # not ours to touch
             continue
         checkpoint.recover(candidate)  # a save cut short after its commit is a model too
         if candidate.is_dir() and any(p.name != LOCK for p in candidate.iterdir()):
@@ -141,8 +144,11 @@ class RunLock:
             if current:
                 break
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:  # a full disk: the pid is only for another run's message, the lock holds without it
+            pass
         self.fd = fd
         return self
 
@@ -160,16 +166,19 @@ def loss_csv(losses, devs):
     return "\n".join(lines) + "\n"
 
 
+SAVED = ("loss.csv", "metrics.json", "model.npz")  # what save_run writes
+
+
 def save_run(out, params, vocab, config, state, summary, losses, devs):
     """Write a run's files: model.npz (with the training state to resume from), metrics.json
     (`summary`) and loss.csv. Each is written in full under a temporary name first, then all are
     moved into place behind a journal (checkpoint.write_atomic): the folder holds this run or the
     previous one, never a mix."""
     out = Path(out)
-    checkpoint.write_atomic([
-        (out / "loss.csv", lambda f: f.write(loss_csv(losses, devs).encode())),
-        (out / "metrics.json", lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode())),
-        (out / "model.npz", checkpoint.writer(params, vocab, config, state))])
+    writers = {"loss.csv": lambda f: f.write(loss_csv(losses, devs).encode()),
+               "metrics.json": lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()),
+               "model.npz": checkpoint.writer(params, vocab, config, state)}
+    checkpoint.write_atomic([(out / name, write) for name, write in writers.items()])
     (out / "lr_sweep.csv").unlink(missing_ok=True)  # an earlier sweep's table is not this run's
 
 

@@ -31,7 +31,7 @@ from .data import DEFAULT_DATA, SPLIT_SEED, in_checkout, load_splits
 from .sampling import generate
 from .sweep import lr_sweep, report_sweep
 from .runtime import blas_threads, check_fits, describe_threads, step_threads
-from .runs import (RunLock, check_space, claim_default_out, claim_fresh, prepare_out, resume_point,
+from .runs import (SAVED, RunLock, check_space, claim_default_out, claim_fresh, prepare_out, resume_point,
                    save_run_or_rescue)
 from .loop import Diverged, train
 from .trainer import PRESETS, Config, config_problem, describe_training, memory_needed
@@ -179,7 +179,7 @@ def main(argv=None):
         if resumed is not None:
             out = Path(opts.out)
             with RunLock(out):
-                checkpoint.check_journal_place(out)
+                checkpoint.check_save_place(out, SAVED)
                 # Read again now that the folder is ours: another training may have saved it since.
                 cfg_now, preset, resumed, note = resume_point(out)
                 if cfg_now != cfg or (resumed is not None and splits.sha256 != resumed[3]):
@@ -201,7 +201,7 @@ def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False, fo
     try:
         with lock or RunLock(out):  # whether the folder holds a model is asked only once it is ours
             checkpoint.recover(out)  # a save cut short after its commit is finished before we look
-            checkpoint.check_journal_place(out)
+            checkpoint.check_save_place(out, SAVED)
             if out_arg is not None and (out / "model.npz").exists() and not force and not sweep:
                 raise UsageError(f"{out_arg} already holds a model (model.npz); pass --force to replace it, "
                                  f"--resume to continue it, or another --out (without --out, each run gets a "
@@ -254,12 +254,17 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
     with signals_held() as held:  # from the end of the evaluation on, a Ctrl-C waits until every file is written
         done = len(losses)
         futile = bool(result) and result["dev_loss"] >= math.log(V)  # no better than uniform, not diverged
-        kept, side_lock = None, None
-        if interrupt is not None and resumed is None and (out / "model.npz").exists():
-            # --force asked for the model there to be replaced by this run, not by a piece of it
-            kept, (out, side_lock) = out, claim_fresh(out / "interrupted")  # never over an earlier one
-        elif futile and (out / "model.npz").exists():  # never put a useless model over an earlier one
-            out, side_lock = claim_fresh(out / "unconverged")
+        kept, side_lock, unusable = None, None, None
+        # A piece of a --force run (interrupted: --force asked for the whole run) or a useless model
+        # (unconverged) never replaces the model in --out: it goes to a side folder of its own.
+        side = ("interrupted" if interrupt is not None and resumed is None and (out / "model.npz").exists() else
+                "unconverged" if futile and (out / "model.npz").exists() else None)
+        if side:
+            kept = out if side == "interrupted" else None
+            try:
+                out, side_lock = claim_fresh(out / side)
+            except (UsageError, OSError) as e:  # a full disk, say: the run goes to the temporary directory
+                out, unusable = out / side, str(e)
         for name in list(result):
             result[name.replace("_loss", "_perplexity")] = metrics.perplexity(result[name])
             result[name.replace("_loss", "_bpc")] = metrics.bits_per_char(result[name])
@@ -277,7 +282,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         state = {**trainer.state(), "step": np.array(done), "losses": losses, "evaluated": np.array(bool(result)),
                  "devs": np.array(sorted(devs.items()), dtype=np.float64).reshape(-1, 2)}
         with side_lock or nullcontext():
-            save_run_or_rescue(out, params, splits.vocab, config, state, summary, losses, devs)
+            save_run_or_rescue(out, params, splits.vocab, config, state, summary, losses, devs, unusable=unusable)
     if kept is not None:
         print(f"the model already in {kept} stays: this interrupted run went to {out}", file=sys.stderr)
     if held and interrupt is None:  # a signal during the save: it waited, so say what became of the run

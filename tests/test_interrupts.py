@@ -206,7 +206,7 @@ def test_recover_is_safe_to_repeat_and_ignores_what_is_not_a_journal(tmp_path):
     os.mkfifo(tmp_path / checkpoint.JOURNAL)  # a pipe would block a read forever
     checkpoint.recover(tmp_path)
     with pytest.raises(checkpoint.CheckpointError, match="in the way of saving"):
-        checkpoint.check_journal_place(tmp_path)
+        checkpoint.check_save_place(tmp_path)
     (tmp_path / checkpoint.JOURNAL).unlink()
     (tmp_path / checkpoint.JOURNAL).write_text(json.dumps([[".a.1.tmp", "a"]] * 10_000))  # too big to be ours
     checkpoint.recover(tmp_path)

@@ -209,3 +209,63 @@ def test_messages_to_a_full_disk_cost_the_messages_not_the_run(tmp_path):
     proc = subprocess.run(f"'{sys.executable}' -m mlp_lm.train --steps 300 --eval-every 0 --out '{tmp_path}' "
                           f"2>/dev/full", shell=True, cwd=ROOT, stdout=subprocess.DEVNULL, timeout=120)
     assert proc.returncode == 0 and json.loads((tmp_path / "metrics.json").read_text())["steps"] == 300
+
+
+def test_an_interrupted_forced_run_on_a_full_disk_is_rescued(tmp_path, monkeypatch, capsys):
+    out, rescue = tmp_path / "run", tmp_path / "rescued"
+    assert train.main(["--steps", "50", "--eval-every", "0", "--out", str(out)]) == 0
+    real, calls = train.model.loss_and_grads, {"n": 0}
+
+    def interrupt_at_20(*a, **k):
+        calls["n"] += 1
+        if calls["n"] > 20:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    def disk_full(*a, **k):  # the side folder cannot be made: the disk filled during training
+        raise cli.UsageError(f"cannot write to output directory {out / 'interrupted'}: No space left on device")
+    monkeypatch.setattr(train.model, "loss_and_grads", interrupt_at_20)
+    monkeypatch.setattr(train, "claim_fresh", disk_full)
+    monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
+    with pytest.raises(SystemExit) as e:
+        cli.run(lambda: train.main(["--steps", "100", "--eval-every", "0", "--out", str(out), "--force"]), "train")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and "No space left on device" in err[-1] and f"saved in {rescue}" in err[-1]
+    assert json.loads((rescue / "metrics.json").read_text())["steps"] == 20
+
+
+def test_a_lock_whose_pid_cannot_be_written_still_locks(tmp_path, monkeypatch):
+    def no_space(*a):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(runs.os, "pwrite", no_space)
+    with runs.RunLock(tmp_path):
+        with pytest.raises(runs.LockBusy):
+            runs.RunLock(tmp_path).__enter__()
+
+
+def test_a_folder_where_a_run_file_goes_is_refused_before_training(tmp_path, capsys):
+    (tmp_path / "metrics.json").mkdir()
+    with pytest.raises(SystemExit) as e:
+        cli.run(lambda: train.main(["--steps", "50", "--eval-every", "0", "--out", str(tmp_path)]), "train")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and "metrics.json is a folder, in the way of saving" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+
+
+def test_a_save_whose_files_cannot_be_moved_into_place_says_so(tmp_path, monkeypatch):
+    (tmp_path / "a").mkdir()
+    with pytest.raises(checkpoint.CheckpointError, match="a is a folder"):
+        checkpoint.write_atomic([(tmp_path / "a", lambda f: f.write(b"new"))])
+    monkeypatch.setattr(checkpoint, "recover", lambda folder: None)  # the renames after the commit fail
+    with pytest.raises(checkpoint.CheckpointError, match="cannot move the new files into place"):
+        checkpoint.write_atomic([(tmp_path / "b", lambda f: f.write(b"new"))])
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_side_folder_that_is_a_link_is_not_used(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "interrupted").symlink_to(tmp_path / "elsewhere")  # an empty folder, seen through a link
+    out, lock = runs.claim_fresh(tmp_path / "run" / "interrupted")
+    lock.__exit__()
+    assert out == tmp_path / "run" / "interrupted-2"
