@@ -47,7 +47,7 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False):
         state, history, devs = resumed
         try:
             trainer.load_state(state, steps=len(history))
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError) as e:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RecursionError) as e:
             raise UsageError(f"the training state to resume from is damaged ({type(e).__name__}: {e}); "
                              f"start a new run") from None
         done = len(history)

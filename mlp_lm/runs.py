@@ -215,15 +215,20 @@ def resume_point(out):
             raise ValueError(f"the step {step!r} is not a whole number")
         done = int(step)
         history = np.asarray(state.pop("losses"), dtype=np.float64)[:done]
-        if not 0 < done or len(history) != done or not np.all(np.isfinite(history)):
-            raise ValueError(f"step {done} with {len(history)} losses")
+        if not 0 < done <= cfg.steps or len(history) != done or not np.all(np.isfinite(history)):
+            raise ValueError(f"step {done} of {cfg.steps} with {len(history)} losses")
         evals = np.asarray(state.pop("devs"), dtype=np.float64).reshape(-1, 2)
         if not np.all((evals[:, 0] == np.round(evals[:, 0])) & (1 <= evals[:, 0]) & (evals[:, 0] <= done)):
             raise ValueError("the steps of the dev evaluations are not steps of this run")
+        if len(set(evals[:, 0])) != len(evals) or not np.all(np.isfinite(evals[:, 1]) & (evals[:, 1] >= 0)):
+            raise ValueError("its dev losses repeat a step or are not losses")
         devs = {int(k): float(v) for k, v in evals}
+        evaluated = state.pop("evaluated", np.array(True))  # saved since a stopped final evaluation can be redone
+        if evaluated.shape != () or evaluated.dtype != bool:
+            raise ValueError(f"'evaluated' is {evaluated.tolist()!r}, not true or false")
+        evaluated = bool(evaluated)
     except (KeyError, TypeError, ValueError) as e:
         raise UsageError(f"{damaged} ({e}); start a new run") from None
-    evaluated = bool(state.pop("evaluated", True))  # saved since a stopped final evaluation can be redone
     preset = config.get("preset", "lecture")
     if done >= cfg.steps and evaluated:
         return cfg, preset, None, f"the run in {out} is complete ({done} of {cfg.steps} steps): nothing to resume"

@@ -292,7 +292,9 @@ def resumable_run(folder, steps=300, total=1000):
 
 
 @pytest.mark.parametrize("damage", ["losses", "rng", "rng-deep", "step", "step-fraction", "param", "block_pos",
-                                    "block_pos-fraction", "devs-inf", "devs-fraction", "config-steps", "block-float",
+                                    "block_pos-fraction", "devs-inf", "devs-fraction", "devs-nan", "devs-twice",
+                                    "evaluated-array", "evaluated-text", "rng-negative", "steps-below-step",
+                                    "config-steps", "block-float",
                                     "config-dropout", "config-seed", "config-warmup", "config-eval-every"])
 def test_resume_from_a_damaged_state_is_one_line(damage, tmp_path):
     arrays = resumable_run(tmp_path)  # 300 of 1000 steps: something left to resume
@@ -313,6 +315,19 @@ def test_resume_from_a_damaged_state_is_one_line(damage, tmp_path):
         arrays["state.devs"] = np.array([[np.inf, 2.0]])
     elif damage == "devs-fraction":
         arrays["state.devs"] = np.array([[100.5, 2.0]])
+    elif damage == "devs-nan":
+        arrays["state.devs"] = np.array([[100, np.nan]])
+    elif damage == "devs-twice":
+        arrays["state.devs"] = np.array([[100, 2.5], [100, 2.4]])
+    elif damage == "evaluated-array":
+        arrays["state.evaluated"] = np.array([False, True])
+    elif damage == "evaluated-text":
+        arrays["state.evaluated"] = np.array("False")
+    elif damage == "rng-negative":  # valid JSON of the right shape, a state no generator has
+        arrays["state.rng"] = np.array(json.dumps({"bit_generator": "PCG64", "state": {"state": -5, "inc": 1},
+                                                   "has_uint32": 0, "uinteger": 0}))
+    elif damage == "steps-below-step":  # 300 steps taken of a run said to be 100 long
+        config["steps"] = 100
     elif damage == "param":
         arrays["state.param.W1"] = np.zeros((2, 2), dtype=np.float32)
     elif damage == "block_pos":
