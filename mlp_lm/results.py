@@ -46,18 +46,22 @@ def train_run(flags):
     """Run `python -m mlp_lm.train flags` as a user would, and return its exit code.
 
     A Ctrl-C or SIGTERM that reaches this process is passed on to the training, which
-    saves what it has and exits 130 or 143; we wait for that rather than cut it short.
+    saves what it has and exits 130 or 143; we wait for that rather than cut it short,
+    however many signals come meanwhile.
     """
     proc = subprocess.Popen([sys.executable, "-m", "mlp_lm.train", *flags])
+    previous = {s: signal.signal(s, lambda signum, frame: proc.send_signal(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         return proc.wait()
-    except KeyboardInterrupt as e:  # cli.Interrupted
-        proc.send_signal(signal.SIGTERM if exit_code(e) == 128 + signal.SIGTERM else signal.SIGINT)
-        return proc.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def retrain(out, flags):
-    """Train the results run `out` afresh with `flags` (train's flags but --out) and return train's exit code.
+    """Train the results run `out` afresh with `flags` (train's flags but --out). Returns train's
+    exit code and whether the new run saved anything.
 
     These runs are regenerated, not a user's models: the one retrained replaces the one there,
     even when it gets nowhere (train keeps a futile run away from an earlier model, in
@@ -68,22 +72,23 @@ def retrain(out, flags):
     """
     with signals_held() as held:  # a Ctrl-C while files move waits until they have moved
         aside = set_aside(out)
-    code = exit_code(held[0]) if held else train_run(flags + ["--out", str(out), "--force"])
-    if aside is not None:
-        with signals_held():
-            if (out / "model.npz").exists():
-                shutil.rmtree(aside)
-            else:
-                for item in aside.iterdir():
-                    if not (out / item.name).exists():
-                        item.rename(out / item.name)
-                shutil.rmtree(aside)
-    return code
+    try:
+        code = exit_code(held[0]) if held else train_run(flags + ["--out", str(out), "--force"])
+    finally:  # whatever happened, the earlier run is removed or put back, never left hidden
+        saved = (out / "model.npz").exists()  # only the new run can have put one there
+        if aside is not None:
+            with signals_held():
+                if saved:
+                    shutil.rmtree(aside)
+                else:
+                    put_back(aside, out)
+    return code, saved
 
 
 def set_aside(out):
     """Move the earlier run's files out of the run folder `out` into a new hidden folder beside it
-    (.<name>-earlier-*), and return that folder; None if there was nothing to move."""
+    (.<name>-earlier-*), and return that folder; None if there was nothing to move. If a file
+    cannot be moved, those already moved go back and the error says so."""
     out = Path(out)
     if not out.is_dir():
         return None  # nothing there yet (or a file: the training says so)
@@ -93,14 +98,33 @@ def set_aside(out):
                    or (checkpoint.kept_apart(item.name) and item.is_dir() and not item.is_symlink())]
         if not earlier:
             return None
+        aside = None
         try:
             aside = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-earlier-"))
             for item in earlier:
                 item.rename(aside / item.name)
         except OSError as e:
-            raise UsageError(f"cannot move the earlier run in {out} aside to retrain it: {e.strerror or e}; "
-                             f"pass a --runs folder this program can write to") from None
+            if aside is not None:
+                put_back(aside, out)
+            raise UsageError(f"cannot move the earlier run in {out} aside to retrain it ({e.strerror or e}), "
+                             f"so it stays as it was; pass a --runs folder this program can write to") from None
     return aside
+
+
+def put_back(aside, out):
+    """Move the earlier run's files from `aside` back into `out`, where nothing of the same name
+    has come since, and remove `aside` if that empties it (else say where the rest is)."""
+    for item in aside.iterdir():
+        if not (out / item.name).exists() and not (out / item.name).is_symlink():
+            try:
+                item.rename(out / item.name)
+            except OSError:
+                pass
+    try:
+        aside.rmdir()
+    except OSError:
+        print(f"results: some of the earlier run's files could not be put back in {out}; they are in {aside}",
+              file=sys.stderr)
 
 
 def ngram_rows(data):
@@ -146,9 +170,9 @@ def main(argv=None):
         if not args.no_train and name in only:
             extra = ["--steps", str(args.steps)] if args.steps else []
             print(f"== {name}: python -m mlp_lm.train {' '.join(flags + extra)}", flush=True)
-            code = retrain(out, flags + extra)  # replaces the earlier run once it has saved anything
+            code, saved = retrain(out, flags + extra)  # replaces the earlier run once it has saved anything
             if code in (130, 143):  # Ctrl-C or SIGTERM: stop here, as the training did
-                print(how_to_finish(args, name, only, runs, docs_wanted), file=sys.stderr)
+                print(how_to_finish(args, name, only, runs, docs_wanted, saved), file=sys.stderr)
                 return code
             if code != 0:
                 kept = " (the earlier run there stays)" if (out / "metrics.json").is_file() else ""
@@ -165,7 +189,7 @@ def main(argv=None):
         ngrams = ngram_rows(data)
         mixes = {name: mixture_row(runs / name) for name in MIXED}
     except KeyboardInterrupt as e:  # the runs are trained and saved: only the counting is left to redo
-        print(how_to_finish(args, None, only, runs, docs_wanted), file=sys.stderr)
+        print(how_to_finish(args, None, only, runs, docs_wanted, True), file=sys.stderr)
         return exit_code(e)
     print(f"n-grams and mixtures in {time.perf_counter() - t0:.1f}s")
     machine = (f"a {os.cpu_count()}-core {platform.machine()} {platform.system()} machine, "
@@ -231,9 +255,9 @@ def check_flags(args):
     return only, runs, docs, docs_wanted
 
 
-def how_to_finish(args, name, only, runs, docs_wanted):
-    """What to run after the run `name` was stopped (None: the n-grams and mixtures after the runs)
-    to end with the table this command would have written."""
+def how_to_finish(args, name, only, runs, docs_wanted, saved):
+    """What to run after the run `name` was stopped, having `saved` part of itself or not (None: the
+    n-grams and mixtures after the runs) to end with the table this command would have written."""
     place = ["--runs", str(runs)] if args.runs or args.steps else []  # --no-train's default is runs/results
     # neither --only nor --no-train writes docs/ on its own: a command that would have, asks for it
     docs = (["--write-docs"] if docs_wanted else []) + (["--docs", args.docs] if args.docs else [])
@@ -244,7 +268,7 @@ def how_to_finish(args, name, only, runs, docs_wanted):
     names = [n for n in CONFIGS if n in only]
     rest = names[names.index(name) + 1:]
     out = runs / name
-    if (out / "model.npz").exists():  # saved unfinished where the table reads it: resume it there
+    if saved:  # saved unfinished where the table reads it: resume it there
         then = (results + ["--only", ",".join(rest)] + (["--steps", str(args.steps)] if args.steps else [])
                 if rest else results + ["--no-train"]) + place + docs
         return (f"results: stopped in the run {name}, saved unfinished in {out}; to finish: "

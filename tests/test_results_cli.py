@@ -3,6 +3,7 @@ an interrupted run. The n-gram and mixture work (seconds) is replaced by stand-i
 about something else, so the file stays quick."""
 import json
 import math
+import time
 
 import pytest
 
@@ -230,3 +231,57 @@ def test_a_run_never_trained_says_how_to_train_it(tmp_path, no_counting):
     assert message == (f"{runs / 'paper' / 'metrics.json'} is missing: the run paper was never trained there; "
                        f"train it with python -m mlp_lm.results --only paper (with this command's --runs and "
                        f"--steps, if any)")
+
+
+def test_an_earlier_run_that_cannot_all_be_moved_aside_stays_whole(tmp_path, no_counting, monkeypatch):
+    runs = tmp_path / "r"
+    fill_runs(runs, steps=300)
+    for name in ("model.npz", "loss.csv"):
+        (runs / "lecture" / name).write_text(name)
+    before = {p.name: p.read_text() for p in (runs / "lecture").iterdir()}
+    real, moved = results.Path.rename, []
+
+    def rename_fails_second(self, target):
+        if ".lecture-earlier-" in str(target) and moved:
+            raise PermissionError(1, "Operation not permitted")
+        moved.append(self)
+        return real(self, target)
+    monkeypatch.setattr(results.Path, "rename", rename_fails_second)
+    message = refusal(["--steps", "300", "--runs", str(runs), "--only", "lecture"])
+    assert "cannot move the earlier run" in message and "so it stays as it was" in message
+    assert {p.name: p.read_text() for p in (runs / "lecture").iterdir()} == before
+    assert sorted(p.name for p in runs.iterdir()) == sorted(results.CONFIGS)  # no hidden folder left
+
+
+def test_a_run_stopped_before_saving_over_an_earlier_one_says_so_and_keeps_it(tmp_path, no_counting, monkeypatch,
+                                                                              capsys):
+    runs = tmp_path / "r"
+    fill_runs(runs, steps=300)
+    (runs / "lecture" / "model.npz").write_text("the earlier model")
+    monkeypatch.setattr(results, "train_run", lambda flags: 130)  # stopped while the training started
+    assert results.main(["--steps", "300", "--runs", str(runs), "--only", "lecture"]) == 130
+    assert (runs / "lecture" / "model.npz").read_text() == "the earlier model"
+    assert capsys.readouterr().err.startswith("results: stopped before the run lecture saved anything")
+
+
+def test_signals_while_the_training_runs_all_go_to_it(tmp_path):
+    import os
+    import signal
+    import threading
+
+    def two_ctrl_cs():
+        deadline = time.monotonic() + 60
+        while not (tmp_path / ".lock").exists() and time.monotonic() < deadline:  # the data loaded, the run began
+            time.sleep(0.05)
+        time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.3)  # after the 0.25 s that subprocess gives a child on its own first Ctrl-C
+        os.kill(os.getpid(), signal.SIGINT)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Thread(target=two_ctrl_cs).start()
+        code = results.train_run(["--steps", "1000000", "--eval-every", "0", "--out", str(tmp_path)])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert code == 130
+    assert json.loads((tmp_path / "metrics.json").read_text())["interrupted"] is True
