@@ -23,3 +23,4 @@ def _interrupted_while_starting(signum, frame):
 # program or a notebook leaves its handlers alone.
 if sys.argv[:1] == ["-m"]:
     signal.signal(signal.SIGINT, _interrupted_while_starting)
+    signal.signal(signal.SIGTERM, _interrupted_while_starting)  # else a silent death

@@ -187,8 +187,9 @@ def newest(runs):
     for journal in [*Path(runs).glob(f"*/{JOURNAL}"), *Path(runs).glob(f"*/*/{JOURNAL}")]:
         recover(journal.parent)  # a save cut short after its commit counts once finished
     found = [p for pattern in ("*/model.npz", "*/*/model.npz") for p in Path(runs).glob(pattern)
-             if not kept_apart(p.parent.name)  # nor a hidden folder, as results' earlier run set aside
-             and not any(part.startswith(".") for part in p.relative_to(runs).parts)]
+             if p.is_file()
+             and not (kept_apart(p.parent.name) and p.parent.parent != Path(runs))  # a run's side folder
+             and not any(part.startswith(".") for part in p.relative_to(runs).parts)]  # results' set aside
     return max(found, key=lambda p: p.stat().st_mtime, default=None)
 
 

@@ -176,14 +176,15 @@ def test_ctrl_c_while_a_command_is_still_starting_is_one_line():
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
 
 
-def test_ctrl_c_while_starting_ends_the_command_even_where_an_exception_would_be_swallowed():
+@pytest.mark.parametrize("name,code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_while_starting_ends_the_command_even_where_an_exception_would_be_swallowed(name, code):
     # A signal handled inside a __del__ (or a C extension's import) cannot end the program by raising.
-    code = ("import sys; sys.argv[:] = ['-m']\nimport os, signal, time, mlp_lm\n"
-            "class Dropped:\n    def __del__(self):\n        os.kill(os.getpid(), signal.SIGINT)\n"
-            "        sum(range(10**5))\nDropped()\ntime.sleep(5)\nprint('went on')")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert (proc.returncode, proc.stdout) == (130, "")
-    assert proc.stderr.strip().splitlines() == ["mlp_lm: interrupted (SIGINT) while starting; nothing was done"]
+    program = ("import sys; sys.argv[:] = ['-m']\nimport os, signal, time, mlp_lm\n"
+               f"class Dropped:\n    def __del__(self):\n        os.kill(os.getpid(), signal.{name})\n"
+               "        sum(range(10**5))\nDropped()\ntime.sleep(5)\nprint('went on')")
+    proc = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout) == (code, "")
+    assert proc.stderr.strip().splitlines() == [f"mlp_lm: interrupted ({name}) while starting; nothing was done"]
 
 
 def test_a_model_interrupted_in_its_evaluation_is_saved_even_if_it_cannot_sample(tmp_path, monkeypatch):

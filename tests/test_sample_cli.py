@@ -103,6 +103,10 @@ def test_newest_run_is_found(tmp_path):
         (tmp_path / name / "model.npz").write_bytes(b"")
         os.utime(tmp_path / name / "model.npz", (1000 + i, 1000 + i))
     assert checkpoint.newest(tmp_path) == tmp_path / "results" / "best" / "model.npz"  # not the unconverged or interrupted one
+    (tmp_path / "zz" / "model.npz").mkdir(parents=True)  # not a model file: passed over
+    (tmp_path / "interrupted").mkdir()  # a user's own run named so (--out runs/interrupted), not a side folder
+    (tmp_path / "interrupted" / "model.npz").write_bytes(b"")
+    assert checkpoint.newest(tmp_path) == tmp_path / "interrupted" / "model.npz"
     assert [checkpoint.kept_apart(n) for n in ("interrupted-2", "unconverged-10", "interrupted-1", "interrupted-02",
                                                "interrupted2", "my-interrupted")] == [True, True] + [False] * 4
 
