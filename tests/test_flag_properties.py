@@ -10,7 +10,7 @@ import math
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from mlp_lm import evaluate, sample, train, trainer
+from mlp_lm import evaluate, sample, train_flags, trainer
 from mlp_lm.cli import MAX_THREADS, UsageError
 
 # Text a user might type for a number: numbers of every kind, written every way, and junk.
@@ -74,8 +74,8 @@ def assert_one_line(message, flag):
 @given(st.sampled_from(sorted(TRAIN)), NUMBERS)
 def test_train_flags_give_a_value_in_range_or_one_line(flag, text):
     field = TRAIN[flag][0]
-    needs = list(train.ONLY_WITH.get(field, ()))  # e.g. --warmup is read only by --schedule cosine
-    opts, message = parse(train.parse_args, (["--" + needs[0], needs[1]] if needs else []) + [flag, text])
+    needs = list(train_flags.ONLY_WITH.get(field, ()))  # e.g. --warmup is read only by --schedule cosine
+    opts, message = parse(train_flags.parse_args, (["--" + needs[0], needs[1]] if needs else []) + [flag, text])
     field, allowed = TRAIN[flag]
     if opts is None:
         assert_one_line(message, flag)
@@ -87,14 +87,14 @@ def test_train_flags_give_a_value_in_range_or_one_line(flag, text):
 @given(st.lists(st.tuples(st.sampled_from(sorted(TRAIN)), NUMBERS), min_size=2, max_size=5))
 def test_train_flags_together_keep_the_schedule_consistent(pairs):
     argv = [part for pair in pairs for part in pair]
-    opts, message = parse(train.parse_args, argv)
+    opts, message = parse(train_flags.parse_args, argv)
     if opts is None:
         assert message.count("\n") == 1, message
         return
     cfg = opts.cfg
     assert cfg.min_lr <= cfg.lr and (cfg.schedule != "cosine" or cfg.warmup < cfg.steps)
-    for field, (setting, needed) in train.ONLY_WITH.items():  # no flag is silently ignored
-        assert getattr(cfg, setting) == needed or getattr(cfg, field) == getattr(train.Config, field), field
+    for field, (setting, needed) in train_flags.ONLY_WITH.items():  # no flag is silently ignored
+        assert getattr(cfg, setting) == needed or getattr(cfg, field) == getattr(trainer.Config, field), field
     for flag, (field, allowed) in TRAIN.items():
         if field not in ("warmup", "min_lr"):  # these two are bounded by other flags, checked above
             assert allowed(getattr(cfg, field)), (argv, field, getattr(cfg, field))
@@ -136,18 +136,18 @@ def test_evaluate_mix_ngram_is_an_order_in_range_or_one_line(text):
                                   ["--schedule", "cosine", "--decay-rate", "1"], ["--preset", "best", "--warmup", "0",
                                                                                  "--schedule", "step", "--warmup", "5"]])
 def test_a_flag_the_run_would_ignore_is_refused(argv):
-    opts, message = parse(train.parse_args, argv)
+    opts, message = parse(train_flags.parse_args, argv)
     assert opts is None and "applies only to" in message and message.count("\n") == 1, message
 
 
 def test_flags_that_apply_are_accepted():
-    opts, _ = parse(train.parse_args, ["--preset", "best", "--warmup", "100", "--beta2", "0.99"])
+    opts, _ = parse(train_flags.parse_args, ["--preset", "best", "--warmup", "100", "--beta2", "0.99"])
     assert (opts.cfg.warmup, opts.cfg.beta2, opts.cfg.schedule) == (100, 0.99, "cosine")
-    opts, _ = parse(train.parse_args, ["--schedule", "step", "--warmup", "0"])  # the default: nothing is lost
+    opts, _ = parse(train_flags.parse_args, ["--schedule", "step", "--warmup", "0"])  # the default: nothing is lost
     assert opts.cfg.warmup == 0
 
 
 @pytest.mark.parametrize("text", ["1e3", "3.0", "nan", "-1", "0", "inf", "", "2**3"])
 def test_a_whole_number_flag_refuses_what_is_not_one(text):
     """The property above, pinned for the texts users most often type (so a regression names its case)."""
-    assert parse(train.parse_args, ["--n-hidden", text])[0] is None
+    assert parse(train_flags.parse_args, ["--n-hidden", text])[0] is None

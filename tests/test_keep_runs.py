@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mlp_lm import checkpoint, cli, model, runs, train
+from mlp_lm import checkpoint, cli, model, runs, train, train_flags
 from mlp_lm.data import CHECKOUT
 
 from .conftest import ROOT, run_cli
@@ -100,7 +100,7 @@ def test_the_space_estimate_holds_the_files_written(tmp_path):
         out = tmp_path / str(len(flags))
         assert train.main([*flags, "--eval-every", "0", "--out", str(out)]) == 0
         written = sum(f.stat().st_size for f in out.iterdir())
-        cfg = train.parse_args([*flags]).cfg
+        cfg = train_flags.parse_args([*flags]).cfg
         estimate = runs.bytes_to_save(cfg, model.num_params(checkpoint.load(out / "model.npz")[0]))
         assert written <= estimate < 2 * written + 2**16, (written, estimate)
 

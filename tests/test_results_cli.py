@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mlp_lm import results, train
+from mlp_lm import results, train_flags
 from mlp_lm.cli import UsageError
 
 from .conftest import NAMES, run_cli
@@ -25,7 +25,7 @@ def fill_runs(runs, steps=None, skip=()):
     for name in results.CONFIGS:
         if name not in skip:
             (runs / name).mkdir(parents=True, exist_ok=True)
-            m = metrics(steps or train.parse_args(results.CONFIGS[name][1]).cfg.steps)
+            m = metrics(steps or train_flags.parse_args(results.CONFIGS[name][1]).cfg.steps)
             (runs / name / "metrics.json").write_text(json.dumps(m))
 
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlp_lm import model, results, train
+from mlp_lm import model, results, train_flags
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -27,7 +27,7 @@ def test_results_table_has_every_configuration_with_its_flags():
 
 def test_results_sizes_and_parameter_counts_follow_from_the_flags():
     for name, cells in table().items():
-        args = train.parse_args(results.CONFIGS[name][1]).cfg
+        args = train_flags.parse_args(results.CONFIGS[name][1]).cfg
         T, E, H = int(cells[3]), int(cells[4]), int(cells[5])
         assert (T, E, H) == (args.block_size, args.n_embd, args.n_hidden)
         assert int(cells[6].replace(",", "")) == model.num_params(model.init_params(27, T, E, H, direct=args.direct)), name

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from mlp_lm import checkpoint, cli, optim, sweep, train
+from mlp_lm import checkpoint, cli, optim, sweep, train, train_flags, trainer
 from mlp_lm.data import load_splits
 
 from .conftest import NAMES, ROOT, run_cli
@@ -293,12 +293,12 @@ def test_the_paper_flags_each_change_the_run(tmp_path):
 
 
 def test_adamw_preset_and_explicit_flags_override_it(tmp_path, capsys):
-    opts = train.parse_args(["--preset", "best", "--n-hidden", "64", "--steps", "10"])
+    opts = train_flags.parse_args(["--preset", "best", "--n-hidden", "64", "--steps", "10"])
     cfg, preset = opts.cfg, opts.preset
     assert preset == "best" and cfg.n_hidden == 64 and cfg.steps == 10
-    assert cfg.optimizer == train.PRESETS["best"]["optimizer"] and cfg.block_size == train.PRESETS["best"]["block_size"]
-    lecture = train.parse_args([]).cfg
-    assert lecture == train.Config()  # the default preset is exactly the lecture's recipe
+    assert cfg.optimizer == trainer.PRESETS["best"]["optimizer"] and cfg.block_size == trainer.PRESETS["best"]["block_size"]
+    lecture = train_flags.parse_args([]).cfg
+    assert lecture == trainer.Config()  # the default preset is exactly the lecture's recipe
     assert train.main(["--preset", "best", "--n-hidden", "16", "--steps", "30", "--eval-every", "10",
                        "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -311,7 +311,7 @@ def test_help_lists_what_each_preset_sets():
     proc = run_cli("mlp_lm.train", "--help")
     text = " ".join(proc.stdout.split())
     assert proc.returncode == 0 and "lecture: the defaults below" in text
-    for key, value in train.PRESETS["best"].items():
+    for key, value in trainer.PRESETS["best"].items():
         assert f"--{key.replace('_', '-')}" in text.split("best:")[1]
 
 
