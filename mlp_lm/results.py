@@ -50,13 +50,22 @@ def train_run(flags):
     however many signals come meanwhile.
     """
     proc = subprocess.Popen([sys.executable, "-m", "mlp_lm.train", *flags])
-    previous = {s: signal.signal(s, lambda signum, frame: proc.send_signal(signum))
-                for s in (signal.SIGINT, signal.SIGTERM)}
+    forwarded = []
+
+    def forward(signum, frame):
+        forwarded.append(signum)
+        proc.send_signal(signum)
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return proc.wait()
+        code = proc.wait()
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+    if code < 0:  # killed by the signal itself (in its first moments, or as it exited): as a shell says it
+        return 128 - code
+    if forwarded and code not in (0, 2):  # a signal in its first moments can end it with a traceback
+        return 128 + forwarded[0]
+    return code
 
 
 def retrain(out, flags):
@@ -175,7 +184,7 @@ def main(argv=None):
                 print(how_to_finish(args, name, only, runs, docs_wanted, saved), file=sys.stderr)
                 return code
             if code != 0:
-                kept = " (the earlier run there stays)" if (out / "metrics.json").is_file() else ""
+                kept = " (the earlier run there stays)" if not saved and (out / "metrics.json").is_file() else ""
                 raise UsageError(f"the run {name} did not finish (exit code {code}){kept}; see its messages above")
             if not (out / "metrics.json").is_file():
                 raise UsageError(f"the run {name} wrote no {out / 'metrics.json'}; see its messages above")

@@ -154,7 +154,10 @@ class RunLock:
 
     def __exit__(self, *exc):
         if self.fd is not None:
-            self.path.unlink(missing_ok=True)  # while still holding it, so no one locks a file about to go
+            try:
+                self.path.unlink(missing_ok=True)  # while still holding it, so no one locks a file about to go
+            except OSError:  # the folder turned read-only: the file stays, the lock goes with the descriptor
+                pass
             os.close(self.fd)
             self.fd = None
 
@@ -179,7 +182,10 @@ def save_run(out, params, vocab, config, state, summary, losses, devs):
                "metrics.json": lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()),
                "model.npz": checkpoint.writer(params, vocab, config, state)}
     checkpoint.write_atomic([(out / name, write) for name, write in writers.items()])
-    (out / "lr_sweep.csv").unlink(missing_ok=True)  # an earlier sweep's table is not this run's
+    try:
+        (out / "lr_sweep.csv").unlink(missing_ok=True)  # an earlier sweep's table is not this run's
+    except OSError:  # a folder of that name, say: not ours, and the run is saved
+        pass
 
 
 def resume_point(out):
@@ -214,7 +220,10 @@ def resume_point(out):
         if step.shape != () or step.dtype.kind not in "iu":
             raise ValueError(f"the step {step!r} is not a whole number")
         done = int(step)
-        history = np.asarray(state.pop("losses"), dtype=np.float64)[:done]
+        history = np.asarray(state.pop("losses"), dtype=np.float64)
+        if history.ndim != 1:
+            raise ValueError(f"its losses are of shape {history.shape}, not one a step")
+        history = history[:done]
         if not 0 < done <= cfg.steps or len(history) != done or not np.all(np.isfinite(history)):
             raise ValueError(f"step {done} of {cfg.steps} with {len(history)} losses")
         evals = np.asarray(state.pop("devs"), dtype=np.float64).reshape(-1, 2)

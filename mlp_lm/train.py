@@ -162,8 +162,17 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                    "config": config, "samples": samples}
         state = {**trainer.state(), "step": np.array(done), "losses": losses, "evaluated": np.array(bool(result)),
                  "devs": np.array(sorted(devs.items()), dtype=np.float64).reshape(-1, 2)}
-        with side_lock or nullcontext():
-            save_run_or_rescue(out, params, splits.vocab, config, state, summary, losses, devs, unusable=unusable)
+        try:
+            with side_lock or nullcontext():
+                save_run_or_rescue(out, params, splits.vocab, config, state, summary, losses, devs,
+                                   unusable=unusable)
+        except UsageError:  # saved elsewhere, or lost: either way, no empty side folder of ours stays
+            if side:
+                try:
+                    out.rmdir()
+                except OSError:
+                    pass
+            raise
     if kept is not None:
         print(f"the model already in {kept} stays: this interrupted run went to {out}", file=sys.stderr)
     if held and interrupt is None:  # a signal during the save: it waited, so say what became of the run

@@ -162,8 +162,11 @@ class Trainer:
         shape or dtype, or values no training reaches (NaN, infinities, model.magnitude_problem).
         """
         self.check_state(st, steps)
-        self.rng.bit_generator.state = json.loads(str(st["rng"]))
-        self.drop_rng.bit_generator.state = json.loads(str(st["drop_rng"]))
+        for rng, key in ((self.rng, "rng"), (self.drop_rng, "drop_rng")):
+            saved = json.loads(str(st[key]))
+            rng.bit_generator.state = saved
+            if rng.bit_generator.state != saved:  # numpy took it, rounded (a state of 1.5 becomes 1)
+                raise ValueError(f"the random stream's state in {key} is not one a generator has")
         self.block = st["block"] if len(st["block"]) else None
         if np.shape(st["block_pos"]) != () or np.asarray(st["block_pos"]).dtype.kind not in "iu":
             raise ValueError("the position in the saved minibatch indices is not a whole number")

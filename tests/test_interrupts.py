@@ -294,7 +294,7 @@ def resumable_run(folder, steps=300, total=1000):
 @pytest.mark.parametrize("damage", ["losses", "rng", "rng-deep", "step", "step-fraction", "param", "block_pos",
                                     "block_pos-fraction", "devs-inf", "devs-fraction", "devs-nan", "devs-twice",
                                     "evaluated-array", "evaluated-text", "rng-negative", "steps-below-step",
-                                    "config-steps", "block-float",
+                                    "losses-2d", "rng-fraction", "config-steps", "block-float",
                                     "config-dropout", "config-seed", "config-warmup", "config-eval-every"])
 def test_resume_from_a_damaged_state_is_one_line(damage, tmp_path):
     arrays = resumable_run(tmp_path)  # 300 of 1000 steps: something left to resume
@@ -326,6 +326,12 @@ def test_resume_from_a_damaged_state_is_one_line(damage, tmp_path):
     elif damage == "rng-negative":  # valid JSON of the right shape, a state no generator has
         arrays["state.rng"] = np.array(json.dumps({"bit_generator": "PCG64", "state": {"state": -5, "inc": 1},
                                                    "has_uint32": 0, "uinteger": 0}))
+    elif damage == "losses-2d":
+        arrays["state.losses"] = np.zeros((300, 1))
+    elif damage == "rng-fraction":  # numpy would take 1.5 as 1: another stream than the one saved
+        rng = json.loads(str(arrays["state.rng"]))
+        rng["state"]["state"] = 1.5
+        arrays["state.rng"] = np.array(json.dumps(rng))
     elif damage == "steps-below-step":  # 300 steps taken of a run said to be 100 long
         config["steps"] = 100
     elif damage == "param":

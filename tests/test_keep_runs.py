@@ -270,3 +270,44 @@ def test_a_side_folder_that_is_a_link_is_not_used(tmp_path):
     out, lock = runs.claim_fresh(tmp_path / "run" / "interrupted")
     lock.__exit__()
     assert out == tmp_path / "run" / "interrupted-2"
+
+
+def test_a_lock_in_a_folder_turned_read_only_lets_go_quietly(tmp_path, monkeypatch):
+    lock = runs.RunLock(tmp_path).__enter__()
+
+    def read_only(self, missing_ok=False):
+        raise OSError(30, "Read-only file system")
+    monkeypatch.setattr(runs.Path, "unlink", read_only)
+    lock.__exit__()  # no error: the one that matters (where the run went) is not to be replaced by this one
+    monkeypatch.undo()
+    with runs.RunLock(tmp_path):  # and the lock is free
+        pass
+
+
+def test_a_rescued_side_folder_run_leaves_no_empty_side_folder(tmp_path, monkeypatch, capsys):
+    out, rescue = tmp_path / "run", tmp_path / "rescued"
+    assert train.main(["--steps", "50", "--eval-every", "0", "--out", str(out)]) == 0
+    real_loss, real_save, calls = train.model.loss_and_grads, runs.save_run, {"n": 0}
+
+    def interrupt_at_20(*a, **k):
+        calls["n"] += 1
+        if calls["n"] > 20:
+            raise KeyboardInterrupt
+        return real_loss(*a, **k)
+
+    def full_in_out(folder, *a, **k):
+        if folder != rescue:
+            raise checkpoint.CheckpointError(f"cannot write {folder}/model.npz: No space left on device")
+        return real_save(folder, *a, **k)
+    monkeypatch.setattr(train.model, "loss_and_grads", interrupt_at_20)
+    monkeypatch.setattr(runs, "save_run", full_in_out)
+    monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
+    with pytest.raises(cli.UsageError, match="saved in"):
+        train.main(["--steps", "100", "--eval-every", "0", "--out", str(out), "--force"])
+    assert not (out / "interrupted").exists() and (rescue / "model.npz").is_file()
+
+
+def test_a_folder_named_like_the_sweeps_table_does_not_fail_a_saved_run(tmp_path):
+    (tmp_path / "lr_sweep.csv").mkdir()
+    assert train.main(["--steps", "50", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 50

@@ -285,3 +285,44 @@ def test_signals_while_the_training_runs_all_go_to_it(tmp_path):
         signal.signal(signal.SIGINT, previous)
     assert code == 130
     assert json.loads((tmp_path / "metrics.json").read_text())["interrupted"] is True
+
+
+class FakeTraining:
+    """A stand-in for the training process: exits with `code` once wait() is called."""
+    def __init__(self, code, signal_first=None):
+        self.code, self.signal_first, self.sent = code, signal_first, []
+
+    def __call__(self, argv, **kwargs):
+        return self
+
+    def wait(self):
+        if self.signal_first is not None:  # a Ctrl-C reaches results while the training runs
+            import os
+            os.kill(os.getpid(), self.signal_first)
+        return self.code
+
+    def send_signal(self, signum):
+        self.sent.append(signum)
+
+
+@pytest.mark.parametrize("code,signal_first,expected", [(-2, None, 130), (-15, None, 143), (1, 2, 130), (1, None, 1),
+                                                         (2, 2, 2), (130, 2, 130)])
+def test_a_training_ended_by_a_signal_is_reported_as_stopped(code, signal_first, expected, monkeypatch):
+    fake = FakeTraining(code, signal_first)
+    monkeypatch.setattr(results.subprocess, "Popen", fake)
+    assert results.train_run(["--steps", "10"]) == expected
+    assert fake.sent == ([signal_first] if signal_first else [])
+
+
+def test_a_failed_run_that_saved_does_not_claim_the_earlier_one_stays(tmp_path, no_counting, monkeypatch):
+    runs = tmp_path / "r"
+    fill_runs(runs, steps=300)
+
+    def saved_then_failed(flags):
+        out = results.Path(flags[flags.index("--out") + 1])
+        (out / "model.npz").write_bytes(b"new")
+        (out / "metrics.json").write_text("{}")
+        return 2
+    monkeypatch.setattr(results, "train_run", saved_then_failed)
+    message = refusal(["--steps", "300", "--runs", str(runs), "--only", "lecture"])
+    assert message == "the run lecture did not finish (exit code 2); see its messages above"
