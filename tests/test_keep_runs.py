@@ -16,6 +16,18 @@ from mlp_lm.data import CHECKOUT
 from .conftest import ROOT, run_cli
 
 
+def stop_training_at(monkeypatch, step, every=False):
+    """Ctrl-C in step `step` + 1 of every training from now on (in every `step`-th step with every=True)."""
+    real, calls = train.model.loss_and_grads, {"n": 0}
+
+    def interrupted(*a, **k):
+        calls["n"] += 1
+        if (calls["n"] % step == 0) if every else (calls["n"] > step):
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(train.model, "loss_and_grads", interrupted)
+
+
 def test_a_reader_of_the_progress_that_leaves_costs_the_messages_not_the_run(tmp_path):
     # `python -m mlp_lm.train 2>&1 | head -1`: the pipe breaks at the next progress line.
     proc = subprocess.Popen([sys.executable, "-m", "mlp_lm.train", "--steps", "4000", "--eval-every", "0",
@@ -40,15 +52,8 @@ def test_closed_streams_are_taken_for_dev_null(tmp_path):
 def test_an_interrupted_forced_run_does_not_replace_the_model_it_was_to_replace(tmp_path, monkeypatch, capsys):
     assert train.main(["--steps", "50", "--eval-every", "0", "--out", str(tmp_path)]) == 0
     before = (tmp_path / "model.npz").read_bytes()
-    real, calls = train.model.loss_and_grads, {"n": 0}
+    stop_training_at(monkeypatch, 20)
 
-    def interrupt_at_20(*a, **k):
-        calls["n"] += 1
-        if calls["n"] > 20:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(train.model, "loss_and_grads", interrupt_at_20)
     assert train.main(["--steps", "100", "--eval-every", "0", "--out", str(tmp_path), "--force"]) == 130
     assert (tmp_path / "model.npz").read_bytes() == before
     assert json.loads((tmp_path / "interrupted" / "metrics.json").read_text())["steps"] == 20
@@ -60,15 +65,7 @@ def test_an_interrupted_forced_run_does_not_replace_the_model_it_was_to_replace(
 def test_a_second_interrupted_forced_run_keeps_the_first_and_any_folder_another_training_holds(
         tmp_path, monkeypatch, capsys):
     assert train.main(["--steps", "50", "--eval-every", "0", "--out", str(tmp_path)]) == 0
-    real, calls = train.model.loss_and_grads, {"n": 0}
-
-    def interrupt_every_20(*a, **k):
-        calls["n"] += 1
-        if calls["n"] % 20 == 0:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(train.model, "loss_and_grads", interrupt_every_20)
+    stop_training_at(monkeypatch, 20, every=True)
     assert train.main(["--steps", "100", "--eval-every", "0", "--out", str(tmp_path), "--force"]) == 130
     first = (tmp_path / "interrupted" / "model.npz").read_bytes()
     (tmp_path / "interrupted-2").mkdir()
@@ -215,17 +212,10 @@ def test_messages_to_a_full_disk_cost_the_messages_not_the_run(tmp_path):
 def test_an_interrupted_forced_run_on_a_full_disk_is_rescued(tmp_path, monkeypatch, capsys):
     out, rescue = tmp_path / "run", tmp_path / "rescued"
     assert train.main(["--steps", "50", "--eval-every", "0", "--out", str(out)]) == 0
-    real, calls = train.model.loss_and_grads, {"n": 0}
-
-    def interrupt_at_20(*a, **k):
-        calls["n"] += 1
-        if calls["n"] > 20:
-            raise KeyboardInterrupt
-        return real(*a, **k)
+    stop_training_at(monkeypatch, 20)
 
     def disk_full(*a, **k):  # the side folder cannot be made: the disk filled during training
         raise cli.UsageError(f"cannot write to output directory {out / 'interrupted'}: No space left on device")
-    monkeypatch.setattr(train.model, "loss_and_grads", interrupt_at_20)
     monkeypatch.setattr(train, "claim_fresh", disk_full)
     monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
     with pytest.raises(SystemExit) as e:
@@ -287,19 +277,13 @@ def test_a_lock_in_a_folder_turned_read_only_lets_go_quietly(tmp_path, monkeypat
 def test_a_rescued_side_folder_run_leaves_no_empty_side_folder(tmp_path, monkeypatch, capsys):
     out, rescue = tmp_path / "run", tmp_path / "rescued"
     assert train.main(["--steps", "50", "--eval-every", "0", "--out", str(out)]) == 0
-    real_loss, real_save, calls = train.model.loss_and_grads, runs.save_run, {"n": 0}
-
-    def interrupt_at_20(*a, **k):
-        calls["n"] += 1
-        if calls["n"] > 20:
-            raise KeyboardInterrupt
-        return real_loss(*a, **k)
+    stop_training_at(monkeypatch, 20)
+    real_save = runs.save_run
 
     def full_in_out(folder, *a, **k):
         if folder != rescue:
             raise checkpoint.CheckpointError(f"cannot write {folder}/model.npz: No space left on device")
         return real_save(folder, *a, **k)
-    monkeypatch.setattr(train.model, "loss_and_grads", interrupt_at_20)
     monkeypatch.setattr(runs, "save_run", full_in_out)
     monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
     with pytest.raises(cli.UsageError, match="saved in"):
