@@ -6,6 +6,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = ROOT / "data" / "names.txt"
+# Every tenth name (3,204): for the tests of what a command does rather than of what it learns, a
+# final evaluation eight times quicker. tests/test_data.py holds it to being exactly that.
+SMALL = ["--data", str(ROOT / "tests" / "data" / "names-small.txt")]
 
 
 def run_cli(module, *args, cwd=None):

@@ -156,3 +156,9 @@ def test_many_items_load_with_memory_a_small_multiple_of_the_examples(tmp_path):
     assert sum(len(p) for p in s.items) == 100_000 and len(s.vocab) == 27
     assert len(s.train[1]) + len(s.dev[1]) + len(s.test[1]) == sum(len(i) + 1 for p in s.items for i in p)
     assert peak < 2.5 * example_bytes, (peak, example_bytes)
+
+
+def test_the_small_word_list_of_the_tests_is_every_tenth_name():
+    names = NAMES.read_text().splitlines()
+    small = (NAMES.parent.parent / "tests" / "data" / "names-small.txt").read_text().splitlines()
+    assert small == names[::10] and len(small) == 3204

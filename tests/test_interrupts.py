@@ -12,7 +12,7 @@ import pytest
 from mlp_lm import checkpoint, train
 from mlp_lm.cli import UsageError
 
-from .conftest import ROOT
+from .conftest import ROOT, SMALL
 
 
 def start_training(out, *extra):
@@ -63,7 +63,7 @@ def test_ctrl_c_during_the_final_evaluation_keeps_the_model(tmp_path, monkeypatc
         raise KeyboardInterrupt
 
     monkeypatch.setattr(train.model, "split_loss", interrupted)
-    assert train.main(["--steps", "50", "--eval-every", "0", "--out", str(tmp_path)]) == 130
+    assert train.main([*SMALL, "--steps", "50", "--eval-every", "0", "--out", str(tmp_path)]) == 130
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["evaluated"] is False and metrics["steps"] == 50 and "dev_loss" not in metrics
     checkpoint.load(tmp_path / "model.npz")
@@ -80,7 +80,7 @@ def test_a_ctrl_c_during_the_last_step_is_not_lost(tmp_path, monkeypatch, capsys
         return real_step(self, i)
 
     monkeypatch.setattr(trainer_module.Trainer, "step", step)
-    assert train.main(["--steps", "40", "--eval-every", "0", "--out", str(tmp_path)]) == 130
+    assert train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--out", str(tmp_path)]) == 130
     assert "interrupted after 40 steps" in capsys.readouterr().err
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["steps"] == 40 and metrics["interrupted"] is True
@@ -95,7 +95,7 @@ def test_a_second_ctrl_c_during_the_save_waits_for_it(tmp_path, monkeypatch):
         real_write(files)
 
     monkeypatch.setattr(train.checkpoint, "write_atomic", write_interrupted_halfway)
-    assert train.main(["--steps", "30", "--eval-every", "0", "--out", str(tmp_path)]) == 130
+    assert train.main([*SMALL, "--steps", "30", "--eval-every", "0", "--out", str(tmp_path)]) == 130
     params, _, _ = checkpoint.load(tmp_path / "model.npz")
     assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 30
     assert len((tmp_path / "loss.csv").read_text().splitlines()) == 31
@@ -107,7 +107,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_run(tmp_path, monkeypatc
     import hashlib
 
     from mlp_lm import cli
-    assert train.main(["--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 0
     before = {f: hashlib.sha256((tmp_path / f).read_bytes()).hexdigest() for f in ("model.npz", "metrics.json", "loss.csv")}
 
     def full_disk(f, **arrays):
@@ -116,7 +116,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_run(tmp_path, monkeypatc
 
     monkeypatch.setattr(checkpoint.np, "savez", full_disk)
     with pytest.raises(SystemExit) as e:
-        cli.run(lambda: train.main(["--steps", "30", "--eval-every", "0", "--out", str(tmp_path), "--force"]), "train")
+        cli.run(lambda: train.main([*SMALL, "--steps", "30", "--eval-every", "0", "--out", str(tmp_path), "--force"]), "train")
     err = capsys.readouterr().err
     assert e.value.code == 2 and "No space left on device" in err.strip().splitlines()[-1]
     assert "Traceback" not in err
@@ -130,7 +130,7 @@ class Killed(BaseException):
 
 
 def test_a_save_cut_short_after_its_commit_is_finished_by_the_next_command(tmp_path, monkeypatch):
-    assert train.main(["--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 0
     real_replace, calls = os.replace, []
 
     def replace_then_die(src, dst):  # the journal goes in (1st rename), loss.csv moves (2nd), then death
@@ -141,7 +141,7 @@ def test_a_save_cut_short_after_its_commit_is_finished_by_the_next_command(tmp_p
 
     monkeypatch.setattr(checkpoint.os, "replace", replace_then_die)
     with pytest.raises(Killed):
-        train.main(["--steps", "30", "--eval-every", "0", "--out", str(tmp_path), "--force"])
+        train.main([*SMALL, "--steps", "30", "--eval-every", "0", "--out", str(tmp_path), "--force"])
     monkeypatch.setattr(checkpoint.os, "replace", real_replace)
     assert (tmp_path / checkpoint.JOURNAL).exists()  # on disk: the new loss.csv beside the old model ...
     assert len((tmp_path / "loss.csv").read_text().splitlines()) == 31
@@ -168,7 +168,7 @@ def test_the_next_save_removes_what_a_save_killed_before_its_commit_left(tmp_pat
 
 def test_a_save_cut_short_before_its_commit_leaves_the_previous_run(tmp_path, monkeypatch):
     import hashlib
-    assert train.main(["--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 0
     names = ("model.npz", "metrics.json", "loss.csv")
     before = {f: hashlib.sha256((tmp_path / f).read_bytes()).hexdigest() for f in names}
     real_replace = os.replace
@@ -178,7 +178,7 @@ def test_a_save_cut_short_before_its_commit_leaves_the_previous_run(tmp_path, mo
 
     monkeypatch.setattr(checkpoint.os, "replace", die_at_the_commit)
     with pytest.raises(Killed):
-        train.main(["--steps", "30", "--eval-every", "0", "--out", str(tmp_path), "--force"])
+        train.main([*SMALL, "--steps", "30", "--eval-every", "0", "--out", str(tmp_path), "--force"])
     monkeypatch.setattr(checkpoint.os, "replace", real_replace)
     checkpoint.recover(tmp_path)
     assert {f: hashlib.sha256((tmp_path / f).read_bytes()).hexdigest() for f in names} == before
@@ -252,7 +252,7 @@ def test_stopped_by_sigint_and_resumed_equals_one_go_bit_for_bit(flags, tmp_path
 def test_resume_refuses_what_it_cannot_do(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2 and "--resume needs --out" in proc.stderr
-    assert train.main(["--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 0
     proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume", "--out", str(tmp_path), "--lr", "0.5"],
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2 and "leave out --lr" in proc.stderr
@@ -281,7 +281,7 @@ def test_resume_refuses_what_it_cannot_do(tmp_path):
 
 def resumable_run(folder, steps=300, total=1000):
     """A run folder stopped after `steps` of `total` steps, as an interrupted run leaves it."""
-    assert train.main(["--steps", str(steps), "--eval-every", "0", "--out", str(folder)]) == 0
+    assert train.main([*SMALL, "--steps", str(steps), "--eval-every", "0", "--out", str(folder)]) == 0
     with np.load(folder / "model.npz", allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}
     config = json.loads(str(arrays["config"]))

@@ -13,7 +13,7 @@ import pytest
 from mlp_lm import checkpoint, cli, model, runs, train, train_flags
 from mlp_lm.data import CHECKOUT
 
-from .conftest import ROOT, run_cli
+from .conftest import ROOT, SMALL, run_cli
 
 
 def stop_training_at(monkeypatch, step, every=False):
@@ -50,11 +50,11 @@ def test_closed_streams_are_taken_for_dev_null(tmp_path):
 
 
 def test_an_interrupted_forced_run_does_not_replace_the_model_it_was_to_replace(tmp_path, monkeypatch, capsys):
-    assert train.main(["--steps", "50", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    assert train.main([*SMALL, "--steps", "50", "--eval-every", "0", "--out", str(tmp_path)]) == 0
     before = (tmp_path / "model.npz").read_bytes()
     stop_training_at(monkeypatch, 20)
 
-    assert train.main(["--steps", "100", "--eval-every", "0", "--out", str(tmp_path), "--force"]) == 130
+    assert train.main([*SMALL, "--steps", "100", "--eval-every", "0", "--out", str(tmp_path), "--force"]) == 130
     assert (tmp_path / "model.npz").read_bytes() == before
     assert json.loads((tmp_path / "interrupted" / "metrics.json").read_text())["steps"] == 20
     err = capsys.readouterr().err
@@ -64,13 +64,13 @@ def test_an_interrupted_forced_run_does_not_replace_the_model_it_was_to_replace(
 
 def test_a_second_interrupted_forced_run_keeps_the_first_and_any_folder_another_training_holds(
         tmp_path, monkeypatch, capsys):
-    assert train.main(["--steps", "50", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    assert train.main([*SMALL, "--steps", "50", "--eval-every", "0", "--out", str(tmp_path)]) == 0
     stop_training_at(monkeypatch, 20, every=True)
-    assert train.main(["--steps", "100", "--eval-every", "0", "--out", str(tmp_path), "--force"]) == 130
+    assert train.main([*SMALL, "--steps", "100", "--eval-every", "0", "--out", str(tmp_path), "--force"]) == 130
     first = (tmp_path / "interrupted" / "model.npz").read_bytes()
     (tmp_path / "interrupted-2").mkdir()
     with runs.RunLock(tmp_path / "interrupted-2"):  # another training writing there (started with that --out)
-        assert train.main(["--steps", "100", "--eval-every", "0", "--out", str(tmp_path), "--force"]) == 130
+        assert train.main([*SMALL, "--steps", "100", "--eval-every", "0", "--out", str(tmp_path), "--force"]) == 130
     assert (tmp_path / "interrupted" / "model.npz").read_bytes() == first
     assert not (tmp_path / "interrupted-2" / "model.npz").exists()
     assert json.loads((tmp_path / "interrupted-3" / "metrics.json").read_text())["steps"] == 19
@@ -82,13 +82,13 @@ def test_a_second_interrupted_forced_run_keeps_the_first_and_any_folder_another_
 def test_a_run_the_disk_cannot_hold_is_refused_before_training(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(runs.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
     with pytest.raises(SystemExit) as e:
-        cli.run(lambda: train.main(["--steps", "100000", "--out", str(tmp_path / "new")]), "train")
+        cli.run(lambda: train.main([*SMALL, "--steps", "100000", "--out", str(tmp_path / "new")]), "train")
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and len(err) == 1
     assert "MB free, and this run's files need about" in err[0] and "another --out" in err[0]
     assert not (tmp_path / "new").exists()  # the folder it made for the run is gone with the run
     with pytest.raises(SystemExit) as e:
-        cli.run(lambda: train.main(["--steps", "100000", "--out", str(tmp_path)]), "train")
+        cli.run(lambda: train.main([*SMALL, "--steps", "100000", "--out", str(tmp_path)]), "train")
     assert e.value.code == 2 and tmp_path.is_dir() and not list(tmp_path.iterdir())  # one it was given stays
 
 
@@ -114,7 +114,7 @@ def test_a_save_that_fails_after_training_is_rescued_elsewhere(tmp_path, monkeyp
     monkeypatch.setattr(runs, "save_run", fail_in_out)
     monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
     with pytest.raises(SystemExit) as e:
-        cli.run(lambda: train.main(["--steps", "40", "--eval-every", "0", "--out", str(out)]), "train")
+        cli.run(lambda: train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--out", str(out)]), "train")
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and f"the run is saved in {rescue} instead" in err[-1]
     assert json.loads((rescue / "metrics.json").read_text())["steps"] == 40
@@ -126,7 +126,7 @@ def test_a_run_that_cannot_be_saved_anywhere_says_it_is_lost(tmp_path, monkeypat
         raise checkpoint.CheckpointError(f"cannot write {folder}/model.npz: No space left on device")
     monkeypatch.setattr(runs, "save_run", no_space)
     with pytest.raises(SystemExit) as e:
-        cli.run(lambda: train.main(["--steps", "40", "--eval-every", "0", "--out", str(tmp_path / "run")]), "train")
+        cli.run(lambda: train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--out", str(tmp_path / "run")]), "train")
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and "No space left on device" in err[-1] and "so this run is lost" in err[-1]
     assert not list(Path(runs.tempfile.gettempdir()).glob("mlp_lm-rescued-*/model.npz.*"))
@@ -193,7 +193,7 @@ def test_a_model_interrupted_in_its_evaluation_is_saved_even_if_it_cannot_sample
 
     monkeypatch.setattr(train.model, "split_loss", interrupted)  # Ctrl-C in the final evaluation
     monkeypatch.setattr(train, "generate", overflows)
-    assert train.main(["--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 130
+    assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 130
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["steps"] == 20 and metrics["evaluated"] is False and metrics["samples"] == []
 
@@ -211,7 +211,7 @@ def test_messages_to_a_full_disk_cost_the_messages_not_the_run(tmp_path):
 
 def test_an_interrupted_forced_run_on_a_full_disk_is_rescued(tmp_path, monkeypatch, capsys):
     out, rescue = tmp_path / "run", tmp_path / "rescued"
-    assert train.main(["--steps", "50", "--eval-every", "0", "--out", str(out)]) == 0
+    assert train.main([*SMALL, "--steps", "50", "--eval-every", "0", "--out", str(out)]) == 0
     stop_training_at(monkeypatch, 20)
 
     def disk_full(*a, **k):  # the side folder cannot be made: the disk filled during training
@@ -219,7 +219,7 @@ def test_an_interrupted_forced_run_on_a_full_disk_is_rescued(tmp_path, monkeypat
     monkeypatch.setattr(train, "claim_fresh", disk_full)
     monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
     with pytest.raises(SystemExit) as e:
-        cli.run(lambda: train.main(["--steps", "100", "--eval-every", "0", "--out", str(out), "--force"]), "train")
+        cli.run(lambda: train.main([*SMALL, "--steps", "100", "--eval-every", "0", "--out", str(out), "--force"]), "train")
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and "No space left on device" in err[-1] and f"saved in {rescue}" in err[-1]
     assert json.loads((rescue / "metrics.json").read_text())["steps"] == 20
@@ -237,7 +237,7 @@ def test_a_lock_whose_pid_cannot_be_written_still_locks(tmp_path, monkeypatch):
 def test_a_folder_where_a_run_file_goes_is_refused_before_training(tmp_path, capsys):
     (tmp_path / "metrics.json").mkdir()
     with pytest.raises(SystemExit) as e:
-        cli.run(lambda: train.main(["--steps", "50", "--eval-every", "0", "--out", str(tmp_path)]), "train")
+        cli.run(lambda: train.main([*SMALL, "--steps", "50", "--eval-every", "0", "--out", str(tmp_path)]), "train")
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and len(err) == 1 and "metrics.json is a folder, in the way of saving" in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
@@ -276,7 +276,7 @@ def test_a_lock_in_a_folder_turned_read_only_lets_go_quietly(tmp_path, monkeypat
 
 def test_a_rescued_side_folder_run_leaves_no_empty_side_folder(tmp_path, monkeypatch, capsys):
     out, rescue = tmp_path / "run", tmp_path / "rescued"
-    assert train.main(["--steps", "50", "--eval-every", "0", "--out", str(out)]) == 0
+    assert train.main([*SMALL, "--steps", "50", "--eval-every", "0", "--out", str(out)]) == 0
     stop_training_at(monkeypatch, 20)
     real_save = runs.save_run
 
@@ -287,11 +287,11 @@ def test_a_rescued_side_folder_run_leaves_no_empty_side_folder(tmp_path, monkeyp
     monkeypatch.setattr(runs, "save_run", full_in_out)
     monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
     with pytest.raises(cli.UsageError, match="saved in"):
-        train.main(["--steps", "100", "--eval-every", "0", "--out", str(out), "--force"])
+        train.main([*SMALL, "--steps", "100", "--eval-every", "0", "--out", str(out), "--force"])
     assert not (out / "interrupted").exists() and (rescue / "model.npz").is_file()
 
 
 def test_a_folder_named_like_the_sweeps_table_does_not_fail_a_saved_run(tmp_path):
     (tmp_path / "lr_sweep.csv").mkdir()
-    assert train.main(["--steps", "50", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    assert train.main([*SMALL, "--steps", "50", "--eval-every", "0", "--out", str(tmp_path)]) == 0
     assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 50

@@ -9,7 +9,7 @@ import pytest
 from mlp_lm import checkpoint, cli, optim, sweep, train, train_flags, trainer
 from mlp_lm.data import load_splits
 
-from .conftest import NAMES, ROOT, run_cli
+from .conftest import NAMES, ROOT, SMALL, run_cli
 
 
 def test_training_run_writes_everything(tiny_run):
@@ -55,9 +55,9 @@ def test_reported_losses_are_the_models(tiny_run):
 
 
 def test_same_seed_same_run(tmp_path):
-    a = train.main(["--steps", "50", "--out", str(tmp_path / "a"), "--eval-every", "0"])
-    b = train.main(["--steps", "50", "--out", str(tmp_path / "b"), "--eval-every", "0"])
-    c = train.main(["--steps", "50", "--out", str(tmp_path / "c"), "--eval-every", "0", "--seed", "7"])
+    a = train.main([*SMALL, "--steps", "50", "--out", str(tmp_path / "a"), "--eval-every", "0"])
+    b = train.main([*SMALL, "--steps", "50", "--out", str(tmp_path / "b"), "--eval-every", "0"])
+    c = train.main([*SMALL, "--steps", "50", "--out", str(tmp_path / "c"), "--eval-every", "0", "--seed", "7"])
     assert a == b == c == 0
     la, lb, lc = (json.loads((tmp_path / d / "metrics.json").read_text())["dev_loss"] for d in "abc")
     assert la == lb != lc
@@ -87,7 +87,7 @@ def test_sweep_table_suggests_the_lowest_loss():
 
 
 def test_dtype_float64(tmp_path):
-    assert train.main(["--steps", "20", "--dtype", "float64", "--out", str(tmp_path)]) == 0
+    assert train.main([*SMALL, "--steps", "20", "--dtype", "float64", "--out", str(tmp_path)]) == 0
     params, _, config = checkpoint.load(tmp_path / "model.npz")
     assert params["W1"].dtype == np.float64 and config["dtype"] == "float64"
 
@@ -121,12 +121,12 @@ def test_other_word_list_and_default_out_never_replaces_a_run(tmp_path):
 
 
 def test_an_explicit_out_with_a_model_refuses_unless_forced(tmp_path):
-    assert train.main(["--steps", "10", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    assert train.main([*SMALL, "--steps", "10", "--eval-every", "0", "--out", str(tmp_path)]) == 0
     before = (tmp_path / "model.npz").read_bytes()
     proc = run_cli("mlp_lm.train", "--steps", 10, "--out", tmp_path)
     assert proc.returncode == 2 and "already holds a model" in proc.stderr and "--force" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and (tmp_path / "model.npz").read_bytes() == before
-    assert train.main(["--steps", "10", "--seed", "3", "--out", str(tmp_path), "--force"]) == 0
+    assert train.main([*SMALL, "--steps", "10", "--seed", "3", "--out", str(tmp_path), "--force"]) == 0
     assert (tmp_path / "model.npz").read_bytes() != before
 
 
@@ -174,7 +174,7 @@ def test_ctrl_c_saves_the_model(tmp_path, monkeypatch, capsys):
         return real(*a, **k)
 
     monkeypatch.setattr(train.model, "loss_and_grads", interrupt_at_40)
-    assert train.main(["--steps", "100", "--out", str(tmp_path)]) == 130
+    assert train.main([*SMALL, "--steps", "100", "--out", str(tmp_path)]) == 130
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["steps"] == 40 and metrics["interrupted"] is True
     checkpoint.load(tmp_path / "model.npz")
@@ -182,7 +182,7 @@ def test_ctrl_c_saves_the_model(tmp_path, monkeypatch, capsys):
 
 
 def test_divergence_is_an_error_and_keeps_the_previous_model(tmp_path):
-    assert train.main(["--steps", "10", "--out", str(tmp_path)]) == 0
+    assert train.main([*SMALL, "--steps", "10", "--out", str(tmp_path)]) == 0
     before = (tmp_path / "model.npz").read_bytes()
     proc = run_cli("mlp_lm.train", "--steps", 500, "--lr", 1e38, "--out", tmp_path, "--force")
     assert proc.returncode == 2
@@ -198,7 +198,7 @@ def test_divergence_is_an_error_and_keeps_the_previous_model(tmp_path):
 
 @pytest.mark.parametrize("lr", ["10", "1e3", "1e6", "1e20"])
 def test_a_run_that_blows_up_is_an_error_and_saves_nothing(lr, tmp_path):
-    assert train.main(["--steps", "10", "--out", str(tmp_path)]) == 0
+    assert train.main([*SMALL, "--steps", "10", "--out", str(tmp_path)]) == 0
     before = hashlib.sha256((tmp_path / "model.npz").read_bytes()).hexdigest()
     metrics_before = (tmp_path / "metrics.json").read_text()
     proc = run_cli("mlp_lm.train", "--steps", 2000, "--lr", lr, "--out", tmp_path, "--force")
@@ -210,7 +210,7 @@ def test_a_run_that_blows_up_is_an_error_and_saves_nothing(lr, tmp_path):
 
 
 def test_a_run_that_goes_nowhere_is_told_so_and_kept_apart(tmp_path):
-    assert train.main(["--steps", "10", "--out", str(tmp_path)]) == 0
+    assert train.main([*SMALL, "--steps", "10", "--out", str(tmp_path)]) == 0
     before = hashlib.sha256((tmp_path / "model.npz").read_bytes()).hexdigest()
     proc = run_cli("mlp_lm.train", "--steps", 300, "--lr", "1e-9", "--out", tmp_path, "--force")
     assert proc.returncode == 0
@@ -221,13 +221,13 @@ def test_a_run_that_goes_nowhere_is_told_so_and_kept_apart(tmp_path):
 
 def test_pictures_or_a_hint(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(train.plots, "try_pyplot", lambda: None)
-    assert train.main(["--steps", "20", "--out", str(tmp_path / "no")]) == 0
+    assert train.main([*SMALL, "--steps", "20", "--out", str(tmp_path / "no")]) == 0
     out = capsys.readouterr().out
     assert out.count("pip install -e '.[plot]'") == 1
     assert not (tmp_path / "no" / "loss.png").exists()
     monkeypatch.undo()
     pytest.importorskip("matplotlib")
-    assert train.main(["--steps", "20", "--out", str(tmp_path / "yes")]) == 0
+    assert train.main([*SMALL, "--steps", "20", "--out", str(tmp_path / "yes")]) == 0
     for name in ("loss.png", "embedding.png"):
         assert (tmp_path / "yes" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
