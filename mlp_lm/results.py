@@ -49,21 +49,24 @@ def train_run(flags):
     saves what it has and exits 130 or 143; we wait for that rather than cut it short,
     however many signals come meanwhile.
     """
-    proc = subprocess.Popen([sys.executable, "-m", "mlp_lm.train", *flags])
-    forwarded = []
+    proc, forwarded = None, []
 
     def forward(signum, frame):
         forwarded.append(signum)
-        proc.send_signal(signum)
+        if proc is not None:
+            proc.send_signal(signum)
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    try:  # forwarding from before the training starts: a signal while it starts is not lost
+        proc = subprocess.Popen([sys.executable, "-m", "mlp_lm.train", *flags])
+        if forwarded:
+            proc.send_signal(forwarded[0])
         code = proc.wait()
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
     if code < 0:  # killed by the signal itself (in its first moments, or as it exited): as a shell says it
         return 128 - code
-    if forwarded and code not in (0, 2):  # a signal in its first moments can end it with a traceback
+    if forwarded and code != 2:  # stopped, or finished before the signal reached it: either way, stop here
         return 128 + forwarded[0]
     return code
 
@@ -86,11 +89,13 @@ def retrain(out, flags):
     finally:  # whatever happened, the earlier run is removed or put back, never left hidden
         saved = (out / "model.npz").exists()  # only the new run can have put one there
         if aside is not None:
-            with signals_held():
+            with signals_held() as late:
                 if saved:
                     shutil.rmtree(aside)
                 else:
                     put_back(aside, out)
+            if late and code not in (130, 143):  # a signal while the files moved: stop after them
+                code = exit_code(late[0])
     return code, saved
 
 
@@ -99,8 +104,11 @@ def set_aside(out):
     (.<name>-earlier-*), and return that folder; None if there was nothing to move. If a file
     cannot be moved, those already moved go back and the error says so."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} is not a folder, and the run {out.name} goes there; move it away or pass "
+                         f"another --runs")
     if not out.is_dir():
-        return None  # nothing there yet (or a file: the training says so)
+        return None  # nothing there yet
     with RunLock(out):  # another training writing there: say so rather than pull its files away
         checkpoint.recover(out)  # a save cut short after its commit: finish it, then move it whole
         earlier = [item for item in out.iterdir() if item.name in RUN_FILES
@@ -277,9 +285,16 @@ def how_to_finish(args, name, only, runs, docs_wanted, saved):
     names = [n for n in CONFIGS if n in only]
     rest = names[names.index(name) + 1:]
     out = runs / name
+    then = (results + ["--only", ",".join(rest)] + (["--steps", str(args.steps)] if args.steps else [])
+            if rest else results + ["--no-train"]) + place + docs  # the runs after this one, or the table
+    try:
+        metrics = json.loads((out / "metrics.json").read_text())
+        complete = saved and metrics.get("evaluated") is True and metrics.get("interrupted") is False
+    except (OSError, ValueError, AttributeError, RecursionError):
+        complete = False
+    if complete:  # it finished before the signal reached it: only the rest is to do
+        return f"results: stopped after the run {name} was complete; to finish: {shlex.join(then)}"
     if saved:  # saved unfinished where the table reads it: resume it there
-        then = (results + ["--only", ",".join(rest)] + (["--steps", str(args.steps)] if args.steps else [])
-                if rest else results + ["--no-train"]) + place + docs
         return (f"results: stopped in the run {name}, saved unfinished in {out}; to finish: "
                 f"python -m mlp_lm.train --resume --out {shlex.quote(str(out))}, then {shlex.join(then)}")
     again = results + ["--only", ",".join([name] + rest)] + (["--steps", str(args.steps)] if args.steps else [])

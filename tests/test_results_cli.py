@@ -293,6 +293,10 @@ class FakeTraining:
         self.code, self.signal_first, self.sent = code, signal_first, []
 
     def __call__(self, argv, **kwargs):
+        if self.signal_first == "while starting":  # before results knows the process it started
+            import os
+            os.kill(os.getpid(), 2)
+            self.signal_first = None
         return self
 
     def wait(self):
@@ -306,12 +310,14 @@ class FakeTraining:
 
 
 @pytest.mark.parametrize("code,signal_first,expected", [(-2, None, 130), (-15, None, 143), (1, 2, 130), (1, None, 1),
-                                                         (2, 2, 2), (130, 2, 130)])
+                                                         (2, 2, 2), (130, 2, 130), (0, 15, 143), (0, None, 0),
+                                                         (130, "while starting", 130), (0, "while starting", 130)])
 def test_a_training_ended_by_a_signal_is_reported_as_stopped(code, signal_first, expected, monkeypatch):
     fake = FakeTraining(code, signal_first)
+    sent = [2] if signal_first == "while starting" else [signal_first] if signal_first else []
     monkeypatch.setattr(results.subprocess, "Popen", fake)
     assert results.train_run(["--steps", "10"]) == expected
-    assert fake.sent == ([signal_first] if signal_first else [])
+    assert fake.sent == sent  # every signal reached the training, even one that came as it started
 
 
 def test_a_failed_run_that_saved_does_not_claim_the_earlier_one_stays(tmp_path, no_counting, monkeypatch):
@@ -326,3 +332,28 @@ def test_a_failed_run_that_saved_does_not_claim_the_earlier_one_stays(tmp_path, 
     monkeypatch.setattr(results, "train_run", saved_then_failed)
     message = refusal(["--steps", "300", "--runs", str(runs), "--only", "lecture"])
     assert message == "the run lecture did not finish (exit code 2); see its messages above"
+
+
+def test_a_run_complete_before_the_signal_reached_it_is_not_called_unfinished(tmp_path, no_counting, monkeypatch,
+                                                                              capsys):
+    runs = tmp_path / "r"
+    fill_runs(runs, steps=300)
+
+    def finished_then_signalled(flags):
+        out = results.Path(flags[flags.index("--out") + 1])
+        (out / "model.npz").write_bytes(b"new")
+        (out / "metrics.json").write_text(json.dumps({**metrics(300), "evaluated": True, "interrupted": False}))
+        return 143
+    monkeypatch.setattr(results, "train_run", finished_then_signalled)
+    assert results.main(["--steps", "300", "--runs", str(runs), "--only", "lecture,embd2"]) == 143
+    assert capsys.readouterr().err.strip() == (f"results: stopped after the run lecture was complete; to finish: "
+                                               f"python -m mlp_lm.results --only embd2 --steps 300 --runs {runs}")
+
+
+def test_a_file_where_a_run_folder_goes_is_refused_before_training(tmp_path, no_counting, monkeypatch):
+    runs = tmp_path / "r"
+    fill_runs(runs, steps=300, skip=("lecture",))
+    (runs / "lecture").write_text("not a folder")
+    monkeypatch.setattr(results, "train_run", lambda flags: pytest.fail("trained"))
+    assert refusal(["--steps", "300", "--runs", str(runs), "--only", "lecture"]) == (
+        f"{runs / 'lecture'} is not a folder, and the run lecture goes there; move it away or pass another --runs")
