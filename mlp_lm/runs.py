@@ -51,11 +51,12 @@ def check_space(out, cfg, n_params):
                          f"{need / 2**20:.1f} MB; free some space or pass another --out")
 
 
-def save_run_or_rescue(out, *run, unusable=None):
+def save_run_or_rescue(out, *run, unusable=None, unfinished=False):
     """save_run(out, *run); if `out` cannot take it after all (the disk filled during training, the
     folder went away), save it in a new folder under the system's temporary directory instead and
     say where, so the training is not lost. If that fails too, say the run is lost.
-    unusable: why `out` could not even be made; the temporary directory is then the only place tried."""
+    unusable: why `out` could not even be made; the temporary directory is then the only place tried.
+    unfinished: a stopped run, so the message says how to continue it where it was saved."""
     try:
         if unusable:
             raise checkpoint.CheckpointError(unusable)
@@ -70,7 +71,9 @@ def save_run_or_rescue(out, *run, unusable=None):
                 shutil.rmtree(rescue, ignore_errors=True)
             raise checkpoint.CheckpointError(f"{e}; nor could it be saved under {tempfile.gettempdir()}, so this "
                                              f"run is lost: free some space before training again") from None
-        raise UsageError(f"{e}; the run is saved in {rescue} instead: move that folder where you want it") from None
+        then = f"; to continue it: python -m mlp_lm.train --resume --out {rescue}" if unfinished else ""
+        raise UsageError(f"{e}; the run is saved in {rescue} instead: move that folder where you want it"
+                         f"{then}") from None
 
 
 def claim_default_out(data):
@@ -182,10 +185,11 @@ def save_run(out, params, vocab, config, state, summary, losses, devs):
                "metrics.json": lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()),
                "model.npz": checkpoint.writer(params, vocab, config, state)}
     checkpoint.write_atomic([(out / name, write) for name, write in writers.items()])
-    try:
-        (out / "lr_sweep.csv").unlink(missing_ok=True)  # an earlier sweep's table is not this run's
-    except OSError:  # a folder of that name, say: not ours, and the run is saved
-        pass
+    for name in ("lr_sweep.csv", "lr_sweep.png", "loss.png", "embedding.png"):  # an earlier run's, not this one's
+        try:
+            (out / name).unlink(missing_ok=True)
+        except OSError:  # a folder of that name, say: not ours, and the run is saved
+            pass
 
 
 def resume_point(out):

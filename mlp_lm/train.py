@@ -135,6 +135,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
     with signals_held() as held:  # from the end of the evaluation on, a Ctrl-C waits until every file is written
         done = len(losses)
         futile = bool(result) and result["dev_loss"] >= math.log(V)  # no better than uniform, not diverged
+        unfinished = interrupt is not None and (done < cfg.steps or not result)  # more steps, or the evaluation
         kept, side_lock, unusable = None, None, None
         # A piece of a --force run (interrupted: --force asked for the whole run) or a useless model
         # (unconverged) never replaces the model in --out: it goes to a side folder of its own.
@@ -165,7 +166,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         try:
             with side_lock or nullcontext():
                 save_run_or_rescue(out, params, splits.vocab, config, state, summary, losses, devs,
-                                   unusable=unusable)
+                                   unusable=unusable, unfinished=unfinished)
         except UsageError:  # saved elsewhere, or lost: either way, no empty side folder of ours stays
             if side:
                 try:
@@ -195,12 +196,16 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
     print("samples:", ", ".join(samples))
     written = ["model.npz", "metrics.json", "loss.csv"]
     if plt:
-        plots.plot_loss(plt, losses, devs, out / "loss.png")
-        plots.plot_embedding(plt, params["C"], splits.vocab, out / "embedding.png")
-        written += ["loss.png", "embedding.png"]
+        for name, draw in (("loss.png", lambda path: plots.plot_loss(plt, losses, devs, path)),
+                           ("embedding.png", lambda path: plots.plot_embedding(plt, params["C"], splits.vocab, path))):
+            try:
+                draw(out / name)
+                written.append(name)
+            except OSError as e:  # the run is saved: a picture that cannot be is only a warning
+                print(f"warning: could not draw {out / name}: {e.strerror or e}", file=sys.stderr)
     print(f"wrote {', '.join(written)} to {out}{'' if plt else ' (' + plots.HINT + ')'}")
     print(f"sample more: python -m mlp_lm.sample --checkpoint {out / 'model.npz'}")
-    if interrupt is not None and (done < cfg.steps or not result):  # more steps, or the evaluation, to do
+    if unfinished:
         print(f"to continue: python -m mlp_lm.train --resume --out {out}", file=sys.stderr)
     return exit_code(interrupt) if interrupt is not None else 0
 

@@ -222,6 +222,7 @@ def test_an_interrupted_forced_run_on_a_full_disk_is_rescued(tmp_path, monkeypat
         cli.run(lambda: train.main([*SMALL, "--steps", "100", "--eval-every", "0", "--out", str(out), "--force"]), "train")
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and "No space left on device" in err[-1] and f"saved in {rescue}" in err[-1]
+    assert err[-1].endswith(f"to continue it: python -m mlp_lm.train --resume --out {rescue}")
     assert json.loads((rescue / "metrics.json").read_text())["steps"] == 20
 
 
@@ -295,3 +296,23 @@ def test_a_folder_named_like_the_sweeps_table_does_not_fail_a_saved_run(tmp_path
     (tmp_path / "lr_sweep.csv").mkdir()
     assert train.main([*SMALL, "--steps", "50", "--eval-every", "0", "--out", str(tmp_path)]) == 0
     assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 50
+
+
+def test_a_picture_that_cannot_be_drawn_is_a_warning_once_the_run_is_saved(tmp_path, monkeypatch, capsys):
+    (tmp_path / "embedding.png").write_text("an earlier run's picture")  # never left beside another run
+    (tmp_path / "lr_sweep.png").write_text("an earlier sweep's picture")
+
+    def no_room(plt, losses, devs, path):
+        raise IsADirectoryError(21, "Is a directory")
+
+    def drawn(plt, C, vocab, path):
+        path.write_text("picture")
+    monkeypatch.setattr(train.plots, "try_pyplot", lambda: object())  # as if matplotlib were installed
+    monkeypatch.setattr(train.plots, "plot_loss", no_room)
+    monkeypatch.setattr(train.plots, "plot_embedding", drawn)
+    assert train.main([*SMALL, "--steps", "50", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert f"warning: could not draw {tmp_path / 'loss.png'}: Is a directory" in err
+    assert f"wrote model.npz, metrics.json, loss.csv, embedding.png to {tmp_path}" in out
+    assert (tmp_path / "embedding.png").read_text() == "picture" and not (tmp_path / "lr_sweep.png").exists()
+    checkpoint.load(tmp_path / "model.npz")
