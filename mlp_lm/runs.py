@@ -18,7 +18,7 @@ import numpy as np
 from . import checkpoint
 from .cli import UsageError
 from .data import in_checkout
-from .trainer import BLOCK, Config, config_problem
+from .trainer import BLOCK, PRESETS, Config, config_problem
 
 
 def prepare_out(out):
@@ -132,7 +132,8 @@ class RunLock:
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
             except OSError as e:
-                raise UsageError(f"cannot write to {self.path.parent}: {e.strerror}; pass a writable --out") from None
+                raise UsageError(f"cannot write to {self.path.parent}: {e.strerror}; make it writable or use "
+                                 f"another folder") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -224,13 +225,14 @@ def resume_point(out):
         if step.shape != () or step.dtype.kind not in "iu":
             raise ValueError(f"the step {step!r} is not a whole number")
         done = int(step)
-        history = np.asarray(state.pop("losses"), dtype=np.float64)
-        if history.ndim != 1:
-            raise ValueError(f"its losses are of shape {history.shape}, not one a step")
-        history = history[:done]
-        if not 0 < done <= cfg.steps or len(history) != done or not np.all(np.isfinite(history)):
-            raise ValueError(f"step {done} of {cfg.steps} with {len(history)} losses")
-        evals = np.asarray(state.pop("devs"), dtype=np.float64).reshape(-1, 2)
+        history, evals = state.pop("losses"), state.pop("devs")
+        if history.ndim != 1 or history.dtype.kind != "f" or evals.dtype.kind != "f" or evals.ndim != 2 or (
+                evals.size and evals.shape[1] != 2):
+            raise ValueError(f"its losses ({history.dtype} {history.shape}) and dev losses ({evals.dtype} "
+                             f"{evals.shape}) are not what a run saves")
+        history, evals = history[:done].astype(np.float64), evals.astype(np.float64).reshape(-1, 2)
+        if not 0 < done <= cfg.steps or len(history) != done or not np.all(np.isfinite(history) & (history >= 0)):
+            raise ValueError(f"step {done} of {cfg.steps} with {len(history)} losses, or losses that are not losses")
         if not np.all((evals[:, 0] == np.round(evals[:, 0])) & (1 <= evals[:, 0]) & (evals[:, 0] <= done)):
             raise ValueError("the steps of the dev evaluations are not steps of this run")
         if len(set(evals[:, 0])) != len(evals) or not np.all(np.isfinite(evals[:, 1]) & (evals[:, 1] >= 0)):
@@ -243,6 +245,8 @@ def resume_point(out):
     except (KeyError, TypeError, ValueError) as e:
         raise UsageError(f"{damaged} ({e}); start a new run") from None
     preset = config.get("preset", "lecture")
+    if not isinstance(preset, str) or preset not in PRESETS:
+        raise UsageError(f"{damaged} (preset {preset!r}); start a new run")
     if done >= cfg.steps and evaluated:
         return cfg, preset, None, f"the run in {out} is complete ({done} of {cfg.steps} steps): nothing to resume"
     resumed = (state, history, devs, config.get("data_sha256"))

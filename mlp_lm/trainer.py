@@ -171,6 +171,8 @@ class Trainer:
         if np.shape(st["block_pos"]) != () or np.asarray(st["block_pos"]).dtype.kind not in "iu":
             raise ValueError("the position in the saved minibatch indices is not a whole number")
         self.block_pos = int(st["block_pos"])
+        if self.block is None and self.block_pos != 0:  # no block saved: none had been drawn yet
+            raise ValueError("a position in saved minibatch indices that are not there")
         if self.block is not None and (
                 self.block.dtype.kind not in "iu" or self.block.ndim != 2
                 or self.block.shape[1] != self.cfg.batch_size or not 0 <= self.block_pos <= len(self.block)

@@ -294,7 +294,8 @@ def resumable_run(folder, steps=300, total=1000):
 @pytest.mark.parametrize("damage", ["losses", "rng", "rng-deep", "step", "step-fraction", "param", "block_pos",
                                     "block_pos-fraction", "devs-inf", "devs-fraction", "devs-nan", "devs-twice",
                                     "evaluated-array", "evaluated-text", "rng-negative", "steps-below-step",
-                                    "losses-2d", "rng-fraction", "config-steps", "block-float",
+                                    "losses-2d", "rng-fraction", "losses-negative", "losses-text", "devs-3d",
+                                    "block-gone", "preset-list", "config-steps", "block-float",
                                     "config-dropout", "config-seed", "config-warmup", "config-eval-every"])
 def test_resume_from_a_damaged_state_is_one_line(damage, tmp_path):
     arrays = resumable_run(tmp_path)  # 300 of 1000 steps: something left to resume
@@ -326,6 +327,17 @@ def test_resume_from_a_damaged_state_is_one_line(damage, tmp_path):
     elif damage == "rng-negative":  # valid JSON of the right shape, a state no generator has
         arrays["state.rng"] = np.array(json.dumps({"bit_generator": "PCG64", "state": {"state": -5, "inc": 1},
                                                    "has_uint32": 0, "uinteger": 0}))
+    elif damage == "losses-negative":
+        arrays["state.losses"] = -arrays["state.losses"]
+    elif damage == "losses-text":
+        arrays["state.losses"] = arrays["state.losses"].astype(str)
+    elif damage == "devs-3d":
+        arrays["state.devs"] = arrays["state.devs"].reshape(1, -1, 2)
+    elif damage == "block-gone":  # the run would draw a new block: no longer the run it continues
+        arrays["state.block"] = arrays["state.block"][:0]
+        arrays["state.block_pos"] = np.array(10)
+    elif damage == "preset-list":
+        config["preset"] = ["best"]
     elif damage == "losses-2d":
         arrays["state.losses"] = np.zeros((300, 1))
     elif damage == "rng-fraction":  # numpy would take 1.5 as 1: another stream than the one saved
