@@ -21,7 +21,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,13 +30,10 @@ from . import checkpoint, mixture
 from .cli import ArgumentParser, UsageError, exit_code, positive_int, run, signals_held
 from .counting import KneserNey, choose_k
 from .data import in_checkout, load_splits
-from .runs import RunLock
+from .runs import put_back, set_aside
 from .results_table import CONFIGS, MIX_ORDER, read_metrics, render, trained_steps
 
 PICTURE_RUN = "embd2"
-# What a training writes into its --out (the lock and the journal are the run folder's own): all of it
-# an earlier run's, as are the folders it puts a run in when it will not replace the model there.
-RUN_FILES = ("model.npz", "metrics.json", "loss.csv", "loss.png", "embedding.png", "lr_sweep.csv", "lr_sweep.png")
 MIXED = ("scaled", "paper", "best")  # runs mixed with the n-gram below
 NGRAM_ORDERS = range(2, 9)
 
@@ -97,51 +93,6 @@ def retrain(out, flags):
             if late and code not in (130, 143):  # a signal while the files moved: stop after them
                 code = exit_code(late[0])
     return code, saved
-
-
-def set_aside(out):
-    """Move the earlier run's files out of the run folder `out` into a new hidden folder beside it
-    (.<name>-earlier-*), and return that folder; None if there was nothing to move. If a file
-    cannot be moved, those already moved go back and the error says so."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out} is not a folder, and the run {out.name} goes there; move it away or pass "
-                         f"another --runs")
-    if not out.is_dir():
-        return None  # nothing there yet
-    with RunLock(out):  # another training writing there: say so rather than pull its files away
-        checkpoint.recover(out)  # a save cut short after its commit: finish it, then move it whole
-        earlier = [item for item in out.iterdir() if item.name in RUN_FILES
-                   or (checkpoint.kept_apart(item.name) and item.is_dir() and not item.is_symlink())]
-        if not earlier:
-            return None
-        aside = None
-        try:
-            aside = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-earlier-"))
-            for item in earlier:
-                item.rename(aside / item.name)
-        except OSError as e:
-            if aside is not None:
-                put_back(aside, out)
-            raise UsageError(f"cannot move the earlier run in {out} aside to retrain it ({e.strerror or e}), "
-                             f"so it stays as it was; pass a --runs folder this program can write to") from None
-    return aside
-
-
-def put_back(aside, out):
-    """Move the earlier run's files from `aside` back into `out`, where nothing of the same name
-    has come since, and remove `aside` if that empties it (else say where the rest is)."""
-    for item in aside.iterdir():
-        if not (out / item.name).exists() and not (out / item.name).is_symlink():
-            try:
-                item.rename(out / item.name)
-            except OSError:
-                pass
-    try:
-        aside.rmdir()
-    except OSError:
-        print(f"results: some of the earlier run's files could not be put back in {out}; they are in {aside}",
-              file=sys.stderr)
 
 
 def ngram_rows(data):

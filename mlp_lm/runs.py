@@ -1,16 +1,17 @@
-"""Run folders: where a training writes, who is writing there, what it writes, and where a stopped run resumes.
+"""Run folders: where a training writes, who is writing there, and what it writes.
 
-A run folder holds model.npz (with the training state to resume from), metrics.json and
-loss.csv. Without --out each run gets a new folder; a lock file keeps two trainings out of
-one folder.
+A run folder holds model.npz (with the training state to resume from, read back by resume.py),
+metrics.json and loss.csv. Without --out each run gets a new folder; a lock file keeps two
+trainings out of one folder; a run the folder cannot take is rescued to the temporary directory;
+results sets an earlier run aside while it retrains it.
 """
 import fcntl
 import itertools
 import json
 import os
 import shutil
+import sys
 import tempfile
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import numpy as np
 from . import checkpoint
 from .cli import UsageError
 from .data import in_checkout
-from .trainer import BLOCK, PRESETS, Config, config_problem
+from .trainer import BLOCK
 
 
 def prepare_out(out):
@@ -174,6 +175,9 @@ def loss_csv(losses, devs):
 
 
 SAVED = ("loss.csv", "metrics.json", "model.npz")  # what save_run writes
+# What a training writes into its --out (the lock and the journal are the run folder's own): all of it
+# an earlier run's, as are the folders it puts a run in when it will not replace the model there.
+RUN_FILES = (*SAVED, "loss.png", "embedding.png", "lr_sweep.csv", "lr_sweep.png")
 
 
 def save_run(out, params, vocab, config, state, summary, losses, devs):
@@ -193,64 +197,46 @@ def save_run(out, params, vocab, config, state, summary, losses, devs):
             pass
 
 
-def resume_point(out):
-    """(Config, preset, (state, losses so far, dev losses so far, data sha256), what resuming will do)
-    of the run in `out`; the third item is None when that run is already complete."""
-    path = Path(out) / "model.npz"
+def set_aside(out):
+    """Move the earlier run's files out of the run folder `out` into a new hidden folder beside it
+    (.<name>-earlier-*), and return that folder; None if there was nothing to move. If a file
+    cannot be moved, those already moved go back and the error says so."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} is not a folder, and the run {out.name} goes there; move it away or pass "
+                         f"another --runs")
+    if not out.is_dir():
+        return None  # nothing there yet
+    with RunLock(out):  # another training writing there: say so rather than pull its files away
+        checkpoint.recover(out)  # a save cut short after its commit: finish it, then move it whole
+        earlier = [item for item in out.iterdir() if item.name in RUN_FILES
+                   or (checkpoint.kept_apart(item.name) and item.is_dir() and not item.is_symlink())]
+        if not earlier:
+            return None
+        aside = None
+        try:
+            aside = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-earlier-"))
+            for item in earlier:
+                item.rename(aside / item.name)
+        except OSError as e:
+            if aside is not None:
+                put_back(aside, out)
+            raise UsageError(f"cannot move the earlier run in {out} aside to retrain it ({e.strerror or e}), "
+                             f"so it stays as it was; pass a --runs folder this program can write to") from None
+    return aside
+
+
+def put_back(aside, out):
+    """Move the earlier run's files from `aside` back into `out`, where nothing of the same name
+    has come since, and remove `aside` if that empties it (else say where the rest is)."""
+    for item in aside.iterdir():
+        if not (out / item.name).exists() and not (out / item.name).is_symlink():
+            try:
+                item.rename(out / item.name)
+            except OSError:
+                pass
     try:
-        _, _, config = checkpoint.load(path)
-    except checkpoint.CheckpointError:
-        if not path.exists():  # even after load finished any save cut short: no run was ever saved here
-            raise UsageError(f"nothing to resume in {out}: no run was saved there (a run is saved when it ends "
-                             f"or is stopped); start one without --resume") from None
-        raise
-    state = checkpoint.load_state(path)
-    if state is None or "step" not in state:
-        raise UsageError(f"{path} holds no training state to resume from (it was saved before resuming "
-                         f"existed); start a new run")
-    damaged = f"{path} has a damaged training state or config"
-    try:
-        cfg = Config(**{f.name: config[f.name] for f in fields(Config)})
-        for f in fields(Config):  # each setting of the type the run would have given it
-            value, default = getattr(cfg, f.name), getattr(Config, f.name)
-            if isinstance(value, bool) != isinstance(default, bool) or not (
-                    isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))):
-                raise TypeError(f"{f.name} is {value!r}")
-        problem = config_problem(cfg)
-        if problem:
-            raise ValueError(problem)
-        if not isinstance(config.get("data_sha256"), str):  # every run saves it: resume checks the data against it
-            raise ValueError("it does not say which data it was trained on (data_sha256)")
-        step = state.pop("step")
-        if step.shape != () or step.dtype.kind not in "iu":
-            raise ValueError(f"the step {step!r} is not a whole number")
-        done = int(step)
-        history, evals = state.pop("losses"), state.pop("devs")
-        if history.ndim != 1 or history.dtype.kind != "f" or evals.dtype.kind != "f" or evals.ndim != 2 or (
-                evals.size and evals.shape[1] != 2):
-            raise ValueError(f"its losses ({history.dtype} {history.shape}) and dev losses ({evals.dtype} "
-                             f"{evals.shape}) are not what a run saves")
-        history, evals = history[:done].astype(np.float64), evals.astype(np.float64).reshape(-1, 2)
-        if not 0 < done <= cfg.steps or len(history) != done or not np.all(np.isfinite(history) & (history >= 0)):
-            raise ValueError(f"step {done} of {cfg.steps} with {len(history)} losses, or losses that are not losses")
-        if not np.all((evals[:, 0] == np.round(evals[:, 0])) & (1 <= evals[:, 0]) & (evals[:, 0] <= done)):
-            raise ValueError("the steps of the dev evaluations are not steps of this run")
-        if len(set(evals[:, 0])) != len(evals) or not np.all(np.isfinite(evals[:, 1]) & (evals[:, 1] >= 0)):
-            raise ValueError("its dev losses repeat a step or are not losses")
-        devs = {int(k): float(v) for k, v in evals}
-        evaluated = state.pop("evaluated", np.array(True))  # saved since a stopped final evaluation can be redone
-        if evaluated.shape != () or evaluated.dtype != bool:
-            raise ValueError(f"'evaluated' is {evaluated.tolist()!r}, not true or false")
-        evaluated = bool(evaluated)
-    except (KeyError, TypeError, ValueError) as e:
-        raise UsageError(f"{damaged} ({e}); start a new run") from None
-    preset = config.get("preset", "lecture")
-    if not isinstance(preset, str) or preset not in PRESETS:
-        raise UsageError(f"{damaged} (preset {preset!r}); start a new run")
-    if done >= cfg.steps and evaluated:
-        return cfg, preset, None, f"the run in {out} is complete ({done} of {cfg.steps} steps): nothing to resume"
-    resumed = (state, history, devs, config.get("data_sha256"))
-    if done >= cfg.steps:
-        return cfg, preset, resumed, (f"the run in {out} trained all {done} steps but its final evaluation "
-                                      f"was cut short: evaluating it")
-    return cfg, preset, resumed, f"resuming the run in {out} at step {done} of {cfg.steps}"
+        aside.rmdir()
+    except OSError:
+        print(f"results: some of the earlier run's files could not be put back in {out}; they are in {aside}",
+              file=sys.stderr)

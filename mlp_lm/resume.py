@@ -1,0 +1,74 @@
+"""Where a stopped run resumes: its configuration, losses so far and training state, read back from
+its model.npz with every check that the file is one a training wrote (a damaged one is refused in one
+line before any work; Trainer.load_state checks the tensors themselves)."""
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoint
+from .cli import UsageError
+from .trainer import PRESETS, Config, config_problem
+
+
+def resume_point(out):
+    """(Config, preset, (state, losses so far, dev losses so far, data sha256), what resuming will do)
+    of the run in `out`; the third item is None when that run is already complete."""
+    path = Path(out) / "model.npz"
+    try:
+        _, _, config = checkpoint.load(path)
+    except checkpoint.CheckpointError:
+        if not path.exists():  # even after load finished any save cut short: no run was ever saved here
+            raise UsageError(f"nothing to resume in {out}: no run was saved there (a run is saved when it ends "
+                             f"or is stopped); start one without --resume") from None
+        raise
+    state = checkpoint.load_state(path)
+    if state is None or "step" not in state:
+        raise UsageError(f"{path} holds no training state to resume from (it was saved before resuming "
+                         f"existed); start a new run")
+    damaged = f"{path} has a damaged training state or config"
+    try:
+        cfg = Config(**{f.name: config[f.name] for f in fields(Config)})
+        for f in fields(Config):  # each setting of the type the run would have given it
+            value, default = getattr(cfg, f.name), getattr(Config, f.name)
+            if isinstance(value, bool) != isinstance(default, bool) or not (
+                    isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))):
+                raise TypeError(f"{f.name} is {value!r}")
+        problem = config_problem(cfg)
+        if problem:
+            raise ValueError(problem)
+        if not isinstance(config.get("data_sha256"), str):  # every run saves it: resume checks the data against it
+            raise ValueError("it does not say which data it was trained on (data_sha256)")
+        step = state.pop("step")
+        if step.shape != () or step.dtype.kind not in "iu":
+            raise ValueError(f"the step {step!r} is not a whole number")
+        done = int(step)
+        history, evals = state.pop("losses"), state.pop("devs")
+        if history.ndim != 1 or history.dtype.kind != "f" or evals.dtype.kind != "f" or evals.ndim != 2 or (
+                evals.size and evals.shape[1] != 2):
+            raise ValueError(f"its losses ({history.dtype} {history.shape}) and dev losses ({evals.dtype} "
+                             f"{evals.shape}) are not what a run saves")
+        history, evals = history[:done].astype(np.float64), evals.astype(np.float64).reshape(-1, 2)
+        if not 0 < done <= cfg.steps or len(history) != done or not np.all(np.isfinite(history) & (history >= 0)):
+            raise ValueError(f"step {done} of {cfg.steps} with {len(history)} losses, or losses that are not losses")
+        if not np.all((evals[:, 0] == np.round(evals[:, 0])) & (1 <= evals[:, 0]) & (evals[:, 0] <= done)):
+            raise ValueError("the steps of the dev evaluations are not steps of this run")
+        if len(set(evals[:, 0])) != len(evals) or not np.all(np.isfinite(evals[:, 1]) & (evals[:, 1] >= 0)):
+            raise ValueError("its dev losses repeat a step or are not losses")
+        devs = {int(k): float(v) for k, v in evals}
+        evaluated = state.pop("evaluated", np.array(True))  # saved since a stopped final evaluation can be redone
+        if evaluated.shape != () or evaluated.dtype != bool:
+            raise ValueError(f"'evaluated' is {evaluated.tolist()!r}, not true or false")
+        evaluated = bool(evaluated)
+    except (KeyError, TypeError, ValueError) as e:
+        raise UsageError(f"{damaged} ({e}); start a new run") from None
+    preset = config.get("preset", "lecture")
+    if not isinstance(preset, str) or preset not in PRESETS:
+        raise UsageError(f"{damaged} (preset {preset!r}); start a new run")
+    if done >= cfg.steps and evaluated:
+        return cfg, preset, None, f"the run in {out} is complete ({done} of {cfg.steps} steps): nothing to resume"
+    resumed = (state, history, devs, config.get("data_sha256"))
+    if done >= cfg.steps:
+        return cfg, preset, resumed, (f"the run in {out} trained all {done} steps but its final evaluation "
+                                      f"was cut short: evaluating it")
+    return cfg, preset, resumed, f"resuming the run in {out} at step {done} of {cfg.steps}"
