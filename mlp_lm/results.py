@@ -132,6 +132,11 @@ def main(argv=None):
                     help="write the table to docs/ (or --docs) even with --steps, --only or --no-train")
     args = ap.parse_args(argv)
     only, runs, docs, docs_wanted = check_flags(args)  # before any work: a bad flag costs nothing
+    for name in ([] if args.no_train else [n for n in CONFIGS if n in only]):  # and a run with nowhere to go
+        out = runs / name
+        if (out.exists() and not out.is_dir()) or (out.is_symlink() and not out.exists()):
+            raise UsageError(f"{out} is not a folder, and the run {name} goes there; move it away or pass "
+                             f"another --runs")
     rows = []
     for name, (what, flags) in CONFIGS.items():
         out = runs / name

@@ -2,6 +2,7 @@
 each run's metrics read and checked, the steps they were trained for, and the Markdown.
 results.py, the command, trains the runs and calls this."""
 import json
+import shlex
 import math
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def read_metrics(path):
     done, planned = m.get("steps"), m["config"].get("steps")
     if _is_whole(done) and _is_whole(planned) and done < planned:  # stopped early, then evaluated
         raise UsageError(f"{path} is of a run stopped at step {done:,} of {planned:,}: finish it with "
-                         f"python -m mlp_lm.train --resume --out {path.parent}, or retrain it")
+                         f"python -m mlp_lm.train --resume --out {shlex.quote(str(path.parent))}, or retrain it")
     return m
 
 

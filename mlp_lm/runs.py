@@ -9,6 +9,7 @@ import fcntl
 import itertools
 import json
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -72,7 +73,7 @@ def save_run_or_rescue(out, *run, unusable=None, unfinished=False):
                 shutil.rmtree(rescue, ignore_errors=True)
             raise checkpoint.CheckpointError(f"{e}; nor could it be saved under {tempfile.gettempdir()}, so this "
                                              f"run is lost: free some space before training again") from None
-        then = f"; to continue it: python -m mlp_lm.train --resume --out {rescue}" if unfinished else ""
+        then = f"; to continue it: python -m mlp_lm.train --resume --out {shlex.quote(str(rescue))}" if unfinished else ""
         raise UsageError(f"{e}; the run is saved in {rescue} instead: move that folder where you want it"
                          f"{then}") from None
 

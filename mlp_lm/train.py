@@ -13,6 +13,7 @@ averaging) are flags. Writes model.npz, metrics.json and loss.csv to --out (and
 loss.png and embedding.png when matplotlib is installed).
 """
 import math
+import shlex
 import sys
 import time
 from contextlib import nullcontext
@@ -204,9 +205,9 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             except OSError as e:  # the run is saved: a picture that cannot be is only a warning
                 print(f"warning: could not draw {out / name}: {e.strerror or e}", file=sys.stderr)
     print(f"wrote {', '.join(written)} to {out}{'' if plt else ' (' + plots.HINT + ')'}")
-    print(f"sample more: python -m mlp_lm.sample --checkpoint {out / 'model.npz'}")
+    print(f"sample more: python -m mlp_lm.sample --checkpoint {shlex.quote(str(out / 'model.npz'))}")
     if unfinished:
-        print(f"to continue: python -m mlp_lm.train --resume --out {out}", file=sys.stderr)
+        print(f"to continue: python -m mlp_lm.train --resume --out {shlex.quote(str(out))}", file=sys.stderr)
     return exit_code(interrupt) if interrupt is not None else 0
 
 

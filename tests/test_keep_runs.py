@@ -316,3 +316,12 @@ def test_a_picture_that_cannot_be_drawn_is_a_warning_once_the_run_is_saved(tmp_p
     assert f"wrote model.npz, metrics.json, loss.csv, embedding.png to {tmp_path}" in out
     assert (tmp_path / "embedding.png").read_text() == "picture" and not (tmp_path / "lr_sweep.png").exists()
     checkpoint.load(tmp_path / "model.npz")
+
+
+def test_the_commands_it_suggests_quote_a_path_with_a_space(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "my runs"
+    stop_training_at(monkeypatch, 20)
+    assert train.main([*SMALL, "--steps", "100", "--eval-every", "0", "--out", str(out)]) == 130
+    stdout, err = capsys.readouterr()
+    assert f"to continue: python -m mlp_lm.train --resume --out '{out}'" in err
+    assert f"sample more: python -m mlp_lm.sample --checkpoint '{out / 'model.npz'}'" in stdout

@@ -352,8 +352,11 @@ def test_a_run_complete_before_the_signal_reached_it_is_not_called_unfinished(tm
 
 def test_a_file_where_a_run_folder_goes_is_refused_before_training(tmp_path, no_counting, monkeypatch):
     runs = tmp_path / "r"
-    fill_runs(runs, steps=300, skip=("lecture",))
-    (runs / "lecture").write_text("not a folder")
+    fill_runs(runs, steps=300, skip=("embd2",))
+    (runs / "embd2").write_text("not a folder")  # the second run's place: found before the first trains
     monkeypatch.setattr(results, "train_run", lambda flags: pytest.fail("trained"))
-    assert refusal(["--steps", "300", "--runs", str(runs), "--only", "lecture"]) == (
-        f"{runs / 'lecture'} is not a folder, and the run lecture goes there; move it away or pass another --runs")
+    assert refusal(["--steps", "300", "--runs", str(runs), "--only", "lecture,embd2"]) == (
+        f"{runs / 'embd2'} is not a folder, and the run embd2 goes there; move it away or pass another --runs")
+    (runs / "embd2").unlink()
+    (runs / "embd2").symlink_to(tmp_path / "gone")  # a link to nothing
+    assert "is not a folder" in refusal(["--steps", "300", "--runs", str(runs), "--only", "lecture,embd2"])
