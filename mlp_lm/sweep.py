@@ -65,6 +65,10 @@ def report_sweep(lre, losses, out, plt=None):
         plots.plot_lr_sweep(plt, lre, losses, out / "lr_sweep.png")
         print(f"wrote {out / 'lr_sweep.csv'} and {out / 'lr_sweep.png'}")
     else:
+        try:
+            (out / "lr_sweep.png").unlink(missing_ok=True)  # an earlier sweep's picture: not this table's
+        except OSError:
+            pass
         print(f"wrote {out / 'lr_sweep.csv'} ({plots.HINT})")
 
 

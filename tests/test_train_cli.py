@@ -67,8 +67,11 @@ def test_learning_rate_schedule():
     assert [optim.learning_rate("step", 0.5, s, 10) for s in range(10)] == [0.5] * 5 + [0.05] * 5
 
 
-def test_lr_sweep(tmp_path, capsys):
+def test_lr_sweep(tmp_path, capsys, monkeypatch):
+    (tmp_path / "lr_sweep.png").write_text("an earlier sweep's picture")
+    monkeypatch.setattr(train.plots, "try_pyplot", lambda: None)  # no matplotlib: no picture of this sweep
     assert train.main(["--lr-sweep", "--steps", "240", "--out", str(tmp_path)]) == 0
+    assert not (tmp_path / "lr_sweep.png").exists()  # so none of an earlier one beside its table
     out = capsys.readouterr().out
     table = [l for l in out.splitlines() if " .. " in l]
     assert len(table) == 12
