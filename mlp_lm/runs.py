@@ -96,7 +96,13 @@ def claim_fresh(base):
         checkpoint.recover(candidate)  # a save cut short after its commit is a model too
         if candidate.is_dir() and any(p.name != LOCK for p in candidate.iterdir()):
             continue  # a model, a sweep's table, or anything else someone put there: not a new folder
-        out = prepare_out(candidate)
+        existed = candidate.is_dir()
+        try:
+            out = prepare_out(candidate)
+        except UsageError:
+            if existed:  # an empty folder this program cannot write to (immutable, say): try the next
+                continue
+            raise  # one it cannot even make: the next would fail alike
         lock = RunLock(out)
         try:
             lock.__enter__()

@@ -325,3 +325,19 @@ def test_the_commands_it_suggests_quote_a_path_with_a_space(tmp_path, monkeypatc
     stdout, err = capsys.readouterr()
     assert f"to continue: python -m mlp_lm.train --resume --out '{out}'" in err
     assert f"sample more: python -m mlp_lm.sample --checkpoint '{out / 'model.npz'}'" in stdout
+
+
+def test_an_empty_side_folder_that_cannot_be_written_is_passed_over(tmp_path, monkeypatch):
+    (tmp_path / "interrupted").mkdir()  # empty, but (say) immutable
+    real = runs.prepare_out
+
+    def refuse_the_first(folder):
+        if Path(folder).name == "interrupted" or Path(folder).name.startswith("never"):
+            raise cli.UsageError(f"cannot write to output directory {folder}: Operation not permitted")
+        return real(folder)
+    monkeypatch.setattr(runs, "prepare_out", refuse_the_first)
+    out, lock = runs.claim_fresh(tmp_path / "interrupted")
+    lock.__exit__()
+    assert out == tmp_path / "interrupted-2"
+    with pytest.raises(cli.UsageError, match="cannot write"):  # one it could not even make: no endless search
+        runs.claim_fresh(tmp_path / "never")
