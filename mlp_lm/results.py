@@ -30,7 +30,7 @@ from . import checkpoint, mixture
 from .cli import ArgumentParser, UsageError, exit_code, positive_int, run, signals_held
 from .counting import KneserNey, choose_k
 from .data import in_checkout, load_splits
-from .runs import put_back, set_aside
+from .runs import check_run_place, put_back, set_aside
 from .results_table import CONFIGS, MIX_ORDER, read_metrics, render, trained_steps
 
 PICTURE_RUN = "embd2"
@@ -133,10 +133,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     only, runs, docs, docs_wanted = check_flags(args)  # before any work: a bad flag costs nothing
     for name in ([] if args.no_train else [n for n in CONFIGS if n in only]):  # and a run with nowhere to go
-        out = runs / name
-        if (out.exists() and not out.is_dir()) or (out.is_symlink() and not out.exists()):
-            raise UsageError(f"{out} is not a folder, and the run {name} goes there; move it away or pass "
-                             f"another --runs")
+        check_run_place(runs / name)
     rows = []
     for name, (what, flags) in CONFIGS.items():
         out = runs / name

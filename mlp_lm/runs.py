@@ -197,11 +197,22 @@ def save_run(out, params, vocab, config, state, summary, losses, devs):
                "metrics.json": lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()),
                "model.npz": checkpoint.writer(params, vocab, config, state)}
     checkpoint.write_atomic([(out / name, write) for name, write in writers.items()])
-    for name in ("lr_sweep.csv", "lr_sweep.png", "loss.png", "embedding.png"):  # an earlier run's, not this one's
+    for name in RUN_FILES:  # the rest of what a training writes: an earlier run's, not this one's
+        if name in SAVED:
+            continue
         try:
             (out / name).unlink(missing_ok=True)
         except OSError:  # a folder of that name, say: not ours, and the run is saved
             pass
+
+
+def check_run_place(out):
+    """UsageError unless the results run folder `out` is a folder or nothing at all (not a file, not
+    a link to nothing): asked of every run before results trains the first."""
+    out = Path(out)
+    if (out.exists() and not out.is_dir()) or (out.is_symlink() and not out.exists()):
+        raise UsageError(f"{out} is not a folder, and the run {out.name} goes there; move it away or pass "
+                         f"another --runs")
 
 
 def set_aside(out):
@@ -209,9 +220,7 @@ def set_aside(out):
     (.<name>-earlier-*), and return that folder; None if there was nothing to move. If a file
     cannot be moved, those already moved go back and the error says so."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out} is not a folder, and the run {out.name} goes there; move it away or pass "
-                         f"another --runs")
+    check_run_place(out)
     if not out.is_dir():
         return None  # nothing there yet
     with RunLock(out):  # another training writing there: say so rather than pull its files away
