@@ -12,7 +12,6 @@ model.magnitude_problem's bounds: 1e38 is finite in float32, but no model).
 import glob
 import json
 import os
-import re
 import stat
 import tempfile
 from pathlib import Path
@@ -180,23 +179,6 @@ def load_state(path):
             return {k[len("state."):]: f[k] for k in f.files if k.startswith("state.")} or None
     except Exception as e:  # load() has already vouched for the file; this is a second read failing
         raise CheckpointError(f"cannot read the training state in {path}: {e}") from None
-
-
-def newest(runs):
-    """The most recently written model.npz in the run folders under `runs` (two levels deep), or None."""
-    for journal in [*Path(runs).glob(f"*/{JOURNAL}"), *Path(runs).glob(f"*/*/{JOURNAL}")]:
-        recover(journal.parent)  # a save cut short after its commit counts once finished
-    found = [p for pattern in ("*/model.npz", "*/*/model.npz") for p in Path(runs).glob(pattern)
-             if p.is_file()
-             and not (kept_apart(p.parent.name) and p.parent.parent != Path(runs))  # a run's side folder
-             and not any(part.startswith(".") for part in p.relative_to(runs).parts)]  # results' set aside
-    return max(found, key=lambda p: p.stat().st_mtime, default=None)
-
-
-def kept_apart(name):
-    """Whether a folder of this name is one a training put a run in beside a model it would not
-    replace: unconverged or interrupted, or a later one of them (interrupted-2, -3, ...)."""
-    return re.fullmatch(r"(unconverged|interrupted)(-[2-9]|-[1-9][0-9]+)?", name) is not None
 
 
 def vocab_text(contents):

@@ -3,12 +3,13 @@
 A run folder holds model.npz (with the training state to resume from, read back by resume.py),
 metrics.json and loss.csv. Without --out each run gets a new folder; a lock file keeps two
 trainings out of one folder; a run the folder cannot take is rescued to the temporary directory;
-results sets an earlier run aside while it retrains it.
+results sets an earlier run aside while it retrains it; sample finds the newest run.
 """
 import fcntl
 import itertools
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -112,6 +113,23 @@ def claim_fresh(base):
             lock.__exit__()
             continue
         return out, lock
+
+
+def newest(runs):
+    """The most recently written model.npz in the run folders under `runs` (two levels deep), or None."""
+    for journal in [*Path(runs).glob(f"*/{checkpoint.JOURNAL}"), *Path(runs).glob(f"*/*/{checkpoint.JOURNAL}")]:
+        checkpoint.recover(journal.parent)  # a save cut short after its commit counts once finished
+    found = [p for pattern in ("*/model.npz", "*/*/model.npz") for p in Path(runs).glob(pattern)
+             if p.is_file()
+             and not (kept_apart(p.parent.name) and p.parent.parent != Path(runs))  # a run's side folder
+             and not any(part.startswith(".") for part in p.relative_to(runs).parts)]  # results' set aside
+    return max(found, key=lambda p: p.stat().st_mtime, default=None)
+
+
+def kept_apart(name):
+    """Whether a folder of this name is one a training put a run in beside a model it would not
+    replace: unconverged or interrupted, or a later one of them (interrupted-2, -3, ...)."""
+    return re.fullmatch(r"(unconverged|interrupted)(-[2-9]|-[1-9][0-9]+)?", name) is not None
 
 
 LOCK = ".lock"  # holds the pid of the training writing to a run folder
@@ -226,7 +244,7 @@ def set_aside(out):
     with RunLock(out):  # another training writing there: say so rather than pull its files away
         checkpoint.recover(out)  # a save cut short after its commit: finish it, then move it whole
         earlier = [item for item in out.iterdir() if item.name in RUN_FILES
-                   or (checkpoint.kept_apart(item.name) and item.is_dir() and not item.is_symlink())]
+                   or (kept_apart(item.name) and item.is_dir() and not item.is_symlink())]
         if not earlier:
             return None
         aside = None

@@ -11,7 +11,7 @@ from functools import partial
 
 import numpy as np
 
-from . import checkpoint
+from . import checkpoint, runs
 from .cli import (ArgumentParser, UsageError, int_at_least, non_negative_float, non_negative_int, positive_int, run,
                   thread_count)
 from .data import DataError, in_checkout
@@ -47,7 +47,7 @@ def main(argv=None):
     args = parse_args(argv)
     newest = args.checkpoint is None
     if newest:
-        args.checkpoint = checkpoint.newest(in_checkout("runs"))
+        args.checkpoint = runs.newest(in_checkout("runs"))
         if args.checkpoint is None:
             raise UsageError(f"no trained model under {in_checkout('runs')}: train one with "
                              f"`python -m mlp_lm.train`, or pass --checkpoint PATH")

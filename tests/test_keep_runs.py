@@ -76,7 +76,7 @@ def test_a_second_interrupted_forced_run_keeps_the_first_and_any_folder_another_
     assert json.loads((tmp_path / "interrupted-3" / "metrics.json").read_text())["steps"] == 19
     assert not (tmp_path / "interrupted-3" / runs.LOCK).exists()  # let go once saved
     assert f"--resume --out {tmp_path / 'interrupted-3'}" in capsys.readouterr().err
-    assert checkpoint.newest(tmp_path.parent) == tmp_path / "model.npz"
+    assert runs.newest(tmp_path.parent) == tmp_path / "model.npz"
 
 
 def test_a_run_the_disk_cannot_hold_is_refused_before_training(tmp_path, monkeypatch, capsys):

@@ -3,7 +3,7 @@ import pytest
 
 from functools import partial
 
-from mlp_lm import checkpoint, model, sampling
+from mlp_lm import checkpoint, model, runs, sampling
 
 from .conftest import run_cli
 
@@ -96,18 +96,18 @@ def test_summary_when_the_training_data_is_gone(tiny_run, tmp_path):
 
 def test_newest_run_is_found(tmp_path):
     import os
-    assert checkpoint.newest(tmp_path) is None
+    assert runs.newest(tmp_path) is None
     for i, name in enumerate(["names", "names-2", "results/best", "names/unconverged", "names-2/interrupted",
                                "names-2/interrupted-12"]):
         (tmp_path / name).mkdir(parents=True)
         (tmp_path / name / "model.npz").write_bytes(b"")
         os.utime(tmp_path / name / "model.npz", (1000 + i, 1000 + i))
-    assert checkpoint.newest(tmp_path) == tmp_path / "results" / "best" / "model.npz"  # not the unconverged or interrupted one
+    assert runs.newest(tmp_path) == tmp_path / "results" / "best" / "model.npz"  # not the unconverged or interrupted one
     (tmp_path / "zz" / "model.npz").mkdir(parents=True)  # not a model file: passed over
     (tmp_path / "interrupted").mkdir()  # a user's own run named so (--out runs/interrupted), not a side folder
     (tmp_path / "interrupted" / "model.npz").write_bytes(b"")
-    assert checkpoint.newest(tmp_path) == tmp_path / "interrupted" / "model.npz"
-    assert [checkpoint.kept_apart(n) for n in ("interrupted-2", "unconverged-10", "interrupted-1", "interrupted-02",
+    assert runs.newest(tmp_path) == tmp_path / "interrupted" / "model.npz"
+    assert [runs.kept_apart(n) for n in ("interrupted-2", "unconverged-10", "interrupted-1", "interrupted-02",
                                                "interrupted2", "my-interrupted")] == [True, True] + [False] * 4
 
 
