@@ -2,8 +2,8 @@
 each run's metrics read and checked, the steps they were trained for, and the Markdown.
 results.py, the command, trains the runs and calls this."""
 import json
-import shlex
 import math
+import shlex
 from pathlib import Path
 
 from . import metrics

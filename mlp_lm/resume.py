@@ -8,7 +8,7 @@ import numpy as np
 
 from . import checkpoint
 from .cli import UsageError
-from .trainer import PRESETS, Config, config_problem
+from .trainer import PRESETS, Config, config_problem, is_count
 
 
 def resume_point(out):
@@ -40,7 +40,7 @@ def resume_point(out):
         if not isinstance(config.get("data_sha256"), str):  # every run saves it: resume checks the data against it
             raise ValueError("it does not say which data it was trained on (data_sha256)")
         step = state.pop("step")
-        if step.shape != () or step.dtype.kind not in "iu":
+        if not is_count(step):
             raise ValueError(f"the step {step!r} is not a whole number")
         done = int(step)
         history, evals = state.pop("losses"), state.pop("devs")

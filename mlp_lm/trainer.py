@@ -120,6 +120,12 @@ def memory_needed(cfg, V):
     return (n_params * copies + activations) * size + model.EVAL_BYTES + 8 * cfg.steps
 
 
+def is_count(a):
+    """Whether a saved array is a single whole number, as a step count or a position is saved."""
+    a = np.asarray(a)
+    return a.shape == () and a.dtype.kind in "iu"
+
+
 class Trainer:
     """Holds what changes from step to step: parameters, optimiser state, weight average, random streams."""
 
@@ -168,7 +174,7 @@ class Trainer:
             if rng.bit_generator.state != saved:  # numpy took it, rounded (a state of 1.5 becomes 1)
                 raise ValueError(f"the random stream's state in {key} is not one a generator has")
         self.block = st["block"] if len(st["block"]) else None
-        if np.shape(st["block_pos"]) != () or np.asarray(st["block_pos"]).dtype.kind not in "iu":
+        if not is_count(st["block_pos"]):
             raise ValueError("the position in the saved minibatch indices is not a whole number")
         self.block_pos = int(st["block_pos"])
         if self.block is None and self.block_pos != 0:  # no block saved: none had been drawn yet
@@ -212,7 +218,7 @@ class Trainer:
                 raise ValueError(f"{kind}: {problem}")
         if adamw:
             t = st["opt.t"]
-            if t.shape != () or t.dtype.kind not in "iu" or int(t) < 1 or (steps is not None and int(t) != steps):
+            if not is_count(t) or int(t) < 1 or (steps is not None and int(t) != steps):
                 raise ValueError(f"AdamW's step counter t is {t.tolist()!r}, "
                                  + (f"but the run took {steps} steps" if steps is not None else "not a step count"))
 
