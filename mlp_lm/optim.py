@@ -87,6 +87,23 @@ class AdamW:
         self.v = {k[2:]: np.array(a) for k, a in state.items() if k.startswith("v.")}
 
 
+def moment_bound(beta1, beta2, t):
+    """K such that m_t^2 <= K v_t holds for AdamW's moments after t steps, whatever the gradients.
+
+    m_t = (1 - b1) sum_i b1^(t-i) g_i and v_t = (1 - b2) sum_i b2^(t-i) g_i^2, so by the
+    Cauchy-Schwarz inequality, with r = b1^2 / b2,
+
+        m_t^2 <= (1 - b1)^2 / (1 - b2) * (1 + r + ... + r^(t-1)) * v_t.
+
+    For the defaults (0.9, 0.999) K < 52.9: |m| is at most 7.3 sqrt(v). A saved state past
+    it was not left by training (a damaged checkpoint). Infinite when r >= 1 (no useful bound).
+    """
+    r = beta1**2 / beta2 if beta2 > 0 else math.inf
+    if r >= 1:
+        return math.inf
+    return (1 - beta1) ** 2 / (1 - beta2) * (1 - r**t) / (1 - r)
+
+
 def make_optimizer(name, weight_decay=0.0, beta1=0.9, beta2=0.999, eps=1e-8):
     if name == "sgd":
         return SGD(weight_decay)

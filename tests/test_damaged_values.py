@@ -147,14 +147,15 @@ def state_nan(arrays, config):
     arrays["state.param.W1"][0, 0] = np.nan
 
 
-@pytest.mark.parametrize("change,words", [
-    (set_config(optimizer="adamw"), ["damaged", "lacks opt.m.C", "does not match its config"]),
-    (state_nan, ["damaged", "param.W1", "NaN"]),
-    (set_config(dtype="float64"), ["config says dtype float64"]),
-    (lambda arrays, config: config.pop("data_sha256"), ["damaged", "which data it was trained on"]),
+@pytest.mark.parametrize("run,change,words", [
+    ("sgd", set_config(optimizer="adamw"), ["damaged", "lacks opt.m.C", "does not match its config"]),
+    ("sgd", state_nan, ["damaged", "param.W1", "NaN"]),
+    ("sgd", set_config(dtype="float64"), ["config says dtype float64"]),
+    ("sgd", lambda arrays, config: config.pop("data_sha256"), ["damaged", "which data it was trained on"]),
+    ("adamw", fill("state.opt.m.W1", 1e30), ["damaged", "opt.m.W1 is larger than any gradients"]),  # was: "diverged"
 ])
-def test_resume_refuses_a_state_its_config_could_not_have_saved(change, words, sgd_run, tmp_path, capsys):
-    edited(sgd_run, tmp_path, change, steps=10)
+def test_resume_refuses_a_state_its_config_could_not_have_saved(run, change, words, sgd_run, adamw_run, tmp_path, capsys):
+    edited(adamw_run if run == "adamw" else sgd_run, tmp_path, change, steps=10)
     code, err = call(train, ["--resume", "--out", tmp_path], capsys)
     assert_one_line_error(code, err, *words)
     assert "diverged" not in err and "learning rate" not in err
@@ -197,6 +198,7 @@ def put(name, value=None, dtype=None, shape=None):
     ("adamw", put("opt.t", 0), ["step counter t is 0", "not a step count"]),
     ("adamw", put("opt.v.W1", -1.0), ["opt.v.W1", "negative"]),
     ("adamw", put("opt.m.b1", shape=(3,)), ["opt.m.b1", "(3,)"]),
+    ("adamw", put("opt.m.W2", 1e30), ["opt.m.W2", "larger than any gradients", "beside opt.v.W2"]),
     ("adamw", put("ema.W2", np.inf), ["ema.W2", "NaN or infinite"]),
     ("adamw", put("ema.b2", -1e38), ["ema", "logits"]),
 ])

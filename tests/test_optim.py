@@ -55,6 +55,28 @@ def test_adamw_trains_the_model():
     assert model.loss_and_grads(params, X, Y)[0] < first / 3
 
 
+def adam_moments(gs, b1, b2):
+    """AdamW's m and v after the gradients gs (one per step), by its equations 2 and 3."""
+    m = v = 0.0
+    for g in gs:
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+    return m, v
+
+
+@pytest.mark.parametrize("b1,b2", [(0.9, 0.999), (0.8, 0.95), (0.0, 0.5), (0.5, 0.3)])
+def test_the_moment_bound_holds_for_any_gradients_and_is_reached(b1, b2):
+    rng = np.random.default_rng(2)
+    for t in (1, 2, 7, 300):
+        K = optim.moment_bound(b1, b2, t)
+        for gs in (rng.standard_normal(t), rng.standard_cauchy(t), np.abs(rng.standard_normal(t)) * 10.0**rng.integers(-5, 5, t)):
+            m, v = adam_moments(gs, b1, b2)
+            assert m * m <= K * v * (1 + 1e-12)
+        # Cauchy-Schwarz is an equality when g_i is proportional to b1^(t-i) / b2^(t-i): the bound is exact
+        m, v = adam_moments((b1 / b2) ** np.arange(t - 1, -1, -1.0), b1, b2)
+        assert m * m == pytest.approx(K * v, rel=1e-9)
+    assert optim.moment_bound(0.9, 0.8, 10) == math.inf  # b1^2 >= b2: no useful bound
+
+
 def test_sgd_without_decay_is_the_plain_update():
     p = {"W1": np.array([1.0, 2.0]), "b1": np.array([3.0])}
     optim.SGD().step(p, {"W1": np.array([1.0, -1.0]), "b1": np.array([2.0])}, 0.5)
