@@ -27,6 +27,15 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
 
+    def print_help(self, file=None):
+        # The help is all that --help does, so a stdout that cannot take it (a full disk) is an
+        # error that run() reports, even where a command's other output may be lost; argparse's
+        # own print_help drops write errors.
+        out = file or sys.stdout
+        out = out.stream if isinstance(out, LossyStream) else out
+        out.write(self.format_help())
+        out.flush()
+
 
 def int_at_least(low, what, high=None):
     """An argparse type: a whole number >= low (and <= high, if given)."""

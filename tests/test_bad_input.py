@@ -212,6 +212,20 @@ def test_stdout_on_a_full_device_is_one_line(tmp_path):
                                                 "No space left on device"]
 
 
+@pytest.mark.parametrize("command", ["train", "sample"])  # train's other output may be lost; its help may not
+def test_help_that_cannot_be_written_is_an_error(command):
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+    with open("/dev/full", "w") as full:  # argparse's own print_help drops the error: exit 0, nothing shown
+        proc = subprocess.run([sys.executable, "-m", f"mlp_lm.{command}", "--help"], cwd=ROOT,
+                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"python -m mlp_lm.{command}: error: cannot write the output: "
+                                                "No space left on device"]
+
+
 def test_temperature_zero_is_greedy_and_tiny_temperatures_are_quiet(tiny_run):
     out = tiny_run[0]
     zero = run_cli("mlp_lm.sample", "--checkpoint", out / "model.npz", "-n", 4, "--temperature", 0)
