@@ -26,9 +26,10 @@ import time
 
 from threadpoolctl import threadpool_limits
 
-# Multiply-adds in the largest product of a step from which a second thread pays, on an idle
-# machine: not at batch 32 of the lecture's model (0.2 M), clearly at batch 256 (1.5 M) and
-# up (python -m mlp_lm.bench --threads N; docs/performance.md has the numbers).
+# Multiply-adds in the largest product of a step for each BLAS thread: a second thread from 2 M
+# on an idle machine. Not for the lecture's model at batch 32 (0.2 M) or 256 (1.5 M); batches
+# of 512 and up are split instead (split_parts); the best preset's 25 M at batch 128 get two
+# (python -m mlp_lm.bench --threads N; docs/performance.md has the numbers).
 MIN_WORK_PER_THREAD = 1_000_000
 
 
