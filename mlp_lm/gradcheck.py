@@ -12,8 +12,9 @@ The numerical derivatives come from scipy.differentiate.derivative, which
 takes central differences of high order at shrinking steps and extrapolates
 (Richardson), so in float64 it agrees with a correct gradient to 1e-10 of
 its scale or better (about 1e-12 in docs/gradcheck.md); a wrong backward pass
-is off by order one. Use it on your own change: build a scalar function of one array, compute its gradient by hand,
-and call `numerical_grad` and `assert_close`. See docs/gradcheck.md.
+is off by order one. Use it on your own change: build a scalar function of
+one array, compute its gradient by hand, and call `numerical_grad` and
+`assert_close`. See docs/gradcheck.md.
 """
 from dataclasses import dataclass
 
