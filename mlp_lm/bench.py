@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from . import model, runtime
-from .cli import (ArgumentParser, UsageError, check_json_target, int_at_least, positive_float, run,
-                  thread_count, write_json)
+from .cli import (ArgumentParser, UsageError, int_at_least, positive_float, prepare_json, run, thread_count,
+                  write_json)
 from .data import DEFAULT_DATA, in_checkout, load_splits
 from .trainer import Config, Trainer
 
@@ -102,8 +102,10 @@ def torch_available():
 def _spin():  # a busy process: what a browser tab or a compile does to the machine
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler: just stop when told
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the bench, which stops us itself
-    while True:
-        pass
+    bench = os.getppid()
+    while os.getppid() == bench:  # a bench killed outright (SIGKILL) cannot stop us: we stop with it
+        for _ in range(100_000):
+            pass
 
 
 class BusyMachine:
@@ -213,7 +215,7 @@ def main(argv=None):
         raise UsageError(f"--seconds {args.seconds:g} is more than a measurement needs; use at most {MAX_SECONDS:g} "
                          f"(the default 1 s already gives steady medians)")
     if args.json is not None:
-        check_json_target(args.json)  # before the work, not after it
+        prepare_json(args.json)  # before the work, not after it
     seconds = args.seconds or (0.05 if args.quick else 1.0)
     sizes = (32, 256) if args.quick else (32, 256, 1024, 4096)
     dtypes = ("float32",) if args.quick else ("float32", "float64")

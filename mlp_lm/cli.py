@@ -151,6 +151,20 @@ def write_json(path, doc):
     print(f"wrote {path}")
 
 
+def prepare_json(path):
+    """Before a command's work, when it was given --json PATH: refuse a PATH that cannot be
+    written (check_json_target), and from here on let a reader of stdout that leaves cost the
+    table, not the file asked for (`... --json out.json | head -1` still writes out.json)."""
+    check_json_target(path)
+    make_stdout_lossy()
+
+
+def make_stdout_lossy():
+    """A reader of stdout that leaves costs the output from here on, never the work (LossyStream)."""
+    if not isinstance(sys.stdout, LossyStream):
+        sys.stdout = LossyStream(sys.stdout)
+
+
 def check_json_target(path):
     """The --json path as a Path, or UsageError when it cannot be written or names something other
     than an earlier --json file; commands call it before their work, so a bad --json costs nothing."""
@@ -225,8 +239,8 @@ def run(main, prog, keep_going_without_stdout=False):
     sys.stdout = sys.stdout or open(os.devnull, "w")
     if not isinstance(sys.stderr, LossyStream):
         sys.stderr = LossyStream(sys.stderr or open(os.devnull, "w"))
-    if keep_going_without_stdout and not isinstance(sys.stdout, LossyStream):
-        sys.stdout = LossyStream(sys.stdout)
+    if keep_going_without_stdout:
+        make_stdout_lossy()
     signal.signal(signal.SIGINT, _raise_interrupted)
     signal.signal(signal.SIGTERM, _raise_interrupted)
     try:

@@ -14,7 +14,7 @@ import time
 
 
 from . import checkpoint, metrics, mixture, model
-from .cli import ArgumentParser, UsageError, check_json_target, int_at_least, run, write_json
+from .cli import ArgumentParser, UsageError, int_at_least, prepare_json, run, write_json
 from .data import BOUNDARY, SPLIT_SEED, DataError, build_dataset, load_splits, read_items_and_digest
 
 MAX_ORDER = 32
@@ -74,7 +74,7 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     if args.json is not None:
-        check_json_target(args.json)  # before the work, not after it
+        prepare_json(args.json)  # before the work, not after it
     params, vocab, config = checkpoint.load(args.checkpoint)
     T = config["block_size"]
     n = args.mix_ngram

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from . import metrics
-from .cli import ArgumentParser, check_json_target, int_at_least, non_negative_int, run, write_json
+from .cli import ArgumentParser, int_at_least, non_negative_int, prepare_json, run, write_json
 from .counting import K_GRID, KneserNey, choose_k
 from .data import DEFAULT_DATA, in_checkout, load_splits
 from .sampling import generate, novelty
@@ -56,7 +56,7 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     if args.json is not None:
-        check_json_target(args.json)  # before the work, not after it
+        prepare_json(args.json)  # before the work, not after it
     n = args.n
     block_size = max(n - 1, 1)  # build_dataset needs a context; a unigram model ignores it
     splits = load_splits(args.data, block_size)

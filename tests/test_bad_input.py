@@ -212,6 +212,20 @@ def test_stdout_on_a_full_device_is_one_line(tmp_path):
                                                 "No space left on device"]
 
 
+def test_a_json_file_is_written_when_the_reader_of_stdout_leaves(tmp_path):
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+    out = tmp_path / "k.json"
+    proc = subprocess.Popen([sys.executable, "-m", "mlp_lm.ngram", "--n", "2", "--smoothing", "kn", "--json", out],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # as `| head -0` would: every line the command prints finds the pipe broken
+    err = proc.stderr.read()
+    assert proc.wait() == 0 and "Traceback" not in err
+    assert '"n": 2' in out.read_text()  # used to be lost: the broken pipe ended the command first
+
+
 @pytest.mark.parametrize("command", ["train", "sample"])  # train's other output may be lost; its help may not
 def test_help_that_cannot_be_written_is_an_error(command):
     import subprocess

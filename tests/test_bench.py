@@ -92,3 +92,35 @@ def test_a_measurement_longer_than_a_minute_is_refused_before_any_work(capsys):
         cli.run(lambda: bench.main(["--seconds", "1e30"]), "bench")
     err = capsys.readouterr()
     assert e.value.code == 2 and err.out == "" and "use at most 60" in err.err.strip()
+
+
+def test_a_busy_process_stops_when_the_bench_is_killed_outright():
+    # SIGKILL gives the bench no chance to stop its busy processes: they notice it is gone.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import ROOT
+    script = ("import time; from mlp_lm.bench import BusyMachine; b = BusyMachine(1).__enter__(); "
+              "print(b.procs[0].pid, flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    pid = int(proc.stdout.readline())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    def state():  # R running, Z ended (a zombie, until whoever adopted it reaps it), or gone
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return "gone"
+    try:
+        deadline = time.monotonic() + 10
+        while state() not in ("Z", "X", "gone") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert state() in ("Z", "X", "gone")
+    finally:
+        if state() not in ("Z", "X", "gone"):
+            os.kill(pid, signal.SIGKILL)
