@@ -216,7 +216,9 @@ def load(path):
         raise CheckpointError(f"{path} is not a .npz archive: damaged or not an mlp_lm checkpoint; {hint}")
     try:
         with np.load(path, allow_pickle=False) as f:
-            contents = {k: f[k] for k in f.files if not k.startswith("state.")}
+            # only what a model is made of: another array (a training state's, or one added to
+            # the file) is never read, so it costs no memory
+            contents = {k: f[k] for k in f.files if k in (*PARAM_NAMES, *OPTIONAL_PARAMS, "vocab", "vocab_codes", "config")}
     except ValueError as e:
         if "pickle" in str(e):  # numpy's own message suggests unsafe loading: don't pass that on
             raise CheckpointError(f"{path} holds pickled objects, which an mlp_lm checkpoint never does; "
@@ -234,6 +236,8 @@ def load(path):
         except ValueError as e:
             raise ValueError(f"its config is not JSON ({e})") from None
         vocab = Vocab(vocab_text(contents))
+        if "\n" in vocab.itos or "\r" in vocab.itos:  # data.read_items ends lines there: no item holds one
+            raise ValueError("its vocabulary holds a line break, which no line of a data file can")
         if vocab.itos[1:] != "".join(sorted(vocab.itos[1:])):  # data.build_vocab sorts them; rows of C follow
             raise ValueError("its vocabulary is not in the order training gives it (sorted after the boundary), "
                              "so the rows of its parameters would belong to other symbols")
@@ -281,6 +285,13 @@ def load(path):
                 f"{path}: parameter {k} has shape {params[k].shape}, but the vocabulary ({V} symbols) "
                 f"and block size ({T}) need {shape}; the file is damaged or not from mlp_lm"
             )
+    if E == 0 or H == 0:
+        raise CheckpointError(f"{path}: its embedding size is {E} and its hidden size {H}, where training makes "
+                              f"both at least 1; the file is damaged or not from mlp_lm")
+    for key, size in (("vocab_size", V), ("n_embd", E), ("n_hidden", H)):
+        if key in config and config[key] != size:  # the shapes agree with each other, not with it
+            raise CheckpointError(f"{path}: its config says {key} {config[key]!r}, but its parameters have {size}; "
+                                  f"the file is damaged")
     problem = magnitude_problem(params)  # finite is not enough: 1e38 in float32 is finite too
     if problem:
         raise CheckpointError(f"{path}: {problem}; no trained model has parameters this large, so the file "

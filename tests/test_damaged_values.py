@@ -126,12 +126,31 @@ def swap_symbols(arrays, config):
     arrays["vocab_codes"] = np.array([ord(c) for c in swapped], dtype=arrays["vocab_codes"].dtype)
 
 
+def newline_symbol(arrays, config):
+    """A line break in place of 'a' (still sorted, since '\\n' < 'b'): no data file's line can hold one."""
+    codes = arrays["vocab_codes"].copy()
+    codes[1] = ord("\n")
+    arrays["vocab_codes"] = codes
+    arrays["vocab"] = np.array("".join(map(chr, codes.tolist())))
+
+
+def no_embedding(arrays, config):
+    """E = 0: C (V, 0) and W1 (0, H), shapes that agree with each other."""
+    arrays["C"] = arrays["C"][:, :0]
+    arrays["W1"] = arrays["W1"][:0]
+    config["n_embd"] = 0
+
+
 @pytest.mark.parametrize("change,words", [
     (set_config(dtype="float64"), ["float32", "config says dtype float64", "damaged"]),
     (set_config(dtype="float16"), ["dtype 'float16'", "damaged"]),
     (cast("b1", np.float64), ["float32 and float64", "damaged"]),
     (set_config(split_seed=-5), ["split_seed -5", "(42)", "damaged"]),
     (swap_symbols, ["not a valid mlp_lm checkpoint", "not in the order training gives it"]),
+    (newline_symbol, ["not a valid mlp_lm checkpoint", "line break"]),  # "one sample per line" broke
+    (set_config(n_hidden=5), ["config says n_hidden 5", "its parameters have", "damaged"]),
+    (set_config(vocab_size=99), ["config says vocab_size 99", "27", "damaged"]),
+    (no_embedding, ["embedding size is 0", "damaged"]),  # evaluate divided by zero
 ])
 def test_a_config_that_contradicts_the_file_is_refused(change, words, sgd_run, tmp_path, capsys):
     p = edited(sgd_run, tmp_path, change)
@@ -223,3 +242,19 @@ def test_adamws_step_counter_must_be_the_runs_step(adamw_run):
         state["opt.t"] = np.array(steps - 2)  # bias corrections of another step: a different update
         with pytest.raises(ValueError, match=f"step counter t is {steps - 2}, but the run took {steps} steps"):
             trainer.load_state(state, steps=steps)
+
+
+def test_arrays_a_model_is_not_made_of_are_never_read(sgd_run, tmp_path):
+    # A file with an extra array (100 MB of zeros, compressed to almost nothing) loads in a few KB:
+    # reading it would have cost its full size in memory.
+    import tracemalloc
+    with np.load(sgd_run, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    np.savez_compressed(tmp_path / "model.npz", junk=np.zeros(25_000_000, np.float32), **arrays)
+    tracemalloc.start()
+    try:
+        params, _, _ = checkpoint.load(tmp_path / "model.npz")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert set(params) == {"C", "W1", "b1", "W2", "b2"} and peak < 10_000_000, peak
