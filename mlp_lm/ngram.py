@@ -18,7 +18,7 @@ from . import metrics
 from .cli import ArgumentParser, int_at_least, non_negative_int, prepare_json, run, write_json
 from .counting import K_GRID, KneserNey, choose_k
 from .data import DEFAULT_DATA, in_checkout, load_splits
-from .sampling import generate, novelty
+from .sampling import CUT, Novelty, generate, shown
 
 MAX_N = 32  # far past where names' losses stop changing; keeps the examples (N, n-1) small
 
@@ -93,12 +93,14 @@ def main(argv=None):
     for name in ("train", "dev", "test"):
         print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")
 
-    samples = generate(model.next_probs, splits.vocab, block_size, args.samples, np.random.default_rng(args.seed))
-    result["samples"] = samples
+    samples, ended = generate(model.next_probs, splits.vocab, block_size, args.samples, np.random.default_rng(args.seed),
+                              with_ended=True)
+    result["samples"], result["samples_ended"] = samples, ended  # not ended: cut off at 64 symbols
     if samples:
-        counts, _ = novelty(samples, {"data": args.data, "data_sha256": splits.sha256})
-        where = f" ({counts[0]} in the training set, {counts[1]} in dev/test, {counts[2]} new)" if counts else ""
-        print(f"samples{where}:", ", ".join(s or "(empty)" for s in samples))
+        counter = Novelty({"data": args.data, "data_sha256": splits.sha256})
+        counter.add([s for s, e in zip(samples, ended) if e])  # only samples that ended count as names
+        cut = f", {len(samples) - sum(ended)} cut off at 64 symbols, marked {CUT}, not counted" if not all(ended) else ""
+        print(f"samples ({counter.summary()}{cut}):", ", ".join(shown(samples, ended)))
     if args.json is not None:
         write_json(args.json, result)
     return 0

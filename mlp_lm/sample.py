@@ -16,11 +16,10 @@ from .cli import (ArgumentParser, UsageError, int_at_least, non_negative_float, 
                   thread_count)
 from .data import DataError, in_checkout
 from .model import next_probs
-from .sampling import Novelty, generate_chunks
+from .sampling import CUT, Novelty, generate_chunks
 from .runtime import blas_threads, choose_threads
 
 
-CUT = "…"  # after a sample that --max-length cut off before it ended
 MAX_LENGTH = 100_000  # a sample draws its uniforms for all of it up front (16 bytes a symbol): 1.6 MB at most
 
 
@@ -77,12 +76,7 @@ def main(argv=None):
     sys.stdout.flush()
     cut = f"; {shown - whole} cut off at --max-length {args.max_length}, marked {CUT}, not counted" \
         if whole < shown else ""
-    if counter.why is not None:
-        print(f"({shown} samples{cut}; cannot say which are new: {counter.why})", file=sys.stderr)
-    else:
-        counts = counter.counts
-        print(f"({shown} samples: {counts[0]} in the training set, {counts[1]} in dev/test, "
-              f"{counts[2]} new{cut})", file=sys.stderr)
+    print(f"({shown} samples: {counter.summary()}{cut})", file=sys.stderr)
     return 0
 
 

@@ -11,6 +11,12 @@ from .runtime import check_fits
 
 
 SAMPLE_BYTES = 64 * 2**20  # what one chunk of samples may hold, whatever -n, --max-length and V
+CUT = "…"  # shown after a sample that max_length cut off before it ended
+
+
+def shown(samples, ended):
+    """Samples as a list on one line shows them: one cut off marked CUT, an empty one "(empty)"."""
+    return [(s or "(empty)") if e else s + CUT for s, e in zip(samples, ended)]
 
 
 def samples_per_chunk(V, block_size, max_length, budget=SAMPLE_BYTES):
@@ -86,13 +92,14 @@ def _generate(next_probs, vocab, block_size, n, rng, temperature, top_k, prefix,
 
 
 class Novelty:
-    """Counts samples that are in the training set, in dev/test, or new, chunk by chunk.
+    """Counts samples that are in the training set, in dev/test, or new, chunk by chunk; and
+    the empty ones (the model ended at once) apart, which are no name at all.
 
     Novelty(config).why is None when the training data could be read, else the reason it could not.
     """
 
     def __init__(self, config):
-        self.counts, self.why = [0, 0, 0], None
+        self.counts, self.empty, self.why = [0, 0, 0], 0, None
         data_path = config.get("data")
         if not data_path:
             self.why = "the checkpoint does not record its training data"
@@ -109,6 +116,9 @@ class Novelty:
         self.train, self.heldout = set(train), set(dev) | set(test)
 
     def add(self, samples):
+        """Count samples that ended on their own (one cut off at max_length is not a name)."""
+        self.empty += sum(not s for s in samples)
+        samples = [s for s in samples if s]
         if self.why is None:
             in_train = sum(s in self.train for s in samples)
             in_heldout = sum(s in self.heldout and s not in self.train for s in samples)
@@ -116,8 +126,9 @@ class Novelty:
                 self.counts[i] += c
 
 
-def novelty(samples, config):
-    """Counts of samples in the training set, in dev/test, and new; None with a reason if unknown."""
-    counter = Novelty(config)
-    counter.add(samples)
-    return (tuple(counter.counts), None) if counter.why is None else (None, counter.why)
+    def summary(self):
+        """'a in the training set, b in dev/test, c new' (and ', d empty'), or why it cannot say."""
+        empty = f", {self.empty} empty" if self.empty else ""
+        if self.why is not None:
+            return f"cannot say which are new: {self.why}{empty}"
+        return f"{self.counts[0]} in the training set, {self.counts[1]} in dev/test, {self.counts[2]} new{empty}"

@@ -26,7 +26,7 @@ import numpy as np
 from . import checkpoint, metrics, model, plots
 from .cli import UsageError, exit_code, run, signals_held
 from .data import SPLIT_SEED, load_splits
-from .sampling import generate
+from .sampling import generate, shown
 from .sweep import lr_sweep, report_sweep
 from .runtime import blas_threads, check_fits, describe_threads, step_threads
 from .resume import resume_point
@@ -154,14 +154,14 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         config = {**asdict(cfg), "data": str(Path(cfg.data).resolve()), "vocab_size": V, "preset": preset,
                   "data_sha256": splits.sha256, "split_seed": SPLIT_SEED}
         try:
-            samples = generate(partial(model.next_probs, params), splits.vocab, cfg.block_size, 10,
-                               np.random.default_rng([cfg.seed, 2]))
+            samples, ended = generate(partial(model.next_probs, params), splits.vocab, cfg.block_size, 10,
+                                      np.random.default_rng([cfg.seed, 2]), with_ended=True)
         except FloatingPointError:  # an unevaluated model whose logits overflow: save it all the same
-            samples = []
+            samples, ended = [], []
         summary = {**result, "evaluated": bool(result), "steps": done, "train_seconds": round(seconds, 3),
                    "steps_per_second": round((done - (len(resumed[1]) if resumed else 0)) / seconds, 1) if seconds else None,
                    "params": model.num_params(params), "interrupted": interrupt is not None,
-                   "config": config, "samples": samples}
+                   "config": config, "samples": samples, "samples_ended": ended}
         state = {**trainer.state(), "step": np.array(done), "losses": losses, "evaluated": np.array(bool(result)),
                  "devs": np.array(sorted(devs.items()), dtype=np.float64).reshape(-1, 2)}
         try:
@@ -194,7 +194,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                   else "training did not get anywhere; try a larger --lr or more --steps")
         print(f"warning: the dev loss is no better than ln {V} = {math.log(V):.2f}, the loss of a uniform "
               f"guess: {advice}", file=sys.stderr)
-    print("samples:", ", ".join(samples))
+    print("samples:", ", ".join(shown(samples, ended)))
     written = ["model.npz", "metrics.json", "loss.csv"]
     if plt:
         for name, draw in (("loss.png", lambda path: plots.plot_loss(plt, losses, devs, path)),

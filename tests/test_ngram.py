@@ -289,7 +289,7 @@ def test_cli_prints_and_writes_the_models_losses(tmp_path, names):
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
     assert set(result) == {"n", "smoothing", "train_loss", "dev_loss", "test_loss", "dev_perplexity", "dev_bpc",
-                           "test_perplexity", "test_bpc", "discounts", "seconds", "samples", "written_by"}
+                           "test_perplexity", "test_bpc", "discounts", "seconds", "samples", "samples_ended", "written_by"}
     model = KneserNey(3).fit(*names.train, len(names.vocab))  # the same split, counted here
     for name in ("train", "dev", "test"):
         assert result[f"{name}_loss"] == pytest.approx(model.nll(*getattr(names, name)), rel=1e-12)
@@ -354,3 +354,19 @@ def test_orders_longer_than_any_item_leave_empty_tables_that_still_work(tmp_path
         p = kn.probs(splits.dev[0])
         np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-12)
         np.testing.assert_allclose(kn.target_probs(*splits.dev), p[np.arange(len(p)), splits.dev[1]], rtol=1e-12)
+
+
+def test_samples_cut_off_at_64_symbols_are_marked_and_not_counted(tmp_path):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "long.txt"  # items of 100 letters: a sample rarely ends within 64
+    data.write_text("\n".join("".join(rng.choice(list("abc"), 100)) for _ in range(60)) + "\n")
+    out = tmp_path / "s.json"
+    proc = run_cli("mlp_lm.ngram", "--n", 3, "--smoothing", "kn", "--data", data, "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    cut = result["samples_ended"].count(False)
+    assert cut > 0 and all(len(s) == 64 for s, e in zip(result["samples"], result["samples_ended"]) if not e)
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("samples"))
+    assert line.split(": ", 1)[1].count("…") == cut and f"{cut} cut off at 64 symbols, marked …" in line
+    counts = [int(w) for w in line.split(":")[0].replace("(", " ").split() if w.isdigit()]
+    assert sum(counts[:3]) == 10 - cut  # in train, in dev/test, new: the samples that ended only

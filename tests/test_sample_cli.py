@@ -16,9 +16,11 @@ def test_sample_prints_n_lines_and_a_novelty_summary(tiny_run):
     assert len(lines) == 12
     assert all(set(l) <= set("abcdefghijklmnopqrstuvwxyz") for l in lines)
     summary = proc.stderr.strip()
-    assert summary.startswith("(12 samples:") and "in the training set" in summary and "new)" in summary
+    assert summary.startswith("(12 samples:") and "in the training set" in summary and " new" in summary
     counts = [int(w) for w in summary.replace("(", " ").split() if w.isdigit()]
     assert counts[0] == 12 and sum(counts[1:]) == 12
+    empty = lines.count("")  # the model ended at once: no name, so not "new" (this seed draws one)
+    assert empty == 1 and summary.endswith(f", {empty} empty)")
 
 
 def test_same_seed_same_lines_and_prefix_stable(tiny_run):
