@@ -221,6 +221,10 @@ def main(argv=None):
     dtypes = ("float32",) if args.quick else ("float32", "float64")
     with_torch = torch_available() and not args.no_torch
     splits = load_splits(args.data, T)
+    if len(splits.vocab) > V:  # the lecture's model has V rows in C: more symbols would index past them
+        raise UsageError(f"--data {args.data} has {len(splits.vocab) - 1} symbols besides the boundary; the bench times "
+                         f"the lecture's model, which has room for {V - 1} (names.txt's letters): pass a word list "
+                         f"with at most {V - 1}")
     cores = runtime.available_cores()
     machine = (f"{cores}-core {platform.machine()} {platform.system()}, Python {platform.python_version()}, "
                f"numpy {np.__version__}, {runtime.blas_description()}")

@@ -24,6 +24,7 @@ from . import layers
 from .model import PARAM_NAMES, loss_and_grads
 
 TOLERANCE = 1e-6
+ZERO_NOISE = 1e-8  # a numerical derivative past this where the analytic gradient is 0 is no rounding
 MAX_COORDS = 20_000  # what the command checks entry by entry in well under a minute
 
 
@@ -129,7 +130,10 @@ def compare(name, analytic, numerical, coords=None, *, shape=None, status=None):
     maxdiff = float(diff.max()) if a.size else 0.0
     ratio = maxdiff / scale if scale > 0 else maxdiff
     if scale == 0 and problem is None:
-        problem = "the gradient is all zeros here, so the check proves nothing: use other inputs"
+        # Finite differences of a gradient that is truly zero land within about 1e-10 of it.
+        problem = (f"the gradient is all zeros but the numerical one reaches {maxdiff:.2e}: the backward pass "
+                   f"misses it" if maxdiff > ZERO_NOISE else
+                   "the gradient is all zeros here, so the check proves nothing: use other inputs")
     worst = tuple(int(j) for j in np.unravel_index(int(coords[i]), a_full.shape)) if a.size else ()
     unconverged = 0 if status is None else int(np.count_nonzero(np.asarray(status) != 0))
     return Comparison(name, a_full.shape, bool(np.array_equal(a, n)), maxdiff, scale, ratio,
@@ -275,6 +279,9 @@ def main(argv=None):
     for r in bad:
         if r.problem:
             print(f"{r.name}: {r.problem}")
+    if any(r.problem and "proves nothing" in r.problem for r in bad):
+        hint = f", or a smaller --dropout (at {args.dropout:g} most units are dropped)" if args.dropout >= 0.5 else ""
+        print(f"(zero gradients come from the inputs drawn: try another --seed{hint})")
     return 1 if bad else 0
 
 

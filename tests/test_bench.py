@@ -94,6 +94,18 @@ def test_a_measurement_longer_than_a_minute_is_refused_before_any_work(capsys):
     assert e.value.code == 2 and err.out == "" and "use at most 60" in err.err.strip()
 
 
+def test_a_word_list_with_more_symbols_than_the_benchs_model_is_one_line(tmp_path, capsys):
+    import pytest
+
+    from mlp_lm import cli
+    data = tmp_path / "cjk.txt"
+    data.write_text("\n".join(chr(0x4E00 + i) * 3 for i in range(40)) + "\n")  # 40 symbols: an IndexError
+    with pytest.raises(SystemExit) as e:
+        cli.run(lambda: bench.main(["--quick", "--no-load", "--no-torch", "--data", str(data)]), "bench")
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "has 40 symbols" in err and "room for 26" in err
+
+
 def test_a_busy_process_stops_when_the_bench_is_killed_outright():
     # SIGKILL gives the bench no chance to stop its busy processes: they notice it is gone.
     import os

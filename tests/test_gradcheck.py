@@ -95,6 +95,16 @@ def test_shapes_are_compared_before_values():
 def test_an_all_zero_gradient_cannot_pass():
     cmp = compare("dW", np.zeros((2, 2)), np.zeros(4))
     assert not cmp.ok() and "proves nothing" in cmp.problem
+    # ... and where the numerical one is not zero, the analytic one is simply wrong (not "use other inputs")
+    cmp = compare("dW", np.zeros((2, 2)), np.ones(4))
+    assert not cmp.ok() and "misses it" in cmp.problem and "proves nothing" not in cmp.problem
+
+
+def test_the_command_says_which_flags_give_zero_gradients(capsys):
+    from mlp_lm import gradcheck
+    code = gradcheck.main(["--dropout", "0.99", "--batch-size", "2", "--seed", "0"])
+    out = capsys.readouterr().out
+    assert code == 1 and "proves nothing" in out and "another --seed, or a smaller --dropout" in out
 
 
 def test_judging_is_relative_to_the_gradient_scale():
