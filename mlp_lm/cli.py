@@ -133,12 +133,26 @@ def signals_held():
 JSON_MARK = {"written_by": "mlp_lm --json"}  # in every --json file, so a later --json knows it may replace it
 
 
+def json_text(doc):
+    """doc as indented JSON, a number that is not finite (a perplexity of inf) written as null:
+    JSON has no Infinity or NaN, and strict readers refuse Python's extension for them."""
+    def finite(x):
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: finite(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [finite(v) for v in x]
+        return x
+    return json.dumps(finite(doc), indent=2, allow_nan=False) + "\n"
+
+
 def write_json(path, doc):
     """Write the --json file of a command, or say in one line why it cannot be written. It replaces
     an earlier --json file (one that carries JSON_MARK), never anything else: a model, a run's
     metrics.json, a data file, a device."""
     path = check_json_target(path)
-    text = json.dumps({**JSON_MARK, **doc}, indent=2) + "\n"
+    text = json_text({**JSON_MARK, **doc})
     made = []
     try:
         os.replace(write_temporary(path, lambda f: f.write(text.encode()), made), path)  # whole or not at all

@@ -7,7 +7,6 @@ results sets an earlier run aside while it retrains it; sample finds the newest 
 """
 import fcntl
 import itertools
-import json
 import os
 import re
 import shlex
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint
-from .cli import UsageError
+from .cli import UsageError, json_text
 from .data import in_checkout
 from .trainer import BLOCK
 
@@ -212,7 +211,7 @@ def save_run(out, params, vocab, config, state, summary, losses, devs):
     previous one, never a mix."""
     out = Path(out)
     writers = {"loss.csv": lambda f: f.write(loss_csv(losses, devs).encode()),
-               "metrics.json": lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()),
+               "metrics.json": lambda f: f.write(json_text(summary).encode()),
                "model.npz": checkpoint.writer(params, vocab, config, state)}
     checkpoint.write_atomic([(out / name, write) for name, write in writers.items()])
     for name in RUN_FILES:  # the rest of what a training writes: an earlier run's, not this one's
