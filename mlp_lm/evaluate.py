@@ -20,22 +20,24 @@ from .data import BOUNDARY, SPLIT_SEED, DataError, build_dataset, load_splits, r
 MAX_ORDER = 32
 
 
-def training_splits(config, vocab, block_size, path=None):
+def training_splits(config, vocab, block_size, path=None, instead="pass --data FILE to evaluate on a file as a whole"):
     """The checkpoint's own train/dev/test split, rebuilt from the data file it records (or from
-    `path`, a file with the very same bytes, e.g. a copy of one that has moved since)."""
+    `path`, a file with the very same bytes, e.g. a copy of one that has moved since).
+    instead: what the user can do when the split cannot be rebuilt (the end of the message)."""
     path = path or config.get("data")
     if not isinstance(path, str) or not path:
-        raise UsageError("the checkpoint does not record its training data; pass --data FILE to evaluate on a file")
+        raise UsageError(f"the checkpoint does not record its training data; {instead}")
     try:
+        if config.get("data_sha256") and read_items_and_digest(path)[1] != config["data_sha256"]:
+            raise UsageError(f"the training data {path} has changed since training, so its split is not the one "
+                             f"the model saw; {instead}")  # said before anything about the new contents
         splits = load_splits(path, block_size, config.get("split_seed", SPLIT_SEED))
     except DataError as e:
-        raise UsageError(f"cannot rebuild the training split from {path}: {e}; pass --data FILE to "
-                         f"evaluate on another file") from None
-    if config.get("data_sha256") and splits.sha256 != config["data_sha256"]:
-        raise UsageError(f"the training data {path} has changed since training, so its split is not the one "
-                         f"the model saw; pass --data FILE to evaluate on a file as a whole")
+        raise UsageError(f"cannot rebuild the training split from {path}: {e}; {instead}") from None
     if splits.vocab.itos != vocab.itos:
-        raise UsageError(f"the vocabulary of {path} is not the checkpoint's; the file has changed since training")
+        raise UsageError(f"the vocabulary of {path} is not the checkpoint's; " + (
+            "the file is the one it was trained on, so the checkpoint is damaged" if config.get("data_sha256")
+            else "the file has changed since training"))
     return splits
 
 
@@ -90,7 +92,8 @@ def main(argv=None):
         sets["all"] = (X, Y)
         source = args.data
         if n is not None:  # the n-gram and the mixtures' weights still come from the training data
-            splits = training_splits(config, vocab, block)
+            splits = training_splits(config, vocab, block, instead=(
+                "--mix-ngram fits its n-gram and weights on that split: put the file back, or leave out --mix-ngram"))
             sets.update(dev=splits.dev)
     print(f"checkpoint: {args.checkpoint}: T={T} E={params['C'].shape[1]} H={params['b1'].shape[0]}"
           f"{' direct' if 'Wd' in params else ''}, {model.num_params(params):,} parameters")

@@ -184,6 +184,16 @@ def test_changed_training_data_is_refused(tiny_run, tmp_path):
     checkpoint.save(moved, params, vocab, {k: v for k, v in config.items() if k != "format"} | {"data": str(data)})
     proc = run_cli("mlp_lm.evaluate", "--checkpoint", moved)
     assert proc.returncode == 2 and "changed since training" in proc.stderr
+    data.write_text("ab\n")  # too few items to split now: the change is the news, not the new contents
+    proc = run_cli("mlp_lm.evaluate", "--checkpoint", moved)
+    assert proc.returncode == 2 and "changed since training" in proc.stderr and "too few" not in proc.stderr
+    other = tmp_path / "other.txt"
+    other.write_text("anna\nbob\n")
+    data.unlink()  # another file to evaluate on, but --mix-ngram needs the training split: --data is no way out
+    proc = run_cli("mlp_lm.evaluate", "--checkpoint", moved, "--data", other, "--mix-ngram", 3)
+    err = proc.stderr.strip()
+    assert proc.returncode == 2 and len(err.splitlines()) == 1 and "leave out --mix-ngram" in err
+    assert "pass --data" not in err
 
 
 def test_mixtures_in_bounded_memory_equal_the_kept_distributions(monkeypatch):
@@ -220,3 +230,12 @@ def test_a_copy_of_training_data_that_has_moved_gives_the_training_split(tiny_ru
         assert result["mlp"][f"{name}_loss"] == pytest.approx(trained[f"{name}_loss"], rel=1e-5)
     proc = run_cli("mlp_lm.evaluate", "--checkpoint", moved)  # without --data: one line saying what to do
     assert proc.returncode == 2 and "pass --data FILE" in proc.stderr and len(proc.stderr.splitlines()) == 1
+
+
+def test_a_vocabulary_unlike_its_unchanged_training_data_is_the_checkpoints_fault(tiny_run, tmp_path):
+    from mlp_lm.data import Vocab
+    params, vocab, config = checkpoint.load(tiny_run[0] / "model.npz")
+    odd = tmp_path / "model.npz"  # 'z' became 'é': still sorted, still 27 symbols, but not what names.txt gives
+    checkpoint.save(odd, params, Vocab(vocab.itos.replace("z", "é")), {k: v for k, v in config.items() if k != "format"})
+    proc = run_cli("mlp_lm.evaluate", "--checkpoint", odd)
+    assert proc.returncode == 2 and "checkpoint is damaged" in proc.stderr and "has changed" not in proc.stderr
