@@ -1,9 +1,8 @@
 """Save and load a trained model as one .npz file, with no pickled objects.
 
-model.npz holds each parameter under its name (C, W1, b1, W2, b2, and Wd for a
-model with the paper's direct connections), `vocab`
-(a 0-d string array: the symbols in index order, boundary first) and `config`
-(a 0-d string array: the run's configuration as JSON). It loads with
+model.npz holds each parameter under its name (C, W1, b1, W2, b2, and Wd for a model with
+the paper's direct connections), `vocab` (a 0-d string array: the symbols in index order,
+boundary first) and `config` (a 0-d string array: the run's configuration as JSON). It loads with
 np.load(path, allow_pickle=False). Loading checks everything it can, so a
 damaged or foreign file is reported, not used: its form, its config against its arrays (shapes,
 dtype, split seed), and its numbers against what a training can leave (finite, and within
@@ -198,6 +197,8 @@ def vocab_text(contents):
 
 def load(path):
     """Return (params, vocab, config), or raise CheckpointError saying what is wrong."""
+    if str(path) == "":  # Path("") is ".", which would be "a directory"
+        raise CheckpointError("the checkpoint path is empty; pass a model.npz")
     path = Path(path)
     recover(path.parent)  # a save cut short after its commit is finished first
     hint = "train one with `python -m mlp_lm.train` and pass its model.npz"
@@ -285,9 +286,8 @@ def load(path):
                 f"{path}: parameter {k} has shape {params[k].shape}, but the vocabulary ({V} symbols) "
                 f"and block size ({T}) need {shape}; the file is damaged or not from mlp_lm"
             )
-    if E == 0 or H == 0:
-        raise CheckpointError(f"{path}: its embedding size is {E} and its hidden size {H}, where training makes "
-                              f"both at least 1; the file is damaged or not from mlp_lm")
+    if E == 0 or H == 0:  # training makes both at least 1
+        raise CheckpointError(f"{path}: its embedding size is {E} and its hidden size {H}; the file is damaged")
     for key, size in (("vocab_size", V), ("n_embd", E), ("n_hidden", H)):
         if key in config and config[key] != size:  # the shapes agree with each other, not with it
             raise CheckpointError(f"{path}: its config says {key} {config[key]!r}, but its parameters have {size}; "

@@ -21,11 +21,16 @@ class UsageError(Exception):
     """A problem with what the user asked for; the message says what to do instead."""
 
 
+def one_line(message):
+    """A message as one line: a line break inside it (a file name can hold one) is shown escaped."""
+    return str(message).replace("\r", "\\r").replace("\n", "\\n")
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a bad flag is one line on stderr (not usage + error) and exit code 2."""
 
     def error(self, message):
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {one_line(message)} (see --help)\n")
 
     def print_help(self, file=None):
         # The help is all that --help does, so a stdout that cannot take it (a full disk) is an
@@ -182,6 +187,8 @@ def make_stdout_lossy():
 def check_json_target(path):
     """The --json path as a Path, or UsageError when it cannot be written or names something other
     than an earlier --json file; commands call it before their work, so a bad --json costs nothing."""
+    if str(path) == "":  # Path("") is "."
+        raise UsageError("--json needs a file name, and was given an empty one")
     path = Path(path)
     try:
         if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
@@ -266,10 +273,10 @@ def run(main, prog, keep_going_without_stdout=False):
         print(f"{end_progress}{prog}: interrupted ({getattr(e, 'args', ['SIGINT'])[0] or 'SIGINT'})", file=sys.stderr)
         code = exit_code(e)
     except (DataError, CheckpointError, UsageError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
         code = EXIT_BAD_INPUT
     except NotEnoughMemory as e:  # found before the work started, with the sizes in the message
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
         code = EXIT_BAD_INPUT
     except MemoryError:  # sizes the machine cannot hold, found when allocating: say so, not a traceback
         print(f"{prog}: error: not enough memory for these sizes; use smaller ones (--steps, --batch-size, "
@@ -280,7 +287,7 @@ def run(main, prog, keep_going_without_stdout=False):
         code = 0
     except OSError as e:  # a path the file system refuses (too long, a loop), or stdout on a full disk
         if e.filename is not None:  # a file the command was given or makes: name it
-            print(f"{prog}: error: cannot use {e.filename}: {e.strerror or e}", file=sys.stderr)
+            print(f"{prog}: error: {one_line(f'cannot use {e.filename}: {e.strerror or e}')}", file=sys.stderr)
             sys.exit(EXIT_BAD_INPUT)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         print(f"{prog}: error: cannot write the output: {e.strerror or e}", file=sys.stderr)

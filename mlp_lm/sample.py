@@ -39,7 +39,11 @@ def parse_args(argv):
                     help=f"stop a sample after this many symbols (default 64, at most {MAX_LENGTH:,})")
     ap.add_argument("--threads", metavar="N", type=thread_count, default=None,
                     help="BLAS threads for the matrix products (default: chosen by the model's size; at most the machine's cores)")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if len(args.prefix) > args.max_length:  # every sample would be the prefix, longer than promised
+        raise UsageError(f"--prefix has {len(args.prefix)} symbols, more than --max-length {args.max_length} "
+                         f"allows a whole sample; raise --max-length or shorten the prefix")
+    return args
 
 
 def main(argv=None):

@@ -453,3 +453,20 @@ def test_json_files_hold_null_where_a_number_is_not_finite(tmp_path):
     cli.write_json(tmp_path / "x.json", {"test_perplexity": float("inf"), "rows": [{"loss": float("nan")}, 1.5]})
     doc = json.loads((tmp_path / "x.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
     assert doc["test_perplexity"] is None and doc["rows"] == [{"loss": None}, 1.5]
+
+
+@pytest.mark.parametrize("module,argv,words", [
+    (sample, ["--checkpoint", "no\nsuch.npz"], ["checkpoint not found: no\\nsuch.npz"]),  # was two lines
+    (sample, ["--checkpoint", ""], ["checkpoint path is empty"]),  # was "a directory: ."
+    (sample, ["--prefix", "a" * 12, "--max-length", "10"], ["--prefix has 12 symbols", "--max-length 10"]),
+    (train, ["--steps", "1\n2"], ["'1\\n2'"]),
+])
+def test_odd_arguments_are_one_line(module, argv, words, capsys):
+    code, err = call(module, argv, capsys)
+    assert_one_line_error(code, err, *words)
+
+
+def test_an_empty_json_path_is_one_line(capsys):
+    from mlp_lm import ngram
+    code, err = call(ngram, ["--n", "2", "--smoothing", "kn", "--json", ""], capsys)
+    assert_one_line_error(code, err, "--json needs a file name")
