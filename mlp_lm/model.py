@@ -193,7 +193,11 @@ def next_probs(params, X, temperature=1.0):
     """Next-symbol probabilities (B, V) for contexts X (B, T): softmax(logits / temperature).
 
     temperature 0 is greedy decoding: all the probability on the likeliest symbol.
+    Raises ValueError for a temperature that is negative or NaN (a negative one would turn
+    the distribution upside down).
     """
+    if not temperature >= 0:
+        raise ValueError(f"temperature must be 0 or more, got {temperature!r}")
     z = logits(params, X).astype(np.float64)  # (B, V)
     z = z - z.max(axis=1, keepdims=True)  # shift first, so a tiny temperature cannot overflow
     if temperature == 0:
@@ -219,6 +223,10 @@ def split_loss(params, X, Y, chunk_size=None):
     n = len(Y)
     if n == 0:
         raise ValueError("cannot evaluate the loss of an empty split")
+    V = params["C"].shape[0]
+    for name, a in (("X", X), ("Y", Y)):  # numpy would read -1 as the last symbol, not refuse it
+        if np.min(a) < 0 or np.max(a) >= V:
+            raise ValueError(f"{name} holds symbol indices outside 0..{V - 1}")
     chunk_size = chunk_size or rows_per_chunk(params)
     total = 0.0
     for start in range(0, n, chunk_size):  # over chunks of data, not the math

@@ -29,6 +29,10 @@ def generate_chunks(next_probs, vocab, block_size, n, rng, *, temperature=1.0, t
                     max_length=64, rows=None):
     """generate(), a chunk of samples at a time: yields (samples, ended) lists of up to `rows` samples
     (by default as many as fit SAMPLE_BYTES), so memory stays bounded however many are asked for."""
+    if top_k is not None and top_k < 1:  # numpy's partition would fail with "kth out of bounds"
+        raise ValueError(f"top_k must be at least 1, got {top_k!r}")
+    if not temperature >= 0:  # a negative one turns the distribution upside down; NaN makes it NaN
+        raise ValueError(f"temperature must be 0 or more, got {temperature!r}")
     if BOUNDARY in prefix:  # it would end the sample before it starts
         raise DataError(f"a prefix must not contain the boundary symbol {BOUNDARY!r}")
     prefix_ids = vocab.encode(prefix)  # raises DataError for unknown symbols

@@ -153,3 +153,22 @@ def test_evaluation_chunks_shrink_with_the_vocabulary():
     big = model.rows_per_chunk(model.init_params(20000, 3, 10, 200))
     assert small > 10000 and big < 500  # a fixed memory budget, not a fixed number of rows
     assert big * 8 * (5 * 20000 + 2 * 200 + 30) <= model.EVAL_BYTES
+
+
+def test_the_library_refuses_inputs_numpy_would_silently_misread():
+    from mlp_lm.data import Vocab
+    from mlp_lm.sampling import generate
+    params = model.init_params(5, 3, 2, 4, seed=0, dtype=np.float64)
+    X, Y = np.zeros((4, 3), dtype=np.int64), np.array([1, 2, 3, 4])
+    assert np.isfinite(model.split_loss(params, X, Y))
+    for bad_X, bad_Y in ((X, Y - 2), (X - 1, Y), (X, Y + 1)):  # -1 would be read as the last symbol
+        with pytest.raises(ValueError, match="outside 0..4"):
+            model.split_loss(params, bad_X, bad_Y)
+    for t in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="temperature"):
+            model.next_probs(params, X, temperature=t)
+    next_probs = lambda X, temperature: model.next_probs(params, X, temperature)  # noqa: E731
+    rng = np.random.default_rng(0)
+    for kwargs, word in (({"top_k": 0}, "top_k"), ({"temperature": -1.0}, "temperature")):
+        with pytest.raises(ValueError, match=word):
+            generate(next_probs, Vocab(".abcd"), 3, 2, rng, **kwargs)
