@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from . import model, runtime
-from .cli import (ArgumentParser, UsageError, int_at_least, positive_float, prepare_json, run, thread_count,
-                  write_json)
+from .cli import ArgumentParser, UsageError, int_at_least, positive_float, run, thread_count
 from .data import DEFAULT_DATA, in_checkout, load_splits
+from .jsonout import prepare_json, write_json
 from .trainer import Config, Trainer
 
 V, T, E, H = 27, 3, 10, 200

@@ -1,16 +1,13 @@
 """What the command-line tools share: one-line errors with exit code 2, flag types."""
 import argparse
-import json
 import math
 import os
 import signal
-import stat
 import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
-from .checkpoint import CheckpointError, write_temporary
+from .checkpoint import CheckpointError
 from .data import DataError
 from .runtime import NotEnoughMemory, available_cores, keep_freed_memory
 
@@ -135,83 +132,6 @@ def signals_held():
             signal.signal(s, handler)
 
 
-JSON_MARK = {"written_by": "mlp_lm --json"}  # in every --json file, so a later --json knows it may replace it
-
-
-def json_text(doc):
-    """doc as indented JSON, a number that is not finite (a perplexity of inf) written as null:
-    JSON has no Infinity or NaN, and strict readers refuse Python's extension for them."""
-    def finite(x):
-        if isinstance(x, float) and not math.isfinite(x):
-            return None
-        if isinstance(x, dict):
-            return {k: finite(v) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return [finite(v) for v in x]
-        return x
-    return json.dumps(finite(doc), indent=2, allow_nan=False) + "\n"
-
-
-def write_json(path, doc):
-    """Write the --json file of a command, or say in one line why it cannot be written. It replaces
-    an earlier --json file (one that carries JSON_MARK), never anything else: a model, a run's
-    metrics.json, a data file, a device."""
-    path = check_json_target(path)
-    text = json_text({**JSON_MARK, **doc})
-    made = []
-    try:
-        os.replace(write_temporary(path, lambda f: f.write(text.encode()), made), path)  # whole or not at all
-    except BaseException as e:
-        for tmp in made:
-            Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise UsageError(f"cannot write --json {path}: {e.strerror}") from None
-        raise
-    print(f"wrote {path}")
-
-
-def prepare_json(path):
-    """Before a command's work, when it was given --json PATH: refuse a PATH that cannot be
-    written (check_json_target), and from here on let a reader of stdout that leaves cost the
-    table, not the file asked for (`... --json out.json | head -1` still writes out.json)."""
-    check_json_target(path)
-    make_stdout_lossy()
-
-
-def make_stdout_lossy():
-    """A reader of stdout that leaves costs the output from here on, never the work (LossyStream)."""
-    if not isinstance(sys.stdout, LossyStream):
-        sys.stdout = LossyStream(sys.stdout)
-
-
-def check_json_target(path):
-    """The --json path as a Path, or UsageError when it cannot be written or names something other
-    than an earlier --json file; commands call it before their work, so a bad --json costs nothing."""
-    if str(path) == "":  # Path("") is "."
-        raise UsageError("--json needs a file name, and was given an empty one")
-    path = Path(path)
-    try:
-        if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
-            raise UsageError(f"cannot write --json {path}: {path.parent} is not a folder this program can write to")
-        if (path.exists() or path.is_symlink()) and not _is_our_json(path):
-            raise UsageError(f"--json {path} already exists and is not a file an earlier --json wrote; "
-                             f"name a new file to write to")
-    except OSError as e:
-        raise UsageError(f"cannot write --json {path}: {e.strerror}") from None
-    return path
-
-
-def _is_our_json(path):
-    try:
-        st = path.lstat()
-        if not stat.S_ISREG(st.st_mode) or st.st_size > 10 * 2**20:  # ours are small, plain files
-            return False
-        doc = json.loads(path.read_text())
-    except (ValueError, RecursionError, OSError):
-        return False
-    return isinstance(doc, dict) and all(doc.get(k) == v for k, v in JSON_MARK.items())
-
-
 class LossyStream:
     """A text stream whose reader may leave (`2>&1 | head`, a pager quit): from the first write
     that finds the pipe broken on, the writes go nowhere and the program carries on. Messages
@@ -242,6 +162,12 @@ class LossyStream:
 
     def __getattr__(self, name):  # isatty, fileno, encoding, ...: the stream's own
         return getattr(self.stream, name)
+
+
+def make_stdout_lossy():
+    """A reader of stdout that leaves costs the output from here on, never the work (LossyStream)."""
+    if not isinstance(sys.stdout, LossyStream):
+        sys.stdout = LossyStream(sys.stdout)
 
 
 def run(main, prog, keep_going_without_stdout=False):

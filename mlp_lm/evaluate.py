@@ -14,8 +14,9 @@ import time
 
 
 from . import checkpoint, metrics, mixture, model
-from .cli import ArgumentParser, UsageError, int_at_least, prepare_json, run, write_json
+from .cli import ArgumentParser, UsageError, int_at_least, run
 from .data import BOUNDARY, SPLIT_SEED, DataError, build_dataset, load_splits, read_items_and_digest
+from .jsonout import prepare_json, write_json
 
 MAX_ORDER = 32
 

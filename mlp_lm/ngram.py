@@ -15,9 +15,10 @@ import time
 import numpy as np
 
 from . import metrics
-from .cli import ArgumentParser, int_at_least, non_negative_int, prepare_json, run, write_json
+from .cli import ArgumentParser, int_at_least, non_negative_int, run
 from .counting import K_GRID, KneserNey, choose_k
 from .data import DEFAULT_DATA, in_checkout, load_splits
+from .jsonout import prepare_json, write_json
 from .sampling import CUT, Novelty, generate, shown
 
 MAX_N = 32  # far past where names' losses stop changing; keeps the examples (N, n-1) small

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint
-from .cli import UsageError, json_text
+from .cli import UsageError
 from .data import in_checkout
+from .jsonout import json_text
 from .trainer import BLOCK
 
 

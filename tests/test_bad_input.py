@@ -449,8 +449,8 @@ def test_json_files_hold_null_where_a_number_is_not_finite(tmp_path):
     # A damaged model's perplexity of inf used to be written as Infinity, which JSON does not have.
     import json
 
-    from mlp_lm import cli
-    cli.write_json(tmp_path / "x.json", {"test_perplexity": float("inf"), "rows": [{"loss": float("nan")}, 1.5]})
+    from mlp_lm import jsonout
+    jsonout.write_json(tmp_path / "x.json", {"test_perplexity": float("inf"), "rows": [{"loss": float("nan")}, 1.5]})
     doc = json.loads((tmp_path / "x.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
     assert doc["test_perplexity"] is None and doc["rows"] == [{"loss": None}, 1.5]
 
