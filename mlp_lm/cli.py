@@ -139,8 +139,10 @@ class LossyStream:
 
     def __init__(self, stream):
         self.stream = stream
+        self.error = None  # the OSError that lost the stream, if one did
 
-    def _lose(self):
+    def _lose(self, error):
+        self.error = self.error or error
         try:  # anything else writing to the descriptor (a C library's warning, the exit's flush) too
             os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
         except (OSError, ValueError):
@@ -150,15 +152,15 @@ class LossyStream:
     def write(self, text):
         try:
             return self.stream.write(text)
-        except OSError:  # a reader gone (EPIPE), or a stream on a full disk (ENOSPC) or a dead device
-            self._lose()
+        except OSError as e:  # a reader gone (EPIPE), or a stream on a full disk (ENOSPC) or a dead device
+            self._lose(e)
             return len(text)
 
     def flush(self):
         try:
             self.stream.flush()
-        except OSError:
-            self._lose()
+        except OSError as e:
+            self._lose(e)
 
     def __getattr__(self, name):  # isatty, fileno, encoding, ...: the stream's own
         return getattr(self.stream, name)
@@ -194,6 +196,9 @@ def run(main, prog, keep_going_without_stdout=False):
         keep_freed_memory()  # a command owns its process: let malloc reuse the step's big blocks
         code = main()
         sys.stdout.flush()  # inside the try: a full disk under stdout is reported like any error
+        lost = getattr(sys.stdout, "error", None)
+        if lost is not None and not keep_going_without_stdout and not isinstance(lost, BrokenPipeError):
+            raise lost  # the work is done (a --json file written), but the output asked for is not
     except KeyboardInterrupt as e:
         end_progress = "\n" if sys.stderr.isatty() else ""  # a progress line may be open on a terminal
         print(f"{end_progress}{prog}: interrupted ({getattr(e, 'args', ['SIGINT'])[0] or 'SIGINT'})", file=sys.stderr)

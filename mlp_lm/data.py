@@ -49,8 +49,30 @@ def read_items(path):
     return read_items_and_digest(path)[0]
 
 
+def file_sha256(path):
+    """The sha256 of a data file's bytes, whatever they hold (to recognise the file later)."""
+    return hashlib.sha256(_read_bytes(path)).hexdigest()
+
+
 def read_items_and_digest(path):
     """The items, and the sha256 of the very bytes they were read from (to recognise the file later)."""
+    raw = _read_bytes(path)
+    try:
+        text = raw.decode("utf-8-sig")  # -sig: a byte-order mark (some Windows editors add one) is not a symbol
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(f"data file {path} is not UTF-8 text (bad byte at line {line}); save it as UTF-8") from None
+    # Lines end at \n, \r\n or \r, as in any editor; not at the rarer breaks str.splitlines() also
+    # knows (U+2028, \x85, \f, ...), which are kept as symbols.
+    items = [line.strip() for line in re.split(r"\r\n|\r|\n", text)]
+    items = [item for item in items if item]
+    if not items:
+        raise DataError(f"data file {path} has no items (it is empty or only blank lines)")
+    return items, hashlib.sha256(raw).hexdigest()
+
+
+def _read_bytes(path):
+    """A data file's bytes, or a DataError saying why they cannot be read."""
     if str(path) == "":
         raise DataError("the data path is empty; pass a file with one item per line")
     path = Path(path)
@@ -65,18 +87,7 @@ def read_items_and_digest(path):
         raise DataError(f"data path is a directory, not a file: {path}") from None
     except OSError as e:
         raise DataError(f"cannot read data file {path}: {e.strerror}") from None
-    try:
-        text = raw.decode("utf-8-sig")  # -sig: a byte-order mark (some Windows editors add one) is not a symbol
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise DataError(f"data file {path} is not UTF-8 text (bad byte at line {line}); save it as UTF-8") from None
-    # Lines end at \n, \r\n or \r, as in any editor; not at the rarer breaks str.splitlines() also
-    # knows (U+2028, \x85, \f, ...), which are kept as symbols.
-    items = [line.strip() for line in re.split(r"\r\n|\r|\n", text)]
-    items = [item for item in items if item]
-    if not items:
-        raise DataError(f"data file {path} has no items (it is empty or only blank lines)")
-    return items, hashlib.sha256(raw).hexdigest()
+    return raw
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,12 @@ With --mix-ngram N, the N-gram is fitted on the same training split, each
 mixture's weight is chosen on dev, and test is reported with that weight.
 """
 import time
+from pathlib import Path
 
 
 from . import checkpoint, metrics, mixture, model
 from .cli import ArgumentParser, UsageError, int_at_least, run
-from .data import BOUNDARY, SPLIT_SEED, DataError, build_dataset, load_splits, read_items_and_digest
+from .data import BOUNDARY, SPLIT_SEED, DataError, build_dataset, file_sha256, load_splits, read_items_and_digest
 from .jsonout import prepare_json, write_json
 
 MAX_ORDER = 32
@@ -28,8 +29,10 @@ def training_splits(config, vocab, block_size, path=None, instead="pass --data F
     path = path or config.get("data")
     if not isinstance(path, str) or not path:
         raise UsageError(f"the checkpoint does not record its training data; {instead}")
+    if not Path(path).exists():
+        raise UsageError(f"the training data {path} is not there any more, so its split cannot be rebuilt; {instead}")
     try:
-        if config.get("data_sha256") and read_items_and_digest(path)[1] != config["data_sha256"]:
+        if config.get("data_sha256") and file_sha256(path) != config["data_sha256"]:
             raise UsageError(f"the training data {path} has changed since training, so its split is not the one "
                              f"the model saw; {instead}")  # said before anything about the new contents
         splits = load_splits(path, block_size, config.get("split_seed", SPLIT_SEED))
@@ -84,8 +87,11 @@ def main(argv=None):
     block = max(T, (n or 1) - 1)  # contexts wide enough for both models; each reads its last columns
     sets = {}  # name -> (X, Y)
     items, sha256 = read_items_and_digest(args.data) if args.data is not None else (None, None)
+    needs_split = ("--mix-ngram fits its n-gram and weights on the training split: put the file back (or pass "
+                   "a copy with --data), or leave out --mix-ngram")
     if args.data is None or sha256 == config.get("data_sha256"):  # the training data itself: its split
-        splits = training_splits(config, vocab, block, args.data)  # a byte-identical copy will do
+        splits = training_splits(config, vocab, block, args.data,  # a byte-identical copy will do
+                                 **({"instead": needs_split} if n is not None else {}))
         sets.update(train=splits.train, dev=splits.dev, test=splits.test)
         source = args.data or config["data"]
     else:
@@ -93,8 +99,7 @@ def main(argv=None):
         sets["all"] = (X, Y)
         source = args.data
         if n is not None:  # the n-gram and the mixtures' weights still come from the training data
-            splits = training_splits(config, vocab, block, instead=(
-                "--mix-ngram fits its n-gram and weights on that split: put the file back, or leave out --mix-ngram"))
+            splits = training_splits(config, vocab, block, instead=needs_split)
             sets.update(dev=splits.dev)
     print(f"checkpoint: {args.checkpoint}: T={T} E={params['C'].shape[1]} H={params['b1'].shape[0]}"
           f"{' direct' if 'Wd' in params else ''}, {model.num_params(params):,} parameters")

@@ -224,6 +224,8 @@ def split_loss(params, X, Y, chunk_size=None):
     if n == 0:
         raise ValueError("cannot evaluate the loss of an empty split")
     V = params["C"].shape[0]
+    if np.ndim(X) != 2 or np.ndim(Y) != 1 or len(X) != n:  # a (B, 1) Y would broadcast against (B,)
+        raise ValueError(f"X must be (B, T) and Y (B,) for the same B, got {np.shape(X)} and {np.shape(Y)}")
     for name, a in (("X", X), ("Y", Y)):  # numpy would read -1 as the last symbol, not refuse it
         if np.min(a) < 0 or np.max(a) >= V:
             raise ValueError(f"{name} holds symbol indices outside 0..{V - 1}")

@@ -98,7 +98,7 @@ def moment_bound(beta1, beta2, t):
     For the defaults (0.9, 0.999) K < 52.9: |m| is at most 7.3 sqrt(v). A saved state past
     it was not left by training (a damaged checkpoint). Infinite when r >= 1 (no useful bound).
     """
-    r = beta1**2 / beta2 if beta2 > 0 else math.inf
+    r = 0.0 if beta1 == 0 else beta1**2 / beta2 if beta2 > 0 else math.inf  # beta1 = 0: m = g, K = 1/(1-b2)
     if r >= 1:
         return math.inf
     return (1 - beta1) ** 2 / (1 - beta2) * (1 - r**t) / (1 - r)

@@ -40,9 +40,9 @@ def parse_args(argv):
     ap.add_argument("--threads", metavar="N", type=thread_count, default=None,
                     help="BLAS threads for the matrix products (default: chosen by the model's size; at most the machine's cores)")
     args = ap.parse_args(argv)
-    if len(args.prefix) > args.max_length:  # every sample would be the prefix, longer than promised
-        raise UsageError(f"--prefix has {len(args.prefix)} symbols, more than --max-length {args.max_length} "
-                         f"allows a whole sample; raise --max-length or shorten the prefix")
+    if len(args.prefix) >= args.max_length:  # every sample would be the prefix, cut off: the model draws nothing
+        raise UsageError(f"--prefix has {len(args.prefix)} symbols, leaving none of --max-length {args.max_length} "
+                         f"for the model to draw; raise --max-length or shorten the prefix")
     return args
 
 

@@ -6,7 +6,7 @@ params)`) and the n-gram models of counting.py both are one.
 """
 import numpy as np
 
-from .data import BOUNDARY, SPLIT_SEED, DataError, read_items_and_digest, split_items
+from .data import BOUNDARY, SPLIT_SEED, DataError, file_sha256, read_items_and_digest, split_items
 from .runtime import check_fits
 
 
@@ -29,8 +29,10 @@ def generate_chunks(next_probs, vocab, block_size, n, rng, *, temperature=1.0, t
                     max_length=64, rows=None):
     """generate(), a chunk of samples at a time: yields (samples, ended) lists of up to `rows` samples
     (by default as many as fit SAMPLE_BYTES), so memory stays bounded however many are asked for."""
-    if top_k is not None and top_k < 1:  # numpy's partition would fail with "kth out of bounds"
-        raise ValueError(f"top_k must be at least 1, got {top_k!r}")
+    if top_k is not None and not (isinstance(top_k, (int, np.integer)) and top_k >= 1):  # NaN, 1.5, 0
+        raise ValueError(f"top_k must be a whole number of at least 1, got {top_k!r}")
+    if not (isinstance(max_length, (int, np.integer)) and max_length >= 1):
+        raise ValueError(f"max_length must be a whole number of at least 1, got {max_length!r}")
     if not temperature >= 0:  # a negative one turns the distribution upside down; NaN makes it NaN
         raise ValueError(f"temperature must be 0 or more, got {temperature!r}")
     if BOUNDARY in prefix:  # it would end the sample before it starts
@@ -109,10 +111,10 @@ class Novelty:
             self.why = "the checkpoint does not record its training data"
             return
         try:
-            items, sha256 = read_items_and_digest(data_path)
-            if config.get("data_sha256") and sha256 != config["data_sha256"]:
-                self.why = f"the training data {data_path} has changed since training"
+            if config.get("data_sha256") and file_sha256(data_path) != config["data_sha256"]:
+                self.why = f"the training data {data_path} has changed since training"  # whatever it holds now
                 return
+            items, _ = read_items_and_digest(data_path)
             train, dev, test = split_items(items, config.get("split_seed", SPLIT_SEED))
         except DataError as e:  # gone, unreadable or no longer usable
             self.why = str(e)

@@ -222,7 +222,7 @@ class Trainer:
                 raise ValueError(f"AdamW's step counter t is {t.tolist()!r}, "
                                  + (f"but the run took {steps} steps" if steps is not None else "not a step count"))
             K = optim.moment_bound(cfg.beta1, cfg.beta2, int(t))
-            for k in self.params:  # 1% for float rounding; below 1e-15 no gradient moves a weight
+            for k in self.params if math.isfinite(K) else ():  # 1% for rounding; below 1e-15 nothing moves
                 m, v = (st[f"opt.{x}.{k}"].astype(np.float64) for x in "mv")
                 if np.any(np.abs(m) > 1.01 * np.sqrt(K * v) + 1e-15):
                     raise ValueError(f"opt.m.{k} is larger than any gradients could make it beside opt.v.{k} "

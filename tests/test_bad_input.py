@@ -224,6 +224,13 @@ def test_a_json_file_is_written_when_the_reader_of_stdout_leaves(tmp_path):
     err = proc.stderr.read()
     assert proc.wait() == 0 and "Traceback" not in err
     assert '"n": 2' in out.read_text()  # used to be lost: the broken pipe ended the command first
+    out.unlink()
+    with open("/dev/full", "w") as full:  # a full disk is no reader leaving: the file, and an error
+        proc = subprocess.run([sys.executable, "-m", "mlp_lm.ngram", "--n", "2", "--smoothing", "kn", "--json", out],
+                              cwd=ROOT, stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert proc.returncode == 2 and '"n": 2' in out.read_text()
+    assert proc.stderr.strip().splitlines() == ["python -m mlp_lm.ngram: error: cannot write the output: "
+                                                "No space left on device"]
 
 
 @pytest.mark.parametrize("command", ["train", "sample"])  # train's other output may be lost; its help may not
@@ -459,6 +466,7 @@ def test_json_files_hold_null_where_a_number_is_not_finite(tmp_path):
     (sample, ["--checkpoint", "no\nsuch.npz"], ["checkpoint not found: no\\nsuch.npz"]),  # was two lines
     (sample, ["--checkpoint", ""], ["checkpoint path is empty"]),  # was "a directory: ."
     (sample, ["--prefix", "a" * 12, "--max-length", "10"], ["--prefix has 12 symbols", "--max-length 10"]),
+    (sample, ["--prefix", "abcd", "--max-length", "4"], ["--prefix has 4 symbols", "leaving none"]),
     (train, ["--steps", "1\n2"], ["'1\\n2'"]),
 ])
 def test_odd_arguments_are_one_line(module, argv, words, capsys):

@@ -258,3 +258,11 @@ def test_arrays_a_model_is_not_made_of_are_never_read(sgd_run, tmp_path):
     finally:
         tracemalloc.stop()
     assert set(params) == {"C", "W1", "b1", "W2", "b2"} and peak < 10_000_000, peak
+
+
+@pytest.mark.parametrize("betas", [("0.9", "0.5"), ("0", "0")])  # no bound at all; the bound of m = g
+def test_the_moment_check_takes_every_beta_quietly(betas, tmp_path):
+    run = trained(tmp_path, "--optimizer", "adamw", "--beta1", betas[0], "--beta2", betas[1])
+    with blas_threads(1), np.errstate(all="raise"):  # was "invalid value" from inf * 0, a warning on resume
+        trainer, state, steps = trainer_and_state(run)
+        trainer.load_state(state, steps=steps)

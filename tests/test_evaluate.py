@@ -184,16 +184,19 @@ def test_changed_training_data_is_refused(tiny_run, tmp_path):
     checkpoint.save(moved, params, vocab, {k: v for k, v in config.items() if k != "format"} | {"data": str(data)})
     proc = run_cli("mlp_lm.evaluate", "--checkpoint", moved)
     assert proc.returncode == 2 and "changed since training" in proc.stderr
-    data.write_text("ab\n")  # too few items to split now: the change is the news, not the new contents
-    proc = run_cli("mlp_lm.evaluate", "--checkpoint", moved)
-    assert proc.returncode == 2 and "changed since training" in proc.stderr and "too few" not in proc.stderr
+    for contents in (b"ab\n", b"anna\n\xff\xfebob\n", b""):  # too few items, not UTF-8, empty: it changed
+        data.write_bytes(contents)
+        proc = run_cli("mlp_lm.evaluate", "--checkpoint", moved)
+        assert proc.returncode == 2 and "changed since training" in proc.stderr, proc.stderr
+        assert "too few" not in proc.stderr and "UTF-8" not in proc.stderr and "no items" not in proc.stderr
     other = tmp_path / "other.txt"
     other.write_text("anna\nbob\n")
     data.unlink()  # another file to evaluate on, but --mix-ngram needs the training split: --data is no way out
-    proc = run_cli("mlp_lm.evaluate", "--checkpoint", moved, "--data", other, "--mix-ngram", 3)
-    err = proc.stderr.strip()
-    assert proc.returncode == 2 and len(err.splitlines()) == 1 and "leave out --mix-ngram" in err
-    assert "pass --data" not in err
+    for extra in (["--data", other], []):  # without --data, pointing at --data would only lead here
+        proc = run_cli("mlp_lm.evaluate", "--checkpoint", moved, *extra, "--mix-ngram", 3)
+        err = proc.stderr.strip()
+        assert proc.returncode == 2 and len(err.splitlines()) == 1 and "leave out --mix-ngram" in err
+        assert "not there any more" in err and "to evaluate on a file as a whole" not in err
 
 
 def test_mixtures_in_bounded_memory_equal_the_kept_distributions(monkeypatch):

@@ -164,11 +164,14 @@ def test_the_library_refuses_inputs_numpy_would_silently_misread():
     for bad_X, bad_Y in ((X, Y - 2), (X - 1, Y), (X, Y + 1)):  # -1 would be read as the last symbol
         with pytest.raises(ValueError, match="outside 0..4"):
             model.split_loss(params, bad_X, bad_Y)
+    with pytest.raises(ValueError, match=r"Y \(B,\)"):
+        model.split_loss(params, X, Y[:, None])  # broadcast against (B,), it gave a loss of 7e4
     for t in (-1.0, float("nan")):
         with pytest.raises(ValueError, match="temperature"):
             model.next_probs(params, X, temperature=t)
     next_probs = lambda X, temperature: model.next_probs(params, X, temperature)  # noqa: E731
     rng = np.random.default_rng(0)
-    for kwargs, word in (({"top_k": 0}, "top_k"), ({"temperature": -1.0}, "temperature")):
+    for kwargs, word in (({"top_k": 0}, "top_k"), ({"top_k": float("nan")}, "top_k"), ({"top_k": 1.5}, "top_k"),
+                         ({"max_length": -5}, "max_length"), ({"temperature": -1.0}, "temperature")):
         with pytest.raises(ValueError, match=word):
             generate(next_probs, Vocab(".abcd"), 3, 2, rng, **kwargs)

@@ -75,6 +75,7 @@ def test_the_moment_bound_holds_for_any_gradients_and_is_reached(b1, b2):
         m, v = adam_moments((b1 / b2) ** np.arange(t - 1, -1, -1.0), b1, b2)
         assert m * m == pytest.approx(K * v, rel=1e-9)
     assert optim.moment_bound(0.9, 0.8, 10) == math.inf  # b1^2 >= b2: no useful bound
+    assert optim.moment_bound(0.0, 0.0, 10) == 1.0  # m = g and v = g^2: m^2 = v exactly
 
 
 def test_sgd_without_decay_is_the_plain_update():
