@@ -13,7 +13,6 @@ mixture's weight is chosen on dev, and test is reported with that weight.
 import time
 from pathlib import Path
 
-
 from . import checkpoint, metrics, mixture, model
 from .cli import ArgumentParser, UsageError, int_at_least, run
 from .data import BOUNDARY, SPLIT_SEED, DataError, build_dataset, file_sha256, load_splits, read_items_and_digest

@@ -24,7 +24,7 @@ from . import layers
 from .model import PARAM_NAMES, loss_and_grads
 
 TOLERANCE = 1e-6
-ZERO_NOISE = 1e-8  # a numerical derivative past this where the analytic gradient is 0 is no rounding
+ZERO_NOISE = 1e-8  # past this, a numerical derivative of a loss of order 1 is no rounding error
 MAX_COORDS = 20_000  # what the command checks entry by entry in well under a minute
 
 
@@ -130,7 +130,8 @@ def compare(name, analytic, numerical, coords=None, *, shape=None, status=None):
     maxdiff = float(diff.max()) if a.size else 0.0
     ratio = maxdiff / scale if scale > 0 else maxdiff
     if scale == 0 and problem is None:
-        # Finite differences of a gradient that is truly zero land within about 1e-10 of it.
+        # Where the loss does not depend on the tensor, finite differences give 0 (or rounding
+        # noise far below ZERO_NOISE); where they give more, the analytic zeros are wrong.
         problem = (f"the gradient is all zeros but the numerical one reaches {maxdiff:.2e}: the backward pass "
                    f"misses it" if maxdiff > ZERO_NOISE else
                    "the gradient is all zeros here, so the check proves nothing: use other inputs")
