@@ -15,28 +15,33 @@ from pathlib import Path
 
 from . import checkpoint, metrics, mixture, model
 from .cli import ArgumentParser, UsageError, int_at_least, run
-from .data import BOUNDARY, SPLIT_SEED, DataError, build_dataset, file_sha256, load_splits, read_items_and_digest
+from .data import BOUNDARY, SPLIT_SEED, DataError, build_dataset, differs, load_splits, read_items_and_digest
 from .jsonout import prepare_json, write_json
 
 MAX_ORDER = 32
+AS_A_WHOLE = "pass --data FILE to evaluate on a file as a whole"
 
 
-def training_splits(config, vocab, block_size, path=None, instead="pass --data FILE to evaluate on a file as a whole"):
+def training_splits(config, vocab, block_size, path=None, instead=AS_A_WHOLE):
     """The checkpoint's own train/dev/test split, rebuilt from the data file it records (or from
     `path`, a file with the very same bytes, e.g. a copy of one that has moved since).
     instead: what the user can do when the split cannot be rebuilt (the end of the message)."""
     path = path or config.get("data")
     if not isinstance(path, str) or not path:
         raise UsageError(f"the checkpoint does not record its training data; {instead}")
-    if not Path(path).exists():
-        raise UsageError(f"the training data {path} is not there any more, so its split cannot be rebuilt; {instead}")
+    recorded = config.get("data_sha256")
     try:
-        if config.get("data_sha256") and file_sha256(path) != config["data_sha256"]:
-            raise UsageError(f"the training data {path} has changed since training, so its split is not the one "
-                             f"the model saw; {instead}")  # said before anything about the new contents
         splits = load_splits(path, block_size, config.get("split_seed", SPLIT_SEED))
     except DataError as e:
-        raise UsageError(f"cannot rebuild the training split from {path}: {e}; {instead}") from None
+        if not Path(path).exists():
+            raise UsageError(f"the training data {path} is not there any more, so its split cannot be rebuilt; "
+                             f"{instead}") from None
+        if not differs(path, recorded):
+            raise UsageError(f"cannot rebuild the training split from {path}: {e}; {instead}") from None
+        splits = None  # it changed, into something that cannot be split: that it changed is the news
+    if recorded and (splits is None or splits.sha256 != recorded):
+        raise UsageError(f"the training data {path} has changed since training, so its split is not the one "
+                         f"the model saw; {instead}")
     if splits.vocab.itos != vocab.itos:
         raise UsageError(f"the vocabulary of {path} is not the checkpoint's; " + (
             "the file is the one it was trained on, so the checkpoint is damaged" if config.get("data_sha256")
@@ -90,7 +95,7 @@ def main(argv=None):
                    "a copy with --data), or leave out --mix-ngram")
     if args.data is None or sha256 == config.get("data_sha256"):  # the training data itself: its split
         splits = training_splits(config, vocab, block, args.data,  # a byte-identical copy will do
-                                 **({"instead": needs_split} if n is not None else {}))
+                                 instead=needs_split if n is not None else AS_A_WHOLE)
         sets.update(train=splits.train, dev=splits.dev, test=splits.test)
         source = args.data or config["data"]
     else:

@@ -25,6 +25,7 @@ from .model import PARAM_NAMES, loss_and_grads
 
 TOLERANCE = 1e-6
 ZERO_NOISE = 1e-8  # past this, a numerical derivative of a loss of order 1 is no rounding error
+PROVES_NOTHING = "the gradient is all zeros here, so the check proves nothing: use other inputs"
 MAX_COORDS = 20_000  # what the command checks entry by entry in well under a minute
 
 
@@ -133,8 +134,7 @@ def compare(name, analytic, numerical, coords=None, *, shape=None, status=None):
         # Where the loss does not depend on the tensor, finite differences give 0 (or rounding
         # noise far below ZERO_NOISE); where they give more, the analytic zeros are wrong.
         problem = (f"the gradient is all zeros but the numerical one reaches {maxdiff:.2e}: the backward pass "
-                   f"misses it" if maxdiff > ZERO_NOISE else
-                   "the gradient is all zeros here, so the check proves nothing: use other inputs")
+                   f"misses it" if maxdiff > ZERO_NOISE else PROVES_NOTHING)
     worst = tuple(int(j) for j in np.unravel_index(int(coords[i]), a_full.shape)) if a.size else ()
     unconverged = 0 if status is None else int(np.count_nonzero(np.asarray(status) != 0))
     return Comparison(name, a_full.shape, bool(np.array_equal(a, n)), maxdiff, scale, ratio,
@@ -280,7 +280,7 @@ def main(argv=None):
     for r in bad:
         if r.problem:
             print(f"{r.name}: {r.problem}")
-    if any(r.problem and "proves nothing" in r.problem for r in bad):
+    if any(r.problem == PROVES_NOTHING for r in bad):
         hint = f", or a smaller --dropout (at {args.dropout:g} most units are dropped)" if args.dropout >= 0.5 else ""
         print(f"(zero gradients come from the inputs drawn: try another --seed{hint})")
     return 1 if bad else 0

@@ -19,7 +19,7 @@ from .cli import ArgumentParser, int_at_least, non_negative_int, run
 from .counting import K_GRID, KneserNey, choose_k
 from .data import DEFAULT_DATA, in_checkout, load_splits
 from .jsonout import prepare_json, write_json
-from .sampling import CUT, Novelty, generate, shown
+from .sampling import Novelty, generate, shown
 
 MAX_N = 32  # far past where names' losses stop changing; keeps the examples (N, n-1) small
 
@@ -99,9 +99,8 @@ def main(argv=None):
     result["samples"], result["samples_ended"] = samples, ended  # not ended: cut off at 64 symbols
     if samples:
         counter = Novelty({"data": args.data, "data_sha256": splits.sha256})
-        counter.add([s for s, e in zip(samples, ended) if e])  # only samples that ended count as names
-        cut = f", {len(samples) - sum(ended)} cut off at 64 symbols, marked {CUT}, not counted" if not all(ended) else ""
-        print(f"samples ({counter.summary()}{cut}):", ", ".join(shown(samples, ended)))
+        counter.add(samples, ended)
+        print(f"samples ({counter.summary('64 symbols')}):", ", ".join(shown(samples, ended)))
     if args.json is not None:
         write_json(args.json, result)
     return 0

@@ -60,7 +60,7 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed)
     V, H = params["W2"].shape
     n_threads = args.threads or choose_threads(args.num_samples, params["W1"].shape[0], H, V)
-    counter, shown, whole = Novelty(config), 0, 0
+    counter, shown = Novelty(config), 0
     chunks = generate_chunks(partial(next_probs, params), vocab, config["block_size"], args.num_samples, rng,
                              temperature=args.temperature, top_k=args.top_k, prefix=args.prefix,
                              max_length=args.max_length)
@@ -75,12 +75,10 @@ def main(argv=None):
             if samples is None:
                 break
             print("\n".join(s if e else s + CUT for s, e in zip(samples, ended)))  # a cut-off sample is marked
-            counter.add([s for s, e in zip(samples, ended) if e])  # only samples that ended count as names
-            shown, whole = shown + len(samples), whole + sum(ended)
+            counter.add(samples, ended)
+            shown += len(samples)
     sys.stdout.flush()
-    cut = f"; {shown - whole} cut off at --max-length {args.max_length}, marked {CUT}, not counted" \
-        if whole < shown else ""
-    print(f"({shown} samples: {counter.summary()}{cut})", file=sys.stderr)
+    print(f"({shown} samples: {counter.summary(f'--max-length {args.max_length}')})", file=sys.stderr)
     return 0
 
 

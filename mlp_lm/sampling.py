@@ -6,7 +6,7 @@ params)`) and the n-gram models of counting.py both are one.
 """
 import numpy as np
 
-from .data import BOUNDARY, SPLIT_SEED, DataError, file_sha256, read_items_and_digest, split_items
+from .data import BOUNDARY, SPLIT_SEED, DataError, differs, read_items_and_digest, split_items
 from .runtime import check_fits
 
 
@@ -99,30 +99,34 @@ def _generate(next_probs, vocab, block_size, n, rng, temperature, top_k, prefix,
 
 class Novelty:
     """Counts samples that are in the training set, in dev/test, or new, chunk by chunk; and
-    the empty ones (the model ended at once) apart, which are no name at all.
+    apart, as no name at all, the ones cut off at their length limit and the empty ones (the
+    model ended at once).
 
     Novelty(config).why is None when the training data could be read, else the reason it could not.
     """
 
     def __init__(self, config):
-        self.counts, self.empty, self.why = [0, 0, 0], 0, None
+        self.counts, self.empty, self.cut, self.why = [0, 0, 0], 0, 0, None
         data_path = config.get("data")
         if not data_path:
             self.why = "the checkpoint does not record its training data"
             return
+        recorded, changed = config.get("data_sha256"), f"the training data {data_path} has changed since training"
         try:
-            if config.get("data_sha256") and file_sha256(data_path) != config["data_sha256"]:
-                self.why = f"the training data {data_path} has changed since training"  # whatever it holds now
+            items, sha256 = read_items_and_digest(data_path)
+            if recorded and sha256 != recorded:
+                self.why = changed
                 return
-            items, _ = read_items_and_digest(data_path)
             train, dev, test = split_items(items, config.get("split_seed", SPLIT_SEED))
-        except DataError as e:  # gone, unreadable or no longer usable
-            self.why = str(e)
+        except DataError as e:  # gone, unreadable or no longer usable: changed, above all, if it did
+            self.why = changed if differs(data_path, recorded) else str(e)
             return
         self.train, self.heldout = set(train), set(dev) | set(test)
 
-    def add(self, samples):
-        """Count samples that ended on their own (one cut off at max_length is not a name)."""
+    def add(self, samples, ended):
+        """Count a chunk of samples; ended: whether each ended on its own (see generate)."""
+        self.cut += sum(not e for e in ended)
+        samples = [s for s, e in zip(samples, ended) if e]
         self.empty += sum(not s for s in samples)
         samples = [s for s in samples if s]
         if self.why is None:
@@ -131,10 +135,11 @@ class Novelty:
             for i, c in enumerate((in_train, in_heldout, len(samples) - in_train - in_heldout)):
                 self.counts[i] += c
 
-
-    def summary(self):
-        """'a in the training set, b in dev/test, c new' (and ', d empty'), or why it cannot say."""
-        empty = f", {self.empty} empty" if self.empty else ""
+    def summary(self, limit):
+        """'a in the training set, b in dev/test, c new' (or why it cannot say), and ', d empty' and
+        '; e cut off at LIMIT, marked …, not counted' when there are any (limit: say, "64 symbols")."""
+        rest = (f", {self.empty} empty" if self.empty else "") + (
+            f"; {self.cut} cut off at {limit}, marked {CUT}, not counted" if self.cut else "")
         if self.why is not None:
-            return f"cannot say which are new: {self.why}{empty}"
-        return f"{self.counts[0]} in the training set, {self.counts[1]} in dev/test, {self.counts[2]} new{empty}"
+            return f"cannot say which are new: {self.why}{rest}"
+        return f"{self.counts[0]} in the training set, {self.counts[1]} in dev/test, {self.counts[2]} new{rest}"
