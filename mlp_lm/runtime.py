@@ -26,6 +26,8 @@ import time
 
 from threadpoolctl import threadpool_limits
 
+from . import BLAS_SPIN_VARIABLE
+
 # Multiply-adds in the largest product of a step for each BLAS thread: a second thread from 2 M
 # on an idle machine. Not for the lecture's model at batch 32 (0.2 M) or 256 (1.5 M); batches
 # of 512 and up are split instead (split_parts); the best preset's 25 M at batch 128 get two
@@ -161,14 +163,19 @@ def describe_threads(batch_size, threads):
 
 
 def blas_description():
-    """'openblas 0.3.31 (Haswell), 2 threads' for the BLAS numpy uses, as threadpoolctl sees it."""
+    """'openblas 0.3.31 (Haswell), 2 threads by default, OPENBLAS_THREAD_TIMEOUT=18' for the BLAS
+    numpy uses, as threadpoolctl sees it (the variable as the process has it: set before numpy
+    loaded OpenBLAS, as the commands set it, it is what OpenBLAS uses)."""
     from threadpoolctl import threadpool_info
     infos = [i for i in threadpool_info() if i.get("user_api") == "blas"]
     if not infos:
         return "no BLAS found by threadpoolctl"
     i = infos[0]
     arch = f" ({i['architecture']})" if i.get("architecture") else ""
-    return f"{i.get('internal_api')} {i.get('version')}{arch}, {i.get('num_threads')} threads by default"
+    text = f"{i.get('internal_api')} {i.get('version')}{arch}, {i.get('num_threads')} threads by default"
+    if i.get("internal_api") == "openblas":  # how long its idle workers spin (mlp_lm/__init__.py sets it)
+        text += f", {BLAS_SPIN_VARIABLE}={os.environ.get(BLAS_SPIN_VARIABLE, 'unset')}"
+    return text
 
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers, from glibc's malloc.h
