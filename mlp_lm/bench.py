@@ -226,7 +226,9 @@ def main(argv=None):
                          f"the lecture's model, which has room for {V - 1} (names.txt's letters): pass a word list "
                          f"with at most {V - 1}")
     cores = runtime.available_cores()
-    machine = (f"{cores}-core {platform.machine()} {platform.system()}, Python {platform.python_version()}, "
+    cpu = runtime.cpu_description()
+    machine = (f"{cores}-core {platform.machine()} {platform.system()}{f' ({cpu})' if cpu else ''}, "
+               f"Python {platform.python_version()}, "
                f"numpy {np.__version__}, {runtime.blas_description()}")
     if with_torch:
         import torch

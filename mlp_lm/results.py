@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, mixture
+from . import checkpoint, mixture, runtime
 from .cli import ArgumentParser, UsageError, exit_code, positive_int, run, signals_held
 from .counting import KneserNey, choose_k
 from .data import in_checkout, load_splits
@@ -162,7 +162,9 @@ def main(argv=None):
         print(how_to_finish(args, None, only, runs, docs_wanted, True), file=sys.stderr)
         return exit_code(e)
     print(f"n-grams and mixtures in {time.perf_counter() - t0:.1f}s")
-    machine = (f"a {os.cpu_count()}-core {platform.machine()} {platform.system()} machine, "
+    cpu = runtime.cpu_description()
+    machine = (f"a {os.cpu_count()}-core {platform.machine()} {platform.system()} machine"
+               f"{f' ({cpu})' if cpu else ''}, "
                f"Python {platform.python_version()}, numpy {np.__version__}")
     tables = json.dumps({"ngrams": {f"{s}-{n}": m for (s, n), m in ngrams.items()}, "mixtures": mixes}, indent=2)
     try:

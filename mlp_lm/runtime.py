@@ -178,6 +178,25 @@ def blas_description():
     return text
 
 
+def cpu_description(cpuinfo=None):
+    """'AMD EPYC, AVX-512' from /proc/cpuinfo (or the text given): the processor's name and its
+    widest vector instructions, which decide how fast numpy's loops and the BLAS run. '' if unknown.
+    """
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", errors="replace") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return ""
+    fields = {}
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())  # the first processor's
+    flags = set(fields.get("flags", "").split())
+    vectors = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "AVX" if "avx" in flags else ""
+    return ", ".join(part for part in (fields.get("model name", ""), vectors) if part)
+
+
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers, from glibc's malloc.h
 KEEP_BYTES = 32 * 1024 * 1024  # blocks up to 32 MB (glibc's largest mmap threshold) come from the reused heap
 

@@ -165,3 +165,12 @@ def test_commands_let_openblas_workers_sleep_soon_and_keep_a_users_choice():
     import os
     if "openblas" in proc.stdout.splitlines()[0] and "OPENBLAS_THREAD_TIMEOUT" not in os.environ:  # as given
         assert "OPENBLAS_THREAD_TIMEOUT=18" in proc.stdout.splitlines()[0]
+
+
+def test_cpu_description_names_the_processor_and_its_widest_vectors():
+    first = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 avx512f avx512bw\n\n"
+    second = "processor\t: 1\nmodel name\t: Other\nflags\t\t: fpu\n"
+    assert runtime.cpu_description(first + second) == "AMD EPYC, AVX-512"  # the first processor's
+    assert runtime.cpu_description("model name : Xeon\nflags : sse2 avx avx2 fma\n") == "Xeon, AVX2"
+    assert runtime.cpu_description("flags : neon\n") == ""  # no name, no x86 vectors: nothing to say
+    assert runtime.cpu_description("") == ""
