@@ -10,7 +10,9 @@ slow down tens of times. So the products run on one thread unless they are
 big enough for a second one to pay (docs/performance.md has the measurements).
 
 threadpoolctl changes the thread count of the BLAS numpy already loaded, at
-run time, so no environment variable has to be set before numpy is imported.
+run time, so no environment variable has to be set before numpy is imported
+for it. How long OpenBLAS's idle workers spin is the one setting it cannot
+change: mlp_lm/__init__.py shortens it for the commands, before numpy loads.
 
 Freed memory. Every step allocates fresh arrays for its intermediates (the
 code reads better for it). At batch 1024 they are hundreds of kilobytes each,
