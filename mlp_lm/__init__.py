@@ -29,8 +29,10 @@ if sys.argv[:1] == ["-m"]:
     # OpenBLAS's idle worker threads spin for 2^28 clock ticks (about a tenth of a second) before
     # they sleep, so with two BLAS threads the second core spins through all of a step's
     # single-threaded numpy work (tanh, AdamW's update) and slows it: the best preset's step took
-    # 3.5 ms instead of 2.0 for long stretches on our 2-core machine. 2^18 ticks (about 0.1 ms)
-    # keeps the workers awake between the products of one step and lets them sleep through the
-    # update (docs/performance.md). OpenBLAS reads this once, as numpy loads it, so it is set here,
-    # before numpy is imported; a value the user set is kept, and other BLAS libraries ignore it.
-    os.environ.setdefault(BLAS_SPIN_VARIABLE, BLAS_SPIN_DEFAULT)
+    # 3.4 to 4.3 ms instead of 2.0 for long stretches on our 2-core machine. 2^18 ticks (about
+    # 0.1 ms) keeps the workers awake between the products of one step and lets them sleep through
+    # the update (docs/performance.md). OpenBLAS reads this once, as numpy loads it, so it is set
+    # here, before numpy is imported (too late if something loaded numpy first: then it is left
+    # alone); a non-empty value the user set is kept, and other BLAS libraries ignore it.
+    if "numpy" not in sys.modules and not os.environ.get(BLAS_SPIN_VARIABLE):
+        os.environ[BLAS_SPIN_VARIABLE] = BLAS_SPIN_DEFAULT

@@ -138,17 +138,19 @@ def test_a_busy_process_stops_when_the_bench_is_killed_outright():
             os.kill(pid, signal.SIGKILL)
 
 
-def _spin_setting(*, as_command, env_value=None):
+def _spin_setting(*, as_command, env_value=None, numpy_first=False):
     """OPENBLAS_THREAD_TIMEOUT as numpy's OpenBLAS would see it after importing mlp_lm, in a fresh
-    process, imported the way `python -m mlp_lm.<command>` imports it (argv[0] is "-m") or not."""
+    process, imported the way `python -m mlp_lm.<command>` imports it (argv[0] is "-m") or not,
+    and with numpy loaded before mlp_lm (too late to tell OpenBLAS anything) or after."""
     import os
     import subprocess
     import sys
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
     if env_value is not None:
         env["OPENBLAS_THREAD_TIMEOUT"] = env_value
-    code = ("import sys\n" + ("sys.argv[:1] = ['-m']\n" if as_command else "")
-            + "import mlp_lm, os\nimport numpy\nprint(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))")
+    code = ("import sys\n" + ("import numpy\n" if numpy_first else "")
+            + ("sys.argv[:1] = ['-m']\n" if as_command else "")
+            + "import mlp_lm, os\nimport numpy\nprint(repr(os.environ.get('OPENBLAS_THREAD_TIMEOUT')))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
@@ -157,9 +159,11 @@ def _spin_setting(*, as_command, env_value=None):
 def test_commands_let_openblas_workers_sleep_soon_and_keep_a_users_choice():
     # The commands shorten OpenBLAS's spin before numpy loads it; a user's own value wins, and
     # importing the library from a program leaves the environment alone.
-    assert _spin_setting(as_command=True) == "18"
-    assert _spin_setting(as_command=True, env_value="25") == "25"
+    assert _spin_setting(as_command=True) == "'18'"
+    assert _spin_setting(as_command=True, env_value="25") == "'25'"
+    assert _spin_setting(as_command=True, env_value="") == "'18'"  # empty is OpenBLAS's default, not a choice
     assert _spin_setting(as_command=False) == "None"
+    assert _spin_setting(as_command=True, numpy_first=True) == "None"  # OpenBLAS has read it already
     proc = run_cli("mlp_lm.bench", "--quick", "--seconds", "0.01", "--no-torch", "--no-load", "--items", "1000")
     assert proc.returncode == 0, proc.stderr
     import os
