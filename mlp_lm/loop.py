@@ -4,6 +4,7 @@ train.py (the command) runs train().
 """
 import math
 import sys
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -24,12 +25,14 @@ DIVERGE_WINDOW = 100  # steps whose mean training loss is watched
 DIVERGE_FACTOR = 2.0  # a window mean this many times the start (or ln V, if higher) is divergence
 
 
-def train(cfg, splits, params, resumed=None, threads=1, follow_load=False):
+def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=None):
     """Minibatch training. Returns (the Trainer, losses per step, {step: dev loss}, the interrupt
     that stopped it early or None); Ctrl-C and SIGTERM stop it. resumed: (the Trainer's saved
     state, the losses so far, the dev losses so far) to continue a run exactly where it stopped.
     threads: how many each step uses (see Trainer); follow_load: fewer BLAS threads while
-    other programs keep a core busy (runtime.ThreadGovernor).
+    other programs keep a core busy (runtime.ThreadGovernor). held: the list of a caller's
+    cli.signals_held() block, which then holds the signals from before training until the
+    caller's save is done: the signal that stops training is taken off it, later ones stay.
 
     Raises Diverged if the loss or any arithmetic overflows, or if the mean training loss of
     the last DIVERGE_WINDOW steps rises past DIVERGE_FACTOR times where it started (or ln V,
@@ -55,34 +58,36 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False):
         limit = DIVERGE_FACTOR * max(float(history[0]), math.log(len(splits.vocab)))
     progress = Progress(cfg.steps, start=done)
     interrupt = None
-    try:
-        # Ctrl-C and SIGTERM are held while a step runs and honoured between steps, so the state
-        # saved is always that of a whole number of steps (a resumed run then matches one in one go).
-        with np.errstate(over="raise", invalid="raise"), signals_held() as held:  # overflow or NaN raises
-            for step in range(done, cfg.steps):
-                losses[step] = loss = trainer.step(step)
-                done = step + 1
-                if limit is None:
-                    limit = DIVERGE_FACTOR * max(loss, math.log(len(splits.vocab)))
-                if done % DIVERGE_WINDOW == 0:
-                    window = float(losses[done - DIVERGE_WINDOW:done].mean())
-                    if window > limit:
-                        raise Diverged(cfg, f"by step {done}: the training loss averaged {window:.4g} over "
-                                            f"the last {DIVERGE_WINDOW} steps, more than {DIVERGE_FACTOR:g} "
-                                            f"times where it started ({limit / DIVERGE_FACTOR:.4g})")
-                dev = None
-                if cfg.eval_every and done % cfg.eval_every == 0:
-                    dev = devs[done] = model.split_loss(trainer.evaluated, *splits.dev)
-                progress.update(done, loss, dev)
-                if governor is not None:
-                    governor.tick()
-                if held:
-                    raise held[0]
-    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (cli.Interrupted)
-        print(f"\ninterrupted after {done} steps: saving the model as it is", file=sys.stderr)
-        interrupt = e
-    except FloatingPointError as e:
-        raise Diverged(cfg, f"at step {done + 1} ({e})") from None
-    finally:
-        trainer.split.close()  # the steps are over: let the split's threads go
+    # Ctrl-C and SIGTERM are held while a step runs and honoured between steps, so the state
+    # saved is always that of a whole number of steps (a resumed run then matches one in one go);
+    # they stay held while the interrupt is handled, so a second one cannot cut that short.
+    with signals_held() if held is None else nullcontext(held) as held:
+        try:
+            with np.errstate(over="raise", invalid="raise"):  # overflow or NaN raises
+                for step in range(done, cfg.steps):
+                    losses[step] = loss = trainer.step(step)
+                    done = step + 1
+                    if limit is None:
+                        limit = DIVERGE_FACTOR * max(loss, math.log(len(splits.vocab)))
+                    if done % DIVERGE_WINDOW == 0:
+                        window = float(losses[done - DIVERGE_WINDOW:done].mean())
+                        if window > limit:
+                            raise Diverged(cfg, f"by step {done}: the training loss averaged {window:.4g} over "
+                                                f"the last {DIVERGE_WINDOW} steps, more than {DIVERGE_FACTOR:g} "
+                                                f"times where it started ({limit / DIVERGE_FACTOR:.4g})")
+                    dev = None
+                    if cfg.eval_every and done % cfg.eval_every == 0:
+                        dev = devs[done] = model.split_loss(trainer.evaluated, *splits.dev)
+                    progress.update(done, loss, dev)
+                    if governor is not None:
+                        governor.tick()
+                    if held:
+                        raise held.pop(0)  # the signals that come after it stay for the caller
+        except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (cli.Interrupted)
+            print(f"\ninterrupted after {done} steps: saving the model as it is", file=sys.stderr)
+            interrupt = e
+        except FloatingPointError as e:
+            raise Diverged(cfg, f"at step {done + 1} ({e})") from None
+        finally:
+            trainer.split.close()  # the steps are over: let the split's threads go
     return trainer, losses[:done], devs, interrupt

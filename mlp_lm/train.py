@@ -115,25 +115,35 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
 
     check_space(out, cfg, model.num_params(params))  # a run that cannot be saved is not started
     print(describe_training(cfg) + "; " + describe_threads(cfg.batch_size, n_threads))
+    # From before the first step until every file is written, Ctrl-C and SIGTERM are held: the
+    # loop honours them between steps and the final evaluation between splits, and one that comes
+    # while another is being handled waits too, so no signal can lose the run on its way to disk.
     trainer = None
-    try:
-        t0 = time.perf_counter()
-        trainer, losses, devs, interrupt = train(cfg, splits, params, resumed, n_threads, follow_load)
-        seconds = time.perf_counter() - t0
-        params = trainer.evaluated
-        with np.errstate(over="raise", invalid="raise"):
-            result = {f"{name}_loss": model.split_loss(params, *getattr(splits, name))
-                      for name in ("train", "dev", "test")}
-    except FloatingPointError as e:
-        raise UsageError(str(Diverged(cfg, f"in the final evaluation ({e})"))) from None
-    except Diverged as e:
-        raise UsageError(str(e)) from None
-    except KeyboardInterrupt as e:  # during the final evaluation: keep the model, unevaluated
-        if trainer is None:  # before training began: nothing to keep
-            raise
-        print("\ninterrupted during the final evaluation: saving the model, not evaluated", file=sys.stderr)
-        interrupt, result = e, {}
-    with signals_held() as held:  # from the end of the evaluation on, a Ctrl-C waits until every file is written
+    with signals_held() as held:
+        try:
+            t0 = time.perf_counter()
+            trainer, losses, devs, interrupt = train(cfg, splits, params, resumed, n_threads, follow_load, held)
+            seconds = time.perf_counter() - t0
+            params = trainer.evaluated
+            result = {}
+            with np.errstate(over="raise", invalid="raise"):
+                for name in ("train", "dev", "test"):
+                    if held:  # a signal since the training ended: keep the model, unevaluated
+                        break
+                    result[f"{name}_loss"] = model.split_loss(params, *getattr(splits, name))
+        except FloatingPointError as e:
+            raise UsageError(str(Diverged(cfg, f"in the final evaluation ({e})"))) from None
+        except Diverged as e:
+            raise UsageError(str(e)) from None
+        except KeyboardInterrupt as e:  # raised outright in the evaluation, not signalled: the same as a held signal
+            if trainer is None:
+                raise
+            held.append(e)
+        if held:
+            when = "again" if interrupt is not None else "during the final evaluation"
+            print(f"\ninterrupted {when}: saving the model, not evaluated", file=sys.stderr)
+            interrupt, result = interrupt or held[0], {}
+            held.clear()  # from here on, the list holds the signals that come during the save
         done = len(losses)
         futile = bool(result) and result["dev_loss"] >= math.log(V)  # no better than uniform, not diverged
         unfinished = interrupt is not None and (done < cfg.steps or not result)  # more steps, or the evaluation

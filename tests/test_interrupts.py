@@ -59,8 +59,11 @@ def test_ctrl_c_while_the_data_loads_is_one_line(tmp_path):
 
 
 def test_ctrl_c_during_the_final_evaluation_keeps_the_model(tmp_path, monkeypatch, capsys):
-    def interrupted(*a, **k):
-        raise KeyboardInterrupt
+    real_split_loss = train.model.split_loss
+
+    def interrupted(*a, **k):  # a real Ctrl-C in the middle of evaluating the first split
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_split_loss(*a, **k)
 
     monkeypatch.setattr(train.model, "split_loss", interrupted)
     assert train.main([*SMALL, "--steps", "50", "--eval-every", "0", "--out", str(tmp_path)]) == 130
@@ -84,6 +87,48 @@ def test_a_ctrl_c_during_the_last_step_is_not_lost(tmp_path, monkeypatch, capsys
     assert "interrupted after 40 steps" in capsys.readouterr().err
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["steps"] == 40 and metrics["interrupted"] is True
+
+
+class SignalOnWrite:
+    """A stderr that sends this process a signal when a line containing `text` is written: a second
+    Ctrl-C that lands while the first is being handled (a terminal's Ctrl-C reaches both
+    `results` and the train it runs, and results passes its own on)."""
+
+    def __init__(self, stream, text, signum=signal.SIGINT):
+        self.stream, self.text, self.signum, self.sent = stream, text, signum, 0
+
+    def write(self, s):
+        if self.text in s:
+            self.sent += 1
+            os.kill(os.getpid(), self.signum)
+        return self.stream.write(s)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_second_signal_while_the_first_is_handled_still_saves_the_run(tmp_path, monkeypatch, capsys, signum):
+    from mlp_lm import trainer as trainer_module
+    real_step = trainer_module.Trainer.step
+
+    def step(self, i):
+        if i == 29:
+            os.kill(os.getpid(), signum)  # held while the step runs; honoured after it
+        return real_step(self, i)
+
+    monkeypatch.setattr(trainer_module.Trainer, "step", step)
+    stderr = SignalOnWrite(sys.stderr, "interrupted after", signum)
+    monkeypatch.setattr(sys, "stderr", stderr)
+    try:
+        code = train.main([*SMALL, "--steps", "100", "--eval-every", "0", "--out", str(tmp_path)])
+    except KeyboardInterrupt:
+        pytest.fail("the second signal escaped while the first was handled: the run was lost")
+    assert code == 128 + signum and stderr.sent == 1
+    assert "interrupted again: saving the model, not evaluated" in capsys.readouterr().err
+    metrics = json.loads((tmp_path / "metrics.json").read_text())  # saved, not lost
+    assert metrics["steps"] == 30 and metrics["interrupted"] is True and metrics["evaluated"] is False
+    checkpoint.load(tmp_path / "model.npz")
 
 
 def test_a_second_ctrl_c_during_the_save_waits_for_it(tmp_path, monkeypatch):
@@ -376,7 +421,7 @@ def test_resume_finishes_a_final_evaluation_that_was_cut_short(tmp_path, monkeyp
     def interrupted_at_the_end(params, X, Y, *a, **k):
         calls.append(1)
         if len(Y) > 50_000:  # the train split: the final evaluation
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)
         return real_split_loss(params, X, Y, *a, **k)
 
     monkeypatch.setattr(train.model, "split_loss", interrupted_at_the_end)
