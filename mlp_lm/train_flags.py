@@ -96,6 +96,12 @@ def parse_args(argv):
             raise UsageError(f"--resume continues the run with the settings it was started with; "
                              f"leave out {given}")
         return Options(None, preset, out, False, n_threads, True, True)
+    if sweep:  # the sweep reads the model's sizes, the data, the batch and --steps, and nothing of the training
+        unused = [k for k in SWEEP_IGNORES if k in args and args[k] != getattr(Config, k)]
+        if unused or PRESETS[preset]:
+            given = ", ".join("--" + k.replace("_", "-") for k in unused) or f"--preset {preset}"
+            raise UsageError(f"--lr-sweep takes plain SGD steps at rates rising from 1e-3 to 1 (the lecture's "
+                             f"search) and trains no model, so it would ignore {given}; leave that out")
     values = {**PRESETS[preset], **args}
     if sweep and "steps" not in args:
         values["steps"] = 1000
@@ -124,6 +130,10 @@ class Options(NamedTuple):
     force: bool
     resume: bool
 
+
+# What --lr-sweep does not read: it steps plain SGD (no decay, no dropout) at its own rates and evaluates nothing.
+SWEEP_IGNORES = ("optimizer", "lr", "schedule", "decay_rate", "warmup", "min_lr", "weight_decay", "beta1", "beta2",
+                 "eps", "dropout", "emb_dropout", "label_smoothing", "ema", "eval_every")
 
 # Flags that only one schedule or optimiser reads: field -> (the setting, the value it needs).
 ONLY_WITH = {"warmup": ("schedule", "cosine"), "min_lr": ("schedule", "cosine"), "decay_rate": ("schedule", "inverse"),

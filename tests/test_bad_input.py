@@ -294,6 +294,9 @@ def test_a_fifo_as_checkpoint_is_refused_not_waited_on(tmp_path, capsys):
     ("mlp_lm.gradcheck", ["--n-hidden", "100000"], ["coordinates"]),
     ("mlp_lm.gradcheck", ["--vocab-size", "1"], ["--vocab-size"]),
     ("mlp_lm.train", ["--lr-sweep", "--steps", "3"], ["--lr-sweep", "at least 12"]),
+    ("mlp_lm.train", ["--lr-sweep", "--optimizer", "adamw", "--dropout", "0.5", "--eval-every", "5"],
+     ["--lr-sweep", "ignore --optimizer, --dropout, --eval-every"]),
+    ("mlp_lm.train", ["--lr-sweep", "--preset", "best"], ["--lr-sweep", "ignore --preset best"]),
     ("mlp_lm.ngram", ["--n", "3", "--smoothing", "kn", "--data", "/dev/zero"], ["not a regular file"]),
 ])
 def test_more_commands_refuse_in_one_line(module, flags, words, tmp_path):
