@@ -149,9 +149,11 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         unfinished = interrupt is not None and (done < cfg.steps or not result)  # more steps, or the evaluation
         kept, side_lock, unusable = None, None, None
         # A piece of a --force run (interrupted: --force asked for the whole run) or a useless model
-        # (unconverged) never replaces the model in --out: it goes to a side folder of its own.
-        side = ("interrupted" if interrupt is not None and resumed is None and (out / "model.npz").exists() else
-                "unconverged" if futile and (out / "model.npz").exists() else None)
+        # (unconverged) never replaces the model in --out: it goes to a side folder of its own. A resumed
+        # run's model in --out is its own unfinished state, which it always replaces (else every resume
+        # would start again from there).
+        side = None if resumed is not None or not (out / "model.npz").exists() else (
+            "interrupted" if interrupt is not None else "unconverged" if futile else None)
         if side:
             kept = out if side == "interrupted" else None
             try:

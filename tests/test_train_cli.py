@@ -222,6 +222,28 @@ def test_a_run_that_goes_nowhere_is_told_so_and_kept_apart(tmp_path):
     assert (tmp_path / "unconverged" / "model.npz").is_file()
 
 
+def test_a_resumed_run_that_goes_nowhere_finishes_in_its_own_folder(tmp_path, monkeypatch):
+    # Interrupted, then resumed to its end with a dev loss no better than uniform: the run is over, and
+    # its folder says so (a side folder would leave the interrupted state there, for every resume to redo).
+    real, calls = train.model.loss_and_grads, {"n": 0}
+
+    def interrupted(*a, **k):
+        calls["n"] += 1
+        if calls["n"] > 40:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(train.model, "loss_and_grads", interrupted)
+    assert train.main([*SMALL, "--steps", "300", "--lr", "1e-9", "--eval-every", "0", "--out", str(tmp_path)]) == 130
+    monkeypatch.setattr(train.model, "loss_and_grads", real)
+    assert train.main(["--resume", "--out", str(tmp_path)]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["steps"] == 300 and metrics["interrupted"] is False and metrics["evaluated"] is True
+    assert not (tmp_path / "unconverged").exists()
+    assert train.main(["--resume", "--out", str(tmp_path)]) == 0  # finished: nothing to redo
+    assert not (tmp_path / "unconverged").exists()
+
+
 def test_pictures_or_a_hint(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(train.plots, "try_pyplot", lambda: None)
     assert train.main([*SMALL, "--steps", "20", "--out", str(tmp_path / "no")]) == 0
