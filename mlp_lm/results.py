@@ -134,6 +134,8 @@ def main(argv=None):
     only, runs, docs, docs_wanted = check_flags(args)  # before any work: a bad flag costs nothing
     for name in ([] if args.no_train else [n for n in CONFIGS if n in only]):  # and a run with nowhere to go
         check_run_place(runs / name)
+    for name in ([] if args.no_train else [n for n in CONFIGS if n not in only]):  # nor one whose table cannot be
+        read_metrics(runs / name / "metrics.json")  # the runs read back, not retrained, must be there already
     rows = []
     for name, (what, flags) in CONFIGS.items():
         out = runs / name

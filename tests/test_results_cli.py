@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mlp_lm import results, train_flags
+from mlp_lm import cli, results, train_flags
 from mlp_lm.cli import UsageError
 
 from .conftest import NAMES, run_cli
@@ -278,10 +278,14 @@ def test_signals_while_the_training_runs_all_go_to_it(tmp_path):
         time.sleep(0.3)  # after the 0.25 s that subprocess gives a child on its own first Ctrl-C
         os.kill(os.getpid(), signal.SIGINT)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    sender = threading.Thread(target=two_ctrl_cs)
     try:
-        threading.Thread(target=two_ctrl_cs).start()
+        sender.start()
         code = results.train_run(["--steps", "1000000", "--eval-every", "0", "--out", str(tmp_path)])
     finally:
+        # The training may be over before the second Ctrl-C is sent: it must land here, not in a later test.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        sender.join(timeout=120)
         signal.signal(signal.SIGINT, previous)
     assert code == 130
     assert json.loads((tmp_path / "metrics.json").read_text())["interrupted"] is True
@@ -360,3 +364,13 @@ def test_a_file_where_a_run_folder_goes_is_refused_before_training(tmp_path, no_
     (runs / "embd2").unlink()
     (runs / "embd2").symlink_to(tmp_path / "gone")  # a link to nothing
     assert "is not a folder" in refusal(["--steps", "300", "--runs", str(runs), "--only", "lecture,embd2"])
+
+
+def test_only_checks_the_runs_it_reads_back_before_training_any(tmp_path, no_counting, monkeypatch):
+    runs = tmp_path / "runs"
+    fill_runs(runs, skip=("scaled",))  # every run but one there to be read back
+    trained = []
+    monkeypatch.setattr(results, "retrain", lambda out, flags: trained.append(out) or (0, True))
+    with pytest.raises(cli.UsageError, match="scaled/metrics.json is missing"):
+        results.main(["--only", "lecture", "--steps", "20", "--runs", str(runs)])
+    assert trained == []  # refused before training lecture, not after
