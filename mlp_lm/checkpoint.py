@@ -277,8 +277,11 @@ def load(path):
         raise CheckpointError(f"{path}: its parameters are {' and '.join(dtypes)}, but {why}; the file is damaged "
                               f"or not from mlp_lm; {hint}")
     V = len(vocab)
-    E = params["C"].shape[1] if params["C"].ndim == 2 else -1
-    H = params["b1"].shape[0] if params["b1"].ndim == 1 else -1
+    for k, p in params.items():  # the biases are vectors, the rest matrices
+        if p.ndim != (1 if k.startswith("b") else 2):
+            raise CheckpointError(f"{path}: parameter {k} has {p.ndim} dimensions, not {1 if k[0] == 'b' else 2}; "
+                                  f"the file is damaged or not from mlp_lm")
+    E, H = params["C"].shape[1], params["b1"].shape[0]
     expected = {"C": (V, E), "W1": (T * E, H), "b1": (H,), "W2": (H, V), "b2": (V,), "Wd": (T * E, V)}
     for k, shape in expected.items():
         if k in params and params[k].shape != shape:

@@ -17,8 +17,14 @@ class Diverged(Exception):
     """The loss ran away or the arithmetic overflowed: the model is junk, not a result."""
 
     def __init__(self, cfg, where):
+        p = max(cfg.dropout, cfg.emb_dropout)
+        heavy = (f", or less dropout (at {p:g} the units kept are scaled by {1 / (1 - p):,.4g})"
+                 if p >= HEAVY_DROPOUT else "")
         super().__init__(f"training diverged {where}; the learning rate {cfg.lr:g} is too large, "
-                         f"try a smaller --lr; nothing was saved")
+                         f"try a smaller --lr{heavy}; nothing was saved")
+
+
+HEAVY_DROPOUT = 0.5  # from here on the scale-up of the kept units, 1 / (1 - p), can itself blow the loss up
 
 
 DIVERGE_WINDOW = 100  # steps whose mean training loss is watched

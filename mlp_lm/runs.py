@@ -26,6 +26,8 @@ from .trainer import BLOCK
 
 def prepare_out(out):
     out = Path(out)
+    if out.exists() and not out.is_dir():  # else mkdir says only "File exists"
+        raise UsageError(f"--out {out} is a file, not a folder; name a folder for the run (it is made if missing)")
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".write-test-{os.getpid()}"  # our own: two runs starting at once do not collide

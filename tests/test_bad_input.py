@@ -111,7 +111,7 @@ def damaged(tmp_path, good, kind):
     elif kind == "single-array":
         with open(p, "wb") as f:
             np.save(f, np.zeros(3))
-    elif kind in ("bad-shape", "nan", "bad-config", "pickled", "int-params", "bad-vocab"):
+    elif kind in ("bad-shape", "nan", "bad-config", "pickled", "int-params", "bad-vocab", "0-d-bias", "3-d-table"):
         with np.load(good, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
         if kind == "bad-shape":
@@ -126,6 +126,10 @@ def damaged(tmp_path, good, kind):
             arrays["b1"] = arrays["b1"].astype(np.int64)
         elif kind == "bad-vocab":
             arrays["vocab"] = np.array("abc")
+        elif kind == "0-d-bias":
+            arrays["b1"] = arrays["b1"][0]
+        elif kind == "3-d-table":
+            arrays["C"] = arrays["C"][None]
         np.savez(p, **arrays)
     elif kind == "flipped":
         # A corrupted byte inside a stored member: the zip's CRC check catches it.
@@ -150,6 +154,8 @@ def damaged(tmp_path, good, kind):
     ("pickled", ["pickled objects"]),
     ("int-params", ["b1", "dtype"]),
     ("bad-vocab", ["not a valid", "vocabulary"]),
+    ("0-d-bias", ["parameter b1 has 0 dimensions, not 1"]),
+    ("3-d-table", ["parameter C has 3 dimensions, not 2"]),
 ])
 def test_sample_rejects_damaged_checkpoints(kind, words, good_checkpoint, tmp_path, capsys):
     p = damaged(tmp_path, good_checkpoint, kind)
@@ -481,3 +487,20 @@ def test_an_empty_json_path_is_one_line(capsys):
     from mlp_lm import ngram
     code, err = call(ngram, ["--n", "2", "--smoothing", "kn", "--json", ""], capsys)
     assert_one_line_error(code, err, "--json needs a file name")
+
+
+def test_a_file_as_out_is_named_as_a_file(tmp_path):
+    (tmp_path / "words.txt").write_text("ann\nbob\n")
+    proc = run_cli("mlp_lm.train", "--steps", "20", "--out", tmp_path / "words.txt")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "is a file, not a folder" in proc.stderr and (tmp_path / "words.txt").read_text() == "ann\nbob\n"
+
+
+def test_a_run_blown_up_by_heavy_dropout_names_the_dropout_too(tmp_path):
+    proc = run_cli("mlp_lm.train", "--dropout", "0.999", "--emb-dropout", "0.999", "--steps", "500",
+                   "--eval-every", "0", "--out", tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]  # after the progress lines
+    assert "training diverged" in last and "or less dropout (at 0.999 the units kept are scaled by 1,000)" in last
+    proc = run_cli("mlp_lm.train", "--lr", "10", "--steps", "500", "--eval-every", "0", "--out", tmp_path)
+    assert proc.returncode == 2 and "smaller --lr; nothing was saved" in proc.stderr  # no dropout: no word of it
