@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from mlp_lm import model
+
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = ROOT / "data" / "names.txt"
 # Every tenth name (3,204): for the tests of what a command does rather than of what it learns, a
@@ -24,3 +26,15 @@ def tiny_run(tmp_path_factory):
     proc = run_cli("mlp_lm.train", "--steps", 300, "--eval-every", 100, "--out", out)
     assert proc.returncode == 0, proc.stderr
     return out, proc
+
+
+def stop_training_at(monkeypatch, step, every=False):
+    """Ctrl-C in step `step` + 1 of every training from now on (in every `step`-th step with every=True)."""
+    real, calls = model.loss_and_grads, {"n": 0}
+
+    def interrupted(*a, **k):
+        calls["n"] += 1
+        if (calls["n"] % step == 0) if every else (calls["n"] > step):
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(model, "loss_and_grads", interrupted)

@@ -13,19 +13,7 @@ import pytest
 from mlp_lm import checkpoint, cli, model, runs, train, train_flags
 from mlp_lm.data import CHECKOUT
 
-from .conftest import ROOT, SMALL, run_cli
-
-
-def stop_training_at(monkeypatch, step, every=False):
-    """Ctrl-C in step `step` + 1 of every training from now on (in every `step`-th step with every=True)."""
-    real, calls = train.model.loss_and_grads, {"n": 0}
-
-    def interrupted(*a, **k):
-        calls["n"] += 1
-        if (calls["n"] % step == 0) if every else (calls["n"] > step):
-            raise KeyboardInterrupt
-        return real(*a, **k)
-    monkeypatch.setattr(train.model, "loss_and_grads", interrupted)
+from .conftest import ROOT, SMALL, run_cli, stop_training_at
 
 
 def test_a_reader_of_the_progress_that_leaves_costs_the_messages_not_the_run(tmp_path):

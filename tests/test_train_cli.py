@@ -9,7 +9,7 @@ import pytest
 from mlp_lm import checkpoint, cli, optim, sweep, train, train_flags, trainer
 from mlp_lm.data import load_splits
 
-from .conftest import NAMES, ROOT, SMALL, run_cli
+from .conftest import NAMES, ROOT, SMALL, run_cli, stop_training_at
 
 
 def test_training_run_writes_everything(tiny_run):
@@ -225,17 +225,9 @@ def test_a_run_that_goes_nowhere_is_told_so_and_kept_apart(tmp_path):
 def test_a_resumed_run_that_goes_nowhere_finishes_in_its_own_folder(tmp_path, monkeypatch):
     # Interrupted, then resumed to its end with a dev loss no better than uniform: the run is over, and
     # its folder says so (a side folder would leave the interrupted state there, for every resume to redo).
-    real, calls = train.model.loss_and_grads, {"n": 0}
-
-    def interrupted(*a, **k):
-        calls["n"] += 1
-        if calls["n"] > 40:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(train.model, "loss_and_grads", interrupted)
+    stop_training_at(monkeypatch, 40)
     assert train.main([*SMALL, "--steps", "300", "--lr", "1e-9", "--eval-every", "0", "--out", str(tmp_path)]) == 130
-    monkeypatch.setattr(train.model, "loss_and_grads", real)
+    monkeypatch.undo()
     assert train.main(["--resume", "--out", str(tmp_path)]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["steps"] == 300 and metrics["interrupted"] is False and metrics["evaluated"] is True
