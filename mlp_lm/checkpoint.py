@@ -8,24 +8,17 @@ damaged or foreign file is reported, not used: its form, its config against its 
 dtype, split seed), and its numbers against what a training can leave (finite, and within
 model.magnitude_problem's bounds: 1e38 is finite in float32, but no model).
 """
-import glob
 import json
-import os
-import stat
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import CheckpointError, recover, write_atomic
 from .data import SPLIT_SEED, DataError, Vocab
 from .model import OPTIONAL_PARAMS, PARAM_NAMES, magnitude_problem
 
 FORMAT = "mlp_lm/1"
 DTYPES = ("float32", "float64")  # what a training computes in (trainer.Config.dtype)
-
-
-class CheckpointError(Exception):
-    """The checkpoint cannot be used; the message says why."""
 
 
 def save(path, params, vocab, config, state=None):
@@ -45,123 +38,6 @@ def writer(params, vocab, config, state=None):
     arrays["vocab_codes"] = np.array([ord(c) for c in vocab.itos], dtype=np.int32)  # ... so also exactly
     arrays["config"] = np.array(json.dumps({"format": FORMAT, **config}, sort_keys=True))
     return lambda f: np.savez(f, **arrays)
-
-
-JOURNAL = ".commit.json"  # in a folder being written by write_atomic: the renames that complete it
-JOURNAL_MAX_BYTES = 1 << 16  # ours lists a few renames; anything bigger is not ours
-
-
-def check_save_place(folder, names=()):
-    """Raise CheckpointError if something sits where write_atomic would put its journal (anything
-    but a file) or one of the files `names` (a folder: no file can be renamed over one). Train asks
-    before it starts, so that the run is not found unsaveable only at its end; write_atomic asks again."""
-    journal = Path(folder) / JOURNAL
-    if journal.is_symlink() or (journal.exists() and not journal.is_file()):
-        raise CheckpointError(f"{journal} is in the way of saving (it is not a file mlp_lm wrote); remove it")
-    for name in names:
-        path = Path(folder) / name
-        if path.is_dir() and not path.is_symlink():
-            raise CheckpointError(f"{path} is a folder, in the way of saving the file {name} there; "
-                                  f"move it away or pass another --out")
-
-
-def write_atomic(files):
-    """Write several files of one folder as one: [(path, write(binary file))]. Afterwards the
-    folder holds all the new files or, whenever the writing is cut short, all the old ones.
-
-    1. Each file is written in full to a temporary name beside it and flushed to disk.
-       A full disk or any error here removes the temporaries and changes nothing (an
-       OSError becomes a CheckpointError saying so).
-    2. A journal (JOURNAL) listing the renames still to do is put in place with one rename:
-       this is the moment the new files count as written.
-    3. The temporaries are renamed over the old files, and the journal is removed.
-
-    A kill or a crash between 2 and 3 leaves a journal, and recover(folder), which every
-    command runs before it reads or writes a run folder, finishes the renames. A kill before
-    2 leaves temporaries, which the next write of the same files removes. The caller must be
-    the folder's only writer (train holds runs.RunLock).
-    """
-    folder = {Path(path).parent for path, _ in files}
-    if len(folder) != 1:
-        raise ValueError(f"write_atomic writes the files of one folder, got {sorted(map(str, folder))}")
-    folder = folder.pop()
-    recover(folder)
-    check_save_place(folder, [Path(path).name for path, _ in files])
-    for path, _ in files:  # temporaries of an earlier write of these files that was killed before its commit
-        for stale in folder.glob(f".{glob.escape(Path(path).name)}.*.tmp"):
-            stale.unlink(missing_ok=True)
-    temps = []
-    try:
-        for path, write in files:
-            path = Path(path)
-            write_temporary(path, write, temps)  # on disk before the journal can point at it
-        moves = [[Path(tmp).name, Path(path).name] for (path, _), tmp in zip(files, temps)]
-        path = folder / JOURNAL  # what a failure from here on is about
-        journal = write_temporary(path, lambda f: f.write(json.dumps(moves).encode()), temps)
-        os.replace(journal, folder / JOURNAL)  # the commit
-    except BaseException as e:
-        for tmp in temps:
-            Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise CheckpointError(f"cannot write {path}: {e.strerror or e}; the previous files there, "
-                                  f"if any, are unchanged") from None
-        raise
-    recover(folder)
-    if (folder / JOURNAL).exists():  # committed, but the renames failed: the files are not in place
-        raise CheckpointError(f"cannot move the new files into place in {folder} (they wait there under "
-                              f"hidden names, listed in {JOURNAL}); the files in their place are the previous ones")
-
-
-def write_temporary(path, write, made=None):
-    """Write a file in full under a hidden temporary name beside `path` (".NAME.xxxx.tmp"), with a
-    normal file's mode, flushed to disk, and return that name; the caller renames it into place.
-    The name goes into `made` (a list) as soon as the file exists, so a caller can remove it if
-    the writing fails."""
-    fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=f".{Path(path).name}.", suffix=".tmp")
-    if made is not None:
-        made.append(tmp)
-    with os.fdopen(fd, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it a normal file's mode
-    return tmp
-
-
-def _is_journal(moves):
-    """Whether `moves` is what write_atomic writes: [[".NAME.xxxx.tmp", "NAME"], ...], plain names
-    in the folder itself, each temporary named after the file it replaces."""
-    return isinstance(moves, list) and all(
-        isinstance(m, list) and len(m) == 2 and all(isinstance(x, str) for x in m)
-        and "/" not in m[0] + m[1] and "\\" not in m[0] + m[1] and m[1] not in ("", ".", "..", JOURNAL)
-        and m[0].startswith(f".{m[1]}.") and m[0].endswith(".tmp") for m in moves)
-
-
-def recover(folder):
-    """Finish a write_atomic that was cut short after its commit: rename what its journal lists
-    (a temporary that is gone was renamed already), then drop the journal. Safe to run at any
-    time and more than once; does nothing in a folder without a journal or that cannot be written."""
-    journal = Path(folder) / JOURNAL
-    try:
-        st = journal.lstat()
-        if not stat.S_ISREG(st.st_mode) or st.st_size > JOURNAL_MAX_BYTES:  # a pipe, a device, a link: not ours
-            return
-        moves = json.loads(journal.read_text())
-    except (OSError, ValueError, RecursionError):  # none, or unreadable: leave it alone
-        return
-    if not _is_journal(moves):  # not one write_atomic wrote: never let it move files
-        return
-    try:
-        for tmp, name in moves:
-            try:
-                os.replace(Path(folder) / tmp, Path(folder) / name)
-            except FileNotFoundError:  # renamed already, by us before a crash or by another reader
-                pass
-        journal.unlink(missing_ok=True)
-    except (OSError, TypeError, ValueError):  # a read-only folder, or a journal that is not ours
-        pass
 
 
 def overflowed(path, e):

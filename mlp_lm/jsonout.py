@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from .checkpoint import write_temporary
+from .atomic import write_temporary
 from .cli import UsageError, make_stdout_lossy
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint
+from . import atomic, checkpoint
 from .cli import UsageError
 from .data import in_checkout
 from .jsonout import json_text
@@ -96,7 +96,7 @@ def claim_fresh(base):
         candidate = base if n == 1 else base.with_name(f"{base.name}-{n}")
         if candidate.is_symlink() or (candidate.exists() and not candidate.is_dir()):  # not ours to touch
             continue
-        checkpoint.recover(candidate)  # a save cut short after its commit is a model too
+        atomic.recover(candidate)  # a save cut short after its commit is a model too
         if candidate.is_dir() and any(p.name != LOCK for p in candidate.iterdir()):
             continue  # a model, a sweep's table, or anything else someone put there: not a new folder
         existed = candidate.is_dir()
@@ -119,8 +119,8 @@ def claim_fresh(base):
 
 def newest(runs):
     """The most recently written model.npz in the run folders under `runs` (two levels deep), or None."""
-    for journal in [*Path(runs).glob(f"*/{checkpoint.JOURNAL}"), *Path(runs).glob(f"*/*/{checkpoint.JOURNAL}")]:
-        checkpoint.recover(journal.parent)  # a save cut short after its commit counts once finished
+    for journal in [*Path(runs).glob(f"*/{atomic.JOURNAL}"), *Path(runs).glob(f"*/*/{atomic.JOURNAL}")]:
+        atomic.recover(journal.parent)  # a save cut short after its commit counts once finished
     found = [p for pattern in ("*/model.npz", "*/*/model.npz") for p in Path(runs).glob(pattern)
              if p.is_file()
              and not (kept_apart(p.parent.name) and p.parent.parent != Path(runs))  # a run's side folder
@@ -210,13 +210,13 @@ RUN_FILES = (*SAVED, "loss.png", "embedding.png", "lr_sweep.csv", "lr_sweep.png"
 def save_run(out, params, vocab, config, state, summary, losses, devs):
     """Write a run's files: model.npz (with the training state to resume from), metrics.json
     (`summary`) and loss.csv. Each is written in full under a temporary name first, then all are
-    moved into place behind a journal (checkpoint.write_atomic): the folder holds this run or the
+    moved into place behind a journal (atomic.write_atomic): the folder holds this run or the
     previous one, never a mix."""
     out = Path(out)
     writers = {"loss.csv": lambda f: f.write(loss_csv(losses, devs).encode()),
                "metrics.json": lambda f: f.write(json_text(summary).encode()),
                "model.npz": checkpoint.writer(params, vocab, config, state)}
-    checkpoint.write_atomic([(out / name, write) for name, write in writers.items()])
+    atomic.write_atomic([(out / name, write) for name, write in writers.items()])
     for name in RUN_FILES:  # the rest of what a training writes: an earlier run's, not this one's
         if name in SAVED:
             continue
@@ -244,7 +244,7 @@ def set_aside(out):
     if not out.is_dir():
         return None  # nothing there yet
     with RunLock(out):  # another training writing there: say so rather than pull its files away
-        checkpoint.recover(out)  # a save cut short after its commit: finish it, then move it whole
+        atomic.recover(out)  # a save cut short after its commit: finish it, then move it whole
         earlier = [item for item in out.iterdir() if item.name in RUN_FILES
                    or (kept_apart(item.name) and item.is_dir() and not item.is_symlink())]
         if not earlier:

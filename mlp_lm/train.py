@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, metrics, model, plots
+from . import atomic, metrics, model, plots
 from .cli import UsageError, exit_code, run, signals_held
 from .data import SPLIT_SEED, load_splits
 from .sampling import generate, shown
@@ -61,7 +61,7 @@ def main(argv=None):
         if resumed is not None:
             out = Path(opts.out)
             with RunLock(out):
-                checkpoint.check_save_place(out, SAVED)
+                atomic.check_save_place(out, SAVED)
                 # Read again now that the folder is ours: another training may have saved it since.
                 cfg_now, preset, resumed, note = resume_point(out)
                 if cfg_now != cfg or (resumed is not None and splits.sha256 != resumed[3]):
@@ -82,8 +82,8 @@ def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False, fo
         out, lock = prepare_out(out_arg), None
     try:
         with lock or RunLock(out):  # whether the folder holds a model is asked only once it is ours
-            checkpoint.recover(out)  # a save cut short after its commit is finished before we look
-            checkpoint.check_save_place(out, SAVED)
+            atomic.recover(out)  # a save cut short after its commit is finished before we look
+            atomic.check_save_place(out, SAVED)
             if out_arg is not None and (out / "model.npz").exists() and not force and not sweep:
                 raise UsageError(f"{out_arg} already holds a model (model.npz); pass --force to replace it, "
                                  f"--resume to continue it, or another --out (without --out, each run gets a "

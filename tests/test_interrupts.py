@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from mlp_lm import checkpoint, train
+from mlp_lm import atomic, checkpoint, train
 from mlp_lm.cli import UsageError
 
 from .conftest import ROOT, SMALL
@@ -132,14 +132,14 @@ def test_a_second_signal_while_the_first_is_handled_still_saves_the_run(tmp_path
 
 
 def test_a_second_ctrl_c_during_the_save_waits_for_it(tmp_path, monkeypatch):
-    real_write = checkpoint.write_atomic
+    real_write = atomic.write_atomic
 
     def write_interrupted_halfway(files):
         os.kill(os.getpid(), signal.SIGINT)  # arrives mid-save: it must be held until the files are written
         time.sleep(0.05)
         real_write(files)
 
-    monkeypatch.setattr(train.checkpoint, "write_atomic", write_interrupted_halfway)
+    monkeypatch.setattr(atomic, "write_atomic", write_interrupted_halfway)
     assert train.main([*SMALL, "--steps", "30", "--eval-every", "0", "--out", str(tmp_path)]) == 130
     params, _, _ = checkpoint.load(tmp_path / "model.npz")
     assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 30
@@ -184,21 +184,21 @@ def test_a_save_cut_short_after_its_commit_is_finished_by_the_next_command(tmp_p
             raise Killed
         real_replace(src, dst)
 
-    monkeypatch.setattr(checkpoint.os, "replace", replace_then_die)
+    monkeypatch.setattr(atomic.os, "replace", replace_then_die)
     with pytest.raises(Killed):
         train.main([*SMALL, "--steps", "30", "--eval-every", "0", "--out", str(tmp_path), "--force"])
-    monkeypatch.setattr(checkpoint.os, "replace", real_replace)
-    assert (tmp_path / checkpoint.JOURNAL).exists()  # on disk: the new loss.csv beside the old model ...
+    monkeypatch.setattr(atomic.os, "replace", real_replace)
+    assert (tmp_path / atomic.JOURNAL).exists()  # on disk: the new loss.csv beside the old model ...
     assert len((tmp_path / "loss.csv").read_text().splitlines()) == 31
     assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 20
     _, _, config = checkpoint.load(tmp_path / "model.npz")  # ... until anything reads the folder
     assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 30
     assert int(checkpoint.load_state(tmp_path / "model.npz")["step"]) == 30
-    assert not (tmp_path / checkpoint.JOURNAL).exists() and not list(tmp_path.glob("*.tmp"))
+    assert not (tmp_path / atomic.JOURNAL).exists() and not list(tmp_path.glob("*.tmp"))
 
 
 def test_a_folder_whose_journal_place_is_taken_is_refused_before_training(tmp_path):
-    (tmp_path / checkpoint.JOURNAL).mkdir()
+    (tmp_path / atomic.JOURNAL).mkdir()
     proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--steps", "100000", "--out", str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "in the way of saving" in proc.stderr and "step" not in proc.stderr, proc.stderr
@@ -207,7 +207,7 @@ def test_a_folder_whose_journal_place_is_taken_is_refused_before_training(tmp_pa
 def test_the_next_save_removes_what_a_save_killed_before_its_commit_left(tmp_path):
     (tmp_path / ".model.npz.x1.tmp").write_bytes(b"half a model")
     (tmp_path / ".other.txt.x1.tmp").write_bytes(b"not ours to remove")
-    checkpoint.write_atomic([(tmp_path / "model.npz", lambda f: f.write(b"whole"))])
+    atomic.write_atomic([(tmp_path / "model.npz", lambda f: f.write(b"whole"))])
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.txt.x1.tmp", "model.npz"]
 
 
@@ -221,43 +221,43 @@ def test_a_save_cut_short_before_its_commit_leaves_the_previous_run(tmp_path, mo
     def die_at_the_commit(src, dst):
         raise Killed
 
-    monkeypatch.setattr(checkpoint.os, "replace", die_at_the_commit)
+    monkeypatch.setattr(atomic.os, "replace", die_at_the_commit)
     with pytest.raises(Killed):
         train.main([*SMALL, "--steps", "30", "--eval-every", "0", "--out", str(tmp_path), "--force"])
-    monkeypatch.setattr(checkpoint.os, "replace", real_replace)
-    checkpoint.recover(tmp_path)
+    monkeypatch.setattr(atomic.os, "replace", real_replace)
+    atomic.recover(tmp_path)
     assert {f: hashlib.sha256((tmp_path / f).read_bytes()).hexdigest() for f in names} == before
-    assert not (tmp_path / checkpoint.JOURNAL).exists()
+    assert not (tmp_path / atomic.JOURNAL).exists()
 
 
 def test_recover_is_safe_to_repeat_and_ignores_what_is_not_a_journal(tmp_path):
     (tmp_path / ".a.1.tmp").write_text("new a")
     (tmp_path / "a").write_text("old a")
-    (tmp_path / checkpoint.JOURNAL).write_text(json.dumps([[".a.1.tmp", "a"], [".b.2.tmp", "b"]]))
-    checkpoint.recover(tmp_path)
-    checkpoint.recover(tmp_path)
+    (tmp_path / atomic.JOURNAL).write_text(json.dumps([[".a.1.tmp", "a"], [".b.2.tmp", "b"]]))
+    atomic.recover(tmp_path)
+    atomic.recover(tmp_path)
     assert (tmp_path / "a").read_text() == "new a" and not (tmp_path / "b").exists()
-    assert not (tmp_path / checkpoint.JOURNAL).exists()
-    (tmp_path / checkpoint.JOURNAL).write_text("{not json")
-    checkpoint.recover(tmp_path)  # left alone, no error
-    (tmp_path / checkpoint.JOURNAL).write_text("[" * 100_000)
-    checkpoint.recover(tmp_path)
+    assert not (tmp_path / atomic.JOURNAL).exists()
+    (tmp_path / atomic.JOURNAL).write_text("{not json")
+    atomic.recover(tmp_path)  # left alone, no error
+    (tmp_path / atomic.JOURNAL).write_text("[" * 100_000)
+    atomic.recover(tmp_path)
     for foreign in ([["a", "../moved"]], [["a", "b"]], [[".a.1.tmp", "/etc/x"]], [[".b.1.tmp", "a"]], {"a": "b"}):
-        (tmp_path / checkpoint.JOURNAL).write_text(json.dumps(foreign))
-        checkpoint.recover(tmp_path)  # a journal write_atomic would not write moves nothing
+        (tmp_path / atomic.JOURNAL).write_text(json.dumps(foreign))
+        atomic.recover(tmp_path)  # a journal write_atomic would not write moves nothing
         assert (tmp_path / "a").read_text() == "new a" and not (tmp_path.parent / "moved").exists()
-    checkpoint.recover(tmp_path / "no such folder")
-    (tmp_path / checkpoint.JOURNAL).unlink()
-    os.mkfifo(tmp_path / checkpoint.JOURNAL)  # a pipe would block a read forever
-    checkpoint.recover(tmp_path)
+    atomic.recover(tmp_path / "no such folder")
+    (tmp_path / atomic.JOURNAL).unlink()
+    os.mkfifo(tmp_path / atomic.JOURNAL)  # a pipe would block a read forever
+    atomic.recover(tmp_path)
     with pytest.raises(checkpoint.CheckpointError, match="in the way of saving"):
-        checkpoint.check_save_place(tmp_path)
-    (tmp_path / checkpoint.JOURNAL).unlink()
-    (tmp_path / checkpoint.JOURNAL).write_text(json.dumps([[".a.1.tmp", "a"]] * 10_000))  # too big to be ours
-    checkpoint.recover(tmp_path)
-    assert (tmp_path / checkpoint.JOURNAL).exists()
+        atomic.check_save_place(tmp_path)
+    (tmp_path / atomic.JOURNAL).unlink()
+    (tmp_path / atomic.JOURNAL).write_text(json.dumps([[".a.1.tmp", "a"]] * 10_000))  # too big to be ours
+    atomic.recover(tmp_path)
+    assert (tmp_path / atomic.JOURNAL).exists()
     with pytest.raises(ValueError, match="one folder"):
-        checkpoint.write_atomic([(tmp_path / "x", None), (tmp_path / "sub" / "y", None)])
+        atomic.write_atomic([(tmp_path / "x", None), (tmp_path / "sub" / "y", None)])
 
 
 RESUMABLE = [["--n-hidden", "24", "--eval-every", "0"],

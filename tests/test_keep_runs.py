@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mlp_lm import checkpoint, cli, model, runs, train, train_flags
+from mlp_lm import atomic, checkpoint, cli, model, runs, train, train_flags
 from mlp_lm.data import CHECKOUT
 
 from .conftest import ROOT, SMALL, run_cli, stop_training_at
@@ -235,10 +235,10 @@ def test_a_folder_where_a_run_file_goes_is_refused_before_training(tmp_path, cap
 def test_a_save_whose_files_cannot_be_moved_into_place_says_so(tmp_path, monkeypatch):
     (tmp_path / "a").mkdir()
     with pytest.raises(checkpoint.CheckpointError, match="a is a folder"):
-        checkpoint.write_atomic([(tmp_path / "a", lambda f: f.write(b"new"))])
-    monkeypatch.setattr(checkpoint, "recover", lambda folder: None)  # the renames after the commit fail
+        atomic.write_atomic([(tmp_path / "a", lambda f: f.write(b"new"))])
+    monkeypatch.setattr(atomic, "recover", lambda folder: None)  # the renames after the commit fail
     with pytest.raises(checkpoint.CheckpointError, match="cannot move the new files into place"):
-        checkpoint.write_atomic([(tmp_path / "b", lambda f: f.write(b"new"))])
+        atomic.write_atomic([(tmp_path / "b", lambda f: f.write(b"new"))])
     assert not (tmp_path / "b").exists()
 
 
