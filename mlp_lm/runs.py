@@ -21,7 +21,7 @@ from . import atomic, checkpoint
 from .cli import UsageError
 from .data import in_checkout
 from .jsonout import json_text
-from .trainer import BLOCK
+from .trainer import block_rows
 
 
 def prepare_out(out):
@@ -43,7 +43,7 @@ def bytes_to_save(cfg, n_params):
     the raw ones of the training state), the optimiser's moments, the weight average, a block of
     minibatch indices and the loss of every step; loss.csv has a line a step; metrics.json is small."""
     copies = 2 + (2 if cfg.optimizer == "adamw" else 0) + (1 if cfg.ema else 0)
-    size = n_params * copies * np.dtype(cfg.dtype).itemsize + 8 * BLOCK * cfg.batch_size + 8 * cfg.steps
+    size = n_params * copies * np.dtype(cfg.dtype).itemsize + 8 * block_rows(cfg.batch_size) * cfg.batch_size + 8 * cfg.steps
     return size + (len(str(cfg.steps)) + 12) * cfg.steps + 2**16
 
 

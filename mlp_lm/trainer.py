@@ -53,6 +53,14 @@ PRESETS = {
 
 
 BLOCK = 256  # minibatches of indices drawn at once
+BLOCK_ENTRIES = 1 << 20  # but no more indices than this (8 MB): the block goes into every saved training state
+
+
+def block_rows(batch_size):
+    """How many steps' minibatch indices to draw at once: BLOCK, or fewer for a batch so long that
+    BLOCK of them would pass BLOCK_ENTRIES (batch 100,000: 10 rows, not 205 MB). The generator's
+    stream runs on from one draw to the next, so the indices are the same whatever the block's size."""
+    return max(1, min(BLOCK, BLOCK_ENTRIES // batch_size))
 MAX_STEPS = 10**9  # the loss history alone would need 8 GB past this
 
 
@@ -111,13 +119,15 @@ def describe_training(cfg):
 def memory_needed(cfg, V):
     """Bytes a training run of cfg on a vocabulary of V symbols holds at its peak, roughly: the
     parameters (with their gradients, optimiser state, weight average and the update's temporaries),
-    one step's activations and their gradients, the evaluation chunk and the loss history."""
+    one step's activations and their gradients, the minibatch indices drawn ahead, the evaluation
+    chunk and the loss history."""
     T, E, H, B = cfg.block_size, cfg.n_embd, cfg.n_hidden, cfg.batch_size
     size = np.dtype(cfg.dtype).itemsize
     n_params = V * E + T * E * H + H + H * V + V + (T * E * V if cfg.direct else 0)
     copies = 4 + (2 if cfg.optimizer == "adamw" else 0) + (1 if cfg.ema else 0)
     activations = B * (4 * T * E + 5 * H + 5 * V) + min(B * T * V, layers.ONEHOT_MAX)  # and the one-hot of dC
-    return (n_params * copies + activations) * size + model.EVAL_BYTES + 8 * cfg.steps
+    block = 8 * block_rows(B) * B  # the minibatch indices drawn ahead, int64
+    return (n_params * copies + activations) * size + block + model.EVAL_BYTES + 8 * cfg.steps
 
 
 def is_count(a):
@@ -141,7 +151,7 @@ class Trainer:
         self.dtype = np.dtype(cfg.dtype)
         self.opt = optim.make_optimizer(cfg.optimizer, cfg.weight_decay, cfg.beta1, cfg.beta2, cfg.eps)
         self.ema = optim.EMA(params, cfg.ema) if cfg.ema else None
-        self.block, self.block_pos = None, 0  # minibatch indices, drawn BLOCK steps at a time
+        self.block, self.block_pos = None, 0  # minibatch indices, drawn block_rows(B) steps at a time
 
     def state(self):
         """Everything a later run needs to continue exactly where this one stopped, as arrays.
@@ -244,7 +254,7 @@ class Trainer:
         if self.block is None or self.block_pos == len(self.block):
             # One draw for many steps costs a fraction of many draws, and yields the very same
             # indices: the generator fills the block row by row, as it would step by step.
-            self.block, self.block_pos = self.rng.integers(0, len(self.Y), size=(BLOCK, B)), 0
+            self.block, self.block_pos = self.rng.integers(0, len(self.Y), size=(block_rows(B), B)), 0
         ix = self.block[self.block_pos]  # (B,)
         self.block_pos += 1
         masks = {"embcat": layers.dropout_mask((B, cfg.block_size * cfg.n_embd), cfg.emb_dropout,

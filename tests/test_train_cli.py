@@ -63,6 +63,40 @@ def test_same_seed_same_run(tmp_path):
     assert la == lb != lc
 
 
+def _trained(steps, state=None, batch_size=32):
+    """A lecture-model Trainer on the small word list after `steps` steps (from `state` if given)."""
+    from mlp_lm import model
+    splits = load_splits(SMALL[1], 3)
+    t = trainer.Trainer(trainer.Config(batch_size=batch_size, steps=100), model.init_params(27, 3, 10, 200),
+                        *splits.train)
+    if state is not None:
+        t.load_state(state, steps=0)
+    for s in range(steps):
+        t.step(s)
+    return t
+
+
+def test_minibatch_indices_drawn_ahead_are_the_same_whatever_the_block(monkeypatch):
+    whole = _trained(10)
+    monkeypatch.setattr(trainer, "BLOCK_ENTRIES", 3 * 32)  # blocks of 3 steps, not 256
+    assert trainer.block_rows(32) == 3
+    short = _trained(4)
+    assert short.block.shape == (3, 32)
+    state = short.state()
+    monkeypatch.undo()  # a state drawn in blocks of 3 resumes under blocks of 256, and continues alike
+    resumed = _trained(6, state)
+    assert resumed.block.shape == (trainer.BLOCK, 32)
+    for k, p in whole.params.items():
+        np.testing.assert_array_equal(resumed.params[k], p, err_msg=k)
+
+
+def test_a_long_batch_saves_a_bounded_block_of_indices():
+    assert trainer.block_rows(32) == trainer.BLOCK and trainer.block_rows(4096) == trainer.BLOCK
+    assert trainer.block_rows(100_000) == 10 and trainer.block_rows(10**9) == 1
+    t = _trained(1, batch_size=8192)  # BLOCK of these would be 2M indices, 16 MB in every saved state
+    assert t.state()["block"].shape == (trainer.BLOCK_ENTRIES // 8192, 8192)
+
+
 def test_learning_rate_schedule():
     assert [optim.learning_rate("step", 0.5, s, 10) for s in range(10)] == [0.5] * 5 + [0.05] * 5
 
