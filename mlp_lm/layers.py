@@ -38,7 +38,7 @@ def embedding_forward(C, X):
     Inputs:  C (V, E) embedding table; X (B, T) integer symbol indices.
     Returns: emb (B, T, E) with emb[b, t] = C[X[b, t]]; cache.
     """
-    emb = C[X]  # (B, T, E)
+    emb = C.take(X, axis=0)  # (B, T, E): C[X], by ndarray.take, which skips fancy indexing's general machinery
     return emb, (X, C.shape)
 
 

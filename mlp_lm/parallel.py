@@ -72,13 +72,14 @@ class BatchSplit:
         """
         parts = min(self.parts, len(ix))
         if parts == 1:
-            return model.loss_and_grads(params, X[ix], Y[ix], masks=masks, smoothing=smoothing)
+            # X[ix] and Y[ix], by ndarray.take: at batch 32 the same rows a few microseconds sooner
+            return model.loss_and_grads(params, X.take(ix, axis=0), Y.take(ix), masks=masks, smoothing=smoothing)
         rows, weights = layout(parts, len(ix))
 
         def part(r, weight):
             part_masks = {k: m[r] for k, m in (masks or {}).items() if m is not None}
             part_ix = ix[r]
-            loss, grads = model.loss_and_grads(params, X[part_ix], Y[part_ix], masks=part_masks,
+            loss, grads = model.loss_and_grads(params, X.take(part_ix, axis=0), Y.take(part_ix), masks=part_masks,
                                                smoothing=smoothing)
             for g in grads.values():
                 g *= weight
