@@ -115,8 +115,9 @@ class _CountModel:
         """p(w | context) (B, V) float64 for every symbol w, built a chunk of rows at a time."""
         X = self._check(X, np.zeros(len(X), dtype=np.int64))[0]
         rows = max(1, CHUNK_ELEMENTS // self.V)
-        return np.concatenate([self._probs(X[s:s + rows]) for s in range(0, len(X), rows)] or
-                              [np.empty((0, self.V))])
+        if len(X) <= rows:  # one chunk: no copy into a concatenation
+            return self._probs(X)
+        return np.concatenate([self._probs(X[s:s + rows]) for s in range(0, len(X), rows)])
 
     def nll(self, X, Y):
         """Mean negative log likelihood of the targets, in nats."""
@@ -233,8 +234,14 @@ class KneserNey(_CountModel):
 
     def _probs(self, X):
         ids = self.ctx.ids(X)
-        p = np.full((len(X), self.V), 1.0 / self.V)  # (B, V) p_0
-        for k in range(1, self.n + 1):
+        # Order 1's context is empty, so p_1 is one (V,) vector for every row: built once and
+        # copied, rather than scattered into each row (on a vocabulary of thousands, the bulk
+        # of the work). The same arithmetic in the same order as the orders above it.
+        o = self.orders[1]
+        p1 = np.full(self.V, 1.0 / self.V) * o.gamma[0]  # (V,)
+        p1[o.keys % self.V] += o.alpha  # the empty context (id 0) owns every order-1 n-gram
+        p = np.tile(p1, (len(X), 1))  # (B, V) p_1
+        for k in range(2, self.n + 1):
             o, h = self.orders[k], ids[k - 1]
             p *= np.where(h >= 0, o.gamma[h], 1.0)[:, None]  # an unseen h (id -1) keeps p_{k-1}
             rows = np.flatnonzero(h >= 0)  # (R,) rows whose context training saw

@@ -19,12 +19,24 @@ import math
 
 import numpy as np
 from scipy.optimize import minimize_scalar
-from scipy.special import logsumexp
 
-from . import model
+from . import model, runtime
 from .counting import KneserNey
 
 TINY = 1e-300  # the floor under a probability before its log; a mixture never needs it at lambda < 1
+
+
+def logsumexp(s):
+    """log sum_v exp(s[n, v]) for each row of s (N, V) float64: (N,).
+
+    Shifted by each row's max first, so exp cannot overflow and the largest term is exp(0) = 1.
+    (scipy.special.logsumexp computes the same with more general checks, three times slower
+    on these arrays; the mixtures spend most of their time here on a large vocabulary.)
+    """
+    m = s.max(axis=1)  # (N,)
+    m[~np.isfinite(m)] = 0.0  # a row of -inf stays -inf (log 0), not NaN from -inf - -inf
+    with np.errstate(divide="ignore"):  # that log 0 is the answer, not an accident
+        return m + np.log(np.exp(s - m[:, None]).sum(axis=1))
 
 
 def mlp_log_probs(params, X, chunk_size=None):
@@ -33,7 +45,7 @@ def mlp_log_probs(params, X, chunk_size=None):
     out = []
     for start in range(0, len(X), chunk_size):  # over chunks of data, not the math
         z = model.logits(params, X[start:start + chunk_size]).astype(np.float64)  # (n, V)
-        out.append(z - logsumexp(z, axis=1, keepdims=True))
+        out.append(z - logsumexp(z)[:, None])
     return np.concatenate(out) if out else np.empty((0, params["b2"].shape[0]))
 
 
@@ -45,7 +57,7 @@ def linear_nll(lam, p_a, p_b):
 def loglinear_nll(lam, logp_a, logp_b, Y):
     """Mean NLL of the renormalised p_a^lam p_b^(1 - lam), given whole log distributions (N, V)."""
     s = lam * logp_a + (1 - lam) * logp_b  # (N, V), unnormalised log probabilities
-    return float(np.mean(logsumexp(s, axis=1) - s[np.arange(len(Y)), Y]))
+    return float(np.mean(logsumexp(s) - s[np.arange(len(Y)), Y]))
 
 
 def loglinear_derivatives(lam, logp_a, logp_b, Y):
@@ -62,7 +74,7 @@ def loglinear_derivatives(lam, logp_a, logp_b, Y):
     rows = np.arange(len(Y))
     d = logp_a - logp_b  # (N, V)
     s = logp_b + lam * d  # (N, V)
-    lse = logsumexp(s, axis=1)  # (N,)
+    lse = logsumexp(s)  # (N,)
     nll = lse - s[rows, Y]
     q = np.exp(s - lse[:, None], out=s)  # (N, V), the mixture's probabilities, in s's place
     mean_d = np.einsum("nv,nv->n", q, d)  # (N,), E_q[d] row by row
@@ -118,13 +130,20 @@ def choose_lambda(nll_of_lambda):
     return best
 
 
+def keep_budget():
+    """Bytes the distributions of the set the weight is chosen on may keep: half of model.EVAL_BYTES,
+    or a quarter of the memory the machine has available now if that is more."""
+    return max(model.EVAL_BYTES // 2, (runtime.available_memory() or 0) // 4)
+
+
 class _Distributions:
     """Both models' whole log distributions over one set, a chunk of rows at a time.
 
     The log-linear mixture needs them for its normaliser, once per lambda the search
-    tries. With keep=True (the set the weight is chosen on) and when they fit in half of
-    model.EVAL_BYTES, they are computed once and kept; otherwise they are recomputed chunk
-    by chunk each time. A chunk, with what a pass over it computes, fits in the other half.
+    tries. With keep=True (the set the weight is chosen on) and when they fit in keep_budget(),
+    they are computed once and kept; otherwise they are recomputed chunk by chunk each time
+    (on a vocabulary of thousands, that recomputation is most of the work). A chunk, with what
+    a pass over it computes, fits in half of model.EVAL_BYTES.
     """
 
     def __init__(self, params, kn, X, T, keep=True):
@@ -133,7 +152,7 @@ class _Distributions:
         # A chunk's two distributions and the seven (rows, V) temporaries of loglinear_derivatives
         # (d, s and logsumexp's own), 8 bytes each: nine arrays in half of the budget.
         self.rows = max(1, model.EVAL_BYTES // (2 * 9 * 8 * V))
-        fits = len(X) * V * 16 <= model.EVAL_BYTES // 2
+        fits = len(X) * V * 16 <= keep_budget()
         self.kept = list(self._compute()) if keep and fits else None
 
     def _compute(self):

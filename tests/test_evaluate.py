@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from mlp_lm import checkpoint, mixture, model
+from mlp_lm import checkpoint, mixture, model, runtime
 from mlp_lm.counting import KneserNey
 from mlp_lm.data import load_splits
 
@@ -208,7 +208,8 @@ def test_mixtures_in_bounded_memory_equal_the_kept_distributions(monkeypatch):
     sets = {name: (rng.integers(1, V, (300, T)), rng.integers(0, V, 300)) for name in ("dev", "test")}
     train = (rng.integers(1, V, (2000, T)), rng.integers(0, V, 2000))
     kept = mixture.evaluate(params, sets, train, 3)
-    monkeypatch.setattr(model, "EVAL_BYTES", 2 * 9 * 8 * 40 * 7)  # 7 rows a chunk, nothing kept
+    monkeypatch.setattr(model, "EVAL_BYTES", 2 * 9 * 8 * 40 * 7)  # 7 rows a chunk,
+    monkeypatch.setattr(runtime, "available_memory", lambda: None)  # and nothing kept
     chunked = mixture.evaluate(params, sets, train, 3)
     assert chunked["lambda_loglinear"] == pytest.approx(kept["lambda_loglinear"], abs=1e-6)
     for part in ("mlp", "ngram", "mix", "mix_loglinear"):
@@ -242,3 +243,15 @@ def test_a_vocabulary_unlike_its_unchanged_training_data_is_the_checkpoints_faul
     checkpoint.save(odd, params, Vocab(vocab.itos.replace("z", "é")), {k: v for k, v in config.items() if k != "format"})
     proc = run_cli("mlp_lm.evaluate", "--checkpoint", odd)
     assert proc.returncode == 2 and "checkpoint is damaged" in proc.stderr and "has changed" not in proc.stderr
+
+
+def test_logsumexp_matches_scipy_and_never_overflows():
+    from scipy.special import logsumexp as scipy_logsumexp
+    rng = np.random.default_rng(5)
+    s = rng.standard_normal((64, 40)) * 30
+    s[0] += 1000.0  # exp(1000) overflows; shifted by the row's max it does not
+    s[1, :5] = -np.inf  # some probabilities exactly 0
+    s[2] = -np.inf  # all of them: log 0, not NaN
+    ours, theirs = mixture.logsumexp(s), scipy_logsumexp(s, axis=1)
+    assert np.isneginf(ours[2]) and np.all(np.isfinite(np.delete(ours, 2)))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-14, atol=0)
