@@ -193,7 +193,7 @@ def evaluate(params, sets, train=None, n=None):
     sets: {name: (X, Y)} with contexts at least max(T, n - 1) wide (each model reads
     the last columns it needs); with n, sets must hold "dev", where the weights are chosen.
     Memory stays bounded whatever the vocabulary: only the targets' probabilities are kept
-    for every example; whole distributions are kept only while they fit model.EVAL_BYTES.
+    for every example; dev's whole distributions are kept only while they fit keep_budget().
     Returns {"mlp": {name_loss}, "ngram", "mix", "mix_loglinear": ..., "lambda", "lambda_loglinear"}.
     """
     T = params["W1"].shape[0] // params["C"].shape[1]
