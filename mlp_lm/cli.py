@@ -29,6 +29,15 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {one_line(message)} (see --help)\n")
 
+    def _get_values(self, action, arg_strings):
+        # Python 3.11's argparse drops a '--' that is a flag's own value (--out=--) and gives the flag
+        # an empty list, past its type and its choices; here '--' is text like any other value.
+        if arg_strings == ["--"] and action.nargs is None:
+            value = self._get_value(action, "--")
+            self._check_value(action, value)
+            return value
+        return super()._get_values(action, arg_strings)
+
     def print_help(self, file=None):
         # The help is all that --help does, so a stdout that cannot take it (a full disk) is an
         # error that run() reports, even where a command's other output may be lost; argparse's
@@ -186,6 +195,8 @@ def run(main, prog, keep_going_without_stdout=False):
     """
     streams = sys.stdout, sys.stderr  # put back before returning, for a caller in the same process
     sys.stdout = sys.stdout or open(os.devnull, "w")
+    if hasattr(sys.stdout, "reconfigure"):  # a symbol the terminal's encoding lacks is shown escaped, as on stderr
+        sys.stdout.reconfigure(errors="backslashreplace")
     if not isinstance(sys.stderr, LossyStream):
         sys.stderr = LossyStream(sys.stderr or open(os.devnull, "w"))
     if keep_going_without_stdout:
@@ -220,11 +231,25 @@ def run(main, prog, keep_going_without_stdout=False):
         if e.filename is not None:  # a file the command was given or makes: name it
             print(f"{prog}: error: {one_line(f'cannot use {e.filename}: {e.strerror or e}')}", file=sys.stderr)
             sys.exit(EXIT_BAD_INPUT)
+        if _current_directory_gone():  # a relative path's lookup failed, not the output
+            print(f"{prog}: error: the current directory no longer exists; cd to an existing folder and run it "
+                  f"again", file=sys.stderr)
+            sys.exit(EXIT_BAD_INPUT)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         print(f"{prog}: error: cannot write the output: {e.strerror or e}", file=sys.stderr)
         code = EXIT_BAD_INPUT
     sys.stdout, sys.stderr = streams
     sys.exit(code)
+
+
+def _current_directory_gone():
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        pass
+    return False
 
 
 class Progress:

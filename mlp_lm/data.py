@@ -35,7 +35,7 @@ def in_checkout(relative):
         path = CHECKOUT / relative
         try:  # shown as the short relative path when run from the checkout itself
             return path.relative_to(Path.cwd())
-        except ValueError:
+        except (ValueError, FileNotFoundError):  # elsewhere, or in a folder deleted since (no cwd at all)
             return path
     return Path(relative)
 

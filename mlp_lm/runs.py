@@ -5,6 +5,7 @@ metrics.json and loss.csv. Without --out each run gets a new folder; a lock file
 trainings out of one folder; a run the folder cannot take is rescued to the temporary directory;
 results sets an earlier run aside while it retrains it; sample finds the newest run.
 """
+import errno
 import fcntl
 import itertools
 import os
@@ -28,6 +29,17 @@ def prepare_out(out):
     out = Path(out)
     if out.exists() and not out.is_dir():  # else mkdir says only "File exists"
         raise UsageError(f"--out {out} is a file, not a folder; name a folder for the run (it is made if missing)")
+    if out.is_symlink() and not out.exists():  # mkdir would say "File exists" here too
+        try:
+            out.resolve(strict=True)
+            loop = False
+        except RuntimeError:  # how Python 3.11 reports a loop of links
+            loop = True
+        except OSError as e:
+            loop = e.errno == errno.ELOOP
+        why = "is part of a loop of links" if loop else f"points to {os.readlink(out)}, which does not exist"
+        raise UsageError(f"--out {out} is a symbolic link that {why}; "
+                         f"{'' if loop else 'make that folder, or '}name another --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".write-test-{os.getpid()}"  # our own: two runs starting at once do not collide

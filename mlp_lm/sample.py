@@ -40,6 +40,9 @@ def parse_args(argv):
     ap.add_argument("--threads", metavar="N", type=thread_count, default=None,
                     help="BLAS threads for the matrix products (default: chosen by the model's size; at most the machine's cores)")
     args = ap.parse_args(argv)
+    if any("\udc80" <= ch <= "\udcff" for ch in args.prefix):  # how Python keeps argv bytes it could not decode
+        raise UsageError(f"--prefix {args.prefix!r} holds bytes that are not text in this locale's encoding "
+                         f"({sys.getfilesystemencoding()}); run in a UTF-8 locale, or with PYTHONUTF8=1")
     if len(args.prefix) >= args.max_length:  # every sample would be the prefix, cut off: the model draws nothing
         raise UsageError(f"--prefix has {len(args.prefix)} symbols, leaving none of --max-length {args.max_length} "
                          f"for the model to draw; raise --max-length or shorten the prefix")

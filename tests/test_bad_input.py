@@ -1,5 +1,8 @@
 """Bad input ends with one line on stderr saying what is wrong, and exit code 2: no traceback."""
 import json
+import os
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -7,7 +10,7 @@ import pytest
 
 from mlp_lm import checkpoint, cli, sample, train
 
-from .conftest import NAMES, run_cli
+from .conftest import NAMES, ROOT, SMALL, run_cli
 
 
 def call(module, argv, capsys):
@@ -504,3 +507,54 @@ def test_a_run_blown_up_by_heavy_dropout_names_the_dropout_too(tmp_path):
     assert "training diverged" in last and "or less dropout (at 0.999 the units kept are scaled by 1,000)" in last
     proc = run_cli("mlp_lm.train", "--lr", "10", "--steps", "500", "--eval-every", "0", "--out", tmp_path)
     assert proc.returncode == 2 and "smaller --lr; nothing was saved" in proc.stderr  # no dropout: no word of it
+
+
+def test_a_double_dash_as_a_flags_own_value_is_that_text(capsys):
+    # Python 3.11's argparse turns --out=-- into an empty list that slips past type and choices
+    from mlp_lm import train_flags
+    assert train_flags.parse_args(["--out=--", "--data=--"])[0].data == "--"
+    for flags, words in ((["--steps=--"], ["--steps", "'--'"]), (["--preset=--"], ["--preset", "'--'"])):
+        assert_one_line_error(*call(train, flags, capsys), *words)
+
+
+def test_a_prefix_the_locale_could_not_decode_says_so(capsys):
+    # LC_ALL=C without Python's UTF-8 mode: the bytes of 'é' arrive as two surrogate escapes
+    assert_one_line_error(*call(sample, ["--prefix", "\udcc3\udca9"], capsys), "UTF-8", "PYTHONUTF8")
+
+
+def test_output_in_an_encoding_without_the_symbols_is_escaped(tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("\n".join(["zoë", "chloé", "ñandú", "😀😀"] * 30) + "\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--data", words, "--steps", "30", "--out",
+                           tmp_path / "run"], capture_output=True, env=env, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0 and b"Traceback" not in proc.stderr and b"sample more" in proc.stdout, proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "mlp_lm.sample", "--checkpoint", tmp_path / "run" / "model.npz",
+                           "-n", "5", "--max-length", "2", "--prefix", "ñ"], capture_output=True, env=env, cwd=ROOT,
+                          timeout=120)
+    assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr
+    assert proc.stdout.count(b"\\xf1") == 5 and b"\\u2026" in proc.stdout  # ñ and the cut-off mark, escaped
+
+
+def test_a_deleted_current_directory(tmp_path, monkeypatch, capsys):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    # Absolute paths need no current directory: the run trains (the default data's display name needed one)
+    assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+
+    def lost():
+        os.getcwd()  # what a relative path's lookup does, deep in a command
+    with pytest.raises(SystemExit) as e:
+        cli.run(lost, "prog")
+    assert_one_line_error(e.value.code, capsys.readouterr().err, "current directory no longer exists")
+
+
+def test_a_broken_or_looping_link_as_out_is_named_as_such(tmp_path, capsys):
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    assert_one_line_error(*call(train, ["--out", tmp_path / "dangling"], capsys), "points to", "nowhere",
+                          "does not exist")
+    assert_one_line_error(*call(train, ["--out", tmp_path / "loop"], capsys), "loop of links")
