@@ -29,9 +29,9 @@ import numpy as np
 from . import checkpoint, mixture, runtime
 from .cli import ArgumentParser, UsageError, exit_code, positive_int, run, signals_held
 from .counting import KneserNey, choose_k
-from .data import in_checkout, load_splits
+from .data import DEFAULT_DATA, in_checkout, load_splits, read_items_and_digest
 from .runs import check_run_place, put_back, set_aside
-from .results_table import CONFIGS, MIX_ORDER, read_metrics, render, trained_steps
+from .results_table import CONFIGS, MIX_ORDER, read_metrics, render, run_problem, trained_steps
 
 PICTURE_RUN = "embd2"
 MIXED = ("scaled", "paper", "best")  # runs mixed with the n-gram below
@@ -134,8 +134,8 @@ def main(argv=None):
     only, runs, docs, docs_wanted = check_flags(args)  # before any work: a bad flag costs nothing
     for name in ([] if args.no_train else [n for n in CONFIGS if n in only]):  # and a run with nowhere to go
         check_run_place(runs / name)
-    for name in ([] if args.no_train else [n for n in CONFIGS if n not in only]):  # nor one whose table cannot be
-        read_metrics(runs / name / "metrics.json")  # the runs read back, not retrained, must be there already
+    data_sha256 = read_items_and_digest(in_checkout(DEFAULT_DATA))[1]  # the word list every run must be of
+    check_read_back([n for n in CONFIGS if args.no_train or n not in only], runs, data_sha256)  # nor a table
     rows = []
     for name, (what, flags) in CONFIGS.items():
         out = runs / name
@@ -151,7 +151,7 @@ def main(argv=None):
                 raise UsageError(f"the run {name} did not finish (exit code {code}){kept}; see its messages above")
             if not (out / "metrics.json").is_file():
                 raise UsageError(f"the run {name} wrote no {out / 'metrics.json'}; see its messages above")
-        rows.append((name, what, read_metrics(out / "metrics.json")))
+        rows.append((name, what, read_run(name, runs, data_sha256)))
     steps = trained_steps(rows)  # from the runs themselves, so the table says what they were trained for
     to_docs = docs_wanted
     target = docs if to_docs else runs
@@ -185,6 +185,30 @@ def main(argv=None):
     else:
         print(f"no {picture} (matplotlib missing?): {target / 'embedding.png'} left as it was")
     return 0
+
+
+def read_run(name, runs, data_sha256):
+    """The metrics of the table's run `name` in `runs`, checked to be that run (results_table.run_problem)."""
+    path = runs / name / "metrics.json"
+    m = read_metrics(path)
+    problem = run_problem(name, m, data_sha256)
+    if problem:
+        raise UsageError(f"the run in {path.parent} {problem}; retrain it with python -m mlp_lm.results --only "
+                         f"{name} (with this command's --runs and --steps, if any)")
+    return m
+
+
+def check_read_back(names, runs, data_sha256):
+    """Before any training: every run the table reads back rather than retrains is there, finished,
+    and the table's; the missing ones are named together."""
+    missing = [n for n in names if not (runs / n / "metrics.json").exists()]
+    if missing:
+        raise UsageError(f"{runs} has no {', '.join(missing)} run{'s' if len(missing) > 1 else ''} (never trained "
+                         f"there); train {'them' if len(missing) > 1 else 'it'} with python -m mlp_lm.results --only "
+                         f"{','.join(missing)} (with this command's --runs and --steps, if any), or leave out "
+                         f"--only and --no-train to train every run")
+    for name in names:
+        read_run(name, runs, data_sha256)
 
 
 def check_flags(args):

@@ -4,10 +4,13 @@ results.py, the command, trains the runs and calls this."""
 import json
 import math
 import shlex
+from dataclasses import asdict
 from pathlib import Path
 
 from . import metrics
 from .cli import UsageError
+from .data import DEFAULT_DATA
+from .train_flags import parse_args
 from .trainer import PRESETS, Config
 
 # name -> (what it shows, train flags). The order is the table's.
@@ -42,6 +45,23 @@ def trained_steps(rows):
     if all(s == standard_steps(name) for name, s in done.items()):
         return None
     return done.popitem()[1] if len(set(done.values())) == 1 else done
+
+
+NOT_COMPARED = ("data", "steps", "eval_every")  # the file is compared by its bytes; the table states the steps
+
+
+def run_problem(name, m, data_sha256):
+    """Why the finished run `m` (its metrics) is not the table's run `name`, or None: trained on other
+    data than `data_sha256` (the default word list's), or with settings other than CONFIGS gives it.
+    Its steps may differ (--steps): the table says what each run was trained for."""
+    config = m["config"]
+    if config.get("data_sha256") != data_sha256:
+        return f"was trained on other data than the default {DEFAULT_DATA}"
+    wanted = asdict(parse_args(CONFIGS[name][1]).cfg)
+    for key, value in wanted.items():
+        if key not in NOT_COMPARED and config.get(key) != value:
+            return f"was trained with {key} {config.get(key)!r}, where the table's run {name} has {value!r}"
+    return None
 
 
 def read_metrics(path):

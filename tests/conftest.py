@@ -38,3 +38,16 @@ def stop_training_at(monkeypatch, step, every=False):
             raise KeyboardInterrupt
         return real(*a, **k)
     monkeypatch.setattr(model, "loss_and_grads", interrupted)
+
+
+def results_metrics(steps=200000, dev=2.1, name="scaled", **config):
+    """A metrics.json for the results run `name`, with its configuration as train records it."""
+    import hashlib
+    from dataclasses import asdict
+
+    from mlp_lm import results_table, train_flags
+    run_config = asdict(train_flags.parse_args(results_table.CONFIGS[name][1]).cfg)
+    return {"config": {**run_config, "data": str(NAMES), "data_sha256": hashlib.sha256(NAMES.read_bytes()).hexdigest(),
+                       "vocab_size": 27, "steps": steps, **config},
+            "dev_loss": dev, "test_loss": dev, "train_loss": 2.0, "params": 11897, "train_seconds": 30.0,
+            "steps": steps}

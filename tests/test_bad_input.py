@@ -10,7 +10,7 @@ import pytest
 
 from mlp_lm import checkpoint, cli, sample, train
 
-from .conftest import NAMES, ROOT, SMALL, run_cli
+from .conftest import NAMES, ROOT, SMALL, results_metrics, run_cli
 
 
 def call(module, argv, capsys):
@@ -432,11 +432,10 @@ def test_items_are_lines_as_an_editor_sees_them(tmp_path):
 def test_results_refuses_metrics_of_the_wrong_shape_in_one_line(tmp_path, bad):
     import os
     from mlp_lm import results
-    good = {"config": {"block_size": 3, "n_embd": 10, "n_hidden": 200, "data": str(NAMES)}, "dev_loss": 2.1,
-            "test_loss": 2.1, "train_loss": 2.0, "params": 11897, "train_seconds": 30.0}
     for name in results.CONFIGS:
         (tmp_path / name).mkdir()
-        (tmp_path / name / "metrics.json").write_text(json.dumps(good))
+        (tmp_path / name / "metrics.json").write_text(json.dumps(results_metrics(name=name)))
+    good = results_metrics(name="scaled")
     target = tmp_path / "scaled" / "metrics.json"
     if bad == "nested":
         target.write_text("[" * 100_000)

@@ -10,14 +10,7 @@ import pytest
 from mlp_lm import cli, results, train_flags
 from mlp_lm.cli import UsageError
 
-from .conftest import NAMES, run_cli
-
-
-def metrics(steps=200000, dev=2.1, **config):
-    return {"config": {"block_size": 3, "n_embd": 10, "n_hidden": 200, "data": str(NAMES), "vocab_size": 27,
-                       "steps": steps, **config},
-            "dev_loss": dev, "test_loss": dev, "train_loss": 2.0, "params": 11897, "train_seconds": 30.0,
-            "steps": steps}
+from .conftest import NAMES, results_metrics, run_cli
 
 
 def fill_runs(runs, steps=None, skip=()):
@@ -25,7 +18,7 @@ def fill_runs(runs, steps=None, skip=()):
     for name in results.CONFIGS:
         if name not in skip:
             (runs / name).mkdir(parents=True, exist_ok=True)
-            m = metrics(steps or train_flags.parse_args(results.CONFIGS[name][1]).cfg.steps)
+            m = results_metrics(steps or train_flags.parse_args(results.CONFIGS[name][1]).cfg.steps, name=name)
             (runs / name / "metrics.json").write_text(json.dumps(m))
 
 
@@ -91,7 +84,7 @@ def test_a_rerun_the_training_refuses_keeps_the_earlier_run(tmp_path, no_countin
 
 
 def test_the_table_says_which_runs_got_nowhere():
-    rows = [("lecture", "x", metrics(dev=3.5)), ("scaled", "y", metrics(dev=2.1))]
+    rows = [("lecture", "x", results_metrics(dev=3.5)), ("scaled", "y", results_metrics(dev=2.1))]
     text = results.render(rows, {}, {}, "a test machine", 300)
     assert "**Got nowhere:** lecture: the dev loss is no better than a uniform guess (ln 27 = 3.296)" in text
     assert "Got nowhere" not in results.render(rows[1:], {}, {}, "a test machine", 300)
@@ -136,7 +129,7 @@ def test_the_full_budget_keeps_the_documented_caption(tmp_path, no_counting):
 
 def test_a_run_stopped_early_is_not_tabulated_as_finished(tmp_path, no_counting):
     fill_runs(tmp_path)
-    m = metrics(steps=200000)
+    m = results_metrics(steps=200000)
     m["steps"] = 1500
     (tmp_path / "scaled" / "metrics.json").write_text(json.dumps(m))
     message = refusal(["--no-train", "--runs", str(tmp_path)])
@@ -228,9 +221,33 @@ def test_a_run_never_trained_says_how_to_train_it(tmp_path, no_counting):
     runs = tmp_path / "r"
     fill_runs(runs, steps=300, skip=("paper",))
     message = refusal(["--no-train", "--runs", str(runs)])
-    assert message == (f"{runs / 'paper' / 'metrics.json'} is missing: the run paper was never trained there; "
-                       f"train it with python -m mlp_lm.results --only paper (with this command's --runs and "
-                       f"--steps, if any)")
+    assert message == (f"{runs} has no paper run (never trained there); train it with python -m mlp_lm.results "
+                       f"--only paper (with this command's --runs and --steps, if any), or leave out --only and "
+                       f"--no-train to train every run")
+    for name in ("lecture", "best"):
+        (runs / name / "metrics.json").unlink()
+    message = refusal(["--only", "scaled", "--runs", str(runs)])  # every one missing, named at once
+    assert f"has no lecture, paper, best runs" in message and "--only lecture,paper,best " in message
+
+
+@pytest.mark.parametrize("change,words", [
+    ({"n_embd": 2, "n_hidden": 100}, ["n_embd 2", "has 10"]),  # the embd2 run copied into scaled's folder
+    ({"data_sha256": "0" * 64}, ["other data than the default data/names.txt"]),
+    ({"preset": "best", "optimizer": "adamw"}, ["optimizer 'adamw'", "has 'sgd'"]),
+])
+def test_a_run_in_the_wrong_folder_is_refused_not_tabulated(change, words, tmp_path, no_counting):
+    fill_runs(tmp_path)
+    m = results_metrics(name="scaled")
+    m["config"].update(change)
+    (tmp_path / "scaled" / "metrics.json").write_text(json.dumps(m))
+    for argv in (["--no-train"], ["--only", "lecture"]):  # read back: refused before any training
+        message = refusal([*argv, "--runs", str(tmp_path)])
+        assert message.startswith(f"the run in {tmp_path / 'scaled'} was trained ")
+        assert all(w in message for w in words) and "--only scaled" in message, message
+    m["config"]["steps"] = 2000  # the steps alone may differ: the table states them
+    m["steps"] = 2000
+    (tmp_path / "scaled" / "metrics.json").write_text(json.dumps({**m, "config": results_metrics(2000)["config"]}))
+    assert results.main(["--no-train", "--runs", str(tmp_path)]) == 0
 
 
 def test_an_earlier_run_that_cannot_all_be_moved_aside_stays_whole(tmp_path, no_counting, monkeypatch):
@@ -346,7 +363,7 @@ def test_a_run_complete_before_the_signal_reached_it_is_not_called_unfinished(tm
     def finished_then_signalled(flags):
         out = results.Path(flags[flags.index("--out") + 1])
         (out / "model.npz").write_bytes(b"new")
-        (out / "metrics.json").write_text(json.dumps({**metrics(300), "evaluated": True, "interrupted": False}))
+        (out / "metrics.json").write_text(json.dumps({**results_metrics(300), "evaluated": True, "interrupted": False}))
         return 143
     monkeypatch.setattr(results, "train_run", finished_then_signalled)
     assert results.main(["--steps", "300", "--runs", str(runs), "--only", "lecture,embd2"]) == 143
@@ -371,6 +388,6 @@ def test_only_checks_the_runs_it_reads_back_before_training_any(tmp_path, no_cou
     fill_runs(runs, skip=("scaled",))  # every run but one there to be read back
     trained = []
     monkeypatch.setattr(results, "retrain", lambda out, flags: trained.append(out) or (0, True))
-    with pytest.raises(cli.UsageError, match="scaled/metrics.json is missing"):
+    with pytest.raises(cli.UsageError, match="has no scaled run"):
         results.main(["--only", "lecture", "--steps", "20", "--runs", str(runs)])
     assert trained == []  # refused before training lecture, not after
