@@ -72,13 +72,11 @@ def parse_args(argv):
     ap.add_argument("--checkpoint", metavar="PATH", required=True, help="a model.npz written by python -m mlp_lm.train")
     ap.add_argument("--data", metavar="PATH", default=None,
                     help="evaluate on every item of this file (default: the split the model was trained on)")
-    ap.add_argument("--mix-ngram", metavar="N", type=int_at_least(1, f"an n-gram order from 1 to {MAX_ORDER}"),
+    order = int_at_least(1, f"an n-gram order from 1 to {MAX_ORDER}", MAX_ORDER)
+    ap.add_argument("--mix-ngram", metavar="N", type=order,
                     default=None, help="also the Kneser-Ney N-gram and its mixtures with the model (the paper's is N=3)")
     ap.add_argument("--json", metavar="PATH", default=None, help="also write the numbers to this JSON file")
-    args = ap.parse_args(argv)
-    if args.mix_ngram is not None and args.mix_ngram > MAX_ORDER:
-        raise UsageError(f"--mix-ngram {args.mix_ngram}: expected an n-gram order from 1 to {MAX_ORDER}")
-    return args
+    return ap.parse_args(argv)
 
 
 def main(argv=None):
