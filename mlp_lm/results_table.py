@@ -55,12 +55,16 @@ def run_problem(name, m, data_sha256):
     data than `data_sha256` (the default word list's), or with settings other than CONFIGS gives it.
     Its steps may differ (--steps): the table says what each run was trained for."""
     config = m["config"]
-    if config.get("data_sha256") != data_sha256:
+    if "data_sha256" not in config:
+        return "does not record which data it was trained on"
+    if config["data_sha256"] != data_sha256:
         return f"was trained on other data than the default {DEFAULT_DATA}"
     wanted = asdict(parse_args(CONFIGS[name][1]).cfg)
     for key, value in wanted.items():
-        if key not in NOT_COMPARED and config.get(key) != value:
-            return f"was trained with {key} {config.get(key)!r}, where the table's run {name} has {value!r}"
+        # a setting a run does not record is one added since it was trained: it ran as the default does
+        got = config.get(key, getattr(Config, key))
+        if key not in NOT_COMPARED and got != value:
+            return f"was trained with {key} {got!r}, where the table's run {name} has {value!r}"
     return None
 
 

@@ -234,20 +234,28 @@ def test_a_run_never_trained_says_how_to_train_it(tmp_path, no_counting):
     ({"n_embd": 2, "n_hidden": 100}, ["n_embd 2", "has 10"]),  # the embd2 run copied into scaled's folder
     ({"data_sha256": "0" * 64}, ["other data than the default data/names.txt"]),
     ({"preset": "best", "optimizer": "adamw"}, ["optimizer 'adamw'", "has 'sgd'"]),
+    ({"data_sha256": None}, ["does not record which data"]),
 ])
 def test_a_run_in_the_wrong_folder_is_refused_not_tabulated(change, words, tmp_path, no_counting):
     fill_runs(tmp_path)
     m = results_metrics(name="scaled")
-    m["config"].update(change)
+    m["config"] = {k: v for k, v in {**m["config"], **change}.items() if v is not None}  # None: not recorded
     (tmp_path / "scaled" / "metrics.json").write_text(json.dumps(m))
     for argv in (["--no-train"], ["--only", "lecture"]):  # read back: refused before any training
         message = refusal([*argv, "--runs", str(tmp_path)])
-        assert message.startswith(f"the run in {tmp_path / 'scaled'} was trained ")
+        assert message.startswith(f"the run in {tmp_path / 'scaled'} ")
         assert all(w in message for w in words) and "--only scaled" in message, message
-    m["config"]["steps"] = 2000  # the steps alone may differ: the table states them
-    m["steps"] = 2000
-    (tmp_path / "scaled" / "metrics.json").write_text(json.dumps({**m, "config": results_metrics(2000)["config"]}))
+
+
+def test_a_run_read_back_may_differ_in_its_steps_and_lack_settings_added_since(tmp_path, no_counting):
+    fill_runs(tmp_path)
+    m = results_metrics(2000, name="scaled")  # a quick run: the table states the steps each run had
+    del m["config"]["ema"]  # trained before --ema existed: it ran as the default does, as its row asks
+    (tmp_path / "scaled" / "metrics.json").write_text(json.dumps(m))
     assert results.main(["--no-train", "--runs", str(tmp_path)]) == 0
+    m["config"]["label_smoothing"] = 0.1  # but a setting it does record must be its row's
+    (tmp_path / "scaled" / "metrics.json").write_text(json.dumps(m))
+    assert "label_smoothing 0.1" in refusal(["--no-train", "--runs", str(tmp_path)])
 
 
 def test_an_earlier_run_that_cannot_all_be_moved_aside_stays_whole(tmp_path, no_counting, monkeypatch):
