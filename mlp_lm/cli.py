@@ -30,8 +30,8 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {one_line(message)} (see --help)\n")
 
     def _get_values(self, action, arg_strings):
-        # Python 3.11's argparse drops a '--' that is a flag's own value (--out=--) and gives the flag
-        # an empty list, past its type and its choices; here '--' is text like any other value.
+        # argparse before Python 3.13 drops a '--' that is a flag's own value (--out=--) and gives the
+        # flag an empty list, past its type and its choices; here '--' is text like any other value.
         if arg_strings == ["--"] and action.nargs is None:
             value = self._get_value(action, "--")
             self._check_value(action, value)
@@ -195,8 +195,9 @@ def run(main, prog, keep_going_without_stdout=False):
     """
     streams = sys.stdout, sys.stderr  # put back before returning, for a caller in the same process
     sys.stdout = sys.stdout or open(os.devnull, "w")
-    if hasattr(sys.stdout, "reconfigure"):  # a symbol the terminal's encoding lacks is shown escaped, as on stderr
-        sys.stdout.reconfigure(errors="backslashreplace")
+    errors = getattr(sys.stdout, "errors", None)
+    if errors is not None and hasattr(sys.stdout, "reconfigure"):  # a symbol the encoding lacks is shown escaped,
+        sys.stdout.reconfigure(errors="backslashreplace")  # as on stderr
     if not isinstance(sys.stderr, LossyStream):
         sys.stderr = LossyStream(sys.stderr or open(os.devnull, "w"))
     if keep_going_without_stdout:
@@ -215,7 +216,7 @@ def run(main, prog, keep_going_without_stdout=False):
         print(f"{end_progress}{prog}: interrupted ({getattr(e, 'args', ['SIGINT'])[0] or 'SIGINT'})", file=sys.stderr)
         code = exit_code(e)
     except (DataError, CheckpointError, UsageError) as e:
-        print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(e)}{_GONE_HINT if _current_directory_gone() else ''}", file=sys.stderr)
         code = EXIT_BAD_INPUT
     except NotEnoughMemory as e:  # found before the work started, with the sizes in the message
         print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
@@ -228,10 +229,12 @@ def run(main, prog, keep_going_without_stdout=False):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # silence the flush at exit
         code = 0
     except OSError as e:  # a path the file system refuses (too long, a loop), or stdout on a full disk
+        gone = _current_directory_gone()
         if e.filename is not None:  # a file the command was given or makes: name it
-            print(f"{prog}: error: {one_line(f'cannot use {e.filename}: {e.strerror or e}')}", file=sys.stderr)
+            print(f"{prog}: error: {one_line(f'cannot use {e.filename}: {e.strerror or e}')}"
+                  f"{_GONE_HINT if gone else ''}", file=sys.stderr)
             sys.exit(EXIT_BAD_INPUT)
-        if _current_directory_gone():  # a relative path's lookup failed, not the output
+        if gone and isinstance(e, FileNotFoundError):  # looking up where we are failed, not the output
             print(f"{prog}: error: the current directory no longer exists; cd to an existing folder and run it "
                   f"again", file=sys.stderr)
             sys.exit(EXIT_BAD_INPUT)
@@ -239,7 +242,15 @@ def run(main, prog, keep_going_without_stdout=False):
         print(f"{prog}: error: cannot write the output: {e.strerror or e}", file=sys.stderr)
         code = EXIT_BAD_INPUT
     sys.stdout, sys.stderr = streams
+    if errors is not None and hasattr(sys.stdout, "reconfigure"):
+        try:
+            sys.stdout.reconfigure(errors=errors)
+        except (OSError, ValueError):  # a stream closed or lost meanwhile: nothing to put back
+            pass
     sys.exit(code)
+
+
+_GONE_HINT = " (the current directory no longer exists, so relative paths lead nowhere: cd to an existing folder)"
 
 
 def _current_directory_gone():

@@ -149,8 +149,8 @@ class _Distributions:
     def __init__(self, params, kn, X, T, keep=True):
         V = params["b2"].shape[0]
         self.params, self.kn, self.X, self.T = params, kn, X, T
-        # A chunk's two distributions and the seven (rows, V) temporaries of loglinear_derivatives
-        # (d, s and logsumexp's own), 8 bytes each: nine arrays in half of the budget.
+        # A chunk's two distributions and at most seven (rows, V) temporaries of loglinear_derivatives
+        # (d, s, logsumexp's two, einsum's), 8 bytes each: nine arrays in half of the budget.
         self.rows = max(1, model.EVAL_BYTES // (2 * 9 * 8 * V))
         fits = len(X) * V * 16 <= keep_budget()
         self.kept = list(self._compute()) if keep and fits else None

@@ -47,7 +47,8 @@ def trained_steps(rows):
     return done.popitem()[1] if len(set(done.values())) == 1 else done
 
 
-NOT_COMPARED = ("data", "steps", "eval_every")  # the file is compared by its bytes; the table states the steps
+# The file is compared by its bytes, the table states each run's steps, and eval_every only adds dev losses to the log
+NOT_COMPARED = ("data", "steps", "eval_every")
 
 
 def run_problem(name, m, data_sha256):

@@ -37,7 +37,7 @@ def prepare_out(out):
             loop = True
         except OSError as e:
             loop = e.errno == errno.ELOOP
-        why = "is part of a loop of links" if loop else f"points to {os.readlink(out)}, which does not exist"
+        why = "is part of a loop of links" if loop else f"leads to {os.path.realpath(out)}, which does not exist"
         raise UsageError(f"--out {out} is a symbolic link that {why}; "
                          f"{'' if loop else 'make that folder, or '}name another --out")
     try:

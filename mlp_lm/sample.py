@@ -41,8 +41,11 @@ def parse_args(argv):
                     help="BLAS threads for the matrix products (default: chosen by the model's size; at most the machine's cores)")
     args = ap.parse_args(argv)
     if any("\udc80" <= ch <= "\udcff" for ch in args.prefix):  # how Python keeps argv bytes it could not decode
+        encoding = sys.getfilesystemencoding()
+        advice = ("type it as UTF-8 text" if encoding.lower().replace("-", "") == "utf8"
+                  else "run in a UTF-8 locale, or with PYTHONUTF8=1")
         raise UsageError(f"--prefix {args.prefix!r} holds bytes that are not text in this locale's encoding "
-                         f"({sys.getfilesystemencoding()}); run in a UTF-8 locale, or with PYTHONUTF8=1")
+                         f"({encoding}); {advice}")
     if len(args.prefix) >= args.max_length:  # every sample would be the prefix, cut off: the model draws nothing
         raise UsageError(f"--prefix has {len(args.prefix)} symbols, leaving none of --max-length {args.max_length} "
                          f"for the model to draw; raise --max-length or shorten the prefix")

@@ -53,15 +53,16 @@ PRESETS = {
 
 
 BLOCK = 256  # minibatches of indices drawn at once
-BLOCK_ENTRIES = 1 << 20  # but no more indices than this (8 MB): the block goes into every saved training state
+BLOCK_ENTRIES = 1 << 20  # but no more indices than this (8 MB; the block goes into every saved training state)
+MAX_STEPS = 10**9  # the loss history alone would need 8 GB past this
 
 
 def block_rows(batch_size):
     """How many steps' minibatch indices to draw at once: BLOCK, or fewer for a batch so long that
-    BLOCK of them would pass BLOCK_ENTRIES (batch 100,000: 10 rows, not 205 MB). The generator's
-    stream runs on from one draw to the next, so the indices are the same whatever the block's size."""
+    BLOCK of them would pass BLOCK_ENTRIES (batch 100,000: 10 rows, not 205 MB), and one step's
+    worth for a batch longer than BLOCK_ENTRIES itself. The generator's stream runs on from one
+    draw to the next, so the indices are the same whatever the block's size."""
     return max(1, min(BLOCK, BLOCK_ENTRIES // batch_size))
-MAX_STEPS = 10**9  # the loss history alone would need 8 GB past this
 
 
 def config_problem(cfg):

@@ -509,16 +509,20 @@ def test_a_run_blown_up_by_heavy_dropout_names_the_dropout_too(tmp_path):
 
 
 def test_a_double_dash_as_a_flags_own_value_is_that_text(capsys):
-    # Python 3.11's argparse turns --out=-- into an empty list that slips past type and choices
+    # argparse before Python 3.13 turns --out=-- into an empty list that slips past type and choices
     from mlp_lm import train_flags
     assert train_flags.parse_args(["--out=--", "--data=--"])[0].data == "--"
     for flags, words in ((["--steps=--"], ["--steps", "'--'"]), (["--preset=--"], ["--preset", "'--'"])):
         assert_one_line_error(*call(train, flags, capsys), *words)
 
 
-def test_a_prefix_the_locale_could_not_decode_says_so(capsys):
-    # LC_ALL=C without Python's UTF-8 mode: the bytes of 'é' arrive as two surrogate escapes
-    assert_one_line_error(*call(sample, ["--prefix", "\udcc3\udca9"], capsys), "UTF-8", "PYTHONUTF8")
+def test_a_prefix_the_locale_could_not_decode_says_so(capsys, monkeypatch):
+    # An ASCII locale without Python's UTF-8 mode: the bytes of 'é' arrive as two surrogate escapes
+    monkeypatch.setattr(sys, "getfilesystemencoding", lambda: "ascii")
+    assert_one_line_error(*call(sample, ["--prefix", "\udcc3\udca9"], capsys), "(ascii)", "PYTHONUTF8")
+    # A UTF-8 locale given Latin-1 bytes ('é' as the one byte 0xe9): the bytes are at fault, not the locale
+    monkeypatch.setattr(sys, "getfilesystemencoding", lambda: "utf-8")
+    assert_one_line_error(*call(sample, ["--prefix", "\udce9"], capsys), "(utf-8)", "type it as UTF-8 text")
 
 
 def test_output_in_an_encoding_without_the_symbols_is_escaped(tmp_path):
@@ -549,11 +553,13 @@ def test_a_deleted_current_directory(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         cli.run(lost, "prog")
     assert_one_line_error(e.value.code, capsys.readouterr().err, "current directory no longer exists")
+    for flags in (["--data", "words.txt"], ["--out", "run", *SMALL]):  # relative paths: the reason is named too
+        assert_one_line_error(*call(train, flags, capsys), "current directory no longer exists")
 
 
 def test_a_broken_or_looping_link_as_out_is_named_as_such(tmp_path, capsys):
     (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
     (tmp_path / "loop").symlink_to(tmp_path / "loop")
-    assert_one_line_error(*call(train, ["--out", tmp_path / "dangling"], capsys), "points to", "nowhere",
+    assert_one_line_error(*call(train, ["--out", tmp_path / "dangling"], capsys), "leads to", "nowhere",
                           "does not exist")
     assert_one_line_error(*call(train, ["--out", tmp_path / "loop"], capsys), "loop of links")

@@ -88,6 +88,11 @@ def test_minibatch_indices_drawn_ahead_are_the_same_whatever_the_block(monkeypat
     assert resumed.block.shape == (trainer.BLOCK, 32)
     for k, p in whole.params.items():
         np.testing.assert_array_equal(resumed.params[k], p, err_msg=k)
+    state = _trained(4).state()  # and the other way: a state drawn in blocks of 256 resumes under blocks of 3
+    monkeypatch.setattr(trainer, "BLOCK_ENTRIES", 3 * 32)
+    resumed = _trained(6, state)
+    for k, p in whole.params.items():
+        np.testing.assert_array_equal(resumed.params[k], p, err_msg=k)
 
 
 def test_a_long_batch_saves_a_bounded_block_of_indices():
