@@ -10,6 +10,7 @@ another file (same symbols), every item of that file is evaluated as one set.
 With --mix-ngram N, the N-gram is fitted on the same training split, each
 mixture's weight is chosen on dev, and test is reported with that weight.
 """
+import sys
 import time
 from pathlib import Path
 
@@ -71,7 +72,8 @@ def parse_args(argv):
     ap = ArgumentParser(prog="python -m mlp_lm.evaluate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", metavar="PATH", required=True, help="a model.npz written by python -m mlp_lm.train")
     ap.add_argument("--data", metavar="PATH", default=None,
-                    help="evaluate on every item of this file (default: the split the model was trained on)")
+                    help="evaluate on every item of this file (default: the split the model was trained on, "
+                         "which a byte-identical copy of its training data also gives)")
     order = int_at_least(1, f"an n-gram order from 1 to {MAX_ORDER}", MAX_ORDER)
     ap.add_argument("--mix-ngram", metavar="N", type=order,
                     default=None, help="also the Kneser-Ney N-gram and its mixtures with the model (the paper's is N=3)")
@@ -107,6 +109,9 @@ def main(argv=None):
           f"{' direct' if 'Wd' in params else ''}, {model.num_params(params):,} parameters")
     print(f"data: {source}: " + ", ".join(f"{len(Y)} {name}" for name, (_, Y) in sets.items()) + " examples")
 
+    notice = model.slow_evaluation(sum(len(Y) for _, Y in sets.values()), len(vocab))
+    if notice:
+        print(notice + (" (and longer for the mixtures)" if n is not None else ""), file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     try:
         result = mixture.evaluate(params, sets, splits.train if n else None, n)

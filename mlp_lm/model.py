@@ -217,6 +217,18 @@ def rows_per_chunk(params, budget=EVAL_BYTES):
     return max(1, budget // (8 * (5 * V + 2 * H + D)))
 
 
+SLOW_EVALUATION = 10**9  # probabilities past which an evaluation is slow enough to say so (8 s or more on 2 cores)
+
+
+def slow_evaluation(rows, V):
+    """A line saying that evaluating `rows` examples over V symbols takes a while, or None when it does not:
+    a vocabulary of tens of thousands makes the softmax the work of the whole command."""
+    if rows * V < SLOW_EVALUATION:
+        return None
+    return (f"evaluating {rows:,} examples over {V:,} symbols ({rows * V / 1e9:,.1f} billion probabilities): "
+            f"this takes a while")
+
+
 def split_loss(params, X, Y, chunk_size=None):
     """Mean NLL (nats) over a whole split, evaluated in chunks so memory stays bounded
     (chunk_size rows; by default as many as fit in EVAL_BYTES, so a large vocabulary gets fewer)."""

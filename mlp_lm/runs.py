@@ -97,7 +97,20 @@ def claim_default_out(data):
     """A new run folder for `data`, created and locked: runs/<data file stem>, or the first of
     runs/<stem>-2, -3, ... that holds no model and that no other training holds. A second run
     never replaces the first, and two started at once get two folders. Returns (folder, lock held)."""
-    return claim_fresh(in_checkout(Path("runs") / Path(data).stem))
+    return claim_fresh(in_checkout(Path("runs") / folder_name(data)))
+
+
+STEM_BYTES = 100  # of a data file's stem kept in its run folder's name (file systems allow 255)
+
+
+def folder_name(data):
+    """The run folder's name for the data file `data`: its stem, without leading dots (a stem of '.'
+    or '..' would put the run in runs/ itself or beside it, and sample skips hidden folders), cut
+    to STEM_BYTES so that '-2' and the like still fit; 'data' if nothing is left."""
+    name = Path(data).stem.lstrip(".")
+    while len(os.fsencode(name)) > STEM_BYTES:  # whole characters off the end, never half of one
+        name = name[:-1]
+    return name or "data"
 
 
 def claim_fresh(base):

@@ -46,6 +46,9 @@ def main(argv=None):
             return 0
     else:
         cfg, preset = opts.cfg, opts.preset
+    if resumed is not None and not Path(cfg.data).exists():  # --data is refused with --resume: say what does work
+        raise UsageError(f"the run in {opts.out} was trained on {cfg.data}, which is not there any more; put "
+                         f"the file back there (the same bytes) to resume it")
     splits = load_splits(cfg.data, cfg.block_size)
     check_fits(memory_needed(cfg, len(splits.vocab)),
                f"training (V={len(splits.vocab)} T={cfg.block_size} E={cfg.n_embd} H={cfg.n_hidden}, "
@@ -126,6 +129,10 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             seconds = time.perf_counter() - t0
             params = trainer.evaluated
             result = {}
+            notice = model.slow_evaluation(sum(len(getattr(splits, s)[1]) for s in ("train", "dev", "test")),
+                                           len(splits.vocab))
+            if notice and not held:
+                print(notice, file=sys.stderr, flush=True)
             with np.errstate(over="raise", invalid="raise"):
                 for name in ("train", "dev", "test"):
                     if held:  # a signal since the training ended: keep the model, unevaluated

@@ -95,6 +95,9 @@ def parse_args(argv):
             given = ", ".join("--" + k.replace("_", "-") for k in args) or ("--lr-sweep" if sweep else "--preset")
             raise UsageError(f"--resume continues the run with the settings it was started with; "
                              f"leave out {given}")
+        if force:  # a user who wants the run replaced, not continued, must not get it continued in silence
+            raise UsageError("--resume continues the run in --out, and --force would replace it; leave out one "
+                             "of the two (to start it over: --force without --resume, and its settings)")
         return Options(None, preset, out, False, n_threads, True, True)
     if sweep:  # the sweep reads the model's sizes, the data, the batch and --steps, and nothing of the training
         unused = [k for k in SWEEP_IGNORES if k in args and args[k] != getattr(Config, k)]

@@ -255,3 +255,20 @@ def test_logsumexp_matches_scipy_and_never_overflows():
     ours, theirs = mixture.logsumexp(s), scipy_logsumexp(s, axis=1)
     assert np.isneginf(ours[2]) and np.all(np.isfinite(np.delete(ours, 2)))
     np.testing.assert_allclose(ours, theirs, rtol=1e-14, atol=0)
+
+
+def test_an_evaluation_over_a_large_vocabulary_says_it_takes_a_while():
+    assert model.slow_evaluation(22_655, 27) is None  # names: a fraction of a second
+    line = model.slow_evaluation(155_789, 29_992)  # 30,000 CJK and Hangul symbols: about 40 s here
+    assert "155,789 examples over 29,992 symbols (4.7 billion probabilities)" in line and "a while" in line
+
+
+def test_train_and_evaluate_say_so_before_a_slow_evaluation(tiny_run, monkeypatch, capsys, tmp_path):
+    from mlp_lm import evaluate, train
+    monkeypatch.setattr(model, "SLOW_EVALUATION", 1)  # every evaluation counts as slow
+    assert train.main(["--data", str(NAMES.parent.parent / "tests" / "data" / "names-small.txt"), "--steps", "5",
+                       "--eval-every", "0", "--out", str(tmp_path / "run")]) == 0
+    assert "over 27 symbols" in capsys.readouterr().err
+    assert evaluate.main(["--checkpoint", str(tiny_run[0] / "model.npz"), "--mix-ngram", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "over 27 symbols" in err and "longer for the mixtures" in err

@@ -473,3 +473,22 @@ def test_resume_reads_the_state_again_once_the_folder_is_its_own(tmp_path, monke
     with np.load(tmp_path / "model.npz", allow_pickle=False) as f:
         assert json.loads(str(f["config"]))["lr"] == 0.05  # the other command's run, untouched
     assert "resuming" not in capsys.readouterr().out
+
+
+
+def test_resume_says_what_to_do_when_its_data_has_moved_and_refuses_force(tmp_path, monkeypatch, capsys):
+    from .conftest import stop_training_at
+    words = tmp_path / "words.txt"
+    words.write_bytes((ROOT / SMALL[1]).read_bytes())
+    out = tmp_path / "run"
+    stop_training_at(monkeypatch, 20)
+    assert train.main(["--data", str(words), "--steps", "100", "--eval-every", "0", "--out", str(out)]) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    words.rename(tmp_path / "moved.txt")  # --data is refused with --resume, so the advice must be to put it back
+    with pytest.raises(UsageError, match=f"trained on {words}, which is not there any more; put the file back"):
+        train.main(["--resume", "--out", str(out)])
+    (tmp_path / "moved.txt").rename(words)
+    with pytest.raises(UsageError, match="--force would replace it; leave out one of the two"):
+        train.main(["--resume", "--force", "--out", str(out)])
+    assert train.main(["--resume", "--out", str(out)]) == 0  # the file back: the run continues

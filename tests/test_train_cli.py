@@ -378,3 +378,16 @@ def test_the_commands_work_from_another_directory(tmp_path):
     proc = run_cli("mlp_lm.ngram", "--n", 3, "--smoothing", "kn", cwd=tmp_path)
     assert proc.returncode == 0 and "dev loss" in proc.stdout, proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # nothing written into the current directory
+
+
+def test_default_run_folders_for_odd_data_file_names(tmp_path, monkeypatch):
+    from mlp_lm import runs
+    assert runs.folder_name("data/names.txt") == "names" and runs.folder_name("a b.tar.gz") == "a b.tar"
+    assert runs.folder_name("./..txt") == runs.folder_name("...txt") == runs.folder_name(".") == "data"
+    assert runs.folder_name(".mynames") == "mynames"  # sample skips hidden folders when it looks for the newest
+    assert len(os.fsencode(runs.folder_name("名" * 200 + ".txt"))) <= runs.STEM_BYTES  # room left for '-2'
+    monkeypatch.setattr(runs, "in_checkout", lambda relative: tmp_path / relative)
+    words = tmp_path / "..txt"  # its stem is '.': the run went into runs/ itself, where sample never looks
+    words.write_text("\n".join(["apple", "banana", "cherry", "date", "elder", "fig", "grape", "kiwi"] * 3))
+    assert train.main(["--data", str(words), "--steps", "20", "--block-size", "1", "--eval-every", "0"]) == 0
+    assert runs.newest(tmp_path / "runs") == tmp_path / "runs" / "data" / "model.npz"
