@@ -66,7 +66,7 @@ def main(argv=None):
           f"{len(splits.train[1])}/{len(splits.dev[1])}/{len(splits.test[1])} train/dev/test examples")
 
     t0 = time.perf_counter()
-    result = {"n": n, "smoothing": args.smoothing}
+    result = {"data": str(args.data), "vocab_size": V, "n": n, "smoothing": args.smoothing}
     if args.smoothing == "kn":
         model = KneserNey(n).fit(*splits.train, V)
     else:
@@ -75,7 +75,7 @@ def main(argv=None):
     for name in ("train", "dev", "test"):
         result[f"{name}_loss"] = model.nll(*getattr(splits, name))
     seconds = time.perf_counter() - t0
-    for name in ("dev", "test"):
+    for name in ("train", "dev", "test"):  # every line printed below, in the JSON too
         result[f"{name}_perplexity"] = metrics.perplexity(result[f"{name}_loss"])
         result[f"{name}_bpc"] = metrics.bits_per_char(result[f"{name}_loss"])
 
@@ -101,6 +101,8 @@ def main(argv=None):
         counter = Novelty({"data": args.data, "data_sha256": splits.sha256})
         counter.add(samples, ended)
         print(f"samples ({counter.summary('64 symbols')}):", ", ".join(shown(samples, ended)))
+        if counter.why is None:
+            result["samples_in_train"], result["samples_in_dev_test"], result["samples_new"] = counter.counts
     if args.json is not None:
         write_json(args.json, result)
     return 0

@@ -288,8 +288,13 @@ def test_cli_prints_and_writes_the_models_losses(tmp_path, names):
     proc = run_cli("mlp_lm.ngram", "--n", 3, "--smoothing", "kn", "--json", out)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
-    assert set(result) == {"n", "smoothing", "train_loss", "dev_loss", "test_loss", "dev_perplexity", "dev_bpc",
-                           "test_perplexity", "test_bpc", "discounts", "seconds", "samples", "samples_ended", "written_by"}
+    assert set(result) == {"data", "vocab_size", "n", "smoothing", "train_loss", "dev_loss", "test_loss",
+                           "train_perplexity", "train_bpc", "dev_perplexity", "dev_bpc", "test_perplexity", "test_bpc",
+                           "discounts", "seconds", "samples", "samples_ended", "samples_in_train",
+                           "samples_in_dev_test", "samples_new", "written_by"}
+    assert result["vocab_size"] == 27 and result["data"].endswith("names.txt")
+    counted = (result["samples_in_train"], result["samples_in_dev_test"], result["samples_new"])
+    assert f"({counted[0]} in the training set, {counted[1]} in dev/test, {counted[2]} new" in proc.stdout
     model = KneserNey(3).fit(*names.train, len(names.vocab))  # the same split, counted here
     for name in ("train", "dev", "test"):
         assert result[f"{name}_loss"] == pytest.approx(model.nll(*getattr(names, name)), rel=1e-12)
