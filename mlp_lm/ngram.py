@@ -87,8 +87,10 @@ def main(argv=None):
             note = "  (fallback: too few distinct counts to estimate)" if fell_back else ""
             print(f"  order {k}: {D[0]:.3f} {D[1]:.3f} {D[2]:.3f}{note}")
     else:
+        edge = ("; at an end of them, so a k beyond it may do better" if result["k"] in (min(K_GRID), max(K_GRID))
+                else "")
         print(f"model: {n}-gram, add-k; k = {result['k']:.4g} (the lowest dev loss of {len(K_GRID)} values "
-              f"from {min(K_GRID):g} to {max(K_GRID):g})")
+              f"from {min(K_GRID):g} to {max(K_GRID):g}{edge})")
     print(f"fitted and evaluated in {seconds:.2f}s")
     result["seconds"] = round(seconds, 3)
     for name in ("train", "dev", "test"):

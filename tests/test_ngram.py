@@ -375,3 +375,13 @@ def test_samples_cut_off_at_64_symbols_are_marked_and_not_counted(tmp_path):
     assert line.split(": ", 1)[1].count("…") == cut and f"{cut} cut off at 64 symbols, marked …" in line
     counts = [int(w) for w in line.split(":")[0].replace("(", " ").split() if w.isdigit()]
     assert sum(counts[:3]) == 10 - cut  # in train, in dev/test, new: the samples that ended only
+
+
+def test_add_k_says_when_its_k_is_at_an_end_of_the_grid(tmp_path):
+    words = tmp_path / "same.txt"
+    words.write_text("abc\n" * 300)  # every item alike: the less smoothing the better, past the grid's smallest k
+    proc = run_cli("mlp_lm.ngram", "--data", words, "--n", 3, "--smoothing", "add-k")
+    assert proc.returncode == 0, proc.stderr
+    assert "k = 0.001 (" in proc.stdout and "at an end of them, so a k beyond it may do better" in proc.stdout
+    proc = run_cli("mlp_lm.ngram", "--n", 2, "--smoothing", "add-k")
+    assert proc.returncode == 0 and "at an end" not in proc.stdout
