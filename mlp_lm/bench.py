@@ -17,7 +17,6 @@ split in a fresh process, which reports its time and peak memory.
 """
 import multiprocessing
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -226,10 +225,7 @@ def main(argv=None):
                          f"the lecture's model, which has room for {V - 1} (names.txt's letters): pass a word list "
                          f"with at most {V - 1}")
     cores = runtime.available_cores()
-    cpu = runtime.cpu_description()
-    machine = (f"{cores}-core {platform.machine()} {platform.system()}{f' ({cpu})' if cpu else ''}, "
-               f"Python {platform.python_version()}, "
-               f"numpy {np.__version__}, {runtime.blas_description()}")
+    machine = f"{runtime.machine_description()}, {runtime.blas_description()}"
     if with_torch:
         import torch
         machine += f", torch {torch.__version__}"

@@ -15,7 +15,6 @@ replaces what its folder held, even when it gets nowhere or is stopped.
 """
 import json
 import os
-import platform
 import shlex
 import shutil
 import signal
@@ -23,8 +22,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-import numpy as np
 
 from . import checkpoint, mixture, runtime
 from .cli import ArgumentParser, UsageError, exit_code, positive_int, run, signals_held
@@ -164,10 +161,7 @@ def main(argv=None):
         print(how_to_finish(args, None, only, runs, docs_wanted, True), file=sys.stderr)
         return exit_code(e)
     print(f"n-grams and mixtures in {time.perf_counter() - t0:.1f}s")
-    cpu = runtime.cpu_description()
-    machine = (f"a {os.cpu_count()}-core {platform.machine()} {platform.system()} machine"
-               f"{f' ({cpu})' if cpu else ''}, "
-               f"Python {platform.python_version()}, numpy {np.__version__}")
+    machine = f"a {runtime.machine_description()}"
     tables = json.dumps({"ngrams": {f"{s}-{n}": m for (s, n), m in ngrams.items()}, "mixtures": mixes}, indent=2)
     try:
         target.mkdir(parents=True, exist_ok=True)  # the runs folder; docs was checked to be there

@@ -24,8 +24,10 @@ for reuse instead (mallopt; glibc only, a no-op elsewhere).
 import ctypes
 import ctypes.util
 import os
+import platform
 import time
 
+import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import BLAS_SPIN_VARIABLE
@@ -178,6 +180,14 @@ def blas_description():
     if i.get("internal_api") == "openblas":  # how long its idle workers spin (mlp_lm/__init__.py sets it)
         text += f", {BLAS_SPIN_VARIABLE}={os.environ.get(BLAS_SPIN_VARIABLE, 'unset')}"
     return text
+
+
+def machine_description():
+    """'2-core x86_64 Linux (AMD EPYC, AVX-512), Python 3.11.7, numpy 2.4.6': what a timing was taken on,
+    for the bench's header and the results table (the same machine line in both)."""
+    cpu = cpu_description()
+    return (f"{available_cores()}-core {platform.machine()} {platform.system()}{f' ({cpu})' if cpu else ''}, "
+            f"Python {platform.python_version()}, numpy {np.__version__}")
 
 
 def cpu_description(cpuinfo=None):

@@ -10,7 +10,7 @@ import pytest
 from mlp_lm import cli, results, train_flags
 from mlp_lm.cli import UsageError
 
-from .conftest import NAMES, results_metrics, run_cli
+from .conftest import results_metrics, run_cli
 
 
 def fill_runs(runs, steps=None, skip=()):
@@ -227,7 +227,7 @@ def test_a_run_never_trained_says_how_to_train_it(tmp_path, no_counting):
     for name in ("lecture", "best"):
         (runs / name / "metrics.json").unlink()
     message = refusal(["--only", "scaled", "--runs", str(runs)])  # every one missing, named at once
-    assert f"has no lecture, paper, best runs" in message and "--only lecture,paper,best " in message
+    assert "has no lecture, paper, best runs" in message and "--only lecture,paper,best " in message
 
 
 @pytest.mark.parametrize("change,words", [
