@@ -196,8 +196,11 @@ def run(main, prog, keep_going_without_stdout=False):
     streams = sys.stdout, sys.stderr  # put back before returning, for a caller in the same process
     sys.stdout = sys.stdout or open(os.devnull, "w")
     errors = getattr(sys.stdout, "errors", None)
-    if errors is not None and hasattr(sys.stdout, "reconfigure"):  # a symbol the encoding lacks is shown escaped,
-        sys.stdout.reconfigure(errors="backslashreplace")  # as on stderr
+    try:  # a symbol the encoding lacks is shown escaped, as on stderr, not a UnicodeEncodeError
+        if errors is not None and hasattr(sys.stdout, "reconfigure"):
+            sys.stdout.reconfigure(errors="backslashreplace")
+    except (OSError, ValueError):  # a stream that cannot take it (closed, detached): the writes will say so
+        errors = None
     if not isinstance(sys.stderr, LossyStream):
         sys.stderr = LossyStream(sys.stderr or open(os.devnull, "w"))
     if keep_going_without_stdout:

@@ -30,8 +30,8 @@ def logsumexp(s):
     """log sum_v exp(s[n, v]) for each row of s (N, V) float64: (N,).
 
     Shifted by each row's max first, so exp cannot overflow and the largest term is exp(0) = 1.
-    (scipy.special.logsumexp computes the same with more general checks, three times slower
-    on these arrays; the mixtures spend most of their time here on a large vocabulary.)
+    (scipy.special.logsumexp computes the same with more general checks, two to three times
+    slower on these arrays; the mixtures spend much of their time here on a large vocabulary.)
     """
     m = s.max(axis=1)  # (N,)
     m[~np.isfinite(m)] = 0.0  # a row of -inf stays -inf (log 0), not NaN from -inf - -inf
