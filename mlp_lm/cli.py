@@ -1,10 +1,11 @@
-"""What the command-line tools share: one-line errors with exit code 2, flag types."""
+"""What the command-line tools share: one-line errors with exit code 2, flag types, Ctrl-C and SIGTERM
+held or turned into exceptions, output streams whose reader may leave. (The training's progress
+line is progress.py.)"""
 import argparse
 import math
 import os
 import signal
 import sys
-import time
 from contextlib import contextmanager
 
 from .checkpoint import CheckpointError
@@ -264,43 +265,3 @@ def _current_directory_gone():
     except OSError:
         pass
     return False
-
-
-class Progress:
-    """One line updated in place on a terminal; plain periodic lines otherwise.
-
-    The loss shown is the mean minibatch loss since the last line, which is
-    steadier than any single minibatch's.
-    """
-
-    def __init__(self, total, stream=None, start=0):
-        self.total, self.stream, self.first = total, stream or sys.stderr, start  # start: steps already done
-        self.tty = self.stream.isatty()
-        self.every = max(1, total // 20)
-        self.start = self.last_draw = time.perf_counter()
-        self.loss_sum, self.loss_n = 0.0, 0
-
-    def update(self, done, loss, dev=None):
-        self.loss_sum += loss
-        self.loss_n += 1
-        now = time.perf_counter()
-        last = done == self.total
-        if self.tty:
-            due = dev is not None or last or now - self.last_draw > 0.1
-        else:
-            due = dev is not None or last or done % self.every == 0
-        if not due:
-            return
-        rate = (done - self.first) / max(now - self.start, 1e-9)
-        line = f"step {done:>{len(str(self.total))}}/{self.total}  loss {self.loss_sum / self.loss_n:.4f}"
-        if dev is not None:
-            line += f"  dev {dev:.4f} (perplexity {math.exp(min(dev, 700.0)):.2f})"
-        line += f"  {rate:,.0f} steps/s  ETA {(self.total - done) / rate:.0f}s"
-        if self.tty:  # redraw in place; keep the line when it has a dev loss or is the last
-            end = "\n" if dev is not None or last else ""
-            self.stream.write("\r\033[K" + line + end)
-            self.stream.flush()
-        else:
-            print(line, file=self.stream, flush=True)
-        self.last_draw = now
-        self.loss_sum, self.loss_n = 0.0, 0

@@ -9,7 +9,8 @@ from contextlib import nullcontext
 import numpy as np
 
 from . import model, runtime
-from .cli import Progress, UsageError, signals_held
+from .cli import UsageError, signals_held
+from .progress import Progress
 from .trainer import Trainer
 
 

@@ -30,7 +30,8 @@ from .sampling import generate, shown
 from .sweep import lr_sweep, report_sweep
 from .runtime import blas_threads, check_fits, describe_threads, step_threads
 from .resume import resume_point
-from .runs import SAVED, RunLock, check_space, claim_default_out, claim_fresh, prepare_out, save_run_or_rescue
+from .runlock import RunLock
+from .runs import SAVED, check_space, claim_default_out, claim_fresh, prepare_out, save_run_or_rescue
 from .loop import Diverged, train
 from .train_flags import parse_args
 from .trainer import describe_training, memory_needed

@@ -451,16 +451,16 @@ def test_results_refuses_metrics_of_the_wrong_shape_in_one_line(tmp_path, bad):
 
 
 def test_a_file_where_a_numbered_run_folder_would_go_is_skipped(tmp_path, monkeypatch):
-    from mlp_lm import runs
+    from mlp_lm import runlock, runs
     monkeypatch.setattr(runs, "in_checkout", lambda p: tmp_path / p)
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "words").write_text("a file, not a run folder")
     out, lock = runs.claim_default_out("somewhere/words.txt")
     try:
-        assert out == tmp_path / "runs" / "words-2" and (out / runs.LOCK).exists()
+        assert out == tmp_path / "runs" / "words-2" and (out / runlock.LOCK).exists()
     finally:
         lock.__exit__()
-    assert not (out / runs.LOCK).exists()
+    assert not (out / runlock.LOCK).exists()
 
 
 def test_json_files_hold_null_where_a_number_is_not_finite(tmp_path):

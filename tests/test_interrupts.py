@@ -446,7 +446,7 @@ def test_two_trainings_started_together_into_one_folder_one_wins(tmp_path):
 
 
 def test_a_resume_refused_by_the_lock_says_only_that(tmp_path):
-    from mlp_lm.runs import RunLock
+    from mlp_lm.runlock import RunLock
     resumable_run(tmp_path)
     with RunLock(tmp_path):  # another training holds the folder
         proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume", "--out", str(tmp_path)],

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mlp_lm import atomic, checkpoint, cli, model, runs, train, train_flags
+from mlp_lm import atomic, checkpoint, cli, model, runlock, runs, train, train_flags
 from mlp_lm.data import CHECKOUT
 
 from .conftest import ROOT, SMALL, run_cli, stop_training_at
@@ -57,12 +57,12 @@ def test_a_second_interrupted_forced_run_keeps_the_first_and_any_folder_another_
     assert train.main([*SMALL, "--steps", "100", "--eval-every", "0", "--out", str(tmp_path), "--force"]) == 130
     first = (tmp_path / "interrupted" / "model.npz").read_bytes()
     (tmp_path / "interrupted-2").mkdir()
-    with runs.RunLock(tmp_path / "interrupted-2"):  # another training writing there (started with that --out)
+    with runlock.RunLock(tmp_path / "interrupted-2"):  # another training writing there (started with that --out)
         assert train.main([*SMALL, "--steps", "100", "--eval-every", "0", "--out", str(tmp_path), "--force"]) == 130
     assert (tmp_path / "interrupted" / "model.npz").read_bytes() == first
     assert not (tmp_path / "interrupted-2" / "model.npz").exists()
     assert json.loads((tmp_path / "interrupted-3" / "metrics.json").read_text())["steps"] == 19
-    assert not (tmp_path / "interrupted-3" / runs.LOCK).exists()  # let go once saved
+    assert not (tmp_path / "interrupted-3" / runlock.LOCK).exists()  # let go once saved
     assert f"--resume --out {tmp_path / 'interrupted-3'}" in capsys.readouterr().err
     assert runs.newest(tmp_path.parent) == tmp_path / "model.npz"
 
@@ -129,7 +129,7 @@ def test_a_new_default_folder_is_never_one_that_holds_something(tmp_path):
         out, lock = runs.claim_default_out(tmp_path / f"{stem}.txt")
         lock.__exit__()
         assert out.resolve() == base.with_name(f"{stem}-2") and (base / "lr_sweep.csv").exists()
-        (out / runs.LOCK).write_text("")  # a lock file alone (a killed run's) does not count
+        (out / runlock.LOCK).write_text("")  # a lock file alone (a killed run's) does not count
         again, lock = runs.claim_default_out(tmp_path / f"{stem}.txt")
         lock.__exit__()
         assert again.resolve() == out.resolve()
@@ -218,9 +218,9 @@ def test_a_lock_whose_pid_cannot_be_written_still_locks(tmp_path, monkeypatch):
     def no_space(*a):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(runs.os, "pwrite", no_space)
-    with runs.RunLock(tmp_path):
-        with pytest.raises(runs.LockBusy):
-            runs.RunLock(tmp_path).__enter__()
+    with runlock.RunLock(tmp_path):
+        with pytest.raises(runlock.LockBusy):
+            runlock.RunLock(tmp_path).__enter__()
 
 
 def test_a_folder_where_a_run_file_goes_is_refused_before_training(tmp_path, capsys):
@@ -252,14 +252,14 @@ def test_a_side_folder_that_is_a_link_is_not_used(tmp_path):
 
 
 def test_a_lock_in_a_folder_turned_read_only_lets_go_quietly(tmp_path, monkeypatch):
-    lock = runs.RunLock(tmp_path).__enter__()
+    lock = runlock.RunLock(tmp_path).__enter__()
 
     def read_only(self, missing_ok=False):
         raise OSError(30, "Read-only file system")
     monkeypatch.setattr(runs.Path, "unlink", read_only)
     lock.__exit__()  # no error: the one that matters (where the run went) is not to be replaced by this one
     monkeypatch.undo()
-    with runs.RunLock(tmp_path):  # and the lock is free
+    with runlock.RunLock(tmp_path):  # and the lock is free
         pass
 
 

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from mlp_lm import checkpoint, cli, optim, sweep, train, train_flags, trainer
+from mlp_lm import checkpoint, optim, progress, sweep, train, train_flags, trainer
 from mlp_lm.data import load_splits
 
 from .conftest import NAMES, ROOT, SMALL, run_cli, stop_training_at
@@ -320,9 +320,9 @@ def test_progress_redraws_in_place_on_a_terminal(monkeypatch):
             return True
 
     clock = iter(np.arange(0.0, 100.0, 0.05))  # 0.05 s per call: > 0.1 s since the last draw every 3rd step
-    monkeypatch.setattr(cli.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
     term = Terminal()
-    p = cli.Progress(10, stream=term)
+    p = progress.Progress(10, stream=term)
     for done in range(1, 11):
         p.update(done, 2.0, dev=1.5 if done == 6 else None)
     text = term.getvalue()

@@ -1,0 +1,65 @@
+"""The lock that keeps two trainings out of one run folder."""
+import fcntl
+import os
+from pathlib import Path
+
+from .cli import UsageError
+
+LOCK = ".lock"  # holds the pid of the training writing to a run folder
+
+
+class LockBusy(UsageError):
+    """Another training holds the folder."""
+
+
+class RunLock:
+    """out/.lock, held for the duration of a training: a second training into the same folder refuses.
+
+    The lock is the kernel's (flock) on that file: of two trainings starting at the same moment
+    exactly one gets it, and the kernel lets go of it when its process ends, however it ends,
+    so a killed run leaves no lock behind. The file holds the pid, for the refusal's message.
+    """
+
+    def __init__(self, out):
+        self.path = Path(out) / LOCK
+        self.fd = None
+
+    def __enter__(self):
+        if self.fd is not None:  # taken already (claim_default_out takes it before handing the folder over)
+            return self
+        while True:
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+            except OSError as e:
+                raise UsageError(f"cannot write to {self.path.parent}: {e.strerror}; make it writable or use "
+                                 f"another folder") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                os.close(fd)
+                raise LockBusy(f"another training{f' (process {pid})' if pid.isdigit() else ''} is writing to "
+                               f"{self.path.parent}; wait for it to finish or pass another --out") from None
+            try:  # the file we locked is still the one at the path (its last holder removes it on leaving)
+                current = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                break
+            os.close(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:  # a full disk: the pid is only for another run's message, the lock holds without it
+            pass
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            try:
+                self.path.unlink(missing_ok=True)  # while still holding it, so no one locks a file about to go
+            except OSError:  # the folder turned read-only: the file stays, the lock goes with the descriptor
+                pass
+            os.close(self.fd)
+            self.fd = None
