@@ -49,12 +49,17 @@ def read_items(path):
     return read_items_and_digest(path)[0]
 
 
+def digest(path):
+    """The sha256 of a data file's bytes, as a run records it (or a DataError if it cannot be read)."""
+    return hashlib.sha256(_read_bytes(path)).hexdigest()
+
+
 def differs(path, sha256):
     """Whether the file at `path` now holds other bytes than those whose sha256 a run recorded,
     whatever they hold (False when nothing was recorded or the file cannot be read). For the
     error path of a read: a file that changed into something unreadable has, above all, changed."""
     try:
-        return bool(sha256) and hashlib.sha256(_read_bytes(path)).hexdigest() != sha256
+        return bool(sha256) and digest(path) != sha256
     except DataError:
         return False
 
