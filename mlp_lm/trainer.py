@@ -126,7 +126,7 @@ def memory_needed(cfg, V):
     size = np.dtype(cfg.dtype).itemsize
     n_params = V * E + T * E * H + H + H * V + V + (T * E * V if cfg.direct else 0)
     copies = 4 + (2 if cfg.optimizer == "adamw" else 0) + (1 if cfg.ema else 0)
-    activations = B * (4 * T * E + 5 * H + 5 * V) + min(B * T * V, layers.ONEHOT_MAX)  # and the one-hot of dC
+    activations = B * (4 * T * E + 5 * H + 6 * V) + min(B * T * V, layers.ONEHOT_MAX)  # and the one-hot of dC
     block = 8 * block_rows(B) * B  # the minibatch indices drawn ahead, int64
     return (n_params * copies + activations) * size + block + model.EVAL_BYTES + 8 * cfg.steps
 

@@ -130,6 +130,36 @@ def test_backward_does_not_modify_upstream_gradient(rng):
 
 
 @pytest.mark.parametrize("onehot_max", [0, layers.ONEHOT_MAX])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_one_hot_rows_both_ways(onehot_max, dtype, monkeypatch, rng):
+    # Rows of a kept identity (small vocabularies) or a filled zero matrix (large ones): the same rows.
+    monkeypatch.setattr(layers, "ONEHOT_MAX", onehot_max)
+    idx = rng.integers(0, V, size=20)
+    idx[:3] = idx[3]  # a repeated index for sure
+    O = layers.one_hot(idx, V, dtype)
+    assert O.dtype == dtype and O.shape == (20, V)
+    np.testing.assert_array_equal(O, np.eye(V, dtype=dtype)[idx])
+    # A fresh, writable array each call: changing one leaves the next (and the kept identity) alone.
+    O[:] = 7
+    np.testing.assert_array_equal(layers.one_hot(idx, V, dtype), np.eye(V, dtype=dtype)[idx])
+
+
+@pytest.mark.parametrize("onehot_max", [0, layers.ONEHOT_MAX])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_softmax_cross_entropy_backward_both_one_hot_paths(onehot_max, smoothing, monkeypatch, rng):
+    # The targets' one-hot comes from either path of one_hot; the gradient is (p - q) / B either way.
+    monkeypatch.setattr(layers, "ONEHOT_MAX", onehot_max)
+    logits = rng.standard_normal((B, V))
+    Y = rng.integers(0, V, size=B)
+    _, cache = layers.softmax_cross_entropy_forward(logits, Y, smoothing)
+    dlogits = layers.softmax_cross_entropy_backward(1.0, cache)
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    q = (1 - smoothing) * np.eye(V)[Y] + smoothing / V
+    np.testing.assert_allclose(dlogits, (p - q) / B, rtol=1e-12, atol=1e-15)
+    check("dlogits", lambda z: float(layers.softmax_cross_entropy_forward(z, Y, smoothing)[0]), logits, dlogits)
+
+
+@pytest.mark.parametrize("onehot_max", [0, layers.ONEHOT_MAX])
 def test_both_embedding_backward_paths_agree_and_are_right(onehot_max, monkeypatch, rng):
     # Small vocabularies take the one-hot product, large ones np.add.at: both are the scatter-add.
     monkeypatch.setattr(layers, "ONEHOT_MAX", onehot_max)

@@ -72,7 +72,7 @@ def test_the_checker_catches_dropout_without_its_mask(monkeypatch):
 def test_the_checker_catches_smoothing_left_out_of_the_backward(monkeypatch):
     real = layers.softmax_cross_entropy_backward
     monkeypatch.setattr(layers, "softmax_cross_entropy_backward",
-                        lambda dout, cache: real(dout, (*cache[:3], 0.0)))
+                        lambda dout, cache: real(dout, (*cache[:-1], 0.0)))  # smoothing is last
     params = random_params(7, 3, 2, 5, seed=5)
     X, Y = batch(7, 3, 6, 5)
     rows = {r.name: r for r in check_model(params, X, Y, smoothing=0.2)}
