@@ -29,31 +29,7 @@ import functools
 
 import numpy as np
 
-ONEHOT_MAX = 1 << 20  # embedding_backward builds a one-hot matrix up to this many entries (4 MB in float32)
-
-
-# --- one-hot rows ----------------------------------------------------------
-
-def one_hot(idx, V, dtype):
-    """Inputs:  idx (n,) integer symbol indices; V vocabulary size; dtype.
-    Returns: (n, V), row i all zeros but a 1 at column idx[i]: a fresh array.
-    """
-    if V * V <= ONEHOT_MAX:
-        # Row i of the identity matrix is the one-hot of i: taking rows of a V x V identity,
-        # kept from call to call, is several times faster than filling zeros (27 symbols: 0.4 us
-        # against 2 us, at batch 32, where a step is a few dozen such calls).
-        return _identity(V, np.dtype(dtype)).take(idx, axis=0)
-    out = np.zeros((idx.size, V), dtype=dtype)  # a vocabulary too large for its identity to be kept
-    out[np.arange(idx.size), idx] = 1  # one 1 per row: plain indexing is safe here
-    return out
-
-
-@functools.lru_cache(maxsize=8)
-def _identity(V, dtype):
-    """The V x V identity matrix, read-only: one_hot's rows are copies (take), never views of it."""
-    eye = np.eye(V, dtype=dtype)
-    eye.flags.writeable = False
-    return eye
+ONEHOT_MAX = 1 << 20  # entries of the largest one-hot matrix embedding_backward builds, and of one_hot's kept identity (4 MB in float32)
 
 
 # --- embedding lookup ------------------------------------------------------
@@ -249,3 +225,27 @@ def softmax_cross_entropy_backward(dout, cache):
     dlogits = probs - q  # (B, V)
     dlogits *= dout / B
     return dlogits
+
+
+# --- one-hot rows (for the embedding's and the softmax cross-entropy's backward) ---
+
+def one_hot(idx, V, dtype):
+    """Inputs:  idx (n,) integer symbol indices; V vocabulary size; dtype.
+    Returns: (n, V), row i all zeros but a 1 at column idx[i]: a fresh array.
+    """
+    if V * V <= ONEHOT_MAX:
+        # Row i of the identity matrix is the one-hot of i: taking rows of a V x V identity,
+        # kept from call to call, is several times faster than filling zeros (27 symbols: 0.4 us
+        # against 2 us, at batch 32, where a step is a few dozen such calls).
+        return _identity(V, np.dtype(dtype)).take(idx, axis=0)
+    out = np.zeros((idx.size, V), dtype=dtype)  # a vocabulary too large for its identity to be kept
+    out[np.arange(idx.size), idx] = 1  # one 1 per row: plain indexing is safe here
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _identity(V, dtype):
+    """The V x V identity matrix, read-only: one_hot's rows are copies (take), never views of it."""
+    eye = np.eye(V, dtype=dtype)
+    eye.flags.writeable = False
+    return eye
