@@ -79,7 +79,7 @@ def main(argv=None):
 
 
 def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False, follow_load=False):
-    made = out_arg is not None and not Path(out_arg).exists()
+    made = out_arg is None or not Path(out_arg).exists()  # a default folder is new, or empty but for a lock
     if out_arg is None:
         out, lock = claim_default_out(cfg.data)  # a new numbered folder, already locked
     else:

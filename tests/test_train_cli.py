@@ -1,7 +1,9 @@
 import csv
 import hashlib
-import os
 import json
+import os
+import shutil
+import uuid
 
 import numpy as np
 import pytest
@@ -135,9 +137,6 @@ def test_dtype_float64(tmp_path):
 
 
 def test_other_word_list_and_default_out_never_replaces_a_run(tmp_path):
-    import shutil
-    import uuid
-
     from mlp_lm.data import CHECKOUT
     stem = f"words-test-{uuid.uuid4().hex[:8]}"  # a name no real run has
     words = tmp_path / f"{stem}.txt"
@@ -236,6 +235,20 @@ def test_divergence_is_an_error_and_keeps_the_previous_model(tmp_path):
     assert proc.returncode == 2 and "diverged" in proc.stderr.splitlines()[-1]
     assert "Traceback" not in proc.stderr and "RuntimeWarning" not in proc.stderr
     assert (tmp_path / "model.npz").read_bytes() == before
+
+
+def test_a_run_that_blows_up_leaves_no_empty_default_folder(tmp_path):
+    from mlp_lm.data import CHECKOUT
+    stem = f"diverge-test-{uuid.uuid4().hex[:8]}"  # a name no real run has
+    words = tmp_path / f"{stem}.txt"
+    words.write_text("\n".join(["apple", "banana", "cherry", "date", "elder", "fig", "grape", "kiwi"]))
+    try:
+        proc = run_cli("mlp_lm.train", "--data", words, "--steps", 500, "--lr", "1e38", cwd=tmp_path)
+        assert proc.returncode == 2 and "nothing was saved" in proc.stderr.splitlines()[-1]
+        assert not list((CHECKOUT / "runs").glob(f"{stem}*"))  # it said nothing was saved: no folder either
+    finally:
+        for d in (CHECKOUT / "runs").glob(f"{stem}*"):
+            shutil.rmtree(d)
 
 
 @pytest.mark.parametrize("lr", ["10", "1e3", "1e6", "1e20"])
