@@ -106,19 +106,24 @@ class Comparison:
 def compare(name, analytic, numerical, coords=None, *, shape=None, status=None):
     """Compare an analytic gradient with a numerical one, relative to the gradient's scale.
 
-    The number judged is max |analytic - numerical| / max |analytic|: relative,
-    so a gradient of size 1e-9 is held to the same standard as one of size 1.
-    With coords (flat indices), numerical holds only those entries of the
-    analytic gradient, in that order, and only they are compared. shape is the
-    shape the gradient must have (its input's); it is checked before any value,
-    since (1, H) against (H,) would otherwise broadcast and pass. A gradient that
-    is all zeros cannot pass: it proves nothing (a missing term times zero is zero).
+    The number judged is max |analytic - numerical| / max |analytic|, both maxima over
+    the entries compared: relative, so a gradient of size 1e-9 is held to the same
+    standard as one of size 1. With coords (flat indices), numerical holds only those
+    entries of the analytic gradient, in that order, and only they are compared (and
+    set the scale: a wrong entry left out of them cannot make the others look small).
+    shape is the shape the gradient must have (its input's); it is checked before any
+    value, since (1, H) against (H,) would otherwise broadcast and pass. numerical_grad
+    gives a flat row, so only shape can tell those two apart; a numerical gradient
+    reshaped to its input's shape is held to it too. A gradient that is all zeros
+    cannot pass: it proves nothing (a missing term times zero is zero).
     status is numerical_grad's per-coordinate scipy status, counted in the row.
     """
     a_full = np.asarray(analytic, dtype=np.float64)
     problem = None
     if shape is not None and a_full.shape != tuple(shape):
         problem = f"gradient has shape {a_full.shape} but its input has {tuple(shape)}"
+    elif coords is None and np.ndim(numerical) > 1 and np.shape(numerical) != a_full.shape:
+        problem = f"gradient has shape {a_full.shape} but the numerical one has {np.shape(numerical)}"
     coords = np.arange(a_full.size) if coords is None else np.asarray(coords).reshape(-1)
     n = np.asarray(numerical, dtype=np.float64).reshape(-1)
     if n.size != coords.size:
@@ -127,7 +132,7 @@ def compare(name, analytic, numerical, coords=None, *, shape=None, status=None):
     a = a_full.reshape(-1)[coords]
     diff = np.abs(a - n)
     i = int(np.argmax(diff)) if a.size else 0
-    scale = float(np.max(np.abs(a_full))) if a_full.size else 0.0
+    scale = float(np.max(np.abs(a))) if a.size else 0.0
     maxdiff = float(diff.max()) if a.size else 0.0
     ratio = maxdiff / scale if scale > 0 else maxdiff
     if scale == 0 and problem is None:
@@ -235,6 +240,9 @@ def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=
         coords = np.arange(value.size)
         if max_coords is not None and value.size > max_coords:
             coords = rng.choice(value.size, size=max_coords, replace=False)
+            largest = int(np.argmax(np.abs(analytic))) if analytic.shape == value.shape else None
+            if largest is not None and largest not in coords:
+                coords[0] = largest  # the entry that sets compare's scale is always one of those checked
         num, status = numerical_grad(lambda v, name=name: _loss_from(name, v, params, X, Y, masks, smoothing),
                                      value, coords, return_status=True)
         rows.append(compare("d" + name, analytic, num, coords, shape=value.shape, status=status))

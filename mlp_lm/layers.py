@@ -21,6 +21,9 @@ Each `x_forward(...)` returns `(out, cache)`; each `x_backward(dout, cache)`
 takes the gradient of the loss with respect to `out` and returns fresh arrays
 with the gradients of the loss with respect to the forward's inputs, named
 `d` + the input's name. Nothing accumulates into shared buffers.
+The other way round is not promised: a forward's output may be a view of
+its input (concat_forward, dropout_forward without a mask) or its own cache
+(tanh_forward keeps its output), so change one in place only after its backward.
 
 The derivations are written out in docs/derivations.md; each backward below
 names its section there.
@@ -37,9 +40,11 @@ ONEHOT_MAX = 1 << 20  # entries of the largest one-hot matrix embedding_backward
 def embedding_forward(C, X):
     """Look up each context symbol's row of the embedding table.
 
-    Inputs:  C (V, E) embedding table; X (B, T) integer symbol indices.
+    Inputs:  C (V, E) embedding table; X (B, T) integer symbol indices in 0..V-1.
     Returns: emb (B, T, E) with emb[b, t] = C[X[b, t]]; cache.
     """
+    X = np.asarray(X)
+    check_indices(X, C.shape[0], "X")
     emb = C.take(X, axis=0)  # (B, T, E): C[X], by ndarray.take, which skips fancy indexing's general machinery
     return emb, (X, C.shape)
 
@@ -60,7 +65,7 @@ def embedding_backward(demb, cache):
     if idx.size * V <= ONEHOT_MAX:
         # dC = O^T demb, O the (B*T, V) one-hot rows of X: one matrix product, several times
         # faster than np.add.at's one-by-one adds while O is small (V in the tens or hundreds).
-        return one_hot(idx, V, demb.dtype).T @ demb2  # (B*T, V)^T (B*T, E) = (V, E)
+        return _one_hot(idx, V, demb.dtype).T @ demb2  # (B*T, V)^T (B*T, E) = (V, E)
     dC = np.zeros(C_shape, dtype=demb.dtype)  # (V, E)
     # np.add.at, not dC[X] += demb: fancy-index assignment keeps only one write per repeated index.
     np.add.at(dC, idx, demb2)
@@ -152,6 +157,8 @@ def dropout_mask(shape, p, rng, dtype=np.float64):
 
     Scaling the kept units at training time means evaluation uses the network as is.
     """
+    if not 0 <= p < 1:  # p = 1 would scale the (no) kept units by 1/0
+        raise ValueError(f"the dropout probability must be in [0, 1), got {p!r}")
     if not p:
         return None
     keep = rng.random(shape, dtype=np.float32) >= p  # (B, D) booleans
@@ -162,6 +169,8 @@ def dropout_forward(x, mask):
     """Inputs:  x (B, D); mask (B, D) from dropout_mask, or None for no dropout.
     Returns: out (B, D) = x * mask; cache.
     """
+    if mask is not None:
+        mask = mask.astype(x.dtype, copy=False)  # a float64 mask would turn a float32 network's gradients float64
     return (x if mask is None else x * mask), mask
 
 
@@ -189,10 +198,18 @@ def softmax_cross_entropy_forward(logits, Y, smoothing=0.0):
     q = (1 - eps) onehot(Y) + eps / V, and the loss is the cross-entropy
     -sum_v q_v log p_v: a penalty on over-confident predictions.
 
-    Inputs:  logits (B, V); Y (B,) integer targets; smoothing eps in [0, 1).
+    Inputs:  logits (B, V); Y (B,) integer targets in 0..V-1; smoothing eps in [0, 1).
     Returns: loss (0-d array, nats); cache.
     """
-    B = logits.shape[0]
+    Y = np.asarray(Y)
+    if logits.ndim != 2 or Y.shape != logits.shape[:1]:  # a (B, 1) Y would broadcast to (B, B) targets
+        raise ValueError(f"logits must be (B, V) and Y (B,), got {logits.shape} and {Y.shape}")
+    B, V = logits.shape
+    if B == 0:
+        raise ValueError("an empty batch has no mean loss")
+    if not 0 <= smoothing < 1:
+        raise ValueError(f"label smoothing must be in [0, 1), got {smoothing!r}")
+    check_indices(Y, V, "Y")
     shifted = logits - logits.max(axis=1, keepdims=True)  # (B, V), each row's max is 0
     counts = np.exp(shifted)  # (B, V), in (0, 1]
     counts_sum = counts.sum(axis=1)  # (B,), in [1, V], so its log is finite
@@ -218,7 +235,7 @@ def softmax_cross_entropy_backward(dout, cache):
     """
     probs, Y, smoothing = cache
     B, V = probs.shape
-    q = one_hot(Y, V, probs.dtype)  # (B, V), the targets
+    q = _one_hot(Y, V, probs.dtype)  # (B, V), the targets
     if smoothing:
         q *= 1 - smoothing
         q += smoothing / V
@@ -230,9 +247,18 @@ def softmax_cross_entropy_backward(dout, cache):
 # --- one-hot rows (for the embedding's and the softmax cross-entropy's backward) ---
 
 def one_hot(idx, V, dtype):
-    """Inputs:  idx (n,) integer symbol indices; V vocabulary size; dtype.
+    """Inputs:  idx (n,) integer symbol indices in 0..V-1; V vocabulary size; dtype.
     Returns: (n, V), row i all zeros but a 1 at column idx[i]: a fresh array.
     """
+    idx = np.asarray(idx)
+    if idx.ndim != 1:
+        raise ValueError(f"idx must be one row of indices (n,), got shape {idx.shape}")
+    check_indices(idx, V, "idx")
+    return _one_hot(idx, V, dtype)
+
+
+def _one_hot(idx, V, dtype):
+    """one_hot for indices already checked (by the forward pass that took them)."""
     if V * V <= ONEHOT_MAX:
         # Row i of the identity matrix is the one-hot of i: taking rows of a V x V identity,
         # kept from call to call, is several times faster than filling zeros (27 symbols: 0.4 us
@@ -249,3 +275,19 @@ def _identity(V, dtype):
     eye = np.eye(V, dtype=dtype)
     eye.flags.writeable = False
     return eye
+
+
+# --- index checks ----------------------------------------------------------
+
+def check_indices(idx, V, name):
+    """Raise ValueError unless the integer array idx holds symbol indices in 0..V-1.
+
+    numpy would read a negative index as counting from the end (-1: the last symbol) and a
+    bool array as a mask, and give a wrong answer without a word.
+    """
+    if idx.dtype.kind not in "iu":
+        raise ValueError(f"{name} must hold integer symbol indices, got {idx.dtype}")
+    if idx.size:
+        low, high = idx.flat[idx.argmin()], idx.flat[idx.argmax()]  # argmin/argmax: far less overhead than min/max
+        if low < 0 or high >= V:
+            raise ValueError(f"{name} holds symbol indices outside 0..{V - 1} (from {low} to {high})")

@@ -33,7 +33,8 @@ def init_params(vocab_size, block_size, n_embd, n_hidden, *, direct=False, seed=
         (5/3) over sqrt(fan_in), b1 and W2 small, b2 zero. The logits start near
         zero, so the initial loss is about ln V.
     direct=True adds the paper's direct connections Wd (T*E, V), zero at the
-        start as in the paper, so the network starts as the one without them.
+        start (the paper's W is zero when they are left out), so the network
+        starts as the one without them.
     """
     V, T, E, H = vocab_size, block_size, n_embd, n_hidden
     for name, value in (("vocab_size", V), ("block_size", T), ("n_embd", E), ("n_hidden", H)):

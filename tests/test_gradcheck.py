@@ -48,7 +48,7 @@ def test_check_model_catches_a_wrong_tanh_backward(monkeypatch):
     X, Y = rng.integers(0, 5, (4, 2)), rng.integers(0, 5, 4)
     rows = {r.name: r for r in gradcheck.check_model(params, X, Y)}
     assert not rows["dhpreact"].ok() and not rows["dW1"].ok() and not rows["dC"].ok()
-    assert rows["dW2"].ok() and rows["dlogits"].ok()  # downstream of the slip stays right
+    assert rows["dW2"].ok() and rows["dlogits"].ok()  # between the loss and the slip: still right
 
 
 def test_check_model_catches_dropped_repeated_indices(monkeypatch):
@@ -136,3 +136,41 @@ def test_check_model_reports_a_missing_gradient(monkeypatch):
     params = gradcheck.random_params(5, 2, 3, 4, seed=1, direct=True)
     rows = {r.name: r for r in gradcheck.check_model(params, np.array([[0, 1], [2, 3]]), np.array([4, 0]))}
     assert not rows["dWd"].ok() and "no gradient" in rows["dWd"].problem
+
+
+def test_a_numerical_gradient_in_its_input_s_shape_holds_the_analytic_one_to_it():
+    # dW for a (3, 5) W handed back as (5, 3): the same numbers, the wrong shape.
+    dW = np.arange(1.0, 16.0).reshape(3, 5)
+    cmp = compare("dW", dW.reshape(5, 3), dW)
+    assert not cmp.ok() and "shape (5, 3) but the numerical one has (3, 5)" in cmp.problem
+    assert compare("dW", dW, dW).ok() and compare("dW", dW, dW.reshape(-1)).ok()  # flat, as numerical_grad gives it
+
+
+def test_a_wrong_entry_left_out_of_the_coordinates_cannot_hide_the_others():
+    # Analytic 1.5 times the truth everywhere, and one huge entry that is not among those checked:
+    # judged against that entry, the checked ones would look right.
+    truth = np.linspace(1.0, 2.0, 10)
+    analytic = 1.5 * truth
+    analytic[9] = 1e9
+    coords = np.arange(9)
+    cmp = compare("dx", analytic, truth[coords], coords)
+    assert not cmp.ok() and cmp.ratio == pytest.approx(1 / 3, rel=1e-3)
+
+
+def test_check_model_on_sampled_coordinates_always_checks_the_largest_entry(monkeypatch):
+    # A slip in one entry of dW1 (6 of 24 sampled would rarely hit it) is caught because it is the
+    # largest: the entry that sets the scale is always among those checked.
+    real = gradcheck.loss_and_grads
+
+    def one_entry_off(*a, **k):
+        loss, grads, inter = real(*a, **k)
+        i = np.unravel_index(np.argmax(np.abs(grads["W1"])), grads["W1"].shape)
+        grads["W1"][i] *= 1.01
+        return loss, grads, inter
+
+    monkeypatch.setattr(gradcheck, "loss_and_grads", one_entry_off)
+    params = gradcheck.random_params(5, 2, 3, 4, seed=1)
+    X, Y = np.array([[0, 1], [2, 3], [4, 4]]), np.array([4, 0, 1])
+    for seed in range(5):
+        rows = {r.name: r for r in gradcheck.check_model(params, X, Y, max_coords=6, seed=seed)}
+        assert not rows["dW1"].ok() and rows["dW2"].ok()

@@ -172,3 +172,58 @@ def test_both_embedding_backward_paths_agree_and_are_right(onehot_max, monkeypat
     expected = np.zeros_like(C)
     np.add.at(expected, X.reshape(-1), R.reshape(-1, E))
     np.testing.assert_allclose(dC, expected, rtol=1e-13, atol=1e-13)
+
+
+# --- what the layers refuse: inputs numpy would take and answer wrongly -----
+
+@pytest.mark.parametrize("bad_Y, words", [
+    (np.array([[1], [2], [3], [4], [0]]), "Y (B,)"),  # (B, 1) would broadcast to (B, B) targets
+    (np.array([True, False, True, False, True]), "integer"),  # bool would be read as a mask
+    (np.array([1.0, 2.0, 3.0, 4.0, 0.0]), "integer"),
+    (np.array([1, 2, 3, 4, -1]), "outside 0..6"),  # -1 would be read as the last symbol
+    (np.array([1, 2, 3, 4, V]), "outside 0..6"),
+])
+def test_cross_entropy_refuses_targets_it_would_misread(bad_Y, words, rng):
+    with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        layers.softmax_cross_entropy_forward(rng.standard_normal((B, V)), bad_Y)
+
+
+@pytest.mark.parametrize("smoothing", [-0.5, 1.0, 1.5, float("nan")])
+def test_cross_entropy_refuses_smoothing_outside_its_range(smoothing, rng):
+    with pytest.raises(ValueError, match="label smoothing must be in"):
+        layers.softmax_cross_entropy_forward(rng.standard_normal((B, V)), np.zeros(B, int), smoothing)
+
+
+def test_cross_entropy_refuses_an_empty_batch():
+    with pytest.raises(ValueError, match="empty batch"):
+        layers.softmax_cross_entropy_forward(np.zeros((0, V)), np.zeros(0, int))
+
+
+@pytest.mark.parametrize("bad_X", [np.array([[0, 1, -1]]), np.array([[0, 1, V]]), np.array([[True, False, True]]),
+                                   np.array([[0.0, 1.0, 2.0]])])
+def test_embedding_refuses_indices_it_would_misread(bad_X, rng):
+    with pytest.raises(ValueError, match="X "):
+        layers.embedding_forward(rng.standard_normal((V, E)), bad_X)
+
+
+def test_one_hot_refuses_what_its_two_paths_would_read_differently():
+    assert layers.one_hot([2, 0], 3, np.float64).tolist() == [[0, 0, 1], [1, 0, 0]]  # a list is fine
+    for bad, words in (([[1], [2]], "one row"), ([True, False], "integer"), ([0, -1], "outside"), ([3], "outside")):
+        with pytest.raises(ValueError, match=words):
+            layers.one_hot(bad, 3, np.float64)
+
+
+@pytest.mark.parametrize("p", [1.0, -0.1, float("nan")])
+def test_dropout_mask_refuses_a_probability_outside_its_range(p):
+    with pytest.raises(ValueError, match="dropout probability"):
+        layers.dropout_mask((2, 3), p, np.random.default_rng(0))
+
+
+def test_a_mask_of_another_dtype_leaves_the_gradients_in_the_network_s_dtype(rng):
+    from mlp_lm import model
+    params = model.init_params(V, T, E, H, dtype=np.float32)
+    X, Y = rng.integers(0, V, size=(B, T)), rng.integers(0, V, size=B)
+    masks = {"embcat": layers.dropout_mask((B, T * E), 0.5, rng)}  # float64, dropout_mask's default
+    assert masks["embcat"].dtype == np.float64
+    _, grads = model.loss_and_grads(params, X, Y, masks=masks)
+    assert all(g.dtype == np.float32 for g in grads.values())
