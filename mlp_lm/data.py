@@ -13,6 +13,7 @@ Every problem with the data raises DataError with a message a person can act on.
 import hashlib
 import random
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,11 +124,21 @@ class Vocab:
         stoi = self.stoi
         unknown = sorted(set(text) - set(stoi))
         if unknown:
-            raise DataError(f"unknown symbol(s) {''.join(unknown)!r}; the vocabulary is {self.itos[1:]!r}")
+            raise DataError(f"unknown symbol(s) {show_symbols(''.join(unknown))}; the vocabulary is "
+                            f"{show_symbols(self.itos[1:])}")
         return [stoi[s] for s in text]
 
     def decode(self, indices):
         return "".join(self.itos[i] for i in indices)
+
+
+def show_symbols(symbols, most=40):
+    """Symbols quoted for a one-line message: the first `most` of them if there are more, and
+    combining marks (a decomposed accent, U+0308) as escapes, since printed they would join the
+    symbol before them and vanish from the list."""
+    shown = repr(symbols[:most])  # repr already escapes what does not print (a BOM, a zero-width joiner)
+    shown = "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in ("Mn", "Me") else c for c in shown)
+    return shown if len(symbols) <= most else f"{shown}... ({len(symbols):,} in all)"
 
 
 def build_vocab(items):
@@ -166,7 +177,7 @@ def build_dataset(items, vocab, block_size):
     if (ids < 0).any():
         bad = int(np.argmax(ids < 0))
         item = int(np.searchsorted(np.cumsum(lengths), bad, side="right"))
-        raise DataError(f"item {items[item]!r} has symbol {chr(codes[bad])!r}, which is not in the vocabulary")
+        raise DataError(f"item {items[item]!r} has symbol {show_symbols(chr(codes[bad]))}, which is not in the vocabulary")
     n_examples = int(lengths.sum()) + len(items)
     check_fits(8 * (n_examples * (T + 4) + len(items) * (T + 1)),  # seq, window starts, X, Y and a temporary
                f"building {n_examples:,} examples with a context of {T:,}", "use a smaller --block-size")

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from . import checkpoint, metrics, mixture, model
 from .cli import ArgumentParser, UsageError, int_at_least, run
-from .data import BOUNDARY, SPLIT_SEED, DataError, build_dataset, differs, load_splits, read_items_and_digest
+from .data import (BOUNDARY, SPLIT_SEED, DataError, build_dataset, differs, load_splits, read_items_and_digest,
+                   show_symbols)
 from .jsonout import prepare_json, write_json
 
 MAX_ORDER = 32
@@ -50,11 +51,6 @@ def training_splits(config, vocab, block_size, path=None, instead=AS_A_WHOLE):
     return splits
 
 
-def _some(symbols, most=40):
-    """The symbols quoted, the first `most` of them if there are more (a message stays one readable line)."""
-    return repr(symbols) if len(symbols) <= most else f"{symbols[:most]!r}... ({len(symbols):,} in all)"
-
-
 def other_file(path, items, vocab, block_size):
     """Every item of another file (read from `path`), as one set of examples under the checkpoint's vocabulary."""
     for i, item in enumerate(items):  # a check per item, with its line for the message
@@ -63,8 +59,8 @@ def other_file(path, items, vocab, block_size):
                             f"which marks the start and end of every item")
     unknown = sorted(set("".join(items)) - set(vocab.itos))
     if unknown:
-        raise DataError(f"{path} has symbol(s) {_some(''.join(unknown))} that the model never saw "
-                        f"(its vocabulary is {_some(vocab.itos[1:])}); remove them or train on this file")
+        raise DataError(f"{path} has symbol(s) {show_symbols(''.join(unknown))} that the model never saw "
+                        f"(its vocabulary is {show_symbols(vocab.itos[1:])}); remove them or train on this file")
     return build_dataset(items, vocab, block_size)
 
 

@@ -162,3 +162,17 @@ def test_the_small_word_list_of_the_tests_is_every_tenth_name():
     names = NAMES.read_text().splitlines()
     small = (NAMES.parent.parent / "tests" / "data" / "names-small.txt").read_text().splitlines()
     assert small == names[::10] and len(small) == 3204
+
+
+def test_messages_show_combining_marks_and_keep_to_one_line():
+    # A decomposed accent (e + U+0308) is two symbols; printed as is, the mark would join the
+    # symbol before it and vanish from the list. A huge vocabulary is cut short.
+    vocab = data.Vocab(".aez\u0308")
+    with pytest.raises(data.DataError) as e:
+        vocab.encode("zoe\u0308")
+    message = str(e.value)
+    assert "\u0308" not in message and "'aez\\u0308'" in message and "'o'" in message
+    big = data.Vocab("." + "".join(chr(0x4E00 + i) for i in range(5000)))
+    with pytest.raises(data.DataError) as e:
+        big.encode("x")
+    assert "(5,000 in all)" in str(e.value) and len(str(e.value)) < 200
