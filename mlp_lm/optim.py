@@ -132,7 +132,8 @@ def learning_rate(schedule, lr, step, steps, *, decay_rate=0.0, warmup=0, min_lr
     if schedule == "cosine":
         if step < warmup:
             return lr * (step + 1) / warmup
-        progress = (step - warmup) / max(1, steps - 1 - warmup)  # 0 at the end of warm-up, 1 at the last step
+        span = steps - 1 - warmup  # steps after the first one past warm-up
+        progress = (step - warmup) / span if span > 0 else 1.0  # 0 right after warm-up, 1 at the last step
         return min_lr + (lr - min_lr) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
     raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
 

@@ -72,8 +72,16 @@ def config_problem(cfg):
     whole_at_least = {"block_size": 1, "n_embd": 1, "n_hidden": 1, "steps": 1, "batch_size": 1, "warmup": 0,
                       "seed": 0, "eval_every": 0}
     for name, low in whole_at_least.items():
-        if getattr(cfg, name) < low:
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            return f"{name} is {value!r}, not a whole number"
+        if value < low:
             return f"{name} is {getattr(cfg, name)}, below {low}"
+    for name in ("lr", "decay_rate", "min_lr", "weight_decay", "eps", "beta1", "beta2", "dropout", "emb_dropout",
+                 "label_smoothing", "ema"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            return f"{name} is {value!r}, not a number"
     for name in ("lr", "decay_rate", "min_lr", "weight_decay", "eps"):
         value = getattr(cfg, name)
         if not (math.isfinite(value) and (value > 0 if name in ("lr", "eps") else value >= 0)):
@@ -137,10 +145,31 @@ def is_count(a):
     return a.shape == () and a.dtype.kind in "iu"
 
 
+def params_problem(cfg, params, X, Y):
+    """What keeps these parameters and examples from training under cfg, or None: the shapes
+    and dtype cfg gives the network, and examples of its context length (config_problem first)."""
+    T, E, H = cfg.block_size, cfg.n_embd, cfg.n_hidden
+    V = params["C"].shape[0] if "C" in params else None
+    wanted = {"C": (V, E), "W1": (T * E, H), "b1": (H,), "W2": (H, V), "b2": (V,),
+              **({"Wd": (T * E, V)} if cfg.direct else {})}
+    if set(params) != set(wanted):
+        return f"the parameters are {', '.join(sorted(params))}, not the {', '.join(sorted(wanted))} of this config"
+    for name, shape in wanted.items():
+        if params[name].shape != shape or params[name].dtype != np.dtype(cfg.dtype):
+            return (f"parameter {name} is {params[name].dtype} {params[name].shape}, not the config's "
+                    f"{cfg.dtype} {shape}")
+    if np.ndim(X) != 2 or np.shape(X)[1] != T or np.ndim(Y) != 1 or len(Y) != len(X) or len(Y) == 0:
+        return f"the examples are X {np.shape(X)} and Y {np.shape(Y)}, not (N, {T}) and (N,) for some N >= 1"
+    return None
+
+
 class Trainer:
     """Holds what changes from step to step: parameters, optimiser state, weight average, random streams."""
 
     def __init__(self, cfg, params, X, Y, threads=1):
+        problem = config_problem(cfg) or params_problem(cfg, params, X, Y)
+        if problem:  # the command line has refused all of these already; a caller of the library may not have
+            raise ValueError(problem)
         self.cfg, self.params, self.X, self.Y = cfg, params, X, Y
         # Batches long enough are split in parts, one per thread, each on one BLAS thread
         # (runtime.split_parts); otherwise the threads share the matrix products as BLAS threads.

@@ -93,6 +93,9 @@ def test_schedules():
     assert cos[10] == 1.0 and cos[-1] == pytest.approx(0.1)  # then from the peak down to the floor
     assert cos[60] == pytest.approx(0.55, abs=0.01)  # halfway, halfway down
     assert all(a >= b for a, b in zip(cos[10:], cos[11:]))
+    # One step left after the warm-up: it is the last, so it is at the floor (it stayed at the peak)
+    assert [optim.learning_rate("cosine", 1.0, s, 4, warmup=3, min_lr=0.1) for s in range(4)] == \
+        pytest.approx([1 / 3, 2 / 3, 1.0, 0.1])
     with pytest.raises(ValueError, match="schedule"):
         optim.learning_rate("linear", 1.0, 0, 10)
 

@@ -1,6 +1,7 @@
 import csv
 import hashlib
 import json
+import re
 import os
 import shutil
 import uuid
@@ -8,7 +9,7 @@ import uuid
 import numpy as np
 import pytest
 
-from mlp_lm import checkpoint, optim, progress, sweep, train, train_flags, trainer
+from mlp_lm import checkpoint, model, optim, progress, sweep, train, train_flags, trainer
 from mlp_lm.data import load_splits
 
 from .conftest import NAMES, ROOT, SMALL, run_cli, stop_training_at
@@ -404,3 +405,32 @@ def test_default_run_folders_for_odd_data_file_names(tmp_path, monkeypatch):
     words.write_text("\n".join(["apple", "banana", "cherry", "date", "elder", "fig", "grape", "kiwi"] * 3))
     assert train.main(["--data", str(words), "--steps", "20", "--block-size", "1", "--eval-every", "0"]) == 0
     assert runs.newest(tmp_path / "runs") == tmp_path / "runs" / "data" / "model.npz"
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"lr": -0.05}, "lr is -0.05"),  # gradient ascent, slow enough that the divergence check never fires
+    ({"ema": 1.0}, "ema is 1.0"),  # the average would never leave the initial parameters
+    ({"eval_every": -1}, "eval_every is -1"),  # done % -1 == 0: dev evaluated every step
+    ({"batch_size": 1.5}, "not a whole number"),
+    ({"steps": True}, "not a whole number"),
+    ({"dtype": "float16"}, "dtype is 'float16'"),
+    ({"schedule": "cosine", "warmup": 100}, "--warmup 100"),
+])
+def test_the_trainer_refuses_a_config_the_command_line_would(change, words):
+    # A notebook builds Config and Trainer directly, past the command line's checks: the Trainer asks too.
+    cfg = trainer.Config(**{"steps": 100, "n_hidden": 8, **change})
+    X, Y = np.zeros((5, 3), np.int64), np.ones(5, np.int64)
+    with pytest.raises(ValueError, match=words):
+        trainer.Trainer(cfg, model.init_params(27, 3, 10, 8), X, Y)
+
+
+@pytest.mark.parametrize("params, X, words", [
+    (model.init_params(27, 3, 10, 8, dtype=np.float64), np.zeros((5, 3), np.int64),
+     "float64 (27, 10), not the config's float32"),
+    (model.init_params(27, 3, 10, 16), np.zeros((5, 3), np.int64), "W1 is float32 (30, 16)"),
+    (model.init_params(27, 3, 10, 8), np.zeros((5, 4), np.int64), "not (N, 3)"),
+    (model.init_params(27, 3, 10, 8), np.zeros((0, 3), np.int64), "for some N >= 1"),
+])
+def test_the_trainer_refuses_parameters_or_examples_that_do_not_fit_its_config(params, X, words):
+    with pytest.raises(ValueError, match=re.escape(words)):
+        trainer.Trainer(trainer.Config(steps=100, n_hidden=8), params, X, np.ones(len(X), np.int64))
