@@ -137,7 +137,8 @@ def show_symbols(symbols, most=40):
     combining marks (a decomposed accent, U+0308) as escapes, since printed they would join the
     symbol before them and vanish from the list."""
     shown = repr(symbols[:most])  # repr already escapes what does not print (a BOM, a zero-width joiner)
-    shown = "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in ("Mn", "Me") else c for c in shown)
+    shown = "".join((f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}")
+                    if unicodedata.category(c) in ("Mn", "Me") else c for c in shown)
     return shown if len(symbols) <= most else f"{shown}... ({len(symbols):,} in all)"
 
 

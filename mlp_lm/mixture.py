@@ -41,7 +41,7 @@ def logsumexp(s):
 
 def mlp_log_probs(params, X, chunk_size=None):
     """log p_mlp(. | X) (N, V) float64, computed a chunk of rows at a time (model.rows_per_chunk)."""
-    chunk_size = chunk_size or model.rows_per_chunk(params)
+    chunk_size = model.check_chunk_size(chunk_size) or model.rows_per_chunk(params)
     out = []
     for start in range(0, len(X), chunk_size):  # over chunks of data, not the math
         z = model.logits(params, X[start:start + chunk_size]).astype(np.float64)  # (n, V)
@@ -197,6 +197,12 @@ def evaluate(params, sets, train=None, n=None):
     Returns {"mlp": {name_loss}, "ngram", "mix", "mix_loglinear": ..., "lambda", "lambda_loglinear"}.
     """
     T = params["W1"].shape[0] // params["C"].shape[1]
+    for name, (X, Y) in sets.items():
+        if np.ndim(X) != 2 or np.shape(X)[1] < T:
+            raise ValueError(f"{name}: X must be contexts (N, at least {T}) for this network, got {np.shape(X)}")
+        model.check_examples(params, X[:, -T:], Y)
+    if n is not None and (train is None or "dev" not in sets):
+        raise ValueError("mixing with an n-gram needs train=(X, Y) to fit it on and a 'dev' set to choose the weights on")
     with np.errstate(over="ignore", under="ignore"):  # a float32 model's exp can underflow; logsumexp copes
         logp_y = {name: mlp_target_log_probs(params, X[:, -T:], Y) for name, (X, Y) in sets.items()}
     result = {"mlp": {f"{name}_loss": float(-np.mean(logp_y[name])) for name in sets}}

@@ -144,6 +144,9 @@ def logits(params, X):
     damaged checkpoint), never a result to report. The check on the logits themselves also covers
     what BLAS threads compute, whose overflows numpy does not see.
     """
+    T = params["W1"].shape[0] // params["C"].shape[1]
+    if np.ndim(X) != 2 or np.shape(X)[1] != T:  # else a matmul's complaint about its "core dimension"
+        raise ValueError(f"X must be contexts (B, {T}) for this network (T={T}), got shape {np.shape(X)}")
     with np.errstate(over="raise", invalid="raise"):
         z = forward(params, X)[0]  # (B, V)
     largest = float(np.abs(z).max(initial=0.0))
@@ -230,19 +233,35 @@ def slow_evaluation(rows, V):
             f"this takes a while")
 
 
+def check_examples(params, X, Y):
+    """Raise ValueError unless X (N, T) and Y (N,) are N >= 1 examples for this network: contexts
+    of its T, one target each, integer symbol indices in 0..V-1 (numpy would read -1 as the last
+    symbol and a (N, 1) Y would broadcast against (N,), both without a word)."""
+    V, E = params["C"].shape
+    T = params["W1"].shape[0] // E
+    if np.ndim(X) != 2 or np.ndim(Y) != 1 or len(X) != len(Y) or np.shape(X)[1] != T:
+        raise ValueError(f"X must be (N, {T}) and Y (N,) for the same N, got {np.shape(X)} and {np.shape(Y)}")
+    if len(Y) == 0:
+        raise ValueError("cannot evaluate the loss of an empty split")
+    for name, a in (("X", np.asarray(X)), ("Y", np.asarray(Y))):
+        layers.check_indices(a, V, name)
+
+
+def check_chunk_size(chunk_size):
+    """chunk_size itself if it is None or a whole number of rows >= 1; else ValueError (a range()
+    with a step of 0 or less would evaluate no rows at all and report a loss of 0)."""
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer))
+                                   or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a whole number of rows, at least 1, got {chunk_size!r}")
+    return chunk_size
+
+
 def split_loss(params, X, Y, chunk_size=None):
     """Mean NLL (nats) over a whole split, evaluated in chunks so memory stays bounded
     (chunk_size rows; by default as many as fit in EVAL_BYTES, so a large vocabulary gets fewer)."""
+    check_examples(params, X, Y)
     n = len(Y)
-    if n == 0:
-        raise ValueError("cannot evaluate the loss of an empty split")
-    V = params["C"].shape[0]
-    if np.ndim(X) != 2 or np.ndim(Y) != 1 or len(X) != n:  # a (B, 1) Y would broadcast against (B,)
-        raise ValueError(f"X must be (B, T) and Y (B,) for the same B, got {np.shape(X)} and {np.shape(Y)}")
-    for name, a in (("X", X), ("Y", Y)):  # numpy would read -1 as the last symbol, not refuse it
-        if np.min(a) < 0 or np.max(a) >= V:
-            raise ValueError(f"{name} holds symbol indices outside 0..{V - 1}")
-    chunk_size = chunk_size or rows_per_chunk(params)
+    chunk_size = check_chunk_size(chunk_size) or rows_per_chunk(params)
     total = 0.0
     for start in range(0, n, chunk_size):  # over chunks of data, not the math
         lg = logits(params, X[start:start + chunk_size]).astype(np.float64)  # sum in float64

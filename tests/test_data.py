@@ -176,3 +176,8 @@ def test_messages_show_combining_marks_and_keep_to_one_line():
     with pytest.raises(data.DataError) as e:
         big.encode("x")
     assert "(5,000 in all)" in str(e.value) and len(str(e.value)) < 200
+
+
+def test_combining_marks_past_the_basic_plane_are_escaped_whole():
+    # U+1D167 (a musical combining mark) needs \\U and eight digits; \\u1d167 would read as \\u1d16 then 7
+    assert data.show_symbols("a\U0001d167") == "'a\\U0001d167'"

@@ -174,3 +174,10 @@ def test_check_model_on_sampled_coordinates_always_checks_the_largest_entry(monk
     for seed in range(5):
         rows = {r.name: r for r in gradcheck.check_model(params, X, Y, max_coords=6, seed=seed)}
         assert not rows["dW1"].ok() and rows["dW2"].ok()
+
+
+def test_a_gradient_with_fewer_entries_than_its_input_is_reported_not_a_crash():
+    for coords in (None, np.array([0, 2])):
+        numerical = np.ones(3) if coords is None else np.ones(2)
+        cmp = compare("db", np.ones(2), numerical, coords, shape=(3,))
+        assert not cmp.ok() and "shape (2,) but its input has (3,)" in cmp.problem

@@ -129,11 +129,11 @@ def test_backward_does_not_modify_upstream_gradient(rng):
     np.testing.assert_array_equal(D, D0)
 
 
-@pytest.mark.parametrize("onehot_max", [0, layers.ONEHOT_MAX])
+@pytest.mark.parametrize("identity_max_v", [0, layers.IDENTITY_MAX_V])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
-def test_one_hot_rows_both_ways(onehot_max, dtype, monkeypatch, rng):
+def test_one_hot_rows_both_ways(identity_max_v, dtype, monkeypatch, rng):
     # Rows of a kept identity (small vocabularies) or a filled zero matrix (large ones): the same rows.
-    monkeypatch.setattr(layers, "ONEHOT_MAX", onehot_max)
+    monkeypatch.setattr(layers, "IDENTITY_MAX_V", identity_max_v)
     idx = rng.integers(0, V, size=20)
     idx[:3] = idx[3]  # a repeated index for sure
     O = layers.one_hot(idx, V, dtype)
@@ -144,11 +144,12 @@ def test_one_hot_rows_both_ways(onehot_max, dtype, monkeypatch, rng):
     np.testing.assert_array_equal(layers.one_hot(idx, V, dtype), np.eye(V, dtype=dtype)[idx])
 
 
-@pytest.mark.parametrize("onehot_max", [0, layers.ONEHOT_MAX])
+@pytest.mark.parametrize("identity_max_v", [0, layers.IDENTITY_MAX_V])
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
-def test_softmax_cross_entropy_backward_both_one_hot_paths(onehot_max, smoothing, monkeypatch, rng):
-    # The targets' one-hot comes from either path of one_hot; the gradient is (p - q) / B either way.
-    monkeypatch.setattr(layers, "ONEHOT_MAX", onehot_max)
+def test_softmax_cross_entropy_backward_both_paths(identity_max_v, smoothing, monkeypatch, rng):
+    # q as a matrix of one-hot rows (small vocabularies) or its B ones subtracted in place (large
+    # ones): the gradient is (p - q) / B either way.
+    monkeypatch.setattr(layers, "IDENTITY_MAX_V", identity_max_v)
     logits = rng.standard_normal((B, V))
     Y = rng.integers(0, V, size=B)
     _, cache = layers.softmax_cross_entropy_forward(logits, Y, smoothing)
@@ -227,3 +228,20 @@ def test_a_mask_of_another_dtype_leaves_the_gradients_in_the_network_s_dtype(rng
     assert masks["embcat"].dtype == np.float64
     _, grads = model.loss_and_grads(params, X, Y, masks=masks)
     assert all(g.dtype == np.float32 for g in grads.values())
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.uint8, np.uint64])
+def test_indices_of_any_integer_dtype_are_read_as_they_are(dtype, rng):
+    C = rng.standard_normal((V, E))
+    X = rng.integers(0, V, size=(B, T))
+    np.testing.assert_array_equal(layers.embedding_forward(C, X.astype(dtype))[0], C[X])
+    logits, Y = rng.standard_normal((B, V)), rng.integers(0, V, size=B)
+    assert layers.softmax_cross_entropy_forward(logits, Y.astype(dtype))[0] == \
+        layers.softmax_cross_entropy_forward(logits, Y)[0]
+    np.testing.assert_array_equal(layers.one_hot(Y.astype(dtype), V, np.float64), np.eye(V)[Y])
+
+
+def test_dropout_on_integers_is_not_truncated():
+    # The mask is cast to x's dtype only for a float x (to keep a float32 network float32).
+    out, _ = layers.dropout_forward(np.ones((2, 2), dtype=np.int64), [[1.25, 0.0], [0.0, 1.25]])
+    assert out.tolist() == [[1.25, 0.0], [0.0, 1.25]]

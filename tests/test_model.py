@@ -164,7 +164,7 @@ def test_the_library_refuses_inputs_numpy_would_silently_misread():
     for bad_X, bad_Y in ((X, Y - 2), (X - 1, Y), (X, Y + 1)):  # -1 would be read as the last symbol
         with pytest.raises(ValueError, match="outside 0..4"):
             model.split_loss(params, bad_X, bad_Y)
-    with pytest.raises(ValueError, match=r"Y \(B,\)"):
+    with pytest.raises(ValueError, match=r"Y \(N,\)"):
         model.split_loss(params, X, Y[:, None])  # broadcast against (B,), it gave a loss of 7e4
     for t in (-1.0, float("nan")):
         with pytest.raises(ValueError, match="temperature"):
