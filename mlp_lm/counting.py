@@ -16,6 +16,7 @@ V = 20,000 at n = 6. A key splits back into its halves: key // V is the id of th
 context without its leftmost symbol, key % V is that leftmost symbol. An n-gram of a
 length-j context with id h is the key h * V + w. Lookups search the sorted keys.
 """
+import math
 from collections import namedtuple
 
 import numpy as np
@@ -96,6 +97,8 @@ class _CountModel:
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] < self.n - 1:
             raise ValueError(f"an order-{self.n} model needs contexts of shape (B, >= {self.n - 1}), got {X.shape}")
+        if X.size and X.dtype.kind not in "iu":  # 1.7 would be read as 1
+            raise ValueError(f"contexts must hold integer symbol indices, got {X.dtype}")
         return X[:, X.shape[1] - (self.n - 1):].astype(np.int64)
 
     def _check(self, X, Y, V=None):
@@ -103,7 +106,12 @@ class _CountModel:
             if self.V is None:
                 raise ValueError("fit the model before asking it for probabilities")
             V = self.V
-        X, Y = self._context(X), np.asarray(Y).astype(np.int64)
+        elif isinstance(V, bool) or not isinstance(V, (int, np.integer)) or V < 1:
+            raise ValueError(f"the vocabulary size must be a whole number, at least 1, got {V!r}")
+        Y = np.asarray(Y)
+        if Y.size and Y.dtype.kind not in "iu":
+            raise ValueError(f"targets must hold integer symbol indices, got {Y.dtype}")
+        X, Y = self._context(X), Y.astype(np.int64)
         if Y.shape != (len(X),):
             raise ValueError(f"need one target per context: X has {len(X)} rows, Y has shape {Y.shape}")
         for what, a in (("context", X), ("target", Y)):
@@ -121,12 +129,22 @@ class _CountModel:
 
     def nll(self, X, Y):
         """Mean negative log likelihood of the targets, in nats."""
+        if len(Y) == 0:
+            raise ValueError("cannot evaluate the loss of no examples")
         return float(-np.mean(np.log(self.target_probs(X, Y))))
 
     def next_probs(self, X, temperature=1.0):
-        """probs(X) ** (1 / temperature), renormalised (B, V): what sampling.generate calls."""
-        if not temperature > 0:
-            raise ValueError(f"temperature must be positive, got {temperature!r}")
+        """probs(X) ** (1 / temperature), renormalised (B, V): what sampling.generate calls.
+
+        temperature 0 is greedy decoding, as for the network (model.next_probs): all the
+        probability on the likeliest symbol, shared evenly by a tie.
+        """
+        if not temperature >= 0:
+            raise ValueError(f"temperature must be 0 or more, got {temperature!r}")
+        if temperature == 0:
+            p = self.probs(X)  # (B, V)
+            top = p == p.max(axis=1, keepdims=True)
+            return top / top.sum(axis=1, keepdims=True)
         logp = np.log(self.probs(X)) / temperature  # (B, V)
         p = np.exp(logp - logp.max(axis=1, keepdims=True))
         return p / p.sum(axis=1, keepdims=True)
@@ -258,8 +276,8 @@ class AddK(_CountModel):
 
     def __init__(self, n, k=1.0):
         super().__init__(n)
-        if not k > 0:
-            raise ValueError(f"k must be positive, got {k!r}")
+        if not 0 < k < math.inf:  # k = inf gives inf / inf: every probability NaN
+            raise ValueError(f"k must be positive and finite, got {k!r}")
         self.k = k
 
     def fit(self, X, Y, vocab_size):
@@ -290,6 +308,8 @@ class AddK(_CountModel):
 
 def choose_k(Xtr, Ytr, Xdev, Ydev, n, V, grid=K_GRID):
     """The k in grid with the lowest dev NLL, and the add-k model fitted with it: (k, model)."""
+    if len(grid) == 0 or not all(0 < k < math.inf for k in grid):
+        raise ValueError(f"the grid of k must hold positive, finite values, got {tuple(grid)!r}")
     model = AddK(n).fit(Xtr, Ytr, V)
     losses = []
     for k in grid:  # the counts do not depend on k: count once, score dev for each k

@@ -11,6 +11,7 @@ targets run through the item and end with the boundary, as in the lecture:
 Every problem with the data raises DataError with a message a person can act on.
 """
 import hashlib
+import operator
 import random
 import re
 import unicodedata
@@ -129,6 +130,9 @@ class Vocab:
         return [stoi[s] for s in text]
 
     def decode(self, indices):
+        V = len(self.itos)
+        if any(not 0 <= i < V for i in indices):  # a str would read -1 as its last symbol
+            raise ValueError(f"symbol indices must be in 0..{V - 1}")
         return "".join(self.itos[i] for i in indices)
 
 
@@ -162,9 +166,11 @@ def build_dataset(items, vocab, block_size):
     window of T of it (the context) and the symbol after it (the target), starting at one of
     the item's first len(item) + 1 positions.
     """
-    if block_size < 1:
-        raise ValueError(f"block_size must be at least 1, got {block_size}")
-    T = block_size
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
+        raise ValueError(f"block_size must be a whole number, at least 1, got {block_size!r}")
+    T = operator.index(block_size)  # a Python int: an np.int32 would overflow the memory estimate below
+    if isinstance(items, str):  # its characters would be taken for one-letter items
+        raise TypeError("items must be a list of strings, not one string")
     if not items:
         return np.zeros((0, T), dtype=np.int64), np.zeros(0, dtype=np.int64)
     lengths = np.fromiter(map(len, items), dtype=np.int64, count=len(items))  # (n,)
@@ -178,7 +184,12 @@ def build_dataset(items, vocab, block_size):
     if (ids < 0).any():
         bad = int(np.argmax(ids < 0))
         item = int(np.searchsorted(np.cumsum(lengths), bad, side="right"))
-        raise DataError(f"item {items[item]!r} has symbol {show_symbols(chr(codes[bad]))}, which is not in the vocabulary")
+        raise DataError(f"item {items[item]!r} has symbol {show_symbols(chr(codes[bad]))}, which is not in the "
+                        f"vocabulary")
+    if (ids == 0).any():  # index 0 is the boundary: inside an item it would end the item there
+        item = int(np.searchsorted(np.cumsum(lengths), int(np.argmax(ids == 0)), side="right"))
+        raise DataError(f"item {items[item]!r} contains the boundary symbol {BOUNDARY!r}, which marks the start and "
+                        f"end of every item")
     n_examples = int(lengths.sum()) + len(items)
     check_fits(8 * (n_examples * (T + 4) + len(items) * (T + 1)),  # seq, window starts, X, Y and a temporary
                f"building {n_examples:,} examples with a context of {T:,}", "use a smaller --block-size")

@@ -12,6 +12,8 @@ MAX_EXP = 700.0  # exp(700) is near float64's largest; beyond it a perplexity is
 
 
 def perplexity(nll):
+    if math.isnan(nll):  # not a loss at all: say so, not "infinitely perplexed"
+        return nll
     return math.exp(nll) if nll <= MAX_EXP else math.inf
 
 

@@ -38,8 +38,10 @@ def init_params(vocab_size, block_size, n_embd, n_hidden, *, direct=False, seed=
     """
     V, T, E, H = vocab_size, block_size, n_embd, n_hidden
     for name, value in (("vocab_size", V), ("block_size", T), ("n_embd", E), ("n_hidden", H)):
-        if int(value) != value or value < 1:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if np.dtype(dtype) not in (np.float32, np.float64):  # integers would truncate the weights to 0s
+        raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
     rng = np.random.default_rng(seed)
     C = rng.standard_normal((V, E))
     W1 = rng.standard_normal((T * E, H))

@@ -29,16 +29,21 @@ def generate_chunks(next_probs, vocab, block_size, n, rng, *, temperature=1.0, t
                     max_length=64, rows=None):
     """generate(), a chunk of samples at a time: yields (samples, ended) lists of up to `rows` samples
     (by default as many as fit SAMPLE_BYTES), so memory stays bounded however many are asked for."""
-    if top_k is not None and not (isinstance(top_k, (int, np.integer)) and top_k >= 1):  # NaN, 1.5, 0
+    if top_k is not None and (isinstance(top_k, bool) or not (isinstance(top_k, (int, np.integer)) and top_k >= 1)):
         raise ValueError(f"top_k must be a whole number of at least 1, got {top_k!r}")
     if not (isinstance(max_length, (int, np.integer)) and max_length >= 1):
         raise ValueError(f"max_length must be a whole number of at least 1, got {max_length!r}")
-    if not temperature >= 0:  # a negative one turns the distribution upside down; NaN makes it NaN
+    if isinstance(temperature, bool) or not temperature >= 0:  # a negative one turns it upside down; NaN, NaN
         raise ValueError(f"temperature must be 0 or more, got {temperature!r}")
+    for name, value, low in (("n", n, 0), ("rows", 1 if rows is None else rows, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} must be a whole number of at least {low}, got {value!r}")
     if BOUNDARY in prefix:  # it would end the sample before it starts
         raise DataError(f"a prefix must not contain the boundary symbol {BOUNDARY!r}")
     prefix_ids = vocab.encode(prefix)  # raises DataError for unknown symbols
-    steps = max(max_length - len(prefix_ids), 0)
+    if len(prefix_ids) >= max_length:  # every sample would be the prefix, cut off
+        raise ValueError(f"the prefix has {len(prefix_ids)} symbols, leaving none of max_length {max_length} to draw")
+    steps = max_length - len(prefix_ids)
     check_fits(16 * steps + 8 * 6 * len(vocab), f"one sample of up to {max_length:,} symbols",
                "use a smaller --max-length")
     rows = rows or samples_per_chunk(len(vocab), block_size, steps)
@@ -77,6 +82,10 @@ def _generate(next_probs, vocab, block_size, n, rng, temperature, top_k, prefix,
     done = np.zeros(n, dtype=bool)
     for t in range(steps):  # generation is sequential in time; the samples go in parallel
         p = np.asarray(next_probs(ctx, temperature), dtype=np.float64)  # (n, V)
+        if p.shape != (n, V) or not np.all(p >= 0) or not np.all(np.isfinite(p.sum(axis=1))) \
+                or not np.all(p.sum(axis=1) > 0):  # NaN fails these too
+            raise ValueError(f"the model gave {p.shape} next-symbol probabilities that are not {n} distributions "
+                             f"over the vocabulary's {V} symbols (a model of another vocabulary, or a broken one)")
         if top_k is not None and top_k < V:
             kth = np.partition(p, V - top_k, axis=1)[:, V - top_k, None]  # (n, 1) k-th largest
             p = np.where(p >= kth, p, 0.0)

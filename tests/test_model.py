@@ -175,3 +175,47 @@ def test_the_library_refuses_inputs_numpy_would_silently_misread():
                          ({"max_length": -5}, "max_length"), ({"temperature": -1.0}, "temperature")):
         with pytest.raises(ValueError, match=word):
             generate(next_probs, Vocab(".abcd"), 3, 2, rng, **kwargs)
+
+
+def test_more_library_inputs_that_would_be_misread_are_refused():
+    # From a round of hostile use of the Python API: each of these gave an answer, or a numpy
+    # complaint about something else, before it was refused.
+    import functools
+
+    from mlp_lm import data, metrics, mixture
+    from mlp_lm.sampling import generate
+    params = model.init_params(5, 3, 2, 4, seed=0, dtype=np.float64)
+    X, Y = np.zeros((4, 3), dtype=np.int64), np.array([1, 2, 3, 4])
+    with pytest.raises(ValueError, match=r"contexts \(B, 3\)"):
+        model.logits(params, np.zeros((4, 2), dtype=np.int64))  # was: matmul's "core dimension"
+    for bad_Y in (Y[:, None], np.array([-1, 2, 3, 4]), Y[:3]):  # each gave a loss
+        with pytest.raises(ValueError):
+            mixture.evaluate(params, {"dev": (X, bad_Y)})
+    with pytest.raises(ValueError, match="chunk_size"):
+        model.split_loss(params, X, Y, chunk_size=-1)  # no rows evaluated: a loss of 0.0
+    with pytest.raises(ValueError, match="train="):
+        mixture.evaluate(params, {"dev": (X, Y)}, n=2)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        model.init_params(5, 3, 2, 4, dtype=np.int32)  # weights truncated to zeros
+    with pytest.raises(ValueError, match="positive integer"):
+        model.init_params(True, 3, 2, 4)
+    assert np.isnan(metrics.perplexity(float("nan")))  # was inf
+    vocab = data.Vocab(".abcd")
+    with pytest.raises(ValueError, match="0..4"):
+        vocab.decode([1, -1])  # -1 read as the last symbol
+    with pytest.raises(data.DataError, match="boundary"):
+        data.build_dataset(["a.b"], vocab, 2)  # the '.' would end the item in the middle
+    with pytest.raises(TypeError, match="not one string"):
+        data.build_dataset("ab", vocab, 2)
+    with pytest.raises(ValueError, match="block_size"):
+        data.build_dataset(["ab"], vocab, 2.0)
+    rng = np.random.default_rng(0)
+    probs = functools.partial(model.next_probs, params)
+    with pytest.raises(ValueError, match="not 3 distributions over the vocabulary's 3 symbols"):
+        generate(probs, data.Vocab(".ab"), 3, 3, rng)  # a 5-symbol model: its indices were clamped
+    with pytest.raises(ValueError, match="not 2 distributions"):
+        generate(lambda X, t: np.full((len(X), 5), np.nan), vocab, 3, 2, rng)  # gave empty samples
+    for kwargs, word in (({"n": -1}, "n must"), ({"rows": -1}, "rows must"), ({"temperature": True}, "temperature"),
+                         ({"top_k": True}, "top_k"), ({"prefix": "abcd", "max_length": 3}, "leaving none")):
+        with pytest.raises(ValueError, match=word):
+            generate(probs, vocab, 3, **{"n": 2, "rng": rng, **kwargs})

@@ -247,8 +247,25 @@ def test_bad_arguments_are_value_errors(names):
         KneserNey(2).probs(X[:3])
     with pytest.raises(ValueError):
         AddK(2, k=0)
-    with pytest.raises(ValueError, match="temperature"):
-        KneserNey(2).fit(X, Y, 27).next_probs(X[:3], 0.0)
+    kn = KneserNey(2).fit(X, Y, 27)
+    for t in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="temperature"):
+            kn.next_probs(X[:3], t)
+    # 0 is greedy, as for the network (sampling.generate documents 0 for any model)
+    greedy = kn.next_probs(X[:3], 0.0)
+    np.testing.assert_array_equal(greedy, np.eye(27)[kn.probs(X[:3]).argmax(axis=1)])
+    with pytest.raises(ValueError, match="k must be positive and finite"):
+        AddK(2, k=float("inf"))  # inf / inf: every probability NaN
+    with pytest.raises(ValueError, match="grid of k"):
+        choose_k(X, Y, X, Y, 2, 27, grid=(-1.0, 0.5))
+    with pytest.raises(ValueError, match="vocabulary size must be a whole number"):
+        KneserNey(2).fit(X, Y, 27.5)
+    with pytest.raises(ValueError, match="integer symbol indices"):
+        kn.target_probs(X[:2], np.array([1.9, 2.7]))
+    with pytest.raises(ValueError, match="integer symbol indices"):
+        kn.probs(X[:2].astype(float))
+    with pytest.raises(ValueError, match="no examples"):
+        kn.nll(X[:0], Y[:0])
 
 
 # --- add-k ------------------------------------------------------------------
