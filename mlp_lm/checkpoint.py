@@ -36,7 +36,12 @@ def writer(params, vocab, config, state=None):
     arrays.update({f"state.{k}": np.asarray(v) for k, v in (state or {}).items()})
     arrays["vocab"] = np.array(vocab.itos)  # readable, but numpy drops a trailing NUL from a string ...
     arrays["vocab_codes"] = np.array([ord(c) for c in vocab.itos], dtype=np.int32)  # ... so also exactly
-    arrays["config"] = np.array(json.dumps({"format": FORMAT, **config}, sort_keys=True))
+    arrays["config"] = np.array(json.dumps({**config, "format": FORMAT}, sort_keys=True))
+    try:  # what load() would refuse is refused here, before anything is written (the numbers are the run's own)
+        check_contents("the checkpoint to save", {k: a for k, a in arrays.items() if not k.startswith("state.")},
+                       "save parameters, vocabulary and config that agree", numbers=False)
+    except CheckpointError as e:
+        raise ValueError(f"refusing to write a checkpoint that would not load back: {e}") from None
     return lambda f: np.savez(f, **arrays)
 
 
@@ -104,6 +109,14 @@ def load(path):
     except Exception as e:  # zipfile, zlib, OSError, EOFError: all mean a damaged file to the user
         raise CheckpointError(f"cannot read checkpoint {path}: damaged ({type(e).__name__}: {e}); {hint}") from None
 
+    return check_contents(path, contents, hint)
+
+
+def check_contents(path, contents, hint, numbers=True):
+    """load()'s checks of a checkpoint's arrays ({name: array}; path names them in messages):
+    (params, vocab, config), or CheckpointError. numbers=False leaves out the checks of the
+    parameters' values (finite, magnitude_problem), which save() does not second-guess: a
+    model a training reached is saved whatever its numbers, and load says what is wrong."""
     missing = [k for k in (*PARAM_NAMES, "vocab", "config") if k not in contents]
     if missing:
         raise CheckpointError(f"{path} is not an mlp_lm checkpoint: it has no {', '.join(missing)}; {hint}")
@@ -134,7 +147,8 @@ def load(path):
             raise ValueError(f"dtype {config['dtype']!r} in its config is not one of {', '.join(DTYPES)}; "
                              f"the file is damaged")
     except (ValueError, KeyError, DataError, RecursionError) as e:
-        what = "its config nests too deeply" if isinstance(e, RecursionError) else e
+        what = ("its config nests too deeply" if isinstance(e, RecursionError) else
+                f"its config has no {e.args[0]}" if isinstance(e, KeyError) else e)
         raise CheckpointError(f"{path} is not a valid mlp_lm checkpoint: {what}") from None
 
     direct = config.get("direct", False)
@@ -145,7 +159,7 @@ def load(path):
     for k, p in params.items():
         if p.dtype.kind != "f":
             raise CheckpointError(f"{path}: parameter {k} has dtype {p.dtype}, not floating point; the file is damaged")
-        if not np.all(np.isfinite(p)):
+        if numbers and not np.all(np.isfinite(p)):
             raise CheckpointError(f"{path}: parameter {k} holds NaN or infinite values; retrain with a smaller --lr")
     dtypes, want = sorted({str(p.dtype) for p in params.values()}), config.get("dtype")
     if len(dtypes) > 1 or dtypes[0] not in DTYPES or dtypes[0] != (want or dtypes[0]):  # the run computed in want
@@ -171,7 +185,7 @@ def load(path):
         if key in config and config[key] != size:  # the shapes agree with each other, not with it
             raise CheckpointError(f"{path}: its config says {key} {config[key]!r}, but its parameters have {size}; "
                                   f"the file is damaged")
-    problem = magnitude_problem(params)  # finite is not enough: 1e38 in float32 is finite too
+    problem = magnitude_problem(params) if numbers else None  # finite is not enough: 1e38 in float32 is too
     if problem:
         raise CheckpointError(f"{path}: {problem}; no trained model has parameters this large, so the file "
                               f"is damaged; {hint}")

@@ -563,3 +563,27 @@ def test_a_broken_or_looping_link_as_out_is_named_as_such(tmp_path, capsys):
     assert_one_line_error(*call(train, ["--out", tmp_path / "dangling"], capsys), "leads to", "nowhere",
                           "does not exist")
     assert_one_line_error(*call(train, ["--out", tmp_path / "loop"], capsys), "loop of links")
+
+
+@pytest.mark.parametrize("vocab, config, dtype, words", [
+    ("a\nb", {"block_size": 2}, np.float32, "line break"),
+    ("ba", {"block_size": 2}, np.float32, "not in the order training gives it"),
+    ("ab", {"block_size": 3}, np.float32, "parameter W1 has shape (4, 2)"),
+    ("ab", {}, np.float32, "its config has no block_size"),
+    ("ab", {"block_size": 2}, np.float16, "float16"),
+])
+def test_save_refuses_what_load_would_call_damaged(vocab, config, dtype, words, tmp_path):
+    # A library caller's save of mismatched pieces used to write a file that load() then called damaged.
+    from mlp_lm import data, model
+    v = data.Vocab("." + vocab)
+    params = {k: p.astype(dtype) for k, p in model.init_params(len(v), 2, 2, 2, dtype=np.float32).items()}
+    with pytest.raises(ValueError, match="would not load back") as e:
+        checkpoint.save(tmp_path / "model.npz", params, v, config)
+    assert words in str(e.value) and not (tmp_path / "model.npz").exists()
+
+
+def test_a_config_cannot_override_the_format_mark(tmp_path):
+    from mlp_lm import data, model
+    v = data.Vocab(".ab")
+    checkpoint.save(tmp_path / "model.npz", model.init_params(3, 2, 2, 2), v, {"block_size": 2, "format": "other"})
+    assert checkpoint.load(tmp_path / "model.npz")[2]["format"] == checkpoint.FORMAT
