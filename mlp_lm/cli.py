@@ -6,6 +6,7 @@ import math
 import os
 import signal
 import sys
+import threading
 from contextlib import contextmanager
 
 from .checkpoint import CheckpointError
@@ -128,8 +129,13 @@ def signals_held():
     Interrupted exception instead of being raised. (Python runs signal handlers
     in the main thread whichever thread received the signal, so swapping the
     handler is what holds it, where blocking the signal in one thread would not.)
+    Off the main thread (a notebook training in the background), where Python lets
+    no one set a handler, nothing is held and the list stays empty.
     """
     held = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
 
     def hold(signum, frame):
         held.append(Interrupted(signum))

@@ -492,3 +492,27 @@ def test_resume_says_what_to_do_when_its_data_has_moved_and_refuses_force(tmp_pa
     with pytest.raises(UsageError, match="--force would replace it; leave out one of the two"):
         train.main(["--resume", "--force", "--out", str(out)])
     assert train.main(["--resume", "--out", str(out)]) == 0  # the file back: the run continues
+
+
+def test_training_runs_off_the_main_thread():
+    # A notebook may train in a background thread, where Python lets no one set a signal handler:
+    # nothing is held there, and the training runs (it raised "signal only works in main thread").
+    import threading
+
+    from mlp_lm import data, loop, model
+    from mlp_lm.trainer import Config
+    splits = data.load_splits(SMALL[1], 3)
+    result = {}
+
+    def work():
+        try:
+            result["losses"] = loop.train(Config(steps=20, n_hidden=8, eval_every=0), splits,
+                                          model.init_params(len(splits.vocab), 3, 10, 8))[1]
+        except Exception as e:  # the test asserts on it below, in the main thread
+            result["error"] = e
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert "error" not in result, result.get("error")
+    assert len(result["losses"]) == 20 and signal.getsignal(signal.SIGINT) is signal.default_int_handler
