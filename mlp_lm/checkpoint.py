@@ -155,7 +155,9 @@ def check_contents(path, contents, hint, numbers=True):
     if not isinstance(direct, bool) or direct != ("Wd" in contents):
         raise CheckpointError(f"{path}: its config says direct={direct!r} but the file "
                               f"{'has' if 'Wd' in contents else 'has no'} Wd; the file is damaged or not from mlp_lm")
-    params = {k: contents[k] for k in (*PARAM_NAMES, *OPTIONAL_PARAMS) if k in contents}
+    # in this machine's byte order: a file written on a big-endian machine holds >f4, the same float32
+    params = {k: contents[k].astype(contents[k].dtype.newbyteorder("="), copy=False)
+              for k in (*PARAM_NAMES, *OPTIONAL_PARAMS) if k in contents}
     for k, p in params.items():
         if p.dtype.kind != "f":
             raise CheckpointError(f"{path}: parameter {k} has dtype {p.dtype}, not floating point; the file is damaged")

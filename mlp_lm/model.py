@@ -133,6 +133,8 @@ def l2_penalty(params, weight_decay):
     Returns (penalty, grads) with grads[k] = lambda * params[k] for k in DECAYED
     (the biases get none). SGD adds these to the loss's gradients.
     """
+    if isinstance(weight_decay, bool) or not 0 <= weight_decay < np.inf:  # NaN fails this too
+        raise ValueError(f"weight_decay must be finite and 0 or more, got {weight_decay!r}")
     present = [k for k in DECAYED if k in params]
     penalty = 0.5 * weight_decay * sum(float(np.sum(params[k].astype(np.float64) ** 2)) for k in present)
     return penalty, {k: weight_decay * params[k] for k in present}

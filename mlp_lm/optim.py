@@ -11,6 +11,17 @@ import numpy as np
 from .model import DECAYED
 
 
+def check_hyperparameters(**values):
+    """Raise ValueError for a hyperparameter outside its range: weight_decay and eps finite and
+    >= 0, beta1, beta2 and decay in [0, 1) (trainer.config_problem checks a whole run's, eps > 0
+    among them; these are for the building blocks used on their own)."""
+    for name, value in values.items():
+        low_ok = value >= 0
+        high_ok = value < 1 if name in ("beta1", "beta2", "decay") else value < math.inf
+        if isinstance(value, bool) or not (low_ok and high_ok):  # NaN fails both
+            raise ValueError(f"{name} is {value!r}, outside its range")
+
+
 class SGD:
     """Minibatch stochastic gradient descent, with the paper's weight decay.
 
@@ -23,6 +34,7 @@ class SGD:
     """
 
     def __init__(self, weight_decay=0.0):
+        check_hyperparameters(weight_decay=weight_decay)
         self.weight_decay = weight_decay
 
     def step(self, params, grads, lr):
@@ -55,6 +67,7 @@ class AdamW:
     """
 
     def __init__(self, weight_decay=0.0, beta1=0.9, beta2=0.999, eps=1e-8):
+        check_hyperparameters(weight_decay=weight_decay, beta1=beta1, beta2=beta2, eps=eps)
         self.weight_decay, self.beta1, self.beta2, self.eps = weight_decay, beta1, beta2, eps
         self.t = 0
         self.m, self.v = {}, {}
@@ -150,6 +163,7 @@ class EMA:
     """
 
     def __init__(self, params, decay):
+        check_hyperparameters(decay=decay)
         self.decay = decay
         self.avg = {k: p.copy() for k, p in params.items()}
 

@@ -587,3 +587,17 @@ def test_a_config_cannot_override_the_format_mark(tmp_path):
     v = data.Vocab(".ab")
     checkpoint.save(tmp_path / "model.npz", model.init_params(3, 2, 2, 2), v, {"block_size": 2, "format": "other"})
     assert checkpoint.load(tmp_path / "model.npz")[2]["format"] == checkpoint.FORMAT
+
+
+def test_a_checkpoint_written_big_endian_loads(tmp_path):
+    # np.savez on a big-endian machine writes >f4: the same float32 numbers, not a damaged file.
+    from mlp_lm import data, model
+    v = data.Vocab(".ab")
+    params = model.init_params(3, 2, 2, 2)
+    path = tmp_path / "model.npz"
+    checkpoint.save(path, params, v, {"block_size": 2, "dtype": "float32"})
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    np.savez(path, **{k: (a.astype(a.dtype.newbyteorder(">")) if a.dtype.kind == "f" else a) for k, a in arrays.items()})
+    loaded = checkpoint.load(path)[0]
+    assert all(loaded[k].dtype == np.float32 and np.array_equal(loaded[k], params[k]) for k in params)

@@ -108,3 +108,14 @@ def test_ema():
         ema.update(p)
     assert ema.avg["W1"][0] == pytest.approx(1 - 0.9**3)
     assert p["W1"][0] == 1.0  # the average is a copy, not the parameters
+
+
+def test_the_building_blocks_refuse_hyperparameters_outside_their_range():
+    from mlp_lm import model
+    for make in (lambda: optim.SGD(weight_decay=-1), lambda: optim.SGD(weight_decay=float("nan")),
+                 lambda: optim.AdamW(beta1=1.0), lambda: optim.AdamW(beta2=-0.1), lambda: optim.AdamW(eps=float("inf")),
+                 lambda: optim.EMA({}, 1.5), lambda: optim.EMA({}, 1.0)):  # 1.0: the average never moves
+        with pytest.raises(ValueError, match="outside its range"):
+            make()
+    with pytest.raises(ValueError, match="weight_decay"):
+        model.l2_penalty({"W1": np.ones((2, 2))}, -0.1)  # a negative penalty
