@@ -26,20 +26,34 @@ def save(path, params, vocab, config, state=None):
 
     state: the training state to resume from (trainer.Trainer.state() and the loop's
     step and history), stored under "state." names that loading for sampling ignores.
+    Raises ValueError, before writing, for pieces that would not load back (see writer).
     """
     write_atomic([(path, writer(params, vocab, config, state))])
 
 
-def writer(params, vocab, config, state=None):
-    """A function that writes the checkpoint's .npz to an open binary file (for write_atomic)."""
+def _json_value(value):
+    """A numpy scalar in a config (Config(seed=np.int64(3)), a loop over np.array sizes) as the Python number."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"a config value of type {type(value).__name__} cannot be saved")
+
+
+def writer(params, vocab, config, state=None, check=True):
+    """A function that writes the checkpoint's .npz to an open binary file (for write_atomic).
+
+    check: refuse (ValueError, before anything is written) pieces that load() would call damaged,
+    such as a vocabulary out of training's order or parameters of the wrong shapes. A training's
+    own save passes False: its pieces agree by construction, and a refusal there would lose the run.
+    """
     arrays = {k: np.asarray(params[k]) for k in (*PARAM_NAMES, *OPTIONAL_PARAMS) if k in params}
     arrays.update({f"state.{k}": np.asarray(v) for k, v in (state or {}).items()})
     arrays["vocab"] = np.array(vocab.itos)  # readable, but numpy drops a trailing NUL from a string ...
     arrays["vocab_codes"] = np.array([ord(c) for c in vocab.itos], dtype=np.int32)  # ... so also exactly
-    arrays["config"] = np.array(json.dumps({**config, "format": FORMAT}, sort_keys=True))
+    arrays["config"] = np.array(json.dumps({**config, "format": FORMAT}, sort_keys=True, default=_json_value))
     try:  # what load() would refuse is refused here, before anything is written (the numbers are the run's own)
-        check_contents("the checkpoint to save", {k: a for k, a in arrays.items() if not k.startswith("state.")},
-                       "save parameters, vocabulary and config that agree", numbers=False)
+        if check:
+            check_contents("the checkpoint to save", {k: a for k, a in arrays.items() if not k.startswith("state.")},
+                           "save parameters, vocabulary and config that agree", numbers=False)
     except CheckpointError as e:
         raise ValueError(f"refusing to write a checkpoint that would not load back: {e}") from None
     return lambda f: np.savez(f, **arrays)
@@ -52,11 +66,16 @@ def overflowed(path, e):
                            f"not a trained model; train one with `python -m mlp_lm.train` and pass its model.npz")
 
 
+def _native(a):
+    """a in this machine's byte order: a file written on a big-endian machine holds >f4, the same float32."""
+    return a.astype(a.dtype.newbyteorder("="), copy=False) if a.dtype.kind in "fiu" else a
+
+
 def load_state(path):
     """The training state saved with the checkpoint at `path` ({name: array}), or None if it has none."""
     try:
-        with np.load(path, allow_pickle=False) as f:
-            return {k[len("state."):]: f[k] for k in f.files if k.startswith("state.")} or None
+        with np.load(path, allow_pickle=False) as f:  # floats in this machine's byte order, as load() gives them
+            return {k[len("state."):]: _native(f[k]) for k in f.files if k.startswith("state.")} or None
     except Exception as e:  # load() has already vouched for the file; this is a second read failing
         raise CheckpointError(f"cannot read the training state in {path}: {e}") from None
 
@@ -155,9 +174,7 @@ def check_contents(path, contents, hint, numbers=True):
     if not isinstance(direct, bool) or direct != ("Wd" in contents):
         raise CheckpointError(f"{path}: its config says direct={direct!r} but the file "
                               f"{'has' if 'Wd' in contents else 'has no'} Wd; the file is damaged or not from mlp_lm")
-    # in this machine's byte order: a file written on a big-endian machine holds >f4, the same float32
-    params = {k: contents[k].astype(contents[k].dtype.newbyteorder("="), copy=False)
-              for k in (*PARAM_NAMES, *OPTIONAL_PARAMS) if k in contents}
+    params = {k: _native(contents[k]) for k in (*PARAM_NAMES, *OPTIONAL_PARAMS) if k in contents}
     for k, p in params.items():
         if p.dtype.kind != "f":
             raise CheckpointError(f"{path}: parameter {k} has dtype {p.dtype}, not floating point; the file is damaged")

@@ -145,8 +145,10 @@ class _CountModel:
             p = self.probs(X)  # (B, V)
             top = p == p.max(axis=1, keepdims=True)
             return top / top.sum(axis=1, keepdims=True)
-        logp = np.log(self.probs(X)) / temperature  # (B, V)
-        p = np.exp(logp - logp.max(axis=1, keepdims=True))
+        logp = np.log(self.probs(X))  # (B, V)
+        # shifted before the division: a tiny temperature then gives 0s and a 1, not inf / inf = NaN
+        with np.errstate(over="ignore", under="ignore"):  # -x / tiny -> -inf, and exp(-inf) = 0: both fine
+            p = np.exp((logp - logp.max(axis=1, keepdims=True)) / temperature)
         return p / p.sum(axis=1, keepdims=True)
 
 

@@ -268,7 +268,8 @@ def _one_hot(idx, V, dtype):
     if V <= IDENTITY_MAX_V:
         # Row i of the identity matrix is the one-hot of i: taking rows of a V x V identity, kept
         # from call to call, is two to three times faster than filling zeros while V is small
-        # (27 symbols, 96 rows: 0.8 against 2.1 us); from about 128 symbols on it is no faster.
+        # (27 symbols, 96 rows: 0.8 against 2.1 us); from about 128 symbols and a few hundred rows
+        # on it is no faster.
         return _identity(V, np.dtype(dtype)).take(idx, axis=0)
     out = np.zeros((idx.size, V), dtype=dtype)
     out[np.arange(idx.size), idx] = 1  # one 1 per row: plain indexing is safe here

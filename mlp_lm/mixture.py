@@ -200,9 +200,13 @@ def evaluate(params, sets, train=None, n=None):
     for name, (X, Y) in sets.items():
         if np.ndim(X) != 2 or np.shape(X)[1] < T:
             raise ValueError(f"{name}: X must be contexts (N, at least {T}) for this network, got {np.shape(X)}")
-        model.check_examples(params, X[:, -T:], Y)
+        try:
+            model.check_examples(params, X[:, -T:], Y)
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}") from None
     if n is not None and (train is None or "dev" not in sets):
-        raise ValueError("mixing with an n-gram needs train=(X, Y) to fit it on and a 'dev' set to choose the weights on")
+        raise ValueError("mixing with an n-gram needs train=(X, Y) to fit it on and a 'dev' set to choose the "
+                         "weights on")
     with np.errstate(over="ignore", under="ignore"):  # a float32 model's exp can underflow; logsumexp copes
         logp_y = {name: mlp_target_log_probs(params, X[:, -T:], Y) for name, (X, Y) in sets.items()}
     result = {"mlp": {f"{name}_loss": float(-np.mean(logp_y[name])) for name in sets}}

@@ -12,14 +12,16 @@ from .model import DECAYED
 
 
 def check_hyperparameters(**values):
-    """Raise ValueError for a hyperparameter outside its range: weight_decay and eps finite and
-    >= 0, beta1, beta2 and decay in [0, 1) (trainer.config_problem checks a whole run's, eps > 0
-    among them; these are for the building blocks used on their own)."""
+    """Raise ValueError for a hyperparameter outside its range: weight_decay finite and >= 0, eps
+    finite and > 0 (at 0 a coordinate whose gradients were all 0 so far gets 0/0), beta1, beta2
+    and decay in [0, 1) (trainer.config_problem checks a whole run's; these are for the building
+    blocks used on their own)."""
+    ranges = {"weight_decay": ("[0, inf)", lambda v: 0 <= v < math.inf),
+              "eps": ("(0, inf)", lambda v: 0 < v < math.inf)}
     for name, value in values.items():
-        low_ok = value >= 0
-        high_ok = value < 1 if name in ("beta1", "beta2", "decay") else value < math.inf
-        if isinstance(value, bool) or not (low_ok and high_ok):  # NaN fails both
-            raise ValueError(f"{name} is {value!r}, outside its range")
+        shown, ok = ranges.get(name, ("[0, 1)", lambda v: 0 <= v < 1))
+        if isinstance(value, bool) or not ok(value):  # NaN fails every range
+            raise ValueError(f"{name} is {value!r}, outside its range {shown}")
 
 
 class SGD:
@@ -146,7 +148,9 @@ def learning_rate(schedule, lr, step, steps, *, decay_rate=0.0, warmup=0, min_lr
         if step < warmup:
             return lr * (step + 1) / warmup
         span = steps - 1 - warmup  # steps after the first one past warm-up
-        progress = (step - warmup) / span if span > 0 else 1.0  # 0 right after warm-up, 1 at the last step
+        # 0 right after warm-up, 1 at the last step; a single step after a warm-up is the last (the
+        # floor), a single step with none is the whole run (the peak: a run of one step trains)
+        progress = (step - warmup) / span if span > 0 else (1.0 if warmup else 0.0)
         return min_lr + (lr - min_lr) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
     raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
 

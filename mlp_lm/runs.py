@@ -180,7 +180,7 @@ def save_run(out, params, vocab, config, state, summary, losses, devs):
     out = Path(out)
     writers = {"loss.csv": lambda f: f.write(loss_csv(losses, devs).encode()),
                "metrics.json": lambda f: f.write(json_text(summary).encode()),
-               "model.npz": checkpoint.writer(params, vocab, config, state)}
+               "model.npz": checkpoint.writer(params, vocab, config, state, check=False)}  # see writer
     atomic.write_atomic([(out / name, write) for name, write in writers.items()])
     for name in RUN_FILES:  # the rest of what a training writes: an earlier run's, not this one's
         if name in SAVED:

@@ -89,6 +89,8 @@ def config_problem(cfg):
     for name in ("beta1", "beta2", "dropout", "emb_dropout", "label_smoothing", "ema"):
         if not 0 <= getattr(cfg, name) < 1:
             return f"{name} is {getattr(cfg, name)}, not in [0, 1)"
+    if not isinstance(cfg.direct, bool):  # 1 would train Wd, then save a config the checkpoint calls damaged
+        return f"direct is {cfg.direct!r}, not True or False"
     choices = {"init": ("scaled", "lecture"), "optimizer": ("sgd", "adamw"), "schedule": optim.SCHEDULES,
                "dtype": ("float32", "float64")}
     for name, allowed in choices.items():

@@ -601,3 +601,23 @@ def test_a_checkpoint_written_big_endian_loads(tmp_path):
     np.savez(path, **{k: (a.astype(a.dtype.newbyteorder(">")) if a.dtype.kind == "f" else a) for k, a in arrays.items()})
     loaded = checkpoint.load(path)[0]
     assert all(loaded[k].dtype == np.float32 and np.array_equal(loaded[k], params[k]) for k in params)
+
+
+def test_save_never_second_guesses_a_model_s_numbers_and_training_s_save_checks_nothing(monkeypatch, tmp_path):
+    # A run stopped mid-way is saved whatever its parameters hold (load says what is wrong with them);
+    # numpy scalars in a config (a loop over np.array sizes) are saved as the numbers they are.
+    from mlp_lm import data, model
+    v = data.Vocab(".ab")
+    for fill in (1e38, float("nan")):
+        params = model.init_params(3, 2, 2, 2)
+        params["W2"][:] = fill  # logits far past what float32 resolves, or NaN
+        checkpoint.save(tmp_path / "model.npz", params, v, {"block_size": 2})
+        with pytest.raises(checkpoint.CheckpointError):
+            checkpoint.load(tmp_path / "model.npz")
+    checkpoint.save(tmp_path / "model.npz", model.init_params(3, 2, 2, 2), v, {"block_size": np.int64(2),
+                                                                              "lr": np.float32(0.5)})
+    assert checkpoint.load(tmp_path / "model.npz")[2]["block_size"] == 2
+    # Training's own save skips the check altogether: a refusal there would lose the run.
+    monkeypatch.setattr(checkpoint, "check_contents", lambda *a, **k: (_ for _ in ()).throw(AssertionError("checked")))
+    assert train.main([*SMALL, "--steps", "5", "--out", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "model.npz").exists()

@@ -516,3 +516,13 @@ def test_training_runs_off_the_main_thread():
     thread.join()
     assert "error" not in result, result.get("error")
     assert len(result["losses"]) == 20 and signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_training_state_written_big_endian_loads_in_this_machine_s_order(tmp_path):
+    from mlp_lm import data, model
+    v = data.Vocab(".ab")
+    path = tmp_path / "model.npz"
+    checkpoint.save(path, model.init_params(3, 2, 2, 2), v, {"block_size": 2},
+                    state={"param.C": np.ones((3, 2), dtype=">f4"), "block_pos": np.array(3, dtype=">i8")})
+    state = checkpoint.load_state(path)
+    assert state["param.C"].dtype == np.float32 and state["block_pos"].dtype == np.int64  # native: resume compares

@@ -219,3 +219,13 @@ def test_more_library_inputs_that_would_be_misread_are_refused():
                          ({"top_k": True}, "top_k"), ({"prefix": "abcd", "max_length": 3}, "leaving none")):
         with pytest.raises(ValueError, match=word):
             generate(probs, vocab, 3, **{"n": 2, "rng": rng, **kwargs})
+
+
+def test_mixture_names_the_set_and_checks_its_chunk_size():
+    from mlp_lm import mixture
+    params = model.init_params(5, 3, 2, 4, seed=0, dtype=np.float64)
+    X, Y = np.zeros((4, 3), dtype=np.int64), np.array([1, 2, 3, 4])
+    with pytest.raises(ValueError, match="^test: .*outside 0..4"):
+        mixture.evaluate(params, {"dev": (X, Y), "test": (X, Y + 1)})
+    with pytest.raises(ValueError, match="chunk_size"):
+        mixture.mlp_log_probs(params, X, chunk_size=0)

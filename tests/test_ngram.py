@@ -402,3 +402,10 @@ def test_add_k_says_when_its_k_is_at_an_end_of_the_grid(tmp_path):
     assert "k = 0.001 (" in proc.stdout and "at an end of them, so a k beyond it may do better" in proc.stdout
     proc = run_cli("mlp_lm.ngram", "--n", 2, "--smoothing", "add-k")
     assert proc.returncode == 0 and "at an end" not in proc.stdout
+
+
+def test_a_tiny_temperature_is_greedy_not_nan(names):
+    X, Y = names.train
+    kn = KneserNey(3).fit(X, Y, 27)
+    p = kn.next_probs(X[:5], 1e-310)
+    assert np.all(np.isfinite(p)) and np.array_equal(p, kn.next_probs(X[:5], 0.0))

@@ -10,7 +10,7 @@ from mlp_lm import model, optim
 def test_adamw_first_two_steps_by_hand():
     # One decayed weight and one bias, two steps, every number worked out here.
     p = {"W1": np.array([1.0]), "b1": np.array([2.0])}
-    opt = optim.AdamW(weight_decay=0.1, beta1=0.9, beta2=0.99, eps=0.0)
+    opt = optim.AdamW(weight_decay=0.1, beta1=0.9, beta2=0.99, eps=1e-300)  # as good as 0 in these numbers
     opt.step(p, {"W1": np.array([0.5]), "b1": np.array([-0.5])}, lr=0.01)
     # t=1: m = 0.05, v = 0.0025; m_hat = 0.5, v_hat = 0.25; the update is lr * 0.5 / 0.5 = lr * sign(g).
     # W1 first decays: 1 * (1 - 0.01 * 0.1) = 0.999, then 0.999 - 0.01 = 0.989.
@@ -119,3 +119,10 @@ def test_the_building_blocks_refuse_hyperparameters_outside_their_range():
             make()
     with pytest.raises(ValueError, match="weight_decay"):
         model.l2_penalty({"W1": np.ones((2, 2))}, -0.1)  # a negative penalty
+
+
+def test_eps_zero_is_refused_and_a_one_step_cosine_run_trains():
+    with pytest.raises(ValueError, match=r"eps is 0.0, outside its range \(0, inf\)"):
+        optim.AdamW(eps=0.0)  # 0/0 on a coordinate whose gradients were all 0 so far
+    assert optim.learning_rate("cosine", 0.3, 0, 1) == 0.3  # the whole run: at the peak, not the floor (0)
+    assert optim.learning_rate("cosine", 0.3, 1, 2, warmup=1) == 0.0  # one step after warm-up: the last, the floor

@@ -415,6 +415,7 @@ def test_default_run_folders_for_odd_data_file_names(tmp_path, monkeypatch):
     ({"steps": True}, "not a whole number"),
     ({"dtype": "float16"}, "dtype is 'float16'"),
     ({"schedule": "cosine", "warmup": 100}, "--warmup 100"),
+    ({"direct": 1}, "direct is 1, not True or False"),  # trained Wd, then a save load called damaged
 ])
 def test_the_trainer_refuses_a_config_the_command_line_would(change, words):
     # A notebook builds Config and Trainer directly, past the command line's checks: the Trainer asks too.
