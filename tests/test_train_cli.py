@@ -275,6 +275,14 @@ def test_a_run_that_goes_nowhere_is_told_so_and_kept_apart(tmp_path):
     assert (tmp_path / "unconverged" / "model.npz").is_file()
 
 
+def test_a_run_whose_loss_rose_is_told_to_lower_the_learning_rate(tmp_path):
+    # Too short to be called diverged (that needs 100 steps), yet far from learning: the advice was
+    # "a larger --lr", the wrong way.
+    proc = run_cli("mlp_lm.train", *SMALL, "--steps", 20, "--lr", "1e4", "--out", tmp_path)
+    assert proc.returncode == 0 and "went up, not down; try a smaller --lr" in proc.stderr
+    assert "larger --lr" not in proc.stderr
+
+
 def test_a_resumed_run_that_goes_nowhere_finishes_in_its_own_folder(tmp_path, monkeypatch):
     # Interrupted, then resumed to its end with a dev loss no better than uniform: the run is over, and
     # its folder says so (a side folder would leave the interrupted state there, for every resume to redo).
