@@ -91,7 +91,7 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
                     if held:
                         raise held.pop(0)  # the signals that come after it stay for the caller
         except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (cli.Interrupted)
-            print(f"\ninterrupted after {done} steps: saving the model as it is", file=sys.stderr)
+            print(f"\ninterrupted after {done} step{'s' if done != 1 else ''}: saving the model as it is", file=sys.stderr)
             interrupt = e
         except FloatingPointError as e:
             raise Diverged(cfg, f"at step {done + 1} ({e})") from None

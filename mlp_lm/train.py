@@ -122,7 +122,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
     # From before the first step until every file is written, Ctrl-C and SIGTERM are held: the
     # loop honours them between steps and the final evaluation between splits, and one that comes
     # while another is being handled waits too, so no signal can lose the run on its way to disk.
-    trainer = None
+    trainer, interrupt = None, None
     with signals_held() as held:
         try:
             t0 = time.perf_counter()
@@ -140,7 +140,11 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                         break
                     result[f"{name}_loss"] = model.split_loss(params, *getattr(splits, name))
         except FloatingPointError as e:
-            raise UsageError(str(Diverged(cfg, f"in the final evaluation ({e})"))) from None
+            where = f"in the final evaluation ({e})"
+            if interrupt is not None:  # it said it was saving the model: say why it does not
+                n = len(losses)
+                where += f", so the model reached when interrupted after {n} step{'s' if n != 1 else ''} is not worth saving"
+            raise UsageError(str(Diverged(cfg, where))) from None
         except Diverged as e:
             raise UsageError(str(e)) from None
         except KeyboardInterrupt as e:  # raised outright in the evaluation, not signalled: the same as a held signal

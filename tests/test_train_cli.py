@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from mlp_lm import checkpoint, model, optim, progress, sweep, train, train_flags, trainer
+from mlp_lm.cli import UsageError
 from mlp_lm.data import load_splits
 
 from .conftest import NAMES, ROOT, SMALL, run_cli, stop_training_at
@@ -221,6 +222,24 @@ def test_ctrl_c_saves_the_model(tmp_path, monkeypatch, capsys):
     assert metrics["steps"] == 40 and metrics["interrupted"] is True
     checkpoint.load(tmp_path / "model.npz")
     assert "interrupted after 40 steps" in capsys.readouterr().err
+
+
+def test_an_interrupted_run_that_had_diverged_says_why_it_is_not_saved(tmp_path, monkeypatch, capsys):
+    # "saving the model as it is", then "training diverged ... nothing was saved": the second now says why.
+    real = train.model.loss_and_grads
+    calls = {"n": 0}
+
+    def interrupt_at_2(*a, **k):
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(train.model, "loss_and_grads", interrupt_at_2)
+    with pytest.raises(UsageError, match="the model reached when interrupted after 1 step is not worth saving"):
+        train.main([*SMALL, "--steps", "5", "--lr", "1e38", "--init", "lecture", "--out", str(tmp_path / "run")])
+    assert "interrupted after 1 step: saving" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "model.npz").exists()
 
 
 def test_divergence_is_an_error_and_keeps_the_previous_model(tmp_path):
