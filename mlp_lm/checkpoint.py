@@ -15,7 +15,7 @@ import numpy as np
 
 from .atomic import CheckpointError, recover, write_atomic
 from .data import SPLIT_SEED, DataError, Vocab
-from .model import OPTIONAL_PARAMS, PARAM_NAMES, magnitude_problem
+from .model import OPTIONAL_PARAMS, PARAM_NAMES, magnitude_problem, param_shapes
 
 FORMAT = "mlp_lm/1"
 DTYPES = ("float32", "float64")  # what a training computes in (trainer.Config.dtype)
@@ -191,8 +191,7 @@ def check_contents(path, contents, hint, numbers=True):
             raise CheckpointError(f"{path}: parameter {k} has {p.ndim} dimensions, not {1 if k[0] == 'b' else 2}; "
                                   f"the file is damaged or not from mlp_lm")
     E, H = params["C"].shape[1], params["b1"].shape[0]
-    expected = {"C": (V, E), "W1": (T * E, H), "b1": (H,), "W2": (H, V), "b2": (V,), "Wd": (T * E, V)}
-    for k, shape in expected.items():
+    for k, shape in param_shapes(V, T, E, H, direct=True).items():
         if k in params and params[k].shape != shape:
             raise CheckpointError(
                 f"{path}: parameter {k} has shape {params[k].shape}, but the vocabulary ({V} symbols) "

@@ -8,79 +8,19 @@ the final target), so a context holding a 0 holds 0s in every position before it
 Shapes: N training examples, B contexts asked about, V symbols, n the order of the
 model (an n-gram is n - 1 context symbols and the symbol after them).
 
-Contexts become integers without overflow. The id of the length-j context (the last j
-symbols of a row) is the rank of the key  id_{j-1} * V + (the j-th symbol from the end)
-among the keys seen in training, with id_0 = 0 for the empty context. Keys stay below
-N * V whatever n is; the obvious sum of symbol * V**position would overflow int64 for
-V = 20,000 at n = 6. A key splits back into its halves: key // V is the id of the
-context without its leftmost symbol, key % V is that leftmost symbol. An n-gram of a
-length-j context with id h is the key h * V + w. Lookups search the sorted keys.
+Contexts become integers (contexts.py): each context seen in training gets an id, and an
+n-gram of context id h is the key h * V + w in a sorted table.
 """
 import math
 from collections import namedtuple
 
 import numpy as np
 
+from .contexts import Contexts, entries, find, starts
+
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # KenLM's --discount_fallback defaults
 CHUNK_ELEMENTS = 1 << 22  # probs() builds at most this many (row, symbol) entries at a time: 32 MB
 K_GRID = tuple(np.logspace(-3, 0, 13))  # add-k's candidate k: 1e-3 .. 1, four per decade
-
-
-def _find(table, keys, valid):
-    """Position of each key (B,) in the sorted table, -1 where absent or not valid."""
-    if len(table) == 0:  # tiny data can leave an order with no n-grams
-        return np.full(len(keys), -1)
-    pos = np.searchsorted(table, keys).clip(max=len(table) - 1)
-    return np.where(valid & (table[pos] == keys), pos, -1)
-
-
-def _entries(start, ids):
-    """For contexts ids (R,): the table positions of all their n-grams, and which row each is for.
-
-    A table sorted by key keeps each context's n-grams together: context h owns
-    positions start[h] .. start[h+1] - 1.
-    """
-    lo, lens = start[ids], start[ids + 1] - start[ids]  # (R,)
-    row = np.repeat(np.arange(len(ids)), lens)  # (M,)
-    pos = np.arange(lens.sum()) + np.repeat(lo - (np.cumsum(lens) - lens), lens)  # (M,) ranges laid end to end
-    return row, pos
-
-
-def _starts(ctx, num_contexts):
-    """start[h] (H+1,): where context h's n-grams begin in a table sorted by key."""
-    return np.concatenate([[0], np.cumsum(np.bincount(ctx, minlength=num_contexts))])
-
-
-class _Contexts:
-    """Ids of the contexts seen in training, one table of sorted keys per length j = 0 .. n-1."""
-
-    def __init__(self, X, V):  # X (N, n-1)
-        self.V = V
-        self.keys = [np.zeros(1, dtype=np.int64)]  # length 0: the empty context, id 0
-        self.train_ids = [np.zeros(len(X), dtype=np.int64)]  # (N,) per length
-        for j in range(1, X.shape[1] + 1):  # a loop over the context lengths
-            keys, ids = np.unique(self.train_ids[-1] * V + X[:, -j], return_inverse=True)
-            self.keys.append(keys)
-            self.train_ids.append(ids.reshape(-1))
-        self.rest = [None] + [keys // V for keys in self.keys[1:]]  # id of the context without its leftmost symbol
-        self.first = [None] + [keys % V for keys in self.keys[1:]]  # its leftmost symbol
-
-    def leading_boundaries(self, j, h):
-        """How many boundaries (0, 1 or 2 meaning "2 or more") the length-j contexts h (M,) start with."""
-        if j == 0:
-            return np.zeros(len(h), dtype=np.int64)
-        one = self.first[j][h] == 0
-        if j == 1:
-            return one.astype(np.int64)
-        # A boundary is only ever padding, so h[1] = 0 implies h[0] = 0.
-        return one.astype(np.int64) + (self.first[j - 1][self.rest[j][h]] == 0)
-
-    def ids(self, X):
-        """ids[j] (B,): each row's length-j context, -1 where training never saw it."""
-        ids = [np.zeros(len(X), dtype=np.int64)]
-        for j in range(1, len(self.keys)):  # a context's suffix was seen whenever the context was
-            ids.append(_find(self.keys[j], ids[-1] * self.V + X[:, -j], ids[-1] >= 0))
-        return ids
 
 
 class _CountModel:
@@ -215,7 +155,7 @@ class KneserNey(_CountModel):
         X, Y, V = self._check(X, Y, vocab_size)
         if len(Y) == 0:
             raise ValueError("cannot fit a model to no examples")
-        self.V, self.ctx = V, _Contexts(X, V)
+        self.V, self.ctx = V, Contexts(X, V)
         self.orders = [None] * (self.n + 1)  # orders[k]: the order-k table, k = 1 .. n
         self.discounts, self.fallback = np.zeros((self.n, 3)), np.zeros(self.n, dtype=bool)
         upper = None  # the order-(k+1) keys, once that order is counted
@@ -236,7 +176,7 @@ class KneserNey(_CountModel):
             total = np.bincount(h, weights=c, minlength=H)  # (H,) c_k(h); 0 for a left-out context
             gamma = np.bincount(h, weights=Dc, minlength=H) / np.maximum(total, 1)
             gamma[total == 0] = 1.0  # a left-out context passes p_{k-1} through unchanged
-            self.orders[k] = _Order(keys, (c - Dc) / total[h], gamma, _starts(h, H))
+            self.orders[k] = _Order(keys, (c - Dc) / total[h], gamma, starts(h, H))
         return self
 
     def target_probs(self, X, Y):
@@ -246,7 +186,7 @@ class KneserNey(_CountModel):
         p = np.full(len(Y), 1.0 / V)  # p_0: uniform
         for k in range(1, self.n + 1):
             o, h = self.orders[k], ids[k - 1]
-            pos = _find(o.keys, h * V + Y, h >= 0)
+            pos = find(o.keys, h * V + Y, h >= 0)
             found = o.alpha[np.maximum(pos, 0)] if len(o.alpha) else 0.0  # an order can be empty (long n)
             alpha = np.where(pos >= 0, found, 0.0)  # (c - D(c)) / c(h), 0 for an unseen h w
             p = np.where(h >= 0, alpha + o.gamma[h] * p, p)  # an unseen h (id -1) keeps p_{k-1}
@@ -265,7 +205,7 @@ class KneserNey(_CountModel):
             o, h = self.orders[k], ids[k - 1]
             p *= np.where(h >= 0, o.gamma[h], 1.0)[:, None]  # an unseen h (id -1) keeps p_{k-1}
             rows = np.flatnonzero(h >= 0)  # (R,) rows whose context training saw
-            row, pos = _entries(o.start, h[rows])
+            row, pos = entries(o.start, h[rows])
             p[rows[row], o.keys[pos] % self.V] += o.alpha[pos]  # each (row, w) once: fancy += loses nothing
         return p
 
@@ -286,16 +226,16 @@ class AddK(_CountModel):
         X, Y, V = self._check(X, Y, vocab_size)
         if len(Y) == 0:
             raise ValueError("cannot fit a model to no examples")
-        self.V, self.ctx = V, _Contexts(X, V)
+        self.V, self.ctx = V, Contexts(X, V)
         self.keys, self.counts = np.unique(self.ctx.train_ids[-1] * V + Y, return_counts=True)  # c(h w)
         ctx, H = self.keys // V, len(self.ctx.keys[-1])
-        self.total, self.start = np.bincount(ctx, weights=self.counts, minlength=H), _starts(ctx, H)  # c(h)
+        self.total, self.start = np.bincount(ctx, weights=self.counts, minlength=H), starts(ctx, H)  # c(h)
         return self
 
     def target_probs(self, X, Y):
         X, Y, V = self._check(X, Y)
         h = self.ctx.ids(X)[-1]
-        pos = _find(self.keys, h * V + Y, h >= 0)
+        pos = find(self.keys, h * V + Y, h >= 0)
         c = np.where(pos >= 0, self.counts[pos], 0)
         return (c + self.k) / (np.where(h >= 0, self.total[h], 0.0) + self.k * V)
 
@@ -303,7 +243,7 @@ class AddK(_CountModel):
         h = self.ctx.ids(X)[-1]
         p = np.full((len(X), self.V), float(self.k))  # (B, V)
         rows = np.flatnonzero(h >= 0)
-        row, pos = _entries(self.start, h[rows])
+        row, pos = entries(self.start, h[rows])
         p[rows[row], self.keys[pos] % self.V] += self.counts[pos]
         return p / (np.where(h >= 0, self.total[h], 0.0) + self.k * self.V)[:, None]
 

@@ -61,6 +61,12 @@ def init_params(vocab_size, block_size, n_embd, n_hidden, *, direct=False, seed=
     return {k: v.astype(dtype) for k, v in params.items()}
 
 
+def param_shapes(V, T, E, H, direct=False):
+    """{name: shape} of the parameters for these sizes: the table at the top of this module."""
+    shapes = {"C": (V, E), "W1": (T * E, H), "b1": (H,), "W2": (H, V), "b2": (V,)}
+    return {**shapes, "Wd": (T * E, V)} if direct else shapes
+
+
 def num_params(params):
     """Total number of scalars: V*E + T*E*H + H + H*V + V (11,897 for 27, 3, 10, 200), + T*E*V with Wd."""
     return int(sum(p.size for p in params.values()))

@@ -150,10 +150,9 @@ def is_count(a):
 def params_problem(cfg, params, X, Y):
     """What keeps these parameters and examples from training under cfg, or None: the shapes
     and dtype cfg gives the network, and examples of its context length (config_problem first)."""
-    T, E, H = cfg.block_size, cfg.n_embd, cfg.n_hidden
+    T = cfg.block_size
     V = params["C"].shape[0] if "C" in params else None
-    wanted = {"C": (V, E), "W1": (T * E, H), "b1": (H,), "W2": (H, V), "b2": (V,),
-              **({"Wd": (T * E, V)} if cfg.direct else {})}
+    wanted = model.param_shapes(V, T, cfg.n_embd, cfg.n_hidden, cfg.direct)
     if set(params) != set(wanted):
         return f"the parameters are {', '.join(sorted(params))}, not the {', '.join(sorted(wanted))} of this config"
     for name, shape in wanted.items():

@@ -206,17 +206,22 @@ def test_a_training_killed_outright_leaves_no_lock_behind(tmp_path):
     assert not (tmp_path / ".lock").exists()
 
 
-def test_ctrl_c_saves_the_model(tmp_path, monkeypatch, capsys):
+def interrupt_after(steps, monkeypatch):
+    """Ctrl-C as the step after `steps` steps begins (model.loss_and_grads raises it)."""
     real = train.model.loss_and_grads
     calls = {"n": 0}
 
-    def interrupt_at_40(*a, **k):
+    def interrupting(*a, **k):
         calls["n"] += 1
-        if calls["n"] > 40:
+        if calls["n"] > steps:
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(train.model, "loss_and_grads", interrupt_at_40)
+    monkeypatch.setattr(train.model, "loss_and_grads", interrupting)
+
+
+def test_ctrl_c_saves_the_model(tmp_path, monkeypatch, capsys):
+    interrupt_after(40, monkeypatch)
     assert train.main([*SMALL, "--steps", "100", "--out", str(tmp_path)]) == 130
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["steps"] == 40 and metrics["interrupted"] is True
@@ -226,16 +231,7 @@ def test_ctrl_c_saves_the_model(tmp_path, monkeypatch, capsys):
 
 def test_an_interrupted_run_that_had_diverged_says_why_it_is_not_saved(tmp_path, monkeypatch, capsys):
     # "saving the model as it is", then "training diverged ... nothing was saved": the second now says why.
-    real = train.model.loss_and_grads
-    calls = {"n": 0}
-
-    def interrupt_at_2(*a, **k):
-        calls["n"] += 1
-        if calls["n"] > 1:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(train.model, "loss_and_grads", interrupt_at_2)
+    interrupt_after(1, monkeypatch)
     with pytest.raises(UsageError, match="the model reached when interrupted after 1 step is not worth saving"):
         train.main([*SMALL, "--steps", "5", "--lr", "1e38", "--init", "lecture", "--out", str(tmp_path / "run")])
     assert "interrupted after 1 step: saving" in capsys.readouterr().err
