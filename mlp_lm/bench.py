@@ -31,7 +31,8 @@ from . import model, runtime
 from .cli import ArgumentParser, UsageError, int_at_least, positive_float, run, thread_count
 from .data import DEFAULT_DATA, in_checkout, load_splits
 from .jsonout import prepare_json, write_json
-from .trainer import Config, Trainer
+from .config import Config
+from .trainer import Trainer
 
 V, T, E, H = 27, 3, 10, 200
 

@@ -18,7 +18,7 @@ from .data import SPLIT_SEED, DataError, Vocab
 from .model import OPTIONAL_PARAMS, PARAM_NAMES, magnitude_problem, param_shapes
 
 FORMAT = "mlp_lm/1"
-DTYPES = ("float32", "float64")  # what a training computes in (trainer.Config.dtype)
+DTYPES = ("float32", "float64")  # what a training computes in (config.Config.dtype)
 
 
 def save(path, params, vocab, config, state=None):

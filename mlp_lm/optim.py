@@ -14,7 +14,7 @@ from .model import DECAYED
 def check_hyperparameters(**values):
     """Raise ValueError for a hyperparameter outside its range: weight_decay finite and >= 0, eps
     finite and > 0 (at 0 a coordinate whose gradients were all 0 so far gets 0/0), beta1, beta2
-    and decay in [0, 1) (trainer.config_problem checks a whole run's; these are for the building
+    and decay in [0, 1) (config.config_problem checks a whole run's; these are for the building
     blocks used on their own)."""
     ranges = {"weight_decay": ("[0, inf)", lambda v: 0 <= v < math.inf),
               "eps": ("(0, inf)", lambda v: 0 < v < math.inf)}

@@ -11,7 +11,7 @@ from . import metrics
 from .cli import UsageError
 from .data import DEFAULT_DATA
 from .train_flags import parse_args
-from .trainer import PRESETS, Config
+from .config import PRESETS, Config
 
 # name -> (what it shows, train flags). The order is the table's.
 CONFIGS = {

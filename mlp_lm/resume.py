@@ -8,7 +8,8 @@ import numpy as np
 
 from . import checkpoint
 from .cli import UsageError
-from .trainer import PRESETS, Config, config_problem, is_count
+from .config import PRESETS, Config, config_problem
+from .trainer import is_count
 
 
 def resume_point(out):

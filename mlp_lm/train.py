@@ -34,7 +34,8 @@ from .runlock import RunLock
 from .runs import SAVED, check_space, claim_default_out, claim_fresh, prepare_out, save_run_or_rescue
 from .loop import Diverged, train
 from .train_flags import parse_args
-from .trainer import describe_training, memory_needed
+from .config import describe_training
+from .trainer import memory_needed
 
 
 def main(argv=None):

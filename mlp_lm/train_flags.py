@@ -8,7 +8,7 @@ from .cli import (ArgumentParser, UsageError, fraction, non_negative_float, non_
                   positive_int, thread_count)
 from .data import DEFAULT_DATA, in_checkout
 from .optim import SCHEDULES
-from .trainer import PRESETS, Config, config_problem
+from .config import PRESETS, Config, config_problem
 
 DESCRIPTION = "Train the MLP language model on a word list, evaluate it, and sample from it."
 

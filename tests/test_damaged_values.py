@@ -9,7 +9,8 @@ import pytest
 
 from mlp_lm import checkpoint, evaluate, mixture, model, sample, train
 from mlp_lm.runtime import blas_threads
-from mlp_lm.trainer import Config, Trainer
+from mlp_lm.config import Config
+from mlp_lm.trainer import Trainer
 
 from .test_bad_input import assert_one_line_error, call
 

@@ -10,7 +10,7 @@ import math
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from mlp_lm import evaluate, sample, train_flags, trainer
+from mlp_lm import config, evaluate, sample, train_flags
 from mlp_lm.cli import MAX_THREADS, UsageError
 
 # Text a user might type for a number: numbers of every kind, written every way, and junk.
@@ -33,7 +33,7 @@ TRAIN = {
     "--block-size": ("block_size", lambda v: is_whole(v) and v >= 1),
     "--n-embd": ("n_embd", lambda v: is_whole(v) and v >= 1),
     "--n-hidden": ("n_hidden", lambda v: is_whole(v) and v >= 1),
-    "--steps": ("steps", lambda v: is_whole(v) and 1 <= v <= trainer.MAX_STEPS),
+    "--steps": ("steps", lambda v: is_whole(v) and 1 <= v <= config.MAX_STEPS),
     "--batch-size": ("batch_size", lambda v: is_whole(v) and v >= 1),
     "--lr": ("lr", lambda v: math.isfinite(v) and v > 0),
     "--decay-rate": ("decay_rate", lambda v: math.isfinite(v) and v >= 0),
@@ -94,7 +94,7 @@ def test_train_flags_together_keep_the_schedule_consistent(pairs):
     cfg = opts.cfg
     assert cfg.min_lr <= cfg.lr and (cfg.schedule != "cosine" or cfg.warmup < cfg.steps)
     for field, (setting, needed) in train_flags.ONLY_WITH.items():  # no flag is silently ignored
-        assert getattr(cfg, setting) == needed or getattr(cfg, field) == getattr(trainer.Config, field), field
+        assert getattr(cfg, setting) == needed or getattr(cfg, field) == getattr(config.Config, field), field
     for flag, (field, allowed) in TRAIN.items():
         if field not in ("warmup", "min_lr"):  # these two are bounded by other flags, checked above
             assert allowed(getattr(cfg, field)), (argv, field, getattr(cfg, field))

@@ -500,7 +500,7 @@ def test_training_runs_off_the_main_thread():
     import threading
 
     from mlp_lm import data, loop, model
-    from mlp_lm.trainer import Config
+    from mlp_lm.config import Config
     splits = data.load_splits(SMALL[1], 3)
     result, before = {}, signal.getsignal(signal.SIGINT)
 

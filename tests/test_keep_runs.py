@@ -187,7 +187,7 @@ def test_a_model_interrupted_in_its_evaluation_is_saved_even_if_it_cannot_sample
 
 
 def test_the_progress_header_shows_settings_unrounded():
-    from mlp_lm.trainer import Config, describe_training
+    from mlp_lm.config import Config, describe_training
     assert describe_training(Config(ema=0.999999999, emb_dropout=0.08)).endswith("emb-dropout 0.08, ema 0.999999999")
 
 

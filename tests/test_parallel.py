@@ -4,7 +4,8 @@ import pytest
 
 from mlp_lm import layers, model, parallel, runtime
 from mlp_lm.data import load_splits
-from mlp_lm.trainer import Config, Trainer
+from mlp_lm.config import Config
+from mlp_lm.trainer import Trainer
 
 from .conftest import NAMES
 

@@ -9,7 +9,7 @@ import uuid
 import numpy as np
 import pytest
 
-from mlp_lm import checkpoint, model, optim, progress, sweep, train, train_flags, trainer
+from mlp_lm import checkpoint, config, model, optim, progress, sweep, train, train_flags, trainer
 from mlp_lm.cli import UsageError
 from mlp_lm.data import load_splits
 
@@ -71,7 +71,7 @@ def _trained(steps, state=None, batch_size=32):
     """A lecture-model Trainer on the small word list after `steps` steps (from `state` if given)."""
     from mlp_lm import model
     splits = load_splits(SMALL[1], 3)
-    t = trainer.Trainer(trainer.Config(batch_size=batch_size, steps=100), model.init_params(27, 3, 10, 200),
+    t = trainer.Trainer(config.Config(batch_size=batch_size, steps=100), model.init_params(27, 3, 10, 200),
                         *splits.train)
     if state is not None:
         t.load_state(state, steps=0)
@@ -389,9 +389,9 @@ def test_adamw_preset_and_explicit_flags_override_it(tmp_path, capsys):
     opts = train_flags.parse_args(["--preset", "best", "--n-hidden", "64", "--steps", "10"])
     cfg, preset = opts.cfg, opts.preset
     assert preset == "best" and cfg.n_hidden == 64 and cfg.steps == 10
-    assert cfg.optimizer == trainer.PRESETS["best"]["optimizer"] and cfg.block_size == trainer.PRESETS["best"]["block_size"]
+    assert cfg.optimizer == config.PRESETS["best"]["optimizer"] and cfg.block_size == config.PRESETS["best"]["block_size"]
     lecture = train_flags.parse_args([]).cfg
-    assert lecture == trainer.Config()  # the default preset is exactly the lecture's recipe
+    assert lecture == config.Config()  # the default preset is exactly the lecture's recipe
     assert train.main(["--preset", "best", "--n-hidden", "16", "--steps", "30", "--eval-every", "10",
                        "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -404,7 +404,7 @@ def test_help_lists_what_each_preset_sets():
     proc = run_cli("mlp_lm.train", "--help")
     text = " ".join(proc.stdout.split())
     assert proc.returncode == 0 and "lecture: the defaults below" in text
-    for key, value in trainer.PRESETS["best"].items():
+    for key, value in config.PRESETS["best"].items():
         assert f"--{key.replace('_', '-')}" in text.split("best:")[1]
 
 
@@ -442,7 +442,7 @@ def test_default_run_folders_for_odd_data_file_names(tmp_path, monkeypatch):
 ])
 def test_the_trainer_refuses_a_config_the_command_line_would(change, words):
     # A notebook builds Config and Trainer directly, past the command line's checks: the Trainer asks too.
-    cfg = trainer.Config(**{"steps": 100, "n_hidden": 8, **change})
+    cfg = config.Config(**{"steps": 100, "n_hidden": 8, **change})
     X, Y = np.zeros((5, 3), np.int64), np.ones(5, np.int64)
     with pytest.raises(ValueError, match=words):
         trainer.Trainer(cfg, model.init_params(27, 3, 10, 8), X, Y)
@@ -457,4 +457,4 @@ def test_the_trainer_refuses_a_config_the_command_line_would(change, words):
 ])
 def test_the_trainer_refuses_parameters_or_examples_that_do_not_fit_its_config(params, X, words):
     with pytest.raises(ValueError, match=re.escape(words)):
-        trainer.Trainer(trainer.Config(steps=100, n_hidden=8), params, X, np.ones(len(X), np.int64))
+        trainer.Trainer(config.Config(steps=100, n_hidden=8), params, X, np.ones(len(X), np.int64))
