@@ -47,6 +47,9 @@ def writer(params, vocab, config, state=None, check=True):
     """
     arrays = {k: np.asarray(params[k]) for k in (*PARAM_NAMES, *OPTIONAL_PARAMS) if k in params}
     arrays.update({f"state.{k}": np.asarray(v) for k, v in (state or {}).items()})
+    pickled = [k for k, a in arrays.items() if a.dtype.hasobject]  # np.savez would pickle them
+    if pickled:
+        raise ValueError(f"{', '.join(pickled)} would be saved as pickled objects, which a checkpoint never holds")
     arrays["vocab"] = np.array(vocab.itos)  # readable, but numpy drops a trailing NUL from a string ...
     arrays["vocab_codes"] = np.array([ord(c) for c in vocab.itos], dtype=np.int32)  # ... so also exactly
     arrays["config"] = np.array(json.dumps({**config, "format": FORMAT}, sort_keys=True, default=_json_value))

@@ -4,6 +4,7 @@ make sense together and fit the parameters and examples they are given.
 trainer.py runs a Config; train_flags.py builds one from the command line, resume.py from a
 saved run.
 """
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -53,6 +54,19 @@ PRESETS = {
 MAX_STEPS = 10**9  # the loss history alone would need 8 GB past this
 
 
+def plain(cfg):
+    """cfg with numpy scalars as the Python values they are and dtype by its name: a notebook's
+    Config(batch_size=np.int16(32)) would overflow the arithmetic done on it (BLOCK_ENTRIES //
+    batch_size), and np.float32 or np.dtype("float32") for dtype would not save as JSON."""
+    values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+    values = {k: v.item() if isinstance(v, np.generic) else v for k, v in values.items()}
+    try:
+        values["dtype"] = np.dtype(values["dtype"]).name
+    except TypeError:
+        pass  # not a dtype at all: config_problem says so
+    return dataclasses.replace(cfg, **values)
+
+
 def config_problem(cfg):
     """What is wrong with a configuration, or None. The command line has checked each flag's own
     range already and asks only about the settings that bound each other; a configuration read
@@ -79,6 +93,8 @@ def config_problem(cfg):
             return f"{name} is {getattr(cfg, name)}, not in [0, 1)"
     if not isinstance(cfg.direct, bool):  # 1 would train Wd, then save a config the checkpoint calls damaged
         return f"direct is {cfg.direct!r}, not True or False"
+    if not isinstance(cfg.data, str):  # a Path would not save as JSON
+        return f"data is {cfg.data!r}, not a path as text"
     choices = {"init": ("scaled", "lecture"), "optimizer": ("sgd", "adamw"), "schedule": optim.SCHEDULES,
                "dtype": ("float32", "float64")}
     for name, allowed in choices.items():
@@ -127,6 +143,8 @@ def params_problem(cfg, params, X, Y):
         if params[name].shape != shape or params[name].dtype != np.dtype(cfg.dtype):
             return (f"parameter {name} is {params[name].dtype} {params[name].shape}, not the config's "
                     f"{cfg.dtype} {shape}")
+    if not all(np.all(np.isfinite(p)) for p in params.values()):  # else "diverged at step 1": blamed on the lr
+        return "the parameters hold NaN or infinite values"
     if np.ndim(X) != 2 or np.shape(X)[1] != T or np.ndim(Y) != 1 or len(Y) != len(X) or len(Y) == 0:
         return f"the examples are X {np.shape(X)} and Y {np.shape(Y)}, not (N, {T}) and (N,) for some N >= 1"
     return None

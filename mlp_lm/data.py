@@ -149,6 +149,8 @@ def show_symbols(symbols, most=40):
 def build_vocab(items):
     """The boundary, then every character of the data in sorted order (27 symbols for names.txt)."""
     chars = set("".join(items))
+    if "\n" in chars or "\r" in chars:  # read_items ends lines there: a checkpoint could not hold such a symbol
+        raise DataError("an item holds a line break; items are lines of a file, one item per line")
     if BOUNDARY in chars:
         bad = next(i for i, item in enumerate(items) if BOUNDARY in item)
         raise DataError(
@@ -171,7 +173,9 @@ def build_dataset(items, vocab, block_size):
     T = operator.index(block_size)  # a Python int: an np.int32 would overflow the memory estimate below
     if isinstance(items, str):  # its characters would be taken for one-letter items
         raise TypeError("items must be a list of strings, not one string")
-    if not items:
+    if isinstance(items, (set, frozenset, dict)):  # their order, and so the examples', changes from run to run
+        raise TypeError("items must be in a fixed order (a list), not a set")
+    if len(items) == 0:
         return np.zeros((0, T), dtype=np.int64), np.zeros(0, dtype=np.int64)
     lengths = np.fromiter(map(len, items), dtype=np.int64, count=len(items))  # (n,)
     # Symbols to indices all at once: code points, looked up in a table indexed by code point

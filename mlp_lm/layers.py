@@ -161,6 +161,8 @@ def dropout_mask(shape, p, rng, dtype=np.float64):
     """
     if not 0 <= p < 1:  # p = 1 would scale the (no) kept units by 1/0
         raise ValueError(f"the dropout probability must be in [0, 1), got {p!r}")
+    if np.dtype(dtype).kind != "f":  # 1/(1-p) would be truncated to 1
+        raise ValueError(f"a dropout mask is floating point, got dtype {np.dtype(dtype)}")
     if not p:
         return None
     keep = rng.random(shape, dtype=np.float32) >= p  # (B, D) booleans
@@ -171,6 +173,8 @@ def dropout_forward(x, mask):
     """Inputs:  x (B, D); mask (B, D) from dropout_mask, or None for no dropout.
     Returns: out (B, D) = x * mask; cache.
     """
+    if mask is not None and np.shape(mask) != x.shape:  # it would broadcast the output to another shape
+        raise ValueError(f"the dropout mask is {np.shape(mask)}, not x's {x.shape}")
     if mask is not None and x.dtype.kind == "f":  # a float64 mask would turn a float32 network's gradients float64
         mask = np.asarray(mask).astype(x.dtype, copy=False)
     return (x if mask is None else x * mask), mask
@@ -259,6 +263,8 @@ def one_hot(idx, V, dtype):
     idx = np.asarray(idx)
     if idx.ndim != 1:
         raise ValueError(f"idx must be one row of indices (n,), got shape {idx.shape}")
+    if isinstance(V, bool) or not isinstance(V, (int, np.integer)) or V < 1:
+        raise ValueError(f"V must be a whole number of symbols, at least 1, got {V!r}")
     check_indices(idx, V, "idx")
     return _one_hot(idx, V, dtype)
 

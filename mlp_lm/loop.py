@@ -46,6 +46,11 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
     whichever is higher): such a model is junk, not a result.
     """
     trainer = Trainer(cfg, params, *splits.train, threads)
+    cfg = trainer.cfg  # numpy scalars as Python values (config.plain)
+    try:  # the dev set is read at the first evaluation, steps into the run: a bad one is refused now
+        model.check_examples(params, *splits.dev)
+    except ValueError as e:
+        raise ValueError(f"dev: {e}") from None
     # BLAS threads spin while they wait, so they give way while other programs keep a core busy;
     # the threads of a split batch sleep while they wait, and keep working.
     governor = runtime.ThreadGovernor(threads) if follow_load and trainer.split.parts == 1 else None

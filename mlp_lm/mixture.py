@@ -197,6 +197,7 @@ def evaluate(params, sets, train=None, n=None):
     Returns {"mlp": {name_loss}, "ngram", "mix", "mix_loglinear": ..., "lambda", "lambda_loglinear"}.
     """
     T = params["W1"].shape[0] // params["C"].shape[1]
+    sets = {name: (np.asarray(X), np.asarray(Y)) for name, (X, Y) in sets.items()}
     for name, (X, Y) in sets.items():
         if np.ndim(X) != 2 or np.shape(X)[1] < T:
             raise ValueError(f"{name}: X must be contexts (N, at least {T}) for this network, got {np.shape(X)}")

@@ -40,6 +40,7 @@ def init_params(vocab_size, block_size, n_embd, n_hidden, *, direct=False, seed=
     for name, value in (("vocab_size", V), ("block_size", T), ("n_embd", E), ("n_hidden", H)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    V, T, E, H = (int(v) for v in (V, T, E, H))  # an np.int8 size would overflow T * E
     if np.dtype(dtype) not in (np.float32, np.float64):  # integers would truncate the weights to 0s
         raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
     rng = np.random.default_rng(seed)
@@ -248,7 +249,13 @@ def check_examples(params, X, Y):
     of its T, one target each, integer symbol indices in 0..V-1 (numpy would read -1 as the last
     symbol and a (N, 1) Y would broadcast against (N,), both without a word)."""
     V, E = params["C"].shape
-    T = params["W1"].shape[0] // E
+    T, H = params["W1"].shape[0] // E, params["b1"].shape[-1]
+    shapes = param_shapes(V, T, E, H, direct="Wd" in params)
+    odd = [k for k in shapes if np.shape(params.get(k)) != shapes[k]]
+    if odd:  # a (1,) b1 or a W2 of another vocabulary would broadcast into an answer
+        shown = ", ".join(f"{k} {np.shape(params.get(k))}" for k in odd)
+        raise ValueError(f"the parameters do not fit together: {shown} against C {params['C'].shape} and "
+                         f"W1 {params['W1'].shape}")
     if np.ndim(X) != 2 or np.ndim(Y) != 1 or len(X) != len(Y) or np.shape(X)[1] != T:
         raise ValueError(f"X must be (N, {T}) and Y (N,) for the same N, got {np.shape(X)} and {np.shape(Y)}")
     if len(Y) == 0:

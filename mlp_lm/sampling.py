@@ -6,7 +6,7 @@ params)`) and the n-gram models of counting.py both are one.
 """
 import numpy as np
 
-from .data import BOUNDARY, SPLIT_SEED, DataError, differs, read_items_and_digest, split_items
+from .data import BOUNDARY, SPLIT_SEED, DataError, Vocab, differs, read_items_and_digest, split_items
 from .runtime import check_fits
 
 
@@ -38,6 +38,11 @@ def generate_chunks(next_probs, vocab, block_size, n, rng, *, temperature=1.0, t
     for name, value, low in (("n", n, 0), ("rows", 1 if rows is None else rows, 1)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name} must be a whole number of at least {low}, got {value!r}")
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
+        raise ValueError(f"block_size must be a whole number of at least 1, got {block_size!r}")
+    if not isinstance(vocab, Vocab) or not isinstance(prefix, str):
+        raise TypeError("vocab must be a data.Vocab and prefix a string")
+    block_size = int(block_size)  # an np.int8 one would overflow the memory estimate
     if BOUNDARY in prefix:  # it would end the sample before it starts
         raise DataError(f"a prefix must not contain the boundary symbol {BOUNDARY!r}")
     prefix_ids = vocab.encode(prefix)  # raises DataError for unknown symbols

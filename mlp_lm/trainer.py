@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from . import layers, model, optim, parallel, runtime
-from .config import config_problem, params_problem
+from .config import config_problem, params_problem, plain
 
 
 BLOCK = 256  # minibatches of indices drawn at once
@@ -49,7 +49,10 @@ class Trainer:
     """Holds what changes from step to step: parameters, optimiser state, weight average, random streams."""
 
     def __init__(self, cfg, params, X, Y, threads=1):
+        cfg, X, Y = plain(cfg), np.asarray(X), np.asarray(Y)
         problem = config_problem(cfg) or params_problem(cfg, params, X, Y)
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+            problem = problem or f"threads is {threads!r}, not a whole number of at least 1"
         if problem:  # the command line has refused all of these already; a caller of the library may not have
             raise ValueError(problem)
         self.cfg, self.params, self.X, self.Y = cfg, params, X, Y

@@ -127,7 +127,7 @@ def test_build_dataset_matches_the_lectures_loop_on_random_items():
     from hypothesis import given, settings, strategies as st
 
     @settings(max_examples=80, deadline=None)
-    @given(st.lists(st.text(st.characters(blacklist_characters=".", blacklist_categories=("Cs",)), min_size=1,
+    @given(st.lists(st.text(st.characters(blacklist_characters=".\n\r", blacklist_categories=("Cs",)), min_size=1,
                             max_size=12), min_size=1, max_size=20),
            st.integers(1, 9))
     def check(items, T):

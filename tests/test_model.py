@@ -229,3 +229,57 @@ def test_mixture_names_the_set_and_checks_its_chunk_size():
         mixture.evaluate(params, {"dev": (X, Y), "test": (X, Y + 1)})
     with pytest.raises(ValueError, match="chunk_size"):
         mixture.mlp_log_probs(params, X, chunk_size=0)
+
+
+def test_a_notebook_s_odd_but_plausible_choices_are_taken_or_refused_clearly(tmp_path):
+    # From a third hostile round of library use.
+    from mlp_lm import checkpoint, data, layers, loop, mixture
+    from mlp_lm.config import Config
+    from mlp_lm.counting import AddK
+    from mlp_lm.sampling import generate
+    from mlp_lm.trainer import Trainer
+    words = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper", "evelyn", "ella"] * 3
+    vocab = data.build_vocab(words)
+    tr, dv, te = data.split_items(words)
+    splits = data.Splits(vocab, *(data.build_dataset(s, vocab, 3) for s in (tr, dv, te)), (tr, dv, te), "")
+    V = len(vocab)
+    # numpy scalars from np.arange and friends: the Python values they are (np.int16 overflowed)
+    cfg = Config(batch_size=np.int16(32), n_embd=np.int8(10), n_hidden=np.int8(100), steps=np.int64(20),
+                 eval_every=0, dtype=np.float32)
+    trainer, losses, _, _ = loop.train(cfg, splits, model.init_params(V, 3, np.int8(10), np.int8(100)))
+    assert len(losses) == 20 and type(trainer.cfg.batch_size) is int and trainer.cfg.dtype == "float32"
+    checkpoint.save(tmp_path / "m.npz", trainer.params, vocab, vars(trainer.cfg))  # saves as JSON
+    # a dev set of another context length, refused before training, not 2,000 steps in
+    bad = data.Splits(vocab, splits.train, data.build_dataset(dv, vocab, 4), splits.test, (tr, dv, te), "")
+    with pytest.raises(ValueError, match="^dev: "):
+        loop.train(Config(steps=20, eval_every=10, n_hidden=100), bad, model.init_params(V, 3, 10, 100))
+    nan_params = model.init_params(V, 3, 10, 100)
+    nan_params["C"][0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):  # was "diverged at step 1 ... the learning rate"
+        Trainer(Config(n_hidden=100), nan_params, *splits.train)
+    with pytest.raises(ValueError, match="threads"):
+        Trainer(Config(n_hidden=100), model.init_params(V, 3, 10, 100), *splits.train, threads=0)
+    with pytest.raises(data.DataError, match="line break"):
+        data.build_vocab(["isa\nbella", "emma"])  # it trained, then could not be saved
+    with pytest.raises(TypeError, match="fixed order"):
+        data.build_dataset(set(words), vocab, 3)  # the order of a set changes from run to run
+    p = model.init_params(V, 3, 10, 20)
+    other = model.init_params(V + 3, 3, 10, 20)
+    with pytest.raises(ValueError, match="do not fit together"):
+        model.split_loss(dict(p, W2=other["W2"], b2=other["b2"]), *splits.dev)  # was a (V+3)-way softmax
+    assert np.isfinite(mixture.evaluate(p, {"dev": tuple(a.tolist() for a in splits.dev)})["mlp"]["dev_loss"])
+    with pytest.raises(ValueError, match="pickled"):
+        checkpoint.save(tmp_path / "m2.npz", p, vocab, {"block_size": 3}, state={"x": {"a": 1}})
+    with pytest.raises(ValueError, match="k must be positive"):
+        AddK(3, True)
+    with pytest.raises(ValueError, match="floating point"):
+        layers.dropout_mask((2, 3), 0.3, np.random.default_rng(0), np.int64)  # 1/(1-p) truncated to 1
+    with pytest.raises(ValueError, match="dropout mask"):
+        layers.dropout_forward(np.ones((2, 3)), np.ones((4, 2, 3)))  # broadcast the output to (4, 2, 3)
+    with pytest.raises(ValueError, match="V must be"):
+        layers.one_hot([0, 1], 100.5, np.float64)
+    probs = lambda X, t: model.next_probs(p, X, t)  # noqa: E731
+    with pytest.raises(ValueError, match="block_size"):
+        generate(probs, vocab, -1, 2, np.random.default_rng(0))
+    with pytest.raises(TypeError, match="data.Vocab"):
+        generate(probs, vocab.itos, 3, 2, np.random.default_rng(0))
