@@ -6,14 +6,14 @@ saved run.
 """
 import dataclasses
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from . import model, optim
 from .data import DEFAULT_DATA
 
-@dataclass
+
+@dataclasses.dataclass
 class Config:
     data: str = DEFAULT_DATA  # one item per line (the default is found in the checkout from anywhere)
     block_size: int = 3  # T: how many previous symbols the model sees
@@ -58,12 +58,13 @@ def plain(cfg):
     """cfg with numpy scalars as the Python values they are and dtype by its name: a notebook's
     Config(batch_size=np.int16(32)) would overflow the arithmetic done on it (BLOCK_ENTRIES //
     batch_size), and np.float32 or np.dtype("float32") for dtype would not save as JSON."""
+    if not isinstance(cfg, Config):
+        raise TypeError(f"a run's settings are a config.Config, not a {type(cfg).__name__}")
     values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
     values = {k: v.item() if isinstance(v, np.generic) else v for k, v in values.items()}
-    try:
-        values["dtype"] = np.dtype(values["dtype"]).name
-    except TypeError:
-        pass  # not a dtype at all: config_problem says so
+    dtype = values["dtype"]
+    if isinstance(dtype, np.dtype) or (isinstance(dtype, type) and issubclass(dtype, np.generic)):
+        values["dtype"] = np.dtype(dtype).name  # anything else (None, "U5") stays for config_problem to name
     return dataclasses.replace(cfg, **values)
 
 

@@ -218,7 +218,7 @@ class AddK(_CountModel):
 
     def __init__(self, n, k=1.0):
         super().__init__(n)
-        if isinstance(k, bool) or not 0 < k < math.inf:  # k = inf gives inf / inf: every probability NaN
+        if isinstance(k, (bool, np.bool_)) or not 0 < k < math.inf:  # k = inf gives inf / inf: every probability NaN
             raise ValueError(f"k must be positive and finite, got {k!r}")
         self.k = k
 

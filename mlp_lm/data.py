@@ -173,7 +173,7 @@ def build_dataset(items, vocab, block_size):
     T = operator.index(block_size)  # a Python int: an np.int32 would overflow the memory estimate below
     if isinstance(items, str):  # its characters would be taken for one-letter items
         raise TypeError("items must be a list of strings, not one string")
-    if isinstance(items, (set, frozenset, dict)):  # their order, and so the examples', changes from run to run
+    if isinstance(items, (set, frozenset)):  # their order, and so the examples', changes from run to run
         raise TypeError("items must be in a fixed order (a list), not a set")
     if len(items) == 0:
         return np.zeros((0, T), dtype=np.int64), np.zeros(0, dtype=np.int64)

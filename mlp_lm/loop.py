@@ -10,6 +10,7 @@ import numpy as np
 
 from . import model, runtime
 from .cli import UsageError, signals_held
+from .config import plain
 from .progress import Progress
 from .trainer import Trainer
 
@@ -45,12 +46,13 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
     the last DIVERGE_WINDOW steps rises past DIVERGE_FACTOR times where it started (or ln V,
     whichever is higher): such a model is junk, not a result.
     """
+    cfg = plain(cfg)  # numpy scalars as Python values
+    if cfg.eval_every and cfg.eval_every <= cfg.steps:  # dev is read steps into the run: a bad one is refused now
+        try:
+            model.check_examples(params, *splits.dev)
+        except ValueError as e:
+            raise ValueError(f"dev: {e}") from None
     trainer = Trainer(cfg, params, *splits.train, threads)
-    cfg = trainer.cfg  # numpy scalars as Python values (config.plain)
-    try:  # the dev set is read at the first evaluation, steps into the run: a bad one is refused now
-        model.check_examples(params, *splits.dev)
-    except ValueError as e:
-        raise ValueError(f"dev: {e}") from None
     # BLAS threads spin while they wait, so they give way while other programs keep a core busy;
     # the threads of a split batch sleep while they wait, and keep working.
     governor = runtime.ThreadGovernor(threads) if follow_load and trainer.split.parts == 1 else None

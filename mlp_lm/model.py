@@ -245,11 +245,12 @@ def slow_evaluation(rows, V):
 
 
 def check_examples(params, X, Y):
-    """Raise ValueError unless X (N, T) and Y (N,) are N >= 1 examples for this network: contexts
-    of its T, one target each, integer symbol indices in 0..V-1 (numpy would read -1 as the last
-    symbol and a (N, 1) Y would broadcast against (N,), both without a word)."""
+    """Raise ValueError unless the parameters fit together (their shapes, from C and W1) and X (N, T)
+    and Y (N,) are N >= 1 examples for this network: contexts of its T, one target each, integer
+    symbol indices in 0..V-1 (numpy would read -1 as the last symbol and a (N, 1) Y would broadcast
+    against (N,), both without a word)."""
     V, E = params["C"].shape
-    T, H = params["W1"].shape[0] // E, params["b1"].shape[-1]
+    T, H = params["W1"].shape[0] // E, params["W1"].shape[1]
     shapes = param_shapes(V, T, E, H, direct="Wd" in params)
     odd = [k for k in shapes if np.shape(params.get(k)) != shapes[k]]
     if odd:  # a (1,) b1 or a W2 of another vocabulary would broadcast into an answer

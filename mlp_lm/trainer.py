@@ -55,6 +55,7 @@ class Trainer:
             problem = problem or f"threads is {threads!r}, not a whole number of at least 1"
         if problem:  # the command line has refused all of these already; a caller of the library may not have
             raise ValueError(problem)
+        threads = int(threads)
         self.cfg, self.params, self.X, self.Y = cfg, params, X, Y
         # Batches long enough are split in parts, one per thread, each on one BLAS thread
         # (runtime.split_parts); otherwise the threads share the matrix products as BLAS threads.

@@ -283,3 +283,36 @@ def test_a_notebook_s_odd_but_plausible_choices_are_taken_or_refused_clearly(tmp
         generate(probs, vocab, -1, 2, np.random.default_rng(0))
     with pytest.raises(TypeError, match="data.Vocab"):
         generate(probs, vocab.itos, 3, 2, np.random.default_rng(0))
+
+
+def test_the_notebook_checks_at_their_edges(tmp_path):
+    # From the review of the third round's fixes.
+    import types
+    from pathlib import Path
+
+    from mlp_lm import data, loop
+    from mlp_lm.config import Config
+    from mlp_lm.counting import AddK
+    from mlp_lm.sampling import generate
+    from mlp_lm.trainer import Trainer
+    assert model.init_params(27, np.int8(3), np.int8(100), np.int8(10))["W1"].shape == (300, 10)  # not (44, 10)
+    p = model.init_params(5, 3, 2, 4)
+    samples = generate(lambda X, t: model.next_probs(p, X, t), data.Vocab(".abcd"), np.int8(3), 2,
+                       np.random.default_rng(0))
+    assert len(samples) == 2
+    words = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper"] * 3
+    vocab = data.build_vocab(words)
+    train_set = data.build_dataset(words, vocab, 3)
+    no_dev = data.Splits(vocab, train_set, (np.zeros((0, 3), np.int64), np.zeros(0, np.int64)), train_set,
+                         (words, [], words), "")
+    params = model.init_params(len(vocab), 3, 10, 8)
+    assert len(loop.train(Config(steps=5, eval_every=0, n_hidden=8), no_dev, params)[1]) == 5  # dev never read
+    Trainer(Config(n_hidden=8), params, *train_set, threads=np.int64(1))  # threadpoolctl wants a Python int
+    for cfg, words_ in ((Config(n_hidden=8, dtype=None), "dtype is None"),
+                        (Config(n_hidden=8, data=Path("w.txt")), "not a path as text")):
+        with pytest.raises(ValueError, match=words_):
+            Trainer(cfg, params, *train_set)
+    with pytest.raises(TypeError, match="config.Config"):
+        Trainer(types.SimpleNamespace(), params, *train_set)
+    with pytest.raises(ValueError, match="k must be positive"):
+        AddK(3, np.True_)
