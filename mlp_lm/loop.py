@@ -44,7 +44,8 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
 
     Raises Diverged if the loss or any arithmetic overflows, or if the mean training loss of
     the last DIVERGE_WINDOW steps rises past DIVERGE_FACTOR times where it started (or ln V,
-    whichever is higher): such a model is junk, not a result.
+    whichever is higher): such a model is junk, not a result. Raises ValueError, before any step,
+    for what Trainer refuses and for a dev set it cannot evaluate (when it evaluates one).
     """
     cfg = plain(cfg)  # numpy scalars as Python values
     if cfg.eval_every and cfg.eval_every <= cfg.steps:  # dev is read steps into the run: a bad one is refused now

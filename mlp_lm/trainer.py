@@ -46,7 +46,10 @@ def is_count(a):
 
 
 class Trainer:
-    """Holds what changes from step to step: parameters, optimiser state, weight average, random streams."""
+    """Holds what changes from step to step: parameters, optimiser state, weight average, random streams.
+
+    Its cfg is config.plain(cfg), a copy with numpy scalars as Python values; the caller's is untouched.
+    """
 
     def __init__(self, cfg, params, X, Y, threads=1):
         cfg, X, Y = plain(cfg), np.asarray(X), np.asarray(Y)
