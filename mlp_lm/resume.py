@@ -24,9 +24,13 @@ def resume_point(out):
                              f"or is stopped); start one without --resume") from None
         raise
     state = checkpoint.load_state(path)
-    if state is None or "step" not in state:
+    if state is None:
         raise UsageError(f"{path} holds no training state to resume from (it was saved before resuming "
                          f"existed); start a new run")
+    missing = [k for k in ("step", "losses", "devs") if k not in state]
+    if missing:  # a Trainer's state saved from Python, without the loop's part
+        raise UsageError(f"{path} holds a training state without the loop's {', '.join(missing)}, so it cannot be "
+                         f"resumed here (python -m mlp_lm.train saves them); start a new run")
     damaged = f"{path} has a damaged training state or config"
     try:
         cfg = Config(**{f.name: config[f.name] for f in fields(Config)})

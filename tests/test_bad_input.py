@@ -621,3 +621,19 @@ def test_save_never_second_guesses_a_model_s_numbers_and_training_s_save_checks_
     monkeypatch.setattr(checkpoint, "check_contents", lambda *a, **k: (_ for _ in ()).throw(AssertionError("checked")))
     assert train.main([*SMALL, "--steps", "5", "--out", str(tmp_path / "run")]) == 0
     assert (tmp_path / "run" / "model.npz").exists()
+
+
+def test_resume_names_what_a_library_saved_state_lacks(tmp_path):
+    # A notebook saved a Trainer's state() itself: it holds state.* arrays but not the loop's step and losses.
+    from dataclasses import asdict
+
+    from mlp_lm import data, model
+    from mlp_lm.config import Config
+    from mlp_lm.trainer import Trainer
+    splits = data.load_splits(SMALL[1], 3)
+    cfg = Config(data=SMALL[1], steps=10, n_hidden=8)
+    t = Trainer(cfg, model.init_params(len(splits.vocab), 3, 10, 8), *splits.train)
+    t.step(0)
+    checkpoint.save(tmp_path / "model.npz", t.params, splits.vocab, asdict(cfg), state=t.state())
+    with pytest.raises(cli.UsageError, match="without the loop's step, losses, devs"):  # not "before resuming existed"
+        train.main(["--resume", "--out", str(tmp_path)])
