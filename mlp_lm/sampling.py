@@ -126,6 +126,9 @@ class Novelty:
             self.why = "the checkpoint does not record its training data"
             return
         recorded, changed = config.get("data_sha256"), f"the training data {data_path} has changed since training"
+        if not recorded:  # a config written by hand or from a notebook: its data path may not be what it trained on
+            self.why = "the checkpoint does not record its training data's checksum (data_sha256)"
+            return
         try:
             items, sha256 = read_items_and_digest(data_path)
             if recorded and sha256 != recorded:

@@ -140,3 +140,13 @@ def test_a_damaged_newest_model_is_the_only_line(tmp_path, monkeypatch, capsys):
     with pytest.raises(CheckpointError, match="damaged"):
         sample.main([])
     assert capsys.readouterr().err == ""  # no "(sampling from ...)" before the error line
+
+
+def test_novelty_is_not_counted_against_data_the_checkpoint_does_not_vouch_for(tiny_run, tmp_path):
+    # A notebook's checkpoint, saved with Config's default data path but trained on its own words and
+    # without data_sha256, was counted against names.txt.
+    params, vocab, config = checkpoint.load(tiny_run[0] / "model.npz")
+    moved = tmp_path / "model.npz"
+    checkpoint.save(moved, params, vocab, {k: v for k, v in config.items() if k not in ("format", "data_sha256")})
+    proc = run_cli("mlp_lm.sample", "--checkpoint", moved, "-n", 3)
+    assert proc.returncode == 0 and "cannot say which are new" in proc.stderr and "data_sha256" in proc.stderr
