@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from . import model, optim
+from .checks import is_whole
 from .data import DEFAULT_DATA
 
 
@@ -76,7 +77,7 @@ def config_problem(cfg):
                       "seed": 0, "eval_every": 0}
     for name, low in whole_at_least.items():
         value = getattr(cfg, name)
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if not is_whole(value, at_least=-np.inf):
             return f"{name} is {value!r}, not a whole number"
         if value < low:
             return f"{name} is {getattr(cfg, name)}, below {low}"

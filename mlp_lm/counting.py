@@ -16,6 +16,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from .checks import is_whole
 from .contexts import Contexts, entries, find, starts
 
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # KenLM's --discount_fallback defaults
@@ -27,7 +28,7 @@ class _CountModel:
     """What both models share: the argument checks, chunked full distributions, NLL, temperature."""
 
     def __init__(self, n):
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        if not is_whole(n):
             raise ValueError(f"the order n must be a whole number >= 1, got {n!r}")
         self.n = int(n)
         self.V = None
@@ -46,7 +47,7 @@ class _CountModel:
             if self.V is None:
                 raise ValueError("fit the model before asking it for probabilities")
             V = self.V
-        elif isinstance(V, bool) or not isinstance(V, (int, np.integer)) or V < 1:
+        elif not is_whole(V):
             raise ValueError(f"the vocabulary size must be a whole number, at least 1, got {V!r}")
         Y = np.asarray(Y)
         if Y.size and Y.dtype.kind not in "iu":

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .checks import is_whole
 from .runtime import check_fits
 
 BOUNDARY = "."
@@ -168,7 +169,7 @@ def build_dataset(items, vocab, block_size):
     window of T of it (the context) and the symbol after it (the target), starting at one of
     the item's first len(item) + 1 positions.
     """
-    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
+    if not is_whole(block_size):
         raise ValueError(f"block_size must be a whole number, at least 1, got {block_size!r}")
     T = operator.index(block_size)  # a Python int: an np.int32 would overflow the memory estimate below
     if isinstance(items, str):  # its characters would be taken for one-letter items

@@ -33,6 +33,8 @@ import functools
 
 import numpy as np
 
+from .checks import check_indices, is_whole
+
 ONEHOT_MAX = 1 << 20  # embedding_backward builds a one-hot matrix up to this many entries (4 MB in float32)
 IDENTITY_MAX_V = 64  # one-hot rows are taken from a kept identity up to this vocabulary (see _one_hot)
 
@@ -263,7 +265,7 @@ def one_hot(idx, V, dtype):
     idx = np.asarray(idx)
     if idx.ndim != 1:
         raise ValueError(f"idx must be one row of indices (n,), got shape {idx.shape}")
-    if isinstance(V, bool) or not isinstance(V, (int, np.integer)) or V < 1:
+    if not is_whole(V):
         raise ValueError(f"V must be a whole number of symbols, at least 1, got {V!r}")
     check_indices(idx, V, "idx")
     return _one_hot(idx, V, dtype)
@@ -288,19 +290,3 @@ def _identity(V, dtype):
     eye = np.eye(V, dtype=dtype)
     eye.flags.writeable = False
     return eye
-
-
-# --- index checks ----------------------------------------------------------
-
-def check_indices(idx, V, name):
-    """Raise ValueError unless the integer array idx holds symbol indices in 0..V-1.
-
-    numpy would read a negative index as counting from the end (-1: the last symbol) and a
-    bool array as a mask, and give a wrong answer without a word.
-    """
-    if idx.dtype.kind not in "iu":
-        raise ValueError(f"{name} must hold integer symbol indices, got {idx.dtype}")
-    if idx.size:
-        low, high = idx.flat[idx.argmin()], idx.flat[idx.argmax()]  # argmin/argmax: far less overhead than min/max
-        if low < 0 or high >= V:
-            raise ValueError(f"{name} holds symbol indices outside 0..{V - 1} (from {low} to {high})")

@@ -16,6 +16,7 @@ embeddings to the logits; init_params(direct=True) puts them back.
 import numpy as np
 
 from . import layers
+from .checks import check_indices, is_whole
 
 PARAM_NAMES = ("C", "W1", "b1", "W2", "b2")
 OPTIONAL_PARAMS = ("Wd",)
@@ -38,7 +39,7 @@ def init_params(vocab_size, block_size, n_embd, n_hidden, *, direct=False, seed=
     """
     V, T, E, H = vocab_size, block_size, n_embd, n_hidden
     for name, value in (("vocab_size", V), ("block_size", T), ("n_embd", E), ("n_hidden", H)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        if not is_whole(value):
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     V, T, E, H = (int(v) for v in (V, T, E, H))  # an np.int8 size would overflow T * E
     if np.dtype(dtype) not in (np.float32, np.float64):  # integers would truncate the weights to 0s
@@ -262,14 +263,13 @@ def check_examples(params, X, Y):
     if len(Y) == 0:
         raise ValueError("cannot evaluate the loss of an empty split")
     for name, a in (("X", np.asarray(X)), ("Y", np.asarray(Y))):
-        layers.check_indices(a, V, name)
+        check_indices(a, V, name)
 
 
 def check_chunk_size(chunk_size):
     """chunk_size itself if it is None or a whole number of rows >= 1; else ValueError (a range()
     with a step of 0 or less would evaluate no rows at all and report a loss of 0)."""
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer))
-                                   or chunk_size < 1):
+    if chunk_size is not None and not is_whole(chunk_size):
         raise ValueError(f"chunk_size must be a whole number of rows, at least 1, got {chunk_size!r}")
     return chunk_size
 

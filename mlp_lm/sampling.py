@@ -6,6 +6,7 @@ params)`) and the n-gram models of counting.py both are one.
 """
 import numpy as np
 
+from .checks import is_whole
 from .data import BOUNDARY, SPLIT_SEED, DataError, Vocab, differs, read_items_and_digest, split_items
 from .runtime import check_fits
 
@@ -29,16 +30,16 @@ def generate_chunks(next_probs, vocab, block_size, n, rng, *, temperature=1.0, t
                     max_length=64, rows=None):
     """generate(), a chunk of samples at a time: yields (samples, ended) lists of up to `rows` samples
     (by default as many as fit SAMPLE_BYTES), so memory stays bounded however many are asked for."""
-    if top_k is not None and (isinstance(top_k, bool) or not (isinstance(top_k, (int, np.integer)) and top_k >= 1)):
+    if top_k is not None and not is_whole(top_k):
         raise ValueError(f"top_k must be a whole number of at least 1, got {top_k!r}")
-    if not (isinstance(max_length, (int, np.integer)) and max_length >= 1):
+    if not is_whole(max_length):
         raise ValueError(f"max_length must be a whole number of at least 1, got {max_length!r}")
     if isinstance(temperature, bool) or not temperature >= 0:  # a negative one turns it upside down; NaN, NaN
         raise ValueError(f"temperature must be 0 or more, got {temperature!r}")
     for name, value, low in (("n", n, 0), ("rows", 1 if rows is None else rows, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        if not is_whole(value, low):
             raise ValueError(f"{name} must be a whole number of at least {low}, got {value!r}")
-    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
+    if not is_whole(block_size):
         raise ValueError(f"block_size must be a whole number of at least 1, got {block_size!r}")
     if not isinstance(vocab, Vocab) or not isinstance(prefix, str):
         raise TypeError("vocab must be a data.Vocab and prefix a string")

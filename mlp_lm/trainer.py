@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from . import layers, model, optim, parallel, runtime
+from .checks import is_whole
 from .config import config_problem, params_problem, plain
 
 
@@ -54,7 +55,7 @@ class Trainer:
     def __init__(self, cfg, params, X, Y, threads=1):
         cfg, X, Y = plain(cfg), np.asarray(X), np.asarray(Y)
         problem = config_problem(cfg) or params_problem(cfg, params, X, Y)
-        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        if not is_whole(threads):
             problem = problem or f"threads is {threads!r}, not a whole number of at least 1"
         if problem:  # the command line has refused all of these already; a caller of the library may not have
             raise ValueError(problem)
