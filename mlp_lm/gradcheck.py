@@ -266,8 +266,7 @@ def main(argv=None):
     ap.add_argument("--direct", action="store_true", help="with the paper's direct connections Wd")
     ap.add_argument("--dropout", type=fraction, default=0.0, metavar="P",
                     help="a fixed dropout mask with this rate on embcat and h (default 0)")
-    ap.add_argument("--label-smoothing", type=fraction, default=0.0, metavar="EPS",
-                    help="smooth the cross-entropy's targets by this much (default 0)")
+    ap.add_argument("--label-smoothing", type=fraction, default=0.0, metavar="EPS", help="label smoothing eps (default 0)")
     args = ap.parse_args(argv)
     B, T, E, H, V = args.batch_size, args.block_size, args.n_embd, args.n_hidden, args.vocab_size
     if V < 2:
