@@ -24,8 +24,9 @@ def _interrupted_while_starting(signum, frame):
 # a traceback; the command's own handlers (cli.run) take over once it starts. An import from a
 # program or a notebook leaves its handlers alone.
 if sys.argv[:1] == ["-m"]:
-    signal.signal(signal.SIGINT, _interrupted_while_starting)
-    signal.signal(signal.SIGTERM, _interrupted_while_starting)  # else a silent death
+    for _name in ("SIGINT", "SIGTERM", "SIGHUP"):  # cli.STOP_SIGNALS; SIGTERM and SIGHUP would be a silent death
+        if hasattr(signal, _name):
+            signal.signal(getattr(signal, _name), _interrupted_while_starting)
     # OpenBLAS's idle worker threads spin for 2^28 clock ticks (about a tenth of a second) before
     # they sleep, so with two BLAS threads the second core spins through all of a step's
     # single-threaded numpy work (tanh, AdamW's update) and slows it: the best preset's step took

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from . import model, runtime
-from .cli import ArgumentParser, UsageError, int_at_least, positive_float, run, thread_count
+from .cli import ArgumentParser, UsageError, current_directory_gone, int_at_least, positive_float, run, thread_count
 from .data import DEFAULT_DATA, in_checkout, load_splits
 from .jsonout import prepare_json, write_json
 from .config import Config
@@ -101,7 +101,9 @@ def torch_available():
 
 def _spin():  # a busy process: what a browser tab or a compile does to the machine
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler: just stop when told
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the bench, which stops us itself
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C (and a hangup) are for the bench, which stops us itself
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     bench = os.getppid()
     while os.getppid() == bench:  # a bench killed outright (SIGKILL) cannot stop us: we stop with it
         for _ in range(100_000):
@@ -219,7 +221,10 @@ def main(argv=None):
     seconds = args.seconds or (0.05 if args.quick else 1.0)
     sizes = (32, 256) if args.quick else (32, 256, 1024, 4096)
     dtypes = ("float32",) if args.quick else ("float32", "float64")
-    with_torch = torch_available() and not args.no_torch
+    if not args.no_torch and current_directory_gone():  # torch's own libraries end the process there
+        raise UsageError("the current directory no longer exists, and torch cannot load from there; cd to an "
+                         "existing folder, or pass --no-torch")
+    with_torch = not args.no_torch and torch_available()  # --no-torch: not even imported
     splits = load_splits(args.data, T)
     if len(splits.vocab) > V:  # the lecture's model has V rows in C: more symbols would index past them
         raise UsageError(f"--data {args.data} has {len(splits.vocab) - 1} symbols besides the boundary; the bench times "

@@ -1,6 +1,6 @@
-"""What the command-line tools share: one-line errors with exit code 2, flag types, Ctrl-C and SIGTERM
-held or turned into exceptions, output streams whose reader may leave. (The training's progress
-line is progress.py.)"""
+"""What the command-line tools share: one-line errors with exit code 2, flag types, Ctrl-C, SIGTERM
+and SIGHUP held or turned into exceptions, output streams whose reader may leave. (The training's
+progress line is progress.py.)"""
 import argparse
 import math
 import os
@@ -104,8 +104,14 @@ def fraction(text):
     return value
 
 
+# The signals that stop a command, each as an Interrupted exception that a training catches to save
+# its model: Ctrl-C, kill (SIGTERM), and a hangup (SIGHUP: the terminal or the ssh session closed).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+STOP_CODES = tuple(128 + int(s) for s in STOP_SIGNALS)  # the exit codes they end a command with: 130, 143, 129
+
+
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C (SIGINT) or SIGTERM as an exception; .code is the exit status a shell expects, 128 + signal."""
+    """A stop signal (STOP_SIGNALS) as an exception; .code is the exit status a shell expects, 128 + signal."""
 
     def __init__(self, signum=signal.SIGINT):
         super().__init__(signal.Signals(signum).name)
@@ -113,17 +119,26 @@ class Interrupted(KeyboardInterrupt):
 
 
 def _raise_interrupted(signum, frame):
+    if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+        # One is being handled (its except clause, or a finally or with block on the way there,
+        # is running): a second one would cut that handling short with a traceback. The first
+        # already decides how the command ends.
+        return
     raise Interrupted(signum)
 
 
+def _ignore(signum, frame):
+    pass
+
+
 def exit_code(interrupt):
-    """130 for Ctrl-C, 143 for SIGTERM."""
+    """130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP."""
     return getattr(interrupt, "code", 128 + signal.SIGINT)
 
 
 @contextmanager
 def signals_held():
-    """Hold Ctrl-C and SIGTERM until the block is done, so a save is never cut in half.
+    """Hold the stop signals (Ctrl-C, SIGTERM, SIGHUP) until the block is done, so a save is never cut in half.
 
     Yields a list; a signal that arrives meanwhile is recorded there as an
     Interrupted exception instead of being raised. (Python runs signal handlers
@@ -140,7 +155,7 @@ def signals_held():
     def hold(signum, frame):
         held.append(Interrupted(signum))
 
-    previous = {s: signal.signal(s, hold) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, hold) for s in STOP_SIGNALS}
     try:
         yield held
     finally:
@@ -191,8 +206,11 @@ def make_stdout_lossy():
 def run(main, prog, keep_going_without_stdout=False):
     """Call main(); turn the errors a user can fix into one line on stderr and exit code 2.
 
-    Ctrl-C and SIGTERM become Interrupted exceptions, which a command may catch to
-    save its work; anywhere else they end the command with one line and 130 or 143.
+    Ctrl-C, SIGTERM and SIGHUP become Interrupted exceptions, which a command may catch to
+    save its work; anywhere else they end the command with one line and 130, 143 or 129.
+    Once main() is over the command only reports and exits, and from then on a stop signal
+    is ignored: it could only turn the exit into a traceback. (So a caller in the same
+    process, a test, gets its handlers back only by setting them again.)
 
     A reader of stderr that leaves costs the messages, never the work (LossyStream); so does
     one of stdout with keep_going_without_stdout (train: the model is the work, not the
@@ -212,8 +230,8 @@ def run(main, prog, keep_going_without_stdout=False):
         sys.stderr = LossyStream(sys.stderr or open(os.devnull, "w"))
     if keep_going_without_stdout:
         make_stdout_lossy()
-    signal.signal(signal.SIGINT, _raise_interrupted)
-    signal.signal(signal.SIGTERM, _raise_interrupted)
+    for s in STOP_SIGNALS:
+        signal.signal(s, _raise_interrupted)
     try:
         keep_freed_memory()  # a command owns its process: let malloc reuse the step's big blocks
         code = main()
@@ -226,7 +244,7 @@ def run(main, prog, keep_going_without_stdout=False):
         print(f"{end_progress}{prog}: interrupted ({getattr(e, 'args', ['SIGINT'])[0] or 'SIGINT'})", file=sys.stderr)
         code = exit_code(e)
     except (DataError, CheckpointError, UsageError) as e:
-        print(f"{prog}: error: {one_line(e)}{_GONE_HINT if _current_directory_gone() else ''}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(e)}{_GONE_HINT if current_directory_gone() else ''}", file=sys.stderr)
         code = EXIT_BAD_INPUT
     except NotEnoughMemory as e:  # found before the work started, with the sizes in the message
         print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
@@ -239,18 +257,19 @@ def run(main, prog, keep_going_without_stdout=False):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # silence the flush at exit
         code = 0
     except OSError as e:  # a path the file system refuses (too long, a loop), or stdout on a full disk
-        gone = _current_directory_gone()
+        gone = current_directory_gone()
         if e.filename is not None:  # a file the command was given or makes: name it
             print(f"{prog}: error: {one_line(f'cannot use {e.filename}: {e.strerror or e}')}"
                   f"{_GONE_HINT if gone else ''}", file=sys.stderr)
-            sys.exit(EXIT_BAD_INPUT)
-        if gone and isinstance(e, FileNotFoundError):  # looking up where we are failed, not the output
+        elif gone and isinstance(e, FileNotFoundError):  # looking up where we are failed, not the output
             print(f"{prog}: error: the current directory no longer exists; cd to an existing folder and run it "
                   f"again", file=sys.stderr)
-            sys.exit(EXIT_BAD_INPUT)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        print(f"{prog}: error: cannot write the output: {e.strerror or e}", file=sys.stderr)
+        else:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            print(f"{prog}: error: cannot write the output: {e.strerror or e}", file=sys.stderr)
         code = EXIT_BAD_INPUT
+    for s in STOP_SIGNALS:  # the command is over: nothing is left for a signal to stop but the exit itself
+        signal.signal(s, _ignore)
     sys.stdout, sys.stderr = streams
     if errors is not None and hasattr(sys.stdout, "reconfigure"):
         try:
@@ -263,7 +282,7 @@ def run(main, prog, keep_going_without_stdout=False):
 _GONE_HINT = " (the current directory no longer exists, so relative paths lead nowhere: cd to an existing folder)"
 
 
-def _current_directory_gone():
+def current_directory_gone():
     try:
         os.getcwd()
     except FileNotFoundError:

@@ -35,7 +35,7 @@ DIVERGE_FACTOR = 2.0  # a window mean this many times the start (or ln V, if hig
 
 def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=None):
     """Minibatch training. Returns (the Trainer, losses per step, {step: dev loss}, the interrupt
-    that stopped it early or None); Ctrl-C and SIGTERM stop it. resumed: (the Trainer's saved
+    that stopped it early or None); Ctrl-C, SIGTERM and SIGHUP stop it. resumed: (the Trainer's saved
     state, the losses so far, the dev losses so far) to continue a run exactly where it stopped.
     threads: how many each step uses (see Trainer); follow_load: fewer BLAS threads while
     other programs keep a core busy (runtime.ThreadGovernor). held: the list of a caller's
@@ -73,7 +73,7 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
         limit = DIVERGE_FACTOR * max(float(history[0]), math.log(len(splits.vocab)))
     progress = Progress(cfg.steps, start=done)
     interrupt = None
-    # Ctrl-C and SIGTERM are held while a step runs and honoured between steps, so the state
+    # Ctrl-C, SIGTERM and SIGHUP are held while a step runs and honoured between steps, so the state
     # saved is always that of a whole number of steps (a resumed run then matches one in one go);
     # they stay held while the interrupt is handled, so a second one cannot cut that short.
     with signals_held() if held is None else nullcontext(held) as held:
@@ -98,7 +98,7 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
                         governor.tick()
                     if held:
                         raise held.pop(0)  # the signals that come after it stay for the caller
-        except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (cli.Interrupted)
+        except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM or SIGHUP (cli.Interrupted)
             print(f"\ninterrupted after {done} step{'s' if done != 1 else ''}: saving the model as it is", file=sys.stderr)
             interrupt = e
         except FloatingPointError as e:

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from . import checkpoint, mixture, runtime
-from .cli import ArgumentParser, UsageError, exit_code, positive_int, run, signals_held
+from .cli import STOP_CODES, STOP_SIGNALS, ArgumentParser, UsageError, exit_code, positive_int, run, signals_held
 from .counting import KneserNey, choose_k
 from .data import DEFAULT_DATA, digest, in_checkout, load_splits
 from .runs import check_run_place, put_back, set_aside
@@ -38,8 +38,8 @@ NGRAM_ORDERS = range(2, 9)
 def train_run(flags):
     """Run `python -m mlp_lm.train flags` as a user would, and return its exit code.
 
-    A Ctrl-C or SIGTERM that reaches this process is passed on to the training, which
-    saves what it has and exits 130 or 143; we wait for that rather than cut it short,
+    A stop signal (Ctrl-C, SIGTERM, SIGHUP) that reaches this process is passed on to the training,
+    which saves what it has and exits 130, 143 or 129; we wait for that rather than cut it short,
     however many signals come meanwhile.
     """
     proc, forwarded = None, []
@@ -48,7 +48,7 @@ def train_run(flags):
         forwarded.append(signum)
         if proc is not None:
             proc.send_signal(signum)
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, forward) for s in STOP_SIGNALS}
     try:  # forwarding from before the training starts: a signal while it starts is not lost
         proc = subprocess.Popen([sys.executable, "-m", "mlp_lm.train", *flags])
         if forwarded:
@@ -87,7 +87,7 @@ def retrain(out, flags):
                     shutil.rmtree(aside)
                 else:
                     put_back(aside, out)
-            if late and code not in (130, 143):  # a signal while the files moved: stop after them
+            if late and code not in STOP_CODES:  # a signal while the files moved: stop after them
                 code = exit_code(late[0])
     return code, saved
 
@@ -140,7 +140,7 @@ def main(argv=None):
             extra = ["--steps", str(args.steps)] if args.steps else []
             print(f"== {name}: python -m mlp_lm.train {' '.join(flags + extra)}", flush=True)
             code, saved = retrain(out, flags + extra)  # replaces the earlier run once it has saved anything
-            if code in (130, 143):  # Ctrl-C or SIGTERM: stop here, as the training did
+            if code in STOP_CODES:  # Ctrl-C, SIGTERM or SIGHUP: stop here, as the training did
                 print(how_to_finish(args, name, only, runs, docs_wanted, saved), file=sys.stderr)
                 return code
             if code != 0:

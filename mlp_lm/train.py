@@ -120,7 +120,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
 
     check_space(out, cfg, model.num_params(params))  # a run that cannot be saved is not started
     print(describe_training(cfg) + "; " + describe_threads(cfg.batch_size, n_threads))
-    # From before the first step until every file is written, Ctrl-C and SIGTERM are held: the
+    # From before the first step until every file is written, Ctrl-C, SIGTERM and SIGHUP are held: the
     # loop honours them between steps and the final evaluation between splits, and one that comes
     # while another is being handled waits too, so no signal can lose the run on its way to disk.
     trainer, interrupt = None, None

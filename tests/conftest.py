@@ -19,6 +19,20 @@ def run_cli(module, *args, cwd=None):
                           cwd=cwd or ROOT, timeout=120)
 
 
+@pytest.fixture(autouse=True)
+def _stop_signal_handlers_restored():
+    """cli.run leaves the stop signals ignored once its command is over (a process about to exit); a test
+    that calls it in this process gets the handlers it had back for the tests after it."""
+    import signal
+
+    from mlp_lm.cli import STOP_SIGNALS
+    before = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    yield
+    for s, handler in before.items():
+        if handler is not None:
+            signal.signal(s, handler)
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A short training run on the bundled names, shared by the tests that only read its outputs."""

@@ -1,9 +1,12 @@
 """The benchmark runs in its tiny mode, so it cannot rot. Its numbers are never asserted on."""
 import json
+import os
+import subprocess
+import sys
 
 from mlp_lm import bench, runtime
 
-from .conftest import run_cli
+from .conftest import ROOT, run_cli
 
 
 def test_quick_bench_runs_and_writes_its_table(tmp_path):
@@ -178,3 +181,24 @@ def test_cpu_description_names_the_processor_and_its_widest_vectors():
     assert runtime.cpu_description("model name : Xeon\nflags : sse2 avx avx2 fma\n") == "Xeon, AVX2"
     assert runtime.cpu_description("flags : neon\n") == ""  # no name, no x86 vectors: nothing to say
     assert runtime.cpu_description("") == ""
+
+
+def test_no_torch_does_not_even_import_it(monkeypatch, capsys):
+    def imported():
+        raise AssertionError("--no-torch looked for torch")
+    monkeypatch.setattr(bench, "torch_available", imported)
+    assert bench.main(["--quick", "--no-load", "--no-torch", "--seconds", "0.01", "--items", "1000"]) in (0, None)
+    assert "training step, idle machine" in capsys.readouterr().out
+
+
+def test_a_current_directory_deleted_under_the_bench_is_one_line(tmp_path):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", "import os, runpy, sys; os.chdir(sys.argv[1]); os.rmdir(sys.argv[1]); "
+                             "sys.argv = ['bench', '--quick', '--no-load', '--seconds', '0.01', '--items', '1000']; "
+                             "runpy.run_module('mlp_lm.bench', run_name='__main__')", str(gone)],
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and len(err.strip().splitlines()) == 1, err
+    assert "current directory no longer exists" in err and "--no-torch" in err

@@ -32,8 +32,8 @@ def wait_for_training(proc, timeout=60):
     raise AssertionError(f"no progress line within {timeout} s: {line!r}")
 
 
-@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_during_training_saves_the_model(sig, code, tmp_path):
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_signal_during_training_saves_the_model(sig, code, tmp_path):  # SIGHUP: the terminal closed
     proc = start_training(tmp_path)
     wait_for_training(proc)
     proc.send_signal(sig)
@@ -129,6 +129,54 @@ def test_a_second_signal_while_the_first_is_handled_still_saves_the_run(tmp_path
     metrics = json.loads((tmp_path / "metrics.json").read_text())  # saved, not lost
     assert metrics["steps"] == 30 and metrics["interrupted"] is True and metrics["evaluated"] is False
     checkpoint.load(tmp_path / "model.npz")
+
+
+class SignalOnEveryWrite(SignalOnWrite):
+    """A stderr that sends this process a signal with every write: a second Ctrl-C while the first
+    is being reported."""
+
+    def __init__(self, stream, signum=signal.SIGINT):
+        super().__init__(stream, "", signum)
+
+
+class SignalOnLastReconfigure:
+    """A stdout that sends this process a signal when cli.run sets its error handling back, at the
+    very end: a Ctrl-C as the command exits."""
+
+    errors = "strict"
+
+    def __init__(self, stream):
+        self.stream, self.calls = stream, 0
+
+    def reconfigure(self, **kwargs):
+        self.calls += 1
+        if self.calls == 2:  # the first is run()'s own, as it starts
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def test_a_second_signal_while_the_first_is_reported_is_no_traceback(monkeypatch):
+    from mlp_lm import cli
+
+    def main():
+        raise cli.Interrupted(signal.SIGINT)
+
+    stderr = SignalOnEveryWrite(sys.stderr)
+    monkeypatch.setattr(sys, "stderr", stderr)
+    with pytest.raises(SystemExit) as e:  # and not a second Interrupted out of the report
+        cli.run(main, "cmd")
+    assert e.value.code == 130 and stderr.sent >= 1
+
+
+def test_a_signal_as_a_finished_command_exits_is_no_traceback(monkeypatch):
+    from mlp_lm import cli
+    stdout = SignalOnLastReconfigure(sys.stdout)
+    monkeypatch.setattr(sys, "stdout", stdout)
+    with pytest.raises(SystemExit) as e:  # its work is done: the exit is not turned into an Interrupted
+        cli.run(lambda: 0, "cmd")
+    assert e.value.code == 0 and stdout.calls == 2
 
 
 def test_a_second_ctrl_c_during_the_save_waits_for_it(tmp_path, monkeypatch):
