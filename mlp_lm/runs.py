@@ -241,3 +241,37 @@ def put_back(aside, out):
     except OSError:
         print(f"results: some of the earlier run's files could not be put back in {out}; they are in {aside}",
               file=sys.stderr)
+
+
+def recover_set_aside(out):
+    """Finish what a results run killed outright (SIGKILL, a crash) while it retrained the run `out`
+    left behind: the earlier run in a hidden .<name>-earlier-* folder beside `out`, which nothing
+    would otherwise look at again. As retrain would have: if the new training saved a model, the
+    earlier run was to go; if not, the newest one set aside is put back (any older ones had been
+    replaced by it). A folder a training holds right now is left alone: its results run is alive
+    and will do this itself. Returns what was done, for a message, or None."""
+    out = Path(out)
+    if not out.parent.is_dir():
+        return None
+    asides = [d for d in out.parent.glob(f".{out.name}-earlier-*") if d.is_dir() and not d.is_symlink()]
+    if not asides:
+        return None
+    asides.sort(key=lambda d: d.stat().st_mtime, reverse=True)  # the newest first
+    try:
+        out.mkdir(exist_ok=True)
+        with RunLock(out):
+            atomic.recover(out)
+            if (out / "model.npz").exists():  # the retraining saved: the earlier runs were to be removed
+                for aside in asides:
+                    shutil.rmtree(aside)
+                return f"removed the earlier {out.name} run that an unfinished results run had set aside"
+            put_back(asides[0], out)
+            for aside in asides[1:]:
+                shutil.rmtree(aside)
+    except LockBusy:
+        return None
+    except OSError as e:
+        raise UsageError(f"an earlier {out.name} run set aside by a results run that was stopped outright is in "
+                         f"{asides[0]}, and cannot be put back ({e.strerror or e}); move its files into {out}") from None
+    return f"put back the earlier {out.name} run that an unfinished results run had set aside"
+

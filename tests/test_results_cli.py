@@ -399,3 +399,56 @@ def test_only_checks_the_runs_it_reads_back_before_training_any(tmp_path, no_cou
     with pytest.raises(cli.UsageError, match="has no scaled run"):
         results.main(["--only", "lecture", "--steps", "20", "--runs", str(runs)])
     assert trained == []  # refused before training lecture, not after
+
+
+# A results run killed outright (SIGKILL, a crash) while it retrained a run left the earlier run in a
+# hidden folder beside it; the next results run finds it.
+
+def test_an_earlier_run_left_set_aside_by_a_killed_results_run_is_put_back(tmp_path, no_counting, capsys):
+    from mlp_lm import runs as runs_module
+    runs = tmp_path / "runs"
+    fill_runs(runs, steps=300)
+    aside = runs_module.set_aside(runs / "lecture")  # where the kill left it
+    assert aside.is_dir() and not (runs / "lecture" / "metrics.json").exists()
+    assert results.main(["--no-train", "--runs", str(runs)]) in (0, None)  # it had said "never trained there"
+    assert (runs / "lecture" / "metrics.json").is_file() and not aside.exists()
+    assert "results: put back the earlier lecture run" in capsys.readouterr().err
+
+
+def test_an_earlier_run_left_set_aside_after_the_new_one_saved_is_removed(tmp_path):
+    from mlp_lm import runs as runs_module
+    out = tmp_path / "runs" / "lecture"
+    out.mkdir(parents=True)
+    (out / "model.npz").write_text("the earlier model")
+    older = runs_module.set_aside(out)
+    (out / "model.npz").write_text("another earlier model")
+    aside = runs_module.set_aside(out)
+    (out / "model.npz").write_text("the new model")  # the retraining saved before the kill
+    assert "removed" in runs_module.recover_set_aside(out)
+    assert (out / "model.npz").read_text() == "the new model" and not aside.exists() and not older.exists()
+
+
+def test_only_the_newest_run_set_aside_is_put_back(tmp_path):
+    import os
+    from mlp_lm import runs as runs_module
+    out = tmp_path / "runs" / "lecture"
+    out.mkdir(parents=True)
+    (out / "model.npz").write_text("the oldest model")
+    older = runs_module.set_aside(out)
+    os.utime(older, (1, 1))
+    (out / "model.npz").write_text("the newer model")
+    runs_module.set_aside(out)
+    assert "put back" in runs_module.recover_set_aside(out)
+    assert (out / "model.npz").read_text() == "the newer model" and not older.exists()
+
+
+def test_a_run_set_aside_by_a_results_run_still_training_is_left_alone(tmp_path):
+    from mlp_lm import runs as runs_module
+    from mlp_lm.runlock import RunLock
+    out = tmp_path / "runs" / "lecture"
+    out.mkdir(parents=True)
+    (out / "model.npz").write_text("the earlier model")
+    aside = runs_module.set_aside(out)
+    with RunLock(out):  # the training that results started holds the folder
+        assert runs_module.recover_set_aside(out) is None
+    assert (aside / "model.npz").read_text() == "the earlier model" and not (out / "model.npz").exists()
