@@ -50,7 +50,7 @@ def write_atomic(files):
 
     A kill or a crash between 2 and 3 leaves a journal, and recover(folder), which every
     command runs before it reads or writes a run folder, finishes the renames. A kill before
-    2 leaves temporaries, which the next write of the same files removes. The caller must be
+    2 leaves temporaries (its journal's too), which the next write of the same files removes. The caller must be
     the folder's only writer (train holds runlock.RunLock).
     """
     folder = {Path(path).parent for path, _ in files}
@@ -59,8 +59,9 @@ def write_atomic(files):
     folder = folder.pop()
     recover(folder)
     check_save_place(folder, [Path(path).name for path, _ in files])
-    for path, _ in files:  # temporaries of an earlier write of these files that was killed before its commit
-        for stale in folder.glob(f".{glob.escape(Path(path).name)}.*.tmp"):
+    # Temporaries of an earlier write of these files that was killed before its commit, its journal's too
+    for name in [Path(path).name for path, _ in files] + [JOURNAL]:
+        for stale in folder.glob(f".{glob.escape(name)}.*.tmp"):
             stale.unlink(missing_ok=True)
     temps = []
     try:

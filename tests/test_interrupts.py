@@ -254,6 +254,7 @@ def test_a_folder_whose_journal_place_is_taken_is_refused_before_training(tmp_pa
 
 def test_the_next_save_removes_what_a_save_killed_before_its_commit_left(tmp_path):
     (tmp_path / ".model.npz.x1.tmp").write_bytes(b"half a model")
+    (tmp_path / "..commit.json.x2.tmp").write_bytes(b'[[".model.npz.x1.tmp", "model.npz"]]')  # the journal's own
     (tmp_path / ".other.txt.x1.tmp").write_bytes(b"not ours to remove")
     atomic.write_atomic([(tmp_path / "model.npz", lambda f: f.write(b"whole"))])
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.txt.x1.tmp", "model.npz"]
