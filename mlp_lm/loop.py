@@ -18,12 +18,13 @@ from .trainer import Trainer
 class Diverged(Exception):
     """The loss ran away or the arithmetic overflowed: the model is junk, not a result."""
 
-    def __init__(self, cfg, where):
+    def __init__(self, cfg, where, resumed=False):
         p = max(cfg.dropout, cfg.emb_dropout)
         heavy = (f", or less dropout (at {p:g} the units kept are scaled by {1 / (1 - p):,.4g})"
                  if p >= HEAVY_DROPOUT else "")
+        retry = "start a new run with a smaller --lr" if resumed else "try a smaller --lr"  # --resume takes no --lr
         super().__init__(f"training diverged {where}; the learning rate {cfg.lr:g} is too large, "
-                         f"try a smaller --lr{heavy}; nothing was saved")
+                         f"{retry}{heavy}; nothing was saved")
 
 
 HEAVY_DROPOUT = 0.5  # from here on the scale-up of the kept units, 1 / (1 - p), can itself blow the loss up
@@ -89,7 +90,8 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
                         if window > limit:
                             raise Diverged(cfg, f"by step {done}: the training loss averaged {window:.4g} over "
                                                 f"the last {DIVERGE_WINDOW} steps, more than {DIVERGE_FACTOR:g} "
-                                                f"times where it started ({limit / DIVERGE_FACTOR:.4g})")
+                                                f"times where it started ({limit / DIVERGE_FACTOR:.4g})",
+                                           resumed is not None)
                     dev = None
                     if cfg.eval_every and done % cfg.eval_every == 0:
                         dev = devs[done] = model.split_loss(trainer.evaluated, *splits.dev)
@@ -102,7 +104,7 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
             print(f"\ninterrupted after {done} step{'s' if done != 1 else ''}: saving the model as it is", file=sys.stderr)
             interrupt = e
         except FloatingPointError as e:
-            raise Diverged(cfg, f"at step {done + 1} ({e})") from None
+            raise Diverged(cfg, f"at step {done + 1} ({e})", resumed is not None) from None
         finally:
             trainer.split.close()  # the steps are over: let the split's threads go
     return trainer, losses[:done], devs, interrupt

@@ -55,7 +55,9 @@ def main(argv=None):
     check_fits(memory_needed(cfg, len(splits.vocab)),
                f"training (V={len(splits.vocab)} T={cfg.block_size} E={cfg.n_embd} H={cfg.n_hidden}, "
                f"batch {cfg.batch_size}, {cfg.steps:,} steps)",
-               "use smaller sizes (--n-hidden, --n-embd, --block-size, --batch-size, --steps)")
+               "use smaller sizes (--n-hidden, --n-embd, --block-size, --batch-size, --steps)" if resumed is None else
+               "a run this size cannot be resumed here: resume it on a machine with more memory, or start a new "
+               "one with smaller sizes")
     if resumed is not None and splits.sha256 != resumed[3]:
         raise UsageError(f"the training data {cfg.data} has changed since the run in {opts.out} started; "
                          f"a resumed run must see the same data")
@@ -145,7 +147,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             if interrupt is not None:  # it said it was saving the model: say why it does not
                 n = len(losses)
                 where += f", so the model reached when interrupted after {n} step{'s' if n != 1 else ''} is not worth saving"
-            raise UsageError(str(Diverged(cfg, where))) from None
+            raise UsageError(str(Diverged(cfg, where, resumed is not None))) from None
         except Diverged as e:
             raise UsageError(str(e)) from None
         except KeyboardInterrupt as e:  # raised outright in the evaluation, not signalled: the same as a held signal

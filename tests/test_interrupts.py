@@ -575,3 +575,23 @@ def test_a_training_state_written_big_endian_loads_in_this_machine_s_order(tmp_p
                     state={"param.C": np.ones((3, 2), dtype=">f4"), "block_pos": np.array(3, dtype=">i8")})
     state = checkpoint.load_state(path)
     assert state["param.C"].dtype == np.float32 and state["block_pos"].dtype == np.int64  # native: resume compares
+
+
+def test_a_resumed_run_that_diverges_is_told_to_start_anew_not_to_pass_a_flag_resume_refuses(tmp_path, capsys):
+    arrays = resumable_run(tmp_path)
+    config = json.loads(str(arrays["config"]))
+    config["lr"] = 1e4  # a learning rate no run could have trained at, edited in
+    arrays["config"] = np.array(json.dumps(config))
+    np.savez(tmp_path / "model.npz", **arrays)
+    with pytest.raises(UsageError) as e:
+        train.main(["--resume", "--out", str(tmp_path)])
+    assert "start a new run with a smaller --lr" in str(e.value) and "try a smaller" not in str(e.value)
+
+
+def test_a_resumed_run_too_big_for_the_machine_is_not_told_to_pass_size_flags(tmp_path, monkeypatch):
+    from mlp_lm import runtime
+    resumable_run(tmp_path)
+    monkeypatch.setattr(runtime, "available_memory", lambda: 64 << 20)  # the data fits, the evaluation chunk does not
+    with pytest.raises(runtime.NotEnoughMemory) as e:
+        train.main(["--resume", "--out", str(tmp_path)])
+    assert "cannot be resumed here" in str(e.value) and "--batch-size" not in str(e.value)
