@@ -106,6 +106,9 @@ def load(path):
     recover(path.parent)  # a save cut short after its commit is finished first
     hint = "train one with `python -m mlp_lm.train` and pass its model.npz"
     if not path.exists():
+        if path.is_symlink():  # there is a link, but following it leads nowhere
+            raise CheckpointError(f"checkpoint {path} is a link to nothing (a missing file, or links in a loop); "
+                                  f"pass the model.npz itself")
         raise CheckpointError(f"checkpoint not found: {path} ({hint})")
     if path.is_dir():
         raise CheckpointError(f"checkpoint path is a directory: {path} (pass the model.npz inside it)")

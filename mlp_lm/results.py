@@ -230,6 +230,8 @@ def check_flags(args):
     runs = Path(args.runs or in_checkout("runs/results-quick" if args.steps else "runs/results"))
     if runs.exists() and not runs.is_dir():
         raise UsageError(f"--runs {runs} is not a folder; name a folder for the runs (made if missing)")
+    if runs.is_symlink() and not runs.exists():
+        raise UsageError(f"--runs {runs} is a link to nothing (a missing folder, or links in a loop); name the folder itself")
     docs_wanted = args.write_docs or (args.steps is None and args.only is None and not args.no_train)
     if args.docs is not None and not docs_wanted:
         raise UsageError(f"--docs is only written by a full run or with --write-docs, and this command's table "

@@ -184,6 +184,18 @@ def test_sample_rejects_bad_flags(flags, words, good_checkpoint, capsys):
     assert_one_line_error(code, err, *words)
 
 
+@pytest.mark.parametrize("loop", [True, False])
+def test_sample_checkpoint_is_a_link_to_nothing(loop, tmp_path, capsys):
+    link = tmp_path / "model.npz"
+    if loop:
+        (tmp_path / "other.npz").symlink_to(link)
+        link.symlink_to(tmp_path / "other.npz")
+    else:
+        link.symlink_to(tmp_path / "gone.npz")
+    code, err = call(sample, ["--checkpoint", link], capsys)
+    assert_one_line_error(code, err, "is a link to nothing")  # it said "not found", of a file that is there
+
+
 def test_sample_checkpoint_is_a_directory(good_checkpoint, capsys):
     code, err = call(sample, ["--checkpoint", good_checkpoint.parent], capsys)
     assert_one_line_error(code, err, "directory")

@@ -452,3 +452,9 @@ def test_a_run_set_aside_by_a_results_run_still_training_is_left_alone(tmp_path)
     with RunLock(out):  # the training that results started holds the folder
         assert runs_module.recover_set_aside(out) is None
     assert (aside / "model.npz").read_text() == "the earlier model" and not (out / "model.npz").exists()
+
+
+def test_a_runs_folder_that_is_a_link_to_nothing_says_so(tmp_path, no_counting):
+    link = tmp_path / "runs"
+    link.symlink_to(link)  # a loop
+    assert "is a link to nothing" in refusal(["--no-train", "--runs", str(link)])  # it said "never trained there"
