@@ -7,6 +7,12 @@ __version__ = "0.1.0"
 
 BLAS_SPIN_VARIABLE, BLAS_SPIN_DEFAULT = "OPENBLAS_THREAD_TIMEOUT", "18"  # see below
 
+# The stop signals (cli.STOP_SIGNALS) this process started with ignored stay ignored: nohup ignores
+# SIGHUP so that a run outlives the terminal, and a shell ignores SIGINT for a job it puts in the
+# background. Read as the package is first imported, before anything here sets a handler.
+IGNORED_AT_START = frozenset(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                             if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) is signal.SIG_IGN)
+
 
 def _interrupted_while_starting(signum, frame):
     try:
@@ -24,9 +30,9 @@ def _interrupted_while_starting(signum, frame):
 # a traceback; the command's own handlers (cli.run) take over once it starts. An import from a
 # program or a notebook leaves its handlers alone.
 if sys.argv[:1] == ["-m"]:
-    for _name in ("SIGINT", "SIGTERM", "SIGHUP"):  # cli.STOP_SIGNALS; SIGTERM and SIGHUP would be a silent death
-        if hasattr(signal, _name):
-            signal.signal(getattr(signal, _name), _interrupted_while_starting)
+    for _signum in {getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)} - IGNORED_AT_START:
+        signal.signal(_signum, _interrupted_while_starting)  # SIGTERM and SIGHUP would be a silent death
+    del _signum
     # OpenBLAS's idle worker threads spin for 2^28 clock ticks (about a tenth of a second) before
     # they sleep, so with two BLAS threads the second core spins through all of a step's
     # single-threaded numpy work (tanh, AdamW's update) and slows it: the best preset's step took

@@ -9,6 +9,7 @@ import sys
 import threading
 from contextlib import contextmanager
 
+from . import IGNORED_AT_START
 from .checkpoint import CheckpointError
 from .data import DataError
 from .runtime import NotEnoughMemory, available_cores, keep_freed_memory
@@ -106,8 +107,10 @@ def fraction(text):
 
 # The signals that stop a command, each as an Interrupted exception that a training catches to save
 # its model: Ctrl-C, kill (SIGTERM), and a hangup (SIGHUP: the terminal or the ssh session closed).
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-STOP_CODES = tuple(128 + int(s) for s in STOP_SIGNALS)  # the exit codes they end a command with: 130, 143, 129
+# One the process was started with ignored (nohup: SIGHUP) is left ignored (IGNORED_AT_START).
+_ALL_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+STOP_SIGNALS = tuple(s for s in _ALL_STOP_SIGNALS if s not in IGNORED_AT_START)
+STOP_CODES = tuple(128 + int(s) for s in _ALL_STOP_SIGNALS)  # the exit codes they end a command with: 130, 143, 129
 
 
 class Interrupted(KeyboardInterrupt):
@@ -125,10 +128,6 @@ def _raise_interrupted(signum, frame):
         # already decides how the command ends.
         return
     raise Interrupted(signum)
-
-
-def _ignore(signum, frame):
-    pass
 
 
 def exit_code(interrupt):
@@ -208,9 +207,10 @@ def run(main, prog, keep_going_without_stdout=False):
 
     Ctrl-C, SIGTERM and SIGHUP become Interrupted exceptions, which a command may catch to
     save its work; anywhere else they end the command with one line and 130, 143 or 129.
-    Once main() is over the command only reports and exits, and from then on a stop signal
-    is ignored: it could only turn the exit into a traceback. (So a caller in the same
-    process, a test, gets its handlers back only by setting them again.)
+    Once main() is over, returned or raised, the command only reports and exits, and a stop
+    signal from then on ends the process as it ends any program (the signal's default), where
+    an exception could only have turned the report or the exit into a traceback. (So a caller
+    in the same process, a test, must set its own handlers again afterwards.)
 
     A reader of stderr that leaves costs the messages, never the work (LossyStream); so does
     one of stdout with keep_going_without_stdout (train: the model is the work, not the
@@ -234,7 +234,11 @@ def run(main, prog, keep_going_without_stdout=False):
         signal.signal(s, _raise_interrupted)
     try:
         keep_freed_memory()  # a command owns its process: let malloc reuse the step's big blocks
-        code = main()
+        try:
+            code = main()
+        finally:  # the work is done or given up: nothing is left for a signal to interrupt
+            for s in STOP_SIGNALS:
+                signal.signal(s, signal.SIG_DFL)
         sys.stdout.flush()  # inside the try: a full disk under stdout is reported like any error
         lost = getattr(sys.stdout, "error", None)
         if lost is not None and not keep_going_without_stdout and not isinstance(lost, BrokenPipeError):
@@ -268,8 +272,6 @@ def run(main, prog, keep_going_without_stdout=False):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             print(f"{prog}: error: cannot write the output: {e.strerror or e}", file=sys.stderr)
         code = EXIT_BAD_INPUT
-    for s in STOP_SIGNALS:  # the command is over: nothing is left for a signal to stop but the exit itself
-        signal.signal(s, _ignore)
     sys.stdout, sys.stderr = streams
     if errors is not None and hasattr(sys.stdout, "reconfigure"):
         try:
