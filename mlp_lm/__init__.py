@@ -30,9 +30,9 @@ def _interrupted_while_starting(signum, frame):
 # a traceback; the command's own handlers (cli.run) take over once it starts. An import from a
 # program or a notebook leaves its handlers alone.
 if sys.argv[:1] == ["-m"]:
-    for _signum in {getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)} - IGNORED_AT_START:
-        signal.signal(_signum, _interrupted_while_starting)  # SIGTERM and SIGHUP would be a silent death
-    del _signum
+    for _s in {getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)} - IGNORED_AT_START:
+        signal.signal(_s, _interrupted_while_starting)  # SIGTERM and SIGHUP would be a silent death
+    globals().pop("_s", None)  # the loop's name, not the package's
     # OpenBLAS's idle worker threads spin for 2^28 clock ticks (about a tenth of a second) before
     # they sleep, so with two BLAS threads the second core spins through all of a step's
     # single-threaded numpy work (tanh, AdamW's update) and slows it: the best preset's step took

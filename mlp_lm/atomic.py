@@ -50,8 +50,8 @@ def write_atomic(files):
 
     A kill or a crash between 2 and 3 leaves a journal, and recover(folder), which every
     command runs before it reads or writes a run folder, finishes the renames. A kill before
-    2 leaves temporaries (its journal's too), which the next write of the same files removes. The caller must be
-    the folder's only writer (train holds runlock.RunLock).
+    2 leaves temporaries (the journal's too), which the next write of the same files removes.
+    The caller must be the folder's only writer (train holds runlock.RunLock).
     """
     folder = {Path(path).parent for path, _ in files}
     if len(folder) != 1:

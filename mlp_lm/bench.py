@@ -15,6 +15,7 @@ mostly cancels. Numbers from different runs or machines are not comparable.
 Last, data at scale: a generated file of 1,000,000 items is read, encoded and
 split in a fresh process, which reports its time and peak memory.
 """
+import importlib.util
 import multiprocessing
 import os
 import signal
@@ -221,9 +222,9 @@ def main(argv=None):
     seconds = args.seconds or (0.05 if args.quick else 1.0)
     sizes = (32, 256) if args.quick else (32, 256, 1024, 4096)
     dtypes = ("float32",) if args.quick else ("float32", "float64")
-    if not args.no_torch and current_directory_gone():  # torch's own libraries end the process there
-        raise UsageError("the current directory no longer exists, and torch cannot load from there; cd to an "
-                         "existing folder, or pass --no-torch")
+    if not args.no_torch and current_directory_gone() and importlib.util.find_spec("torch") is not None:
+        # torch's own libraries would end the process with a fatal error of theirs (cli.run adds the rest)
+        raise UsageError("torch cannot load while the current directory is gone; pass --no-torch")
     with_torch = not args.no_torch and torch_available()  # --no-torch: not even imported
     splits = load_splits(args.data, T)
     if len(splits.vocab) > V:  # the lecture's model has V rows in C: more symbols would index past them

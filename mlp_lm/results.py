@@ -27,7 +27,7 @@ from . import checkpoint, mixture, runtime
 from .cli import STOP_CODES, STOP_SIGNALS, ArgumentParser, UsageError, exit_code, positive_int, run, signals_held
 from .counting import KneserNey, choose_k
 from .data import DEFAULT_DATA, digest, in_checkout, load_splits
-from .runs import check_run_place, put_back, recover_set_aside, set_aside
+from .aside import check_run_place, put_back, recover_set_aside, results_lock, set_aside
 from .results_table import CONFIGS, MIX_ORDER, read_metrics, render, run_problem, trained_steps
 
 PICTURE_RUN = "embd2"
@@ -131,10 +131,16 @@ def main(argv=None):
     only, runs, docs, docs_wanted = check_flags(args)  # before any work: a bad flag costs nothing
     for name in ([] if args.no_train else [n for n in CONFIGS if n in only]):  # and a run with nowhere to go
         check_run_place(runs / name)
-    for name in CONFIGS:  # a results run killed outright may have left an earlier run set aside
-        done = recover_set_aside(runs / name)
-        if done:
-            print(f"results: {done}", file=sys.stderr)
+    with results_lock(runs, reading_only=args.no_train) as held:
+        for name in CONFIGS if held else ():  # a results run killed outright may have left an earlier run set aside
+            done = recover_set_aside(runs / name)
+            if done:
+                print(f"results: {done}", file=sys.stderr)
+        return make_table(args, only, runs, docs, docs_wanted)
+
+
+def make_table(args, only, runs, docs, docs_wanted):
+    """results' work once its flags are checked and its runs folder is its own: train, count, write."""
     data_sha256 = digest(in_checkout(DEFAULT_DATA))  # the word list every run must be of
     check_read_back([n for n in CONFIGS if args.no_train or n not in only], runs, data_sha256)  # nor a table
     rows = []

@@ -20,8 +20,8 @@ class RunLock:
     so a killed run leaves no lock behind. The file holds the pid, for the refusal's message.
     """
 
-    def __init__(self, out):
-        self.path = Path(out) / LOCK
+    def __init__(self, out, name=LOCK):
+        self.path = Path(out) / name
         self.fd = None
 
     def __enter__(self):

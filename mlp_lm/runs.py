@@ -3,7 +3,7 @@
 A run folder holds model.npz (with the training state to resume from, read back by resume.py),
 metrics.json and loss.csv. Without --out each run gets a new folder; a lock file (runlock.py) keeps
 two trainings out of one folder; a run the folder cannot take is rescued to the temporary directory;
-results sets an earlier run aside while it retrains it; sample finds the newest run.
+sample finds the newest run. (results' handling of the run folders it retrains is aside.py.)
 """
 import errno
 import itertools
@@ -11,7 +11,6 @@ import os
 import re
 import shlex
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -189,89 +188,3 @@ def save_run(out, params, vocab, config, state, summary, losses, devs):
             (out / name).unlink(missing_ok=True)
         except OSError:  # a folder of that name, say: not ours, and the run is saved
             pass
-
-
-def check_run_place(out):
-    """UsageError unless the results run folder `out` is a folder or nothing at all (not a file, not
-    a link to nothing): asked of every run before results trains the first."""
-    out = Path(out)
-    if (out.exists() and not out.is_dir()) or (out.is_symlink() and not out.exists()):
-        raise UsageError(f"{out} is not a folder, and the run {out.name} goes there; move it away or pass "
-                         f"another --runs")
-
-
-def set_aside(out):
-    """Move the earlier run's files out of the run folder `out` into a new hidden folder beside it
-    (.<name>-earlier-*), and return that folder; None if there was nothing to move. If a file
-    cannot be moved, those already moved go back and the error says so."""
-    out = Path(out)
-    check_run_place(out)
-    if not out.is_dir():
-        return None  # nothing there yet
-    with RunLock(out):  # another training writing there: say so rather than pull its files away
-        atomic.recover(out)  # a save cut short after its commit: finish it, then move it whole
-        earlier = [item for item in out.iterdir() if item.name in RUN_FILES
-                   or (kept_apart(item.name) and item.is_dir() and not item.is_symlink())]
-        if not earlier:
-            return None
-        aside = None
-        try:
-            aside = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-earlier-"))
-            for item in earlier:
-                item.rename(aside / item.name)
-        except OSError as e:
-            if aside is not None:
-                put_back(aside, out)
-            raise UsageError(f"cannot move the earlier run in {out} aside to retrain it ({e.strerror or e}), "
-                             f"so it stays as it was; pass a --runs folder this program can write to") from None
-    return aside
-
-
-def put_back(aside, out):
-    """Move the earlier run's files from `aside` back into `out`, where nothing of the same name
-    has come since, and remove `aside` if that empties it (else say where the rest is)."""
-    for item in aside.iterdir():
-        if not (out / item.name).exists() and not (out / item.name).is_symlink():
-            try:
-                item.rename(out / item.name)
-            except OSError:
-                pass
-    try:
-        aside.rmdir()
-    except OSError:
-        print(f"results: some of the earlier run's files could not be put back in {out}; they are in {aside}",
-              file=sys.stderr)
-
-
-def recover_set_aside(out):
-    """Finish what a results run killed outright (SIGKILL, a crash) while it retrained the run `out`
-    left behind: the earlier run in a hidden .<name>-earlier-* folder beside `out`, which nothing
-    would otherwise look at again. As retrain would have: if the new training saved a model, the
-    earlier run was to go; if not, the newest one set aside is put back (any older ones had been
-    replaced by it). A folder a training holds right now is left alone: its results run is alive
-    and will do this itself. Returns what was done, for a message, or None."""
-    out = Path(out)
-    if not out.parent.is_dir():
-        return None
-    asides = [d for d in out.parent.glob(f".{out.name}-earlier-*") if d.is_dir() and not d.is_symlink()]
-    if not asides:
-        return None
-    asides.sort(key=lambda d: d.stat().st_mtime, reverse=True)  # the newest first
-    try:
-        out.mkdir(exist_ok=True)
-        with RunLock(out):
-            atomic.recover(out)
-            if (out / "model.npz").exists():  # the retraining saved: the earlier runs were to be removed
-                for aside in asides:
-                    shutil.rmtree(aside)
-                return f"removed the earlier {out.name} run that an unfinished results run had set aside"
-            put_back(asides[0], out)
-            for aside in asides[1:]:
-                shutil.rmtree(aside)
-    except LockBusy:
-        return None
-    except OSError as e:
-        raise UsageError(f"an earlier {out.name} run set aside by a results run that was stopped outright is in "
-                         f"{asides[0]}, and cannot be put back ({e.strerror or e}); move its files into {out}") from None
-    return f"put back the earlier {out.name} run that an unfinished results run had set aside"
-

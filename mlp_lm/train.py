@@ -217,10 +217,11 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")
     if futile:
         tail = losses[-min(len(losses), 100):]  # the last steps' minibatch losses, against the first's
+        retry = "start a new run with" if resumed else "try"  # --resume takes none of these flags
         advice = ("the model learned its training items by heart and nothing that carries over to new ones; "
-                  "use more data, fewer --steps or a smaller model" if result["train_loss"] < 0.9 * math.log(V)
-                  else "the training loss went up, not down; try a smaller --lr" if float(np.mean(tail)) > 1.05 * losses[0]
-                  else "training did not get anywhere; try a larger --lr or more --steps")
+                  f"{retry} more data, fewer --steps or a smaller model" if result["train_loss"] < 0.9 * math.log(V)
+                  else f"the training loss went up, not down; {retry} a smaller --lr" if float(np.mean(tail)) > 1.05 * losses[0]
+                  else f"training did not get anywhere; {retry} a larger --lr or more --steps")
         print(f"warning: the dev loss is no better than ln {V} = {math.log(V):.2f}, the loss of a uniform "
               f"guess: {advice}", file=sys.stderr)
     print("samples:", ", ".join(shown(samples, ended)))

@@ -1,4 +1,5 @@
 """The benchmark runs in its tiny mode, so it cannot rot. Its numbers are never asserted on."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -200,5 +201,8 @@ def test_a_current_directory_deleted_under_the_bench_is_one_line(tmp_path):
                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 2 and len(err.strip().splitlines()) == 1, err
+    if importlib.util.find_spec("torch") is None:  # nothing to load: the bench runs without it
+        assert proc.returncode == 0 and "training step, idle machine" in out, err
+        return
+    assert proc.returncode == 2 and len(err.strip().splitlines()) == 1, err  # not torch's own fatal error
     assert "current directory no longer exists" in err and "--no-torch" in err

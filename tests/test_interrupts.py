@@ -612,3 +612,18 @@ def test_a_resumed_run_too_big_for_the_machine_is_not_told_to_pass_size_flags(tm
     with pytest.raises(runtime.NotEnoughMemory) as e:
         train.main(["--resume", "--out", str(tmp_path)])
     assert "cannot be resumed here" in str(e.value) and "--batch-size" not in str(e.value)
+
+
+def test_a_resumed_run_that_gets_nowhere_is_told_to_start_anew(tmp_path, capsys):
+    assert train.main([*SMALL, "--steps", "200", "--lr", "1e-7", "--init", "lecture", "--eval-every", "0",
+                       "--out", str(tmp_path)]) == 0
+    with np.load(tmp_path / "model.npz", allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    config = json.loads(str(arrays["config"]))
+    config["steps"] = 300  # as if stopped after 200 of 300
+    arrays["config"] = np.array(json.dumps(config))
+    np.savez(tmp_path / "model.npz", **arrays)
+    capsys.readouterr()
+    assert train.main(["--resume", "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "did not get anywhere; start a new run with a larger --lr or more --steps" in err, err

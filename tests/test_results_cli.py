@@ -405,10 +405,10 @@ def test_only_checks_the_runs_it_reads_back_before_training_any(tmp_path, no_cou
 # hidden folder beside it; the next results run finds it.
 
 def test_an_earlier_run_left_set_aside_by_a_killed_results_run_is_put_back(tmp_path, no_counting, capsys):
-    from mlp_lm import runs as runs_module
+    from mlp_lm import aside as aside_module
     runs = tmp_path / "runs"
     fill_runs(runs, steps=300)
-    aside = runs_module.set_aside(runs / "lecture")  # where the kill left it
+    aside = aside_module.set_aside(runs / "lecture")  # where the kill left it
     assert aside.is_dir() and not (runs / "lecture" / "metrics.json").exists()
     assert results.main(["--no-train", "--runs", str(runs)]) in (0, None)  # it had said "never trained there"
     assert (runs / "lecture" / "metrics.json").is_file() and not aside.exists()
@@ -416,41 +416,41 @@ def test_an_earlier_run_left_set_aside_by_a_killed_results_run_is_put_back(tmp_p
 
 
 def test_an_earlier_run_left_set_aside_after_the_new_one_saved_is_removed(tmp_path):
-    from mlp_lm import runs as runs_module
+    from mlp_lm import aside as aside_module
     out = tmp_path / "runs" / "lecture"
     out.mkdir(parents=True)
     (out / "model.npz").write_text("the earlier model")
-    older = runs_module.set_aside(out)
+    older = aside_module.set_aside(out)
     (out / "model.npz").write_text("another earlier model")
-    aside = runs_module.set_aside(out)
+    aside = aside_module.set_aside(out)
     (out / "model.npz").write_text("the new model")  # the retraining saved before the kill
-    assert "removed" in runs_module.recover_set_aside(out)
+    assert "removed" in aside_module.recover_set_aside(out)
     assert (out / "model.npz").read_text() == "the new model" and not aside.exists() and not older.exists()
 
 
 def test_only_the_newest_run_set_aside_is_put_back(tmp_path):
     import os
-    from mlp_lm import runs as runs_module
+    from mlp_lm import aside as aside_module
     out = tmp_path / "runs" / "lecture"
     out.mkdir(parents=True)
     (out / "model.npz").write_text("the oldest model")
-    older = runs_module.set_aside(out)
+    older = aside_module.set_aside(out)
     os.utime(older, (1, 1))
     (out / "model.npz").write_text("the newer model")
-    runs_module.set_aside(out)
-    assert "put back" in runs_module.recover_set_aside(out)
+    aside_module.set_aside(out)
+    assert "put back" in aside_module.recover_set_aside(out)
     assert (out / "model.npz").read_text() == "the newer model" and not older.exists()
 
 
 def test_a_run_set_aside_by_a_results_run_still_training_is_left_alone(tmp_path):
-    from mlp_lm import runs as runs_module
+    from mlp_lm import aside as aside_module
     from mlp_lm.runlock import RunLock
     out = tmp_path / "runs" / "lecture"
     out.mkdir(parents=True)
     (out / "model.npz").write_text("the earlier model")
-    aside = runs_module.set_aside(out)
+    aside = aside_module.set_aside(out)
     with RunLock(out):  # the training that results started holds the folder
-        assert runs_module.recover_set_aside(out) is None
+        assert aside_module.recover_set_aside(out) is None
     assert (aside / "model.npz").read_text() == "the earlier model" and not (out / "model.npz").exists()
 
 
@@ -458,3 +458,44 @@ def test_a_runs_folder_that_is_a_link_to_nothing_says_so(tmp_path, no_counting):
     link = tmp_path / "runs"
     link.symlink_to(link)  # a loop
     assert "is a link to nothing" in refusal(["--no-train", "--runs", str(link)])  # it said "never trained there"
+
+
+def test_an_earlier_run_half_put_back_is_put_back_whole_not_removed(tmp_path):
+    from mlp_lm import aside as aside_module
+    out = tmp_path / "runs" / "lecture"
+    out.mkdir(parents=True)
+    (out / "model.npz").write_text("the earlier model")
+    (out / "metrics.json").write_text("the earlier metrics")
+    aside = aside_module.set_aside(out)
+    (aside / "model.npz").rename(out / "model.npz")  # a put_back killed half-way: the model is back, not the rest
+    assert "put back" in aside_module.recover_set_aside(out)  # a model.npz there is not proof of a new run
+    assert (out / "metrics.json").read_text() == "the earlier metrics" and not aside.exists()
+    assert (out / "model.npz").read_text() == "the earlier model"
+
+
+def test_a_second_results_run_in_the_same_runs_folder_is_refused(tmp_path, no_counting):
+    from mlp_lm import aside as aside_module
+    runs = tmp_path / "runs"
+    fill_runs(runs, steps=300)
+    with aside_module.results_lock(runs):  # another results run, working there
+        message = refusal(["--no-train", "--runs", str(runs)])
+    assert message.startswith(f"another results run is working in {runs}")
+    assert results.main(["--no-train", "--runs", str(runs)]) == 0  # once it is done
+
+
+def test_no_train_reads_a_runs_folder_it_cannot_write(tmp_path, no_counting, monkeypatch):
+    from mlp_lm import aside as aside_module
+    runs = tmp_path / "runs"
+    fill_runs(runs, steps=300)
+
+    def unwritable(self):
+        raise UsageError(f"cannot write to {runs}")
+    monkeypatch.setattr(aside_module.RunLock, "__enter__", unwritable)
+    assert results.main(["--no-train", "--runs", str(runs)]) == 0  # the table goes to runs: what the user asked
+    assert "cannot write to" in refusal(["--runs", str(runs), "--steps", "10", "--only", "lecture"])
+
+
+def test_a_runs_folder_that_is_a_link_to_a_missing_folder_says_so(tmp_path, no_counting):
+    link = tmp_path / "runs"
+    link.symlink_to(tmp_path / "gone")
+    assert "is a link to nothing" in refusal(["--no-train", "--runs", str(link)])
