@@ -59,7 +59,12 @@ def set_aside(out):
     check_run_place(out)
     if not out.is_dir():
         return None  # nothing there yet
-    with RunLock(out):  # another training writing there: say so rather than pull its files away
+    try:
+        lock = RunLock(out).__enter__()  # another training writing there: say so rather than pull its files away
+    except LockBusy:
+        raise UsageError(f"a training is writing to {out} (one started by hand, or left running by a results run "
+                         f"that was killed); wait for it to finish, or pass another --runs") from None
+    with lock:
         atomic.recover(out)  # a save cut short after its commit: finish it, then move it whole
         earlier = [item for item in out.iterdir() if item.name in RUN_FILES
                    or (kept_apart(item.name) and item.is_dir() and not item.is_symlink())]
@@ -101,8 +106,8 @@ def recover_set_aside(out):
     would otherwise look at again. As retrain would have, newest first: a folder set aside before
     `out` got the model.npz it holds (the retraining saved) goes; otherwise its files are put back
     where nothing of their name has come since (the model.npz there may be one put back already).
-    The caller holds the runs folder's RESULTS_LOCK, so no results run that set one aside is alive;
-    a folder a training holds now is left alone. Returns what was done, for a message, or None."""
+    The caller holds the runs folder's RESULTS_LOCK, so no results run that set one aside is alive; a
+    training still writing to `out` is refused (UsageError). Returns what was done, for a message, or None."""
     out = Path(out)
     if not out.parent.is_dir():
         return None
@@ -122,8 +127,10 @@ def recover_set_aside(out):
                 else:
                     put_back(aside, out)
                     done.add("put back")
-    except LockBusy:
-        return None
+    except LockBusy:  # no results run is alive (the caller holds RESULTS_LOCK): a training of its, left running
+        raise UsageError(f"a training is writing to {out} (left running by a results run that was killed?), and "
+                         f"the earlier {out.name} run is set aside beside it in {out.parent}; wait for the training "
+                         f"to finish, then run results again") from None
     except OSError as e:
         raise UsageError(f"an earlier {out.name} run that a results run stopped outright had set aside is in "
                          f"{out.parent} (.{out.name}-earlier-*), and cannot be put back ({e.strerror or e}); "

@@ -1,6 +1,6 @@
 """What the command-line tools share: one-line errors with exit code 2, flag types, Ctrl-C, SIGTERM
-and SIGHUP held or turned into exceptions, output streams whose reader may leave. (The training's
-progress line is progress.py.)"""
+and SIGHUP held or turned into exceptions. (Output streams whose reader may leave are streams.py;
+the training's progress line is progress.py.)"""
 import argparse
 import math
 import os
@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 from . import IGNORED_AT_START
 from .checkpoint import CheckpointError
+from .streams import LossyStream, make_stdout_lossy
 from .data import DataError
 from .runtime import NotEnoughMemory, available_cores, keep_freed_memory
 
@@ -121,7 +122,12 @@ class Interrupted(KeyboardInterrupt):
         self.code = 128 + int(signum)
 
 
+_command = {"over": False}  # set by run() the moment its command's main() has returned or raised
+
+
 def _raise_interrupted(signum, frame):
+    if _command["over"]:  # only the report and the exit are left, and the handlers are being reset
+        return
     if isinstance(sys.exc_info()[1], KeyboardInterrupt):
         # One is being handled (its except clause, or a finally or with block on the way there,
         # is running): a second one would cut that handling short with a traceback. The first
@@ -162,46 +168,6 @@ def signals_held():
             signal.signal(s, handler)
 
 
-class LossyStream:
-    """A text stream whose reader may leave (`2>&1 | head`, a pager quit): from the first write
-    that finds the pipe broken on, the writes go nowhere and the program carries on. Messages
-    are worth less than the work they report on, so losing them must not lose a training."""
-
-    def __init__(self, stream):
-        self.stream = stream
-        self.error = None  # the OSError that lost the stream, if one did
-
-    def _lose(self, error):
-        self.error = self.error or error
-        try:  # anything else writing to the descriptor (a C library's warning, the exit's flush) too
-            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
-        except (OSError, ValueError):
-            pass
-        self.stream = open(os.devnull, "w")
-
-    def write(self, text):
-        try:
-            return self.stream.write(text)
-        except OSError as e:  # a reader gone (EPIPE), or a stream on a full disk (ENOSPC) or a dead device
-            self._lose(e)
-            return len(text)
-
-    def flush(self):
-        try:
-            self.stream.flush()
-        except OSError as e:
-            self._lose(e)
-
-    def __getattr__(self, name):  # isatty, fileno, encoding, ...: the stream's own
-        return getattr(self.stream, name)
-
-
-def make_stdout_lossy():
-    """A reader of stdout that leaves costs the output from here on, never the work (LossyStream)."""
-    if not isinstance(sys.stdout, LossyStream):
-        sys.stdout = LossyStream(sys.stdout)
-
-
 def run(main, prog, keep_going_without_stdout=False):
     """Call main(); turn the errors a user can fix into one line on stderr and exit code 2.
 
@@ -230,13 +196,15 @@ def run(main, prog, keep_going_without_stdout=False):
         sys.stderr = LossyStream(sys.stderr or open(os.devnull, "w"))
     if keep_going_without_stdout:
         make_stdout_lossy()
-    for s in STOP_SIGNALS:
-        signal.signal(s, _raise_interrupted)
+    _command["over"] = False
     try:
+        for s in STOP_SIGNALS:  # inside the try: a signal between two of these is already one line
+            signal.signal(s, _raise_interrupted)
         keep_freed_memory()  # a command owns its process: let malloc reuse the step's big blocks
         try:
             code = main()
         finally:  # the work is done or given up: nothing is left for a signal to interrupt
+            _command["over"] = True  # first, before any call in which a pending handler could run
             for s in STOP_SIGNALS:
                 signal.signal(s, signal.SIG_DFL)
         sys.stdout.flush()  # inside the try: a full disk under stdout is reported like any error
@@ -272,6 +240,9 @@ def run(main, prog, keep_going_without_stdout=False):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             print(f"{prog}: error: cannot write the output: {e.strerror or e}", file=sys.stderr)
         code = EXIT_BAD_INPUT
+    _command["over"] = True  # again, for a signal that came before main() started
+    for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_DFL)
     sys.stdout, sys.stderr = streams
     if errors is not None and hasattr(sys.stdout, "reconfigure"):
         try:

@@ -7,7 +7,8 @@ import stat
 from pathlib import Path
 
 from .atomic import write_temporary
-from .cli import UsageError, make_stdout_lossy
+from .cli import UsageError
+from .streams import make_stdout_lossy
 
 
 JSON_MARK = {"written_by": "mlp_lm --json"}  # in every --json file, so a later --json knows it may replace it

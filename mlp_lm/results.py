@@ -75,20 +75,22 @@ def retrain(out, flags):
     earlier run is moved aside first; once the new one has saved anything it is removed, and if
     the new one saved nothing (train refused its flags, or was stopped before it began) it is put back.
     """
-    with signals_held() as held:  # a Ctrl-C while files move waits until they have moved
+    # From the set-aside to the put-back a signal waits (train_run passes one on to the training),
+    # so that nothing can come between the two.
+    with signals_held() as held:
         aside = set_aside(out)
-    try:
-        code = exit_code(held[0]) if held else train_run(flags + ["--out", str(out), "--force"])
-    finally:  # whatever happened, the earlier run is removed or put back, never left hidden
-        saved = (out / "model.npz").exists()  # only the new run can have put one there
-        if aside is not None:
-            with signals_held() as late:
+        code = None
+        try:
+            code = exit_code(held[0]) if held else train_run(flags + ["--out", str(out), "--force"])
+        finally:  # whatever happened, the earlier run is removed or put back, never left hidden
+            saved = (out / "model.npz").exists()  # only the new run can have put one there
+            if aside is not None:
                 if saved:
                     shutil.rmtree(aside)
                 else:
                     put_back(aside, out)
-            if late and code not in STOP_CODES:  # a signal while the files moved: stop after them
-                code = exit_code(late[0])
+    if held and code not in STOP_CODES:  # a signal while the files moved: stop after them
+        code = exit_code(held[0])
     return code, saved
 
 

@@ -442,16 +442,29 @@ def test_only_the_newest_run_set_aside_is_put_back(tmp_path):
     assert (out / "model.npz").read_text() == "the newer model" and not older.exists()
 
 
-def test_a_run_set_aside_by_a_results_run_still_training_is_left_alone(tmp_path):
+def test_a_run_set_aside_while_a_training_still_writes_there_is_left_alone_and_said(tmp_path):
     from mlp_lm import aside as aside_module
     from mlp_lm.runlock import RunLock
     out = tmp_path / "runs" / "lecture"
     out.mkdir(parents=True)
     (out / "model.npz").write_text("the earlier model")
     aside = aside_module.set_aside(out)
-    with RunLock(out):  # the training that results started holds the folder
-        assert aside_module.recover_set_aside(out) is None
+    with RunLock(out):  # the training a killed results run started, still running
+        with pytest.raises(UsageError) as e:
+            aside_module.recover_set_aside(out)
+    assert "a training is writing to" in str(e.value) and "set aside" in str(e.value)  # not "never trained there"
     assert (aside / "model.npz").read_text() == "the earlier model" and not (out / "model.npz").exists()
+
+
+def test_retraining_a_run_a_training_holds_names_results_flags(tmp_path):
+    from mlp_lm import aside as aside_module
+    from mlp_lm.runlock import RunLock
+    out = tmp_path / "runs" / "lecture"
+    out.mkdir(parents=True)
+    (out / "model.npz").write_text("the earlier model")
+    with RunLock(out), pytest.raises(UsageError) as e:
+        aside_module.set_aside(out)
+    assert "--runs" in str(e.value) and "--out" not in str(e.value)  # results has no --out
 
 
 def test_a_runs_folder_that_is_a_link_to_nothing_says_so(tmp_path, no_counting):

@@ -1,0 +1,44 @@
+"""Output streams whose reader may leave: what cli.run does to stdout and stderr so that losing
+the output never loses the work."""
+import os
+import sys
+
+
+class LossyStream:
+    """A text stream whose reader may leave (`2>&1 | head`, a pager quit): from the first write
+    that finds the pipe broken on, the writes go nowhere and the program carries on. Messages
+    are worth less than the work they report on, so losing them must not lose a training."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.error = None  # the OSError that lost the stream, if one did
+
+    def _lose(self, error):
+        self.error = self.error or error
+        try:  # anything else writing to the descriptor (a C library's warning, the exit's flush) too
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+        except (OSError, ValueError):
+            pass
+        self.stream = open(os.devnull, "w")
+
+    def write(self, text):
+        try:
+            return self.stream.write(text)
+        except OSError as e:  # a reader gone (EPIPE), or a stream on a full disk (ENOSPC) or a dead device
+            self._lose(e)
+            return len(text)
+
+    def flush(self):
+        try:
+            self.stream.flush()
+        except OSError as e:
+            self._lose(e)
+
+    def __getattr__(self, name):  # isatty, fileno, encoding, ...: the stream's own
+        return getattr(self.stream, name)
+
+
+def make_stdout_lossy():
+    """A reader of stdout that leaves costs the output from here on, never the work (LossyStream)."""
+    if not isinstance(sys.stdout, LossyStream):
+        sys.stdout = LossyStream(sys.stdout)
