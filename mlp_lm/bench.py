@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from . import model, runtime
-from .cli import ArgumentParser, UsageError, current_directory_gone, int_at_least, positive_float, run, thread_count
+from .cli import (ArgumentParser, UsageError, current_directory_gone, int_at_least, positive_float, run,
+                  signals_held, thread_count)
 from .data import DEFAULT_DATA, in_checkout, load_splits
 from .jsonout import prepare_json, write_json
 from .config import Config
@@ -100,12 +101,12 @@ def torch_available():
     return True
 
 
-def _spin():  # a busy process: what a browser tab or a compile does to the machine
+def _spin(bench):  # a busy process: what a browser tab or a compile does to the machine
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler: just stop when told
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C (and a hangup) are for the bench, which stops us itself
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    bench = os.getppid()
+    # the bench's pid, passed in: one read here could already be init's, were the bench gone
     while os.getppid() == bench:  # a bench killed outright (SIGKILL) cannot stop us: we stop with it
         for _ in range(100_000):
             pass
@@ -115,19 +116,34 @@ class BusyMachine:
     """One CPU-bound process per core for the duration of the block; always stopped afterwards."""
 
     def __init__(self, n):
-        self.procs = [multiprocessing.get_context("fork").Process(target=_spin, daemon=True) for _ in range(n)]
+        self.procs = [multiprocessing.get_context("fork").Process(target=_spin, args=(os.getpid(),), daemon=True)
+                      for _ in range(n)]
 
     def __enter__(self):
-        for p in self.procs:
-            p.start()
+        # A stop signal waits until all are started (one inside a fork would be lost in its hooks),
+        # and then stops those started, never leaving one spinning.
+        with signals_held() as held:
+            try:
+                for p in self.procs:
+                    p.start()
+            except BaseException:
+                self.__exit__()
+                raise
+        if held:
+            self.__exit__()
+            raise held[0]
         time.sleep(0.2)  # let them reach full speed
         return self
 
     def __exit__(self, *exc):
-        for p in self.procs:
+        started = [p for p in self.procs if p.pid is not None]
+        for p in started:
             p.terminate()
-        for p in self.procs:
-            p.join()
+        for p in started:
+            p.join(timeout=2)
+            if p.is_alive():  # told before it had set its own handlers: the parent's held the signal
+                p.kill()
+                p.join()
 
 
 def measure(splits, sizes, dtypes, seconds, n_threads, with_torch):

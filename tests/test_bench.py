@@ -206,3 +206,20 @@ def test_a_current_directory_deleted_under_the_bench_is_one_line(tmp_path):
         return
     assert proc.returncode == 2 and len(err.strip().splitlines()) == 1, err  # not torch's own fatal error
     assert "current directory no longer exists" in err and "--no-torch" in err
+
+
+def test_a_stop_signal_while_the_busy_processes_start_stops_every_one(monkeypatch):
+    import signal
+
+    import pytest
+    machine = bench.BusyMachine(2)
+    real_start = machine.procs[0].start
+
+    def start_then_signal():
+        real_start()
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C as the first one is forked
+    monkeypatch.setattr(machine.procs[0], "start", start_then_signal)
+    with pytest.raises(KeyboardInterrupt):
+        with machine:
+            pytest.fail("the block ran after a stop signal")
+    assert machine.procs[0].pid is not None and not any(p.is_alive() for p in machine.procs)  # none left spinning
