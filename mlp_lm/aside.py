@@ -18,23 +18,18 @@ RESULTS_LOCK = ".results.lock"  # in the runs folder, held by the results run wo
 
 
 @contextmanager
-def results_lock(runs, reading_only=False):
+def results_lock(runs):
     """Hold the runs folder for this results run: a second one, which would take the earlier runs this
-    one has set aside for ones killed outright, is refused. Yields whether it is held: with
-    reading_only (--no-train), a folder that is not there or cannot be written is read without it."""
+    one has set aside for ones killed outright, is refused. Yields whether it is held: a folder not
+    there yet has nothing set aside in it and is not made here (a refusal must leave nothing behind)."""
     runs = Path(runs)
     lock = RunLock(runs, RESULTS_LOCK)
-    try:
-        if not (reading_only and not runs.is_dir()):
-            runs.mkdir(parents=True, exist_ok=True)
-            lock.__enter__()
-    except LockBusy:
-        raise UsageError(f"another results run is working in {runs}; wait for it to finish, or pass another "
-                         f"--runs") from None
-    except (UsageError, OSError) as e:  # not writable
-        if not reading_only:
-            raise UsageError(f"cannot write to {runs} ({getattr(e, 'strerror', None) or e}); pass a --runs folder "
-                             f"this program can write to") from None
+    if runs.is_dir():
+        try:
+            lock.__enter__()  # a folder it cannot write: RunLock's one line (results writes its table there)
+        except LockBusy:
+            raise UsageError(f"another results run is working in {runs}; wait for it to finish, or pass another "
+                             f"--runs") from None
     try:
         yield lock.fd is not None
     finally:
@@ -72,8 +67,11 @@ def set_aside(out):
             return None
         aside = None
         try:
-            # named with the time it was set aside: recover_set_aside tells by it which files came after
-            aside = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-earlier-{time.time_ns()}-"))
+            # Named with when it was set aside (to put the newest back first) and its model.npz's inode
+            # (0: none), which a rename keeps: recover_set_aside tells by it whose model.npz is in out.
+            model = out / "model.npz"
+            inode = model.stat().st_ino if model.is_file() and not model.is_symlink() else 0
+            aside = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-earlier-{time.time_ns()}-{inode}-"))
             for item in earlier:
                 item.rename(aside / item.name)
         except OSError as e:
@@ -102,10 +100,11 @@ def put_back(aside, out):
 
 def recover_set_aside(out):
     """Finish what a results run killed outright (SIGKILL, a crash) while it retrained the run `out`
-    left behind: earlier runs in hidden .<name>-earlier-<time>-* folders beside `out`, which nothing
-    would otherwise look at again. As retrain would have, newest first: a folder set aside before
-    `out` got the model.npz it holds (the retraining saved) goes; otherwise its files are put back
-    where nothing of their name has come since (the model.npz there may be one put back already).
+    left behind: earlier runs in hidden .<name>-earlier-* folders beside `out`, which nothing would
+    otherwise look at again. As retrain would have, newest first: one whose run was replaced (a
+    model.npz in `out` that is not its own) goes; otherwise its files are put back where nothing of
+    their name has come since (a set-aside or a put-back cut short half-way is finished). Whose
+    model.npz is in `out` is told by its inode, which set_aside recorded in the folder's name.
     The caller holds the runs folder's RESULTS_LOCK, so no results run that set one aside is alive; a
     training still writing to `out` is refused (UsageError). Returns what was done, for a message, or None."""
     out = Path(out)
@@ -114,15 +113,15 @@ def recover_set_aside(out):
     asides = [d for d in out.parent.glob(f".{out.name}-earlier-*") if d.is_dir() and not d.is_symlink()]
     if not asides:
         return None
-    done = set()
+    done, removing = set(), False
     try:
         out.mkdir(exist_ok=True)
         with RunLock(out):
             atomic.recover(out)
-            for aside in sorted(asides, key=_set_aside_at, reverse=True):
-                model = out / "model.npz"
-                if model.exists() and model.stat().st_mtime_ns > _set_aside_at(aside):
-                    shutil.rmtree(aside)  # the run there was saved after this one was set aside
+            for aside in sorted(asides, key=lambda d: _stamp(d)[0], reverse=True):
+                removing = _replaced(aside, out)
+                if removing:
+                    shutil.rmtree(aside)
                     done.add("removed")
                 else:
                     put_back(aside, out)
@@ -132,13 +131,31 @@ def recover_set_aside(out):
                          f"the earlier {out.name} run is set aside beside it in {out.parent}; wait for the training "
                          f"to finish, then run results again") from None
     except OSError as e:
+        if removing:
+            raise UsageError(f"an earlier {out.name} run, replaced since, is set aside in {out.parent} "
+                             f"(.{out.name}-earlier-*) and cannot be removed ({e.strerror or e}); remove it by hand") from None
         raise UsageError(f"an earlier {out.name} run that a results run stopped outright had set aside is in "
                          f"{out.parent} (.{out.name}-earlier-*), and cannot be put back ({e.strerror or e}); "
                          f"move its files into {out}") from None
     return f"{' and '.join(sorted(done))} the earlier {out.name} run that an unfinished results run had set aside"
 
 
-def _set_aside_at(aside):
-    """When `aside` was set aside, in ns: from its name (set_aside's), else its folder's time."""
-    stamp = aside.name.split("-earlier-", 1)[1].split("-", 1)[0]
-    return int(stamp) if stamp.isdigit() else aside.stat().st_mtime_ns
+def _replaced(aside, out):
+    """Whether the run in `aside` was replaced in `out`: out holds a model.npz that is not the aside's.
+    Without its inode in the name (an older aside), only a model.npz still in the aside proves that."""
+    model = out / "model.npz"
+    if not model.is_file():
+        return False
+    if (aside / "model.npz").exists():  # its own is still aside, so the one in out is another
+        return True
+    _, inode = _stamp(aside)
+    return inode is not None and model.stat().st_ino != inode  # not its own, put back half-way
+
+
+def _stamp(aside):
+    """(when `aside` was set aside in ns, its model.npz's inode or 0 for none), from the name set_aside
+    gave it; (the folder's time, None) for a name without them."""
+    parts = aside.name.split("-earlier-", 1)[1].split("-")
+    if len(parts) >= 3 and parts[0].isdigit() and parts[1].isdigit():
+        return int(parts[0]), int(parts[1])
+    return aside.stat().st_mtime_ns, None

@@ -3,6 +3,7 @@ an interrupted run. The n-gram and mixture work (seconds) is replaced by stand-i
 about something else, so the file stays quick."""
 import json
 import math
+import os
 import time
 
 import pytest
@@ -424,6 +425,7 @@ def test_an_earlier_run_left_set_aside_after_the_new_one_saved_is_removed(tmp_pa
     (out / "model.npz").write_text("another earlier model")
     aside = aside_module.set_aside(out)
     (out / "model.npz").write_text("the new model")  # the retraining saved before the kill
+    os.utime(out / "model.npz", (1, 1))  # whatever its time says (a clock stepped back): it is not theirs
     assert "removed" in aside_module.recover_set_aside(out)
     assert (out / "model.npz").read_text() == "the new model" and not aside.exists() and not older.exists()
 
@@ -481,6 +483,7 @@ def test_an_earlier_run_half_put_back_is_put_back_whole_not_removed(tmp_path):
     (out / "metrics.json").write_text("the earlier metrics")
     aside = aside_module.set_aside(out)
     (aside / "model.npz").rename(out / "model.npz")  # a put_back killed half-way: the model is back, not the rest
+    os.utime(out / "model.npz", (4e9, 4e9))  # and whatever its time says (a clock that was ahead)
     assert "put back" in aside_module.recover_set_aside(out)  # a model.npz there is not proof of a new run
     assert (out / "metrics.json").read_text() == "the earlier metrics" and not aside.exists()
     assert (out / "model.npz").read_text() == "the earlier model"
@@ -496,16 +499,10 @@ def test_a_second_results_run_in_the_same_runs_folder_is_refused(tmp_path, no_co
     assert results.main(["--no-train", "--runs", str(runs)]) == 0  # once it is done
 
 
-def test_no_train_reads_a_runs_folder_it_cannot_write(tmp_path, no_counting, monkeypatch):
-    from mlp_lm import aside as aside_module
-    runs = tmp_path / "runs"
-    fill_runs(runs, steps=300)
-
-    def unwritable(self):
-        raise UsageError(f"cannot write to {runs}")
-    monkeypatch.setattr(aside_module.RunLock, "__enter__", unwritable)
-    assert results.main(["--no-train", "--runs", str(runs)]) == 0  # the table goes to runs: what the user asked
-    assert "cannot write to" in refusal(["--runs", str(runs), "--steps", "10", "--only", "lecture"])
+def test_a_refusal_leaves_no_runs_folder_behind(tmp_path, no_counting):
+    runs = tmp_path / "x" / "deep"
+    assert "never trained there" in refusal(["--only", "lecture", "--steps", "5", "--runs", str(runs)])
+    assert not (tmp_path / "x").exists()
 
 
 def test_a_runs_folder_that_is_a_link_to_a_missing_folder_says_so(tmp_path, no_counting):
