@@ -7,11 +7,13 @@ __version__ = "0.1.0"
 
 BLAS_SPIN_VARIABLE, BLAS_SPIN_DEFAULT = "OPENBLAS_THREAD_TIMEOUT", "18"  # see below
 
-# The stop signals (cli.STOP_SIGNALS) this process started with ignored stay ignored: nohup ignores
-# SIGHUP so that a run outlives the terminal, and a shell ignores SIGINT for a job it puts in the
-# background. Read as the package is first imported, before anything here sets a handler.
-IGNORED_AT_START = frozenset(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
-                             if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) is signal.SIG_IGN)
+# The signals that stop a command (cli.run turns them into exceptions a training catches to save its
+# model): Ctrl-C, kill (SIGTERM) and a hangup (SIGHUP: the terminal or the ssh session closed).
+ALL_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+# Those this process started with ignored stay ignored: nohup ignores SIGHUP so that a run outlives the
+# terminal, and a shell ignores SIGINT for a job it puts in the background. Read as the package is first
+# imported, before anything here sets a handler.
+STOP_SIGNALS = tuple(s for s in ALL_STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN)
 
 
 def _interrupted_while_starting(signum, frame):
@@ -30,7 +32,7 @@ def _interrupted_while_starting(signum, frame):
 # a traceback; the command's own handlers (cli.run) take over once it starts. An import from a
 # program or a notebook leaves its handlers alone.
 if sys.argv[:1] == ["-m"]:
-    for _s in {getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)} - IGNORED_AT_START:
+    for _s in STOP_SIGNALS:
         signal.signal(_s, _interrupted_while_starting)  # SIGTERM and SIGHUP would be a silent death
     globals().pop("_s", None)  # the loop's name, not the package's
     # OpenBLAS's idle worker threads spin for 2^28 clock ticks (about a tenth of a second) before

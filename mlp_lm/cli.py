@@ -9,7 +9,7 @@ import sys
 import threading
 from contextlib import contextmanager
 
-from . import IGNORED_AT_START
+from . import ALL_STOP_SIGNALS, STOP_SIGNALS
 from .checkpoint import CheckpointError
 from .streams import LossyStream, make_stdout_lossy
 from .data import DataError
@@ -106,12 +106,9 @@ def fraction(text):
     return value
 
 
-# The signals that stop a command, each as an Interrupted exception that a training catches to save
-# its model: Ctrl-C, kill (SIGTERM), and a hangup (SIGHUP: the terminal or the ssh session closed).
-# One the process was started with ignored (nohup: SIGHUP) is left ignored (IGNORED_AT_START).
-_ALL_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-STOP_SIGNALS = tuple(s for s in _ALL_STOP_SIGNALS if s not in IGNORED_AT_START)
-STOP_CODES = tuple(128 + int(s) for s in _ALL_STOP_SIGNALS)  # the exit codes they end a command with: 130, 143, 129
+# STOP_SIGNALS (from the package, which reads them first): Ctrl-C, SIGTERM and SIGHUP, less any the
+# process was started with ignored (nohup's SIGHUP), each raised as an Interrupted exception.
+STOP_CODES = tuple(128 + int(s) for s in ALL_STOP_SIGNALS)  # the exit codes they end a command with: 130, 143, 129
 
 
 class Interrupted(KeyboardInterrupt):
@@ -198,10 +195,10 @@ def run(main, prog, keep_going_without_stdout=False):
         make_stdout_lossy()
     _command["over"] = False
     try:
-        for s in STOP_SIGNALS:  # inside the try: a signal between two of these is already one line
-            signal.signal(s, _raise_interrupted)
-        keep_freed_memory()  # a command owns its process: let malloc reuse the step's big blocks
         try:
+            for s in STOP_SIGNALS:  # inside the try: a signal between two of these is already one line
+                signal.signal(s, _raise_interrupted)
+            keep_freed_memory()  # a command owns its process: let malloc reuse the step's big blocks
             code = main()
         finally:  # the work is done or given up: nothing is left for a signal to interrupt
             _command["over"] = True  # first, before any call in which a pending handler could run
@@ -240,9 +237,6 @@ def run(main, prog, keep_going_without_stdout=False):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             print(f"{prog}: error: cannot write the output: {e.strerror or e}", file=sys.stderr)
         code = EXIT_BAD_INPUT
-    _command["over"] = True  # again, for a signal that came before main() started
-    for s in STOP_SIGNALS:
-        signal.signal(s, signal.SIG_DFL)
     sys.stdout, sys.stderr = streams
     if errors is not None and hasattr(sys.stdout, "reconfigure"):
         try:
