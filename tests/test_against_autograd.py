@@ -11,7 +11,7 @@ line up another implementation's tensors with ours (names, shapes, which side of
 import numpy as np
 import pytest
 
-from mlp_lm import layers, model, optim
+from mlp_lm import gradcheck, layers, model, optim
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -20,12 +20,10 @@ SAME = 1e-12  # float64 sums in another order: about 1e-16 here, relative to the
 
 
 def random_case(seed, V=11, T=4, E=5, H=16, B=9, direct=False, emb_dropout=0.0, dropout=0.0):
-    """Non-trivial float64 parameters (no zeros, tanh neither flat nor saturated, logits not
-    uniform), a batch that repeats symbols, and fixed dropout masks."""
+    """The gradient checks' non-trivial float64 parameters (no zeros, tanh not saturated), a
+    batch that repeats symbols, and fixed dropout masks."""
     rng = np.random.default_rng(seed)
-    params = model.init_params(V, T, E, H, direct=direct, seed=seed, dtype=np.float64)
-    for p in params.values():
-        p += 0.3 * rng.standard_normal(p.shape)  # biases, W2 and Wd start at or near 0
+    params = gradcheck.random_params(V, T, E, H, seed=seed, direct=direct)
     X = rng.integers(0, V, size=(B, T))
     Y = rng.integers(0, V, size=B)
     masks = {"embcat": layers.dropout_mask((B, T * E), emb_dropout, rng),
