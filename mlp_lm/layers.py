@@ -179,6 +179,9 @@ def dropout_forward(x, mask):
     """
     if mask is not None and np.shape(mask) != x.shape:  # it would broadcast the output to another shape
         raise ValueError(f"the dropout mask is {np.shape(mask)}, not x's {x.shape}")
+    if mask is not None and np.asarray(mask).dtype.kind != "f":  # True/1 for a kept unit would leave it unscaled
+        raise ValueError(f"a dropout mask holds 0 or 1/(1-p) in floating point (dropout_mask), "
+                         f"got {np.asarray(mask).dtype}")
     if mask is not None and x.dtype.kind == "f":  # a float64 mask would turn a float32 network's gradients float64
         mask = np.asarray(mask).astype(x.dtype, copy=False)
     return (x if mask is None else x * mask), mask

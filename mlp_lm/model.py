@@ -21,6 +21,7 @@ from .checks import check_indices, is_whole
 PARAM_NAMES = ("C", "W1", "b1", "W2", "b2")
 OPTIONAL_PARAMS = ("Wd",)
 DECAYED = ("C", "W1", "W2", "Wd")  # weight decay acts on weights and the embedding table, never on biases
+MASKED = {"embcat", "h"}  # the values dropout can act on
 
 
 def init_params(vocab_size, block_size, n_embd, n_hidden, *, direct=False, seed=0, init="scaled",
@@ -81,6 +82,9 @@ def forward(params, X, masks=None):
     layers.dropout_mask (either may be missing); None evaluates the network as is.
     """
     masks = masks or {}
+    if not isinstance(masks, dict) or not masks.keys() <= MASKED:  # a mask under another name would be no dropout
+        raise ValueError(f"masks must be a dict with the keys 'embcat' and 'h' (either may be left out), got "
+                         f"{list(masks) if isinstance(masks, dict) else type(masks).__name__}")
     emb, emb_cache = layers.embedding_forward(params["C"], X)  # (B, T, E)
     embcat, cat_cache = layers.concat_forward(emb)  # (B, T*E)
     embcat, drop1_cache = layers.dropout_forward(embcat, masks.get("embcat"))  # (B, T*E)
@@ -250,6 +254,13 @@ def check_examples(params, X, Y):
     and Y (N,) are N >= 1 examples for this network: contexts of its T, one target each, integer
     symbol indices in 0..V-1 (numpy would read -1 as the last symbol and a (N, 1) Y would broadcast
     against (N,), both without a word)."""
+    unknown = sorted(set(params) - set(PARAM_NAMES + OPTIONAL_PARAMS))
+    if unknown:  # a misspelt "wd" would be a model without direct connections
+        raise ValueError(f"{', '.join(map(repr, unknown))} is not a parameter of this model "
+                         f"({', '.join(PARAM_NAMES + OPTIONAL_PARAMS)})")
+    dtypes = {np.asarray(p).dtype for p in params.values()}
+    if len(dtypes) > 1:  # numpy would promote, and the gradients come back in another dtype than their parameters
+        raise ValueError(f"the parameters mix dtypes ({', '.join(sorted(map(str, dtypes)))}): make them all one")
     V, E = params["C"].shape
     T, H = params["W1"].shape[0] // E, params["W1"].shape[1]
     shapes = param_shapes(V, T, E, H, direct="Wd" in params)

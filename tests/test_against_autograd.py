@@ -2,26 +2,37 @@
 
 The finite-difference checks (test_gradcheck.py) need nothing but the forward pass. This is a
 second, independent witness: the same model written with torch's own operations, whose
-gradients no one derived by hand. In float64 the two can differ only in the order of float
-additions. torch is optional, so without it these tests are skipped.
+gradients no one derived by hand. In float64 the two differ by rounding only: about 1e-16
+to 1e-15 of each tensor's largest entry. torch is optional, so without it these tests are
+skipped.
 
-It is also the worked example of docs/gradcheck.md#checking-your-code-against-ours: how to
-line up another implementation's tensors with ours (names, shapes, which side of dropout).
+autograd() writes the model with raw tensors in our layout; test_torch_layers_line_up_as_the_docs_say
+writes it as a PyTorch user would (nn.Embedding, nn.Linear) and lines it up with ours as
+docs/gradcheck.md#checking-your-code-against-ours describes.
 """
 import numpy as np
 import pytest
 
 from mlp_lm import gradcheck, layers, model, optim
 
-torch = pytest.importorskip("torch")
+try:
+    import torch
+except ImportError:  # not installed (or broken): the comparison is optional
+    pytest.skip("PyTorch is not installed", allow_module_level=True)
 F = torch.nn.functional
 
-SAME = 1e-12  # float64 sums in another order: about 1e-16 here, relative to the tensor's largest entry
+SAME = 1e-12  # relative to the tensor's largest entry; rounding alone stays near 1e-16
+
+
+def all_same(diffs):
+    """Whether every difference is below SAME (a NaN is not: it compares False with everything)."""
+    return all(d < SAME for d in diffs.values())
 
 
 def random_case(seed, V=11, T=4, E=5, H=16, B=9, direct=False, emb_dropout=0.0, dropout=0.0):
     """The gradient checks' non-trivial float64 parameters (no zeros, tanh not saturated), a
-    batch that repeats symbols, and fixed dropout masks."""
+    random batch (it repeats symbols when it has more positions than the vocabulary has symbols,
+    so dC's scatter-add is tested), and fixed dropout masks."""
     rng = np.random.default_rng(seed)
     params = gradcheck.random_params(V, T, E, H, seed=seed, direct=direct)
     X = rng.integers(0, V, size=(B, T))
@@ -86,15 +97,49 @@ def test_every_gradient_is_autograds(name):
     smoothing = kw.pop("smoothing", 0.0)
     diffs = differences(*random_case(7, **kw), smoothing)
     assert len(diffs) == 1 + len(model.PARAM_NAMES) + ("direct" in kw) + 5
-    assert max(diffs.values()) < SAME, {k: f"{v:.1e}" for k, v in diffs.items() if v >= SAME}
+    assert all_same(diffs), {k: f"{v:.1e}" for k, v in diffs.items() if not v < SAME}
 
 
 def test_the_comparison_catches_a_wrong_backward(monkeypatch):
     # 1 - tanh for 1 - tanh^2: everything downstream of tanh in the backward is off, the rest is not.
     monkeypatch.setattr(layers, "tanh_backward", lambda dout, out: dout * (1 - out))
     diffs = differences(*random_case(3), 0.0)
-    wrong = {k for k, v in diffs.items() if v >= SAME}
+    wrong = {k for k, v in diffs.items() if not v < SAME}
     assert wrong == {"dhpreact", "dW1", "db1", "dembcat", "demb", "dC"}, wrong
+
+
+def test_a_nan_gradient_is_not_agreement(monkeypatch):
+    monkeypatch.setattr(layers, "tanh_backward", lambda dout, out: np.full_like(dout, np.nan))
+    assert not all_same(differences(*random_case(3), 0.0))
+
+
+def test_torch_layers_line_up_as_the_docs_say():
+    # The model as a PyTorch user writes it: nn.Embedding and nn.Linear, whose weight is (out, in),
+    # the transpose of ours; float64 by .double(); the same dropout masks, applied by hand.
+    params, X, Y, masks = random_case(11, emb_dropout=0.2, dropout=0.1)
+    V, E = params["C"].shape
+    (TE, H), B = params["W1"].shape, len(Y)
+    emb_layer, lin1, lin2 = torch.nn.Embedding(V, E), torch.nn.Linear(TE, H), torch.nn.Linear(H, V)
+    for m in (emb_layer, lin1, lin2):
+        m.double()
+    with torch.no_grad():  # ours into theirs: a weight goes in transposed, a bias as it is
+        emb_layer.weight.copy_(torch.from_numpy(params["C"]))
+        lin1.weight.copy_(torch.from_numpy(params["W1"].T))
+        lin1.bias.copy_(torch.from_numpy(params["b1"]))
+        lin2.weight.copy_(torch.from_numpy(params["W2"].T))
+        lin2.bias.copy_(torch.from_numpy(params["b2"]))
+    embcat = emb_layer(torch.from_numpy(X)).view(B, -1) * torch.from_numpy(masks["embcat"])
+    h = torch.tanh(lin1(embcat)) * torch.from_numpy(masks["h"])
+    loss = F.cross_entropy(lin2(h), torch.from_numpy(Y), label_smoothing=0.1)
+    loss.backward()
+    ours_loss, grads = model.loss_and_grads(params, X, Y, masks=masks, smoothing=0.1)
+    assert abs(loss.item() - ours_loss) < SAME * ours_loss  # the loss first: it checks the whole forward
+    theirs = {"C": emb_layer.weight.grad, "W1": lin1.weight.grad.T, "b1": lin1.bias.grad,
+              "W2": lin2.weight.grad.T, "b2": lin2.bias.grad}  # and theirs back: gradients transposed too
+    for k, g in theirs.items():
+        gradcheck.assert_close(gradcheck.compare("d" + k, g.numpy(), grads[k], shape=grads[k].shape), tol=SAME)
+    with pytest.raises(AssertionError, match="shape"):  # a bias gradient kept as (1, H) is named, not passed
+        gradcheck.assert_close(gradcheck.compare("db1", theirs["b1"].numpy()[None], grads["b1"], shape=(H,)))
 
 
 def test_adamw_is_torchs():

@@ -316,3 +316,28 @@ def test_the_notebook_checks_at_their_edges(tmp_path):
         Trainer(types.SimpleNamespace(), params, *train_set)
     with pytest.raises(ValueError, match="k must be positive"):
         AddK(3, np.True_)
+
+
+def test_what_another_implementation_would_hand_over_wrongly_is_refused():
+    # From a review by someone holding their own gradient code against ours: each of these ran
+    # and answered, silently, for another model than the one meant.
+    from mlp_lm import layers
+    p = model.init_params(7, 3, 4, 5, dtype=np.float64)
+    X, Y = np.array([[0, 1, 2], [3, 3, 0]]), np.array([1, 6])
+    keep = np.array([[True, False] * 6, [False, True] * 6])
+    with pytest.raises(ValueError, match="keys 'embcat' and 'h'"):
+        model.loss_and_grads(p, X, Y, masks={"emb": keep.astype(float)})  # was no dropout at all
+    with pytest.raises(ValueError, match="dict"):
+        model.loss_and_grads(p, X, Y, masks=(keep, None))  # was an AttributeError
+    with pytest.raises(ValueError, match="floating point"):
+        model.loss_and_grads(p, X, Y, masks={"embcat": keep})  # was kept units unscaled by 1/(1-p)
+    with pytest.raises(ValueError, match="floating point"):
+        layers.dropout_forward(np.ones((2, 2)), np.ones((2, 2), dtype=np.int64))
+    with pytest.raises(ValueError, match="'wd' is not a parameter"):
+        model.check_examples(dict(p, wd=np.zeros((12, 7))), X, Y)  # was a model without direct connections
+    with pytest.raises(ValueError, match="mix dtypes"):
+        model.check_examples(dict(p, W1=p["W1"].astype(np.float32)), X, Y)  # dW1 came back float64
+    with pytest.raises(ValueError, match="do not fit together"):
+        model.check_examples(dict(p, W1=p["W1"].T.copy(), W2=p["W2"].T.copy()), X, Y)  # torch.nn.Linear's layout
+    model.check_examples(p, X, Y)  # and the right ones pass
+    assert model.loss_and_grads(p, X, Y, masks={"embcat": keep * 2.0, "h": None})[0] > 0
