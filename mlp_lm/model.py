@@ -81,7 +81,7 @@ def forward(params, X, masks=None):
     masks: training-time dropout masks {"embcat": (B, T*E), "h": (B, H)} from
     layers.dropout_mask (either may be missing); None evaluates the network as is.
     """
-    masks = masks or {}
+    masks = {} if masks is None else masks
     if not isinstance(masks, dict) or not masks.keys() <= MASKED:  # a mask under another name would be no dropout
         raise ValueError(f"masks must be a dict with the keys 'embcat' and 'h' (either may be left out), got "
                          f"{list(masks) if isinstance(masks, dict) else type(masks).__name__}")
@@ -254,13 +254,14 @@ def check_examples(params, X, Y):
     and Y (N,) are N >= 1 examples for this network: contexts of its T, one target each, integer
     symbol indices in 0..V-1 (numpy would read -1 as the last symbol and a (N, 1) Y would broadcast
     against (N,), both without a word)."""
-    unknown = sorted(set(params) - set(PARAM_NAMES + OPTIONAL_PARAMS))
+    unknown = sorted(map(str, set(params) - set(PARAM_NAMES + OPTIONAL_PARAMS)))
     if unknown:  # a misspelt "wd" would be a model without direct connections
-        raise ValueError(f"{', '.join(map(repr, unknown))} is not a parameter of this model "
-                         f"({', '.join(PARAM_NAMES + OPTIONAL_PARAMS)})")
-    dtypes = {np.asarray(p).dtype for p in params.values()}
-    if len(dtypes) > 1:  # numpy would promote, and the gradients come back in another dtype than their parameters
-        raise ValueError(f"the parameters mix dtypes ({', '.join(sorted(map(str, dtypes)))}): make them all one")
+        verb = "is not a parameter" if len(unknown) == 1 else "are not parameters"
+        raise ValueError(f"{', '.join(map(repr, unknown))} {verb} of this model ({', '.join(PARAM_NAMES + OPTIONAL_PARAMS)})")
+    odd = [k for k, p in params.items() if np.asarray(p).dtype != np.asarray(params["C"]).dtype]
+    if odd:  # numpy would promote, and the gradients come back in another dtype than their parameters
+        raise ValueError(f"the parameters mix dtypes: C is {np.asarray(params['C']).dtype} but "
+                         + ", ".join(f"{k} {np.asarray(params[k]).dtype}" for k in odd) + "; make them all one")
     V, E = params["C"].shape
     T, H = params["W1"].shape[0] // E, params["W1"].shape[1]
     shapes = param_shapes(V, T, E, H, direct="Wd" in params)

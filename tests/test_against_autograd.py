@@ -88,7 +88,14 @@ CASES = {
     "smoothing": {"smoothing": 0.1},
     "everything": {"direct": True, "emb_dropout": 0.1, "dropout": 0.25, "smoothing": 0.2},
     "T=1, more symbols than examples": {"T": 1, "V": 40, "B": 7},
+    # past layers.IDENTITY_MAX_V and ONEHOT_MAX: the softmax's and the embedding's other branches (np.add.at)
+    "a large vocabulary": {"V": 300, "T": 3, "E": 4, "H": 8, "B": 1200, "smoothing": 0.1},
 }
+
+
+def test_the_large_case_takes_the_other_branches():
+    kw = CASES["a large vocabulary"]
+    assert kw["V"] > layers.IDENTITY_MAX_V and kw["B"] * kw["T"] * kw["V"] > layers.ONEHOT_MAX
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -145,7 +152,7 @@ def test_torch_layers_line_up_as_the_docs_say():
 def test_adamw_is_torchs():
     # optim.AdamW says it is torch.optim.AdamW: decoupled decay on the weights and the table,
     # none on the biases (two parameter groups in torch), the same bias corrections and eps.
-    params, *_ = random_case(5)
+    params, *_ = random_case(5, direct=True)
     rng = np.random.default_rng(6)
     grads = [{k: rng.standard_normal(p.shape) for k, p in params.items()} for _ in range(6)]
     lrs = [3e-2, 1e-2, 2e-2, 5e-3, 1e-2, 4e-2]  # a schedule: torch reads the group's lr every step

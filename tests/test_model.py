@@ -248,6 +248,9 @@ def test_a_notebook_s_odd_but_plausible_choices_are_taken_or_refused_clearly(tmp
                  eval_every=0, dtype=np.float32)
     trainer, losses, _, _ = loop.train(cfg, splits, model.init_params(V, 3, np.int8(10), np.int8(100)))
     assert len(losses) == 20 and type(trainer.cfg.batch_size) is int and trainer.cfg.dtype == "float32"
+    mixed = dict(model.init_params(V, 3, 10, 100), W1=model.init_params(V, 3, 10, 100, dtype=np.float64)["W1"])
+    with pytest.raises(ValueError, match="parameter W1 is float64 .* not the config's float32"):  # not blamed on dev
+        loop.train(Config(n_hidden=100, steps=20, eval_every=10), splits, mixed)
     checkpoint.save(tmp_path / "m.npz", trainer.params, vocab, vars(trainer.cfg))  # saves as JSON
     # a dev set of another context length, refused before training, not 2,000 steps in
     bad = data.Splits(vocab, splits.train, data.build_dataset(dv, vocab, 4), splits.test, (tr, dv, te), "")
@@ -339,5 +342,7 @@ def test_what_another_implementation_would_hand_over_wrongly_is_refused():
         model.check_examples(dict(p, W1=p["W1"].astype(np.float32)), X, Y)  # dW1 came back float64
     with pytest.raises(ValueError, match="do not fit together"):
         model.check_examples(dict(p, W1=p["W1"].T.copy(), W2=p["W2"].T.copy()), X, Y)  # torch.nn.Linear's layout
+    with pytest.raises(ValueError, match="dict"):
+        model.loss_and_grads(p, X, Y, masks=())  # was no dropout at all
     model.check_examples(p, X, Y)  # and the right ones pass
     assert model.loss_and_grads(p, X, Y, masks={"embcat": keep * 2.0, "h": None})[0] > 0
