@@ -6,7 +6,9 @@ gradients no one derived by hand. In float64 the two differ by rounding only: ab
 to 1e-15 of each tensor's largest entry. torch is optional, so without it these tests are
 skipped.
 
-autograd() writes the model with raw tensors in our layout; test_torch_layers_line_up_as_the_docs_say
+test_a_short_run_follows_torch_step_for_step goes further, as llm.c's test does: 40 steps of
+Trainer.step under each kind of recipe against torch.optim, every step's loss and the final
+parameters. autograd() writes the model with raw tensors in our layout; test_torch_layers_line_up_as_the_docs_say
 writes it as a PyTorch user would (nn.Embedding, nn.Linear) and lines it up with ours as
 docs/gradcheck.md#checking-your-code-against-ours describes.
 """
@@ -172,3 +174,64 @@ def test_adamw_is_torchs():
     for k in params:
         assert np.abs(ours[k] - params[k]).max() > 1e-3, k  # the parameters did move
         np.testing.assert_allclose(ours[k], t[k].numpy(), rtol=1e-12, atol=1e-14, err_msg=k)
+
+
+RECIPES = {  # each a short run of one of the recipes the commands train, in float64
+    "the lecture's: SGD, lr / 10 after half the steps": {},
+    "the paper's: SGD with weight decay, lr / (1 + r t), direct connections":
+        {"weight_decay": 1e-3, "schedule": "inverse", "decay_rate": 0.05, "direct": True},
+    "the best preset's kind: AdamW, cosine to a floor": {"optimizer": "adamw", "lr": 1e-2, "schedule": "cosine",
+                                                         "min_lr": 1e-3, "weight_decay": 0.1},
+}
+
+
+def torch_lr(cfg, step):
+    """The schedules as their docstrings state them, written out again here."""
+    if cfg.schedule == "step":
+        return cfg.lr if step < cfg.steps // 2 else cfg.lr / 10
+    if cfg.schedule == "inverse":
+        return cfg.lr / (1 + cfg.decay_rate * step)
+    return cfg.min_lr + (cfg.lr - cfg.min_lr) * (1 + np.cos(np.pi * step / (cfg.steps - 1))) / 2
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_a_short_run_follows_torch_step_for_step(recipe):
+    # llm.c's check: the loss of every step and the parameters at the end against a reference,
+    # here Trainer.step itself (minibatch, forward, backward, update) against torch.optim.
+    from mlp_lm import data
+    from mlp_lm.config import Config
+    from mlp_lm.trainer import Trainer
+    words = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper", "evelyn", "ella"]
+    vocab = data.build_vocab(words)
+    X, Y = data.build_dataset(words, vocab, 3)
+    cfg = Config(block_size=3, n_embd=5, n_hidden=12, batch_size=16, steps=40, dtype="float64", eval_every=0,
+                 **RECIPES[recipe])
+    params = model.init_params(len(vocab), 3, 5, 12, direct=cfg.direct, seed=1, dtype=np.float64)
+    start = {k: p.copy() for k, p in params.items()}
+    trainer = Trainer(cfg, params, X, Y)
+    losses = [trainer.step(s) for s in range(cfg.steps)]
+    batches = trainer.block[:cfg.steps]  # the minibatches it drew (one block of indices holds them all)
+
+    t = {k: torch.tensor(p, requires_grad=True) for k, p in start.items()}
+    decayed = [t[k] for k in t if k in model.DECAYED]
+    others = [t[k] for k in t if k not in model.DECAYED]
+    groups = [{"params": decayed, "weight_decay": cfg.weight_decay}, {"params": others, "weight_decay": 0.0}]
+    opt = (torch.optim.AdamW(groups, lr=cfg.lr) if cfg.optimizer == "adamw" else torch.optim.SGD(groups, lr=cfg.lr))
+    t_losses = []
+    for step, ix in enumerate(batches):
+        for group in opt.param_groups:
+            group["lr"] = torch_lr(cfg, step)
+        Xb, Yb = torch.from_numpy(X[ix]), torch.from_numpy(Y[ix])
+        embcat = t["C"][Xb].reshape(len(ix), -1)
+        logits = torch.tanh(embcat @ t["W1"] + t["b1"]) @ t["W2"] + t["b2"]
+        if "Wd" in t:
+            logits = logits + embcat @ t["Wd"]
+        loss = F.cross_entropy(logits, Yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        t_losses.append(loss.item())
+    np.testing.assert_allclose(losses, t_losses, rtol=1e-12)
+    for k in params:
+        assert np.abs(params[k] - start[k]).max() > 1e-3, k  # training moved it
+        np.testing.assert_allclose(params[k], t[k].detach().numpy(), rtol=1e-10, atol=1e-13, err_msg=k)
