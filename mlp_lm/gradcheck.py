@@ -112,10 +112,9 @@ def compare(name, analytic, numerical, coords=None, *, shape=None, status=None):
     entries of the analytic gradient, in that order, and only they are compared (and
     set the scale: a wrong entry left out of them cannot make the others look small).
     shape is the shape the gradient must have (its input's); it is checked before any
-    value: both are flattened, so (1, H) against (H,) would otherwise pass. numerical_grad
-    gives a flat row, so only shape can tell those two apart; a numerical gradient of two
-    or more dimensions is held to its own shape too (a 1-D one looks like that flat row,
-    so pass shape). A gradient that is all zeros
+    value: both are flattened, so (1, H) against (H,) would otherwise pass. A numerical
+    gradient of 2 or more dimensions is held to its own shape too; a 1-D one may be
+    numerical_grad's flat row, so only shape can hold it. A gradient that is all zeros
     cannot pass: it proves nothing (a missing term times zero is zero).
     status is numerical_grad's per-coordinate scipy status, counted in the row.
     """
