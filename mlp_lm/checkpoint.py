@@ -6,7 +6,7 @@ boundary first) and `config` (a 0-d string array: the run's configuration as JSO
 np.load(path, allow_pickle=False). Loading checks everything it can, so a
 damaged or foreign file is reported, not used: its form, its config against its arrays (shapes,
 dtype, split seed), and its numbers against what a training can leave (finite, and within
-model.magnitude_problem's bounds: 1e38 is finite in float32, but no model).
+bounds.magnitude_problem's bounds: 1e38 is finite in float32, but no model).
 """
 import json
 from pathlib import Path
@@ -15,7 +15,8 @@ import numpy as np
 
 from .atomic import CheckpointError, recover, write_atomic
 from .data import SPLIT_SEED, DataError, Vocab
-from .model import OPTIONAL_PARAMS, PARAM_NAMES, magnitude_problem, param_shapes
+from .bounds import magnitude_problem
+from .model import OPTIONAL_PARAMS, PARAM_NAMES, param_shapes
 
 FORMAT = "mlp_lm/1"
 DTYPES = ("float32", "float64")  # what a training computes in (config.Config.dtype)

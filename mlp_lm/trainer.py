@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from . import layers, model, optim, parallel, runtime
+from . import bounds, layers, model, optim, parallel, runtime
 from .checks import is_whole
 from .config import config_problem, params_problem, plain
 
@@ -95,7 +95,7 @@ class Trainer:
         steps: how many steps the saved run took (AdamW's step counter t must say the same).
         Raises ValueError (or KeyError, TypeError) for a state this configuration could not have
         saved: other arrays than its optimiser and weight average keep, or arrays of another
-        shape or dtype, or values no training reaches (NaN, infinities, model.magnitude_problem).
+        shape or dtype, or values no training reaches (NaN, infinities, bounds.magnitude_problem).
         """
         self.check_state(st, steps)
         for rng, key in ((self.rng, "rng"), (self.drop_rng, "drop_rng")):
@@ -143,7 +143,7 @@ class Trainer:
             if bad:
                 raise ValueError(f"{name} holds {bad} values, which no training step leaves")
         for kind in ("param", "ema") if self.ema else ("param",):
-            problem = model.magnitude_problem({k: st[f"{kind}.{k}"] for k in self.params})
+            problem = bounds.magnitude_problem({k: st[f"{kind}.{k}"] for k in self.params})
             if problem:
                 raise ValueError(f"{kind}: {problem}")
         if adamw:

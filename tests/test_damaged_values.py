@@ -7,7 +7,7 @@ from dataclasses import fields
 import numpy as np
 import pytest
 
-from mlp_lm import checkpoint, evaluate, mixture, model, sample, train
+from mlp_lm import bounds, checkpoint, evaluate, mixture, model, sample, train
 from mlp_lm.runtime import blas_threads
 from mlp_lm.config import Config
 from mlp_lm.trainer import Trainer
@@ -99,12 +99,12 @@ def test_an_overflow_the_loader_let_through_is_one_line(sgd_run, tmp_path, capsy
 
 def test_trained_models_are_far_inside_the_bounds(sgd_run):
     params, vocab, config = checkpoint.load(sgd_run)
-    assert model.magnitude_problem(params) is None
+    assert bounds.magnitude_problem(params) is None
     big = model.init_params(27, 8, 24, 4000, direct=True, init="lecture")  # a large untrained start passes too
-    assert model.magnitude_problem(big) is None
+    assert bounds.magnitude_problem(big) is None
     # The bounds hold for real contexts: every logit of the dev split is inside them.
     splits = evaluate.training_splits(config, vocab, config["block_size"])
-    _, z_bound = model.activation_bounds(params)
+    _, z_bound = bounds.activation_bounds(params)
     assert np.all(np.abs(model.logits(params, splits.dev[0])) <= z_bound)
 
 
