@@ -11,7 +11,7 @@ import numpy as np
 def activation_bounds(params):
     """Bounds on |hpreact| (H,) and |logits| (V,) that hold for every possible context, in float64.
 
-    Interval arithmetic through forward(): a column of embcat is one coordinate of an embedding,
+    Interval arithmetic through model.forward: a column of embcat is one coordinate of an embedding,
     so |embcat_i| <= max_v |C[v, i mod E]|; a matrix product is at most the sum of its terms'
     magnitudes, which bounds every partial sum too, in whatever order BLAS adds them; and
     |tanh| <= 1 whatever its input, so the logits' bound does not depend on W1 or b1.

@@ -40,7 +40,7 @@ class Config:
     ema: float = 0.0  # decay of the weight average evaluated and saved (0: none)
     seed: int = 42  # parameters, minibatches, dropout
     dtype: str = "float32"  # of parameters and arithmetic
-    eval_every: int = 10000  # dev loss every this many steps (0: none while training; the command still reports it at the end)
+    eval_every: int = 10000  # dev loss every this many steps (0: none; the command still reports it at the end)
 
 
 # A preset is a set of Config values; flags given explicitly override them.
