@@ -48,6 +48,8 @@ def write_atomic(files):
        this is the moment the new files count as written.
     3. The temporaries are renamed over the old files, and the journal is removed.
 
+    The folder itself is synced after 2 and after 3, so a power cut keeps what a kill keeps.
+
     A kill or a crash between 2 and 3 leaves a journal, and recover(folder), which every
     command runs before it reads or writes a run folder, finishes the renames. A kill before
     2 leaves temporaries (the journal's too), which the next write of the same files removes.
@@ -72,6 +74,7 @@ def write_atomic(files):
         path = folder / JOURNAL  # what a failure from here on is about
         journal = write_temporary(path, lambda f: f.write(json.dumps(moves).encode()), temps)
         os.replace(journal, folder / JOURNAL)  # the commit
+        sync_folder(folder)  # and on disk: a power cut now leaves the journal, not the old files
     except BaseException as e:
         for tmp in temps:
             Path(tmp).unlink(missing_ok=True)
@@ -101,6 +104,36 @@ def write_temporary(path, write, made=None):
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it a normal file's mode
     return tmp
+
+
+def write_whole(path, data):
+    """Replace the file at `path` with the bytes `data`, whole or not at all: written in full
+    under a temporary name beside it and renamed over it (a kill or a full disk leaves the old
+    file), then the folder synced. Raises OSError, with the temporary removed."""
+    made = []
+    try:
+        os.replace(write_temporary(path, lambda f: f.write(data), made), path)
+    except BaseException:
+        for tmp in made:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    sync_folder(Path(path).parent)
+
+
+def sync_folder(folder):
+    """Flush a folder's entries to disk, so the renames made in it survive a power cut, not
+    only a kill (a file's own fsync does not cover its name). Where the file system or the
+    platform refuses to sync a folder, the renames are as durable as it makes them."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _is_journal(moves):
@@ -133,5 +166,6 @@ def recover(folder):
             except FileNotFoundError:  # renamed already, by us before a crash or by another reader
                 pass
         journal.unlink(missing_ok=True)
+        sync_folder(folder)  # the new files in place for good, before anyone is told they are saved
     except (OSError, TypeError, ValueError):  # a read-only folder, or a journal that is not ours
         pass

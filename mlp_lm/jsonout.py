@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from .atomic import write_temporary
+from .atomic import write_whole
 from .cli import UsageError
 from .streams import make_stdout_lossy
 
@@ -34,15 +34,10 @@ def write_json(path, doc):
     metrics.json, a data file, a device."""
     path = check_json_target(path)
     text = json_text({**JSON_MARK, **doc})
-    made = []
     try:
-        os.replace(write_temporary(path, lambda f: f.write(text.encode()), made), path)  # whole or not at all
-    except BaseException as e:
-        for tmp in made:
-            Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise UsageError(f"cannot write --json {path}: {e.strerror}") from None
-        raise
+        write_whole(path, text.encode())
+    except OSError as e:
+        raise UsageError(f"cannot write --json {path}: {e.strerror}") from None
     print(f"wrote {path}")
 
 

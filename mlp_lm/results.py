@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from . import checkpoint, mixture, runtime
+from .atomic import write_whole
 from .cli import STOP_CODES, STOP_SIGNALS, ArgumentParser, UsageError, exit_code, positive_int, run, signals_held
 from .counting import KneserNey, choose_k
 from .data import DEFAULT_DATA, digest, in_checkout, load_splits
@@ -177,8 +178,8 @@ def make_table(args, only, runs, docs, docs_wanted):
     tables = json.dumps({"ngrams": {f"{s}-{n}": m for (s, n), m in ngrams.items()}, "mixtures": mixes}, indent=2)
     try:
         target.mkdir(parents=True, exist_ok=True)  # the runs folder; docs was checked to be there
-        (target / "results.md").write_text(render(rows, ngrams, mixes, machine, steps))
-        (runs / "tables.json").write_text(tables + "\n")
+        write_whole(target / "results.md", render(rows, ngrams, mixes, machine, steps).encode())  # never half a table
+        write_whole(runs / "tables.json", (tables + "\n").encode())
     except OSError as e:
         raise UsageError(f"cannot write the table: {e.strerror or e} ({e.filename}); pass writable --docs and --runs") from None
     print(f"wrote {target / 'results.md'}")

@@ -2,9 +2,11 @@
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -648,3 +650,45 @@ def test_a_resumed_run_that_gets_nowhere_is_told_to_start_anew(tmp_path, capsys)
     assert train.main(["--resume", "--out", str(tmp_path)]) == 0
     err = capsys.readouterr().err
     assert "did not get anywhere; start a new run with a larger --lr or more --steps" in err, err
+
+
+def test_a_save_is_on_disk_before_it_is_reported(tmp_path, monkeypatch):
+    # A kill cannot undo a rename, but a power cut can, unless the folder itself is synced: each
+    # file is synced before the commit, the folder after the commit and after the renames.
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append("folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    def replace(a, b):
+        events.append(f"rename {Path(b).name}")
+        real_replace(a, b)
+
+    monkeypatch.setattr(atomic.os, "fsync", fsync)
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    atomic.write_atomic([(tmp_path / "a", lambda f: f.write(b"new a")), (tmp_path / "b", lambda f: f.write(b"b"))])
+    assert events == ["file", "file", "file", f"rename {atomic.JOURNAL}", "folder", "rename a", "rename b", "folder"]
+    assert (tmp_path / "a").read_bytes() == b"new a" and not (tmp_path / atomic.JOURNAL).exists()
+
+
+def test_a_whole_file_or_the_old_one(tmp_path, monkeypatch):
+    # results.md, tables.json and --json files: a full disk mid-write leaves the old file, not half a new one.
+    path = tmp_path / "results.md"
+    path.write_text("the old table\n")
+    real = atomic.write_temporary
+
+    def half_then_full(p, write, made=None):
+        def cut(f):
+            f.write(b"| half a ")
+            raise OSError(28, "No space left on device")
+        return real(p, cut, made)
+
+    monkeypatch.setattr(atomic, "write_temporary", half_then_full)
+    with pytest.raises(OSError, match="No space"):
+        atomic.write_whole(path, b"| the new table |\n")
+    assert path.read_text() == "the old table\n" and sorted(os.listdir(tmp_path)) == ["results.md"]
+    monkeypatch.setattr(atomic, "write_temporary", real)
+    atomic.write_whole(path, b"| the new table |\n")
+    assert path.read_text() == "| the new table |\n" and sorted(os.listdir(tmp_path)) == ["results.md"]
