@@ -7,6 +7,7 @@ written; then the renames, and the journal goes. recover() finishes the renames 
 that a crash left behind, and every command runs it before it reads or writes a run folder.
 checkpoint.py writes model.npz through this, and runs.py a run's other files beside it.
 """
+import errno
 import glob
 import json
 import os
@@ -74,7 +75,6 @@ def write_atomic(files):
         path = folder / JOURNAL  # what a failure from here on is about
         journal = write_temporary(path, lambda f: f.write(json.dumps(moves).encode()), temps)
         os.replace(journal, folder / JOURNAL)  # the commit
-        sync_folder(folder)  # and on disk: a power cut now leaves the journal, not the old files
     except BaseException as e:
         for tmp in temps:
             Path(tmp).unlink(missing_ok=True)
@@ -82,6 +82,7 @@ def write_atomic(files):
             raise CheckpointError(f"cannot write {path}: {e.strerror or e}; the previous files there, "
                                   f"if any, are unchanged") from None
         raise
+    sync_folder(folder)  # the commit on disk: a power cut now leaves the journal, not the old files
     recover(folder)
     if (folder / JOURNAL).exists():  # committed, but the renames failed: the files are not in place
         raise CheckpointError(f"cannot move the new files into place in {folder} (they wait there under "
@@ -109,21 +110,37 @@ def write_temporary(path, write, made=None):
 def write_whole(path, data):
     """Replace the file at `path` with the bytes `data`, whole or not at all: written in full
     under a temporary name beside it and renamed over it (a kill or a full disk leaves the old
-    file), then the folder synced. Raises OSError, with the temporary removed."""
+    file), then the folder synced. As writing into the file would: through a link to the file
+    it names, refused for a file this program may not write, and keeping the file's mode (a
+    hard link's other names keep the old contents). Raises OSError naming `path`, with the
+    temporary removed; temporaries a killed earlier write left are removed first."""
+    path = Path(os.path.realpath(path))
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
     made = []
     try:
-        os.replace(write_temporary(path, lambda f: f.write(data), made), path)
-    except BaseException:
+        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
+        if mode is not None and not os.access(path, os.W_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        tmp = write_temporary(path, lambda f: f.write(data), made)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException as e:
         for tmp in made:
             Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):  # named after the file asked for, not the temporary (or nothing)
+            e.filename, e.filename2 = str(path), None
         raise
-    sync_folder(Path(path).parent)
+    sync_folder(path.parent)
 
 
 def sync_folder(folder):
     """Flush a folder's entries to disk, so the renames made in it survive a power cut, not
-    only a kill (a file's own fsync does not cover its name). Where the file system or the
-    platform refuses to sync a folder, the renames are as durable as it makes them."""
+    only a kill (a file's own fsync does not cover its name). Best effort: it is called once
+    the new files are committed, so an error here (a file system or platform that refuses to
+    sync a folder, or even an I/O error) changes nothing and is not reported; the renames are
+    then as durable as the file system makes them."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:

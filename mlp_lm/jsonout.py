@@ -11,6 +11,7 @@ from .cli import UsageError
 from .streams import make_stdout_lossy
 
 
+NAME_MAX = 255  # bytes in a file name, on the usual file systems
 JSON_MARK = {"written_by": "mlp_lm --json"}  # in every --json file, so a later --json knows it may replace it
 
 
@@ -55,6 +56,9 @@ def check_json_target(path):
     if str(path) == "":  # Path("") is "."
         raise UsageError("--json needs a file name, and was given an empty one")
     path = Path(path)
+    if len(os.fsencode(path.name)) > NAME_MAX - 14:  # it is written as ".NAME.xxxxxxxx.tmp" first
+        raise UsageError(f"--json file name {path.name[:40]}... is too long ({len(os.fsencode(path.name))} bytes); "
+                         f"use one of at most {NAME_MAX - 14} bytes")
     try:
         if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
             raise UsageError(f"cannot write --json {path}: {path.parent} is not a folder this program can write to")

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import model, runtime
 from .cli import UsageError, signals_held
-from .config import plain
+from .config import config_problem, params_problem, plain
 from .progress import Progress
 from .trainer import Trainer
 
@@ -49,13 +49,15 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
     for what Trainer refuses and for a dev set it cannot evaluate (when it evaluates one).
     """
     cfg = plain(cfg)  # numpy scalars as Python values
-    trainer = Trainer(cfg, params, *splits.train, threads)  # first: it names what is wrong with the parameters
+    problem = config_problem(cfg) or params_problem(cfg, params, *splits.train)  # Trainer's refusals, named first
+    if problem:
+        raise ValueError(problem)
     if cfg.eval_every and cfg.eval_every <= cfg.steps:  # dev is read steps into the run: a bad one is refused now
         try:
             model.check_examples(params, *splits.dev)
         except ValueError as e:
-            trainer.split.close()
             raise ValueError(f"dev: {e}") from None
+    trainer = Trainer(cfg, params, *splits.train, threads)
     # BLAS threads spin while they wait, so they give way while other programs keep a core busy;
     # the threads of a split batch sleep while they wait, and keep working.
     governor = runtime.ThreadGovernor(threads) if follow_load and trainer.split.parts == 1 else None

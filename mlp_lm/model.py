@@ -220,10 +220,11 @@ def check_examples(params, X, Y):
     if unknown:  # a misspelt "wd" would be a model without direct connections
         verb = "is not a parameter" if len(unknown) == 1 else "are not parameters"
         raise ValueError(f"{', '.join(map(repr, unknown))} {verb} of this model ({', '.join(PARAM_NAMES + OPTIONAL_PARAMS)})")
-    odd = [k for k, p in params.items() if np.asarray(p).dtype != np.asarray(params["C"]).dtype]
+    dtypes = {k: np.asarray(p).dtype.name for k, p in params.items()}  # by name: a byte order is no other dtype
+    odd = [k for k, d in dtypes.items() if d != dtypes["C"] or d not in ("float32", "float64")]
     if odd:  # numpy would promote, and the gradients come back in another dtype than their parameters
-        raise ValueError(f"the parameters mix dtypes: C is {np.asarray(params['C']).dtype} but "
-                         + ", ".join(f"{k} {np.asarray(params[k]).dtype}" for k in odd) + "; make them all one")
+        raise ValueError("the parameters must all be float32 or all float64, got "
+                         + ", ".join(f"{k} {d}" for k, d in dtypes.items()))
     V, E = params["C"].shape
     T, H = params["W1"].shape[0] // E, params["W1"].shape[1]
     shapes = param_shapes(V, T, E, H, direct="Wd" in params)

@@ -178,8 +178,8 @@ def make_table(args, only, runs, docs, docs_wanted):
     tables = json.dumps({"ngrams": {f"{s}-{n}": m for (s, n), m in ngrams.items()}, "mixtures": mixes}, indent=2)
     try:
         target.mkdir(parents=True, exist_ok=True)  # the runs folder; docs was checked to be there
-        write_whole(target / "results.md", render(rows, ngrams, mixes, machine, steps).encode())  # never half a table
-        write_whole(runs / "tables.json", (tables + "\n").encode())
+        write_whole(runs / "tables.json", (tables + "\n").encode())  # first: a failure here leaves no new table
+        write_whole(target / "results.md", render(rows, ngrams, mixes, machine, steps).encode())  # never half a one
     except OSError as e:
         raise UsageError(f"cannot write the table: {e.strerror or e} ({e.filename}); pass writable --docs and --runs") from None
     print(f"wrote {target / 'results.md'}")
@@ -187,7 +187,11 @@ def make_table(args, only, runs, docs, docs_wanted):
     if not to_docs:
         print(f"(a quick or partial run, or --no-train: {docs} left as it was; --write-docs to overwrite it)")
     elif picture.is_file():
-        shutil.copyfile(picture, target / "embedding.png")
+        try:
+            write_whole(target / "embedding.png", picture.read_bytes())
+        except OSError as e:
+            raise UsageError(f"cannot copy the embedding picture: {e.strerror or e} ({e.filename}); "
+                             f"the table is written") from None
         print(f"wrote {target / 'embedding.png'} (from the {PICTURE_RUN} run)")
     else:
         print(f"no {picture} (matplotlib missing?): {target / 'embedding.png'} left as it was")

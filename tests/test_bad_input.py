@@ -649,3 +649,13 @@ def test_resume_names_what_a_library_saved_state_lacks(tmp_path):
     checkpoint.save(tmp_path / "model.npz", t.params, splits.vocab, asdict(cfg), state=t.state())
     with pytest.raises(cli.UsageError, match="without the loop's step, losses, devs"):  # not "before resuming existed"
         train.main(["--resume", "--out", str(tmp_path)])
+
+
+def test_a_json_name_too_long_for_its_temporary_is_refused_before_the_work(tmp_path):
+    # From a hostile round: a legal 245-byte name failed after the work, when its temporary
+    # (".NAME.xxxxxxxx.tmp", 14 bytes longer) could not be created.
+    from mlp_lm import jsonout
+    from mlp_lm.cli import UsageError
+    with pytest.raises(UsageError, match="too long"):
+        jsonout.check_json_target(tmp_path / ("x" * 240 + ".json"))
+    assert jsonout.check_json_target(tmp_path / ("x" * 236 + ".json")) == tmp_path / ("x" * 236 + ".json")

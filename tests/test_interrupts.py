@@ -692,3 +692,26 @@ def test_a_whole_file_or_the_old_one(tmp_path, monkeypatch):
     monkeypatch.setattr(atomic, "write_temporary", real)
     atomic.write_whole(path, b"| the new table |\n")
     assert path.read_text() == "| the new table |\n" and sorted(os.listdir(tmp_path)) == ["results.md"]
+
+
+def test_a_whole_file_is_written_as_writing_into_it_would(tmp_path, monkeypatch):
+    # From a hostile round: a link was replaced by a file, a read-only file overwritten, a mode reset.
+    elsewhere = tmp_path / "elsewhere.md"
+    elsewhere.write_text("old")
+    link = tmp_path / "results.md"
+    link.symlink_to(elsewhere)
+    atomic.write_whole(link, b"new")
+    assert link.is_symlink() and elsewhere.read_text() == "new"  # through the link, as write_text went
+    private = tmp_path / "tables.json"
+    private.write_text("old")
+    private.chmod(0o600)
+    atomic.write_whole(private, b"new")
+    assert private.read_text() == "new" and stat.S_IMODE(private.stat().st_mode) == 0o600
+    (tmp_path / ".tables.json.abcd1234.tmp").write_text("left by a killed write")
+    atomic.write_whole(private, b"newer")
+    assert sorted(os.listdir(tmp_path)) == ["elsewhere.md", "results.md", "tables.json"]
+    # a file this program may not write (os.access says so: root may write a read-only file, as into it)
+    monkeypatch.setattr(atomic.os, "access", lambda path, mode: False)
+    with pytest.raises(PermissionError) as e:
+        atomic.write_whole(private, b"newest")
+    assert e.value.filename == str(private) and private.read_text() == "newer"

@@ -338,7 +338,7 @@ def test_what_another_implementation_would_hand_over_wrongly_is_refused():
         layers.dropout_forward(np.ones((2, 2)), np.ones((2, 2), dtype=np.int64))
     with pytest.raises(ValueError, match="'wd' is not a parameter"):
         model.check_examples(dict(p, wd=np.zeros((12, 7))), X, Y)  # was a model without direct connections
-    with pytest.raises(ValueError, match="mix dtypes"):
+    with pytest.raises(ValueError, match="all be float32 or all float64"):
         model.check_examples(dict(p, W1=p["W1"].astype(np.float32)), X, Y)  # dW1 came back float64
     with pytest.raises(ValueError, match="do not fit together"):
         model.check_examples(dict(p, W1=p["W1"].T.copy(), W2=p["W2"].T.copy()), X, Y)  # torch.nn.Linear's layout
@@ -346,3 +346,24 @@ def test_what_another_implementation_would_hand_over_wrongly_is_refused():
         model.loss_and_grads(p, X, Y, masks=())  # was no dropout at all
     model.check_examples(p, X, Y)  # and the right ones pass
     assert model.loss_and_grads(p, X, Y, masks={"embcat": keep * 2.0, "h": None})[0] > 0
+
+
+def test_a_split_batch_refuses_masks_as_one_piece_does():
+    # From a hostile round: with the batch in parts, masks=() was no dropout and a mask of the
+    # wrong length was sliced silently, where one piece refuses both.
+    from mlp_lm import parallel
+    p = model.init_params(7, 3, 4, 5, dtype=np.float64)
+    X, Y = np.zeros((10, 3), dtype=np.int64), np.ones(10, dtype=np.int64)
+    split = parallel.BatchSplit(2)
+    try:
+        for masks in ((), [], {"embcat": np.ones((20, 12))}):
+            with pytest.raises(ValueError, match="masks"):
+                split.loss_and_grads(p, X, Y, np.arange(10), masks=masks)
+        loss, _ = split.loss_and_grads(p, X, Y, np.arange(10), masks={"embcat": np.full((10, 12), 2.0), "h": None})
+        assert np.isfinite(loss)
+    finally:
+        split.close()
+    big_endian = {k: v.astype(v.dtype.newbyteorder(">")) for k, v in p.items()}
+    model.check_examples(big_endian, X[:2], Y[:2])  # the same dtype in another byte order
+    with pytest.raises(ValueError, match="all be float32 or all float64"):
+        model.check_examples({k: v.astype(np.int64) for k, v in p.items()}, X[:2], Y[:2])
