@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from mlp_lm import gradcheck, layers
-from mlp_lm.gradcheck import assert_close, compare, directional_grad, numerical_grad
+from mlp_lm import finitediff, gradcheck, layers
+from mlp_lm.finitediff import assert_close, compare, directional_grad, numerical_grad
 
 
 def test_numerical_grad_of_known_function():
@@ -36,8 +36,8 @@ def test_assert_close_names_tensor_and_worst_entry():
 
 
 def test_rel_error():
-    assert gradcheck.rel_error([1.0, 2.0], [1.0, 2.0]) == 0.0
-    assert gradcheck.rel_error([1.0], [3.0]) == pytest.approx(0.5)
+    assert finitediff.rel_error([1.0, 2.0], [1.0, 2.0]) == 0.0
+    assert finitediff.rel_error([1.0], [3.0]) == pytest.approx(0.5)
 
 
 def test_check_model_catches_a_wrong_tanh_backward(monkeypatch):

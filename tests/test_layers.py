@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mlp_lm import layers
-from mlp_lm.gradcheck import assert_close, compare, numerical_grad
+from mlp_lm.finitediff import assert_close, compare, numerical_grad
 
 B, T, E, H, V = 5, 3, 4, 6, 7
 

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from mlp_lm import model
-from mlp_lm.gradcheck import TOLERANCE, assert_close, check_model, compare, directional_grad, random_params
+from mlp_lm.finitediff import TOLERANCE, assert_close, compare, directional_grad
+from mlp_lm.gradcheck import check_model, random_params
 
 SHAPES = [  # (V, T, E, H, B)
     (27, 3, 2, 6, 8),

@@ -1,0 +1,149 @@
+"""Finite differences against a hand-derived gradient, reusable on any gradient code.
+
+numerical_grad takes its derivatives from scipy.differentiate.derivative, which takes central
+differences of high order at shrinking steps and extrapolates (Richardson), so in float64 it
+agrees with a correct gradient to 1e-10 of its scale or better (about 1e-12 in
+docs/gradcheck.md); a wrong backward pass is off by order one. compare and assert_close judge
+one gradient against another, relative to its scale. Use them on your own change: build a
+scalar function of one array, compute its gradient by hand, and call numerical_grad and
+assert_close. gradcheck.py checks the whole model with them. See docs/gradcheck.md.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+TOLERANCE = 1e-6
+ZERO_NOISE = 1e-8  # past this, a numerical derivative of a loss of order 1 is no rounding error
+PROVES_NOTHING = "the gradient is all zeros where compared, so the check proves nothing: use other inputs"
+
+
+def rel_error(a, n):
+    """cs231n's relative error, elementwise max: |a - n| / max(1e-8, |a| + |n|)."""
+    a, n = np.asarray(a, dtype=np.float64), np.asarray(n, dtype=np.float64)
+    return float(np.max(np.abs(a - n) / np.maximum(1e-8, np.abs(a) + np.abs(n))))
+
+
+def numerical_grad(f, x, coords=None, *, initial_step=0.1, return_status=False):
+    """d f / d x at the flat indices `coords` of x (all of them by default).
+
+    f maps an array shaped like x to a float. Returns a float64 array with one
+    derivative per coordinate, in the order of `coords`; with return_status=True
+    also scipy's per-coordinate status (0: converged to its tolerance; negative:
+    it stopped without, see scipy.differentiate.derivative).
+    """
+    x = np.array(x, dtype=np.float64)
+    coords = np.arange(x.size) if coords is None else np.asarray(coords, dtype=np.int64).reshape(-1)
+    from scipy.differentiate import derivative
+
+    def along(t, k):
+        # derivative() asks for f at many (step, coordinate) pairs at once; the loop is
+        # over those evaluations, in the checker, never in the model's math.
+        t, k = np.broadcast_arrays(t, k)
+        out = np.empty(t.shape)
+        for i, (ti, ki) in enumerate(zip(t.reshape(-1), k.reshape(-1))):
+            xp = x.copy()
+            xp.flat[ki] += ti
+            out.flat[i] = f(xp)
+        return out
+
+    res = derivative(along, np.zeros(len(coords)), args=(coords,), initial_step=initial_step)
+    return (res.df, res.status) if return_status else res.df
+
+
+def directional_grad(f, x, v, *, initial_step=0.1):
+    """d/dt f(x + t v) at t = 0: must equal sum(grad * v) for the true gradient."""
+    x, v = np.asarray(x, dtype=np.float64), np.asarray(v, dtype=np.float64)
+    from scipy.differentiate import derivative
+
+    def along(t):
+        out = np.empty(t.shape)
+        for i, ti in enumerate(t.reshape(-1)):
+            out.flat[i] = f(x + ti * v)
+        return out
+
+    return float(derivative(along, 0.0, initial_step=initial_step).df)
+
+
+@dataclass
+class Comparison:
+    """One row of the table: an analytic gradient against a numerical one."""
+
+    name: str
+    shape: tuple
+    exact: bool
+    maxdiff: float  # largest |analytic - numerical|
+    scale: float  # largest |analytic| of the entries compared (the whole tensor unless coords are given)
+    ratio: float  # maxdiff / scale: the number judged against the tolerance
+    worst: tuple  # index of the entry with the largest difference
+    analytic_at_worst: float
+    numerical_at_worst: float
+    problem: str = None  # why the comparison cannot pass whatever the numbers (wrong shape, proves nothing)
+    unconverged: int = 0  # coordinates where scipy stopped short of its tolerance (reported, not judged)
+
+    def ok(self, tol=TOLERANCE):
+        return self.problem is None and self.ratio <= tol
+
+    def row(self):
+        text = (f"{self.name:10s} {str(self.shape):14s} exact: {str(self.exact):5s} "
+                f"maxdiff: {self.maxdiff:.2e}  scale: {self.scale:.2e}  ratio: {self.ratio:.2e}")
+        if self.unconverged:
+            text += f"  ({self.unconverged} coordinate(s) where scipy did not converge)"
+        return text + (f"  [{self.problem}]" if self.problem else "")
+
+
+def compare(name, analytic, numerical, coords=None, *, shape=None, status=None):
+    """Compare an analytic gradient with a numerical one, relative to the gradient's scale.
+
+    The number judged is max |analytic - numerical| / max |analytic|, both maxima over
+    the entries compared: relative, so a gradient of size 1e-9 is held to the same
+    standard as one of size 1. With coords (flat indices), numerical holds only those
+    entries of the analytic gradient, in that order, and only they are compared (and
+    set the scale: a wrong entry left out of them cannot make the others look small).
+    shape is the shape the gradient must have (its input's); it is checked before any
+    value: both are flattened, so (1, H) against (H,) would otherwise pass. A numerical
+    gradient of 2 or more dimensions is held to its own shape too; a 1-D one may be
+    numerical_grad's flat row, so only shape can hold it. A gradient that is all zeros
+    cannot pass: it proves nothing (a missing term times zero is zero).
+    status is numerical_grad's per-coordinate scipy status, counted in the row.
+    """
+    a_full = np.asarray(analytic, dtype=np.float64)
+    problem = None
+    if shape is not None and a_full.shape != tuple(shape):
+        problem = f"gradient has shape {a_full.shape} but its input has {tuple(shape)}"
+    elif coords is None and np.ndim(numerical) > 1 and np.shape(numerical) != a_full.shape:
+        problem = f"gradient has shape {a_full.shape} but the numerical one has {np.shape(numerical)}"
+    coords = np.arange(a_full.size) if coords is None else np.asarray(coords).reshape(-1)
+    n = np.asarray(numerical, dtype=np.float64).reshape(-1)
+    if n.size != coords.size:
+        problem = problem or f"{n.size} numerical values for {coords.size} coordinates"
+        n = np.resize(n, coords.size)
+    if problem and coords.size and coords.max() >= a_full.size:  # a gradient with fewer entries than its input
+        n, coords = n[coords < a_full.size], coords[coords < a_full.size]  # the row fails on its problem anyway
+    a = a_full.reshape(-1)[coords]
+    diff = np.abs(a - n)
+    i = int(np.argmax(diff)) if a.size else 0
+    scale = float(np.max(np.abs(a))) if a.size else 0.0
+    maxdiff = float(diff.max()) if a.size else 0.0
+    ratio = maxdiff / scale if scale > 0 else maxdiff
+    if scale == 0 and problem is None:
+        # Where the loss does not depend on the tensor, finite differences give 0 (or rounding
+        # noise far below ZERO_NOISE); where they give more, the analytic zeros are wrong.
+        problem = (f"the gradient is all zeros but the numerical one reaches {maxdiff:.2e}: the backward pass "
+                   f"misses it" if maxdiff > ZERO_NOISE else PROVES_NOTHING)
+    worst = tuple(int(j) for j in np.unravel_index(int(coords[i]), a_full.shape)) if a.size else ()
+    unconverged = 0 if status is None else int(np.count_nonzero(np.asarray(status) != 0))
+    return Comparison(name, a_full.shape, bool(np.array_equal(a, n)), maxdiff, scale, ratio,
+                      worst, float(a[i]) if a.size else 0.0, float(n[i]) if a.size else 0.0, problem, unconverged)
+
+
+def assert_close(cmp, tol=TOLERANCE):
+    """Raise AssertionError naming the tensor and its worst entry if the comparison fails."""
+    if cmp.problem:
+        raise AssertionError(f"gradient of {cmp.name}: {cmp.problem}")
+    if not cmp.ok(tol):
+        raise AssertionError(
+            f"gradient of {cmp.name} {cmp.shape} is off: max |analytic - numerical| / max |analytic| "
+            f"= {cmp.ratio:.3e} > {tol:.0e}; worst entry {cmp.name}{list(cmp.worst)}: "
+            f"analytic {cmp.analytic_at_worst:.10g}, numerical {cmp.numerical_at_worst:.10g}"
+            + (f" (scipy did not converge at {cmp.unconverged} coordinate(s))" if cmp.unconverged else "")
+        )
