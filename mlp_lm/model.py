@@ -81,10 +81,7 @@ def forward(params, X, masks=None):
     masks: training-time dropout masks {"embcat": (B, T*E), "h": (B, H)} from
     layers.dropout_mask (either may be missing); None evaluates the network as is.
     """
-    masks = {} if masks is None else masks
-    if not isinstance(masks, dict) or not masks.keys() <= MASKED:  # a mask under another name would be no dropout
-        raise ValueError(f"masks must be a dict with the keys 'embcat' and 'h' (either may be left out), got "
-                         f"{list(masks) if isinstance(masks, dict) else type(masks).__name__}")
+    masks = check_masks(masks)
     emb, emb_cache = layers.embedding_forward(params["C"], X)  # (B, T, E)
     embcat, cat_cache = layers.concat_forward(emb)  # (B, T*E)
     embcat, drop1_cache = layers.dropout_forward(embcat, masks.get("embcat"))  # (B, T*E)
@@ -98,6 +95,20 @@ def forward(params, X, masks=None):
         logits += direct
     return logits, (emb_cache, cat_cache, drop1_cache, lin1_cache, tanh_cache, drop2_cache, lin2_cache,
                     direct_cache)
+
+
+def check_masks(masks, B=None):
+    """masks as forward() takes them ({} for None), or ValueError: a mask under another name would
+    be no dropout at all. With B, every mask must also have B rows (parallel.BatchSplit slices them
+    by rows, which would cut a wrong one silently)."""
+    masks = {} if masks is None else masks
+    if not isinstance(masks, dict) or not masks.keys() <= MASKED:
+        raise ValueError(f"masks must be a dict with the keys 'embcat' and 'h' (either may be left out), got "
+                         f"{list(masks) if isinstance(masks, dict) else type(masks).__name__}")
+    if B is not None and any(m is not None and np.shape(m)[:1] != (B,) for m in masks.values()):
+        raise ValueError(f"the masks must have one row per example of the batch ({B}), got shapes "
+                         f"{ {k: np.shape(m) for k, m in masks.items() if m is not None} }")
+    return masks
 
 
 def loss_and_grads(params, X, Y, *, masks=None, smoothing=0.0, return_intermediates=False):

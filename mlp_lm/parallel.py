@@ -70,18 +70,15 @@ class BatchSplit:
         by B_i / B: the gather reads memory at random, and both are worth sharing between the
         threads too. The calling thread then only adds the parts up.
         """
-        if masks is not None and (not isinstance(masks, dict)
-                                  or any(m is not None and len(m) != len(ix) for m in masks.values())):
-            raise ValueError("masks must be a dict of dropout masks with one row per example of the batch "
-                             "(model.forward names the keys it takes)")  # a part would slice a wrong one silently
         parts = min(self.parts, len(ix))
         if parts == 1:
             # X[ix] and Y[ix], by ndarray.take: at batch 32 the same rows a few microseconds sooner
             return model.loss_and_grads(params, X.take(ix, axis=0), Y.take(ix), masks=masks, smoothing=smoothing)
+        masks = model.check_masks(masks, len(ix))  # before the parts slice them (one piece: forward checks)
         rows, weights = layout(parts, len(ix))
 
         def part(r, weight):
-            part_masks = {k: m[r] for k, m in (masks or {}).items() if m is not None}
+            part_masks = {k: m[r] for k, m in masks.items() if m is not None}
             part_ix = ix[r]
             loss, grads = model.loss_and_grads(params, X.take(part_ix, axis=0), Y.take(part_ix), masks=part_masks,
                                                smoothing=smoothing)
