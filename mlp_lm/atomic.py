@@ -22,6 +22,7 @@ class CheckpointError(Exception):
 
 JOURNAL = ".commit.json"  # in a folder being written by write_atomic: the renames that complete it
 JOURNAL_MAX_BYTES = 1 << 16  # ours lists a few renames; anything bigger is not ours
+TEMPORARY_EXTRA = len("..") + 8 + len(".tmp")  # bytes write_temporary adds to a file's name: ".NAME.xxxxxxxx.tmp"
 
 
 def check_save_place(folder, names=()):

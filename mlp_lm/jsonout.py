@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from .atomic import write_whole
+from .atomic import TEMPORARY_EXTRA, write_whole
 from .cli import UsageError
 from .streams import make_stdout_lossy
 
@@ -56,9 +56,9 @@ def check_json_target(path):
     if str(path) == "":  # Path("") is "."
         raise UsageError("--json needs a file name, and was given an empty one")
     path = Path(path)
-    if len(os.fsencode(path.name)) > NAME_MAX - 14:  # it is written as ".NAME.xxxxxxxx.tmp" first
+    if len(os.fsencode(path.name)) > NAME_MAX - TEMPORARY_EXTRA:  # it is written under a longer name first
         raise UsageError(f"--json file name {path.name[:40]}... is too long ({len(os.fsencode(path.name))} bytes); "
-                         f"use one of at most {NAME_MAX - 14} bytes")
+                         f"use one of at most {NAME_MAX - TEMPORARY_EXTRA} bytes")
     try:
         if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
             raise UsageError(f"cannot write --json {path}: {path.parent} is not a folder this program can write to")
