@@ -64,9 +64,8 @@ def write_atomic(files):
     recover(folder)
     check_save_place(folder, [Path(path).name for path, _ in files])
     # Temporaries of an earlier write of these files that was killed before its commit, its journal's too
-    for name in [Path(path).name for path, _ in files] + [JOURNAL]:
-        for stale in folder.glob(f".{glob.escape(name)}.*.tmp"):
-            stale.unlink(missing_ok=True)
+    for path in [Path(path) for path, _ in files] + [folder / JOURNAL]:
+        remove_stale_temporaries(path)
     temps = []
     try:
         for path, write in files:
@@ -88,6 +87,13 @@ def write_atomic(files):
     if (folder / JOURNAL).exists():  # committed, but the renames failed: the files are not in place
         raise CheckpointError(f"cannot move the new files into place in {folder} (they wait there under "
                               f"hidden names, listed in {JOURNAL}); the files in their place are the previous ones")
+
+
+def remove_stale_temporaries(path):
+    """Remove the temporaries of `path` (write_temporary's names) that a write killed before its
+    rename left beside it; the caller is the file's only writer."""
+    for stale in Path(path).parent.glob(f".{glob.escape(Path(path).name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def write_temporary(path, write, made=None):
@@ -116,8 +122,7 @@ def write_whole(path, data):
     hard link's other names keep the old contents). Raises OSError naming `path`, with the
     temporary removed; temporaries a killed earlier write left are removed first."""
     path = Path(os.path.realpath(path))
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        stale.unlink(missing_ok=True)
+    remove_stale_temporaries(path)
     made = []
     try:
         mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
