@@ -36,6 +36,7 @@ class Config:
     eps: float = 1e-8  # AdamW's denominator guard
     dropout: float = 0.0  # dropout on the hidden layer's output
     emb_dropout: float = 0.0  # dropout on the concatenated embeddings
+    fold: bool = False  # train the first layer from per-position tables of C @ W1 (folded.py): less work
     label_smoothing: float = 0.0  # eps of the smoothed targets
     ema: float = 0.0  # decay of the weight average evaluated and saved (0: none)
     seed: int = 42  # parameters, minibatches, dropout
@@ -93,8 +94,9 @@ def config_problem(cfg):
     for name in ("beta1", "beta2", "dropout", "emb_dropout", "label_smoothing", "ema"):
         if not 0 <= getattr(cfg, name) < 1:
             return f"{name} is {getattr(cfg, name)}, not in [0, 1)"
-    if not isinstance(cfg.direct, bool):  # 1 would train Wd, then save a config the checkpoint calls damaged
-        return f"direct is {cfg.direct!r}, not True or False"
+    for name in ("direct", "fold"):  # direct=1 would train Wd, then save a config the checkpoint calls damaged
+        if not isinstance(getattr(cfg, name), bool):
+            return f"{name} is {getattr(cfg, name)!r}, not True or False"
     if not isinstance(cfg.data, str):  # a Path would not save as JSON
         return f"data is {cfg.data!r}, not a path as text"
     choices = {"init": ("scaled", "lecture"), "optimizer": ("sgd", "adamw"), "schedule": optim.SCHEDULES,
@@ -130,6 +132,8 @@ def describe_training(cfg):
     extras = [f"{name} {value!r}" for name, value in  # repr: the value itself, never rounded (ema 0.999999999)
               (("weight decay", cfg.weight_decay), ("dropout", cfg.dropout), ("emb-dropout", cfg.emb_dropout),
                ("label smoothing", cfg.label_smoothing), ("ema", cfg.ema)) if value]
+    if cfg.fold:
+        extras.append("first layer folded")
     return text + (", " + ", ".join(extras) if extras else "")
 
 

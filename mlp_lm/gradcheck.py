@@ -2,6 +2,7 @@
 
     python -m mlp_lm.gradcheck            # the model, every parameter and intermediate
     python -m mlp_lm.gradcheck --direct --dropout 0.3 --label-smoothing 0.1   # and the extras
+    python -m mlp_lm.gradcheck --fold --direct --dropout 0.3    # the folded first layer (folded.py)
 
 prints one row per tensor, as in the manual-backprop lecture: whether the
 analytic gradient equals the numerical one exactly, the largest absolute
@@ -21,17 +22,22 @@ MAX_COORDS = 20_000  # what the command checks entry by entry in well under a mi
 
 
 STAGES = ("emb", "embcat", "hpreact", "h", "logits")  # the intermediates checked, in forward order
+FOLDED_STAGES = ("hpreact", "h", "logits")  # fold never forms emb and embcat
 
 
 def _forward_with(params, X, masks=None, override=None):
     """The forward pass written once more, in plain numpy, with any stage's value replaced.
 
     Deliberately independent of layers.py, so the check compares two
-    implementations. embcat and h are taken after their dropout masks.
+    implementations. embcat and h are taken after their dropout masks; fold's mask "C" (T, V, E)
+    acts on each symbol's embedding at each position: emb[b, t] = C[X[b, t]] * M[t, X[b, t]].
     """
     masks, override = masks or {}, override or {}
-    B = X.shape[0]
-    v = {"emb": override.get("emb", params["C"][X])}
+    B, T = X.shape
+    emb = params["C"][X]
+    if masks.get("C") is not None:
+        emb = emb * masks["C"][np.arange(T), X]
+    v = {"emb": override.get("emb", emb)}
     embcat = v["emb"].reshape(B, -1)
     v["embcat"] = override.get("embcat", embcat * masks["embcat"] if masks.get("embcat") is not None else embcat)
     v["hpreact"] = override.get("hpreact", v["embcat"] @ params["W1"] + params["b1"])
@@ -74,23 +80,25 @@ def random_params(vocab_size, block_size, n_embd, n_hidden, seed=0, direct=False
     return params
 
 
-def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=0.0):
+def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=0.0, fold=False):
     """Compare loss_and_grads with finite differences for every parameter and intermediate.
 
     Returns a list of Comparison rows, parameters first (with Wd last when
     present), then the intermediates in backward order. With max_coords, each
     tensor is checked on that many randomly sampled entries, always including its
     largest analytic entry, which sets the scale (the rest is not compared). masks (fixed dropout masks) and smoothing
-    are passed to loss_and_grads and to the independent forward alike.
+    are passed to loss_and_grads and to the independent forward alike; fold to loss_and_grads only (the
+    independent forward is the plain one), with FOLDED_STAGES as the intermediates.
     """
     params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    _, grads, inter = loss_and_grads(params, X, Y, masks=masks, smoothing=smoothing, return_intermediates=True)
+    _, grads, inter = loss_and_grads(params, X, Y, masks=masks, smoothing=smoothing, fold=fold,
+                                     return_intermediates=True)
     values = _forward_with(params, X, masks)
     rng = np.random.default_rng(seed)
     rows = []
     names = [k for k in PARAM_NAMES if k in params] + [k for k in params if k not in PARAM_NAMES]
     targets = [(k, params[k], grads.get(k)) for k in names]
-    targets += [(k, values[k], inter[k]) for k in reversed(STAGES)]
+    targets += [(k, values[k], inter.get(k)) for k in reversed(FOLDED_STAGES if fold else STAGES)]
     for name, value, analytic in targets:
         if analytic is None:
             rows.append(Comparison("d" + name, value.shape, False, np.inf, 0.0, np.inf, (), 0.0, 0.0,
@@ -122,7 +130,10 @@ def main(argv=None):
                     help="random seed for parameters and data (default 0)")
     ap.add_argument("--direct", action="store_true", help="with the paper's direct connections Wd")
     ap.add_argument("--dropout", type=fraction, default=0.0, metavar="P",
-                    help="a fixed dropout mask with this rate on embcat and h (default 0)")
+                    help="a fixed dropout mask with this rate on embcat (with --fold: on each position's C) "
+                         "and h (default 0)")
+    ap.add_argument("--fold", action="store_true",
+                    help="the first layer folded into per-position tables, as --preset best trains it")
     ap.add_argument("--label-smoothing", type=fraction, default=0.0, metavar="EPS", help="label smoothing eps (default 0)")
     args = ap.parse_args(argv)
     B, T, E, H, V = args.batch_size, args.block_size, args.n_embd, args.n_hidden, args.vocab_size
@@ -137,9 +148,10 @@ def main(argv=None):
     params = random_params(args.vocab_size, T, E, H, seed=args.seed, direct=args.direct)
     X = rng.integers(0, args.vocab_size, size=(B, T))
     Y = rng.integers(0, args.vocab_size, size=B)
-    masks = {"embcat": layers.dropout_mask((B, T * E), args.dropout, rng),
+    emb_mask = ("C", (T, V, E)) if args.fold else ("embcat", (B, T * E))
+    masks = {emb_mask[0]: layers.dropout_mask(emb_mask[1], args.dropout, rng),
              "h": layers.dropout_mask((B, H), args.dropout, rng)}
-    rows = check_model(params, X, Y, masks=masks, smoothing=args.label_smoothing)
+    rows = check_model(params, X, Y, masks=masks, smoothing=args.label_smoothing, fold=args.fold)
     for r in rows:
         print(r.row(), " ok" if r.ok() else " FAIL")
     bad = [r for r in rows if not r.ok()]

@@ -15,13 +15,14 @@ embeddings to the logits; init_params(direct=True) puts them back.
 """
 import numpy as np
 
-from . import layers
+from . import folded, layers
 from .checks import check_indices, is_whole
 
 PARAM_NAMES = ("C", "W1", "b1", "W2", "b2")
 OPTIONAL_PARAMS = ("Wd",)
 DECAYED = ("C", "W1", "W2", "Wd")  # weight decay acts on weights and the embedding table, never on biases
 MASKED = {"embcat", "h"}  # the values dropout can act on
+FOLDED_MASKED = {"C", "h"}  # with fold=True: the per-position tables of C (T, V, E) and h
 
 
 def init_params(vocab_size, block_size, n_embd, n_hidden, *, direct=False, seed=0, init="scaled",
@@ -75,55 +76,69 @@ def num_params(params):
     return int(sum(p.size for p in params.values()))
 
 
-def forward(params, X, masks=None):
+def forward(params, X, masks=None, fold=False):
     """Logits (B, V) for contexts X (B, T), and the caches the backward pass needs.
 
     masks: training-time dropout masks {"embcat": (B, T*E), "h": (B, H)} from
     layers.dropout_mask (either may be missing); None evaluates the network as is.
+    fold=True computes the maps of embcat (W1, and Wd) from per-position tables (folded.py): the
+    same function, less work when V is small beside B. Its embedding dropout mask is "C": (T, V, E).
     """
-    masks = check_masks(masks)
-    emb, emb_cache = layers.embedding_forward(params["C"], X)  # (B, T, E)
-    embcat, cat_cache = layers.concat_forward(emb)  # (B, T*E)
-    embcat, drop1_cache = layers.dropout_forward(embcat, masks.get("embcat"))  # (B, T*E)
-    hpreact, lin1_cache = layers.linear_forward(embcat, params["W1"], params["b1"])  # (B, H)
+    masks = check_masks(masks, fold=fold)
+    if fold:
+        emb_caches = None
+        hpreact, lin1_cache = folded.fold_forward(params["C"], X, params["W1"], masks.get("C"))  # (B, H)
+        hpreact += params["b1"]
+    else:
+        emb, emb_cache = layers.embedding_forward(params["C"], X)  # (B, T, E)
+        embcat, cat_cache = layers.concat_forward(emb)  # (B, T*E)
+        embcat, drop1_cache = layers.dropout_forward(embcat, masks.get("embcat"))  # (B, T*E)
+        emb_caches = emb_cache, cat_cache, drop1_cache
+        hpreact, lin1_cache = layers.linear_forward(embcat, params["W1"], params["b1"])  # (B, H)
     h, tanh_cache = layers.tanh_forward(hpreact)  # (B, H)
     h, drop2_cache = layers.dropout_forward(h, masks.get("h"))  # (B, H)
     logits, lin2_cache = layers.linear_forward(h, params["W2"], params["b2"])  # (B, V)
     direct_cache = None
     if "Wd" in params:  # the paper's direct connections: embcat straight to the logits
-        direct, direct_cache = layers.linear_forward(embcat, params["Wd"])  # (B, V)
+        if fold:
+            direct, direct_cache = folded.fold_forward(params["C"], X, params["Wd"], masks.get("C"))  # (B, V)
+        else:
+            direct, direct_cache = layers.linear_forward(embcat, params["Wd"])  # (B, V)
         logits += direct
-    return logits, (emb_cache, cat_cache, drop1_cache, lin1_cache, tanh_cache, drop2_cache, lin2_cache,
-                    direct_cache)
+    return logits, (emb_caches, lin1_cache, tanh_cache, drop2_cache, lin2_cache, direct_cache)
 
 
-def check_masks(masks, B=None):
+def check_masks(masks, B=None, fold=False):
     """masks as forward() takes them ({} for None), or ValueError: a mask under another name would
-    be no dropout at all. With B, every mask must also have B rows (parallel.BatchSplit slices them
-    by rows, which would cut a wrong one silently)."""
+    be no dropout at all. With B, every mask on examples must also have B rows (parallel.BatchSplit
+    slices them by rows, which would cut a wrong one silently); fold's "C" is the step's, not an example's."""
     masks = {} if masks is None else masks
-    if not isinstance(masks, dict) or not masks.keys() <= MASKED:
-        raise ValueError(f"masks must be a dict with the keys 'embcat' and 'h' (either may be left out), got "
+    keys = FOLDED_MASKED if fold else MASKED
+    if not isinstance(masks, dict) or not masks.keys() <= keys:
+        raise ValueError(f"masks must be a dict with the keys {' and '.join(map(repr, sorted(keys)))} (either may "
+                         f"be left out{', with fold=True' if fold else ''}), got "
                          f"{list(masks) if isinstance(masks, dict) else type(masks).__name__}")
-    if B is not None and any(m is not None and np.shape(m)[:1] != (B,) for m in masks.values()):
-        raise ValueError(f"the masks must have one row per example of the batch ({B}), got shapes "
-                         f"{ {k: np.shape(m) for k, m in masks.items() if m is not None} }")
+    rows = {k: np.shape(m) for k, m in masks.items() if m is not None and k != "C"}
+    if B is not None and any(shape[:1] != (B,) for shape in rows.values()):
+        raise ValueError(f"the masks must have one row per example of the batch ({B}), got shapes {rows}")
     return masks
 
 
-def loss_and_grads(params, X, Y, *, masks=None, smoothing=0.0, return_intermediates=False):
+def loss_and_grads(params, X, Y, *, masks=None, smoothing=0.0, fold=False, return_intermediates=False):
     """Mean cross-entropy (nats) on the batch and its gradient for every parameter.
 
     Inputs:  params dict of arrays; X (B, T) contexts; Y (B,) targets;
-             masks: dropout masks for forward(); smoothing: label smoothing eps.
+             masks: dropout masks for forward(); smoothing: label smoothing eps;
+             fold: the first layer from per-position tables (forward(), folded.py).
     Returns: loss (float), grads (dict keyed like params, same shapes and
              dtypes). With return_intermediates=True, also a dict with the
              gradients of the loss for dlogits, dh, dhpreact, dembcat, demb
-             (dh and dembcat are taken after dropout, where there is dropout).
+             (dh and dembcat are taken after dropout, where there is dropout;
+             with fold, embcat and emb are never formed, so only the first three).
     params is not modified.
     """
-    logits, caches = forward(params, X, masks)
-    emb_cache, cat_cache, drop1_cache, lin1_cache, tanh_cache, drop2_cache, lin2_cache, direct_cache = caches
+    logits, caches = forward(params, X, masks, fold)
+    emb_caches, lin1_cache, tanh_cache, drop2_cache, lin2_cache, direct_cache = caches
     loss, ce_cache = layers.softmax_cross_entropy_forward(logits, Y, smoothing)
 
     # Backward, in reverse order of the forward pass.
@@ -132,20 +147,28 @@ def loss_and_grads(params, X, Y, *, masks=None, smoothing=0.0, return_intermedia
     # (B, H), the gradient at tanh's output; without dropout it is dh itself
     dhtanh = dh if drop2_cache is None else layers.dropout_backward(dh, drop2_cache)
     dhpreact = layers.tanh_backward(dhtanh, tanh_cache)  # (B, H)
-    dembcat, dW1, db1 = layers.linear_backward(dhpreact, lin1_cache)  # (B, T*E), (T*E, H), (H,)
-    grads = {}
-    if direct_cache is not None:
-        # embcat feeds two paths, the hidden layer and the direct connections: their gradients add.
-        dembcat_direct, grads["Wd"], _ = layers.linear_backward(dlogits, direct_cache)  # (B, T*E), (T*E, V)
-        dembcat += dembcat_direct
-    # (B, T*E), the gradient at the concatenation's output; without dropout it is dembcat itself
-    dembcat_cat = dembcat if drop1_cache is None else layers.dropout_backward(dembcat, drop1_cache)
-    demb = layers.concat_backward(dembcat_cat, cat_cache)  # (B, T, E)
-    dC = layers.embedding_backward(demb, emb_cache)  # (V, E)
+    grads, inter = {}, {"logits": dlogits, "h": dh, "hpreact": dhpreact}
+    if fold:  # C's gradient through W1's tables and Wd's adds up
+        dC, dW1 = folded.fold_backward(dhpreact, lin1_cache)  # (V, E), (T*E, H)
+        db1 = dhpreact.sum(axis=0)  # (H,)
+        if direct_cache is not None:
+            dC_direct, grads["Wd"] = folded.fold_backward(dlogits, direct_cache)  # (V, E), (T*E, V)
+            dC += dC_direct
+    else:
+        emb_cache, cat_cache, drop1_cache = emb_caches
+        dembcat, dW1, db1 = layers.linear_backward(dhpreact, lin1_cache)  # (B, T*E), (T*E, H), (H,)
+        if direct_cache is not None:
+            # embcat feeds two paths, the hidden layer and the direct connections: their gradients add.
+            dembcat_direct, grads["Wd"], _ = layers.linear_backward(dlogits, direct_cache)  # (B, T*E), (T*E, V)
+            dembcat += dembcat_direct
+        # (B, T*E), the gradient at the concatenation's output; without dropout it is dembcat itself
+        dembcat_cat = dembcat if drop1_cache is None else layers.dropout_backward(dembcat, drop1_cache)
+        demb = layers.concat_backward(dembcat_cat, cat_cache)  # (B, T, E)
+        dC = layers.embedding_backward(demb, emb_cache)  # (V, E)
+        inter.update(embcat=dembcat, emb=demb)
 
     grads = {"C": dC, "W1": dW1, "b1": db1, "W2": dW2, "b2": db2, **grads}
     if return_intermediates:
-        inter = {"logits": dlogits, "h": dh, "hpreact": dhpreact, "embcat": dembcat, "emb": demb}
         return float(loss), grads, inter
     return float(loss), grads
 

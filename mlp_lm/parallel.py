@@ -63,8 +63,8 @@ class BatchSplit:
             self.pool.shutdown()
             self.pool = None
 
-    def loss_and_grads(self, params, X, Y, ix, *, masks=None, smoothing=0.0):
-        """model.loss_and_grads(params, X[ix], Y[ix], masks=masks, smoothing=smoothing), in parts.
+    def loss_and_grads(self, params, X, Y, ix, *, masks=None, smoothing=0.0, fold=False):
+        """model.loss_and_grads(params, X[ix], Y[ix], masks=masks, smoothing=smoothing, fold=fold), in parts.
 
         Each part gathers its own examples X[ix[rows]] and weighs its own loss and gradients
         by B_i / B: the gather reads memory at random, and both are worth sharing between the
@@ -73,15 +73,17 @@ class BatchSplit:
         parts = min(self.parts, len(ix))
         if parts == 1:
             # X[ix] and Y[ix], by ndarray.take: at batch 32 the same rows a few microseconds sooner
-            return model.loss_and_grads(params, X.take(ix, axis=0), Y.take(ix), masks=masks, smoothing=smoothing)
-        masks = model.check_masks(masks, len(ix))  # before the parts slice them (one piece: forward checks)
+            return model.loss_and_grads(params, X.take(ix, axis=0), Y.take(ix), masks=masks, smoothing=smoothing,
+                                        fold=fold)
+        masks = model.check_masks(masks, len(ix), fold)  # before the parts slice them (one piece: forward checks)
         rows, weights = layout(parts, len(ix))
 
         def part(r, weight):
-            part_masks = {k: m[r] for k, m in masks.items() if m is not None}
+            # fold's mask on C is the step's, the same for every part; the others have a row an example
+            part_masks = {k: m if k == "C" else m[r] for k, m in masks.items() if m is not None}
             part_ix = ix[r]
             loss, grads = model.loss_and_grads(params, X.take(part_ix, axis=0), Y.take(part_ix), masks=part_masks,
-                                               smoothing=smoothing)
+                                               smoothing=smoothing, fold=fold)
             for g in grads.values():
                 g *= weight
             return weight * loss, grads

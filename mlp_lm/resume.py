@@ -12,6 +12,10 @@ from .config import PRESETS, Config, config_problem
 from .trainer import is_count
 
 
+# Settings newer than runs that may still be resumed, with the value that does what those runs did.
+ADDED = {"fold": False}
+
+
 def resume_point(out):
     """(Config, preset, (state, losses so far, dev losses so far, data sha256), what resuming will do)
     of the run in `out`; the third item is None when that run is already complete."""
@@ -33,7 +37,8 @@ def resume_point(out):
                          f"resumed here (python -m mlp_lm.train saves them); start a new run")
     damaged = f"{path} has a damaged training state or config"
     try:
-        cfg = Config(**{f.name: config[f.name] for f in fields(Config)})
+        cfg = Config(**{f.name: config[f.name] if f.name in config or f.name not in ADDED else ADDED[f.name]
+                        for f in fields(Config)})
         for f in fields(Config):  # each setting of the type the run would have given it
             value, default = getattr(cfg, f.name), getattr(Config, f.name)
             if isinstance(value, bool) != isinstance(default, bool) or not (

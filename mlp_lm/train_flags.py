@@ -66,6 +66,10 @@ def parse_args(argv):
     g.add_argument("--eps", metavar="EPS", type=positive_float, help=f"AdamW's epsilon (default {d.eps:g})")
     g.add_argument("--seed", metavar="N", type=non_negative_int, help=f"random seed (default {d.seed})")
     g.add_argument("--dtype", choices=("float32", "float64"), help="float32 (default, faster) or float64")
+    g.add_argument("--fold", action=argparse.BooleanOptionalAction,
+                   help="train the first layer from per-position tables of C times W1: the same model, less "
+                        "work when the vocabulary is small beside the batch; --emb-dropout then drops entries "
+                        "of each position's copy of C, one mask a step (default off; docs/derivations.md)")
     g.add_argument("--threads", metavar="N", type=thread_count, default=None,
                    help="threads for each step: a batch of 256 rows or more per thread is split between "
                         "them, a smaller one has them share the matrix products as BLAS threads (default: "
@@ -136,7 +140,7 @@ class Options(NamedTuple):
 
 # What --lr-sweep does not read: it steps plain SGD (no decay, no dropout) at its own rates and evaluates nothing.
 SWEEP_IGNORES = ("optimizer", "lr", "schedule", "decay_rate", "warmup", "min_lr", "weight_decay", "beta1", "beta2",
-                 "eps", "dropout", "emb_dropout", "label_smoothing", "ema", "eval_every")
+                 "eps", "dropout", "emb_dropout", "label_smoothing", "ema", "eval_every", "fold")
 
 # Flags that only one schedule or optimiser reads: field -> (the setting, the value it needs).
 ONLY_WITH = {"warmup": ("schedule", "cosine"), "min_lr": ("schedule", "cosine"), "decay_rate": ("schedule", "inverse"),

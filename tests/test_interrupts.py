@@ -351,10 +351,12 @@ def test_recover_is_safe_to_repeat_and_ignores_what_is_not_a_journal(tmp_path):
 
 RESUMABLE = [["--n-hidden", "24", "--eval-every", "0"],
              ["--n-hidden", "24", "--eval-every", "700", "--optimizer", "adamw", "--lr", "0.003", "--ema", "0.99",
-              "--emb-dropout", "0.1", "--dropout", "0.1", "--direct", "--schedule", "cosine", "--warmup", "50"]]
+              "--emb-dropout", "0.1", "--dropout", "0.1", "--direct", "--schedule", "cosine", "--warmup", "50"],
+             ["--n-hidden", "24", "--eval-every", "0", "--optimizer", "adamw", "--lr", "0.003", "--emb-dropout", "0.1",
+              "--direct", "--fold"]]
 
 
-@pytest.mark.parametrize("flags", RESUMABLE, ids=["sgd-no-eval", "adamw-ema-dropout-eval"])
+@pytest.mark.parametrize("flags", RESUMABLE, ids=["sgd-no-eval", "adamw-ema-dropout-eval", "adamw-folded"])
 def test_stopped_by_sigint_and_resumed_equals_one_go_bit_for_bit(flags, tmp_path):
     common = ["--steps", "3000", "--dtype", "float64", *flags]
     whole = subprocess.run([sys.executable, "-m", "mlp_lm.train", *common, "--out", str(tmp_path / "whole")],
@@ -615,6 +617,22 @@ def test_a_training_state_written_big_endian_loads_in_this_machine_s_order(tmp_p
                     state={"param.C": np.ones((3, 2), dtype=">f4"), "block_pos": np.array(3, dtype=">i8")})
     state = checkpoint.load_state(path)
     assert state["param.C"].dtype == np.float32 and state["block_pos"].dtype == np.int64  # native: resume compares
+
+
+def test_a_run_saved_before_fold_existed_resumes_as_it_was_trained(tmp_path, capsys):
+    arrays = resumable_run(tmp_path)
+    config = json.loads(str(arrays["config"]))
+    del config["fold"]  # what a run saved before --fold existed holds
+    arrays["config"] = np.array(json.dumps(config))
+    np.savez(tmp_path / "model.npz", **arrays)
+    assert train.main(["--resume", "--out", str(tmp_path)]) == 0
+    with np.load(tmp_path / "model.npz", allow_pickle=False) as f:
+        assert json.loads(str(f["config"]))["fold"] is False and int(f["state.step"]) == 1000
+    del config["lr"]  # any other setting missing is still damage
+    arrays["config"] = np.array(json.dumps(config))
+    np.savez(tmp_path / "model.npz", **arrays)
+    with pytest.raises(UsageError, match="damaged training state or config"):
+        train.main(["--resume", "--out", str(tmp_path)])
 
 
 def test_a_resumed_run_that_diverges_is_told_to_start_anew_not_to_pass_a_flag_resume_refuses(tmp_path, capsys):

@@ -1,0 +1,80 @@
+"""The first layer folded: embedding lookup, concatenation and a linear map as one table lookup.
+
+Split W (T*E, N) into T blocks W_t (E, N), one per context position. The linear map of the
+concatenated embeddings is then a sum over the positions,
+
+    embcat @ W = sum_t C[X[:, t]] @ W_t = sum_t (C @ W_t)[X[:, t]],
+
+so a table P_t = C @ W_t (V, N) for each position, computed once a step, gives every example's
+output as a sum of T rows. Stacking the tables into P (T*V, N), the sum is one product:
+
+    out = S @ P,    S (B, T*V) the contexts one-hot: row b has a 1 in column t*V + X[b, t] for each t.
+
+The tables cost T*V*E*N multiply-adds a step, the product B*T*N additions (S is sparse, T ones
+a row, and scipy.sparse touches only those), against B*T*E*N multiply-adds for embcat @ W. So
+it pays when the vocabulary is small beside the batch (V = 27 and B = 128 in the best preset:
+a fifth of the work), and it computes the same numbers up to rounding. model.py's forward
+uses it with fold=True, for W1 and the direct connections' Wd; evaluation keeps the plain path.
+
+Dropout on the embeddings folds only if it acts on the tables: each step draws a mask M (T, V, E)
+and the tables are made from C_t = C * M_t. An example sees each of its context embeddings with
+each element dropped with probability p, independently across positions and elements, exactly
+as with a mask on embcat; only examples that share a symbol at a position share its mask. So
+every example's expected loss is the same as with a mask on embcat, and the gradient is still
+an unbiased estimate of it (docs/derivations.md#the-folded-first-layer).
+
+Shape letters as in layers.py; N is the map's output width (H for W1, V for Wd).
+"""
+import numpy as np
+import scipy.sparse
+
+from .checks import check_indices
+
+
+def contexts_onehot(X, V, dtype):
+    """S (B, T*V), sparse: row b has a 1 in column t*V + X[b, t] for each position t."""
+    B, T = X.shape
+    columns = (X + V * np.arange(T)).reshape(-1)  # (B*T,): row b's T columns, in order
+    ones = np.ones(B * T, dtype=dtype)
+    return scipy.sparse.csr_array((ones, columns, np.arange(0, B * T + 1, T)), shape=(B, T * V))
+
+
+def fold_forward(C, X, W, mask=None):
+    """The linear map of the concatenated context embeddings, embcat @ W, from per-position tables.
+
+    Inputs:  C (V, E) embedding table; X (B, T) symbol indices in 0..V-1; W (T*E, N);
+             mask (T, V, E) dropout mask on the table at each position (layers.dropout_mask), or None.
+    Returns: out (B, N) = S @ P, P[t*V + v] = C_t[v] @ W_t with C_t = C * mask[t] (C without a mask); cache.
+    """
+    X = np.asarray(X)
+    check_indices(X, C.shape[0], "X")
+    (V, E), T = C.shape, X.shape[1]
+    if X.ndim != 2 or W.shape[0] != T * E:
+        raise ValueError(f"X must be (B, T) and W (T*E, N) with E={E}, got {X.shape} and {W.shape}")
+    if mask is not None and np.shape(mask) != (T, V, E):
+        raise ValueError(f"the folded dropout mask is {np.shape(mask)}, not (T, V, E) = {(T, V, E)}")
+    Ct = np.broadcast_to(C, (T, V, E)) if mask is None else C * mask  # (T, V, E), one table a position
+    Wt = W.reshape(T, E, -1)  # (T, E, N), a view: block t is W_t
+    P = np.matmul(Ct, Wt).reshape(T * V, -1)  # (T*V, N), T products (V, E) @ (E, N)
+    S = contexts_onehot(X, V, P.dtype)  # (B, T*V)
+    return S @ P, (S, Ct, Wt, mask)  # (B, N)
+
+
+def fold_backward(dout, cache):
+    """docs/derivations.md#the-folded-first-layer
+
+    Backward through out = S @ P and P_t = C_t @ W_t: the gradient reaching table row (t, v) is the
+    sum of dout over the examples with symbol v at position t (S^T dout); from there each table's
+    product gives dW_t and dC_t as any linear map does, and C's gradient adds up over the positions.
+
+    Inputs:  dout (B, N).
+    Returns: dC (V, E), dW (T*E, N).
+    """
+    S, Ct, Wt, mask = cache
+    T, V, E = Ct.shape
+    dP = (S.T @ dout).reshape(T, V, -1)  # (T, V, N): a scatter-add by symbol and position
+    dW = np.matmul(Ct.transpose(0, 2, 1), dP).reshape(T * E, -1)  # (T*E, N): dW_t = C_t^T dP_t
+    dCt = np.matmul(dP, Wt.transpose(0, 2, 1))  # (T, V, E): dC_t = dP_t W_t^T
+    if mask is not None:
+        dCt *= mask  # C_t = C * M_t, and the mask is a constant of the step
+    return dCt.sum(axis=0), dW  # (V, E): C feeds every position's table
