@@ -219,8 +219,8 @@ def run(main, prog, keep_going_without_stdout=False):
         print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
         code = EXIT_BAD_INPUT
     except MemoryError:  # sizes the machine cannot hold, found when allocating: say so, not a traceback
-        print(f"{prog}: error: not enough memory for these sizes; use smaller ones (--steps, --batch-size, "
-              f"-n, --max-length, the model's sizes)", file=sys.stderr)
+        print(f"{prog}: error: not enough memory for these sizes; use smaller ones ({prog} --help lists them)",
+              file=sys.stderr)
         code = EXIT_BAD_INPUT
     except BrokenPipeError:  # e.g. `python -m mlp_lm.sample | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # silence the flush at exit

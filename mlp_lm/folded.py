@@ -48,11 +48,18 @@ def fold_forward(C, X, W, mask=None):
     """
     X = np.asarray(X)
     check_indices(X, C.shape[0], "X")
-    (V, E), T = C.shape, X.shape[1]
-    if X.ndim != 2 or W.shape[0] != T * E:
+    V, E = C.shape
+    if X.ndim != 2 or W.ndim != 2 or W.shape[0] != X.shape[1] * E:
         raise ValueError(f"X must be (B, T) and W (T*E, N) with E={E}, got {X.shape} and {W.shape}")
-    if mask is not None and np.shape(mask) != (T, V, E):
-        raise ValueError(f"the folded dropout mask is {np.shape(mask)}, not (T, V, E) = {(T, V, E)}")
+    T = X.shape[1]
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape != (T, V, E):
+            raise ValueError(f"the folded dropout mask is {mask.shape}, not (T, V, E) = {(T, V, E)}")
+        if mask.dtype.kind != "f":  # True/1 for a kept entry would leave it unscaled
+            raise ValueError(f"a dropout mask holds 0 or 1/(1-p) in floating point (layers.dropout_mask), "
+                             f"got {mask.dtype}")
+        mask = mask.astype(C.dtype, copy=False)  # a float64 mask would turn float32 gradients float64
     Ct = np.broadcast_to(C, (T, V, E)) if mask is None else C * mask  # (T, V, E), one table a position
     Wt = W.reshape(T, E, -1)  # (T, E, N), a view: block t is W_t
     P = np.matmul(Ct, Wt).reshape(T * V, -1)  # (T*V, N), T products (V, E) @ (E, N)

@@ -133,7 +133,7 @@ def main(argv=None):
                     help="a fixed dropout mask with this rate on embcat (with --fold: on each position's C) "
                          "and h (default 0)")
     ap.add_argument("--fold", action="store_true",
-                    help="the first layer folded into per-position tables, as --preset best trains it")
+                    help="the first layer folded into per-position tables, as train --fold trains it")
     ap.add_argument("--label-smoothing", type=fraction, default=0.0, metavar="EPS", help="label smoothing eps (default 0)")
     args = ap.parse_args(argv)
     B, T, E, H, V = args.batch_size, args.block_size, args.n_embd, args.n_hidden, args.vocab_size

@@ -84,6 +84,8 @@ def forward(params, X, masks=None, fold=False):
     fold=True computes the maps of embcat (W1, and Wd) from per-position tables (folded.py): the
     same function, less work when V is small beside B. Its embedding dropout mask is "C": (T, V, E).
     """
+    if not isinstance(fold, bool):  # "no" would fold
+        raise TypeError(f"fold is True or False, got {fold!r}")
     masks = check_masks(masks, fold=fold)
     if fold:
         emb_caches = None

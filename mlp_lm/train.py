@@ -55,7 +55,9 @@ def main(argv=None):
     check_fits(memory_needed(cfg, len(splits.vocab)),
                f"training (V={len(splits.vocab)} T={cfg.block_size} E={cfg.n_embd} H={cfg.n_hidden}, "
                f"batch {cfg.batch_size}, {cfg.steps:,} steps)",
-               "use smaller sizes (--n-hidden, --n-embd, --block-size, --batch-size, --steps)" if resumed is None else
+               "use smaller sizes (--n-hidden, --n-embd, --block-size, --batch-size, --steps)"
+               + (", or leave out --fold, whose tables grow with the vocabulary" if cfg.fold else "")
+               if resumed is None else
                "a run this size cannot be resumed here: resume it on a machine with more memory, or start a new "
                "one with smaller sizes")
     if resumed is not None and splits.sha256 != resumed[3]:
@@ -122,6 +124,10 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
 
     check_space(out, cfg, model.num_params(params))  # a run that cannot be saved is not started
     print(describe_training(cfg) + "; " + describe_threads(cfg.batch_size, n_threads))
+    if cfg.fold and V >= cfg.batch_size:  # a table row for every symbol costs what a row of the batch does
+        print(f"warning: --fold builds tables of {V} rows (the vocabulary) for each position, more work than the "
+              f"plain path's {cfg.batch_size} (the batch); it pays only for a batch larger than the vocabulary",
+              file=sys.stderr)
     # From before the first step until every file is written, Ctrl-C, SIGTERM and SIGHUP are held: the
     # loop honours them between steps and the final evaluation between splits, and one that comes
     # while another is being handled waits too, so no signal can lose the run on its way to disk.

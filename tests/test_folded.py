@@ -136,3 +136,55 @@ def test_a_split_batch_shares_the_step_s_mask_between_its_parts(rng):
     assert abs(loss - loss_s) < 1e-13
     for k in grads:
         np.testing.assert_allclose(grads_s[k], grads[k], rtol=0, atol=1e-13, err_msg=k)
+
+
+def test_masks_that_would_be_misread_are_refused_or_cast(rng):
+    params = {k: v.astype(np.float32) for k, v in random_params(7, 3, 4, 8, seed=5).items()}
+    X, Y = rng.integers(0, 7, size=(6, 3)), rng.integers(0, 7, size=6)
+    M = layers.dropout_mask((3, 7, 4), 0.5, rng, np.float32)
+    for bad in (M > 0, (M > 0).astype(np.int64), M.astype(np.complex64)):  # kept entries would go unscaled
+        with pytest.raises(ValueError, match="floating point"):
+            model.loss_and_grads(params, X, Y, masks={"C": bad}, fold=True)
+    loss32, g32 = model.loss_and_grads(params, X, Y, masks={"C": M}, fold=True)
+    loss64, g64 = model.loss_and_grads(params, X, Y, masks={"C": M.astype(np.float64)}, fold=True)
+    assert {g.dtype for g in g64.values()} == {np.dtype(np.float32)} and loss32 == loss64
+
+
+def test_what_fold_would_misread_is_refused(rng):
+    params = random_params(7, 3, 4, 8)
+    Y = rng.integers(0, 7, size=6)
+    for X in (np.arange(3), np.array(2)):  # not (B, T)
+        with pytest.raises(ValueError, match=r"X must be \(B, T\)"):
+            model.loss_and_grads(params, X, Y, fold=True)
+    for fold in ("yes", None, 1):
+        with pytest.raises(TypeError, match="fold is True or False"):
+            model.loss_and_grads(params, rng.integers(0, 7, size=(6, 3)), Y, fold=fold)
+
+
+def test_the_memory_check_counts_the_tables():
+    from mlp_lm import config, trainer
+    cfg = config.Config(direct=True, n_hidden=16)
+    folded_cfg = config.Config(direct=True, n_hidden=16, fold=True)
+    V = 40_000  # with Wd, the tables alone are (T*V, V): 4.8e9 floats at T=3
+    assert trainer.memory_needed(folded_cfg, V) - trainer.memory_needed(cfg, V) >= 2 * 3 * V * V * 4
+
+
+def test_a_folded_run_too_big_for_the_machine_is_refused_before_it_starts(tmp_path, monkeypatch, capsys):
+    from mlp_lm import runtime, train
+    words = ["".join(chr(0x4E00 + 5 * i + j) for j in range(5)) for i in range(2000)]  # 10,000 symbols
+    (tmp_path / "wide.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+    monkeypatch.setattr(runtime, "available_memory", lambda: 2 << 30)
+    flags = ["--data", str(tmp_path / "wide.txt"), "--direct", "--n-hidden", "16", "--steps", "1", "--eval-every", "0"]
+    with pytest.raises(runtime.NotEnoughMemory, match="or leave out --fold"):  # Wd's tables: 2 x (30,003, 10,001)
+        train.main([*flags, "--fold", "--out", str(tmp_path / "folded")])
+    assert not (tmp_path / "folded" / "model.npz").exists()
+    assert train.main([*flags, "--out", str(tmp_path / "plain")]) == 0  # the plain path fits
+    assert "warning: --fold" not in capsys.readouterr().err
+
+
+def test_train_warns_when_folding_costs_more_than_it_saves(tmp_path, capsys):
+    from mlp_lm import train
+    from .conftest import SMALL
+    assert train.main([*SMALL, "--fold", "--batch-size", "8", "--steps", "5", "--eval-every", "0",
+                       "--out", str(tmp_path)]) == 0
+    assert "warning: --fold builds tables of 27 rows" in capsys.readouterr().err
