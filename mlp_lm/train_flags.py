@@ -67,9 +67,11 @@ def parse_args(argv):
     g.add_argument("--seed", metavar="N", type=non_negative_int, help=f"random seed (default {d.seed})")
     g.add_argument("--dtype", choices=("float32", "float64"), help="float32 (default, faster) or float64")
     g.add_argument("--fold", action=argparse.BooleanOptionalAction,
-                   help="train the first layer from per-position tables of C times W1: the same model, less "
-                        "work when the vocabulary is small beside the batch; --emb-dropout then drops entries "
-                        "of each position's copy of C, one mask a step (default off; docs/derivations.md)")
+                   help="train the first layer from per-position tables of C times W1: the same model, fewer "
+                        "multiply-adds when the vocabulary is small beside the batch, faster where the first "
+                        "layer's products are most of a step (--preset best), slower on the lecture's small model; "
+                        "--emb-dropout then drops entries of each position's copy of C, one mask a step "
+                        "(default off; docs/derivations.md)")
     g.add_argument("--threads", metavar="N", type=thread_count, default=None,
                    help="threads for each step: a batch of 256 rows or more per thread is split between "
                         "them, a smaller one has them share the matrix products as BLAS threads (default: "
