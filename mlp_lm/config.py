@@ -36,7 +36,7 @@ class Config:
     eps: float = 1e-8  # AdamW's denominator guard
     dropout: float = 0.0  # dropout on the hidden layer's output
     emb_dropout: float = 0.0  # dropout on the concatenated embeddings
-    fold: bool = False  # train the first layer from per-position tables of C @ W1 (folded.py): less work
+    fold: bool = False  # train the first layer from per-position tables of C @ W1 (folded.py)
     label_smoothing: float = 0.0  # eps of the smoothed targets
     ema: float = 0.0  # decay of the weight average evaluated and saved (0: none)
     seed: int = 42  # parameters, minibatches, dropout

@@ -11,10 +11,12 @@ output as a sum of T rows. Stacking the tables into P (T*V, N), the sum is one p
     out = S @ P,    S (B, T*V) the contexts one-hot: row b has a 1 in column t*V + X[b, t] for each t.
 
 The tables cost T*V*E*N multiply-adds a step, the product B*T*N additions (S is sparse, T ones
-a row, and scipy.sparse touches only those), against B*T*E*N multiply-adds for embcat @ W. So
-it pays when the vocabulary is small beside the batch (V = 27 and B = 128 in the best preset:
-a fifth of the work), and it computes the same numbers up to rounding. model.py's forward
-uses it with fold=True, for W1 and the direct connections' Wd; evaluation keeps the plain path.
+a row, and scipy.sparse touches only those), against B*T*E*N multiply-adds for embcat @ W: a
+fifth of them in the best preset (V = 27, B = 128). It computes the same numbers up to rounding,
+and pays only when the vocabulary is small beside the batch and the first layer's products are
+most of a step (docs/best.md: the best preset's step a fifth faster, the lecture's slower).
+model.py's forward uses it with fold=True, for W1 and the direct connections' Wd; evaluation
+keeps the plain path.
 
 Dropout on the embeddings folds only if it acts on the tables: each step draws a mask M (T, V, E)
 and the tables are made from C_t = C * M_t. An example sees each of its context embeddings with
