@@ -14,7 +14,8 @@ The tables cost T*V*E*N multiply-adds a step, the product B*T*N additions (S is 
 a row, and scipy.sparse touches only those), against B*T*E*N multiply-adds for embcat @ W: a
 fifth of them in the best preset (V = 27, B = 128). It computes the same numbers up to rounding,
 and pays only when the vocabulary is small beside the batch and the first layer's products are
-most of a step (docs/best.md: the best preset's step a fifth faster, the lecture's slower).
+a large share of a step (docs/best.md: the best preset's step in a fifth less time; the
+lecture's slower but at batch 4096).
 model.py's forward uses it with fold=True, for W1 and the direct connections' Wd; evaluation
 keeps the plain path.
 
@@ -46,7 +47,7 @@ def fold_forward(C, X, W, mask=None):
 
     Inputs:  C (V, E) embedding table; X (B, T) symbol indices in 0..V-1; W (T*E, N);
              mask (T, V, E) dropout mask on the table at each position (layers.dropout_mask), or None.
-    Returns: out (B, N) = S @ P, P[t*V + v] = C_t[v] @ W_t with C_t = C * mask[t] (C without a mask); cache.
+    Returns: out (B, N) = S @ P, P[t*V + v] = Ct[t, v] @ W_t with Ct[t] = C * mask[t] (C without a mask); cache.
     """
     X = np.asarray(X)
     check_indices(X, C.shape[0], "X")
@@ -62,7 +63,7 @@ def fold_forward(C, X, W, mask=None):
             raise ValueError(f"a dropout mask holds 0 or 1/(1-p) in floating point (layers.dropout_mask), "
                              f"got {mask.dtype}")
         mask = mask.astype(C.dtype, copy=False)  # a float64 mask would turn float32 gradients float64
-    Ct = np.broadcast_to(C, (T, V, E)) if mask is None else C * mask  # (T, V, E), one table a position
+    Ct = np.broadcast_to(C, (T, V, E)) if mask is None else C * mask  # (T, V, E), one copy of C a position
     Wt = W.reshape(T, E, -1)  # (T, E, N), a view: block t is W_t
     P = np.matmul(Ct, Wt).reshape(T * V, -1)  # (T*V, N), T products (V, E) @ (E, N)
     S = contexts_onehot(X, V, P.dtype)  # (B, T*V)

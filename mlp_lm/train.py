@@ -125,7 +125,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
     check_space(out, cfg, model.num_params(params))  # a run that cannot be saved is not started
     print(describe_training(cfg) + "; " + describe_threads(cfg.batch_size, n_threads))
     if cfg.fold and V >= cfg.batch_size:  # a table row for every symbol costs what a row of the batch does
-        print(f"warning: --fold builds tables of {V} rows (the vocabulary) for each position, more work than the "
+        print(f"warning: --fold builds tables of {V} rows (the vocabulary) for each position, no less work than the "
               f"plain path's {cfg.batch_size} (the batch); it pays only for a batch larger than the vocabulary",
               file=sys.stderr)
     # From before the first step until every file is written, Ctrl-C, SIGTERM and SIGHUP are held: the
