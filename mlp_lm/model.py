@@ -120,9 +120,10 @@ def check_masks(masks, B=None, fold=False):
         raise ValueError(f"masks must be a dict with the keys {' and '.join(map(repr, sorted(keys)))} (either may "
                          f"be left out{', with fold=True' if fold else ''}), got "
                          f"{list(masks) if isinstance(masks, dict) else type(masks).__name__}")
-    rows = {k: np.shape(m) for k, m in masks.items() if m is not None and k != "C"}
-    if B is not None and any(shape[:1] != (B,) for shape in rows.values()):
-        raise ValueError(f"the masks must have one row per example of the batch ({B}), got shapes {rows}")
+    if B is not None:
+        rows = {k: np.shape(m) for k, m in masks.items() if m is not None and k != "C"}
+        if any(shape[:1] != (B,) for shape in rows.values()):
+            raise ValueError(f"the masks must have one row per example of the batch ({B}), got shapes {rows}")
     return masks
 
 
