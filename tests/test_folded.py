@@ -23,20 +23,23 @@ def plain(C, X, W, mask=None):
     return emb.reshape(len(X), -1) @ W
 
 
-@pytest.mark.parametrize("with_mask", [False, True])
-def test_the_tables_give_what_the_concatenation_gives(with_mask, rng):
+def inputs(rng, with_mask):
+    """Random C, X, W and (with_mask) a dropout mask on each position's copy of C."""
     C, W = rng.standard_normal((V, E)), rng.standard_normal((T * E, N))
     X = rng.integers(0, V, size=(B, T))
-    mask = layers.dropout_mask((T, V, E), 0.4, rng) if with_mask else None
+    return C, X, W, layers.dropout_mask((T, V, E), 0.4, rng) if with_mask else None
+
+
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_the_tables_give_what_the_concatenation_gives(with_mask, rng):
+    C, X, W, mask = inputs(rng, with_mask)
     out, _ = folded.fold_forward(C, X, W, mask)
     np.testing.assert_allclose(out, plain(C, X, W, mask), rtol=0, atol=1e-13)
 
 
 @pytest.mark.parametrize("with_mask", [False, True])
 def test_fold_backward_matches_finite_differences(with_mask, rng):
-    C, W = rng.standard_normal((V, E)), rng.standard_normal((T * E, N))
-    X = rng.integers(0, V, size=(B, T))
-    mask = layers.dropout_mask((T, V, E), 0.4, rng) if with_mask else None
+    C, X, W, mask = inputs(rng, with_mask)
     out, cache = folded.fold_forward(C, X, W, mask)
     R = rng.standard_normal(out.shape)  # L = sum(out * R), so dL/dout = R
     dC, dW = folded.fold_backward(R, cache)
