@@ -3,6 +3,7 @@
     python tests/fuzz_cli.py                 # every command, every flag (about ten minutes on 2 cores)
     python tests/fuzz_cli.py --only sample   # one command, or command:--flag
     python tests/fuzz_cli.py --jobs 4
+    python tests/fuzz_cli.py --only train --extra=--fold   # every train flag, each with --fold
 
 Each case runs the command as a user would, in a fresh process with a time limit, and is judged:
     ok        exit 0; exit 2 with one error line on stderr, its last (progress lines may come before it);
@@ -41,7 +42,7 @@ def commands(tmp, checkpoint):
             "--eval-every": NUMBERS, "--data": PATHS, "--out": PATHS, "--preset": ["best", "none", ""],
             "--schedule": ["cosine", "inverse", "x"], "--optimizer": ["adamw", "x"], "--dtype": ["float16", "float64"],
             "--init": ["lecture", "x"], "--lr-sweep": [None], "--resume": [None], "--force": [None],
-            "--direct": [None]}),
+            "--direct": [None], "--fold": [None]}),
         "sample": (["--checkpoint", checkpoint], {
             "-n": NUMBERS, "--seed": NUMBERS, "--temperature": NUMBERS, "--top-k": NUMBERS,
             "--max-length": NUMBERS, "--threads": NUMBERS, "--prefix": ["", ".", "zz", "é", "a" * 10000],
@@ -54,7 +55,7 @@ def commands(tmp, checkpoint):
         "gradcheck": ([], {
             "--vocab-size": NUMBERS, "--block-size": NUMBERS, "--n-embd": NUMBERS, "--n-hidden": NUMBERS,
             "--batch-size": NUMBERS, "--seed": NUMBERS, "--dropout": FRACTIONS, "--label-smoothing": FRACTIONS,
-            "--direct": [None]}),
+            "--direct": [None], "--fold": [None]}),
         "bench": (["--quick", "--seconds", "0.01", "--no-load", "--no-torch", "--items", "1000"], {
             "--seconds": NUMBERS, "--threads": NUMBERS, "--items": NUMBERS, "--data": PATHS, "--json": PATHS}),
         "results": (["--no-train", "--runs", f"{tmp}/noruns"], {
@@ -62,8 +63,9 @@ def commands(tmp, checkpoint):
     }
 
 
-def cases(tmp, checkpoint, only=None):
+def cases(tmp, checkpoint, only=None, extra=()):
     for command, (base, flags) in commands(tmp, checkpoint).items():
+        base = [*base, *extra] if only and only.split(":")[0] == command else base
         for flag, values in flags.items():
             if only and only not in (command, f"{command}:{flag}"):
                 continue
@@ -102,6 +104,7 @@ def verdict(command, code, out, err):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", default=None, help="a command (sample) or command:--flag (sample:--top-k)")
+    ap.add_argument("--extra", default="", help="flags added to every case of the --only command (--extra=--fold)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--limit", type=float, default=20.0, help="seconds each case may run (default 20)")
     args = ap.parse_args(argv)
@@ -113,7 +116,7 @@ def main(argv=None):
         out = f"{tmp}/model"
         subprocess.run([sys.executable, "-m", "mlp_lm.train", "--steps", "200", "--eval-every", "0", "--out", out],
                        check=True, capture_output=True, cwd=tmp)
-        todo = list(cases(tmp, f"{out}/model.npz", args.only))
+        todo = list(cases(tmp, f"{out}/model.npz", args.only, args.extra.split()))
         with ThreadPoolExecutor(args.jobs) as pool:
             verdicts = list(pool.map(lambda c: (c, judge(*c, cwd=tmp, limit=args.limit)), todo))
     counts = {}
