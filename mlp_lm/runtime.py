@@ -144,9 +144,11 @@ def split_parts(batch_size, threads):
     return threads if threads > 1 and batch_size // threads >= MIN_ROWS_PER_PART else 1
 
 
-def step_threads(batch_size, n_in, n_hidden, vocab_size):
+def step_threads(batch_size, n_in, n_hidden, vocab_size, fold=False):
     """Threads for a training step: every core when the batch is long enough to split between
-    them, busy machine or not, else what choose_threads gives the products.
+    them, busy machine or not, else what choose_threads gives the products; one for a folded
+    first layer (folded.py), whose products are small: at the best preset's sizes two BLAS
+    threads took 1,935 µs a step against 1,959 on one (docs/best.md), not worth a second core.
 
     The threads of a split batch sleep while they wait for each other, unlike OpenBLAS's,
     which spin: on a machine with one busy process per core, batch 1024 in float64 took
@@ -155,7 +157,7 @@ def step_threads(batch_size, n_in, n_hidden, vocab_size):
     cores = available_cores()
     if split_parts(batch_size, cores) > 1:
         return cores
-    return choose_threads(batch_size, n_in, n_hidden, vocab_size)
+    return 1 if fold else choose_threads(batch_size, n_in, n_hidden, vocab_size)
 
 
 def describe_threads(batch_size, threads):

@@ -64,7 +64,7 @@ def main(argv=None):
         raise UsageError(f"the training data {cfg.data} has changed since the run in {opts.out} started; "
                          f"a resumed run must see the same data")
     n_threads = opts.threads or step_threads(cfg.batch_size, cfg.block_size * cfg.n_embd, cfg.n_hidden,
-                                             len(splits.vocab))
+                                             len(splits.vocab), cfg.fold)
     follow_load = opts.threads is None  # --threads N: fixed; else fewer threads while others are busy
     with blas_threads(n_threads):
         if resumed is not None:

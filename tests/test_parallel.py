@@ -107,6 +107,8 @@ def test_a_busy_machine_keeps_the_split_but_not_the_blas_threads(monkeypatch):
     assert runtime.step_threads(128, 192, 1024, 27) == 1
     monkeypatch.setattr(runtime, "idle_cores", lambda interval=0.1: 2)
     assert runtime.step_threads(128, 192, 1024, 27) == 2  # the best preset's products on an idle machine
+    assert runtime.step_threads(128, 192, 1024, 27, fold=True) == 1  # folded, they are small
+    assert runtime.step_threads(1024, 192, 1024, 27, fold=True) == 2  # a batch long enough is still split
 
 
 def test_threads_that_cannot_start_are_one_refusal_before_any_step(monkeypatch):
