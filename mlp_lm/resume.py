@@ -37,7 +37,7 @@ def resume_point(out):
                          f"resumed here (python -m mlp_lm.train saves them); start a new run")
     damaged = f"{path} has a damaged training state or config"
     try:
-        cfg = Config(**{f.name: config[f.name] if f.name in config or f.name not in ADDED else ADDED[f.name]
+        cfg = Config(**{f.name: config.get(f.name, ADDED[f.name]) if f.name in ADDED else config[f.name]
                         for f in fields(Config)})
         for f in fields(Config):  # each setting of the type the run would have given it
             value, default = getattr(cfg, f.name), getattr(Config, f.name)

@@ -70,9 +70,8 @@ def parse_args(argv):
                    help="train the first layer from per-position tables of C times W1: the same model, fewer "
                         "multiply-adds when the vocabulary is small beside the batch, faster where the first "
                         "layer's products are a large share of a step (--preset best), slower on the lecture's "
-                        "small model; "
-                        "--emb-dropout then drops entries of each position's copy of C, one mask a step "
-                        "(default off; docs/derivations.md)")
+                        "small model; --emb-dropout then drops entries of each position's copy of C, one mask "
+                        "a step (default off; docs/derivations.md)")
     g.add_argument("--threads", metavar="N", type=thread_count, default=None,
                    help="threads for each step: a batch of 256 rows or more per thread is split between "
                         "them, a smaller one has them share the matrix products as BLAS threads (default: "
@@ -80,7 +79,8 @@ def parse_args(argv):
                         "from slowing it down; at most the machine's cores)")
     g = ap.add_argument_group("regularisation")
     g.add_argument("--dropout", metavar="P", type=fraction, help="dropout on the hidden layer (default 0)")
-    g.add_argument("--emb-dropout", metavar="P", type=fraction, help="dropout on the concatenated embeddings (with --fold: on each position's copy of C; default 0)")
+    g.add_argument("--emb-dropout", metavar="P", type=fraction,
+                   help="dropout on the concatenated embeddings (with --fold: on each position's copy of C; default 0)")
     g.add_argument("--label-smoothing", metavar="EPS", type=fraction, help="smooth the targets by EPS (default 0)")
     g.add_argument("--ema", metavar="DECAY", type=fraction,
                    help="evaluate and save an exponential moving average of the weights with this decay, "
