@@ -29,15 +29,15 @@ an unbiased estimate of it (docs/derivations.md#the-folded-first-layer).
 Shape letters as in layers.py; N is the map's output width (H for W1, V for Wd).
 """
 import numpy as np
-import scipy.sparse
 
 from .checks import check_indices
 
 
 def contexts_onehot(X, V, dtype):
     """S (B, T*V), sparse: row b has a 1 in column t*V + X[b, t] for each position t."""
+    import scipy.sparse  # here, not at the top: every command imports this module, few fold
     B, T = X.shape
-    columns = (X + V * np.arange(T)).reshape(-1)  # (B*T,): row b's T columns, in order
+    columns = (X.astype(np.intp, copy=False) + V * np.arange(T)).reshape(-1)  # (B*T,): row b's T columns, in order
     ones = np.ones(B * T, dtype=dtype)
     return scipy.sparse.csr_array((ones, columns, np.arange(0, B * T + 1, T)), shape=(B, T * V))
 
@@ -67,7 +67,10 @@ def fold_forward(C, X, W, mask=None):
     Wt = W.reshape(T, E, -1)  # (T, E, N), a view: block t is W_t
     P = np.matmul(Ct, Wt).reshape(T * V, -1)  # (T*V, N), T products (V, E) @ (E, N)
     S = contexts_onehot(X, V, P.dtype)  # (B, T*V)
-    return S @ P, (S, Ct, Wt, mask)  # (B, N)
+    out = S @ P  # (B, N)
+    if np.geterr()["over"] == "raise" and not np.isfinite(out).all():  # scipy's sums do not heed np.errstate
+        raise FloatingPointError("overflow encountered in the folded first layer's sum of table rows")
+    return out, (S, Ct, Wt, mask)
 
 
 def fold_backward(dout, cache):

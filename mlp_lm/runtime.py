@@ -149,6 +149,7 @@ def step_threads(batch_size, n_in, n_hidden, vocab_size, fold=False):
     them, busy machine or not, else what choose_threads gives the products; one for a folded
     first layer (folded.py), whose products are small: at the best preset's sizes two BLAS
     threads took 1,935 µs a step against 1,959 on one (docs/best.md), not worth a second core.
+    (Measured there only: a folded model with a far wider output layer may want --threads.)
 
     The threads of a split batch sleep while they wait for each other, unlike OpenBLAS's,
     which spin: on a machine with one busy process per core, batch 1024 in float64 took

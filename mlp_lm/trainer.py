@@ -36,8 +36,10 @@ def memory_needed(cfg, V):
     n_params = V * E + T * E * H + H + H * V + V + (T * E * V if cfg.direct else 0)
     copies = 4 + (2 if cfg.optimizer == "adamw" else 0) + (1 if cfg.ema else 0)
     activations = B * (4 * T * E + 5 * H + 6 * V) + min(B * T * V, layers.ONEHOT_MAX)  # and the one-hot of dC
-    if cfg.fold:  # the tables and their gradients (T*V, H), with Wd's (T*V, V), and each position's C and its gradient
-        activations += 2 * T * V * (H + (V if cfg.direct else 0) + E)
+    if cfg.fold:  # the tables and their gradients (T*V, H), with Wd's (T*V, V), and each position's C and its
+        # gradient, made in each part of a split batch at once (at most one part a core)
+        parts = runtime.split_parts(B, runtime.available_cores())
+        activations += 2 * T * V * (H + (V if cfg.direct else 0) + E) * parts
     block = 8 * block_rows(B) * B  # the minibatch indices drawn ahead, int64
     return (n_params * copies + activations) * size + block + model.EVAL_BYTES + 8 * cfg.steps
 

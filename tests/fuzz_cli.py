@@ -42,7 +42,7 @@ def commands(tmp, checkpoint):
             "--eval-every": NUMBERS, "--data": PATHS, "--out": PATHS, "--preset": ["best", "none", ""],
             "--schedule": ["cosine", "inverse", "x"], "--optimizer": ["adamw", "x"], "--dtype": ["float16", "float64"],
             "--init": ["lecture", "x"], "--lr-sweep": [None], "--resume": [None], "--force": [None],
-            "--direct": [None], "--fold": [None]}),
+            "--direct": [None], "--fold": [None], "--no-fold": [None]}),
         "sample": (["--checkpoint", checkpoint], {
             "-n": NUMBERS, "--seed": NUMBERS, "--temperature": NUMBERS, "--top-k": NUMBERS,
             "--max-length": NUMBERS, "--threads": NUMBERS, "--prefix": ["", ".", "zz", "é", "a" * 10000],
@@ -108,6 +108,8 @@ def main(argv=None):
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--limit", type=float, default=20.0, help="seconds each case may run (default 20)")
     args = ap.parse_args(argv)
+    if args.extra and not args.only:
+        ap.error("--extra adds flags to one command's cases: name it with --only")
     with tempfile.TemporaryDirectory() as tmp:
         os.mkfifo(f"{tmp}/fifo")
         Path(f"{tmp}/empty.txt").write_text("")
