@@ -173,17 +173,25 @@ def dropout_mask(shape, p, rng, dtype=np.float64):
     return keep.astype(dtype) * np.asarray(1 / (1 - p), dtype=dtype)
 
 
+def checked_mask(mask, shape, dtype, wanted):
+    """A dropout mask (or None) as the arithmetic reads it, or ValueError: of `shape` (`wanted` says
+    which in the message), floating point, and cast to `dtype` when that is floating point."""
+    if mask is None:
+        return None
+    if np.shape(mask) != shape:  # it would broadcast the output to another shape
+        raise ValueError(f"the dropout mask is {np.shape(mask)}, not {wanted}")
+    mask = np.asarray(mask)
+    if mask.dtype.kind != "f":  # True/1 for a kept unit would leave it unscaled
+        raise ValueError(f"a dropout mask holds 0 or 1/(1-p) in floating point (dropout_mask), got {mask.dtype}")
+    # a float64 mask would turn a float32 network's gradients float64
+    return mask.astype(dtype, copy=False) if np.dtype(dtype).kind == "f" else mask
+
+
 def dropout_forward(x, mask):
     """Inputs:  x (B, D); mask (B, D) from dropout_mask, or None for no dropout.
     Returns: out (B, D) = x * mask; cache.
     """
-    if mask is not None and np.shape(mask) != x.shape:  # it would broadcast the output to another shape
-        raise ValueError(f"the dropout mask is {np.shape(mask)}, not x's {x.shape}")
-    if mask is not None and np.asarray(mask).dtype.kind != "f":  # True/1 for a kept unit would leave it unscaled
-        raise ValueError(f"a dropout mask holds 0 or 1/(1-p) in floating point (dropout_mask), "
-                         f"got {np.asarray(mask).dtype}")
-    if mask is not None and x.dtype.kind == "f":  # a float64 mask would turn a float32 network's gradients float64
-        mask = np.asarray(mask).astype(x.dtype, copy=False)
+    mask = checked_mask(mask, x.shape, x.dtype, f"x's {x.shape}")
     return (x if mask is None else x * mask), mask
 
 
