@@ -16,7 +16,7 @@ import numpy as np
 
 from . import layers
 from .finitediff import PROVES_NOTHING, TOLERANCE, Comparison, compare, numerical_grad
-from .model import PARAM_NAMES, loss_and_grads
+from .model import PARAM_NAMES, embedding_mask_shape, loss_and_grads
 
 MAX_COORDS = 20_000  # what the command checks entry by entry in well under a minute
 
@@ -148,7 +148,7 @@ def main(argv=None):
     params = random_params(args.vocab_size, T, E, H, seed=args.seed, direct=args.direct)
     X = rng.integers(0, args.vocab_size, size=(B, T))
     Y = rng.integers(0, args.vocab_size, size=B)
-    emb_mask = ("C", (T, V, E)) if args.fold else ("embcat", (B, T * E))
+    emb_mask = embedding_mask_shape(B, T, V, E, args.fold)
     masks = {emb_mask[0]: layers.dropout_mask(emb_mask[1], args.dropout, rng),
              "h": layers.dropout_mask((B, H), args.dropout, rng)}
     rows = check_model(params, X, Y, masks=masks, smoothing=args.label_smoothing, fold=args.fold)

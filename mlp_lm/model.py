@@ -23,6 +23,7 @@ OPTIONAL_PARAMS = ("Wd",)
 DECAYED = ("C", "W1", "W2", "Wd")  # weight decay acts on weights and the embedding table, never on biases
 MASKED = {"embcat", "h"}  # the values dropout can act on
 FOLDED_MASKED = {"C", "h"}  # with fold=True: the per-position tables of C (T, V, E) and h
+STEP_MASKS = {"C"}  # one for the whole step, not a row an example: parallel.BatchSplit gives it to every part
 
 
 def init_params(vocab_size, block_size, n_embd, n_hidden, *, direct=False, seed=0, init="scaled",
@@ -110,6 +111,11 @@ def forward(params, X, masks=None, fold=False):
     return logits, (emb_caches, lin1_cache, tanh_cache, drop2_cache, lin2_cache, direct_cache)
 
 
+def embedding_mask_shape(B, T, V, E, fold=False):
+    """The key and shape of the embeddings' dropout mask: ("embcat", (B, T*E)), or ("C", (T, V, E)) with fold."""
+    return ("C", (T, V, E)) if fold else ("embcat", (B, T * E))
+
+
 def check_masks(masks, B=None, fold=False):
     """masks as forward() takes them ({} for None), or ValueError: a mask under another name would
     be no dropout at all. With B, every mask on examples must also have B rows (parallel.BatchSplit
@@ -121,7 +127,7 @@ def check_masks(masks, B=None, fold=False):
                          f"be left out{', with fold=True' if fold else ''}), got "
                          f"{list(masks) if isinstance(masks, dict) else type(masks).__name__}")
     if B is not None:
-        rows = {k: np.shape(m) for k, m in masks.items() if m is not None and k != "C"}
+        rows = {k: np.shape(m) for k, m in masks.items() if m is not None and k not in STEP_MASKS}
         if any(shape[:1] != (B,) for shape in rows.values()):
             raise ValueError(f"the masks must have one row per example of the batch ({B}), got shapes {rows}")
     return masks

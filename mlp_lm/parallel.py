@@ -80,7 +80,7 @@ class BatchSplit:
 
         def part(r, weight):
             # fold's mask on C is the step's, the same for every part; the others have a row an example
-            part_masks = {k: m if k == "C" else m[r] for k, m in masks.items() if m is not None}
+            part_masks = {k: m if k in model.STEP_MASKS else m[r] for k, m in masks.items() if m is not None}
             part_ix = ix[r]
             loss, grads = model.loss_and_grads(params, X.take(part_ix, axis=0), Y.take(part_ix), masks=part_masks,
                                                smoothing=smoothing, fold=fold)

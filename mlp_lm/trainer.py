@@ -181,10 +181,7 @@ class Trainer:
             self.block, self.block_pos = self.rng.integers(0, len(self.Y), size=(block_rows(B), B)), 0
         ix = self.block[self.block_pos]  # (B,)
         self.block_pos += 1
-        if cfg.fold:  # the embeddings' mask is on each position's copy of C, one for the step (folded.py)
-            emb_mask = "C", (cfg.block_size, len(self.params["C"]), cfg.n_embd)
-        else:
-            emb_mask = "embcat", (B, cfg.block_size * cfg.n_embd)
+        emb_mask = model.embedding_mask_shape(B, cfg.block_size, len(self.params["C"]), cfg.n_embd, cfg.fold)
         masks = {emb_mask[0]: layers.dropout_mask(emb_mask[1], cfg.emb_dropout, self.drop_rng, self.dtype),
                  "h": layers.dropout_mask((B, cfg.n_hidden), cfg.dropout, self.drop_rng, self.dtype)}
         loss, grads = self.split.loss_and_grads(self.params, self.X, self.Y, ix, masks=masks,
