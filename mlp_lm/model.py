@@ -20,6 +20,7 @@ from .checks import check_indices, is_whole
 
 PARAM_NAMES = ("C", "W1", "b1", "W2", "b2")
 OPTIONAL_PARAMS = ("Wd",)
+KNOWN_PARAMS = frozenset(PARAM_NAMES + OPTIONAL_PARAMS)
 DECAYED = ("C", "W1", "W2", "Wd")  # weight decay acts on weights and the embedding table, never on biases
 MASKED = {"embcat", "h"}  # the values dropout can act on
 FOLDED_MASKED = {"C", "h"}  # with fold=True: the per-position tables of C (T, V, E) and h
@@ -87,6 +88,7 @@ def forward(params, X, masks=None, fold=False):
     """
     if not isinstance(fold, bool):  # "no" would fold
         raise TypeError(f"fold is True or False, got {fold!r}")
+    check_param_names(params)
     masks = check_masks(masks, fold=fold)
     if fold:
         emb_caches = None
@@ -254,15 +256,21 @@ def slow_evaluation(rows, V):
             f"this takes a while")
 
 
+def check_param_names(params):
+    """Raise ValueError for a key of params that names no parameter: a misspelt "wd" would be a model
+    without direct connections, silently (forward() checks every call; it costs a tenth of a microsecond)."""
+    if not params.keys() <= KNOWN_PARAMS:
+        unknown = sorted(map(str, params.keys() - KNOWN_PARAMS))
+        verb = "is not a parameter" if len(unknown) == 1 else "are not parameters"
+        raise ValueError(f"{', '.join(map(repr, unknown))} {verb} of this model ({', '.join(PARAM_NAMES + OPTIONAL_PARAMS)})")
+
+
 def check_examples(params, X, Y):
     """Raise ValueError unless the parameters fit together (their shapes, from C and W1) and X (N, T)
     and Y (N,) are N >= 1 examples for this network: contexts of its T, one target each, integer
     symbol indices in 0..V-1 (numpy would read -1 as the last symbol and a (N, 1) Y would broadcast
     against (N,), both without a word)."""
-    unknown = sorted(map(str, set(params) - set(PARAM_NAMES + OPTIONAL_PARAMS)))
-    if unknown:  # a misspelt "wd" would be a model without direct connections
-        verb = "is not a parameter" if len(unknown) == 1 else "are not parameters"
-        raise ValueError(f"{', '.join(map(repr, unknown))} {verb} of this model ({', '.join(PARAM_NAMES + OPTIONAL_PARAMS)})")
+    check_param_names(params)
     dtypes = {k: np.asarray(p).dtype.name for k, p in params.items()}  # by name: a byte order is no other dtype
     odd = [k for k, d in dtypes.items() if d != dtypes["C"] or d not in ("float32", "float64")]
     if odd:  # numpy would promote, and the gradients come back in another dtype than their parameters

@@ -339,6 +339,9 @@ def test_what_another_implementation_would_hand_over_wrongly_is_refused():
         layers.dropout_forward(np.ones((2, 2)), np.ones((2, 2), dtype=np.int64))
     with pytest.raises(ValueError, match="'wd' is not a parameter"):
         model.check_examples(dict(p, wd=np.zeros((12, 7))), X, Y)  # was a model without direct connections
+    for fold in (False, True):  # and the step itself, for a gradient checker of one's own
+        with pytest.raises(ValueError, match="'wd' is not a parameter"):
+            model.loss_and_grads(dict(p, wd=np.zeros((12, 7))), X, Y, fold=fold)
     with pytest.raises(ValueError, match="all be float32 or all float64"):
         model.check_examples(dict(p, W1=p["W1"].astype(np.float32)), X, Y)  # dW1 came back float64
     with pytest.raises(ValueError, match="do not fit together"):
