@@ -36,10 +36,9 @@ class RunLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                pid = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                busy = _busy(fd, self.path.parent)
                 os.close(fd)
-                raise LockBusy(f"another training{f' (process {pid})' if pid.isdigit() else ''} is writing to "
-                               f"{self.path.parent}; wait for it to finish or pass another --out") from None
+                raise busy from None
             try:  # the file we locked is still the one at the path (its last holder removes it on leaving)
                 current = os.stat(self.path).st_ino == os.fstat(fd).st_ino
             except FileNotFoundError:
@@ -63,3 +62,24 @@ class RunLock:
                 pass
             os.close(self.fd)
             self.fd = None
+
+
+def _busy(fd, out):
+    pid = os.pread(fd, 32, 0).decode(errors="replace").strip()
+    return LockBusy(f"another training{f' (process {pid})' if pid.isdigit() else ''} is writing to "
+                    f"{out}; wait for it to finish or pass another --out")
+
+
+def check_free(out, name=LOCK):
+    """Raise LockBusy if a training holds `out` now. Unlike RunLock it makes no lock file and holds
+    nothing, so it can ask of a folder it cannot write to (a finished run, read-only, say)."""
+    try:
+        fd = os.open(Path(out) / name, os.O_RDONLY)
+    except OSError:  # no lock file: no training there
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # refused while someone holds it exclusively
+    except BlockingIOError:
+        raise _busy(fd, Path(out)) from None
+    finally:
+        os.close(fd)  # and with it the shared lock, taken only to ask

@@ -169,6 +169,15 @@ SAVED = ("loss.csv", "metrics.json", "model.npz")  # what save_run writes
 # What a training writes into its --out (the lock and the journal are the run folder's own): all of it
 # an earlier run's, as are the folders it puts a run in when it will not replace the model there.
 RUN_FILES = (*SAVED, "loss.png", "embedding.png", "lr_sweep.csv", "lr_sweep.png")
+SWEEP_FILES = ("lr_sweep.csv", "lr_sweep.png")  # all that --lr-sweep writes (it leaves a model alone)
+
+
+def files_in_the_way(out, sweep=False):
+    """The files already in `out` that a training (or a sweep) into it would replace or remove, in
+    RUN_FILES order: without --force a run leaves them be, an earlier run's or anyone else's. (A folder
+    under one of those names stays whatever happens: save_run removes files only.)"""
+    paths = [Path(out) / name for name in (SWEEP_FILES if sweep else RUN_FILES)]
+    return [p.name for p in paths if p.is_symlink() or (p.exists() and not p.is_dir())]
 
 
 def save_run(out, params, vocab, config, state, summary, losses, devs):

@@ -30,8 +30,9 @@ from .sampling import generate, shown
 from .sweep import lr_sweep, report_sweep
 from .runtime import blas_threads, check_fits, describe_threads, step_threads
 from .resume import resume_point
-from .runlock import RunLock
-from .runs import SAVED, check_space, claim_default_out, claim_fresh, prepare_out, save_run_or_rescue
+from .runlock import RunLock, check_free
+from .runs import (SAVED, check_space, claim_default_out, claim_fresh, files_in_the_way, prepare_out,
+                   save_run_or_rescue)
 from .loop import Diverged, train
 from .train_flags import parse_args
 from .config import describe_training
@@ -44,6 +45,7 @@ def main(argv=None):
     if opts.resume:
         cfg, preset, resumed, note = resume_point(opts.out)  # a damaged or finished run says so before any work
         if resumed is None:
+            check_free(opts.out)  # not finished after all if a training (a --force, say) is replacing it now
             print(note)
             return 0
     else:
@@ -93,10 +95,15 @@ def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False, fo
         with lock or RunLock(out):  # whether the folder holds a model is asked only once it is ours
             atomic.recover(out)  # a save cut short after its commit is finished before we look
             atomic.check_save_place(out, SAVED)
-            if out_arg is not None and (out / "model.npz").exists() and not force and not sweep:
+            held = files_in_the_way(out, sweep) if out_arg is not None and not force else []
+            if "model.npz" in held:
                 raise UsageError(f"{out_arg} already holds a model (model.npz); pass --force to replace it, "
                                  f"--resume to continue it, or another --out (without --out, each run gets a "
                                  f"new folder)")
+            if held:  # a folder of the user's own, or a sweep's or a run's leftovers: replaced only when asked
+                raise UsageError(f"{out_arg} already holds {', '.join(held)}, which this "
+                                 f"{'sweep' if sweep else 'run'} would replace; pass --force to replace "
+                                 f"{'it' if len(held) == 1 else 'them'}, or another --out")
             return train_into(out, cfg, preset, sweep, n_threads, splits, None, follow_load)
     except UsageError:  # refused (no room for the files, say) or diverged: leave no empty folder of ours
         if made:

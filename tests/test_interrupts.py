@@ -546,6 +546,18 @@ def test_a_resume_refused_by_the_lock_says_only_that(tmp_path):
     assert "resuming" not in proc.stdout
 
 
+def test_a_finished_run_being_replaced_is_not_called_finished(tmp_path, capsys):
+    from mlp_lm.runlock import RunLock
+    assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    with RunLock(tmp_path):  # a --force training replacing it has the folder, and has not saved yet
+        with pytest.raises(UsageError, match="another training"):
+            train.main(["--resume", "--out", str(tmp_path)])  # was "complete: nothing to resume"
+    assert "nothing to resume" not in capsys.readouterr().out
+    assert train.main(["--resume", "--out", str(tmp_path)]) == 0  # once it is gone: finished, and says so
+    assert "nothing to resume" in capsys.readouterr().out
+
+
 def test_resume_reads_the_state_again_once_the_folder_is_its_own(tmp_path, monkeypatch, capsys):
     # Between the first look and the lock another command replaced the run (--force with other
     # settings): what was read first must not be trained on and saved over it.

@@ -113,7 +113,7 @@ def test_learning_rate_schedule():
 def test_lr_sweep(tmp_path, capsys, monkeypatch):
     (tmp_path / "lr_sweep.png").write_text("an earlier sweep's picture")
     monkeypatch.setattr(train.plots, "try_pyplot", lambda: None)  # no matplotlib: no picture of this sweep
-    assert train.main(["--lr-sweep", "--steps", "240", "--out", str(tmp_path)]) == 0
+    assert train.main(["--lr-sweep", "--steps", "240", "--out", str(tmp_path), "--force"]) == 0
     assert not (tmp_path / "lr_sweep.png").exists()  # so none of an earlier one beside its table
     out = capsys.readouterr().out
     table = [l for l in out.splitlines() if " .. " in l]
@@ -123,6 +123,24 @@ def test_lr_sweep(tmp_path, capsys, monkeypatch):
     assert data.shape == (240, 3)
     np.testing.assert_allclose(data[[0, -1], 1], [1e-3, 1.0])
     assert not (tmp_path / "model.npz").exists()  # a sweep is a search, not a model
+
+
+@pytest.mark.parametrize("sweep", [False, True])
+def test_files_of_the_users_own_in_out_are_replaced_only_with_force(tmp_path, sweep):
+    mine = {"loss.csv": "my precious data", "metrics.json": '{"mine": true}', "lr_sweep.csv": "my own table"}
+    for name, text in mine.items():
+        (tmp_path / name).write_text(text)
+    flags = ["--lr-sweep", "--steps", "24"] if sweep else [*SMALL, "--steps", "20", "--eval-every", "0"]
+    held = "lr_sweep.csv, which this sweep" if sweep else "loss.csv, metrics.json, lr_sweep.csv, which this run"
+    with pytest.raises(UsageError, match=f"already holds {held} would replace; pass --force"):
+        train.main([*flags, "--out", str(tmp_path)])  # was replaced in silence, and lr_sweep.csv removed
+    assert {name: (tmp_path / name).read_text() for name in mine} == mine
+    assert train.main([*flags, "--out", str(tmp_path), "--force"]) == 0  # asked for: replaced
+    if sweep:  # its own table in place of the user's, and a sweep touches nothing else
+        assert (tmp_path / "lr_sweep.csv").read_text().startswith("step,") and (tmp_path / "loss.csv").read_text() == mine["loss.csv"]
+    else:  # the run's files in place of the user's, and an earlier sweep's table gone from beside the model
+        assert (tmp_path / "model.npz").exists() and not (tmp_path / "lr_sweep.csv").exists()
+        assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 20
 
 
 def test_sweep_table_suggests_the_lowest_loss():
