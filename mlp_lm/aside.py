@@ -98,7 +98,7 @@ def put_back(aside, out):
               file=sys.stderr)
 
 
-def recover_set_aside(out):
+def recover_set_aside(out, stranger=None):
     """Finish what a results run killed outright (SIGKILL, a crash) while it retrained the run `out`
     left behind: earlier runs in hidden .<name>-earlier-* folders beside `out`, which nothing would
     otherwise look at again. As retrain would have, newest first: one whose run was replaced (a
@@ -106,7 +106,10 @@ def recover_set_aside(out):
     their name has come since (a set-aside or a put-back cut short half-way is finished). Whose
     model.npz is in `out` is told by its inode, which set_aside recorded in the folder's name.
     The caller holds the runs folder's RESULTS_LOCK, so no results run that set one aside is alive; a
-    training still writing to `out` is refused (UsageError). Returns what was done, for a message, or None."""
+    training still writing to `out` is refused (UsageError). stranger(out): why the run now in `out` is
+    not one the results run could have trained there, or None; such a run (trained there by hand since)
+    did not replace the earlier one, so both stay and UsageError says so. Returns what was done, for a
+    message, or None."""
     out = Path(out)
     if not out.parent.is_dir():
         return None
@@ -120,6 +123,11 @@ def recover_set_aside(out):
             atomic.recover(out)
             for aside in sorted(asides, key=lambda d: _stamp(d)[0], reverse=True):
                 removing = _replaced(aside, out)
+                problem = stranger(out) if removing and stranger else None
+                if problem:  # not the retraining's: the earlier run must not go for it
+                    raise UsageError(f"{out} holds a run that {problem}, not one a results run trained, and the "
+                                     f"earlier {out.name} run an unfinished results run set aside is beside it in "
+                                     f"{aside}; move one of the two away, then run results again")
                 if removing:
                     shutil.rmtree(aside)
                     done.add("removed")

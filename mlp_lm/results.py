@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from . import checkpoint, mixture, runtime
@@ -29,7 +30,7 @@ from .cli import STOP_CODES, STOP_SIGNALS, ArgumentParser, UsageError, exit_code
 from .counting import KneserNey, choose_k
 from .data import DEFAULT_DATA, digest, in_checkout, load_splits
 from .aside import check_run_place, put_back, recover_set_aside, results_lock, set_aside
-from .results_table import CONFIGS, MIX_ORDER, read_metrics, render, run_problem, trained_steps
+from .results_table import CONFIGS, MIX_ORDER, read_metrics, render, run_problem, stranger, trained_steps
 
 PICTURE_RUN = "embd2"
 MIXED = ("scaled", "paper", "best")  # runs mixed with the n-gram below
@@ -136,7 +137,7 @@ def main(argv=None):
         check_run_place(runs / name)
     with results_lock(runs) as held:
         for name in CONFIGS if held else ():  # a results run killed outright may have left an earlier run set aside
-            done = recover_set_aside(runs / name)
+            done = recover_set_aside(runs / name, partial(stranger, name))
             if done:
                 print(f"results: {done}", file=sys.stderr)
         return make_table(args, only, runs, docs, docs_wanted)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import metrics
 from .cli import UsageError
-from .data import DEFAULT_DATA
+from .data import DEFAULT_DATA, digest, in_checkout
 from .train_flags import parse_args
 from .config import PRESETS, Config
 
@@ -67,6 +67,18 @@ def run_problem(name, m, data_sha256):
         if key not in NOT_COMPARED and got != value:
             return f"was trained with {key} {got!r}, where the table's run {name} has {value!r}"
     return None
+
+
+def stranger(name, out):
+    """Why the run in the folder `out` is not one results could have trained as the table's run `name`
+    (one trained there by hand, say), or None; from its metrics.json, which every save writes."""
+    try:
+        m = json.loads((Path(out) / "metrics.json").read_text())
+    except (OSError, ValueError):  # none there, or not JSON
+        m = None
+    if not (isinstance(m, dict) and isinstance(m.get("config"), dict)):
+        return "has no metrics.json of a run"
+    return run_problem(name, m, digest(in_checkout(DEFAULT_DATA)))
 
 
 def read_metrics(path):

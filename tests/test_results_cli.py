@@ -4,14 +4,15 @@ about something else, so the file stays quick."""
 import json
 import math
 import os
+import shutil
 import time
 
 import pytest
 
-from mlp_lm import cli, results, train_flags
+from mlp_lm import cli, results, train, train_flags
 from mlp_lm.cli import UsageError
 
-from .conftest import results_metrics, run_cli
+from .conftest import SMALL, results_metrics, run_cli
 
 
 def fill_runs(runs, steps=None, skip=()):
@@ -436,6 +437,26 @@ def test_an_earlier_run_left_set_aside_by_a_killed_results_run_is_put_back(tmp_p
     assert results.main(["--no-train", "--runs", str(runs)]) in (0, None)  # it had said "never trained there"
     assert (runs / "lecture" / "metrics.json").is_file() and not aside.exists()
     assert "results: put back the earlier lecture run" in capsys.readouterr().err
+
+
+def test_a_run_trained_by_hand_where_one_was_set_aside_does_not_cost_the_earlier_run(tmp_path, no_counting):
+    from mlp_lm import aside as aside_module
+    runs = tmp_path / "runs"
+    fill_runs(runs, steps=300)
+    out = runs / "bigram-context"
+    (out / "model.npz").write_text("the earlier model")
+    aside = aside_module.set_aside(out)  # where a kill left it; then the user trained into the empty folder:
+    assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(out)]) == 0
+    message = refusal(["--no-train", "--runs", str(runs)])  # the earlier run was removed, as if replaced
+    assert message.startswith(f"{out} holds a run that was trained on other data than the default "
+                              f"data/names.txt, not one a results run trained")
+    assert str(aside) in message and (aside / "model.npz").read_text() == "the earlier model"
+    (out / "metrics.json").write_text("[]")  # nor when it cannot tell whose the run is
+    assert "holds a run that has no metrics.json of a run" in refusal(["--no-train", "--runs", str(runs)])
+    assert (aside / "model.npz").read_text() == "the earlier model"
+    shutil.rmtree(out)  # the user moves theirs away: the earlier run goes back
+    results.main(["--no-train", "--runs", str(runs)])
+    assert (out / "model.npz").read_text() == "the earlier model" and not aside.exists()
 
 
 def test_an_earlier_run_left_set_aside_after_the_new_one_saved_is_removed(tmp_path):
