@@ -18,12 +18,22 @@ RESULTS_LOCK = ".results.lock"  # in the runs folder, held by the results run wo
 
 
 @contextmanager
-def results_lock(runs):
+def results_lock(runs, make=False):
     """Hold the runs folder for this results run: a second one, which would take the earlier runs this
     one has set aside for ones killed outright, is refused. Yields whether it is held: a folder not
-    there yet has nothing set aside in it and is not made here (a refusal must leave nothing behind)."""
+    there yet has nothing set aside in it and is made only if `make` (when runs are to be trained
+    there: one that cannot be made is refused here, not by each training in turn), and removed again
+    if the results run is refused (a refusal leaves nothing behind)."""
     runs = Path(runs)
     lock = RunLock(runs, RESULTS_LOCK)
+    made = [folder for folder in (runs, *runs.parents) if not folder.exists()] if make else []  # deepest first
+    try:
+        if made:
+            runs.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot make the --runs folder {runs}: {e.strerror or e}; pass a --runs this program "
+                         f"can write to") from None
+    refused = False
     if runs.is_dir():
         try:
             lock.__enter__()  # a folder it cannot write: RunLock's one line (results writes its table there)
@@ -32,9 +42,17 @@ def results_lock(runs):
                              f"--runs") from None
     try:
         yield lock.fd is not None
+    except UsageError:
+        refused = True
+        raise
     finally:
         if lock.fd is not None:
             lock.__exit__(None, None, None)
+        for folder in made if refused else ():
+            try:
+                folder.rmdir()  # only while empty: never a run trained before the refusal
+            except OSError:
+                break
 
 
 def check_run_place(out):

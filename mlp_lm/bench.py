@@ -257,7 +257,8 @@ def main(argv=None):
 
     t0 = time.perf_counter()
     idle = measure(splits, sizes, dtypes, seconds, args.threads, with_torch)
-    print(table(idle, "\ntraining step, idle machine" + ("" if with_torch else " (torch not installed: no comparison)")))
+    without = " (--no-torch: no comparison)" if args.no_torch else " (torch not installed: no comparison)"
+    print(table(idle, "\ntraining step, idle machine" + ("" if with_torch else without)))
     params = model.init_params(V, T, E, H, seed=0)
     with runtime.blas_threads(args.threads or runtime.choose_threads(len(splits.dev[1]), T * E, H, V)):
         dev_seconds = median_time(lambda: model.split_loss(params, *splits.dev), seconds)

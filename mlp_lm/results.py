@@ -135,7 +135,7 @@ def main(argv=None):
     only, runs, docs, docs_wanted = check_flags(args)  # before any work: a bad flag costs nothing
     for name in ([] if args.no_train else [n for n in CONFIGS if n in only]):  # and a run with nowhere to go
         check_run_place(runs / name)
-    with results_lock(runs) as held:
+    with results_lock(runs, make=not args.no_train) as held:
         for name in CONFIGS if held else ():  # a results run killed outright may have left an earlier run set aside
             done = recover_set_aside(runs / name, partial(stranger, name))
             if done:

@@ -415,6 +415,14 @@ def test_a_file_where_a_run_folder_goes_is_refused_before_training(tmp_path, no_
     assert "is not a folder" in refusal(["--steps", "300", "--runs", str(runs), "--only", "lecture,embd2"])
 
 
+def test_a_runs_folder_that_cannot_be_made_is_one_line_before_any_training(tmp_path, no_counting, monkeypatch):
+    (tmp_path / "a file").write_text("")
+    runs = tmp_path / "a file" / "runs"  # as under a read-only mount, where root's tests cannot go
+    monkeypatch.setattr(results, "train_run", lambda flags: pytest.fail("trained"))  # each refused its --out
+    assert refusal(["--steps", "20", "--runs", str(runs)]) == (
+        f"cannot make the --runs folder {runs}: Not a directory; pass a --runs this program can write to")
+
+
 def test_only_checks_the_runs_it_reads_back_before_training_any(tmp_path, no_counting, monkeypatch):
     runs = tmp_path / "runs"
     fill_runs(runs, skip=("scaled",))  # every run but one there to be read back
