@@ -186,7 +186,8 @@ def check_contents(path, contents, hint, numbers=True):
         if p.dtype.kind != "f":
             raise CheckpointError(f"{path}: parameter {k} has dtype {p.dtype}, not floating point; the file is damaged")
         if numbers and not np.all(np.isfinite(p)):
-            raise CheckpointError(f"{path}: parameter {k} holds NaN or infinite values; retrain with a smaller --lr")
+            raise CheckpointError(f"{path}: parameter {k} holds NaN or infinite values, which training never saves; "
+                                  f"the file is damaged; {hint}")
     dtypes, want = sorted({str(p.dtype) for p in params.values()}), config.get("dtype")
     if len(dtypes) > 1 or dtypes[0] not in DTYPES or dtypes[0] != (want or dtypes[0]):  # the run computed in want
         why = f"its config says dtype {want}" if want else f"mlp_lm keeps them all in one of {' or '.join(DTYPES)}"

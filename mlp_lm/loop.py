@@ -70,8 +70,10 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
         try:
             trainer.load_state(state, steps=len(history))
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RecursionError) as e:
-            raise UsageError(f"the training state to resume from is damaged ({type(e).__name__}: {e}); "
-                             f"start a new run") from None
+            # load_state's own refusals are ValueErrors that say what is wrong; the rest are numpy's or Python's
+            why = str(e) if isinstance(e, ValueError) else f"{e.args[0]} is missing" if isinstance(e, KeyError) else (
+                f"{type(e).__name__}: {e}")
+            raise UsageError(f"the training state to resume from is damaged ({why}); start a new run") from None
         done = len(history)
         losses[:done] = history
         limit = DIVERGE_FACTOR * max(float(history[0]), math.log(len(splits.vocab)))

@@ -70,7 +70,9 @@ def resume_point(out):
         if evaluated.shape != () or evaluated.dtype != bool:
             raise ValueError(f"'evaluated' is {evaluated.tolist()!r}, not true or false")
         evaluated = bool(evaluated)
-    except (KeyError, TypeError, ValueError) as e:
+    except KeyError as e:  # a setting every run saves, or a part of the state
+        raise UsageError(f"{damaged} (it has no {e.args[0]}); start a new run") from None
+    except (TypeError, ValueError) as e:
         raise UsageError(f"{damaged} ({e}); start a new run") from None
     preset = config.get("preset", "lecture")
     if not isinstance(preset, str) or preset not in PRESETS:

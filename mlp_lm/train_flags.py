@@ -22,6 +22,11 @@ def preset_help():
     return "; ".join(parts)
 
 
+def as_given(name, value):
+    """The flag of setting `name` as the user gave it: --no-direct for direct=False, else --direct."""
+    return f"--{'no-' if value is False else ''}{name.replace('_', '-')}"
+
+
 def parse_args(argv):
     """The flags as a Config (preset first, explicit flags over it) and the other options."""
     ap = ArgumentParser(prog="python -m mlp_lm.train", description=DESCRIPTION,
@@ -99,7 +104,7 @@ def parse_args(argv):
         if out is None:
             raise UsageError("--resume needs --out DIR, the folder of the run to continue")
         if args or sweep or "--preset" in (argv or sys.argv[1:]):
-            given = ", ".join("--" + k.replace("_", "-") for k in args) or ("--lr-sweep" if sweep else "--preset")
+            given = ", ".join(as_given(k, v) for k, v in args.items()) or ("--lr-sweep" if sweep else "--preset")
             raise UsageError(f"--resume continues the run with the settings it was started with; "
                              f"leave out {given}")
         if force:  # a user who wants the run replaced, not continued, must not get it continued in silence
@@ -109,7 +114,7 @@ def parse_args(argv):
     if sweep:  # the sweep reads the model's sizes, the data, the batch and --steps, and nothing of the training
         unused = [k for k in SWEEP_IGNORES if k in args and args[k] != getattr(Config, k)]
         if unused or PRESETS[preset]:
-            given = ", ".join("--" + k.replace("_", "-") for k in unused) or f"--preset {preset}"
+            given = ", ".join(as_given(k, args[k]) for k in unused) or f"--preset {preset}"
             raise UsageError(f"--lr-sweep takes plain SGD steps at rates rising from 1e-3 to 1 (the lecture's "
                              f"search) and trains no model, so it would ignore {given}; leave that out")
     values = {**PRESETS[preset], **args}

@@ -103,7 +103,10 @@ class Trainer:
         """
         self.check_state(st, steps)
         for rng, key in ((self.rng, "rng"), (self.drop_rng, "drop_rng")):
-            saved = json.loads(str(st[key]))
+            try:
+                saved = json.loads(str(st[key]))
+            except ValueError as e:
+                raise ValueError(f"the random stream's state in {key} is not JSON ({e})") from None
             rng.bit_generator.state = saved
             if rng.bit_generator.state != saved:  # numpy took it, rounded (a state of 1.5 becomes 1)
                 raise ValueError(f"the random stream's state in {key} is not one a generator has")

@@ -152,7 +152,7 @@ def damaged(tmp_path, good, kind):
     ("foreign", ["not an mlp_lm checkpoint"]),
     ("single-array", ["not a .npz archive"]),
     ("bad-shape", ["W1", "shape"]),
-    ("nan", ["b2", "NaN"]),
+    ("nan", ["b2", "NaN", "training never saves", "damaged"]),  # not "retrain with a smaller --lr"
     ("bad-config", ["not a valid"]),
     ("pickled", ["pickled objects"]),
     ("int-params", ["b1", "dtype"]),

@@ -392,6 +392,8 @@ def test_resume_refuses_what_it_cannot_do(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume", "--out", str(tmp_path), "--lr", "0.5"],
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2 and "leave out --lr" in proc.stderr
+    with pytest.raises(UsageError, match="leave out --no-direct, --fold$"):  # as given: it said "--direct"
+        train.main(["--resume", "--out", str(tmp_path), "--no-direct", "--fold"])
     proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume", "--out", str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0 and "complete (20 of 20 steps)" in proc.stdout
@@ -643,8 +645,21 @@ def test_a_run_saved_before_fold_existed_resumes_as_it_was_trained(tmp_path, cap
     del config["lr"]  # any other setting missing is still damage
     arrays["config"] = np.array(json.dumps(config))
     np.savez(tmp_path / "model.npz", **arrays)
-    with pytest.raises(UsageError, match="damaged training state or config"):
-        train.main(["--resume", "--out", str(tmp_path)])
+    with pytest.raises(UsageError, match=r"damaged training state or config \(it has no lr\); start a new run$"):
+        train.main(["--resume", "--out", str(tmp_path)])  # was "('lr')", a bare KeyError's words
+
+
+def test_a_damaged_training_state_is_named_in_words_not_in_python_s_exception_names(tmp_path):
+    arrays = resumable_run(tmp_path)
+    for key, value, why in (("state.rng", np.array("{not json"), "the random stream's state in rng is not JSON"),
+                            ("state.ema.C", None, "it holds ema.C, which an sgd run does not save")):  # an EMA's, in a run without
+        damaged = dict(arrays)
+        damaged[key] = value if value is not None else arrays["state.param.C"]
+        np.savez(tmp_path / "model.npz", **damaged)
+        with pytest.raises(UsageError) as e:
+            train.main(["--resume", "--out", str(tmp_path)])
+        assert f"the training state to resume from is damaged ({why}" in str(e.value)
+        assert "Error" not in str(e.value)  # was "(JSONDecodeError: ...", "(ValueError: ..."
 
 
 def test_a_resumed_run_that_diverges_is_told_to_start_anew_not_to_pass_a_flag_resume_refuses(tmp_path, capsys):
