@@ -215,43 +215,49 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                 except OSError:
                     pass
             raise
-    if kept is not None:
-        print(f"the model already in {kept} stays: this interrupted run went to {out}", file=sys.stderr)
-    if held and interrupt is None:  # a signal during the save: it waited, so say what became of the run
-        print(f"{held[0].args[0]} while saving: waited until the run was written in full", file=sys.stderr)
-    interrupt = interrupt or (held[0] if held else None)
+    try:  # the run is saved: a stop signal from here on cuts the report short, never the run
+        if kept is not None:
+            print(f"the model already in {kept} stays: this interrupted run went to {out}", file=sys.stderr)
+        if held and interrupt is None:  # a signal during the save: it waited, so say what became of the run
+            print(f"{held[0].args[0]} while saving: waited until the run was written in full", file=sys.stderr)
+        interrupt = interrupt or (held[0] if held else None)
 
-    first = len(resumed[1]) if resumed else 0
-    if done > first:
-        print(f"trained {done - first} step{'s' if done - first != 1 else ''} in {seconds:.1f}s "
-              f"({(done - first) / max(seconds, 1e-9):,.0f} steps/s)" + (f", steps {first + 1} to {done}" if first else ""))
-    for name in ("train", "dev", "test"):
-        if result:
-            print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")
-    if futile:
-        tail = losses[-min(len(losses), 100):]  # the last steps' minibatch losses, against the first's
-        retry = "start a new run with" if resumed else "try"  # --resume takes none of these flags
-        advice = ("the model learned its training items by heart and nothing that carries over to new ones; "
-                  f"{retry} more data, fewer --steps or a smaller model" if result["train_loss"] < 0.9 * math.log(V)
-                  else f"the training loss went up, not down; {retry} a smaller --lr" if float(np.mean(tail)) > 1.05 * losses[0]
-                  else f"training did not get anywhere; {retry} a larger --lr or more --steps")
-        print(f"warning: the dev loss is no better than ln {V} = {math.log(V):.2f}, the loss of a uniform "
-              f"guess: {advice}", file=sys.stderr)
-    print("samples:", ", ".join(shown(samples, ended)))
-    written = ["model.npz", "metrics.json", "loss.csv"]
-    if plt:
-        for name, draw in (("loss.png", lambda path: plots.plot_loss(plt, losses, devs, path)),
-                           ("embedding.png", lambda path: plots.plot_embedding(plt, params["C"], splits.vocab, path))):
-            try:
-                draw(out / name)
-                written.append(name)
-            except OSError as e:  # the run is saved: a picture that cannot be is only a warning
-                print(f"warning: could not draw {out / name}: {e.strerror or e}", file=sys.stderr)
-    print(f"wrote {', '.join(written)} to {out}{'' if plt else ' (' + plots.HINT + ')'}")
-    print(f"sample more: python -m mlp_lm.sample --checkpoint {shlex.quote(str(out / 'model.npz'))}")
-    if unfinished:
-        print(f"to continue: python -m mlp_lm.train --resume --out {shlex.quote(str(out))}", file=sys.stderr)
-    return exit_code(interrupt) if interrupt is not None else 0
+        first = len(resumed[1]) if resumed else 0
+        if done > first:
+            print(f"trained {done - first} step{'s' if done - first != 1 else ''} in {seconds:.1f}s "
+                  f"({(done - first) / max(seconds, 1e-9):,.0f} steps/s)" + (f", steps {first + 1} to {done}" if first else ""))
+        for name in ("train", "dev", "test"):
+            if result:
+                print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")
+        if futile:
+            tail = losses[-min(len(losses), 100):]  # the last steps' minibatch losses, against the first's
+            retry = "start a new run with" if resumed else "try"  # --resume takes none of these flags
+            advice = ("the model learned its training items by heart and nothing that carries over to new ones; "
+                      f"{retry} more data, fewer --steps or a smaller model" if result["train_loss"] < 0.9 * math.log(V)
+                      else f"the training loss went up, not down; {retry} a smaller --lr" if float(np.mean(tail)) > 1.05 * losses[0]
+                      else f"training did not get anywhere; {retry} a larger --lr or more --steps")
+            print(f"warning: the dev loss is no better than ln {V} = {math.log(V):.2f}, the loss of a uniform "
+                  f"guess: {advice}", file=sys.stderr)
+        print("samples:", ", ".join(shown(samples, ended)))
+        written = ["model.npz", "metrics.json", "loss.csv"]
+        if plt:
+            for name, draw in (("loss.png", lambda path: plots.plot_loss(plt, losses, devs, path)),
+                               ("embedding.png", lambda path: plots.plot_embedding(plt, params["C"], splits.vocab, path))):
+                try:
+                    draw(out / name)
+                    written.append(name)
+                except OSError as e:  # the run is saved: a picture that cannot be is only a warning
+                    print(f"warning: could not draw {out / name}: {e.strerror or e}", file=sys.stderr)
+        print(f"wrote {', '.join(written)} to {out}{'' if plt else ' (' + plots.HINT + ')'}")
+        print(f"sample more: python -m mlp_lm.sample --checkpoint {shlex.quote(str(out / 'model.npz'))}")
+        if unfinished:
+            print(f"to continue: python -m mlp_lm.train --resume --out {shlex.quote(str(out))}", file=sys.stderr)
+        return exit_code(interrupt) if interrupt is not None else 0
+    except KeyboardInterrupt as e:
+        resume = f"; to continue: python -m mlp_lm.train --resume --out {shlex.quote(str(out))}" if unfinished else ""
+        print(f"\ninterrupted ({e.args[0] if e.args else 'SIGINT'}) while reporting: the run is saved in full in "
+              f"{out}{resume}", file=sys.stderr)
+        return exit_code(e)
 
 
 if __name__ == "__main__":

@@ -548,6 +548,19 @@ def test_a_resume_refused_by_the_lock_says_only_that(tmp_path):
     assert "resuming" not in proc.stdout
 
 
+def test_a_stop_signal_while_the_report_prints_says_the_run_is_saved(tmp_path, monkeypatch, capsys):
+    from mlp_lm.cli import Interrupted
+
+    def stopped(samples, ended):  # SIGTERM as the samples are printed, the run written in full
+        raise Interrupted(signal.SIGTERM)
+    monkeypatch.setattr(train, "shown", stopped)
+    assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 143
+    err = capsys.readouterr().err  # was cli.run's bare "interrupted (SIGTERM)", the run unmentioned
+    assert err.splitlines()[-1] == f"interrupted (SIGTERM) while reporting: the run is saved in full in {tmp_path}"
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["evaluated"] and not saved["interrupted"] and saved["steps"] == 20
+
+
 def test_a_finished_run_being_replaced_is_not_called_finished(tmp_path, capsys):
     from mlp_lm.runlock import RunLock
     assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 0
