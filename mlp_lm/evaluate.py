@@ -103,7 +103,12 @@ def main(argv=None):
             sets.update(dev=splits.dev)
     print(f"checkpoint: {args.checkpoint}: T={T} E={params['C'].shape[1]} H={params['b1'].shape[0]}"
           f"{' direct' if 'Wd' in params else ''}, {model.num_params(params):,} parameters")
-    print(f"data: {source}: " + ", ".join(f"{len(Y)} {name}" for name, (_, Y) in sets.items()) + " examples")
+    if "all" in sets:  # another file: all of it, and perhaps the training data's dev split for the mixture
+        shown = f"{len(sets['all'][1])} examples from every item" + (
+            f" (and the training data's {len(sets['dev'][1])} dev examples, for the mixture's weight)" if "dev" in sets else "")
+    else:
+        shown = ", ".join(f"{len(Y)} {name}" for name, (_, Y) in sets.items()) + " examples"
+    print(f"data: {source}: {shown}")
 
     notice = model.slow_evaluation(sum(len(Y) for _, Y in sets.values()), len(vocab))
     if notice:

@@ -28,7 +28,7 @@ def parse_args(argv):
     ap.add_argument("--checkpoint", metavar="PATH", default=None,
                     help="a model.npz written by python -m mlp_lm.train (default: the newest under runs/)")
     ap.add_argument("-n", "--num-samples", metavar="N", type=positive_int, default=20, help="how many samples (default 20)")
-    ap.add_argument("--seed", metavar="N", type=non_negative_int, default=0, help="random seed; the same seed gives the same lines")
+    ap.add_argument("--seed", metavar="N", type=non_negative_int, default=0, help="random seed (default 0); the same seed gives the same lines, another seed others")
     ap.add_argument("--temperature", metavar="T", type=non_negative_float, default=1.0,
                     help="divide the logits by this: below 1 is more conservative, above 1 more adventurous, "
                          "0 always takes the likeliest symbol (greedy)")

@@ -154,6 +154,7 @@ def test_another_file_is_evaluated_whole(tiny_run, tmp_path):
     from mlp_lm.data import build_dataset
     X, Y = build_dataset(["anna", "bob", "zoe"], vocab, 3)
     assert len(Y) == 5 + 4 + 4  # each item gives len + 1 examples
+    assert f"data: {other}: 13 examples from every item\n" in proc.stdout  # was "13 all examples"
     assert result["mlp"]["all_loss"] == pytest.approx(model.split_loss(params, X, Y), rel=1e-5)
     assert "dev_loss" not in result["mlp"]
 

@@ -1,0 +1,30 @@
+"""`python -m mlp_lm`: not a command itself; it lists the commands (each is `python -m mlp_lm.NAME`)."""
+import sys
+
+COMMANDS = {
+    "train": "train a model on a word list (data/names.txt by default), report its losses, show samples",
+    "sample": "more samples from a trained model",
+    "evaluate": "a trained model's losses, alone or mixed with a Kneser-Ney n-gram",
+    "ngram": "the counting models the paper compares with: add-k and Kneser-Ney n-grams",
+    "gradcheck": "every hand-derived gradient against scipy's finite differences",
+    "results": "train the documented runs and rebuild docs/results.md",
+    "bench": "the speed of a training step, beside PyTorch's when it is installed",
+}
+
+
+def main(argv):
+    if argv[:1] in ([], ["-h"], ["--help"]):
+        print("mlp_lm's commands (--help on any of them lists its flags):")
+        for name, what in COMMANDS.items():
+            print(f"  python -m mlp_lm.{name:10s} {what}")
+        return 0
+    if argv[0] in COMMANDS:  # `python -m mlp_lm train`: say how it is spelled rather than guess the rest
+        print(f"python -m mlp_lm: the command is spelled python -m mlp_lm.{argv[0]}", file=sys.stderr)
+    else:
+        print(f"python -m mlp_lm: {argv[0]!r} is not a command; the commands are python -m mlp_lm.NAME with NAME "
+              f"one of {', '.join(COMMANDS)} (python -m mlp_lm lists them)", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
