@@ -23,3 +23,11 @@ def check_indices(idx, V, name):
         low, high = idx.flat[idx.argmin()], idx.flat[idx.argmax()]  # argmin/argmax: far less overhead than min/max
         if low < 0 or high >= V:
             raise ValueError(f"{name} holds symbol indices outside 0..{V - 1} (from {low} to {high})")
+
+
+def check_chunk_size(chunk_size):
+    """chunk_size itself if it is None or a whole number of rows >= 1; else ValueError (a range()
+    with a step of 0 or less would evaluate no rows at all and report a loss of 0)."""
+    if chunk_size is not None and not is_whole(chunk_size):
+        raise ValueError(f"chunk_size must be a whole number of rows, at least 1, got {chunk_size!r}")
+    return chunk_size

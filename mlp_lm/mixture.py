@@ -21,6 +21,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from . import model, runtime
+from .checks import check_chunk_size
 from .counting import KneserNey
 
 TINY = 1e-300  # the floor under a probability before its log; a mixture never needs it at lambda < 1
@@ -41,7 +42,7 @@ def logsumexp(s):
 
 def mlp_log_probs(params, X, chunk_size=None):
     """log p_mlp(. | X) (N, V) float64, computed a chunk of rows at a time (model.rows_per_chunk)."""
-    chunk_size = model.check_chunk_size(chunk_size) or model.rows_per_chunk(params)
+    chunk_size = check_chunk_size(chunk_size) or model.rows_per_chunk(params)
     out = []
     for start in range(0, len(X), chunk_size):  # over chunks of data, not the math
         z = model.logits(params, X[start:start + chunk_size]).astype(np.float64)  # (n, V)

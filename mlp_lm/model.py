@@ -16,7 +16,7 @@ embeddings to the logits; init_params(direct=True) puts them back.
 import numpy as np
 
 from . import folded, layers
-from .checks import check_indices, is_whole
+from .checks import check_chunk_size, check_indices, is_whole
 
 PARAM_NAMES = ("C", "W1", "b1", "W2", "b2")
 OPTIONAL_PARAMS = ("Wd",)
@@ -290,14 +290,6 @@ def check_examples(params, X, Y):
         raise ValueError("cannot evaluate the loss of an empty split")
     for name, a in (("X", np.asarray(X)), ("Y", np.asarray(Y))):
         check_indices(a, V, name)
-
-
-def check_chunk_size(chunk_size):
-    """chunk_size itself if it is None or a whole number of rows >= 1; else ValueError (a range()
-    with a step of 0 or less would evaluate no rows at all and report a loss of 0)."""
-    if chunk_size is not None and not is_whole(chunk_size):
-        raise ValueError(f"chunk_size must be a whole number of rows, at least 1, got {chunk_size!r}")
-    return chunk_size
 
 
 def split_loss(params, X, Y, chunk_size=None):
