@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from . import model, optim
-from .checks import is_whole
+from .checks import check_indices, is_whole
 from .data import DEFAULT_DATA
 
 
@@ -151,6 +151,13 @@ def params_problem(cfg, params, X, Y):
                     f"{cfg.dtype} {shape}")
     if not all(np.all(np.isfinite(p)) for p in params.values()):  # else "diverged at step 1": blamed on the lr
         return "the parameters hold NaN or infinite values"
+    if not all(p.flags.writeable for p in params.values()):  # else step 0 fails inside the optimiser
+        return "the parameters must be writable arrays: the optimiser updates them in place"
     if np.ndim(X) != 2 or np.shape(X)[1] != T or np.ndim(Y) != 1 or len(Y) != len(X) or len(Y) == 0:
         return f"the examples are X {np.shape(X)} and Y {np.shape(Y)}, not (N, {T}) and (N,) for some N >= 1"
+    for name, a in (("X", np.asarray(X)), ("Y", np.asarray(Y))):  # all of them now, not the first batch to draw one
+        try:
+            check_indices(a, V, name)
+        except ValueError as e:
+            return str(e)
     return None

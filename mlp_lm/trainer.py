@@ -82,6 +82,7 @@ class Trainer:
 
         The random generators' states go as JSON text; the raw parameters go too,
         since a checkpoint's parameters are the weight average when there is one.
+        Every array is a copy: a state kept while training goes on stays the state it was.
         """
         st = {"rng": np.array(json.dumps(self.rng.bit_generator.state)),
               "drop_rng": np.array(json.dumps(self.drop_rng.bit_generator.state)),
@@ -91,7 +92,7 @@ class Trainer:
         st.update({f"opt.{k}": np.asarray(v) for k, v in self.opt.state().items()})
         if self.ema:
             st.update({f"ema.{k}": a for k, a in self.ema.avg.items()})
-        return st
+        return {k: np.array(a, copy=True) for k, a in st.items()}  # the live arrays move on with the next step
 
     def load_state(self, st, steps=None):
         """Continue from state(): the parameters, optimiser, weight average and random streams.

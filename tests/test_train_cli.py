@@ -476,3 +476,31 @@ def test_the_trainer_refuses_a_config_the_command_line_would(change, words):
 def test_the_trainer_refuses_parameters_or_examples_that_do_not_fit_its_config(params, X, words):
     with pytest.raises(ValueError, match=re.escape(words)):
         trainer.Trainer(config.Config(steps=100, n_hidden=8), params, X, np.ones(len(X), np.int64))
+
+
+def test_the_trainer_refuses_what_would_fail_only_steps_into_training():
+    cfg, X, Y = config.Config(steps=100, n_hidden=8), np.zeros((5000, 3), np.int64), np.ones(5000, np.int64)
+    Y[4321] = 27  # one target outside the vocabulary: the step whose batch drew it failed, the run lost
+    with pytest.raises(ValueError, match=r"Y holds symbol indices outside 0..26 \(from 1 to 27\)"):
+        trainer.Trainer(cfg, model.init_params(27, 3, 10, 8), X, Y)
+    params = model.init_params(27, 3, 10, 8)
+    params["W1"].flags.writeable = False  # step 0 failed inside the optimiser
+    with pytest.raises(ValueError, match="writable"):
+        trainer.Trainer(cfg, params, X, np.ones(5000, np.int64))
+
+
+@pytest.mark.parametrize("optimizer, ema", [("sgd", 0.0), ("adamw", 0.9)])
+def test_a_trainers_state_kept_while_it_trains_on_is_still_that_state(optimizer, ema):
+    cfg = config.Config(steps=10, n_embd=4, n_hidden=8, batch_size=4, optimizer=optimizer, ema=ema,
+                        **({"lr": 1e-2} if optimizer == "adamw" else {}))
+    rng = np.random.default_rng(0)
+    X, Y = rng.integers(0, 27, (200, 3)), rng.integers(0, 27, 200)
+    whole = trainer.Trainer(cfg, model.init_params(27, 3, 4, 8), X, Y)
+    losses = [whole.step(s) for s in range(10)]
+    first = trainer.Trainer(cfg, model.init_params(27, 3, 4, 8), X, Y)
+    [first.step(s) for s in range(5)]
+    kept = first.state()
+    [first.step(s) for s in range(5, 8)]  # the parameters and moments it returned were these live ones
+    then = trainer.Trainer(cfg, model.init_params(27, 3, 4, 8), X, Y)
+    then.load_state(kept, steps=5)
+    assert [then.step(s) for s in range(5, 10)] == losses[5:]
