@@ -21,7 +21,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from . import model, runtime
-from .checks import check_chunk_size
+from .checks import check_chunk_size, check_indices
 from .counting import KneserNey
 
 TINY = 1e-300  # the floor under a probability before its log; a mixture never needs it at lambda < 1
@@ -50,13 +50,34 @@ def mlp_log_probs(params, X, chunk_size=None):
     return np.concatenate(out) if out else np.empty((0, params["b2"].shape[0]))
 
 
+def check_mixed(lam, a, b, Y=None):
+    """ValueError unless a and b are one shape: the targets' probabilities (N,), in [0, 1], with lam in
+    [0, 1] (else the mixture is no distribution), or with Y (N,) the whole log distributions (N, V),
+    Y's symbol indices in 0..V-1 and lam finite (renormalised, any exponent gives a distribution).
+    numpy would broadcast a (N, 1) array against a (N,) one, and read a target of -1 as the last symbol."""
+    a, b = np.asarray(a), np.asarray(b)
+    if not (0 <= lam <= 1 if Y is None else math.isfinite(lam)):  # NaN fails both
+        raise ValueError(f"the mixture's weight must be {'in [0, 1]' if Y is None else 'finite'}, got {lam!r}")
+    if Y is None and (a.ndim != 1 or a.shape != b.shape or not (  # (1 + 1e-9: a sum's rounding is no mistake)
+            np.all((0 <= a) & (a <= 1 + 1e-9)) and np.all((0 <= b) & (b <= 1 + 1e-9)))):
+        raise ValueError(f"the targets' probabilities must be two arrays (N,) in [0, 1], got {a.shape} and {b.shape}")
+    if Y is not None:
+        Y = np.asarray(Y)
+        if a.ndim != 2 or a.shape != b.shape or Y.shape != a.shape[:1]:
+            raise ValueError(f"the log distributions must be two arrays (N, V) and Y (N,), got {a.shape}, {b.shape} "
+                             f"and {Y.shape}")
+        check_indices(Y, a.shape[1], "Y")
+
+
 def linear_nll(lam, p_a, p_b):
     """Mean NLL of lam * p_a + (1 - lam) * p_b, given each model's probability of the targets (N,)."""
+    check_mixed(lam, p_a, p_b)
     return float(-np.mean(np.log(np.maximum(lam * p_a + (1 - lam) * p_b, TINY))))
 
 
 def loglinear_nll(lam, logp_a, logp_b, Y):
     """Mean NLL of the renormalised p_a^lam p_b^(1 - lam), given whole log distributions (N, V)."""
+    check_mixed(lam, logp_a, logp_b, Y)
     s = lam * logp_a + (1 - lam) * logp_b  # (N, V), unnormalised log probabilities
     return float(np.mean(logsumexp(s) - s[np.arange(len(Y)), Y]))
 
@@ -72,6 +93,7 @@ def loglinear_derivatives(lam, logp_a, logp_b, Y):
 
     Returns (nll, nll', nll'') as Python floats, sums over the N rows of (N, V) log distributions.
     """
+    check_mixed(lam, logp_a, logp_b, Y)
     rows = np.arange(len(Y))
     d = logp_a - logp_b  # (N, V)
     s = logp_b + lam * d  # (N, V)
@@ -183,6 +205,7 @@ def loglinear_derivatives_chunked(lam, dists, Y):
 
 def mlp_target_log_probs(params, X, Y):
     """log p_mlp(Y | X) (N,), a chunk of rows at a time."""
+    model.check_examples(params, X, Y)
     rows = model.rows_per_chunk(params)
     return np.concatenate([mlp_log_probs(params, X[s:s + rows])[np.arange(len(Y[s:s + rows])), Y[s:s + rows]]
                            for s in range(0, len(Y), rows)])

@@ -93,6 +93,29 @@ def test_loglinear_derivatives_against_finite_differences(lam):
     assert h == pytest.approx(num_h.df, rel=1e-8) and h > 0
 
 
+def test_the_mixtures_refuse_what_numpy_would_broadcast_or_wrap_around():
+    rng = np.random.default_rng(0)
+    la, lb = (np.log(rng.dirichlet(np.ones(6), 50)) for _ in "ab")
+    Y = rng.integers(0, 6, 50)
+    pa, pb = rng.uniform(0.05, 0.9, 50), rng.uniform(0.05, 0.9, 50)
+    for call in (lambda: mixture.loglinear_nll(0.3, la, lb, Y[:, None]),  # was 2.090 against 2.140
+                 lambda: mixture.loglinear_derivatives(0.3, la, lb, Y[:, None]),
+                 lambda: mixture.linear_nll(0.3, pa, pb[:, None])):  # was 0.793 against 0.784
+        with pytest.raises(ValueError, match="must be two arrays"):
+            call()
+    with pytest.raises(ValueError, match="outside 0..5"):
+        mixture.loglinear_nll(0.3, la, lb, np.where(Y == 0, -1, Y))  # -1 was read as the last symbol
+    with pytest.raises(ValueError, match=r"in \[0, 1\], got 1.05"):
+        mixture.linear_nll(1.05, pa, pb)  # a mixture that is no distribution
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        mixture.linear_nll(0.3, pa * 10, pb)  # gave a negative NLL
+    params, X = model.init_params(6, 3, 4, 8), rng.integers(0, 6, (50, 3))
+    with pytest.raises(ValueError, match=r"Y \(N,\)"):
+        mixture.mlp_target_log_probs(params, X, Y[:, None])  # was (50, 50)
+    assert mixture.loglinear_nll(1.5, la, lb, Y) > 0  # renormalised, any finite exponent is a distribution
+    assert mixture.linear_nll(0.3, pa, pb) == pytest.approx(-np.mean(np.log(0.3 * pa + 0.7 * pb)))
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_newton_lambda_finds_the_minimum_in_a_few_passes(seed):
     la, lb, Y = _two_models(seed, sharp=1.0 + seed)
