@@ -50,6 +50,8 @@ def embedding_forward(C, X):
     Returns: emb (B, T, E) with emb[b, t] = C[X[b, t]]; cache.
     """
     X = np.asarray(X)
+    if X.ndim != 2:  # else concatenation's complaint about unpacking, or a wrong emb taken in silence
+        raise ValueError(f"X must be (B, T) symbol indices, one context a row, got shape {X.shape}")
     check_indices(X, C.shape[0], "X")
     emb = C.take(X, axis=0)  # (B, T, E): C[X], by ndarray.take, which skips fancy indexing's general machinery
     return emb, (X, C.shape)
@@ -110,6 +112,10 @@ def linear_forward(x, W, b=None):
     Inputs:  x (B, D); W (D, M); b (M,) or None.
     Returns: out (B, M) = x @ W + b; cache.
     """
+    if x.ndim != 2 or W.ndim != 2 or x.shape[1] != W.shape[0] or (b is not None and b.shape != W.shape[1:]):
+        # a (1,) b or a 1-D x would broadcast into a right-looking answer whose backward is wrong
+        raise ValueError(f"x must be (B, D), W (D, M) and b (M,), got {x.shape}, {W.shape} and "
+                         f"{None if b is None else b.shape}")
     out = x.dot(W)  # (B, M)
     if b is not None:
         out += b  # in place: one array for the result, not two

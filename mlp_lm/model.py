@@ -146,7 +146,8 @@ def loss_and_grads(params, X, Y, *, masks=None, smoothing=0.0, fold=False, retur
              gradients of the loss for dlogits, dh, dhpreact, dembcat, demb
              (dh and dembcat are taken after dropout, where there is dropout;
              with fold, embcat and emb are never formed, so only the first three).
-    params is not modified.
+    params is not modified; they must fit together (check_examples says whether they do: a
+    float32 C among float64 weights would come back a float64 dC), which a training checks once.
     """
     logits, caches = forward(params, X, masks, fold)
     emb_caches, lin1_cache, tanh_cache, drop2_cache, lin2_cache, direct_cache = caches

@@ -245,3 +245,16 @@ def test_dropout_on_integers_is_not_truncated():
     # The mask is cast to x's dtype only for a float x (to keep a float32 network float32).
     out, _ = layers.dropout_forward(np.ones((2, 2), dtype=np.int64), [[1.25, 0.0], [0.0, 1.25]])
     assert out.tolist() == [[1.25, 0.0], [0.0, 1.25]]
+
+
+def test_shapes_that_would_broadcast_into_a_wrong_gradient_are_refused(rng):
+    x, W = rng.standard_normal((2, 3)), rng.standard_normal((3, 4))
+    for bad_x, bad_W, bad_b in ((x, W, np.ones(1)),  # db came back (4,) [2 2 2 2]; the true one is [8]
+                                (np.ones(3), np.eye(3), np.zeros(3)),  # dW came back a scalar
+                                (x, W.T, np.zeros(4))):
+        with pytest.raises(ValueError, match=r"x must be \(B, D\), W \(D, M\) and b \(M,\)"):
+            layers.linear_forward(bad_x, bad_W, bad_b)
+    with pytest.raises(ValueError, match=r"X must be \(B, T\) symbol indices"):
+        layers.embedding_forward(rng.standard_normal((V, E)), np.array([1, 2, 3]))  # was an unpacking error later
+    out, _ = layers.linear_forward(x, W, np.zeros(4))
+    assert out.shape == (2, 4) and layers.linear_forward(x, W)[0].shape == (2, 4)  # and the right ones pass
