@@ -19,8 +19,28 @@ PROVES_NOTHING = "the gradient is all zeros where compared, so the check proves 
 
 def rel_error(a, n):
     """cs231n's relative error, elementwise max: |a - n| / max(1e-8, |a| + |n|)."""
-    a, n = np.asarray(a, dtype=np.float64), np.asarray(n, dtype=np.float64)
+    a, n = _real(a, "a"), _real(n, "n")
+    if a.shape != n.shape or a.size == 0:  # (3,) against (3, 1) would compare every pair
+        raise ValueError(f"a and n must be arrays of one shape, not empty, got {a.shape} and {n.shape}")
     return float(np.max(np.abs(a - n) / np.maximum(1e-8, np.abs(a) + np.abs(n))))
+
+
+def _real(x, name):
+    """x as a float64 array; ValueError for a complex one, whose imaginary part the cast would drop."""
+    if np.iscomplexobj(x):
+        raise ValueError(f"{name} is complex; gradients of a real loss are real")
+    return np.asarray(x, dtype=np.float64)
+
+
+def _flat_coords(coords, size):
+    """coords as flat indices (n,) into an array of `size` entries (all of them for None), or ValueError:
+    a float would be truncated and a negative index read from the end, each checking another entry."""
+    if coords is None:
+        return np.arange(size)
+    c = np.asarray(coords).reshape(-1)
+    if c.size and (c.dtype.kind not in "iu" or c.min() < 0 or c.max() >= size):
+        raise ValueError(f"coords must be flat indices in 0..{size - 1}, got {c.dtype} from {c.min()} to {c.max()}")
+    return c.astype(np.int64)
 
 
 def numerical_grad(f, x, coords=None, *, initial_step=0.1, return_status=False):
@@ -31,8 +51,8 @@ def numerical_grad(f, x, coords=None, *, initial_step=0.1, return_status=False):
     also scipy's per-coordinate status (0: converged to its tolerance; negative:
     it stopped without, see scipy.differentiate.derivative).
     """
-    x = np.array(x, dtype=np.float64)
-    coords = np.arange(x.size) if coords is None else np.asarray(coords, dtype=np.int64).reshape(-1)
+    x = np.array(_real(x, "x"))
+    coords = _flat_coords(coords, x.size)
     from scipy.differentiate import derivative
 
     def along(t, k):
@@ -106,14 +126,14 @@ def compare(name, analytic, numerical, coords=None, *, shape=None, status=None):
     cannot pass: it proves nothing (a missing term times zero is zero).
     status is numerical_grad's per-coordinate scipy status, counted in the row.
     """
-    a_full = np.asarray(analytic, dtype=np.float64)
+    a_full, numerical = _real(analytic, "the analytic gradient"), _real(numerical, "the numerical gradient")
     problem = None
     if shape is not None and a_full.shape != tuple(shape):
         problem = f"gradient has shape {a_full.shape} but its input has {tuple(shape)}"
     elif coords is None and np.ndim(numerical) > 1 and np.shape(numerical) != a_full.shape:
         problem = f"gradient has shape {a_full.shape} but the numerical one has {np.shape(numerical)}"
-    coords = np.arange(a_full.size) if coords is None else np.asarray(coords).reshape(-1)
-    n = np.asarray(numerical, dtype=np.float64).reshape(-1)
+    coords = _flat_coords(coords, a_full.size if shape is None else int(np.prod(shape)))
+    n = numerical.reshape(-1)
     if n.size != coords.size:
         problem = problem or f"{n.size} numerical values for {coords.size} coordinates"
         n = np.resize(n, coords.size)

@@ -15,6 +15,7 @@ what to use on your own gradient code. See docs/gradcheck.md.
 import numpy as np
 
 from . import layers
+from .checks import is_whole
 from .finitediff import PROVES_NOTHING, TOLERANCE, Comparison, compare, numerical_grad
 from .model import PARAM_NAMES, embedding_mask_shape, loss_and_grads
 
@@ -90,6 +91,8 @@ def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=
     are passed to loss_and_grads and to the independent forward alike; fold to loss_and_grads only (the
     independent forward is the plain one), with FOLDED_STAGES as the intermediates.
     """
+    if max_coords is not None and not is_whole(max_coords):  # 0 checks nothing: no check at all
+        raise ValueError(f"max_coords must be None or a whole number of entries, at least 1, got {max_coords!r}")
     params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
     _, grads, inter = loss_and_grads(params, X, Y, masks=masks, smoothing=smoothing, fold=fold,
                                      return_intermediates=True)

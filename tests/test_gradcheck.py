@@ -181,3 +181,20 @@ def test_a_gradient_with_fewer_entries_than_its_input_is_reported_not_a_crash():
         numerical = np.ones(3) if coords is None else np.ones(2)
         cmp = compare("db", np.ones(2), numerical, coords, shape=(3,))
         assert not cmp.ok() and "shape (2,) but its input has (3,)" in cmp.problem
+
+
+def test_the_checkers_own_arguments_are_refused_where_they_would_be_read_wrongly():
+    with pytest.raises(ValueError, match="one shape"):
+        finitediff.rel_error([1, 2, 3], [[1], [2], [3]])  # was 0.5: every pair compared
+    with pytest.raises(ValueError, match="one shape"):
+        finitediff.rel_error([2.0], [2.0, 2.0])  # was 0.0
+    with pytest.raises(ValueError, match="complex"):
+        finitediff.compare("dx", np.array([1 + 5j, 2]), np.array([1.0, 2.0]), shape=(2,))  # was ok()
+    x = np.array([1.0, 2.0, 3.0])
+    for coords in ([1.9], [-1], [3]):  # 1.9 was read as 1; -1 as the last entry, then refused by compare
+        with pytest.raises(ValueError, match="coords must be flat indices in 0..2"):
+            finitediff.numerical_grad(lambda v: float(np.sum(v**2)), x, coords)
+    assert finitediff.numerical_grad(lambda v: float(np.sum(v**2)), x, [2]) == pytest.approx([6.0])
+    with pytest.raises(ValueError, match="max_coords"):
+        gradcheck.check_model(gradcheck.random_params(7, 3, 4, 8), np.zeros((2, 3), np.int64), np.zeros(2, np.int64),
+                              max_coords=0)  # was an IndexError
