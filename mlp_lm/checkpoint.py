@@ -16,7 +16,7 @@ import numpy as np
 from .atomic import CheckpointError, recover, write_atomic
 from .data import SPLIT_SEED, DataError, Vocab
 from .bounds import magnitude_problem
-from .model import OPTIONAL_PARAMS, PARAM_NAMES, param_shapes
+from .model import OPTIONAL_PARAMS, PARAM_NAMES, check_param_names, param_shapes
 
 FORMAT = "mlp_lm/1"
 DTYPES = ("float32", "float64")  # what a training computes in (config.Config.dtype)
@@ -46,6 +46,8 @@ def writer(params, vocab, config, state=None, check=True):
     such as a vocabulary out of training's order or parameters of the wrong shapes. A training's
     own save passes False: its pieces agree by construction, and a refusal there would lose the run.
     """
+    if check:
+        check_param_names(params)  # a misspelt "wd" would be left out of the file in silence
     arrays = {k: np.asarray(params[k]) for k in (*PARAM_NAMES, *OPTIONAL_PARAMS) if k in params}
     arrays.update({f"state.{k}": np.asarray(v) for k, v in (state or {}).items()})
     pickled = [k for k, a in arrays.items() if a.dtype.hasobject]  # np.savez would pickle them

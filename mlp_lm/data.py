@@ -211,6 +211,8 @@ def build_dataset(items, vocab, block_size):
 
 def split_items(items, seed=SPLIT_SEED):
     """Shuffle with random.Random(seed) and cut 80% / 10% / 10%, as in the lecture."""
+    if isinstance(items, (set, frozenset)):  # its order, and so the split, changes from run to run
+        raise TypeError("items must be in a fixed order (a list), not a set")
     n = len(items)
     n1, n2 = int(0.8 * n), int(0.9 * n)
     if not 0 < n1 < n2 < n:  # true from n = 6 on

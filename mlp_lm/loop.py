@@ -50,6 +50,9 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
     """
     cfg = plain(cfg)  # numpy scalars as Python values
     problem = config_problem(cfg) or params_problem(cfg, params, *splits.train)  # Trainer's refusals, named first
+    V = len(splits.vocab)
+    if not problem and params["C"].shape[0] != V:  # else it trains, and its save is refused at the end
+        problem = f"the parameters are for {params['C'].shape[0]} symbols, and the data's vocabulary has {V}"
     if problem:
         raise ValueError(problem)
     if cfg.eval_every and cfg.eval_every <= cfg.steps:  # dev is read steps into the run: a bad one is refused now

@@ -46,6 +46,8 @@ def init_params(vocab_size, block_size, n_embd, n_hidden, *, direct=False, seed=
         if not is_whole(value):
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     V, T, E, H = (int(v) for v in (V, T, E, H))  # an np.int8 size would overflow T * E
+    if not isinstance(direct, bool):  # "no" would add Wd
+        raise TypeError(f"direct is True or False, got {direct!r}")
     if np.dtype(dtype) not in (np.float32, np.float64):  # integers would truncate the weights to 0s
         raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
     rng = np.random.default_rng(seed)

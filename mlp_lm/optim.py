@@ -143,8 +143,12 @@ def learning_rate(schedule, lr, step, steps, *, decay_rate=0.0, warmup=0, min_lr
     if schedule == "step":
         return lr if step < steps // 2 else lr / 10
     if schedule == "inverse":
+        if not decay_rate >= 0:  # a negative r makes the rate negative, then divides by zero (NaN fails too)
+            raise ValueError(f"decay_rate must be 0 or more, got {decay_rate!r}")
         return lr / (1 + decay_rate * step)
     if schedule == "cosine":
+        if not 0 <= min_lr <= lr:  # a floor above the peak would be a rate that rises
+            raise ValueError(f"min_lr must be from 0 to lr ({lr!r}), got {min_lr!r}")
         if step < warmup:
             return lr * (step + 1) / warmup
         span = steps - 1 - warmup  # steps after the first one past warm-up

@@ -30,6 +30,8 @@ def generate_chunks(next_probs, vocab, block_size, n, rng, *, temperature=1.0, t
                     max_length=64, rows=None):
     """generate(), a chunk of samples at a time: yields (samples, ended) lists of up to `rows` samples
     (by default as many as fit SAMPLE_BYTES), so memory stays bounded however many are asked for."""
+    if not isinstance(rng, np.random.Generator):  # a seed given in its place failed at the first draw
+        raise TypeError(f"rng must be a numpy Generator, np.random.default_rng(seed), got {rng!r}")
     if top_k is not None and not is_whole(top_k):
         raise ValueError(f"top_k must be a whole number of at least 1, got {top_k!r}")
     if not is_whole(max_length):

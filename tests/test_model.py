@@ -6,6 +6,8 @@ from mlp_lm import model
 from mlp_lm.finitediff import TOLERANCE, assert_close, compare, directional_grad
 from mlp_lm.gradcheck import check_model, random_params
 
+from .conftest import NAMES
+
 SHAPES = [  # (V, T, E, H, B)
     (27, 3, 2, 6, 8),
     (5, 1, 3, 4, 6),  # block size 1: a bigram-like context
@@ -176,6 +178,31 @@ def test_the_library_refuses_inputs_numpy_would_silently_misread():
                          ({"max_length": -5}, "max_length"), ({"temperature": -1.0}, "temperature")):
         with pytest.raises(ValueError, match=word):
             generate(next_probs, Vocab(".abcd"), 3, 2, rng, **kwargs)
+
+
+def test_a_second_hostile_round_on_the_library_its_smaller_findings(tmp_path):
+    from mlp_lm import checkpoint, data, loop, optim
+    from mlp_lm.config import Config
+    from mlp_lm.sampling import generate
+    with pytest.raises(TypeError, match="not a set"):
+        data.split_items({f"n{i}" for i in range(10)})  # the split changed with PYTHONHASHSEED
+    with pytest.raises(TypeError, match="direct is True or False"):
+        model.init_params(5, 3, 2, 4, direct="no")  # added Wd
+    params = model.init_params(5, 3, 2, 4, seed=0)
+    vocab = data.Vocab(".abcd")
+    with pytest.raises(ValueError, match="'wd' is not a parameter"):
+        checkpoint.save(tmp_path / "m.npz", dict(params, wd=np.zeros((6, 5), np.float32)), vocab, {"block_size": 3})
+    assert not (tmp_path / "m.npz").exists()  # "wd" was left out of the file in silence
+    with pytest.raises(TypeError, match="numpy Generator"):
+        generate(lambda X, t: np.full((len(X), 5), 0.2), vocab, 3, 2, 0)  # an AttributeError at the first draw
+    with pytest.raises(ValueError, match="decay_rate must be 0 or more"):
+        optim.learning_rate("inverse", 0.1, 10, 100, decay_rate=-0.2)  # a negative rate, then 1/0
+    with pytest.raises(ValueError, match="min_lr must be from 0 to lr"):
+        optim.learning_rate("cosine", 0.1, 10, 100, min_lr=0.5)  # a rate that rose
+    splits = data.load_splits(str(NAMES), 3)
+    with pytest.raises(ValueError, match="for 28 symbols, and the data's vocabulary has 27"):
+        loop.train(Config(steps=5, n_embd=2, n_hidden=4, eval_every=0), splits,
+                   model.init_params(28, 3, 2, 4))  # trained, then its save was refused
 
 
 def test_more_library_inputs_that_would_be_misread_are_refused():
