@@ -68,6 +68,7 @@ def embedding_backward(demb, cache):
     """
     X, C_shape = cache
     V, E = C_shape
+    check_upstream(demb, (*X.shape, E), "demb")
     idx = X.reshape(-1)  # (B*T,)
     demb2 = demb.reshape(-1, E)  # (B*T, E)
     if idx.size * V <= ONEHOT_MAX:
@@ -101,6 +102,8 @@ def concat_backward(dembcat, cache):
     Inputs:  dembcat (B, T*E).
     Returns: demb (B, T, E).
     """
+    B, T, E = cache
+    check_upstream(dembcat, (B, T * E), "dembcat")
     return dembcat.reshape(cache).copy()  # (B, T, E); a copy, so no caller aliases dembcat
 
 
@@ -129,6 +132,7 @@ def linear_backward(dout, cache):
     Returns: dx (B, D), dW (D, M), db (M,) (None when the forward had no bias).
     """
     x, W, has_bias = cache
+    check_upstream(dout, (x.shape[0], W.shape[1]), "dout")
     dx = dout.dot(W.T)  # (B, D)
     dW = x.T.dot(dout)  # (D, M)
     db = dout.sum(axis=0) if has_bias else None  # (M,): b was broadcast over the batch, so its gradient sums over it
@@ -156,6 +160,7 @@ def tanh_backward(dout, cache):
     Returns: dx (B, H).
     """
     out = cache
+    check_upstream(dout, out.shape, "dout")
     dx = out * out  # (B, H); then 1 - out^2 and the product, in place in the same array
     np.subtract(1.0, dx, out=dx)
     dx *= dout
@@ -210,6 +215,8 @@ def dropout_backward(dout, cache):
     Returns: dx (B, D).
     """
     mask = cache
+    if mask is not None:  # (without one it is the identity, whatever the shape)
+        check_upstream(dout, mask.shape, "dout")
     return dout.copy() if mask is None else dout * mask
 
 
@@ -262,6 +269,7 @@ def softmax_cross_entropy_backward(dout, cache):
     """
     probs, Y, smoothing = cache
     B, V = probs.shape
+    check_upstream(dout, (), "dout")  # the loss is a scalar, and so is its upstream gradient
     if V <= IDENTITY_MAX_V:  # a small vocabulary: q as a matrix, its one-hot rows taken from an identity
         q = _one_hot(Y, V, probs.dtype)  # (B, V)
         if smoothing:
@@ -273,6 +281,15 @@ def softmax_cross_entropy_backward(dout, cache):
         dlogits[np.arange(B), Y] -= 1.0 - smoothing  # one target per row: plain indexing is safe here
     dlogits *= dout / B
     return dlogits
+
+
+def check_upstream(dout, shape, name):
+    """ValueError unless the upstream gradient has its output's shape: numpy would broadcast a (B, 1),
+    (1, H) or scalar one, or reshape one of the right size and another layout, into a wrong gradient."""
+    if getattr(dout, "shape", ()) != shape:  # a number has none: a scalar (np.shape costs twice as much a step)
+        got = np.shape(dout)
+        raise ValueError(f"{name} must have the forward output's shape {shape}, got "
+                         + (f"{got}" if got != shape else f"a {type(dout).__name__}, not a numpy array"))
 
 
 # --- one-hot rows (for the embedding's and the softmax cross-entropy's backward) ---

@@ -258,3 +258,24 @@ def test_shapes_that_would_broadcast_into_a_wrong_gradient_are_refused(rng):
         layers.embedding_forward(rng.standard_normal((V, E)), np.array([1, 2, 3]))  # was an unpacking error later
     out, _ = layers.linear_forward(x, W, np.zeros(4))
     assert out.shape == (2, 4) and layers.linear_forward(x, W)[0].shape == (2, 4)  # and the right ones pass
+
+
+def test_an_upstream_gradient_of_another_shape_is_refused_not_broadcast(rng):
+    # From a hostile round: each of these gave a gradient, of the wrong numbers or the wrong layout.
+    C, X = rng.standard_normal((V, E)), rng.integers(0, V, (B, T))
+    emb, emb_cache = layers.embedding_forward(C, X)
+    embcat, cat_cache = layers.concat_forward(emb)
+    h, tanh_cache = layers.tanh_forward(rng.standard_normal((B, H)))
+    _, drop_cache = layers.dropout_forward(h, layers.dropout_mask((B, H), 0.5, rng))
+    logits, lin_cache = layers.linear_forward(h, rng.standard_normal((H, V)), np.zeros(V))
+    _, ce_cache = layers.softmax_cross_entropy_forward(logits, rng.integers(0, V, B))
+    bad = [(layers.tanh_backward, np.ones((B, 1)), tanh_cache), (layers.tanh_backward, 2.0, tanh_cache),
+           (layers.dropout_backward, np.ones((1, H)), drop_cache),
+           (layers.softmax_cross_entropy_backward, np.ones(V), ce_cache),
+           (layers.embedding_backward, np.ones((T, B, E)), emb_cache),  # the right size, another layout
+           (layers.concat_backward, np.ones(B * T * E), cat_cache),
+           (layers.linear_backward, np.ones((B, 1)), lin_cache)]
+    for backward, dout, cache in bad:
+        with pytest.raises(ValueError, match="must have the forward output's shape"):
+            backward(dout, cache)
+    assert layers.dropout_backward(np.ones(3), None).shape == (3,)  # no mask: the identity on anything
