@@ -472,6 +472,8 @@ def test_the_trainer_refuses_a_config_the_command_line_would(change, words):
     (model.init_params(27, 3, 10, 16), np.zeros((5, 3), np.int64), "W1 is float32 (30, 16)"),
     (model.init_params(27, 3, 10, 8), np.zeros((5, 4), np.int64), "not (N, 3)"),
     (model.init_params(27, 3, 10, 8), np.zeros((0, 3), np.int64), "for some N >= 1"),
+    ({k: p.astype(p.dtype.newbyteorder()) for k, p in model.init_params(27, 3, 10, 8).items()},
+     np.zeros((5, 3), np.int64), "float32 in the other byte order"),  # was "C is >f4, not the config's float32"
 ])
 def test_the_trainer_refuses_parameters_or_examples_that_do_not_fit_its_config(params, X, words):
     with pytest.raises(ValueError, match=re.escape(words)):
