@@ -166,17 +166,18 @@ def loss_csv(losses, devs):
 
 
 SAVED = ("loss.csv", "metrics.json", "model.npz")  # what save_run writes
-# What a training writes into its --out (the lock and the journal are the run folder's own): all of it
-# an earlier run's, as are the folders it puts a run in when it will not replace the model there.
-RUN_FILES = (*SAVED, "loss.png", "embedding.png", "lr_sweep.csv", "lr_sweep.png")
-SWEEP_FILES = ("lr_sweep.csv", "lr_sweep.png")  # all that --lr-sweep writes (it leaves a model alone)
+PICTURES = ("loss.png", "embedding.png")  # drawn after it (with matplotlib); an earlier run's go at the save
+SWEEP_FILES = ("lr_sweep.csv", "lr_sweep.png")  # all that --lr-sweep writes: it leaves a run alone, and a run it
+# What a training or a sweep writes into its --out (the lock and the journal are the run folder's own): all of
+# it an earlier run's, as are the folders it puts a run in when it will not replace the model there.
+RUN_FILES = (*SAVED, *PICTURES, *SWEEP_FILES)
 
 
 def files_in_the_way(out, sweep=False):
-    """The files already in `out` that a training (or a sweep) into it would replace or remove, in
-    RUN_FILES order: without --force a run leaves them be, an earlier run's or anyone else's. (A folder
-    under one of those names stays whatever happens: save_run removes files only.)"""
-    paths = [Path(out) / name for name in (SWEEP_FILES if sweep else RUN_FILES)]
+    """The files already in `out` that a training (or a sweep) into it would replace or remove: without
+    --force a run leaves them be, an earlier run's or anyone else's. (A folder under one of those names
+    stays whatever happens: save_run removes files only.)"""
+    paths = [Path(out) / name for name in (SWEEP_FILES if sweep else SAVED + PICTURES)]
     return [p.name for p in paths if p.is_symlink() or (p.exists() and not p.is_dir())]
 
 
@@ -190,9 +191,7 @@ def save_run(out, params, vocab, config, state, summary, losses, devs):
                "metrics.json": lambda f: f.write(json_text(summary).encode()),
                "model.npz": checkpoint.writer(params, vocab, config, state, check=False)}  # see writer
     atomic.write_atomic([(out / name, write) for name, write in writers.items()])
-    for name in RUN_FILES:  # the rest of what a training writes: an earlier run's, not this one's
-        if name in SAVED:
-            continue
+    for name in PICTURES:  # an earlier run's, or this one's before it was stopped: drawn anew after the save
         try:
             (out / name).unlink(missing_ok=True)
         except OSError:  # a folder of that name, say: not ours, and the run is saved

@@ -102,8 +102,8 @@ def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False, fo
                                  f"new folder)")
             if held:  # a folder of the user's own, or a sweep's or a run's leftovers: replaced only when asked
                 raise UsageError(f"{out_arg} already holds {', '.join(held)}, which this "
-                                 f"{'sweep' if sweep else 'run'} would replace; pass --force to replace "
-                                 f"{'it' if len(held) == 1 else 'them'}, or another --out")
+                                 f"{'sweep' if sweep else 'run'} would replace or remove; pass --force to let "
+                                 f"it, or another --out")
             return train_into(out, cfg, preset, sweep, n_threads, splits, None, follow_load)
     except UsageError:  # refused (no room for the files, say) or diverged: leave no empty folder of ours
         if made:

@@ -40,7 +40,7 @@ def parse_args(argv):
                    help="directory for model.npz and the rest (default: runs/<data file stem> in this checkout, "
                         "whatever the current directory, or -2, -3, ... if that holds anything already)")
     g.add_argument("--force", action="store_true", default=False,
-                   help="let --out replace the model or other files a run (or --lr-sweep) writes already in it")
+                   help="let --out replace what a run (or --lr-sweep) would write there and finds already in it")
     g.add_argument("--resume", action="store_true", default=False,
                    help="continue the run in --out where it stopped, with its own settings, to its --steps")
     g = ap.add_argument_group("model")

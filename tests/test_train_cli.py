@@ -131,16 +131,24 @@ def test_files_of_the_users_own_in_out_are_replaced_only_with_force(tmp_path, sw
     for name, text in mine.items():
         (tmp_path / name).write_text(text)
     flags = ["--lr-sweep", "--steps", "24"] if sweep else [*SMALL, "--steps", "20", "--eval-every", "0"]
-    held = "lr_sweep.csv, which this sweep" if sweep else "loss.csv, metrics.json, lr_sweep.csv, which this run"
-    with pytest.raises(UsageError, match=f"already holds {held} would replace; pass --force"):
-        train.main([*flags, "--out", str(tmp_path)])  # was replaced in silence, and lr_sweep.csv removed
+    held = "lr_sweep.csv, which this sweep" if sweep else "loss.csv, metrics.json, which this run"
+    with pytest.raises(UsageError, match=f"already holds {held} would replace or remove; pass --force"):
+        train.main([*flags, "--out", str(tmp_path)])  # were replaced in silence
     assert {name: (tmp_path / name).read_text() for name in mine} == mine
     assert train.main([*flags, "--out", str(tmp_path), "--force"]) == 0  # asked for: replaced
     if sweep:  # its own table in place of the user's, and a sweep touches nothing else
         assert (tmp_path / "lr_sweep.csv").read_text().startswith("step,") and (tmp_path / "loss.csv").read_text() == mine["loss.csv"]
-    else:  # the run's files in place of the user's, and an earlier sweep's table gone from beside the model
-        assert (tmp_path / "model.npz").exists() and not (tmp_path / "lr_sweep.csv").exists()
+    else:  # the run's files in place of the user's; a sweep's table is not a run's, and stays
         assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 20
+        assert (tmp_path / "lr_sweep.csv").read_text() == mine["lr_sweep.csv"]
+
+
+def test_a_sweep_then_a_run_in_one_folder_keeps_the_sweeps_table(tmp_path):
+    # The lecture's order: sweep, pick a rate, train there. Neither is in the other's way.
+    assert train.main(["--lr-sweep", "--steps", "24", "--out", str(tmp_path)]) == 0
+    table = (tmp_path / "lr_sweep.csv").read_text()
+    assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "lr_sweep.csv").read_text() == table and (tmp_path / "model.npz").exists()
 
 
 def test_sweep_table_suggests_the_lowest_loss():
