@@ -74,7 +74,7 @@ def stranger(name, out):
     (one trained there by hand, say), or None; from its metrics.json, which every save writes."""
     try:
         m = json.loads((Path(out) / "metrics.json").read_text())
-    except (OSError, ValueError):  # none there, or not JSON
+    except (OSError, ValueError, RecursionError):  # none there, or not JSON (or nested past Python's depth)
         m = None
     if not (isinstance(m, dict) and isinstance(m.get("config"), dict)):
         return "has no metrics.json of a run"

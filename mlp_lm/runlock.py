@@ -1,11 +1,13 @@
 """The lock that keeps two trainings out of one run folder."""
 import fcntl
 import os
+import time
 from pathlib import Path
 
 from .cli import UsageError
 
 LOCK = ".lock"  # holds the pid of the training writing to a run folder
+PROBE_TRIES = 3  # RunLock's tries, 10 ms apart, before it calls a held lock another training's
 
 
 class LockBusy(UsageError):
@@ -27,6 +29,7 @@ class RunLock:
     def __enter__(self):
         if self.fd is not None:  # taken already (claim_default_out takes it before handing the folder over)
             return self
+        tries = 0
         while True:
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
@@ -38,6 +41,10 @@ class RunLock:
             except BlockingIOError:
                 busy = _busy(fd, self.path.parent)
                 os.close(fd)
+                tries += 1
+                if tries < PROBE_TRIES:  # check_free's probe holds it for microseconds; a training, for good
+                    time.sleep(0.01)
+                    continue
                 raise busy from None
             try:  # the file we locked is still the one at the path (its last holder removes it on leaving)
                 current = os.stat(self.path).st_ino == os.fstat(fd).st_ino
@@ -74,12 +81,14 @@ def check_free(out, name=LOCK):
     """Raise LockBusy if a training holds `out` now. Unlike RunLock it makes no lock file and holds
     nothing, so it can ask of a folder it cannot write to (a finished run, read-only, say)."""
     try:
-        fd = os.open(Path(out) / name, os.O_RDONLY)
+        fd = os.open(Path(out) / name, os.O_RDONLY | os.O_NONBLOCK)  # (a FIFO there would block a plain open)
     except OSError:  # no lock file: no training there
         return
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # refused while someone holds it exclusively
     except BlockingIOError:
         raise _busy(fd, Path(out)) from None
+    except OSError:  # not a file flock takes: no training's lock
+        pass
     finally:
-        os.close(fd)  # and with it the shared lock, taken only to ask
+        os.close(fd)  # and with it the shared lock, taken only to ask (RunLock tries again a moment later)

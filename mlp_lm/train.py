@@ -43,9 +43,9 @@ def main(argv=None):
     opts = parse_args(argv)
     resumed = None
     if opts.resume:
+        check_free(opts.out)  # a training writing there now (a --force, say) decides what there is to resume
         cfg, preset, resumed, note = resume_point(opts.out)  # a damaged or finished run says so before any work
         if resumed is None:
-            check_free(opts.out)  # not finished after all if a training (a --force, say) is replacing it now
             print(note)
             return 0
     else:

@@ -573,6 +573,26 @@ def test_a_finished_run_being_replaced_is_not_called_finished(tmp_path, capsys):
     assert "nothing to resume" in capsys.readouterr().out
 
 
+def test_the_lock_probe_of_resume_neither_hangs_nor_refuses_a_training(tmp_path):
+    import fcntl
+    import threading
+
+    from mlp_lm.runlock import LOCK, RunLock, check_free
+    (tmp_path / "empty").mkdir()
+    with RunLock(tmp_path / "empty"):  # a training writing there has not saved yet
+        with pytest.raises(UsageError, match="another training"):  # was "nothing to resume ...; start one"
+            train.main(["--resume", "--out", str(tmp_path / "empty")])
+    os.mkfifo(tmp_path / LOCK)
+    check_free(tmp_path)  # a FIFO where the lock goes: a plain open blocked for ever
+    (tmp_path / LOCK).unlink()
+    (tmp_path / LOCK).write_text("")
+    probe = os.open(tmp_path / LOCK, os.O_RDONLY)
+    fcntl.flock(probe, fcntl.LOCK_SH)  # check_free's shared lock, held at the moment a training starts
+    threading.Timer(0.005, os.close, [probe]).start()
+    with RunLock(tmp_path):  # was "another training is writing to": it tries again a moment later
+        pass
+
+
 def test_resume_reads_the_state_again_once_the_folder_is_its_own(tmp_path, monkeypatch, capsys):
     # Between the first look and the lock another command replaced the run (--force with other
     # settings): what was read first must not be trained on and saved over it.

@@ -461,6 +461,8 @@ def test_a_run_trained_by_hand_where_one_was_set_aside_does_not_cost_the_earlier
     assert str(aside) in message and (aside / "model.npz").read_text() == "the earlier model"
     (out / "metrics.json").write_text("[]")  # nor when it cannot tell whose the run is
     assert "holds a run that has no metrics.json of a run" in refusal(["--no-train", "--runs", str(runs)])
+    (out / "metrics.json").write_text("[" * 100000 + "]" * 100000)  # past Python's depth: was a traceback
+    assert "holds a run that has no metrics.json of a run" in refusal(["--no-train", "--runs", str(runs)])
     assert (aside / "model.npz").read_text() == "the earlier model"
     shutil.rmtree(out)  # the user moves theirs away: the earlier run goes back
     results.main(["--no-train", "--runs", str(runs)])
