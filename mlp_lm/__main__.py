@@ -1,4 +1,5 @@
 """`python -m mlp_lm`: not a command itself; it lists the commands (each is `python -m mlp_lm.NAME`)."""
+import shlex
 import sys
 
 COMMANDS = {
@@ -19,7 +20,8 @@ def main(argv):
             print(f"  python -m mlp_lm.{name:10s} {what}")
         return 0
     if argv[0] in COMMANDS:  # `python -m mlp_lm train`: say how it is spelled rather than guess the rest
-        print(f"python -m mlp_lm: the command is spelled python -m mlp_lm.{argv[0]}", file=sys.stderr)
+        print(f"python -m mlp_lm: the command is spelled {shlex.join(['python', '-m', 'mlp_lm.' + argv[0], *argv[1:]])}",
+              file=sys.stderr)
     else:
         print(f"python -m mlp_lm: {argv[0]!r} is not a command; the commands are python -m mlp_lm.NAME with NAME "
               f"one of {', '.join(COMMANDS)} (python -m mlp_lm lists them)", file=sys.stderr)
@@ -27,4 +29,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from .cli import run  # its handling of output that cannot be written (> /dev/full), as every command has
+    run(lambda: main(sys.argv[1:]), "python -m mlp_lm")

@@ -202,7 +202,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                    "steps_per_second": round((done - (len(resumed[1]) if resumed else 0)) / seconds, 1) if seconds else None,
                    "params": model.num_params(params), "interrupted": interrupt is not None,
                    "config": config, "samples": samples, "samples_ended": ended}
-        state = {**trainer.state(), "step": np.array(done), "losses": losses, "evaluated": np.array(bool(result)),
+        state = {**trainer.state(copy=False), "step": np.array(done), "losses": losses, "evaluated": np.array(bool(result)),
                  "devs": np.array(sorted(devs.items()), dtype=np.float64).reshape(-1, 2)}
         try:
             with side_lock or nullcontext():

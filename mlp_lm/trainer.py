@@ -77,12 +77,14 @@ class Trainer:
         self.ema = optim.EMA(params, cfg.ema) if cfg.ema else None
         self.block, self.block_pos = None, 0  # minibatch indices, drawn block_rows(B) steps at a time
 
-    def state(self):
+    def state(self, copy=True):
         """Everything a later run needs to continue exactly where this one stopped, as arrays.
 
         The random generators' states go as JSON text; the raw parameters go too,
         since a checkpoint's parameters are the weight average when there is one.
-        Every array is a copy: a state kept while training goes on stays the state it was.
+        Every array is a copy, so a state kept while training goes on stays the state it was;
+        copy=False gives the live arrays, for a caller that writes them out before the next
+        step (train's save: the copies would be four parameter-sized arrays more at its peak).
         """
         st = {"rng": np.array(json.dumps(self.rng.bit_generator.state)),
               "drop_rng": np.array(json.dumps(self.drop_rng.bit_generator.state)),
@@ -92,7 +94,7 @@ class Trainer:
         st.update({f"opt.{k}": np.asarray(v) for k, v in self.opt.state().items()})
         if self.ema:
             st.update({f"ema.{k}": a for k, a in self.ema.avg.items()})
-        return {k: np.array(a, copy=True) for k, a in st.items()}  # the live arrays move on with the next step
+        return {k: np.array(a, copy=True) for k, a in st.items()} if copy else st  # the live ones move on
 
     def load_state(self, st, steps=None):
         """Continue from state(): the parameters, optimiser, weight average and random streams.
