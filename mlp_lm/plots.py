@@ -1,5 +1,9 @@
 """The pictures: loss curve, learning-rate sweep, 2-D embedding. matplotlib is optional."""
+import io
+
 import numpy as np
+
+from .atomic import write_whole
 
 HINT = "matplotlib is not installed, so no pictures: pip install -e '.[plot]' to get them"
 
@@ -28,8 +32,7 @@ def plot_loss(plt, losses, devs, path):
     ax.set_ylabel("log10 loss (nats)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_embedding(plt, C, vocab, path):
@@ -46,8 +49,7 @@ def plot_embedding(plt, C, vocab, path):
         ax.set_title(f"the first 2 of {C.shape[1]} embedding dimensions", fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_lr_sweep(plt, lre, losses, path):
@@ -56,5 +58,15 @@ def plot_lr_sweep(plt, lre, losses, path):
     ax.set_xlabel("log10 learning rate")
     ax.set_ylabel("minibatch loss")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, path)
+
+
+def _save(plt, fig, path):
+    """The picture whole or not at all: drawn into memory, then written as atomic.write_whole does
+    (a stop signal or a full disk while matplotlib wrote straight to the file left half a PNG)."""
+    try:
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=120)
+    finally:
+        plt.close(fig)
+    write_whole(path, png.getvalue())

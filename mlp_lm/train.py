@@ -215,6 +215,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                 except OSError:
                     pass
             raise
+    drawn = False
     try:  # the run is saved: a stop signal from here on cuts the report short, never the run
         if kept is not None:
             print(f"the model already in {kept} stays: this interrupted run went to {out}", file=sys.stderr)
@@ -248,6 +249,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                     written.append(name)
                 except OSError as e:  # the run is saved: a picture that cannot be is only a warning
                     print(f"warning: could not draw {out / name}: {e.strerror or e}", file=sys.stderr)
+        drawn = True
         print(f"wrote {', '.join(written)} to {out}{'' if plt else ' (' + plots.HINT + ')'}")
         print(f"sample more: python -m mlp_lm.sample --checkpoint {shlex.quote(str(out / 'model.npz'))}")
         if unfinished:
@@ -255,8 +257,9 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         return exit_code(interrupt) if interrupt is not None else 0
     except KeyboardInterrupt as e:
         resume = f"; to continue: python -m mlp_lm.train --resume --out {shlex.quote(str(out))}" if unfinished else ""
+        pictures = "" if drawn or not plt else " (its pictures perhaps not all drawn)"
         print(f"\ninterrupted ({e.args[0] if e.args else 'SIGINT'}) while reporting: the run is saved in full in "
-              f"{out}{resume}", file=sys.stderr)
+              f"{out}{pictures}{resume}", file=sys.stderr)
         return exit_code(e)
 
 

@@ -560,6 +560,15 @@ def test_a_stop_signal_while_the_report_prints_says_the_run_is_saved(tmp_path, m
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["evaluated"] and not saved["interrupted"] and saved["steps"] == 20
 
+    def drawing_stopped(plt, losses, devs, path):
+        raise Interrupted(signal.SIGINT)
+    monkeypatch.setattr(train, "shown", lambda samples, ended: samples)
+    monkeypatch.setattr(train.plots, "try_pyplot", lambda: object())  # as if matplotlib were installed
+    monkeypatch.setattr(train.plots, "plot_loss", drawing_stopped)
+    assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(tmp_path / "p")]) == 130
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"saved in full in {tmp_path / 'p'} (its pictures "
+                                                             f"perhaps not all drawn)")
+
 
 def test_a_finished_run_being_replaced_is_not_called_finished(tmp_path, capsys):
     from mlp_lm.runlock import RunLock

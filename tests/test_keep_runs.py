@@ -330,3 +330,23 @@ def test_an_empty_side_folder_that_cannot_be_written_is_passed_over(tmp_path, mo
     assert out == tmp_path / "interrupted-2"
     with pytest.raises(cli.UsageError, match="cannot write"):  # one it could not even make: no endless search
         runs.claim_fresh(tmp_path / "never")
+
+
+def test_a_picture_is_written_whole_or_not_at_all(tmp_path):
+    from mlp_lm import cli, plots
+    (tmp_path / "loss.png").write_bytes(b"the earlier picture")
+
+    class Plt:
+        closed = []
+
+        def close(self, fig):
+            self.closed.append(fig)
+
+    class Fig:  # matplotlib's savefig, stopped by Ctrl-C half-way through the PNG
+        def savefig(self, f, **kw):
+            f.write(b"\x89PNG half")
+            raise cli.Interrupted()
+    with pytest.raises(cli.Interrupted):
+        plots._save(Plt(), Fig(), tmp_path / "loss.png")  # matplotlib wrote straight to the file: half a PNG
+    assert (tmp_path / "loss.png").read_bytes() == b"the earlier picture" and Plt.closed
+    assert [p.name for p in tmp_path.iterdir()] == ["loss.png"]
