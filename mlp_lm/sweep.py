@@ -3,11 +3,13 @@
 The loss falls while the rate is useful and turns up once it is too large; a
 rate a little below that turn is a good one to train with.
 """
+import io
 import math
 
 import numpy as np
 
 from . import model, plots
+from .atomic import write_whole
 
 
 def lr_sweep(params, X, Y, steps, batch_size, seed):
@@ -59,8 +61,10 @@ def report_sweep(lre, losses, out, plt=None):
     else:
         print(f"suggested rate: {best[2]:.2g} (lowest mean loss); rates just below the point where "
               f"the loss turns up are a safe choice")
-    np.savetxt(out / "lr_sweep.csv", np.column_stack([np.arange(1, len(lre) + 1), 10**lre, losses]),
+    table = io.StringIO()  # written whole or not at all, as the run's files are
+    np.savetxt(table, np.column_stack([np.arange(1, len(lre) + 1), 10**lre, losses]),
                delimiter=",", header="step,lr,loss", comments="", fmt=["%d", "%.6g", "%.6f"])
+    write_whole(out / "lr_sweep.csv", table.getvalue().encode())
     if plt:
         plots.plot_lr_sweep(plt, lre, losses, out / "lr_sweep.png")
         print(f"wrote {out / 'lr_sweep.csv'} and {out / 'lr_sweep.png'}")

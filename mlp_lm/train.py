@@ -31,7 +31,7 @@ from .sweep import lr_sweep, report_sweep
 from .runtime import blas_threads, check_fits, describe_threads, step_threads
 from .resume import resume_point
 from .runlock import RunLock, check_free
-from .runs import (SAVED, check_space, claim_default_out, claim_fresh, files_in_the_way, prepare_out,
+from .runs import (SAVED, SWEEP_FILES, check_space, claim_default_out, claim_fresh, files_in_the_way, prepare_out,
                    save_run_or_rescue)
 from .loop import Diverged, train
 from .train_flags import parse_args
@@ -94,7 +94,7 @@ def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False, fo
     try:
         with lock or RunLock(out):  # whether the folder holds a model is asked only once it is ours
             atomic.recover(out)  # a save cut short after its commit is finished before we look
-            atomic.check_save_place(out, SAVED)
+            atomic.check_save_place(out, SWEEP_FILES[:1] if sweep else SAVED)  # the sweep's table is all it must write
             held = files_in_the_way(out, sweep) if out_arg is not None and not force else []
             if "model.npz" in held:
                 raise UsageError(f"{out_arg} already holds a model (model.npz); pass --force to replace it, "

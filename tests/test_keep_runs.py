@@ -284,6 +284,10 @@ def test_a_folder_named_like_the_sweeps_table_does_not_fail_a_saved_run(tmp_path
     (tmp_path / "lr_sweep.csv").mkdir()
     assert train.main([*SMALL, "--steps", "50", "--eval-every", "0", "--out", str(tmp_path)]) == 0
     assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 50
+    with pytest.raises(cli.CheckpointError, match="lr_sweep.csv is a folder"):  # found before the sweep, not after
+        train.main(["--lr-sweep", "--steps", "24", "--out", str(tmp_path)])
+    (tmp_path / "other" / "model.npz").mkdir(parents=True)
+    assert train.main(["--lr-sweep", "--steps", "24", "--out", str(tmp_path / "other")]) == 0  # it writes no model
 
 
 def test_a_picture_that_cannot_be_drawn_is_a_warning_once_the_run_is_saved(tmp_path, monkeypatch, capsys):
