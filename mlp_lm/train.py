@@ -100,7 +100,7 @@ def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False, fo
                 raise UsageError(f"{out_arg} already holds a model (model.npz); pass --force to replace it, "
                                  f"--resume to continue it, or another --out (without --out, each run gets a "
                                  f"new folder)")
-            if held:  # a folder of the user's own, or a sweep's or a run's leftovers: replaced only when asked
+            if held:  # the user's own files, or an earlier run's (a sweep's, for a sweep): replaced only when asked
                 raise UsageError(f"{out_arg} already holds {', '.join(held)}, which this "
                                  f"{'sweep' if sweep else 'run'} would replace or remove; pass --force to let "
                                  f"it, or another --out")
