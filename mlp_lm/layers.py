@@ -115,11 +115,16 @@ def linear_forward(x, W, b=None):
     Inputs:  x (B, D); W (D, M); b (M,) or None.
     Returns: out (B, M) = x @ W + b; cache.
     """
-    if x.ndim != 2 or W.ndim != 2 or x.shape[1] != W.shape[0] or (b is not None and b.shape != W.shape[1:]):
-        # a (1,) b or a 1-D x would broadcast into a right-looking answer whose backward is wrong
-        raise ValueError(f"x must be (B, D), W (D, M) and b (M,), got {x.shape}, {W.shape} and "
-                         f"{None if b is None else b.shape}")
-    out = x.dot(W)  # (B, M)
+    try:
+        out = x.dot(W)  # (B, M)
+    except ValueError:  # numpy's "shapes not aligned": said below, in the layer's terms
+        out = None
+    # Checked on the product, a third of the cost of checking x and W: a 1-D or 3-D x or W gives
+    # no (B, M) out. A (1,) b, or a 1-D x, would broadcast into a right-looking answer whose
+    # backward is wrong.
+    if out is None or out.ndim != 2 or (b is not None and b.shape != out.shape[1:]):
+        raise ValueError(f"x must be (B, D), W (D, M) and b (M,), got {np.shape(x)}, {np.shape(W)} and "
+                         f"{None if b is None else np.shape(b)}")
     if b is not None:
         out += b  # in place: one array for the result, not two
     return out, (x, W, b is not None)
