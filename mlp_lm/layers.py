@@ -119,7 +119,7 @@ def linear_forward(x, W, b=None):
         out = x.dot(W)  # (B, M)
     except ValueError:  # numpy's "shapes not aligned": said below, in the layer's terms
         out = None
-    # Checked on the product, a third of the cost of checking x and W: a 1-D or 3-D x or W gives
+    # Checked on the product, two thirds of the cost of checking x and W: a 1-D or 3-D x or W gives
     # no (B, M) out. A (1,) b, or a 1-D x, would broadcast into a right-looking answer whose
     # backward is wrong.
     if out is None or out.ndim != 2 or (b is not None and b.shape != out.shape[1:]):
