@@ -31,3 +31,26 @@ def check_chunk_size(chunk_size):
     if chunk_size is not None and not is_whole(chunk_size):
         raise ValueError(f"chunk_size must be a whole number of rows, at least 1, got {chunk_size!r}")
     return chunk_size
+
+
+def checked_mask(mask, shape, dtype, wanted):
+    """A dropout mask (or None) as the arithmetic reads it, or ValueError: of `shape` (`wanted` says
+    which in the message), floating point, and cast to `dtype` when that is floating point."""
+    if mask is None:
+        return None
+    if np.shape(mask) != shape:  # it would broadcast the output to another shape
+        raise ValueError(f"the dropout mask is {np.shape(mask)}, not {wanted}")
+    mask = np.asarray(mask)
+    if mask.dtype.kind != "f":  # True/1 for a kept unit would leave it unscaled
+        raise ValueError(f"a dropout mask holds 0 or 1/(1-p) in floating point (dropout_mask), got {mask.dtype}")
+    # a float64 mask would turn a float32 network's gradients float64
+    return mask.astype(dtype, copy=False) if np.dtype(dtype).kind == "f" else mask
+
+
+def check_upstream(dout, shape, name):
+    """ValueError unless the upstream gradient has its output's shape: numpy would broadcast a (B, 1),
+    (1, H) or scalar one, or reshape one of the right size and another layout, into a wrong gradient."""
+    if getattr(dout, "shape", ()) != shape:  # a number has none: a scalar (np.shape costs twice as much a step)
+        got = np.shape(dout)
+        raise ValueError(f"{name} must have the forward output's shape {shape}, got "
+                         + (f"{got}" if got != shape else f"a {type(dout).__name__}, not a numpy array"))

@@ -30,8 +30,7 @@ Shape letters as in layers.py; N is the map's output width (H for W1, V for Wd).
 """
 import numpy as np
 
-from . import layers
-from .checks import check_indices
+from .checks import check_indices, checked_mask
 
 
 def contexts_onehot(X, V, dtype):
@@ -56,7 +55,7 @@ def fold_forward(C, X, W, mask=None):
     if X.ndim != 2 or W.ndim != 2 or W.shape[0] != X.shape[1] * E:
         raise ValueError(f"X must be (B, T) and W (T*E, N) with E={E}, got {X.shape} and {W.shape}")
     T = X.shape[1]
-    mask = layers.checked_mask(mask, (T, V, E), C.dtype, f"(T, V, E) = {(T, V, E)}")
+    mask = checked_mask(mask, (T, V, E), C.dtype, f"(T, V, E) = {(T, V, E)}")
     Ct = np.broadcast_to(C, (T, V, E)) if mask is None else C * mask  # (T, V, E), one copy of C a position
     Wt = W.reshape(T, E, -1)  # (T, E, N), a view: block t is W_t
     P = np.matmul(Ct, Wt).reshape(T * V, -1)  # (T*V, N), T products (V, E) @ (E, N)

@@ -35,7 +35,7 @@ import functools
 
 import numpy as np
 
-from .checks import check_indices, is_whole
+from .checks import check_indices, check_upstream, checked_mask, is_whole
 
 ONEHOT_MAX = 1 << 20  # embedding_backward builds a one-hot matrix up to this many entries (4 MB in float32)
 IDENTITY_MAX_V = 64  # one-hot rows are taken from a kept identity up to this vocabulary (see _one_hot)
@@ -189,20 +189,6 @@ def dropout_mask(shape, p, rng, dtype=np.float64):
     return keep.astype(dtype) * np.asarray(1 / (1 - p), dtype=dtype)
 
 
-def checked_mask(mask, shape, dtype, wanted):
-    """A dropout mask (or None) as the arithmetic reads it, or ValueError: of `shape` (`wanted` says
-    which in the message), floating point, and cast to `dtype` when that is floating point."""
-    if mask is None:
-        return None
-    if np.shape(mask) != shape:  # it would broadcast the output to another shape
-        raise ValueError(f"the dropout mask is {np.shape(mask)}, not {wanted}")
-    mask = np.asarray(mask)
-    if mask.dtype.kind != "f":  # True/1 for a kept unit would leave it unscaled
-        raise ValueError(f"a dropout mask holds 0 or 1/(1-p) in floating point (dropout_mask), got {mask.dtype}")
-    # a float64 mask would turn a float32 network's gradients float64
-    return mask.astype(dtype, copy=False) if np.dtype(dtype).kind == "f" else mask
-
-
 def dropout_forward(x, mask):
     """Inputs:  x (B, D); mask (B, D) from dropout_mask, or None for no dropout.
     Returns: out (B, D) = x * mask; cache.
@@ -286,15 +272,6 @@ def softmax_cross_entropy_backward(dout, cache):
         dlogits[np.arange(B), Y] -= 1.0 - smoothing  # one target per row: plain indexing is safe here
     dlogits *= dout / B
     return dlogits
-
-
-def check_upstream(dout, shape, name):
-    """ValueError unless the upstream gradient has its output's shape: numpy would broadcast a (B, 1),
-    (1, H) or scalar one, or reshape one of the right size and another layout, into a wrong gradient."""
-    if getattr(dout, "shape", ()) != shape:  # a number has none: a scalar (np.shape costs twice as much a step)
-        got = np.shape(dout)
-        raise ValueError(f"{name} must have the forward output's shape {shape}, got "
-                         + (f"{got}" if got != shape else f"a {type(dout).__name__}, not a numpy array"))
 
 
 # --- one-hot rows (for the embedding's and the softmax cross-entropy's backward) ---
