@@ -146,13 +146,12 @@ def params_problem(cfg, params, X, Y):
     if set(params) != set(wanted):
         return f"the parameters are {', '.join(sorted(params))}, not the {', '.join(sorted(wanted))} of this config"
     for name, shape in wanted.items():
-        if params[name].shape == shape and params[name].dtype.newbyteorder("=") == np.dtype(cfg.dtype) and (
-                params[name].dtype != np.dtype(cfg.dtype)):  # refused as before, but saying what to do
-            return (f"parameter {name} is {cfg.dtype} in the other byte order ({params[name].dtype.str}); pass it "
-                    f"as this machine's, .astype(np.{cfg.dtype})")
-        if params[name].shape != shape or params[name].dtype != np.dtype(cfg.dtype):
-            return (f"parameter {name} is {params[name].dtype} {params[name].shape}, not the config's "
-                    f"{cfg.dtype} {shape}")
+        p = params[name]
+        if p.shape != shape or p.dtype != np.dtype(cfg.dtype):
+            if p.shape == shape and p.dtype.newbyteorder("=") == np.dtype(cfg.dtype):  # say what to do
+                return (f"parameter {name} is {cfg.dtype} in the other byte order ({p.dtype.str}); pass it "
+                        f"as this machine's, .astype(np.{cfg.dtype})")
+            return f"parameter {name} is {p.dtype} {p.shape}, not the config's {cfg.dtype} {shape}"
     if not all(np.all(np.isfinite(p)) for p in params.values()):  # else "diverged at step 1": blamed on the lr
         return "the parameters hold NaN or infinite values"
     if not all(p.flags.writeable for p in params.values()):  # else step 0 fails inside the optimiser
