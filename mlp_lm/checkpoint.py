@@ -16,7 +16,7 @@ import numpy as np
 from .atomic import CheckpointError, recover, write_atomic
 from .data import SPLIT_SEED, DataError, Vocab
 from .bounds import magnitude_problem
-from .model import OPTIONAL_PARAMS, PARAM_NAMES, check_param_names, param_shapes
+from .params import OPTIONAL_PARAMS, PARAM_NAMES, check_params, param_shapes
 
 FORMAT = "mlp_lm/1"
 DTYPES = ("float32", "float64")  # what a training computes in (config.Config.dtype)
@@ -47,7 +47,10 @@ def writer(params, vocab, config, state=None, check=True):
     own save passes False: its pieces agree by construction, and a refusal there would lose the run.
     """
     if check:
-        check_param_names(params)  # a misspelt "wd" would be left out of the file in silence
+        try:  # a misspelt "wd" would be left out of the file in silence
+            check_params(params)
+        except ValueError as e:
+            raise ValueError(f"refusing to write a checkpoint that would not load back: {e}") from None
     arrays = {k: np.asarray(params[k]) for k in (*PARAM_NAMES, *OPTIONAL_PARAMS) if k in params}
     arrays.update({f"state.{k}": np.asarray(v) for k, v in (state or {}).items()})
     pickled = [k for k, a in arrays.items() if a.dtype.hasobject]  # np.savez would pickle them

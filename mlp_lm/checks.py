@@ -11,18 +11,18 @@ def is_whole(value, at_least=1):
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= at_least
 
 
-def check_indices(idx, V, name):
-    """Raise ValueError unless the integer array idx holds symbol indices in 0..V-1.
+def check_indices(idx, V, name, what="symbol indices"):
+    """Raise ValueError unless the integer array idx holds symbol indices (or `what` else) in 0..V-1.
 
     numpy would read a negative index as counting from the end (-1: the last symbol) and a
     bool array as a mask, and give a wrong answer without a word.
     """
     if idx.dtype.kind not in "iu":
-        raise ValueError(f"{name} must hold integer symbol indices, got {idx.dtype}")
+        raise ValueError(f"{name} must hold integer {what}, got {idx.dtype}")
     if idx.size:
         low, high = idx.flat[idx.argmin()], idx.flat[idx.argmax()]  # argmin/argmax: far less overhead than min/max
         if low < 0 or high >= V:
-            raise ValueError(f"{name} holds symbol indices outside 0..{V - 1} (from {low} to {high})")
+            raise ValueError(f"{name} holds {what} outside 0..{V - 1} (from {low} to {high})")
 
 
 def check_chunk_size(chunk_size):

@@ -32,6 +32,25 @@ def _real(x, name):
     return np.asarray(x, dtype=np.float64)
 
 
+def _step(initial_step):
+    """initial_step as a float, or ValueError: at 0, below or NaN every derivative is NaN, and at inf
+    a bounded f (tanh) gives zeros that scipy reports as converged."""
+    if isinstance(initial_step, bool) or not isinstance(initial_step, (int, float, np.integer, np.floating)) \
+            or not 0 < initial_step < np.inf:
+        raise ValueError(f"initial_step must be a finite number above 0, got {initial_step!r}")
+    return float(initial_step)
+
+
+def _value(v):
+    """What f returned, as a float, or ValueError: f must give one real number, its loss."""
+    if isinstance(v, (bool, str, bytes)) or np.ndim(v) != 0 or np.iscomplexobj(v):
+        raise ValueError(f"f must return one real number (the loss), got {type(v).__name__} {np.shape(v)}")
+    try:
+        return float(v)
+    except (TypeError, ValueError):  # None, or an object that is no number
+        raise ValueError(f"f must return one real number (the loss), got {type(v).__name__}") from None
+
+
 def _flat_coords(coords, size):
     """coords as flat indices (n,) into an array of `size` entries (all of them for None), or ValueError:
     a float would be truncated and a negative index read from the end, each checking another entry."""
@@ -53,6 +72,7 @@ def numerical_grad(f, x, coords=None, *, initial_step=0.1, return_status=False):
     """
     x = np.array(_real(x, "x"))
     coords = _flat_coords(coords, x.size)
+    initial_step = _step(initial_step)
     from scipy.differentiate import derivative
 
     def along(t, k):
@@ -63,7 +83,7 @@ def numerical_grad(f, x, coords=None, *, initial_step=0.1, return_status=False):
         for i, (ti, ki) in enumerate(zip(t.reshape(-1), k.reshape(-1))):
             xp = x.copy()
             xp.flat[ki] += ti
-            out.flat[i] = f(xp)
+            out.flat[i] = _value(f(xp))
         return out
 
     res = derivative(along, np.zeros(len(coords)), args=(coords,), initial_step=initial_step)
@@ -72,13 +92,16 @@ def numerical_grad(f, x, coords=None, *, initial_step=0.1, return_status=False):
 
 def directional_grad(f, x, v, *, initial_step=0.1):
     """d/dt f(x + t v) at t = 0: must equal sum(grad * v) for the true gradient."""
-    x, v = np.asarray(x, dtype=np.float64), np.asarray(v, dtype=np.float64)
+    x, v = _real(x, "x"), _real(v, "v")
+    if x.shape != v.shape:  # x + t * v would broadcast to another shape than f's argument
+        raise ValueError(f"x and v must have one shape, got {x.shape} and {v.shape}")
+    initial_step = _step(initial_step)
     from scipy.differentiate import derivative
 
     def along(t):
         out = np.empty(t.shape)
         for i, ti in enumerate(t.reshape(-1)):
-            out.flat[i] = f(x + ti * v)
+            out.flat[i] = _value(f(x + ti * v))
         return out
 
     return float(derivative(along, 0.0, initial_step=initial_step).df)

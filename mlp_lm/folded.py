@@ -34,8 +34,15 @@ from .checks import check_indices, checked_mask
 
 
 def contexts_onehot(X, V, dtype):
-    """S (B, T*V), sparse: row b has a 1 in column t*V + X[b, t] for each position t."""
+    """S (B, T*V), sparse: row b has a 1 in column t*V + X[b, t] for each position t.
+
+    X must be (B, T) symbol indices in 0..V-1: a -1 would land in the position before's
+    columns, and a V past the last column, without a word."""
     import scipy.sparse  # here, not at the top: every command imports this module, few fold
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be (B, T) symbol indices, got shape {X.shape}")
+    check_indices(X, V, "X")
     B, T = X.shape
     columns = (X.astype(np.intp, copy=False) + V * np.arange(T)).reshape(-1)  # (B*T,): row b's T columns, in order
     ones = np.ones(B * T, dtype=dtype)

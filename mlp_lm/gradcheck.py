@@ -17,7 +17,8 @@ import numpy as np
 from . import layers
 from .checks import is_whole
 from .finitediff import PROVES_NOTHING, TOLERANCE, Comparison, compare, numerical_grad
-from .model import PARAM_NAMES, embedding_mask_shape, loss_and_grads
+from .model import embedding_mask_shape, loss_and_grads
+from .params import PARAM_NAMES, checked_sizes
 
 MAX_COORDS = 20_000  # what the command checks entry by entry in well under a minute
 
@@ -57,7 +58,18 @@ def _loss_from(stage, value, params, X, Y, masks=None, smoothing=0.0):
         v = _forward_with({**params, stage: value}, X, masks)
     else:
         v = _forward_with(params, X, masks, {stage: value})
-    return float(layers.softmax_cross_entropy_forward(v["logits"], Y, smoothing)[0])
+    return _mean_nll(v["logits"], Y, smoothing)
+
+
+def _mean_nll(logits, Y, smoothing=0.0):
+    """The mean cross-entropy written once more, like _forward_with, not layers.py's: log-softmax
+    by the log-sum-exp, against the target (1 - eps) * one_hot(Y) + eps / V of label smoothing."""
+    B, V = logits.shape
+    z = logits - logits.max(axis=1, keepdims=True)
+    log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))  # (B, V)
+    target = np.full((B, V), smoothing / V)
+    target[np.arange(B), Y] += 1 - smoothing
+    return float(-(target * log_probs).sum() / B)
 
 
 def random_params(vocab_size, block_size, n_embd, n_hidden, seed=0, direct=False):
@@ -67,8 +79,8 @@ def random_params(vocab_size, block_size, n_embd, n_hidden, seed=0, direct=False
     saturated tanh units make dhpreact tiny; this init avoids both. (So Wd, which
     training starts at zero, is random here.)
     """
+    V, T, E, H = checked_sizes(vocab_size, block_size, n_embd, n_hidden, direct)
     rng = np.random.default_rng(seed)
-    V, T, E, H = vocab_size, block_size, n_embd, n_hidden
     params = {
         "C": rng.standard_normal((V, E)),
         "W1": rng.standard_normal((T * E, H)) / np.sqrt(T * E),

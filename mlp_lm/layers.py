@@ -50,8 +50,9 @@ def embedding_forward(C, X):
     Returns: emb (B, T, E) with emb[b, t] = C[X[b, t]]; cache.
     """
     X = np.asarray(X)
-    if X.ndim != 2:  # else concatenation's complaint about unpacking, or a wrong emb taken in silence
-        raise ValueError(f"X must be (B, T) symbol indices, one context a row, got shape {X.shape}")
+    if X.ndim != 2 or C.ndim != 2:  # else concatenation's complaint about unpacking, or a wrong emb taken in silence
+        raise ValueError(f"C must be (V, E) and X (B, T) symbol indices, one context a row, got shapes {np.shape(C)} "
+                         f"and {X.shape}")
     check_indices(X, C.shape[0], "X")
     emb = C.take(X, axis=0)  # (B, T, E): C[X], by ndarray.take, which skips fancy indexing's general machinery
     return emb, (X, C.shape)

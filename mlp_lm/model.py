@@ -1,83 +1,28 @@
 """The MLP language model of Bengio et al. (2003), "A Neural Probabilistic
-Language Model", as rebuilt in the makemore "part 2: MLP" lecture.
+Language Model", as rebuilt in the makemore "part 2: MLP" lecture: the forward pass, the
+loss and its gradients assembled from layers.py, and evaluation.
 
-Parameters (shape letters as in layers.py):
-
-    C  (V, E)     embedding table            the paper's C
-    W1 (T*E, H)   hidden layer weights       the paper's H
-    b1 (H,)       hidden layer bias          the paper's d
-    W2 (H, V)     output layer weights       the paper's U
-    b2 (V,)       output layer bias          the paper's b
-    Wd (T*E, V)   direct connections         the paper's W (only with direct=True)
-
-The lecture leaves out the paper's direct connections from the concatenated
-embeddings to the logits; init_params(direct=True) puts them back.
+Its parameters (C, W1, b1, W2, b2, and Wd for the paper's direct connections), their shapes,
+initialisation and checks are params.py's; init_params, num_params and the rest are
+importable from here too, where the lecture's readers look for them.
 """
 import numpy as np
 
 from . import folded, layers
-from .checks import check_chunk_size, check_indices, is_whole
+from .checks import check_chunk_size, check_indices
+from .params import (DECAYED, KNOWN_PARAMS, OPTIONAL_PARAMS, PARAM_NAMES, check_params, checked_sizes, init_params,
+                     num_params, param_shapes)
 
-PARAM_NAMES = ("C", "W1", "b1", "W2", "b2")
-OPTIONAL_PARAMS = ("Wd",)
-KNOWN_PARAMS = frozenset(PARAM_NAMES + OPTIONAL_PARAMS)
-DECAYED = ("C", "W1", "W2", "Wd")  # weight decay acts on weights and the embedding table, never on biases
+__all__ = ["forward", "embedding_mask_shape", "check_masks", "loss_and_grads", "l2_penalty", "logits", "next_probs",
+           "rows_per_chunk", "slow_evaluation", "check_examples", "split_loss", "EVAL_BYTES", "SLOW_EVALUATION",
+           "MASKED", "FOLDED_MASKED", "STEP_MASKS",
+           # params.py's, here too
+           "DECAYED", "KNOWN_PARAMS", "OPTIONAL_PARAMS", "PARAM_NAMES", "check_params", "checked_sizes", "init_params",
+           "num_params", "param_shapes"]
+
 MASKED = {"embcat", "h"}  # the values dropout can act on
 FOLDED_MASKED = {"C", "h"}  # with fold=True: the per-position tables of C (T, V, E) and h
 STEP_MASKS = {"C"}  # one for the whole step, not a row an example: parallel.BatchSplit gives it to every part
-
-
-def init_params(vocab_size, block_size, n_embd, n_hidden, *, direct=False, seed=0, init="scaled",
-                dtype=np.float32):
-    """Random parameters, keyed by name.
-
-    init="lecture": every tensor standard normal, as in the part 2 lecture. The
-        initial loss is far above ln V (the softmax starts confidently wrong) and
-        many tanh units start saturated.
-    init="scaled": the fix from the part 3 lecture: W1 scaled by the tanh gain
-        (5/3) over sqrt(fan_in), b1 and W2 small, b2 zero. The logits start near
-        zero, so the initial loss is about ln V.
-    direct=True adds the paper's direct connections Wd (T*E, V), zero at the
-        start (the paper's W is zero when they are left out), so the network
-        starts as the one without them.
-    """
-    V, T, E, H = vocab_size, block_size, n_embd, n_hidden
-    for name, value in (("vocab_size", V), ("block_size", T), ("n_embd", E), ("n_hidden", H)):
-        if not is_whole(value):
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    V, T, E, H = (int(v) for v in (V, T, E, H))  # an np.int8 size would overflow T * E
-    if not isinstance(direct, bool):  # "no" would add Wd
-        raise TypeError(f"direct is True or False, got {direct!r}")
-    if np.dtype(dtype) not in (np.float32, np.float64):  # integers would truncate the weights to 0s
-        raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
-    rng = np.random.default_rng(seed)
-    C = rng.standard_normal((V, E))
-    W1 = rng.standard_normal((T * E, H))
-    b1 = rng.standard_normal(H)
-    W2 = rng.standard_normal((H, V))
-    b2 = rng.standard_normal(V)
-    if init == "scaled":
-        W1 *= (5 / 3) / np.sqrt(T * E)
-        b1 *= 0.01
-        W2 *= 0.01
-        b2 *= 0.0
-    elif init != "lecture":
-        raise ValueError(f"init must be 'scaled' or 'lecture', got {init!r}")
-    params = {"C": C, "W1": W1, "b1": b1, "W2": W2, "b2": b2}
-    if direct:
-        params["Wd"] = np.zeros((T * E, V))
-    return {k: v.astype(dtype) for k, v in params.items()}
-
-
-def param_shapes(V, T, E, H, direct=False):
-    """{name: shape} of the parameters for these sizes: the table at the top of this module."""
-    shapes = {"C": (V, E), "W1": (T * E, H), "b1": (H,), "W2": (H, V), "b2": (V,)}
-    return {**shapes, "Wd": (T * E, V)} if direct else shapes
-
-
-def num_params(params):
-    """Total number of scalars: V*E + T*E*H + H + H*V + V (11,897 for 27, 3, 10, 200), + T*E*V with Wd."""
-    return int(sum(p.size for p in params.values()))
 
 
 def forward(params, X, masks=None, fold=False):
@@ -90,11 +35,13 @@ def forward(params, X, masks=None, fold=False):
     """
     if not isinstance(fold, bool):  # "no" would fold
         raise TypeError(f"fold is True or False, got {fold!r}")
-    check_param_names(params)
+    check_params(params)
     masks = check_masks(masks, fold=fold)
     if fold:
         emb_caches = None
         hpreact, lin1_cache = folded.fold_forward(params["C"], X, params["W1"], masks.get("C"))  # (B, H)
+        if params["b1"].shape != hpreact.shape[1:]:  # a (1,) or (B, H) b1 would broadcast, and db1 be (H,)
+            raise ValueError(f"b1 must be (H,) = {hpreact.shape[1:]}, got {params['b1'].shape}")
         hpreact += params["b1"]
     else:
         emb, emb_cache = layers.embedding_forward(params["C"], X)  # (B, T, E)
@@ -259,26 +206,15 @@ def slow_evaluation(rows, V):
             f"this takes a while")
 
 
-def check_param_names(params):
-    """Raise ValueError for a key of params that names no parameter: a misspelt "wd" would be a model
-    without direct connections, silently (forward() checks every call; it costs a tenth of a microsecond)."""
-    if not params.keys() <= KNOWN_PARAMS:
-        unknown = sorted(map(str, params.keys() - KNOWN_PARAMS))
-        verb = "is not a parameter" if len(unknown) == 1 else "are not parameters"
-        raise ValueError(f"{', '.join(map(repr, unknown))} {verb} of this model ({', '.join(PARAM_NAMES + OPTIONAL_PARAMS)})")
-
-
 def check_examples(params, X, Y):
     """Raise ValueError unless the parameters fit together (their shapes, from C and W1) and X (N, T)
     and Y (N,) are N >= 1 examples for this network: contexts of its T, one target each, integer
     symbol indices in 0..V-1 (numpy would read -1 as the last symbol and a (N, 1) Y would broadcast
     against (N,), both without a word)."""
-    check_param_names(params)
-    dtypes = {k: np.asarray(p).dtype.name for k, p in params.items()}  # by name: a byte order is no other dtype
-    odd = [k for k, d in dtypes.items() if d != dtypes["C"] or d not in ("float32", "float64")]
-    if odd:  # numpy would promote, and the gradients come back in another dtype than their parameters
-        raise ValueError("the parameters must all be float32 or all float64, got "
-                         + ", ".join(f"{k} {d}" for k, d in dtypes.items()))
+    check_params(params)  # and their dtypes
+    if params["C"].ndim != 2 or params["W1"].ndim != 2 or 0 in params["C"].shape:
+        raise ValueError(f"C must be (V, E) and W1 (T*E, H), with V and E at least 1, got {params['C'].shape} and "
+                         f"{params['W1'].shape}")
     V, E = params["C"].shape
     T, H = params["W1"].shape[0] // E, params["W1"].shape[1]
     shapes = param_shapes(V, T, E, H, direct="Wd" in params)

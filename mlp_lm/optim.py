@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from .model import DECAYED
+from .params import DECAYED
 
 
 def check_hyperparameters(**values):

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from . import model
+from .checks import check_indices, is_whole
 from .cli import UsageError
 
 
@@ -38,6 +39,8 @@ class BatchSplit:
     """
 
     def __init__(self, parts=1):
+        if not is_whole(parts):
+            raise ValueError(f"parts must be a whole number of at least 1, got {parts!r}")
         self.parts = parts
         self.pool = None
         if parts > 1:
@@ -69,7 +72,14 @@ class BatchSplit:
         Each part gathers its own examples X[ix[rows]] and weighs its own loss and gradients
         by B_i / B: the gather reads memory at random, and both are worth sharing between the
         threads too. The calling thread then only adds the parts up.
+
+        ix: (B,) row indices of X and Y, B >= 1, in 0..N-1 (a bool mask would be read as the rows 0
+        and 1, and a -1 as the last row, without a word).
         """
+        if type(ix) is not np.ndarray or ix.ndim != 1 or not len(ix):
+            raise ValueError(f"ix must be a 1-D numpy array of B >= 1 row indices, got {type(ix).__name__} of shape "
+                             f"{np.shape(ix)}")
+        check_indices(ix, len(Y), "ix", "row indices")
         parts = min(self.parts, len(ix))
         if parts == 1:
             # X[ix] and Y[ix], by ndarray.take: at batch 32 the same rows a few microseconds sooner

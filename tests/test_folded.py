@@ -204,3 +204,23 @@ def test_train_warns_when_folding_costs_more_than_it_saves(tmp_path, capsys):
     assert train.main([*SMALL, "--fold", "--batch-size", "8", "--steps", "5", "--eval-every", "0",
                        "--out", str(tmp_path)]) == 0
     assert "warning: --fold builds tables of 27 rows" in capsys.readouterr().err
+
+
+def test_fold_refuses_a_bias_the_plain_path_refuses(rng):
+    # From a review: fold=True added a (1,) or (B, H) b1 by broadcasting and returned an (H,) db1,
+    # the gradient of another parameter; the plain path's linear_forward refused both.
+    params = random_params(7, 3, 4, 8)
+    X, Y = rng.integers(0, 7, (6, 3)), rng.integers(0, 7, 6)
+    for b1 in (np.array([0.3]), np.zeros((6, 8))):
+        for fold in (False, True):
+            with pytest.raises(ValueError, match=r"b1 must be \(H,\)|and b \(M,\)"):
+                model.loss_and_grads({**params, "b1": b1}, X, Y, fold=fold)
+
+
+def test_the_sparse_one_hot_refuses_indices_it_would_misplace():
+    # -1 landed in the position before's columns, V past the last column, and floats were truncated.
+    for X in (np.array([[0, 5], [1, -1]]), np.array([[0, 5]]), np.array([[0.0, 1.5]]), np.array([True, False])):
+        with pytest.raises(ValueError, match="X"):
+            folded.contexts_onehot(X, 5, float)
+    S = folded.contexts_onehot(np.array([[0, 4], [1, 2]]), 5, float).toarray()
+    assert S.tolist() == [[1, 0, 0, 0, 0, 0, 0, 0, 0, 1], [0, 1, 0, 0, 0, 0, 0, 1, 0, 0]]

@@ -198,3 +198,45 @@ def test_the_checkers_own_arguments_are_refused_where_they_would_be_read_wrongly
     with pytest.raises(ValueError, match="max_coords"):
         gradcheck.check_model(gradcheck.random_params(7, 3, 4, 8), np.zeros((2, 3), np.int64), np.zeros(2, np.int64),
                               max_coords=0)  # was an IndexError
+
+
+def test_the_finite_differences_refuse_a_step_or_a_function_value_they_would_misread():
+    # From a review by an engineer checking their own code: each of these gave NaNs, zeros scipy
+    # called converged, or numpy's "Error setting single item of array".
+    x, loss = np.array([0.3, 0.5]), lambda v: float(np.tanh(v).sum())
+    for step in (0, -0.1, np.nan, np.inf, None, True):
+        with pytest.raises(ValueError, match="initial_step must be a finite number above 0"):
+            numerical_grad(loss, x, initial_step=step)
+        with pytest.raises(ValueError, match="initial_step must be a finite number above 0"):
+            directional_grad(loss, x, np.ones(2), initial_step=step)
+    for f in (np.tanh, lambda v: None, lambda v: 1j, lambda v: "1.0", lambda v: np.ones(1)):
+        with pytest.raises(ValueError, match="f must return one real number"):
+            numerical_grad(f, x)
+    for v in (np.array([1j, 0]), np.ones(3)):  # complex was a warning; (3,) broadcast against (2,)
+        with pytest.raises(ValueError, match="complex|one shape"):
+            directional_grad(loss, x, v)
+    assert numerical_grad(lambda v: np.tanh(v).sum(), x, initial_step=1) == pytest.approx(
+        1 - np.tanh(x) ** 2, rel=1e-9)  # and a numpy scalar is a real number
+
+
+def test_the_independent_forward_s_loss_is_its_own_and_agrees_with_ours(monkeypatch):
+    # check_model holds loss_and_grads against _forward_with's loss: that loss must not be layers.py's,
+    # or a slip in the cross-entropy or its label smoothing would sit on both sides and cancel.
+    rng = np.random.default_rng(0)
+    logits, Y = 5 * rng.standard_normal((6, 7)), rng.integers(0, 7, 6)
+    for eps in (0.0, 0.1):
+        assert gradcheck._mean_nll(logits, Y, eps) == pytest.approx(
+            float(layers.softmax_cross_entropy_forward(logits, Y, eps)[0]), rel=1e-13)
+    params = gradcheck.random_params(7, 3, 4, 8)
+    X = rng.integers(0, 7, (6, 3))
+    monkeypatch.setattr(layers, "softmax_cross_entropy_forward", lambda *a: (_ for _ in ()).throw(
+        AssertionError("the check's own loss used layers.py's")))
+    assert np.isfinite(gradcheck._loss_from("W2", params["W2"], params, X, Y, smoothing=0.1))
+
+
+def test_random_params_refuses_what_init_params_refuses():
+    with pytest.raises(TypeError, match="direct is True or False"):
+        gradcheck.random_params(7, 3, 4, 8, direct="no")  # was a model with Wd
+    for V in (0, 1.5, -2):
+        with pytest.raises(ValueError, match="vocab_size must be a positive integer"):
+            gradcheck.random_params(V, 3, 4, 8)  # 0 gave empty arrays

@@ -254,8 +254,10 @@ def test_shapes_that_would_broadcast_into_a_wrong_gradient_are_refused(rng):
                                 (x, W.T, np.zeros(4))):
         with pytest.raises(ValueError, match=r"x must be \(B, D\), W \(D, M\) and b \(M,\)"):
             layers.linear_forward(bad_x, bad_W, bad_b)
-    with pytest.raises(ValueError, match=r"X must be \(B, T\) symbol indices"):
+    with pytest.raises(ValueError, match=r"X \(B, T\) symbol indices, .* got shapes \(7, 4\) and \(3,\)"):
         layers.embedding_forward(rng.standard_normal((V, E)), np.array([1, 2, 3]))  # was an unpacking error later
+    with pytest.raises(ValueError, match=r"C must be \(V, E\) .* got shapes \(7,\)"):
+        layers.embedding_forward(rng.standard_normal(V), rng.integers(0, V, (B, T)))  # gave a (B, T) "emb"
     out, _ = layers.linear_forward(x, W, np.zeros(4))
     assert out.shape == (2, 4) and layers.linear_forward(x, W)[0].shape == (2, 4)  # and the right ones pass
 

@@ -139,3 +139,27 @@ def test_more_threads_than_cores_are_not_asked_for(monkeypatch):
     from mlp_lm import cli
     monkeypatch.setattr(cli, "available_cores", lambda: 2)
     assert cli.thread_count("64") == 2 and cli.thread_count("2") == 2 and cli.thread_count("1") == 1
+
+
+def test_a_split_batch_refuses_row_indices_it_would_misread():
+    # From a review: X.take read a bool mask as the rows 0 and 1 and a -1 as the last row, in silence;
+    # an empty ix and BatchSplit(0) were IndexErrors.
+    p = model.init_params(7, 3, 4, 5, dtype=np.float64)
+    rng = np.random.default_rng(0)
+    X, Y = rng.integers(0, 7, (50, 3)), rng.integers(0, 7, 50)
+    keep = np.zeros(50, dtype=bool)
+    keep[[5, 7, 9]] = True
+    for parts in (1, 2):
+        split = parallel.BatchSplit(parts)
+        try:
+            for ix in (keep, np.array([-1, 2]), np.array([50]), np.array([1.0, 2.0]), np.array([], dtype=np.int64),
+                       [1, 2], np.array([[1, 2]])):
+                with pytest.raises(ValueError, match="ix"):
+                    split.loss_and_grads(p, X, Y, ix)
+            loss, _ = split.loss_and_grads(p, X, Y, np.flatnonzero(keep))
+            assert loss == pytest.approx(model.loss_and_grads(p, X[keep], Y[keep])[0], rel=1e-12)
+        finally:
+            split.close()
+    for parts in (0, 1.5, True):
+        with pytest.raises(ValueError, match="parts must be a whole number"):
+            parallel.BatchSplit(parts)
