@@ -17,7 +17,7 @@ import numpy as np
 from . import metrics
 from .cli import ArgumentParser, int_at_least, non_negative_int, run
 from .counting import K_GRID, KneserNey, choose_k
-from .data import DEFAULT_DATA, in_checkout, load_splits
+from .data import DEFAULT_DATA, describe, in_checkout, load_splits, repeats_warning
 from .jsonout import prepare_json, write_json
 from .sampling import Novelty, generate, shown
 
@@ -62,8 +62,10 @@ def main(argv=None):
     block_size = max(n - 1, 1)  # build_dataset needs a context; a unigram model ignores it
     splits = load_splits(args.data, block_size)
     V = len(splits.vocab)
-    print(f"data: {args.data}: {sum(len(p) for p in splits.items)} items, vocabulary of {V}, "
-          f"{len(splits.train[1])}/{len(splits.dev[1])}/{len(splits.test[1])} train/dev/test examples")
+    print(describe(args.data, splits))
+    warning = repeats_warning(splits)
+    if warning:
+        print(warning)
 
     t0 = time.perf_counter()
     result = {"data": str(args.data), "vocab_size": V, "n": n, "smoothing": args.smoothing}

@@ -4,6 +4,8 @@ A model here is a function `next_probs(X, temperature)` from contexts X (n, T)
 to next-symbol probabilities (n, V): the MLP (`functools.partial(model.next_probs,
 params)`) and the n-gram models of counting.py both are one.
 """
+from pathlib import Path
+
 import numpy as np
 
 from .checks import is_whole
@@ -139,7 +141,9 @@ class Novelty:
                 return
             train, dev, test = split_items(items, config.get("split_seed", SPLIT_SEED))
         except DataError as e:  # gone, unreadable or no longer usable: changed, above all, if it did
-            self.why = changed if differs(data_path, recorded) else str(e)
+            gone = not Path(data_path).exists()  # DataError's advice to pass another file is a training's, not ours
+            self.why = (changed if differs(data_path, recorded) else
+                        f"its training data {data_path} is not there any more" if gone else str(e))
             return
         self.train, self.heldout = set(train), set(dev) | set(test)
 

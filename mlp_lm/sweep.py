@@ -59,8 +59,12 @@ def report_sweep(lre, losses, out, plt=None):
     if best is None:
         print("every rate diverged: check the data and the model size")
     else:
-        print(f"suggested rate: {best[2]:.2g} (lowest mean loss); rates just below the point where "
-              f"the loss turns up are a safe choice")
+        print(f"suggested rate: {best[2]:.2g} (lowest mean loss); " + (
+            "the loss never turned up, so this is the edge of the sweep, not a choice: try larger rates than 1 in "
+            "short runs (--lr 2, 5 with --steps 2000) and keep the largest that trains steadily"
+            if best is rows[-1] else
+            "the loss was lowest at the sweep's smallest rates: try rates below 1e-3 in short runs"
+            if best is rows[0] else "rates just below the point where the loss turns up are a safe choice"))
     table = io.StringIO()  # written whole or not at all, as the run's files are
     np.savetxt(table, np.column_stack([np.arange(1, len(lre) + 1), 10**lre, losses]),
                delimiter=",", header="step,lr,loss", comments="", fmt=["%d", "%.6g", "%.6f"])

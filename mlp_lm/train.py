@@ -25,7 +25,7 @@ import numpy as np
 
 from . import atomic, metrics, model, plots
 from .cli import UsageError, exit_code, run, signals_held
-from .data import SPLIT_SEED, load_splits
+from .data import SPLIT_SEED, describe, load_splits, repeats_warning
 from .sampling import generate, shown
 from .sweep import lr_sweep, report_sweep
 from .runtime import blas_threads, check_fits, describe_threads, step_threads
@@ -114,12 +114,22 @@ def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False, fo
         raise
 
 
+def bounced(losses, window=100):
+    """Whether the minibatch losses rose on their way down: the mean of a later `window` of steps
+    above the first window's. A start far above ln V (--init lecture: about 28) can fall a long way
+    and still end above ln V with a learning rate too large, the loss bouncing up on the way."""
+    means = np.asarray(losses[:len(losses) // window * window], dtype=np.float64).reshape(-1, window).mean(axis=1)
+    return len(means) > 1 and float(means[1:].max()) > 1.05 * float(means[0])
+
+
 def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_load=False):
     V = len(splits.vocab)
     params = model.init_params(V, cfg.block_size, cfg.n_embd, cfg.n_hidden, direct=cfg.direct,
                                seed=cfg.seed, init=cfg.init, dtype=np.dtype(cfg.dtype))
-    print(f"data: {cfg.data}: {sum(len(p) for p in splits.items)} items, vocabulary of {V}, "
-          f"{len(splits.train[1])}/{len(splits.dev[1])}/{len(splits.test[1])} train/dev/test examples")
+    print(describe(cfg.data, splits))
+    warning = repeats_warning(splits)
+    if warning:
+        print(warning)
     print(f"model: T={cfg.block_size} E={cfg.n_embd} H={cfg.n_hidden}{' direct' if cfg.direct else ''} "
           f"init={cfg.init}: {model.num_params(params):,} parameters")
     plt = plots.try_pyplot()
@@ -231,11 +241,12 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             if result:
                 print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")
         if futile:
-            tail = losses[-min(len(losses), 100):]  # the last steps' minibatch losses, against the first's
             retry = "start a new run with" if resumed else "try"  # --resume takes none of these flags
             advice = ("the model learned its training items by heart and nothing that carries over to new ones; "
                       f"{retry} more data, fewer --steps or a smaller model" if result["train_loss"] < 0.9 * math.log(V)
-                      else f"the training loss went up, not down; {retry} a smaller --lr" if float(np.mean(tail)) > 1.05 * losses[0]
+                      else f"the training loss went up, not down; {retry} a smaller --lr"
+                      if float(np.mean(losses[-100:])) > 1.05 * losses[0]  # the last steps' against the first's
+                      else f"the training loss rose on its way down; {retry} a smaller --lr" if bounced(losses)
                       else f"training did not get anywhere; {retry} a larger --lr or more --steps")
             print(f"warning: the dev loss is no better than ln {V} = {math.log(V):.2f}, the loss of a uniform "
                   f"guess: {advice}", file=sys.stderr)

@@ -181,3 +181,23 @@ def test_messages_show_combining_marks_and_keep_to_one_line():
 def test_combining_marks_past_the_basic_plane_are_escaped_whole():
     # U+1D167 (a musical combining mark) needs \\U and eight digits; \\u1d167 would read as \\u1d16 then 7
     assert data.show_symbols("a\U0001d167") == "'a\\U0001d167'"
+
+
+def test_a_file_that_repeats_its_items_is_warned_of_where_dev_and_test_are_mostly_train(tmp_path):
+    # From a new user's review: a list of 400 names written out five times was split by line, and
+    # 196 of 200 dev items were in train too: dev and test losses far too good, and nothing said.
+    from mlp_lm import data
+    names = data.read_items(NAMES)
+    repeated = tmp_path / "repeated.txt"
+    repeated.write_text("\n".join(names[:400] * 5) + "\n")
+    warning = data.repeats_warning(data.load_splits(repeated, 3))
+    assert warning.startswith("warning: 196 of 200 dev items and 199 of 200 test items are also in train")
+    # names.txt repeats some names too (as the lecture's split has them), below the line: no warning
+    splits = data.load_splits(NAMES, 3)
+    train = set(splits.items[0])
+    shares = [sum(i in train for i in part) / len(part) for part in splits.items[1:]]
+    assert len(names) - len(set(names)) == 2539 and [round(100 * s) for s in shares] == [13, 12]
+    assert data.repeats_warning(splits) is None
+    from .conftest import run_cli
+    proc = run_cli("mlp_lm.ngram", "--n", 2, "--smoothing", "kn", "--data", repeated)
+    assert proc.returncode == 0 and proc.stdout.splitlines()[1] == warning

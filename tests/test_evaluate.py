@@ -177,7 +177,12 @@ def test_another_file_is_evaluated_whole(tiny_run, tmp_path):
     from mlp_lm.data import build_dataset
     X, Y = build_dataset(["anna", "bob", "zoe"], vocab, 3)
     assert len(Y) == 5 + 4 + 4  # each item gives len + 1 examples
-    assert f"data: {other}: 13 examples from every item\n" in proc.stdout  # was "13 all examples"
+    # was "13 all examples"; and how many of these the model trained on, its training split rebuilt
+    from mlp_lm.data import load_splits
+    train_items = set(load_splits(NAMES, 3).items[0])
+    seen = sum(item in train_items for item in ("anna", "bob", "zoe"))
+    assert f"data: {other}: 13 examples from every item; {seen} of its 3 items {'is' if seen == 1 else 'are'} in the " \
+           f"model's training split\n" in proc.stdout
     assert result["mlp"]["all_loss"] == pytest.approx(model.split_loss(params, X, Y), rel=1e-5)
     assert "dev_loss" not in result["mlp"]
 
@@ -296,3 +301,22 @@ def test_train_and_evaluate_say_so_before_a_slow_evaluation(tiny_run, monkeypatc
     assert evaluate.main(["--checkpoint", str(tiny_run[0] / "model.npz"), "--mix-ngram", "2"]) == 0
     err = capsys.readouterr().err
     assert "over 27 symbols" in err and "longer for the mixtures" in err
+
+
+def test_another_file_says_how_many_of_its_items_the_model_trained_on(tmp_path):
+    # From a new user's review: the training file re-saved by an editor (a byte-order mark, other line
+    # ends) is another file byte for byte, and evaluating on it gave one number, 80% of it training items.
+    from mlp_lm.data import read_items
+    data = tmp_path / "words.txt"
+    items = read_items(NAMES)[:300]
+    data.write_text("\n".join(items) + "\n")
+    out = tmp_path / "run"
+    assert run_cli("mlp_lm.train", "--data", data, "--steps", 50, "--eval-every", 0, "--out", out).returncode == 0
+    resaved = tmp_path / "resaved.txt"
+    resaved.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(items).encode())
+    proc = run_cli("mlp_lm.evaluate", "--checkpoint", out / "model.npz", "--data", resaved)
+    assert proc.returncode == 0, proc.stderr
+    assert "; 240 of its 300 items are in the model's training split\n" in proc.stdout  # 80% of them
+    data.unlink()
+    proc = run_cli("mlp_lm.evaluate", "--checkpoint", out / "model.npz", "--data", resaved)
+    assert proc.returncode == 0 and "which of its items the model trained on cannot be told" in proc.stdout

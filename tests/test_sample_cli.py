@@ -94,6 +94,8 @@ def test_summary_when_the_training_data_is_gone(tiny_run, tmp_path):
     proc = run_cli("mlp_lm.sample", "--checkpoint", moved, "-n", 3)
     assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 3
     assert "cannot say which are new" in proc.stderr and "gone.txt" in proc.stderr
+    assert f"its training data {tmp_path / 'gone.txt'} is not there any more" in proc.stderr
+    assert "pass an existing file" not in proc.stderr  # a training's advice: sample takes no --data
 
 
 def test_newest_run_is_found(tmp_path):

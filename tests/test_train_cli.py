@@ -514,3 +514,27 @@ def test_a_trainers_state_kept_while_it_trains_on_is_still_that_state(optimizer,
     then = trainer.Trainer(cfg, model.init_params(27, 3, 4, 8), X, Y)
     then.load_state(kept, steps=5)
     assert [then.step(s) for s in range(5, 10)] == losses[5:]
+
+
+def test_a_run_whose_loss_bounced_up_on_its_way_down_is_told_to_lower_the_learning_rate(tmp_path):
+    # From a new user's review: --init lecture starts at a loss of about 28; at --lr 3 it rose to 44
+    # before falling to 4.6, above ln 27, and the advice was "a larger --lr". --lr 1 reaches 2.67.
+    proc = run_cli("mlp_lm.train", "--init", "lecture", "--lr", 3, "--steps", 3000, "--eval-every", 0, "--out", tmp_path)
+    assert proc.returncode == 0 and "the training loss rose on its way down; try a smaller --lr" in proc.stderr
+    assert "larger --lr" not in proc.stderr
+    proc = run_cli("mlp_lm.train", "--init", "lecture", "--lr", 3e-4, "--steps", 3000, "--eval-every", 0, "--out",
+                   tmp_path / "slow")  # the loss falls all the way, too slowly: the advice stays
+    assert proc.returncode == 0 and "larger --lr or more --steps" in proc.stderr
+
+
+def test_a_sweep_whose_best_rate_is_its_edge_says_so(tmp_path, capsys):
+    # From a new user's review: on a list where the loss never turned up, the largest rate swept was
+    # "suggested", with "rates just below the point where the loss turns up are a safe choice".
+    lre = np.linspace(-3, 0, 240)
+    falling, rising, valley = 3 - lre, 3 + lre, (lre + 1.5) ** 2
+    for losses, words in ((falling, "edge of the sweep, not a choice: try larger rates"),
+                          (rising, "lowest at the sweep's smallest rates"), (valley, "just below the point")):
+        out = tmp_path / words[:4]
+        out.mkdir()
+        sweep.report_sweep(lre, losses, out)
+        assert words in capsys.readouterr().out
