@@ -12,6 +12,7 @@ mixture's weight is chosen on dev, and test is reported with that weight.
 """
 import sys
 import time
+import unicodedata
 from pathlib import Path
 
 from . import checkpoint, metrics, mixture, model
@@ -60,7 +61,8 @@ def other_file(path, items, vocab, block_size):
     unknown = sorted(set("".join(items)) - set(vocab.itos))
     if unknown:
         raise DataError(f"{path} has symbol(s) {show_symbols(''.join(unknown))} that the model never saw "
-                        f"(its vocabulary is {show_symbols(vocab.itos[1:])}); remove them or train on this file")
+                        f"(its vocabulary is {show_symbols(vocab.itos[1:])}); "
+                        + (same_text_otherwise(items, vocab) or "remove them or train on this file"))
     return build_dataset(items, vocab, block_size)
 
 
@@ -73,6 +75,20 @@ def trained_on(items, splits):
     train = set(splits.items[0])
     seen = sum(item in train for item in items)
     return f"{seen:,} of its {len(items):,} items {'is' if seen == 1 else 'are'} in the model's training split"
+
+
+def same_text_otherwise(items, vocab):
+    """What would make every symbol of `items` one the model knows, when that is only a matter of how
+    the text is written (an accent as one character or two, or the case), else None."""
+    text, known = "".join(items), set(vocab.itos)
+    for form in ("NFC", "NFD"):  # é as one character, or e and a combining accent: the same on screen
+        if set(unicodedata.normalize(form, text)) <= known:
+            return (f"the file writes its accents another way than the model's training data: normalise it to "
+                    f"Unicode {form} (unicodedata.normalize(\"{form}\", line)) and evaluate that")
+    for case, how in ((str.lower, "lower"), (str.upper, "upper")):
+        if set(case(text)) <= known:
+            return f"the model's symbols are {how}-case: {how}-case the file and evaluate that"
+    return None
 
 
 def parse_args(argv):

@@ -114,6 +114,19 @@ def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False, fo
         raise
 
 
+def size_warnings(cfg, splits):
+    """Warnings for sizes the data cannot use: a batch longer than the training set, a context longer
+    than the longest item (its first positions are then the boundary in every context)."""
+    n_train, longest = len(splits.train[1]), max(len(item) for part in splits.items for item in part)
+    if cfg.batch_size > n_train:
+        yield (f"warning: the batch ({cfg.batch_size:,}) is longer than the training set ({n_train:,} examples), so "
+               f"every step draws examples more than once; a --batch-size of {n_train:,} or less costs less")
+    if cfg.block_size > longest:
+        yield (f"warning: the context ({cfg.block_size:,}) is longer than the longest item ({longest:,} symbols), so "
+               f"its first {cfg.block_size - longest:,} positions hold the boundary in every context and tell the "
+               f"model nothing; --block-size {longest:,} does the same for less")
+
+
 def bounced(losses, window=100):
     """Whether the minibatch losses rose on their way down: the mean of a later `window` of steps
     above the first window's. A start far above ln V (--init lecture: about 28) can fall a long way
@@ -127,9 +140,9 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
     params = model.init_params(V, cfg.block_size, cfg.n_embd, cfg.n_hidden, direct=cfg.direct,
                                seed=cfg.seed, init=cfg.init, dtype=np.dtype(cfg.dtype))
     print(describe(cfg.data, splits))
-    warning = repeats_warning(splits)
-    if warning:
-        print(warning)
+    for warning in (repeats_warning(splits), *size_warnings(cfg, splits)):
+        if warning:
+            print(warning)
     print(f"model: T={cfg.block_size} E={cfg.n_embd} H={cfg.n_hidden}{' direct' if cfg.direct else ''} "
           f"init={cfg.init}: {model.num_params(params):,} parameters")
     plt = plots.try_pyplot()

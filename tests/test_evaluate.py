@@ -320,3 +320,21 @@ def test_another_file_says_how_many_of_its_items_the_model_trained_on(tmp_path):
     data.unlink()
     proc = run_cli("mlp_lm.evaluate", "--checkpoint", out / "model.npz", "--data", resaved)
     assert proc.returncode == 0 and "which of its items the model trained on cannot be told" in proc.stdout
+
+
+def test_symbols_unknown_only_by_how_the_text_is_written_are_named_as_such(tmp_path):
+    # From a new user's review: a file with its accents decomposed (NFD), against a model trained on
+    # composed ones (NFC), was told only that "\u0301" is unknown, though both show "é"; case likewise.
+    import unicodedata
+    from mlp_lm.data import Vocab
+    words = ["josé", "renée", "zoë", "anna", "bob", "chloé"]
+    vocab = Vocab("." + "".join(sorted(set("".join(words)))))
+    ckpt = tmp_path / "model.npz"
+    checkpoint.save(ckpt, model.init_params(len(vocab), 3, 4, 8), vocab, {"block_size": 3})
+    for name, text, words_said in (
+            ("nfd.txt", unicodedata.normalize("NFD", "josé\nrenée\n"), 'normalise it to Unicode NFC'),
+            ("upper.txt", "ANNA\nBOB\n", "the model's symbols are lower-case"),
+            ("digit.txt", "ann4\n", "remove them or train on this file")):
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        proc = run_cli("mlp_lm.evaluate", "--checkpoint", ckpt, "--data", tmp_path / name)
+        assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1 and words_said in proc.stderr, proc.stderr

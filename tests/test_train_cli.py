@@ -538,3 +538,18 @@ def test_a_sweep_whose_best_rate_is_its_edge_says_so(tmp_path, capsys):
         out.mkdir()
         sweep.report_sweep(lre, losses, out)
         assert words in capsys.readouterr().out
+
+
+def test_sizes_the_data_cannot_use_are_warned_of(tmp_path):
+    # From a new user's review: a batch of 100,000 on 18 training examples, and a context of 100,000
+    # on items of at most 4 symbols (200 million parameters, every sample empty), ran without a word.
+    data = tmp_path / "tiny.txt"
+    data.write_text("ab\ncd\nef\ngh\nij\nkl\nmn\n")
+    proc = run_cli("mlp_lm.train", "--data", data, "--steps", 20, "--batch-size", 100, "--block-size", 5,
+                   "--out", tmp_path / "run")
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 0 and lines[1].startswith("warning: the batch (100) is longer than the training set (15")
+    assert lines[2].startswith("warning: the context (5) is longer than the longest item (2 symbols), so its first 3")
+    proc = run_cli("mlp_lm.train", "--data", data, "--steps", 20, "--batch-size", 15, "--block-size", 2,
+                   "--out", tmp_path / "fits")
+    assert proc.returncode == 0 and "warning" not in proc.stdout
