@@ -16,15 +16,20 @@ from .trainer import Trainer
 
 
 class Diverged(Exception):
-    """The loss ran away or the arithmetic overflowed: the model is junk, not a result."""
+    """The loss ran away or the arithmetic overflowed: the model is junk, not a result.
 
-    def __init__(self, cfg, where, resumed=False):
+    kept: the step of the last dev evaluation, whose state train() put back to be saved in its
+    place (the run as it was before it went wrong), or None when there was none: nothing is saved.
+    """
+
+    def __init__(self, cfg, where, resumed=False, kept=None):
         p = max(cfg.dropout, cfg.emb_dropout)
         heavy = (f", or less dropout (at {p:g} the units kept are scaled by {1 / (1 - p):,.4g})"
                  if p >= HEAVY_DROPOUT else "")
         retry = "start a new run with a smaller --lr" if resumed else "try a smaller --lr"  # --resume takes no --lr
+        self.kept = kept
         super().__init__(f"training diverged {where}; the learning rate {cfg.lr:g} is too large, "
-                         f"{retry}{heavy}; nothing was saved")
+                         f"{retry}{heavy}" + ("; nothing was saved" if kept is None else ""))
 
 
 HEAVY_DROPOUT = 0.5  # from here on the scale-up of the kept units, 1 / (1 - p), can itself blow the loss up
@@ -43,10 +48,13 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
     cli.signals_held() block, which then holds the signals from before training until the
     caller's save is done: the signal that stops training is taken off it, later ones stay.
 
-    Raises Diverged if the loss or any arithmetic overflows, or if the mean training loss of
-    the last DIVERGE_WINDOW steps rises past DIVERGE_FACTOR times where it started (or ln V,
-    whichever is higher): such a model is junk, not a result. Raises ValueError, before any step,
-    for what Trainer refuses and for a dev set it cannot evaluate (when it evaluates one).
+    Diverges if the loss or any arithmetic overflows, or if the mean training loss of the last
+    DIVERGE_WINDOW steps rises past DIVERGE_FACTOR times where it started (or ln V, whichever is
+    higher): such a model is junk, not a result. Then the Trainer is put back to its state at the
+    last dev evaluation of this training, and returned with the losses to there and a Diverged
+    (its .kept that step) as the interrupt: the run as it was before it went wrong, not lost. With
+    no such evaluation, Diverged is raised. Raises ValueError, before any step, for what Trainer
+    refuses and for a dev set it cannot evaluate (when it evaluates one).
     """
     cfg = plain(cfg)  # numpy scalars as Python values
     problem = config_problem(cfg) or params_problem(cfg, params, *splits.train)  # Trainer's refusals, named first
@@ -82,6 +90,7 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
         limit = DIVERGE_FACTOR * max(float(history[0]), math.log(len(splits.vocab)))
     progress = Progress(cfg.steps, start=done)
     interrupt = None
+    good = None  # (step, the Trainer's state, the dev losses) at the last dev evaluation: what divergence keeps
     # Ctrl-C, SIGTERM and SIGHUP are held while a step runs and honoured between steps, so the state
     # saved is always that of a whole number of steps (a resumed run then matches one in one go);
     # they stay held while the interrupt is handled, so a second one cannot cut that short.
@@ -96,13 +105,13 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
                     if done % DIVERGE_WINDOW == 0:
                         window = float(losses[done - DIVERGE_WINDOW:done].mean())
                         if window > limit:
-                            raise Diverged(cfg, f"by step {done}: the training loss averaged {window:.4g} over "
-                                                f"the last {DIVERGE_WINDOW} steps, more than {DIVERGE_FACTOR:g} "
-                                                f"times where it started ({limit / DIVERGE_FACTOR:.4g})",
-                                           resumed is not None)
+                            raise RanAway(f"by step {done}: the training loss averaged {window:.4g} over "
+                                          f"the last {DIVERGE_WINDOW} steps, more than {DIVERGE_FACTOR:g} "
+                                          f"times where it started ({limit / DIVERGE_FACTOR:.4g})")
                     dev = None
                     if cfg.eval_every and done % cfg.eval_every == 0:
                         dev = devs[done] = model.split_loss(trainer.evaluated, *splits.dev)
+                        good = done, trainer.state(), dict(devs)  # copies: a few MB at most, every eval_every steps
                     progress.update(done, loss, dev)
                     if governor is not None:
                         governor.tick()
@@ -111,8 +120,17 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
         except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM or SIGHUP (cli.Interrupted)
             print(f"\ninterrupted after {done} step{'s' if done != 1 else ''}: saving the model as it is", file=sys.stderr)
             interrupt = e
-        except FloatingPointError as e:
-            raise Diverged(cfg, f"at step {done + 1} ({e})", resumed is not None) from None
+        except (FloatingPointError, RanAway) as e:
+            where = str(e) if isinstance(e, RanAway) else f"at step {done + 1} ({e})"
+            if good is None:
+                raise Diverged(cfg, where, resumed is not None) from None
+            done, state, devs = good
+            trainer.load_state(state, steps=done)  # the run as it was before it went wrong
+            interrupt = Diverged(cfg, where, resumed is not None, kept=done)
         finally:
             trainer.split.close()  # the steps are over: let the split's threads go
     return trainer, losses[:done], devs, interrupt
+
+
+class RanAway(Exception):
+    """The mean training loss of a window of steps rose past its limit (train's own signal)."""

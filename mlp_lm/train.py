@@ -161,11 +161,13 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
     # From before the first step until every file is written, Ctrl-C, SIGTERM and SIGHUP are held: the
     # loop honours them between steps and the final evaluation between splits, and one that comes
     # while another is being handled waits too, so no signal can lose the run on its way to disk.
-    trainer, interrupt = None, None
+    trainer, interrupt, diverged = None, None, None
     with signals_held() as held:
         try:
             t0 = time.perf_counter()
             trainer, losses, devs, interrupt = train(cfg, splits, params, resumed, n_threads, follow_load, held)
+            # diverged after a dev evaluation: the run as it was there is saved, as a run that went wrong
+            diverged, interrupt = (interrupt, None) if isinstance(interrupt, Diverged) else (None, interrupt)
             seconds = time.perf_counter() - t0
             params = trainer.evaluated
             result = {}
@@ -196,7 +198,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             interrupt, result = interrupt or held[0], {}
             held.clear()  # from here on, the list holds the signals that come during the save
         done = len(losses)
-        futile = bool(result) and result["dev_loss"] >= math.log(V)  # no better than uniform, not diverged
+        futile = bool(result) and result["dev_loss"] >= math.log(V) and not diverged  # no better than uniform
         unfinished = interrupt is not None and (done < cfg.steps or not result)  # more steps, or the evaluation
         kept, side_lock, unusable = None, None, None
         # A piece of a --force run (interrupted: --force asked for the whole run) or a useless model
@@ -204,7 +206,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         # run's model in --out is its own unfinished state, which it always replaces (else every resume
         # would start again from there).
         side = None if resumed is not None or not (out / "model.npz").exists() else (
-            "interrupted" if interrupt is not None else "unconverged" if futile else None)
+            "interrupted" if interrupt is not None else "unconverged" if futile or diverged else None)
         if side:
             kept = out if side == "interrupted" else None
             try:
@@ -224,6 +226,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         summary = {**result, "evaluated": bool(result), "steps": done, "train_seconds": round(seconds, 3),
                    "steps_per_second": round((done - (len(resumed[1]) if resumed else 0)) / seconds, 1) if seconds else None,
                    "params": model.num_params(params), "interrupted": interrupt is not None,
+                   "diverged": diverged is not None,
                    "config": config, "samples": samples, "samples_ended": ended}
         state = {**trainer.state(copy=False), "step": np.array(done), "losses": losses, "evaluated": np.array(bool(result)),
                  "devs": np.array(sorted(devs.items()), dtype=np.float64).reshape(-1, 2)}
@@ -278,6 +281,9 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         print(f"sample more: python -m mlp_lm.sample --checkpoint {shlex.quote(str(out / 'model.npz'))}")
         if unfinished:
             print(f"to continue: python -m mlp_lm.train --resume --out {shlex.quote(str(out))}", file=sys.stderr)
+        if diverged:
+            raise UsageError(f"{diverged}; the run as it was at step {diverged.kept}, its last dev evaluation "
+                             f"(dev {devs[diverged.kept]:.4f}), is saved in {out}")
         return exit_code(interrupt) if interrupt is not None else 0
     except KeyboardInterrupt as e:
         resume = f"; to continue: python -m mlp_lm.train --resume --out {shlex.quote(str(out))}" if unfinished else ""

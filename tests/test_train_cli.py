@@ -553,3 +553,25 @@ def test_sizes_the_data_cannot_use_are_warned_of(tmp_path):
     proc = run_cli("mlp_lm.train", "--data", data, "--steps", 20, "--batch-size", 15, "--block-size", 2,
                    "--out", tmp_path / "fits")
     assert proc.returncode == 0 and "warning" not in proc.stdout
+
+
+def test_a_run_that_blows_up_after_a_dev_evaluation_keeps_the_run_as_it_was_there(tmp_path):
+    # From a new user's review: 13,000 steps of a run were thrown away when its warm-up's peak rate
+    # blew it up ("nothing was saved"). The state of its last dev evaluation is now put back and saved.
+    flags = ["--steps", 6000, "--eval-every", 500, "--schedule", "cosine", "--warmup", 5000, "--lr", 5]
+    proc = run_cli("mlp_lm.train", *flags, "--out", tmp_path)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 2 and last.startswith("python -m mlp_lm.train: error: training diverged by step 3300")
+    assert last.endswith(f"the run as it was at step 3000, its last dev evaluation (dev 2.6415), is saved in {tmp_path}")
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    rows = list(csv.DictReader((tmp_path / "loss.csv").open()))
+    assert metrics["steps"] == len(rows) == 3000 and metrics["diverged"] is True and metrics["interrupted"] is False
+    # the model saved is the one of step 3000: its final evaluation is that step's dev loss
+    assert metrics["dev_loss"] == pytest.approx(float(rows[-1]["dev_loss"]), abs=1e-6)
+    assert run_cli("mlp_lm.sample", "--checkpoint", tmp_path / "model.npz", "-n", 2).returncode == 0
+    # over a model already there (--force), it goes beside it and the model stays
+    before = hashlib.sha256((tmp_path / "model.npz").read_bytes()).hexdigest()
+    proc = run_cli("mlp_lm.train", *flags, "--lr", 8, "--out", tmp_path, "--force")
+    assert proc.returncode == 2 and proc.stderr.strip().endswith(f"is saved in {tmp_path / 'unconverged'}")
+    assert hashlib.sha256((tmp_path / "model.npz").read_bytes()).hexdigest() == before
+    assert json.loads((tmp_path / "unconverged" / "metrics.json").read_text())["steps"] == 2000
