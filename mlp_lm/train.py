@@ -17,7 +17,7 @@ import shlex
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 
@@ -50,9 +50,11 @@ def main(argv=None):
             return 0
     else:
         cfg, preset = opts.cfg, opts.preset
-    if resumed is not None and not Path(cfg.data).exists():  # --data is refused with --resume: say what does work
+    if resumed is not None and opts.data is not None:  # the run's data, moved: the bytes are checked below
+        cfg = replace(cfg, data=str(Path(opts.data).resolve()))  # and the run records where it is now
+    elif resumed is not None and not Path(cfg.data).exists():
         raise UsageError(f"the run in {opts.out} was trained on {cfg.data}, which is not there any more; put "
-                         f"the file back there (the same bytes) to resume it")
+                         f"the file back there, or pass where it is now with --data (the same bytes), to resume it")
     splits = load_splits(cfg.data, cfg.block_size)
     check_fits(memory_needed(cfg, len(splits.vocab)),
                f"training (V={len(splits.vocab)} T={cfg.block_size} E={cfg.n_embd} H={cfg.n_hidden}, "
@@ -63,8 +65,9 @@ def main(argv=None):
                "a run this size cannot be resumed here: resume it on a machine with more memory, or start a new "
                "one with smaller sizes")
     if resumed is not None and splits.sha256 != resumed[3]:
-        raise UsageError(f"the training data {cfg.data} has changed since the run in {opts.out} started; "
-                         f"a resumed run must see the same data")
+        raise UsageError(f"the training data {cfg.data} " + (f"is not the file the run in {opts.out} started on (other "
+                         f"bytes)" if opts.data is not None else f"has changed since the run in {opts.out} started")
+                         + "; a resumed run must see the same data, byte for byte")
     n_threads = opts.threads or step_threads(cfg.batch_size, cfg.block_size * cfg.n_embd, cfg.n_hidden,
                                              len(splits.vocab), cfg.fold)
     follow_load = opts.threads is None  # --threads N: fixed; else fewer threads while others are busy
@@ -75,6 +78,8 @@ def main(argv=None):
                 atomic.check_save_place(out, SAVED)
                 # Read again now that the folder is ours: another training may have saved it since.
                 cfg_now, preset, resumed, note = resume_point(out)
+                if opts.data is not None:  # the data path is the one given: the rest must be the same
+                    cfg_now = replace(cfg_now, data=cfg.data)
                 if cfg_now != cfg or (resumed is not None and splits.sha256 != resumed[3]):
                     raise UsageError(f"the run in {opts.out} was replaced while this command started; "
                                      f"run it again")

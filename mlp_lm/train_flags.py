@@ -103,6 +103,7 @@ def parse_args(argv):
     if resume:
         if out is None:
             raise UsageError("--resume needs --out DIR, the folder of the run to continue")
+        moved = args.pop("data", None)  # the run's data file, moved: it must hold the very bytes the run started on
         if args or sweep or "--preset" in (argv or sys.argv[1:]):
             given = ", ".join(as_given(k, v) for k, v in args.items()) or ("--lr-sweep" if sweep else "--preset")
             raise UsageError(f"--resume continues the run with the settings it was started with; "
@@ -110,7 +111,7 @@ def parse_args(argv):
         if force:  # a user who wants the run replaced, not continued, must not get it continued in silence
             raise UsageError("--resume continues the run in --out, and --force would replace it; leave out one "
                              "of the two (to start it over: --force without --resume, and its settings)")
-        return Options(None, preset, out, False, n_threads, True, True)
+        return Options(None, preset, out, False, n_threads, True, True, moved)
     if sweep:  # the sweep reads the model's sizes, the data, the batch and --steps, and nothing of the training
         unused = [k for k in SWEEP_IGNORES if k in args and args[k] != getattr(Config, k)]
         if unused or PRESETS[preset]:
@@ -144,6 +145,7 @@ class Options(NamedTuple):
     threads: int
     force: bool
     resume: bool
+    data: str = None  # with --resume: where the run's data file is now, if it has moved
 
 
 # What --lr-sweep does not read: it steps plain SGD (no decay, no dropout) at its own rates and evaluates nothing.

@@ -185,8 +185,7 @@ class Trainer:
             # One draw for many steps costs a fraction of many draws, and yields the very same
             # indices: the generator fills the block row by row, as it would step by step.
             self.block, self.block_pos = self.rng.integers(0, len(self.Y), size=(block_rows(B), B)), 0
-        ix = self.block[self.block_pos]  # (B,)
-        self.block_pos += 1
+        ix = self.block[self.block_pos]  # (B,); used up once the step is done, at its end
         emb_mask = model.embedding_mask_shape(B, cfg.block_size, len(self.params["C"]), cfg.n_embd, cfg.fold)
         masks = {emb_mask[0]: layers.dropout_mask(emb_mask[1], cfg.emb_dropout, self.drop_rng, self.dtype),
                  "h": layers.dropout_mask((B, cfg.n_hidden), cfg.dropout, self.drop_rng, self.dtype)}
@@ -199,6 +198,7 @@ class Trainer:
         self.opt.step(self.params, grads, lr)
         if self.ema:
             self.ema.update(self.params)
+        self.block_pos += 1  # only now: a step stopped part-way (an exception) leaves the state of the steps done
         return loss
 
 

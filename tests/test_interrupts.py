@@ -632,13 +632,24 @@ def test_resume_says_what_to_do_when_its_data_has_moved_and_refuses_force(tmp_pa
     assert train.main(["--data", str(words), "--steps", "100", "--eval-every", "0", "--out", str(out)]) == 130
     monkeypatch.undo()
     capsys.readouterr()
-    words.rename(tmp_path / "moved.txt")  # --data is refused with --resume, so the advice must be to put it back
-    with pytest.raises(UsageError, match=f"trained on {words}, which is not there any more; put the file back"):
+    moved = tmp_path / "moved.txt"
+    words.rename(moved)
+    with pytest.raises(UsageError, match=f"trained on {words}, which is not there any more; put the file back "
+                                         f"there, or pass where it is now with --data"):
         train.main(["--resume", "--out", str(out)])
-    (tmp_path / "moved.txt").rename(words)
+    other = tmp_path / "other.txt"
+    other.write_bytes(moved.read_bytes() + b"zed\n")
+    with pytest.raises(UsageError, match="is not the file the run .* started on \\(other bytes\\)"):
+        train.main(["--resume", "--out", str(out), "--data", str(other)])
     with pytest.raises(UsageError, match="--force would replace it; leave out one of the two"):
-        train.main(["--resume", "--force", "--out", str(out)])
-    assert train.main(["--resume", "--out", str(out)]) == 0  # the file back: the run continues
+        train.main(["--resume", "--force", "--out", str(out), "--data", str(moved)])
+    # From a new user's review: the run's sha256 is recorded, so the moved file itself will do (it was refused)
+    assert train.main(["--resume", "--out", str(out), "--data", str(moved)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 100 and metrics["config"]["data"] == str(moved)  # and it records where the data is
+    one_go = tmp_path / "one-go"
+    assert train.main(["--data", str(moved), "--steps", "100", "--eval-every", "0", "--out", str(one_go)]) == 0
+    assert (one_go / "loss.csv").read_text() == (out / "loss.csv").read_text()  # the same run as in one go
 
 
 def test_training_runs_off_the_main_thread():
