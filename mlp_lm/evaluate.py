@@ -85,8 +85,8 @@ def same_text_otherwise(items, vocab):
         if set(unicodedata.normalize(form, text)) <= known:
             return (f"the file writes its accents another way than the model's training data: normalise it to "
                     f"Unicode {form} (unicodedata.normalize(\"{form}\", line)) and evaluate that")
-    for case, how in ((str.lower, "lower"), (str.upper, "upper")):
-        if set(case(text)) <= known:
+    for case, how in ((str.lower, "lower"), (str.upper, "upper")):  # for a model whose letters are all of one case
+        if set(case(text)) <= known and all(case(c) == c for c in vocab.itos):
             return f"the model's symbols are {how}-case: {how}-case the file and evaluate that"
     return None
 

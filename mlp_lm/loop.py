@@ -18,16 +18,17 @@ from .trainer import Trainer
 class Diverged(Exception):
     """The loss ran away or the arithmetic overflowed: the model is junk, not a result.
 
-    kept: the step of the last dev evaluation, whose state train() put back to be saved in its
-    place (the run as it was before it went wrong), or None when there was none: nothing is saved.
+    kept: the step of the best dev evaluation (if better than a uniform guess), whose state train()
+    put back to be saved in its place, or None when there was none: nothing is saved. ran: the
+    steps taken in all, to the one that went wrong.
     """
 
-    def __init__(self, cfg, where, resumed=False, kept=None):
+    def __init__(self, cfg, where, resumed=False, kept=None, ran=None):
         p = max(cfg.dropout, cfg.emb_dropout)
         heavy = (f", or less dropout (at {p:g} the units kept are scaled by {1 / (1 - p):,.4g})"
                  if p >= HEAVY_DROPOUT else "")
         retry = "start a new run with a smaller --lr" if resumed else "try a smaller --lr"  # --resume takes no --lr
-        self.kept = kept
+        self.kept, self.ran = kept, ran
         super().__init__(f"training diverged {where}; the learning rate {cfg.lr:g} is too large, "
                          f"{retry}{heavy}" + ("; nothing was saved" if kept is None else ""))
 
@@ -51,9 +52,9 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
     Diverges if the loss or any arithmetic overflows, or if the mean training loss of the last
     DIVERGE_WINDOW steps rises past DIVERGE_FACTOR times where it started (or ln V, whichever is
     higher): such a model is junk, not a result. Then the Trainer is put back to its state at the
-    last dev evaluation of this training, and returned with the losses to there and a Diverged
-    (its .kept that step) as the interrupt: the run as it was before it went wrong, not lost. With
-    no such evaluation, Diverged is raised. Raises ValueError, before any step, for what Trainer
+    best dev evaluation of this training, and returned with the losses to there and a Diverged
+    (its .kept that step) as the interrupt: the best of the run, not lost. With no evaluation
+    better than a uniform guess (ln V), Diverged is raised. Raises ValueError, before any step, for what Trainer
     refuses and for a dev set it cannot evaluate (when it evaluates one).
     """
     cfg = plain(cfg)  # numpy scalars as Python values
@@ -90,7 +91,8 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
         limit = DIVERGE_FACTOR * max(float(history[0]), math.log(len(splits.vocab)))
     progress = Progress(cfg.steps, start=done)
     interrupt = None
-    good = None  # (step, the Trainer's state, the dev losses) at the last dev evaluation: what divergence keeps
+    good = None  # (step, the Trainer's state, the dev losses) at the best dev evaluation: what divergence keeps
+    evaluating = False
     # Ctrl-C, SIGTERM and SIGHUP are held while a step runs and honoured between steps, so the state
     # saved is always that of a whole number of steps (a resumed run then matches one in one go);
     # they stay held while the interrupt is handled, so a second one cannot cut that short.
@@ -110,8 +112,11 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
                                           f"times where it started ({limit / DIVERGE_FACTOR:.4g})")
                     dev = None
                     if cfg.eval_every and done % cfg.eval_every == 0:
+                        evaluating = True
                         dev = devs[done] = model.split_loss(trainer.evaluated, *splits.dev)
-                        good = done, trainer.state(), dict(devs)  # copies: a few MB at most, every eval_every steps
+                        evaluating = False
+                        if dev < min(math.log(V), devs[good[0]] if good else math.inf):  # better than uniform
+                            good = done, trainer.state(), dict(devs)  # copies: a few MB at most
                     progress.update(done, loss, dev)
                     if governor is not None:
                         governor.tick()
@@ -121,12 +126,17 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
             print(f"\ninterrupted after {done} step{'s' if done != 1 else ''}: saving the model as it is", file=sys.stderr)
             interrupt = e
         except (FloatingPointError, RanAway) as e:
-            where = str(e) if isinstance(e, RanAway) else f"at step {done + 1} ({e})"
-            if good is None:
+            where = (str(e) if isinstance(e, RanAway) else f"in the dev evaluation after step {done} ({e})"
+                     if evaluating else f"at step {done + 1} ({e})")
+            ran = done
+            try:
+                if good is None:
+                    raise ValueError("no dev evaluation better than a uniform guess")
+                trainer.load_state(good[1], steps=good[0])  # the best of the run; as its checks take it
+            except ValueError:
                 raise Diverged(cfg, where, resumed is not None) from None
-            done, state, devs = good
-            trainer.load_state(state, steps=done)  # the run as it was before it went wrong
-            interrupt = Diverged(cfg, where, resumed is not None, kept=done)
+            done, _, devs = good
+            interrupt = Diverged(cfg, where, resumed is not None, kept=done, ran=ran)
         finally:
             trainer.split.close()  # the steps are over: let the split's threads go
     return trainer, losses[:done], devs, interrupt

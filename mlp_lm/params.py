@@ -99,9 +99,9 @@ def check_params(params):
         missing = [k for k in PARAM_NAMES if k not in params]
         raise ValueError(f"params lacks {', '.join(missing)}: this model needs {', '.join(PARAM_NAMES)} (and Wd "
                          f"for direct connections)")
-    dtype = params["C"].dtype if type(params["C"]) is np.ndarray else np.dtype(object)  # which then fails below
+    dtype = params["C"].dtype if type(params["C"]) in PLAIN else np.dtype(object)  # which then fails below
     for p in params.values():  # dtype by identity, and by .char only when it differs: .name costs 3 microseconds
-        if type(p) is not np.ndarray or p.dtype is not dtype and p.dtype.char != dtype.char:
+        if type(p) not in PLAIN or p.dtype is not dtype and p.dtype.char != dtype.char:
             break
     else:
         if dtype.char in ("f", "d"):  # float32 or float64, in either byte order
@@ -110,8 +110,13 @@ def check_params(params):
                      + ", ".join(f"{k} {_kind(a)}" for k, a in params.items()))
 
 
+PLAIN = (np.ndarray, np.memmap)  # arrays whose every entry is what it says (np.load's mmap_mode gives a memmap)
+
+
 def _kind(a):
     """An array's dtype by name, or what else it is: for check_params's message."""
-    if type(a) is np.ndarray:
+    if type(a) in PLAIN:
         return a.dtype.name
+    if isinstance(a, np.generic):
+        return f"a {a.dtype.name} scalar"
     return type(a).__name__ + (f" of {a.dtype.name}" if hasattr(a, "dtype") else "")

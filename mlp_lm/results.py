@@ -30,7 +30,8 @@ from .cli import STOP_CODES, STOP_SIGNALS, ArgumentParser, UsageError, exit_code
 from .counting import KneserNey, choose_k
 from .data import DEFAULT_DATA, digest, in_checkout, load_splits
 from .aside import check_run_place, put_back, recover_set_aside, results_lock, set_aside
-from .results_table import CONFIGS, MIX_ORDER, read_metrics, render, run_problem, stranger, trained_steps
+from .runs import PICTURES, SAVED
+from .results_table import CONFIGS, MIX_ORDER, diverged, read_metrics, render, run_problem, stranger, trained_steps
 
 PICTURE_RUN = "embd2"
 MIXED = ("scaled", "paper", "best")  # runs mixed with the n-gram below
@@ -75,7 +76,8 @@ def retrain(out, flags):
     out/unconverged, which would leave the table the earlier run's numbers) or is stopped (in
     out/interrupted, where `train --resume` would finish a run the table never reads). So the
     earlier run is moved aside first; once the new one has saved anything it is removed, and if
-    the new one saved nothing (train refused its flags, or was stopped before it began) it is put back.
+    the new one saved nothing (train refused its flags, or was stopped before it began) or only
+    the best of a run that diverged (not a run of the table's: it is removed), it is put back.
     """
     # From the set-aside to the put-back a signal waits (train_run passes one on to the training),
     # so that nothing can come between the two.
@@ -86,6 +88,10 @@ def retrain(out, flags):
             code = exit_code(held[0]) if held else train_run(flags + ["--out", str(out), "--force"])
         finally:  # whatever happened, the earlier run is removed or put back, never left hidden
             saved = (out / "model.npz").exists()  # only the new run can have put one there
+            if saved and diverged(out):  # the best of a run that blew up is no run for the table: it goes
+                for name in SAVED + PICTURES:
+                    (out / name).unlink(missing_ok=True)
+                saved = False
             if aside is not None:
                 if saved:
                     shutil.rmtree(aside)

@@ -192,3 +192,11 @@ def render(rows, ngrams, mixes, machine, steps=None):
                        f"{r['mix_loglinear']['dev_loss']:.4f} | {r['mix_loglinear']['test_loss']:.4f} |")
         out.append("")
     return "\n".join(out)
+
+
+def diverged(out):
+    """Whether the run saved in `out` is what train keeps of a run that diverged (its metrics say so)."""
+    try:
+        return json.loads((Path(out) / "metrics.json").read_text()).get("diverged") is True
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return False

@@ -27,6 +27,10 @@ def resume_point(out):
             raise UsageError(f"nothing to resume in {out}: no run was saved there (a run is saved when it ends "
                              f"or is stopped); start one without --resume") from None
         raise
+    if config.get("diverged_at") is not None:  # resuming would replay the very steps that went wrong
+        raise UsageError(f"the run in {out} diverged after step {config['diverged_at']} and was saved as it was before, "
+                         f"at its best dev evaluation; at its learning rate it cannot go on: start a new run with a "
+                         f"smaller --lr")
     state = checkpoint.load_state(path)
     if state is None:
         raise UsageError(f"{path} holds no training state to resume from (it was saved before resuming "

@@ -50,6 +50,8 @@ def main(argv=None):
             return 0
     else:
         cfg, preset = opts.cfg, opts.preset
+    if resumed is not None and opts.data == "":  # Path("") would be the current folder
+        raise UsageError("--data is empty; pass where the run's data file is now, or leave --data out")
     if resumed is not None and opts.data is not None:  # the run's data, moved: the bytes are checked below
         cfg = replace(cfg, data=str(Path(opts.data).resolve()))  # and the run records where it is now
     elif resumed is not None and not Path(cfg.data).exists():
@@ -127,17 +129,20 @@ def size_warnings(cfg, splits):
         yield (f"warning: the batch ({cfg.batch_size:,}) is longer than the training set ({n_train:,} examples), so "
                f"every step draws examples more than once; a --batch-size of {n_train:,} or less costs less")
     if cfg.block_size > longest:
-        yield (f"warning: the context ({cfg.block_size:,}) is longer than the longest item ({longest:,} symbols), so "
-               f"its first {cfg.block_size - longest:,} positions hold the boundary in every context and tell the "
-               f"model nothing; --block-size {longest:,} does the same for less")
+        extra = cfg.block_size - longest
+        yield (f"warning: the context ({cfg.block_size:,}) is longer than the longest item ({longest:,} "
+               f"symbol{'s' if longest != 1 else ''}), so its first {extra:,} position{'s' if extra != 1 else ''} "
+               f"hold{'s' if extra == 1 else ''} the boundary in every context and tell{'s' if extra == 1 else ''} "
+               f"the model nothing; --block-size {longest:,} does the same for less")
 
 
 def bounced(losses, window=100):
     """Whether the minibatch losses rose on their way down: the mean of a later `window` of steps
-    above the first window's. A start far above ln V (--init lecture: about 28) can fall a long way
-    and still end above ln V with a learning rate too large, the loss bouncing up on the way."""
+    above the first window's, in a run whose last window is below half its first. A start far above
+    ln V (--init lecture: about 28) can fall a long way and still end above ln V with a learning rate
+    too large, the loss bouncing up on the way; a rate too small moves it little, up or down."""
     means = np.asarray(losses[:len(losses) // window * window], dtype=np.float64).reshape(-1, window).mean(axis=1)
-    return len(means) > 1 and float(means[1:].max()) > 1.05 * float(means[0])
+    return len(means) > 1 and means[-1] < 0.5 * means[0] and float(means[1:].max()) > 1.05 * float(means[0])
 
 
 def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_load=False):
@@ -145,7 +150,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
     params = model.init_params(V, cfg.block_size, cfg.n_embd, cfg.n_hidden, direct=cfg.direct,
                                seed=cfg.seed, init=cfg.init, dtype=np.dtype(cfg.dtype))
     print(describe(cfg.data, splits))
-    for warning in (repeats_warning(splits), *size_warnings(cfg, splits)):
+    for warning in (repeats_warning(splits), *(size_warnings(cfg, splits) if resumed is None else ())):
         if warning:
             print(warning)
     print(f"model: T={cfg.block_size} E={cfg.n_embd} H={cfg.n_hidden}{' direct' if cfg.direct else ''} "
@@ -203,8 +208,10 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             interrupt, result = interrupt or held[0], {}
             held.clear()  # from here on, the list holds the signals that come during the save
         done = len(losses)
+        ran = diverged.ran if diverged else done  # steps taken, the ones after the state kept included
         futile = bool(result) and result["dev_loss"] >= math.log(V) and not diverged  # no better than uniform
-        unfinished = interrupt is not None and (done < cfg.steps or not result)  # more steps, or the evaluation
+        # more steps, or the evaluation, to do (a diverged run has none that --resume could do)
+        unfinished = interrupt is not None and (done < cfg.steps or not result) and not diverged
         kept, side_lock, unusable = None, None, None
         # A piece of a --force run (interrupted: --force asked for the whole run) or a useless model
         # (unconverged) never replaces the model in --out: it goes to a side folder of its own. A resumed
@@ -223,13 +230,15 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             result[name.replace("_loss", "_bpc")] = metrics.bits_per_char(result[name])
         config = {**asdict(cfg), "data": str(Path(cfg.data).resolve()), "vocab_size": V, "preset": preset,
                   "data_sha256": splits.sha256, "split_seed": SPLIT_SEED}
+        if diverged:  # resume would replay the steps that went wrong: resume.resume_point refuses the run
+            config["diverged_at"] = diverged.ran
         try:
             samples, ended = generate(partial(model.next_probs, params), splits.vocab, cfg.block_size, 10,
                                       np.random.default_rng([cfg.seed, 2]), with_ended=True)
         except FloatingPointError:  # an unevaluated model whose logits overflow: save it all the same
             samples, ended = [], []
         summary = {**result, "evaluated": bool(result), "steps": done, "train_seconds": round(seconds, 3),
-                   "steps_per_second": round((done - (len(resumed[1]) if resumed else 0)) / seconds, 1) if seconds else None,
+                   "steps_per_second": round((ran - (len(resumed[1]) if resumed else 0)) / seconds, 1) if seconds else None,
                    "params": model.num_params(params), "interrupted": interrupt is not None,
                    "diverged": diverged is not None,
                    "config": config, "samples": samples, "samples_ended": ended}
@@ -255,9 +264,9 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         interrupt = interrupt or (held[0] if held else None)
 
         first = len(resumed[1]) if resumed else 0
-        if done > first:
-            print(f"trained {done - first} step{'s' if done - first != 1 else ''} in {seconds:.1f}s "
-                  f"({(done - first) / max(seconds, 1e-9):,.0f} steps/s)" + (f", steps {first + 1} to {done}" if first else ""))
+        if ran > first:
+            print(f"trained {ran - first} step{'s' if ran - first != 1 else ''} in {seconds:.1f}s "
+                  f"({(ran - first) / max(seconds, 1e-9):,.0f} steps/s)" + (f", steps {first + 1} to {ran}" if first else ""))
         for name in ("train", "dev", "test"):
             if result:
                 print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")
@@ -287,7 +296,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         if unfinished:
             print(f"to continue: python -m mlp_lm.train --resume --out {shlex.quote(str(out))}", file=sys.stderr)
         if diverged:
-            raise UsageError(f"{diverged}; the run as it was at step {diverged.kept}, its last dev evaluation "
+            raise UsageError(f"{diverged}; the run as it was at step {diverged.kept}, its best dev evaluation "
                              f"(dev {devs[diverged.kept]:.4f}), is saved in {out}")
         return exit_code(interrupt) if interrupt is not None else 0
     except KeyboardInterrupt as e:

@@ -198,7 +198,7 @@ class Trainer:
         self.opt.step(self.params, grads, lr)
         if self.ema:
             self.ema.update(self.params)
-        self.block_pos += 1  # only now: a step stopped part-way (an exception) leaves the state of the steps done
+        self.block_pos += 1  # only now: a step stopped part-way (an exception) leaves its indices for the next try
         return loss
 
 

@@ -338,3 +338,8 @@ def test_symbols_unknown_only_by_how_the_text_is_written_are_named_as_such(tmp_p
         (tmp_path / name).write_text(text, encoding="utf-8")
         proc = run_cli("mlp_lm.evaluate", "--checkpoint", ckpt, "--data", tmp_path / name)
         assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1 and words_said in proc.stderr, proc.stderr
+    # a model of both cases: lower-casing ANNA would give items it never saw either, so no such advice
+    vocab = Vocab(".ABabno")
+    checkpoint.save(ckpt, model.init_params(len(vocab), 3, 4, 8), vocab, {"block_size": 3})
+    proc = run_cli("mlp_lm.evaluate", "--checkpoint", ckpt, "--data", tmp_path / "upper.txt")
+    assert proc.returncode == 2 and "remove them or train on this file" in proc.stderr

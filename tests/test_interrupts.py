@@ -643,6 +643,8 @@ def test_resume_says_what_to_do_when_its_data_has_moved_and_refuses_force(tmp_pa
         train.main(["--resume", "--out", str(out), "--data", str(other)])
     with pytest.raises(UsageError, match="--force would replace it; leave out one of the two"):
         train.main(["--resume", "--force", "--out", str(out), "--data", str(moved)])
+    with pytest.raises(UsageError, match="--data is empty"):  # Path("") was the current folder
+        train.main(["--resume", "--out", str(out), "--data", ""])
     # From a new user's review: the run's sha256 is recorded, so the moved file itself will do (it was refused)
     assert train.main(["--resume", "--out", str(out), "--data", str(moved)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())

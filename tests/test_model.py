@@ -356,7 +356,7 @@ def test_the_notebook_checks_at_their_edges(tmp_path):
         AddK(3, np.True_)
 
 
-def test_what_another_implementation_would_hand_over_wrongly_is_refused():
+def test_what_another_implementation_would_hand_over_wrongly_is_refused(tmp_path):
     # From a review by someone holding their own gradient code against ours: each of these ran
     # and answered, silently, for another model than the one meant.
     from mlp_lm import layers
@@ -398,6 +398,8 @@ def test_what_another_implementation_would_hand_over_wrongly_is_refused():
     model.check_examples(p, X, Y)  # and the right ones pass
     assert model.loss_and_grads(p, X, Y, masks={"embcat": keep * 2.0, "h": None})[0] > 0
     assert model.loss_and_grads(dict(p, W1=p["W1"].astype(">f8")), X, Y)[0] > 0  # either byte order
+    np.save(tmp_path / "W1.npy", p["W1"])  # and a memory-mapped one, as np.load(mmap_mode="r") gives
+    assert model.loss_and_grads(dict(p, W1=np.load(tmp_path / "W1.npy", mmap_mode="r")), X, Y)[0] > 0
 
 
 def test_a_split_batch_refuses_masks_as_one_piece_does():

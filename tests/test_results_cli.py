@@ -562,3 +562,16 @@ def test_a_runs_folder_that_is_a_link_to_a_missing_folder_says_so(tmp_path, no_c
     link = tmp_path / "runs"
     link.symlink_to(tmp_path / "gone")
     assert "is a link to nothing" in refusal(["--no-train", "--runs", str(link)])
+
+
+def test_a_retrain_that_diverges_leaves_the_earlier_run(tmp_path):
+    # From a review: train now keeps the best of a run that blew up, and retrain took that for the new
+    # run and deleted the earlier, finished one.
+    out = tmp_path / "scaled"
+    assert run_cli("mlp_lm.train", "--steps", 300, "--eval-every", 0, "--out", out).returncode == 0
+    before = {n: (out / n).read_bytes() for n in ("model.npz", "metrics.json", "loss.csv")}
+    code, saved = results.retrain(out, ["--steps", "6000", "--eval-every", "500", "--schedule", "cosine",
+                                        "--warmup", "5000", "--lr", "5"])
+    assert code == 2 and not saved
+    assert {n: (out / n).read_bytes() for n in before} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scaled"]  # nothing set aside is left behind

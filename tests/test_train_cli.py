@@ -525,6 +525,9 @@ def test_a_run_whose_loss_bounced_up_on_its_way_down_is_told_to_lower_the_learni
     proc = run_cli("mlp_lm.train", "--init", "lecture", "--lr", 3e-4, "--steps", 3000, "--eval-every", 0, "--out",
                    tmp_path / "slow")  # the loss falls all the way, too slowly: the advice stays
     assert proc.returncode == 0 and "larger --lr or more --steps" in proc.stderr
+    # a rate so small the loss only wanders (batch 4: its window means from 24.8 up to 26.9 and back) is no bounce
+    assert not train.bounced(np.r_[np.full(100, 24.8), np.full(100, 26.9), np.full(2800, 24.1)])
+    assert train.bounced(np.r_[np.full(100, 39.6), np.full(100, 44.3), np.full(2800, 4.7)])
 
 
 def test_a_sweep_whose_best_rate_is_its_edge_says_so(tmp_path, capsys):
@@ -553,6 +556,9 @@ def test_sizes_the_data_cannot_use_are_warned_of(tmp_path):
     proc = run_cli("mlp_lm.train", "--data", data, "--steps", 20, "--batch-size", 15, "--block-size", 2,
                    "--out", tmp_path / "fits")
     assert proc.returncode == 0 and "warning" not in proc.stdout
+    data.write_text("a\nb\nc\nd\ne\nf\ng\n")  # and in the singular
+    proc = run_cli("mlp_lm.train", "--data", data, "--steps", 20, "--block-size", 2, "--out", tmp_path / "one")
+    assert "longest item (1 symbol), so its first 1 position holds the boundary in every context and tells" in proc.stdout
 
 
 def test_a_run_that_blows_up_after_a_dev_evaluation_keeps_the_run_as_it_was_there(tmp_path):
@@ -562,11 +568,11 @@ def test_a_run_that_blows_up_after_a_dev_evaluation_keeps_the_run_as_it_was_ther
     proc = run_cli("mlp_lm.train", *flags, "--out", tmp_path)
     last = proc.stderr.strip().splitlines()[-1]
     assert proc.returncode == 2 and last.startswith("python -m mlp_lm.train: error: training diverged by step 3300")
-    assert last.endswith(f"the run as it was at step 3000, its last dev evaluation (dev 2.6415), is saved in {tmp_path}")
+    assert last.endswith(f"the run as it was at step 2500, its best dev evaluation (dev 2.5512), is saved in {tmp_path}")
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     rows = list(csv.DictReader((tmp_path / "loss.csv").open()))
-    assert metrics["steps"] == len(rows) == 3000 and metrics["diverged"] is True and metrics["interrupted"] is False
-    # the model saved is the one of step 3000: its final evaluation is that step's dev loss
+    assert metrics["steps"] == len(rows) == 2500 and metrics["diverged"] is True and metrics["interrupted"] is False
+    # the model saved is the one of step 2500: its final evaluation is that step's dev loss
     assert metrics["dev_loss"] == pytest.approx(float(rows[-1]["dev_loss"]), abs=1e-6)
     assert run_cli("mlp_lm.sample", "--checkpoint", tmp_path / "model.npz", "-n", 2).returncode == 0
     # over a model already there (--force), it goes beside it and the model stays
@@ -574,4 +580,27 @@ def test_a_run_that_blows_up_after_a_dev_evaluation_keeps_the_run_as_it_was_ther
     proc = run_cli("mlp_lm.train", *flags, "--lr", 8, "--out", tmp_path, "--force")
     assert proc.returncode == 2 and proc.stderr.strip().endswith(f"is saved in {tmp_path / 'unconverged'}")
     assert hashlib.sha256((tmp_path / "model.npz").read_bytes()).hexdigest() == before
-    assert json.loads((tmp_path / "unconverged" / "metrics.json").read_text())["steps"] == 2000
+    assert json.loads((tmp_path / "unconverged" / "metrics.json").read_text())["steps"] == 1500
+    # resuming would replay the steps that went wrong: refused, in one line
+    proc = run_cli("mlp_lm.train", "--resume", "--out", tmp_path / "unconverged")
+    assert proc.returncode == 2 and "diverged after step 2200 and was saved as it was before" in proc.stderr
+
+
+def test_a_run_that_blows_up_keeps_its_best_evaluation_and_only_one_better_than_uniform(tmp_path):
+    # From a review of the change above: the last evaluation before the blow-up was kept, however bad
+    # (dev 70.78 against 2.699 a hundred steps before), and one that load's checks refuse was a traceback.
+    proc = run_cli("mlp_lm.train", "--steps", 6000, "--eval-every", 100, "--schedule", "cosine", "--warmup", 5000,
+                   "--lr", 20, "--out", tmp_path / "best")
+    metrics = json.loads((tmp_path / "best" / "metrics.json").read_text())
+    rows = [r for r in csv.DictReader((tmp_path / "best" / "loss.csv").open()) if r["dev_loss"]]
+    assert proc.returncode == 2 and metrics["dev_loss"] == pytest.approx(min(float(r["dev_loss"]) for r in rows),
+                                                                         abs=1e-6)
+    assert metrics["dev_loss"] < 3 and f"its best dev evaluation (dev {metrics['dev_loss']:.4f})" in proc.stderr
+    proc = run_cli("mlp_lm.train", "--dtype", "float64", "--steps", 300, "--eval-every", 1, "--lr", 1e14, "--out",
+                   tmp_path / "junk")  # the step named is the one before the evaluation that overflowed (was "step 6")
+    assert proc.returncode == 2 and "diverged in the dev evaluation after step 5 (its logits reach" in proc.stderr
+    for flags in (["--steps", 300, "--eval-every", 1, "--lr", 1e6], ["--steps", 300, "--eval-every", 50, "--lr", 50]):
+        proc = run_cli("mlp_lm.train", *flags, "--out", tmp_path / "junk")
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].endswith("; nothing was saved")
+        assert not (tmp_path / "junk").exists()
