@@ -54,7 +54,8 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
     higher): such a model is junk, not a result. Then the Trainer is put back to its state at the
     best dev evaluation of this training, and returned with the losses to there and a Diverged
     (its .kept that step) as the interrupt: the best of the run, not lost. With no evaluation
-    better than a uniform guess (ln V), Diverged is raised. Raises ValueError, before any step, for what Trainer
+    better than a uniform guess (ln V), or in a resumed run (whose folder keeps the state it was
+    resumed from, which may be better than any of its own), Diverged is raised. Raises ValueError, before any step, for what Trainer
     refuses and for a dev set it cannot evaluate (when it evaluates one).
     """
     cfg = plain(cfg)  # numpy scalars as Python values
@@ -115,8 +116,9 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
                         evaluating = True
                         dev = devs[done] = model.split_loss(trainer.evaluated, *splits.dev)
                         evaluating = False
-                        if dev < min(math.log(V), devs[good[0]] if good else math.inf):  # better than uniform
-                            good = done, trainer.state(), dict(devs)  # copies: a few MB at most
+                        if resumed is None and dev < min(math.log(V), devs[good[0]] if good else math.inf):
+                            good = None  # the copy it held goes before the new one is made (trainer.memory_needed)
+                            good = done, trainer.state(), dict(devs)  # the best better than uniform, so far
                     progress.update(done, loss, dev)
                     if governor is not None:
                         governor.tick()

@@ -106,6 +106,8 @@ def read_metrics(path):
     if wrong:
         raise UsageError(f"{path} has {', '.join(wrong)} of the wrong type; retrain that run")
     done, planned = m.get("steps"), m["config"].get("steps")
+    if m.get("diverged") is True:  # what train kept of a run that blew up: --resume would replay the blow-up
+        raise UsageError(f"{path} is what was kept of a run that diverged (its step {done:,}); retrain that run")
     if _is_whole(done) and _is_whole(planned) and done < planned:  # stopped early, then evaluated
         raise UsageError(f"{path} is of a run stopped at step {done:,} of {planned:,}: finish it with "
                          f"python -m mlp_lm.train --resume --out {shlex.quote(str(path.parent))}, or retrain it")

@@ -266,7 +266,8 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         first = len(resumed[1]) if resumed else 0
         if ran > first:
             print(f"trained {ran - first} step{'s' if ran - first != 1 else ''} in {seconds:.1f}s "
-                  f"({(ran - first) / max(seconds, 1e-9):,.0f} steps/s)" + (f", steps {first + 1} to {ran}" if first else ""))
+                  f"({(ran - first) / max(seconds, 1e-9):,.0f} steps/s)" + (f", steps {first + 1} to {ran}" if first else "")
+                  + (f", and diverged: kept the run as it was at step {done}, its best dev evaluation" if diverged else ""))
         for name in ("train", "dev", "test"):
             if result:
                 print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")
@@ -297,7 +298,9 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             print(f"to continue: python -m mlp_lm.train --resume --out {shlex.quote(str(out))}", file=sys.stderr)
         if diverged:
             raise UsageError(f"{diverged}; the run as it was at step {diverged.kept}, its best dev evaluation "
-                             f"(dev {devs[diverged.kept]:.4f}), is saved in {out}")
+                             f"(dev {devs[diverged.kept]:.4f}), is saved in {out}" + ("" if result else
+                             f", not evaluated: python -m mlp_lm.evaluate --checkpoint "
+                             f"{shlex.quote(str(out / 'model.npz'))} evaluates it"))
         return exit_code(interrupt) if interrupt is not None else 0
     except KeyboardInterrupt as e:
         resume = f"; to continue: python -m mlp_lm.train --resume --out {shlex.quote(str(out))}" if unfinished else ""

@@ -30,17 +30,19 @@ def memory_needed(cfg, V):
     """Bytes a training run of cfg on a vocabulary of V symbols holds at its peak, roughly: the
     parameters (with their gradients, optimiser state, weight average and the update's temporaries),
     one step's activations and their gradients, the minibatch indices drawn ahead, the evaluation
-    chunk and the loss history."""
+    chunk and the loss history; with dev evaluations, a copy of the state at the best of them (what
+    loop.train keeps should the run diverge)."""
     T, E, H, B = cfg.block_size, cfg.n_embd, cfg.n_hidden, cfg.batch_size
     size = np.dtype(cfg.dtype).itemsize
     n_params = V * E + T * E * H + H + H * V + V + (T * E * V if cfg.direct else 0)
-    copies = 4 + (2 if cfg.optimizer == "adamw" else 0) + (1 if cfg.ema else 0)
+    state = 1 + (2 if cfg.optimizer == "adamw" else 0) + (1 if cfg.ema else 0)  # parameters, moments, average
+    copies = 3 + state + (state if cfg.eval_every else 0)
     activations = B * (4 * T * E + 5 * H + 6 * V) + min(B * T * V, layers.ONEHOT_MAX)  # and the one-hot of dC
     if cfg.fold:  # the tables and their gradients (T*V, H), with Wd's (T*V, V), and each position's C and its
         # gradient, made in each part of a split batch at once (at most one part a core)
         parts = runtime.split_parts(B, runtime.available_cores())
         activations += 2 * T * V * (H + (V if cfg.direct else 0) + E) * parts
-    block = 8 * block_rows(B) * B  # the minibatch indices drawn ahead, int64
+    block = 8 * block_rows(B) * B * (2 if cfg.eval_every else 1)  # the minibatch indices drawn ahead, int64
     return (n_params * copies + activations) * size + block + model.EVAL_BYTES + 8 * cfg.steps
 
 

@@ -575,3 +575,14 @@ def test_a_retrain_that_diverges_leaves_the_earlier_run(tmp_path):
     assert code == 2 and not saved
     assert {n: (out / n).read_bytes() for n in before} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scaled"]  # nothing set aside is left behind
+
+
+def test_what_was_kept_of_a_diverged_run_is_no_run_of_the_table(tmp_path):
+    # It said "finish it with python -m mlp_lm.train --resume", which refuses a diverged run.
+    from mlp_lm import results_table
+    out = tmp_path / "d"
+    proc = run_cli("mlp_lm.train", "--steps", 6000, "--eval-every", 500, "--schedule", "cosine", "--warmup", 5000,
+                   "--lr", 5, "--out", out)
+    assert proc.returncode == 2 and results_table.diverged(out)
+    with pytest.raises(UsageError, match="is what was kept of a run that diverged \\(its step 2,500\\); retrain that run"):
+        results_table.read_metrics(out / "metrics.json")

@@ -569,6 +569,7 @@ def test_a_run_that_blows_up_after_a_dev_evaluation_keeps_the_run_as_it_was_ther
     last = proc.stderr.strip().splitlines()[-1]
     assert proc.returncode == 2 and last.startswith("python -m mlp_lm.train: error: training diverged by step 3300")
     assert last.endswith(f"the run as it was at step 2500, its best dev evaluation (dev 2.5512), is saved in {tmp_path}")
+    assert "trained 3300 steps in" in proc.stdout and "and diverged: kept the run as it was at step 2500" in proc.stdout
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     rows = list(csv.DictReader((tmp_path / "loss.csv").open()))
     assert metrics["steps"] == len(rows) == 2500 and metrics["diverged"] is True and metrics["interrupted"] is False
@@ -604,3 +605,25 @@ def test_a_run_that_blows_up_keeps_its_best_evaluation_and_only_one_better_than_
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
         assert proc.stderr.strip().splitlines()[-1].endswith("; nothing was saved")
         assert not (tmp_path / "junk").exists()
+
+
+def test_a_resumed_run_that_blows_up_leaves_the_state_it_was_resumed_from(tmp_path, monkeypatch):
+    # From a second review: a resumed run kept its own best evaluation and saved it over the folder's
+    # state, which was better (dev 2.5512 at step 2500, replaced by 2.6415 at step 3000) and is now lost.
+    flags = ["--steps", "6000", "--eval-every", "500", "--schedule", "cosine", "--warmup", "5000", "--lr", "5"]
+    stop_training_at(monkeypatch, 2500)
+    assert train.main([*flags, "--out", str(tmp_path)]) == 130
+    monkeypatch.undo()
+    before = {n: (tmp_path / n).read_bytes() for n in ("model.npz", "metrics.json", "loss.csv")}
+    with pytest.raises(UsageError, match="start a new run with a smaller --lr; nothing was saved$"):
+        train.main(["--resume", "--out", str(tmp_path)])
+    assert {n: (tmp_path / n).read_bytes() for n in before} == before
+
+
+def test_the_memory_check_counts_the_state_kept_for_a_divergence():
+    # From a second review: the copy of the state at the best dev evaluation (the parameters, AdamW's
+    # moments, the weight average, the minibatch block) was in no estimate: 113 MB more at 10.8M parameters.
+    base = dict(n_hidden=2000, optimizer="adamw", ema=0.99, batch_size=32)
+    without, with_evals = (trainer.memory_needed(config.Config(**base, eval_every=e), 27) for e in (0, 100))
+    n_params = 27 * 10 + 30 * 2000 + 2000 + 2000 * 27 + 27
+    assert with_evals - without == 4 * n_params * 4 + 8 * trainer.block_rows(32) * 32
