@@ -62,7 +62,9 @@ def main(argv=None):
                              f"`python -m mlp_lm.train`, or pass --checkpoint PATH")
     params, vocab, config = checkpoint.load(args.checkpoint)
     if newest:  # said once it loads, so a damaged newest model is one line, the error
-        print(f"(sampling from {args.checkpoint}, the newest model)", file=sys.stderr)
+        kept = (f": what was kept of a run that diverged after step {config['diverged_at']}"
+                if config.get("diverged_at") is not None else "")
+        print(f"(sampling from {args.checkpoint}, the newest model{kept})", file=sys.stderr)
     rng = np.random.default_rng(args.seed)
     V, H = params["W2"].shape
     n_threads = args.threads or choose_threads(args.num_samples, params["W1"].shape[0], H, V)

@@ -248,12 +248,14 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             with side_lock or nullcontext():
                 save_run_or_rescue(out, params, splits.vocab, config, state, summary, losses, devs,
                                    unusable=unusable, unfinished=unfinished)
-        except UsageError:  # saved elsewhere, or lost: either way, no empty side folder of ours stays
+        except UsageError as e:  # saved elsewhere, or lost: either way, no empty side folder of ours stays
             if side:
                 try:
                     out.rmdir()
                 except OSError:
                     pass
+            if diverged:  # what was to be saved is the best of a run that blew up: say so too
+                raise UsageError(f"{diverged}; kept the run as it was at step {diverged.kept}, but {e}") from None
             raise
     drawn = False
     try:  # the run is saved: a stop signal from here on cuts the report short, never the run

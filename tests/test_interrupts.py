@@ -1,6 +1,7 @@
 """Ctrl-C and SIGTERM, sent as real signals to real processes: one line, the right exit code, nothing lost."""
 import json
 import os
+import tempfile
 import signal
 import stat
 import subprocess
@@ -256,6 +257,27 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_run(tmp_path, monkeypatc
     for name, digest in before.items():  # the whole previous run, not only its model
         assert hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() == digest, name
     assert not list(tmp_path.glob("*.tmp"))  # no half-written leftovers
+
+
+def test_a_full_disk_when_saving_what_was_kept_of_a_diverged_run_says_it_diverged(tmp_path, monkeypatch):
+    # From a review: the one line was the full disk's, and nothing said the run had blown up at its rate.
+    import errno
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    real = atomic.write_temporary
+
+    def full(path, *a, **k):
+        if str(tmp_path / "out") in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(atomic, "write_temporary", full)
+    with pytest.raises(UsageError) as e:
+        train.main(["--steps", "6000", "--eval-every", "500", "--schedule", "cosine", "--warmup", "5000", "--lr", "5",
+                    "--out", str(tmp_path / "out")])
+    assert str(e.value).startswith("training diverged by step 3300") and "try a smaller --lr" in str(e.value)
+    assert "kept the run as it was at step 2500, but cannot write" in str(e.value) and "rescued" in str(e.value)
 
 
 class Killed(BaseException):

@@ -152,3 +152,16 @@ def test_novelty_is_not_counted_against_data_the_checkpoint_does_not_vouch_for(t
     checkpoint.save(moved, params, vocab, {k: v for k, v in config.items() if k not in ("format", "data_sha256")})
     proc = run_cli("mlp_lm.sample", "--checkpoint", moved, "-n", 3)
     assert proc.returncode == 0 and "cannot say which are new" in proc.stderr and "data_sha256" in proc.stderr
+
+
+def test_the_newest_model_is_said_to_be_a_kept_diverged_run_when_it_is_one(tmp_path, monkeypatch, capsys):
+    # From a review: after "training diverged ... is saved in runs/names-2", sample without --checkpoint
+    # took that run as "the newest model" without a word of what it is.
+    from mlp_lm import sample
+    run = tmp_path / "d"
+    proc = run_cli("mlp_lm.train", "--steps", 6000, "--eval-every", 500, "--schedule", "cosine", "--warmup", 5000,
+                   "--lr", 5, "--out", run)
+    assert proc.returncode == 2
+    monkeypatch.setattr(runs, "newest", lambda folder: run / "model.npz")
+    assert sample.main(["-n", "1"]) == 0
+    assert "the newest model: what was kept of a run that diverged after step 3300)" in capsys.readouterr().err
