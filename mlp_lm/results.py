@@ -92,6 +92,8 @@ def retrain(out, flags):
                 for name in SAVED + PICTURES:
                     (out / name).unlink(missing_ok=True)
                 saved = False
+                print(f"results: what train kept of the run that diverged is no run of the table: removed from {out}",
+                      file=sys.stderr)
             if aside is not None:
                 if saved:
                     shutil.rmtree(aside)

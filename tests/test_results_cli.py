@@ -564,7 +564,7 @@ def test_a_runs_folder_that_is_a_link_to_a_missing_folder_says_so(tmp_path, no_c
     assert "is a link to nothing" in refusal(["--no-train", "--runs", str(link)])
 
 
-def test_a_retrain_that_diverges_leaves_the_earlier_run(tmp_path):
+def test_a_retrain_that_diverges_leaves_the_earlier_run(tmp_path, capsys):
     # From a review: train now keeps the best of a run that blew up, and retrain took that for the new
     # run and deleted the earlier, finished one.
     out = tmp_path / "scaled"
@@ -573,6 +573,7 @@ def test_a_retrain_that_diverges_leaves_the_earlier_run(tmp_path):
     code, saved = results.retrain(out, ["--steps", "6000", "--eval-every", "500", "--schedule", "cosine",
                                         "--warmup", "5000", "--lr", "5"])
     assert code == 2 and not saved
+    assert f"what train kept of the run that diverged is no run of the table: removed from {out}" in capsys.readouterr().err
     assert {n: (out / n).read_bytes() for n in before} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scaled"]  # nothing set aside is left behind
 
