@@ -19,7 +19,12 @@ EXIT_BAD_INPUT = 2
 
 
 class UsageError(Exception):
-    """A problem with what the user asked for; the message says what to do instead."""
+    """A problem with what the user asked for; the message says what to do instead. code: the exit
+    code, EXIT_BAD_INPUT unless a stop signal's is owed too (train: a run that diverged, then Ctrl-C)."""
+
+    def __init__(self, message="", code=EXIT_BAD_INPUT):
+        super().__init__(message)
+        self.code = code
 
 
 def one_line(message):
@@ -214,7 +219,7 @@ def run(main, prog, keep_going_without_stdout=False):
         code = exit_code(e)
     except (DataError, CheckpointError, UsageError) as e:
         print(f"{prog}: error: {one_line(e)}{_GONE_HINT if current_directory_gone() else ''}", file=sys.stderr)
-        code = EXIT_BAD_INPUT
+        code = e.code if isinstance(e, UsageError) else EXIT_BAD_INPUT
     except NotEnoughMemory as e:  # found before the work started, with the sizes in the message
         print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
         code = EXIT_BAD_INPUT

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import atomic, metrics, model, plots
-from .cli import UsageError, exit_code, run, signals_held
+from .cli import EXIT_BAD_INPUT, UsageError, exit_code, run, signals_held
 from .data import SPLIT_SEED, describe, load_splits, repeats_warning
 from .sampling import generate, shown
 from .sweep import lr_sweep, report_sweep
@@ -302,7 +302,8 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             raise UsageError(f"{diverged}; the run as it was at step {diverged.kept}, its best dev evaluation "
                              f"(dev {devs[diverged.kept]:.4f}), is saved in {out}" + ("" if result else
                              f", not evaluated: python -m mlp_lm.evaluate --checkpoint "
-                             f"{shlex.quote(str(out / 'model.npz'))} evaluates it"))
+                             f"{shlex.quote(str(out / 'model.npz'))} evaluates it"),
+                             exit_code(interrupt) if interrupt is not None else EXIT_BAD_INPUT)  # a signal's, if one came
         return exit_code(interrupt) if interrupt is not None else 0
     except KeyboardInterrupt as e:
         resume = f"; to continue: python -m mlp_lm.train --resume --out {shlex.quote(str(out))}" if unfinished else ""

@@ -837,3 +837,26 @@ def test_a_whole_file_is_written_as_writing_into_it_would(tmp_path, monkeypatch)
     with pytest.raises(PermissionError) as e:
         atomic.write_whole(private, b"newest")
     assert e.value.filename == str(private) and private.read_text() == "newer"
+
+
+def test_ctrl_c_during_the_final_evaluation_of_a_kept_diverged_run_exits_as_a_signal_does(monkeypatch, capsys,
+                                                                                          tmp_path):
+    # From a review: the run kept of a divergence, saved unevaluated after a Ctrl-C, exited 2, where the
+    # README promises 130 for a Ctrl-C during the final evaluation; the error line still says what happened.
+    from mlp_lm import cli, model
+    real, calls = model.split_loss, {"n": 0}
+
+    def evaluation_interrupted(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 7:  # the dev evaluations at 500, ..., 3000, then the final evaluation's first split
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(model, "split_loss", evaluation_interrupted)
+    with pytest.raises(SystemExit) as e:
+        cli.run(lambda: train.main(["--steps", "6000", "--eval-every", "500", "--schedule", "cosine", "--warmup",
+                                    "5000", "--lr", "5", "--out", str(tmp_path)]), "train")
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert e.value.code == 130 and last.startswith("train: error: training diverged by step 3300")
+    assert "is saved in" in last and "not evaluated: python -m mlp_lm.evaluate --checkpoint" in last
+    assert json.loads((tmp_path / "metrics.json").read_text())["evaluated"] is False
