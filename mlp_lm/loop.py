@@ -55,8 +55,9 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
     best dev evaluation of this training, and returned with the losses to there and a Diverged
     (its .kept that step) as the interrupt: the best of the run, not lost. With no evaluation
     better than a uniform guess (ln V), or in a resumed run (whose folder keeps the state it was
-    resumed from, which may be better than any of its own), Diverged is raised. Raises ValueError, before any step, for what Trainer
-    refuses and for a dev set it cannot evaluate (when it evaluates one).
+    resumed from, which may be better than any of its own), Diverged is raised. Raises ValueError,
+    before any step, for what Trainer refuses and for a dev set it cannot evaluate (when it
+    evaluates one).
     """
     cfg = plain(cfg)  # numpy scalars as Python values
     problem = config_problem(cfg) or params_problem(cfg, params, *splits.train)  # Trainer's refusals, named first
@@ -131,11 +132,12 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
             where = (str(e) if isinstance(e, RanAway) else f"in the dev evaluation after step {done} ({e})"
                      if evaluating else f"at step {done + 1} ({e})")
             ran = done
-            try:
-                if good is None:
-                    raise ValueError("no dev evaluation better than a uniform guess")
-                trainer.load_state(good[1], steps=good[0])  # the best of the run; as its checks take it
-            except ValueError:
+            if good is not None:
+                try:
+                    trainer.load_state(good[1], steps=good[0])  # the best of the run, as its checks take it
+                except ValueError:  # parameters no trained model has: nothing worth keeping
+                    good = None
+            if good is None:
                 raise Diverged(cfg, where, resumed is not None) from None
             done, _, devs = good
             interrupt = Diverged(cfg, where, resumed is not None, kept=done, ran=ran)
