@@ -20,6 +20,7 @@ from .cli import ArgumentParser, UsageError, int_at_least, run
 from .data import (BOUNDARY, SPLIT_SEED, DataError, build_dataset, differs, load_splits, read_items_and_digest,
                    show_symbols)
 from .jsonout import prepare_json, write_json
+from .sampling import Novelty
 
 MAX_ORDER = 32
 AS_A_WHOLE = "pass --data FILE to evaluate on a file as a whole"
@@ -66,14 +67,15 @@ def other_file(path, items, vocab, block_size):
     return build_dataset(items, vocab, block_size)
 
 
-def trained_on(items, splits):
+def trained_on(items, config):
     """How many of another file's items the model trained on: a loss on its own training items
     is no measure of how it does on new ones (a file re-saved by an editor is no longer the
-    training data byte for byte, and is evaluated as another file)."""
-    if splits is None:
-        return "which of its items the model trained on cannot be told (its training data is not there as it was)"
-    train = set(splits.items[0])
-    seen = sum(item in train for item in items)
+    training data byte for byte, and is evaluated as another file). The training items are
+    sampling.Novelty's, which tells samples that are new the same way."""
+    training = Novelty(config)
+    if training.why is not None:
+        return f"which of its items the model trained on cannot be told ({training.why})"
+    seen = sum(item in training.train for item in items)
     return f"{seen:,} of its {len(items):,} items {'is' if seen == 1 else 'are'} in the model's training split"
 
 
@@ -128,17 +130,12 @@ def main(argv=None):
         if n is not None:  # the n-gram and the mixtures' weights still come from the training data
             splits = training_splits(config, vocab, block, instead=needs_split)
             sets.update(dev=splits.dev)
-        else:  # only to say how many of these items the model trained on
-            try:
-                splits = training_splits(config, vocab, block)
-            except UsageError:
-                splits = None
     print(f"checkpoint: {args.checkpoint}: T={T} E={params['C'].shape[1]} H={params['b1'].shape[0]}"
           f"{' direct' if 'Wd' in params else ''}, {model.num_params(params):,} parameters")
     if "all" in sets:  # another file: all of it, and perhaps the training data's dev split for the mixture
         shown = f"{len(sets['all'][1])} examples from every item" + (
             f" (and the training data's {len(sets['dev'][1])} dev examples, for the mixture's weight)" if "dev" in sets else "")
-        shown += "; " + trained_on(items, splits)
+        shown += "; " + trained_on(items, config)
     else:
         shown = ", ".join(f"{len(Y)} {name}" for name, (_, Y) in sets.items()) + " examples"
     print(f"data: {source}: {shown}")
