@@ -9,7 +9,7 @@ import uuid
 import numpy as np
 import pytest
 
-from mlp_lm import checkpoint, config, model, optim, progress, sweep, train, train_flags, trainer
+from mlp_lm import advice, checkpoint, config, model, optim, progress, sweep, train, train_flags, trainer
 from mlp_lm.cli import UsageError
 from mlp_lm.data import load_splits
 
@@ -526,8 +526,8 @@ def test_a_run_whose_loss_bounced_up_on_its_way_down_is_told_to_lower_the_learni
                    tmp_path / "slow")  # the loss falls all the way, too slowly: the advice stays
     assert proc.returncode == 0 and "larger --lr or more --steps" in proc.stderr
     # a rate so small the loss only wanders (batch 4: its window means from 24.8 up to 26.9 and back) is no bounce
-    assert not train.bounced(np.r_[np.full(100, 24.8), np.full(100, 26.9), np.full(2800, 24.1)])
-    assert train.bounced(np.r_[np.full(100, 39.6), np.full(100, 44.3), np.full(2800, 4.7)])
+    assert not advice.bounced(np.r_[np.full(100, 24.8), np.full(100, 26.9), np.full(2800, 24.1)])
+    assert advice.bounced(np.r_[np.full(100, 39.6), np.full(100, 44.3), np.full(2800, 4.7)])
 
 
 def test_a_sweep_whose_best_rate_is_its_edge_says_so(tmp_path, capsys):

@@ -1,0 +1,44 @@
+"""What train says about a run beyond its numbers: sizes the data cannot use, and why a run
+that ended no better than a uniform guess did, with what to try instead."""
+import math
+
+import numpy as np
+
+
+def size_warnings(cfg, splits):
+    """Warnings for sizes the data cannot use: a batch longer than the training set, a context longer
+    than the longest item (its first positions are then the boundary in every context)."""
+    n_train, longest = len(splits.train[1]), max(len(item) for part in splits.items for item in part)
+    if cfg.batch_size > n_train:
+        yield (f"warning: the batch ({cfg.batch_size:,}) is longer than the training set ({n_train:,} examples), so "
+               f"every step draws examples more than once; a --batch-size of {n_train:,} or less costs less")
+    if cfg.block_size > longest:
+        extra = cfg.block_size - longest
+        yield (f"warning: the context ({cfg.block_size:,}) is longer than the longest item ({longest:,} "
+               f"symbol{'s' if longest != 1 else ''}), so its first {extra:,} position{'s' if extra != 1 else ''} "
+               f"hold{'s' if extra == 1 else ''} the boundary in every context and tell{'s' if extra == 1 else ''} "
+               f"the model nothing; --block-size {longest:,} does the same for less")
+
+
+def bounced(losses, window=100):
+    """Whether the minibatch losses rose on their way down: the mean of a later `window` of steps
+    above the first window's, in a run whose last window is below half its first. A start far above
+    ln V (--init lecture: about 28) can fall a long way and still end above ln V with a learning rate
+    too large, the loss bouncing up on the way; a rate too small moves it little, up or down."""
+    means = np.asarray(losses[:len(losses) // window * window], dtype=np.float64).reshape(-1, window).mean(axis=1)
+    return len(means) > 1 and means[-1] < 0.5 * means[0] and float(means[1:].max()) > 1.05 * float(means[0])
+
+
+def futile_warning(result, losses, V, resumed=False):
+    """The warning for a run whose dev loss is no better than ln V, a uniform guess: why (learned
+    its training items by heart, a loss that went up, or that rose on its way down, or no progress)
+    and what to try. result: its train/dev/test losses; losses: its minibatch losses, step by step."""
+    retry = "start a new run with" if resumed else "try"  # --resume takes none of these flags
+    advice = ("the model learned its training items by heart and nothing that carries over to new ones; "
+              f"{retry} more data, fewer --steps or a smaller model" if result["train_loss"] < 0.9 * math.log(V)
+              else f"the training loss went up, not down; {retry} a smaller --lr"
+              if float(np.mean(losses[-100:])) > 1.05 * losses[0]  # the last steps' against the first's
+              else f"the training loss rose on its way down; {retry} a smaller --lr" if bounced(losses)
+              else f"training did not get anywhere; {retry} a larger --lr or more --steps")
+    return (f"warning: the dev loss is no better than ln {V} = {math.log(V):.2f}, the loss of a uniform "
+            f"guess: {advice}")
