@@ -80,6 +80,8 @@ class BatchSplit:
             raise ValueError(f"ix must be a 1-D numpy array of B >= 1 row indices, got {type(ix).__name__} of shape "
                              f"{np.shape(ix)}")
         check_indices(ix, len(Y), "ix", "row indices")
+        if len(X) != len(Y):  # else a row past X's end is an IndexError, or X's rows pair with other rows' targets
+            raise ValueError(f"X and Y must hold the same examples, one row each, got {len(X)} and {len(Y)} rows")
         parts = min(self.parts, len(ix))
         if parts == 1:
             # X[ix] and Y[ix], by ndarray.take: at batch 32 the same rows a few microseconds sooner

@@ -156,6 +156,9 @@ def test_a_split_batch_refuses_row_indices_it_would_misread():
                        [1, 2], np.array([[1, 2]])):
                 with pytest.raises(ValueError, match="ix"):
                     split.loss_and_grads(p, X, Y, ix)
+            for short_X, short_Y in ((X[:40], Y), (X, Y[:40])):  # examples that do not pair up
+                with pytest.raises(ValueError, match="same examples"):
+                    split.loss_and_grads(p, short_X, short_Y, np.array([1, 2]))
             loss, _ = split.loss_and_grads(p, X, Y, np.flatnonzero(keep))
             assert loss == pytest.approx(model.loss_and_grads(p, X[keep], Y[keep])[0], rel=1e-12)
         finally:
