@@ -65,7 +65,9 @@ class AdamW:
         5. theta  <- theta - lr_t * m_hat / (sqrt(v_hat) + eps)
 
     The decay in step 1 is not part of the gradient, so Adam's per-coordinate
-    scaling does not weaken it on coordinates with large gradients.
+    scaling does not weaken it on coordinates with large gradients. It is lr_t * lambda
+    a step, as in torch; Loshchilov & Hutter scale lambda by the schedule alone, so their
+    lambda is lr * lambda here (docs/derivations.md#weight-decay).
     """
 
     def __init__(self, weight_decay=0.0, beta1=0.9, beta2=0.999, eps=1e-8):

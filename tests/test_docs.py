@@ -218,3 +218,18 @@ def test_pasted_gradcheck_output_matches_a_real_run(capsys):
         # name and shape must match exactly; the tiny differences may vary across machines
         assert p.split("exact:")[0].split() == r.split("exact:")[0].split()
         assert p.endswith(" ok") and float(re.search(r"ratio: (\S+)", p).group(1)) <= gradcheck.TOLERANCE
+        # the analytic gradients' scale is the same to the digits shown; the finite differences' errors
+        # move with the BLAS and the order of additions, but not by a factor of 10 (which is a change of method)
+        value = lambda line, key: float(re.search(key + r": (\S+)", line).group(1))
+        assert value(p, "scale") == value(r, "scale"), (p, r)
+        assert 0.1 < value(p, "maxdiff") / value(r, "maxdiff") < 10, (p, r)
+
+
+def test_the_readmes_memory_refusal_needs_what_train_computes():
+    # A pasted figure went stale once the kept best state was counted (1,460.6 GiB, then 1,676.6).
+    from mlp_lm.config import Config
+    from mlp_lm.runtime import gib
+    from mlp_lm.trainer import memory_needed
+    line = next(line for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines() if "needs about" in line)
+    assert "H=1000000000, batch 32, 200,000 steps" in line
+    assert f"needs about {gib(memory_needed(Config(n_hidden=10**9), 27))} of memory" in line
