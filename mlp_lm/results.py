@@ -31,7 +31,8 @@ from .counting import KneserNey, choose_k
 from .data import DEFAULT_DATA, digest, in_checkout, load_splits
 from .aside import check_run_place, put_back, recover_set_aside, results_lock, set_aside
 from .runs import PICTURES, SAVED
-from .results_table import CONFIGS, MIX_ORDER, diverged, read_metrics, render, run_problem, stranger, trained_steps
+from .results_table import (CONFIGS, MIX_ORDER, check_mixture_rows, check_read_back, diverged, read_run, render,
+                            stranger, trained_steps)
 
 PICTURE_RUN = "embd2"
 MIXED = ("scaled", "paper", "best")  # runs mixed with the n-gram below
@@ -182,6 +183,7 @@ def make_table(args, only, runs, docs, docs_wanted):
     except KeyboardInterrupt as e:  # the runs are trained and saved: only the counting is left to redo
         print(how_to_finish(args, None, only, runs, docs_wanted, True), file=sys.stderr)
         return exit_code(e)
+    check_mixture_rows(rows, mixes, runs)
     print(f"n-grams and mixtures in {time.perf_counter() - t0:.1f}s")
     machine = f"a {runtime.machine_description()}"
     tables = json.dumps({"ngrams": {f"{s}-{n}": m for (s, n), m in ngrams.items()}, "mixtures": mixes}, indent=2)
@@ -205,30 +207,6 @@ def make_table(args, only, runs, docs, docs_wanted):
     else:
         print(f"no {picture} (matplotlib missing?): {target / 'embedding.png'} left as it was")
     return 0
-
-
-def read_run(name, runs, data_sha256):
-    """The metrics of the table's run `name` in `runs`, checked to be that run (results_table.run_problem)."""
-    path = runs / name / "metrics.json"
-    m = read_metrics(path)
-    problem = run_problem(name, m, data_sha256)
-    if problem:
-        raise UsageError(f"the run in {path.parent} {problem}; retrain it with python -m mlp_lm.results --only "
-                         f"{name} (with this command's --runs and --steps, if any)")
-    return m
-
-
-def check_read_back(names, runs, data_sha256):
-    """Before any training: every run the table reads back rather than retrains is there, finished,
-    and the table's; the missing ones are named together."""
-    missing = [n for n in names if not (runs / n / "metrics.json").exists()]
-    if missing:
-        raise UsageError(f"{runs} has no {', '.join(missing)} run{'s' if len(missing) > 1 else ''} (never trained "
-                         f"there); train {'them' if len(missing) > 1 else 'it'} with python -m mlp_lm.results --only "
-                         f"{','.join(missing)} (with this command's --runs and --steps, if any), or leave out "
-                         f"--only and --no-train to train every run")
-    for name in names:
-        read_run(name, runs, data_sha256)
 
 
 def check_flags(args):

@@ -1,5 +1,5 @@
 """The table of docs/results.md, from the runs' metrics.json: which runs it holds (CONFIGS),
-each run's metrics read and checked, the steps they were trained for, and the Markdown.
+each run's metrics read and checked (against its model.npz too), the steps they were trained for, and the Markdown.
 results.py, the command, trains the runs and calls this."""
 import json
 import math
@@ -7,7 +7,8 @@ import shlex
 from dataclasses import asdict
 from pathlib import Path
 
-from . import metrics
+from . import checkpoint, metrics, model
+from .atomic import CheckpointError
 from .cli import UsageError
 from .data import DEFAULT_DATA, digest, in_checkout
 from .train_flags import parse_args
@@ -105,6 +106,10 @@ def read_metrics(path):
         wrong.append("config")
     if wrong:
         raise UsageError(f"{path} has {', '.join(wrong)} of the wrong type; retrain that run")
+    impossible = [k for k in numbers if m[k] < 0] + (["params"] if m["params"] < 1 else [])
+    if impossible:  # a negative log likelihood (or time) is no run's: an edited or damaged file
+        raise UsageError(f"{path} has {', '.join(impossible)} below {'1' if impossible == ['params'] else '0'}, "
+                         f"which no run gives; retrain that run")
     done, planned = m.get("steps"), m["config"].get("steps")
     if m.get("diverged") is True:  # what train kept of a run that blew up: --resume would replay the blow-up
         raise UsageError(f"{path} is what was kept of a run that diverged (its step {done:,}); retrain that run")
@@ -202,3 +207,48 @@ def diverged(out):
         return json.loads((Path(out) / "metrics.json").read_text()).get("diverged") is True
     except (OSError, ValueError, AttributeError, RecursionError):
         return False
+
+
+def read_run(name, runs, data_sha256):
+    """The metrics of the table's run `name` in `runs`, checked to be that run (results_table.run_problem)
+    and to be of the model.npz beside them: the same configuration and number of parameters."""
+    path = runs / name / "metrics.json"
+    m = read_metrics(path)
+    problem = run_problem(name, m, data_sha256)
+    if not problem:
+        try:
+            params, _, config = checkpoint.load(path.parent / "model.npz")
+        except CheckpointError as e:
+            problem = f"has no model.npz that loads beside its metrics.json ({str(e).split('; ')[0]})"  # not its advice
+        else:
+            if {k: v for k, v in config.items() if k != "format"} != {k: v for k, v in m["config"].items()
+                                                                       if k != "format"} \
+                    or model.num_params(params) != m["params"]:
+                problem = "has a model.npz of another run than its metrics.json (another configuration or size)"
+    if problem:
+        raise UsageError(f"the run in {path.parent} {problem}; retrain it with python -m mlp_lm.results --only "
+                         f"{name} (with this command's --runs and --steps, if any)")
+    return m
+
+
+def check_mixture_rows(rows, mixes, runs):
+    """UsageError unless each mixed run's model gives the dev loss its metrics.json reports (the same
+    evaluation, to rounding): else the table would show two losses for one run."""
+    for name, _, m in rows:
+        if name in mixes and not math.isclose(mixes[name]["mlp"]["dev_loss"], m["dev_loss"], rel_tol=1e-9):
+            raise UsageError(f"the model.npz in {runs / name} gives dev {mixes[name]['mlp']['dev_loss']:.4f}, not "
+                             f"the {m['dev_loss']:.4f} of its metrics.json: they are not of one run; retrain it with "
+                             f"python -m mlp_lm.results --only {name} (with this command's --runs and --steps, if any)")
+
+
+def check_read_back(names, runs, data_sha256):
+    """Before any training: every run the table reads back rather than retrains is there, finished,
+    and the table's; the missing ones are named together."""
+    missing = [n for n in names if not (runs / n / "metrics.json").exists()]
+    if missing:
+        raise UsageError(f"{runs} has no {', '.join(missing)} run{'s' if len(missing) > 1 else ''} (never trained "
+                         f"there); train {'them' if len(missing) > 1 else 'it'} with python -m mlp_lm.results --only "
+                         f"{','.join(missing)} (with this command's --runs and --steps, if any), or leave out "
+                         f"--only and --no-train to train every run")
+    for name in names:
+        read_run(name, runs, data_sha256)

@@ -54,6 +54,21 @@ def stop_training_at(monkeypatch, step, every=False):
     monkeypatch.setattr(model, "loss_and_grads", interrupted)
 
 
+def put_results_run(folder, m):
+    """Write a results run into `folder`: its metrics.json (m, with its parameter count set) and a
+    model.npz of m's configuration beside it, as results checks the two against each other."""
+    import json
+
+    from mlp_lm import checkpoint, data
+    c = m["config"]
+    params = model.init_params(c["vocab_size"], c["block_size"], c["n_embd"], c["n_hidden"], direct=c["direct"])
+    m = {**m, "params": model.num_params(params)}
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoint.save(folder / "model.npz", params, data.build_vocab(["abcdefghijklmnopqrstuvwxyz"]), c)
+    (folder / "metrics.json").write_text(json.dumps(m))
+
+
 def results_metrics(steps=200000, dev=2.1, name="scaled", **config):
     """A metrics.json for the results run `name`, with its configuration as train records it."""
     import hashlib

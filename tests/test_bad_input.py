@@ -10,7 +10,7 @@ import pytest
 
 from mlp_lm import checkpoint, cli, sample, train
 
-from .conftest import NAMES, ROOT, SMALL, results_metrics, run_cli
+from .conftest import NAMES, ROOT, SMALL, put_results_run, results_metrics, run_cli
 
 
 def call(module, argv, capsys):
@@ -440,14 +440,16 @@ def test_items_are_lines_as_an_editor_sees_them(tmp_path):
 
 
 @pytest.mark.parametrize("bad", [{"dev_loss": "x"}, {"params": None}, {"config": 5}, {"config": {}},
-                                 {"train_seconds": "x"}, "nested", "fifo"])
+                                 {"train_seconds": "x"}, "nested", "fifo",
+                                 # values no run has, and numbers that are not its model's (a hostile tester's)
+                                 {"dev_loss": -5.0}, {"test_loss": -1e-3}, {"train_seconds": -1}, {"params": 0},
+                                 {"params": 28059}])
 def test_results_refuses_metrics_of_the_wrong_shape_in_one_line(tmp_path, bad):
     import os
     from mlp_lm import results
     for name in results.CONFIGS:
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "metrics.json").write_text(json.dumps(results_metrics(name=name)))
-    good = results_metrics(name="scaled")
+        put_results_run(tmp_path / name, results_metrics(name=name))
+    good = json.loads((tmp_path / "scaled" / "metrics.json").read_text())
     target = tmp_path / "scaled" / "metrics.json"
     if bad == "nested":
         target.write_text("[" * 100_000)

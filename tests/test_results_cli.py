@@ -12,16 +12,15 @@ import pytest
 from mlp_lm import cli, results, train, train_flags
 from mlp_lm.cli import UsageError
 
-from .conftest import SMALL, results_metrics, run_cli
+from .conftest import SMALL, put_results_run, results_metrics, run_cli
 
 
 def fill_runs(runs, steps=None, skip=()):
     """A metrics.json for every run in `runs` (each at the steps its flags give, or at `steps`)."""
     for name in results.CONFIGS:
         if name not in skip:
-            (runs / name).mkdir(parents=True, exist_ok=True)
             m = results_metrics(steps or train_flags.parse_args(results.CONFIGS[name][1]).cfg.steps, name=name)
-            (runs / name / "metrics.json").write_text(json.dumps(m))
+            put_results_run(runs / name, m)
 
 
 @pytest.fixture
@@ -34,6 +33,7 @@ def no_counting(monkeypatch):
         return {}
     monkeypatch.setattr(results, "ngram_rows", ngrams)
     monkeypatch.setattr(results, "mixture_row", lambda run_dir: None)
+    monkeypatch.setattr(results, "check_mixture_rows", lambda rows, mixes, runs: None)  # no mixtures to check
     render = results.render
     monkeypatch.setattr(results, "render", lambda rows, ngrams, mixes, machine, steps=None:
                         render(rows, ngrams, {}, machine, steps))
@@ -133,7 +133,7 @@ def test_a_run_stopped_early_is_not_tabulated_as_finished(tmp_path, no_counting)
     fill_runs(tmp_path)
     m = results_metrics(steps=200000)
     m["steps"] = 1500
-    (tmp_path / "scaled" / "metrics.json").write_text(json.dumps(m))
+    put_results_run(tmp_path / "scaled", m)
     message = refusal(["--no-train", "--runs", str(tmp_path)])
     assert "stopped at step 1,500 of 200,000" in message
     assert f"python -m mlp_lm.train --resume --out {tmp_path / 'scaled'}" in message
@@ -264,7 +264,7 @@ def test_a_run_in_the_wrong_folder_is_refused_not_tabulated(change, words, tmp_p
     fill_runs(tmp_path)
     m = results_metrics(name="scaled")
     m["config"] = {k: v for k, v in {**m["config"], **change}.items() if v is not None}  # None: not recorded
-    (tmp_path / "scaled" / "metrics.json").write_text(json.dumps(m))
+    put_results_run(tmp_path / "scaled", m)
     for argv in (["--no-train"], ["--only", "lecture"]):  # read back: refused before any training
         message = refusal([*argv, "--runs", str(tmp_path)])
         assert message.startswith(f"the run in {tmp_path / 'scaled'} ")
@@ -275,10 +275,10 @@ def test_a_run_read_back_may_differ_in_its_steps_and_lack_settings_added_since(t
     fill_runs(tmp_path)
     m = results_metrics(2000, name="scaled")  # a quick run: the table states the steps each run had
     del m["config"]["ema"]  # trained before --ema existed: it ran as the default does, as its row asks
-    (tmp_path / "scaled" / "metrics.json").write_text(json.dumps(m))
+    put_results_run(tmp_path / "scaled", m)
     assert results.main(["--no-train", "--runs", str(tmp_path)]) == 0
     m["config"]["label_smoothing"] = 0.1  # but a setting it does record must be its row's
-    (tmp_path / "scaled" / "metrics.json").write_text(json.dumps(m))
+    put_results_run(tmp_path / "scaled", m)
     assert "label_smoothing 0.1" in refusal(["--no-train", "--runs", str(tmp_path)])
 
 
@@ -464,8 +464,8 @@ def test_a_run_trained_by_hand_where_one_was_set_aside_does_not_cost_the_earlier
     (out / "metrics.json").write_text("[" * 100000 + "]" * 100000)  # past Python's depth: was a traceback
     assert "holds a run that has no metrics.json of a run" in refusal(["--no-train", "--runs", str(runs)])
     assert (aside / "model.npz").read_text() == "the earlier model"
-    shutil.rmtree(out)  # the user moves theirs away: the earlier run goes back
-    results.main(["--no-train", "--runs", str(runs)])
+    shutil.rmtree(out)  # the user moves theirs away: the earlier run goes back (and is read: no model, this one)
+    assert "has no model.npz that loads beside its metrics.json" in refusal(["--no-train", "--runs", str(runs)])
     assert (out / "model.npz").read_text() == "the earlier model" and not aside.exists()
 
 
@@ -587,3 +587,16 @@ def test_what_was_kept_of_a_diverged_run_is_no_run_of_the_table(tmp_path):
     assert proc.returncode == 2 and results_table.diverged(out)
     with pytest.raises(UsageError, match="is what was kept of a run that diverged \\(its step 2,500\\); retrain that run"):
         results_table.read_metrics(out / "metrics.json")
+
+
+def test_a_mixed_runs_model_must_give_the_dev_loss_its_metrics_report(tmp_path):
+    # From a hostile tester: a model.npz of the same size but another run's weights put two dev losses
+    # for one run in the table (2.5466 in the main table, 2.4634 in the mixtures').
+    from mlp_lm import results_table
+    rows = [("lecture", "", {"dev_loss": 2.5466}), ("scaled", "", {"dev_loss": 2.5466})]
+    same = {"scaled": {"mlp": {"dev_loss": 2.5466 * (1 + 1e-12)}}}  # the same evaluation, to rounding
+    results_table.check_mixture_rows(rows, same, tmp_path)
+    other = {"scaled": {"mlp": {"dev_loss": 2.4634}}}
+    with pytest.raises(UsageError, match=r"scaled gives dev 2.4634, not the 2.5466 of its metrics.json.*--only scaled"):
+        results_table.check_mixture_rows(rows, other, tmp_path)
+    assert results.check_mixture_rows is results_table.check_mixture_rows  # what make_table calls
