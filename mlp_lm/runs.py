@@ -44,8 +44,15 @@ def prepare_out(out):
         probe = out / f".write-test-{os.getpid()}"  # our own: two runs starting at once do not collide
         probe.write_text("")
         probe.unlink()
+        path_max = os.pathconf(out, "PC_PATH_MAX")
     except OSError as e:
         raise UsageError(f"cannot write to output directory {out}: {e.strerror}; pass a writable --out") from None
+    # The save writes under its longest names by their absolute paths (tempfile makes them so), in a side
+    # folder when --out holds a model already: a path the probe above passes could still be too long there.
+    longest = len(os.fsencode(os.path.abspath(out))) + LONGEST_SAVED
+    if longest >= path_max:  # the limit counts the terminating NUL
+        raise UsageError(f"--out {out} is too long a path: the files a run saves there would have paths of "
+                         f"{longest:,} bytes, past this system's limit of {path_max - 1:,}; name a shorter --out")
     return out
 
 
@@ -167,6 +174,10 @@ def loss_csv(losses, devs):
 
 SAVED = ("loss.csv", "metrics.json", "model.npz")  # what save_run writes
 PICTURES = ("loss.png", "embedding.png")  # drawn after it (with matplotlib); an earlier run's go at the save
+SIDE_FOLDERS = ("interrupted", "unconverged")  # where a run goes when --out holds a model it may not replace
+# bytes the longest path a save writes adds to --out's: "/unconverged/.embedding.png.xxxxxxxx.tmp"
+LONGEST_SAVED = (1 + max(map(len, SIDE_FOLDERS)) + 1
+                 + max(len(name) for name in (*SAVED, *PICTURES, atomic.JOURNAL)) + atomic.TEMPORARY_EXTRA)
 SWEEP_FILES = ("lr_sweep.csv", "lr_sweep.png")  # all that --lr-sweep writes: it leaves a run alone, and a run it
 # What a training or a sweep writes into its --out (the lock and the journal are the run folder's own): all of
 # it an earlier run's, as are the folders it puts a run in when it will not replace the model there.

@@ -86,6 +86,33 @@ def test_train_rejects_bad_data(content, words, capsys, tmp_path):
     assert_one_line_error(code, err, *words)
 
 
+def test_an_out_too_long_for_the_save_is_refused_before_training(tmp_path):
+    # From a hostile tester: an --out the write probe passed trained in full, then could not be saved
+    # ("File name too long"): the save's temporary names are longer, and by the absolute path.
+    import os
+    from mlp_lm import runs
+    from mlp_lm.cli import UsageError
+    path_max = os.pathconf(tmp_path, "PC_PATH_MAX")
+    room = path_max - 1 - len(os.fsencode(str(tmp_path.resolve())))
+
+    def out_of(length):  # a folder under tmp_path whose absolute path is `length` bytes longer
+        parts, left = [], length
+        while left > 0:
+            part = min(200, left - 1) if left > 1 else 1
+            parts.append("p" * part)
+            left -= part + 1
+        return tmp_path.resolve().joinpath(*parts)
+    near = out_of(room - runs.LONGEST_SAVED + 5)  # the probe's short name fits; the longest saved one does not
+    assert len(os.fsencode(str(near))) + len(f"/.write-test-{os.getpid()}") < path_max
+    with pytest.raises(UsageError, match="is too long a path.*name a shorter --out"):
+        runs.prepare_out(near)
+    fits = out_of(room - runs.LONGEST_SAVED)
+    assert runs.prepare_out(fits) == fits
+    longest = fits / "unconverged" / (".embedding.png.12345678.tmp")
+    fits.joinpath("unconverged").mkdir()
+    longest.write_text("")  # the longest name a save writes there does fit
+
+
 def test_train_rejects_unwritable_out(capsys, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("I am a file")
