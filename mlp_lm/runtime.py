@@ -249,7 +249,11 @@ def available_memory():
 
 
 def gib(n_bytes):
-    return f"{n_bytes / 2**30:,.1f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:,.0f} MiB"
+    """A size for a message, in the unit that shows it: 1.5 GiB, 300 MiB, 117 KiB, 11 bytes."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:,.{1 if unit == 'GiB' else 0}f} {unit}"
+    return f"{n_bytes:,} bytes"
 
 
 def check_fits(n_bytes, what, advice, available=None):

@@ -113,6 +113,28 @@ def test_an_out_too_long_for_the_save_is_refused_before_training(tmp_path):
     longest.write_text("")  # the longest name a save writes there does fit
 
 
+def test_a_data_file_too_large_for_memory_is_one_line_naming_it(capsys, tmp_path, monkeypatch):
+    # From a hostile tester: a 2 GB file was read whole (twice its size) before any check, and a
+    # memory error then blamed the model's sizes; one large enough would meet the kernel's OOM killer.
+    from mlp_lm import data, runtime
+    f = tmp_path / "words.txt"
+    f.write_bytes(b"ann\nbob\ncy\n" * 10_000)  # 110,000 bytes
+    monkeypatch.setattr(runtime, "available_memory", lambda: 200_000)  # less than twice the file: before reading
+    code, err = call(train, ["--data", f, "--steps", 5, "--out", tmp_path / "out"], capsys)
+    assert_one_line_error(code, err, f"reading data file {f} (107 KiB) needs about 215 KiB", "use a smaller file")
+    monkeypatch.setattr(runtime, "available_memory", lambda: 1_000_000)  # the bytes fit, their 30,001 lines do not
+    code, err = call(train, ["--data", f, "--steps", 5, "--out", tmp_path / "out"], capsys)
+    assert_one_line_error(code, err, "30,001 lines", "use a smaller file")
+    monkeypatch.undo()
+
+    def out_of_memory(*args):
+        raise MemoryError()
+    monkeypatch.setattr(data.re, "split", out_of_memory)  # what a memory cap (ulimit -v) gives instead
+    code, err = call(train, ["--data", f, "--steps", 5, "--out", tmp_path / "out"], capsys)
+    assert_one_line_error(code, err, f"data file {f} is too large to read in this machine's memory")
+    assert not (tmp_path / "out").exists()
+
+
 def test_train_rejects_unwritable_out(capsys, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("I am a file")
@@ -399,7 +421,7 @@ def test_sampling_a_sample_longer_than_memory_is_one_line(tiny_run):
 def test_check_fits_compares_with_what_is_available():
     from mlp_lm.runtime import NotEnoughMemory, check_fits
     check_fits(10, "ten bytes", "never", available=10)  # fits exactly
-    with pytest.raises(NotEnoughMemory, match=r"eleven bytes needs about 0 MiB .* 0 MiB available; shrink it"):
+    with pytest.raises(NotEnoughMemory, match=r"eleven bytes needs about 11 bytes .* 10 bytes available; shrink it"):
         check_fits(11, "eleven bytes", "shrink it", available=10)
     with pytest.raises(NotEnoughMemory, match=r"needs about 3.0 GiB .* 2.0 GiB available"):
         check_fits(3 * 2**30, "x", "y", available=2 * 2**30)
