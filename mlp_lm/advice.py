@@ -29,16 +29,27 @@ def bounced(losses, window=100):
     return len(means) > 1 and means[-1] < 0.5 * means[0] and float(means[1:].max()) > 1.05 * float(means[0])
 
 
+def fell_far(losses, window=100):
+    """(first, last): the means of the first and last `window` minibatch losses, when the last is
+    below half the first (a start far above ln V, as --init lecture's, that came a long way down); else None."""
+    first, last = float(np.mean(losses[:window])), float(np.mean(losses[-window:]))
+    return (first, last) if len(losses) >= 2 * window and last < 0.5 * first else None
+
+
 def futile_warning(result, losses, V, resumed=False):
     """The warning for a run whose dev loss is no better than ln V, a uniform guess: why (learned
-    its training items by heart, a loss that went up, or that rose on its way down, or no progress)
-    and what to try. result: its train/dev/test losses; losses: its minibatch losses, step by step."""
+    its training items by heart, a loss that went up, that rose on its way down, that came a long way
+    down but not far enough, or no progress) and what to try. result: its train/dev/test losses;
+    losses: its minibatch losses, step by step."""
     retry = "start a new run with" if resumed else "try"  # --resume takes none of these flags
+    fell = fell_far(losses)
     advice = ("the model learned its training items by heart and nothing that carries over to new ones; "
               f"{retry} more data, fewer --steps or a smaller model" if result["train_loss"] < 0.9 * math.log(V)
               else f"the training loss went up, not down; {retry} a smaller --lr"
               if float(np.mean(losses[-100:])) > 1.05 * losses[0]  # the last steps' against the first's
               else f"the training loss rose on its way down; {retry} a smaller --lr" if bounced(losses)
+              else (f"the training loss came down from {fell[0]:.2f} to {fell[1]:.2f}, but a start that far above "
+                    f"a uniform guess's needs more steps to get below it; {retry} more --steps") if fell
               else f"training did not get anywhere; {retry} a larger --lr or more --steps")
     return (f"warning: the dev loss is no better than ln {V} = {math.log(V):.2f}, the loss of a uniform "
             f"guess: {advice}")

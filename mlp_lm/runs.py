@@ -65,13 +65,14 @@ def bytes_to_save(cfg, n_params):
     return size + (len(str(cfg.steps)) + 12) * cfg.steps + 2**16
 
 
-def check_space(out, cfg, n_params):
+def check_space(out, cfg, n_params, resuming=False):
     """Refuse, before training, a run whose files the disk under `out` cannot hold."""
     need = bytes_to_save(cfg, n_params)
     free = shutil.disk_usage(out).free
-    if free < need:
+    if free < need:  # a resumed run continues from its files in `out`: no other --out can take it
         raise UsageError(f"{out} has {free / 2**20:.1f} MB free, and this run's files need about "
-                         f"{need / 2**20:.1f} MB; free some space or pass another --out")
+                         f"{need / 2**20:.1f} MB; free some space "
+                         + ("on that disk, then --resume again" if resuming else "or pass another --out"))
 
 
 def save_run_or_rescue(out, *run, unusable=None, unfinished=False):

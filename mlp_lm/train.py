@@ -139,7 +139,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         report_sweep(lre, losses, out, plt)
         return 0
 
-    check_space(out, cfg, model.num_params(params))  # a run that cannot be saved is not started
+    check_space(out, cfg, model.num_params(params), resumed is not None)  # a run that cannot be saved is not started
     print(describe_training(cfg) + "; " + describe_threads(cfg.batch_size, n_threads))
     if cfg.fold and V >= cfg.batch_size:  # a table row for every symbol costs what a row of the batch does
         print(f"warning: --fold builds tables of {V} rows (the vocabulary) for each position, no less work than the "
@@ -250,7 +250,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         for name in ("train", "dev", "test"):
             if result:
                 print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")
-        if futile:
+        if futile and not unfinished:  # stopped with steps to go, it has not had its chance: --resume is the advice
             print(futile_warning(result, losses, V, resumed is not None), file=sys.stderr)
         print("samples:", ", ".join(shown(samples, ended)))
         written = ["model.npz", "metrics.json", "loss.csv"]

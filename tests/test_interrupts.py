@@ -1,5 +1,6 @@
 """Ctrl-C and SIGTERM, sent as real signals to real processes: one line, the right exit code, nothing lost."""
 import json
+import math
 import os
 import tempfile
 import signal
@@ -772,6 +773,36 @@ def test_a_resumed_run_that_gets_nowhere_is_told_to_start_anew(tmp_path, capsys)
     assert train.main(["--resume", "--out", str(tmp_path)]) == 0
     err = capsys.readouterr().err
     assert "did not get anywhere; start a new run with a larger --lr or more --steps" in err, err
+
+
+def test_a_run_stopped_with_steps_to_go_gets_no_advice_on_its_learning_rate(tmp_path, monkeypatch, capsys):
+    # From a hostile tester: a run stopped at step 78 of 300 was told "the training loss went up, not
+    # down; try a smaller --lr", beside the line that says how to --resume it.
+    from mlp_lm import trainer as trainer_module
+    real_step = trainer_module.Trainer.step
+
+    def step(self, i):
+        if i == 77:
+            os.kill(os.getpid(), signal.SIGHUP)  # held while the step runs; honoured after it
+        return real_step(self, i)
+
+    monkeypatch.setattr(trainer_module.Trainer, "step", step)
+    code = train.main([*SMALL, "--steps", "300", "--lr", "1e-7", "--eval-every", "0", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 129 and "--resume" in err and "no better than ln" not in err and "--lr" not in err, err
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["steps"] == 78 and metrics["dev_loss"] >= math.log(metrics["config"]["vocab_size"])  # futile, unwarned
+
+
+def test_a_resumed_run_the_disk_cannot_hold_is_not_told_to_pass_another_out(tmp_path, monkeypatch):
+    from collections import namedtuple
+    from mlp_lm import runs
+    resumable_run(tmp_path)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(runs.shutil, "disk_usage", lambda path: usage(10**9, 10**9, 1000))
+    with pytest.raises(UsageError) as e:
+        train.main(["--resume", "--out", str(tmp_path)])
+    assert "free some space on that disk, then --resume again" in str(e.value) and "another --out" not in str(e.value)
 
 
 def test_a_save_is_on_disk_before_it_is_reported(tmp_path, monkeypatch):

@@ -530,6 +530,17 @@ def test_a_run_whose_loss_bounced_up_on_its_way_down_is_told_to_lower_the_learni
     assert advice.bounced(np.r_[np.full(100, 39.6), np.full(100, 44.3), np.full(2800, 4.7)])
 
 
+def test_a_run_that_came_a_long_way_down_but_not_below_a_uniform_guess_is_told_more_steps(tmp_path):
+    # From a hostile tester: --init lecture --lr 1 --steps 300 fell from about 26 to 5.4 and was told
+    # "training did not get anywhere; try a larger --lr" (3,000 steps reach 2.67; --lr 2 does worse).
+    proc = run_cli("mlp_lm.train", "--init", "lecture", "--lr", 1, "--steps", 300, "--eval-every", 0, "--out", tmp_path)
+    assert proc.returncode == 0 and "but a start that far above a uniform guess's needs more steps" in proc.stderr
+    assert "try more --steps" in proc.stderr and "larger --lr" not in proc.stderr and "anywhere" not in proc.stderr
+    assert advice.fell_far(np.r_[np.full(100, 26.0), np.full(100, 12.9)]) == pytest.approx((26.0, 12.9))
+    assert advice.fell_far(np.r_[np.full(100, 26.0), np.full(100, 13.1)]) is None  # not by half
+    assert advice.fell_far(np.r_[np.full(100, 26.0), np.full(99, 5.0)]) is None  # two windows needed
+
+
 def test_a_sweep_whose_best_rate_is_its_edge_says_so(tmp_path, capsys):
     # From a new user's review: on a list where the loss never turned up, the largest rate swept was
     # "suggested", with "rates just below the point where the loss turns up are a safe choice".
