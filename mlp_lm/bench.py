@@ -202,7 +202,12 @@ def data_at_scale(n):
     resident memory (the interpreter and numpy included) and the bytes of the examples' arrays."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "items.txt"
-        write_items(path, n)
+        try:
+            write_items(path, n)
+        except OSError as e:  # else cli.run's "cannot write the output", as if stdout had failed
+            raise UsageError(f"cannot write the generated word list ({n:,} items) in the temporary directory "
+                             f"{tempfile.gettempdir()}: {e.strerror or e}; free some space there, set TMPDIR to "
+                             f"another folder, or pass fewer --items") from None
         proc = subprocess.Popen([sys.executable, "-c", LOAD, str(path)], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         out, err = proc.stdout.read(), proc.stderr.read()  # a line each at most: neither pipe can fill

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from mlp_lm import bench, runtime
 
 from .conftest import ROOT, run_cli
@@ -223,3 +225,17 @@ def test_a_stop_signal_while_the_busy_processes_start_stops_every_one(monkeypatc
         with machine:
             pytest.fail("the block ran after a stop signal")
     assert machine.procs[0].pid is not None and not any(p.is_alive() for p in machine.procs)  # none left spinning
+
+
+def test_a_temporary_directory_that_cannot_take_the_word_list_is_named(monkeypatch):
+    # From a hostile tester: with TMPDIR full, the bench said "cannot write the output", blaming stdout.
+    import tempfile
+    from mlp_lm.cli import UsageError
+
+    def full(path, n, seed=0, max_len=64):
+        raise OSError(28, "No space left on device", str(path))
+    monkeypatch.setattr(bench, "write_items", full)
+    with pytest.raises(UsageError) as e:
+        bench.data_at_scale(20)
+    assert f"in the temporary directory {tempfile.gettempdir()}: No space left on device" in str(e.value)
+    assert "set TMPDIR" in str(e.value)
