@@ -16,7 +16,7 @@ from .cli import (ArgumentParser, UsageError, int_at_least, non_negative_float, 
                   thread_count)
 from .data import DataError, in_checkout
 from .model import next_probs
-from .sampling import CUT, Novelty, generate_chunks
+from .sampling import CUT, Novelty, generate_chunks, printable
 from .runtime import blas_threads, choose_threads
 
 
@@ -82,7 +82,7 @@ def main(argv=None):
                 raise checkpoint.overflowed(args.checkpoint, e) from None
             if samples is None:
                 break
-            print("\n".join(s if e else s + CUT for s, e in zip(samples, ended)))  # a cut-off sample is marked
+            print("\n".join(printable(s) if e else printable(s) + CUT for s, e in zip(samples, ended)))  # a cut-off sample is marked
             counter.add(samples, ended)
             shown += len(samples)
     sys.stdout.flush()

@@ -4,6 +4,7 @@ A model here is a function `next_probs(X, temperature)` from contexts X (n, T)
 to next-symbol probabilities (n, V): the MLP (`functools.partial(model.next_probs,
 params)`) and the n-gram models of counting.py both are one.
 """
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,19 @@ SAMPLE_BYTES = 64 * 2**20  # what one chunk of samples may hold, whatever -n, --
 CUT = "…"  # shown after a sample that max_length cut off before it ended
 
 
+# What a terminal acts on rather than shows: C0 and C1 controls (ESC, NUL, ...) and the line and
+# paragraph separators. A word list may hold them, and so may what a model learned from it.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(sample):
+    """A sample as it is printed: its controls escaped as Python writes them (\\x1b, \\u2028), the rest as is."""
+    return CONTROL.sub(lambda m: repr(m.group())[1:-1], sample)
+
+
 def shown(samples, ended):
-    """Samples as a list on one line shows them: one cut off marked CUT, an empty one "(empty)"."""
-    return [(s or "(empty)") if e else s + CUT for s, e in zip(samples, ended)]
+    """Samples as a list on one line shows them: one cut off marked CUT, an empty one "(empty)", controls escaped."""
+    return [printable(s or "(empty)") if e else printable(s) + CUT for s, e in zip(samples, ended)]
 
 
 def samples_per_chunk(V, block_size, max_length, budget=SAMPLE_BYTES):

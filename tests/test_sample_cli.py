@@ -165,3 +165,20 @@ def test_the_newest_model_is_said_to_be_a_kept_diverged_run_when_it_is_one(tmp_p
     monkeypatch.setattr(runs, "newest", lambda folder: run / "model.npz")
     assert sample.main(["-n", "1"]) == 0
     assert "the newest model: what was kept of a run that diverged after step 3300)" in capsys.readouterr().err
+
+
+def test_controls_a_model_learned_from_its_data_are_printed_escaped(tmp_path):
+    # From a hostile tester: a word list holding ESC (and NUL, U+2028) had train and sample write them raw
+    # to the terminal, which acts on an escape sequence instead of showing it; error messages escaped them.
+    words = tmp_path / "words.txt"
+    words.write_text("".join(f"a\x1bb{c}\nb\u2028{c}\n" for c in "cdefghij"), encoding="utf-8")
+    proc = run_cli("mlp_lm.train", "--data", words, "--steps", 300, "--n-hidden", 16, "--eval-every", 0, "--out",
+                   tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("samples:"))
+    assert "\\x1b" in line or "\\u2028" in line, line
+    proc = run_cli("mlp_lm.sample", "--checkpoint", tmp_path / "run" / "model.npz", "-n", 30)
+    assert proc.returncode == 0 and "\\x1b" in proc.stdout and "\\u2028" in proc.stdout, proc.stdout
+    for out in (line, proc.stdout):
+        assert "\x1b" not in out and "\u2028" not in out
+    assert sampling.printable("zoë\u00a0ann\u200d") == "zoë\u00a0ann\u200d"  # what prints is left as it is
