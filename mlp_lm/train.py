@@ -113,7 +113,8 @@ def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False, fo
                                  f"{'sweep' if sweep else 'run'} would replace or remove; pass --force to let "
                                  f"it, or another --out")
             return train_into(out, cfg, preset, sweep, n_threads, splits, None, follow_load)
-    except UsageError:  # refused (no room for the files, say) or diverged: leave no empty folder of ours
+    except (UsageError, KeyboardInterrupt, OSError):  # refused (no room for the files, say), diverged, or a sweep
+        # stopped or unable to write its table: leave no empty folder of ours (a stopped training has saved)
         if made:
             try:
                 out.rmdir()  # only if empty

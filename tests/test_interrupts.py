@@ -891,3 +891,20 @@ def test_ctrl_c_during_the_final_evaluation_of_a_kept_diverged_run_exits_as_a_si
     assert e.value.code == 130 and last.startswith("train: error: training diverged by step 3300")
     assert "is saved in" in last and "not evaluated: python -m mlp_lm.evaluate --checkpoint" in last
     assert json.loads((tmp_path / "metrics.json").read_text())["evaluated"] is False
+
+
+def test_a_sweep_stopped_before_its_table_leaves_no_empty_folder(tmp_path, monkeypatch):
+    # From a hostile tester: an interrupted --lr-sweep (or one whose table a full disk refused) left its
+    # new, empty --out behind, where a refused training removes its own.
+    from mlp_lm import train as train_module
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt("SIGINT")
+    monkeypatch.setattr(train_module, "lr_sweep", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        train.main([*SMALL, "--lr-sweep", "--steps", "100", "--out", str(tmp_path / "sweep")])
+    assert not (tmp_path / "sweep").exists()
+    (tmp_path / "mine").mkdir()  # a folder that was there before stays, empty or not
+    with pytest.raises(KeyboardInterrupt):
+        train.main([*SMALL, "--lr-sweep", "--steps", "100", "--out", str(tmp_path / "mine")])
+    assert (tmp_path / "mine").is_dir()
