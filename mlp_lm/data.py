@@ -68,10 +68,12 @@ def differs(path, sha256):
         return False
 
 
-# Bytes that reading a data file holds at its peak, beyond the file's own bytes: the text (up to 4 bytes a
-# character, 1 for ASCII) and a Python string for each line, twice over (split, then stripped), with the
-# lists that hold them. Measured with tracemalloc: 12 times a file of short names (3 to 9 letters).
-READ_BYTES_PER_LINE = 2 * (49 + 8)
+# What reading a data file holds at its peak: its bytes, the text, and a Python string for each line (its
+# characters again, and 49 bytes of its own) in two lists (8 bytes a line each). Text is 1 byte a character
+# if the file is ASCII, else up to 4 (one emoji makes the whole text 4). That is 3 times the file and 65
+# bytes a line for ASCII: 12.3 times a file of short names (3 to 9 letters), where tracemalloc measured
+# 12.2; 15.5 times and 11.5 for CJK names of 3 characters; 2 and 2.0 for one long line.
+READ_BYTES_PER_LINE = 49 + 8 + 8
 
 
 def read_items_and_digest(path):
@@ -82,7 +84,7 @@ def read_items_and_digest(path):
     try:
         raw = _read_bytes(path)
         lines = raw.count(b"\n") + raw.count(b"\r") + 1  # a bound on the lines, however they end
-        check_fits(len(raw) * (1 + (1 if raw.isascii() else 4)) + READ_BYTES_PER_LINE * lines,
+        check_fits(len(raw) * (1 + 2 * (1 if raw.isascii() else 4)) + READ_BYTES_PER_LINE * lines,
                    f"reading data file {path} ({gib(len(raw))}, {lines:,} lines)", "use a smaller file")
         try:
             text = raw.decode("utf-8-sig")  # -sig: a byte-order mark (some Windows editors add one) is not a symbol

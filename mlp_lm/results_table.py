@@ -218,8 +218,9 @@ def read_run(name, runs, data_sha256):
     if not problem:
         try:
             params, _, config = checkpoint.load(path.parent / "model.npz")
-        except CheckpointError as e:
-            problem = f"has no model.npz that loads beside its metrics.json ({str(e).split('; ')[0]})"  # not its advice
+        except CheckpointError:
+            problem = (f"has no model.npz that loads beside its metrics.json (python -m mlp_lm.evaluate --checkpoint "
+                       f"{shlex.quote(str(path.parent / 'model.npz'))} says why)")
         else:
             if {k: v for k, v in config.items() if k != "format"} != {k: v for k, v in m["config"].items()
                                                                        if k != "format"} \

@@ -44,13 +44,16 @@ def prepare_out(out):
         probe = out / f".write-test-{os.getpid()}"  # our own: two runs starting at once do not collide
         probe.write_text("")
         probe.unlink()
-        path_max = os.pathconf(out, "PC_PATH_MAX")
     except OSError as e:
         raise UsageError(f"cannot write to output directory {out}: {e.strerror}; pass a writable --out") from None
+    try:
+        path_max = os.pathconf(out, "PC_PATH_MAX")  # -1 where there is no limit
+    except (OSError, ValueError, AttributeError):  # a system that cannot say
+        path_max = -1
     # The save writes under its longest names by their absolute paths (tempfile makes them so), in a side
     # folder when --out holds a model already: a path the probe above passes could still be too long there.
     longest = len(os.fsencode(os.path.abspath(out))) + LONGEST_SAVED
-    if longest >= path_max:  # the limit counts the terminating NUL
+    if 0 < path_max <= longest:  # the limit counts the terminating NUL
         raise UsageError(f"--out {out} is too long a path: the files a run saves there would have paths of "
                          f"{longest:,} bytes, past this system's limit of {path_max - 1:,}; name a shorter --out")
     return out

@@ -465,7 +465,8 @@ def test_a_run_trained_by_hand_where_one_was_set_aside_does_not_cost_the_earlier
     assert "holds a run that has no metrics.json of a run" in refusal(["--no-train", "--runs", str(runs)])
     assert (aside / "model.npz").read_text() == "the earlier model"
     shutil.rmtree(out)  # the user moves theirs away: the earlier run goes back (and is read: no model, this one)
-    assert "has no model.npz that loads beside its metrics.json" in refusal(["--no-train", "--runs", str(runs)])
+    message = refusal(["--no-train", "--runs", str(runs)])
+    assert "has no model.npz that loads beside its metrics.json (python -m mlp_lm.evaluate --checkpoint" in message
     assert (out / "model.npz").read_text() == "the earlier model" and not aside.exists()
 
 
