@@ -31,8 +31,8 @@ from .counting import KneserNey, choose_k
 from .data import DEFAULT_DATA, digest, in_checkout, load_splits
 from .aside import check_run_place, put_back, recover_set_aside, results_lock, set_aside
 from .runs import PICTURES, SAVED
-from .results_table import (CONFIGS, MIX_ORDER, check_mixture_rows, check_read_back, diverged, read_run, render,
-                            stranger, trained_steps)
+from .results_table import (CONFIGS, MIX_ORDER, check_mixture_rows, check_read_back, complete, diverged, read_run,
+                            render, stranger, trained_steps)
 
 PICTURE_RUN = "embd2"
 MIXED = ("scaled", "paper", "best")  # runs mixed with the n-gram below
@@ -79,6 +79,9 @@ def retrain(out, flags):
     earlier run is moved aside first; once the new one has saved anything it is removed, and if
     the new one saved nothing (train refused its flags, or was stopped before it began) or only
     the best of a run that diverged (not a run of the table's: it is removed), it is put back.
+    A new run stopped part-way (Ctrl-C) leaves the earlier one set aside, not removed: the next
+    results run removes it once the new run is in its place (aside.recover_set_aside), and until
+    then the user can still take it back, as the message says.
     """
     # From the set-aside to the put-back a signal waits (train_run passes one on to the training),
     # so that nothing can come between the two.
@@ -96,7 +99,11 @@ def retrain(out, flags):
                 print(f"results: what train kept of the run that diverged is no run of the table: removed from {out}",
                       file=sys.stderr)
             if aside is not None:
-                if saved:
+                if saved and code in STOP_CODES and not complete(out):  # not lost to a Ctrl-C in its retraining
+                    print(f"results: the earlier {out.name} run is kept in {aside} until the next results run "
+                          f"here, which removes it; to keep it instead, move its files back into {out} in place "
+                          f"of the stopped one's", file=sys.stderr)
+                elif saved:
                     shutil.rmtree(aside)
                 else:
                     put_back(aside, out)
@@ -268,12 +275,7 @@ def how_to_finish(args, name, only, runs, docs_wanted, saved):
     out = runs / name
     then = (results + ["--only", ",".join(rest)] + (["--steps", str(args.steps)] if args.steps else [])
             if rest else results + ["--no-train"]) + place + docs  # the runs after this one, or the table
-    try:
-        metrics = json.loads((out / "metrics.json").read_text())
-        complete = saved and metrics.get("evaluated") is True and metrics.get("interrupted") is False
-    except (OSError, ValueError, AttributeError, RecursionError):
-        complete = False
-    if complete:  # it finished before the signal reached it: only the rest is to do
+    if saved and complete(out):  # it finished before the signal reached it: only the rest is to do
         return f"results: stopped after the run {name} was complete; to finish: {shlex.join(then)}"
     if saved:  # saved unfinished where the table reads it: resume it there
         return (f"results: stopped in the run {name}, saved unfinished in {out}; to finish: "

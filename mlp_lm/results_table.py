@@ -203,10 +203,22 @@ def render(rows, ngrams, mixes, machine, steps=None):
 
 def diverged(out):
     """Whether the run saved in `out` is what train keeps of a run that diverged (its metrics say so)."""
+    return _saved_metrics(out).get("diverged") is True
+
+
+def complete(out):
+    """Whether the run saved in `out` finished all its steps and was evaluated (its metrics say so)."""
+    m = _saved_metrics(out)
+    return m.get("evaluated") is True and m.get("interrupted") is False
+
+
+def _saved_metrics(out):
+    """The metrics.json in `out` as a dict, or {} when there is none that reads as one."""
     try:
-        return json.loads((Path(out) / "metrics.json").read_text()).get("diverged") is True
-    except (OSError, ValueError, AttributeError, RecursionError):
-        return False
+        m = json.loads((Path(out) / "metrics.json").read_text())
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return m if isinstance(m, dict) else {}
 
 
 def read_run(name, runs, data_sha256):

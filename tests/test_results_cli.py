@@ -209,9 +209,19 @@ def test_an_interrupted_run_says_how_to_finish_the_results(only, then, tmp_path,
     code = results.main(["--steps", "300", "--runs", str(runs), "--only", only])
     assert code == 130 and not no_counting
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"results: stopped in the run lecture, saved unfinished in {runs / 'lecture'}; to finish: "
+    # the earlier, finished run is not lost to the Ctrl-C (a hostile tester's): it stays set aside, and says where
+    aside, = runs.glob(".lecture-earlier-*")
+    assert json.loads((aside / "metrics.json").read_text())["steps"] == 300
+    assert err == [f"results: the earlier lecture run is kept in {aside} until the next results run here, which "
+                   f"removes it; to keep it instead, move its files back into {runs / 'lecture'} in place of the "
+                   f"stopped one's",
+                   f"results: stopped in the run lecture, saved unfinished in {runs / 'lecture'}; to finish: "
                    f"python -m mlp_lm.train --resume --out {runs / 'lecture'}, then python -m mlp_lm.results "
                    f"{then} --runs {runs}"]
+    (runs / "lecture" / "model.npz").unlink()  # as the resumed run would have: a finished run of its own
+    put_results_run(runs / "lecture", results_metrics(300, name="lecture"))
+    assert results.main(["--no-train", "--runs", str(runs)]) == 0
+    assert not aside.exists()  # the next results run removed it, as said
 
 
 def test_a_run_stopped_before_saving_anything_is_retrained(tmp_path, no_counting, monkeypatch, capsys):
