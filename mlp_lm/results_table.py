@@ -1,6 +1,7 @@
 """The table of docs/results.md, from the runs' metrics.json: which runs it holds (CONFIGS),
 each run's metrics read and checked (against its model.npz too), the steps they were trained for, and the Markdown.
 results.py, the command, trains the runs and calls this."""
+import functools
 import json
 import math
 import shlex
@@ -10,7 +11,7 @@ from pathlib import Path
 from . import checkpoint, metrics, model
 from .atomic import CheckpointError
 from .cli import UsageError
-from .data import DEFAULT_DATA, digest, in_checkout
+from .data import DEFAULT_DATA, SPLIT_SEED, digest, in_checkout, load_splits
 from .train_flags import parse_args
 from .config import PRESETS, Config
 
@@ -223,35 +224,50 @@ def _saved_metrics(out):
 
 def read_run(name, runs, data_sha256):
     """The metrics of the table's run `name` in `runs`, checked to be that run (results_table.run_problem)
-    and to be of the model.npz beside them: the same configuration and number of parameters."""
+    and the numbers of the model.npz beside them: the same configuration and parameter count, and its
+    train, dev and test losses, evaluated again on the default word list (its sha256 is the run's)."""
     path = runs / name / "metrics.json"
     m = read_metrics(path)
     problem = run_problem(name, m, data_sha256)
     if not problem:
-        try:
-            params, _, config = checkpoint.load(path.parent / "model.npz")
-        except CheckpointError:
-            problem = (f"has no model.npz that loads beside its metrics.json (python -m mlp_lm.evaluate --checkpoint "
-                       f"{shlex.quote(str(path.parent / 'model.npz'))} says why)")
-        else:
-            if {k: v for k, v in config.items() if k != "format"} != {k: v for k, v in m["config"].items()
-                                                                       if k != "format"} \
-                    or model.num_params(params) != m["params"]:
-                problem = "has a model.npz of another run than its metrics.json (another configuration or size)"
+        problem = model_problem(path.parent / "model.npz", m)
     if problem:
         raise UsageError(f"the run in {path.parent} {problem}; retrain it with python -m mlp_lm.results --only "
                          f"{name} (with this command's --runs and --steps, if any)")
     return m
 
 
-def check_mixture_rows(rows, mixes, runs):
-    """UsageError unless each mixed run's model gives the dev loss its metrics.json reports (the same
-    evaluation, to rounding): else the table would show two losses for one run."""
-    for name, _, m in rows:
-        if name in mixes and not math.isclose(mixes[name]["mlp"]["dev_loss"], m["dev_loss"], rel_tol=1e-9):
-            raise UsageError(f"the model.npz in {runs / name} gives dev {mixes[name]['mlp']['dev_loss']:.4f}, not "
-                             f"the {m['dev_loss']:.4f} of its metrics.json: they are not of one run; retrain it with "
-                             f"python -m mlp_lm.results --only {name} (with this command's --runs and --steps, if any)")
+LOSS_TOLERANCE = 1e-6  # relative: the same model evaluated with another BLAS kernel moved its losses by 2e-9
+
+
+def model_problem(path, m):
+    """Why the model at `path` is not the run whose metrics are `m`, or None."""
+    try:
+        params, _, config = checkpoint.load(path)
+    except CheckpointError:
+        return (f"has no model.npz that loads beside its metrics.json (python -m mlp_lm.evaluate --checkpoint "
+                f"{shlex.quote(str(path))} says why)")
+    if {k: v for k, v in config.items() if k != "format"} != {k: v for k, v in m["config"].items() if k != "format"} \
+            or model.num_params(params) != m["params"]:
+        return "has a model.npz of another run than its metrics.json (another configuration or size)"
+    return loss_problem(params, config, m)
+
+
+def loss_problem(params, config, m):
+    """Why the losses in metrics `m` are not those of `params` (a model of `config`), or None."""
+    splits = _splits(config["block_size"], config.get("split_seed", SPLIT_SEED))
+    for split in ("train", "dev", "test"):
+        loss = model.split_loss(params, *getattr(splits, split))
+        if not math.isclose(loss, m[f"{split}_loss"], rel_tol=LOSS_TOLERANCE):
+            return (f"has a model.npz whose {split} loss is {loss:.4f}, not the {m[f'{split}_loss']:.4f} of its "
+                    f"metrics.json: the two are not of one run")
+    return None
+
+
+@functools.lru_cache(maxsize=4)
+def _splits(block_size, split_seed):
+    """The default word list's splits (every run of the table is of it, by its sha256), read once per context."""
+    return load_splits(in_checkout(DEFAULT_DATA), block_size, split_seed)
 
 
 def check_read_back(names, runs, data_sha256):

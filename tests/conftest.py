@@ -1,3 +1,4 @@
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -55,18 +56,27 @@ def stop_training_at(monkeypatch, step, every=False):
 
 
 def put_results_run(folder, m):
-    """Write a results run into `folder`: its metrics.json (m, with its parameter count set) and a
-    model.npz of m's configuration beside it, as results checks the two against each other."""
+    """Write a results run into `folder`: its metrics.json (m, with its parameter count and its model's
+    losses) and a model.npz of m's configuration beside it, as results checks the two against each other."""
     import json
 
     from mlp_lm import checkpoint, data
     c = m["config"]
-    params = model.init_params(c["vocab_size"], c["block_size"], c["n_embd"], c["n_hidden"], direct=c["direct"])
-    m = {**m, "params": model.num_params(params)}
+    sizes = (c["vocab_size"], c["block_size"], c["n_embd"], c["n_hidden"], c["direct"])
+    params = model.init_params(*sizes[:4], direct=sizes[4])
+    m = {**m, "params": model.num_params(params), **_init_losses(*sizes)}
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     checkpoint.save(folder / "model.npz", params, data.build_vocab(["abcdefghijklmnopqrstuvwxyz"]), c)
     (folder / "metrics.json").write_text(json.dumps(m))
+
+
+@functools.lru_cache(maxsize=None)
+def _init_losses(V, T, E, H, direct):
+    """The train, dev and test losses on names.txt of model.init_params(V, T, E, H) (seed 0)."""
+    from mlp_lm import data
+    params, splits = model.init_params(V, T, E, H, direct=direct), data.load_splits(NAMES, T)
+    return {f"{s}_loss": model.split_loss(params, *getattr(splits, s)) for s in ("train", "dev", "test")}
 
 
 def results_metrics(steps=200000, dev=2.1, name="scaled", **config):

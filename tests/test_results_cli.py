@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from mlp_lm import cli, results, train, train_flags
+from mlp_lm import cli, results, results_table, train, train_flags
 from mlp_lm.cli import UsageError
 
 from .conftest import SMALL, put_results_run, results_metrics, run_cli
@@ -33,7 +33,7 @@ def no_counting(monkeypatch):
         return {}
     monkeypatch.setattr(results, "ngram_rows", ngrams)
     monkeypatch.setattr(results, "mixture_row", lambda run_dir: None)
-    monkeypatch.setattr(results, "check_mixture_rows", lambda rows, mixes, runs: None)  # no mixtures to check
+    monkeypatch.setattr(results_table, "loss_problem", lambda params, config, m: None)  # seconds a call: tested alone
     render = results.render
     monkeypatch.setattr(results, "render", lambda rows, ngrams, mixes, machine, steps=None:
                         render(rows, ngrams, {}, machine, steps))
@@ -67,7 +67,8 @@ def test_a_rerun_replaces_an_earlier_run_that_got_nowhere(tmp_path, no_counting,
     assert m["steps"] == 300 and m["dev_loss"] > math.log(27)
     table = (runs / "results.md").read_text()
     assert "300 steps each" in table
-    assert "**Got nowhere:** lecture: the dev loss is no better than a uniform guess" in table
+    # (the stand-in runs beside it are untrained models, at a uniform guess too)
+    assert "**Got nowhere:** lecture, " in table and "the dev loss is no better than a uniform guess" in table
 
 
 def test_a_rerun_the_training_refuses_keeps_the_earlier_run(tmp_path, no_counting, capfd):
@@ -600,14 +601,19 @@ def test_what_was_kept_of_a_diverged_run_is_no_run_of_the_table(tmp_path):
         results_table.read_metrics(out / "metrics.json")
 
 
-def test_a_mixed_runs_model_must_give_the_dev_loss_its_metrics_report(tmp_path):
-    # From a hostile tester: a model.npz of the same size but another run's weights put two dev losses
-    # for one run in the table (2.5466 in the main table, 2.4634 in the mixtures').
-    from mlp_lm import results_table
-    rows = [("lecture", "", {"dev_loss": 2.5466}), ("scaled", "", {"dev_loss": 2.5466})]
-    same = {"scaled": {"mlp": {"dev_loss": 2.5466 * (1 + 1e-12)}}}  # the same evaluation, to rounding
-    results_table.check_mixture_rows(rows, same, tmp_path)
-    other = {"scaled": {"mlp": {"dev_loss": 2.4634}}}
-    with pytest.raises(UsageError, match=r"scaled gives dev 2.4634, not the 2.5466 of its metrics.json.*--only scaled"):
-        results_table.check_mixture_rows(rows, other, tmp_path)
-    assert results.check_mixture_rows is results_table.check_mixture_rows  # what make_table calls
+def test_a_runs_losses_must_be_its_models(tmp_path):
+    # From hostile testers: a model.npz of the same size but another run's weights, or losses edited in
+    # metrics.json, put numbers in the table that were not the model's (two dev losses for one run).
+    from mlp_lm import data
+    put_results_run(tmp_path / "wider", results_metrics(name="wider"))
+    m = json.loads((tmp_path / "wider" / "metrics.json").read_text())
+    sha = data.digest(data.in_checkout(data.DEFAULT_DATA))
+    assert results_table.read_run("wider", tmp_path, sha) == m
+    for split in ("train", "dev", "test"):
+        edited = {**m, f"{split}_loss": m[f"{split}_loss"] * (1 + 1e-4)}  # under a ten-thousandth: the table shows it
+        (tmp_path / "wider" / "metrics.json").write_text(json.dumps(edited))
+        with pytest.raises(UsageError, match=f"has a model.npz whose {split} loss is {m[split + '_loss']:.4f}, not the"):
+            results_table.read_run("wider", tmp_path, sha)
+    rounding = {**m, "dev_loss": m["dev_loss"] * (1 + 2e-9)}  # another BLAS kernel's evaluation of the same model
+    (tmp_path / "wider" / "metrics.json").write_text(json.dumps(rounding))
+    assert results_table.read_run("wider", tmp_path, sha) == rounding
