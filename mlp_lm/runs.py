@@ -24,8 +24,12 @@ from .runlock import LOCK, LockBusy, RunLock
 from .trainer import block_rows
 
 
-def prepare_out(out):
+def prepare_out(out, sweep=False, side=True):
+    """Make the run folder `out` if need be, or UsageError saying why it cannot hold this run's files:
+    a file in its place, a link to nowhere, a folder this program cannot write to, or a path too long
+    for the longest the save writes there (a sweep's files, or a run's, in a side folder if `side`)."""
     out = Path(out)
+    check_path_length(out, sweep, side)
     if out.exists() and not out.is_dir():  # else mkdir says only "File exists"
         raise UsageError(f"--out {out} is a file, not a folder; name a folder for the run (it is made if missing)")
     if out.is_symlink() and not out.exists():  # mkdir would say "File exists" here too
@@ -46,17 +50,31 @@ def prepare_out(out):
         probe.unlink()
     except OSError as e:
         raise UsageError(f"cannot write to output directory {out}: {e.strerror}; pass a writable --out") from None
-    try:
-        path_max = os.pathconf(out, "PC_PATH_MAX")  # -1 where there is no limit
-    except (OSError, ValueError, AttributeError):  # a system that cannot say
-        path_max = -1
-    # The save writes under its longest names by their absolute paths (tempfile makes them so), in a side
-    # folder when --out holds a model already: a path the probe above passes could still be too long there.
-    longest = len(os.fsencode(os.path.abspath(out))) + LONGEST_SAVED
-    if 0 < path_max <= longest:  # the limit counts the terminating NUL
-        raise UsageError(f"--out {out} is too long a path: the files a run saves there would have paths of "
-                         f"{longest:,} bytes, past this system's limit of {path_max - 1:,}; name a shorter --out")
     return out
+
+
+def check_path_length(out, sweep=False, side=True):
+    """UsageError if a file the save writes in `out` would have a path past the system's limit. The save
+    writes under its longest names, by their absolute paths (tempfile makes them so), and a run goes to a
+    side folder (unconverged-2, ...) when `out` holds a model already: a write probe's short name in `out`
+    could pass where they do not. Checked before `out` is made, so a refusal leaves no folder behind."""
+    names = SWEEP_FILES if sweep else (*SAVED, *PICTURES, atomic.JOURNAL)
+    tail = 1 + max(map(len, names)) + atomic.TEMPORARY_EXTRA  # "/.embedding.png.xxxxxxxx.tmp"
+    if side and not sweep:
+        tail += 1 + max(map(len, SIDE_FOLDERS)) + len("-99")  # "/unconverged-99"
+    longest = len(os.fsencode(os.path.abspath(out))) + tail
+    path_max = -1  # where there is no limit, or the system cannot say
+    for folder in (Path(os.path.abspath(out)), *Path(os.path.abspath(out)).parents):  # the deepest that exists
+        if folder.is_dir():
+            try:
+                path_max = os.pathconf(folder, "PC_PATH_MAX")
+            except (OSError, ValueError, AttributeError):
+                pass
+            break
+    if 0 < path_max <= longest:  # the limit counts the terminating NUL
+        raise UsageError(f"--out {out} is too long a path: the files a {'sweep' if sweep else 'run'} saves there "
+                         f"would have paths of {longest:,} bytes, past this system's limit of {path_max - 1:,}; "
+                         f"name a shorter --out")
 
 
 def bytes_to_save(cfg, n_params):
@@ -136,7 +154,7 @@ def claim_fresh(base):
             continue  # a model, a sweep's table, or anything else someone put there: not a new folder
         existed = candidate.is_dir()
         try:
-            out = prepare_out(candidate)
+            out = prepare_out(candidate, side=False)  # a new folder, or a side folder itself: no model there yet
         except UsageError:
             if existed:  # an empty folder this program cannot write to (immutable, say): try the next
                 continue
@@ -179,9 +197,6 @@ def loss_csv(losses, devs):
 SAVED = ("loss.csv", "metrics.json", "model.npz")  # what save_run writes
 PICTURES = ("loss.png", "embedding.png")  # drawn after it (with matplotlib); an earlier run's go at the save
 SIDE_FOLDERS = ("interrupted", "unconverged")  # where a run goes when --out holds a model it may not replace
-# bytes the longest path a save writes adds to --out's: "/unconverged/.embedding.png.xxxxxxxx.tmp"
-LONGEST_SAVED = (1 + max(map(len, SIDE_FOLDERS)) + 1
-                 + max(len(name) for name in (*SAVED, *PICTURES, atomic.JOURNAL)) + atomic.TEMPORARY_EXTRA)
 SWEEP_FILES = ("lr_sweep.csv", "lr_sweep.png")  # all that --lr-sweep writes: it leaves a run alone, and a run it
 # What a training or a sweep writes into its --out (the lock and the journal are the run folder's own): all of
 # it an earlier run's, as are the folders it puts a run in when it will not replace the model there.

@@ -87,8 +87,9 @@ def test_train_rejects_bad_data(content, words, capsys, tmp_path):
 
 
 def test_an_out_too_long_for_the_save_is_refused_before_training(tmp_path):
-    # From a hostile tester: an --out the write probe passed trained in full, then could not be saved
-    # ("File name too long"): the save's temporary names are longer, and by the absolute path.
+    # From hostile testers: an --out the write probe passed trained in full, then could not be saved
+    # ("File name too long"): the save's temporary names are longer, by the absolute path, and in a side
+    # folder when --out holds a model; a refusal then left the folder it had made.
     import os
     from mlp_lm import runs
     from mlp_lm.cli import UsageError
@@ -102,15 +103,20 @@ def test_an_out_too_long_for_the_save_is_refused_before_training(tmp_path):
             parts.append("p" * part)
             left -= part + 1
         return tmp_path.resolve().joinpath(*parts)
-    near = out_of(room - runs.LONGEST_SAVED + 5)  # the probe's short name fits; the longest saved one does not
+    longest = "/unconverged-99/.embedding.png.12345678.tmp"  # what a run's save may write under --out
+    near = out_of(room - len(longest) + 1)  # the probe's short name fits; the longest saved one does not
     assert len(os.fsencode(str(near))) + len(f"/.write-test-{os.getpid()}") < path_max
     with pytest.raises(UsageError, match="is too long a path.*name a shorter --out"):
         runs.prepare_out(near)
-    fits = out_of(room - runs.LONGEST_SAVED)
+    assert not near.parent.exists()  # refused before anything was made
+    fits = out_of(room - len(longest))
     assert runs.prepare_out(fits) == fits
-    longest = fits / "unconverged" / (".embedding.png.12345678.tmp")
-    fits.joinpath("unconverged").mkdir()
-    longest.write_text("")  # the longest name a save writes there does fit
+    (fits / "unconverged-99").mkdir()
+    (fits / longest[1:]).write_text("")  # the longest path a save writes there does fit
+    sweep = "/.lr_sweep.csv.12345678.tmp"  # a sweep writes its table, and no side folder
+    assert runs.prepare_out(near, sweep=True) == near
+    with pytest.raises(UsageError, match="the files a sweep saves there"):
+        runs.prepare_out(out_of(room - len(sweep) + 1), sweep=True)
 
 
 def test_a_data_file_too_large_for_memory_is_one_line_naming_it(capsys, tmp_path, monkeypatch):

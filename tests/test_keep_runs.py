@@ -324,10 +324,10 @@ def test_an_empty_side_folder_that_cannot_be_written_is_passed_over(tmp_path, mo
     (tmp_path / "interrupted").mkdir()  # empty, but (say) immutable
     real = runs.prepare_out
 
-    def refuse_the_first(folder):
+    def refuse_the_first(folder, **kwargs):
         if Path(folder).name == "interrupted" or Path(folder).name.startswith("never"):
             raise cli.UsageError(f"cannot write to output directory {folder}: Operation not permitted")
-        return real(folder)
+        return real(folder, **kwargs)
     monkeypatch.setattr(runs, "prepare_out", refuse_the_first)
     out, lock = runs.claim_fresh(tmp_path / "interrupted")
     lock.__exit__()
