@@ -29,11 +29,15 @@ def bounced(losses, window=100):
     return len(means) > 1 and means[-1] < 0.5 * means[0] and float(means[1:].max()) > 1.05 * float(means[0])
 
 
-def fell_far(losses, window=100):
-    """(first, last): the means of the first and last `window` minibatch losses, when the last is
-    below half the first (a start far above ln V, as --init lecture's, that came a long way down); else None."""
+def fell_far(losses, V, window=100):
+    """(first, last): the means of the first and last `window` minibatch losses (a quarter of the run's
+    steps, for a run shorter than 4 windows), when the first is far above ln V (twice it or more, as
+    --init lecture's start) and the last came down at least a quarter of the way from there to ln V;
+    else None."""
+    window = max(1, min(window, len(losses) // 4))
     first, last = float(np.mean(losses[:window])), float(np.mean(losses[-window:]))
-    return (first, last) if len(losses) >= 2 * window and last < 0.5 * first else None
+    far = len(losses) >= 2 and first >= 2 * math.log(V)
+    return (first, last) if far and last <= first - 0.25 * (first - math.log(V)) else None
 
 
 def futile_warning(result, losses, V, resumed=False):
@@ -42,7 +46,7 @@ def futile_warning(result, losses, V, resumed=False):
     down but not far enough, or no progress) and what to try. result: its train/dev/test losses;
     losses: its minibatch losses, step by step."""
     retry = "start a new run with" if resumed else "try"  # --resume takes none of these flags
-    fell = fell_far(losses)
+    fell = fell_far(losses, V)
     advice = ("the model learned its training items by heart and nothing that carries over to new ones; "
               f"{retry} more data, fewer --steps or a smaller model" if result["train_loss"] < 0.9 * math.log(V)
               else f"the training loss went up, not down; {retry} a smaller --lr"

@@ -68,11 +68,12 @@ def differs(path, sha256):
         return False
 
 
-# What reading a data file holds at its peak: its bytes, the text, and a Python string for each line (its
-# characters again, and 49 bytes of its own) in two lists (8 bytes a line each). Text is 1 byte a character
-# if the file is ASCII, else up to 4 (one emoji makes the whole text 4). That is 3 times the file and 65
-# bytes a line for ASCII: 12.3 times a file of short names (3 to 9 letters), where tracemalloc measured
-# 12.2; 15.5 times and 11.5 for CJK names of 3 characters; 2 and 2.0 for one long line.
+# What reading a data file holds at its peak: its bytes, the text, a Python string for each line (its
+# characters again, and 49 bytes of its own), a stripped copy of each line with whitespace around it, and
+# two lists (8 bytes a line each). Text is 1 byte a character if the file is ASCII, else up to 4 (one emoji
+# makes the whole text 4). That is 4 times the file and 65 bytes a line for ASCII: 13.3 times a file of
+# short names (3 to 9 letters), where tracemalloc measured 12.2; 4 times one long line with spaces around
+# it, measured 4.0.
 READ_BYTES_PER_LINE = 49 + 8 + 8
 
 
@@ -84,7 +85,7 @@ def read_items_and_digest(path):
     try:
         raw = _read_bytes(path)
         lines = raw.count(b"\n") + raw.count(b"\r") + 1  # a bound on the lines, however they end
-        check_fits(len(raw) * (1 + 2 * (1 if raw.isascii() else 4)) + READ_BYTES_PER_LINE * lines,
+        check_fits(len(raw) * (1 + 3 * (1 if raw.isascii() else 4)) + READ_BYTES_PER_LINE * lines,
                    f"reading data file {path} ({gib(len(raw))}, {lines:,} lines)", "use a smaller file")
         try:
             text = raw.decode("utf-8-sig")  # -sig: a byte-order mark (some Windows editors add one) is not a symbol
@@ -98,8 +99,8 @@ def read_items_and_digest(path):
     except MemoryError as e:
         if isinstance(e, NotEnoughMemory):
             raise
-        raise DataError(f"data file {path} is too large to read in this machine's memory; use a smaller file") \
-            from None
+        raise DataError(f"data file {path} is too large to read in the memory this process may use; use a smaller "
+                        f"file") from None
     if not items:
         raise DataError(f"data file {path} has no items (it is empty or only blank lines)")
     return items, hashlib.sha256(raw).hexdigest()
@@ -291,5 +292,11 @@ def load_splits(path, block_size, seed=SPLIT_SEED):
     items, sha256 = read_items_and_digest(path)
     vocab = build_vocab(items)
     parts = split_items(items, seed)
-    train, dev, test = (build_dataset(p, vocab, block_size) for p in parts)
+    try:
+        train, dev, test = (build_dataset(p, vocab, block_size) for p in parts)
+    except MemoryError as e:  # past the estimate build_dataset checks (a memory cap, say): the data is the cause
+        if isinstance(e, NotEnoughMemory):
+            raise
+        raise DataError(f"the examples of data file {path} (a context of {block_size:,}) do not fit in the memory "
+                        f"this process may use; use a smaller file or --block-size") from None
     return Splits(vocab, train, dev, test, parts, sha256)

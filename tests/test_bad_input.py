@@ -137,7 +137,11 @@ def test_a_data_file_too_large_for_memory_is_one_line_naming_it(capsys, tmp_path
         raise MemoryError()
     monkeypatch.setattr(data.re, "split", out_of_memory)  # what a memory cap (ulimit -v) gives instead
     code, err = call(train, ["--data", f, "--steps", 5, "--out", tmp_path / "out"], capsys)
-    assert_one_line_error(code, err, f"data file {f} is too large to read in this machine's memory")
+    assert_one_line_error(code, err, f"data file {f} is too large to read in the memory this process may use")
+    monkeypatch.undo()
+    monkeypatch.setattr(data, "build_dataset", out_of_memory)  # read, then too large to make examples of
+    code, err = call(train, ["--data", f, "--steps", 5, "--out", tmp_path / "out"], capsys)
+    assert_one_line_error(code, err, f"the examples of data file {f} (a context of 3) do not fit", "--block-size")
     assert not (tmp_path / "out").exists()
 
 
