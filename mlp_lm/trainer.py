@@ -188,9 +188,12 @@ class Trainer:
             # indices: the generator fills the block row by row, as it would step by step.
             self.block, self.block_pos = self.rng.integers(0, len(self.Y), size=(block_rows(B), B)), 0
         ix = self.block[self.block_pos]  # (B,); used up once the step is done, at its end
-        emb_mask = model.embedding_mask_shape(B, cfg.block_size, len(self.params["C"]), cfg.n_embd, cfg.fold)
-        masks = {emb_mask[0]: layers.dropout_mask(emb_mask[1], cfg.emb_dropout, self.drop_rng, self.dtype),
-                 "h": layers.dropout_mask((B, cfg.n_hidden), cfg.dropout, self.drop_rng, self.dtype)}
+        masks = {}  # dropout's, drawn only where there is dropout (the lecture's model has none)
+        if cfg.emb_dropout:
+            key, shape = model.embedding_mask_shape(B, cfg.block_size, len(self.params["C"]), cfg.n_embd, cfg.fold)
+            masks[key] = layers.dropout_mask(shape, cfg.emb_dropout, self.drop_rng, self.dtype)
+        if cfg.dropout:
+            masks["h"] = layers.dropout_mask((B, cfg.n_hidden), cfg.dropout, self.drop_rng, self.dtype)
         loss, grads = self.split.loss_and_grads(self.params, self.X, self.Y, ix, masks=masks,
                                                 smoothing=cfg.label_smoothing, fold=cfg.fold)
         if not math.isfinite(loss):
