@@ -116,7 +116,7 @@ def put_back(aside, out):
               file=sys.stderr)
 
 
-def recover_set_aside(out, stranger=None):
+def recover_set_aside(out, stranger=None, finished=None):
     """Finish what a results run killed outright (SIGKILL, a crash) while it retrained the run `out`
     left behind: earlier runs in hidden .<name>-earlier-* folders beside `out`, which nothing would
     otherwise look at again. As retrain would have, newest first: one whose run was replaced (a
@@ -126,15 +126,16 @@ def recover_set_aside(out, stranger=None):
     The caller holds the runs folder's RESULTS_LOCK, so no results run that set one aside is alive; a
     training still writing to `out` is refused (UsageError). stranger(out): why the run now in `out` is
     not one the results run could have trained there, or None; such a run (trained there by hand since)
-    did not replace the earlier one, so both stay and UsageError says so. Returns what was done, for a
-    message, or None."""
+    did not replace the earlier one, so both stay and UsageError says so. finished(out): whether the run
+    in `out` is complete; one that is not (a retraining stopped part-way) has not replaced the earlier
+    run yet, which stays set aside until it has. Returns what was done, for a message, or None."""
     out = Path(out)
     if not out.parent.is_dir():
         return None
     asides = [d for d in out.parent.glob(f".{out.name}-earlier-*") if d.is_dir() and not d.is_symlink()]
     if not asides:
         return None
-    done, removing = set(), False
+    done, removing, kept = set(), False, None
     try:
         out.mkdir(exist_ok=True)
         with RunLock(out):
@@ -146,7 +147,9 @@ def recover_set_aside(out, stranger=None):
                     raise UsageError(f"{out} holds a run that {problem}, not one a results run trained, and the "
                                      f"earlier {out.name} run an unfinished results run set aside is beside it in "
                                      f"{aside}; move one of the two away, then run results again")
-                if removing:
+                if removing and finished is not None and not finished(out):  # not yet its replacement
+                    kept, removing = aside, False
+                elif removing:
                     shutil.rmtree(aside)
                     done.add("removed")
                 else:
@@ -163,7 +166,12 @@ def recover_set_aside(out, stranger=None):
         raise UsageError(f"an earlier {out.name} run that a results run stopped outright had set aside is in "
                          f"{out.parent} (.{out.name}-earlier-*), and cannot be put back ({e.strerror or e}); "
                          f"move its files into {out}") from None
-    return f"{' and '.join(sorted(done))} the earlier {out.name} run that an unfinished results run had set aside"
+    said = [f"{' and '.join(sorted(done))} the earlier {out.name} run that an unfinished results run had set aside"] \
+        if done else []
+    if kept is not None:
+        said.append(f"the earlier {out.name} run stays set aside in {kept} until the run in {out}, stopped part-way, "
+                    f"is finished")
+    return "; ".join(said) or None
 
 
 def _replaced(aside, out):

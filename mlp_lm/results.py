@@ -100,9 +100,9 @@ def retrain(out, flags):
                       file=sys.stderr)
             if aside is not None:
                 if saved and code in STOP_CODES and not complete(out):  # not lost to a Ctrl-C in its retraining
-                    print(f"results: the earlier {out.name} run is kept in {aside} until the next results run "
-                          f"here, which removes it; to keep it instead, move its files back into {out} in place "
-                          f"of the stopped one's", file=sys.stderr)
+                    print(f"results: the earlier {out.name} run is kept in {aside} until the stopped one is "
+                          f"finished, when the next results run here removes it; to keep it instead, move its files "
+                          f"back into {out} in place of the stopped one's", file=sys.stderr)
                 elif saved:
                     shutil.rmtree(aside)
                 else:
@@ -155,7 +155,7 @@ def main(argv=None):
         check_run_place(runs / name)
     with results_lock(runs, make=not args.no_train) as held:
         for name in CONFIGS if held else ():  # a results run killed outright may have left an earlier run set aside
-            done = recover_set_aside(runs / name, partial(stranger, name))
+            done = recover_set_aside(runs / name, partial(stranger, name), complete)
             if done:
                 print(f"results: {done}", file=sys.stderr)
         return make_table(args, only, runs, docs, docs_wanted)

@@ -213,14 +213,20 @@ def test_an_interrupted_run_says_how_to_finish_the_results(only, then, tmp_path,
     # the earlier, finished run is not lost to the Ctrl-C (a hostile tester's): it stays set aside, and says where
     aside, = runs.glob(".lecture-earlier-*")
     assert json.loads((aside / "metrics.json").read_text())["steps"] == 300
-    assert err == [f"results: the earlier lecture run is kept in {aside} until the next results run here, which "
-                   f"removes it; to keep it instead, move its files back into {runs / 'lecture'} in place of the "
-                   f"stopped one's",
+    assert err == [f"results: the earlier lecture run is kept in {aside} until the stopped one is finished, when the "
+                   f"next results run here removes it; to keep it instead, move its files back into "
+                   f"{runs / 'lecture'} in place of the stopped one's",
                    f"results: stopped in the run lecture, saved unfinished in {runs / 'lecture'}; to finish: "
                    f"python -m mlp_lm.train --resume --out {runs / 'lecture'}, then python -m mlp_lm.results "
                    f"{then} --runs {runs}"]
+    # a third pass: the next results run removed it while the stopped run was still unfinished, then refused
+    # that run, so the command that took the finished run did nothing else
+    stopped = {**results_metrics(300, name="lecture"), "steps": 120, "evaluated": False, "interrupted": True}
+    (runs / "lecture" / "metrics.json").write_text(json.dumps(stopped))
+    assert "is of a run stopped at step 120 of 300" in refusal(["--no-train", "--runs", str(runs)])
+    assert "the earlier lecture run stays set aside in" in capsys.readouterr().err and aside.is_dir()
     (runs / "lecture" / "model.npz").unlink()  # as the resumed run would have: a finished run of its own
-    put_results_run(runs / "lecture", results_metrics(300, name="lecture"))
+    put_results_run(runs / "lecture", {**results_metrics(300, name="lecture"), "evaluated": True, "interrupted": False})
     assert results.main(["--no-train", "--runs", str(runs)]) == 0
     assert not aside.exists()  # the next results run removed it, as said
 
