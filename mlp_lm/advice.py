@@ -50,7 +50,9 @@ def futile_warning(result, losses, V, resumed=False):
     advice = ("the model learned its training items by heart and nothing that carries over to new ones; "
               f"{retry} more data, fewer --steps or a smaller model" if result["train_loss"] < 0.9 * math.log(V)
               else f"the training loss went up, not down; {retry} a smaller --lr"
-              if float(np.mean(losses[-100:])) > 1.05 * losses[0]  # the last steps' against the first's
+              # the last steps' against the first's; or the dev loss, for a run too short to show it (a run of
+              # one step records only the loss before its update)
+              if max(float(np.mean(losses[-100:])), result["dev_loss"]) > 1.05 * losses[0]
               else f"the training loss rose on its way down; {retry} a smaller --lr" if bounced(losses)
               else (f"the training loss came down from {fell[0]:.2f} to {fell[1]:.2f}, but a start that far above "
                     f"a uniform guess's needs more steps to get below it; {retry} more --steps") if fell

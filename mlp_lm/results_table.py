@@ -114,6 +114,9 @@ def read_metrics(path):
     done, planned = m.get("steps"), m["config"].get("steps")
     if m.get("diverged") is True:  # what train kept of a run that blew up: --resume would replay the blow-up
         raise UsageError(f"{path} is what was kept of a run that diverged (its step {done:,}); retrain that run")
+    if _is_whole(done) and _is_whole(planned) and done > planned:  # no run takes more steps than it plans
+        raise UsageError(f"{path} says the run took {done:,} steps of the {planned:,} it was to take, which no run "
+                         f"does; retrain that run")
     if _is_whole(done) and _is_whole(planned) and done < planned:  # stopped early, then evaluated
         raise UsageError(f"{path} is of a run stopped at step {done:,} of {planned:,}: finish it with "
                          f"python -m mlp_lm.train --resume --out {shlex.quote(str(path.parent))}, or retrain it")

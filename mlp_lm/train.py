@@ -98,7 +98,8 @@ def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False, fo
     if out_arg is None:
         out, lock = claim_default_out(cfg.data)  # a new numbered folder, already locked
     else:
-        out, lock = prepare_out(out_arg, sweep), None
+        # room for a side folder (unconverged/) only where there is a model for a run not to replace
+        out, lock = prepare_out(out_arg, sweep, side=(Path(out_arg) / "model.npz").exists()), None
     try:
         with lock or RunLock(out):  # whether the folder holds a model is asked only once it is ours
             atomic.recover(out)  # a save cut short after its commit is finished before we look

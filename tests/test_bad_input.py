@@ -113,6 +113,8 @@ def test_an_out_too_long_for_the_save_is_refused_before_training(tmp_path):
     assert runs.prepare_out(fits) == fits
     (fits / "unconverged-99").mkdir()
     (fits / longest[1:]).write_text("")  # the longest path a save writes there does fit
+    assert runs.prepare_out(near, side=False) == near  # no model there yet, so no side folder to make room for
+    near.rmdir()
     sweep = "/.lr_sweep.csv.12345678.tmp"  # a sweep writes its table, and no side folder
     assert runs.prepare_out(near, sweep=True) == near
     with pytest.raises(UsageError, match="the files a sweep saves there"):
@@ -502,7 +504,7 @@ def test_items_are_lines_as_an_editor_sees_them(tmp_path):
                                  {"train_seconds": "x"}, "nested", "fifo",
                                  # values no run has, and numbers that are not its model's (a hostile tester's)
                                  {"dev_loss": -5.0}, {"test_loss": -1e-3}, {"train_seconds": -1}, {"params": 0},
-                                 {"params": 28059}])
+                                 {"params": 28059}, {"steps": 10**6}])
 def test_results_refuses_metrics_of_the_wrong_shape_in_one_line(tmp_path, bad):
     import os
     from mlp_lm import results

@@ -543,6 +543,9 @@ def test_a_run_that_came_a_long_way_down_but_not_below_a_uniform_guess_is_told_m
     assert advice.fell_far(np.r_[np.full(25, 26.0), np.full(75, 5.0)], 27) == pytest.approx((26.0, 5.0))  # short runs
     assert advice.fell_far(np.r_[np.full(100, 1.9 * ln27), np.full(100, ln27)], 27) is None  # no start far above
     assert advice.fell_far(np.array([26.0]), 27) is None  # one step: nothing to compare
+    # a third: a run of one step records only the loss before its update; its dev loss shows the rise
+    proc = run_cli("mlp_lm.train", "--steps", 1, "--lr", 100, "--eval-every", 0, "--out", tmp_path / "one")
+    assert proc.returncode == 0 and "the training loss went up, not down; try a smaller --lr" in proc.stderr
     for steps in (50, 150):  # a second hostile pass: these still heard "did not get anywhere"
         proc = run_cli("mlp_lm.train", "--init", "lecture", "--steps", steps, "--eval-every", 0, "--out",
                        tmp_path / f"short{steps}")
