@@ -68,12 +68,10 @@ def differs(path, sha256):
         return False
 
 
-# What reading a data file holds at its peak: its bytes, the text, a Python string for each line (its
-# characters again, and 49 bytes of its own), a stripped copy of each line with whitespace around it, and
-# two lists (8 bytes a line each). Text is 1 byte a character if the file is ASCII, else up to 4 (one emoji
-# makes the whole text 4). That is 4 times the file and 65 bytes a line for ASCII: 13.3 times a file of
-# short names (3 to 9 letters), where tracemalloc measured 12.2; 4 times one long line with spaces around
-# it, measured 4.0.
+# Reading holds at its peak the bytes, the text (1 byte a character for ASCII, else up to 4), each line as a
+# string and again stripped (49 bytes each, and its characters), in two lists (8 bytes a line each): for
+# ASCII 4 times the file and 65 bytes a line, 13.3 times a file of short names where tracemalloc measured
+# 12.2, and 4 times one long line with spaces around it, measured 4.0.
 READ_BYTES_PER_LINE = 49 + 8 + 8
 
 
@@ -106,8 +104,7 @@ def read_items_and_digest(path):
     return items, hashlib.sha256(raw).hexdigest()
 
 
-def _file_size(path):
-    """A regular file's size in bytes, or None (missing, a folder, a pipe: _read_bytes says what is wrong)."""
+def _file_size(path):  # None for a missing file, a folder, a pipe: _read_bytes says what is wrong
     try:
         return os.stat(path).st_size if Path(path).is_file() else None
     except (OSError, ValueError):
