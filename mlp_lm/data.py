@@ -15,6 +15,7 @@ import operator
 import os
 import random
 import re
+import stat
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,9 +70,8 @@ def differs(path, sha256):
 
 
 # Reading holds at its peak the bytes, the text (1 byte a character for ASCII, else up to 4), each line as a
-# string and again stripped (49 bytes each, and its characters), in two lists (8 bytes a line each): for
-# ASCII 4 times the file and 65 bytes a line, 13.3 times a file of short names where tracemalloc measured
-# 12.2, and 4 times one long line with spaces around it, measured 4.0.
+# string and again stripped (49 bytes each, and its characters), in two lists (8 bytes a line each): for ASCII 4
+# times the file and 65 bytes a line (tracemalloc: 12.2 times a file of short names; 4.0 one long stripped line).
 READ_BYTES_PER_LINE = 49 + 8 + 8
 
 
@@ -94,9 +94,9 @@ def read_items_and_digest(path):
         # knows (U+2028, \x85, \f, ...), which are kept as symbols.
         items = [line.strip() for line in re.split(r"\r\n|\r|\n", text)]
         items = [item for item in items if item]
-    except MemoryError as e:
-        if isinstance(e, NotEnoughMemory):
-            raise
+    except NotEnoughMemory:  # check_fits's, found before: it says what is needed
+        raise
+    except MemoryError:
         raise DataError(f"data file {path} is too large to read in the memory this process may use; use a smaller "
                         f"file") from None
     if not items:
@@ -106,9 +106,10 @@ def read_items_and_digest(path):
 
 def _file_size(path):  # None for a missing file, a folder, a pipe: _read_bytes says what is wrong
     try:
-        return os.stat(path).st_size if Path(path).is_file() else None
+        st = os.stat(path)
     except (OSError, ValueError):
         return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
 def _read_bytes(path):
@@ -291,9 +292,9 @@ def load_splits(path, block_size, seed=SPLIT_SEED):
     parts = split_items(items, seed)
     try:
         train, dev, test = (build_dataset(p, vocab, block_size) for p in parts)
-    except MemoryError as e:  # past the estimate build_dataset checks (a memory cap, say): the data is the cause
-        if isinstance(e, NotEnoughMemory):
-            raise
+    except NotEnoughMemory:
+        raise
+    except MemoryError:  # past the estimate build_dataset checks (a memory cap, say): the data is the cause
         raise DataError(f"the examples of data file {path} (a context of {block_size:,}) do not fit in the memory "
                         f"this process may use; use a smaller file or --block-size") from None
     return Splits(vocab, train, dev, test, parts, sha256)

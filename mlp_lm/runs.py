@@ -62,9 +62,10 @@ def check_path_length(out, sweep=False, side=True):
     tail = 1 + max(map(len, names)) + atomic.TEMPORARY_EXTRA  # "/.embedding.png.xxxxxxxx.tmp"
     if side and not sweep:
         tail += 1 + max(map(len, SIDE_FOLDERS)) + len("-99")  # "/unconverged-99"
-    longest = len(os.fsencode(os.path.abspath(out))) + tail
+    absolute = Path(os.path.abspath(out))
+    longest = len(os.fsencode(absolute)) + tail
     path_max = -1  # where there is no limit, or the system cannot say
-    for folder in (Path(os.path.abspath(out)), *Path(os.path.abspath(out)).parents):  # the deepest that exists
+    for folder in (absolute, *absolute.parents):  # the deepest that exists
         if folder.is_dir():
             try:
                 path_max = os.pathconf(folder, "PC_PATH_MAX")

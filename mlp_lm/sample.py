@@ -82,7 +82,7 @@ def main(argv=None):
                 raise checkpoint.overflowed(args.checkpoint, e) from None
             if samples is None:
                 break
-            print("\n".join(printable(s) if e else printable(s) + CUT for s, e in zip(samples, ended)))  # a cut-off sample is marked
+            print("\n".join(printable(s) + ("" if e else CUT) for s, e in zip(samples, ended)))  # a cut-off sample is marked
             counter.add(samples, ended)
             shown += len(samples)
     sys.stdout.flush()
