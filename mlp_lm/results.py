@@ -164,7 +164,8 @@ def main(argv=None):
 def make_table(args, only, runs, docs, docs_wanted):
     """results' work once its flags are checked and its runs folder is its own: train, count, write."""
     data_sha256 = digest(in_checkout(DEFAULT_DATA))  # the word list every run must be of
-    check_read_back([n for n in CONFIGS if args.no_train or n not in only], runs, data_sha256)  # nor a table
+    # the runs read back, checked (and their models evaluated) before any training, and only then
+    read_back = check_read_back([n for n in CONFIGS if args.no_train or n not in only], runs, data_sha256)
     rows = []
     for name, (what, flags) in CONFIGS.items():
         out = runs / name
@@ -180,7 +181,7 @@ def make_table(args, only, runs, docs, docs_wanted):
                 raise UsageError(f"the run {name} did not finish (exit code {code}){kept}; see its messages above")
             if not (out / "metrics.json").is_file():
                 raise UsageError(f"the run {name} wrote no {out / 'metrics.json'}; see its messages above")
-        rows.append((name, what, read_run(name, runs, data_sha256)))
+        rows.append((name, what, read_back[name] if name in read_back else read_run(name, runs, data_sha256)))
     steps = trained_steps(rows)  # from the runs themselves, so the table says what they were trained for
     to_docs = docs_wanted
     target = docs if to_docs else runs

@@ -275,12 +275,11 @@ def _splits(block_size, split_seed):
 
 def check_read_back(names, runs, data_sha256):
     """Before any training: every run the table reads back rather than retrains is there, finished,
-    and the table's; the missing ones are named together."""
+    and the table's; the missing ones are named together. Returns their metrics, {name: metrics}."""
     missing = [n for n in names if not (runs / n / "metrics.json").exists()]
     if missing:
         raise UsageError(f"{runs} has no {', '.join(missing)} run{'s' if len(missing) > 1 else ''} (never trained "
                          f"there); train {'them' if len(missing) > 1 else 'it'} with python -m mlp_lm.results --only "
                          f"{','.join(missing)} (with this command's --runs and --steps, if any), or leave out "
                          f"--only and --no-train to train every run")
-    for name in names:
-        read_run(name, runs, data_sha256)
+    return {name: read_run(name, runs, data_sha256) for name in names}
