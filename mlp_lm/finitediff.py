@@ -122,6 +122,7 @@ class Comparison:
     numerical_at_worst: float
     problem: str = None  # why the comparison cannot pass whatever the numbers (wrong shape, proves nothing)
     unconverged: int = 0  # coordinates where scipy stopped short of its tolerance (reported, not judged)
+    rounding: tuple = None  # (dtype name, its machine epsilon) of the less precise of the two, if below float64
 
     def ok(self, tol=TOLERANCE):
         return self.problem is None and self.ratio <= tol
@@ -149,6 +150,7 @@ def compare(name, analytic, numerical, coords=None, *, shape=None, status=None):
     cannot pass: it proves nothing (a missing term times zero is zero).
     status is numerical_grad's per-coordinate scipy status, counted in the row.
     """
+    rounding = max((_rounding(x) for x in (analytic, numerical)), key=lambda r: r[1])
     a_full, numerical = _real(analytic, "the analytic gradient"), _real(numerical, "the numerical gradient")
     problem = None
     if shape is not None and a_full.shape != tuple(shape):
@@ -176,7 +178,18 @@ def compare(name, analytic, numerical, coords=None, *, shape=None, status=None):
     worst = tuple(int(j) for j in np.unravel_index(int(coords[i]), a_full.shape)) if a.size else ()
     unconverged = 0 if status is None else int(np.count_nonzero(np.asarray(status) != 0))
     return Comparison(name, a_full.shape, bool(np.array_equal(a, n)), maxdiff, scale, ratio,
-                      worst, float(a[i]) if a.size else 0.0, float(n[i]) if a.size else 0.0, problem, unconverged)
+                      worst, float(a[i]) if a.size else 0.0, float(n[i]) if a.size else 0.0, problem, unconverged,
+                      rounding if rounding[1] else None)
+
+
+LOW_PRECISION = {"float32": 2.0**-23, "float16": 2.0**-10}  # machine epsilons
+
+
+def _rounding(x):
+    """(dtype name, machine epsilon) of an array of a precision below float64's, else ("float64", 0.0);
+    numpy's dtypes and torch's alike (a torch.dtype prints as "torch.float32")."""
+    name = str(getattr(x, "dtype", "")).removeprefix("torch.")
+    return (name, LOW_PRECISION[name]) if name in LOW_PRECISION else ("float64", 0.0)
 
 
 def assert_close(cmp, tol=TOLERANCE):
@@ -189,4 +202,7 @@ def assert_close(cmp, tol=TOLERANCE):
             f"= {cmp.ratio:.3e} > {tol:.0e}; worst entry {cmp.name}{list(cmp.worst)}: "
             f"analytic {cmp.analytic_at_worst:.10g}, numerical {cmp.numerical_at_worst:.10g}"
             + (f" (scipy did not converge at {cmp.unconverged} coordinate(s))" if cmp.unconverged else "")
+            + (f"; {cmp.rounding[0]}'s rounding alone is about {cmp.rounding[1]:.0e} of the scale: compare in "
+               f"float64 (against float64, float32 needs a tolerance of about 1e-4)"
+               if cmp.rounding and tol < 100 * cmp.rounding[1] else "")
         )

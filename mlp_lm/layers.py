@@ -20,7 +20,8 @@ H hidden size, V vocabulary size.
 Each `x_forward(...)` returns `(out, cache)`; each `x_backward(dout, cache)`
 takes the gradient of the loss with respect to `out` and returns fresh arrays
 with the gradients of the loss with respect to the forward's inputs, named
-`d` + the input's name. Nothing accumulates into shared buffers.
+`d` + the input's name. Nothing accumulates into shared buffers. Arrays in
+are numpy arrays: a list or a torch tensor is refused with a TypeError.
 The other way round is not promised: a forward's output may be a view of
 its input (concat_forward, dropout_forward without a mask) or its own cache
 (tanh_forward keeps its output), and the caches hold the inputs themselves
@@ -35,7 +36,7 @@ import functools
 
 import numpy as np
 
-from .checks import check_indices, check_upstream, checked_mask, is_whole
+from .checks import check_indices, check_upstream, checked_mask, is_whole, not_arrays
 
 ONEHOT_MAX = 1 << 20  # embedding_backward builds a one-hot matrix up to this many entries (4 MB in float32)
 IDENTITY_MAX_V = 64  # one-hot rows are taken from a kept identity up to this vocabulary (see _one_hot)
@@ -50,6 +51,8 @@ def embedding_forward(C, X):
     Returns: emb (B, T, E) with emb[b, t] = C[X[b, t]]; cache.
     """
     X = np.asarray(X)
+    if not isinstance(C, np.ndarray):
+        raise not_arrays(C=C)
     if X.ndim != 2 or C.ndim != 2:  # else concatenation's complaint about unpacking, or a wrong emb taken in silence
         raise ValueError(f"C must be (V, E) and X (B, T) symbol indices, one context a row, got shapes {np.shape(C)} "
                          f"and {X.shape}")
@@ -90,7 +93,12 @@ def concat_forward(emb):
     Inputs:  emb (B, T, E).
     Returns: embcat (B, T*E), row b = [emb[b, 0], emb[b, 1], ..., emb[b, T-1]]; cache.
     """
-    B, T, E = emb.shape
+    if not isinstance(emb, np.ndarray):
+        raise not_arrays(emb=emb)
+    try:
+        B, T, E = emb.shape
+    except ValueError:  # "not enough values to unpack"
+        raise ValueError(f"emb must be (B, T, E), got shape {emb.shape}") from None
     embcat = emb.reshape(B, T * E)  # (B, T*E), a view: no copy
     return embcat, emb.shape
 
@@ -116,6 +124,8 @@ def linear_forward(x, W, b=None):
     Inputs:  x (B, D); W (D, M); b (M,) or None.
     Returns: out (B, M) = x @ W + b; cache.
     """
+    if not (isinstance(x, np.ndarray) and isinstance(W, np.ndarray) and (b is None or isinstance(b, np.ndarray))):
+        raise not_arrays(x=x, W=W, b=b)
     try:
         out = x.dot(W)  # (B, M)
     except ValueError:  # numpy's "shapes not aligned": said below, in the layer's terms
@@ -124,8 +134,10 @@ def linear_forward(x, W, b=None):
     # no (B, M) out. A (1,) b, or a 1-D x, would broadcast into a right-looking answer whose
     # backward is wrong.
     if out is None or out.ndim != 2 or (b is not None and b.shape != out.shape[1:]):
-        raise ValueError(f"x must be (B, D), W (D, M) and b (M,), got {np.shape(x)}, {np.shape(W)} and "
-                         f"{None if b is None else np.shape(b)}")
+        turned = x.ndim == W.ndim == 2 and W.shape[1] == x.shape[1] != W.shape[0]
+        raise ValueError(f"x must be (B, D), W (D, M) and b (M,), got {x.shape}, {W.shape} and "
+                         f"{None if b is None else b.shape}"
+                         + ("; W in torch.nn.Linear's layout, (outputs, inputs)? Pass W.T" if turned else ""))
     if b is not None:
         out += b  # in place: one array for the result, not two
     return out, (x, W, b is not None)
@@ -153,6 +165,8 @@ def tanh_forward(x):
     Inputs:  x (B, H).
     Returns: out (B, H) = tanh(x); cache.
     """
+    if not isinstance(x, np.ndarray):
+        raise not_arrays(x=x)
     out = np.tanh(x)  # (B, H)
     return out, out
 
@@ -194,6 +208,8 @@ def dropout_forward(x, mask):
     """Inputs:  x (B, D); mask (B, D) from dropout_mask, or None for no dropout.
     Returns: out (B, D) = x * mask; cache.
     """
+    if not isinstance(x, np.ndarray):
+        raise not_arrays(x=x)
     mask = checked_mask(mask, x.shape, x.dtype, f"x's {x.shape}")
     return (x if mask is None else x * mask), mask
 
@@ -209,6 +225,8 @@ def dropout_backward(dout, cache):
     mask = cache
     if mask is not None:  # (without one it is the identity, whatever the shape)
         check_upstream(dout, mask.shape, "dout")
+    elif not isinstance(dout, np.ndarray):
+        raise not_arrays(dout=dout)
     return dout.copy() if mask is None else dout * mask
 
 
@@ -228,6 +246,8 @@ def softmax_cross_entropy_forward(logits, Y, smoothing=0.0):
     Returns: loss (0-d array, nats); cache.
     """
     Y = np.asarray(Y)
+    if not isinstance(logits, np.ndarray):
+        raise not_arrays(logits=logits)
     if logits.ndim != 2 or Y.shape != logits.shape[:1]:  # a (B, 1) Y would broadcast to (B, B) targets
         raise ValueError(f"logits must be (B, V) and Y (B,), got {logits.shape} and {Y.shape}")
     B, V = logits.shape

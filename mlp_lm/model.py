@@ -11,7 +11,7 @@ import numpy as np
 from . import folded, layers
 from .checks import check_chunk_size, check_indices
 from .params import (DECAYED, KNOWN_PARAMS, OPTIONAL_PARAMS, PARAM_NAMES, check_params, checked_sizes, init_params,
-                     num_params, param_shapes)
+                     num_params, param_shapes, shape_problem)
 
 __all__ = ["forward", "embedding_mask_shape", "check_masks", "loss_and_grads", "l2_penalty", "logits", "next_probs",
            "rows_per_chunk", "slow_evaluation", "check_examples", "split_loss", "EVAL_BYTES", "SLOW_EVALUATION",
@@ -37,6 +37,17 @@ def forward(params, X, masks=None, fold=False):
         raise TypeError(f"fold is True or False, got {fold!r}")
     check_params(params)
     masks = check_masks(masks, fold=fold)
+    try:
+        return _forward(params, X, masks, fold)
+    except ValueError:  # a layer's complaint about shapes; when the parameters misfit, they are what to say
+        problem = shape_problem(params)
+        if problem:
+            raise ValueError(problem) from None
+        raise
+
+
+def _forward(params, X, masks, fold):
+    """forward() on checked params and masks."""
     if fold:
         emb_caches = None
         hpreact, lin1_cache = folded.fold_forward(params["C"], X, params["W1"], masks.get("C"))  # (B, H)
@@ -212,17 +223,11 @@ def check_examples(params, X, Y):
     symbol indices in 0..V-1 (numpy would read -1 as the last symbol and a (N, 1) Y would broadcast
     against (N,), both without a word)."""
     check_params(params)  # and their dtypes
-    if params["C"].ndim != 2 or params["W1"].ndim != 2 or 0 in params["C"].shape:
-        raise ValueError(f"C must be (V, E) and W1 (T*E, H), with V and E at least 1, got {params['C'].shape} and "
-                         f"{params['W1'].shape}")
+    problem = shape_problem(params)  # a (1,) b1 or a W2 of another vocabulary would broadcast into an answer
+    if problem:
+        raise ValueError(problem)
     V, E = params["C"].shape
-    T, H = params["W1"].shape[0] // E, params["W1"].shape[1]
-    shapes = param_shapes(V, T, E, H, direct="Wd" in params)
-    odd = [k for k in shapes if np.shape(params.get(k)) != shapes[k]]
-    if odd:  # a (1,) b1 or a W2 of another vocabulary would broadcast into an answer
-        shown = ", ".join(f"{k} {np.shape(params.get(k))}" for k in odd)
-        raise ValueError(f"the parameters do not fit together: {shown} against C {params['C'].shape} and "
-                         f"W1 {params['W1'].shape}")
+    T = params["W1"].shape[0] // E
     if np.ndim(X) != 2 or np.ndim(Y) != 1 or len(X) != len(Y) or np.shape(X)[1] != T:
         raise ValueError(f"X must be (N, {T}) and Y (N,) for the same N, got {np.shape(X)} and {np.shape(Y)}")
     if len(Y) == 0:

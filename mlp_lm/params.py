@@ -106,8 +106,53 @@ def check_params(params):
     else:
         if dtype.char in ("f", "d"):  # float32 or float64, in either byte order
             return
+    kinds = {k: _kind(a) for k, a in params.items()}
     raise ValueError("the parameters must all be float32 or all float64 numpy arrays, got "
-                     + ", ".join(f"{k} {_kind(a)}" for k, a in params.items()))
+                     + ", ".join(f"{k} {kind}" for k, kind in kinds.items())
+                     + ("; a torch tensor t is t.detach().numpy()" if any(k.startswith("torch.") for k in kinds.values())
+                        else ""))
+
+
+def shape_problem(params):
+    """What does not fit together in params' shapes, in one line, or None when they fit.
+
+    The sizes are read by majority (V from C, W2 and b2; H from W1, b1 and W2; E from C; T*E from
+    W1 and Wd), so the tensor that disagrees with the others is the one named, and one in
+    torch.nn.Linear's layout, (outputs, inputs), is named as transposed. Call it on
+    check_params's params (all present, all arrays).
+    """
+    C, W1 = params["C"], params["W1"]
+    if C.ndim != 2 or W1.ndim != 2 or 0 in C.shape:
+        return (f"C must be (V, E) and W1 (T*E, H), with V and E at least 1, got {C.shape} and "
+                f"{W1.shape}")
+    V = _most_common([C.shape[0], *_dims(params["b2"], 0), *_dims(params["W2"], 1)])
+    E = C.shape[0] if C.shape[1] == V != C.shape[0] else C.shape[1]  # a transposed C still says its E
+    H = _most_common([W1.shape[1], *_dims(params["b1"], 0), *_dims(params["W2"], 0), W1.shape[0]])
+    TE = W1.shape[0] if W1.shape[1] == H else W1.shape[1]  # the other way round: the transposed W1
+    TE = _most_common([TE, *_dims(params.get("Wd"), 0)])
+    if TE % E:
+        return (f"W1's rows must be T*E, whole multiples of C's E={E} (C is (V, E) = {C.shape}), "
+                f"got W1 {W1.shape}")
+    shapes = param_shapes(V, TE // E, E, H, direct="Wd" in params)
+    odd = [k for k in shapes if params[k].shape != shapes[k]]
+    if not odd:
+        return None
+    turned = [k for k in odd if params[k].shape[::-1] == shapes[k]]
+    return ("the parameters do not fit together: "
+            + ", ".join(f"{k} is {params[k].shape}, not {shapes[k]}" for k in odd)
+            + f" (C {C.shape}, T={TE // E}, H={H})"
+            + (f"; {', '.join(turned)} in torch.nn.Linear's layout, (outputs, inputs)? Ours are "
+               f"(inputs, outputs): pass the transpose, .T" if turned else ""))
+
+
+def _dims(a, axis):
+    """[a.shape[axis]] when a is an array with that axis, else []: a size one tensor says the model has."""
+    return [a.shape[axis]] if a is not None and a.ndim > axis else []
+
+
+def _most_common(sizes):
+    """The size most of `sizes` agree on; the first of them on a tie."""
+    return max(sizes, key=sizes.count)
 
 
 PLAIN = (np.ndarray, np.memmap)  # arrays whose every entry is what it says (np.load's mmap_mode gives a memmap)
@@ -119,4 +164,6 @@ def _kind(a):
         return a.dtype.name
     if isinstance(a, np.generic):
         return f"a {a.dtype.name} scalar"
-    return type(a).__name__ + (f" of {a.dtype.name}" if hasattr(a, "dtype") else "")
+    dtype = getattr(a, "dtype", None)  # a torch tensor's is a torch.dtype, which has no .name
+    return (f"{type(a).__module__.split('.')[0]}.{type(a).__name__}".removeprefix("builtins.")
+            + ("" if dtype is None else f" of {getattr(dtype, 'name', dtype)}"))

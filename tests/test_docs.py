@@ -233,3 +233,17 @@ def test_the_readmes_memory_refusal_needs_what_train_computes():
     line = next(line for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines() if "needs about" in line)
     assert "H=1000000000, batch 32, 200,000 steps" in line
     assert f"needs about {gib(memory_needed(Config(n_hidden=10**9), 27))} of memory" in line
+
+
+def test_each_example_on_the_checking_page_runs_on_its_own():
+    # gradcheck.md is read by section, by someone holding their own code against ours, who pastes the
+    # example of the section they need: the tanh example used the names the page's first one imported.
+    import doctest
+    blocks = re.findall(r"```python\n(.*?)```", read("gradcheck.md"), re.S)
+    assert len(blocks) >= 3
+    for i, block in enumerate(blocks):
+        test = doctest.DocTestParser().get_doctest(block, {}, f"gradcheck.md block {i}", "gradcheck.md", 0)
+        runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+        failures = []
+        runner.run(test, out=failures.append)
+        assert runner.failures == 0, f"block {i} does not run on its own:\n{''.join(failures)[:2000]}"

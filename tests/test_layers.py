@@ -281,3 +281,49 @@ def test_an_upstream_gradient_of_another_shape_is_refused_not_broadcast(rng):
         with pytest.raises(ValueError, match="must have the forward output's shape"):
             backward(dout, cache)
     assert layers.dropout_backward(np.ones(3), None).shape == (3,)  # no mask: the identity on anything
+
+
+def test_what_is_not_a_numpy_array_is_refused_by_name(rng):
+    # From a review by an engineer holding their own code against ours: a torch tensor or a list failed
+    # deep inside numpy or torch ("'list' object has no attribute 'dot'", "1D tensors expected"), or came
+    # back as a tensor, or went into the cache to fail in the backward (a list W).
+    x, W = rng.standard_normal((2, 3)), rng.standard_normal((3, 4))
+    C, X = rng.standard_normal((V, E)), rng.integers(0, V, (B, T))
+    emb, emb_cache = layers.embedding_forward(C, X)
+    h, tanh_cache = layers.tanh_forward(x)
+    calls = [(lambda a: layers.linear_forward(a, W), "x"), (lambda a: layers.linear_forward(x, a), "W"),
+             (lambda a: layers.linear_forward(x, W, a), "b"), (lambda a: layers.embedding_forward(a, X), "C"),
+             (layers.concat_forward, "emb"), (layers.tanh_forward, "x"), (lambda a: layers.dropout_forward(a, None), "x"),
+             (lambda a: layers.softmax_cross_entropy_forward(a, np.zeros(2, int)), "logits"),
+             (lambda a: layers.tanh_backward(a, tanh_cache), "dout"), (lambda a: layers.dropout_backward(a, None), "dout"),
+             (lambda a: layers.embedding_backward(a, emb_cache), "demb")]
+    for call, name in calls:
+        for value in (np.ones((2, 4)).tolist(), _Tensorish()):
+            with pytest.raises(TypeError, match=rf"^{name} must be a numpy array, got a .*(list|_Tensorish)"):
+                call(value)
+    with pytest.raises(TypeError, match=r"^x, W and b must be numpy arrays, got a list for x, a list for W, a list for b"):
+        layers.linear_forward(x.tolist(), W.tolist(), np.zeros(4).tolist())
+    with pytest.raises(ValueError, match=r"W in torch.nn.Linear's layout, \(outputs, inputs\)\? Pass W.T"):
+        layers.linear_forward(x, W.T)
+    with pytest.raises(ValueError, match=r"emb must be \(B, T, E\), got shape \(2, 3\)"):
+        layers.concat_forward(x)  # was "not enough values to unpack"
+    # numbers stay numbers where the output is a scalar (the loss), and a memory-mapped array is an array
+    _, ce_cache = layers.softmax_cross_entropy_forward(x, np.array([0, 1]))
+    for one in (1.0, 1, np.float32(1.0), np.array(1.0)):
+        assert layers.softmax_cross_entropy_backward(one, ce_cache).shape == (2, 3)
+
+
+class _Tensorish:
+    """Something with an array's shape that is not a numpy array, as a torch tensor is (torch is optional)."""
+    shape = (2, 4)
+    ndim = 2
+    dtype = "float64"
+
+
+def test_a_torch_tensor_is_refused_with_how_to_convert_it(rng):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match=r"^x must be a numpy array, got a torch.Tensor; a torch tensor t is "
+                                        r"t.detach\(\).numpy\(\)"):
+        layers.tanh_forward(torch.ones(2, 3, requires_grad=True))  # came back a tensor
+    with pytest.raises(TypeError, match=r"^dout must be a numpy array, got a torch.Tensor"):
+        layers.tanh_backward(torch.ones(2, 3), layers.tanh_forward(np.ones((2, 3)))[1])  # its shape passed for ours

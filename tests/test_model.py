@@ -1,4 +1,6 @@
 """The whole model: gradients of every parameter and intermediate, and sanity checks."""
+import re
+
 import numpy as np
 import pytest
 
@@ -421,3 +423,42 @@ def test_a_split_batch_refuses_masks_as_one_piece_does():
     model.check_examples(big_endian, X[:2], Y[:2])  # the same dtype in another byte order
     with pytest.raises(ValueError, match="all be float32 or all float64"):
         model.check_examples({k: v.astype(np.int64) for k, v in p.items()}, X[:2], Y[:2])
+
+
+def test_weights_in_torch_layout_are_named_as_transposed():
+    # From a review by an engineer holding their own code against ours: W1 handed over as
+    # torch.nn.Linear keeps it, (outputs, inputs), made check_examples name b1, W2 and Wd (the sizes
+    # were read off W1), and loss_and_grads say "x must be (B, D), W (D, M)", naming no layer.
+    p = model.init_params(7, 3, 4, 8, dtype=np.float64, direct=True)  # V=7 T=3 E=4 H=8: W1 (12, 8)
+    X, Y = np.zeros((6, 3), dtype=np.int64), np.zeros(6, dtype=np.int64)
+    for keys in (["W1"], ["W2"], ["Wd"], ["W1", "W2", "Wd"]):
+        q = dict(p, **{k: p[k].T.copy() for k in keys})
+        for check in (lambda: model.check_examples(q, X, Y), lambda: model.loss_and_grads(q, X, Y),
+                      lambda: model.loss_and_grads(q, X, Y, fold=True)):
+            with pytest.raises(ValueError) as e:
+                check()
+            message = str(e.value)
+            named = set(re.findall(r"(\w+) is \(", message))
+            assert named == set(keys), message  # the others fit together, and are not blamed
+            assert f"{', '.join(keys)} in torch.nn.Linear's layout, (outputs, inputs)? Ours are (inputs, outputs)" in message
+    wrong_b1 = dict(p, b1=np.zeros(5))  # one tensor of another size: that one, not the four it disagrees with
+    with pytest.raises(ValueError, match=r"do not fit together: b1 is \(5,\), not \(8,\) \(C \(7, 4\), T=3, H=8\)$"):
+        model.check_examples(wrong_b1, X, Y)
+    with pytest.raises(ValueError, match=r"W1's rows must be T\*E, whole multiples of C's E=4"):
+        model.check_examples(dict(p, W1=np.zeros((10, 8))), X, Y)
+
+
+def test_parameters_of_another_library_are_refused_in_one_line():
+    # A torch tensor's dtype has no .name: the refusal crashed while writing its own message.
+    class Tensorish:  # what the message reads of a torch tensor (torch is optional)
+        dtype = object()
+    p = model.init_params(7, 3, 4, 5, dtype=np.float64)
+    X, Y = np.zeros((2, 3), dtype=np.int64), np.zeros(2, dtype=np.int64)
+    with pytest.raises(ValueError, match=r"got C float64, W1 .*Tensorish of <object object"):
+        model.check_examples(dict(p, W1=Tensorish()), X, Y)
+    torch = pytest.importorskip("torch")
+    for bad in ({k: torch.tensor(v) for k, v in p.items()}, dict(p, W1=torch.tensor(p["W1"], requires_grad=True))):
+        for check in (lambda q: model.check_examples(q, X, Y), lambda q: model.loss_and_grads(q, X, Y)):
+            with pytest.raises(ValueError, match=r"numpy arrays, got .*W1 torch.Tensor of torch.float64.*; "
+                                                 r"a torch tensor t is t.detach\(\).numpy\(\)$"):
+                check(bad)
