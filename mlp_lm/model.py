@@ -39,11 +39,22 @@ def forward(params, X, masks=None, fold=False):
     masks = check_masks(masks, fold=fold)
     try:
         return _forward(params, X, masks, fold)
-    except ValueError:  # a layer's complaint about shapes; when the parameters misfit, they are what to say
-        problem = shape_problem(params)
+    except ValueError:  # a layer's complaint about shapes; when the parameters or a mask misfit, say which
+        problem = shape_problem(params) or _mask_problem(params, X, masks, fold)
         if problem:
             raise ValueError(problem) from None
         raise
+
+
+def _mask_problem(params, X, masks, fold):
+    """Which mask has another shape than its values (for forward's message), or None."""
+    (V, E), H = params["C"].shape, params["W1"].shape[1]
+    B, T = np.shape(X) if np.ndim(X) == 2 else (None, None)
+    wanted = dict([embedding_mask_shape(B, T, V, E, fold), ("h", (B, H))])
+    odd = [k for k, m in masks.items() if m is not None and np.shape(m) != wanted[k]]
+    letters = {"embcat": "(B, T*E)", "C": "(T, V, E)", "h": "(B, H)"}
+    return (f"masks[{odd[0]!r}] is {np.shape(masks[odd[0]])}, not {letters[odd[0]]} = {wanted[odd[0]]}"
+            if odd and B is not None else None)
 
 
 def _forward(params, X, masks, fold):

@@ -462,3 +462,16 @@ def test_parameters_of_another_library_are_refused_in_one_line():
             with pytest.raises(ValueError, match=r"numpy arrays, got .*W1 torch.Tensor of torch.float64.*; "
                                                  r"a torch tensor t is t.detach\(\).numpy\(\)$"):
                 check(bad)
+
+
+def test_a_mask_of_another_shape_is_named_by_its_key():
+    # The layer said "the dropout mask is (1, 8), not x's (6, 8)", without saying which of the masks.
+    p = model.init_params(7, 3, 4, 8, dtype=np.float64)
+    X, Y = np.zeros((6, 3), dtype=np.int64), np.zeros(6, dtype=np.int64)
+    for masks, fold, said in (({"h": np.ones((1, 8))}, False, r"masks\['h'\] is \(1, 8\), not \(B, H\) = \(6, 8\)"),
+                              ({"embcat": np.ones((6, 13)), "h": np.ones((6, 8))}, False,
+                               r"masks\['embcat'\] is \(6, 13\), not \(B, T\*E\) = \(6, 12\)"),
+                              ({"C": np.ones((3, 7, 5))}, True, r"masks\['C'\] is \(3, 7, 5\), not \(T, V, E\) = \(3, 7, 4\)")):
+        with pytest.raises(ValueError, match=said):
+            model.loss_and_grads(p, X, Y, masks=masks, fold=fold)
+    assert model.loss_and_grads(p, X, Y, masks={"embcat": np.ones((6, 12)), "h": np.ones((6, 8))})[0] > 0
