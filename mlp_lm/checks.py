@@ -51,23 +51,26 @@ def check_upstream(dout, shape, name):
     """ValueError unless the upstream gradient has its output's shape: numpy would broadcast a (B, 1),
     (1, H) or scalar one, or reshape one of the right size and another layout, into a wrong gradient.
     TypeError unless it is a numpy array (or, for a scalar output, a number)."""
-    if isinstance(dout, np.ndarray) and dout.shape == shape:
-        return
-    if not isinstance(dout, (np.ndarray, int, float, np.generic)):  # a number has the shape ()
+    if isinstance(dout, np.ndarray):
+        if dout.shape == shape:
+            return
+    elif isinstance(dout, (int, float, np.integer, np.floating)):  # a real number, of shape ()
+        if shape == ():  # the loss's upstream gradient, 1.0
+            return
+    else:
         raise not_arrays(**{name: dout})
-    if np.shape(dout) != shape:  # a number passes for a scalar output's, the loss's 1.0
-        raise ValueError(f"{name} must have the forward output's shape {shape}, got {np.shape(dout)}")
+    raise ValueError(f"{name} must have the forward output's shape {shape}, got {np.shape(dout)}")
 
 
 def not_arrays(**named):
-    """The TypeError for the arguments among `named` that are not numpy arrays (None is no argument):
-    a list or a torch tensor would fail deep inside numpy or torch, or come back as another type."""
-    odd = {k: v for k, v in named.items() if v is not None and not isinstance(v, np.ndarray)}
-    kinds = {k: f"{type(v).__module__.split('.')[0]}.{type(v).__name__}".removeprefix("builtins.")
+    """The TypeError for the arguments among `named` that are not numpy arrays: a list or a torch
+    tensor would fail deep inside numpy or torch, or come back as another type."""
+    odd = {k: v for k, v in named.items() if not isinstance(v, np.ndarray)}
+    kinds = {k: "None" if v is None else
+             "a " + f"{type(v).__module__.split('.')[0]}.{type(v).__name__}".removeprefix("builtins.")
              for k, v in odd.items()}
-    hint = ("; a torch tensor t is t.detach().numpy()" if any(t.startswith("torch.") for t in kinds.values())
+    hint = ("; a torch tensor t is t.detach().numpy()" if any(t.startswith("a torch.") for t in kinds.values())
             else "; np.asarray makes one")
-    got = (f"a {kinds.popitem()[1]}" if len(kinds) == 1 else ", ".join(f"a {t} for {k}" for k, t in kinds.items()))
+    got = ", ".join(f"{t} for {k}" for k, t in kinds.items()) if len(kinds) > 1 else next(iter(kinds.values()))
     names = " and ".join([", ".join(list(odd)[:-1]), list(odd)[-1]] if len(odd) > 1 else odd)
-    return TypeError(f"{names} must be {'a numpy array' if len(odd) == 1 else 'numpy arrays'}, "
-                     f"got {got}{hint}")
+    return TypeError(f"{names} must be {'a numpy array' if len(odd) == 1 else 'numpy arrays'}, got {got}{hint}")

@@ -125,7 +125,7 @@ def linear_forward(x, W, b=None):
     Returns: out (B, M) = x @ W + b; cache.
     """
     if not (isinstance(x, np.ndarray) and isinstance(W, np.ndarray) and (b is None or isinstance(b, np.ndarray))):
-        raise not_arrays(x=x, W=W, b=b)
+        raise not_arrays(x=x, W=W, **({} if b is None else {"b": b}))  # b=None: no bias
     try:
         out = x.dot(W)  # (B, M)
     except ValueError:  # numpy's "shapes not aligned": said below, in the layer's terms

@@ -18,7 +18,7 @@ __all__ = ["forward", "embedding_mask_shape", "check_masks", "loss_and_grads", "
            "MASKED", "FOLDED_MASKED", "STEP_MASKS",
            # params.py's, here too
            "DECAYED", "KNOWN_PARAMS", "OPTIONAL_PARAMS", "PARAM_NAMES", "check_params", "checked_sizes", "init_params",
-           "num_params", "param_shapes"]
+           "num_params", "param_shapes", "shape_problem"]
 
 MASKED = {"embcat", "h"}  # the values dropout can act on
 FOLDED_MASKED = {"C", "h"}  # with fold=True: the per-position tables of C (T, V, E) and h
@@ -39,22 +39,29 @@ def forward(params, X, masks=None, fold=False):
     masks = check_masks(masks, fold=fold)
     try:
         return _forward(params, X, masks, fold)
-    except ValueError:  # a layer's complaint about shapes; when the parameters or a mask misfit, say which
-        problem = shape_problem(params) or _mask_problem(params, X, masks, fold)
+    except ValueError:  # a layer's complaint about shapes; when the parameters, X or a mask misfit, say which
+        problem = shape_problem(params, _length(X)) or _inputs_problem(params, X, masks, fold)
         if problem:
             raise ValueError(problem) from None
         raise
 
 
-def _mask_problem(params, X, masks, fold):
-    """Which mask has another shape than its values (for forward's message), or None."""
+def _length(X):
+    """The length T of the contexts X (B, T), or None for an X of another number of dimensions."""
+    return np.shape(X)[1] if np.ndim(X) == 2 else None
+
+
+def _inputs_problem(params, X, masks, fold):
+    """For parameters that fit together: whether X is not (B, T) contexts of their T, or which mask has
+    another shape than the values it drops (forward's message); None when neither."""
     (V, E), H = params["C"].shape, params["W1"].shape[1]
-    B, T = np.shape(X) if np.ndim(X) == 2 else (None, None)
-    wanted = dict([embedding_mask_shape(B, T, V, E, fold), ("h", (B, H))])
+    T = params["W1"].shape[0] // E
+    if np.ndim(X) != 2 or np.shape(X)[1] != T:
+        return f"X must be (B, T) = (B, {T}) contexts for this network, got shape {np.shape(X)}"
+    wanted = dict([embedding_mask_shape(len(X), T, V, E, fold), ("h", (len(X), H))])
     odd = [k for k, m in masks.items() if m is not None and np.shape(m) != wanted[k]]
     letters = {"embcat": "(B, T*E)", "C": "(T, V, E)", "h": "(B, H)"}
-    return (f"masks[{odd[0]!r}] is {np.shape(masks[odd[0]])}, not {letters[odd[0]]} = {wanted[odd[0]]}"
-            if odd and B is not None else None)
+    return f"masks[{odd[0]!r}] is {np.shape(masks[odd[0]])}, not {letters[odd[0]]} = {wanted[odd[0]]}" if odd else None
 
 
 def _forward(params, X, masks, fold):
@@ -234,7 +241,7 @@ def check_examples(params, X, Y):
     symbol indices in 0..V-1 (numpy would read -1 as the last symbol and a (N, 1) Y would broadcast
     against (N,), both without a word)."""
     check_params(params)  # and their dtypes
-    problem = shape_problem(params)  # a (1,) b1 or a W2 of another vocabulary would broadcast into an answer
+    problem = shape_problem(params, _length(X))  # a (1,) b1 or a W2 of another vocabulary would broadcast into an answer
     if problem:
         raise ValueError(problem)
     V, E = params["C"].shape

@@ -113,46 +113,60 @@ def check_params(params):
                         else ""))
 
 
-def shape_problem(params):
+def shape_problem(params, T=None):
     """What does not fit together in params' shapes, in one line, or None when they fit.
 
-    The sizes are read by majority (V from C, W2 and b2; H from W1, b1 and W2; E from C; T*E from
-    W1 and Wd), so the tensor that disagrees with the others is the one named, and one in
-    torch.nn.Linear's layout, (outputs, inputs), is named as transposed. Call it on
-    check_params's params (all present, all arrays).
+    The sizes (V, T, E, H) are the ones that fit the most tensors, so the tensor that disagrees with
+    the others is the one named, whichever it is; a weight in torch.nn.Linear's layout, (outputs,
+    inputs), is named as transposed. T, the contexts' length when there are contexts, breaks ties.
+    Call it on check_params's params (all present, all arrays).
     """
     C, W1 = params["C"], params["W1"]
-    if C.ndim != 2 or W1.ndim != 2 or 0 in C.shape:
-        return (f"C must be (V, E) and W1 (T*E, H), with V and E at least 1, got {C.shape} and "
-                f"{W1.shape}")
-    V = _most_common([C.shape[0], *_dims(params["b2"], 0), *_dims(params["W2"], 1)])
-    E = C.shape[0] if C.shape[1] == V != C.shape[0] else C.shape[1]  # a transposed C still says its E
-    H = _most_common([W1.shape[1], *_dims(params["b1"], 0), *_dims(params["W2"], 0), W1.shape[0]])
-    TE = W1.shape[0] if W1.shape[1] == H else W1.shape[1]  # the other way round: the transposed W1
-    TE = _most_common([TE, *_dims(params.get("Wd"), 0)])
-    if TE % E:
-        return (f"W1's rows must be T*E, whole multiples of C's E={E} (C is (V, E) = {C.shape}), "
+    if C.ndim != 2 or 0 in C.shape:
+        return f"C must be (V, E), with V and E at least 1, got {C.shape}"
+    direct = "Wd" in params
+    sizes = (C.shape[0], W1.shape[0] // C.shape[1], C.shape[1], W1.shape[-1]) if W1.ndim else None
+    if sizes and W1.shape[0] % C.shape[1] == 0 and _misfits(params, sizes, direct) == []:
+        return None  # the reading every training step takes: C's (V, E), W1's (T*E, H)
+    # Every size each tensor could be saying, the usual reading first (it wins a tie)
+    dims = {k: a.shape for k, a in params.items()}
+    Vs = _unique([dims["C"][0], *dims["b2"], *dims["W2"][::-1], *dims.get("Wd", ())[1:]])
+    Hs = _unique([*dims["W1"][::-1], *dims["b1"], *dims["W2"]])
+    TEs = _unique([*dims["W1"], *dims.get("Wd", ())[:1]])
+    Es = _unique([*dims["C"][::-1], *(TE // T for TE in TEs if T and TE % T == 0)])  # E from W1's rows and X's T
+    TEs = _unique([*TEs, *(T * E for E in Es if T)])
+    readings = [(V, TE // E, E, H) for E in Es for TE in TEs if TE >= E and TE % E == 0 for V in Vs for H in Hs]
+    if not readings:
+        return (f"W1's rows must be T*E, whole multiples of C's E={C.shape[1]} (C is (V, E) = {C.shape}), "
                 f"got W1 {W1.shape}")
-    shapes = param_shapes(V, TE // E, E, H, direct="Wd" in params)
-    odd = [k for k in shapes if params[k].shape != shapes[k]]
-    if not odd:
-        return None
+    V, T, E, H = sizes = min(readings, key=lambda r: _cost(params, r, direct) + (0.25 if r[1] != T else 0))
+    shapes = param_shapes(*sizes, direct=direct)
+    odd = _misfits(params, sizes, direct)
     turned = [k for k in odd if params[k].shape[::-1] == shapes[k]]
+    linear = [k for k in turned if k != "C"]  # nn.Embedding keeps C as we do, (V, E)
     return ("the parameters do not fit together: "
             + ", ".join(f"{k} is {params[k].shape}, not {shapes[k]}" for k in odd)
-            + f" (C {C.shape}, T={TE // E}, H={H})"
-            + (f"; {', '.join(turned)} in torch.nn.Linear's layout, (outputs, inputs)? Ours are "
-               f"(inputs, outputs): pass the transpose, .T" if turned else ""))
+            + f" (V={V}, T={T}, E={E}, H={H}, the sizes the other tensors agree on)"  # min: the first of the best
+            + (f"; {', '.join(linear)} in torch.nn.Linear's layout, (outputs, inputs)? Ours are "
+               f"(inputs, outputs): pass the transpose, .T" if linear else "")
+            + ("; C is transposed: it is (V, E), one row a symbol" if "C" in turned else ""))
 
 
-def _dims(a, axis):
-    """[a.shape[axis]] when a is an array with that axis, else []: a size one tensor says the model has."""
-    return [a.shape[axis]] if a is not None and a.ndim > axis else []
+def _cost(params, sizes, direct):
+    """How badly these sizes fit: a tensor of another shape costs 1, a transposed one (all there, in the
+    other layout) a half."""
+    shapes = param_shapes(*sizes, direct=direct)
+    return sum(1 if params[k].shape[::-1] != shapes[k] else 0.5 for k in _misfits(params, sizes, direct))
 
 
-def _most_common(sizes):
-    """The size most of `sizes` agree on; the first of them on a tie."""
-    return max(sizes, key=sizes.count)
+def _misfits(params, sizes, direct):
+    """The names of the tensors whose shapes are not the ones these sizes (V, T, E, H) give."""
+    return [k for k, shape in param_shapes(*sizes, direct=direct).items() if params[k].shape != shape]
+
+
+def _unique(sizes):
+    """sizes without repeats, in their order, and without 0 (no size of this model is 0)."""
+    return list(dict.fromkeys(n for n in sizes if n))
 
 
 PLAIN = (np.ndarray, np.memmap)  # arrays whose every entry is what it says (np.load's mmap_mode gives a memmap)

@@ -303,6 +303,11 @@ def test_what_is_not_a_numpy_array_is_refused_by_name(rng):
                 call(value)
     with pytest.raises(TypeError, match=r"^x, W and b must be numpy arrays, got a list for x, a list for W, a list for b"):
         layers.linear_forward(x.tolist(), W.tolist(), np.zeros(4).tolist())
+    with pytest.raises(TypeError, match=r"^x and W must be numpy arrays, got None for x, a list for W; np.asarray"):
+        layers.linear_forward(None, W.tolist())  # None was dropped from the message, and with it the name
+    for call in (layers.tanh_forward, layers.concat_forward, lambda a: layers.tanh_backward(a, tanh_cache)):
+        with pytest.raises(TypeError, match=r"must be a numpy array, got None"):
+            call(None)
     with pytest.raises(ValueError, match=r"W in torch.nn.Linear's layout, \(outputs, inputs\)\? Pass W.T"):
         layers.linear_forward(x, W.T)
     with pytest.raises(ValueError, match=r"emb must be \(B, T, E\), got shape \(2, 3\)"):

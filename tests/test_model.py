@@ -441,11 +441,29 @@ def test_weights_in_torch_layout_are_named_as_transposed():
             named = set(re.findall(r"(\w+) is \(", message))
             assert named == set(keys), message  # the others fit together, and are not blamed
             assert f"{', '.join(keys)} in torch.nn.Linear's layout, (outputs, inputs)? Ours are (inputs, outputs)" in message
-    wrong_b1 = dict(p, b1=np.zeros(5))  # one tensor of another size: that one, not the four it disagrees with
-    with pytest.raises(ValueError, match=r"do not fit together: b1 is \(5,\), not \(8,\) \(C \(7, 4\), T=3, H=8\)$"):
-        model.check_examples(wrong_b1, X, Y)
-    with pytest.raises(ValueError, match=r"W1's rows must be T\*E, whole multiples of C's E=4"):
-        model.check_examples(dict(p, W1=np.zeros((10, 8))), X, Y)
+    # One tensor of another size: that one, not the ones it disagrees with (a hostile review found W1s of
+    # another H called transposed, or blamed on b1 and W2, and a right Wd blamed beside a wrong W1).
+    sizes = r"\(V=7, T=3, E=4, H=8, the sizes the other tensors agree on\)$"
+    for k, shape in (("b1", (5,)), ("W1", (12, 5)), ("W1", (12, 12)), ("W1", (8, 8)), ("W2", (8, 9)), ("C", (7, 5))):
+        with pytest.raises(ValueError, match=rf"do not fit together: {k} is \({shape[0]},( {shape[1:]})?.*\), not .* {sizes}"):
+            model.check_examples(dict(p, **{k: np.zeros(shape)}), X, Y)
+    odd_rows = dict(p, W1=np.zeros((3, 8)), Wd=np.zeros((3, 7)))  # W1 and Wd agree on T*E = 3, C says E = 4
+    assert "W1's rows must be T*E, whole multiples of C's E=4" in model.shape_problem(dict(odd_rows, W1=np.zeros((3, 5))))
+    with pytest.raises(ValueError, match=r"C is \(7, 4\), not \(7, 1\) \(V=7, T=3, E=1, H=8"):  # X's T=3 says E=1
+        model.check_examples(odd_rows, X, Y)
+    # V == T*E (27 = 3 * 9): both weights turned round still read as turned round
+    q = model.init_params(27, 3, 9, 20, dtype=np.float64)
+    q = dict(q, W1=q["W1"].T.copy(), W2=q["W2"].T.copy())
+    with pytest.raises(ValueError, match=r"W1 is \(20, 27\), not \(27, 20\), W2 is \(27, 20\), not \(20, 27\) .*; "
+                                         r"W1, W2 in torch.nn.Linear's layout"):
+        model.check_examples(q, np.zeros((2, 3), dtype=np.int64), np.zeros(2, dtype=np.int64))
+    # and X of another T is X's fault, whatever the layers happen to see first (4*E = H made W look turned round)
+    for q, fold, masks in ((model.init_params(7, 3, 4, 16), False, None), (p, True, {"C": np.ones((3, 7, 4))}),
+                           (p, False, None)):
+        for bad_X in (np.zeros((6, 4), dtype=np.int64), np.zeros(4, dtype=np.int64)):
+            with pytest.raises(ValueError, match=rf"^X must be \(B, T\) = \(B, 3\) contexts for this network, "
+                                                 rf"got shape {re.escape(str(bad_X.shape))}$"):
+                model.forward(q, bad_X, masks, fold=fold)
 
 
 def test_parameters_of_another_library_are_refused_in_one_line():
