@@ -1,5 +1,6 @@
-"""What train says about a run beyond its numbers: sizes the data cannot use, and why a run
-that ended no better than a uniform guess did, with what to try instead."""
+"""What train says about a run beyond its numbers: sizes the data cannot use, why a run that ended
+no better than a uniform guess did, and a run that learned its training items by heart, with what
+to try instead."""
 import math
 
 import numpy as np
@@ -40,15 +41,44 @@ def fell_far(losses, V, window=100):
     return (first, last) if far and last <= first - 0.25 * (first - math.log(V)) else None
 
 
-def futile_warning(result, losses, V, resumed=False):
+OVERFIT_RISE = 1.02  # a final dev loss this many times its best evaluation's or more: overfitting, not noise
+
+
+def suggested_weight_decay(n_items):
+    """A weight decay to start from for a list of n_items: about 2 / n_items, to one significant figure.
+    On lists of 250 to 8,000 names and of 200 to 9,000 other items it was within a factor of two of the
+    best we measured (docs/training.md#a-short-list); a penalty whose weight falls as the data grows, as
+    a prior's does against the likelihood of more examples."""
+    return float(f"{2 / n_items:.0e}")
+
+
+def overfit_warning(result, devs, n_items, resumed=False):
+    """The warning for a run whose dev loss ended well above its best evaluation while its training
+    loss stayed below both: it learned its training items by heart. None for any other run.
+    result: its train/dev/test losses; devs: {step: dev loss} of its evaluations during training."""
+    if len(devs) < 2 or not result:
+        return None
+    step = min(devs, key=devs.get)
+    best, final = devs[step], result["dev_loss"]
+    if final < OVERFIT_RISE * best or result["train_loss"] >= best:
+        return None
+    retry = "start a new run with" if resumed else "try"  # --resume takes none of these flags
+    return (f"warning: the dev loss rose from {best:.4f} at step {step:,} to {final:.4f}, while the training loss "
+            f"fell to {result['train_loss']:.4f}: the model learned its training items by heart; {retry} a weight "
+            f"decay, --weight-decay {suggested_weight_decay(n_items):g} for a list of {n_items:,} items, or more data "
+            f"(--steps {step} stops where dev was best; docs/training.md#a-short-list)")
+
+
+def futile_warning(result, losses, V, n_items, resumed=False):
     """The warning for a run whose dev loss is no better than ln V, a uniform guess: why (learned
     its training items by heart, a loss that went up, that rose on its way down, that came a long way
     down but not far enough, or no progress) and what to try. result: its train/dev/test losses;
-    losses: its minibatch losses, step by step."""
+    losses: its minibatch losses, step by step; n_items: the items of its list."""
     retry = "start a new run with" if resumed else "try"  # --resume takes none of these flags
     fell = fell_far(losses, V)
     advice = ("the model learned its training items by heart and nothing that carries over to new ones; "
-              f"{retry} more data, fewer --steps or a smaller model" if result["train_loss"] < 0.9 * math.log(V)
+              f"{retry} a weight decay, --weight-decay {suggested_weight_decay(n_items):g} for a list of {n_items:,} "
+              f"items, more data, or fewer --steps" if result["train_loss"] < 0.9 * math.log(V)
               else f"the training loss went up, not down; {retry} a smaller --lr"
               # the last steps' against the first's; or the dev loss, for a run too short to show it (a run of
               # one step records only the loss before its update)

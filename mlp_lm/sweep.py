@@ -5,6 +5,7 @@ rate a little below that turn is a good one to train with.
 """
 import io
 import math
+import sys
 
 import numpy as np
 
@@ -49,8 +50,12 @@ def sweep_table(lre, losses, n_bins=12):
     return rows, best
 
 
-def report_sweep(lre, losses, out, plt=None):
-    """Print the sweep's table and suggestion; write lr_sweep.csv (and lr_sweep.png with matplotlib) to out."""
+MANY_PASSES = 5  # passes over the training set past which a sweep's losses are partly memorisation
+
+
+def report_sweep(lre, losses, out, plt=None, batch_size=None, n_train=None):
+    """Print the sweep's table and suggestion; write lr_sweep.csv (and lr_sweep.png with matplotlib) to out.
+    With batch_size and n_train (training examples), warn when the sweep went over them many times."""
     rows, best = sweep_table(lre, losses)
     print(f"learning-rate sweep: {len(lre)} steps, one rate each, from 1e-3 to 1")
     print(f"{'exponent':>15}  {'rate':>7}  {'mean loss':>9}")
@@ -65,6 +70,11 @@ def report_sweep(lre, losses, out, plt=None):
             if best is rows[-1] else
             "the loss was lowest at the sweep's smallest rates: try rates below 1e-3 in short runs"
             if best is rows[0] else "rates just below the point where the loss turns up are a safe choice"))
+    passes = len(lre) * batch_size / n_train if batch_size and n_train else 0
+    if passes >= MANY_PASSES:
+        print(f"note: the sweep's {len(lre):,} steps of {batch_size:,} examples went {passes:.0f} times over the "
+              f"{n_train:,} training examples, so its losses also show how fast the model learns them by heart: "
+              f"check a rate on the dev loss (a run with --eval-every) before you trust it", file=sys.stderr)
     table = io.StringIO()  # written whole or not at all, as the run's files are
     np.savetxt(table, np.column_stack([np.arange(1, len(lre) + 1), 10**lre, losses]),
                delimiter=",", header="step,lr,loss", comments="", fmt=["%d", "%.6g", "%.6f"])

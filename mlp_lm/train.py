@@ -35,7 +35,7 @@ from .runs import (SAVED, SWEEP_FILES, check_space, claim_default_out, claim_fre
                    save_run_or_rescue)
 from .loop import Diverged, train
 from .train_flags import parse_args
-from .advice import futile_warning, size_warnings
+from .advice import futile_warning, overfit_warning, size_warnings
 from .config import describe_training
 from .trainer import memory_needed
 
@@ -138,7 +138,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
 
     if sweep:
         lre, losses = lr_sweep(params, *splits.train, cfg.steps, cfg.batch_size, cfg.seed)
-        report_sweep(lre, losses, out, plt)
+        report_sweep(lre, losses, out, plt, cfg.batch_size, len(splits.train[1]))
         return 0
 
     check_space(out, cfg, model.num_params(params), resumed is not None)  # a run that cannot be saved is not started
@@ -252,8 +252,11 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         for name in ("train", "dev", "test"):
             if result:
                 print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")
+        n_items = sum(len(part) for part in splits.items)
         if futile and not unfinished:  # stopped with steps to go, it has not had its chance: --resume is the advice
-            print(futile_warning(result, losses, V, resumed is not None), file=sys.stderr)
+            print(futile_warning(result, losses, V, n_items, resumed is not None), file=sys.stderr)
+        elif not unfinished and not diverged and (overfit := overfit_warning(result, devs, n_items, resumed is not None)):
+            print(overfit, file=sys.stderr)
         print("samples:", ", ".join(shown(samples, ended)))
         written = ["model.npz", "metrics.json", "loss.csv"]
         if plt:

@@ -124,6 +124,48 @@ def test_lr_sweep(tmp_path, capsys, monkeypatch):
     assert data.shape == (240, 3)
     np.testing.assert_allclose(data[[0, -1], 1], [1e-3, 1.0])
     assert not (tmp_path / "model.npz").exists()  # a sweep is a search, not a model
+    assert "note:" not in capsys.readouterr().err  # 240 steps of 32 are not a twentieth of the names' examples
+
+
+def test_a_sweep_over_a_short_list_says_its_losses_are_partly_memorisation(tmp_path, capsys):
+    # From a new user's review: on 196 items the sweep went 21 times over the training set, suggested
+    # 0.42, and that rate made dev worse; nothing said the sweep's losses were the training set's.
+    (tmp_path / "top250.txt").write_text("\n".join(NAMES.read_text().split()[:250]))
+    assert train.main(["--data", str(tmp_path / "top250.txt"), "--lr-sweep", "--out", str(tmp_path / "s")]) == 0
+    err = capsys.readouterr().err
+    assert "note: the sweep's 1,000 steps of 32 examples went 23 times over the 1,401 training examples" in err
+    assert "check a rate on the dev loss" in err
+
+
+def test_a_run_that_learned_a_short_list_by_heart_is_told_so_with_a_weight_decay_that_helps(tmp_path):
+    # From a new user's review: 284 names ended at train 0.80, dev 3.87 (best 3.17, at the first
+    # evaluation), a Kneser-Ney 3-gram at 2.19, and not a word: the warning came only for a dev loss
+    # above ln V. A weight decay was what helped, and no advice said so.
+    (tmp_path / "top250.txt").write_text("\n".join(NAMES.read_text().split()[:250]))
+    flags = ["--data", tmp_path / "top250.txt", "--steps", 10000, "--eval-every", 1000]
+    proc = run_cli("mlp_lm.train", *flags, "--out", tmp_path / "plain")
+    assert proc.returncode == 0
+    said = re.search(r"warning: the dev loss rose from (\S+) at step ([\d,]+) to (\S+), while the training loss fell to "
+                     r"(\S+): the model learned its training items by heart; try a weight decay, --weight-decay "
+                     r"(\S+) for a list of 250 items, or more data \(--steps \d+ stops where dev was best", proc.stderr)
+    assert said, proc.stderr
+    best, final = float(said[1]), float(said[3])
+    metrics = json.loads((tmp_path / "plain" / "metrics.json").read_text())
+    assert final == round(metrics["dev_loss"], 4) and final > 1.02 * best and said[5] == "0.008"
+    proc = run_cli("mlp_lm.train", *flags, "--weight-decay", said[5], "--out", tmp_path / "decayed")
+    decayed = json.loads((tmp_path / "decayed" / "metrics.json").read_text())
+    assert proc.returncode == 0 and "warning" not in proc.stderr
+    assert decayed["dev_loss"] < final - 0.5  # 2.96 to 2.21 on this machine: the advice helps
+
+
+def test_the_overfitting_warning_is_for_a_dev_loss_that_rose_well_above_its_best():
+    result = {"train_loss": 1.0, "dev_loss": 2.5}
+    assert "rose from 2.4000 at step 2,000 to 2.5000" in advice.overfit_warning(result, {1000: 2.6, 2000: 2.4, 3000: 2.5}, 500)
+    assert advice.overfit_warning(result, {1000: 2.6, 2000: 2.46, 3000: 2.5}, 500) is None  # within 2%: noise
+    assert advice.overfit_warning(result, {3000: 2.5}, 500) is None  # one evaluation: nothing to compare
+    assert advice.overfit_warning({"train_loss": 2.45, "dev_loss": 2.5}, {1000: 2.4, 2000: 2.5}, 500) is None  # no gap
+    assert "start a new run with a weight decay" in advice.overfit_warning(result, {1: 2.0, 2: 2.5}, 500, resumed=True)
+    assert [advice.suggested_weight_decay(n) for n in (196, 250, 2000, 8000, 32033)] == [0.01, 0.008, 0.001, 0.0003, 6e-05]
 
 
 @pytest.mark.parametrize("sweep", [False, True])
