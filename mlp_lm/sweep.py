@@ -91,7 +91,6 @@ def report_sweep(lre, losses, out, plt=None, batch_size=None, n_train=None):
 
 
 if __name__ == "__main__":  # a library module, not a command: say where the command is, as cli.run would
-    import sys
     from .cli import EXIT_BAD_INPUT
     print("python -m mlp_lm.sweep: error: this module is not a command; the learning-rate sweep is "
           "python -m mlp_lm.train --lr-sweep (see python -m mlp_lm.train --help)", file=sys.stderr)
