@@ -2,6 +2,7 @@
 no better than a uniform guess did, and a run that learned its training items by heart, with what
 to try instead."""
 import math
+import unicodedata
 
 import numpy as np
 
@@ -19,6 +20,23 @@ def size_warnings(cfg, splits):
                f"symbol{'s' if longest != 1 else ''}), so its first {extra:,} position{'s' if extra != 1 else ''} "
                f"hold{'s' if extra == 1 else ''} the boundary in every context and tell{'s' if extra == 1 else ''} "
                f"the model nothing; --block-size {longest:,} does the same for less")
+
+
+def accents_warning(splits):
+    """A warning when the list writes accents both ways: some letters as one character (é), others as a
+    letter and a combining mark (e + U+0301). The same letter on screen is then two symbols, and the
+    vocabulary grows; else None."""
+    symbols = splits.vocab.itos
+    marks = [c for c in symbols if unicodedata.combining(c)]
+    composed = [c for c in symbols if len(unicodedata.normalize("NFD", c)) > 1]
+    if not (marks and composed):
+        return None
+    both = [c for c in composed if set(unicodedata.normalize("NFD", c)) <= set(symbols)]  # é, and e with U+0301
+    items = sum(any(unicodedata.combining(c) for c in item) for part in splits.items for item in part)
+    return (f"warning: the list writes accents two ways, {(both or composed)[0]} as one character and {items:,} item"
+            f"{'s' if items != 1 else ''} with combining marks ({', '.join(f'U+{ord(c):04X}' for c in marks[:3])}), "
+            f"so one letter on screen can be two symbols; normalise it first (unicodedata.normalize(\"NFC\", "
+            f"line)) if they should be one")
 
 
 def bounced(losses, window=100):

@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from . import metrics
+from .advice import accents_warning
 from .cli import ArgumentParser, int_at_least, non_negative_int, run
 from .counting import K_GRID, KneserNey, choose_k
 from .data import DEFAULT_DATA, describe, in_checkout, load_splits, repeats_warning
@@ -63,9 +64,9 @@ def main(argv=None):
     splits = load_splits(args.data, block_size)
     V = len(splits.vocab)
     print(describe(args.data, splits))
-    warning = repeats_warning(splits)
-    if warning:
-        print(warning)
+    for warning in (repeats_warning(splits), accents_warning(splits)):
+        if warning:
+            print(warning)
 
     t0 = time.perf_counter()
     result = {"data": str(args.data), "vocab_size": V, "n": n, "smoothing": args.smoothing}

@@ -35,7 +35,7 @@ from .runs import (SAVED, SWEEP_FILES, check_space, claim_default_out, claim_fre
                    save_run_or_rescue)
 from .loop import Diverged, train
 from .train_flags import parse_args
-from .advice import futile_warning, overfit_warning, size_warnings
+from .advice import accents_warning, futile_warning, overfit_warning, size_warnings
 from .config import describe_training
 from .trainer import memory_needed
 
@@ -129,7 +129,8 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
     params = model.init_params(V, cfg.block_size, cfg.n_embd, cfg.n_hidden, direct=cfg.direct,
                                seed=cfg.seed, init=cfg.init, dtype=np.dtype(cfg.dtype))
     print(describe(cfg.data, splits))
-    for warning in (repeats_warning(splits), *(size_warnings(cfg, splits) if resumed is None else ())):
+    for warning in (repeats_warning(splits), accents_warning(splits),
+                    *(size_warnings(cfg, splits) if resumed is None else ())):
         if warning:
             print(warning)
     print(f"model: T={cfg.block_size} E={cfg.n_embd} H={cfg.n_hidden}{' direct' if cfg.direct else ''} "

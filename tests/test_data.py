@@ -201,3 +201,27 @@ def test_a_file_that_repeats_its_items_is_warned_of_where_dev_and_test_are_mostl
     from .conftest import run_cli
     proc = run_cli("mlp_lm.ngram", "--n", 2, "--smoothing", "kn", "--data", repeated)
     assert proc.returncode == 0 and proc.stdout.splitlines()[1] == warning
+
+
+def test_a_list_that_writes_accents_two_ways_is_warned_of(tmp_path):
+    # From a new user's review: French words, some with é as one character and some as e + U+0301,
+    # grew the vocabulary from 56 to 60 symbols, and only evaluate's refusal of a file mentioned forms.
+    import unicodedata
+
+    from mlp_lm import advice, data
+    words = ["élodie", "hélène", "andré", "noël", "chloé", "zoé", "gaël", "josé", "renée", "inès", "loïc", "maëlle"] * 3
+    for name, text, warned in (("nfc", words, False), ("nfd", [unicodedata.normalize("NFD", w) for w in words], False),
+                               ("mixed", [unicodedata.normalize("NFD" if i % 2 else "NFC", w) for i, w in enumerate(words)],
+                                True)):
+        path = tmp_path / f"{name}.txt"
+        path.write_text("\n".join(text) + "\n", encoding="utf-8")
+        warning = advice.accents_warning(data.load_splits(path, 3))
+        assert (warning is not None) == warned, name
+    assert warning.startswith("warning: the list writes accents two ways, é as one character and 18 items with "
+                              "combining marks (U+0300, U+0301, U+0308)") and 'unicodedata.normalize("NFC", line)' in warning
+    from .conftest import run_cli
+    for command in (("mlp_lm.ngram", "--n", 2, "--smoothing", "kn"), ("mlp_lm.train", "--steps", 1, "--eval-every", 0)):
+        proc = run_cli(*command, "--data", path, "--out", tmp_path / "run") if command[0] == "mlp_lm.train" else \
+            run_cli(*command, "--data", path)
+        assert proc.returncode == 0 and "writes accents two ways" in proc.stdout, command
+    assert advice.accents_warning(data.load_splits(NAMES, 3)) is None
