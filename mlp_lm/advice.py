@@ -23,20 +23,23 @@ def size_warnings(cfg, splits):
 
 
 def accents_warning(splits):
-    """A warning when the list writes accents both ways: some letters as one character (é), others as a
-    letter and a combining mark (e + U+0301). The same letter on screen is then two symbols, and the
-    vocabulary grows; else None."""
-    symbols = splits.vocab.itos
-    marks = [c for c in symbols if unicodedata.combining(c)]
-    composed = [c for c in symbols if len(unicodedata.normalize("NFD", c)) > 1]
-    if not (marks and composed):
+    """A warning when the list writes accents two ways: as one character (é) in some items and as a
+    letter and a combining mark (e + U+0301) in others, or Hangul as syllables and as jamo. The same
+    letter on screen can then be two symbols; Unicode's NFC form writes each one way. None when the
+    items are all in NFC, or all those that are not hold no character NFC would compose (a list written
+    all in NFD is consistent, and a letter no single character writes is left as it is)."""
+    pairs = [(item, unicodedata.normalize("NFC", item)) for part in splits.items for item in part if not item.isascii()]
+    changed = [nfc for item, nfc in pairs if nfc != item]  # in NFC, the characters the item would have
+    kept = {c for item, nfc in pairs if nfc == item for c in item}
+    composed = sorted(c for c in kept if len(unicodedata.normalize("NFD", c)) > 1)  # é, 우: one character
+    if not (changed and composed):
         return None
-    both = [c for c in composed if set(unicodedata.normalize("NFD", c)) <= set(symbols)]  # é, and e with U+0301
-    items = sum(any(unicodedata.combining(c) for c in item) for part in splits.items for item in part)
-    return (f"warning: the list writes accents two ways, {(both or composed)[0]} as one character and {items:,} item"
-            f"{'s' if items != 1 else ''} with combining marks ({', '.join(f'U+{ord(c):04X}' for c in marks[:3])}), "
-            f"so one letter on screen can be two symbols; normalise it first (unicodedata.normalize(\"NFC\", "
-            f"line)) if they should be one")
+    made = {c for nfc in changed for c in nfc}
+    shown = sorted(made & set(composed)) or composed  # a letter written both ways, if there is one
+    return (f"warning: the list writes accents two ways, as one character ({shown[0]}) in some items and as a "
+            f"letter and a combining mark in {len(changed):,} other{'s' if len(changed) != 1 else ''}, so one letter "
+            f"on screen can be two symbols; normalise it first (unicodedata.normalize(\"NFC\", line)) if they "
+            f"should be one")
 
 
 def bounced(losses, window=100):
@@ -60,43 +63,59 @@ def fell_far(losses, V, window=100):
 
 
 OVERFIT_RISE = 1.02  # a final dev loss this many times its best evaluation's or more: overfitting, not noise
+OVERFIT_GAP = 1.5  # or this many times the training loss, risen or not (healthy runs here: at most 1.14)
 
 
 def suggested_weight_decay(n_items):
-    """A weight decay to start from for a list of n_items: about 2 / n_items, to one significant figure.
-    On lists of 250 to 8,000 names and of 200 to 9,000 other items it was within a factor of two of the
-    best we measured (docs/training.md#a-short-list); a penalty whose weight falls as the data grows, as
-    a prior's does against the likelihood of more examples."""
+    """A weight decay to start from for a list of n_items, under SGD: about 2 / n_items, to one
+    significant figure. On the first 250, 2,000 and 8,000 names it was the best of 1, 2 and 4 / items
+    or next to it (docs/training.md#a-short-list): a penalty whose weight falls as the data grows, as a
+    prior's does against the likelihood of more examples."""
     return float(f"{2 / n_items:.0e}")
 
 
-def overfit_warning(result, devs, n_items, resumed=False):
-    """The warning for a run whose dev loss ended well above its best evaluation while its training
-    loss stayed below both: it learned its training items by heart. None for any other run.
-    result: its train/dev/test losses; devs: {step: dev loss} of its evaluations during training."""
-    if len(devs) < 2 or not result:
+def by_heart(result, devs, n_items, cfg, retry):
+    """What to try after a run that learned its training items by heart: a weight decay for its optimiser
+    (one larger than it has, if it has one), more data, or fewer steps, and where dev was best."""
+    decay, wanted = cfg.weight_decay, suggested_weight_decay(n_items)
+    what = (f"a weight decay, --weight-decay {wanted:g} for a list of {n_items:,} items" if cfg.optimizer == "sgd"
+            and decay < wanted else f"a larger --weight-decay than {decay:g}" if cfg.optimizer == "sgd"
+            # decoupled: lr * lambda a step, apart from the gradient (optim.AdamW), so 2 / items is far too little
+            else f"a larger --weight-decay than {decay:g}" if decay
+            else "a weight decay, --weight-decay 0.1 or more (AdamW's is lr x lambda a step, far more than SGD's)")
+    step = min(devs, key=devs.get) if devs else None
+    where = (f" (dev was best at step {step:,}, {devs[step]:.4f})"
+             if step is not None and devs[step] < result["dev_loss"] else "")
+    return f"{retry} {what}, more data, or fewer --steps{where}"
+
+
+def overfit_warning(result, devs, n_items, cfg, resumed=False):
+    """The warning for a run that learned its training items by heart: its dev loss ended well above its
+    best evaluation while its training loss stayed below that, or far above its training loss. None for
+    any other run. result: its train/dev/test losses; devs: {step: dev loss} of its evaluations."""
+    if not result:
         return None
-    step = min(devs, key=devs.get)
-    best, final = devs[step], result["dev_loss"]
-    if final < OVERFIT_RISE * best or result["train_loss"] >= best:
+    train, final = result["train_loss"], result["dev_loss"]
+    step = min(devs, key=devs.get) if devs else None
+    rose = len(devs) >= 2 and final >= OVERFIT_RISE * devs[step] and train < devs[step]
+    if not (rose or final >= OVERFIT_GAP * train):
         return None
     retry = "start a new run with" if resumed else "try"  # --resume takes none of these flags
-    return (f"warning: the dev loss rose from {best:.4f} at step {step:,} to {final:.4f}, while the training loss "
-            f"fell to {result['train_loss']:.4f}: the model learned its training items by heart; {retry} a weight "
-            f"decay, --weight-decay {suggested_weight_decay(n_items):g} for a list of {n_items:,} items, or more data "
-            f"(--steps {step} stops where dev was best; docs/training.md#a-short-list)")
+    told = (f"the dev loss rose from {devs[step]:.4f} at step {step:,} to {final:.4f}, while the training loss fell "
+            f"to {train:.4f}" if rose else f"the training loss, {train:.4f}, ended far below the dev loss, {final:.4f}")
+    return (f"warning: {told}: the model learned its training items by heart; "
+            + by_heart(result, {} if rose else devs, n_items, cfg, retry))
 
 
-def futile_warning(result, losses, V, n_items, resumed=False):
+def futile_warning(result, losses, V, n_items, cfg, devs=None, resumed=False):
     """The warning for a run whose dev loss is no better than ln V, a uniform guess: why (learned
     its training items by heart, a loss that went up, that rose on its way down, that came a long way
     down but not far enough, or no progress) and what to try. result: its train/dev/test losses;
-    losses: its minibatch losses, step by step; n_items: the items of its list."""
+    losses: its minibatch losses, step by step; n_items: the items of its list; devs: {step: dev loss}."""
     retry = "start a new run with" if resumed else "try"  # --resume takes none of these flags
     fell = fell_far(losses, V)
     advice = ("the model learned its training items by heart and nothing that carries over to new ones; "
-              f"{retry} a weight decay, --weight-decay {suggested_weight_decay(n_items):g} for a list of {n_items:,} "
-              f"items, more data, or fewer --steps" if result["train_loss"] < 0.9 * math.log(V)
+              + by_heart(result, devs or {}, n_items, cfg, retry) if result["train_loss"] < 0.9 * math.log(V)
               else f"the training loss went up, not down; {retry} a smaller --lr"
               # the last steps' against the first's; or the dev loss, for a run too short to show it (a run of
               # one step records only the loss before its update)

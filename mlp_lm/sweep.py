@@ -50,12 +50,14 @@ def sweep_table(lre, losses, n_bins=12):
     return rows, best
 
 
-MANY_PASSES = 5  # passes over the training set past which a sweep's losses are partly memorisation
+MANY_PASSES = 5  # passes over the training set past which a sweep's losses are partly memorisation...
+FEW_EXAMPLES = 10  # ...when the training set has fewer examples than this many times the parameters
 
 
-def report_sweep(lre, losses, out, plt=None, batch_size=None, n_train=None):
+def report_sweep(lre, losses, out, plt=None, batch_size=None, n_train=None, n_params=None):
     """Print the sweep's table and suggestion; write lr_sweep.csv (and lr_sweep.png with matplotlib) to out.
-    With batch_size and n_train (training examples), warn when the sweep went over them many times."""
+    With batch_size, n_train (training examples) and n_params, warn when the sweep went over a training
+    set many times that the model is large enough to learn by heart."""
     rows, best = sweep_table(lre, losses)
     print(f"learning-rate sweep: {len(lre)} steps, one rate each, from 1e-3 to 1")
     print(f"{'exponent':>15}  {'rate':>7}  {'mean loss':>9}")
@@ -71,10 +73,11 @@ def report_sweep(lre, losses, out, plt=None, batch_size=None, n_train=None):
             "the loss was lowest at the sweep's smallest rates: try rates below 1e-3 in short runs"
             if best is rows[0] else "rates just below the point where the loss turns up are a safe choice"))
     passes = len(lre) * batch_size / n_train if batch_size and n_train else 0
-    if passes >= MANY_PASSES:
+    if passes >= MANY_PASSES and n_train < FEW_EXAMPLES * (n_params or 0):
         print(f"note: the sweep's {len(lre):,} steps of {batch_size:,} examples went {passes:.0f} times over the "
-              f"{n_train:,} training examples, so its losses also show how fast the model learns them by heart: "
-              f"check a rate on the dev loss (a run with --eval-every) before you trust it", file=sys.stderr)
+              f"{n_train:,} training examples, few enough for the model's {n_params:,} parameters to learn by "
+              f"heart, so its losses show that too: check the rate on the dev loss of a short run before you trust it",
+              file=sys.stderr)
     table = io.StringIO()  # written whole or not at all, as the run's files are
     np.savetxt(table, np.column_stack([np.arange(1, len(lre) + 1), 10**lre, losses]),
                delimiter=",", header="step,lr,loss", comments="", fmt=["%d", "%.6g", "%.6f"])

@@ -139,7 +139,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
 
     if sweep:
         lre, losses = lr_sweep(params, *splits.train, cfg.steps, cfg.batch_size, cfg.seed)
-        report_sweep(lre, losses, out, plt, cfg.batch_size, len(splits.train[1]))
+        report_sweep(lre, losses, out, plt, cfg.batch_size, len(splits.train[1]), model.num_params(params))
         return 0
 
     check_space(out, cfg, model.num_params(params), resumed is not None)  # a run that cannot be saved is not started
@@ -255,9 +255,11 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                 print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")
         n_items = sum(len(part) for part in splits.items)
         if futile and not unfinished:  # stopped with steps to go, it has not had its chance: --resume is the advice
-            print(futile_warning(result, losses, V, n_items, resumed is not None), file=sys.stderr)
-        elif not unfinished and not diverged and (overfit := overfit_warning(result, devs, n_items, resumed is not None)):
-            print(overfit, file=sys.stderr)
+            print(futile_warning(result, losses, V, n_items, cfg, devs, resumed is not None), file=sys.stderr)
+        elif not unfinished and not diverged:
+            overfit = overfit_warning(result, devs, n_items, cfg, resumed is not None)
+            if overfit:
+                print(overfit, file=sys.stderr)
         print("samples:", ", ".join(shown(samples, ended)))
         written = ["model.npz", "metrics.json", "loss.csv"]
         if plt:

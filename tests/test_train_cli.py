@@ -133,8 +133,8 @@ def test_a_sweep_over_a_short_list_says_its_losses_are_partly_memorisation(tmp_p
     (tmp_path / "top250.txt").write_text("\n".join(NAMES.read_text().split()[:250]))
     assert train.main(["--data", str(tmp_path / "top250.txt"), "--lr-sweep", "--out", str(tmp_path / "s")]) == 0
     err = capsys.readouterr().err
-    assert "note: the sweep's 1,000 steps of 32 examples went 23 times over the 1,401 training examples" in err
-    assert "check a rate on the dev loss" in err
+    assert ("note: the sweep's 1,000 steps of 32 examples went 23 times over the 1,401 training examples, few enough "
+            "for the model's 11,897 parameters to learn by heart" in err and "check the rate on the dev loss" in err)
 
 
 def test_a_run_that_learned_a_short_list_by_heart_is_told_so_with_a_weight_decay_that_helps(tmp_path):
@@ -147,7 +147,7 @@ def test_a_run_that_learned_a_short_list_by_heart_is_told_so_with_a_weight_decay
     assert proc.returncode == 0
     said = re.search(r"warning: the dev loss rose from (\S+) at step ([\d,]+) to (\S+), while the training loss fell to "
                      r"(\S+): the model learned its training items by heart; try a weight decay, --weight-decay "
-                     r"(\S+) for a list of 250 items, or more data \(--steps \d+ stops where dev was best", proc.stderr)
+                     r"(\S+) for a list of 250 items, more data, or fewer --steps$", proc.stderr, re.M)
     assert said, proc.stderr
     best, final = float(said[1]), float(said[3])
     metrics = json.loads((tmp_path / "plain" / "metrics.json").read_text())
@@ -156,15 +156,33 @@ def test_a_run_that_learned_a_short_list_by_heart_is_told_so_with_a_weight_decay
     decayed = json.loads((tmp_path / "decayed" / "metrics.json").read_text())
     assert proc.returncode == 0 and "warning" not in proc.stderr
     assert decayed["dev_loss"] < final - 0.5  # 2.96 to 2.21 on this machine: the advice helps
+    # one evaluation (the default --eval-every for 10,000 steps): the gap alone says it
+    proc = run_cli("mlp_lm.train", *flags[:4], "--out", tmp_path / "once")
+    assert proc.returncode == 0 and re.search(r"warning: the training loss, \S+, ended far below the dev loss, \S+: the "
+                                              r"model learned its training items by heart; try a weight decay", proc.stderr)
 
 
-def test_the_overfitting_warning_is_for_a_dev_loss_that_rose_well_above_its_best():
-    result = {"train_loss": 1.0, "dev_loss": 2.5}
-    assert "rose from 2.4000 at step 2,000 to 2.5000" in advice.overfit_warning(result, {1000: 2.6, 2000: 2.4, 3000: 2.5}, 500)
-    assert advice.overfit_warning(result, {1000: 2.6, 2000: 2.46, 3000: 2.5}, 500) is None  # within 2%: noise
-    assert advice.overfit_warning(result, {3000: 2.5}, 500) is None  # one evaluation: nothing to compare
-    assert advice.overfit_warning({"train_loss": 2.45, "dev_loss": 2.5}, {1000: 2.4, 2000: 2.5}, 500) is None  # no gap
-    assert "start a new run with a weight decay" in advice.overfit_warning(result, {1: 2.0, 2: 2.5}, 500, resumed=True)
+def test_the_overfitting_warning_is_for_a_dev_loss_that_rose_well_above_its_best_or_far_above_train():
+    sgd, adamw = config.Config(), config.Config(optimizer="adamw", weight_decay=0.0)
+    result = {"train_loss": 1.9, "dev_loss": 2.5}
+    rose = advice.overfit_warning(result, {1000: 2.6, 2000: 2.4, 3000: 2.5}, 500, sgd)
+    assert "rose from 2.4000 at step 2,000 to 2.5000" in rose and "--weight-decay 0.004 for a list of 500" in rose
+    assert advice.overfit_warning(result, {1000: 2.6, 2000: 2.46, 3000: 2.5}, 500, sgd) is None  # within 2%: noise
+    assert advice.overfit_warning(result, {3000: 2.5}, 500, sgd) is None  # one evaluation, near train: nothing to say
+    assert advice.overfit_warning({"train_loss": 2.45, "dev_loss": 2.5}, {1000: 2.4, 2000: 2.5}, 500, sgd) is None
+    far = advice.overfit_warning({"train_loss": 1.0, "dev_loss": 2.5}, {1000: 2.0, 2000: 2.5}, 500, sgd)
+    assert far.startswith("warning: the dev loss rose from 2.0000")  # the rise, where there is one
+    gap = advice.overfit_warning({"train_loss": 1.6, "dev_loss": 2.5}, {}, 500, sgd)  # --eval-every 0
+    assert gap.startswith("warning: the training loss, 1.6000, ended far below the dev loss, 2.5000")
+    assert advice.overfit_warning({"train_loss": 1.7, "dev_loss": 2.5}, {}, 500, sgd) is None  # 1.47: not far
+    assert "start a new run with a weight decay" in advice.overfit_warning(result, {1: 2.0, 2: 2.5}, 500, sgd, True)
+    # a hostile review: the same --weight-decay was suggested to a run that had it, and 2 / items to AdamW
+    assert "a larger --weight-decay than 0.3," in advice.overfit_warning(result, {1: 2.0, 2: 2.5}, 500,
+                                                                          config.Config(weight_decay=0.3))
+    assert "a weight decay, --weight-decay 0.1 or more (AdamW's is lr x lambda" in advice.overfit_warning(
+        result, {1: 2.0, 2: 2.5}, 500, adamw)
+    assert "a larger --weight-decay than 0.1," in advice.overfit_warning(
+        result, {1: 2.0, 2: 2.5}, 500, config.Config(optimizer="adamw", weight_decay=0.1))
     assert [advice.suggested_weight_decay(n) for n in (196, 250, 2000, 8000, 32033)] == [0.01, 0.008, 0.001, 0.0003, 6e-05]
 
 
