@@ -18,7 +18,6 @@ tried, so it is found by Newton's method on its first two derivatives
 import math
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 from . import model, runtime
 from .checks import check_chunk_size, check_indices
@@ -145,6 +144,7 @@ def newton_lambda(derivatives, tol=1e-7, max_passes=50):
 
 def choose_lambda(nll_of_lambda):
     """The lambda in [0, 1] with the lowest NLL, by bounded scalar search (the NLL is convex)."""
+    from scipy.optimize import minimize_scalar  # here, not at the top: scipy.optimize takes half a second to import
     res = minimize_scalar(nll_of_lambda, bounds=(0.0, 1.0), method="bounded", options={"xatol": 1e-5})
     best = float(res.x)
     for end in (0.0, 1.0):  # the bounded search never evaluates exactly at an end
