@@ -109,8 +109,8 @@ def check_params(params):
     kinds = {k: _kind(a) for k, a in params.items()}
     raise ValueError("the parameters must all be float32 or all float64 numpy arrays, got "
                      + ", ".join(f"{k} {kind}" for k, kind in kinds.items())
-                     + ("; a torch tensor t is t.detach().numpy()" if any(k.startswith("torch.") for k in kinds.values())
-                        else ""))
+                     + ("; a torch tensor t is t.detach().numpy()"
+                        if any(kind.startswith("torch.") for kind in kinds.values()) else ""))
 
 
 def shape_problem(params, T=None):
@@ -121,7 +121,7 @@ def shape_problem(params, T=None):
     inputs), is named as transposed. T, the contexts' length when there are contexts, breaks ties.
     Call it on check_params's params (all present, all arrays).
     """
-    C, W1 = params["C"], params["W1"]
+    C, W1, given = params["C"], params["W1"], T
     if C.ndim != 2 or 0 in C.shape:
         return f"C must be (V, E), with V and E at least 1, got {C.shape}"
     direct = "Wd" in params
@@ -133,13 +133,13 @@ def shape_problem(params, T=None):
     Vs = _unique([dims["C"][0], *dims["b2"], *dims["W2"][::-1], *dims.get("Wd", ())[1:]])
     Hs = _unique([*dims["W1"][::-1], *dims["b1"], *dims["W2"]])
     TEs = _unique([*dims["W1"], *dims.get("Wd", ())[:1]])
-    Es = _unique([*dims["C"][::-1], *(TE // T for TE in TEs if T and TE % T == 0)])  # E from W1's rows and X's T
-    TEs = _unique([*TEs, *(T * E for E in Es if T)])
+    Es = _unique([*dims["C"][::-1], *(TE // given for TE in TEs if given and TE % given == 0)])  # W1's rows, X's T
+    TEs = _unique([*TEs, *(given * E for E in Es if given)])
     readings = [(V, TE // E, E, H) for E in Es for TE in TEs if TE >= E and TE % E == 0 for V in Vs for H in Hs]
     if not readings:
         return (f"W1's rows must be T*E, whole multiples of C's E={C.shape[1]} (C is (V, E) = {C.shape}), "
                 f"got W1 {W1.shape}")
-    V, T, E, H = sizes = min(readings, key=lambda r: _cost(params, r, direct) + (0.25 if r[1] != T else 0))
+    V, T, E, H = sizes = min(readings, key=lambda r: _cost(params, r, direct) + (0.25 if r[1] != given else 0))
     shapes = param_shapes(*sizes, direct=direct)
     odd = _misfits(params, sizes, direct)
     turned = [k for k in odd if params[k].shape[::-1] == shapes[k]]
