@@ -166,13 +166,13 @@ class Vocab:
 
 
 def show_symbols(symbols, most=40):
-    """Symbols quoted for a one-line message: the first `most` of them if there are more, and
-    combining marks (a decomposed accent, U+0308) as escapes, since printed they would join the
-    symbol before them and vanish from the list."""
-    shown = repr(symbols[:most])  # repr already escapes what does not print (a BOM, a zero-width joiner)
-    shown = "".join((f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}")
-                    if unicodedata.category(c) in ("Mn", "Me") else c for c in shown)
-    return shown if len(symbols) <= most else f"{shown}... ({len(symbols):,} in all)"
+    """Symbols quoted for a one-line message: the first and last `most` / 2 if there are more (sorted, the
+    accented ones come last), and combining marks (a decomposed accent, U+0308) as escapes, since printed
+    they would join the symbol before them and vanish from the list."""
+    shown = repr(symbols if len(symbols) <= most else symbols[:most // 2]) + (  # repr escapes a BOM, a ZWJ
+        "" if len(symbols) <= most else f"...{symbols[-(most // 2):]!r} ({len(symbols):,} in all)")
+    return "".join((f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}")
+                   if unicodedata.category(c) in ("Mn", "Me") else c for c in shown)
 
 
 def build_vocab(items):

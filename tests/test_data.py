@@ -176,6 +176,11 @@ def test_messages_show_combining_marks_and_keep_to_one_line():
     with pytest.raises(data.DataError) as e:
         big.encode("x")
     assert "(5,000 in all)" in str(e.value) and len(str(e.value)) < 200
+    # sorted, a vocabulary's accented symbols come last: a new user never saw them in a message cut at 40
+    french = data.build_vocab(["".join(chr(c) for c in range(65, 91)), "abcdefghijklmnopqrstuvwxyz", "éèêàç"])
+    with pytest.raises(data.DataError) as e:
+        french.encode("ñ")
+    assert "the vocabulary is 'ABCDEFGHIJKLMNOPQRST'...'lmnopqrstuvwxyzàçèéê' (57 in all)" in str(e.value)
 
 
 def test_combining_marks_past_the_basic_plane_are_escaped_whole():
