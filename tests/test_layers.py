@@ -283,7 +283,7 @@ def test_an_upstream_gradient_of_another_shape_is_refused_not_broadcast(rng):
     assert layers.dropout_backward(np.ones(3), None).shape == (3,)  # no mask: the identity on anything
 
 
-def test_what_is_not_a_numpy_array_is_refused_by_name(rng):
+def test_what_is_not_a_numpy_array_is_refused_by_name(rng, tmp_path):
     # From a review by an engineer holding their own code against ours: a torch tensor or a list failed
     # deep inside numpy or torch ("'list' object has no attribute 'dot'", "1D tensors expected"), or came
     # back as a tensor, or went into the cache to fail in the backward (a list W).
@@ -316,6 +316,9 @@ def test_what_is_not_a_numpy_array_is_refused_by_name(rng):
     _, ce_cache = layers.softmax_cross_entropy_forward(x, np.array([0, 1]))
     for one in (1.0, 1, np.float32(1.0), np.array(1.0)):
         assert layers.softmax_cross_entropy_backward(one, ce_cache).shape == (2, 3)
+    np.save(tmp_path / "W.npy", W)
+    mapped = np.load(tmp_path / "W.npy", mmap_mode="r")  # what np.load(mmap_mode="r") gives: an ndarray subclass
+    np.testing.assert_array_equal(layers.linear_forward(x, mapped)[0], x @ W)
 
 
 class _Tensorish:

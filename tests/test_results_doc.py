@@ -86,7 +86,7 @@ def test_readme_quotes_the_results_table():
 
 def test_the_short_list_table_s_counting_columns_and_weight_decays_are_what_the_code_gives(tmp_path):
     # docs/training.md#a-short-list: its Kneser-Ney columns are recomputed here (the network's columns are
-    # 200,000-step runs, 25 s each: pasted from real runs, as the page says); train's warning links to it.
+    # 200,000-step runs, 25 s each: pasted from real runs, as the page says); advice.py's weight decay cites it.
     from mlp_lm import advice
     from mlp_lm.counting import KneserNey
     from mlp_lm.data import load_splits
