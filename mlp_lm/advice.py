@@ -78,11 +78,12 @@ def by_heart(result, devs, n_items, cfg, retry):
     """What to try after a run that learned its training items by heart: a weight decay for its optimiser
     (one larger than it has, if it has one), more data, or fewer steps, and where dev was best."""
     decay, wanted = cfg.weight_decay, suggested_weight_decay(n_items)
-    what = (f"a weight decay, --weight-decay {wanted:g} for a list of {n_items:,} items" if cfg.optimizer == "sgd"
-            and decay < wanted else f"a larger --weight-decay than {decay:g}" if cfg.optimizer == "sgd"
-            # decoupled: lr * lambda a step, apart from the gradient (optim.AdamW), so 2 / items is far too little
-            else f"a larger --weight-decay than {decay:g}" if decay
-            else "a weight decay, --weight-decay 0.1 or more (AdamW's is lr x lambda a step, far more than SGD's)")
+    if cfg.optimizer == "sgd" and decay < wanted:
+        what = f"a weight decay, --weight-decay {wanted:g} for a list of {n_items:,} items"
+    elif decay:
+        what = f"a larger --weight-decay than {decay:g}"
+    else:  # AdamW's is decoupled: lr * lambda a step, apart from the gradient (optim.AdamW), so 2 / items is too little
+        what = "a weight decay, --weight-decay 0.1 or more (AdamW's is lr x lambda a step, far more than SGD's)"
     step = min(devs, key=devs.get) if devs else None
     where = (f" (dev was best at step {step:,}, {devs[step]:.4f})"
              if step is not None and devs[step] < result["dev_loss"] else "")

@@ -62,15 +62,22 @@ def check_upstream(dout, shape, name):
     raise ValueError(f"{name} must have the forward output's shape {shape}, got {np.shape(dout)}")
 
 
+def type_name(value):
+    """A value's type for a message, by its library: list, torch.Tensor, numpy.ndarray."""
+    return f"{type(value).__module__.split('.')[0]}.{type(value).__name__}".removeprefix("builtins.")
+
+
+def torch_hint(values):
+    """How to make numpy arrays of torch tensors, if any of `values` is one, else ""."""
+    return "; a torch tensor t is t.detach().numpy()" if any(type_name(v).startswith("torch.") for v in values) else ""
+
+
 def not_arrays(**named):
     """The TypeError for the arguments among `named` that are not numpy arrays: a list or a torch
     tensor would fail deep inside numpy or torch, or come back as another type."""
     odd = {k: v for k, v in named.items() if not isinstance(v, np.ndarray)}
-    kinds = {k: "None" if v is None else
-             "a " + f"{type(v).__module__.split('.')[0]}.{type(v).__name__}".removeprefix("builtins.")
-             for k, v in odd.items()}
-    hint = ("; a torch tensor t is t.detach().numpy()" if any(t.startswith("a torch.") for t in kinds.values())
-            else "; np.asarray makes one")
+    kinds = {k: "None" if v is None else f"a {type_name(v)}" for k, v in odd.items()}
+    hint = torch_hint(odd.values()) or "; np.asarray makes one"
     got = ", ".join(f"{t} for {k}" for k, t in kinds.items()) if len(kinds) > 1 else next(iter(kinds.values()))
     names = " and ".join([", ".join(list(odd)[:-1]), list(odd)[-1]] if len(odd) > 1 else odd)
     return TypeError(f"{names} must be {'a numpy array' if len(odd) == 1 else 'numpy arrays'}, got {got}{hint}")

@@ -14,7 +14,7 @@ embeddings to the logits; init_params(direct=True) puts them back.
 """
 import numpy as np
 
-from .checks import is_whole
+from .checks import is_whole, torch_hint, type_name
 
 PARAM_NAMES = ("C", "W1", "b1", "W2", "b2")
 OPTIONAL_PARAMS = ("Wd",)
@@ -106,11 +106,8 @@ def check_params(params):
     else:
         if dtype.char in ("f", "d"):  # float32 or float64, in either byte order
             return
-    kinds = {k: _kind(a) for k, a in params.items()}
     raise ValueError("the parameters must all be float32 or all float64 numpy arrays, got "
-                     + ", ".join(f"{k} {kind}" for k, kind in kinds.items())
-                     + ("; a torch tensor t is t.detach().numpy()"
-                        if any(kind.startswith("torch.") for kind in kinds.values()) else ""))
+                     + ", ".join(f"{k} {_kind(a)}" for k, a in params.items()) + torch_hint(params.values()))
 
 
 def shape_problem(params, T=None):
@@ -179,5 +176,4 @@ def _kind(a):
     if isinstance(a, np.generic):
         return f"a {a.dtype.name} scalar"
     dtype = getattr(a, "dtype", None)  # a torch tensor's is a torch.dtype, which has no .name
-    return (f"{type(a).__module__.split('.')[0]}.{type(a).__name__}".removeprefix("builtins.")
-            + ("" if dtype is None else f" of {getattr(dtype, 'name', dtype)}"))
+    return type_name(a) + ("" if dtype is None else f" of {getattr(dtype, 'name', dtype)}")
