@@ -104,8 +104,17 @@ def overfit_warning(result, devs, n_items, cfg, resumed=False):
     retry = "start a new run with" if resumed else "try"  # --resume takes none of these flags
     told = (f"the dev loss rose from {devs[step]:.4f} at step {step:,} to {final:.4f}, while the training loss fell "
             f"to {train:.4f}" if rose else f"the training loss, {train:.4f}, ended far below the dev loss, {final:.4f}")
+    keep = ("; --keep-best saves the model of the best dev evaluation instead of the last"
+            if rose and not cfg.keep_best else "")
     return (f"warning: {told}: the model learned its training items by heart; "
-            + by_heart(result, {} if rose else devs, n_items, cfg, retry))
+            + by_heart(result, {} if rose else devs, n_items, cfg, retry) + keep)
+
+
+def kept_best_line(best, devs, done):
+    """What a --keep-best run saved, when it is not the model of its last step: the step of its best dev
+    evaluation, and how that compares with the last one (a run stopped between evaluations has none)."""
+    last = f"; {devs[done]:.4f} at step {done:,}, the last" if done in devs else f"; the run stopped at step {done:,}"
+    return f"kept the model of step {best:,}, the best dev evaluation ({devs[best]:.4f}{last})"
 
 
 def futile_warning(result, losses, V, n_items, cfg, devs=None, resumed=False):

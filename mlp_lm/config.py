@@ -42,6 +42,7 @@ class Config:
     seed: int = 42  # parameters, minibatches, dropout
     dtype: str = "float32"  # of parameters and arithmetic
     eval_every: int = 10000  # dev loss every this many steps (0: none; the command still reports it at the end)
+    keep_best: bool = False  # save the model of the best dev evaluation, not the last step's (loop.train)
 
 
 # A preset is a set of Config values; flags given explicitly override them.
@@ -94,7 +95,7 @@ def config_problem(cfg):
     for name in ("beta1", "beta2", "dropout", "emb_dropout", "label_smoothing", "ema"):
         if not 0 <= getattr(cfg, name) < 1:
             return f"{name} is {getattr(cfg, name)}, not in [0, 1)"
-    for name in ("direct", "fold"):  # direct=1 would train Wd, then save a config the checkpoint calls damaged
+    for name in ("direct", "fold", "keep_best"):  # direct=1 would train Wd, then save a config called damaged
         if not isinstance(getattr(cfg, name), bool):
             return f"{name} is {getattr(cfg, name)!r}, not True or False"
     if not isinstance(cfg.data, str):  # a Path would not save as JSON
@@ -116,6 +117,9 @@ def config_problem(cfg):
     if not tiny <= cfg.eps <= huge:  # 0 or infinite in the arithmetic: AdamW would divide by 0, or never move
         return (f"--eps {cfg.eps:g} is outside what {cfg.dtype} holds ({tiny:g} to {huge:g}); "
                 f"use a value in that range (the default is 1e-8)")
+    if cfg.keep_best and not cfg.eval_every:
+        return ("--keep-best keeps the model of the best dev evaluation, and --eval-every 0 makes none; "
+                "give --eval-every N (the default is 10000)")
     if cfg.min_lr > cfg.lr:
         return f"--min-lr {cfg.min_lr:g} is above --lr {cfg.lr:g}; the schedule decays from --lr to it"
     return None
@@ -134,6 +138,8 @@ def describe_training(cfg):
                ("label smoothing", cfg.label_smoothing), ("ema", cfg.ema)) if value]
     if cfg.fold:
         extras.append("first layer folded")
+    if cfg.keep_best:
+        extras.append("keeping the best dev evaluation's model")
     return text + (", " + ", ".join(extras) if extras else "")
 
 

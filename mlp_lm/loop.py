@@ -49,6 +49,9 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
     cli.signals_held() block, which then holds the signals from before training until the
     caller's save is done: the signal that stops training is taken off it, later ones stay.
 
+    With cfg.keep_best, trainer.best is (step, parameters) of the best dev evaluation, the last step's
+    included: the model to save in place of trainer.evaluated (None before the first evaluation).
+
     Diverges if the loss or any arithmetic overflows, or if the mean training loss of the last
     DIVERGE_WINDOW steps rises past DIVERGE_FACTOR times where it started (or ln V, whichever is
     higher): such a model is junk, not a result. Then the Trainer is put back to its state at the
@@ -89,6 +92,9 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
                 f"{type(e).__name__}: {e}")
             raise UsageError(f"the training state to resume from is damaged ({why}); start a new run") from None
         done = len(history)
+        if trainer.best is not None and trainer.best[0] not in devs:
+            raise UsageError(f"the training state to resume from is damaged (its best model is from step "
+                             f"{trainer.best[0]}, where no dev evaluation was made); start a new run")
         losses[:done] = history
         limit = DIVERGE_FACTOR * max(float(history[0]), math.log(len(splits.vocab)))
     progress = Progress(cfg.steps, start=done)
@@ -113,10 +119,13 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
                                           f"the last {DIVERGE_WINDOW} steps, more than {DIVERGE_FACTOR:g} "
                                           f"times where it started ({limit / DIVERGE_FACTOR:.4g})")
                     dev = None
-                    if cfg.eval_every and done % cfg.eval_every == 0:
+                    # with --keep-best the last step is evaluated too: the best may be the model the run ends with
+                    if cfg.eval_every and (done % cfg.eval_every == 0 or (cfg.keep_best and done == cfg.steps)):
                         evaluating = True
                         dev = devs[done] = model.split_loss(trainer.evaluated, *splits.dev)
                         evaluating = False
+                        if cfg.keep_best and (trainer.best is None or dev < devs[trainer.best[0]]):
+                            trainer.best = done, {k: p.copy() for k, p in trainer.evaluated.items()}
                         if resumed is None and dev < min(math.log(V), devs[good[0]] if good else math.inf):
                             good = None  # the copy it held goes before the new one is made (trainer.memory_needed)
                             good = done, trainer.state(), dict(devs)  # the best better than uniform, so far

@@ -13,7 +13,7 @@ from .trainer import is_count
 
 
 # Settings newer than runs that may still be resumed, with the value that does what those runs did.
-ADDED = {"fold": False}
+ADDED = {"fold": False, "keep_best": False}
 
 
 def resume_point(out):

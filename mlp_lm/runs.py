@@ -81,8 +81,9 @@ def check_path_length(out, sweep=False, side=True):
 def bytes_to_save(cfg, n_params):
     """About how many bytes a run's files take: model.npz holds the parameters twice (the model, and
     the raw ones of the training state), the optimiser's moments, the weight average, a block of
-    minibatch indices and the loss of every step; loss.csv has a line a step; metrics.json is small."""
-    copies = 2 + (2 if cfg.optimizer == "adamw" else 0) + (1 if cfg.ema else 0)
+    minibatch indices and the loss of every step; loss.csv has a line a step; metrics.json is small.
+    With --keep-best the state also holds the best dev evaluation's model."""
+    copies = 2 + (2 if cfg.optimizer == "adamw" else 0) + (1 if cfg.ema else 0) + (1 if cfg.keep_best else 0)
     size = n_params * copies * np.dtype(cfg.dtype).itemsize + 8 * block_rows(cfg.batch_size) * cfg.batch_size + 8 * cfg.steps
     return size + (len(str(cfg.steps)) + 12) * cfg.steps + 2**16
 

@@ -35,7 +35,7 @@ from .runs import (SAVED, SWEEP_FILES, check_space, claim_default_out, claim_fre
                    save_run_or_rescue)
 from .loop import Diverged, train
 from .train_flags import parse_args
-from .advice import accents_warning, futile_warning, overfit_warning, size_warnings
+from .advice import accents_warning, futile_warning, kept_best_line, overfit_warning, size_warnings
 from .config import describe_training
 from .trainer import memory_needed
 
@@ -159,7 +159,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             # diverged after a dev evaluation: the run as it was there is saved, as a run that went wrong
             diverged, interrupt = (interrupt, None) if isinstance(interrupt, Diverged) else (None, interrupt)
             seconds = time.perf_counter() - t0
-            params = trainer.evaluated
+            params = trainer.best[1] if trainer.best else trainer.evaluated  # --keep-best: the best dev evaluation's
             result = {}
             notice = model.slow_evaluation(sum(len(getattr(splits, s)[1]) for s in ("train", "dev", "test")),
                                            len(splits.vocab))
@@ -221,6 +221,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                    "steps_per_second": round((ran - (len(resumed[1]) if resumed else 0)) / seconds, 1) if seconds else None,
                    "params": model.num_params(params), "interrupted": interrupt is not None,
                    "diverged": diverged is not None,
+                   **({"best_step": trainer.best[0] if trainer.best else None} if cfg.keep_best else {}),
                    "config": config, "samples": samples, "samples_ended": ended}
         state = {**trainer.state(copy=False), "step": np.array(done), "losses": losses, "evaluated": np.array(bool(result)),
                  "devs": np.array(sorted(devs.items()), dtype=np.float64).reshape(-1, 2)}
@@ -250,6 +251,8 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             print(f"trained {ran - first} step{'s' if ran - first != 1 else ''} in {seconds:.1f}s "
                   f"({(ran - first) / max(seconds, 1e-9):,.0f} steps/s)" + (f", steps {first + 1} to {ran}" if first else "")
                   + (f", and diverged: kept the run as it was at step {done}, its best dev evaluation" if diverged else ""))
+        if trainer.best and trainer.best[0] != done:
+            print(kept_best_line(trainer.best[0], devs, done))
         for name in ("train", "dev", "test"):
             if result:
                 print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")

@@ -93,6 +93,10 @@ def parse_args(argv):
     g = ap.add_argument_group("evaluation")
     g.add_argument("--eval-every", metavar="N", type=non_negative_int,
                    help=f"dev loss every N steps (default {d.eval_every}; 0 turns it off)")
+    g.add_argument("--keep-best", action=argparse.BooleanOptionalAction,
+                   help="save the model of the best dev evaluation (every --eval-every steps, and the last "
+                        "step), not the last step's: the run trains on to the end, and --resume continues "
+                        "from there (default off)")
     g.add_argument("--lr-sweep", action="store_true", default=False,
                    help="instead of training: raise the rate from 1e-3 to 1 over the run and tabulate the loss")
     args = vars(ap.parse_args(argv))
@@ -150,7 +154,7 @@ class Options(NamedTuple):
 
 # What --lr-sweep does not read: it steps plain SGD (no decay, no dropout) at its own rates and evaluates nothing.
 SWEEP_IGNORES = ("optimizer", "lr", "schedule", "decay_rate", "warmup", "min_lr", "weight_decay", "beta1", "beta2",
-                 "eps", "dropout", "emb_dropout", "label_smoothing", "ema", "eval_every", "fold")
+                 "eps", "dropout", "emb_dropout", "label_smoothing", "ema", "eval_every", "fold", "keep_best")
 
 # Flags that only one schedule or optimiser reads: field -> (the setting, the value it needs).
 ONLY_WITH = {"warmup": ("schedule", "cosine"), "min_lr": ("schedule", "cosine"), "decay_rate": ("schedule", "inverse"),

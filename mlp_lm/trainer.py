@@ -35,7 +35,8 @@ def memory_needed(cfg, V):
     T, E, H, B = cfg.block_size, cfg.n_embd, cfg.n_hidden, cfg.batch_size
     size = np.dtype(cfg.dtype).itemsize
     n_params = V * E + T * E * H + H + H * V + V + (T * E * V if cfg.direct else 0)
-    state = 1 + (2 if cfg.optimizer == "adamw" else 0) + (1 if cfg.ema else 0)  # parameters, moments, average
+    # parameters, moments, average, the model of the best dev evaluation
+    state = 1 + (2 if cfg.optimizer == "adamw" else 0) + (1 if cfg.ema else 0) + (1 if cfg.keep_best else 0)
     copies = 3 + state + (state if cfg.eval_every else 0)
     activations = B * (4 * T * E + 5 * H + 6 * V) + min(B * T * V, layers.ONEHOT_MAX)  # and the one-hot of dC
     if cfg.fold:  # the tables and their gradients (T*V, H), with Wd's (T*V, V), and each position's C and its
@@ -78,6 +79,9 @@ class Trainer:
         self.opt = optim.make_optimizer(cfg.optimizer, cfg.weight_decay, cfg.beta1, cfg.beta2, cfg.eps)
         self.ema = optim.EMA(params, cfg.ema) if cfg.ema else None
         self.block, self.block_pos = None, 0  # minibatch indices, drawn block_rows(B) steps at a time
+        # (step, parameters evaluated there): with cfg.keep_best, the model of the best dev evaluation so
+        # far, which loop.train sets; the run goes on from its own parameters, and saves this model
+        self.best = None
 
     def state(self, copy=True):
         """Everything a later run needs to continue exactly where this one stopped, as arrays.
@@ -96,6 +100,9 @@ class Trainer:
         st.update({f"opt.{k}": np.asarray(v) for k, v in self.opt.state().items()})
         if self.ema:
             st.update({f"ema.{k}": a for k, a in self.ema.avg.items()})
+        if self.best is not None:
+            st["best_step"] = np.array(self.best[0])
+            st.update({f"best.{k}": a for k, a in self.best[1].items()})
         return {k: np.array(a, copy=True) for k, a in st.items()} if copy else st  # the live ones move on
 
     def load_state(self, st, steps=None):
@@ -132,17 +139,22 @@ class Trainer:
         if self.ema:
             for k in self.ema.avg:
                 self.ema.avg[k][...] = st[f"ema.{k}"]
+        self.best = (int(st["best_step"]), {k: np.array(st[f"best.{k}"]) for k in self.params}) if (
+            "best_step" in st) else None
 
     def check_state(self, st, steps=None):
         """Raise ValueError unless `st` holds exactly the tensors this configuration saves, each finite,
         of its parameter's shape and of the run's dtype (see load_state)."""
         cfg, adamw = self.cfg, self.cfg.optimizer == "adamw"
-        kinds = ("param", *(("opt.m", "opt.v") if adamw else ()), *(("ema",) if self.ema else ()))
+        best = any(k == "best_step" or k.startswith("best.") for k in st)  # --keep-best's, from the first dev loss on
+        kinds = ("param", *(("opt.m", "opt.v") if adamw else ()), *(("ema",) if self.ema else ()),
+                 *(("best",) if best and cfg.keep_best else ()))
         tensors = {f"{kind}.{k}": p for kind in kinds for k, p in self.params.items()}
-        wanted = set(tensors) | ({"opt.t"} if adamw else set())
-        saved = {k for k in st if k.startswith(("param.", "opt.", "ema."))}
+        wanted = set(tensors) | ({"opt.t"} if adamw else set()) | ({"best_step"} if cfg.keep_best and best else set())
+        saved = {k for k in st if k.startswith(("param.", "opt.", "ema.", "best.", "best_step"))}
         if saved != wanted:  # e.g. an SGD run's state under a config that says adamw
-            run = f"an {cfg.optimizer} run{' with --ema' if self.ema else ''}"
+            run = (f"an {cfg.optimizer} run{' with --ema' if self.ema else ''}"
+                   f"{' with --keep-best' if cfg.keep_best else ''}")
             odd = [f"lacks {_some(wanted - saved)}, which {run} saves"] if wanted - saved else []
             odd += [f"holds {_some(saved - wanted)}, which {run} does not save"] if saved - wanted else []
             raise ValueError(f"it {' and '.join(odd)}: the state does not match its config")
@@ -154,10 +166,14 @@ class Trainer:
                    "negative" if name.startswith("opt.v.") and a.min(initial=0) < 0 else None)  # v averages g^2
             if bad:
                 raise ValueError(f"{name} holds {bad} values, which no training step leaves")
-        for kind in ("param", "ema") if self.ema else ("param",):
+        for kind in ("param", *(("ema",) if self.ema else ()), *(("best",) if "best" in kinds else ())):
             problem = bounds.magnitude_problem({k: st[f"{kind}.{k}"] for k in self.params})
             if problem:
                 raise ValueError(f"{kind}: {problem}")
+        if "best" in kinds and (not is_count(st["best_step"]) or int(st["best_step"]) < 1 or (
+                steps is not None and int(st["best_step"]) > steps)):
+            raise ValueError(f"the step of the best dev evaluation's model is {st['best_step'].tolist()!r}, "
+                             + (f"not one of the run's {steps} steps" if steps is not None else "not a step count"))
         if adamw:
             t = st["opt.t"]
             if not is_count(t) or int(t) < 1 or (steps is not None and int(t) != steps):

@@ -42,7 +42,7 @@ def commands(tmp, checkpoint):
             "--eval-every": NUMBERS, "--data": PATHS, "--out": PATHS, "--preset": ["best", "none", ""],
             "--schedule": ["cosine", "inverse", "x"], "--optimizer": ["adamw", "x"], "--dtype": ["float16", "float64"],
             "--init": ["lecture", "x"], "--lr-sweep": [None], "--resume": [None], "--force": [None],
-            "--direct": [None], "--fold": [None], "--no-fold": [None]}),
+            "--direct": [None], "--fold": [None], "--no-fold": [None], "--keep-best": [None]}),
         "sample": (["--checkpoint", checkpoint], {
             "-n": NUMBERS, "--seed": NUMBERS, "--temperature": NUMBERS, "--top-k": NUMBERS,
             "--max-length": NUMBERS, "--threads": NUMBERS, "--prefix": ["", ".", "zz", "é", "a" * 10000],

@@ -147,7 +147,8 @@ def test_a_run_that_learned_a_short_list_by_heart_is_told_so_with_a_weight_decay
     assert proc.returncode == 0
     said = re.search(r"warning: the dev loss rose from (\S+) at step ([\d,]+) to (\S+), while the training loss fell to "
                      r"(\S+): the model learned its training items by heart; try a weight decay, --weight-decay "
-                     r"(\S+) for a list of 250 items, more data, or fewer --steps$", proc.stderr, re.M)
+                     r"(\S+) for a list of 250 items, more data, or fewer --steps; --keep-best saves the model of "
+                     r"the best dev evaluation instead of the last$", proc.stderr, re.M)
     assert said, proc.stderr
     best, final = float(said[1]), float(said[3])
     metrics = json.loads((tmp_path / "plain" / "metrics.json").read_text())

@@ -1,0 +1,155 @@
+"""--keep-best: the model saved is that of the best dev evaluation, the run trains on to its end,
+and a stopped run resumes to the same model and files as one that ran in one go."""
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from mlp_lm import checkpoint, config, model, runs, train, trainer
+from mlp_lm.cli import UsageError
+from mlp_lm.data import load_splits
+
+from .conftest import ROOT
+
+# 300 names, 6,000 steps of the lecture's model: it learns them by heart, and dev is best early on
+OVERFIT = ["--steps", "6000", "--eval-every", "500"]
+
+
+@pytest.fixture(scope="module")
+def short_list(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "short.txt"
+    lines = (ROOT / "tests" / "data" / "names-small.txt").read_text().splitlines()[:300]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def dev_losses(folder):
+    """{step: dev loss} from a run's loss.csv, as the run wrote them (rounded to six decimals)."""
+    rows = [line.split(",") for line in (folder / "loss.csv").read_text().splitlines()[1:]]
+    return {int(step): float(dev) for step, _, dev in rows if dev}
+
+
+def test_the_model_saved_is_the_best_dev_evaluation_s(short_list, tmp_path, capsys):
+    assert train.main(["--data", str(short_list), *OVERFIT, "--out", str(tmp_path / "last")]) == 0
+    err = capsys.readouterr().err
+    assert "--keep-best saves the model of the best dev evaluation" in err, err  # the overfitting warning says so
+    assert train.main(["--data", str(short_list), *OVERFIT, "--keep-best", "--out", str(tmp_path / "best")]) == 0
+    out = capsys.readouterr().out
+    # The same training either way: the same losses, step for step, and the same dev evaluations.
+    assert (tmp_path / "last" / "loss.csv").read_text() == (tmp_path / "best" / "loss.csv").read_text()
+    devs = dev_losses(tmp_path / "best")
+    best = min(devs, key=devs.get)
+    assert best < 6000  # the list is learned by heart: dev is best before the end
+    metrics = json.loads((tmp_path / "best" / "metrics.json").read_text())
+    last = json.loads((tmp_path / "last" / "metrics.json").read_text())
+    assert metrics["best_step"] == best and metrics["steps"] == last["steps"] == 6000 and "best_step" not in last
+    assert abs(metrics["dev_loss"] - devs[best]) < 1e-6 < last["dev_loss"] - metrics["dev_loss"]
+    assert f"kept the model of step {best:,}, the best dev evaluation ({devs[best]:.4f}; {devs[6000]:.4f} at step " \
+           f"6,000, the last)" in out, out
+    # model.npz holds that model: its dev loss, recomputed, is the one of that evaluation
+    params, _, saved = checkpoint.load(tmp_path / "best" / "model.npz")
+    splits = load_splits(short_list, 3)
+    assert abs(model.split_loss(params, *splits.dev) - metrics["dev_loss"]) < 1e-9
+    assert saved["keep_best"] is True
+    # and the training state goes on from the last step's parameters, which are not the model's
+    with np.load(tmp_path / "best" / "model.npz", allow_pickle=False) as f:
+        assert int(f["state.best_step"]) == best and int(f["state.step"]) == 6000
+        assert not np.array_equal(f["state.param.W1"], params["W1"])
+        np.testing.assert_array_equal(f["state.best.W1"], params["W1"])
+
+
+def test_the_last_step_is_evaluated_too(short_list, tmp_path, capsys):
+    # 1,234 steps with an evaluation every 500: the model the run ends with is a candidate as well.
+    assert train.main(["--data", str(short_list), "--steps", "1234", "--eval-every", "500", "--keep-best",
+                       "--n-hidden", "20", "--out", str(tmp_path)]) == 0
+    assert sorted(dev_losses(tmp_path)) == [500, 1000, 1234]
+
+
+def test_keep_best_needs_dev_evaluations():
+    with pytest.raises(UsageError, match="--keep-best keeps the model of the best dev evaluation, and --eval-every 0 "
+                                         "makes none"):
+        train.main(["--steps", "10", "--eval-every", "0", "--keep-best"])
+    assert config.config_problem(config.Config(keep_best=1)) == "keep_best is 1, not True or False"
+
+
+def test_the_estimates_count_the_kept_model():
+    base = dict(n_hidden=100, eval_every=100)
+    n_params = 27 * 10 + 30 * 100 + 100 + 100 * 27 + 27
+    more = (trainer.memory_needed(config.Config(**base, keep_best=True), 27)
+            - trainer.memory_needed(config.Config(**base), 27))
+    assert more == 2 * n_params * 4  # the model itself, and its copy in the state kept should the run diverge
+    assert (runs.bytes_to_save(config.Config(**base, keep_best=True), n_params)
+            - runs.bytes_to_save(config.Config(**base), n_params)) == n_params * 4
+
+
+@pytest.mark.parametrize("flags", [[], ["--optimizer", "adamw", "--lr", "0.01", "--ema", "0.9"]], ids=["sgd", "ema"])
+def test_stopped_and_resumed_equals_one_go(flags, short_list, tmp_path, monkeypatch):
+    common = ["--data", str(short_list), *OVERFIT, "--keep-best", *flags]
+    assert train.main([*common, "--out", str(tmp_path / "whole")]) == 0
+    real_step = trainer.Trainer.step
+
+    def step(self, i):
+        if i == 3199:  # after the evaluations of steps 500 to 3,000, best among them at one
+            os.kill(os.getpid(), signal.SIGINT)  # held while the step runs; honoured after it
+        return real_step(self, i)
+
+    monkeypatch.setattr(trainer.Trainer, "step", step)
+    assert train.main([*common, "--out", str(tmp_path / "split")]) == 130
+    monkeypatch.undo()
+    stopped = json.loads((tmp_path / "split" / "metrics.json").read_text())
+    assert stopped["steps"] == 3200 and stopped["best_step"] in dev_losses(tmp_path / "split")
+    assert train.main(["--resume", "--out", str(tmp_path / "split")]) == 0
+    a, _, _ = checkpoint.load(tmp_path / "whole" / "model.npz")
+    b, _, _ = checkpoint.load(tmp_path / "split" / "model.npz")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    whole, split = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("whole", "split"))
+    assert whole["best_step"] == split["best_step"] < 6000 and whole["dev_loss"] == split["dev_loss"]
+    assert (tmp_path / "whole" / "loss.csv").read_text() == (tmp_path / "split" / "loss.csv").read_text()
+
+
+@pytest.mark.parametrize("damage", ["not-a-dev-step", "past-the-step", "fraction", "nan", "without-keep-best",
+                                    "step-gone", "tensor-gone"])
+def test_a_damaged_kept_model_is_refused_in_one_line(damage, short_list, tmp_path, monkeypatch):
+    def stop_at_3200(self, i, real_step=trainer.Trainer.step):
+        if i == 3199:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(self, i)
+
+    monkeypatch.setattr(trainer.Trainer, "step", stop_at_3200)
+    assert train.main(["--data", str(short_list), *OVERFIT, "--keep-best", "--n-hidden", "20",
+                       "--out", str(tmp_path)]) == 130
+    monkeypatch.undo()
+    with np.load(tmp_path / "model.npz", allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    cfg = json.loads(str(arrays["config"]))
+    if damage == "not-a-dev-step":
+        arrays["state.best_step"] = np.array(750)
+    elif damage == "past-the-step":
+        arrays["state.best_step"] = np.array(5000)
+    elif damage == "fraction":
+        arrays["state.best_step"] = np.array(500.5)
+    elif damage == "nan":
+        arrays["state.best.W1"] = np.full_like(arrays["state.best.W1"], np.nan)
+    elif damage == "without-keep-best":
+        cfg["keep_best"] = False
+    elif damage == "step-gone":
+        del arrays["state.best_step"]
+    else:
+        del arrays["state.best.b2"]
+    arrays["config"] = np.array(json.dumps(cfg))
+    np.savez(tmp_path / "model.npz", **arrays)
+    with pytest.raises(UsageError) as e:
+        train.main(["--resume", "--out", str(tmp_path)])
+    message = str(e.value)
+    why = {"not-a-dev-step": "its best model is from step 750, where no dev evaluation was made",
+           "past-the-step": "the step of the best dev evaluation's model is 5000, not one of the run's 3200 steps",
+           "fraction": "the step of the best dev evaluation's model is 500.5",
+           "nan": "best.W1 holds NaN or infinite values",
+           "without-keep-best": "it holds best.C, best.W1, best.W2 (6 in all), which an sgd run does not save",
+           "step-gone": "it lacks best_step, which an sgd run with --keep-best saves",
+           "tensor-gone": "it lacks best.b2, which an sgd run with --keep-best saves"}[damage]
+    assert message.startswith(f"the training state to resume from is damaged ({why}") and message.endswith(
+        "; start a new run") and "\n" not in message, message
