@@ -92,9 +92,9 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
                 f"{type(e).__name__}: {e}")
             raise UsageError(f"the training state to resume from is damaged ({why}); start a new run") from None
         done = len(history)
-        if trainer.best is not None and trainer.best[0] not in devs:
-            raise UsageError(f"the training state to resume from is damaged (its best model is from step "
-                             f"{trainer.best[0]}, where no dev evaluation was made); start a new run")
+        problem = kept_problem(cfg, trainer.best, devs)
+        if problem:
+            raise UsageError(f"the training state to resume from is damaged ({problem}); start a new run")
         losses[:done] = history
         limit = DIVERGE_FACTOR * max(float(history[0]), math.log(len(splits.vocab)))
     progress = Progress(cfg.steps, start=done)
@@ -153,6 +153,20 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
         finally:
             trainer.split.close()  # the steps are over: let the split's threads go
     return trainer, losses[:done], devs, interrupt
+
+
+def kept_problem(cfg, best, devs):
+    """What is wrong with the model a resumed --keep-best run kept, or None: it keeps one from its first
+    dev evaluation on, always the first of the lowest (a later one only replaces it when lower)."""
+    if not cfg.keep_best or not devs:
+        return None
+    if best is None:
+        return f"it has dev losses from {len(devs)} evaluation{'s' if len(devs) != 1 else ''} but no kept model"
+    first = min(sorted(devs), key=devs.get)
+    if best[0] != first:
+        where = "where no dev evaluation was made" if best[0] not in devs else f"not the best, step {first}"
+        return f"its kept model is from step {best[0]}, {where}"
+    return None
 
 
 class RanAway(Exception):

@@ -71,6 +71,12 @@ def test_keep_best_needs_dev_evaluations():
     with pytest.raises(UsageError, match="--keep-best keeps the model of the best dev evaluation, and --eval-every 0 "
                                          "makes none"):
         train.main(["--steps", "10", "--eval-every", "0", "--keep-best"])
+    # the default --eval-every, 10,000, makes only the last step's evaluation in 3,000 steps: nothing to choose from
+    with pytest.raises(UsageError, match=r"--eval-every 10000 makes one, of the last step, in 3,000 steps; give an "
+                                         r"--eval-every below --steps \(e.g. 300\)$"):
+        train.main(["--steps", "3000", "--keep-best"])
+    with pytest.raises(UsageError, match="--eval-every 3000 makes one"):
+        train.main(["--steps", "3000", "--eval-every", "3000", "--keep-best"])
     assert config.config_problem(config.Config(keep_best=1)) == "keep_best is 1, not True or False"
 
 
@@ -110,8 +116,8 @@ def test_stopped_and_resumed_equals_one_go(flags, short_list, tmp_path, monkeypa
     assert (tmp_path / "whole" / "loss.csv").read_text() == (tmp_path / "split" / "loss.csv").read_text()
 
 
-@pytest.mark.parametrize("damage", ["not-a-dev-step", "past-the-step", "fraction", "nan", "without-keep-best",
-                                    "step-gone", "tensor-gone"])
+@pytest.mark.parametrize("damage", ["not-a-dev-step", "not-the-best", "past-the-step", "fraction", "nan",
+                                    "without-keep-best", "step-gone", "tensor-gone", "all-gone", "keep-best-added"])
 def test_a_damaged_kept_model_is_refused_in_one_line(damage, short_list, tmp_path, monkeypatch):
     def stop_at_3200(self, i, real_step=trainer.Trainer.step):
         if i == 3199:
@@ -119,14 +125,18 @@ def test_a_damaged_kept_model_is_refused_in_one_line(damage, short_list, tmp_pat
         return real_step(self, i)
 
     monkeypatch.setattr(trainer.Trainer, "step", stop_at_3200)
-    assert train.main(["--data", str(short_list), *OVERFIT, "--keep-best", "--n-hidden", "20",
-                       "--out", str(tmp_path)]) == 130
+    keep = [] if damage == "keep-best-added" else ["--keep-best"]  # a run without it, then said to have had it
+    assert train.main(["--data", str(short_list), *OVERFIT, *keep, "--n-hidden", "20", "--out", str(tmp_path)]) == 130
     monkeypatch.undo()
     with np.load(tmp_path / "model.npz", allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}
     cfg = json.loads(str(arrays["config"]))
+    devs = dev_losses(tmp_path)
     if damage == "not-a-dev-step":
         arrays["state.best_step"] = np.array(750)
+    elif damage == "not-the-best":  # a later evaluation's step: later ones would be held to its dev loss
+        best = min(devs, key=devs.get)
+        arrays["state.best_step"] = np.array(max(devs, key=lambda step: step != best))
     elif damage == "past-the-step":
         arrays["state.best_step"] = np.array(5000)
     elif damage == "fraction":
@@ -137,14 +147,23 @@ def test_a_damaged_kept_model_is_refused_in_one_line(damage, short_list, tmp_pat
         cfg["keep_best"] = False
     elif damage == "step-gone":
         del arrays["state.best_step"]
-    else:
+    elif damage == "tensor-gone":
         del arrays["state.best.b2"]
+    elif damage == "all-gone":
+        arrays = {k: a for k, a in arrays.items() if not k.startswith("state.best")}
+    else:
+        cfg["keep_best"] = True
     arrays["config"] = np.array(json.dumps(cfg))
     np.savez(tmp_path / "model.npz", **arrays)
     with pytest.raises(UsageError) as e:
         train.main(["--resume", "--out", str(tmp_path)])
     message = str(e.value)
-    why = {"not-a-dev-step": "its best model is from step 750, where no dev evaluation was made",
+    best = min(devs, key=devs.get)
+    why = {"not-a-dev-step": "its kept model is from step 750, where no dev evaluation was made",
+           "not-the-best": f"its kept model is from step {max(devs, key=lambda step: step != best)}, not the best, "
+                           f"step {best}",
+           "all-gone": "it has dev losses from 6 evaluations but no kept model",
+           "keep-best-added": "it has dev losses from 6 evaluations but no kept model",
            "past-the-step": "the step of the best dev evaluation's model is 5000, not one of the run's 3200 steps",
            "fraction": "the step of the best dev evaluation's model is 500.5",
            "nan": "best.W1 holds NaN or infinite values",
