@@ -92,7 +92,7 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
                 f"{type(e).__name__}: {e}")
             raise UsageError(f"the training state to resume from is damaged ({why}); start a new run") from None
         done = len(history)
-        problem = kept_problem(cfg, trainer.best, devs)
+        problem = kept_problem(cfg, trainer.best, devs, splits.dev)
         if problem:
             raise UsageError(f"the training state to resume from is damaged ({problem}); start a new run")
         losses[:done] = history
@@ -155,17 +155,29 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
     return trainer, losses[:done], devs, interrupt
 
 
-def kept_problem(cfg, best, devs):
+KEPT_TOLERANCE = 1e-5  # relative: the kept model's dev loss again, on other BLAS threads, against the one recorded
+
+
+def kept_problem(cfg, best, devs, dev):
     """What is wrong with the model a resumed --keep-best run kept, or None: it keeps one from its first
-    dev evaluation on, always the first of the lowest (a later one only replaces it when lower)."""
+    dev evaluation on, always the first of the lowest (a later one only replaces it when lower), and
+    evaluated on the dev split `dev` (X, Y) it gives the dev loss recorded for its step."""
     if not cfg.keep_best or not devs:
         return None
     if best is None:
         return f"it has dev losses from {len(devs)} evaluation{'s' if len(devs) != 1 else ''} but no kept model"
+    step, params = best
     first = min(sorted(devs), key=devs.get)
-    if best[0] != first:
-        where = "where no dev evaluation was made" if best[0] not in devs else f"not the best, step {first}"
-        return f"its kept model is from step {best[0]}, {where}"
+    if step != first:
+        where = "where no dev evaluation was made" if step not in devs else f"not the best, step {first}"
+        return f"its kept model is from step {step}, {where}"
+    try:  # finite values far from any it had (a tensor scaled, swapped) pass the state's checks, not this one
+        with np.errstate(over="raise", invalid="raise"):
+            again = model.split_loss(params, *dev)
+    except FloatingPointError:
+        again = math.inf
+    if not abs(again - devs[step]) <= KEPT_TOLERANCE * devs[step]:
+        return f"its kept model's dev loss is {again:.6g}, not the {devs[step]:.6g} recorded at step {step}"
     return None
 
 

@@ -116,7 +116,7 @@ def test_stopped_and_resumed_equals_one_go(flags, short_list, tmp_path, monkeypa
     assert (tmp_path / "whole" / "loss.csv").read_text() == (tmp_path / "split" / "loss.csv").read_text()
 
 
-@pytest.mark.parametrize("damage", ["not-a-dev-step", "not-the-best", "past-the-step", "fraction", "nan",
+@pytest.mark.parametrize("damage", ["not-a-dev-step", "not-the-best", "past-the-step", "fraction", "nan", "scaled",
                                     "without-keep-best", "step-gone", "tensor-gone", "all-gone", "keep-best-added"])
 def test_a_damaged_kept_model_is_refused_in_one_line(damage, short_list, tmp_path, monkeypatch):
     def stop_at_3200(self, i, real_step=trainer.Trainer.step):
@@ -143,6 +143,8 @@ def test_a_damaged_kept_model_is_refused_in_one_line(damage, short_list, tmp_pat
         arrays["state.best_step"] = np.array(500.5)
     elif damage == "nan":
         arrays["state.best.W1"] = np.full_like(arrays["state.best.W1"], np.nan)
+    elif damage == "scaled":  # finite, within the bounds a state is checked against: only its dev loss tells
+        arrays["state.best.W2"] = arrays["state.best.W2"] * 3
     elif damage == "without-keep-best":
         cfg["keep_best"] = False
     elif damage == "step-gone":
@@ -167,8 +169,10 @@ def test_a_damaged_kept_model_is_refused_in_one_line(damage, short_list, tmp_pat
            "past-the-step": "the step of the best dev evaluation's model is 5000, not one of the run's 3200 steps",
            "fraction": "the step of the best dev evaluation's model is 500.5",
            "nan": "best.W1 holds NaN or infinite values",
+           "scaled": "its kept model's dev loss is ",
            "without-keep-best": "it holds best.C, best.W1, best.W2 (6 in all), which an sgd run does not save",
            "step-gone": "it lacks best_step, which an sgd run with --keep-best saves",
            "tensor-gone": "it lacks best.b2, which an sgd run with --keep-best saves"}[damage]
     assert message.startswith(f"the training state to resume from is damaged ({why}") and message.endswith(
         "; start a new run") and "\n" not in message, message
+    assert damage != "scaled" or f"not the {devs[best]:.6g} recorded at step {best})" in message, message
