@@ -2,6 +2,7 @@
 and a stopped run resumes to the same model and files as one that ran in one go."""
 import json
 import os
+import shutil
 import signal
 
 import numpy as np
@@ -92,7 +93,7 @@ def test_the_estimates_count_the_kept_model():
 
 @pytest.mark.parametrize("flags", [[], ["--optimizer", "adamw", "--lr", "0.01", "--ema", "0.9"]], ids=["sgd", "ema"])
 def test_stopped_and_resumed_equals_one_go(flags, short_list, tmp_path, monkeypatch):
-    common = ["--data", str(short_list), *OVERFIT, "--keep-best", *flags]
+    common = ["--data", str(short_list), *OVERFIT, "--keep-best", "--n-hidden", "50", *flags]
     assert train.main([*common, "--out", str(tmp_path / "whole")]) == 0
     real_step = trainer.Trainer.step
 
@@ -116,18 +117,29 @@ def test_stopped_and_resumed_equals_one_go(flags, short_list, tmp_path, monkeypa
     assert (tmp_path / "whole" / "loss.csv").read_text() == (tmp_path / "split" / "loss.csv").read_text()
 
 
-@pytest.mark.parametrize("damage", ["not-a-dev-step", "not-the-best", "past-the-step", "fraction", "nan", "scaled",
-                                    "without-keep-best", "step-gone", "tensor-gone", "all-gone", "keep-best-added"])
-def test_a_damaged_kept_model_is_refused_in_one_line(damage, short_list, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def stopped_runs(short_list, tmp_path_factory):
+    """Two runs stopped by Ctrl-C after step 3,200 of 6,000 (6 dev evaluations): kept/ with --keep-best, plain/ without."""
+    folder = tmp_path_factory.mktemp("stopped")
+
     def stop_at_3200(self, i, real_step=trainer.Trainer.step):
         if i == 3199:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)  # held while the step runs; honoured after it
         return real_step(self, i)
 
-    monkeypatch.setattr(trainer.Trainer, "step", stop_at_3200)
-    keep = [] if damage == "keep-best-added" else ["--keep-best"]  # a run without it, then said to have had it
-    assert train.main(["--data", str(short_list), *OVERFIT, *keep, "--n-hidden", "20", "--out", str(tmp_path)]) == 130
-    monkeypatch.undo()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trainer.Trainer, "step", stop_at_3200)
+        for name, keep in (("kept", ["--keep-best"]), ("plain", [])):
+            assert train.main(["--data", str(short_list), *OVERFIT, *keep, "--n-hidden", "20",
+                               "--out", str(folder / name)]) == 130
+    return folder
+
+
+@pytest.mark.parametrize("damage", ["not-a-dev-step", "not-the-best", "past-the-step", "fraction", "nan", "scaled",
+                                    "without-keep-best", "step-gone", "tensor-gone", "all-gone", "keep-best-added"])
+def test_a_damaged_kept_model_is_refused_in_one_line(damage, stopped_runs, tmp_path):
+    # a run without --keep-best, then said to have had it; or one with it
+    shutil.copytree(stopped_runs / ("plain" if damage == "keep-best-added" else "kept"), tmp_path, dirs_exist_ok=True)
     with np.load(tmp_path / "model.npz", allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}
     cfg = json.loads(str(arrays["config"]))
