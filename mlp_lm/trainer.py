@@ -28,10 +28,9 @@ def block_rows(batch_size):
 
 def memory_needed(cfg, V):
     """Bytes a training run of cfg on a vocabulary of V symbols holds at its peak, roughly: the
-    parameters (with their gradients, optimiser state, weight average, the model kept by --keep-best
-    and the update's temporaries),
-    one step's activations and their gradients, the minibatch indices drawn ahead, the evaluation
-    chunk and the loss history; with dev evaluations, a copy of the state at the best of them (what
+    parameters (with their gradients, optimiser state, weight average, the model --keep-best keeps
+    and the update's temporaries), one step's activations and their gradients, the minibatch indices
+    drawn ahead, the evaluation chunk and the loss history; with dev evaluations, a copy of the state at the best of them (what
     loop.train keeps should the run diverge)."""
     T, E, H, B = cfg.block_size, cfg.n_embd, cfg.n_hidden, cfg.batch_size
     size = np.dtype(cfg.dtype).itemsize
