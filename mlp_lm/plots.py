@@ -18,7 +18,9 @@ def try_pyplot():
         return None
 
 
-def plot_loss(plt, losses, devs, path):
+def plot_loss(plt, losses, devs, path, kept=None):
+    """The minibatch losses, their running mean and the dev evaluations; kept: the step whose model
+    --keep-best saved, marked on the dev curve."""
     fig, ax = plt.subplots(figsize=(7, 4))
     steps = np.arange(1, len(losses) + 1)
     ax.plot(steps, np.log10(losses), lw=0.3, alpha=0.4, label="minibatch")
@@ -28,6 +30,8 @@ def plot_loss(plt, losses, devs, path):
         ax.plot(steps[w - 1:], np.log10(smooth), lw=1.5, label=f"mean of {w} steps")
     if devs:
         ax.plot(list(devs), np.log10(list(devs.values())), "o-", label="dev")
+    if kept is not None and kept in devs:
+        ax.plot([kept], [np.log10(devs[kept])], "*", ms=14, color="black", label=f"kept (step {kept:,})")
     ax.set_xlabel("step")
     ax.set_ylabel("log10 loss (nats)")
     ax.legend()

@@ -266,7 +266,8 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         print("samples:", ", ".join(shown(samples, ended)))
         written = ["model.npz", "metrics.json", "loss.csv"]
         if plt:
-            for name, draw in (("loss.png", lambda path: plots.plot_loss(plt, losses, devs, path)),
+            best_step = trainer.best[0] if trainer.best else None  # marked on the dev curve
+            for name, draw in (("loss.png", lambda path: plots.plot_loss(plt, losses, devs, path, best_step)),
                                ("embedding.png", lambda path: plots.plot_embedding(plt, params["C"], splits.vocab, path))):
                 try:
                     draw(out / name)

@@ -8,7 +8,7 @@ import signal
 import numpy as np
 import pytest
 
-from mlp_lm import checkpoint, config, model, runs, train, trainer
+from mlp_lm import checkpoint, config, model, plots, runs, train, trainer
 from mlp_lm.cli import UsageError
 from mlp_lm.data import load_splits
 
@@ -188,3 +188,50 @@ def test_a_damaged_kept_model_is_refused_in_one_line(damage, stopped_runs, tmp_p
     assert message.startswith(f"the training state to resume from is damaged ({why}") and message.endswith(
         "; start a new run") and "\n" not in message, message
     assert damage != "scaled" or f"not the {devs[best]:.6g} recorded at step {best})" in message, message
+
+
+class FakeAxes:
+    """Just enough of matplotlib's Axes and pyplot for plots.plot_loss, recording what it draws."""
+
+    def __init__(self):
+        self.lines = []
+
+    def plot(self, x, y, *style, **kw):
+        self.lines.append((list(x), list(y), kw.get("label")))
+
+    def __getattr__(self, name):  # set_xlabel, legend, ...: drawn nowhere
+        return lambda *a, **k: None
+
+
+def test_the_loss_picture_marks_the_kept_step(short_list, tmp_path, monkeypatch):
+    ax, drawn = FakeAxes(), {}
+
+    class Figure:
+        def savefig(self, stream, **kw):
+            stream.write(b"png")
+
+        def tight_layout(self):
+            pass
+
+    class Pyplot:
+        def subplots(self, **kw):
+            return Figure(), ax
+
+        def close(self, fig):
+            pass
+
+    real = plots.plot_loss
+
+    def plot_loss(plt, losses, devs, path, kept=None):
+        drawn["kept"] = kept
+        return real(plt, losses, devs, path, kept)
+
+    monkeypatch.setattr(train.plots, "try_pyplot", Pyplot)
+    monkeypatch.setattr(train.plots, "plot_embedding", lambda *a: (tmp_path / "embedding.png").write_bytes(b"png"))
+    monkeypatch.setattr(train.plots, "plot_loss", plot_loss)
+    assert train.main(["--data", str(short_list), *OVERFIT, "--keep-best", "--out", str(tmp_path)]) == 0
+    best = json.loads((tmp_path / "metrics.json").read_text())["best_step"]
+    assert drawn["kept"] == best < 6000
+    marks = [(x, y) for x, y, label in ax.lines if label == f"kept (step {best:,})"]
+    assert marks == [([best], [pytest.approx(np.log10(dev_losses(tmp_path)[best]), abs=1e-6)])]
+    assert (tmp_path / "loss.png").read_bytes() == b"png"
