@@ -583,7 +583,7 @@ def test_a_stop_signal_while_the_report_prints_says_the_run_is_saved(tmp_path, m
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["evaluated"] and not saved["interrupted"] and saved["steps"] == 20
 
-    def drawing_stopped(plt, losses, devs, path):
+    def drawing_stopped(plt, losses, devs, path, kept=None):
         raise Interrupted(signal.SIGINT)
     monkeypatch.setattr(train, "shown", lambda samples, ended: samples)
     monkeypatch.setattr(train.plots, "try_pyplot", lambda: object())  # as if matplotlib were installed

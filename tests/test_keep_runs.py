@@ -294,7 +294,7 @@ def test_a_picture_that_cannot_be_drawn_is_a_warning_once_the_run_is_saved(tmp_p
     (tmp_path / "embedding.png").write_text("an earlier run's picture")  # never left beside another run
     (tmp_path / "lr_sweep.png").write_text("an earlier sweep's picture")
 
-    def no_room(plt, losses, devs, path):
+    def no_room(plt, losses, devs, path, kept=None):
         raise IsADirectoryError(21, "Is a directory")
 
     def drawn(plt, C, vocab, path):
