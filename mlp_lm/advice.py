@@ -76,7 +76,8 @@ def suggested_weight_decay(n_items):
 
 def by_heart(result, devs, n_items, cfg, retry):
     """What to try after a run that learned its training items by heart: a weight decay for its optimiser
-    (one larger than it has, if it has one), more data, or fewer steps, and where dev was best."""
+    (one larger than it has, if it has one), more data, or fewer steps (which --keep-best has tried
+    already), and where dev was best."""
     decay, wanted = cfg.weight_decay, suggested_weight_decay(n_items)
     if cfg.optimizer == "sgd" and decay < wanted:
         what = f"a weight decay, --weight-decay {wanted:g} for a list of {n_items:,} items"
@@ -87,7 +88,7 @@ def by_heart(result, devs, n_items, cfg, retry):
     step = min(devs, key=devs.get) if devs else None
     where = (f" (dev was best at step {step:,}, {devs[step]:.4f})"
              if step is not None and devs[step] < result["dev_loss"] else "")
-    return f"{retry} {what}, more data, or fewer --steps{where}"
+    return f"{retry} {what} or more data{where}" if cfg.keep_best else f"{retry} {what}, more data, or fewer --steps{where}"
 
 
 def overfit_warning(result, devs, n_items, cfg, resumed=False):
@@ -103,7 +104,8 @@ def overfit_warning(result, devs, n_items, cfg, resumed=False):
         return None
     retry = "start a new run with" if resumed else "try"  # --resume takes none of these flags
     told = (f"the dev loss rose from {devs[step]:.4f} at step {step:,} to {final:.4f}, while the training loss fell "
-            f"to {train:.4f}" if rose else f"the training loss, {train:.4f}, ended far below the dev loss, {final:.4f}")
+            f"to {train:.4f}" if rose else f"the kept model's training loss, {train:.4f}, is far below its dev loss, "
+            f"{final:.4f}" if cfg.keep_best else f"the training loss, {train:.4f}, ended far below the dev loss, {final:.4f}")
     keep = ("; --keep-best saves the model of the best dev evaluation instead of the last"
             if rose and not cfg.keep_best else "")
     return (f"warning: {told}: the model learned its training items by heart; "
@@ -111,8 +113,12 @@ def overfit_warning(result, devs, n_items, cfg, resumed=False):
 
 
 def kept_best_line(best, devs, done):
-    """What a --keep-best run saved, when it is not the model of its last step: the step of its best dev
-    evaluation, and how that compares with the last one (a run stopped between evaluations has none)."""
+    """What a --keep-best run saved: the model of step `best`, its best dev evaluation (None before the
+    first), and how that compares with the last step, `done` (one stopped between evaluations has none)."""
+    if best is None:
+        return f"kept the model of step {done:,}, where the run stopped: it had no dev evaluation yet"
+    if best == done:
+        return f"kept the model of step {best:,}, the last, its best dev evaluation ({devs[best]:.4f})"
     last = f"; {devs[done]:.4f} at step {done:,}, the last" if done in devs else f"; the run stopped at step {done:,}"
     return f"kept the model of step {best:,}, the best dev evaluation ({devs[best]:.4f}{last})"
 

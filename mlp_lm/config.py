@@ -118,9 +118,11 @@ def config_problem(cfg):
         return (f"--eps {cfg.eps:g} is outside what {cfg.dtype} holds ({tiny:g} to {huge:g}); "
                 f"use a value in that range (the default is 1e-8)")
     if cfg.keep_best and not 0 < cfg.eval_every < cfg.steps:  # none, or only the last step's: the last is kept
-        made = "makes none" if not cfg.eval_every else f"makes one, of the last step, in {cfg.steps:,} steps"
+        made = "makes none" if not cfg.eval_every else (
+            f"makes one, of the last step, in {cfg.steps:,} step{'s' if cfg.steps != 1 else ''}")
         return (f"--keep-best keeps the model of the best dev evaluation, and --eval-every {cfg.eval_every} {made}; "
-                f"give an --eval-every below --steps (e.g. {max(1, cfg.steps // 10)})")
+                + (f"give an --eval-every below --steps (e.g. {cfg.steps // 10 or 1})" if cfg.steps > 1 else
+                   "give --steps of 2 or more and an --eval-every below it"))
     if cfg.min_lr > cfg.lr:
         return f"--min-lr {cfg.min_lr:g} is above --lr {cfg.lr:g}; the schedule decays from --lr to it"
     return None

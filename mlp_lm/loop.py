@@ -135,7 +135,9 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
                     if held:
                         raise held.pop(0)  # the signals that come after it stay for the caller
         except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM or SIGHUP (cli.Interrupted)
-            print(f"\ninterrupted after {done} step{'s' if done != 1 else ''}: saving the model as it is", file=sys.stderr)
+            what = (f"the model of step {trainer.best[0]}, its best dev evaluation so far" if trainer.best
+                    else "the model as it is")  # --keep-best's, once it has one
+            print(f"\ninterrupted after {done} step{'s' if done != 1 else ''}: saving {what}", file=sys.stderr)
             interrupt = e
         except (FloatingPointError, RanAway) as e:
             where = (str(e) if isinstance(e, RanAway) else f"in the dev evaluation after step {done} ({e})"
@@ -162,10 +164,12 @@ def kept_problem(cfg, best, devs, dev):
     """What is wrong with the model a resumed --keep-best run kept, or None: it keeps one from its first
     dev evaluation on, always the first of the lowest (a later one only replaces it when lower), and
     evaluated on the dev split `dev` (X, Y) it gives the dev loss recorded for its step."""
-    if not cfg.keep_best or not devs:
+    if not cfg.keep_best or (best is None and not devs):  # none before the first evaluation
         return None
     if best is None:
         return f"it has dev losses from {len(devs)} evaluation{'s' if len(devs) != 1 else ''} but no kept model"
+    if not devs:
+        return f"it has a model kept at step {best[0]} but no dev evaluations"
     step, params = best
     first = min(sorted(devs), key=devs.get)
     if step != first:

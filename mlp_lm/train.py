@@ -251,8 +251,8 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             print(f"trained {ran - first} step{'s' if ran - first != 1 else ''} in {seconds:.1f}s "
                   f"({(ran - first) / max(seconds, 1e-9):,.0f} steps/s)" + (f", steps {first + 1} to {ran}" if first else "")
                   + (f", and diverged: kept the run as it was at step {done}, its best dev evaluation" if diverged else ""))
-        if trainer.best and trainer.best[0] != done:
-            print(kept_best_line(trainer.best[0], devs, done))
+        if cfg.keep_best and not diverged:  # a diverged run's line says what it kept
+            print(kept_best_line(trainer.best[0] if trainer.best else None, devs, done))
         for name in ("train", "dev", "test"):
             if result:
                 print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")

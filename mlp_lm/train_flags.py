@@ -95,8 +95,9 @@ def parse_args(argv):
                    help=f"dev loss every N steps (default {d.eval_every}; 0 turns it off)")
     g.add_argument("--keep-best", action=argparse.BooleanOptionalAction,
                    help="save the model of the best dev evaluation (every --eval-every steps, which must be "
-                        "fewer than --steps, and the last step), not the last step's: the run trains on to the "
-                        "end, and --resume continues from there (default off)")
+                        "fewer than --steps, and the last step), not the last step's; the run trains on to the "
+                        "end, says which step it kept, and --resume continues from the last step reached, not "
+                        "from the kept model (default off)")
     g.add_argument("--lr-sweep", action="store_true", default=False,
                    help="instead of training: raise the rate from 1e-3 to 1 over the run and tabulate the loss")
     args = vars(ap.parse_args(argv))

@@ -12,7 +12,7 @@ from mlp_lm import checkpoint, config, model, plots, runs, train, trainer
 from mlp_lm.cli import UsageError
 from mlp_lm.data import load_splits
 
-from .conftest import ROOT
+from .conftest import NAMES, ROOT
 
 # 300 names, 6,000 steps of the lecture's model: it learns them by heart, and dev is best early on
 OVERFIT = ["--steps", "6000", "--eval-every", "500"]
@@ -64,8 +64,48 @@ def test_the_model_saved_is_the_best_dev_evaluation_s(short_list, tmp_path, caps
 def test_the_last_step_is_evaluated_too(short_list, tmp_path, capsys):
     # 1,234 steps with an evaluation every 500: the model the run ends with is a candidate as well.
     assert train.main(["--data", str(short_list), "--steps", "1234", "--eval-every", "500", "--keep-best",
-                       "--n-hidden", "20", "--out", str(tmp_path)]) == 0
-    assert sorted(dev_losses(tmp_path)) == [500, 1000, 1234]
+                       "--n-hidden", "20", "--lr", "0.02", "--out", str(tmp_path)]) == 0
+    devs = dev_losses(tmp_path)
+    assert sorted(devs) == [500, 1000, 1234] and min(devs, key=devs.get) == 1234  # a slow rate: still improving
+    # the run says what it kept even when it is the last step's model, which it would have saved anyway
+    assert f"kept the model of step 1,234, the last, its best dev evaluation ({devs[1234]:.4f})" in capsys.readouterr().out
+
+
+def test_a_run_stopped_says_which_model_it_saves(short_list, tmp_path, monkeypatch, capsys):
+    real_step = trainer.Trainer.step
+
+    def step(self, i):
+        if i in (299, 1699):
+            os.kill(os.getpid(), signal.SIGINT)  # held while the step runs; honoured after it
+        return real_step(self, i)
+
+    monkeypatch.setattr(trainer.Trainer, "step", step)
+    flags = ["--data", str(short_list), *OVERFIT, "--keep-best", "--n-hidden", "20"]
+    assert train.main([*flags, "--out", str(tmp_path / "early")]) == 130  # before the first evaluation
+    out, err = capsys.readouterr()
+    assert "interrupted after 300 steps: saving the model as it is" in err
+    assert "kept the model of step 300, where the run stopped: it had no dev evaluation yet" in out
+    assert json.loads((tmp_path / "early" / "metrics.json").read_text())["best_step"] is None
+    assert train.main(["--resume", "--out", str(tmp_path / "early")]) == 130  # stopped again, at step 1,700
+    out, err = capsys.readouterr()
+    best = json.loads((tmp_path / "early" / "metrics.json").read_text())["best_step"]
+    devs = dev_losses(tmp_path / "early")
+    assert best == min(devs, key=devs.get) and sorted(devs) == [500, 1000, 1500]
+    assert f"interrupted after 1700 steps: saving the model of step {best}, its best dev evaluation so far" in err
+    assert f"kept the model of step {best:,}, the best dev evaluation ({devs[best]:.4f}; the run stopped at step " \
+           f"1,700)" in out
+
+
+def test_the_warning_for_a_kept_model_learned_by_heart_speaks_of_it(tmp_path, capsys):
+    # Its losses are the kept model's, not where the run ended, and fewer --steps is what it already did.
+    (tmp_path / "top250.txt").write_text("\n".join(NAMES.read_text().split()[:250]))
+    assert train.main(["--data", str(tmp_path / "top250.txt"), "--steps", "4000", "--eval-every", "200", "--keep-best",
+                       "--out", str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert (f"warning: the kept model's training loss, {metrics['train_loss']:.4f}, is far below its dev loss, "
+            f"{metrics['dev_loss']:.4f}: the model learned its training items by heart; try a weight decay, "
+            f"--weight-decay 0.008 for a list of 250 items or more data\n") in err, err
 
 
 def test_keep_best_needs_dev_evaluations():
@@ -78,6 +118,9 @@ def test_keep_best_needs_dev_evaluations():
         train.main(["--steps", "3000", "--keep-best"])
     with pytest.raises(UsageError, match="--eval-every 3000 makes one"):
         train.main(["--steps", "3000", "--eval-every", "3000", "--keep-best"])
+    with pytest.raises(UsageError, match=r"--eval-every 1 makes one, of the last step, in 1 step; give --steps of 2 "
+                                         r"or more and an --eval-every below it$"):  # not "e.g. 1", refused again
+        train.main(["--steps", "1", "--eval-every", "1", "--keep-best"])
     assert config.config_problem(config.Config(keep_best=1)) == "keep_best is 1, not True or False"
 
 
@@ -136,7 +179,8 @@ def stopped_runs(short_list, tmp_path_factory):
 
 
 @pytest.mark.parametrize("damage", ["not-a-dev-step", "not-the-best", "past-the-step", "fraction", "nan", "scaled",
-                                    "without-keep-best", "step-gone", "tensor-gone", "all-gone", "keep-best-added"])
+                                    "without-keep-best", "step-gone", "tensor-gone", "all-gone", "devs-gone",
+                                    "keep-best-added"])
 def test_a_damaged_kept_model_is_refused_in_one_line(damage, stopped_runs, tmp_path):
     # a run without --keep-best, then said to have had it; or one with it
     shutil.copytree(stopped_runs / ("plain" if damage == "keep-best-added" else "kept"), tmp_path, dirs_exist_ok=True)
@@ -163,6 +207,8 @@ def test_a_damaged_kept_model_is_refused_in_one_line(damage, stopped_runs, tmp_p
         del arrays["state.best_step"]
     elif damage == "tensor-gone":
         del arrays["state.best.b2"]
+    elif damage == "devs-gone":
+        arrays["state.devs"] = np.zeros((0, 2))
     elif damage == "all-gone":
         arrays = {k: a for k, a in arrays.items() if not k.startswith("state.best")}
     else:
@@ -177,6 +223,7 @@ def test_a_damaged_kept_model_is_refused_in_one_line(damage, stopped_runs, tmp_p
            "not-the-best": f"its kept model is from step {max(devs, key=lambda step: step != best)}, not the best, "
                            f"step {best}",
            "all-gone": "it has dev losses from 6 evaluations but no kept model",
+           "devs-gone": f"it has a model kept at step {best} but no dev evaluations",
            "keep-best-added": "it has dev losses from 6 evaluations but no kept model",
            "past-the-step": "the step of the best dev evaluation's model is 5000, not one of the run's 3200 steps",
            "fraction": "the step of the best dev evaluation's model is 500.5",
