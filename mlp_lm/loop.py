@@ -157,9 +157,6 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
     return trainer, losses[:done], devs, interrupt
 
 
-KEPT_TOLERANCE = 1e-5  # relative: the kept model's dev loss again, on other BLAS threads, against the one recorded
-
-
 def kept_problem(cfg, best, devs, dev):
     """What is wrong with the model a resumed --keep-best run kept, or None: it keeps one from its first
     dev evaluation on, always the first of the lowest (a later one only replaces it when lower), and
@@ -176,11 +173,10 @@ def kept_problem(cfg, best, devs, dev):
         where = "where no dev evaluation was made" if step not in devs else f"not the best, step {first}"
         return f"its kept model is from step {step}, {where}"
     try:  # finite values far from any it had (a tensor scaled, swapped) pass the state's checks, not this one
-        with np.errstate(over="raise", invalid="raise"):
-            again = model.split_loss(params, *dev)
-    except FloatingPointError:
+        again = model.split_loss(params, *dev)
+    except FloatingPointError:  # logits too large to resolve (model.logits)
         again = math.inf
-    if not abs(again - devs[step]) <= KEPT_TOLERANCE * devs[step]:
+    if not math.isclose(again, devs[step], rel_tol=model.REEVALUATION_TOLERANCE):
         return f"its kept model's dev loss is {again:.6g}, not the {devs[step]:.6g} recorded at step {step}"
     return None
 

@@ -15,6 +15,7 @@ from .params import (DECAYED, KNOWN_PARAMS, OPTIONAL_PARAMS, PARAM_NAMES, check_
 
 __all__ = ["forward", "embedding_mask_shape", "check_masks", "loss_and_grads", "l2_penalty", "logits", "next_probs",
            "rows_per_chunk", "slow_evaluation", "check_examples", "split_loss", "EVAL_BYTES", "SLOW_EVALUATION",
+           "REEVALUATION_TOLERANCE",
            "MASKED", "FOLDED_MASKED", "STEP_MASKS",
            # params.py's, here too
            "DECAYED", "KNOWN_PARAMS", "OPTIONAL_PARAMS", "PARAM_NAMES", "check_params", "checked_sizes", "init_params",
@@ -212,6 +213,10 @@ def next_probs(params, X, temperature=1.0):
         p = np.exp(z / temperature)
     return p / p.sum(axis=1, keepdims=True)
 
+
+# relative: one model's loss evaluated again, where another BLAS kernel or thread count adds its terms in another
+# order (2e-9 and 3e-8 measured), against the loss recorded for it
+REEVALUATION_TOLERANCE = 1e-6
 
 EVAL_BYTES = 256 * 2**20  # memory an evaluation chunk may use, whatever the vocabulary
 

@@ -240,9 +240,6 @@ def read_run(name, runs, data_sha256):
     return m
 
 
-LOSS_TOLERANCE = 1e-6  # relative: the same model evaluated with another BLAS kernel moved its losses by 2e-9
-
-
 def model_problem(path, m):
     """Why the model at `path` is not the run whose metrics are `m`, or None."""
     try:
@@ -261,7 +258,7 @@ def loss_problem(params, config, m):
     splits = _splits(config["block_size"], config.get("split_seed", SPLIT_SEED))
     for split in ("train", "dev", "test"):
         loss = model.split_loss(params, *getattr(splits, split))
-        if not math.isclose(loss, m[f"{split}_loss"], rel_tol=LOSS_TOLERANCE):
+        if not math.isclose(loss, m[f"{split}_loss"], rel_tol=model.REEVALUATION_TOLERANCE):
             return (f"has a model.npz whose {split} loss is {loss:.4f}, not the {m[f'{split}_loss']:.4f} of its "
                     f"metrics.json: the two are not of one run")
     return None
