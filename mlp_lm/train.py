@@ -159,7 +159,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             # diverged after a dev evaluation: the run as it was there is saved, as a run that went wrong
             diverged, interrupt = (interrupt, None) if isinstance(interrupt, Diverged) else (None, interrupt)
             seconds = time.perf_counter() - t0
-            params = trainer.best[1] if trainer.best else trainer.evaluated  # --keep-best: the best dev evaluation's
+            best_step, params = trainer.best or (None, trainer.evaluated)  # --keep-best: the best dev evaluation's
             result = {}
             notice = model.slow_evaluation(sum(len(getattr(splits, s)[1]) for s in ("train", "dev", "test")),
                                            len(splits.vocab))
@@ -221,7 +221,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                    "steps_per_second": round((ran - (len(resumed[1]) if resumed else 0)) / seconds, 1) if seconds else None,
                    "params": model.num_params(params), "interrupted": interrupt is not None,
                    "diverged": diverged is not None,
-                   **({"best_step": trainer.best[0] if trainer.best else None} if cfg.keep_best else {}),
+                   **({"best_step": best_step} if cfg.keep_best else {}),
                    "config": config, "samples": samples, "samples_ended": ended}
         state = {**trainer.state(copy=False), "step": np.array(done), "losses": losses, "evaluated": np.array(bool(result)),
                  "devs": np.array(sorted(devs.items()), dtype=np.float64).reshape(-1, 2)}
@@ -252,7 +252,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                   f"({(ran - first) / max(seconds, 1e-9):,.0f} steps/s)" + (f", steps {first + 1} to {ran}" if first else "")
                   + (f", and diverged: kept the run as it was at step {done}, its best dev evaluation" if diverged else ""))
         if cfg.keep_best and not diverged:  # a diverged run's line says what it kept
-            print(kept_best_line(trainer.best[0] if trainer.best else None, devs, done))
+            print(kept_best_line(best_step, devs, done))
         for name in ("train", "dev", "test"):
             if result:
                 print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")
@@ -266,7 +266,6 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         print("samples:", ", ".join(shown(samples, ended)))
         written = ["model.npz", "metrics.json", "loss.csv"]
         if plt:
-            best_step = trainer.best[0] if trainer.best else None  # marked on the dev curve
             for name, draw in (("loss.png", lambda path: plots.plot_loss(plt, losses, devs, path, best_step)),
                                ("embedding.png", lambda path: plots.plot_embedding(plt, params["C"], splits.vocab, path))):
                 try:
