@@ -32,14 +32,12 @@ names its section there. The code writes the matrix product a @ b as a.dot(b):
 for 2-D arrays the same BLAS call and the same numbers, without the general
 machinery numpy's @ goes through first (at batch 32, a twentieth of the step).
 """
-import functools
-
 import numpy as np
 
-from .checks import check_indices, check_upstream, checked_mask, is_whole, not_arrays
+from . import onehot
+from .checks import check_indices, check_upstream, checked_mask, not_arrays
 
 ONEHOT_MAX = 1 << 20  # embedding_backward builds a one-hot matrix up to this many entries (4 MB in float32)
-IDENTITY_MAX_V = 64  # one-hot rows are taken from a kept identity up to this vocabulary (see _one_hot)
 
 
 # --- embedding lookup ------------------------------------------------------
@@ -78,7 +76,7 @@ def embedding_backward(demb, cache):
     if idx.size * V <= ONEHOT_MAX:
         # dC = O^T demb, O the (B*T, V) one-hot rows of X: one matrix product, two to five times
         # faster than np.add.at's one-by-one adds while O is small (V in the tens or hundreds).
-        return _one_hot(idx, V, demb.dtype).T.dot(demb2)  # (B*T, V)^T (B*T, E) = (V, E)
+        return onehot.rows(idx, V, demb.dtype).T.dot(demb2)  # (B*T, V)^T (B*T, E) = (V, E)
     dC = np.zeros(C_shape, dtype=demb.dtype)  # (V, E)
     # np.add.at, not dC[X] += demb: fancy-index assignment keeps only one write per repeated index.
     np.add.at(dC, idx, demb2)
@@ -282,8 +280,8 @@ def softmax_cross_entropy_backward(dout, cache):
     probs, Y, smoothing = cache
     B, V = probs.shape
     check_upstream(dout, (), "dout")  # the loss is a scalar, and so is its upstream gradient
-    if V <= IDENTITY_MAX_V:  # a small vocabulary: q as a matrix, its one-hot rows taken from an identity
-        q = _one_hot(Y, V, probs.dtype)  # (B, V)
+    if V <= onehot.IDENTITY_MAX_V:  # a small vocabulary: q as a matrix, its one-hot rows taken from an identity
+        q = onehot.rows(Y, V, probs.dtype)  # (B, V)
         if smoothing:
             q *= 1 - smoothing
             q += smoothing / V
@@ -293,39 +291,3 @@ def softmax_cross_entropy_backward(dout, cache):
         dlogits[np.arange(B), Y] -= 1.0 - smoothing  # one target per row: plain indexing is safe here
     dlogits *= dout / B
     return dlogits
-
-
-# --- one-hot rows (for the embedding's and the softmax cross-entropy's backward) ---
-
-def one_hot(idx, V, dtype):
-    """Inputs:  idx (n,) integer symbol indices in 0..V-1; V vocabulary size; dtype.
-    Returns: (n, V), row i all zeros but a 1 at column idx[i]: a fresh array.
-    """
-    idx = np.asarray(idx)
-    if idx.ndim != 1:
-        raise ValueError(f"idx must be one row of indices (n,), got shape {idx.shape}")
-    if not is_whole(V):
-        raise ValueError(f"V must be a whole number of symbols, at least 1, got {V!r}")
-    check_indices(idx, V, "idx")
-    return _one_hot(idx, V, dtype)
-
-
-def _one_hot(idx, V, dtype):
-    """one_hot for indices already checked (by the forward pass that took them)."""
-    if V <= IDENTITY_MAX_V:
-        # Row i of the identity matrix is the one-hot of i: taking rows of a V x V identity, kept
-        # from call to call, is two to three times faster than filling zeros while V is small
-        # (27 symbols, 96 rows: 0.8 against 2.1 us); from about 128 symbols and a few hundred rows
-        # on it is no faster.
-        return _identity(V, np.dtype(dtype)).take(idx, axis=0)
-    out = np.zeros((idx.size, V), dtype=dtype)
-    out[np.arange(idx.size), idx] = 1  # one 1 per row: plain indexing is safe here
-    return out
-
-
-@functools.lru_cache(maxsize=8)
-def _identity(V, dtype):
-    """The V x V identity matrix, read-only: one_hot's rows are copies (take), never views of it."""
-    eye = np.eye(V, dtype=dtype)
-    eye.flags.writeable = False
-    return eye

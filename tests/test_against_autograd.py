@@ -15,7 +15,7 @@ docs/gradcheck.md#checking-your-code-against-ours describes.
 import numpy as np
 import pytest
 
-from mlp_lm import finitediff, gradcheck, layers, model, optim
+from mlp_lm import finitediff, gradcheck, layers, model, onehot, optim
 
 try:
     import torch
@@ -90,14 +90,14 @@ CASES = {
     "smoothing": {"smoothing": 0.1},
     "everything": {"direct": True, "emb_dropout": 0.1, "dropout": 0.25, "smoothing": 0.2},
     "T=1, more symbols than examples": {"T": 1, "V": 40, "B": 7},
-    # past layers.IDENTITY_MAX_V and ONEHOT_MAX: the softmax's and the embedding's other branches (np.add.at)
+    # past onehot.IDENTITY_MAX_V and layers.ONEHOT_MAX: the softmax's and the embedding's other branches (np.add.at)
     "a large vocabulary": {"V": 300, "T": 3, "E": 4, "H": 8, "B": 1200, "smoothing": 0.1},
 }
 
 
 def test_the_large_case_takes_the_other_branches():
     kw = CASES["a large vocabulary"]
-    assert kw["V"] > layers.IDENTITY_MAX_V and kw["B"] * kw["T"] * kw["V"] > layers.ONEHOT_MAX
+    assert kw["V"] > onehot.IDENTITY_MAX_V and kw["B"] * kw["T"] * kw["V"] > layers.ONEHOT_MAX
 
 
 @pytest.mark.parametrize("name", CASES)

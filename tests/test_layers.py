@@ -6,7 +6,7 @@ gradient with respect to out is R: so backward(R, cache) must equal dL/dinput.
 import numpy as np
 import pytest
 
-from mlp_lm import layers
+from mlp_lm import layers, onehot
 from mlp_lm.finitediff import assert_close, compare, numerical_grad
 
 B, T, E, H, V = 5, 3, 4, 6, 7
@@ -129,27 +129,27 @@ def test_backward_does_not_modify_upstream_gradient(rng):
     np.testing.assert_array_equal(D, D0)
 
 
-@pytest.mark.parametrize("identity_max_v", [0, layers.IDENTITY_MAX_V])
+@pytest.mark.parametrize("identity_max_v", [0, onehot.IDENTITY_MAX_V])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
 def test_one_hot_rows_both_ways(identity_max_v, dtype, monkeypatch, rng):
     # Rows of a kept identity (small vocabularies) or a filled zero matrix (large ones): the same rows.
-    monkeypatch.setattr(layers, "IDENTITY_MAX_V", identity_max_v)
+    monkeypatch.setattr(onehot, "IDENTITY_MAX_V", identity_max_v)
     idx = rng.integers(0, V, size=20)
     idx[:3] = idx[3]  # a repeated index for sure
-    O = layers.one_hot(idx, V, dtype)
+    O = onehot.one_hot(idx, V, dtype)
     assert O.dtype == dtype and O.shape == (20, V)
     np.testing.assert_array_equal(O, np.eye(V, dtype=dtype)[idx])
     # A fresh, writable array each call: changing one leaves the next (and the kept identity) alone.
     O[:] = 7
-    np.testing.assert_array_equal(layers.one_hot(idx, V, dtype), np.eye(V, dtype=dtype)[idx])
+    np.testing.assert_array_equal(onehot.one_hot(idx, V, dtype), np.eye(V, dtype=dtype)[idx])
 
 
-@pytest.mark.parametrize("identity_max_v", [0, layers.IDENTITY_MAX_V])
+@pytest.mark.parametrize("identity_max_v", [0, onehot.IDENTITY_MAX_V])
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 def test_softmax_cross_entropy_backward_both_paths(identity_max_v, smoothing, monkeypatch, rng):
     # q as a matrix of one-hot rows (small vocabularies) or its B ones subtracted in place (large
     # ones): the gradient is (p - q) / B either way.
-    monkeypatch.setattr(layers, "IDENTITY_MAX_V", identity_max_v)
+    monkeypatch.setattr(onehot, "IDENTITY_MAX_V", identity_max_v)
     logits = rng.standard_normal((B, V))
     Y = rng.integers(0, V, size=B)
     _, cache = layers.softmax_cross_entropy_forward(logits, Y, smoothing)
@@ -208,10 +208,10 @@ def test_embedding_refuses_indices_it_would_misread(bad_X, rng):
 
 
 def test_one_hot_refuses_what_its_two_paths_would_read_differently():
-    assert layers.one_hot([2, 0], 3, np.float64).tolist() == [[0, 0, 1], [1, 0, 0]]  # a list is fine
+    assert onehot.one_hot([2, 0], 3, np.float64).tolist() == [[0, 0, 1], [1, 0, 0]]  # a list is fine
     for bad, words in (([[1], [2]], "one row"), ([True, False], "integer"), ([0, -1], "outside"), ([3], "outside")):
         with pytest.raises(ValueError, match=words):
-            layers.one_hot(bad, 3, np.float64)
+            onehot.one_hot(bad, 3, np.float64)
 
 
 @pytest.mark.parametrize("p", [1.0, -0.1, float("nan")])
@@ -238,7 +238,7 @@ def test_indices_of_any_integer_dtype_are_read_as_they_are(dtype, rng):
     logits, Y = rng.standard_normal((B, V)), rng.integers(0, V, size=B)
     assert layers.softmax_cross_entropy_forward(logits, Y.astype(dtype))[0] == \
         layers.softmax_cross_entropy_forward(logits, Y)[0]
-    np.testing.assert_array_equal(layers.one_hot(Y.astype(dtype), V, np.float64), np.eye(V)[Y])
+    np.testing.assert_array_equal(onehot.one_hot(Y.astype(dtype), V, np.float64), np.eye(V)[Y])
 
 
 def test_dropout_on_integers_is_not_truncated():

@@ -270,7 +270,7 @@ def test_mixture_names_the_set_and_checks_its_chunk_size():
 
 def test_a_notebook_s_odd_but_plausible_choices_are_taken_or_refused_clearly(tmp_path):
     # From a third hostile round of library use.
-    from mlp_lm import checkpoint, data, layers, loop, mixture
+    from mlp_lm import checkpoint, data, layers, loop, mixture, onehot
     from mlp_lm.config import Config
     from mlp_lm.counting import AddK
     from mlp_lm.sampling import generate
@@ -317,7 +317,7 @@ def test_a_notebook_s_odd_but_plausible_choices_are_taken_or_refused_clearly(tmp
     with pytest.raises(ValueError, match="dropout mask"):
         layers.dropout_forward(np.ones((2, 3)), np.ones((4, 2, 3)))  # broadcast the output to (4, 2, 3)
     with pytest.raises(ValueError, match="V must be"):
-        layers.one_hot([0, 1], 100.5, np.float64)
+        onehot.one_hot([0, 1], 100.5, np.float64)
     probs = lambda X, t: model.next_probs(p, X, t)  # noqa: E731
     with pytest.raises(ValueError, match="block_size"):
         generate(probs, vocab, -1, 2, np.random.default_rng(0))
