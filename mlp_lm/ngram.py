@@ -103,11 +103,10 @@ def main(argv=None):
                               with_ended=True)
     result["samples"], result["samples_ended"] = samples, ended  # not ended: cut off at 64 symbols
     if samples:
-        counter = Novelty({"data": args.data, "data_sha256": splits.sha256})
+        counter = Novelty(split=splits.items)
         counter.add(samples, ended)
         print(f"samples ({counter.summary('64 symbols')}):", ", ".join(shown(samples, ended)))
-        if counter.why is None:
-            result["samples_in_train"], result["samples_in_dev_test"], result["samples_new"] = counter.counts
+        result.update(counter.fields())
     if args.json is not None:
         write_json(args.json, result)
     return 0

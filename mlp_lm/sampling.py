@@ -134,31 +134,36 @@ class Novelty:
     apart, as no name at all, the ones cut off at their length limit and the empty ones (the
     model ended at once).
 
-    Novelty(config).why is None when the training data could be read, else the reason it could not.
+    Novelty(config) reads the training data a checkpoint's config names, and its .why is None when it
+    could, else the reason it could not; Novelty(split=(train, dev, test)) counts against items in hand.
     """
 
-    def __init__(self, config):
+    def __init__(self, config=None, *, split=None):
         self.counts, self.empty, self.cut, self.why = [0, 0, 0], 0, 0, None
+        train, dev, test = split if split is not None else self._read(config) or ((), (), ())
+        self.train, self.heldout = set(train), set(dev) | set(test)
+
+    def _read(self, config):
+        """The (train, dev, test) items of the data the config names, or None with the reason in self.why."""
         data_path = config.get("data")
         if not data_path:
             self.why = "the checkpoint does not record its training data"
-            return
+            return None
         recorded, changed = config.get("data_sha256"), f"the training data {data_path} has changed since training"
         if not recorded:  # a config written by hand or from a notebook: its data path may not be what it trained on
             self.why = "the checkpoint does not record its training data's checksum (data_sha256)"
-            return
+            return None
         try:
             items, sha256 = read_items_and_digest(data_path)
             if recorded and sha256 != recorded:
                 self.why = changed
-                return
-            train, dev, test = split_items(items, config.get("split_seed", SPLIT_SEED))
+                return None
+            return split_items(items, config.get("split_seed", SPLIT_SEED))
         except DataError as e:  # gone, unreadable or no longer usable: changed, above all, if it did
             gone = not Path(data_path).exists()  # DataError's advice to pass another file is a training's, not ours
             self.why = (changed if differs(data_path, recorded) else
                         f"its training data {data_path} is not there any more" if gone else str(e))
-            return
-        self.train, self.heldout = set(train), set(dev) | set(test)
+            return None
 
     def add(self, samples, ended):
         """Count a chunk of samples; ended: whether each ended on its own (see generate)."""
@@ -171,6 +176,11 @@ class Novelty:
             in_heldout = sum(s in self.heldout and s not in self.train for s in samples)
             for i, c in enumerate((in_train, in_heldout, len(samples) - in_train - in_heldout)):
                 self.counts[i] += c
+
+    def fields(self):
+        """The counts as metrics.json and --json files hold them (none when it cannot say)."""
+        names = ("samples_in_train", "samples_in_dev_test", "samples_new")
+        return dict(zip(names, self.counts)) if self.why is None else {}
 
     def summary(self, limit):
         """'a in the training set, b in dev/test, c new' (or why it cannot say), and ', d empty' and

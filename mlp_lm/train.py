@@ -26,7 +26,7 @@ import numpy as np
 from . import atomic, metrics, model, plots
 from .cli import EXIT_BAD_INPUT, UsageError, exit_code, run, signals_held
 from .data import SPLIT_SEED, describe, load_splits, repeats_warning
-from .sampling import generate, shown
+from .sampling import Novelty, generate, shown
 from .sweep import lr_sweep, report_sweep
 from .runtime import blas_threads, check_fits, describe_threads, step_threads
 from .resume import resume_point
@@ -217,12 +217,14 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                                       np.random.default_rng([cfg.seed, 2]), with_ended=True)
         except FloatingPointError:  # an unevaluated model whose logits overflow: save it all the same
             samples, ended = [], []
+        novelty = Novelty(split=splits.items)  # makemore's check that the model does not just repeat its data
+        novelty.add(samples, ended)
         summary = {**result, "evaluated": bool(result), "steps": done, "train_seconds": round(seconds, 3),
                    "steps_per_second": round((ran - (len(resumed[1]) if resumed else 0)) / seconds, 1) if seconds else None,
                    "params": model.num_params(params), "interrupted": interrupt is not None,
                    "diverged": diverged is not None,
                    **({"best_step": best_step} if cfg.keep_best else {}),
-                   "config": config, "samples": samples, "samples_ended": ended}
+                   "config": config, "samples": samples, "samples_ended": ended, **novelty.fields()}
         state = {**trainer.state(copy=False), "step": np.array(done), "losses": losses, "evaluated": np.array(bool(result)),
                  "devs": np.array(sorted(devs.items()), dtype=np.float64).reshape(-1, 2)}
         try:
@@ -263,7 +265,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             overfit = overfit_warning(result, devs, n_items, cfg, resumed is not None)
             if overfit:
                 print(overfit, file=sys.stderr)
-        print("samples:", ", ".join(shown(samples, ended)))
+        print(f"samples ({novelty.summary('64 symbols')}):" if samples else "samples:", ", ".join(shown(samples, ended)))
         written = ["model.npz", "metrics.json", "loss.csv"]
         if plt:
             for name, draw in (("loss.png", lambda path: plots.plot_loss(plt, losses, devs, path, best_step)),

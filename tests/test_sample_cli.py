@@ -175,7 +175,7 @@ def test_controls_a_model_learned_from_its_data_are_printed_escaped(tmp_path):
     proc = run_cli("mlp_lm.train", "--data", words, "--steps", 300, "--n-hidden", 16, "--eval-every", 0, "--out",
                    tmp_path / "run")
     assert proc.returncode == 0, proc.stderr
-    line = next(line for line in proc.stdout.splitlines() if line.startswith("samples:"))
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("samples"))
     assert "\\x1b" in line or "\\u2028" in line, line
     proc = run_cli("mlp_lm.sample", "--checkpoint", tmp_path / "run" / "model.npz", "-n", 30)
     assert proc.returncode == 0 and "\\x1b" in proc.stdout and "\\u2028" in proc.stdout, proc.stdout

@@ -21,7 +21,7 @@ def test_training_run_writes_everything(tiny_run):
     out, proc = tiny_run
     # What a user sees at the end.
     for text in ("train loss", "dev loss", "test loss", "perplexity", "bits/char", "11,897 parameters",
-                 "trained 300 steps", "samples:"):
+                 "trained 300 steps"):
         assert text in proc.stdout
     # Periodic lines (not a terminal here), with the dev loss where evaluated.
     lines = [l for l in proc.stderr.splitlines() if l.startswith("step")]
@@ -36,6 +36,16 @@ def test_training_run_writes_everything(tiny_run):
     assert metrics["config"]["block_size"] == 3 and metrics["config"]["steps"] == 300
     assert 2.0 < metrics["dev_loss"] < 3.0  # learned something in 300 steps, from ln 27 = 3.30
     assert len(metrics["samples"]) == 10
+    # The samples, told apart as sample and ngram do: in the training split, in dev/test, or new, counted here.
+    train_items, dev_items, test_items = load_splits(NAMES, 3).items
+    named = [s for s, ended in zip(metrics["samples"], metrics["samples_ended"]) if ended and s]
+    counted = [sum(s in train_items for s in named), sum(s in dev_items + test_items and s not in train_items for s in named)]
+    counted.append(len(named) - sum(counted))
+    assert [metrics["samples_in_train"], metrics["samples_in_dev_test"], metrics["samples_new"]] == counted
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("samples"))
+    assert line.startswith(f"samples ({counted[0]} in the training set, {counted[1]} in dev/test, {counted[2]} new")
+    assert line.endswith(", ".join(s or "(empty)" if e else s + "…"
+                                   for s, e in zip(metrics["samples"], metrics["samples_ended"])))
 
     with np.load(out / "model.npz", allow_pickle=False) as f:
         assert {k for k in f.files if not k.startswith("state.")} == {"C", "W1", "b1", "W2", "b2", "vocab", "vocab_codes", "config"}
