@@ -1,6 +1,7 @@
 """Bad input ends with one line on stderr saying what is wrong, and exit code 2: no traceback."""
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -26,8 +27,10 @@ def assert_one_line_error(code, err, *words):
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     assert "error:" in lines[0] and "Traceback" not in err
+    def tmp(text):  # a test's folder is named after it ("..._damaged_ch0"): a word found there proves nothing
+        return re.sub(r"\S*pytest-of-[^/\s]+/pytest-\d+/(popen-gw\d+/)?[^/\s]+", "TMP", text)
     for w in words:
-        assert w in lines[0], (w, lines[0])
+        assert tmp(str(w)) in tmp(lines[0]), (w, lines[0])
 
 
 @pytest.mark.parametrize("flags,words", [
@@ -195,6 +198,11 @@ def damaged(tmp_path, good, kind):
         elif kind == "3-d-table":
             arrays["C"] = arrays["C"][None]
         np.savez(p, **arrays)
+    elif kind == "raw-member":
+        # From a hostile tester: a member without the .npy header, which numpy hands back as bytes.
+        with zipfile.ZipFile(good) as z, zipfile.ZipFile(p, "w") as out:
+            for name in z.namelist():
+                out.writestr(name, b"garbage" if name == "C.npy" else z.read(name))
     elif kind == "flipped":
         # A corrupted byte inside a stored member: the zip's CRC check catches it.
         with zipfile.ZipFile(good) as z:
@@ -210,6 +218,7 @@ def damaged(tmp_path, good, kind):
     ("text", ["not a .npz archive"]),
     ("empty", ["not a .npz archive"]),
     ("flipped", ["damaged"]),
+    ("raw-member", ["damaged", "C is not a stored array"]),
     ("foreign", ["not an mlp_lm checkpoint"]),
     ("single-array", ["not a .npz archive"]),
     ("bad-shape", ["W1", "shape"]),
