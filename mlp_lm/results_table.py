@@ -112,8 +112,13 @@ def read_metrics(path):
         raise UsageError(f"{path} has {', '.join(impossible)} below {'1' if impossible == ['params'] else '0'}, "
                          f"which no run gives; retrain that run")
     done, planned = m.get("steps"), m["config"].get("steps")
+    rate, seconds = m.get("steps_per_second"), m["train_seconds"]  # of the last stretch trained: at most `done` steps
+    if _is_whole(done) and _is_number(rate) and rate * seconds > done + 0.05 * seconds + 0.001 * rate + 1:  # + rounding
+        raise UsageError(f"{path} says the run trained {rate:,.6g} steps a second for {seconds:,.4g} s, more "
+                         f"than the {done:,} steps it took; retrain that run")
     if m.get("diverged") is True:  # what train kept of a run that blew up: --resume would replay the blow-up
-        raise UsageError(f"{path} is what was kept of a run that diverged (its step {done:,}); retrain that run")
+        step = f" (its step {done:,})" if _is_whole(done) else ""
+        raise UsageError(f"{path} is what was kept of a run that diverged{step}; retrain that run")
     if _is_whole(done) and _is_whole(planned) and done > planned:  # no run takes more steps than it plans
         raise UsageError(f"{path} says the run took {done:,} steps of the {planned:,} it was to take, which no run "
                          f"does; retrain that run")
@@ -259,7 +264,7 @@ def loss_problem(params, config, m):
     for split in ("train", "dev", "test"):
         loss = model.split_loss(params, *getattr(splits, split))
         if not math.isclose(loss, m[f"{split}_loss"], rel_tol=model.REEVALUATION_TOLERANCE):
-            return (f"has a model.npz whose {split} loss is {loss:.4f}, not the {m[f'{split}_loss']:.4f} of its "
+            return (f"has a model.npz whose {split} loss is {loss:.4f}, not the {m[f'{split}_loss']:.6g} of its "
                     f"metrics.json: the two are not of one run")
     return None
 

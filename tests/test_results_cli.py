@@ -607,6 +607,32 @@ def test_what_was_kept_of_a_diverged_run_is_no_run_of_the_table(tmp_path):
         results_table.read_metrics(out / "metrics.json")
 
 
+@pytest.mark.parametrize("change,words", [
+    ({"diverged": True, "steps": None}, "is what was kept of a run that diverged; retrain that run"),  # was a TypeError
+    ({"diverged": True, "steps": "x"}, "is what was kept of a run that diverged; retrain that run"),  # and a ValueError
+    ({"steps_per_second": 10.0, "train_seconds": 1e308}, "10 steps a second for 1e+308 s, more than the 300 steps"),
+    ({"steps_per_second": 1e308}, "1e+308 steps a second for 30 s, more than the 300 steps"),
+])
+def test_metrics_no_run_writes_are_refused_in_words(change, words, tmp_path):
+    # From a hostile tester: these were tracebacks, or a training time of 1e308 s put in the table.
+    m = {k: v for k, v in {**results_metrics(300, name="lecture"), **change}.items() if v is not None}
+    (tmp_path / "metrics.json").write_text(json.dumps(m))
+    with pytest.raises(UsageError) as e:
+        results_table.read_metrics(tmp_path / "metrics.json")
+    assert words in str(e.value) and len(str(e.value)) < 300, e.value
+    fine = {**results_metrics(300, name="lecture"), "steps_per_second": 300 / 0.04, "train_seconds": 0.04}
+    (tmp_path / "metrics.json").write_text(json.dumps(fine))  # rounded as train rounds them: no refusal
+    assert results_table.read_metrics(tmp_path / "metrics.json")["steps"] == 300
+
+
+def test_a_recorded_loss_no_model_gives_is_shown_short(tmp_path):
+    m = results_metrics(300, name="lecture")
+    put_results_run(tmp_path, m)
+    m = {**json.loads((tmp_path / "metrics.json").read_text()), "dev_loss": 1e308}
+    problem = results_table.model_problem(tmp_path / "model.npz", m)
+    assert "dev loss is" in problem and "not the 1e+308 of its metrics.json" in problem, problem
+
+
 def test_a_runs_losses_must_be_its_models(tmp_path):
     # From hostile testers: a model.npz of the same size but another run's weights, or losses edited in
     # metrics.json, put numbers in the table that were not the model's (two dev losses for one run).
