@@ -108,6 +108,26 @@ def test_conflicting_flags_are_refused_in_one_line(argv, words, tmp_path, no_cou
     assert not no_counting and not any(tmp_path.iterdir())
 
 
+def test_the_docs_folder_is_no_runs_folder(tmp_path, no_counting, monkeypatch):
+    # From a hostile tester: --steps 50 --runs docs wrote the quick table over docs/results.md, then said
+    # "docs left as it was".
+    from mlp_lm import data
+    monkeypatch.setattr(results, "train_run", lambda flags: pytest.fail("trained into the docs folder"))
+    docs = tmp_path / "docs"  # the checkout's docs/, here
+    monkeypatch.setattr(results, "in_checkout", lambda relative: docs if relative == "docs" else data.in_checkout(relative))
+    docs.mkdir()
+    (tmp_path / "link").symlink_to(docs)
+    fill_runs(tmp_path / "elsewhere", steps=300)
+    for argv in (["--steps", "50"], ["--no-train"], ["--no-train", "--write-docs"], [],
+                 ["--no-train", "--write-docs", "--docs", str(tmp_path / "link")]):
+        for runs in (docs, tmp_path / "link", docs / ".." / "docs"):
+            message = refusal([*argv, "--runs", str(runs)])
+            assert "is the docs folder" in message and "name another folder for the runs" in message, message
+    assert not any(docs.iterdir())
+    assert results.main(["--no-train", "--runs", str(tmp_path / "elsewhere")]) == 0  # another folder is fine
+    assert not any(docs.iterdir()) and (tmp_path / "elsewhere" / "results.md").exists()
+
+
 def test_conflicting_flags_end_the_command_with_exit_code_2(tmp_path):
     proc = run_cli("mlp_lm.results", "--no-train", "--steps", "5", "--runs", tmp_path)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
