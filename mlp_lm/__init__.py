@@ -17,6 +17,8 @@ STOP_SIGNALS = tuple(s for s in ALL_STOP_SIGNALS if signal.getsignal(s) is not s
 
 
 def _interrupted_while_starting(signum, frame):
+    for s in STOP_SIGNALS:  # a second signal (Ctrl-C, and results passing it on) would print the line twice
+        signal.signal(s, signal.SIG_IGN)
     try:
         print(f"mlp_lm: interrupted ({signal.Signals(signum).name}) while starting; nothing was done",
               file=sys.stderr, flush=True)
@@ -35,6 +37,10 @@ if sys.argv[:1] == ["-m"]:
     for _s in STOP_SIGNALS:
         signal.signal(_s, _interrupted_while_starting)  # SIGTERM and SIGHUP would be a silent death
     globals().pop("_s", None)  # the loop's name, not the package's
+    # A command another starts (results starts train) comes with them blocked, so that one sent while its
+    # Python was starting, before the handlers above, waited for them: it arrives here, not as a traceback.
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     # OpenBLAS's idle worker threads spin for 2^28 clock ticks (about a tenth of a second) before
     # they sleep, so with two BLAS threads the second core spins through all of a step's
     # single-threaded numpy work (tanh, AdamW's update) and slows it: the best preset's step took

@@ -46,17 +46,26 @@ def train_run(flags):
     which saves what it has and exits 130, 143 or 129; we wait for that rather than cut it short,
     however many signals come meanwhile.
     """
-    proc, forwarded = None, []
+    proc, forwarded, pending = None, [], []
 
     def forward(signum, frame):
         forwarded.append(signum)
-        if proc is not None:
+        if proc is None:  # not started yet: sent once it is
+            pending.append(signum)
+        else:
             proc.send_signal(signum)
     previous = {s: signal.signal(s, forward) for s in STOP_SIGNALS}
-    try:  # forwarding from before the training starts: a signal while it starts is not lost
-        proc = subprocess.Popen([sys.executable, "-m", "mlp_lm.train", *flags])
-        if forwarded:
-            proc.send_signal(forwarded[0])
+    try:  # forwarding from before the training starts: a signal while it starts is not lost.
+        # Started with the stop signals blocked (a child inherits the mask), the training holds one sent while its
+        # Python starts until mlp_lm's handlers unblock them (mlp_lm/__init__.py): no traceback from its startup.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS) if hasattr(signal, "pthread_sigmask") else None
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "mlp_lm.train", *flags])
+        finally:
+            if mask is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        if pending:
+            proc.send_signal(pending[0])
         code = proc.wait()
     finally:
         for s, handler in previous.items():

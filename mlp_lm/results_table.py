@@ -112,13 +112,13 @@ def read_metrics(path):
         raise UsageError(f"{path} has {', '.join(impossible)} below {'1' if impossible == ['params'] else '0'}, "
                          f"which no run gives; retrain that run")
     done, planned = m.get("steps"), m["config"].get("steps")
-    rate, seconds = m.get("steps_per_second"), m["train_seconds"]  # of the last stretch trained: at most `done` steps
-    if _is_whole(done) and _is_number(rate) and rate * seconds > done + 0.05 * seconds + 0.001 * rate + 1:  # + rounding
-        raise UsageError(f"{path} says the run trained {rate:,.6g} steps a second for {seconds:,.4g} s, more "
-                         f"than the {done:,} steps it took; retrain that run")
     if m.get("diverged") is True:  # what train kept of a run that blew up: --resume would replay the blow-up
         step = f" (its step {done:,})" if _is_whole(done) else ""
         raise UsageError(f"{path} is what was kept of a run that diverged{step}; retrain that run")
+    rate, seconds = m.get("steps_per_second"), m["train_seconds"]  # of the last stretch trained: at most `done`
+    if _is_whole(done) and _is_number(rate) and rate * seconds > done + 0.05 * seconds + 0.001 * rate + 1:  # + rounding
+        raise UsageError(f"{path} says the run trained {rate:,.6g} steps a second for {seconds:,.4g} s, more "
+                         f"than the {done:,} steps it took; retrain that run")
     if _is_whole(done) and _is_whole(planned) and done > planned:  # no run takes more steps than it plans
         raise UsageError(f"{path} says the run took {done:,} steps of the {planned:,} it was to take, which no run "
                          f"does; retrain that run")

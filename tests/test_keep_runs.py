@@ -161,6 +161,28 @@ def test_ctrl_c_while_a_command_is_still_starting_is_one_line():
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
 
 
+def test_a_signal_sent_before_python_itself_has_started_waits_for_the_handlers(tmp_path):
+    # From a hostile tester: results passed a Ctrl-C on to a train it had just started, still importing site,
+    # and the user saw "Fatal Python error: init_import_site" and a traceback. results now starts it with the
+    # stop signals blocked; the package unblocks them once its handlers are in place. Twice: the second
+    # signal (a terminal's Ctrl-C reaches both processes) once printed the line again, inside the first.
+    import signal
+    stops = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, stops)  # a child inherits it
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "mlp_lm.train", "--steps", "300", "--eval-every", "0",
+                                 "--out", str(tmp_path / "run")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    proc.send_signal(signal.SIGINT)  # long before Python has imported anything of ours
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, out) == (130, "")
+    assert err.strip().splitlines() == ["mlp_lm: interrupted (SIGINT) while starting; nothing was done"]
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("name,code", [("SIGINT", 130), ("SIGTERM", 143)])
 def test_a_signal_while_starting_ends_the_command_even_where_an_exception_would_be_swallowed(name, code):
     # A signal handled inside a __del__ (or a C extension's import) cannot end the program by raising.

@@ -5,6 +5,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import time
 
 import pytest
@@ -383,6 +384,8 @@ class FakeTraining:
         self.code, self.signal_first, self.sent = code, signal_first, []
 
     def __call__(self, argv, **kwargs):
+        import signal
+        self.blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])  # the mask the training would start with
         if self.signal_first == "while starting":  # before results knows the process it started
             import os
             os.kill(os.getpid(), 2)
@@ -408,6 +411,9 @@ def test_a_training_ended_by_a_signal_is_reported_as_stopped(code, signal_first,
     monkeypatch.setattr(results.subprocess, "Popen", fake)
     assert results.train_run(["--steps", "10"]) == expected
     assert fake.sent == sent  # every signal reached the training, even one that came as it started
+    # It started with the stop signals blocked: one that comes while its Python starts waits for mlp_lm's handlers.
+    assert set(results.STOP_SIGNALS) <= fake.blocked and not set(results.STOP_SIGNALS) & signal.pthread_sigmask(
+        signal.SIG_BLOCK, [])
 
 
 def test_a_failed_run_that_saved_does_not_claim_the_earlier_one_stays(tmp_path, no_counting, monkeypatch):
