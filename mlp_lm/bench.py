@@ -200,14 +200,20 @@ print(time.perf_counter() - t0, sum(a.nbytes for part in (s.train, s.dev, s.test
 def data_at_scale(n):
     """Read, encode and split a generated file of n items in a fresh process: its seconds, its peak
     resident memory (the interpreter and numpy included) and the bytes of the examples' arrays."""
-    with tempfile.TemporaryDirectory() as tmp:
+    def unwritable(e):  # else cli.run's "cannot write the output", as if stdout had failed
+        where = f"the temporary directory {tempfile.tempdir}" if tempfile.tempdir else "a temporary directory"
+        return UsageError(f"cannot write the generated word list ({n:,} items) in {where}: {e.strerror or e}; "
+                          f"free some space there, set TMPDIR to another folder, or pass fewer --items")
+    try:
+        scratch = tempfile.TemporaryDirectory()  # fails when no candidate folder takes a file
+    except OSError as e:
+        raise unwritable(e) from None
+    with scratch as tmp:
         path = Path(tmp) / "items.txt"
         try:
             write_items(path, n)
-        except OSError as e:  # else cli.run's "cannot write the output", as if stdout had failed
-            raise UsageError(f"cannot write the generated word list ({n:,} items) in the temporary directory "
-                             f"{tempfile.gettempdir()}: {e.strerror or e}; free some space there, set TMPDIR to "
-                             f"another folder, or pass fewer --items") from None
+        except OSError as e:
+            raise unwritable(e) from None
         proc = subprocess.Popen([sys.executable, "-c", LOAD, str(path)], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         out, err = proc.stdout.read(), proc.stderr.read()  # a line each at most: neither pipe can fill

@@ -239,3 +239,19 @@ def test_a_temporary_directory_that_cannot_take_the_word_list_is_named(monkeypat
         bench.data_at_scale(20)
     assert f"in the temporary directory {tempfile.gettempdir()}: No space left on device" in str(e.value)
     assert "set TMPDIR" in str(e.value)
+
+
+def test_no_usable_temporary_directory_at_all_is_named_too(monkeypatch):
+    # From a hostile tester: under `ulimit -f 0` no candidate folder takes tempfile's test file, and
+    # TemporaryDirectory() itself failed outside the check above ("cannot write the output").
+    import tempfile
+    from mlp_lm.cli import UsageError
+
+    def none_usable(*args, **kwargs):
+        raise FileNotFoundError(2, "No usable temporary directory found in ['/tmp']")
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", none_usable)
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    with pytest.raises(UsageError) as e:
+        bench.data_at_scale(20)
+    assert "in a temporary directory: No usable temporary directory found" in str(e.value)
+    assert "set TMPDIR" in str(e.value)
