@@ -16,9 +16,6 @@ replaces what its folder held, even when it gets nowhere or is stopped.
 import json
 import os
 import shlex
-import shutil
-import signal
-import subprocess
 import sys
 import time
 from functools import partial
@@ -26,99 +23,15 @@ from pathlib import Path
 
 from . import checkpoint, mixture, runtime
 from .atomic import write_whole
-from .cli import STOP_CODES, STOP_SIGNALS, ArgumentParser, UsageError, exit_code, positive_int, run, signals_held
+from .cli import STOP_CODES, ArgumentParser, UsageError, exit_code, positive_int, run
 from .counting import KneserNey, choose_k
 from .data import DEFAULT_DATA, digest, in_checkout, load_splits
-from .aside import check_run_place, put_back, recover_set_aside, results_lock, set_aside
-from .runs import PICTURES, SAVED
-from .results_table import (CONFIGS, MIX_ORDER, check_read_back, complete, diverged, read_run, render, stranger,
-                            trained_steps)
+from .aside import check_run_place, recover_set_aside, results_lock, retrain
+from .results_table import CONFIGS, MIX_ORDER, check_read_back, complete, read_run, render, stranger, trained_steps
 
 PICTURE_RUN = "embd2"
 MIXED = ("scaled", "paper", "best")  # runs mixed with the n-gram below
 NGRAM_ORDERS = range(2, 9)
-
-
-def train_run(flags):
-    """Run `python -m mlp_lm.train flags` as a user would, and return its exit code.
-
-    A stop signal (Ctrl-C, SIGTERM, SIGHUP) that reaches this process is passed on to the training,
-    which saves what it has and exits 130, 143 or 129; we wait for that rather than cut it short,
-    however many signals come meanwhile.
-    """
-    proc, forwarded, pending = None, [], []
-
-    def forward(signum, frame):
-        forwarded.append(signum)
-        if proc is None:  # not started yet: sent once it is
-            pending.append(signum)
-        else:
-            proc.send_signal(signum)
-    previous = {s: signal.signal(s, forward) for s in STOP_SIGNALS}
-    try:  # forwarding from before the training starts: a signal while it starts is not lost.
-        # Started with the stop signals blocked (a child inherits the mask), the training holds one sent while its
-        # Python starts until mlp_lm's handlers unblock them (mlp_lm/__init__.py): no traceback from its startup.
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS) if hasattr(signal, "pthread_sigmask") else None
-        try:
-            proc = subprocess.Popen([sys.executable, "-m", "mlp_lm.train", *flags])
-        finally:
-            if mask is not None:
-                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        if pending:
-            proc.send_signal(pending[0])
-        code = proc.wait()
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-    if code < 0:  # killed by the signal itself (in its first moments, or as it exited): as a shell says it
-        return 128 - code
-    if forwarded and code != 2:  # stopped, or finished before the signal reached it: either way, stop here
-        return 128 + forwarded[0]
-    return code
-
-
-def retrain(out, flags):
-    """Train the results run `out` afresh with `flags` (train's flags but --out). Returns train's
-    exit code and whether the new run saved anything.
-
-    These runs are regenerated, not a user's models: the one retrained replaces the one there,
-    even when it gets nowhere (train keeps a futile run away from an earlier model, in
-    out/unconverged, which would leave the table the earlier run's numbers) or is stopped (in
-    out/interrupted, where `train --resume` would finish a run the table never reads). So the
-    earlier run is moved aside first; once the new one has saved anything it is removed, and if
-    the new one saved nothing (train refused its flags, or was stopped before it began) or only
-    the best of a run that diverged (not a run of the table's: it is removed), it is put back.
-    A new run stopped part-way (Ctrl-C) leaves the earlier one set aside, not removed: the next
-    results run removes it once the new run is in its place (aside.recover_set_aside), and until
-    then the user can still take it back, as the message says.
-    """
-    # From the set-aside to the put-back a signal waits (train_run passes one on to the training),
-    # so that nothing can come between the two.
-    with signals_held() as held:
-        aside = set_aside(out)
-        code = None
-        try:
-            code = exit_code(held[0]) if held else train_run(flags + ["--out", str(out), "--force"])
-        finally:  # whatever happened, the earlier run is removed or put back, never left hidden
-            saved = (out / "model.npz").exists()  # only the new run can have put one there
-            if saved and diverged(out):  # the best of a run that blew up is no run for the table: it goes
-                for name in SAVED + PICTURES:
-                    (out / name).unlink(missing_ok=True)
-                saved = False
-                print(f"results: what train kept of the run that diverged is no run of the table: removed from {out}",
-                      file=sys.stderr)
-            if aside is not None:
-                if saved and code in STOP_CODES and not complete(out):  # not lost to a Ctrl-C in its retraining
-                    print(f"results: the earlier {out.name} run is kept in {aside} until the stopped one is "
-                          f"finished, when the next results run here removes it; to keep it instead, move its files "
-                          f"back into {out} in place of the stopped one's", file=sys.stderr)
-                elif saved:
-                    shutil.rmtree(aside)
-                else:
-                    put_back(aside, out)
-    if held and code not in STOP_CODES:  # a signal while the files moved: stop after them
-        code = exit_code(held[0])
-    return code, saved
 
 
 def ngram_rows(data):
@@ -190,7 +103,12 @@ def make_table(args, only, runs, docs, docs_wanted):
                 raise UsageError(f"the run {name} did not finish (exit code {code}){kept}; see its messages above")
             if not (out / "metrics.json").is_file():
                 raise UsageError(f"the run {name} wrote no {out / 'metrics.json'}; see its messages above")
-        rows.append((name, what, read_back[name] if name in read_back else read_run(name, runs, data_sha256)))
+            try:  # the new run is checked as any run read back is: its model evaluated again
+                read_back[name] = read_run(name, runs, data_sha256)
+            except KeyboardInterrupt as e:  # it is saved whole: only the rest is left to do
+                print(how_to_finish(args, name, only, runs, docs_wanted, True), file=sys.stderr)
+                return exit_code(e)
+        rows.append((name, what, read_back[name]))
     steps = trained_steps(rows)  # from the runs themselves, so the table says what they were trained for
     to_docs = docs_wanted
     target = docs if to_docs else runs

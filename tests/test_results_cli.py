@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from mlp_lm import cli, results, results_table, train, train_flags
+from mlp_lm import aside, cli, results, results_table, train, train_flags
 from mlp_lm.cli import UsageError
 
 from .conftest import SMALL, put_results_run, results_metrics, run_cli
@@ -103,7 +103,7 @@ def test_the_table_says_which_runs_got_nowhere():
     (["--no-train", "--docs", "somewhere"], ["--docs", "--write-docs"]),
 ])
 def test_conflicting_flags_are_refused_in_one_line(argv, words, tmp_path, no_counting, monkeypatch):
-    monkeypatch.setattr(results, "train_run", lambda flags: pytest.fail("trained despite the conflict"))
+    monkeypatch.setattr(aside, "train_run", lambda flags: pytest.fail("trained despite the conflict"))
     message = refusal(argv + ["--runs", str(tmp_path)])
     assert all(w in message for w in words), message
     assert not no_counting and not any(tmp_path.iterdir())
@@ -113,7 +113,7 @@ def test_the_docs_folder_is_no_runs_folder(tmp_path, no_counting, monkeypatch):
     # From a hostile tester: --steps 50 --runs docs wrote the quick table over docs/results.md, then said
     # "docs left as it was".
     from mlp_lm import data
-    monkeypatch.setattr(results, "train_run", lambda flags: pytest.fail("trained into the docs folder"))
+    monkeypatch.setattr(aside, "train_run", lambda flags: pytest.fail("trained into the docs folder"))
     docs = tmp_path / "docs"  # the checkout's docs/, here
     monkeypatch.setattr(results, "in_checkout", lambda relative: docs if relative == "docs" else data.in_checkout(relative))
     docs.mkdir()
@@ -227,14 +227,14 @@ def test_an_interrupted_run_says_how_to_finish_the_results(only, then, tmp_path,
         out = flags[flags.index("--out") + 1]
         (results.Path(out) / "model.npz").write_bytes(b"unfinished")
         return 130
-    monkeypatch.setattr(results, "train_run", stopped)
+    monkeypatch.setattr(aside, "train_run", stopped)
     code = results.main(["--steps", "300", "--runs", str(runs), "--only", only])
     assert code == 130 and not no_counting
     err = capsys.readouterr().err.strip().splitlines()
     # the earlier, finished run is not lost to the Ctrl-C (a hostile tester's): it stays set aside, and says where
-    aside, = runs.glob(".lecture-earlier-*")
-    assert json.loads((aside / "metrics.json").read_text())["steps"] == 300
-    assert err == [f"results: the earlier lecture run is kept in {aside} until the stopped one is finished, when the "
+    kept, = runs.glob(".lecture-earlier-*")
+    assert json.loads((kept / "metrics.json").read_text())["steps"] == 300
+    assert err == [f"results: the earlier lecture run is kept in {kept} until the stopped one is finished, when the "
                    f"next results run here removes it; to keep it instead, move its files back into "
                    f"{runs / 'lecture'} in place of the stopped one's",
                    f"results: stopped in the run lecture, saved unfinished in {runs / 'lecture'}; to finish: "
@@ -245,18 +245,42 @@ def test_an_interrupted_run_says_how_to_finish_the_results(only, then, tmp_path,
     stopped = {**results_metrics(300, name="lecture"), "steps": 120, "evaluated": False, "interrupted": True}
     (runs / "lecture" / "metrics.json").write_text(json.dumps(stopped))
     assert "is of a run stopped at step 120 of 300" in refusal(["--no-train", "--runs", str(runs)])
-    assert "the earlier lecture run stays set aside in" in capsys.readouterr().err and aside.is_dir()
+    assert "the earlier lecture run stays set aside in" in capsys.readouterr().err and kept.is_dir()
     (runs / "lecture" / "model.npz").unlink()  # as the resumed run would have: a finished run of its own
     put_results_run(runs / "lecture", {**results_metrics(300, name="lecture"), "evaluated": True, "interrupted": False})
     assert results.main(["--no-train", "--runs", str(runs)]) == 0
-    assert not aside.exists()  # the next results run removed it, as said
+    assert not kept.exists()  # the next results run removed it, as said
+
+
+def test_a_stop_while_a_retrained_run_is_checked_says_how_to_finish(tmp_path, no_counting, monkeypatch, capsys):
+    # From a hostile tester: Ctrl-C while results evaluated the run it had just retrained said only
+    # "interrupted (SIGINT)"; the run is whole, so what is left is the rest.
+    runs = tmp_path / "r"
+    fill_runs(runs, steps=300)
+
+    def trained(flags):
+        put_results_run(flags[flags.index("--out") + 1],
+                        {**results_metrics(300, name="lecture"), "evaluated": True, "interrupted": False})
+        return 0
+
+    def stopped(name, *args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(aside, "train_run", trained)
+    monkeypatch.setattr(results, "read_run", stopped)
+    try:
+        assert results.main(["--steps", "300", "--runs", str(runs), "--only", "lecture,embd2"]) == 130
+    except KeyboardInterrupt:
+        pytest.fail("the stop came out of results.main as it was, with no word of how to finish")
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"results: stopped after the run lecture was complete; to finish: python -m mlp_lm.results --only embd2 "
+        f"--steps 300 --runs {runs}")
 
 
 def test_a_run_stopped_before_saving_anything_is_retrained(tmp_path, no_counting, monkeypatch, capsys):
     runs, docs = tmp_path / "runs", tmp_path / "docs"
     fill_runs(runs)
     docs.mkdir()
-    monkeypatch.setattr(results, "train_run", lambda flags: 143)
+    monkeypatch.setattr(aside, "train_run", lambda flags: 143)
     assert results.main(["--runs", str(runs), "--docs", str(docs)]) == 143
     assert json.loads((runs / "lecture" / "metrics.json").read_text())["steps"] == 200000  # the earlier run is back
     assert capsys.readouterr().err.strip() == (
@@ -345,7 +369,7 @@ def test_a_run_stopped_before_saving_over_an_earlier_one_says_so_and_keeps_it(tm
     runs = tmp_path / "r"
     fill_runs(runs, steps=300)
     (runs / "lecture" / "model.npz").write_text("the earlier model")
-    monkeypatch.setattr(results, "train_run", lambda flags: 130)  # stopped while the training started
+    monkeypatch.setattr(aside, "train_run", lambda flags: 130)  # stopped while the training started
     assert results.main(["--steps", "300", "--runs", str(runs), "--only", "lecture"]) == 130
     assert (runs / "lecture" / "model.npz").read_text() == "the earlier model"
     assert capsys.readouterr().err.startswith("results: stopped before the run lecture saved anything")
@@ -368,7 +392,7 @@ def test_signals_while_the_training_runs_all_go_to_it(tmp_path):
     sender = threading.Thread(target=two_ctrl_cs)
     try:
         sender.start()
-        code = results.train_run(["--steps", "1000000", "--eval-every", "0", "--out", str(tmp_path)])
+        code = aside.train_run(["--steps", "1000000", "--eval-every", "0", "--out", str(tmp_path)])
     finally:
         # The training may be over before the second Ctrl-C is sent: it must land here, not in a later test.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -408,11 +432,11 @@ class FakeTraining:
 def test_a_training_ended_by_a_signal_is_reported_as_stopped(code, signal_first, expected, monkeypatch):
     fake = FakeTraining(code, signal_first)
     sent = [2] if signal_first == "while starting" else [signal_first] if signal_first else []
-    monkeypatch.setattr(results.subprocess, "Popen", fake)
-    assert results.train_run(["--steps", "10"]) == expected
+    monkeypatch.setattr(aside.subprocess, "Popen", fake)
+    assert aside.train_run(["--steps", "10"]) == expected
     assert fake.sent == sent  # every signal reached the training, even one that came as it started
     # It started with the stop signals blocked: one that comes while its Python starts waits for mlp_lm's handlers.
-    assert set(results.STOP_SIGNALS) <= fake.blocked and not set(results.STOP_SIGNALS) & signal.pthread_sigmask(
+    assert set(aside.STOP_SIGNALS) <= fake.blocked and not set(aside.STOP_SIGNALS) & signal.pthread_sigmask(
         signal.SIG_BLOCK, [])
 
 
@@ -425,7 +449,7 @@ def test_a_failed_run_that_saved_does_not_claim_the_earlier_one_stays(tmp_path, 
         (out / "model.npz").write_bytes(b"new")
         (out / "metrics.json").write_text("{}")
         return 2
-    monkeypatch.setattr(results, "train_run", saved_then_failed)
+    monkeypatch.setattr(aside, "train_run", saved_then_failed)
     message = refusal(["--steps", "300", "--runs", str(runs), "--only", "lecture"])
     assert message == "the run lecture did not finish (exit code 2); see its messages above"
 
@@ -440,7 +464,7 @@ def test_a_run_complete_before_the_signal_reached_it_is_not_called_unfinished(tm
         (out / "model.npz").write_bytes(b"new")
         (out / "metrics.json").write_text(json.dumps({**results_metrics(300), "evaluated": True, "interrupted": False}))
         return 143
-    monkeypatch.setattr(results, "train_run", finished_then_signalled)
+    monkeypatch.setattr(aside, "train_run", finished_then_signalled)
     assert results.main(["--steps", "300", "--runs", str(runs), "--only", "lecture,embd2"]) == 143
     assert capsys.readouterr().err.strip() == (f"results: stopped after the run lecture was complete; to finish: "
                                                f"python -m mlp_lm.results --only embd2 --steps 300 --runs {runs}")
@@ -450,7 +474,7 @@ def test_a_file_where_a_run_folder_goes_is_refused_before_training(tmp_path, no_
     runs = tmp_path / "r"
     fill_runs(runs, steps=300, skip=("embd2",))
     (runs / "embd2").write_text("not a folder")  # the second run's place: found before the first trains
-    monkeypatch.setattr(results, "train_run", lambda flags: pytest.fail("trained"))
+    monkeypatch.setattr(aside, "train_run", lambda flags: pytest.fail("trained"))
     assert refusal(["--steps", "300", "--runs", str(runs), "--only", "lecture,embd2"]) == (
         f"{runs / 'embd2'} is not a folder, and the run embd2 goes there; move it away or pass another --runs")
     (runs / "embd2").unlink()
@@ -461,7 +485,7 @@ def test_a_file_where_a_run_folder_goes_is_refused_before_training(tmp_path, no_
 def test_a_runs_folder_that_cannot_be_made_is_one_line_before_any_training(tmp_path, no_counting, monkeypatch):
     (tmp_path / "a file").write_text("")
     runs = tmp_path / "a file" / "runs"  # as under a read-only mount, where root's tests cannot go
-    monkeypatch.setattr(results, "train_run", lambda flags: pytest.fail("trained"))  # each refused its --out
+    monkeypatch.setattr(aside, "train_run", lambda flags: pytest.fail("trained"))  # each refused its --out
     assert refusal(["--steps", "20", "--runs", str(runs)]) == (
         f"cannot make the --runs folder {runs}: Not a directory; pass a --runs this program can write to")
 
@@ -614,7 +638,7 @@ def test_a_retrain_that_diverges_leaves_the_earlier_run(tmp_path, capsys):
     out = tmp_path / "scaled"
     assert run_cli("mlp_lm.train", "--steps", 300, "--eval-every", 0, "--out", out).returncode == 0
     before = {n: (out / n).read_bytes() for n in ("model.npz", "metrics.json", "loss.csv")}
-    code, saved = results.retrain(out, ["--steps", "6000", "--eval-every", "500", "--schedule", "cosine",
+    code, saved = aside.retrain(out, ["--steps", "6000", "--eval-every", "500", "--schedule", "cosine",
                                         "--warmup", "5000", "--lr", "5"])
     assert code == 2 and not saved
     assert f"what train kept of the run that diverged is no run of the table: removed from {out}" in capsys.readouterr().err
