@@ -173,7 +173,9 @@ def check_flags(args):
         raise UsageError(f"--docs is only written by a full run or with --write-docs, and this command's table "
                          f"goes to {runs}; add --write-docs or leave --docs out")
     docs = Path(args.docs or in_checkout("docs"))
-    if runs.resolve() == docs.resolve():  # the runs' own results.md would be the docs' one, written without asking
+    # The runs' own results.md would be the docs' one, unasked for (realpath leaves a symlink loop as it is,
+    # where Path.resolve raises)
+    if os.path.realpath(runs) == os.path.realpath(docs):
         raise UsageError(f"--runs {runs} is the docs folder, which holds the documented results.md; name another "
                          f"folder for the runs (the table goes into it, and into {docs} with --write-docs)")
     if docs_wanted:

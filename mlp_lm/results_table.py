@@ -115,6 +115,8 @@ def read_metrics(path):
     if m.get("diverged") is True:  # what train kept of a run that blew up: --resume would replay the blow-up
         step = f" (its step {done:,})" if _is_whole(done) else ""
         raise UsageError(f"{path} is what was kept of a run that diverged{step}; retrain that run")
+    if "steps" in m and not (_is_whole(done) and done >= 0):
+        raise UsageError(f"{path} has steps of the wrong type; retrain that run")
     rate, seconds = m.get("steps_per_second"), m["train_seconds"]  # of the last stretch trained: at most `done`
     if _is_whole(done) and _is_number(rate) and rate * seconds > done + 0.05 * seconds + 0.001 * rate + 1:  # + rounding
         raise UsageError(f"{path} says the run trained {rate:,.6g} steps a second for {seconds:,.4g} s, more "
@@ -132,8 +134,8 @@ def _is_number(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _is_whole(v):
-    return isinstance(v, int) and not isinstance(v, bool)
+def _is_whole(v):  # and one a run could have written: 10**400 is no count of steps or parameters
+    return isinstance(v, int) and not isinstance(v, bool) and abs(v) < 2**63
 
 
 def _vocab_size(m):

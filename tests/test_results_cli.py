@@ -125,6 +125,12 @@ def test_the_docs_folder_is_no_runs_folder(tmp_path, no_counting, monkeypatch):
             message = refusal([*argv, "--runs", str(runs)])
             assert "is the docs folder" in message and "name another folder for the runs" in message, message
     assert not any(docs.iterdir())
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")  # Path.resolve raised RuntimeError on a loop
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    for argv in (["--no-train", "--runs", str(tmp_path / "loop1" / "sub")],
+                 ["--no-train", "--write-docs", "--runs", str(tmp_path / "elsewhere"), "--docs", str(tmp_path / "loop1")],
+                 ["--steps", "50", "--runs", str(tmp_path / "loop1" / "sub")]):
+        refusal(argv)  # one line, as before the check
     assert results.main(["--no-train", "--runs", str(tmp_path / "elsewhere")]) == 0  # another folder is fine
     assert not any(docs.iterdir()) and (tmp_path / "elsewhere" / "results.md").exists()
 
@@ -662,6 +668,9 @@ def test_what_was_kept_of_a_diverged_run_is_no_run_of_the_table(tmp_path):
     ({"diverged": True, "steps": "x"}, "is what was kept of a run that diverged; retrain that run"),  # and a ValueError
     ({"steps_per_second": 10.0, "train_seconds": 1e308}, "10 steps a second for 1e+308 s, more than the 300 steps"),
     ({"steps_per_second": 1e308}, "1e+308 steps a second for 30 s, more than the 300 steps"),
+    ({"steps": 10**400}, "has steps of the wrong type"),  # an OverflowError in the check above
+    ({"steps": 300.0}, "has steps of the wrong type"),  # skipped every check of the steps
+    ({"diverged": True, "steps": 10**400}, "is what was kept of a run that diverged; retrain"),  # not 401 digits
 ])
 def test_metrics_no_run_writes_are_refused_in_words(change, words, tmp_path):
     # From a hostile tester: these were tracebacks, or a training time of 1e308 s put in the table.
