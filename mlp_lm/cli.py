@@ -124,11 +124,17 @@ class Interrupted(KeyboardInterrupt):
         self.code = 128 + int(signum)
 
 
-_command = {"over": False}  # set by run() the moment its command's main() has returned or raised
+_command = {"over": False, "late": 0}  # over: set by run() the moment its command's main() has returned or raised
 
 
 def _raise_interrupted(signum, frame):
-    if _command["over"]:  # only the report and the exit are left, and the handlers are being reset
+    if _command["over"]:  # only the report of how main() ended and the exit are left
+        # A signal that comes with the one that ended main() (a terminal's Ctrl-C reaches both results and
+        # the training it started, and results passes its own on) is let go, so that the report's line gets
+        # out whole; one more ends the process at once, as the signal's default would.
+        _command["late"] += 1
+        if _command["late"] > 1:
+            os._exit(128 + signum)
         return
     if isinstance(sys.exc_info()[1], KeyboardInterrupt):
         # One is being handled (its except clause, or a finally or with block on the way there,
@@ -177,8 +183,10 @@ def run(main, prog, keep_going_without_stdout=False):
     save its work; anywhere else they end the command with one line and 130, 143 or 129.
     Once main() is over, returned or raised, the command only reports and exits, and a stop
     signal from then on ends the process as it ends any program (the signal's default), where
-    an exception could only have turned the report or the exit into a traceback. (So a caller
-    in the same process, a test, must set its own handlers again afterwards.)
+    an exception could only have turned the report or the exit into a traceback; only while the
+    line saying how main() ended is written, the first one is let go and a second exits at once
+    (_raise_interrupted). (So a caller in the same process, a test, must set its own handlers
+    again afterwards.)
 
     A reader of stderr that leaves costs the messages, never the work (LossyStream); so does
     one of stdout with keep_going_without_stdout (train: the model is the work, not the
@@ -198,7 +206,7 @@ def run(main, prog, keep_going_without_stdout=False):
         sys.stderr = LossyStream(sys.stderr or open(os.devnull, "w"))
     if keep_going_without_stdout:
         make_stdout_lossy()
-    _command["over"] = False
+    _command.update(over=False, late=0)
     try:
         try:
             for s in STOP_SIGNALS:  # inside the try: a signal between two of these is already one line
@@ -207,8 +215,7 @@ def run(main, prog, keep_going_without_stdout=False):
             code = main()
         finally:  # the work is done or given up: nothing is left for a signal to interrupt
             _command["over"] = True  # first, before any call in which a pending handler could run
-            for s in STOP_SIGNALS:
-                signal.signal(s, signal.SIG_DFL)
+        _default_stop_signals()  # the flush may wait for stdout's reader: a signal ends it as any program
         sys.stdout.flush()  # inside the try: a full disk under stdout is reported like any error
         lost = getattr(sys.stdout, "error", None)
         if lost is not None and not keep_going_without_stdout and not isinstance(lost, BrokenPipeError):
@@ -242,6 +249,7 @@ def run(main, prog, keep_going_without_stdout=False):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             print(f"{prog}: error: cannot write the output: {e.strerror or e}", file=sys.stderr)
         code = EXIT_BAD_INPUT
+    _default_stop_signals()  # the report is out
     sys.stdout, sys.stderr = streams
     if errors is not None and hasattr(sys.stdout, "reconfigure"):
         try:
@@ -249,6 +257,11 @@ def run(main, prog, keep_going_without_stdout=False):
         except (OSError, ValueError):  # a stream closed or lost meanwhile: nothing to put back
             pass
     sys.exit(code)
+
+
+def _default_stop_signals():
+    for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_DFL)
 
 
 _GONE_HINT = " (the current directory no longer exists, so relative paths lead nowhere: cd to an existing folder)"
