@@ -15,6 +15,7 @@ mostly cancels. Numbers from different runs or machines are not comparable.
 Last, data at scale: a generated file of 1,000,000 items is read, encoded and
 split in a fresh process, which reports its time and peak memory.
 """
+import errno
 import importlib.util
 import multiprocessing
 import os
@@ -202,8 +203,10 @@ def data_at_scale(n):
     resident memory (the interpreter and numpy included) and the bytes of the examples' arrays."""
     def unwritable(e):  # else cli.run's "cannot write the output", as if stdout had failed
         where = f"the temporary directory {tempfile.tempdir}" if tempfile.tempdir else "a temporary directory"
+        room = ("raise this shell's file size limit (ulimit -f)" if e.errno == errno.EFBIG else
+                "free some space there, set TMPDIR to another folder")
         return UsageError(f"cannot write the generated word list ({n:,} items) in {where}: {e.strerror or e}; "
-                          f"free some space there, set TMPDIR to another folder, or pass fewer --items")
+                          f"{room}, or pass fewer --items")
     try:
         scratch = tempfile.TemporaryDirectory()  # fails when no candidate folder takes a file
     except OSError as e:

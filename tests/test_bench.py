@@ -255,3 +255,15 @@ def test_no_usable_temporary_directory_at_all_is_named_too(monkeypatch):
         bench.data_at_scale(20)
     assert "in a temporary directory: No usable temporary directory found" in str(e.value)
     assert "set TMPDIR" in str(e.value)
+
+
+def test_a_file_size_limit_is_named_as_such(monkeypatch):
+    # From a hostile tester: under `ulimit -f 1` the advice was to free space or move TMPDIR, neither of which helps.
+    from mlp_lm.cli import UsageError
+
+    def too_large(path, n, seed=0, max_len=64):
+        raise OSError(27, "File too large", str(path))
+    monkeypatch.setattr(bench, "write_items", too_large)
+    with pytest.raises(UsageError) as e:
+        bench.data_at_scale(20)
+    assert "File too large; raise this shell's file size limit (ulimit -f), or pass fewer --items" in str(e.value)
