@@ -227,18 +227,22 @@ def test_a_stop_signal_while_the_busy_processes_start_stops_every_one(monkeypatc
     assert machine.procs[0].pid is not None and not any(p.is_alive() for p in machine.procs)  # none left spinning
 
 
-def test_a_temporary_directory_that_cannot_take_the_word_list_is_named(monkeypatch):
-    # From a hostile tester: with TMPDIR full, the bench said "cannot write the output", blaming stdout.
+@pytest.mark.parametrize("errno_, strerror, advice", [
+    (28, "No space left on device", "free some space there, set TMPDIR to another folder, or pass fewer --items"),
+    # under `ulimit -f 1` the advice was to free space or move TMPDIR, neither of which helps
+    (27, "File too large", "raise this shell's file size limit (ulimit -f), or pass fewer --items"),
+])
+def test_a_temporary_directory_that_cannot_take_the_word_list_is_named(errno_, strerror, advice, monkeypatch):
+    # From hostile testers: with TMPDIR full, the bench said "cannot write the output", blaming stdout.
     import tempfile
     from mlp_lm.cli import UsageError
 
-    def full(path, n, seed=0, max_len=64):
-        raise OSError(28, "No space left on device", str(path))
-    monkeypatch.setattr(bench, "write_items", full)
+    def fails(path, n, seed=0, max_len=64):
+        raise OSError(errno_, strerror, str(path))
+    monkeypatch.setattr(bench, "write_items", fails)
     with pytest.raises(UsageError) as e:
         bench.data_at_scale(20)
-    assert f"in the temporary directory {tempfile.gettempdir()}: No space left on device" in str(e.value)
-    assert "set TMPDIR" in str(e.value)
+    assert f"in the temporary directory {tempfile.gettempdir()}: {strerror}; {advice}" in str(e.value)
 
 
 def test_no_usable_temporary_directory_at_all_is_named_too(monkeypatch):
@@ -255,15 +259,3 @@ def test_no_usable_temporary_directory_at_all_is_named_too(monkeypatch):
         bench.data_at_scale(20)
     assert "in a temporary directory: No usable temporary directory found" in str(e.value)
     assert "set TMPDIR" in str(e.value)
-
-
-def test_a_file_size_limit_is_named_as_such(monkeypatch):
-    # From a hostile tester: under `ulimit -f 1` the advice was to free space or move TMPDIR, neither of which helps.
-    from mlp_lm.cli import UsageError
-
-    def too_large(path, n, seed=0, max_len=64):
-        raise OSError(27, "File too large", str(path))
-    monkeypatch.setattr(bench, "write_items", too_large)
-    with pytest.raises(UsageError) as e:
-        bench.data_at_scale(20)
-    assert "File too large; raise this shell's file size limit (ulimit -f), or pass fewer --items" in str(e.value)
