@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 from . import ALL_STOP_SIGNALS, STOP_SIGNALS
 from .checkpoint import CheckpointError
-from .streams import LossyStream, make_stdout_lossy
+from .streams import LossyStream, cut_if_stalled, make_stdout_lossy
 from .data import DataError
 from .runtime import NotEnoughMemory, available_cores, keep_freed_memory
 
@@ -167,6 +167,7 @@ def signals_held():
 
     def hold(signum, frame):
         held.append(Interrupted(signum))
+        cut_if_stalled()  # a message stuck on a reader who stopped reading is not worth the wait
 
     previous = {s: signal.signal(s, hold) for s in STOP_SIGNALS}
     try:

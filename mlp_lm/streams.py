@@ -1,6 +1,7 @@
 """Output streams whose reader may leave: what cli.run does to stdout and stderr so that losing
 the output never loses the work."""
 import os
+import select
 import sys
 
 
@@ -22,11 +23,18 @@ class LossyStream:
         self.stream = open(os.devnull, "w")
 
     def write(self, text):
+        global _writing
+        _writing = self
         try:
             return self.stream.write(text)
         except OSError as e:  # a reader gone (EPIPE), or a stream on a full disk (ENOSPC) or a dead device
             self._lose(e)
             return len(text)
+        except WriteCut:  # a stop signal came while a stalled reader kept this write waiting (cut_if_stalled)
+            self._lose(BlockingIOError("its reader stopped reading"))
+            return len(text)
+        finally:
+            _writing = None
 
     def flush(self):
         try:
@@ -36,6 +44,27 @@ class LossyStream:
 
     def __getattr__(self, name):  # isatty, fileno, encoding, ...: the stream's own
         return getattr(self.stream, name)
+
+
+class WriteCut(Exception):
+    """Raised by a stop signal's handler into a write that waits on a reader who stopped reading."""
+
+
+_writing = None  # the LossyStream whose write is under way, if one is
+
+
+def cut_if_stalled():
+    """For a handler that holds a stop signal: raise WriteCut when the signal came while a LossyStream
+    write waits on a full pipe (`2>&1 | sleep 60`), which would otherwise wait with the signal held and
+    the program unkillable. A write that can go on (a terminal, a file, a pipe with room) is left alone."""
+    if _writing is None:
+        return
+    try:
+        _, writable, _ = select.select([], [_writing.fileno()], [], 0)
+    except (OSError, ValueError):  # no descriptor to ask (a stream of Python's own): let it be
+        return
+    if not writable:
+        raise WriteCut()
 
 
 def make_stdout_lossy():

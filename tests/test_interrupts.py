@@ -951,3 +951,31 @@ def test_a_second_signal_while_the_interrupted_line_is_written_lets_it_out(tmp_p
     proc = subprocess.run([sys.executable, str(program), "0.1", "0.4"], cwd=ROOT, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 130
+
+
+def test_a_training_whose_stderr_reader_stopped_reading_still_stops_and_saves(tmp_path):
+    # From a hostile tester: `python -m mlp_lm.train --eval-every 1 2>&1 | sleep 60` filled the pipe, and the
+    # progress line's write waited inside the block that holds stop signals: SIGTERM, SIGINT and SIGHUP were all
+    # held, the process unkillable but by SIGKILL, until the reader left.
+    import fcntl
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, 1031, 4096)  # F_SETPIPE_SZ: a small pipe, full in a moment; nobody reads it
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "mlp_lm.train", *SMALL, "--steps", "3000", "--eval-every", "1",
+                                 "--out", str(tmp_path / "run")], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=write_end)
+        os.close(write_end)
+        deadline = time.monotonic() + 5  # 4 KiB is a few dozen progress lines: full well before that
+        while time.monotonic() < deadline and "pipe" not in Path(f"/proc/{proc.pid}/wchan").read_text():
+            time.sleep(0.05)  # until it waits in the write, where the kernel says so
+        assert proc.poll() is None, "the training ended before its pipe filled"
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail("SIGTERM was held while the write waited for a reader")
+    finally:
+        os.close(read_end)
+    assert code == 143
+    state = checkpoint.load_state(tmp_path / "run" / "model.npz")  # the run is saved, to resume
+    assert 0 < int(state["step"]) < 3000
