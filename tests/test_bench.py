@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from mlp_lm import bench, runtime
+from mlp_lm import bench, runtime, scale
 
 from .conftest import ROOT, run_cli
 
@@ -239,9 +239,9 @@ def test_a_temporary_directory_that_cannot_take_the_word_list_is_named(errno_, s
 
     def fails(path, n, seed=0, max_len=64):
         raise OSError(errno_, strerror, str(path))
-    monkeypatch.setattr(bench, "write_items", fails)
+    monkeypatch.setattr(scale, "write_items", fails)
     with pytest.raises(UsageError) as e:
-        bench.data_at_scale(20)
+        scale.data_at_scale(20)
     assert f"in the temporary directory {tempfile.gettempdir()}: {strerror}; {advice}" in str(e.value)
 
 
@@ -256,6 +256,6 @@ def test_no_usable_temporary_directory_at_all_is_named_too(monkeypatch):
     monkeypatch.setattr(tempfile, "TemporaryDirectory", none_usable)
     monkeypatch.setattr(tempfile, "tempdir", None)
     with pytest.raises(UsageError) as e:
-        bench.data_at_scale(20)
+        scale.data_at_scale(20)
     assert "in a temporary directory: No usable temporary directory found" in str(e.value)
     assert "set TMPDIR" in str(e.value)

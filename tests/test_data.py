@@ -144,7 +144,7 @@ def test_build_dataset_matches_the_lectures_loop_on_random_items():
 def test_many_items_load_with_memory_a_small_multiple_of_the_examples(tmp_path):
     """The 1,000,000-item case of python -m mlp_lm.bench, at a tenth of the size."""
     import tracemalloc
-    from mlp_lm.bench import write_items
+    from mlp_lm.scale import write_items
     write_items(tmp_path / "items.txt", 100_000)
     tracemalloc.start()  # numpy reports its allocations to tracemalloc
     try:

@@ -1,0 +1,61 @@
+"""Data at scale, the bench's last part: a generated word list of n items read, encoded and split
+in a fresh process, which reports its time and peak memory (python -m mlp_lm.bench --items N)."""
+import errno
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .cli import UsageError
+
+
+def write_items(path, n, seed=0, max_len=64):
+    """A file of n random lowercase items of 1 to max_len letters, written without a loop over items."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, max_len + 1, n)
+    letters = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz", dtype=np.uint8)[rng.integers(0, 26, lengths.sum())]
+    Path(path).write_bytes(np.insert(letters, np.cumsum(lengths), ord("\n")).tobytes())
+
+
+MAX_ITEMS = 10**8  # a generated file of about 3 GB
+
+LOAD = """import sys, time
+from mlp_lm.data import load_splits
+t0 = time.perf_counter()
+s = load_splits(sys.argv[1], 3)
+print(time.perf_counter() - t0, sum(a.nbytes for part in (s.train, s.dev, s.test) for a in part))
+"""
+
+
+def data_at_scale(n):
+    """Read, encode and split a generated file of n items in a fresh process: its seconds, its peak
+    resident memory (the interpreter and numpy included) and the bytes of the examples' arrays."""
+    def unwritable(e):  # else cli.run's "cannot write the output", as if stdout had failed
+        where = f"the temporary directory {tempfile.tempdir}" if tempfile.tempdir else "a temporary directory"
+        room = ("raise this shell's file size limit (ulimit -f)" if e.errno == errno.EFBIG else
+                "free some space there, set TMPDIR to another folder")
+        return UsageError(f"cannot write the generated word list ({n:,} items) in {where}: {e.strerror or e}; "
+                          f"{room}, or pass fewer --items")
+    try:
+        scratch = tempfile.TemporaryDirectory()  # fails when no candidate folder takes a file
+    except OSError as e:
+        raise unwritable(e) from None
+    with scratch as tmp:
+        path = Path(tmp) / "items.txt"
+        try:
+            write_items(path, n)
+        except OSError as e:
+            raise unwritable(e) from None
+        proc = subprocess.Popen([sys.executable, "-c", LOAD, str(path)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        out, err = proc.stdout.read(), proc.stderr.read()  # a line each at most: neither pipe can fill
+        _, status, usage = os.wait4(proc.pid, 0)  # not proc.wait(): wait4 also gives the child's peak memory
+        if os.waitstatus_to_exitcode(status) != 0:  # e.g. too little memory for n items
+            why = err.strip().splitlines()[-1] if err.strip() else f"exit status {status}"
+            raise UsageError(f"loading {n:,} generated items failed ({why}); use fewer --items")
+        seconds, array_bytes = out.split()
+        return {"items": n, "file_bytes": path.stat().st_size, "seconds": float(seconds),
+                "peak_rss_bytes": usage.ru_maxrss * 1024, "example_bytes": int(array_bytes)}
