@@ -80,6 +80,11 @@ def _native(a):
     return a.astype(a.dtype.newbyteorder("="), copy=False) if a.dtype.kind in "fiu" else a
 
 
+def _not_stored(arrays):
+    """The first name whose member numpy handed back as its bytes (it has no .npy header), or None."""
+    return next((k for k, a in arrays.items() if not isinstance(a, np.ndarray)), None)
+
+
 def load_state(path):
     """The training state saved with the checkpoint at `path` ({name: array}), or None if it has none."""
     try:
@@ -87,9 +92,9 @@ def load_state(path):
             state = {k[len("state."):]: f[k] for k in f.files if k.startswith("state.")}
     except Exception as e:  # load() has already vouched for the file; this is a second read failing
         raise CheckpointError(f"cannot read the training state in {path}: {e}") from None
-    raw = [k for k, a in state.items() if not isinstance(a, np.ndarray)]  # a member without its .npy header
+    raw = _not_stored(state)
     if raw:
-        raise CheckpointError(f"{path} has a damaged training state (state.{raw[0]} is not a stored array); "
+        raise CheckpointError(f"{path} has a damaged training state (state.{raw} is not a stored array); "
                               f"start a new run")
     return {k: _native(a) for k, a in state.items()} or None  # in this machine's byte order, as load() gives them
 
@@ -144,9 +149,9 @@ def load(path):
         raise CheckpointError(f"cannot read checkpoint {path}: damaged ({e}); {hint}") from None
     except Exception as e:  # zipfile, zlib, OSError, EOFError: all mean a damaged file to the user
         raise CheckpointError(f"cannot read checkpoint {path}: damaged ({type(e).__name__}: {e}); {hint}") from None
-    raw = [k for k, a in contents.items() if not isinstance(a, np.ndarray)]  # numpy hands back a member without
-    if raw:  # the .npy header as its bytes
-        raise CheckpointError(f"cannot read checkpoint {path}: damaged ({raw[0]} is not a stored array); {hint}")
+    raw = _not_stored(contents)
+    if raw:
+        raise CheckpointError(f"cannot read checkpoint {path}: damaged ({raw} is not a stored array); {hint}")
     return check_contents(path, contents, hint)
 
 
