@@ -42,13 +42,26 @@ def _step(initial_step):
 
 
 def _value(v):
-    """What f returned, as a float, or ValueError: f must give one real number, its loss."""
+    """What f returned, as a float, or ValueError: f must give one real number, its loss, in float64."""
     if isinstance(v, (bool, str, bytes)) or np.ndim(v) != 0 or np.iscomplexobj(v):
         raise ValueError(f"f must return one real number (the loss), got {type(v).__name__} {np.shape(v)}")
+    name, eps = _rounding(v)
+    if eps:  # its rounding, divided by a small step, swamps the differences: a correct gradient would look wrong
+        raise ValueError(f"f returned a {name} loss, known only to about {eps:.0e} of its size, too coarse for "
+                         f"finite differences: compute it in float64")
     try:
         return float(v)
     except (TypeError, ValueError):  # None, or an object that is no number
         raise ValueError(f"f must return one real number (the loss), got {type(v).__name__}") from None
+
+
+def _check_repeatable(f, x):
+    """ValueError unless f gives the same value twice at x. One that draws anew on each call (a
+    dropout mask) makes every difference noise, and a correct gradient look wrong."""
+    a, b = _value(f(x.copy())), _value(f(x.copy()))
+    if a != b and not (np.isnan(a) and np.isnan(b)):
+        raise ValueError(f"f gave two values at the same point ({a!r} and {b!r}): it draws something at random on "
+                         f"each call (a dropout mask?), so its differences are noise; draw it once, outside f")
 
 
 def _flat_coords(coords, size):
@@ -62,17 +75,22 @@ def _flat_coords(coords, size):
     return c.astype(np.int64)
 
 
-def numerical_grad(f, x, coords=None, *, initial_step=0.1, return_status=False):
+def numerical_grad(f, x, coords=None, *, initial_step=0.1, tolerances=None, return_status=False):
     """d f / d x at the flat indices `coords` of x (all of them by default).
 
-    f maps an array shaped like x to a float. Returns a float64 array with one
-    derivative per coordinate, in the order of `coords`; with return_status=True
-    also scipy's per-coordinate status (0: converged to its tolerance; negative:
-    it stopped without, see scipy.differentiate.derivative).
+    f maps an array shaped like x to a float, computed in float64 and the same each time it is
+    asked (a float32 loss, or one that draws a fresh dropout mask, is refused: both make a
+    correct gradient look wrong). Returns a float64 array with one derivative per coordinate, in
+    the order of `coords`; with return_status=True also scipy's per-coordinate status (0:
+    converged to its tolerance; negative: it stopped without, see scipy.differentiate.derivative).
+    tolerances goes to scipy as it is. Its default absolute tolerance is 0, so where a derivative
+    is tiny against f's value (below about 1e-5 of a loss of order 1) scipy keeps halving its
+    steps until rounding takes over; dict(atol=1e-13 * |f|) stops it in time (docs/gradcheck.md).
     """
     x = np.array(_real(x, "x"))
     coords = _flat_coords(coords, x.size)
     initial_step = _step(initial_step)
+    _check_repeatable(f, x)
     from scipy.differentiate import derivative
 
     def along(t, k):
@@ -86,7 +104,7 @@ def numerical_grad(f, x, coords=None, *, initial_step=0.1, return_status=False):
             out.flat[i] = _value(f(xp))
         return out
 
-    res = derivative(along, np.zeros(len(coords)), args=(coords,), initial_step=initial_step)
+    res = derivative(along, np.zeros(len(coords)), args=(coords,), initial_step=initial_step, tolerances=tolerances)
     return (res.df, res.status) if return_status else res.df
 
 
@@ -96,6 +114,7 @@ def directional_grad(f, x, v, *, initial_step=0.1):
     if x.shape != v.shape:  # x + t * v would broadcast to another shape than f's argument
         raise ValueError(f"x and v must have one shape, got {x.shape} and {v.shape}")
     initial_step = _step(initial_step)
+    _check_repeatable(f, x)
     from scipy.differentiate import derivative
 
     def along(t):
@@ -123,6 +142,7 @@ class Comparison:
     problem: str = None  # why the comparison cannot pass whatever the numbers (wrong shape, proves nothing)
     unconverged: int = 0  # coordinates where scipy stopped short of its tolerance (reported, not judged)
     rounding: tuple = None  # (dtype name, its machine epsilon) of the less precise of the two, if below float64
+    compared: int = 0  # how many entries were compared
 
     def ok(self, tol=TOLERANCE):
         return self.problem is None and self.ratio <= tol
@@ -131,7 +151,7 @@ class Comparison:
         text = (f"{self.name:10s} {str(self.shape):14s} exact: {str(self.exact):5s} "
                 f"maxdiff: {self.maxdiff:.2e}  scale: {self.scale:.2e}  ratio: {self.ratio:.2e}")
         if self.unconverged:
-            text += f"  ({self.unconverged} coordinate(s) where scipy did not converge)"
+            text += f"  ({self.unconverged} of {self.compared} coordinate(s) where scipy did not converge)"
         return text + (f"  [{self.problem}]" if self.problem else "")
 
 
@@ -140,7 +160,8 @@ def compare(name, analytic, numerical, coords=None, *, shape=None, status=None):
 
     The number judged is max |analytic - numerical| / max |analytic|, both maxima over
     the entries compared: relative, so a gradient of size 1e-9 is held to the same
-    standard as one of size 1. With coords (flat indices), numerical holds only those
+    standard as one of size 1 (though numerical_grad, at its default tolerances, cannot meet
+    it for a gradient below about 1e-5 of a loss of order 1: see its tolerances). With coords (flat indices), numerical holds only those
     entries of the analytic gradient, in that order, and only they are compared (and
     set the scale: a wrong entry left out of them cannot make the others look small).
     shape is the shape the gradient must have (its input's); it is checked before any
@@ -179,7 +200,7 @@ def compare(name, analytic, numerical, coords=None, *, shape=None, status=None):
     unconverged = 0 if status is None else int(np.count_nonzero(np.asarray(status) != 0))
     return Comparison(name, a_full.shape, bool(np.array_equal(a, n)), maxdiff, scale, ratio,
                       worst, float(a[i]) if a.size else 0.0, float(n[i]) if a.size else 0.0, problem, unconverged,
-                      rounding if rounding[1] else None)
+                      rounding if rounding[1] else None, int(a.size))
 
 
 LOW_PRECISION = {"float32": 2.0**-23, "float16": 2.0**-10}  # machine epsilons
@@ -202,7 +223,10 @@ def assert_close(cmp, tol=TOLERANCE):
             f"gradient of {cmp.name} {cmp.shape} is off: max |analytic - numerical| / max |analytic| "
             f"= {cmp.ratio:.3e} > {tol:.0e}; worst entry {cmp.name}{list(cmp.worst)}: "
             f"analytic {cmp.analytic_at_worst:.10g}, numerical {cmp.numerical_at_worst:.10g}"
-            + (f" (scipy did not converge at {cmp.unconverged} coordinate(s))" if cmp.unconverged else "")
+            + (f" (scipy did not converge at {cmp.unconverged} of {cmp.compared} coordinate(s): f is noisy at small "
+               f"steps (computed in float32, then returned as a float?), or a derivative is tiny against the loss and "
+               f"the steps shrank until rounding took over, which numerical_grad's tolerances=dict(atol=...) stops; "
+               f"see docs/gradcheck.md)" if cmp.unconverged else "")
             + (f"; {cmp.rounding[0]}'s rounding alone can be this far off (its epsilon is {cmp.rounding[1]:.0e}, "
                f"and a network's sums add up many): compare in float64"
                + (" (against float64, float32 needs a tolerance of about 1e-4)" if cmp.rounding[0] == "float32" else "")

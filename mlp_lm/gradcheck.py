@@ -14,10 +14,10 @@ what to use on your own gradient code. See docs/gradcheck.md.
 """
 import numpy as np
 
-from . import layers
+from . import layers, model
 from .checks import is_whole
 from .finitediff import PROVES_NOTHING, TOLERANCE, Comparison, compare, numerical_grad
-from .model import embedding_mask_shape, loss_and_grads
+from .model import embedding_mask_shape
 from .params import PARAM_NAMES, checked_sizes
 
 MAX_COORDS = 20_000  # what the command checks entry by entry in well under a minute
@@ -93,7 +93,8 @@ def random_params(vocab_size, block_size, n_embd, n_hidden, seed=0, direct=False
     return params
 
 
-def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=0.0, fold=False):
+def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=0.0, fold=False,
+                loss_and_grads=None):
     """Compare loss_and_grads with finite differences for every parameter and intermediate.
 
     Returns a list of Comparison rows, parameters first (with Wd last when
@@ -102,18 +103,28 @@ def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=
     largest analytic entry, which sets the scale (the rest is not compared). masks (fixed dropout masks) and smoothing
     are passed to loss_and_grads and to the independent forward alike; fold to loss_and_grads only (the
     independent forward is the plain one), with FOLDED_STAGES as the intermediates.
+
+    loss_and_grads is the gradient code checked: model.loss_and_grads by default, or your own, called
+    as fn(params, X, Y, return_intermediates=True), with masks=, smoothing= and fold= only when they
+    are set, and returning (loss, grads, intermediates) keyed as ours are, or (loss, grads) to check
+    the parameters alone. The numerical side is always this model as _forward_with writes it.
     """
     if max_coords is not None and not is_whole(max_coords):  # 0 checks nothing: no check at all
         raise ValueError(f"max_coords must be None or a whole number of entries, at least 1, got {max_coords!r}")
     params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    _, grads, inter = loss_and_grads(params, X, Y, masks=masks, smoothing=smoothing, fold=fold,
-                                     return_intermediates=True)
+    settings = {k: v for k, v in (("masks", masks), ("smoothing", smoothing), ("fold", fold)) if v}
+    out = (loss_and_grads or model.loss_and_grads)(params, X, Y, return_intermediates=True, **settings)
+    if not (isinstance(out, tuple) and len(out) in (2, 3) and all(isinstance(d, dict) for d in out[1:])):
+        raise ValueError(f"loss_and_grads must return (loss, grads, intermediates) or (loss, grads), grads and "
+                         f"intermediates dicts of arrays, got {type(out).__name__}")
+    grads, inter = out[1], (out[2] if len(out) == 3 else None)
     values = _forward_with(params, X, masks)
     rng = np.random.default_rng(seed)
     rows = []
     names = [k for k in PARAM_NAMES if k in params] + [k for k in params if k not in PARAM_NAMES]
     targets = [(k, params[k], grads.get(k)) for k in names]
-    targets += [(k, values[k], inter.get(k)) for k in reversed(FOLDED_STAGES if fold else STAGES)]
+    if inter is not None:
+        targets += [(k, values[k], inter.get(k)) for k in reversed(FOLDED_STAGES if fold else STAGES)]
     for name, value, analytic in targets:
         if analytic is None:
             rows.append(Comparison("d" + name, value.shape, False, np.inf, 0.0, np.inf, (), 0.0, 0.0,

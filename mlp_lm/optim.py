@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from .params import DECAYED
+from .params import DECAYED, KNOWN_PARAMS
 
 
 def check_hyperparameters(**values):
@@ -24,6 +24,34 @@ def check_hyperparameters(**values):
             raise ValueError(f"{name} is {value!r}, outside its range {shown}")
 
 
+def decayed_names(decayed):
+    """decayed as a frozenset of tensor names, or None for this model's own (model.DECAYED); ValueError for
+    anything else (a single string would be read as its letters)."""
+    if decayed is None:
+        return None
+    names = tuple(decayed) if not isinstance(decayed, (str, bytes)) and hasattr(decayed, "__iter__") else None
+    if names is None or not all(isinstance(k, str) for k in names):
+        raise ValueError(f"decayed must be a collection of tensor names, such as ('W1', 'W2'), got {decayed!r}")
+    return frozenset(names)
+
+
+def decayed_in(params, weight_decay, decayed):
+    """The names in params that weight decay acts on (none without decay): those in decayed when it is
+    given, else by their role in this model (DECAYED). A name this model does not have, with no
+    decayed given, is a ValueError, raised before any tensor moves: decaying by names, another
+    network's "weight" would otherwise get no decay at all, and no word of it."""
+    if not weight_decay:
+        return frozenset()
+    if decayed is not None:
+        return decayed & params.keys()
+    unknown = [k for k in params if k not in KNOWN_PARAMS]
+    if unknown:
+        raise ValueError(f"weight decay acts on this model's tensors by name ({', '.join(DECAYED)}; never the "
+                         f"biases), and {', '.join(map(repr, unknown))} {'is' if len(unknown) == 1 else 'are'} none of "
+                         f"them: pass decayed=(the names to decay)")
+    return frozenset(DECAYED) & params.keys()
+
+
 class SGD:
     """Minibatch stochastic gradient descent, with the paper's weight decay.
 
@@ -35,14 +63,15 @@ class SGD:
         theta_t = theta_{t-1} - lr_t * g_t
     """
 
-    def __init__(self, weight_decay=0.0):
+    def __init__(self, weight_decay=0.0, decayed=None):
         check_hyperparameters(weight_decay=weight_decay)
-        self.weight_decay = weight_decay
+        self.weight_decay, self.decayed = weight_decay, decayed_names(decayed)
 
     def step(self, params, grads, lr):
+        decays = decayed_in(params, self.weight_decay, self.decayed)
         for k, p in params.items():
             g = grads[k]
-            if self.weight_decay and k in DECAYED:
+            if k in decays:
                 g = g + self.weight_decay * p
             p -= lr * g
 
@@ -70,13 +99,15 @@ class AdamW:
     lambda is lr * lambda here (docs/derivations.md#weight-decay).
     """
 
-    def __init__(self, weight_decay=0.0, beta1=0.9, beta2=0.999, eps=1e-8):
+    def __init__(self, weight_decay=0.0, beta1=0.9, beta2=0.999, eps=1e-8, decayed=None):
         check_hyperparameters(weight_decay=weight_decay, beta1=beta1, beta2=beta2, eps=eps)
         self.weight_decay, self.beta1, self.beta2, self.eps = weight_decay, beta1, beta2, eps
+        self.decayed = decayed_names(decayed)
         self.t = 0
         self.m, self.v = {}, {}
 
     def step(self, params, grads, lr):
+        decays = decayed_in(params, self.weight_decay, self.decayed)  # (before t moves: it may refuse)
         self.t += 1
         b1, b2 = self.beta1, self.beta2
         c1, c2 = 1 - b1**self.t, 1 - b2**self.t  # bias corrections
@@ -85,7 +116,7 @@ class AdamW:
             if k not in self.m:
                 self.m[k], self.v[k] = np.zeros_like(p), np.zeros_like(p)
             m, v = self.m[k], self.v[k]
-            if self.weight_decay and k in DECAYED:
+            if k in decays:
                 p *= 1 - lr * self.weight_decay
             m *= b1
             m += (1 - b1) * g

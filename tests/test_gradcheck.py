@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mlp_lm import finitediff, gradcheck, layers
+from mlp_lm import finitediff, gradcheck, layers, model
 from mlp_lm.finitediff import assert_close, compare, directional_grad, numerical_grad
 
 
@@ -149,18 +149,62 @@ def test_scipy_convergence_status_is_reported():
     assert cmp.unconverged == 1 and "did not converge" in cmp.row()
 
 
-def test_check_model_reports_a_missing_gradient(monkeypatch):
-    real = gradcheck.loss_and_grads
-
+def test_check_model_reports_a_missing_gradient():
     def drops_wd(*a, **k):
-        loss, grads, inter = real(*a, **k)
+        loss, grads, inter = model.loss_and_grads(*a, **k)
         grads.pop("Wd")
         return loss, grads, inter
 
-    monkeypatch.setattr(gradcheck, "loss_and_grads", drops_wd)
     params = gradcheck.random_params(5, 2, 3, 4, seed=1, direct=True)
-    rows = {r.name: r for r in gradcheck.check_model(params, np.array([[0, 1], [2, 3]]), np.array([4, 0]))}
+    rows = {r.name: r for r in gradcheck.check_model(params, np.array([[0, 1], [2, 3]]), np.array([4, 0]),
+                                                      loss_and_grads=drops_wd)}
     assert not rows["dWd"].ok() and "no gradient" in rows["dWd"].problem
+
+
+def _someone_elses_loss_and_grads(params, X, Y, return_intermediates=True, slip=False):
+    """The lecture's model with a backward of its own, as an engineer checking their code would write
+    it: independent of layers.py. slip: tanh's derivative taken from the pre-activation."""
+    C, W1, b1, W2, b2 = (params[k] for k in ("C", "W1", "b1", "W2", "b2"))
+    B = len(Y)
+    emb = C[X]
+    embcat = emb.reshape(B, -1)
+    hpre = embcat @ W1 + b1
+    h = np.tanh(hpre)
+    logits = h @ W2 + b2
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    loss = -np.log(p[np.arange(B), Y]).mean()
+    dlogits = p.copy()
+    dlogits[np.arange(B), Y] -= 1
+    dlogits /= B
+    dh = dlogits @ W2.T
+    dhpre = dh * (1 - (hpre if slip else h) ** 2)
+    dembcat = dhpre @ W1.T
+    dC = np.zeros_like(C)
+    np.add.at(dC, X, dembcat.reshape(emb.shape))
+    grads = {"C": dC, "W1": embcat.T @ dhpre, "b1": dhpre.sum(0), "W2": h.T @ dlogits, "b2": dlogits.sum(0)}
+    inter = {"logits": dlogits, "h": dh, "hpreact": dhpre, "embcat": dembcat, "emb": dembcat.reshape(emb.shape)}
+    return (loss, grads, inter) if return_intermediates else (loss, grads)
+
+
+def test_check_model_checks_someone_elses_gradient_code():
+    # From an engineer's review: the whole table for their own code, without patching ours. Right, it passes;
+    # with a slip in tanh's backward, the tensors after it in the backward pass (dlogits, dh, dW2, db2) pass and
+    # the first that fails going backward is dhpreact, where the slip is.
+    params = gradcheck.random_params(5, 2, 3, 4, seed=1)
+    X, Y = np.array([[0, 1], [2, 3], [4, 4]]), np.array([4, 0, 1])
+    rows = gradcheck.check_model(params, X, Y, loss_and_grads=_someone_elses_loss_and_grads)
+    assert [r.name for r in rows] == ["dC", "dW1", "db1", "dW2", "db2", "dlogits", "dh", "dhpreact", "dembcat", "demb"]
+    assert all(r.ok() for r in rows)
+    slipped = lambda *a, **k: _someone_elses_loss_and_grads(*a, **k, slip=True)  # noqa: E731
+    failed = {r.name for r in gradcheck.check_model(params, X, Y, loss_and_grads=slipped) if not r.ok()}
+    assert failed == {"dC", "dW1", "db1", "dhpreact", "dembcat", "demb"}
+    # (loss, grads) alone: the parameters are checked, and no intermediate is asked for
+    params_only = lambda *a, **k: _someone_elses_loss_and_grads(*a, **k, slip=True)[:2]  # noqa: E731
+    rows = gradcheck.check_model(params, X, Y, loss_and_grads=params_only)
+    assert [r.name for r in rows if not r.ok()] == ["dC", "dW1", "db1"] and len(rows) == 5
+    with pytest.raises(ValueError, match=r"must return \(loss, grads, intermediates\) or \(loss, grads\)"):
+        gradcheck.check_model(params, X, Y, loss_and_grads=lambda *a, **k: 1.0)
 
 
 def test_a_numerical_gradient_in_its_input_s_shape_holds_the_analytic_one_to_it():
@@ -182,22 +226,20 @@ def test_a_wrong_entry_left_out_of_the_coordinates_cannot_hide_the_others():
     assert not cmp.ok() and cmp.ratio == pytest.approx(1 / 3, rel=1e-3)
 
 
-def test_check_model_on_sampled_coordinates_always_checks_the_largest_entry(monkeypatch):
+def test_check_model_on_sampled_coordinates_always_checks_the_largest_entry():
     # A slip in one entry of dW1 (6 of 24 sampled would rarely hit it) is caught because it is the
     # largest: the entry that sets the scale is always among those checked.
-    real = gradcheck.loss_and_grads
-
     def one_entry_off(*a, **k):
-        loss, grads, inter = real(*a, **k)
+        loss, grads, inter = model.loss_and_grads(*a, **k)
         i = np.unravel_index(np.argmax(np.abs(grads["W1"])), grads["W1"].shape)
         grads["W1"][i] *= 1.01
         return loss, grads, inter
 
-    monkeypatch.setattr(gradcheck, "loss_and_grads", one_entry_off)
     params = gradcheck.random_params(5, 2, 3, 4, seed=1)
     X, Y = np.array([[0, 1], [2, 3], [4, 4]]), np.array([4, 0, 1])
     for seed in range(5):
-        rows = {r.name: r for r in gradcheck.check_model(params, X, Y, max_coords=6, seed=seed)}
+        rows = {r.name: r for r in gradcheck.check_model(params, X, Y, max_coords=6, seed=seed,
+                                                          loss_and_grads=one_entry_off)}
         assert not rows["dW1"].ok() and rows["dW2"].ok()
 
 
@@ -265,3 +307,55 @@ def test_random_params_refuses_what_init_params_refuses():
     for V in (0, 1.5, -2):
         with pytest.raises(ValueError, match="vocab_size must be a positive integer"):
             gradcheck.random_params(V, 3, 4, 8)  # 0 gave empty arrays
+
+
+def _tiny_problem():
+    params = gradcheck.random_params(7, 3, 4, 8, seed=0)
+    rng = np.random.default_rng(0)
+    return params, rng.integers(0, 7, (6, 3)), rng.integers(0, 7, 6)
+
+
+def test_numerical_grad_refuses_a_loss_too_coarse_or_too_random_to_difference():
+    # From an engineer's review: both gave a correct gradient "off" by 3e-2 and 6e4, with no word of why.
+    params, X, Y = _tiny_problem()
+
+    def loss_of_W1(w, dtype=np.float64, masks=None):
+        p = {k: v.astype(dtype) for k, v in params.items()}
+        p["W1"] = w.reshape(params["W1"].shape).astype(dtype)
+        return model.loss_and_grads(p, X, Y, masks=masks)[0]
+
+    w = params["W1"]
+    for f in (lambda w_: np.float32(loss_of_W1(w_, np.float32)), lambda w_: np.array(loss_of_W1(w_), np.float16)):
+        for check in (lambda: numerical_grad(f, w), lambda: directional_grad(f, w, np.ones_like(w))):
+            with pytest.raises(ValueError, match=r"f returned a float(32|16) loss.*compute it in float64"):
+                check()
+    rng = np.random.default_rng(1)
+    fresh_mask = lambda w_: loss_of_W1(w_, masks={"h": layers.dropout_mask((6, 8), 0.3, rng)})  # noqa: E731
+    for check in (lambda: numerical_grad(fresh_mask, w), lambda: directional_grad(fresh_mask, w, np.ones_like(w))):
+        with pytest.raises(ValueError, match=r"f gave two values at the same point .* draw it once, outside f"):
+            check()
+    fixed = layers.dropout_mask((6, 8), 0.3, np.random.default_rng(2))
+    _, grads = model.loss_and_grads(params, X, Y, masks={"h": fixed})
+    assert_close(compare("dW1", grads["W1"], numerical_grad(lambda w_: loss_of_W1(w_, masks={"h": fixed}), w),
+                         shape=w.shape))  # the same mask each call: fine
+    assert np.isnan(numerical_grad(lambda w_: float("nan"), w[:1, :1])).all()  # NaN twice is the same NaN, not noise
+
+
+def test_a_tiny_gradient_needs_an_absolute_tolerance_and_the_failure_says_so():
+    # From an engineer's review: with C scaled by 1e-5, dW1's largest entry is 3e-6 against a loss near 2; scipy,
+    # asked for a relative tolerance alone, halved its steps until rounding took over, and a correct dW1 failed.
+    params, X, Y = _tiny_problem()
+    params["C"] = params["C"] * 1e-5
+    _, grads = model.loss_and_grads(params, X, Y)
+
+    def loss_of_W1(w):
+        return model.loss_and_grads({**params, "W1": w.reshape(params["W1"].shape)}, X, Y)[0]
+
+    num, status = numerical_grad(loss_of_W1, params["W1"], return_status=True)
+    cmp = compare("dW1", grads["W1"], num, shape=(12, 8), status=status)
+    assert not cmp.ok() and f"{cmp.unconverged} of 96 coordinate(s)" in cmp.row()
+    with pytest.raises(AssertionError, match=r"did not converge at \d+ of 96 coordinate\(s\).*tolerances=dict\(atol"):
+        assert_close(cmp)
+    num, status = numerical_grad(loss_of_W1, params["W1"], tolerances=dict(atol=1e-13), return_status=True)
+    cmp = compare("dW1", grads["W1"], num, shape=(12, 8), status=status)
+    assert cmp.ratio < 1e-6 and cmp.unconverged == 0

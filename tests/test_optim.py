@@ -84,6 +84,28 @@ def test_sgd_without_decay_is_the_plain_update():
     assert p["W1"].tolist() == [0.5, 2.5] and p["b1"].tolist() == [2.0]
 
 
+def test_weight_decay_by_name_refuses_names_it_does_not_know_and_takes_the_names_given():
+    # From an engineer's review: their AdamW's tensors were called "weight" and "bias", so ours decayed
+    # neither, with no word of it (1.3e-3 apart after one step).
+    theirs = {"weight": np.array([1.0, -2.0]), "bias": np.array([0.5])}
+    grads = {"weight": np.array([0.1, 0.2]), "bias": np.array([0.3])}
+    for opt in (optim.AdamW(weight_decay=0.1), optim.SGD(weight_decay=0.1)):
+        before = {k: v.copy() for k, v in theirs.items()}
+        with pytest.raises(ValueError, match=r"'weight', 'bias' are none of them: pass decayed="):
+            opt.step(theirs, grads, 0.1)
+        assert all(np.array_equal(theirs[k], before[k]) for k in theirs)  # refused before anything moved
+        assert getattr(opt, "t", 0) == 0
+    for make in (optim.AdamW, optim.SGD):  # decayed names the tensors: the same step as ours on C, W1 and b1
+        named, ours = {k: v.copy() for k, v in theirs.items()}, {"W1": theirs["weight"].copy(), "b1": theirs["bias"].copy()}
+        make(weight_decay=0.1, decayed=["weight"]).step(named, grads, 0.1)
+        make(weight_decay=0.1).step(ours, {"W1": grads["weight"], "b1": grads["bias"]}, 0.1)
+        assert np.array_equal(named["weight"], ours["W1"]) and np.array_equal(named["bias"], ours["b1"])
+    optim.AdamW().step({k: v.copy() for k, v in theirs.items()}, grads, 0.1)  # no decay: names do not matter
+    for bad in ("W1", 5, [1, 2]):
+        with pytest.raises(ValueError, match="decayed must be a collection of tensor names"):
+            optim.AdamW(weight_decay=0.1, decayed=bad)
+
+
 def test_schedules():
     assert [optim.learning_rate("step", 0.5, s, 10) for s in range(10)] == [0.5] * 5 + [0.05] * 5
     inv = [optim.learning_rate("inverse", 0.2, t, 100, decay_rate=0.5) for t in range(4)]
