@@ -85,14 +85,22 @@ def read_items_and_digest(path):
         lines = raw.count(b"\n") + raw.count(b"\r") + 1  # a bound on the lines, however they end
         check_fits(len(raw) * (1 + 3 * (1 if raw.isascii() else 4)) + READ_BYTES_PER_LINE * lines,
                    f"reading data file {path} ({gib(len(raw))}, {lines:,} lines)", "use a smaller file")
+        if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise DataError(f"data file {path} is UTF-16 text (it starts with UTF-16's byte-order mark); "
+                            f"save it as UTF-8")
+        if 3 * raw.count(0) >= len(raw) > 1:  # UTF-16 of Latin letters is valid UTF-8: each letter, then a NUL
+            raise DataError(f"data file {path} is a third or more NUL bytes, as UTF-16 text without a byte-order mark "
+                            f"is (or a file that is not text); save it as UTF-8")
         try:
             text = raw.decode("utf-8-sig")  # -sig: a byte-order mark (some Windows editors add one) is not a symbol
         except UnicodeDecodeError as e:
-            line = raw[: e.start].count(b"\n") + 1
+            line = len(re.findall(rb"\r\n|\r|\n", raw[: e.start])) + 1
             raise DataError(f"data file {path} is not UTF-8 text (bad byte at line {line}); save it as UTF-8") from None
         # Lines end at \n, \r\n or \r, as in any editor; not at the rarer breaks str.splitlines() also
         # knows (U+2028, \x85, \f, ...), which are kept as symbols.
         items = [line.strip() for line in re.split(r"\r\n|\r|\n", text)]
+        if "\ufeff" in text:  # a byte-order mark starting a line, as `cat a.txt b.txt` leaves b's, is no symbol either
+            items = [item.removeprefix("\ufeff").strip() for item in items]
         items = [item for item in items if item]
     except NotEnoughMemory:  # check_fits's, found before: it says what is needed
         raise

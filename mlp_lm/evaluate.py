@@ -23,7 +23,8 @@ from .jsonout import prepare_json, write_json
 from .sampling import Novelty
 
 MAX_ORDER = 32
-AS_A_WHOLE = "pass --data FILE to evaluate on a file as a whole"
+AS_A_WHOLE = ("pass a copy of the very file it was trained on with --data to rebuild the split, or any other file "
+              "to evaluate on all of it")
 
 
 def training_splits(config, vocab, block_size, path=None, instead=AS_A_WHOLE):

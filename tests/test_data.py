@@ -75,6 +75,13 @@ def write(tmp_path, content):
     ("", "no items"),
     ("\n  \n\t\n", "no items"),
     (b"anna\nbj\xf6rn\n", "not UTF-8.*line 2"),
+    (b"anna\rbo\r\ncy\rbj\xf6rn\r", r"not UTF-8.*line 4\)"),  # from a user's review: lines ending at \r said line 1
+    ("anna\nbo\n".encode("utf-16"), "is UTF-16 text .*byte-order mark.*save it as UTF-8"),
+    ("\ufeffanna\nbo\n".encode("utf-16-be"), "is UTF-16 text .*byte-order mark.*save it as UTF-8"),
+    # From a user's review: UTF-16 of Latin letters without a byte-order mark is valid UTF-8 (a NUL after each
+    # letter), and it trained on items like 'a\x00n\x00n\x00a\x00' with a dev loss that looked far too good.
+    ("\n".join(["anna", "bo", "cy", "dee", "eve", "fay", "gus"]).encode("utf-16-le"), "a third or more NUL bytes"),
+    ("\r\n".join(["anna", "bo", "cy", "dee", "eve", "fay", "gus"]).encode("utf-16-be"), "a third or more NUL bytes"),
     ("anna\nst.john\nbo\n", "boundary symbol '.'.*item 2"),
     ("anna\nbo\n", "2 item.*at least 6"),
     ("a\nb\nc\nd\ne\n", "5 item.*at least 6"),
@@ -109,6 +116,12 @@ def test_byte_order_mark_is_not_a_symbol(tmp_path):
     f = tmp_path / "bom.txt"
     f.write_bytes("\ufeffanna\nbo\n".encode("utf-8"))
     assert data.read_items(f) == ["anna", "bo"]
+    # From a user's review: `cat bom.txt bom.txt` leaves a mark at the start of a line inside the file, which was a
+    # symbol of its own ('\ufeffanna' another item than 'anna'); a mark alone on a line made an item of one.
+    f.write_bytes("\ufeffanna\nbo\n".encode("utf-8") * 2 + "\ufeff \n \ufeff cy \nd\ufeffe\n".encode("utf-8"))
+    assert data.read_items(f) == ["anna", "bo", "anna", "bo", "cy", "d\ufeffe"]  # inside an item it stays a symbol
+    f.write_bytes("\n".join(["ab\x00", "b\x00a", "\x00\x00", "ba"]).encode("utf-8"))  # a few NULs are symbols still
+    assert data.read_items(f) == ["ab\x00", "b\x00a", "\x00\x00", "ba"]
 
 
 def reference_dataset(items, vocab, T):

@@ -213,6 +213,8 @@ def test_changed_training_data_is_refused(tiny_run, tmp_path):
     checkpoint.save(moved, params, vocab, {k: v for k, v in config.items() if k != "format"} | {"data": str(data)})
     proc = run_cli("mlp_lm.evaluate", "--checkpoint", moved)
     assert proc.returncode == 2 and "changed since training" in proc.stderr
+    # From a user's review: it offered only another file as a whole, where a copy of the training file rebuilds the split
+    assert "pass a copy of the very file it was trained on with --data to rebuild the split" in proc.stderr
     for contents in (b"ab\n", b"anna\n\xff\xfebob\n", b""):  # too few items, not UTF-8, empty: it changed
         data.write_bytes(contents)
         proc = run_cli("mlp_lm.evaluate", "--checkpoint", moved)
@@ -225,7 +227,7 @@ def test_changed_training_data_is_refused(tiny_run, tmp_path):
         proc = run_cli("mlp_lm.evaluate", "--checkpoint", moved, *extra, "--mix-ngram", 3)
         err = proc.stderr.strip()
         assert proc.returncode == 2 and len(err.splitlines()) == 1 and "leave out --mix-ngram" in err
-        assert "not there any more" in err and "to evaluate on a file as a whole" not in err
+        assert "not there any more" in err and "to evaluate on all of it" not in err
 
 
 def test_mixtures_in_bounded_memory_equal_the_kept_distributions(monkeypatch):

@@ -183,3 +183,4 @@ def test_controls_a_model_learned_from_its_data_are_printed_escaped(tmp_path):
         assert "\x1b" not in out and "\u2028" not in out
     assert sampling.printable("zoë\u00a0ann\u200d") == "zoë\u00a0ann\u200d"  # what prints is left as it is
     assert sampling.printable("ab\u202ecd\u2066") == "ab\\u202ecd\\u2066"  # a terminal would turn the line around
+    assert sampling.printable("d\ufeffe") == "d\\ufeffe"  # a byte-order mark inside an item: shown, not hidden
