@@ -27,11 +27,12 @@ import numpy as np
 from . import model, runtime
 from .cli import (ArgumentParser, UsageError, current_directory_gone, int_at_least, positive_float, run,
                   signals_held, thread_count)
-from .data import DEFAULT_DATA, in_checkout, load_splits
+from .data import load_splits
 from .jsonout import prepare_json, write_json
 from .scale import MAX_ITEMS, data_at_scale
 from .config import Config
 from .trainer import Trainer
+from .wordfile import DEFAULT_DATA, in_checkout
 
 V, T, E, H = 27, 3, 10, 200
 

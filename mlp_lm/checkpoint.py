@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import CheckpointError, recover, write_atomic
-from .data import SPLIT_SEED, DataError, Vocab
+from .data import SPLIT_SEED, Vocab
 from .bounds import magnitude_problem
 from .params import OPTIONAL_PARAMS, PARAM_NAMES, check_params, param_shapes
+from .wordfile import DataError
 
 FORMAT = "mlp_lm/1"
 DTYPES = ("float32", "float64")  # what a training computes in (config.Config.dtype)
@@ -169,7 +170,7 @@ def check_contents(path, contents, hint, numbers=True):
         except ValueError as e:
             raise ValueError(f"its config is not JSON ({e})") from None
         vocab = Vocab(vocab_text(contents))
-        if "\n" in vocab.itos or "\r" in vocab.itos:  # data.read_items ends lines there: no item holds one
+        if "\n" in vocab.itos or "\r" in vocab.itos:  # wordfile.read_items ends lines there: no item holds one
             raise ValueError("its vocabulary holds a line break, which no line of a data file can")
         if vocab.itos[1:] != "".join(sorted(vocab.itos[1:])):  # data.build_vocab sorts them; rows of C follow
             raise ValueError("its vocabulary is not in the order training gives it (sorted after the boundary), "

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from . import ALL_STOP_SIGNALS, STOP_SIGNALS
 from .checkpoint import CheckpointError
 from .streams import LossyStream, cut_if_stalled, make_stdout_lossy
-from .data import DataError
 from .runtime import NotEnoughMemory, available_cores, keep_freed_memory
+from .wordfile import DataError
 
 EXIT_BAD_INPUT = 2
 

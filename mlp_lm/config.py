@@ -11,7 +11,7 @@ import numpy as np
 
 from . import model, optim
 from .checks import check_indices, is_whole
-from .data import DEFAULT_DATA
+from .wordfile import DEFAULT_DATA
 
 
 @dataclasses.dataclass

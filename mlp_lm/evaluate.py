@@ -17,10 +17,10 @@ from pathlib import Path
 
 from . import checkpoint, metrics, mixture, model
 from .cli import ArgumentParser, UsageError, int_at_least, run
-from .data import (BOUNDARY, SPLIT_SEED, DataError, build_dataset, differs, load_splits, read_items_and_digest,
-                   show_symbols)
+from .data import BOUNDARY, SPLIT_SEED, build_dataset, load_splits, show_symbols
 from .jsonout import prepare_json, write_json
 from .sampling import Novelty
+from .wordfile import DataError, differs, read_items_and_digest
 
 MAX_ORDER = 32
 AS_A_WHOLE = ("pass a copy of the very file it was trained on with --data to rebuild the split, or any other file "

@@ -18,9 +18,10 @@ from . import metrics
 from .advice import accents_warning
 from .cli import ArgumentParser, int_at_least, non_negative_int, run
 from .counting import K_GRID, KneserNey, choose_k
-from .data import DEFAULT_DATA, describe, in_checkout, load_splits, repeats_warning
+from .data import describe, load_splits, repeats_warning
 from .jsonout import prepare_json, write_json
 from .sampling import Novelty, generate, shown
+from .wordfile import DEFAULT_DATA, in_checkout
 
 MAX_N = 32  # far past where names' losses stop changing; keeps the examples (N, n-1) small
 

@@ -25,9 +25,10 @@ from . import checkpoint, mixture, runtime
 from .atomic import write_whole
 from .cli import STOP_CODES, ArgumentParser, UsageError, exit_code, positive_int, run
 from .counting import KneserNey, choose_k
-from .data import DEFAULT_DATA, digest, in_checkout, load_splits
+from .data import load_splits
 from .aside import check_run_place, recover_set_aside, results_lock, retrain
 from .results_table import CONFIGS, MIX_ORDER, check_read_back, complete, read_run, render, stranger, trained_steps
+from .wordfile import DEFAULT_DATA, digest, in_checkout
 
 PICTURE_RUN = "embd2"
 MIXED = ("scaled", "paper", "best")  # runs mixed with the n-gram below

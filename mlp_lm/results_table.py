@@ -11,9 +11,10 @@ from pathlib import Path
 from . import checkpoint, metrics, model
 from .atomic import CheckpointError
 from .cli import UsageError
-from .data import DEFAULT_DATA, SPLIT_SEED, digest, in_checkout, load_splits
+from .data import SPLIT_SEED, load_splits
 from .train_flags import parse_args
 from .config import PRESETS, Config
+from .wordfile import DEFAULT_DATA, digest, in_checkout
 
 # name -> (what it shows, train flags). The order is the table's.
 CONFIGS = {

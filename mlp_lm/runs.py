@@ -18,10 +18,10 @@ import numpy as np
 
 from . import atomic, checkpoint
 from .cli import UsageError
-from .data import in_checkout
 from .jsonout import json_text
 from .runlock import LOCK, LockBusy, RunLock
 from .trainer import block_rows
+from .wordfile import in_checkout
 
 
 def prepare_out(out, sweep=False, side=True):

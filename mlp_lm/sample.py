@@ -14,10 +14,10 @@ import numpy as np
 from . import checkpoint, runs
 from .cli import (ArgumentParser, UsageError, int_at_least, non_negative_float, non_negative_int, positive_int, run,
                   thread_count)
-from .data import DataError, in_checkout
 from .model import next_probs
 from .sampling import CUT, Novelty, generate_chunks, printable
 from .runtime import blas_threads, choose_threads
+from .wordfile import DataError, in_checkout
 
 
 MAX_LENGTH = 100_000  # a sample draws its uniforms for all of it up front (16 bytes a symbol): 1.6 MB at most

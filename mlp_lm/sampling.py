@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from .checks import is_whole
-from .data import BOUNDARY, SPLIT_SEED, DataError, Vocab, differs, read_items_and_digest, split_items
+from .data import BOUNDARY, SPLIT_SEED, Vocab, split_items
 from .runtime import check_fits
+from .wordfile import DataError, differs, read_items_and_digest
 
 
 SAMPLE_BYTES = 64 * 2**20  # what one chunk of samples may hold, whatever -n, --max-length and V

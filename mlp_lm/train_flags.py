@@ -7,8 +7,8 @@ from typing import NamedTuple
 from .cli import (ArgumentParser, UsageError, fraction, non_negative_float, non_negative_int, positive_float,
                   positive_int, thread_count)
 from .config import PRESETS, Config, config_problem
-from .data import DEFAULT_DATA, in_checkout
 from .optim import SCHEDULES
+from .wordfile import DEFAULT_DATA, in_checkout
 
 DESCRIPTION = "Train the MLP language model on a word list, evaluate it, and sample from it."
 

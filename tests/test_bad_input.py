@@ -127,7 +127,7 @@ def test_an_out_too_long_for_the_save_is_refused_before_training(tmp_path):
 def test_a_data_file_too_large_for_memory_is_one_line_naming_it(capsys, tmp_path, monkeypatch):
     # From a hostile tester: a 2 GB file was read whole (twice its size) before any check, and a
     # memory error then blamed the model's sizes; one large enough would meet the kernel's OOM killer.
-    from mlp_lm import data, runtime
+    from mlp_lm import data, runtime, wordfile
     f = tmp_path / "words.txt"
     f.write_bytes(b"ann\nbob\ncy\n" * 10_000)  # 110,000 bytes
     monkeypatch.setattr(runtime, "available_memory", lambda: 200_000)  # less than twice the file: before reading
@@ -140,7 +140,7 @@ def test_a_data_file_too_large_for_memory_is_one_line_naming_it(capsys, tmp_path
 
     def out_of_memory(*args):
         raise MemoryError()
-    monkeypatch.setattr(data.re, "split", out_of_memory)  # what a memory cap (ulimit -v) gives instead
+    monkeypatch.setattr(wordfile.re, "split", out_of_memory)  # what a memory cap (ulimit -v) gives instead
     code, err = call(train, ["--data", f, "--steps", 5, "--out", tmp_path / "out"], capsys)
     assert_one_line_error(code, err, f"data file {f} is too large to read in the memory this process may use")
     monkeypatch.undo()
@@ -503,7 +503,7 @@ def test_more_bad_values_are_one_line_that_names_them(module, flags, words, tmp_
 
 
 def test_items_are_lines_as_an_editor_sees_them(tmp_path):
-    from mlp_lm.data import read_items
+    from mlp_lm.wordfile import read_items
     f = tmp_path / "w.txt"
     f.write_text("ann\u2028a\r\nbo\x85b\rcy\fc\n", encoding="utf-8", newline="")
     assert read_items(f) == ["ann\u2028a", "bo\x85b", "cy\fc"]  # only \n, \r\n and \r end a line

@@ -4,8 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlp_lm import data
-from mlp_lm.data import DataError
+from mlp_lm import data, wordfile
+from mlp_lm.wordfile import DataError
 
 NAMES = Path(__file__).resolve().parent.parent / "data" / "names.txt"
 
@@ -13,7 +13,7 @@ NAMES = Path(__file__).resolve().parent.parent / "data" / "names.txt"
 def test_bundled_names_file_is_the_lectures():
     assert hashlib.sha256(NAMES.read_bytes()).hexdigest() == \
         "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
-    items = data.read_items(NAMES)
+    items = wordfile.read_items(NAMES)
     assert len(items) == 32033 and items[:3] == ["emma", "olivia", "ava"]
 
 
@@ -29,7 +29,7 @@ def test_lecture_split_sizes():
 
 def test_split_is_the_lectures_shuffle():
     import random
-    items = data.read_items(NAMES)
+    items = wordfile.read_items(NAMES)
     expected = list(items)
     random.seed(42)
     random.shuffle(expected)
@@ -57,7 +57,7 @@ def test_contexts_block_size_one_and_long():
 def test_read_items_strips_and_skips_blank_lines(tmp_path):
     f = tmp_path / "w.txt"
     f.write_text("  anna \n\n\tbo\r\n   \nzoë\n", encoding="utf-8")
-    items = data.read_items(f)
+    items = wordfile.read_items(f)
     assert items == ["anna", "bo", "zoë"]
     assert data.build_vocab(items).itos == ".abnoz" + "ë"
 
@@ -94,9 +94,9 @@ def test_bad_data_raises_data_error(tmp_path, content, match):
 
 def test_missing_file_and_directory(tmp_path):
     with pytest.raises(DataError, match="not found"):
-        data.read_items(tmp_path / "nope.txt")
+        wordfile.read_items(tmp_path / "nope.txt")
     with pytest.raises(DataError, match="directory"):
-        data.read_items(tmp_path)
+        wordfile.read_items(tmp_path)
 
 
 def test_six_items_are_enough(tmp_path):
@@ -115,13 +115,13 @@ def test_vocab_encode_rejects_unknown_symbols():
 def test_byte_order_mark_is_not_a_symbol(tmp_path):
     f = tmp_path / "bom.txt"
     f.write_bytes("\ufeffanna\nbo\n".encode("utf-8"))
-    assert data.read_items(f) == ["anna", "bo"]
+    assert wordfile.read_items(f) == ["anna", "bo"]
     # From a user's review: `cat bom.txt bom.txt` leaves a mark at the start of a line inside the file, which was a
     # symbol of its own ('\ufeffanna' another item than 'anna'); a mark alone on a line made an item of one.
     f.write_bytes("\ufeffanna\nbo\n".encode("utf-8") * 2 + "\ufeff \n \ufeff cy \nd\ufeffe\n".encode("utf-8"))
-    assert data.read_items(f) == ["anna", "bo", "anna", "bo", "cy", "d\ufeffe"]  # inside an item it stays a symbol
+    assert wordfile.read_items(f) == ["anna", "bo", "anna", "bo", "cy", "d\ufeffe"]  # inside an item it stays a symbol
     f.write_bytes("\n".join(["ab\x00", "b\x00a", "\x00\x00", "ba"]).encode("utf-8"))  # a few NULs are symbols still
-    assert data.read_items(f) == ["ab\x00", "b\x00a", "\x00\x00", "ba"]
+    assert wordfile.read_items(f) == ["ab\x00", "b\x00a", "\x00\x00", "ba"]
 
 
 def reference_dataset(items, vocab, T):
@@ -181,17 +181,17 @@ def test_messages_show_combining_marks_and_keep_to_one_line():
     # A decomposed accent (e + U+0308) is two symbols; printed as is, the mark would join the
     # symbol before it and vanish from the list. A huge vocabulary is cut short.
     vocab = data.Vocab(".aez\u0308")
-    with pytest.raises(data.DataError) as e:
+    with pytest.raises(DataError) as e:
         vocab.encode("zoe\u0308")
     message = str(e.value)
     assert "\u0308" not in message and "'aez\\u0308'" in message and "'o'" in message
     big = data.Vocab("." + "".join(chr(0x4E00 + i) for i in range(5000)))
-    with pytest.raises(data.DataError) as e:
+    with pytest.raises(DataError) as e:
         big.encode("x")
     assert "(5,000 in all)" in str(e.value) and len(str(e.value)) < 200
     # sorted, a vocabulary's accented symbols come last: a new user never saw them in a message cut at 40
     french = data.build_vocab(["".join(chr(c) for c in range(65, 91)), "abcdefghijklmnopqrstuvwxyz", "éèêàç"])
-    with pytest.raises(data.DataError) as e:
+    with pytest.raises(DataError) as e:
         french.encode("ñ")
     assert "the vocabulary is 'ABCDEFGHIJKLMNOPQRST'...'lmnopqrstuvwxyzàçèéê' (57 in all)" in str(e.value)
 
@@ -205,7 +205,7 @@ def test_a_file_that_repeats_its_items_is_warned_of_where_dev_and_test_are_mostl
     # From a new user's review: a list of 400 names written out five times was split by line, and
     # 196 of 200 dev items were in train too: dev and test losses far too good, and nothing said.
     from mlp_lm import data
-    names = data.read_items(NAMES)
+    names = wordfile.read_items(NAMES)
     repeated = tmp_path / "repeated.txt"
     repeated.write_text("\n".join(names[:400] * 5) + "\n")
     warning = data.repeats_warning(data.load_splits(repeated, 3))

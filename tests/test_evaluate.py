@@ -264,7 +264,8 @@ def test_a_copy_of_training_data_that_has_moved_gives_the_training_split(tiny_ru
     for name in ("train", "dev", "test"):  # the split, not the whole file as one set
         assert result["mlp"][f"{name}_loss"] == pytest.approx(trained[f"{name}_loss"], rel=1e-5)
     proc = run_cli("mlp_lm.evaluate", "--checkpoint", moved)  # without --data: one line saying what to do
-    assert proc.returncode == 2 and "pass --data FILE" in proc.stderr and len(proc.stderr.splitlines()) == 1
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1
+    assert "pass a copy of the very file it was trained on with --data to rebuild the split" in proc.stderr
 
 
 def test_a_vocabulary_unlike_its_unchanged_training_data_is_the_checkpoints_fault(tiny_run, tmp_path):
@@ -308,7 +309,7 @@ def test_train_and_evaluate_say_so_before_a_slow_evaluation(tiny_run, monkeypatc
 def test_another_file_says_how_many_of_its_items_the_model_trained_on(tmp_path):
     # From a new user's review: the training file re-saved by an editor (a byte-order mark, other line
     # ends) is another file byte for byte, and evaluating on it gave one number, 80% of it training items.
-    from mlp_lm.data import read_items
+    from mlp_lm.wordfile import read_items
     data = tmp_path / "words.txt"
     items = read_items(NAMES)[:300]
     data.write_text("\n".join(items) + "\n")

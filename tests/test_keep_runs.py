@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mlp_lm import atomic, checkpoint, cli, model, runlock, runs, train, train_flags
-from mlp_lm.data import CHECKOUT
+from mlp_lm.wordfile import CHECKOUT
 
 from .conftest import ROOT, SMALL, run_cli, stop_training_at
 

@@ -219,7 +219,7 @@ def test_more_library_inputs_that_would_be_misread_are_refused():
     # complaint about something else, before it was refused.
     import functools
 
-    from mlp_lm import data, metrics, mixture
+    from mlp_lm import data, metrics, mixture, wordfile
     from mlp_lm.sampling import generate
     params = model.init_params(5, 3, 2, 4, seed=0, dtype=np.float64)
     X, Y = np.zeros((4, 3), dtype=np.int64), np.array([1, 2, 3, 4])
@@ -240,7 +240,7 @@ def test_more_library_inputs_that_would_be_misread_are_refused():
     vocab = data.Vocab(".abcd")
     with pytest.raises(ValueError, match="0..4"):
         vocab.decode([1, -1])  # -1 read as the last symbol
-    with pytest.raises(data.DataError, match="boundary"):
+    with pytest.raises(wordfile.DataError, match="boundary"):
         data.build_dataset(["a.b"], vocab, 2)  # the '.' would end the item in the middle
     with pytest.raises(TypeError, match="not one string"):
         data.build_dataset("ab", vocab, 2)
@@ -270,7 +270,7 @@ def test_mixture_names_the_set_and_checks_its_chunk_size():
 
 def test_a_notebook_s_odd_but_plausible_choices_are_taken_or_refused_clearly(tmp_path):
     # From a third hostile round of library use.
-    from mlp_lm import checkpoint, data, layers, loop, mixture, onehot
+    from mlp_lm import checkpoint, data, layers, loop, mixture, onehot, wordfile
     from mlp_lm.config import Config
     from mlp_lm.counting import AddK
     from mlp_lm.sampling import generate
@@ -299,7 +299,7 @@ def test_a_notebook_s_odd_but_plausible_choices_are_taken_or_refused_clearly(tmp
         Trainer(Config(n_hidden=100), nan_params, *splits.train)
     with pytest.raises(ValueError, match="threads"):
         Trainer(Config(n_hidden=100), model.init_params(V, 3, 10, 100), *splits.train, threads=0)
-    with pytest.raises(data.DataError, match="line break"):
+    with pytest.raises(wordfile.DataError, match="line break"):
         data.build_vocab(["isa\nbella", "emma"])  # it trained, then could not be saved
     with pytest.raises(TypeError, match="fixed order"):
         data.build_dataset(set(words), vocab, 3)  # the order of a set changes from run to run

@@ -66,7 +66,8 @@ def test_tanh_backward_is_bounded_by_its_input_gradient(x):
 @settings(max_examples=60, deadline=None)
 @given(st.one_of(st.binary(max_size=300), st.text(max_size=120).map(lambda t: t.encode("utf-8"))))
 def test_the_data_loader_gives_a_dataset_or_one_data_error(tmp_path_factory, raw):
-    from mlp_lm.data import DataError, load_splits
+    from mlp_lm.data import load_splits
+    from mlp_lm.wordfile import DataError
     path = tmp_path_factory.mktemp("data") / "items.txt"
     path.write_bytes(raw)
     try:

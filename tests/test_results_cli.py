@@ -112,10 +112,11 @@ def test_conflicting_flags_are_refused_in_one_line(argv, words, tmp_path, no_cou
 def test_the_docs_folder_is_no_runs_folder(tmp_path, no_counting, monkeypatch):
     # From a hostile tester: --steps 50 --runs docs wrote the quick table over docs/results.md, then said
     # "docs left as it was".
-    from mlp_lm import data
+    from mlp_lm import wordfile
     monkeypatch.setattr(aside, "train_run", lambda flags: pytest.fail("trained into the docs folder"))
     docs = tmp_path / "docs"  # the checkout's docs/, here
-    monkeypatch.setattr(results, "in_checkout", lambda relative: docs if relative == "docs" else data.in_checkout(relative))
+    monkeypatch.setattr(results, "in_checkout",
+                        lambda relative: docs if relative == "docs" else wordfile.in_checkout(relative))
     docs.mkdir()
     (tmp_path / "link").symlink_to(docs)
     fill_runs(tmp_path / "elsewhere", steps=300)
@@ -695,10 +696,10 @@ def test_a_recorded_loss_no_model_gives_is_shown_short(tmp_path):
 def test_a_runs_losses_must_be_its_models(tmp_path):
     # From hostile testers: a model.npz of the same size but another run's weights, or losses edited in
     # metrics.json, put numbers in the table that were not the model's (two dev losses for one run).
-    from mlp_lm import data
+    from mlp_lm import wordfile
     put_results_run(tmp_path / "wider", results_metrics(name="wider"))
     m = json.loads((tmp_path / "wider" / "metrics.json").read_text())
-    sha = data.digest(data.in_checkout(data.DEFAULT_DATA))
+    sha = wordfile.digest(wordfile.in_checkout(wordfile.DEFAULT_DATA))
     assert results_table.read_run("wider", tmp_path, sha) == m
     for split in ("train", "dev", "test"):
         edited = {**m, f"{split}_loss": m[f"{split}_loss"] * (1 + 1e-4)}  # under a ten-thousandth: the table shows it

@@ -233,7 +233,7 @@ def test_dtype_float64(tmp_path):
 
 
 def test_other_word_list_and_default_out_never_replaces_a_run(tmp_path):
-    from mlp_lm.data import CHECKOUT
+    from mlp_lm.wordfile import CHECKOUT
     stem = f"words-test-{uuid.uuid4().hex[:8]}"  # a name no real run has
     words = tmp_path / f"{stem}.txt"
     words.write_text("\n".join(["apple", "banana", "cherry", "date", "elder", "fig", "grape", "kiwi"]))
@@ -348,7 +348,7 @@ def test_divergence_is_an_error_and_keeps_the_previous_model(tmp_path):
 
 
 def test_a_run_that_blows_up_leaves_no_empty_default_folder(tmp_path):
-    from mlp_lm.data import CHECKOUT
+    from mlp_lm.wordfile import CHECKOUT
     stem = f"diverge-test-{uuid.uuid4().hex[:8]}"  # a name no real run has
     words = tmp_path / f"{stem}.txt"
     words.write_text("\n".join(["apple", "banana", "cherry", "date", "elder", "fig", "grape", "kiwi"]))

@@ -1,0 +1,125 @@
+"""A word list file: where the default one is, and its bytes read into items.
+
+A data file holds one item per line (a name, a word), in UTF-8. read_items_and_digest
+gives the items and the sha256 of the bytes they came from, so that a run can recognise
+its file later (digest, differs). data.py makes a vocabulary and examples of the items.
+
+Every problem with the file raises DataError with a message a person can act on.
+"""
+import hashlib
+import os
+import re
+import stat
+from pathlib import Path
+
+from .runtime import NotEnoughMemory, check_fits, gib
+
+# The checkout this package sits in (when it is one: an editable install, or run from the clone).
+CHECKOUT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = "data/names.txt"  # what the commands read without --data, found in the checkout
+
+
+def in_checkout(relative):
+    """A default path: inside the checkout when the package sits in one, else relative to the
+    current directory. So `python -m mlp_lm.train` reads and writes the same files from any directory."""
+    if (CHECKOUT / "setup.cfg").is_file() and (CHECKOUT / "mlp_lm").is_dir():
+        path = CHECKOUT / relative
+        try:  # shown as the short relative path when run from the checkout itself
+            return path.relative_to(Path.cwd())
+        except (ValueError, FileNotFoundError):  # elsewhere, or in a folder deleted since (no cwd at all)
+            return path
+    return Path(relative)
+
+
+class DataError(Exception):
+    """The data file (or what it holds) cannot be used; the message says why."""
+
+
+def read_items(path):
+    """Read one item per line: UTF-8, surrounding whitespace stripped, blank lines skipped."""
+    return read_items_and_digest(path)[0]
+
+
+def digest(path):
+    """The sha256 of a data file's bytes, as a run records it (or a DataError if it cannot be read)."""
+    return hashlib.sha256(_read_bytes(path)).hexdigest()
+
+
+def differs(path, sha256):
+    """Whether the file at `path` now holds other bytes than those whose sha256 a run recorded,
+    whatever they hold (False when nothing was recorded or the file cannot be read). For the
+    error path of a read: a file that changed into something unreadable has, above all, changed."""
+    try:
+        return bool(sha256) and digest(path) != sha256
+    except DataError:
+        return False
+
+
+# Reading holds at its peak the bytes, the text (1 byte a character for ASCII, else up to 4), each line as a
+# string and again stripped (49 bytes each, and its characters), in two lists (8 bytes a line each): for ASCII 4
+# times the file and 65 bytes a line (tracemalloc: 12.2 times a file of short names; 4.0 one long stripped line).
+READ_BYTES_PER_LINE = 49 + 8 + 8
+
+
+def read_items_and_digest(path):
+    """The items, and the sha256 of the very bytes they were read from (to recognise the file later)."""
+    size = _file_size(path)
+    if size is not None:  # the bytes and the text at the least, before reading a byte
+        check_fits(2 * size, f"reading data file {path} ({gib(size)})", "use a smaller file")
+    try:
+        raw = _read_bytes(path)
+        lines = raw.count(b"\n") + raw.count(b"\r") + 1  # a bound on the lines, however they end
+        check_fits(len(raw) * (1 + 3 * (1 if raw.isascii() else 4)) + READ_BYTES_PER_LINE * lines,
+                   f"reading data file {path} ({gib(len(raw))}, {lines:,} lines)", "use a smaller file")
+        if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise DataError(f"data file {path} is UTF-16 text (it starts with UTF-16's byte-order mark); "
+                            f"save it as UTF-8")
+        if 3 * raw.count(0) >= len(raw) > 1:  # UTF-16 of Latin letters is valid UTF-8: each letter, then a NUL
+            raise DataError(f"data file {path} is a third or more NUL bytes, as UTF-16 text without a byte-order mark "
+                            f"is (or a file that is not text); save it as UTF-8")
+        try:
+            text = raw.decode("utf-8-sig")  # -sig: a byte-order mark (some Windows editors add one) is not a symbol
+        except UnicodeDecodeError as e:
+            line = len(re.findall(rb"\r\n|\r|\n", raw[: e.start])) + 1
+            raise DataError(f"data file {path} is not UTF-8 text (bad byte at line {line}); save it as UTF-8") from None
+        # Lines end at \n, \r\n or \r, as in any editor; not at the rarer breaks str.splitlines() also
+        # knows (U+2028, \x85, \f, ...), which are kept as symbols.
+        items = [line.strip() for line in re.split(r"\r\n|\r|\n", text)]
+        if "\ufeff" in text:  # a byte-order mark starting a line, as `cat a.txt b.txt` leaves b's, is no symbol either
+            items = [item.removeprefix("\ufeff").strip() for item in items]
+        items = [item for item in items if item]
+    except NotEnoughMemory:  # check_fits's, found before: it says what is needed
+        raise
+    except MemoryError:
+        raise DataError(f"data file {path} is too large to read in the memory this process may use; use a smaller "
+                        f"file") from None
+    if not items:
+        raise DataError(f"data file {path} has no items (it is empty or only blank lines)")
+    return items, hashlib.sha256(raw).hexdigest()
+
+
+def _file_size(path):  # None for a missing file, a folder, a pipe: _read_bytes says what is wrong
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _read_bytes(path):
+    """A data file's bytes, or a DataError saying why they cannot be read."""
+    if str(path) == "":
+        raise DataError("the data path is empty; pass a file with one item per line")
+    path = Path(path)
+    try:
+        if path.exists() and not path.is_dir() and not path.is_file():  # a FIFO, a device: may never end
+            raise DataError(f"data path {path} is not a regular file (a pipe or a device); "
+                            f"save the items to a file and pass that")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"data file not found: {path} (pass an existing file with one item per line)") from None
+    except IsADirectoryError:
+        raise DataError(f"data path is a directory, not a file: {path}") from None
+    except OSError as e:
+        raise DataError(f"cannot read data file {path}: {e.strerror}") from None
+    return raw
