@@ -49,8 +49,13 @@ class Vocab:
         stoi = self.stoi
         unknown = sorted(set(text) - set(stoi))
         if unknown:
+            # The same text on screen, written the data's way: accents as marks after their letters (NFD), or not
+            other = [f for f in ("NFD", "NFC") if set(unicodedata.normalize(f, text)) <= stoi.keys()]
+            same = f" as {show_symbols(unicodedata.normalize(other[0], text))}" if other else ""
             raise DataError(f"unknown symbol(s) {show_symbols(''.join(unknown))}; the vocabulary is "
-                            f"{show_symbols(self.itos[1:])}")
+                            f"{show_symbols(self.itos[1:])}" + (
+                                f" (the data writes accents the other way; the same text{same}, "
+                                f"unicodedata.normalize({other[0]!r}, text), would do)" if other else ""))
         return [stoi[s] for s in text]
 
     def decode(self, indices):
@@ -78,8 +83,8 @@ def build_vocab(items):
     if BOUNDARY in chars:
         bad = next(i for i, item in enumerate(items) if BOUNDARY in item)
         raise DataError(
-            f"the data contains the boundary symbol {BOUNDARY!r} (first in item {bad + 1}: {items[bad]!r}); "
-            f"remove it from the data, it marks the start and end of every item"
+            f"the data contains the boundary symbol {BOUNDARY!r} (first in item {bad + 1}, blank lines not counted: "
+            f"{items[bad]!r}); remove it from the data, it marks the start and end of every item"
         )
     return Vocab(BOUNDARY + "".join(sorted(chars)))
 

@@ -20,7 +20,7 @@ from .cli import ArgumentParser, int_at_least, non_negative_int, run
 from .counting import K_GRID, KneserNey, choose_k
 from .data import describe, load_splits, repeats_warning
 from .jsonout import prepare_json, write_json
-from .sampling import Novelty, generate, shown
+from .sampling import Novelty, generate, one_line
 from .wordfile import DEFAULT_DATA, in_checkout
 
 MAX_N = 32  # far past where names' losses stop changing; keeps the examples (N, n-1) small
@@ -106,7 +106,7 @@ def main(argv=None):
     if samples:
         counter = Novelty(split=splits.items)
         counter.add(samples, ended)
-        print(f"samples ({counter.summary('64 symbols')}):", ", ".join(shown(samples, ended)))
+        print(f"samples ({counter.summary('64 symbols')}):", one_line(samples, ended))
         result.update(counter.fields())
     if args.json is not None:
         write_json(args.json, result)

@@ -32,6 +32,15 @@ def printable(sample):
     return CONTROL.sub(lambda m: repr(m.group())[1:-1], sample)
 
 
+def one_line(samples, ended):
+    """The samples shown on one line, after a comma each: each in quotes when one holds a comma or space where
+    the list would blur it ('Dover, NY' would read as two samples, 'Troisav ' as one without its space)."""
+    items = shown(samples, ended)
+    if any(", " in s or s != s.strip() for s in items):
+        items = [f"'{s}'" for s in items]
+    return ", ".join(items)
+
+
 def shown(samples, ended):
     """Samples as a list on one line shows them: one cut off marked CUT, an empty one "(empty)", controls escaped."""
     return [printable(s or "(empty)") if e else printable(s) + CUT for s, e in zip(samples, ended)]

@@ -26,7 +26,7 @@ import numpy as np
 from . import atomic, metrics, model, plots
 from .cli import EXIT_BAD_INPUT, UsageError, exit_code, run, signals_held
 from .data import SPLIT_SEED, describe, load_splits, repeats_warning
-from .sampling import Novelty, generate, shown
+from .sampling import Novelty, generate, one_line
 from .sweep import lr_sweep, report_sweep
 from .runtime import blas_threads, check_fits, describe_threads, step_threads
 from .resume import resume_point
@@ -265,7 +265,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             overfit = overfit_warning(result, devs, n_items, cfg, resumed is not None)
             if overfit:
                 print(overfit, file=sys.stderr)
-        print(f"samples ({novelty.summary('64 symbols')}):" if samples else "samples:", ", ".join(shown(samples, ended)))
+        print(f"samples ({novelty.summary('64 symbols')}):" if samples else "samples:", one_line(samples, ended))
         written = ["model.npz", "metrics.json", "loss.csv"]
         if plt:
             for name, draw in (("loss.png", lambda path: plots.plot_loss(plt, losses, devs, path, best_step)),

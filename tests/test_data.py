@@ -1,4 +1,5 @@
 import hashlib
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -108,8 +109,17 @@ def test_six_items_are_enough(tmp_path):
 def test_vocab_encode_rejects_unknown_symbols():
     vocab = data.build_vocab(["abc"])
     assert vocab.encode("cab") == [3, 1, 2]
-    with pytest.raises(DataError, match="unknown symbol.*'z'"):
+    with pytest.raises(DataError, match="unknown symbol.*'z'") as e:
         vocab.encode("az")
+    assert "accents" not in str(e.value)
+    # From a user's review: a list saved with accents as combining marks (as macOS can write it) refused the
+    # 'é' a keyboard types, saying only that it was unknown; the same text written the data's way is offered.
+    nfd = data.build_vocab([unicodedata.normalize("NFD", w) for w in ("josé", "zoë")])
+    with pytest.raises(DataError, match=r"accents the other way; the same text as 'jose\\u0301'.*'NFD'"):
+        nfd.encode("josé")
+    assert nfd.decode(nfd.encode(unicodedata.normalize("NFD", "josé"))) == "jose\u0301"
+    with pytest.raises(DataError, match=r"the same text as 'josé'.*'NFC'"):
+        data.build_vocab(["josé"]).encode(unicodedata.normalize("NFD", "josé"))
 
 
 def test_byte_order_mark_is_not_a_symbol(tmp_path):

@@ -184,3 +184,11 @@ def test_controls_a_model_learned_from_its_data_are_printed_escaped(tmp_path):
     assert sampling.printable("zoë\u00a0ann\u200d") == "zoë\u00a0ann\u200d"  # what prints is left as it is
     assert sampling.printable("ab\u202ecd\u2066") == "ab\\u202ecd\\u2066"  # a terminal would turn the line around
     assert sampling.printable("d\ufeffe") == "d\\ufeffe"  # a byte-order mark inside an item: shown, not hidden
+
+
+def test_samples_on_one_line_are_quoted_when_a_comma_or_a_space_would_blur_them():
+    # From a user's review: "samples (...): Dover, NY, Jackson, IL, ..." could not say where a sample ended.
+    assert sampling.one_line(["ann", "bo"], [True, True]) == "ann, bo"
+    assert sampling.one_line(["Dover, NY", "bo"], [True, True]) == "'Dover, NY', 'bo'"
+    assert sampling.one_line(["Troisav ", "bo"], [True, True]) == "'Troisav ', 'bo'"
+    assert sampling.one_line(["ab", ""], [False, True]) == "ab…, (empty)"
