@@ -591,7 +591,7 @@ def test_a_stop_signal_while_the_report_prints_says_the_run_is_saved(tmp_path, m
 
     def stopped(samples, ended):  # SIGTERM as the samples are printed, the run written in full
         raise Interrupted(signal.SIGTERM)
-    monkeypatch.setattr(train, "shown", stopped)
+    monkeypatch.setattr(train, "one_line", stopped)
     assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 143
     err = capsys.readouterr().err  # was cli.run's bare "interrupted (SIGTERM)", the run unmentioned
     assert err.splitlines()[-1] == f"interrupted (SIGTERM) while reporting: the run is saved in full in {tmp_path}"
@@ -600,7 +600,7 @@ def test_a_stop_signal_while_the_report_prints_says_the_run_is_saved(tmp_path, m
 
     def drawing_stopped(plt, losses, devs, path, kept=None):
         raise Interrupted(signal.SIGINT)
-    monkeypatch.setattr(train, "shown", lambda samples, ended: samples)
+    monkeypatch.setattr(train, "one_line", lambda samples, ended: ", ".join(samples))
     monkeypatch.setattr(train.plots, "try_pyplot", lambda: object())  # as if matplotlib were installed
     monkeypatch.setattr(train.plots, "plot_loss", drawing_stopped)
     assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(tmp_path / "p")]) == 130
