@@ -19,7 +19,15 @@ import numpy as np
 
 from .checks import is_whole
 from .runtime import NotEnoughMemory, check_fits
-from .wordfile import DataError, read_items_and_digest
+from .wordfile import (CHECKOUT, DEFAULT_DATA, DataError, digest, differs, in_checkout, read_items,
+                       read_items_and_digest)
+
+# The word list file's names, which this module held before wordfile.py: code that imports them from here
+# still finds them.
+__all__ = ["BOUNDARY", "SPLIT_SEED", "Vocab", "show_symbols", "build_vocab", "build_dataset", "split_items",
+           "Splits", "describe", "REPEATS_WARN", "repeats_warning", "load_splits",
+           "CHECKOUT", "DEFAULT_DATA", "DataError", "digest", "differs", "in_checkout", "read_items",
+           "read_items_and_digest"]
 
 BOUNDARY = "."
 SPLIT_SEED = 42  # the lecture's random.seed(42)
@@ -50,7 +58,8 @@ class Vocab:
         unknown = sorted(set(text) - set(stoi))
         if unknown:
             # The same text on screen, written the data's way: accents as marks after their letters (NFD), or not
-            other = [f for f in ("NFD", "NFC") if set(unicodedata.normalize(f, text)) <= stoi.keys()]
+            other = [f for f in ("NFD", "NFC")
+                     if isinstance(text, str) and set(unicodedata.normalize(f, text)) <= stoi.keys()]
             same = f" as {show_symbols(unicodedata.normalize(other[0], text))}" if other else ""
             raise DataError(f"unknown symbol(s) {show_symbols(''.join(unknown))}; the vocabulary is "
                             f"{show_symbols(self.itos[1:])}" + (

@@ -20,7 +20,7 @@ from .cli import ArgumentParser, UsageError, int_at_least, run
 from .data import BOUNDARY, SPLIT_SEED, build_dataset, load_splits, show_symbols
 from .jsonout import prepare_json, write_json
 from .sampling import Novelty
-from .wordfile import DataError, differs, read_items_and_digest
+from .wordfile import DataError, differs, read_items_and_digest, read_otherwise
 
 MAX_ORDER = 32
 AS_A_WHOLE = ("pass a copy of the very file it was trained on with --data to rebuild the split, or any other file "
@@ -42,6 +42,7 @@ def training_splits(config, vocab, block_size, path=None, instead=AS_A_WHOLE):
             raise UsageError(f"the training data {path} is not there any more, so its split cannot be rebuilt; "
                              f"{instead}") from None
         if not differs(path, recorded):
+            instead = "pass --data with another file to evaluate on all of it" if instead == AS_A_WHOLE else instead
             raise UsageError(f"cannot rebuild the training split from {path}: {e}; {instead}") from None
         splits = None  # it changed, into something that cannot be split: that it changed is the news
     if recorded and (splits is None or splits.sha256 != recorded):
@@ -49,8 +50,8 @@ def training_splits(config, vocab, block_size, path=None, instead=AS_A_WHOLE):
                          f"the model saw; {instead}")
     if splits.vocab.itos != vocab.itos:
         raise UsageError(f"the vocabulary of {path} is not the checkpoint's; " + (
-            "the file is the one it was trained on, so the checkpoint is damaged" if config.get("data_sha256")
-            else "the file has changed since training"))
+            read_otherwise(vocab.itos, splits.vocab.itos) or "the file is the one it was trained on, so the checkpoint "
+            "is damaged" if config.get("data_sha256") else "the file has changed since training"))
     return splits
 
 

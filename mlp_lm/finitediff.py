@@ -41,6 +41,15 @@ def _step(initial_step):
     return float(initial_step)
 
 
+def _tolerances(tolerances):
+    """tolerances as scipy takes them (None, or a dict of atol and rtol), or ValueError: scipy reads a
+    dict's keys by name, so a misspelt one would be ignored, and a number would fail inside it."""
+    if tolerances is not None and not (isinstance(tolerances, dict) and set(tolerances) <= {"atol", "rtol"}):
+        raise ValueError(f"tolerances must be None or a dict of atol and rtol, such as dict(atol=1e-13), got "
+                         f"{tolerances!r}")
+    return tolerances
+
+
 def _value(v):
     """What f returned, as a float, or ValueError: f must give one real number, its loss, in float64."""
     if isinstance(v, (bool, str, bytes)) or np.ndim(v) != 0 or np.iscomplexobj(v):
@@ -59,7 +68,7 @@ def _check_repeatable(f, x):
     """ValueError unless f gives the same value twice at x. One that draws anew on each call (a
     dropout mask) makes every difference noise, and a correct gradient look wrong."""
     a, b = _value(f(x.copy())), _value(f(x.copy()))
-    if a != b and not (np.isnan(a) and np.isnan(b)):
+    if not (abs(a - b) <= 1e-12 * max(1.0, abs(a)) or (np.isnan(a) and np.isnan(b))):  # (sums in another order: no)
         raise ValueError(f"f gave two values at the same point ({a!r} and {b!r}): it draws something at random on "
                          f"each call (a dropout mask?), so its differences are noise; draw it once, outside f")
 
@@ -89,7 +98,7 @@ def numerical_grad(f, x, coords=None, *, initial_step=0.1, tolerances=None, retu
     """
     x = np.array(_real(x, "x"))
     coords = _flat_coords(coords, x.size)
-    initial_step = _step(initial_step)
+    initial_step, tolerances = _step(initial_step), _tolerances(tolerances)
     _check_repeatable(f, x)
     from scipy.differentiate import derivative
 
@@ -147,11 +156,14 @@ class Comparison:
     def ok(self, tol=TOLERANCE):
         return self.problem is None and self.ratio <= tol
 
+    def unconverged_count(self):  # "94 of 96", or "94" where the number compared was not given
+        return f"{self.unconverged} of {self.compared}" if self.compared else str(self.unconverged)
+
     def row(self):
         text = (f"{self.name:10s} {str(self.shape):14s} exact: {str(self.exact):5s} "
                 f"maxdiff: {self.maxdiff:.2e}  scale: {self.scale:.2e}  ratio: {self.ratio:.2e}")
         if self.unconverged:
-            text += f"  ({self.unconverged} of {self.compared} coordinate(s) where scipy did not converge)"
+            text += f"  ({self.unconverged_count()} coordinate(s) where scipy did not converge)"
         return text + (f"  [{self.problem}]" if self.problem else "")
 
 
@@ -161,9 +173,10 @@ def compare(name, analytic, numerical, coords=None, *, shape=None, status=None):
     The number judged is max |analytic - numerical| / max |analytic|, both maxima over
     the entries compared: relative, so a gradient of size 1e-9 is held to the same
     standard as one of size 1 (though numerical_grad, at its default tolerances, cannot meet
-    it for a gradient below about 1e-5 of a loss of order 1: see its tolerances). With coords (flat indices), numerical holds only those
-    entries of the analytic gradient, in that order, and only they are compared (and
-    set the scale: a wrong entry left out of them cannot make the others look small).
+    it for a gradient below about 1e-5 of a loss of order 1: see its tolerances). With
+    coords (flat indices), numerical holds only those entries of the analytic gradient, in
+    that order, and only they are compared (and set the scale: a wrong entry left out of
+    them cannot make the others look small).
     shape is the shape the gradient must have (its input's); it is checked before any
     value: both are flattened, so (1, H) against (H,) would otherwise pass. A numerical
     gradient of 2 or more dimensions is held to its own shape too; a 1-D one may be
@@ -203,7 +216,7 @@ def compare(name, analytic, numerical, coords=None, *, shape=None, status=None):
                       rounding if rounding[1] else None, int(a.size))
 
 
-LOW_PRECISION = {"float32": 2.0**-23, "float16": 2.0**-10}  # machine epsilons
+LOW_PRECISION = {"float32": 2.0**-23, "float16": 2.0**-10, "bfloat16": 2.0**-7}  # machine epsilons
 
 
 def _rounding(x):
@@ -223,7 +236,7 @@ def assert_close(cmp, tol=TOLERANCE):
             f"gradient of {cmp.name} {cmp.shape} is off: max |analytic - numerical| / max |analytic| "
             f"= {cmp.ratio:.3e} > {tol:.0e}; worst entry {cmp.name}{list(cmp.worst)}: "
             f"analytic {cmp.analytic_at_worst:.10g}, numerical {cmp.numerical_at_worst:.10g}"
-            + (f" (scipy did not converge at {cmp.unconverged} of {cmp.compared} coordinate(s): f is noisy at small "
+            + (f" (scipy did not converge at {cmp.unconverged_count()} coordinate(s): f is noisy at small "
                f"steps (computed in float32, then returned as a float?), or a derivative is tiny against the loss and "
                f"the steps shrank until rounding took over, which numerical_grad's tolerances=dict(atol=...) stops; "
                f"see docs/gradcheck.md)" if cmp.unconverged else "")

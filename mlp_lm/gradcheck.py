@@ -12,6 +12,8 @@ compared, which must be at most 1e-6.
 The numerical derivatives and the comparison are finitediff.py's, which is also
 what to use on your own gradient code. See docs/gradcheck.md.
 """
+from collections.abc import Mapping
+
 import numpy as np
 
 from . import layers, model
@@ -94,7 +96,7 @@ def random_params(vocab_size, block_size, n_embd, n_hidden, seed=0, direct=False
 
 
 def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=0.0, fold=False,
-                loss_and_grads=None):
+                loss_and_grads=None, tolerances=None):
     """Compare loss_and_grads with finite differences for every parameter and intermediate.
 
     Returns a list of Comparison rows, parameters first (with Wd last when
@@ -106,18 +108,19 @@ def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=
 
     loss_and_grads is the gradient code checked: model.loss_and_grads by default, or your own, called
     as fn(params, X, Y, return_intermediates=True), with masks=, smoothing= and fold= only when they
-    are set, and returning (loss, grads, intermediates) keyed as ours are, or (loss, grads) to check
-    the parameters alone. The numerical side is always this model as _forward_with writes it.
+    are set, and returning (loss, grads, intermediates) keyed as ours are, or (loss, grads) (or
+    intermediates None) to check the parameters alone. The numerical side is always this model as
+    _forward_with writes it. tolerances goes to numerical_grad (an absolute one where gradients are
+    tiny against the loss).
     """
     if max_coords is not None and not is_whole(max_coords):  # 0 checks nothing: no check at all
         raise ValueError(f"max_coords must be None or a whole number of entries, at least 1, got {max_coords!r}")
     params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    settings = {k: v for k, v in (("masks", masks), ("smoothing", smoothing), ("fold", fold)) if v}
+    any_mask = masks is not None and any(m is not None for m in masks.values())
+    settings = {k: v for k, v in (("masks", masks if any_mask else None), ("smoothing", smoothing), ("fold", fold))
+                if v}
     out = (loss_and_grads or model.loss_and_grads)(params, X, Y, return_intermediates=True, **settings)
-    if not (isinstance(out, tuple) and len(out) in (2, 3) and all(isinstance(d, dict) for d in out[1:])):
-        raise ValueError(f"loss_and_grads must return (loss, grads, intermediates) or (loss, grads), grads and "
-                         f"intermediates dicts of arrays, got {type(out).__name__}")
-    grads, inter = out[1], (out[2] if len(out) == 3 else None)
+    grads, inter = _gradients_returned(out)
     values = _forward_with(params, X, masks)
     rng = np.random.default_rng(seed)
     rows = []
@@ -137,9 +140,21 @@ def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=
             if largest is not None and largest not in coords:
                 coords[0] = largest  # the entry that sets compare's scale is always one of those checked
         num, status = numerical_grad(lambda v, name=name: _loss_from(name, v, params, X, Y, masks, smoothing),
-                                     value, coords, return_status=True)
+                                     value, coords, tolerances=tolerances, return_status=True)
         rows.append(compare("d" + name, analytic, num, coords, shape=value.shape, status=status))
     return rows
+
+
+def _gradients_returned(out):
+    """(grads, intermediates or None) from what a loss_and_grads returned, or ValueError naming what is wrong."""
+    if not (isinstance(out, (tuple, list)) and len(out) in (2, 3)):
+        raise ValueError(f"loss_and_grads must return (loss, grads, intermediates) or (loss, grads), got "
+                         f"{type(out).__name__}" + (f" of {len(out)}" if isinstance(out, (tuple, list)) else ""))
+    grads, inter = out[1], (out[2] if len(out) == 3 else None)
+    for what, d in (("grads", grads), ("intermediates", inter)):
+        if not (isinstance(d, Mapping) or (what == "intermediates" and d is None)):
+            raise ValueError(f"loss_and_grads returned {what} as {type(d).__name__}, not a dict of arrays by name")
+    return grads, inter
 
 
 def main(argv=None):

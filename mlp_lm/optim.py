@@ -43,7 +43,11 @@ def decayed_in(params, weight_decay, decayed):
     if not weight_decay:
         return frozenset()
     if decayed is not None:
-        return decayed & params.keys()
+        missing = sorted(decayed - params.keys())
+        if missing:  # a misspelt name would decay nothing, and say nothing
+            raise ValueError(f"decayed names {', '.join(map(repr, missing))}, which params does not hold "
+                             f"(it holds {', '.join(map(repr, params))})")
+        return decayed
     unknown = [k for k in params if k not in KNOWN_PARAMS]
     if unknown:
         raise ValueError(f"weight decay acts on this model's tensors by name ({', '.join(DECAYED)}; never the "

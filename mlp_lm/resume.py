@@ -10,6 +10,7 @@ from . import checkpoint
 from .cli import UsageError
 from .config import PRESETS, Config, config_problem
 from .trainer import is_count
+from .wordfile import read_otherwise
 
 
 # Settings newer than runs that may still be resumed, with the value that does what those runs did.
@@ -17,11 +18,11 @@ ADDED = {"fold": False, "keep_best": False}
 
 
 def resume_point(out):
-    """(Config, preset, (state, losses so far, dev losses so far, data sha256), what resuming will do)
-    of the run in `out`; the third item is None when that run is already complete."""
+    """(Config, preset, (state, losses so far, dev losses so far, data sha256, symbols), what resuming
+    will do) of the run in `out`; the third item is None when that run is already complete."""
     path = Path(out) / "model.npz"
     try:
-        _, _, config = checkpoint.load(path)
+        _, vocab, config = checkpoint.load(path)
     except checkpoint.CheckpointError:
         if not path.exists():  # even after load finished any save cut short: no run was ever saved here
             raise UsageError(f"nothing to resume in {out}: no run was saved there (a run is saved when it ends "
@@ -83,8 +84,21 @@ def resume_point(out):
         raise UsageError(f"{damaged} (preset {preset!r}); start a new run")
     if done >= cfg.steps and evaluated:
         return cfg, preset, None, f"the run in {out} is complete ({done} of {cfg.steps} steps): nothing to resume"
-    resumed = (state, history, devs, config.get("data_sha256"))
+    resumed = (state, history, devs, config.get("data_sha256"), vocab.itos)
     if done >= cfg.steps:
         return cfg, preset, resumed, (f"the run in {out} trained all {done} steps but its final evaluation "
                                       f"was cut short: evaluating it")
     return cfg, preset, resumed, f"resuming the run in {out} at step {done} of {cfg.steps}"
+
+
+def data_problem(resumed, splits, data, out, named):
+    """Why the data read for a resumed run is not the run's, or None: other bytes (named: the user passed
+    --data), or the same bytes read into other symbols by a reader that has changed since."""
+    if splits.sha256 != resumed[3]:
+        return (f"the training data {data} " + (f"is not the file the run in {out} started on (other bytes)" if named
+                else f"has changed since the run in {out} started") + "; a resumed run must see the same data, byte "
+                "for byte")
+    if splits.vocab.itos != resumed[4]:
+        return f"the training data {data}: " + (read_otherwise(resumed[4], splits.vocab.itos) or
+                                                 "it reads into other symbols than the run's; start a new run")
+    return None

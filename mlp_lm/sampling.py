@@ -33,12 +33,13 @@ def printable(sample):
 
 
 def one_line(samples, ended):
-    """The samples shown on one line, after a comma each: each in quotes when one holds a comma or space where
-    the list would blur it ('Dover, NY' would read as two samples, 'Troisav ' as one without its space)."""
-    items = shown(samples, ended)
-    if any(", " in s or s != s.strip() for s in items):
-        items = [f"'{s}'" for s in items]
-    return ", ".join(items)
+    """The samples on one line, after a comma each; each in quotes (an empty one '') when one holds a comma
+    and a space, or a space at an edge, which the list would blur ('Dover, NY' would read as two samples,
+    'Troisav ' as one without its space). Double quotes if a sample holds a single one."""
+    if not any(re.search(r",\s", s) or s != s.strip() for s in samples):
+        return ", ".join(shown(samples, ended))
+    q = '"' if any("'" in s for s in samples) else "'"
+    return ", ".join(f"{q}{printable(s)}{'' if e else CUT}{q}" for s, e in zip(samples, ended))
 
 
 def shown(samples, ended):

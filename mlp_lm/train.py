@@ -29,7 +29,7 @@ from .data import SPLIT_SEED, describe, load_splits, repeats_warning
 from .sampling import Novelty, generate, one_line
 from .sweep import lr_sweep, report_sweep
 from .runtime import blas_threads, check_fits, describe_threads, step_threads
-from .resume import resume_point
+from .resume import data_problem, resume_point
 from .runlock import RunLock, check_free
 from .runs import (SAVED, SWEEP_FILES, check_space, claim_default_out, claim_fresh, files_in_the_way, prepare_out,
                    save_run_or_rescue)
@@ -67,10 +67,8 @@ def main(argv=None):
                if resumed is None else
                "a run this size cannot be resumed here: resume it on a machine with more memory, or start a new "
                "one with smaller sizes")
-    if resumed is not None and splits.sha256 != resumed[3]:
-        raise UsageError(f"the training data {cfg.data} " + (f"is not the file the run in {opts.out} started on (other "
-                         f"bytes)" if opts.data is not None else f"has changed since the run in {opts.out} started")
-                         + "; a resumed run must see the same data, byte for byte")
+    if resumed is not None and (problem := data_problem(resumed, splits, cfg.data, opts.out, opts.data is not None)):
+        raise UsageError(problem)
     n_threads = opts.threads or step_threads(cfg.batch_size, cfg.block_size * cfg.n_embd, cfg.n_hidden,
                                              len(splits.vocab), cfg.fold)
     follow_load = opts.threads is None  # --threads N: fixed; else fewer threads while others are busy

@@ -6,6 +6,7 @@ its file later (digest, differs). data.py makes a vocabulary and examples of the
 
 Every problem with the file raises DataError with a message a person can act on.
 """
+import codecs
 import hashlib
 import os
 import re
@@ -71,22 +72,23 @@ def read_items_and_digest(path):
         lines = raw.count(b"\n") + raw.count(b"\r") + 1  # a bound on the lines, however they end
         check_fits(len(raw) * (1 + 3 * (1 if raw.isascii() else 4)) + READ_BYTES_PER_LINE * lines,
                    f"reading data file {path} ({gib(len(raw))}, {lines:,} lines)", "use a smaller file")
-        if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-            raise DataError(f"data file {path} is UTF-16 text (it starts with UTF-16's byte-order mark); "
+        if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # (UTF-32's little-endian mark starts the same way)
+            raise DataError(f"data file {path} is UTF-16 or UTF-32 text (it starts with their byte-order mark); "
                             f"save it as UTF-8")
-        if 3 * raw.count(0) >= len(raw) > 1:  # UTF-16 of Latin letters is valid UTF-8: each letter, then a NUL
-            raise DataError(f"data file {path} is a third or more NUL bytes, as UTF-16 text without a byte-order mark "
-                            f"is (or a file that is not text); save it as UTF-8")
+        if _looks_like_utf16(raw):
+            raise DataError(f"data file {path} looks like UTF-16 text without a byte-order mark (a NUL byte beside "
+                            f"every line end, or a third or more NUL bytes); save it as UTF-8")
         try:
             text = raw.decode("utf-8-sig")  # -sig: a byte-order mark (some Windows editors add one) is not a symbol
-        except UnicodeDecodeError as e:
-            line = len(re.findall(rb"\r\n|\r|\n", raw[: e.start])) + 1
+        except UnicodeDecodeError as e:  # e.start counts from after a byte-order mark, which -sig took off
+            start = e.start + (3 if raw.startswith(codecs.BOM_UTF8) else 0)
+            line = len(re.findall(rb"\r\n|\r|\n", raw[:start])) + 1
             raise DataError(f"data file {path} is not UTF-8 text (bad byte at line {line}); save it as UTF-8") from None
         # Lines end at \n, \r\n or \r, as in any editor; not at the rarer breaks str.splitlines() also
         # knows (U+2028, \x85, \f, ...), which are kept as symbols.
         items = [line.strip() for line in re.split(r"\r\n|\r|\n", text)]
         if "\ufeff" in text:  # a byte-order mark starting a line, as `cat a.txt b.txt` leaves b's, is no symbol either
-            items = [item.removeprefix("\ufeff").strip() for item in items]
+            items = [item.lstrip("\ufeff").strip() for item in items]
         items = [item for item in items if item]
     except NotEnoughMemory:  # check_fits's, found before: it says what is needed
         raise
@@ -96,6 +98,25 @@ def read_items_and_digest(path):
     if not items:
         raise DataError(f"data file {path} has no items (it is empty or only blank lines)")
     return items, hashlib.sha256(raw).hexdigest()
+
+
+def read_otherwise(trained, now):
+    """Why the very bytes a run was trained on give other symbols now (the symbols then and now), or None.
+    The reader has changed once: a byte-order mark starting a line inside the file was a symbol, U+FEFF,
+    before wordfile.py split from data.py, and is dropped since."""
+    if "\ufeff" in trained and "\ufeff" not in now:
+        return ("it is the very file the run was trained on, but this version reads it without the symbol "
+                "U+FEFF (a byte-order mark starting a line), which the run has; retrain on it")
+    return None
+
+
+def _looks_like_utf16(raw):
+    """Whether bytes that may well be valid UTF-8 (UTF-16 of Latin, Cyrillic or Greek letters is) are UTF-16
+    without a byte-order mark: a NUL beside every line end (the other byte of its code unit), or NULs a
+    third of the bytes or more. A word list in UTF-8 has neither."""
+    ends = raw.count(b"\n")
+    beside_every_end = ends and ends in (raw.count(b"\n\x00"), raw.count(b"\x00\n"))
+    return bool(beside_every_end) or 3 * raw.count(0) >= len(raw) > 1
 
 
 def _file_size(path):  # None for a missing file, a folder, a pipe: _read_bytes says what is wrong

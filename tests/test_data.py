@@ -77,12 +77,17 @@ def write(tmp_path, content):
     ("\n  \n\t\n", "no items"),
     (b"anna\nbj\xf6rn\n", "not UTF-8.*line 2"),
     (b"anna\rbo\r\ncy\rbj\xf6rn\r", r"not UTF-8.*line 4\)"),  # from a user's review: lines ending at \r said line 1
-    ("anna\nbo\n".encode("utf-16"), "is UTF-16 text .*byte-order mark.*save it as UTF-8"),
-    ("\ufeffanna\nbo\n".encode("utf-16-be"), "is UTF-16 text .*byte-order mark.*save it as UTF-8"),
+    ("anna\nbo\n".encode("utf-16"), "is UTF-16 or UTF-32 text .*byte-order mark.*save it as UTF-8"),
+    ("\ufeffanna\nbo\n".encode("utf-16-be"), "is UTF-16 or UTF-32 text .*byte-order mark.*save it as UTF-8"),
     # From a user's review: UTF-16 of Latin letters without a byte-order mark is valid UTF-8 (a NUL after each
     # letter), and it trained on items like 'a\x00n\x00n\x00a\x00' with a dev loss that looked far too good.
     ("\n".join(["anna", "bo", "cy", "dee", "eve", "fay", "gus"]).encode("utf-16-le"), "a third or more NUL bytes"),
     ("\r\n".join(["anna", "bo", "cy", "dee", "eve", "fay", "gus"]).encode("utf-16-be"), "a third or more NUL bytes"),
+    # From a hostile review: UTF-16 of Cyrillic (Greek, Arabic, Hebrew) is ASCII bytes with one NUL a line
+    ("\n".join(["иван", "мария", "анна", "ольга", "пётр", "юрий", "яна"] * 5).encode("utf-16-le"), "beside every line"),
+    ("\r\n".join(["иван", "мария", "анна", "ольга", "пётр", "юрий", "яна"] * 5).encode("utf-16-be"), "without a byte"),
+    ("anna\nbo\n".encode("utf-32"), "UTF-16 or UTF-32 text"),
+    (b"\xef\xbb\xbfa\nb\nc\n\xff\n", r"not UTF-8.*line 4\)"),  # counted from after the byte-order mark: line 2
     ("anna\nst.john\nbo\n", "boundary symbol '.'.*item 2"),
     ("anna\nbo\n", "2 item.*at least 6"),
     ("a\nb\nc\nd\ne\n", "5 item.*at least 6"),
@@ -112,6 +117,8 @@ def test_vocab_encode_rejects_unknown_symbols():
     with pytest.raises(DataError, match="unknown symbol.*'z'") as e:
         vocab.encode("az")
     assert "accents" not in str(e.value)
+    with pytest.raises(DataError, match="unknown symbol.*'z'"):  # a list of symbols too (it was a TypeError)
+        vocab.encode(["a", "z"])
     # From a user's review: a list saved with accents as combining marks (as macOS can write it) refused the
     # 'é' a keyboard types, saying only that it was unknown; the same text written the data's way is offered.
     nfd = data.build_vocab([unicodedata.normalize("NFD", w) for w in ("josé", "zoë")])
@@ -130,6 +137,9 @@ def test_byte_order_mark_is_not_a_symbol(tmp_path):
     # symbol of its own ('\ufeffanna' another item than 'anna'); a mark alone on a line made an item of one.
     f.write_bytes("\ufeffanna\nbo\n".encode("utf-8") * 2 + "\ufeff \n \ufeff cy \nd\ufeffe\n".encode("utf-8"))
     assert wordfile.read_items(f) == ["anna", "bo", "anna", "bo", "cy", "d\ufeffe"]  # inside an item it stays a symbol
+    f.write_bytes("\ufeffanna\n\ufeff\ufeffbo\n".encode("utf-8"))
+    assert wordfile.read_items(f) == ["anna", "bo"]
+    assert data.read_items is wordfile.read_items and data.DataError is wordfile.DataError  # still found in data
     f.write_bytes("\n".join(["ab\x00", "b\x00a", "\x00\x00", "ba"]).encode("utf-8"))  # a few NULs are symbols still
     assert wordfile.read_items(f) == ["ab\x00", "b\x00a", "\x00\x00", "ba"]
 
@@ -267,3 +277,28 @@ def test_a_list_that_writes_accents_two_ways_is_warned_of(tmp_path):
             run_cli(*command, "--data", path)
         assert proc.returncode == 0 and "writes accents two ways" in proc.stdout, command
     assert advice.accents_warning(data.load_splits(NAMES, 3)) is None
+
+
+def test_a_run_of_a_file_the_reader_now_reads_otherwise_is_told_so_not_called_damaged(tmp_path):
+    # From a hostile review: a run trained before a byte-order mark starting a line was dropped has U+FEFF among
+    # its symbols; evaluate called its checkpoint damaged, and --resume its training state.
+    from types import SimpleNamespace
+
+    from mlp_lm import evaluate, resume
+    from mlp_lm.cli import UsageError
+    f = tmp_path / "both.txt"
+    f.write_bytes("anna\nbo\ncy\n".encode("utf-8") + "\ufeffdee\neve\nfay\ngus\n".encode("utf-8"))
+    then = data.build_vocab(["anna", "bo", "cy", "\ufeffdee", "eve", "fay", "gus"])  # what the reader read before
+    config = {"data": str(f), "data_sha256": wordfile.digest(f)}
+    with pytest.raises(UsageError, match="very file the run was trained on, but this version reads it without the "
+                                         "symbol U\\+FEFF") as e:
+        evaluate.training_splits(config, then, 3)
+    assert "damaged" not in str(e.value)
+    splits = data.load_splits(f, 3)
+    resumed = (None, [], [], splits.sha256, then.itos)
+    assert "without the symbol U+FEFF" in resume.data_problem(resumed, splits, f, tmp_path, False)
+    assert resume.data_problem(resumed[:4] + (splits.vocab.itos,), splits, f, tmp_path, False) is None
+    other = SimpleNamespace(sha256="0" * 64, vocab=splits.vocab)
+    assert "has changed since the run" in resume.data_problem(resumed, other, f, tmp_path, False)
+    assert "is not the file the run" in resume.data_problem(resumed, other, f, tmp_path, True)
+    assert wordfile.read_otherwise(".ab", ".ab") is None

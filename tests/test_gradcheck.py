@@ -359,3 +359,53 @@ def test_a_tiny_gradient_needs_an_absolute_tolerance_and_the_failure_says_so():
     num, status = numerical_grad(loss_of_W1, params["W1"], tolerances=dict(atol=1e-13), return_status=True)
     cmp = compare("dW1", grads["W1"], num, shape=(12, 8), status=status)
     assert cmp.ratio < 1e-6 and cmp.unconverged == 0
+
+
+def test_the_gradient_tools_take_what_a_careful_caller_hands_them():
+    # From a hostile review of the above: each of these was refused, or went through where it should not have.
+    x = np.array([0.3, -0.2, 0.5])
+    W = np.random.default_rng(1).normal(size=500)
+    shuffle = np.random.default_rng(2)
+
+    def reordered(z):  # the same loss, summed in another order each call (threads, a GPU): rounding, not noise
+        t = np.concatenate([z**2, W * 1.2345678])
+        return float(np.sum(t[shuffle.permutation(t.size)]))
+    for _ in range(5):
+        assert_close(compare("dz", 2 * x, numerical_grad(reordered, x), shape=x.shape))
+
+    class Scalar:  # a 0-d tensor of a dtype numpy does not know, as torch's bfloat16 prints
+        def __init__(self, v, dtype):
+            self.v, self.dtype = v, type("D", (), {"__str__": lambda s: dtype})()
+
+        def __float__(self):
+            return self.v
+    with pytest.raises(ValueError, match="f returned a bfloat16 loss"):
+        numerical_grad(lambda z: Scalar(float(np.sum(z**2)), "torch.bfloat16"), x)
+    assert numerical_grad(lambda z: Scalar(float(np.sum(z**2)), "torch.float64"), x) == pytest.approx(2 * x)
+    for bad in (1e-13, {"abstol": 1e-13}):  # a number failed inside scipy; a misspelt key was ignored
+        with pytest.raises(ValueError, match="tolerances must be None or a dict of atol and rtol"):
+            numerical_grad(lambda z: float(np.sum(z**2)), x, tolerances=bad)
+
+
+def test_check_model_takes_lists_mappings_and_tolerances():
+    params, X, Y = _tiny_problem()
+    rows = gradcheck.check_model(params, X, Y, loss_and_grads=lambda *a, **k: list(model.loss_and_grads(*a, **k)))
+    assert len(rows) == 10 and all(r.ok() for r in rows)
+    from types import MappingProxyType
+
+    def read_only(*a, **k):
+        loss, grads, _ = model.loss_and_grads(*a, **k)
+        return loss, MappingProxyType(grads), None  # intermediates None: the parameters alone
+    rows = gradcheck.check_model(params, X, Y, loss_and_grads=read_only)
+    assert len(rows) == 5 and all(r.ok() for r in rows)
+    with pytest.raises(ValueError, match="returned grads as NoneType, not a dict"):
+        gradcheck.check_model(params, X, Y, loss_and_grads=lambda *a, **k: (1.0, None))
+    with pytest.raises(ValueError, match=r"must return .* got tuple of 4"):
+        gradcheck.check_model(params, X, Y, loss_and_grads=lambda *a, **k: (1.0, {}, {}, {}))
+    calls = []
+    gradcheck.check_model(params, X, Y, masks={"embcat": None, "h": None},
+                          loss_and_grads=lambda *a, **k: calls.append(k) or model.loss_and_grads(*a, **k))
+    assert calls == [{"return_intermediates": True}]  # masks of None are no masks: not passed on
+    tiny = {**params, "C": params["C"] * 1e-5}  # dW1 tiny against the loss: it needs an absolute tolerance
+    assert not {r.name: r for r in gradcheck.check_model(tiny, X, Y)}["dW1"].ok()
+    assert all(r.ok() for r in gradcheck.check_model(tiny, X, Y, tolerances=dict(atol=1e-13)))
