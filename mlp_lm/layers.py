@@ -137,7 +137,11 @@ def linear_forward(x, W, b=None):
                          f"{None if b is None else b.shape}"
                          + ("; W in torch.nn.Linear's layout, (outputs, inputs)? Pass W.T" if turned else ""))
     if b is not None:
-        out += b  # in place: one array for the result, not two
+        try:
+            out += b  # in place: one array for the result, not two
+        except TypeError:  # numpy's casting error: integer x and W give an integer out, which a float b cannot enter
+            raise TypeError(f"x, W and b must be floating-point arrays, got {x.dtype}, {W.dtype} and {b.dtype}; "
+                            f"astype(np.float64) makes them") from None
     return out, (x, W, b is not None)
 
 

@@ -335,3 +335,12 @@ def test_a_torch_tensor_is_refused_with_how_to_convert_it(rng):
         layers.tanh_forward(torch.ones(2, 3, requires_grad=True))  # came back a tensor
     with pytest.raises(TypeError, match=r"^dout must be a numpy array, got a torch.Tensor"):
         layers.tanh_backward(torch.ones(2, 3), layers.tanh_forward(np.ones((2, 3)))[1])  # its shape passed for ours
+
+
+def test_linear_forward_names_integer_inputs_that_cannot_take_a_float_bias():
+    # From an engineer's review: numpy's "Cannot cast ufunc 'add' output" where the library says what to do.
+    x, W = np.arange(6).reshape(2, 3), np.arange(12).reshape(3, 4)
+    with pytest.raises(TypeError, match=r"floating-point arrays, got int64, int64 and float64; astype\(np.float64\)"):
+        layers.linear_forward(x, W, np.zeros(4))
+    out, _ = layers.linear_forward(x.astype(np.float64), W.astype(np.float64), np.zeros(4))
+    assert np.array_equal(out, x @ W)
