@@ -8,6 +8,7 @@ one gradient against another, relative to its scale. Use them on your own change
 scalar function of one array, compute its gradient by hand, and call numerical_grad and
 assert_close. gradcheck.py checks the whole model with them. See docs/gradcheck.md.
 """
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,10 +45,10 @@ def _step(initial_step):
 def _tolerances(tolerances):
     """tolerances as scipy takes them (None, or a dict of atol and rtol), or ValueError: scipy reads a
     dict's keys by name, so a misspelt one would be ignored, and a number would fail inside it."""
-    if tolerances is not None and not (isinstance(tolerances, dict) and set(tolerances) <= {"atol", "rtol"}):
+    if tolerances is not None and not (isinstance(tolerances, Mapping) and set(tolerances) <= {"atol", "rtol"}):
         raise ValueError(f"tolerances must be None or a dict of atol and rtol, such as dict(atol=1e-13), got "
                          f"{tolerances!r}")
-    return tolerances
+    return None if tolerances is None else dict(tolerances)
 
 
 def _value(v):
@@ -68,7 +69,7 @@ def _check_repeatable(f, x):
     """ValueError unless f gives the same value twice at x. One that draws anew on each call (a
     dropout mask) makes every difference noise, and a correct gradient look wrong."""
     a, b = _value(f(x.copy())), _value(f(x.copy()))
-    if not (abs(a - b) <= 1e-12 * max(1.0, abs(a)) or (np.isnan(a) and np.isnan(b))):  # (sums in another order: no)
+    if not (a == b or abs(a - b) <= 1e-12 * max(1.0, abs(a)) or (np.isnan(a) and np.isnan(b))):  # (inf == inf)
         raise ValueError(f"f gave two values at the same point ({a!r} and {b!r}): it draws something at random on "
                          f"each call (a dropout mask?), so its differences are noise; draw it once, outside f")
 

@@ -20,7 +20,7 @@ from . import layers, model
 from .checks import is_whole
 from .finitediff import PROVES_NOTHING, TOLERANCE, Comparison, compare, numerical_grad
 from .model import embedding_mask_shape
-from .params import PARAM_NAMES, checked_sizes
+from .params import KNOWN_PARAMS, PARAM_NAMES, checked_sizes
 
 MAX_COORDS = 20_000  # what the command checks entry by entry in well under a minute
 
@@ -116,12 +116,27 @@ def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=
     if max_coords is not None and not is_whole(max_coords):  # 0 checks nothing: no check at all
         raise ValueError(f"max_coords must be None or a whole number of entries, at least 1, got {max_coords!r}")
     params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    any_mask = masks is not None and any(m is not None for m in masks.values())
-    settings = {k: v for k, v in (("masks", masks if any_mask else None), ("smoothing", smoothing), ("fold", fold))
-                if v}
+    unknown = [k for k in params if k not in KNOWN_PARAMS]
+    if unknown:  # the numerical side is this model's forward pass, which never reads them
+        raise ValueError(f"params holds {', '.join(map(repr, unknown))}, which this model does not have "
+                         f"({', '.join(sorted(KNOWN_PARAMS))}): check_model checks this model's gradients")
+    if masks is not None and not isinstance(masks, Mapping):
+        raise ValueError(f"masks must be a dict of dropout masks by name ('embcat' and 'h', or 'C' and 'h' folded), "
+                         f"got {type(masks).__name__}")
+    if masks is not None and all(m is None for m in masks.values()):
+        masks = None  # masks of None are no masks: not passed on
+    settings = {"masks": masks} if masks is not None else {}  # each passed on only when it is set
+    if smoothing:
+        settings["smoothing"] = smoothing
+    if fold:
+        settings["fold"] = fold
     out = (loss_and_grads or model.loss_and_grads)(params, X, Y, return_intermediates=True, **settings)
-    grads, inter = _gradients_returned(out)
+    their_loss, grads, inter = _gradients_returned(out)
     values = _forward_with(params, X, masks)
+    loss = _mean_nll(values["logits"], Y, smoothing)
+    if not abs(their_loss - loss) <= 1e-9 * max(1.0, abs(loss)):  # NaN too
+        raise ValueError(f"loss_and_grads gave a loss of {their_loss!r} where this model's is {loss!r}: not the "
+                         f"same forward pass (or not in float64), so its gradients cannot be this model's")
     rng = np.random.default_rng(seed)
     rows = []
     names = [k for k in PARAM_NAMES if k in params] + [k for k in params if k not in PARAM_NAMES]
@@ -146,7 +161,7 @@ def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=
 
 
 def _gradients_returned(out):
-    """(grads, intermediates or None) from what a loss_and_grads returned, or ValueError naming what is wrong."""
+    """(loss, grads, intermediates or None) from what a loss_and_grads returned, or ValueError naming what is wrong."""
     if not (isinstance(out, (tuple, list)) and len(out) in (2, 3)):
         raise ValueError(f"loss_and_grads must return (loss, grads, intermediates) or (loss, grads), got "
                          f"{type(out).__name__}" + (f" of {len(out)}" if isinstance(out, (tuple, list)) else ""))
@@ -154,7 +169,10 @@ def _gradients_returned(out):
     for what, d in (("grads", grads), ("intermediates", inter)):
         if not (isinstance(d, Mapping) or (what == "intermediates" and d is None)):
             raise ValueError(f"loss_and_grads returned {what} as {type(d).__name__}, not a dict of arrays by name")
-    return grads, inter
+    try:
+        return float(out[0]), grads, inter
+    except (TypeError, ValueError):
+        raise ValueError(f"loss_and_grads returned a loss of {type(out[0]).__name__}, not a number") from None
 
 
 def main(argv=None):

@@ -45,8 +45,8 @@ def decayed_in(params, weight_decay, decayed):
     if decayed is not None:
         missing = sorted(decayed - params.keys())
         if missing:  # a misspelt name would decay nothing, and say nothing
-            raise ValueError(f"decayed names {', '.join(map(repr, missing))}, which params does not hold "
-                             f"(it holds {', '.join(map(repr, params))})")
+            raise ValueError(f"decayed holds {', '.join(map(repr, missing))}, which is not among the parameters "
+                             f"({', '.join(map(repr, params))})")
         return decayed
     unknown = [k for k in params if k not in KNOWN_PARAMS]
     if unknown:

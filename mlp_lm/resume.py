@@ -9,8 +9,9 @@ import numpy as np
 from . import checkpoint
 from .cli import UsageError
 from .config import PRESETS, Config, config_problem
+from .data import load_splits
 from .trainer import is_count
-from .wordfile import read_otherwise
+from .wordfile import DataError, is_the_file, read_otherwise
 
 
 # Settings newer than runs that may still be resumed, with the value that does what those runs did.
@@ -102,3 +103,15 @@ def data_problem(resumed, splits, data, out, named):
         return f"the training data {data}: " + (read_otherwise(resumed[4], splits.vocab.itos) or
                                                  "it reads into other symbols than the run's; start a new run")
     return None
+
+
+def run_splits(data, block_size, resumed, out):
+    """load_splits of data; for a resumed run (resumed, from resume_point) whose very file this version refuses,
+    where an earlier one read it (UTF-16 without its mark), a UsageError saying to start a new run."""
+    try:
+        return load_splits(data, block_size)
+    except DataError as e:
+        if resumed is not None and is_the_file(data, resumed[3]):
+            raise UsageError(f"{e}; it is the very file the run in {out} was trained on, which this version "
+                             f"refuses: start a new run on it saved as UTF-8") from None
+        raise

@@ -25,11 +25,11 @@ import numpy as np
 
 from . import atomic, metrics, model, plots
 from .cli import EXIT_BAD_INPUT, UsageError, exit_code, run, signals_held
-from .data import SPLIT_SEED, describe, load_splits, repeats_warning
+from .data import SPLIT_SEED, describe, repeats_warning
 from .sampling import Novelty, generate, one_line
 from .sweep import lr_sweep, report_sweep
 from .runtime import blas_threads, check_fits, describe_threads, step_threads
-from .resume import data_problem, resume_point
+from .resume import data_problem, resume_point, run_splits
 from .runlock import RunLock, check_free
 from .runs import (SAVED, SWEEP_FILES, check_space, claim_default_out, claim_fresh, files_in_the_way, prepare_out,
                    save_run_or_rescue)
@@ -58,7 +58,7 @@ def main(argv=None):
     elif resumed is not None and not Path(cfg.data).exists():
         raise UsageError(f"the run in {opts.out} was trained on {cfg.data}, which is not there any more; put "
                          f"the file back there, or pass where it is now with --data (the same bytes), to resume it")
-    splits = load_splits(cfg.data, cfg.block_size)
+    splits = run_splits(cfg.data, cfg.block_size, resumed, opts.out)
     check_fits(memory_needed(cfg, len(splits.vocab)),
                f"training (V={len(splits.vocab)} T={cfg.block_size} E={cfg.n_embd} H={cfg.n_hidden}, "
                f"batch {cfg.batch_size}, {cfg.steps:,} steps)",

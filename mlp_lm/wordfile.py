@@ -72,12 +72,13 @@ def read_items_and_digest(path):
         lines = raw.count(b"\n") + raw.count(b"\r") + 1  # a bound on the lines, however they end
         check_fits(len(raw) * (1 + 3 * (1 if raw.isascii() else 4)) + READ_BYTES_PER_LINE * lines,
                    f"reading data file {path} ({gib(len(raw))}, {lines:,} lines)", "use a smaller file")
-        if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # (UTF-32's little-endian mark starts the same way)
+        if raw.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):  # (UTF-32-LE's starts as UTF-16-LE's)
             raise DataError(f"data file {path} is UTF-16 or UTF-32 text (it starts with their byte-order mark); "
                             f"save it as UTF-8")
-        if _looks_like_utf16(raw):
-            raise DataError(f"data file {path} looks like UTF-16 text without a byte-order mark (a NUL byte beside "
-                            f"every line end, or a third or more NUL bytes); save it as UTF-8")
+        if b"\x00" in raw:  # UTF-16 or UTF-32 without a mark: its line ends hold one, and much of it can be valid UTF-8
+            line = len(re.findall(rb"\r\n|\r|\n", raw[:raw.index(0)])) + 1
+            raise DataError(f"data file {path} holds NUL bytes (the first at line {line}), which no word list does: it "
+                            f"is UTF-16 or UTF-32 text without a byte-order mark, or not text; save it as UTF-8")
         try:
             text = raw.decode("utf-8-sig")  # -sig: a byte-order mark (some Windows editors add one) is not a symbol
         except UnicodeDecodeError as e:  # e.start counts from after a byte-order mark, which -sig took off
@@ -100,23 +101,22 @@ def read_items_and_digest(path):
     return items, hashlib.sha256(raw).hexdigest()
 
 
+def is_the_file(path, sha256):
+    """Whether the file at path holds the very bytes whose sha256 a run recorded (False if it cannot be read)."""
+    try:
+        return bool(sha256) and digest(path) == sha256
+    except DataError:
+        return False
+
+
 def read_otherwise(trained, now):
     """Why the very bytes a run was trained on give other symbols now (the symbols then and now), or None.
-    The reader has changed once: a byte-order mark starting a line inside the file was a symbol, U+FEFF,
-    before wordfile.py split from data.py, and is dropped since."""
+    Until wordfile.py split from data.py, a byte-order mark starting a line inside the file was a symbol,
+    U+FEFF; it is dropped since. (And a file with NUL bytes, read then, is refused now.)"""
     if "\ufeff" in trained and "\ufeff" not in now:
         return ("it is the very file the run was trained on, but this version reads it without the symbol "
                 "U+FEFF (a byte-order mark starting a line), which the run has; retrain on it")
     return None
-
-
-def _looks_like_utf16(raw):
-    """Whether bytes that may well be valid UTF-8 (UTF-16 of Latin, Cyrillic or Greek letters is) are UTF-16
-    without a byte-order mark: a NUL beside every line end (the other byte of its code unit), or NULs a
-    third of the bytes or more. A word list in UTF-8 has neither."""
-    ends = raw.count(b"\n")
-    beside_every_end = ends and ends in (raw.count(b"\n\x00"), raw.count(b"\x00\n"))
-    return bool(beside_every_end) or 3 * raw.count(0) >= len(raw) > 1
 
 
 def _file_size(path):  # None for a missing file, a folder, a pipe: _read_bytes says what is wrong

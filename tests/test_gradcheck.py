@@ -409,3 +409,30 @@ def test_check_model_takes_lists_mappings_and_tolerances():
     tiny = {**params, "C": params["C"] * 1e-5}  # dW1 tiny against the loss: it needs an absolute tolerance
     assert not {r.name: r for r in gradcheck.check_model(tiny, X, Y)}["dW1"].ok()
     assert all(r.ok() for r in gradcheck.check_model(tiny, X, Y, tolerances=dict(atol=1e-13)))
+
+
+def test_check_model_refuses_what_cannot_be_this_model():
+    # From a second hostile review: masks that were not a dict became an AttributeError; a parameter this model does
+    # not have got a row against a forward pass that never reads it; and right gradients of another forward pass
+    # (ReLU for tanh) failed at every row, dlogits first, blaming the softmax.
+    params, X, Y = _tiny_problem()
+    with pytest.raises(ValueError, match="masks must be a dict of dropout masks by name"):
+        gradcheck.check_model(params, X, Y, masks=[None])
+    with pytest.raises(ValueError, match="params holds 's', which this model does not have"):
+        gradcheck.check_model({**params, "s": np.ones(3)}, X, Y, loss_and_grads=lambda p, *a, **k: (1.0, {}))
+
+    def relu_model(p, X, Y, return_intermediates=True):
+        h = np.maximum(p["C"][X].reshape(len(Y), -1) @ p["W1"] + p["b1"], 0)
+        z = h @ p["W2"] + p["b2"]
+        return float(np.mean(np.log(np.exp(z).sum(1)) - z[np.arange(len(Y)), Y])), {}
+    with pytest.raises(ValueError, match=r"gave a loss of .* where this model's is .*: not the same forward pass"):
+        gradcheck.check_model(params, X, Y, loss_and_grads=relu_model)
+    with pytest.raises(ValueError, match="returned a loss of str, not a number"):
+        gradcheck.check_model(params, X, Y, loss_and_grads=lambda *a, **k: ("x", {}))
+    with np.errstate(invalid="ignore"):  # inf - inf inside scipy
+        infinite = numerical_grad(lambda z: np.inf, np.zeros(2))  # inf twice is the same value, not a random draw
+    assert not np.isfinite(infinite).any()
+    from types import MappingProxyType
+    x = np.array([0.3, -0.2])
+    num = numerical_grad(lambda z: float(np.sum(z**2)), x, tolerances=MappingProxyType({"atol": 1e-13}))
+    assert num == pytest.approx(2 * x)

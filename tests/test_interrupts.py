@@ -644,15 +644,15 @@ def test_resume_reads_the_state_again_once_the_folder_is_its_own(tmp_path, monke
     # Between the first look and the lock another command replaced the run (--force with other
     # settings): what was read first must not be trained on and saved over it.
     arrays = resumable_run(tmp_path)
-    real_load_splits = train.load_splits
+    real_run_splits = train.run_splits
 
     def replaced_meanwhile(*a, **k):
         config = json.loads(str(arrays["config"]))
         config["lr"] = 0.05
         np.savez(tmp_path / "model.npz", **{**arrays, "config": np.array(json.dumps(config))})
-        return real_load_splits(*a, **k)
+        return real_run_splits(*a, **k)
 
-    monkeypatch.setattr(train, "load_splits", replaced_meanwhile)
+    monkeypatch.setattr(train, "run_splits", replaced_meanwhile)
     with pytest.raises(UsageError, match="was replaced"):
         train.main(["--resume", "--out", str(tmp_path)])
     with np.load(tmp_path / "model.npz", allow_pickle=False) as f:

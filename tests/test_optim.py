@@ -103,7 +103,7 @@ def test_weight_decay_by_name_refuses_names_it_does_not_know_and_takes_the_names
     optim.AdamW().step({k: v.copy() for k, v in theirs.items()}, grads, 0.1)  # no decay: names do not matter
     for make in (optim.AdamW, optim.SGD):  # a misspelt name decayed nothing, and said nothing
         named = {k: v.copy() for k, v in theirs.items()}
-        with pytest.raises(ValueError, match=r"decayed names 'weigth', which params does not hold"):
+        with pytest.raises(ValueError, match=r"decayed holds 'weigth', which is not among the parameters \('weight', 'bias'\)"):
             make(weight_decay=0.1, decayed={"weigth"}).step(named, grads, 0.1)
         assert np.array_equal(named["weight"], theirs["weight"])
     for bad in ("W1", 5, [1, 2]):

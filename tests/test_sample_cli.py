@@ -194,3 +194,4 @@ def test_samples_on_one_line_are_quoted_when_a_comma_or_a_space_would_blur_them(
     assert sampling.one_line(["ab", ""], [False, True]) == "ab…, (empty)"
     assert sampling.one_line(["a,\u00a0b", "", "cd"], [True, True, False]) == "'a,\u00a0b', '', 'cd…'"
     assert sampling.one_line(["it's, ok", "bo"], [True, True]) == '"it\'s, ok", "bo"'
+    assert sampling.one_line(['Ann, "Bo"', "O'Brien"], [True, True]) == '"Ann, \\"Bo\\"", "O\'Brien"'
