@@ -2,7 +2,8 @@
 
 Every optimiser takes `step(params, grads, lr)` and changes params in place.
 Which tensors are decayed is decided by their role (model.DECAYED: the weight
-matrices and the embedding table, never the biases), as in the paper.
+matrices and the embedding table, never the biases), as in the paper, or for
+another network's tensors by decayed=, the names to decay.
 """
 import math
 
