@@ -20,7 +20,7 @@ from .cli import ArgumentParser, UsageError, int_at_least, run
 from .data import BOUNDARY, SPLIT_SEED, build_dataset, load_splits, show_symbols
 from .jsonout import prepare_json, write_json
 from .sampling import Novelty
-from .wordfile import DataError, differs, is_the_file, read_items_and_digest, read_otherwise
+from .wordfile import DataError, NotAWordList, differs, is_the_file, read_items_and_digest, read_otherwise
 
 MAX_ORDER = 32
 AS_A_WHOLE = ("pass a copy of the very file it was trained on with --data to rebuild the split, or any other file "
@@ -42,10 +42,11 @@ def training_splits(config, vocab, block_size, path=None, instead=AS_A_WHOLE):
             raise UsageError(f"the training data {path} is not there any more, so its split cannot be rebuilt; "
                              f"{instead}") from None
         if not differs(path, recorded):
-            if is_the_file(path, recorded):  # read by an earlier version, refused by this one (UTF-16 without its mark)
-                instead = ("it is the very file the model was trained on, which this version refuses: retrain on it saved "
-                           "as UTF-8" + (", or pass --data with another file to evaluate on all of it"
-                                         if instead == AS_A_WHOLE else f"; {instead}"))
+            if isinstance(e, NotAWordList) and is_the_file(path, recorded):  # an earlier version read it: a run did
+                instead = ("it is the very file the model was trained on, which this version refuses: retrain on it "
+                           "saved as UTF-8 or without its NUL bytes" + (
+                               ", or pass --data with another file to evaluate on all of it" if instead == AS_A_WHOLE
+                               else ", or leave out --mix-ngram"))
             raise UsageError(f"cannot rebuild the training split from {path}: {e}; {instead}") from None
         splits = None  # it changed, into something that cannot be split: that it changed is the news
     if recorded and (splits is None or splits.sha256 != recorded):

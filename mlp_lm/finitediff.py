@@ -46,7 +46,7 @@ def _tolerances(tolerances):
     """tolerances as scipy takes them (None, or a dict of atol and rtol), or ValueError: scipy reads a
     dict's keys by name, so a misspelt one would be ignored, and a number would fail inside it."""
     if tolerances is not None and not (isinstance(tolerances, Mapping) and set(tolerances) <= {"atol", "rtol"}):
-        raise ValueError(f"tolerances must be None or a dict of atol and rtol, such as dict(atol=1e-13), got "
+        raise ValueError(f"tolerances must be None or a dict of atol and rtol, such as dict(atol=1e-12), got "
                          f"{tolerances!r}")
     return None if tolerances is None else dict(tolerances)
 
@@ -69,7 +69,8 @@ def _check_repeatable(f, x):
     """ValueError unless f gives the same value twice at x. One that draws anew on each call (a
     dropout mask) makes every difference noise, and a correct gradient look wrong."""
     a, b = _value(f(x.copy())), _value(f(x.copy()))
-    if not (a == b or abs(a - b) <= 1e-12 * max(1.0, abs(a)) or (np.isnan(a) and np.isnan(b))):  # (inf == inf)
+    same = a == b or (np.isfinite(a) and np.isfinite(b) and abs(a - b) <= 1e-12 * max(1.0, abs(a)))  # (inf == inf)
+    if not (same or (np.isnan(a) and np.isnan(b))):
         raise ValueError(f"f gave two values at the same point ({a!r} and {b!r}): it draws something at random on "
                          f"each call (a dropout mask?), so its differences are noise; draw it once, outside f")
 
@@ -95,7 +96,7 @@ def numerical_grad(f, x, coords=None, *, initial_step=0.1, tolerances=None, retu
     converged to its tolerance; negative: it stopped without, see scipy.differentiate.derivative).
     tolerances goes to scipy as it is. Its default absolute tolerance is 0, so where a derivative
     is tiny against f's value (below about 1e-5 of a loss of order 1) scipy keeps halving its
-    steps until rounding takes over; dict(atol=1e-13 * |f|) stops it in time (docs/gradcheck.md).
+    steps until rounding takes over; dict(atol=1e-12 * |f|) stops it in time (docs/gradcheck.md).
     """
     x = np.array(_real(x, "x"))
     coords = _flat_coords(coords, x.size)

@@ -69,7 +69,7 @@ def _mean_nll(logits, Y, smoothing=0.0):
     B, V = logits.shape
     z = logits - logits.max(axis=1, keepdims=True)
     log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))  # (B, V)
-    target = np.full((B, V), smoothing / V)
+    target = np.full((B, V), smoothing / V, dtype=np.float64)  # (a float32 eps would round the whole loss)
     target[np.arange(B), Y] += 1 - smoothing
     return float(-(target * log_probs).sum() / B)
 
@@ -123,8 +123,8 @@ def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=
     if masks is not None and not isinstance(masks, Mapping):
         raise ValueError(f"masks must be a dict of dropout masks by name ('embcat' and 'h', or 'C' and 'h' folded), "
                          f"got {type(masks).__name__}")
-    if masks is not None and all(m is None for m in masks.values()):
-        masks = None  # masks of None are no masks: not passed on
+    if masks is not None:  # masks of None are no masks: not passed on
+        masks = dict(masks) if any(m is not None for m in masks.values()) else None
     settings = {"masks": masks} if masks is not None else {}  # each passed on only when it is set
     if smoothing:
         settings["smoothing"] = smoothing
@@ -134,6 +134,8 @@ def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=
     their_loss, grads, inter = _gradients_returned(out)
     values = _forward_with(params, X, masks)
     loss = _mean_nll(values["logits"], Y, smoothing)
+    if not np.isfinite(loss):
+        raise ValueError(f"this model's loss at these parameters is {loss}: use finite parameters of moderate size")
     if not abs(their_loss - loss) <= 1e-9 * max(1.0, abs(loss)):  # NaN too
         raise ValueError(f"loss_and_grads gave a loss of {their_loss!r} where this model's is {loss!r}: not the "
                          f"same forward pass (or not in float64), so its gradients cannot be this model's")
@@ -170,9 +172,11 @@ def _gradients_returned(out):
         if not (isinstance(d, Mapping) or (what == "intermediates" and d is None)):
             raise ValueError(f"loss_and_grads returned {what} as {type(d).__name__}, not a dict of arrays by name")
     try:
+        if isinstance(out[0], (str, bytes)) or np.iscomplexobj(out[0]):  # float() would read '1.5', drop 1.5+2j's 2j
+            raise TypeError
         return float(out[0]), grads, inter
     except (TypeError, ValueError):
-        raise ValueError(f"loss_and_grads returned a loss of {type(out[0]).__name__}, not a number") from None
+        raise ValueError(f"loss_and_grads returned a loss of {type(out[0]).__name__}, not a real number") from None
 
 
 def main(argv=None):

@@ -11,7 +11,7 @@ from .cli import UsageError
 from .config import PRESETS, Config, config_problem
 from .data import load_splits
 from .trainer import is_count
-from .wordfile import DataError, is_the_file, read_otherwise
+from .wordfile import NotAWordList, is_the_file, read_otherwise
 
 
 # Settings newer than runs that may still be resumed, with the value that does what those runs did.
@@ -110,8 +110,8 @@ def run_splits(data, block_size, resumed, out):
     where an earlier one read it (UTF-16 without its mark), a UsageError saying to start a new run."""
     try:
         return load_splits(data, block_size)
-    except DataError as e:
+    except NotAWordList as e:  # for its bytes (UTF-16, NULs), which an earlier version may have read
         if resumed is not None and is_the_file(data, resumed[3]):
             raise UsageError(f"{e}; it is the very file the run in {out} was trained on, which this version "
-                             f"refuses: start a new run on it saved as UTF-8") from None
+                             f"refuses: start a new run on it saved as UTF-8 or without its NUL bytes") from None
         raise

@@ -33,14 +33,13 @@ def printable(sample):
 
 
 def one_line(samples, ended):
-    """The samples on one line, after a comma each; each in quotes (an empty one '') when one holds a comma
-    and a space, or a space at an edge, which the list would blur ('Dover, NY' would read as two samples,
-    'Troisav ' as one without its space). Double quotes if a sample holds a single one, and a quote of the
-    kind used, inside a sample, after a backslash."""
+    """The samples on one line, after a comma each. When one holds a comma and a space, or a space at
+    an edge, which the list would blur ('Dover, NY' would read as two samples, 'Troisav ' as one
+    without its space), each is written as a Python string literal (repr: quoted, and its controls,
+    quotes and backslashes escaped), and one cut off is marked after its closing quote."""
     if not any(re.search(r",\s", s) or s != s.strip() for s in samples):
         return ", ".join(shown(samples, ended))
-    q = '"' if any("'" in s for s in samples) else "'"  # and a quote of that kind inside, after a backslash
-    return ", ".join(f"{q}{printable(s).replace(q, chr(92) + q)}{'' if e else CUT}{q}" for s, e in zip(samples, ended))
+    return ", ".join(repr(s) + ("" if e else CUT) for s, e in zip(samples, ended))
 
 
 def shown(samples, ended):

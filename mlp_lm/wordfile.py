@@ -36,6 +36,11 @@ class DataError(Exception):
     """The data file (or what it holds) cannot be used; the message says why."""
 
 
+class NotAWordList(DataError):
+    """The file is refused for its bytes, not its items: UTF-16 or UTF-32, NUL bytes. Earlier versions of
+    the reader took some such files (UTF-16 without its mark, NULs as symbols), so a run may have trained on one."""
+
+
 def read_items(path):
     """Read one item per line: UTF-8, surrounding whitespace stripped, blank lines skipped."""
     return read_items_and_digest(path)[0]
@@ -73,12 +78,17 @@ def read_items_and_digest(path):
         check_fits(len(raw) * (1 + 3 * (1 if raw.isascii() else 4)) + READ_BYTES_PER_LINE * lines,
                    f"reading data file {path} ({gib(len(raw))}, {lines:,} lines)", "use a smaller file")
         if raw.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):  # (UTF-32-LE's starts as UTF-16-LE's)
-            raise DataError(f"data file {path} is UTF-16 or UTF-32 text (it starts with their byte-order mark); "
-                            f"save it as UTF-8")
-        if b"\x00" in raw:  # UTF-16 or UTF-32 without a mark: its line ends hold one, and much of it can be valid UTF-8
+            raise NotAWordList(f"data file {path} is UTF-16 or UTF-32 text (it starts with their byte-order mark); "
+                               f"save it as UTF-8")
+        nuls = raw.count(0)
+        if nuls:  # UTF-16 or UTF-32 without a mark: each line end holds one, and much of it can be valid UTF-8
+            ends = len(re.findall(rb"\r\n|\r|\n", raw))
+            if nuls > ends:  # (UTF-16's own bytes can be \n or \r: its line numbers would mean nothing)
+                raise NotAWordList(f"data file {path} holds {nuls:,} NUL bytes, more than its lines: it is UTF-16 or "
+                                   f"UTF-32 text without a byte-order mark (save it as UTF-8), or not text")
             line = len(re.findall(rb"\r\n|\r|\n", raw[:raw.index(0)])) + 1
-            raise DataError(f"data file {path} holds NUL bytes (the first at line {line}), which no word list does: it "
-                            f"is UTF-16 or UTF-32 text without a byte-order mark, or not text; save it as UTF-8")
+            raise NotAWordList(f"data file {path} holds NUL bytes (the first at line {line}), which no word list "
+                               f"does; remove them (or, if it is UTF-16 or UTF-32 text, save it as UTF-8)")
         try:
             text = raw.decode("utf-8-sig")  # -sig: a byte-order mark (some Windows editors add one) is not a symbol
         except UnicodeDecodeError as e:  # e.start counts from after a byte-order mark, which -sig took off

@@ -187,11 +187,15 @@ def test_controls_a_model_learned_from_its_data_are_printed_escaped(tmp_path):
 
 
 def test_samples_on_one_line_are_quoted_when_a_comma_or_a_space_would_blur_them():
-    # From a user's review: "samples (...): Dover, NY, Jackson, IL, ..." could not say where a sample ended.
+    # From a user's review: "samples (...): Dover, NY, Jackson, IL, ..." could not say where a sample ended; and from
+    # hostile ones, quotes and backslashes inside quoted samples: each is then a Python string literal.
     assert sampling.one_line(["ann", "bo"], [True, True]) == "ann, bo"
+    assert sampling.one_line(["ab", ""], [False, True]) == "ab…, (empty)"
     assert sampling.one_line(["Dover, NY", "bo"], [True, True]) == "'Dover, NY', 'bo'"
     assert sampling.one_line(["Troisav ", "bo"], [True, True]) == "'Troisav ', 'bo'"
-    assert sampling.one_line(["ab", ""], [False, True]) == "ab…, (empty)"
-    assert sampling.one_line(["a,\u00a0b", "", "cd"], [True, True, False]) == "'a,\u00a0b', '', 'cd…'"
-    assert sampling.one_line(["it's, ok", "bo"], [True, True]) == '"it\'s, ok", "bo"'
-    assert sampling.one_line(['Ann, "Bo"', "O'Brien"], [True, True]) == '"Ann, \\"Bo\\"", "O\'Brien"'
+    assert sampling.one_line(["a,\u00a0b", "", "cd"], [True, True, False]) == "'a,\\xa0b', '', 'cd'…"
+    samples = ['Ann, "Bo"', "O'Brien", "x\\", " y", "a\x1bb"]
+    line = sampling.one_line(samples, [True] * 5)
+    assert line == """'Ann, "Bo"', "O'Brien", 'x\\\\', ' y', 'a\\x1bb'""" and "\x1b" not in line
+    import ast
+    assert list(ast.literal_eval(f"({line},)")) == samples  # read back, every sample whole
