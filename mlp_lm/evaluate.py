@@ -20,7 +20,8 @@ from .cli import ArgumentParser, UsageError, int_at_least, run
 from .data import BOUNDARY, SPLIT_SEED, build_dataset, load_splits, show_symbols
 from .jsonout import prepare_json, write_json
 from .sampling import Novelty
-from .wordfile import DataError, NotAWordList, differs, is_the_file, read_items_and_digest, read_otherwise
+from .wordfile import (DataError, NotAWordList, differs, is_the_file, read_items_and_digest, read_otherwise,
+                       refused_hint)
 
 MAX_ORDER = 32
 AS_A_WHOLE = ("pass a copy of the very file it was trained on with --data to rebuild the split, or any other file "
@@ -43,10 +44,8 @@ def training_splits(config, vocab, block_size, path=None, instead=AS_A_WHOLE):
                              f"{instead}") from None
         if not differs(path, recorded):
             if isinstance(e, NotAWordList) and is_the_file(path, recorded):  # an earlier version read it: a run did
-                instead = ("it is the very file the model was trained on, which this version refuses: retrain on it "
-                           "saved as UTF-8 or without its NUL bytes" + (
-                               ", or pass --data with another file to evaluate on all of it" if instead == AS_A_WHOLE
-                               else ", or leave out --mix-ngram"))
+                instead = refused_hint("model") + ("; or pass --data with another file to evaluate on all of it"
+                                                  if instead == AS_A_WHOLE else "; or leave out --mix-ngram")
             raise UsageError(f"cannot rebuild the training split from {path}: {e}; {instead}") from None
         splits = None  # it changed, into something that cannot be split: that it changed is the news
     if recorded and (splits is None or splits.sha256 != recorded):
@@ -121,7 +120,12 @@ def main(argv=None):
     n = args.mix_ngram
     block = max(T, (n or 1) - 1)  # contexts wide enough for both models; each reads its last columns
     sets = {}  # name -> (X, Y)
-    items, sha256 = read_items_and_digest(args.data) if args.data is not None else (None, None)
+    try:
+        items, sha256 = read_items_and_digest(args.data) if args.data is not None else (None, None)
+    except NotAWordList as e:  # a copy of the training file, which an earlier version read
+        if is_the_file(args.data, config.get("data_sha256")):
+            raise UsageError(f"{e}; {refused_hint('model')}") from None
+        raise
     needs_split = ("--mix-ngram fits its n-gram and weights on the training split: put the file back (or pass "
                    "a copy with --data), or leave out --mix-ngram")
     if args.data is None or sha256 == config.get("data_sha256"):  # the training data itself: its split

@@ -12,6 +12,7 @@ compared, which must be at most 1e-6.
 The numerical derivatives and the comparison are finitediff.py's, which is also
 what to use on your own gradient code. See docs/gradcheck.md.
 """
+import numbers
 from collections.abc import Mapping
 
 import numpy as np
@@ -120,6 +121,9 @@ def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=
     if unknown:  # the numerical side is this model's forward pass, which never reads them
         raise ValueError(f"params holds {', '.join(map(repr, unknown))}, which this model does not have "
                          f"({', '.join(sorted(KNOWN_PARAMS))}): check_model checks this model's gradients")
+    if not isinstance(smoothing, numbers.Real):
+        raise ValueError(f"smoothing must be a number, got {type(smoothing).__name__}")
+    smoothing = float(smoothing)  # both sides in float64: a float16 eps would round 1 - eps in the checker's loss
     if masks is not None and not isinstance(masks, Mapping):
         raise ValueError(f"masks must be a dict of dropout masks by name ('embcat' and 'h', or 'C' and 'h' folded), "
                          f"got {type(masks).__name__}")
@@ -171,12 +175,11 @@ def _gradients_returned(out):
     for what, d in (("grads", grads), ("intermediates", inter)):
         if not (isinstance(d, Mapping) or (what == "intermediates" and d is None)):
             raise ValueError(f"loss_and_grads returned {what} as {type(d).__name__}, not a dict of arrays by name")
-    try:
-        if isinstance(out[0], (str, bytes)) or np.iscomplexobj(out[0]):  # float() would read '1.5', drop 1.5+2j's 2j
-            raise TypeError
-        return float(out[0]), grads, inter
-    except (TypeError, ValueError):
-        raise ValueError(f"loss_and_grads returned a loss of {type(out[0]).__name__}, not a real number") from None
+    loss = out[0]  # a real number: float() would also read '1.5', b'1.5' and a bytearray, and drop 1.5+2j's 2j
+    if not (isinstance(loss, numbers.Real) or (isinstance(loss, np.ndarray) and loss.ndim == 0
+                                               and loss.dtype.kind in "fiu")):
+        raise ValueError(f"loss_and_grads returned a loss of {type(loss).__name__}, not a real number")
+    return float(loss), grads, inter
 
 
 def main(argv=None):

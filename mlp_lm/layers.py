@@ -257,6 +257,7 @@ def softmax_cross_entropy_forward(logits, Y, smoothing=0.0):
         raise ValueError("an empty batch has no mean loss")
     if not 0 <= smoothing < 1:
         raise ValueError(f"label smoothing must be in [0, 1), got {smoothing!r}")
+    smoothing = float(smoothing)  # a numpy float32 eps would round 1 - eps, and the loss, to float32
     check_indices(Y, V, "Y")
     shifted = logits - logits.max(axis=1, keepdims=True)  # (B, V), each row's max is 0
     counts = np.exp(shifted)  # (B, V), in (0, 1]

@@ -11,7 +11,7 @@ from .cli import UsageError
 from .config import PRESETS, Config, config_problem
 from .data import load_splits
 from .trainer import is_count
-from .wordfile import NotAWordList, is_the_file, read_otherwise
+from .wordfile import NotAWordList, is_the_file, read_otherwise, refused_hint
 
 
 # Settings newer than runs that may still be resumed, with the value that does what those runs did.
@@ -112,6 +112,5 @@ def run_splits(data, block_size, resumed, out):
         return load_splits(data, block_size)
     except NotAWordList as e:  # for its bytes (UTF-16, NULs), which an earlier version may have read
         if resumed is not None and is_the_file(data, resumed[3]):
-            raise UsageError(f"{e}; it is the very file the run in {out} was trained on, which this version "
-                             f"refuses: start a new run on it saved as UTF-8 or without its NUL bytes") from None
+            raise UsageError(f"{e}; {refused_hint(f'run in {out}')}") from None
         raise

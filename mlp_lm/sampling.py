@@ -33,13 +33,15 @@ def printable(sample):
 
 
 def one_line(samples, ended):
-    """The samples on one line, after a comma each. When one holds a comma and a space, or a space at
-    an edge, which the list would blur ('Dover, NY' would read as two samples, 'Troisav ' as one
-    without its space), each is written as a Python string literal (repr: quoted, and its controls,
-    quotes and backslashes escaped), and one cut off is marked after its closing quote."""
-    if not any(re.search(r",\s", s) or s != s.strip() for s in samples):
+    """The samples on one line, after a comma each. When one holds a comma and a space, a space at an
+    edge, or starts with a quote, which the list would blur ('Dover, NY' would read as two samples,
+    'Troisav ' as one without its space), each is quoted as a Python string literal: its backslashes and
+    single quotes escaped, then its controls as printable escapes them, so that it reads back whole
+    (ast.literal_eval); one cut off is marked after its closing quote."""
+    if not any(re.search(r",\s", s) or s != s.strip() or s.startswith(("'", '"')) for s in samples):
         return ", ".join(shown(samples, ended))
-    return ", ".join(repr(s) + ("" if e else CUT) for s, e in zip(samples, ended))
+    quoted = ("'" + printable(s.replace("\\", "\\\\").replace("'", "\\'")) + "'" for s in samples)
+    return ", ".join(q + ("" if e else CUT) for q, e in zip(quoted, ended))
 
 
 def shown(samples, ended):

@@ -82,13 +82,17 @@ def read_items_and_digest(path):
                                f"save it as UTF-8")
         nuls = raw.count(0)
         if nuls:  # UTF-16 or UTF-32 without a mark: each line end holds one, and much of it can be valid UTF-8
-            ends = len(re.findall(rb"\r\n|\r|\n", raw))
-            if nuls > ends:  # (UTF-16's own bytes can be \n or \r: its line numbers would mean nothing)
-                raise NotAWordList(f"data file {path} holds {nuls:,} NUL bytes, more than its lines: it is UTF-16 or "
-                                   f"UTF-32 text without a byte-order mark (save it as UTF-8), or not text")
+            lines = len(re.findall(rb"\r\n|\r|\n", raw)) + (not raw.endswith((b"\n", b"\r")))
+            beside_ends = sum(raw.count(pair) for pair in (b"\n\x00", b"\x00\n", b"\r\x00", b"\x00\r"))
+            # more NULs than lines, or every NUL beside a line end's byte, as each UTF-16 line end has one (its own
+            # letters' bytes can be \n or \r too: its line numbers would mean nothing)
+            if nuls > lines or (nuls >= 2 and beside_ends >= nuls):
+                raise NotAWordList(f"data file {path} holds {nuls:,} NUL byte{'s' * (nuls != 1)}, more than its lines "
+                                   f"or beside its line ends, as UTF-16 or UTF-32 text without a byte-order mark "
+                                   f"does: save it as UTF-8 (taking the NULs out would leave junk); or it is not text")
             line = len(re.findall(rb"\r\n|\r|\n", raw[:raw.index(0)])) + 1
             raise NotAWordList(f"data file {path} holds NUL bytes (the first at line {line}), which no word list "
-                               f"does; remove them (or, if it is UTF-16 or UTF-32 text, save it as UTF-8)")
+                               f"does: remove them")
         try:
             text = raw.decode("utf-8-sig")  # -sig: a byte-order mark (some Windows editors add one) is not a symbol
         except UnicodeDecodeError as e:  # e.start counts from after a byte-order mark, which -sig took off
@@ -109,6 +113,12 @@ def read_items_and_digest(path):
     if not items:
         raise DataError(f"data file {path} has no items (it is empty or only blank lines)")
     return items, hashlib.sha256(raw).hexdigest()
+
+
+def refused_hint(what):
+    """What to do about the very file a run (or model) was trained on when this version refuses it for its bytes."""
+    return (f"it is the very file the {what} was trained on, which this version refuses: retrain on it saved as "
+            f"UTF-8 (or, if it is UTF-8 with a few NUL bytes, without them)")
 
 
 def is_the_file(path, sha256):

@@ -85,8 +85,10 @@ def write(tmp_path, content):
     ("\r\n".join(["anna", "bo", "cy", "dee", "eve", "fay", "gus"]).encode("utf-16-be"), "UTF-16 or UTF-32 text without"),
     # From hostile reviews: UTF-16 of Cyrillic, Thai, Devanagari or Gurmukhi is ASCII bytes but for a NUL in each line
     # end (and U+040A, U+090A hold a \n byte of their own), with \n, \r\n or \r
-    *[("\r".join(["иван", "Његош", "ऊषा", "ชาย", "ਪੰਜਾਬ", "юрий", "яна"] * 5).encode(enc), "NUL bytes")
-      for enc in ("utf-16-le", "utf-16-be")],
+    *[(sep.join(["иван", "Његош", "ऊषा", "ชาย", "ਪੰਜਾਬ", "юрий", "яна"] * 5).encode(enc),
+       r"NUL bytes, more than its lines or beside its line ends, as UTF-16 .*taking the NULs out would leave junk")
+      for enc in ("utf-16-le", "utf-16-be") for sep in ("\r", "\n", "\r\n")],
+    (b"ab\x00cd", r"holds NUL bytes \(the first at line 1\), which no word list does: remove them"),
     ("anna\nbo\n".encode("utf-32"), "UTF-16 or UTF-32 text"),
     ("\ufeffanna\nbo\n".encode("utf-32-be"), "UTF-16 or UTF-32 text .it starts with their byte-order mark"),
     (b"anna\nbob\x00\ncy\n", r"NUL bytes \(the first at line 2\), which no word list does"),
@@ -314,13 +316,14 @@ def test_a_run_of_a_file_this_version_refuses_is_told_to_start_again(tmp_path):
     f.write_bytes("\n".join(["anna", "bo", "cy", "dee", "eve", "fay", "gus"]).encode("utf-16-le"))
     then = data.build_vocab(f.read_bytes().decode("utf-8").split("\n"))  # how the earlier reader read it
     sha = wordfile.digest(f)
-    with pytest.raises(UsageError, match="NUL bytes.*; it is the very file the model was trained on, which this version "
-                                         "refuses: retrain on it saved as UTF-8 or without its NUL bytes, or pass --data"):
+    with pytest.raises(UsageError, match=r"NUL bytes.*; it is the very file the model was trained on, which this "
+                                         r"version refuses: retrain on it saved as UTF-8 \(or, if it is UTF-8 with a few "
+                                         r"NUL bytes, without them\); or pass --data with another file"):
         evaluate.training_splits({"data": str(f), "data_sha256": sha}, then, 3)
-    with pytest.raises(UsageError, match="very file .* refuses: retrain on it .* NUL bytes, or leave out --mix-ngram"):
+    with pytest.raises(UsageError, match="very file .* refuses: retrain on it .*; or leave out --mix-ngram$"):
         evaluate.training_splits({"data": str(f), "data_sha256": sha}, then, 3, instead="the --mix-ngram hint")
     with pytest.raises(UsageError, match=f"NUL bytes.*; it is the very file the run in {tmp_path} was trained on, "
-                                         f"which this version refuses: start a new run on it saved as UTF-8 or without"):
+                                         f"which this version refuses: retrain on it saved as UTF-8"):
         resume.run_splits(f, 3, (None, [], [], sha, then.itos), tmp_path)
     with pytest.raises(DataError, match="NUL bytes") as e:  # not the run's bytes: the reader's message alone
         resume.run_splits(f, 3, (None, [], [], "0" * 64, then.itos), tmp_path)
@@ -335,5 +338,5 @@ def test_a_run_of_a_file_this_version_refuses_is_told_to_start_again(tmp_path):
     assert "which this version refuses" not in str(e.value) and "at least 6" in str(e.value)
     # A stray NUL in UTF-8 is placed by its line, and the advice is to remove it
     f.write_bytes(b"anna\nbo\nc\x00y\ndee\neve\nfay\n")
-    with pytest.raises(DataError, match=r"holds NUL bytes \(the first at line 3\), which no word list does; remove them"):
+    with pytest.raises(DataError, match=r"holds NUL bytes \(the first at line 3\), which no word list does: remove them"):
         wordfile.read_items(f)

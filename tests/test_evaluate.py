@@ -346,3 +346,23 @@ def test_symbols_unknown_only_by_how_the_text_is_written_are_named_as_such(tmp_p
     checkpoint.save(ckpt, model.init_params(len(vocab), 3, 4, 8), vocab, {"block_size": 3})
     proc = run_cli("mlp_lm.evaluate", "--checkpoint", ckpt, "--data", tmp_path / "upper.txt")
     assert proc.returncode == 2 and "remove them or train on this file" in proc.stderr
+
+
+def test_a_copy_of_a_training_file_this_version_refuses_gets_the_same_advice(tiny_run, tmp_path):
+    # From a fourth hostile review: plain evaluate said what to do about a training file an earlier version read and
+    # this one refuses (a NUL byte), but --data with a copy of it, which the advice itself suggests, said only that
+    # the copy holds NUL bytes.
+    params, vocab, config = checkpoint.load(tiny_run[0] / "model.npz")
+    nul = tmp_path / "nul.txt"
+    nul.write_bytes(NAMES.read_bytes().replace(b"\nemma\n", b"\nem\x00ma\n", 1))
+    from mlp_lm import wordfile
+    moved = tmp_path / "model.npz"
+    checkpoint.save(moved, params, vocab, {k: v for k, v in config.items() if k != "format"}
+                    | {"data": str(nul), "data_sha256": wordfile.digest(nul)})
+    copy = tmp_path / "copy.txt"
+    copy.write_bytes(nul.read_bytes())
+    for extra in ([], ["--data", copy]):
+        proc = run_cli("mlp_lm.evaluate", "--checkpoint", moved, *extra)
+        err = proc.stderr.strip()
+        assert proc.returncode == 2 and len(err.splitlines()) == 1, err
+        assert "NUL bytes (the first at line" in err and "it is the very file the model was trained on" in err

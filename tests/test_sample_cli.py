@@ -193,9 +193,10 @@ def test_samples_on_one_line_are_quoted_when_a_comma_or_a_space_would_blur_them(
     assert sampling.one_line(["ab", ""], [False, True]) == "ab…, (empty)"
     assert sampling.one_line(["Dover, NY", "bo"], [True, True]) == "'Dover, NY', 'bo'"
     assert sampling.one_line(["Troisav ", "bo"], [True, True]) == "'Troisav ', 'bo'"
-    assert sampling.one_line(["a,\u00a0b", "", "cd"], [True, True, False]) == "'a,\\xa0b', '', 'cd'…"
-    samples = ['Ann, "Bo"', "O'Brien", "x\\", " y", "a\x1bb"]
-    line = sampling.one_line(samples, [True] * 5)
-    assert line == """'Ann, "Bo"', "O'Brien", 'x\\\\', ' y', 'a\\x1bb'""" and "\x1b" not in line
+    assert sampling.one_line(["a,\u00a0b", "", "cd"], [True, True, False]) == "'a,\u00a0b', '', 'cd'…"
+    samples = ['Ann, "Bo"', "O'Brien", "x\\", " y", "a\x1bb", "sa\u200clyn"]  # ZWNJ prints as is, as unquoted
+    line = sampling.one_line(samples, [True] * 6)
+    assert line == """'Ann, "Bo"', 'O\\'Brien', 'x\\\\', ' y', 'a\\x1bb', 'sa\u200clyn'""" and "\x1b" not in line
+    assert sampling.one_line(["'a'", "b"], [True, True]) == "'\\'a\\'', 'b'"  # not the same line as ["a", "b"] quoted
     import ast
     assert list(ast.literal_eval(f"({line},)")) == samples  # read back, every sample whole
