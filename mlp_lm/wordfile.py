@@ -82,14 +82,11 @@ def read_items_and_digest(path):
                                f"save it as UTF-8")
         nuls = raw.count(0)
         if nuls:  # UTF-16 or UTF-32 without a mark: each line end holds one, and much of it can be valid UTF-8
-            lines = len(re.findall(rb"\r\n|\r|\n", raw)) + (not raw.endswith((b"\n", b"\r")))
-            beside_ends = sum(raw.count(pair) for pair in (b"\n\x00", b"\x00\n", b"\r\x00", b"\x00\r"))
-            # more NULs than lines, or every NUL beside a line end's byte, as each UTF-16 line end has one (its own
-            # letters' bytes can be \n or \r too: its line numbers would mean nothing)
-            if nuls > lines or (nuls >= 2 and beside_ends >= nuls):
-                raise NotAWordList(f"data file {path} holds {nuls:,} NUL byte{'s' * (nuls != 1)}, more than its lines "
-                                   f"or beside its line ends, as UTF-16 or UTF-32 text without a byte-order mark "
-                                   f"does: save it as UTF-8 (taking the NULs out would leave junk); or it is not text")
+            lines = len(re.findall(rb"\r\n|\r|\n", raw)) + (not raw.rstrip(b"\x00").endswith((b"\n", b"\r")))
+            if nuls > lines or _utf16_text(raw):  # (UTF-16's own bytes can be \n or \r: no line numbers for it)
+                raise NotAWordList(f"data file {path} holds {nuls:,} NUL byte{'s' * (nuls != 1)}, as UTF-16 or UTF-32 "
+                                   f"text without a byte-order mark does: save it as UTF-8 (taking the NULs out "
+                                   f"would leave junk); or it is not text")
             line = len(re.findall(rb"\r\n|\r|\n", raw[:raw.index(0)])) + 1
             raise NotAWordList(f"data file {path} holds NUL bytes (the first at line {line}), which no word list "
                                f"does: remove them")
@@ -137,6 +134,19 @@ def read_otherwise(trained, now):
         return ("it is the very file the run was trained on, but this version reads it without the symbol "
                 "U+FEFF (a byte-order mark starting a line), which the run has; retrain on it")
     return None
+
+
+def _utf16_text(raw):
+    """Whether bytes holding NULs read as UTF-16 text with lines: an even length, decoding as UTF-16 (either
+    byte order) into text with a line break and no NUL, as UTF-8 with a stray NUL hardly ever does."""
+    for encoding in ("utf-16-le", "utf-16-be") if len(raw) % 2 == 0 else ():
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if "\x00" not in text and ("\n" in text or "\r" in text):
+            return True
+    return False
 
 
 def _file_size(path):  # None for a missing file, a folder, a pipe: _read_bytes says what is wrong

@@ -81,14 +81,19 @@ def write(tmp_path, content):
     ("\ufeffanna\nbo\n".encode("utf-16-be"), "is UTF-16 or UTF-32 text .*byte-order mark.*save it as UTF-8"),
     # From a user's review: UTF-16 of Latin letters without a byte-order mark is valid UTF-8 (a NUL after each
     # letter), and it trained on items like 'a\x00n\x00n\x00a\x00' with a dev loss that looked far too good.
-    ("\n".join(["anna", "bo", "cy", "dee", "eve", "fay", "gus"]).encode("utf-16-le"), "holds 26 NUL bytes, more than its"),
+    ("\n".join(["anna", "bo", "cy", "dee", "eve", "fay", "gus"]).encode("utf-16-le"), "holds 26 NUL bytes, as UTF-16 or UTF-32"),
     ("\r\n".join(["anna", "bo", "cy", "dee", "eve", "fay", "gus"]).encode("utf-16-be"), "UTF-16 or UTF-32 text without"),
     # From hostile reviews: UTF-16 of Cyrillic, Thai, Devanagari or Gurmukhi is ASCII bytes but for a NUL in each line
     # end (and U+040A, U+090A hold a \n byte of their own), with \n, \r\n or \r
     *[(sep.join(["иван", "Његош", "ऊषा", "ชาย", "ਪੰਜਾਬ", "юрий", "яна"] * 5).encode(enc),
-       r"NUL bytes, more than its lines or beside its line ends, as UTF-16 .*taking the NULs out would leave junk")
+       r"NUL bytes, as UTF-16 or UTF-32 text without a byte-order mark does: .*taking the NULs out would leave junk")
       for enc in ("utf-16-le", "utf-16-be") for sep in ("\r", "\n", "\r\n")],
     (b"ab\x00cd", r"holds NUL bytes \(the first at line 1\), which no word list does: remove them"),
+    # From a fifth hostile review: one ASCII letter in UTF-16-LE Cyrillic (a hyphen) got "remove them", which left junk;
+    # and NUL-terminated UTF-8 lines were called UTF-16
+    ("Анна\nИван\nАнна-Мария\nОльга\nПётр\nМихаил\n".encode("utf-16-le"), "holds 7 NUL bytes, as UTF-16"),
+    ("Москва\nСанкт-Петербург".encode("utf-16-le"), "holds 2 NUL bytes, as UTF-16"),
+    (b"emma\x00\nolivia\x00\nava\x00\nbo\x00\n", r"NUL bytes \(the first at line 1\), .*: remove them"),
     ("anna\nbo\n".encode("utf-32"), "UTF-16 or UTF-32 text"),
     ("\ufeffanna\nbo\n".encode("utf-32-be"), "UTF-16 or UTF-32 text .it starts with their byte-order mark"),
     (b"anna\nbob\x00\ncy\n", r"NUL bytes \(the first at line 2\), which no word list does"),

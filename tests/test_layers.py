@@ -344,3 +344,13 @@ def test_linear_forward_names_integer_inputs_that_cannot_take_a_float_bias():
         layers.linear_forward(x, W, np.zeros(4))
     out, _ = layers.linear_forward(x.astype(np.float64), W.astype(np.float64), np.zeros(4))
     assert np.array_equal(out, x @ W)
+
+
+def test_label_smoothing_is_one_number_taken_as_a_python_float():
+    # From hostile reviews: a float16 eps rounded 1 - eps, and the loss, to float16; an array of one eps passed the
+    # range check and then failed in float() with a TypeError
+    logits, Y = np.random.default_rng(0).standard_normal((4, 5)), np.array([0, 1, 2, 3])
+    loss64 = layers.softmax_cross_entropy_forward(logits, Y, float(np.float16(0.1)))[0]
+    assert layers.softmax_cross_entropy_forward(logits, Y, np.float16(0.1))[0] == loss64
+    with pytest.raises(ValueError, match=r"label smoothing must be one number, got ndarray \(1,\)"):
+        layers.softmax_cross_entropy_forward(logits, Y, np.array([0.1]))
