@@ -83,13 +83,16 @@ def read_items_and_digest(path):
         nuls = raw.count(0)
         if nuls:  # UTF-16 or UTF-32 without a mark: each line end holds one, and much of it can be valid UTF-8
             lines = len(re.findall(rb"\r\n|\r|\n", raw)) + (not raw.rstrip(b"\x00").endswith((b"\n", b"\r")))
-            if nuls > lines or _utf16_text(raw):  # (UTF-16's own bytes can be \n or \r: no line numbers for it)
+            if nuls > lines or _utf32_text(raw):  # surely not UTF-8 (UTF-16's own bytes can be \n: no line number)
                 raise NotAWordList(f"data file {path} holds {nuls:,} NUL byte{'s' * (nuls != 1)}, as UTF-16 or UTF-32 "
                                    f"text without a byte-order mark does: save it as UTF-8 (taking the NULs out "
                                    f"would leave junk); or it is not text")
+            # No byte pattern tells UTF-16 of every script (one NUL a line end, the rest often valid UTF-8) from
+            # UTF-8 with a few NULs, so both are said.
             line = len(re.findall(rb"\r\n|\r|\n", raw[:raw.index(0)])) + 1
             raise NotAWordList(f"data file {path} holds NUL bytes (the first at line {line}), which no word list "
-                               f"does: remove them")
+                               f"does: if it is UTF-16 text without a byte-order mark, save it as UTF-8 (taking the "
+                               f"NULs out would leave junk); otherwise remove them")
         try:
             text = raw.decode("utf-8-sig")  # -sig: a byte-order mark (some Windows editors add one) is not a symbol
         except UnicodeDecodeError as e:  # e.start counts from after a byte-order mark, which -sig took off
@@ -136,16 +139,15 @@ def read_otherwise(trained, now):
     return None
 
 
-def _utf16_text(raw):
-    """Whether bytes holding NULs read as UTF-16 text with lines: an even length, decoding as UTF-16 (either
-    byte order) into text with a line break and no NUL, as UTF-8 with a stray NUL hardly ever does."""
-    for encoding in ("utf-16-le", "utf-16-be") if len(raw) % 2 == 0 else ():
+def _utf32_text(raw):
+    """Whether bytes holding NULs read as UTF-32 text (either byte order) with no NUL in it: UTF-8 hardly ever
+    does, since UTF-32 takes no code point past U+10FFFF and no surrogate."""
+    for encoding in ("utf-32-le", "utf-32-be") if len(raw) % 4 == 0 else ():
         try:
-            text = raw.decode(encoding)
+            if "\x00" not in raw.decode(encoding):
+                return True
         except UnicodeDecodeError:
             continue
-        if "\x00" not in text and ("\n" in text or "\r" in text):
-            return True
     return False
 
 

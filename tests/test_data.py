@@ -86,14 +86,16 @@ def write(tmp_path, content):
     # From hostile reviews: UTF-16 of Cyrillic, Thai, Devanagari or Gurmukhi is ASCII bytes but for a NUL in each line
     # end (and U+040A, U+090A hold a \n byte of their own), with \n, \r\n or \r
     *[(sep.join(["иван", "Његош", "ऊषा", "ชาย", "ਪੰਜਾਬ", "юрий", "яна"] * 5).encode(enc),
-       r"NUL bytes, as UTF-16 or UTF-32 text without a byte-order mark does: .*taking the NULs out would leave junk")
+       r"NUL byte.*UTF-16 .*save it as UTF-8 \(taking the NULs out would leave junk\)")
       for enc in ("utf-16-le", "utf-16-be") for sep in ("\r", "\n", "\r\n")],
-    (b"ab\x00cd", r"holds NUL bytes \(the first at line 1\), which no word list does: remove them"),
+    (b"ab\x00cd", r"holds NUL bytes \(the first at line 1\), which no word list does: if it is UTF-16 .*; otherwise remove"),
     # From a fifth hostile review: one ASCII letter in UTF-16-LE Cyrillic (a hyphen) got "remove them", which left junk;
     # and NUL-terminated UTF-8 lines were called UTF-16
     ("Анна\nИван\nАнна-Мария\nОльга\nПётр\nМихаил\n".encode("utf-16-le"), "holds 7 NUL bytes, as UTF-16"),
-    ("Москва\nСанкт-Петербург".encode("utf-16-le"), "holds 2 NUL bytes, as UTF-16"),
-    (b"emma\x00\nolivia\x00\nava\x00\nbo\x00\n", r"NUL bytes \(the first at line 1\), .*: remove them"),
+    ("Москва\nСанкт-Петербург".encode("utf-16-le"), r"line 2\), .*if it is UTF-16 .*save it as UTF-8 \(taking the NULs"),
+    ("𠨊𠨊𠨊\n".encode("utf-32-le"), "holds 6 NUL bytes, as UTF-16 or UTF-32"),  # two \n bytes a character: lines > NULs
+    (b"anna\nbob\n\x00carla\n", r"line 3\), which no word list does: if it is UTF-16 .*otherwise remove them"),
+    (b"emma\x00\nolivia\x00\nava\x00\nbo\x00\n", r"NUL bytes \(the first at line 1\), .*otherwise remove them"),
     ("anna\nbo\n".encode("utf-32"), "UTF-16 or UTF-32 text"),
     ("\ufeffanna\nbo\n".encode("utf-32-be"), "UTF-16 or UTF-32 text .it starts with their byte-order mark"),
     (b"anna\nbob\x00\ncy\n", r"NUL bytes \(the first at line 2\), which no word list does"),
@@ -343,5 +345,5 @@ def test_a_run_of_a_file_this_version_refuses_is_told_to_start_again(tmp_path):
     assert "which this version refuses" not in str(e.value) and "at least 6" in str(e.value)
     # A stray NUL in UTF-8 is placed by its line, and the advice is to remove it
     f.write_bytes(b"anna\nbo\nc\x00y\ndee\neve\nfay\n")
-    with pytest.raises(DataError, match=r"holds NUL bytes \(the first at line 3\), which no word list does: remove them"):
+    with pytest.raises(DataError, match=r"holds NUL bytes \(the first at line 3\), .*; otherwise remove them"):
         wordfile.read_items(f)
