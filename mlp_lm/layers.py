@@ -255,13 +255,9 @@ def softmax_cross_entropy_forward(logits, Y, smoothing=0.0):
     B, V = logits.shape
     if B == 0:
         raise ValueError("an empty batch has no mean loss")
-    if not 0 <= smoothing < 1:
-        raise ValueError(f"label smoothing must be in [0, 1), got {smoothing!r}")
-    try:
-        smoothing = float(smoothing)  # a numpy float32 eps would round 1 - eps, and the loss, to float32
-    except TypeError:  # an array of one: [0, 1) held it, and it is no single eps
-        raise ValueError(f"label smoothing must be one number, got {type(smoothing).__name__} "
-                         f"{np.shape(smoothing)}") from None
+    if np.ndim(smoothing) != 0 or not 0 <= smoothing < 1:  # (an array of one eps would pass [0, 1))
+        raise ValueError(f"label smoothing must be one number in [0, 1), got {smoothing!r}")
+    smoothing = float(smoothing)  # a numpy float32 eps would round 1 - eps, and the loss, to float32
     check_indices(Y, V, "Y")
     shifted = logits - logits.max(axis=1, keepdims=True)  # (B, V), each row's max is 0
     counts = np.exp(shifted)  # (B, V), in (0, 1]
