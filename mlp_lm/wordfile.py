@@ -82,8 +82,8 @@ def read_items_and_digest(path):
                                f"save it as UTF-8")
         nuls = raw.count(0)
         if nuls:  # UTF-16 or UTF-32 without a mark: each line end holds one, and much of it can be valid UTF-8
-            lines = len(re.findall(rb"\r\n|\r|\n", raw)) + (not raw.rstrip(b"\x00").endswith((b"\n", b"\r")))
-            if nuls > lines or _utf32_text(raw):  # surely not UTF-8 (UTF-16's own bytes can be \n: no line number)
+            n_lines = len(re.findall(rb"\r\n|\r|\n", raw)) + (not raw.rstrip(b"\x00").endswith((b"\n", b"\r")))
+            if nuls > n_lines or _utf32_text(raw):  # surely not UTF-8 (UTF-16's own bytes can be \n: no line number)
                 raise NotAWordList(f"data file {path} holds {nuls:,} NUL byte{'s' * (nuls != 1)}, as UTF-16 or UTF-32 "
                                    f"text without a byte-order mark does: save it as UTF-8 (taking the NULs out "
                                    f"would leave junk); or it is not text")
