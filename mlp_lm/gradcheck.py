@@ -21,7 +21,7 @@ from . import layers, model
 from .checks import is_whole
 from .finitediff import PROVES_NOTHING, TOLERANCE, Comparison, compare, numerical_grad
 from .model import embedding_mask_shape
-from .params import KNOWN_PARAMS, PARAM_NAMES, checked_sizes
+from .params import PARAM_NAMES, check_params, checked_sizes
 
 MAX_COORDS = 20_000  # what the command checks entry by entry in well under a minute
 
@@ -70,7 +70,7 @@ def _mean_nll(logits, Y, smoothing=0.0):
     B, V = logits.shape
     z = logits - logits.max(axis=1, keepdims=True)
     log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))  # (B, V)
-    target = np.full((B, V), smoothing / V, dtype=np.float64)  # (a float32 eps would round the whole loss)
+    target = np.full((B, V), smoothing / V)
     target[np.arange(B), Y] += 1 - smoothing
     return float(-(target * log_probs).sum() / B)
 
@@ -117,10 +117,7 @@ def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=
     if max_coords is not None and not is_whole(max_coords):  # 0 checks nothing: no check at all
         raise ValueError(f"max_coords must be None or a whole number of entries, at least 1, got {max_coords!r}")
     params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    unknown = [k for k in params if k not in KNOWN_PARAMS]
-    if unknown:  # the numerical side is this model's forward pass, which never reads them
-        raise ValueError(f"params holds {', '.join(map(repr, unknown))}, which this model does not have "
-                         f"({', '.join(sorted(KNOWN_PARAMS))}): check_model checks this model's gradients")
+    check_params(params)  # this model's parameters only: the numerical side is its forward pass, which reads no other
     if not isinstance(smoothing, numbers.Real):
         raise ValueError(f"smoothing must be a number, got {type(smoothing).__name__}")
     smoothing = float(smoothing)  # both sides in float64: a float16 eps would round 1 - eps in the checker's loss

@@ -418,7 +418,7 @@ def test_check_model_refuses_what_cannot_be_this_model():
     params, X, Y = _tiny_problem()
     with pytest.raises(ValueError, match="masks must be a dict of dropout masks by name"):
         gradcheck.check_model(params, X, Y, masks=[None])
-    with pytest.raises(ValueError, match="params holds 's', which this model does not have"):
+    with pytest.raises(ValueError, match=r"'s' is not a parameter of this model \(C, W1, b1, W2, b2, Wd\)"):
         gradcheck.check_model({**params, "s": np.ones(3)}, X, Y, loss_and_grads=lambda p, *a, **k: (1.0, {}))
 
     def relu_model(p, X, Y, return_intermediates=True):
