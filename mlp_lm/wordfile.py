@@ -55,10 +55,20 @@ def differs(path, sha256):
     """Whether the file at `path` now holds other bytes than those whose sha256 a run recorded,
     whatever they hold (False when nothing was recorded or the file cannot be read). For the
     error path of a read: a file that changed into something unreadable has, above all, changed."""
+    now = _readable_digest(path) if sha256 else None
+    return now is not None and now != sha256
+
+
+def is_the_file(path, sha256):
+    """Whether the file at path holds the very bytes whose sha256 a run recorded (False if it cannot be read)."""
+    return bool(sha256) and _readable_digest(path) == sha256
+
+
+def _readable_digest(path):  # digest(path), or None when the file cannot be read
     try:
-        return bool(sha256) and digest(path) != sha256
+        return digest(path)
     except DataError:
-        return False
+        return None
 
 
 # Reading holds at its peak the bytes, the text (1 byte a character for ASCII, else up to 4), each line as a
@@ -119,14 +129,6 @@ def refused_hint(what):
     """What to do about the very file a run (or model) was trained on when this version refuses it for its bytes."""
     return (f"it is the very file the {what} was trained on, which this version refuses: retrain on it saved as "
             f"UTF-8 (or, if it is UTF-8 with a few NUL bytes, without them)")
-
-
-def is_the_file(path, sha256):
-    """Whether the file at path holds the very bytes whose sha256 a run recorded (False if it cannot be read)."""
-    try:
-        return bool(sha256) and digest(path) == sha256
-    except DataError:
-        return False
 
 
 def read_otherwise(trained, now):
