@@ -54,6 +54,14 @@ class Vocab:
         return len(self.itos)
 
     def encode(self, text):
+        """The indices of text's symbols: text is a str, or a list or tuple of one-symbol strs."""
+        if not isinstance(text, str):  # a list of words would be read as unknown symbols, bytes as numbers
+            listed = isinstance(text, (list, tuple))
+            odd = [s for s in text if not (isinstance(s, str) and len(s) == 1)] if listed else [text]
+            if odd:
+                what = f"a {type(text).__name__} holding {odd[0]!r}" if listed else type(text).__name__
+                raise TypeError(f"encode takes a str, or a list of one-symbol strs, not {what}; one word at a time: "
+                                f"encode(word)")
         stoi = self.stoi
         unknown = sorted(set(text) - set(stoi))
         if unknown:

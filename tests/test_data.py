@@ -123,6 +123,20 @@ def test_six_items_are_enough(tmp_path):
     assert [len(p) for p in s.items] == [4, 1, 1]
 
 
+def test_vocab_encode_takes_one_text():
+    # A list of words was read as symbols named after them: "unknown symbol(s) 'ab'; the vocabulary is 'ab'"
+    vocab = data.build_vocab(["ab"])
+    assert vocab.encode(("a", "b")) == vocab.encode(["a", "b"]) == vocab.encode("ab") == [1, 2]
+    assert vocab.encode([]) == vocab.encode("") == []
+    with pytest.raises(TypeError, match=r"not a list holding 'ab'; one word at a time: encode\(word\)"):
+        vocab.encode(["ab"])
+    with pytest.raises(TypeError, match="not a list holding 1;"):
+        vocab.encode(["a", 1])
+    for text, name in ((b"ab", "bytes"), (None, "NoneType"), (iter("ab"), "str_ascii_iterator")):
+        with pytest.raises(TypeError, match=f"a list of one-symbol strs, not {name};"):
+            vocab.encode(text)
+
+
 def test_vocab_encode_rejects_unknown_symbols():
     vocab = data.build_vocab(["abc"])
     assert vocab.encode("cab") == [3, 1, 2]
