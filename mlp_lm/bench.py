@@ -9,9 +9,10 @@ On the lecture's model (V=27, T=3, E=10, H=200) it times one training step
 at several batch sizes, in float32 and float64, as the median over at least
 --seconds of work per size; the same step in PyTorch (eager autograd and
 torch.optim.SGD, same sizes, dtype and thread count) when torch is importable;
-then both again with one busy process per core, started by the bench for that
-part. Ratios are of numbers measured in this one run, so the machine's noise
-mostly cancels. Numbers from different runs or machines are not comparable.
+the time of the loss on the dev split; the step's six matrix products alone at
+batch 1024, by numpy's BLAS and by torch, one thread each; then both steps again
+with one busy process per core, started by the bench for that part. Ratios are of
+numbers measured in this one run, so the machine's noise mostly cancels. Numbers from different runs or machines are not comparable.
 Last, data at scale: a generated file of 1,000,000 items is read, encoded and
 split in a fresh process, which reports its time and peak memory (scale.py).
 """
@@ -89,6 +90,30 @@ def torch_step(splits, B, dtype):
         return loss
 
     return step
+
+
+def product_seconds(B, seconds, with_torch):
+    """The lecture step's six matrix products alone, batch B, float32, one thread: (numpy's seconds, torch's
+    or None). At large batches they are half of the step or more, so this tells how much of a gap to
+    PyTorch is the BLAS library that came with numpy rather than our code."""
+    rng = np.random.default_rng(0)
+    shapes = {"embcat": (B, T * E), "W1": (T * E, H), "h": (B, H), "W2": (H, V), "dlogits": (B, V), "dh": (B, H)}
+    a = {k: rng.standard_normal(shape, dtype=np.float32) for k, shape in shapes.items()}
+
+    def six(embcat, W1, h, W2, dlogits, dh):  # forward, then each layer's two backward products
+        return embcat @ W1, h @ W2, dlogits @ W2.T, h.T @ dlogits, dh @ W1.T, embcat.T @ dh
+
+    with runtime.blas_threads(1):
+        ours = median_time(lambda: six(**a), seconds)
+    if not with_torch:
+        return ours, None
+    import torch
+    t, threads = {k: torch.from_numpy(x) for k, x in a.items()}, torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return ours, median_time(lambda: six(**t), seconds)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def torch_available():
@@ -227,6 +252,13 @@ def main(argv=None):
     with runtime.blas_threads(args.threads or runtime.choose_threads(len(splits.dev[1]), T * E, H, V)):
         dev_seconds = median_time(lambda: model.split_loss(params, *splits.dev), seconds)
     print(f"\ndev loss over all {len(splits.dev[1]):,} dev examples: {dev_seconds * 1e3:.1f} ms")
+    product_batch = sizes[-1] if args.quick else 1024
+    products = product_seconds(product_batch, seconds, with_torch)
+    flops = flops_per_step(product_batch)
+    print(f"the step's six matrix products alone, batch {product_batch}, float32, one thread: numpy "
+          f"{products[0] * 1e6:,.0f} us ({flops / products[0] / 1e9:.1f} GFLOP/s)"
+          + (f", torch {products[1] * 1e6:,.0f} us ({flops / products[1] / 1e9:.1f} GFLOP/s), torch/ours "
+             f"{products[1] / products[0]:.2f}x" if products[1] else ""))
     loaded = None
     if not args.no_load:
         with BusyMachine(cores):
@@ -244,7 +276,9 @@ def main(argv=None):
                      "torch_seconds": r["torch"], "gflops": flops_per_step(B) / r["ours"] / 1e9}
                     for (d, B), r in rows.items()]
         doc = {"machine": machine, "seconds_per_measurement": seconds, "idle": flat(idle),
-               "dev_eval_seconds": dev_seconds, "loaded": flat(loaded) if loaded else None, "data_at_scale": scale}
+               "dev_eval_seconds": dev_seconds,
+               "products": {"batch": product_batch, "ours_seconds": products[0], "torch_seconds": products[1]},
+               "loaded": flat(loaded) if loaded else None, "data_at_scale": scale}
         write_json(args.json, doc)
     return 0
 

@@ -20,6 +20,9 @@ def test_quick_bench_runs_and_writes_its_table(tmp_path):
     assert [r["batch"] for r in doc["idle"]] == [32, 256] == [r["batch"] for r in doc["loaded"]]
     assert all(r["ours_seconds"] > 0 and r["torch_seconds"] is None for r in doc["idle"])
     assert doc["dev_eval_seconds"] > 0
+    assert doc["products"]["batch"] == 256 and doc["products"]["ours_seconds"] > 0
+    assert doc["products"]["torch_seconds"] is None
+    assert "the step's six matrix products alone, batch 256, float32, one thread: numpy " in proc.stdout
     scale = doc["data_at_scale"]
     assert scale["items"] == 20_000 and "data at scale: 20,000 random items" in proc.stdout
     assert scale["seconds"] > 0 and scale["peak_rss_bytes"] > scale["example_bytes"] > 20_000 * 2 * 4 * 8
