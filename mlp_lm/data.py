@@ -54,14 +54,14 @@ class Vocab:
         return len(self.itos)
 
     def encode(self, text):
-        """The indices of text's symbols: text is a str, or a list or tuple of one-symbol strs."""
+        """The indices of text's symbols: text is a str, or a list, tuple or 1-D array of one-symbol strs."""
+        if isinstance(text, np.ndarray) and text.ndim == 1 and text.dtype.kind == "U":
+            text = text.tolist()
         if not isinstance(text, str):  # a list of words would be read as unknown symbols, bytes as numbers
             listed = isinstance(text, (list, tuple))
             odd = [s for s in text if not (isinstance(s, str) and len(s) == 1)] if listed else [text]
             if odd:
-                what = f"a {type(text).__name__} holding {odd[0]!r}" if listed else type(text).__name__
-                raise TypeError(f"encode takes a str, or a list of one-symbol strs, not {what}; one word at a time: "
-                                f"encode(word)")
+                raise TypeError(_not_one_text(text, odd[0] if listed else None))
         stoi = self.stoi
         unknown = sorted(set(text) - set(stoi))
         if unknown:
@@ -80,6 +80,19 @@ class Vocab:
         if any(not 0 <= i < V for i in indices):  # a str would read -1 as its last symbol
             raise ValueError(f"symbol indices must be in 0..{V - 1}")
         return "".join(self.itos[i] for i in indices)
+
+
+def _not_one_text(text, item):
+    """Vocab.encode's complaint about text that is not one text (item: the odd one of a list), and what to pass."""
+    if isinstance(text, (bytes, bytearray)):
+        return f"encode takes a str, not {type(text).__name__}: decode it first, text.decode('utf-8')"
+    if item is None:
+        return f"encode takes a str, or a list of one-symbol strs, not {'None' if text is None else type(text).__name__}"
+    if isinstance(item, str):  # a word, or a letter and its accent as two code points: shown escaped, cut short
+        count = f" ({len(item)} symbols)" if len(item) <= 40 else ""  # show_symbols counts a longer one itself
+        return (f"encode takes a str, or a list of one-symbol strs, not a list holding {show_symbols(item)}{count}; "
+                f"one word at a time: encode(word)")
+    return f"encode takes a str, or a list of one-symbol strs, not a list holding a value of type {type(item).__name__}"
 
 
 def show_symbols(symbols, most=40):

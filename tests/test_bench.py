@@ -262,3 +262,11 @@ def test_no_usable_temporary_directory_at_all_is_named_too(monkeypatch):
         scale.data_at_scale(20)
     assert "in a temporary directory: No usable temporary directory found" in str(e.value)
     assert "set TMPDIR" in str(e.value)
+
+
+def test_products_alone_leave_torchs_threads_as_they_were():
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    ours, theirs = bench.product_seconds(32, 0.001, True)
+    assert ours > 0 and theirs > 0 and torch.get_num_threads() == threads
+    assert bench.product_seconds(32, 0.001, False)[1] is None

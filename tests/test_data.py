@@ -127,13 +127,22 @@ def test_vocab_encode_takes_one_text():
     # A list of words was read as symbols named after them: "unknown symbol(s) 'ab'; the vocabulary is 'ab'"
     vocab = data.build_vocab(["ab"])
     assert vocab.encode(("a", "b")) == vocab.encode(["a", "b"]) == vocab.encode("ab") == [1, 2]
+    assert vocab.encode(np.array(["a", "b"])) == vocab.encode(np.str_("ab")) == [1, 2]  # as before
     assert vocab.encode([]) == vocab.encode("") == []
-    with pytest.raises(TypeError, match=r"not a list holding 'ab'; one word at a time: encode\(word\)"):
+    with pytest.raises(TypeError, match=r"not a list holding 'ab' \(2 symbols\); one word at a time: encode\(word\)"):
         vocab.encode(["ab"])
-    with pytest.raises(TypeError, match="not a list holding 1;"):
+    with pytest.raises(TypeError, match=r"holding 'a\\u0301' \(2 symbols\)"):  # one letter on screen, two symbols
+        vocab.encode(["a\u0301"])
+    with pytest.raises(TypeError) as e:  # a long item is cut short, as in every message about symbols
+        vocab.encode(["a" * 100_000])
+    assert len(str(e.value)) < 200 and "(100,000 in all)" in str(e.value)
+    with pytest.raises(TypeError, match="not a list holding a value of type int$"):
         vocab.encode(["a", 1])
-    for text, name in ((b"ab", "bytes"), (None, "NoneType"), (iter("ab"), "str_ascii_iterator")):
-        with pytest.raises(TypeError, match=f"a list of one-symbol strs, not {name};"):
+    with pytest.raises(TypeError, match=r"not bytes: decode it first, text.decode\('utf-8'\)"):
+        vocab.encode(b"ab")
+    for text, name in ((None, "None"), (iter("ab"), "str_ascii_iterator"), ({"a": 1}, "dict"),
+                       (np.array([["a"]]), "ndarray")):
+        with pytest.raises(TypeError, match=f"a list of one-symbol strs, not {name}$"):
             vocab.encode(text)
 
 
