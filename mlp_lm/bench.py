@@ -12,7 +12,8 @@ torch.optim.SGD, same sizes, dtype and thread count) when torch is importable;
 the time of the loss on the dev split; the step's six matrix products alone at
 batch 1024, by numpy's BLAS and by torch, one thread each; then both steps again
 with one busy process per core, started by the bench for that part. Ratios are of
-numbers measured in this one run, so the machine's noise mostly cancels. Numbers from different runs or machines are not comparable.
+numbers measured in this one run, so the machine's noise mostly cancels. Numbers
+from different runs or machines are not comparable.
 Last, data at scale: a generated file of 1,000,000 items is read, encoded and
 split in a fresh process, which reports its time and peak memory (scale.py).
 """

@@ -58,10 +58,11 @@ class Vocab:
         if isinstance(text, np.ndarray) and text.ndim == 1 and text.dtype.kind == "U":
             text = text.tolist()
         if not isinstance(text, str):  # a list of words would be read as unknown symbols, bytes as numbers
-            listed = isinstance(text, (list, tuple))
-            odd = [s for s in text if not (isinstance(s, str) and len(s) == 1)] if listed else [text]
+            if not isinstance(text, (list, tuple)):
+                raise TypeError(_not_one_text(text))
+            odd = [s for s in text if not (isinstance(s, str) and len(s) == 1)]
             if odd:
-                raise TypeError(_not_one_text(text, odd[0] if listed else None))
+                raise TypeError(_not_one_symbol(odd[0]))
         stoi = self.stoi
         unknown = sorted(set(text) - set(stoi))
         if unknown:
@@ -82,13 +83,17 @@ class Vocab:
         return "".join(self.itos[i] for i in indices)
 
 
-def _not_one_text(text, item):
-    """Vocab.encode's complaint about text that is not one text (item: the odd one of a list), and what to pass."""
+def _not_one_text(text):
+    """Vocab.encode's complaint about text that is neither a str nor a list of symbols, and what to pass."""
     if isinstance(text, (bytes, bytearray)):
         return f"encode takes a str, not {type(text).__name__}: decode it first, text.decode('utf-8')"
-    if item is None:
-        return f"encode takes a str, or a list of one-symbol strs, not {'None' if text is None else type(text).__name__}"
-    if isinstance(item, str):  # a word, or a letter and its accent as two code points: shown escaped, cut short
+    return f"encode takes a str, or a list of one-symbol strs, not {'None' if text is None else type(text).__name__}"
+
+
+def _not_one_symbol(item):
+    """Vocab.encode's complaint about an item of a list that is not one symbol: a word, or a letter and its
+    accent as two code points (shown escaped, a long one cut short), or not a str at all."""
+    if isinstance(item, str):
         count = f" ({len(item)} symbols)" if len(item) <= 40 else ""  # show_symbols counts a longer one itself
         return (f"encode takes a str, or a list of one-symbol strs, not a list holding {show_symbols(item)}{count}; "
                 f"one word at a time: encode(word)")

@@ -138,6 +138,8 @@ def test_vocab_encode_takes_one_text():
     assert len(str(e.value)) < 200 and "(100,000 in all)" in str(e.value)
     with pytest.raises(TypeError, match="not a list holding a value of type int$"):
         vocab.encode(["a", 1])
+    with pytest.raises(TypeError, match="not a list holding a value of type NoneType$"):
+        vocab.encode(["a", None])
     with pytest.raises(TypeError, match=r"not bytes: decode it first, text.decode\('utf-8'\)"):
         vocab.encode(b"ab")
     for text, name in ((None, "None"), (iter("ab"), "str_ascii_iterator"), ({"a": 1}, "dict"),
