@@ -20,8 +20,7 @@ from .cli import ArgumentParser, UsageError, int_at_least, run
 from .data import BOUNDARY, SPLIT_SEED, build_dataset, load_splits, show_symbols
 from .jsonout import prepare_json, write_json
 from .sampling import Novelty
-from .wordfile import (DataError, NotAWordList, differs, is_the_file, read_items_and_digest, read_otherwise,
-                       refused_hint)
+from .wordfile import DataError, NotAWordList, differs, read_items_and_digest, read_otherwise, refused_hint
 
 MAX_ORDER = 32
 AS_A_WHOLE = ("pass a copy of the very file it was trained on with --data to rebuild the split, or any other file "
@@ -42,10 +41,11 @@ def training_splits(config, vocab, block_size, path=None, instead=AS_A_WHOLE):
         if not Path(path).exists():
             raise UsageError(f"the training data {path} is not there any more, so its split cannot be rebuilt; "
                              f"{instead}") from None
-        if not differs(path, recorded):
-            if isinstance(e, NotAWordList) and is_the_file(path, recorded):  # an earlier version read it: a run did
-                instead = refused_hint("model") + ("; or pass --data with another file to evaluate on all of it"
-                                                  if instead == AS_A_WHOLE else "; or leave out --mix-ngram")
+        hint = refused_hint(path, recorded, "model") if isinstance(e, NotAWordList) else None
+        if hint:  # the very file, which an earlier version read: a model was trained on it
+            instead = hint + ("; or pass --data with another file to evaluate on all of it" if instead == AS_A_WHOLE
+                              else "; or leave out --mix-ngram")
+        if hint or not differs(path, recorded):
             raise UsageError(f"cannot rebuild the training split from {path}: {e}; {instead}") from None
         splits = None  # it changed, into something that cannot be split: that it changed is the news
     if recorded and (splits is None or splits.sha256 != recorded):
@@ -122,9 +122,10 @@ def main(argv=None):
     sets = {}  # name -> (X, Y)
     try:
         items, sha256 = read_items_and_digest(args.data) if args.data is not None else (None, None)
-    except NotAWordList as e:  # a copy of the training file, which an earlier version read
-        if is_the_file(args.data, config.get("data_sha256")):
-            raise UsageError(f"{e}; {refused_hint('model')}") from None
+    except NotAWordList as e:  # a copy of the training file, which an earlier version read?
+        hint = refused_hint(args.data, config.get("data_sha256"), "model")
+        if hint:
+            raise UsageError(f"{e}; {hint}") from None
         raise
     needs_split = ("--mix-ngram fits its n-gram and weights on the training split: put the file back (or pass "
                    "a copy with --data), or leave out --mix-ngram")

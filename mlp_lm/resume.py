@@ -11,7 +11,7 @@ from .cli import UsageError
 from .config import PRESETS, Config, config_problem
 from .data import load_splits
 from .trainer import is_count
-from .wordfile import NotAWordList, is_the_file, read_otherwise, refused_hint
+from .wordfile import NotAWordList, read_otherwise, refused_hint
 
 
 # Settings newer than runs that may still be resumed, with the value that does what those runs did.
@@ -111,6 +111,7 @@ def run_splits(data, block_size, resumed, out):
     try:
         return load_splits(data, block_size)
     except NotAWordList as e:  # for its bytes (UTF-16, NULs), which an earlier version may have read
-        if resumed is not None and is_the_file(data, resumed[3]):
-            raise UsageError(f"{e}; {refused_hint(f'run in {out}')}") from None
+        hint = refused_hint(data, resumed[3], f"run in {out}") if resumed is not None else None
+        if hint:
+            raise UsageError(f"{e}; {hint}") from None
         raise

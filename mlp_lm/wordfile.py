@@ -125,8 +125,11 @@ def read_items_and_digest(path):
     return items, hashlib.sha256(raw).hexdigest()
 
 
-def refused_hint(what):
-    """What to do about the very file a run (or model) was trained on when this version refuses it for its bytes."""
+def refused_hint(path, sha256, what):
+    """What to do when this version refuses the file at path for its bytes (NotAWordList) and it is the very
+    file whose sha256 a run (or model, `what`) recorded, which an earlier version read; None for another file."""
+    if not is_the_file(path, sha256):
+        return None
     return (f"it is the very file the {what} was trained on, which this version refuses: retrain on it saved as "
             f"UTF-8 (or, if it is UTF-8 with a few NUL bytes, without them)")
 
