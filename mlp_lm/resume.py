@@ -11,16 +11,17 @@ from .cli import UsageError
 from .config import PRESETS, Config, config_problem
 from .data import load_splits
 from .trainer import is_count
-from .wordfile import NotAWordList, read_otherwise, refused_hint
+from .wordfile import NotAWordList, digest, read_otherwise, refused_hint
 
 
 # Settings newer than runs that may still be resumed, with the value that does what those runs did.
 ADDED = {"fold": False, "keep_best": False}
 
 
-def resume_point(out):
+def resume_point(out, data=None):
     """(Config, preset, (state, losses so far, dev losses so far, data sha256, symbols), what resuming
-    will do) of the run in `out`; the third item is None when that run is already complete."""
+    will do) of the run in `out`; the third item is None when that run is already complete. `data`: the
+    --data given, which a complete run still checks is its file (a UsageError or DataError if not)."""
     path = Path(out) / "model.npz"
     try:
         _, vocab, config = checkpoint.load(path)
@@ -84,7 +85,11 @@ def resume_point(out):
     if not isinstance(preset, str) or preset not in PRESETS:
         raise UsageError(f"{damaged} (preset {preset!r}); start a new run")
     if done >= cfg.steps and evaluated:
-        return cfg, preset, None, f"the run in {out} is complete ({done} of {cfg.steps} steps): nothing to resume"
+        complete = f"the run in {out} is complete ({done} of {cfg.steps} steps)"
+        if data is not None and digest(data) != config["data_sha256"]:  # a file it cannot read: its own line
+            raise UsageError(f"{complete}, and --data {data} is not the file it was trained on (other bytes): "
+                             f"nothing to resume")
+        return cfg, preset, None, f"{complete}: nothing to resume"
     resumed = (state, history, devs, config.get("data_sha256"), vocab.itos)
     if done >= cfg.steps:
         return cfg, preset, resumed, (f"the run in {out} trained all {done} steps but its final evaluation "

@@ -44,15 +44,16 @@ def main(argv=None):
     opts = parse_args(argv)
     resumed = None
     if opts.resume:
+        if opts.data == "":  # Path("") would be the current folder
+            raise UsageError("--data is empty; pass where the run's data file is now, or leave --data out")
         check_free(opts.out)  # a training writing there now (a --force, say) decides what there is to resume
-        cfg, preset, resumed, note = resume_point(opts.out)  # a damaged or finished run says so before any work
+        # a damaged or finished run says so before any work (a finished one after checking a --data given)
+        cfg, preset, resumed, note = resume_point(opts.out, opts.data)
         if resumed is None:
             print(note)
             return 0
     else:
         cfg, preset = opts.cfg, opts.preset
-    if resumed is not None and opts.data == "":  # Path("") would be the current folder
-        raise UsageError("--data is empty; pass where the run's data file is now, or leave --data out")
     if resumed is not None and opts.data is not None:  # the run's data, moved: the bytes are checked below
         cfg = replace(cfg, data=str(Path(opts.data).resolve()))  # and the run records where it is now
     elif resumed is not None and not Path(cfg.data).exists():

@@ -16,6 +16,7 @@ import pytest
 
 from mlp_lm import atomic, checkpoint, train
 from mlp_lm.cli import UsageError
+from mlp_lm.wordfile import DataError
 
 from .conftest import ROOT, SMALL
 
@@ -690,6 +691,18 @@ def test_resume_says_what_to_do_when_its_data_has_moved_and_refuses_force(tmp_pa
     one_go = tmp_path / "one-go"
     assert train.main(["--data", str(moved), "--steps", "100", "--eval-every", "0", "--out", str(one_go)]) == 0
     assert (one_go / "loss.csv").read_text() == (out / "loss.csv").read_text()  # the same run as in one go
+    # Finished, it has nothing to train, but a --data given is still checked (it said "nothing to resume" to any)
+    capsys.readouterr()
+    with pytest.raises(UsageError, match=r"complete \(100 of 100 steps\), and --data .*other.txt is not the file "
+                                         r"it was trained on \(other bytes\): nothing to resume"):
+        train.main(["--resume", "--out", str(out), "--data", str(other)])
+    with pytest.raises(DataError, match="not found"):
+        train.main(["--resume", "--out", str(out), "--data", str(tmp_path / "gone.txt")])
+    with pytest.raises(UsageError, match="--data is empty"):
+        train.main(["--resume", "--out", str(out), "--data", ""])
+    assert capsys.readouterr().out == ""
+    assert train.main(["--resume", "--out", str(out), "--data", str(moved)]) == 0  # its own bytes: finished
+    assert "is complete (100 of 100 steps): nothing to resume" in capsys.readouterr().out
 
 
 def test_training_runs_off_the_main_thread():
