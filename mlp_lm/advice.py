@@ -79,8 +79,9 @@ def by_heart(result, devs, n_items, cfg, retry):
     (one larger than it has, if it has one), more data, or fewer steps (which --keep-best has tried
     already), and where dev was best."""
     decay, wanted = cfg.weight_decay, suggested_weight_decay(n_items)
-    if cfg.optimizer == "sgd" and decay < wanted:
-        what = f"a weight decay, --weight-decay {wanted:g} for a list of {n_items:,} items"
+    if cfg.optimizer == "sgd" and decay < wanted:  # 2 / items, a start: on 250 names 1 / items did better
+        what = f"a weight decay, --weight-decay {wanted:g} for a list of {n_items:,} items" + (
+            f" (compare it on dev with this run's {decay:g}, which can be better)" if decay else "")
     elif decay:
         what = f"a larger --weight-decay than {decay:g}"
     else:  # AdamW's is decoupled: lr * lambda a step, apart from the gradient (optim.AdamW), so 2 / items is too little

@@ -13,12 +13,17 @@ from .wordfile import DEFAULT_DATA, in_checkout
 DESCRIPTION = "Train the MLP language model on a word list, evaluate it, and sample from it."
 
 
+# "lecture" names the part 2 lecture's model and recipe; its initialisation is part 3's, as --init's default
+LECTURE_PRESET = ("the defaults below (the part 2 lecture's model and recipe, with the part 3 lecture's "
+                  "initialisation: add --init lecture for part 2's own)")
+
+
 def preset_help():
     parts = []
     for name, values in PRESETS.items():
         settings = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v:g}" if isinstance(v, float) else f" {v}")
                             for k, v in values.items())
-        parts.append(f"{name}: {settings or 'the defaults below'}")
+        parts.append(f"{name}: {settings or LECTURE_PRESET}")
     return "; ".join(parts)
 
 

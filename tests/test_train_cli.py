@@ -186,6 +186,9 @@ def test_the_overfitting_warning_is_for_a_dev_loss_that_rose_well_above_its_best
     # a hostile review: the same --weight-decay was suggested to a run that had it, and 2 / items to AdamW
     assert "a larger --weight-decay than 0.3," in advice.overfit_warning(result, {1: 2.0, 2: 2.5}, 500,
                                                                           config.Config(weight_decay=0.3))
+    # a learner's review: 250 names at --weight-decay 0.004 (the best there) were told to try 0.008, worse there
+    assert ("--weight-decay 0.008 for a list of 250 items (compare it on dev with this run's 0.004, which can be "
+            "better)") in advice.overfit_warning(result, {1: 2.0, 2: 2.5}, 250, config.Config(weight_decay=0.004))
     assert "a weight decay, --weight-decay 0.1 or more (AdamW's is lr x lambda" in advice.overfit_warning(
         result, {1: 2.0, 2: 2.5}, 500, adamw)
     assert "a larger --weight-decay than 0.1," in advice.overfit_warning(
