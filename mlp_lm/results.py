@@ -124,6 +124,7 @@ def make_table(args, only, runs, docs, docs_wanted):
     print(f"n-grams and mixtures in {time.perf_counter() - t0:.1f}s")
     machine = f"a {runtime.machine_description()}"
     tables = json.dumps({"ngrams": {f"{s}-{n}": m for (s, n), m in ngrams.items()}, "mixtures": mixes}, indent=2)
+    check_no_link_to_docs(runs, docs, to_docs)  # again: the runs took long enough for one to be made
     try:
         target.mkdir(parents=True, exist_ok=True)  # the runs folder; docs was checked to be there
         write_whole(runs / "tables.json", (tables + "\n").encode())  # first: a failure here leaves no new table
@@ -179,6 +180,7 @@ def check_flags(args):
     if os.path.realpath(runs) == os.path.realpath(docs):
         raise UsageError(f"--runs {runs} is the docs folder, which holds the documented results.md; name another "
                          f"folder for the runs (the table goes into it, and into {docs} with --write-docs)")
+    check_no_link_to_docs(runs, docs, docs_wanted)
     if docs_wanted:
         if not docs.exists():
             raise UsageError(f"--docs {docs} does not exist; name the existing folder for results.md "
@@ -193,6 +195,14 @@ def check_flags(args):
                 raise UsageError(f"{docs / name} is not a file, and the table would be written there; "
                                  f"remove it or name another --docs")
     return only, runs, docs, docs_wanted
+
+
+def check_no_link_to_docs(runs, docs, docs_wanted):
+    """UsageError if the runs' own results.md is a link to the documented one, which writing would go
+    through (atomic.write_whole writes a link's file) when this command is to leave docs as they are."""
+    if not docs_wanted and os.path.realpath(runs / "results.md") == os.path.realpath(docs / "results.md"):
+        raise UsageError(f"{runs / 'results.md'} is a link to {docs / 'results.md'}, the documented table, which "
+                         f"this command leaves as it is; remove the link, or add --write-docs to write both")
 
 
 def how_to_finish(args, name, only, runs, docs_wanted, saved):

@@ -136,6 +136,36 @@ def test_the_docs_folder_is_no_runs_folder(tmp_path, no_counting, monkeypatch):
     assert not any(docs.iterdir()) and (tmp_path / "elsewhere" / "results.md").exists()
 
 
+def test_the_runs_table_is_no_link_to_the_documented_one(tmp_path, no_counting, monkeypatch):
+    # From a hostile tester: runs/results.md made a link to docs/results.md, and --no-train (or --steps)
+    # wrote the quick table through it, then said "docs left as it was".
+    from mlp_lm import wordfile
+    docs, runs = tmp_path / "docs", tmp_path / "runs"
+    monkeypatch.setattr(results, "in_checkout",
+                        lambda relative: docs if relative == "docs" else wordfile.in_checkout(relative))
+    docs.mkdir()
+    (docs / "results.md").write_text("the documented table\n")
+    fill_runs(runs, steps=300)
+    (runs / "results.md").symlink_to(docs / "results.md")
+    monkeypatch.setattr(aside, "train_run", lambda flags: pytest.fail("trained despite the link"))
+    for argv in (["--no-train"], ["--steps", "50"], ["--only", "lecture"]):
+        message = refusal([*argv, "--runs", str(runs)])
+        assert message == (f"{runs / 'results.md'} is a link to {docs / 'results.md'}, the documented table, which "
+                           f"this command leaves as it is; remove the link, or add --write-docs to write both")
+    assert (docs / "results.md").read_text() == "the documented table\n"
+    assert results.main(["--no-train", "--write-docs", "--runs", str(runs)]) == 0  # asked for: both written
+    assert "300 steps each" in (docs / "results.md").read_text()
+    (runs / "results.md").unlink()
+    (docs / "results.md").write_text("the documented table\n")
+
+    def link_made_meanwhile(data):  # while the runs trained or the n-grams counted
+        (runs / "results.md").symlink_to(docs / "results.md")
+        return {}
+    monkeypatch.setattr(results, "ngram_rows", link_made_meanwhile)
+    assert "is a link to" in refusal(["--no-train", "--runs", str(runs)])
+    assert (docs / "results.md").read_text() == "the documented table\n"
+
+
 def test_conflicting_flags_end_the_command_with_exit_code_2(tmp_path):
     proc = run_cli("mlp_lm.results", "--no-train", "--steps", "5", "--runs", tmp_path)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
