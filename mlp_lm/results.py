@@ -13,6 +13,7 @@ counting and mixture code, never from a hand-typed table. Only a full run (or
 for, read from their metrics.json. The runs are regenerated: each run retrained
 replaces what its folder held, even when it gets nowhere or is stopped.
 """
+import errno
 import json
 import os
 import shlex
@@ -28,6 +29,7 @@ from .counting import KneserNey, choose_k
 from .data import load_splits
 from .aside import check_run_place, recover_set_aside, results_lock, retrain
 from .results_table import CONFIGS, MIX_ORDER, check_read_back, complete, read_run, render, stranger, trained_steps
+from .train_flags import parse_args as parse_train_flags
 from .wordfile import DEFAULT_DATA, digest, in_checkout
 
 PICTURE_RUN = "embd2"
@@ -130,7 +132,11 @@ def make_table(args, only, runs, docs, docs_wanted):
         write_whole(runs / "tables.json", (tables + "\n").encode())  # first: a failure here leaves no new table
         write_whole(target / "results.md", render(rows, ngrams, mixes, machine, steps).encode())  # never half a one
     except OSError as e:
-        raise UsageError(f"cannot write the table: {e.strerror or e} ({e.filename}); pass writable --docs and --runs") from None
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):  # the runs are saved: only the writing is left to redo
+            raise UsageError(f"cannot write the table: {e.strerror} ({e.filename}); free some space there, then "
+                             f"write it from the saved runs: {table_command(args, runs, to_docs)}") from None
+        raise UsageError(f"cannot write the table: {e.strerror or e} ({e.filename}); pass "
+                         + ("writable --docs and --runs" if to_docs else "a writable --runs")) from None
     print(f"wrote {target / 'results.md'}")
     picture = runs / PICTURE_RUN / "embedding.png"
     if not to_docs:
@@ -162,6 +168,8 @@ def check_flags(args):
     if only - set(CONFIGS):
         raise UsageError(f"--only: no run named {', '.join(sorted(only - set(CONFIGS)))}; the runs are "
                          f"{', '.join(CONFIGS)}")
+    for name in [] if args.no_train else [n for n in CONFIGS if n in only]:  # train's own checks, before any
+        parse_train_flags(CONFIGS[name][1] + (["--steps", str(args.steps)] if args.steps else []))  # work
     for flag, value in (("--runs", args.runs), ("--docs", args.docs)):
         if value == "":
             raise UsageError(f"{flag} is empty; name a folder, or leave {flag} out for the default")
@@ -205,6 +213,13 @@ def check_no_link_to_docs(runs, docs, docs_wanted):
                          f"this command leaves as it is; remove the link, or add --write-docs to write both")
 
 
+def table_command(args, runs, docs_wanted):
+    """The command that writes the table this one would have from the runs it has saved."""
+    place = ["--runs", str(runs)] if args.runs or args.steps else []  # --no-train's default is runs/results
+    docs = (["--write-docs"] if docs_wanted else []) + (["--docs", args.docs] if args.docs else [])
+    return shlex.join(["python", "-m", "mlp_lm.results", "--no-train"] + place + docs)
+
+
 def how_to_finish(args, name, only, runs, docs_wanted, saved):
     """What to run after the run `name` was stopped, having `saved` part of itself or not (None: the
     n-grams and mixtures after the runs) to end with the table this command would have written."""
@@ -214,7 +229,7 @@ def how_to_finish(args, name, only, runs, docs_wanted, saved):
     results = ["python", "-m", "mlp_lm.results"]
     if name is None:
         return (f"results: stopped while counting the n-grams and mixing, with every run saved; to finish: "
-                f"{shlex.join(results + ['--no-train'] + place + docs)}")
+                f"{table_command(args, runs, docs_wanted)}")
     names = [n for n in CONFIGS if n in only]
     rest = names[names.index(name) + 1:]
     out = runs / name

@@ -101,6 +101,9 @@ def test_the_table_says_which_runs_got_nowhere():
     (["--no-train", "--only", "lecture"], ["--no-train", "--only", "leave out one"]),
     (["--steps", "5", "--docs", "somewhere"], ["--docs", "--write-docs"]),
     (["--no-train", "--docs", "somewhere"], ["--docs", "--write-docs"]),
+    # a hostile tester's: train refused it in the first run, after its data and model lines, and results in a second
+    (["--steps", "99999999999999999999"], ["--steps 99,999,999,999,999,999,999 is more than this program will run"]),
+    (["--only", "best", "--steps", "1000000001"], ["--steps 1,000,000,001 is more than"]),
 ])
 def test_conflicting_flags_are_refused_in_one_line(argv, words, tmp_path, no_counting, monkeypatch):
     monkeypatch.setattr(aside, "train_run", lambda flags: pytest.fail("trained despite the conflict"))
@@ -242,6 +245,25 @@ def test_the_picture_is_copied_whole_or_the_failure_named(tmp_path, no_counting,
     message = refusal(["--no-train", "--runs", str(runs), "--docs", str(docs), "--write-docs"])
     assert "No space left" in message and str(docs / "embedding.png") in message and "table is written" in message
     assert (docs / "embedding.png").read_bytes() == b"the new picture"  # the old one, whole (copyfile cut it short)
+
+
+@pytest.mark.parametrize("error", [28, 13])  # ENOSPC, EACCES
+def test_a_table_that_cannot_be_written_says_why_and_what_to_do(error, tmp_path, no_counting, monkeypatch):
+    # From a hostile tester: a full disk (after the counting) was told to "pass writable --docs and --runs",
+    # --docs even where nothing went to docs
+    runs = tmp_path / "runs"
+    fill_runs(runs, steps=300)
+
+    def cannot(path, data):
+        raise OSError(error, os.strerror(error), str(path))
+    monkeypatch.setattr(results, "write_whole", cannot)
+    message = refusal(["--no-train", "--runs", str(runs)])
+    if error == 28:
+        assert message == (f"cannot write the table: No space left on device ({runs / 'tables.json'}); free some "
+                           f"space there, then write it from the saved runs: python -m mlp_lm.results --no-train "
+                           f"--runs {runs}")
+    else:
+        assert message == f"cannot write the table: Permission denied ({runs / 'tables.json'}); pass a writable --runs"
 
 
 # 4. python -m mlp_lm.sweep is a library module: run as a command it says where the command is.
