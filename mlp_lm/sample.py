@@ -17,7 +17,7 @@ from .cli import (ArgumentParser, UsageError, int_at_least, non_negative_float, 
 from .model import next_probs
 from .sampling import CUT, Novelty, generate_chunks, printable
 from .runtime import blas_threads, choose_threads
-from .wordfile import DataError, in_checkout
+from .wordfile import DataError, in_checkout, read_otherwise
 
 
 MAX_LENGTH = 100_000  # a sample draws its uniforms for all of it up front (16 bytes a symbol): 1.6 MB at most
@@ -69,6 +69,9 @@ def main(argv=None):
     V, H = params["W2"].shape
     n_threads = args.threads or choose_threads(args.num_samples, params["W1"].shape[0], H, V)
     counter, shown = Novelty(config), 0
+    if counter.symbols not in (None, vocab.itos) and not read_otherwise(vocab.itos, counter.symbols):
+        raise checkpoint.CheckpointError(f"{args.checkpoint}: its vocabulary is not that of {config['data']}, the very "
+                                         f"file it was trained on, so the checkpoint is damaged; retrain")
     chunks = generate_chunks(partial(next_probs, params), vocab, config["block_size"], args.num_samples, rng,
                              temperature=args.temperature, top_k=args.top_k, prefix=args.prefix,
                              max_length=args.max_length)
@@ -86,7 +89,7 @@ def main(argv=None):
             counter.add(samples, ended)
             shown += len(samples)
     sys.stdout.flush()
-    print(f"({shown} samples: {counter.summary(f'--max-length {args.max_length}')})", file=sys.stderr)
+    print(f"({shown} sample{'s' * (shown != 1)}: {counter.summary(f'--max-length {args.max_length}')})", file=sys.stderr)
     return 0
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .checks import is_whole
-from .data import BOUNDARY, SPLIT_SEED, Vocab, split_items
+from .data import BOUNDARY, SPLIT_SEED, Vocab, build_vocab, split_items
 from .runtime import check_fits
 from .wordfile import DataError, differs, read_items_and_digest
 
@@ -149,11 +149,13 @@ class Novelty:
     model ended at once).
 
     Novelty(config) reads the training data a checkpoint's config names, and its .why is None when it
-    could, else the reason it could not; Novelty(split=(train, dev, test)) counts against items in hand.
+    could, else the reason it could not; then .symbols are the symbols that data gives (a checkpoint with
+    others is damaged, unless wordfile.read_otherwise says why). Novelty(split=(train, dev, test)) counts
+    against items in hand.
     """
 
     def __init__(self, config=None, *, split=None):
-        self.counts, self.empty, self.cut, self.why = [0, 0, 0], 0, 0, None
+        self.counts, self.empty, self.cut, self.why, self.symbols = [0, 0, 0], 0, 0, None, None
         train, dev, test = split if split is not None else self._read(config) or ((), (), ())
         self.train, self.heldout = set(train), set(dev) | set(test)
 
@@ -172,6 +174,7 @@ class Novelty:
             if recorded and sha256 != recorded:
                 self.why = changed
                 return None
+            self.symbols = build_vocab(items).itos
             return split_items(items, config.get("split_seed", SPLIT_SEED))
         except DataError as e:  # gone, unreadable or no longer usable: changed, above all, if it did
             gone = not Path(data_path).exists()  # DataError's advice to pass another file is a training's, not ours

@@ -200,3 +200,23 @@ def test_samples_on_one_line_are_quoted_when_a_comma_or_a_space_would_blur_them(
     assert sampling.one_line(["'a'", "b"], [True, True]) == "'\\'a\\'', 'b'"  # not the same line as ["a", "b"] quoted
     import ast
     assert list(ast.literal_eval(f"({line},)")) == samples  # read back, every sample whole
+
+
+def test_a_vocabulary_its_own_training_data_does_not_give_is_a_damaged_checkpoint(tiny_run, tmp_path):
+    # From a hostile tester: "z" rewritten as "{" in the vocabulary (the data's sha256 kept) sampled names
+    # like "a{elia" with a normal summary, where evaluate called the checkpoint damaged.
+    from mlp_lm import data, sample
+    params, vocab, config = checkpoint.load(tiny_run[0] / "model.npz")
+    edited = tmp_path / "model.npz"
+    config = {k: v for k, v in config.items() if k != "format"}
+    checkpoint.save(edited, params, data.Vocab(vocab.itos.replace("z", "{")), config)
+    with pytest.raises(checkpoint.CheckpointError, match=f"{edited}: its vocabulary is not that of .*, the very file "
+                                                         f"it was trained on, so the checkpoint is damaged; retrain"):
+        sample.main(["--checkpoint", str(edited), "-n", "3"])
+    checkpoint.save(edited, params, vocab, config)  # the same, with its own vocabulary: samples as before
+    assert sample.main(["--checkpoint", str(edited), "-n", "3"]) == 0
+
+
+def test_one_sample_is_one_sample(tiny_run):
+    proc = run_cli("mlp_lm.sample", "--checkpoint", tiny_run[0] / "model.npz", "-n", 1)
+    assert proc.returncode == 0 and proc.stderr.startswith("(1 sample: "), proc.stderr  # was "(1 samples: "
