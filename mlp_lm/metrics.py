@@ -29,5 +29,6 @@ def summary(nll):
 def describe(nll):
     """'2.1040 nats (perplexity 8.20, 3.035 bits/char)'."""
     ppl = perplexity(nll)
-    ppl_text = f"{ppl:.2f}" if ppl < 1e6 else f"{ppl:.3g}"
+    ppl_text = (f"{ppl:.2f}" if ppl < 1e6 else f"{ppl:.3g}" if ppl < math.inf or not nll < math.inf
+                else f"about 1e{nll / math.log(10):.0f}")  # past float64: its power of ten, not "inf"
     return f"{nll:.4f} nats (perplexity {ppl_text}, {bits_per_char(nll):.3f} bits/char)"

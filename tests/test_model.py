@@ -1,4 +1,5 @@
 """The whole model: gradients of every parameter and intermediate, and sanity checks."""
+import math
 import re
 
 import numpy as np
@@ -237,6 +238,10 @@ def test_more_library_inputs_that_would_be_misread_are_refused():
     with pytest.raises(ValueError, match="positive integer"):
         model.init_params(True, 3, 2, 4)
     assert np.isnan(metrics.perplexity(float("nan")))  # was inf
+    # a hostile tester's checkpoint (W2 times 1000) evaluated to 870 nats, shown as "perplexity inf"
+    assert metrics.describe(870.5479) == "870.5479 nats (perplexity about 1e378, 1255.935 bits/char)"
+    assert metrics.describe(700.0) == "700.0000 nats (perplexity 1.01e+304, 1009.887 bits/char)"
+    assert metrics.describe(math.inf) == "inf nats (perplexity inf, inf bits/char)"
     vocab = data.Vocab(".abcd")
     with pytest.raises(ValueError, match="0..4"):
         vocab.decode([1, -1])  # -1 read as the last symbol
