@@ -17,10 +17,15 @@ from .atomic import CheckpointError, recover, write_atomic
 from .data import SPLIT_SEED, Vocab
 from .bounds import magnitude_problem
 from .params import OPTIONAL_PARAMS, PARAM_NAMES, check_params, param_shapes
+from .runtime import gib
 from .wordfile import DataError
 
 FORMAT = "mlp_lm/1"
 DTYPES = ("float32", "float64")  # what a training computes in (config.Config.dtype)
+# A model's arrays may take this much more memory than the file on disk, or EXPANDED_MAX whatever the file:
+# np.savez stores them as they are (no more than their size), and compressed weights shrink little, where
+# compressed zeros shrink a thousandfold (a 1.5 MB file read into 1.3 GB before its shapes were checked).
+EXPANSION_MAX, EXPANDED_MAX = 4, 64 * 2**20
 
 
 def save(path, params, vocab, config, state=None):
@@ -90,7 +95,11 @@ def load_state(path):
     """The training state saved with the checkpoint at `path` ({name: array}), or None if it has none."""
     try:
         with np.load(path, allow_pickle=False) as f:
-            state = {k[len("state."):]: f[k] for k in f.files if k.startswith("state.")}
+            names = [k for k in f.files if k.startswith("state.")]
+            check_expansion(f, names, path, "start a new run")
+            state = {k[len("state."):]: f[k] for k in names}
+    except CheckpointError:
+        raise
     except Exception as e:  # load() has already vouched for the file; this is a second read failing
         raise CheckpointError(f"cannot read the training state in {path}: {e}") from None
     raw = _not_stored(state)
@@ -98,6 +107,16 @@ def load_state(path):
         raise CheckpointError(f"{path} has a damaged training state (state.{raw} is not a stored array); "
                               f"start a new run")
     return {k: _native(a) for k, a in state.items()} or None  # in this machine's byte order, as load() gives them
+
+
+def check_expansion(f, names, path, hint):
+    """CheckpointError if the arrays `names` of the open .npz `f` (from `path`) would take far more memory
+    than they take in the file (a few MB of compressed zeros, GB once read), by the sizes its directory records."""
+    members = [i for i in f.zip.infolist() if i.filename[:-4] in names]  # "C.npy" for C
+    expanded, stored = sum(i.file_size for i in members), sum(i.compress_size for i in members)
+    if expanded > max(EXPANDED_MAX, EXPANSION_MAX * stored):
+        raise CheckpointError(f"{path}: its arrays would take {gib(expanded)} in memory, from {gib(stored)} in the "
+                              f"file; training stores them uncompressed, so the file is damaged or not ours; {hint}")
 
 
 def vocab_text(contents):
@@ -142,7 +161,11 @@ def load(path):
         with np.load(path, allow_pickle=False) as f:
             # only what a model is made of: another array (a training state's, or one added to
             # the file) is never read, so it costs no memory
-            contents = {k: f[k] for k in f.files if k in (*PARAM_NAMES, *OPTIONAL_PARAMS, "vocab", "vocab_codes", "config")}
+            names = [k for k in f.files if k in (*PARAM_NAMES, *OPTIONAL_PARAMS, "vocab", "vocab_codes", "config")]
+            check_expansion(f, names, path, hint)
+            contents = {k: f[k] for k in names}
+    except CheckpointError:
+        raise
     except ValueError as e:
         if "pickle" in str(e):  # numpy's own message suggests unsafe loading: don't pass that on
             raise CheckpointError(f"{path} holds pickled objects, which an mlp_lm checkpoint never does; "

@@ -97,6 +97,35 @@ def test_an_overflow_the_loader_let_through_is_one_line(sgd_run, tmp_path, capsy
         assert "Warning" not in err
 
 
+def test_a_file_that_expands_far_past_its_size_is_refused_before_it_is_read(sgd_run, tmp_path, capsys, monkeypatch):
+    # From a hostile tester: a 1.5 MB file whose C was 1.3 GB of compressed zeros took 5 s and 1.6 GB before
+    # its shape was refused. The bound is on the sizes the archive records, read before any array.
+    with np.load(sgd_run) as f:
+        arrays = {k: f[k] for k in f.files if not k.startswith("state.")}
+        state = {k: f[k] for k in f.files if k.startswith("state.")}
+    monkeypatch.setattr(checkpoint, "EXPANDED_MAX", 2**20)  # a 10 MB C, not GB, for the test
+    bomb, squeezed = tmp_path / "bomb.npz", tmp_path / "squeezed.npz"
+    np.savez_compressed(bomb, **{**arrays, "C": np.zeros((27, 100_000), np.float32)})
+    np.savez_compressed(squeezed, **arrays)  # the model itself, compressed: it shrinks little, and loads
+    read = []
+    monkeypatch.setattr(np.lib.npyio.NpzFile, "__getitem__", lambda f, k, real=np.lib.npyio.NpzFile.__getitem__:
+                        read.append(k) or real(f, k))
+    for module, flags in ((evaluate, []), (sample, ["-n", "2"])):
+        code, err = call(module, ["--checkpoint", bomb, *flags], capsys)
+        assert_one_line_error(code, err, f"{bomb}: its arrays would take 10 MiB in memory, from ",
+                              "KiB in the file; training stores them uncompressed, so the file is damaged or not ours")
+    assert read == []
+    assert checkpoint.load(squeezed)[0]["C"].shape == arrays["C"].shape
+    read.clear()
+    assert bomb.stat().st_size * checkpoint.EXPANSION_MAX < 2**20  # the premise: refused for what it expands to
+    # the training state (read by --resume) has the same bound
+    np.savez_compressed(bomb, **arrays, **state, **{"state.opt.W1": np.zeros((300, 10_000), np.float32)})
+    with pytest.raises(checkpoint.CheckpointError, match=r"would take 1\d MiB in memory, from \d+ KiB in the "
+                                                         r"file; .*; start a new run$"):
+        checkpoint.load_state(str(bomb))
+    assert read == [] and checkpoint.load(bomb)[0]["C"].shape == arrays["C"].shape
+
+
 def test_trained_models_are_far_inside_the_bounds(sgd_run):
     params, vocab, config = checkpoint.load(sgd_run)
     assert bounds.magnitude_problem(params) is None

@@ -977,10 +977,14 @@ def test_a_training_whose_stderr_reader_stopped_reading_still_stops_and_saves(tm
         proc = subprocess.Popen([sys.executable, "-m", "mlp_lm.train", *SMALL, "--steps", "3000", "--eval-every", "1",
                                  "--out", str(tmp_path / "run")], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=write_end)
         os.close(write_end)
-        deadline = time.monotonic() + 5  # 4 KiB is a few dozen progress lines: full well before that
-        while time.monotonic() < deadline and "pipe" not in Path(f"/proc/{proc.pid}/wchan").read_text():
+        # 4 KiB is a few dozen progress lines: full in a second or two, but a loaded machine can take longer
+        # to start the training (a SIGTERM before its first step rightly saves nothing: no model.npz)
+        deadline = time.monotonic() + 60
+        while (time.monotonic() < deadline and proc.poll() is None
+               and "pipe" not in Path(f"/proc/{proc.pid}/wchan").read_text()):
             time.sleep(0.05)  # until it waits in the write, where the kernel says so
         assert proc.poll() is None, "the training ended before its pipe filled"
+        assert "pipe" in Path(f"/proc/{proc.pid}/wchan").read_text(), "the training never waited on its pipe"
         proc.send_signal(signal.SIGTERM)
         try:
             code = proc.wait(timeout=30)
