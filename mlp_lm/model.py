@@ -259,14 +259,18 @@ def check_examples(params, X, Y):
         check_indices(a, V, name)
 
 
-def split_loss(params, X, Y, chunk_size=None):
+def split_loss(params, X, Y, chunk_size=None, stop=None):
     """Mean NLL (nats) over a whole split, evaluated in chunks so memory stays bounded
-    (chunk_size rows; by default as many as fit in EVAL_BYTES, so a large vocabulary gets fewer)."""
+    (chunk_size rows; by default as many as fit in EVAL_BYTES, so a large vocabulary gets fewer).
+    stop: a function asked before each chunk; once it returns true, None instead (a split of
+    hundreds of millions of examples takes minutes, and a Ctrl-C should not wait for all of them)."""
     check_examples(params, X, Y)
     n = len(Y)
     chunk_size = check_chunk_size(chunk_size) or rows_per_chunk(params)
     total = 0.0
     for start in range(0, n, chunk_size):  # over chunks of data, not the math
+        if stop is not None and stop():
+            return None
         lg = logits(params, X[start:start + chunk_size]).astype(np.float64)  # sum in float64
         loss, _ = layers.softmax_cross_entropy_forward(lg, Y[start:start + chunk_size])
         total += float(loss) * len(lg)  # undo the chunk's mean before adding

@@ -148,7 +148,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
               f"plain path's {cfg.batch_size} (the batch); it pays only for a batch larger than the vocabulary",
               file=sys.stderr)
     # From before the first step until every file is written, Ctrl-C, SIGTERM and SIGHUP are held: the
-    # loop honours them between steps and the final evaluation between splits, and one that comes
+    # loop honours them between steps and the final evaluation between chunks of a split, and one that comes
     # while another is being handled waits too, so no signal can lose the run on its way to disk.
     trainer, interrupt, diverged = None, None, None
     with signals_held() as held:
@@ -165,10 +165,11 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             if notice and not held:
                 print(notice, file=sys.stderr, flush=True)
             with np.errstate(over="raise", invalid="raise"):
-                for name in ("train", "dev", "test"):
-                    if held:  # a signal since the training ended: keep the model, unevaluated
+                for name in ("train", "dev", "test"):  # a signal since the training ended: keep the model,
+                    loss = model.split_loss(params, *getattr(splits, name), stop=lambda: held)  # unevaluated
+                    if loss is None:
                         break
-                    result[f"{name}_loss"] = model.split_loss(params, *getattr(splits, name))
+                    result[f"{name}_loss"] = loss
         except FloatingPointError as e:
             where = f"in the final evaluation ({e})"
             if interrupt is not None:  # it said it was saving the model: say why it does not

@@ -79,6 +79,34 @@ def test_ctrl_c_during_the_final_evaluation_keeps_the_model(tmp_path, monkeypatc
     assert "not evaluated" in capsys.readouterr().err
 
 
+def test_ctrl_c_stops_the_final_evaluation_between_chunks_not_after_the_split(tmp_path, monkeypatch, capsys):
+    # From a new user's review: on 200 MB of names the train split's evaluation took 220 s, and a Ctrl-C
+    # waited for all of it (a second one too), then saved the model unevaluated anyway.
+    real_split_loss, record = train.model.split_loss, []
+
+    def in_chunks(params, X, Y, chunk_size=None, stop=None):
+        asked = []
+
+        def stop_and_count():
+            asked.append(True)
+            if len(asked) == 2:  # a real Ctrl-C once the first chunk is done: the second is not begun
+                os.kill(os.getpid(), signal.SIGINT)
+            return stop()
+        loss = real_split_loss(params, X, Y, chunk_size=1000, stop=stop_and_count)
+        record.append((len(Y), len(asked), loss))
+        return loss
+
+    monkeypatch.setattr(train.model, "split_loss", in_chunks)
+    assert train.main([*SMALL, "--steps", "50", "--eval-every", "0", "--out", str(tmp_path)]) == 130
+    assert len(record) == 1 and record[0][0] > 10_000 and record[0][1:] == (2, None)  # 1 of its 19 chunks done
+    assert "interrupted during the final evaluation: saving the model, not evaluated" in capsys.readouterr().err
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["evaluated"] is False and "train_loss" not in metrics
+    monkeypatch.setattr(train.model, "split_loss", real_split_loss)
+    assert train.main(["--resume", "--out", str(tmp_path)]) == 0  # which --resume then does, whole
+    assert json.loads((tmp_path / "metrics.json").read_text())["evaluated"] is True
+
+
 def test_a_ctrl_c_during_the_last_step_is_not_lost(tmp_path, monkeypatch, capsys):
     from mlp_lm import trainer as trainer_module
     real_step = trainer_module.Trainer.step
