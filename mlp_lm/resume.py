@@ -103,7 +103,9 @@ def data_problem(resumed, splits, data, out, named):
     if splits.sha256 != resumed[3]:
         return (f"the training data {data} " + (f"is not the file the run in {out} started on (other bytes)" if named
                 else f"has changed since the run in {out} started") + "; a resumed run must see the same data, byte "
-                "for byte")
+                "for byte (line ends included): " + ("pass the file it started on" if named else
+                                                     "put back the file it started on") +
+                ", or start a new run (another --out, or --force to replace this one)")
     if splits.vocab.itos != resumed[4]:
         return f"the training data {data}: " + (read_otherwise(resumed[4], splits.vocab.itos) or
                                                  "it reads into other symbols than the run's; start a new run")
