@@ -75,6 +75,10 @@ def _readable_digest(path):  # digest(path), or None when the file cannot be rea
 # string and again stripped (49 bytes each, and its characters), in two lists (8 bytes a line each): for ASCII 4
 # times the file and 65 bytes a line (tracemalloc: 12.2 times a file of short names; 4.0 one long stripped line).
 READ_BYTES_PER_LINE = 49 + 8 + 8
+# What a word list may have been packed in, by the bytes each kind of file starts with
+ARCHIVES = ((b"\x1f\x8b", "a gzip file (.gz)"), (b"PK\x03\x04", "a zip archive"), (b"BZh", "a bzip2 file (.bz2)"),
+            (b"\xfd7zXZ\x00", "an xz file (.xz)"), (b"\x28\xb5\x2f\xfd", "a zstd file (.zst)"),
+            (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"))
 
 
 def read_items_and_digest(path):
@@ -87,6 +91,10 @@ def read_items_and_digest(path):
         lines = raw.count(b"\n") + raw.count(b"\r") + 1  # a bound on the lines, however they end
         check_fits(len(raw) * (1 + 3 * (1 if raw.isascii() else 4)) + READ_BYTES_PER_LINE * lines,
                    f"reading data file {path} ({gib(len(raw))}, {lines:,} lines)", "use a smaller file")
+        packed = next((kind for magic, kind in ARCHIVES if raw.startswith(magic)), None)
+        if packed and not _plain_utf8(raw):  # its NULs would be blamed on UTF-16, and taking them out advised
+            raise NotAWordList(f"data file {path} is {packed}, not text; unpack it and pass the text file of words "
+                               f"inside")
         if raw.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):  # (UTF-32-LE's starts as UTF-16-LE's)
             raise NotAWordList(f"data file {path} is UTF-16 or UTF-32 text (it starts with their byte-order mark); "
                                f"save it as UTF-8")
@@ -142,6 +150,15 @@ def read_otherwise(trained, now):
         return ("it is the very file the run was trained on, but this version reads it without the symbol "
                 "U+FEFF (a byte-order mark starting a line), which the run has; retrain on it")
     return None
+
+
+def _plain_utf8(raw):
+    """Whether bytes are UTF-8 text with no NUL, as a word list starting "BZh" is, and compressed data is not."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return 0 not in raw
 
 
 def _utf32_text(raw):

@@ -110,6 +110,36 @@ def test_bad_data_raises_data_error(tmp_path, content, match):
         data.load_splits(f, block_size=3)
 
 
+def packed(kind, text):
+    """text packed as `kind`, as a user might pass it in place of the list itself."""
+    import bz2
+    import gzip
+    import io
+    import lzma
+    import zipfile
+    if kind == "zip":
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("names.txt", text)
+        return buffer.getvalue()
+    if kind in ("zst", "7z"):  # no packer in the standard library: the magic, then bytes as packed data has them
+        return {"zst": b"\x28\xb5\x2f\xfd", "7z": b"7z\xbc\xaf\x27\x1c"}[kind] + bytes(range(256)) * 4
+    return {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}[kind](text.encode())
+
+
+@pytest.mark.parametrize("kind,called", [("gz", "a gzip file"), ("zip", "a zip archive"), ("bz2", "a bzip2 file"),
+                                         ("xz", "an xz file"), ("zst", "a zstd file"), ("7z", "a 7-Zip archive")])
+def test_a_packed_word_list_is_told_to_be_unpacked(tmp_path, kind, called):
+    # From a new user's review: names.txt.gz was told it held NUL bytes, and to remove them if it was not UTF-16
+    names = (Path(__file__).parent / "data" / "names-small.txt").read_text()
+    f = write(tmp_path, packed(kind, names))
+    with pytest.raises(wordfile.NotAWordList, match=f"^data file {f} is {called}.*, not text; unpack it and pass the "
+                                                    f"text file of words inside$"):
+        data.load_splits(f, block_size=3)
+    f.write_text("BZh91AY&SY\nPK\nanna\nbo\ncy\ndee\neve\n")  # text that starts as bzip2 does: a word list
+    assert wordfile.read_items(f)[:2] == ["BZh91AY&SY", "PK"]
+
+
 def test_missing_file_and_directory(tmp_path):
     with pytest.raises(DataError, match="not found"):
         wordfile.read_items(tmp_path / "nope.txt")
