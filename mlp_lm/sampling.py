@@ -20,11 +20,12 @@ CUT = "…"  # shown after a sample that max_length cut off before it ended
 
 
 # What a terminal acts on rather than shows: C0 and C1 controls (ESC, NUL, ...), the line and paragraph
-# separators, and the bidirectional overrides and isolates (U+202E turns the rest of a line around). A
-# word list may hold them, and so may what a model learned from it. And U+FEFF, a byte-order mark inside
-# a line, which is no part of any text. Other invisible characters (a zero-width joiner in an emoji, a
-# zero-width non-joiner in Persian) belong to the text and print as is.
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
+# separators, and the bidirectional marks, overrides and isolates (U+202E turns the rest of a line around).
+# A word list may hold them, and so may what a model learned from it. And U+FEFF, a byte-order mark inside
+# a line, and the word joiner and invisible operators after it (U+2060 to U+2064), which no script writes
+# with. Other invisible characters (a zero-width joiner in an emoji, a zero-width non-joiner in Persian, a
+# zero-width space between Khmer or Thai words) belong to the text and print as is.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 
 
 def printable(sample):

@@ -184,6 +184,9 @@ def test_controls_a_model_learned_from_its_data_are_printed_escaped(tmp_path):
     assert sampling.printable("zoë\u00a0ann\u200d") == "zoë\u00a0ann\u200d"  # what prints is left as it is
     assert sampling.printable("ab\u202ecd\u2066") == "ab\\u202ecd\\u2066"  # a terminal would turn the line around
     assert sampling.printable("d\ufeffe") == "d\\ufeffe"  # a byte-order mark inside an item: shown, not hidden
+    # a new user's review: a word joiner (U+FEFF's successor) and the bidi marks printed as nothing at all
+    assert sampling.printable("a\u2060b\u200ec\u200f") == "a\\u2060b\\u200ec\\u200f"
+    assert sampling.printable("\u1780\u200b\u1781") == "\u1780\u200b\u1781"  # a Khmer word break: its text
 
 
 def test_samples_on_one_line_are_quoted_when_a_comma_or_a_space_would_blur_them():
