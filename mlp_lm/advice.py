@@ -12,7 +12,7 @@ def size_warnings(cfg, splits):
     than the longest item (its first positions are then the boundary in every context)."""
     n_train, longest = len(splits.train[1]), max(len(item) for part in splits.items for item in part)
     if cfg.batch_size > n_train:
-        yield (f"warning: the batch ({cfg.batch_size:,}) is longer than the training set ({n_train:,} examples), so "
+        yield (f"warning: the batch ({cfg.batch_size:,}) is larger than the training set ({n_train:,} examples), so "
                f"every step draws examples more than once; a --batch-size of {n_train:,} or less costs less")
     if cfg.block_size > longest:
         extra = cfg.block_size - longest

@@ -643,7 +643,7 @@ def test_sizes_the_data_cannot_use_are_warned_of(tmp_path):
     proc = run_cli("mlp_lm.train", "--data", data, "--steps", 20, "--batch-size", 100, "--block-size", 5,
                    "--out", tmp_path / "run")
     lines = proc.stdout.splitlines()
-    assert proc.returncode == 0 and lines[1].startswith("warning: the batch (100) is longer than the training set (15")
+    assert proc.returncode == 0 and lines[1].startswith("warning: the batch (100) is larger than the training set (15")
     assert lines[2].startswith("warning: the context (5) is longer than the longest item (2 symbols), so its first 3")
     proc = run_cli("mlp_lm.train", "--data", data, "--steps", 20, "--batch-size", 15, "--block-size", 2,
                    "--out", tmp_path / "fits")
