@@ -7,6 +7,7 @@ training set, of dev/test, or new (makemore's check that the model is not
 just memorising).
 """
 import sys
+import unicodedata
 from functools import partial
 
 import numpy as np
@@ -65,6 +66,13 @@ def main(argv=None):
         kept = (f": what was kept of a run that diverged after step {config['diverged_at']}"
                 if config.get("diverged_at") is not None else "")
         print(f"(sampling from {args.checkpoint}, the newest model{kept})", file=sys.stderr)
+    known = set(vocab.itos)
+    if not set(args.prefix) <= known:  # an accent typed as one character where the model has two, or the reverse
+        form = next((f for f in ("NFC", "NFD") if set(unicodedata.normalize(f, args.prefix)) <= known), None)
+        if form:  # the same text on screen: written the model's way rather than refused
+            args.prefix = unicodedata.normalize(form, args.prefix)
+            print(f"(--prefix written the way the model's symbols are: its accents "
+                  f"{'composed' if form == 'NFC' else 'decomposed'}, Unicode {form})", file=sys.stderr)
     rng = np.random.default_rng(args.seed)
     V, H = params["W2"].shape
     n_threads = args.threads or choose_threads(args.num_samples, params["W1"].shape[0], H, V)

@@ -223,3 +223,28 @@ def test_a_vocabulary_its_own_training_data_does_not_give_is_a_damaged_checkpoin
 def test_one_sample_is_one_sample(tiny_run):
     proc = run_cli("mlp_lm.sample", "--checkpoint", tiny_run[0] / "model.npz", "-n", 1)
     assert proc.returncode == 0 and proc.stderr.startswith("(1 sample: "), proc.stderr  # was "(1 samples: "
+
+
+@pytest.mark.parametrize("symbols,typed", [("abe\u0301", "\u00e9a"), ("ab\u00e9", "e\u0301a")])
+def test_a_prefix_is_written_the_way_the_models_symbols_write_its_accents(symbols, typed, tiny_run, tmp_path, capsys):
+    # From a new user's review: a model of decomposed Vietnamese refused --prefix 'hà' as typed, and said to
+    # pass 'ha\u0300' instead, which no shell user can type
+    import unicodedata
+
+    from mlp_lm import data, sample
+    vocab = data.Vocab(data.BOUNDARY + "".join(sorted(symbols)))
+    _, _, config = checkpoint.load(tiny_run[0] / "model.npz")
+    config = {k: v for k, v in config.items() if k not in ("format", "data", "data_sha256")} | {
+        "vocab_size": len(vocab)}
+    params = model.init_params(len(vocab), config["block_size"], config["n_embd"], config["n_hidden"], seed=0)
+    checkpoint.save(tmp_path / "model.npz", params, vocab, config)
+    capsys.readouterr()
+    assert sample.main(["--checkpoint", str(tmp_path / "model.npz"), "-n", "4", "--prefix", typed]) == 0
+    out, err = capsys.readouterr()
+    form = "NFD" if "\u0301" in symbols else "NFC"
+    assert all(line.startswith(unicodedata.normalize(form, typed)) for line in out.splitlines()), out
+    assert err.startswith(f"(--prefix written the way the model's symbols are: its accents "
+                          f"{'decomposed' if form == 'NFD' else 'composed'}, Unicode {form})\n")
+    from mlp_lm.cli import UsageError
+    with pytest.raises(UsageError, match="unknown symbol"):  # a symbol no form of it gives is still refused
+        sample.main(["--checkpoint", str(tmp_path / "model.npz"), "-n", "1", "--prefix", "z"])
