@@ -635,6 +635,26 @@ def test_a_sweep_whose_best_rate_is_its_edge_says_so(tmp_path, capsys):
         assert words in capsys.readouterr().out
 
 
+def test_one_item_that_gives_most_of_the_examples_is_warned_of(tmp_path):
+    # From a new user's review: 100 names and one line of 100,000 letters trained on 99% of one line, and
+    # 5 names beside it split 27/5/100,001, without a word
+    from mlp_lm import data
+    names = NAMES.read_text().split()
+    for n_names, kind in ((100, "training"), (5, None)):
+        f = tmp_path / f"long{n_names}.txt"
+        f.write_text("\n".join(names[:n_names] + ["q" * 5000]) + "\n")
+        splits = data.load_splits(f, 3)
+        where = next(name for name, part in zip(("training", "dev", "test"), splits.items) if "q" * 5000 in part)
+        assert kind in (None, where)
+        said = [w for w in advice.size_warnings(config.Config(), splits) if "one item" in w]
+        share = 100 * 5001 // sum(len(p[1]) for p in (splits.train, splits.dev, splits.test))
+        assert said == [f"warning: one item, of 5,000 symbols, gives {share}% of all the examples and went to the "
+                        f"{where} split, so that split is mostly one item; if it is no item of the list (a paragraph "
+                        f"or a file pasted in), take it out"] and share > 50
+    splits = data.load_splits(NAMES, 3)
+    assert not [w for w in advice.size_warnings(config.Config(), splits) if "one item" in w]
+
+
 def test_sizes_the_data_cannot_use_are_warned_of(tmp_path):
     # From a new user's review: a batch of 100,000 on 18 training examples, and a context of 100,000
     # on items of at most 4 symbols (200 million parameters, every sample empty), ran without a word.
