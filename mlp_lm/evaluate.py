@@ -20,7 +20,8 @@ from .cli import ArgumentParser, UsageError, int_at_least, run
 from .data import BOUNDARY, SPLIT_SEED, build_dataset, load_splits, show_symbols
 from .jsonout import prepare_json, write_json
 from .sampling import Novelty
-from .wordfile import DataError, NotAWordList, differs, read_items_and_digest, read_otherwise, refused_hint
+from .wordfile import (DataError, NotAWordList, differs, read_items_and_digest, read_otherwise, refused_hint,
+                       slow_reading)
 
 MAX_ORDER = 32
 AS_A_WHOLE = ("pass a copy of the very file it was trained on with --data to rebuild the split, or any other file "
@@ -120,6 +121,9 @@ def main(argv=None):
     n = args.mix_ngram
     block = max(T, (n or 1) - 1)  # contexts wide enough for both models; each reads its last columns
     sets = {}  # name -> (X, Y)
+    for path in dict.fromkeys(p for p in (args.data, config.get("data")) if isinstance(p, str)):
+        if notice := slow_reading(path):  # the data line comes only once every file is read
+            print(notice, file=sys.stderr, flush=True)
     try:
         items, sha256 = read_items_and_digest(args.data) if args.data is not None else (None, None)
     except NotAWordList as e:  # a copy of the training file, which an earlier version read?

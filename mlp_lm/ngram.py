@@ -10,6 +10,7 @@ prints. n = 1 is the unigram model: it is counted from the same examples with
 their context ignored. The models are in counting.py.
 """
 import argparse
+import sys
 import time
 
 import numpy as np
@@ -21,7 +22,7 @@ from .counting import K_GRID, KneserNey, choose_k
 from .data import describe, load_splits, repeats_warning
 from .jsonout import prepare_json, write_json
 from .sampling import Novelty, generate, one_line
-from .wordfile import DEFAULT_DATA, in_checkout
+from .wordfile import DEFAULT_DATA, in_checkout, slow_reading
 
 MAX_N = 32  # far past where names' losses stop changing; keeps the examples (N, n-1) small
 
@@ -62,6 +63,8 @@ def main(argv=None):
         prepare_json(args.json)  # before the work, not after it
     n = args.n
     block_size = max(n - 1, 1)  # build_dataset needs a context; a unigram model ignores it
+    if notice := slow_reading(args.data):
+        print(notice, file=sys.stderr, flush=True)
     splits = load_splits(args.data, block_size)
     V = len(splits.vocab)
     print(describe(args.data, splits))

@@ -38,6 +38,7 @@ from .train_flags import parse_args
 from .advice import accents_warning, futile_warning, kept_best_line, overfit_warning, size_warnings
 from .config import describe_training
 from .trainer import memory_needed
+from .wordfile import slow_reading
 
 
 def main(argv=None):
@@ -59,6 +60,8 @@ def main(argv=None):
     elif resumed is not None and not Path(cfg.data).exists():
         raise UsageError(f"the run in {opts.out} was trained on {cfg.data}, which is not there any more; put "
                          f"the file back there, or pass where it is now with --data (the same bytes), to resume it")
+    if notice := slow_reading(cfg.data):  # the data line comes once the examples are built
+        print(notice, file=sys.stderr, flush=True)
     splits = run_splits(cfg.data, cfg.block_size, resumed, opts.out)
     check_fits(memory_needed(cfg, len(splits.vocab)),
                f"training (V={len(splits.vocab)} T={cfg.block_size} E={cfg.n_embd} H={cfg.n_hidden}, "

@@ -41,6 +41,18 @@ class NotAWordList(DataError):
     the reader took some such files (UTF-16 without its mark, NULs as symbols), so a run may have trained on one."""
 
 
+SLOW_READ_BYTES = 10 * 2**20  # a file this large takes seconds to read into examples (16 s for 39 MB of names)
+
+
+def slow_reading(path):
+    """A line saying that reading the data file at `path` into examples takes a while, or None when it does not
+    (or when it cannot be read: the read says why)."""
+    size = _file_size(path)
+    if size is None or size < SLOW_READ_BYTES:
+        return None
+    return f"reading {path} ({gib(size)}) into examples: a file this large takes a while"
+
+
 def read_items(path):
     """Read one item per line: UTF-8, surrounding whitespace stripped, blank lines skipped."""
     return read_items_and_digest(path)[0]

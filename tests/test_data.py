@@ -402,3 +402,20 @@ def test_a_run_of_a_file_this_version_refuses_is_told_to_start_again(tmp_path):
     f.write_bytes(b"anna\nbo\nc\x00y\ndee\neve\nfay\n")
     with pytest.raises(DataError, match=r"holds NUL bytes \(the first at line 3\), .*; otherwise remove them"):
         wordfile.read_items(f)
+
+
+def test_reading_a_large_file_is_announced_before_its_silence(tmp_path, monkeypatch, capsys):
+    # From a new user's review: 200 MB of names gave 78 s of silence before the data line
+    from mlp_lm import evaluate, ngram, train
+    small = Path(__file__).parent / "data" / "names-small.txt"
+    assert wordfile.slow_reading(small) is None  # below the size: nothing to say
+    assert wordfile.slow_reading(tmp_path / "missing.txt") is None  # the read says what is wrong
+    monkeypatch.setattr(wordfile, "SLOW_READ_BYTES", small.stat().st_size)
+    said = f"reading {small} ({small.stat().st_size / 1024:.0f} KiB) into examples: a file this large takes a while"
+    assert wordfile.slow_reading(small) == said
+    assert ngram.main(["--data", str(small), "--n", "2", "--smoothing", "kn"]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == said
+    assert train.main(["--data", str(small), "--steps", "5", "--eval-every", "0", "--out", str(tmp_path / "r")]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == said
+    assert evaluate.main(["--checkpoint", str(tmp_path / "r" / "model.npz")]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == said.replace(str(small), str(small.resolve()))
