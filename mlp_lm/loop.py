@@ -40,7 +40,7 @@ DIVERGE_WINDOW = 100  # steps whose mean training loss is watched
 DIVERGE_FACTOR = 2.0  # a window mean this many times the start (or ln V, if higher) is divergence
 
 
-def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=None):
+def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=None, snapshots=None):
     """Minibatch training. Returns (the Trainer, losses per step, {step: dev loss}, the interrupt
     that stopped it early or None); Ctrl-C, SIGTERM and SIGHUP stop it. resumed: (the Trainer's saved
     state, the losses so far, the dev losses so far) to continue a run exactly where it stopped.
@@ -48,6 +48,7 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
     other programs keep a core busy (runtime.ThreadGovernor). held: the list of a caller's
     cli.signals_held() block, which then holds the signals from before training until the
     caller's save is done: the signal that stops training is taken off it, later ones stay.
+    snapshots: a snapshot.Snapshots, asked between steps whether to save the run as it is.
 
     With cfg.keep_best, trainer.best is (step, parameters) of the best dev evaluation, the last step's
     included: the model to save in place of trainer.evaluated (None before the first evaluation).
@@ -57,10 +58,10 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
     higher): such a model is junk, not a result. Then the Trainer is put back to its state at the
     best dev evaluation of this training, and returned with the losses to there and a Diverged
     (its .kept that step) as the interrupt: the best of the run, not lost. With no evaluation
-    better than a uniform guess (ln V), or in a resumed run (whose folder keeps the state it was
-    resumed from, which may be better than any of its own), Diverged is raised. Raises ValueError,
-    before any step, for what Trainer refuses and for a dev set it cannot evaluate (when it
-    evaluates one).
+    better than a uniform guess (ln V), or in a resumed run (whose folder keeps the last state
+    saved, the one resumed from or a snapshot, which may be better than any of its own), Diverged
+    is raised. Raises ValueError, before any step, for what Trainer refuses and for a dev set it
+    cannot evaluate (when it evaluates one).
     """
     cfg = plain(cfg)  # numpy scalars as Python values
     problem = config_problem(cfg) or params_problem(cfg, params, *splits.train)  # Trainer's refusals, named first
@@ -132,6 +133,8 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
                     progress.update(done, loss, dev)
                     if governor is not None:
                         governor.tick()
+                    if snapshots is not None and done < cfg.steps and snapshots.due():  # the last: saved anyway
+                        snapshots.save(trainer, losses[:done], devs)
                     if held:
                         raise held.pop(0)  # the signals that come after it stay for the caller
         except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM or SIGHUP (cli.Interrupted)

@@ -17,16 +17,15 @@ import shlex
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, replace
-from functools import partial
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from . import atomic, metrics, model, plots
 from .cli import EXIT_BAD_INPUT, UsageError, exit_code, run, signals_held
-from .data import SPLIT_SEED, describe, repeats_warning
-from .sampling import Novelty, generate, one_line
+from .data import describe, repeats_warning
+from .sampling import one_line
 from .sweep import lr_sweep, report_sweep
 from .runtime import blas_threads, check_fits, describe_threads, step_threads
 from .resume import data_problem, resume_point, run_splits
@@ -37,6 +36,7 @@ from .loop import Diverged, train
 from .train_flags import parse_args
 from .advice import accents_warning, futile_warning, kept_best_line, overfit_warning, size_warnings
 from .config import describe_training
+from .snapshot import Snapshots, run_record
 from .trainer import memory_needed
 from .wordfile import slow_reading
 
@@ -154,10 +154,15 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
     # loop honours them between steps and the final evaluation between chunks of a split, and one that comes
     # while another is being handled waits too, so no signal can lose the run on its way to disk.
     trainer, interrupt, diverged = None, None, None
+    # Saved as it trains where a stopped run would be saved: in `out`, unless that holds an earlier model
+    # (a --force run's), which only a whole run replaces.
+    own = resumed is not None or not (out / "model.npz").exists()
+    snapshots = Snapshots(out, cfg, preset, splits, len(resumed[1]) if resumed else 0) if own else None
     with signals_held() as held:
         try:
             t0 = time.perf_counter()
-            trainer, losses, devs, interrupt = train(cfg, splits, params, resumed, n_threads, follow_load, held)
+            trainer, losses, devs, interrupt = train(cfg, splits, params, resumed, n_threads, follow_load, held,
+                                                     snapshots)
             # diverged after a dev evaluation: the run as it was there is saved, as a run that went wrong
             diverged, interrupt = (interrupt, None) if isinstance(interrupt, Diverged) else (None, interrupt)
             seconds = time.perf_counter() - t0
@@ -178,8 +183,12 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             if interrupt is not None:  # it said it was saving the model: say why it does not
                 n = len(losses)
                 where += f", so the model reached when interrupted after {n} step{'s' if n != 1 else ''} is not worth saving"
+            if snapshots and resumed is None:  # a resumed run's folder keeps a state from before the blow-up
+                snapshots.remove()
             raise UsageError(str(Diverged(cfg, where, resumed is not None))) from None
         except Diverged as e:
+            if snapshots and resumed is None:
+                snapshots.remove()
             raise UsageError(str(e)) from None
         except KeyboardInterrupt as e:  # raised outright in the evaluation, not signalled: the same as a held signal
             if trainer is None:
@@ -200,7 +209,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         # (unconverged) never replaces the model in --out: it goes to a side folder of its own. A resumed
         # run's model in --out is its own unfinished state, which it always replaces (else every resume
         # would start again from there).
-        side = None if resumed is not None or not (out / "model.npz").exists() else (
+        side = None if own else (
             "interrupted" if interrupt is not None else "unconverged" if futile or diverged else None)
         if side:
             kept = out if side == "interrupted" else None
@@ -211,25 +220,11 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         for name in list(result):
             result[name.replace("_loss", "_perplexity")] = metrics.perplexity(result[name])
             result[name.replace("_loss", "_bpc")] = metrics.bits_per_char(result[name])
-        config = {**asdict(cfg), "data": str(Path(cfg.data).resolve()), "vocab_size": V, "preset": preset,
-                  "data_sha256": splits.sha256, "split_seed": SPLIT_SEED}
-        if diverged:  # resume would replay the steps that went wrong: resume.resume_point refuses the run
-            config["diverged_at"] = diverged.ran
-        try:
-            samples, ended = generate(partial(model.next_probs, params), splits.vocab, cfg.block_size, 10,
-                                      np.random.default_rng([cfg.seed, 2]), with_ended=True)
-        except FloatingPointError:  # an unevaluated model whose logits overflow: save it all the same
-            samples, ended = [], []
-        novelty = Novelty(split=splits.items)  # makemore's check that the model does not just repeat its data
-        novelty.add(samples, ended)
-        summary = {**result, "evaluated": bool(result), "steps": done, "train_seconds": round(seconds, 3),
-                   "steps_per_second": round((ran - (len(resumed[1]) if resumed else 0)) / seconds, 1) if seconds else None,
-                   "params": model.num_params(params), "interrupted": interrupt is not None,
-                   "diverged": diverged is not None,
-                   **({"best_step": best_step} if cfg.keep_best else {}),
-                   "config": config, "samples": samples, "samples_ended": ended, **novelty.fields()}
-        state = {**trainer.state(copy=False), "step": np.array(done), "losses": losses, "evaluated": np.array(bool(result)),
-                 "devs": np.array(sorted(devs.items()), dtype=np.float64).reshape(-1, 2)}
+        config, summary, state, novelty = run_record(
+            cfg, preset, splits, trainer, params, losses, devs, result, seconds=seconds, ran=ran,
+            first=len(resumed[1]) if resumed else 0, interrupted=interrupt is not None,
+            diverged_at=diverged.ran if diverged else None, best_step=best_step)
+        samples, ended = summary["samples"], summary["samples_ended"]
         try:
             with side_lock or nullcontext():
                 save_run_or_rescue(out, params, splits.vocab, config, state, summary, losses, devs,

@@ -1,0 +1,89 @@
+"""What a run saves, and saving it while it trains.
+
+run_record builds the files' contents (config, metrics, training state) for train's save at the end.
+Snapshots writes the same, as a stopped run's, every SNAPSHOT_SECONDS while the run trains: what a
+Ctrl-C would have saved then. A kill no program can catch (SIGKILL, the out-of-memory killer, a power
+cut) then costs the minutes since the last snapshot, not the run, and `--resume` continues from it.
+"""
+import sys
+import time
+from dataclasses import asdict
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoint, model, runs
+from .data import SPLIT_SEED
+from .sampling import Novelty, generate
+
+SNAPSHOT_SECONDS = 300.0  # at most this much training lost to a kill (a snapshot near the end of the best preset: 0.24 s)
+
+
+def run_record(cfg, preset, splits, trainer, params, losses, devs, result, *, seconds, ran, first, interrupted,
+               diverged_at=None, best_step=None):
+    """(config, metrics.json's summary, training state, the samples' Novelty) of a run that has taken
+    len(losses) steps (`ran` counting steps after a divergence's kept state; `first` of them before this
+    command) in `seconds`, saving `params` with its final losses `result` ({} unevaluated)."""
+    done = len(losses)
+    config = {**asdict(cfg), "data": str(Path(cfg.data).resolve()), "vocab_size": len(splits.vocab),
+              "preset": preset, "data_sha256": splits.sha256, "split_seed": SPLIT_SEED}
+    if diverged_at is not None:  # resume would replay the steps that went wrong: resume.resume_point refuses the run
+        config["diverged_at"] = diverged_at
+    try:
+        samples, ended = generate(partial(model.next_probs, params), splits.vocab, cfg.block_size, 10,
+                                  np.random.default_rng([cfg.seed, 2]), with_ended=True)
+    except FloatingPointError:  # an unevaluated model whose logits overflow: save it all the same
+        samples, ended = [], []
+    novelty = Novelty(split=splits.items)  # makemore's check that the model does not just repeat its data
+    novelty.add(samples, ended)
+    summary = {**result, "evaluated": bool(result), "steps": done, "train_seconds": round(seconds, 3),
+               "steps_per_second": round((ran - first) / seconds, 1) if seconds else None,
+               "params": model.num_params(params), "interrupted": interrupted, "diverged": diverged_at is not None,
+               **({"best_step": best_step} if cfg.keep_best else {}),
+               "config": config, "samples": samples, "samples_ended": ended, **novelty.fields()}
+    state = {**trainer.state(copy=False), "step": np.array(done), "losses": losses,
+             "evaluated": np.array(bool(result)), "devs": np.array(sorted(devs.items()), dtype=np.float64).reshape(-1, 2)}
+    return config, summary, state, novelty
+
+
+class Snapshots:
+    """Saves a training run into `out` as a stopped one every SNAPSHOT_SECONDS: due() between steps says
+    when, save(...) writes it. A snapshot that cannot be written (a full disk) is said once and training
+    goes on: the save at the end tries again, and finds another place if it must."""
+
+    def __init__(self, out, cfg, preset, splits, first):
+        self.out, self.cfg, self.preset, self.splits, self.first = Path(out), cfg, preset, splits, first
+        self.start = self.last = time.monotonic()
+        self.saved = self.failed = False
+
+    def due(self):
+        return time.monotonic() - self.last >= SNAPSHOT_SECONDS
+
+    def save(self, trainer, losses, devs):
+        """Write what a Ctrl-C after these len(losses) steps would: the kept model (--keep-best's best
+        dev evaluation's, else the model as it is), unevaluated, with the state to resume from."""
+        best_step, params = trainer.best or (None, trainer.evaluated)
+        seconds = time.monotonic() - self.start
+        config, summary, state, _ = run_record(self.cfg, self.preset, self.splits, trainer, params, losses, devs, {},
+                                               seconds=seconds, ran=len(losses), first=self.first, interrupted=True,
+                                               best_step=best_step)
+        try:
+            runs.save_run(self.out, params, self.splits.vocab, config, state, summary, losses, devs)
+            self.saved = True
+        except (checkpoint.CheckpointError, OSError) as e:
+            if not self.failed:
+                print(f"\nwarning: cannot save a snapshot of the run in {self.out} ({e}); training goes on, and "
+                      f"the run is saved when it ends", file=sys.stderr)
+            self.failed = True
+        self.last = time.monotonic()
+
+    def remove(self):
+        """Take back the snapshots of a run that ends saving nothing (it diverged before any dev evaluation
+        worth keeping): resuming them would only replay the steps that went wrong."""
+        if self.saved:
+            for name in ("model.npz", "metrics.json", "loss.csv"):
+                try:
+                    (self.out / name).unlink(missing_ok=True)
+                except OSError:
+                    pass

@@ -1,0 +1,87 @@
+"""A run saves itself as it trains (snapshot.Snapshots), so a kill no program can catch loses minutes,
+not the run: SIGKILL part-way, then --resume, gives the run made in one go."""
+import json
+import multiprocessing
+import os
+import signal
+import time
+
+import pytest
+
+from mlp_lm import checkpoint, runs, snapshot, train
+from mlp_lm.cli import UsageError
+
+from .conftest import SMALL
+
+RUN = [*SMALL, "--steps", "6000", "--eval-every", "2000"]
+
+
+def killed_part_way(out, argv, monkeypatch, seconds=0.05, after=None):
+    """Start `train argv --out out` in a forked process that snapshots every `seconds`, and SIGKILL it once
+    a snapshot is in `out` (or `after` seconds, for a folder that holds a model already)."""
+    monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", seconds)
+    child = multiprocessing.get_context("fork").Process(target=lambda: os._exit(train.main([*argv, "--out", str(out)])))
+    child.start()
+    start = time.monotonic()
+    while time.monotonic() < start + 60 and child.is_alive() and (
+            time.monotonic() < start + after if after else not (out / "model.npz").exists()):
+        time.sleep(0.01)
+    os.kill(child.pid, signal.SIGKILL)
+    child.join()
+    assert child.exitcode == -signal.SIGKILL, "the run ended before it was killed"
+
+
+def test_a_run_killed_outright_resumes_from_its_snapshot_as_if_made_in_one_go(tmp_path, monkeypatch, capsys):
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    killed_part_way(killed, RUN, monkeypatch)
+    steps = int(checkpoint.load_state(killed / "model.npz")["step"])
+    assert 0 < steps < 6000
+    saved = json.loads((killed / "metrics.json").read_text())
+    assert saved["steps"] == steps and saved["interrupted"] and not saved["evaluated"]
+    monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 1e9)
+    assert train.main(["--resume", "--out", str(killed)]) == 0
+    assert f"resuming the run in {killed} at step {steps} of 6000" in capsys.readouterr().out
+    assert train.main([*RUN, "--out", str(whole)]) == 0
+    assert (killed / "loss.csv").read_text() == (whole / "loss.csv").read_text()
+    one, two = (json.loads((d / "metrics.json").read_text()) for d in (killed, whole))
+    assert [one[k] for k in ("train_loss", "dev_loss", "test_loss")] == [two[k] for k in ("train_loss", "dev_loss",
+                                                                                         "test_loss")]
+
+
+def test_an_earlier_model_replaced_only_by_a_whole_run_is_never_snapshotted_over(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    assert train.main([*SMALL, "--steps", "50", "--eval-every", "0", "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 0.0)  # every step, were it allowed
+    saved = []
+    monkeypatch.setattr(runs, "save_run", lambda out, *a, real=runs.save_run: saved.append(out) or real(out, *a))
+    assert train.main([*SMALL, "--steps", "300", "--eval-every", "0", "--force", "--out", str(out)]) == 0
+    assert saved == [out]  # the one save of the whole run, which replaces the earlier one as --force asks
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} != before
+    # killed part-way, a --force run over an earlier model leaves it as it was: a whole run replaces it, not a part
+    earlier = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    killed_part_way(out, [*SMALL, "--steps", "200000", "--force"], monkeypatch, seconds=0.0, after=1.5)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"} == earlier
+
+
+def test_a_snapshot_that_cannot_be_written_is_said_once_and_training_goes_on(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 0.0)
+    tries = []
+
+    def full_disk(out, *a):
+        tries.append(out)
+        raise checkpoint.CheckpointError(f"cannot write {out / 'model.npz'}: No space left on device")
+    monkeypatch.setattr(runs, "save_run", full_disk)
+    monkeypatch.setattr(train, "save_run_or_rescue", lambda out, *a, **k: None)  # the end's save: not this test's
+    assert train.main([*SMALL, "--steps", "30", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert len(tries) == 29 and err.count("cannot save a snapshot") == 1  # every step but the last, said once
+    assert (f"warning: cannot save a snapshot of the run in {tmp_path} (cannot write {tmp_path / 'model.npz'}: No "
+            f"space left on device); training goes on, and the run is saved when it ends") in err
+
+
+def test_a_run_that_diverges_with_nothing_to_keep_leaves_no_snapshot(tmp_path, monkeypatch):
+    monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 0.0)
+    with pytest.raises(UsageError, match="diverged|blew up|smaller --lr"):
+        train.main([*SMALL, "--steps", "3000", "--lr", "30", "--eval-every", "0", "--out", str(tmp_path)])
+    assert not (tmp_path / "model.npz").exists() and not (tmp_path / "metrics.json").exists()
