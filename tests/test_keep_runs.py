@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mlp_lm import atomic, checkpoint, cli, model, runlock, runs, train, train_flags
+from mlp_lm import atomic, checkpoint, cli, model, runlock, runs, snapshot, train, train_flags
 from mlp_lm.wordfile import CHECKOUT
 
 from .conftest import ROOT, SMALL, run_cli, stop_training_at
@@ -202,7 +202,7 @@ def test_a_model_interrupted_in_its_evaluation_is_saved_even_if_it_cannot_sample
         raise FloatingPointError("its logits reach 1e+38")
 
     monkeypatch.setattr(train.model, "split_loss", interrupted)  # Ctrl-C in the final evaluation
-    monkeypatch.setattr(train, "generate", overflows)
+    monkeypatch.setattr(snapshot, "generate", overflows)  # where the saved files are made
     assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 130
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["steps"] == 20 and metrics["evaluated"] is False and metrics["samples"] == []
