@@ -133,7 +133,8 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
                     progress.update(done, loss, dev)
                     if governor is not None:
                         governor.tick()
-                    if snapshots is not None and done < cfg.steps and snapshots.due():  # the last: saved anyway
+                    # not the last step's, nor one a stop signal is about to save: those are saved anyway
+                    if snapshots is not None and done < cfg.steps and not held and snapshots.due():
                         snapshots.save(trainer, losses[:done], devs)
                     if held:
                         raise held.pop(0)  # the signals that come after it stay for the caller
