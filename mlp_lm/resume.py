@@ -10,6 +10,7 @@ from . import checkpoint
 from .cli import UsageError
 from .config import PRESETS, Config, config_problem
 from .data import load_splits
+from .snapshot import SNAPSHOT_SECONDS
 from .trainer import is_count
 from .wordfile import NotAWordList, digest, read_otherwise, refused_hint
 
@@ -28,7 +29,8 @@ def resume_point(out, data=None):
     except checkpoint.CheckpointError:
         if not path.exists():  # even after load finished any save cut short: no run was ever saved here
             raise UsageError(f"nothing to resume in {out}: no run was saved there (a run is saved when it ends "
-                             f"or is stopped); start one without --resume") from None
+                             f"or is stopped, and every {SNAPSHOT_SECONDS / 60:g} minutes as it trains); start one "
+                             f"without --resume") from None
         raise
     if config.get("diverged_at") is not None:  # resuming would replay the very steps that went wrong
         raise UsageError(f"the run in {out} diverged after step {config['diverged_at']} and was saved as it was before, "
