@@ -89,13 +89,17 @@ def bytes_to_save(cfg, n_params):
 
 
 def check_space(out, cfg, n_params, resuming=False):
-    """Refuse, before training, a run whose files the disk under `out` cannot hold."""
+    """Refuse, before training, a run whose files the disk under `out` cannot hold. Returns whether it
+    also has room for snapshots as it trains (snapshot.py): a new run's last snapshot is still there
+    while its final files are written, which then need the room twice (a resumed run's own files are
+    there already, and are replaced the same way)."""
     need = bytes_to_save(cfg, n_params)
     free = shutil.disk_usage(out).free
     if free < need:  # a resumed run continues from its files in `out`: no other --out can take it
         raise UsageError(f"{out} has {free / 2**20:.1f} MB free, and this run's files need about "
                          f"{need / 2**20:.1f} MB; free some space "
                          + ("on that disk, then --resume again" if resuming else "or pass another --out"))
+    return resuming or free >= 2 * need
 
 
 def save_run_or_rescue(out, *run, unusable=None, unfinished=False):

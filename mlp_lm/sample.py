@@ -47,10 +47,15 @@ def parse_args(argv):
                   else "run in a UTF-8 locale, or with PYTHONUTF8=1")
         raise UsageError(f"--prefix {args.prefix!r} holds bytes that are not text in this locale's encoding "
                          f"({encoding}); {advice}")
-    if len(args.prefix) >= args.max_length:  # every sample would be the prefix, cut off: the model draws nothing
-        raise UsageError(f"--prefix has {len(args.prefix)} symbols, leaving none of --max-length {args.max_length} "
-                         f"for the model to draw; raise --max-length or shorten the prefix")
+    # before any work, at its shortest (accents composed); main checks it again as the model writes it
+    check_prefix_length(unicodedata.normalize("NFC", args.prefix), args.max_length)
     return args
+
+
+def check_prefix_length(prefix, max_length):
+    if len(prefix) >= max_length:  # every sample would be the prefix, cut off: the model draws nothing
+        raise UsageError(f"--prefix has {len(prefix)} symbols, leaving none of --max-length {max_length} "
+                         f"for the model to draw; raise --max-length or shorten the prefix")
 
 
 def main(argv=None):
@@ -73,6 +78,7 @@ def main(argv=None):
             args.prefix = unicodedata.normalize(form, args.prefix)
             print(f"(--prefix written the way the model's symbols are: its accents "
                   f"{'composed' if form == 'NFC' else 'decomposed'}, Unicode {form})", file=sys.stderr)
+    check_prefix_length(args.prefix, args.max_length)  # in the model's symbols
     rng = np.random.default_rng(args.seed)
     V, H = params["W2"].shape
     n_threads = args.threads or choose_threads(args.num_samples, params["W1"].shape[0], H, V)

@@ -55,7 +55,7 @@ class Snapshots:
     def __init__(self, out, cfg, preset, splits, first):
         self.out, self.cfg, self.preset, self.splits, self.first = Path(out), cfg, preset, splits, first
         self.start = self.last = time.monotonic()
-        self.saved = self.failed = False
+        self.failed, self.step = False, 0  # step: that of the last snapshot written, 0 for none
 
     def due(self):
         return time.monotonic() - self.last >= SNAPSHOT_SECONDS
@@ -70,7 +70,7 @@ class Snapshots:
                                                best_step=best_step)
         try:
             runs.save_run(self.out, params, self.splits.vocab, config, state, summary, losses, devs)
-            self.saved = True
+            self.step = len(losses)
         except (checkpoint.CheckpointError, OSError) as e:
             if not self.failed:
                 print(f"\nwarning: cannot save a snapshot of the run in {self.out} ({e}); training goes on, and "
@@ -80,8 +80,10 @@ class Snapshots:
 
     def remove(self):
         """Take back the snapshots of a run that ends saving nothing (it diverged before any dev evaluation
-        worth keeping): resuming them would only replay the steps that went wrong."""
-        if self.saved:
+        worth keeping: resuming them would only replay the steps that went wrong), or that was saved whole
+        elsewhere (a disk that filled: an older state left here would only mislead)."""
+        if self.step:
+            self.step = 0
             for name in ("model.npz", "metrics.json", "loss.csv"):
                 try:
                     (self.out / name).unlink(missing_ok=True)

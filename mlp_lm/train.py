@@ -30,7 +30,7 @@ from .sweep import lr_sweep, report_sweep
 from .runtime import blas_threads, check_fits, describe_threads, step_threads
 from .resume import data_problem, resume_point, run_splits
 from .runlock import RunLock, check_free
-from .runs import (SAVED, SWEEP_FILES, check_space, claim_default_out, claim_fresh, files_in_the_way, prepare_out,
+from .runs import (PICTURES, SAVED, SWEEP_FILES, check_space, claim_default_out, claim_fresh, files_in_the_way, prepare_out,
                    save_run_or_rescue)
 from .loop import Diverged, train
 from .train_flags import parse_args
@@ -144,7 +144,8 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         report_sweep(lre, losses, out, plt, cfg.batch_size, len(splits.train[1]), model.num_params(params))
         return 0
 
-    check_space(out, cfg, model.num_params(params), resumed is not None)  # a run that cannot be saved is not started
+    # a run that cannot be saved is not started; one with room for it once, but not twice, takes no snapshots
+    room = check_space(out, cfg, model.num_params(params), resumed is not None)
     print(describe_training(cfg) + "; " + describe_threads(cfg.batch_size, n_threads))
     if cfg.fold and V >= cfg.batch_size:  # a table row for every symbol costs what a row of the batch does
         print(f"warning: --fold builds tables of {V} rows (the vocabulary) for each position, no less work than the "
@@ -157,7 +158,12 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
     # Saved as it trains where a stopped run would be saved: in `out`, unless that holds an earlier model
     # (a --force run's), which only a whole run replaces.
     own = resumed is not None or not (out / "model.npz").exists()
-    snapshots = Snapshots(out, cfg, preset, splits, len(resumed[1]) if resumed else 0) if own else None
+    # and only over no files at all (a --force run's over a user's loss.csv, say, replaces them only if it saves)
+    own_files = resumed is not None or not any((out / name).exists() for name in (*SAVED, *PICTURES))
+    snapshots = Snapshots(out, cfg, preset, splits, len(resumed[1]) if resumed else 0) if own_files and room else None
+    if own_files and not room:
+        print(f"warning: {out} has room for this run's files but not for its snapshots as well: a kill it cannot "
+              f"catch (kill -9, a power cut) would lose it", file=sys.stderr)
     with signals_held() as held:
         try:
             t0 = time.perf_counter()
@@ -229,15 +235,20 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             with side_lock or nullcontext():
                 save_run_or_rescue(out, params, splits.vocab, config, state, summary, losses, devs,
                                    unusable=unusable, unfinished=unfinished)
-        except UsageError as e:  # saved elsewhere, or lost: either way, no empty side folder of ours stays
+        except (UsageError, atomic.CheckpointError) as e:  # saved elsewhere, or lost: no empty side folder stays
             if side:
                 try:
                     out.rmdir()
                 except OSError:
                     pass
+            if snapshots is not None and snapshots.step and isinstance(e, atomic.CheckpointError):  # not all lost
+                e = atomic.CheckpointError(f"{e}; but its snapshot of step {snapshots.step:,} is in {out}: python -m "
+                                           f"mlp_lm.train --resume --out {shlex.quote(str(out))} goes on from there")
+            elif snapshots is not None:  # saved whole elsewhere: an older snapshot left in `out` would mislead
+                snapshots.remove()
             if diverged:  # what was to be saved is the best of a run that blew up: say so too
                 raise UsageError(f"{diverged}; kept the run as it was at step {diverged.kept}, but {e}") from None
-            raise
+            raise e from None
     drawn = False
     try:  # the run is saved: a stop signal from here on cuts the report short, never the run
         if kept is not None:

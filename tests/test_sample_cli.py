@@ -248,3 +248,10 @@ def test_a_prefix_is_written_the_way_the_models_symbols_write_its_accents(symbol
     from mlp_lm.cli import UsageError
     with pytest.raises(UsageError, match="unknown symbol"):  # a symbol no form of it gives is still refused
         sample.main(["--checkpoint", str(tmp_path / "model.npz"), "-n", "1", "--prefix", "z"])
+    # a hostile pass: its length is checked as the model writes it (a traceback when decomposing made it too
+    # long; refused when composing would have made it fit)
+    n = len(unicodedata.normalize(form, typed))
+    with pytest.raises(UsageError, match=f"--prefix has {n} symbols, leaving none of --max-length {n}"):
+        sample.main(["--checkpoint", str(tmp_path / "model.npz"), "-n", "1", "--prefix", typed, "--max-length", str(n)])
+    assert sample.main(["--checkpoint", str(tmp_path / "model.npz"), "-n", "1", "--prefix", typed,
+                        "--max-length", str(n + 1)]) == 0

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from mlp_lm import checkpoint, runs, snapshot, train
+from mlp_lm import checkpoint, runs, snapshot, train, train_flags
 from mlp_lm.cli import UsageError
 
 from .conftest import SMALL
@@ -85,3 +85,44 @@ def test_a_run_that_diverges_with_nothing_to_keep_leaves_no_snapshot(tmp_path, m
     with pytest.raises(UsageError, match="diverged|blew up|smaller --lr"):
         train.main([*SMALL, "--steps", "3000", "--lr", "30", "--eval-every", "0", "--out", str(tmp_path)])
     assert not (tmp_path / "model.npz").exists() and not (tmp_path / "metrics.json").exists()
+
+
+def test_no_snapshots_over_a_users_files_or_without_room_for_two_saves(tmp_path, monkeypatch, capsys):
+    # A hostile pass: snapshots over a user's loss.csv and metrics.json (--force, no model) took them, and a
+    # run that diverged then said "nothing was saved"; on a disk with room for one save, the last snapshot
+    # left no room for the final files, which went to the temporary directory
+    monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 0.0)
+    saved = []
+    monkeypatch.setattr(runs, "save_run", lambda out, *a, real=runs.save_run: saved.append(out) or real(out, *a))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "loss.csv").write_text("my notes")
+    with pytest.raises(UsageError, match="nothing was saved"):
+        train.main([*SMALL, "--steps", "3000", "--lr", "30", "--eval-every", "0", "--force", "--out", str(mine)])
+    assert saved == [] and (mine / "loss.csv").read_text() == "my notes"
+    need = runs.bytes_to_save(train_flags.parse_args([*SMALL, "--steps", "300"]).cfg, 11897)
+    for free, snapshots in ((2 * need - 1, False), (2 * need, True)):
+        monkeypatch.setattr(runs.shutil, "disk_usage", lambda path, free=free: type("U", (), {"free": free}))
+        saved.clear()
+        out = tmp_path / f"free{free}"
+        assert train.main([*SMALL, "--steps", "300", "--eval-every", "0", "--out", str(out)]) == 0
+        assert len(saved) == (300 if snapshots else 1)  # a snapshot a step but the last, then the run
+        err = capsys.readouterr().err
+        assert ("has room for this run's files but not for its snapshots as well" in err) != snapshots
+
+
+def test_a_run_that_cannot_be_saved_anywhere_says_where_its_last_snapshot_is(tmp_path, monkeypatch):
+    monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 0.0)
+    real = runs.save_run
+
+    def full_at_the_end(out, params, vocab, config, state, summary, *a):
+        if summary["evaluated"]:  # the final save, here or in the temporary directory
+            raise checkpoint.CheckpointError(f"cannot write {out / 'model.npz'}: No space left on device")
+        real(out, params, vocab, config, state, summary, *a)
+    monkeypatch.setattr(runs, "save_run", full_at_the_end)
+    with pytest.raises(checkpoint.CheckpointError, match=rf"so this run is lost: free some space before training "
+                                                         rf"again; but its snapshot of step 299 is in {tmp_path}: "
+                                                         rf"python -m mlp_lm.train --resume --out {tmp_path} goes on"):
+        train.main([*SMALL, "--steps", "300", "--eval-every", "0", "--out", str(tmp_path)])
+    monkeypatch.setattr(runs, "save_run", real)
+    assert train.main(["--resume", "--out", str(tmp_path)]) == 0
