@@ -26,9 +26,13 @@ def summary(nll):
     return {"loss": nll, "perplexity": perplexity(nll), "bpc": bits_per_char(nll)}
 
 
+def perplexity_text(nll):
+    """'8.20', '4.85e+08', or past float64's largest number 'about 1e378' (its power of ten, not 'inf')."""
+    ppl = perplexity(nll)
+    return (f"{ppl:.2f}" if ppl < 1e6 else f"{ppl:.3g}" if ppl < math.inf or not nll < math.inf
+            else f"about 1e{nll / math.log(10):.0f}")
+
+
 def describe(nll):
     """'2.1040 nats (perplexity 8.20, 3.035 bits/char)'."""
-    ppl = perplexity(nll)
-    ppl_text = (f"{ppl:.2f}" if ppl < 1e6 else f"{ppl:.3g}" if ppl < math.inf or not nll < math.inf
-                else f"about 1e{nll / math.log(10):.0f}")  # past float64: its power of ten, not "inf"
-    return f"{nll:.4f} nats (perplexity {ppl_text}, {bits_per_char(nll):.3f} bits/char)"
+    return f"{nll:.4f} nats (perplexity {perplexity_text(nll)}, {bits_per_char(nll):.3f} bits/char)"

@@ -1,7 +1,8 @@
 """The training's progress line: redrawn in place on a terminal, periodic lines otherwise."""
-import math
 import sys
 import time
+
+from .metrics import perplexity_text
 
 
 class Progress:
@@ -32,7 +33,7 @@ class Progress:
         rate = (done - self.first) / max(now - self.start, 1e-9)
         line = f"step {done:>{len(str(self.total))}}/{self.total}  loss {self.loss_sum / self.loss_n:.4f}"
         if dev is not None:
-            line += f"  dev {dev:.4f} (perplexity {math.exp(min(dev, 700.0)):.2f})"
+            line += f"  dev {dev:.4f} (perplexity {perplexity_text(dev)})"  # 8.20; 1.2e+143 for a run blowing up
         line += f"  {rate:,.0f} steps/s  ETA {(self.total - done) / rate:.0f}s"
         if self.tty:  # redraw in place; keep the line when it has a dev loss or is the last
             end = "\n" if dev is not None or last else ""

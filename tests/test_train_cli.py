@@ -464,6 +464,10 @@ def test_progress_redraws_in_place_on_a_terminal(monkeypatch):
     assert drawn == [3, 6, 9, 10] and text.endswith("ETA 0s\n")
     kept = [l.split("\r\033[K")[-1] for l in text.split("\n")[:-1]]  # what stays on screen
     assert len(kept) == 2 and "dev 1.5000" in kept[0] and kept[1].startswith("step 10/10")
+    # a hostile pass: a run blowing up printed its dev perplexity as a number of 140 digits
+    lines = io.StringIO()
+    progress.Progress(10, stream=lines).update(10, 300.0, dev=330.1344)
+    assert "dev 330.1344 (perplexity 2.37e+143)" in lines.getvalue()
 
 
 def test_the_paper_flags_each_change_the_run(tmp_path):
