@@ -98,15 +98,15 @@ def test_no_snapshots_over_a_users_files_or_without_room_for_two_saves(tmp_path,
     mine.mkdir()
     (mine / "loss.csv").write_text("my notes")
     with pytest.raises(UsageError, match="nothing was saved"):
-        train.main([*SMALL, "--steps", "3000", "--lr", "30", "--eval-every", "0", "--force", "--out", str(mine)])
+        train.main([*SMALL, "--steps", "300", "--lr", "30", "--eval-every", "0", "--force", "--out", str(mine)])
     assert saved == [] and (mine / "loss.csv").read_text() == "my notes"
-    need = runs.bytes_to_save(train_flags.parse_args([*SMALL, "--steps", "300"]).cfg, 11897)
+    need = runs.bytes_to_save(train_flags.parse_args([*SMALL, "--steps", "30"]).cfg, 11897)
     for free, snapshots in ((2 * need - 1, False), (2 * need, True)):
         monkeypatch.setattr(runs.shutil, "disk_usage", lambda path, free=free: type("U", (), {"free": free}))
         saved.clear()
         out = tmp_path / f"free{free}"
-        assert train.main([*SMALL, "--steps", "300", "--eval-every", "0", "--out", str(out)]) == 0
-        assert len(saved) == (300 if snapshots else 1)  # a snapshot a step but the last, then the run
+        assert train.main([*SMALL, "--steps", "30", "--eval-every", "0", "--out", str(out)]) == 0
+        assert len(saved) == (30 if snapshots else 1)  # a snapshot a step but the last, then the run
         err = capsys.readouterr().err
         assert ("has room for this run's files but not for its snapshots as well" in err) != snapshots
 
@@ -121,8 +121,8 @@ def test_a_run_that_cannot_be_saved_anywhere_says_where_its_last_snapshot_is(tmp
         real(out, params, vocab, config, state, summary, *a)
     monkeypatch.setattr(runs, "save_run", full_at_the_end)
     with pytest.raises(checkpoint.CheckpointError, match=rf"so this run is lost: free some space before training "
-                                                         rf"again; but its snapshot of step 299 is in {tmp_path}: "
+                                                         rf"again; but its snapshot of step 29 is in {tmp_path}: "
                                                          rf"python -m mlp_lm.train --resume --out {tmp_path} goes on"):
-        train.main([*SMALL, "--steps", "300", "--eval-every", "0", "--out", str(tmp_path)])
+        train.main([*SMALL, "--steps", "30", "--eval-every", "0", "--out", str(tmp_path)])
     monkeypatch.setattr(runs, "save_run", real)
     assert train.main(["--resume", "--out", str(tmp_path)]) == 0
