@@ -47,8 +47,8 @@ def parse_args(argv):
                   else "run in a UTF-8 locale, or with PYTHONUTF8=1")
         raise UsageError(f"--prefix {args.prefix!r} holds bytes that are not text in this locale's encoding "
                          f"({encoding}); {advice}")
-    # before any work, at its shortest (accents composed); main checks it again as the model writes it
-    check_prefix_length(unicodedata.normalize("NFC", args.prefix), args.max_length)
+    # before any work, at its shortest (as typed, or its accents composed); main checks it as the model writes it
+    check_prefix_length(min(args.prefix, unicodedata.normalize("NFC", args.prefix), key=len), args.max_length)
     return args
 
 
