@@ -33,7 +33,13 @@ def one_line(message):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad flag is one line on stderr (not usage + error) and exit code 2."""
+    """argparse, but a bad flag is one line on stderr (not usage + error) and exit code 2. Flags are
+    taken whole, never abbreviated: a value that starts with -- (--batch-size --l) is then a missing value
+    for its flag, not an ambiguous abbreviation, and no abbreviation changes meaning as flags are added."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {one_line(message)} (see --help)\n")

@@ -8,7 +8,7 @@ import io
 import math
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from mlp_lm import config, evaluate, sample, train_flags
 from mlp_lm.cli import MAX_THREADS, UsageError
@@ -72,6 +72,7 @@ def assert_one_line(message, flag):
 
 @settings(max_examples=400, deadline=None)
 @given(st.sampled_from(sorted(TRAIN)), NUMBERS)
+@example("--batch-size", "--l")  # found in CI: argparse read it as an ambiguous abbreviation (--lr, --lr-sweep, ...)
 def test_train_flags_give_a_value_in_range_or_one_line(flag, text):
     field = TRAIN[flag][0]
     needs = list(train_flags.ONLY_WITH.get(field, ()))  # e.g. --warmup is read only by --schedule cosine
