@@ -16,9 +16,10 @@ def size_warnings(cfg, splits):
     if (longest + 1) * 2 > n_all and sum(map(len, splits.items)) > 1:  # an item of n symbols gives n + 1 examples
         where = next(name for name, part in zip(("training", "dev", "test"), splits.items) if
                      any(len(item) == longest for item in part))
-        yield (f"warning: one item, of {longest:,} symbols, gives {math.floor(100 * (longest + 1) / n_all)}% of all the examples "
-               f"and went to the {where} split, so that split is mostly one item; if it is no item of the list (a "
-               f"paragraph or a file pasted in), take it out")
+        share = math.floor(100 * (longest + 1) / n_all)
+        yield (f"warning: one item, of {longest:,} symbols, gives {share}% of all the examples and went to the "
+               f"{where} split, so that split is mostly one item; if it is no item of the list (a paragraph or a "
+               f"file pasted in), take it out")
     if cfg.batch_size > n_train:
         yield (f"warning: the batch ({cfg.batch_size:,}) is larger than the training set ({n_train:,} examples), so "
                f"every step draws examples more than once; a --batch-size of {n_train:,} or less costs less")

@@ -121,7 +121,8 @@ def main(argv=None):
     n = args.mix_ngram
     block = max(T, (n or 1) - 1)  # contexts wide enough for both models; each reads its last columns
     sets = {}  # name -> (X, Y)
-    for path in dict.fromkeys(p for p in (args.data, config.get("data")) if isinstance(p, str)):
+    read = (args.data, config.get("data") if args.data is None or n is not None else None)  # the training data: its
+    for path in dict.fromkeys(p for p in read if isinstance(p, str)):  # split, or --mix-ngram's n-gram and weights
         if notice := slow_reading(path):  # the data line comes only once every file is read
             print(notice, file=sys.stderr, flush=True)
     try:
