@@ -66,15 +66,18 @@ class Vocab:
         stoi = self.stoi
         unknown = sorted(set(text) - set(stoi))
         if unknown:
-            # The same text on screen, written the data's way: accents as marks after their letters (NFD), or not
-            other = [f for f in ("NFD", "NFC")
-                     if isinstance(text, str) and set(unicodedata.normalize(f, text)) <= stoi.keys()]
-            same = f" as {show_symbols(unicodedata.normalize(other[0], text))}" if other else ""
+            form = self.form_of(text) if isinstance(text, str) else None
+            same = f" as {show_symbols(unicodedata.normalize(form, text))}" if form else ""
             raise DataError(f"unknown symbol(s) {show_symbols(''.join(unknown))}; the vocabulary is "
                             f"{show_symbols(self.itos[1:])}" + (
                                 f" (the data writes accents the other way; the same text{same}, "
-                                f"unicodedata.normalize({other[0]!r}, text), would do)" if other else ""))
+                                f"unicodedata.normalize({form!r}, text), would do)" if form else ""))
         return [stoi[s] for s in text]
+
+    def form_of(self, text):
+        """'NFD' or 'NFC': the Unicode form in which this vocabulary's symbols write the str `text` (the same
+        text on screen, its accents as marks after their letters, or not), or None when neither does."""
+        return next((f for f in ("NFD", "NFC") if set(unicodedata.normalize(f, text)) <= self.stoi.keys()), None)
 
     def decode(self, indices):
         V = len(self.itos)

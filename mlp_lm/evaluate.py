@@ -12,7 +12,6 @@ mixture's weight is chosen on dev, and test is reported with that weight.
 """
 import sys
 import time
-import unicodedata
 from pathlib import Path
 
 from . import checkpoint, metrics, mixture, model
@@ -89,10 +88,10 @@ def same_text_otherwise(items, vocab):
     """What would make every symbol of `items` one the model knows, when that is only a matter of how
     the text is written (an accent as one character or two, or the case), else None."""
     text, known = "".join(items), set(vocab.itos)
-    for form in ("NFC", "NFD"):  # é as one character, or e and a combining accent: the same on screen
-        if set(unicodedata.normalize(form, text)) <= known:
-            return (f"the file writes its accents another way than the model's training data: normalise it to "
-                    f"Unicode {form} (unicodedata.normalize(\"{form}\", line)) and evaluate that")
+    form = vocab.form_of(text)  # é as one character, or e and a combining accent: the same on screen
+    if form:
+        return (f"the file writes its accents another way than the model's training data: normalise it to "
+                f"Unicode {form} (unicodedata.normalize(\"{form}\", line)) and evaluate that")
     for case, how in ((str.lower, "lower"), (str.upper, "upper")):  # for a model whose letters are all of one case
         if set(case(text)) <= known and all(case(c) == c for c in vocab.itos):
             return f"the model's symbols are {how}-case: {how}-case the file and evaluate that"

@@ -71,10 +71,9 @@ def main(argv=None):
         kept = (f": what was kept of a run that diverged after step {config['diverged_at']}"
                 if config.get("diverged_at") is not None else "")
         print(f"(sampling from {args.checkpoint}, the newest model{kept})", file=sys.stderr)
-    known = set(vocab.itos)
-    if not set(args.prefix) <= known:  # an accent typed as one character where the model has two, or the reverse
-        form = next((f for f in ("NFC", "NFD") if set(unicodedata.normalize(f, args.prefix)) <= known), None)
-        if form:  # the same text on screen: written the model's way rather than refused
+    if not set(args.prefix) <= set(vocab.itos):  # an accent typed as one character where the model has two, or
+        form = vocab.form_of(args.prefix)  # the reverse: the same text on screen, written the model's way
+        if form:
             args.prefix = unicodedata.normalize(form, args.prefix)
             print(f"(--prefix written the way the model's symbols are: its accents "
                   f"{'composed' if form == 'NFC' else 'decomposed'}, Unicode {form})", file=sys.stderr)
