@@ -5,6 +5,7 @@ Snapshots writes the same, as a stopped run's, every SNAPSHOT_SECONDS while the 
 Ctrl-C would have saved then. A kill no program can catch (SIGKILL, the out-of-memory killer, a power
 cut) then costs the minutes since the last snapshot, not the run, and `--resume` continues from it.
 """
+import shlex
 import sys
 import time
 from dataclasses import asdict
@@ -47,6 +48,21 @@ def run_record(cfg, preset, splits, trainer, params, losses, devs, result, *, se
     return config, summary, state, novelty
 
 
+def snapshots_for(out, cfg, preset, splits, first, room):
+    """The Snapshots of a run into `out` that has taken `first` steps before this command (a resumed run's),
+    or None. Snapshots go only where the run's files alone are: a resumed run's own folder, or one holding
+    none of a run's files (a --force run over a user's loss.csv, or an earlier model, replaces them only
+    with a whole run); and only with `room` (runs.check_space) for two saves, or a warning that a kill
+    would lose the run."""
+    if not first and any((Path(out) / name).exists() for name in (*runs.SAVED, *runs.PICTURES)):
+        return None
+    if not room:
+        print(f"warning: {out} has room for this run's files but not for its snapshots as well: a kill it cannot "
+              f"catch (kill -9, a power cut) would lose it", file=sys.stderr)
+        return None
+    return Snapshots(out, cfg, preset, splits, first)
+
+
 class Snapshots:
     """Saves a training run into `out` as a stopped one every SNAPSHOT_SECONDS: due() between steps says
     when, save(...) writes it. A snapshot that cannot be written (a full disk) is said once and training
@@ -77,6 +93,22 @@ class Snapshots:
                       f"the run is saved when it ends", file=sys.stderr)
             self.failed = True
         self.last = time.monotonic()
+
+    def diverged(self):
+        """The run blew up with nothing worth saving: a new run's snapshots go (resuming them would only replay
+        the steps that went wrong); a resumed run's folder keeps its last state from before the blow-up."""
+        if not self.first:
+            self.remove()
+
+    def save_failed(self, e):
+        """The error to raise for the run's final save, which failed with `e`: a run lost everywhere (a
+        CheckpointError) says where its last snapshot is; one saved whole elsewhere takes that snapshot back."""
+        if self.step and isinstance(e, checkpoint.CheckpointError):
+            return checkpoint.CheckpointError(f"{e}; but its snapshot of step {self.step:,} is in {self.out}: python -m "
+                                              f"mlp_lm.train --resume --out {shlex.quote(str(self.out))} goes on from "
+                                              f"there")
+        self.remove()  # an older state left in `out` would only mislead
+        return e
 
     def remove(self):
         """Take back the snapshots of a run that ends saving nothing (it diverged before any dev evaluation

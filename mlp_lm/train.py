@@ -30,13 +30,13 @@ from .sweep import lr_sweep, report_sweep
 from .runtime import blas_threads, check_fits, describe_threads, step_threads
 from .resume import data_problem, resume_point, run_splits
 from .runlock import RunLock, check_free
-from .runs import (PICTURES, SAVED, SWEEP_FILES, check_space, claim_default_out, claim_fresh, files_in_the_way, prepare_out,
+from .runs import (SAVED, SWEEP_FILES, check_space, claim_default_out, claim_fresh, files_in_the_way, prepare_out,
                    save_run_or_rescue)
 from .loop import Diverged, train
 from .train_flags import parse_args
 from .advice import accents_warning, futile_warning, kept_best_line, overfit_warning, size_warnings
 from .config import describe_training
-from .snapshot import Snapshots, run_record
+from .snapshot import run_record, snapshots_for
 from .trainer import memory_needed
 from .wordfile import slow_reading
 
@@ -144,8 +144,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         report_sweep(lre, losses, out, plt, cfg.batch_size, len(splits.train[1]), model.num_params(params))
         return 0
 
-    # a run that cannot be saved is not started; one with room for it once, but not twice, takes no snapshots
-    room = check_space(out, cfg, model.num_params(params), resumed is not None)
+    room = check_space(out, cfg, model.num_params(params), resumed is not None)  # a run that cannot be saved: refused
     print(describe_training(cfg) + "; " + describe_threads(cfg.batch_size, n_threads))
     if cfg.fold and V >= cfg.batch_size:  # a table row for every symbol costs what a row of the batch does
         print(f"warning: --fold builds tables of {V} rows (the vocabulary) for each position, no less work than the "
@@ -155,15 +154,9 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
     # loop honours them between steps and the final evaluation between chunks of a split, and one that comes
     # while another is being handled waits too, so no signal can lose the run on its way to disk.
     trainer, interrupt, diverged = None, None, None
-    # Saved as it trains where a stopped run would be saved: in `out`, unless that holds an earlier model
-    # (a --force run's), which only a whole run replaces.
-    own = resumed is not None or not (out / "model.npz").exists()
-    # and only over no files at all (a --force run's over a user's loss.csv, say, replaces them only if it saves)
-    own_files = resumed is not None or not any((out / name).exists() for name in (*SAVED, *PICTURES))
-    snapshots = Snapshots(out, cfg, preset, splits, len(resumed[1]) if resumed else 0) if own_files and room else None
-    if own_files and not room:
-        print(f"warning: {out} has room for this run's files but not for its snapshots as well: a kill it cannot "
-              f"catch (kill -9, a power cut) would lose it", file=sys.stderr)
+    first = len(resumed[1]) if resumed else 0  # steps taken before this command
+    own = resumed is not None or not (out / "model.npz").exists()  # a stopped run is saved in `out` itself
+    snapshots = snapshots_for(out, cfg, preset, splits, first, room)  # saved as it trains, where it can be
     with signals_held() as held:
         try:
             t0 = time.perf_counter()
@@ -184,18 +177,16 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                     if loss is None:
                         break
                     result[f"{name}_loss"] = loss
-        except FloatingPointError as e:
+        except (FloatingPointError, Diverged) as e:  # nothing worth saving
+            if snapshots:
+                snapshots.diverged()
+            if isinstance(e, Diverged):
+                raise UsageError(str(e)) from None
             where = f"in the final evaluation ({e})"
             if interrupt is not None:  # it said it was saving the model: say why it does not
                 n = len(losses)
                 where += f", so the model reached when interrupted after {n} step{'s' if n != 1 else ''} is not worth saving"
-            if snapshots and resumed is None:  # a resumed run's folder keeps a state from before the blow-up
-                snapshots.remove()
             raise UsageError(str(Diverged(cfg, where, resumed is not None))) from None
-        except Diverged as e:
-            if snapshots and resumed is None:
-                snapshots.remove()
-            raise UsageError(str(e)) from None
         except KeyboardInterrupt as e:  # raised outright in the evaluation, not signalled: the same as a held signal
             if trainer is None:
                 raise
@@ -228,7 +219,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             result[name.replace("_loss", "_bpc")] = metrics.bits_per_char(result[name])
         config, summary, state, novelty = run_record(
             cfg, preset, splits, trainer, params, losses, devs, result, seconds=seconds, ran=ran,
-            first=len(resumed[1]) if resumed else 0, interrupted=interrupt is not None,
+            first=first, interrupted=interrupt is not None,
             diverged_at=diverged.ran if diverged else None, best_step=best_step)
         samples, ended = summary["samples"], summary["samples_ended"]
         try:
@@ -241,11 +232,8 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                     out.rmdir()
                 except OSError:
                     pass
-            if snapshots is not None and snapshots.step and isinstance(e, atomic.CheckpointError):  # not all lost
-                e = atomic.CheckpointError(f"{e}; but its snapshot of step {snapshots.step:,} is in {out}: python -m "
-                                           f"mlp_lm.train --resume --out {shlex.quote(str(out))} goes on from there")
-            elif snapshots is not None:  # saved whole elsewhere: an older snapshot left in `out` would mislead
-                snapshots.remove()
+            if snapshots:
+                e = snapshots.save_failed(e)
             if diverged:  # what was to be saved is the best of a run that blew up: say so too
                 raise UsageError(f"{diverged}; kept the run as it was at step {diverged.kept}, but {e}") from None
             raise e from None
@@ -257,7 +245,6 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             print(f"{held[0].args[0]} while saving: waited until the run was written in full", file=sys.stderr)
         interrupt = interrupt or (held[0] if held else None)
 
-        first = len(resumed[1]) if resumed else 0
         if ran > first:
             print(f"trained {ran - first} step{'s' if ran - first != 1 else ''} in {seconds:.1f}s "
                   f"({(ran - first) / max(seconds, 1e-9):,.0f} steps/s)" + (f", steps {first + 1} to {ran}" if first else "")
