@@ -8,6 +8,7 @@ one gradient against another, relative to its scale. Use them on your own change
 scalar function of one array, compute its gradient by hand, and call numerical_grad and
 assert_close. gradcheck.py checks the whole model with them. See docs/gradcheck.md.
 """
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -234,14 +235,18 @@ def assert_close(cmp, tol=TOLERANCE):
     if cmp.problem:
         raise AssertionError(f"gradient of {cmp.name}: {cmp.problem}")
     if not cmp.ok(tol):
+        nan = ("; the numerical gradient is nan there: f gave nan at a point numerical_grad tried, a step past "
+               "the edge of f's domain (a log or a square root near 0?), so pass it a smaller initial_step (see "
+               "docs/gradcheck.md)" if math.isnan(cmp.numerical_at_worst) else
+               "; the analytic gradient is nan there" if math.isnan(cmp.analytic_at_worst) else "")
         raise AssertionError(
             f"gradient of {cmp.name} {cmp.shape} is off: max |analytic - numerical| / max |analytic| "
             f"= {cmp.ratio:.3e} > {tol:.0e}; worst entry {cmp.name}{list(cmp.worst)}: "
-            f"analytic {cmp.analytic_at_worst:.10g}, numerical {cmp.numerical_at_worst:.10g}"
+            f"analytic {cmp.analytic_at_worst:.10g}, numerical {cmp.numerical_at_worst:.10g}" + nan
             + (f" (scipy did not converge at {cmp.unconverged_count()} coordinate(s): f is noisy at small "
                f"steps (computed in float32, then returned as a float?), or a derivative is tiny against the loss and "
                f"the steps shrank until rounding took over, which numerical_grad's tolerances=dict(atol=...) stops; "
-               f"see docs/gradcheck.md)" if cmp.unconverged else "")
+               f"see docs/gradcheck.md)" if cmp.unconverged and not nan else "")
             + (f"; {cmp.rounding[0]}'s rounding alone can be this far off (its epsilon is {cmp.rounding[1]:.0e}, "
                f"and a network's sums add up many): compare in float64"
                + (" (against float64, float32 needs a tolerance of about 1e-4)" if cmp.rounding[0] == "float32" else "")

@@ -206,7 +206,8 @@ def main(argv=None):
     n_coords = V * E + T * E * H + H + H * V + V + (T * E * V if args.direct else 0) + 5 * B * max(V, H, T * E)
     if n_coords > MAX_COORDS:
         raise UsageError(f"these sizes have {n_coords:,} coordinates to check, each by many loss evaluations; "
-                         f"keep it under {MAX_COORDS:,} (the tests check the lecture's sizes on sampled entries)")
+                         f"keep it under {MAX_COORDS:,}; at larger sizes, check a sample of each tensor's entries with "
+                         f"mlp_lm.gradcheck.check_model(params, X, Y, max_coords=N) (docs/gradcheck.md)")
     rng = np.random.default_rng(args.seed)
     params = random_params(args.vocab_size, T, E, H, seed=args.seed, direct=args.direct)
     X = rng.integers(0, args.vocab_size, size=(B, T))

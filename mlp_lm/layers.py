@@ -245,7 +245,7 @@ def softmax_cross_entropy_forward(logits, Y, smoothing=0.0):
     -sum_v q_v log p_v: a penalty on over-confident predictions.
 
     Inputs:  logits (B, V); Y (B,) integer targets in 0..V-1; smoothing eps in [0, 1).
-    Returns: loss (0-d array, nats); cache.
+    Returns: loss (a numpy scalar of the logits' dtype, nats); cache.
     """
     Y = np.asarray(Y)
     if not isinstance(logits, np.ndarray):

@@ -41,13 +41,14 @@ def decayed_in(params, weight_decay, decayed):
     given, else by their role in this model (DECAYED). A name this model does not have, with no
     decayed given, is a ValueError, raised before any tensor moves: decaying by names, another
     network's "weight" would otherwise get no decay at all, and no word of it."""
-    if not weight_decay:
-        return frozenset()
-    if decayed is not None:
+    if decayed is not None:  # (checked without decay too: the names would be wrong the day it is turned on)
         missing = sorted(decayed - params.keys())
         if missing:  # a misspelt name would decay nothing, and say nothing
             raise ValueError(f"decayed holds {', '.join(map(repr, missing))}, which is not among the parameters "
                              f"({', '.join(map(repr, params))})")
+    if not weight_decay:
+        return frozenset()
+    if decayed is not None:
         return decayed
     unknown = [k for k in params if k not in KNOWN_PARAMS]
     if unknown:
@@ -66,10 +67,16 @@ def row_blocks(p, size):
     return [slice(i, i + rows) for i in range(0, len(p), rows)]
 
 
-def check_shapes(params, grads):
-    """Raise ValueError unless every parameter has a gradient, an array of its own shape: an update
-    made a block of rows at a time would take a broadcast gradient's blocks for rows of the parameter."""
+def check_step(params, grads, lr):
+    """Raise ValueError, before any tensor moves, unless lr is a number in [0, inf) and every parameter is
+    a numpy array (changed in place: a list would be left as it was) with a gradient, an array of its own
+    shape. Numpy would broadcast a (H,) gradient over every row of a (T*E, H) W1 and say nothing (and
+    AdamW's update, made a block of rows at a time, would take its pieces for rows)."""
+    if not 0 <= lr < math.inf:  # NaN fails too
+        raise ValueError(f"the learning rate is {lr!r}, outside its range [0, inf)")
     for k, p in params.items():
+        if not isinstance(p, np.ndarray):
+            raise ValueError(f"the parameter {k!r} must be a numpy array, changed in place, got {type(p).__name__}")
         shape = getattr(grads.get(k), "shape", None)
         if shape != p.shape:
             raise ValueError(f"the gradient of {k!r} must be an array of its shape {p.shape}, got "
@@ -93,6 +100,7 @@ class SGD:
 
     def step(self, params, grads, lr):
         decays = decayed_in(params, self.weight_decay, self.decayed)
+        check_step(params, grads, lr)  # a (H,) gradient would broadcast over the rows of a (T*E, H) W1
         for k, p in params.items():
             g = grads[k]
             if k in decays:
@@ -121,6 +129,10 @@ class AdamW:
     scaling does not weaken it on coordinates with large gradients. It is lr_t * lambda
     a step, as in torch; Loshchilov & Hutter scale lambda by the schedule alone, so their
     lambda is lr * lambda here (docs/derivations.md#weight-decay).
+
+    Unlike torch's: weight_decay is 0 unless given (torch's default is 0.01), and one step
+    count t serves all the tensors, so they are stepped together every time (torch counts each
+    tensor's own steps: the same numbers while every tensor is stepped at every step).
     """
 
     def __init__(self, weight_decay=0.0, beta1=0.9, beta2=0.999, eps=1e-8, decayed=None):
@@ -133,12 +145,17 @@ class AdamW:
 
     def step(self, params, grads, lr):
         decays = decayed_in(params, self.weight_decay, self.decayed)  # (before t moves: it may refuse)
-        check_shapes(params, grads)
+        check_step(params, grads, lr)
+        if not self.m:  # the first step
+            self.m = {k: np.zeros_like(p) for k, p in params.items()}
+            self.v = {k: np.zeros_like(p) for k, p in params.items()}
+        elif params.keys() != self.m.keys():  # one t for all: a tensor added later would start part-way
+            raise ValueError(f"this AdamW has stepped the tensors {', '.join(map(repr, self.m))}, and is given "
+                             f"{', '.join(map(repr, params))}: its step count is the same for all its tensors, so "
+                             f"step it on the same ones each time (a new AdamW for others)")
         self.t += 1
         c1, c2 = 1 - self.beta1**self.t, 1 - self.beta2**self.t  # bias corrections
         for k, p in params.items():
-            if k not in self.m:
-                self.m[k], self.v[k] = np.zeros_like(p), np.zeros_like(p)
             g, m, v = grads[k], self.m[k], self.v[k]
             decay = 1 - lr * self.weight_decay if k in decays else None
             # The update makes 14 passes over each tensor. W1 is larger than a core's cache, so

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from mlp_lm import finitediff, gradcheck, layers, model
+from mlp_lm.cli import UsageError
 from mlp_lm.finitediff import assert_close, compare, directional_grad, numerical_grad
 
 
@@ -105,6 +106,30 @@ def test_cli_rejects_a_zero_size(capsys):
         gradcheck.main(["--n-hidden", "0"])
     assert e.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_cli_refuses_sizes_too_large_to_check_entry_by_entry_and_says_how_to_sample():
+    # From an engineer's review: the refusal pointed at the tests, not at what checks larger sizes.
+    with pytest.raises(UsageError, match=r"keep it under 20,000; .*check_model\(params, X, Y, max_coords=N\)"):
+        gradcheck.main(["--n-hidden", "2000"])
+    params = gradcheck.random_params(7, 3, 4, 2000, seed=0)  # and what it says works at that size
+    rng = np.random.default_rng(0)
+    rows = gradcheck.check_model(params, rng.integers(0, 7, (6, 3)), rng.integers(0, 7, 6), max_coords=4)
+    assert len(rows) == 10 and all(r.ok() for r in rows) and {r.compared for r in rows} == {4}
+
+
+def test_a_nan_numerical_gradient_says_to_take_a_smaller_first_step():
+    # From an engineer's review: log at 0.05 with the first step 0.1 is evaluated at -0.05; the message
+    # blamed float32 and tolerances, and never named initial_step.
+    x = np.array([0.05, 0.5, 2.0])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        num = numerical_grad(lambda w: float(np.log(w).sum()), x)
+    cmp = compare("dx", 1 / x, num, shape=x.shape)
+    with pytest.raises(AssertionError, match=r"numerical gradient is nan there: .*a smaller initial_step") as e:
+        assert_close(cmp)
+    assert "float32" not in str(e.value) and "tolerances=dict" not in str(e.value)
+    num = numerical_grad(lambda w: float(np.log(w).sum()), x, initial_step=1e-3)
+    assert_close(compare("dx", 1 / x, num, shape=x.shape))  # the advice works
 
 
 def test_shapes_are_compared_before_values():

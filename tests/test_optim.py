@@ -193,13 +193,48 @@ def test_adamw_blocked_update_is_the_plain_arithmetic_to_the_bit(monkeypatch, bl
     assert not np.array_equal(mine["W1"], params["W1"])  # it moved
 
 
-def test_adamw_refuses_a_gradient_not_shaped_like_its_tensor():
-    # Made a block of rows at a time, a (H,) gradient for a (T*E, H) W1 would be sliced as if it
-    # were rows of W1; the whole-tensor arithmetic broadcast it. Refused, before anything moves.
+def test_optimizers_refuse_a_gradient_not_shaped_like_its_tensor():
+    # Made a block of rows at a time, AdamW's update would slice a (H,) gradient for a (T*E, H) W1 as
+    # if it were rows of W1; the whole-tensor arithmetic broadcast it.
+    # SGD's p -= lr * g broadcast it too, silently. Both refuse it, before anything moves.
     p = {"W1": np.ones((4, 3)), "b1": np.ones(3)}
-    opt = optim.AdamW(weight_decay=0.1)
-    for grads, said in (({"W1": np.ones(3), "b1": np.ones(3)}, "(4, 3), got (3,)"),
-                        ({"b1": np.ones(3)}, "(4, 3), got none")):
-        with pytest.raises(ValueError, match=re.escape(f"the gradient of 'W1' must be an array of its shape {said}")):
-            opt.step(p, grads, 0.1)
-    assert opt.t == 0 and not opt.m and np.array_equal(p["W1"], np.ones((4, 3)))
+    adamw = optim.AdamW(weight_decay=0.1)
+    for opt in (adamw, optim.SGD(weight_decay=0.1)):
+        for grads, said in (({"W1": np.ones(3), "b1": np.ones(3)}, "(4, 3), got (3,)"),
+                            ({"b1": np.ones(3)}, "(4, 3), got none"),
+                            ({"W1": np.ones((4, 3)).tolist(), "b1": np.ones(3)}, "(4, 3), got list")):
+            with pytest.raises(ValueError, match=re.escape(f"the gradient of 'W1' must be an array of its shape {said}")):
+                opt.step(p, grads, 0.1)
+    assert adamw.t == 0 and not adamw.m
+    assert np.array_equal(p["W1"], np.ones((4, 3))) and np.array_equal(p["b1"], np.ones(3))
+
+
+def test_optimizers_refuse_a_bad_learning_rate_a_list_and_a_misspelt_name_without_decay():
+    # From an engineer's review: lr -1 and nan were taken; SGD left a list parameter as it was and said
+    # nothing (p -= ... rebinds the name); a misspelt decayed= name passed while the decay was 0.
+    grads = {"weight": np.ones(2)}
+    for make in (optim.AdamW, optim.SGD):
+        for lr in (-1.0, float("nan"), float("inf")):
+            with pytest.raises(ValueError, match=re.escape(f"the learning rate is {lr!r}, outside its range [0, inf)")):
+                make().step({"weight": np.ones(2)}, grads, lr)
+        with pytest.raises(ValueError, match="the parameter 'weight' must be a numpy array, changed in place, got list"):
+            make().step({"weight": [1.0, 2.0]}, grads, 0.5)
+        with pytest.raises(ValueError, match="decayed holds 'Weight', which is not among the parameters"):
+            make(0.0, decayed=("Weight",)).step({"weight": np.ones(2)}, grads, 0.5)
+        p = {"weight": np.ones(2)}
+        make().step(p, grads, 0.0)  # a learning rate of 0 (a warm-up's first step) moves nothing
+        assert np.array_equal(p["weight"], np.ones(2))
+
+
+def test_adamw_refuses_to_step_other_tensors_than_its_first():
+    # One step count serves all of AdamW's tensors (torch counts each tensor's own): a tensor first
+    # stepped at step 2 would start with bias corrections meant for step 2, and two models stepped by
+    # one optimiser would each count the other's steps.
+    opt = optim.AdamW()
+    opt.step({"a": np.ones(2), "b": np.ones(3)}, {"a": np.ones(2), "b": np.ones(3)}, 0.1)
+    for params in ({"a": np.ones(2)}, {"a": np.ones(2), "b": np.ones(3), "c": np.ones(1)}):
+        with pytest.raises(ValueError, match="its step count is the same for all its tensors"):
+            opt.step(params, {k: np.ones_like(v) for k, v in params.items()}, 0.1)
+    assert opt.t == 1
+    opt.step({"a": np.ones(2), "b": np.ones(3)}, {"a": np.ones(2), "b": np.ones(3)}, 0.1)  # the same ones: on it goes
+    assert opt.t == 2
