@@ -1,21 +1,54 @@
 """The pictures: loss curve, learning-rate sweep, 2-D embedding. matplotlib is optional."""
+import importlib.util
 import io
+import unicodedata
+import warnings
 
 import numpy as np
 
 from .atomic import write_whole
+from .sampling import printable
 
 HINT = "matplotlib is not installed, so no pictures: pip install -e '.[plot]' to get them"
+PICTURE_BYTES = 2**18  # room for a run's two pictures (runs.bytes_to_save): 85 KB on names, 200 KB with 200 CJK labels
+LABELLED_MAX = 200  # symbols the embedding picture labels: past this the labels only blot each other out
+
+
+def available():
+    """Whether matplotlib is installed (without the half second importing pyplot takes)."""
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def try_pyplot():
+    """(pyplot, None), or (None, why there are no pictures): matplotlib not installed, or not loading
+    (an MPLBACKEND it does not know raises ValueError, not ImportError)."""
+    if not available():
+        return None, HINT
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        return plt
-    except ImportError:
-        return None
+        return plt, None
+    except Exception as e:  # the run is saved whatever this is: only its pictures are missing
+        return None, f"matplotlib did not load ({reason(e)}), so no pictures"
+
+
+def reason(e, most=120):
+    """Why a picture was not drawn, on one line: an OSError's own words ("Is a directory"), else the
+    exception's name and the first line of its message, cut at `most` characters."""
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    text = (str(e).strip().splitlines() or [""])[0]
+    text = text if len(text) <= most else text[:most - 3] + "..."
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def label(symbol):
+    """A symbol as the embedding picture writes it: escaped as samples print it (\\x1b), a space as
+    an open box, and a combining mark on a dotted circle (alone it would sit on nothing)."""
+    if symbol == " ":
+        return "\u2423"
+    return "\u25cc" + symbol if unicodedata.combining(symbol) else printable(symbol)
 
 
 def plot_loss(plt, losses, devs, path, kept=None):
@@ -24,8 +57,8 @@ def plot_loss(plt, losses, devs, path, kept=None):
     fig, ax = plt.subplots(figsize=(7, 4))
     steps = np.arange(1, len(losses) + 1)
     ax.plot(steps, np.log10(losses), lw=0.3, alpha=0.4, label="minibatch")
-    w = max(1, len(losses) // 200)
-    if len(losses) >= w:
+    w = len(losses) // 200
+    if w >= 2:  # (a run of fewer than 400 steps has no mean worth a line of its own)
         smooth = np.convolve(losses, np.ones(w) / w, mode="valid")
         ax.plot(steps[w - 1:], np.log10(smooth), lw=1.5, label=f"mean of {w} steps")
     if devs:
@@ -44,23 +77,41 @@ def plot_embedding(plt, C, vocab, path):
     C = np.asarray(C, dtype=np.float64)
     y = C[:, 1] if C.shape[1] > 1 else np.zeros(len(C))
     fig, ax = plt.subplots(figsize=(6, 6))
-    ax.scatter(C[:, 0], y, s=200, c="#dddddd")
-    for i, s in enumerate(vocab.itos):
-        ax.text(C[i, 0], y[i], s, ha="center", va="center", fontsize=12)
+    ax.scatter(C[:, 0], y, s=200 if len(C) <= LABELLED_MAX else 4, c="#dddddd" if len(C) <= LABELLED_MAX else "#555555")
+    if len(C) <= LABELLED_MAX:
+        for i, s in enumerate(vocab.itos):
+            ax.text(C[i, 0], y[i], label(s), ha="center", va="center", fontsize=12)
     ax.set_xlabel("C[:, 0]")
-    ax.set_ylabel("C[:, 1]")
-    if C.shape[1] > 2:  # say so: a wider embedding's picture is only a slice of it
-        ax.set_title(f"the first 2 of {C.shape[1]} embedding dimensions", fontsize=10)
+    if C.shape[1] > 1:
+        ax.set_ylabel("C[:, 1]")
+    else:
+        ax.set_yticks([])
+    titles = {1: "the one embedding dimension", 2: None}
+    title = titles.get(C.shape[1], f"the first 2 of {C.shape[1]} embedding dimensions")  # a slice of a wider one
+    if len(C) > LABELLED_MAX:
+        title = f"{title or 'the embedding'}: {len(C):,} symbols, too many to label"
+    if title:
+        ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    _save(plt, fig, path)
+    with warnings.catch_warnings():  # one a symbol the font has no glyph for: 40,000 lines for 10,000 CJK ones
+        warnings.filterwarnings("ignore", message="Glyph .* missing from")
+        fig.tight_layout()
+        _save(plt, fig, path)
 
 
-def plot_lr_sweep(plt, lre, losses, path):
+def plot_lr_sweep(plt, lre, losses, path, rows=(), suggested=None):
+    """The sweep's minibatch losses against the exponent of their rate; rows: its table's bins (low, high,
+    rate, mean loss), drawn as their means; suggested: the rate the table suggests, marked."""
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(lre, losses, lw=0.5)
+    ax.plot(lre, losses, lw=0.5, label="minibatch")
+    if len(rows):
+        ax.plot([(lo + hi) / 2 for lo, hi, _, _ in rows], [mean for *_, mean in rows], "o-", label="mean of each row of the table")
+    if suggested is not None:
+        ax.axvline(np.log10(suggested), color="black", lw=1, ls="--", label=f"suggested: {suggested:.2g}")
     ax.set_xlabel("log10 learning rate")
     ax.set_ylabel("minibatch loss")
+    ax.set_title(f"learning-rate sweep: {len(lre):,} steps, one rate each", fontsize=10)
+    ax.legend()
     fig.tight_layout()
     _save(plt, fig, path)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import atomic, checkpoint
+from . import atomic, checkpoint, plots
 from .cli import UsageError
 from .jsonout import json_text
 from .runlock import LOCK, LockBusy, RunLock
@@ -82,10 +82,10 @@ def bytes_to_save(cfg, n_params):
     """About how many bytes a run's files take: model.npz holds the parameters twice (the model, and
     the raw ones of the training state), the optimiser's moments, the weight average, a block of
     minibatch indices and the loss of every step; loss.csv has a line a step; metrics.json is small.
-    With --keep-best the state also holds the best dev evaluation's model."""
+    With --keep-best the state also holds the best dev evaluation's model; with matplotlib, the pictures."""
     copies = 2 + (2 if cfg.optimizer == "adamw" else 0) + (1 if cfg.ema else 0) + (1 if cfg.keep_best else 0)
     size = n_params * copies * np.dtype(cfg.dtype).itemsize + 8 * block_rows(cfg.batch_size) * cfg.batch_size + 8 * cfg.steps
-    return size + (len(str(cfg.steps)) + 12) * cfg.steps + 2**16
+    return size + (len(str(cfg.steps)) + 12) * cfg.steps + 2**16 + (plots.PICTURE_BYTES if plots.available() else 0)
 
 
 def check_space(out, cfg, n_params, resuming=False):

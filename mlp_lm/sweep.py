@@ -54,7 +54,7 @@ MANY_PASSES = 5  # passes over the training set past which a sweep's losses are 
 FEW_EXAMPLES = 10  # ...when the training set has fewer examples than this many times the parameters
 
 
-def report_sweep(lre, losses, out, plt=None, batch_size=None, n_train=None, n_params=None):
+def report_sweep(lre, losses, out, batch_size=None, n_train=None, n_params=None):
     """Print the sweep's table and suggestion; write lr_sweep.csv (and lr_sweep.png with matplotlib) to out.
     With batch_size, n_train (training examples) and n_params, warn when the sweep went over a training
     set many times that the model is large enough to learn by heart."""
@@ -82,15 +82,21 @@ def report_sweep(lre, losses, out, plt=None, batch_size=None, n_train=None, n_pa
     np.savetxt(table, np.column_stack([np.arange(1, len(lre) + 1), 10**lre, losses]),
                delimiter=",", header="step,lr,loss", comments="", fmt=["%d", "%.6g", "%.6f"])
     write_whole(out / "lr_sweep.csv", table.getvalue().encode())
+    plt, no_picture = plots.try_pyplot()
     if plt:
-        plots.plot_lr_sweep(plt, lre, losses, out / "lr_sweep.png")
-        print(f"wrote {out / 'lr_sweep.csv'} and {out / 'lr_sweep.png'}")
-    else:
         try:
-            (out / "lr_sweep.png").unlink(missing_ok=True)  # an earlier sweep's picture: not this table's
-        except OSError:
-            pass
-        print(f"wrote {out / 'lr_sweep.csv'} ({plots.HINT})")
+            plots.plot_lr_sweep(plt, lre, losses, out / "lr_sweep.png", rows, best[2] if best else None)
+            print(f"wrote {out / 'lr_sweep.csv'} and {out / 'lr_sweep.png'}")
+            return
+        except Exception as e:  # the table is written: a picture that cannot be is a warning, as a run's
+            print(f"warning: could not draw {out / 'lr_sweep.png'} ({plots.reason(e)}); the table is written "
+                  f"without it", file=sys.stderr)
+            no_picture = None
+    try:
+        (out / "lr_sweep.png").unlink(missing_ok=True)  # an earlier sweep's picture: not this table's
+    except OSError:
+        pass
+    print(f"wrote {out / 'lr_sweep.csv'}" + (f" ({no_picture})" if no_picture else ""))
 
 
 if __name__ == "__main__":  # a library module, not a command: say where the command is, as cli.run would

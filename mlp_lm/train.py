@@ -137,11 +137,10 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             print(warning)
     print(f"model: T={cfg.block_size} E={cfg.n_embd} H={cfg.n_hidden}{' direct' if cfg.direct else ''} "
           f"init={cfg.init}: {model.num_params(params):,} parameters")
-    plt = plots.try_pyplot()
 
     if sweep:
         lre, losses = lr_sweep(params, *splits.train, cfg.steps, cfg.batch_size, cfg.seed)
-        report_sweep(lre, losses, out, plt, cfg.batch_size, len(splits.train[1]), model.num_params(params))
+        report_sweep(lre, losses, out, cfg.batch_size, len(splits.train[1]), model.num_params(params))
         return 0
 
     room = check_space(out, cfg, model.num_params(params), resumed is not None)  # a run that cannot be saved: refused
@@ -237,7 +236,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             if diverged:  # what was to be saved is the best of a run that blew up: say so too
                 raise UsageError(f"{diverged}; kept the run as it was at step {diverged.kept}, but {e}") from None
             raise e from None
-    drawn = False
+    drawing = drawn = False
     try:  # the run is saved: a stop signal from here on cuts the report short, never the run
         if kept is not None:
             print(f"the model already in {kept} stays: this interrupted run went to {out}", file=sys.stderr)
@@ -263,16 +262,19 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                 print(overfit, file=sys.stderr)
         print(f"samples ({novelty.summary('64 symbols')}):" if samples else "samples:", one_line(samples, ended))
         written = ["model.npz", "metrics.json", "loss.csv"]
+        drawing = True
+        plt, no_pictures = plots.try_pyplot()  # only now: importing pyplot takes half a second
         if plt:
             for name, draw in (("loss.png", lambda path: plots.plot_loss(plt, losses, devs, path, best_step)),
                                ("embedding.png", lambda path: plots.plot_embedding(plt, params["C"], splits.vocab, path))):
                 try:
                     draw(out / name)
                     written.append(name)
-                except OSError as e:  # the run is saved: a picture that cannot be is only a warning
-                    print(f"warning: could not draw {out / name}: {e.strerror or e}", file=sys.stderr)
+                except Exception as e:  # the run is saved: a picture that cannot be (whatever stops it) is a warning
+                    print(f"warning: could not draw {out / name} ({plots.reason(e)}); the run is saved without it",
+                          file=sys.stderr)
         drawn = True
-        print(f"wrote {', '.join(written)} to {out}{'' if plt else ' (' + plots.HINT + ')'}")
+        print(f"wrote {', '.join(written)} to {out}{' (' + no_pictures + ')' if no_pictures else ''}")
         print(f"sample more: python -m mlp_lm.sample --checkpoint {shlex.quote(str(out / 'model.npz'))}")
         if unfinished:
             print(f"to continue: python -m mlp_lm.train --resume --out {shlex.quote(str(out))}", file=sys.stderr)
@@ -285,7 +287,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         return exit_code(interrupt) if interrupt is not None else 0
     except KeyboardInterrupt as e:
         resume = f"; to continue: python -m mlp_lm.train --resume --out {shlex.quote(str(out))}" if unfinished else ""
-        pictures = "" if drawn or not plt else " (its pictures perhaps not all drawn)"
+        pictures = " (its pictures perhaps not all drawn)" if drawing and not drawn else ""
         print(f"\ninterrupted ({e.args[0] if e.args else 'SIGINT'}) while reporting: the run is saved in full in "
               f"{out}{pictures}{resume}", file=sys.stderr)
         return exit_code(e)

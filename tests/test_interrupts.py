@@ -630,7 +630,7 @@ def test_a_stop_signal_while_the_report_prints_says_the_run_is_saved(tmp_path, m
     def drawing_stopped(plt, losses, devs, path, kept=None):
         raise Interrupted(signal.SIGINT)
     monkeypatch.setattr(train, "one_line", lambda samples, ended: ", ".join(samples))
-    monkeypatch.setattr(train.plots, "try_pyplot", lambda: object())  # as if matplotlib were installed
+    monkeypatch.setattr(train.plots, "try_pyplot", lambda: (object(), None))  # as if matplotlib were installed
     monkeypatch.setattr(train.plots, "plot_loss", drawing_stopped)
     assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(tmp_path / "p")]) == 130
     assert capsys.readouterr().err.splitlines()[-1].endswith(f"saved in full in {tmp_path / 'p'} (its pictures "

@@ -273,7 +273,7 @@ def test_the_loss_picture_marks_the_kept_step(short_list, tmp_path, monkeypatch)
         drawn["kept"] = kept
         return real(plt, losses, devs, path, kept)
 
-    monkeypatch.setattr(train.plots, "try_pyplot", Pyplot)
+    monkeypatch.setattr(train.plots, "try_pyplot", lambda: (Pyplot(), None))
     monkeypatch.setattr(train.plots, "plot_embedding", lambda *a: (tmp_path / "embedding.png").write_bytes(b"png"))
     monkeypatch.setattr(train.plots, "plot_loss", plot_loss)
     assert train.main(["--data", str(short_list), *OVERFIT, "--keep-best", "--out", str(tmp_path)]) == 0

@@ -321,12 +321,12 @@ def test_a_picture_that_cannot_be_drawn_is_a_warning_once_the_run_is_saved(tmp_p
 
     def drawn(plt, C, vocab, path):
         path.write_text("picture")
-    monkeypatch.setattr(train.plots, "try_pyplot", lambda: object())  # as if matplotlib were installed
+    monkeypatch.setattr(train.plots, "try_pyplot", lambda: (object(), None))  # as if matplotlib were installed
     monkeypatch.setattr(train.plots, "plot_loss", no_room)
     monkeypatch.setattr(train.plots, "plot_embedding", drawn)
     assert train.main([*SMALL, "--steps", "50", "--eval-every", "0", "--out", str(tmp_path), "--force"]) == 0
     out, err = capsys.readouterr()
-    assert f"warning: could not draw {tmp_path / 'loss.png'}: Is a directory" in err
+    assert f"warning: could not draw {tmp_path / 'loss.png'} (Is a directory); the run is saved without it" in err
     assert f"wrote model.npz, metrics.json, loss.csv, embedding.png to {tmp_path}" in out
     assert (tmp_path / "embedding.png").read_text() == "picture"  # this run's, drawn anew
     assert (tmp_path / "lr_sweep.png").read_text() == "an earlier sweep's picture"  # a sweep's is not a run's

@@ -123,7 +123,7 @@ def test_learning_rate_schedule():
 
 def test_lr_sweep(tmp_path, capsys, monkeypatch):
     (tmp_path / "lr_sweep.png").write_text("an earlier sweep's picture")
-    monkeypatch.setattr(train.plots, "try_pyplot", lambda: None)  # no matplotlib: no picture of this sweep
+    monkeypatch.setattr(train.plots, "try_pyplot", lambda: (None, train.plots.HINT))  # no matplotlib: no picture
     assert train.main(["--lr-sweep", "--steps", "240", "--out", str(tmp_path), "--force"]) == 0
     assert not (tmp_path / "lr_sweep.png").exists()  # so none of an earlier one beside its table
     out = capsys.readouterr().out
@@ -410,7 +410,7 @@ def test_a_resumed_run_that_goes_nowhere_finishes_in_its_own_folder(tmp_path, mo
 
 
 def test_pictures_or_a_hint(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(train.plots, "try_pyplot", lambda: None)
+    monkeypatch.setattr(train.plots, "try_pyplot", lambda: (None, train.plots.HINT))
     assert train.main([*SMALL, "--steps", "20", "--out", str(tmp_path / "no")]) == 0
     out = capsys.readouterr().out
     assert out.count("pip install -e '.[plot]'") == 1
