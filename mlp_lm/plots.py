@@ -77,8 +77,9 @@ def plot_embedding(plt, C, vocab, path):
     C = np.asarray(C, dtype=np.float64)
     y = C[:, 1] if C.shape[1] > 1 else np.zeros(len(C))
     fig, ax = plt.subplots(figsize=(6, 6))
-    ax.scatter(C[:, 0], y, s=200 if len(C) <= LABELLED_MAX else 4, c="#dddddd" if len(C) <= LABELLED_MAX else "#555555")
-    if len(C) <= LABELLED_MAX:
+    labelled = len(C) <= LABELLED_MAX
+    ax.scatter(C[:, 0], y, s=200 if labelled else 4, c="#dddddd" if labelled else "#555555")
+    if labelled:
         for i, s in enumerate(vocab.itos):
             ax.text(C[i, 0], y[i], label(s), ha="center", va="center", fontsize=12)
     ax.set_xlabel("C[:, 0]")
@@ -86,14 +87,14 @@ def plot_embedding(plt, C, vocab, path):
         ax.set_ylabel("C[:, 1]")
     else:
         ax.set_yticks([])
-    titles = {1: "the one embedding dimension", 2: None}
-    title = titles.get(C.shape[1], f"the first 2 of {C.shape[1]} embedding dimensions")  # a slice of a wider one
-    if len(C) > LABELLED_MAX:
+    title = ("the one embedding dimension" if C.shape[1] == 1 else  # a wider embedding's is only a slice of it:
+             f"the first 2 of {C.shape[1]} embedding dimensions" if C.shape[1] > 2 else "")  # say so
+    if not labelled:
         title = f"{title or 'the embedding'}: {len(C):,} symbols, too many to label"
     if title:
         ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    with warnings.catch_warnings():  # one a symbol the font has no glyph for: 40,000 lines for 10,000 CJK ones
+    with warnings.catch_warnings():  # one for each symbol the font has no glyph for: 40,000 lines for 10,000
         warnings.filterwarnings("ignore", message="Glyph .* missing from")
         fig.tight_layout()
         _save(plt, fig, path)
@@ -105,7 +106,8 @@ def plot_lr_sweep(plt, lre, losses, path, rows=(), suggested=None):
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(lre, losses, lw=0.5, label="minibatch")
     if len(rows):
-        ax.plot([(lo + hi) / 2 for lo, hi, _, _ in rows], [mean for *_, mean in rows], "o-", label="mean of each row of the table")
+        centres, means = [(lo + hi) / 2 for lo, hi, _, _ in rows], [mean for *_, mean in rows]
+        ax.plot(centres, means, "o-", label="mean of each row of the table")
     if suggested is not None:
         ax.axvline(np.log10(suggested), color="black", lw=1, ls="--", label=f"suggested: {suggested:.2g}")
     ax.set_xlabel("log10 learning rate")
