@@ -235,10 +235,11 @@ def assert_close(cmp, tol=TOLERANCE):
     if cmp.problem:
         raise AssertionError(f"gradient of {cmp.name}: {cmp.problem}")
     if not cmp.ok(tol):
-        nan = ("; the numerical gradient is nan there: f gave nan at a point numerical_grad tried, a step past "
+        nan = (f"; the analytic gradient is {cmp.analytic_at_worst} there"
+               if not math.isfinite(cmp.analytic_at_worst) else
+               "; the numerical gradient is nan there: f gave nan at a point numerical_grad tried, a step past "
                "the edge of f's domain (a log or a square root near 0?), so pass it a smaller initial_step (see "
-               "docs/gradcheck.md)" if math.isnan(cmp.numerical_at_worst) else
-               "; the analytic gradient is nan there" if math.isnan(cmp.analytic_at_worst) else "")
+               "docs/gradcheck.md)" if math.isnan(cmp.numerical_at_worst) else "")
         raise AssertionError(
             f"gradient of {cmp.name} {cmp.shape} is off: max |analytic - numerical| / max |analytic| "
             f"= {cmp.ratio:.3e} > {tol:.0e}; worst entry {cmp.name}{list(cmp.worst)}: "

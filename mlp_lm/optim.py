@@ -68,19 +68,27 @@ def row_blocks(p, size):
 
 
 def check_step(params, grads, lr):
-    """Raise ValueError, before any tensor moves, unless lr is a number in [0, inf) and every parameter is
-    a numpy array (changed in place: a list would be left as it was) with a gradient, an array of its own
-    shape. Numpy would broadcast a (H,) gradient over every row of a (T*E, H) W1 and say nothing (and
+    """Raise ValueError, before any tensor moves, unless lr is a number in [0, inf) and there are
+    parameters, each a writable floating-point numpy array (changed in place: a list would be left as it
+    was) with a gradient, an array of its own shape and dtype. Numpy would broadcast a (H,) gradient over every row of a (T*E, H) W1 and say nothing (and
     AdamW's update, made a block of rows at a time, would take its pieces for rows)."""
     if not 0 <= lr < math.inf:  # NaN fails too
         raise ValueError(f"the learning rate is {lr!r}, outside its range [0, inf)")
+    if not params:  # AdamW would count it as its first step
+        raise ValueError("there are no parameters to step")
     for k, p in params.items():
-        if not isinstance(p, np.ndarray):
-            raise ValueError(f"the parameter {k!r} must be a numpy array, changed in place, got {type(p).__name__}")
-        shape = getattr(grads.get(k), "shape", None)
+        if not isinstance(p, np.ndarray) or p.dtype.kind != "f" or not p.flags.writeable:
+            what = (type(p).__name__ if not isinstance(p, np.ndarray) else f"a {p.dtype} array"
+                    if p.dtype.kind != "f" else "a read-only array")
+            raise ValueError(f"the parameter {k!r} must be a writable floating-point numpy array, changed in "
+                             f"place, got {what}")
+        g = grads.get(k)
+        shape = getattr(g, "shape", None)
         if shape != p.shape:
             raise ValueError(f"the gradient of {k!r} must be an array of its shape {p.shape}, got "
-                             f"{'none' if k not in grads else type(grads[k]).__name__ if shape is None else shape}")
+                             f"{'none' if k not in grads else type(g).__name__ if shape is None else shape}")
+        if getattr(g, "dtype", None) != p.dtype:  # AdamW's intermediate values are rounded to p's dtype
+            raise ValueError(f"the gradient of {k!r} must be {p.dtype}, as the parameter is, got {g.dtype}")
 
 
 class SGD:

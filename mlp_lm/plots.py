@@ -7,7 +7,6 @@ import warnings
 import numpy as np
 
 from .atomic import write_whole
-from .sampling import printable
 
 HINT = "matplotlib is not installed, so no pictures: pip install -e '.[plot]' to get them"
 PICTURE_BYTES = 2**18  # room for a run's two pictures (runs.bytes_to_save): 85 KB on names, 200 KB with 200 CJK labels
@@ -44,11 +43,16 @@ def reason(e, most=120):
 
 
 def label(symbol):
-    """A symbol as the embedding picture writes it: escaped as samples print it (\\x1b), a space as
-    an open box, and a combining mark on a dotted circle (alone it would sit on nothing)."""
+    """A symbol as the embedding picture writes it: a space as an open box, a combining mark on a dotted
+    circle (alone it would sit on nothing), any other that draws nothing (a control, a soft hyphen, a
+    zero-width joiner, another space) as its escape (\\x1b, \\xad, \\u200d)."""
     if symbol == " ":
         return "\u2423"
-    return "\u25cc" + symbol if unicodedata.combining(symbol) else printable(symbol)
+    if unicodedata.combining(symbol):
+        return "\u25cc" + symbol
+    if unicodedata.category(symbol)[0] in "CZ":  # a format character or a space, invisible: its escape
+        return symbol.encode("unicode_escape").decode("ascii")
+    return symbol
 
 
 def plot_loss(plt, losses, devs, path, kept=None):

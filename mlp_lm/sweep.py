@@ -11,6 +11,7 @@ import numpy as np
 
 from . import model, plots
 from .atomic import write_whole
+from .cli import signals_held
 
 
 def lr_sweep(params, X, Y, steps, batch_size, seed):
@@ -78,26 +79,29 @@ def report_sweep(lre, losses, out, batch_size=None, n_train=None, n_params=None)
               f"{n_train:,} training examples, few enough for the model's {n_params:,} parameters to learn by "
               f"heart, so its losses show that too: check the rate on the dev loss of a short run before you trust it",
               file=sys.stderr)
+    try:
+        (out / "lr_sweep.png").unlink(missing_ok=True)  # an earlier sweep's picture: never left beside this table
+    except OSError:
+        pass
     table = io.StringIO()  # written whole or not at all, as the run's files are
     np.savetxt(table, np.column_stack([np.arange(1, len(lre) + 1), 10**lre, losses]),
                delimiter=",", header="step,lr,loss", comments="", fmt=["%d", "%.6g", "%.6f"])
     write_whole(out / "lr_sweep.csv", table.getvalue().encode())
-    plt, no_picture = plots.try_pyplot()
-    if plt:
-        try:
-            plots.plot_lr_sweep(plt, lre, losses, out / "lr_sweep.png", rows, best[2] if best else None)
-            print(f"wrote {out / 'lr_sweep.csv'} and {out / 'lr_sweep.png'}")
-            return
-        except Exception as e:  # the table is written: a picture that cannot be is a warning, as a run's
-            print(f"warning: could not draw {out / 'lr_sweep.png'} ({plots.reason(e)}); the table is written "
-                  f"without it", file=sys.stderr)
-            no_picture = None
-    try:
-        (out / "lr_sweep.png").unlink(missing_ok=True)  # an earlier sweep's picture: not this table's
-    except OSError:
-        pass
-    print(f"wrote {out / 'lr_sweep.csv'}" + (f" ({no_picture})" if no_picture else ""))
-
+    written = f"{out / 'lr_sweep.csv'}"
+    # Held while matplotlib loads and draws: its C extensions turn a signal raised inside them into an
+    # ImportError, which would pass for a picture that failed. Raised once the picture is done.
+    with signals_held() as held:
+        plt, no_picture = plots.try_pyplot()
+        if plt:
+            try:
+                plots.plot_lr_sweep(plt, lre, losses, out / "lr_sweep.png", rows, best[2] if best else None)
+                written, no_picture = f"{written} and {out / 'lr_sweep.png'}", None
+            except Exception as e:  # the table is written: a picture that cannot be is a warning, as a run's
+                print(f"warning: could not draw {out / 'lr_sweep.png'} ({plots.reason(e)}); the table is written "
+                      f"without it", file=sys.stderr)
+    print(f"wrote {written}" + (f" ({no_picture})" if no_picture else ""))
+    if held:
+        raise held[0]
 
 if __name__ == "__main__":  # a library module, not a command: say where the command is, as cli.run would
     from .cli import EXIT_BAD_INPUT

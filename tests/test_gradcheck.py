@@ -130,6 +130,12 @@ def test_a_nan_numerical_gradient_says_to_take_a_smaller_first_step():
     assert "float32" not in str(e.value) and "tolerances=dict" not in str(e.value)
     num = numerical_grad(lambda w: float(np.log(w).sum()), x, initial_step=1e-3)
     assert_close(compare("dx", 1 / x, num, shape=x.shape))  # the advice works
+    # an analytic gradient that is nan or inf itself is named first: no first step will mend it
+    for bad in (np.nan, np.inf):
+        analytic = 1 / x
+        analytic[0] = bad
+        with pytest.raises(AssertionError, match=f"the analytic gradient is {bad} there$"):
+            assert_close(compare("dx", analytic, num, shape=x.shape))
 
 
 def test_shapes_are_compared_before_values():

@@ -217,7 +217,8 @@ def test_optimizers_refuse_a_bad_learning_rate_a_list_and_a_misspelt_name_withou
         for lr in (-1.0, float("nan"), float("inf")):
             with pytest.raises(ValueError, match=re.escape(f"the learning rate is {lr!r}, outside its range [0, inf)")):
                 make().step({"weight": np.ones(2)}, grads, lr)
-        with pytest.raises(ValueError, match="the parameter 'weight' must be a numpy array, changed in place, got list"):
+        with pytest.raises(ValueError, match="the parameter 'weight' must be a writable floating-point numpy array, "
+                                             "changed in place, got list"):
             make().step({"weight": [1.0, 2.0]}, grads, 0.5)
         with pytest.raises(ValueError, match="decayed holds 'Weight', which is not among the parameters"):
             make(0.0, decayed=("Weight",)).step({"weight": np.ones(2)}, grads, 0.5)
@@ -238,3 +239,25 @@ def test_adamw_refuses_to_step_other_tensors_than_its_first():
     assert opt.t == 1
     opt.step({"a": np.ones(2), "b": np.ones(3)}, {"a": np.ones(2), "b": np.ones(3)}, 0.1)  # the same ones: on it goes
     assert opt.t == 2
+
+
+def test_optimizers_refuse_before_moving_what_would_fail_or_round_part_way():
+    # From a hostile review: an int64 or read-only tensor after W1 failed in numpy once W1 had moved; a
+    # float64 gradient for a float32 tensor was rounded in AdamW's scratch arrays, not as the plain
+    # expressions round it (2.4e-7 apart); an empty first step counted as AdamW's step 1.
+    frozen = np.ones(3)
+    frozen.flags.writeable = False
+    cases = [({"b1": np.ones(3, dtype=np.int64)}, "must be a writable floating-point numpy array, changed in place, "
+                                                  "got a int64 array"),
+             ({"b1": frozen}, "got a read-only array"),
+             ({"b1": np.ones(3)}, "the gradient of 'b1' must be float64, as the parameter is, got float32")]
+    for make in (optim.AdamW, optim.SGD):
+        for extra, said in cases:
+            params = {"W1": np.ones((2, 3)), **extra}
+            grads = {"W1": np.ones((2, 3)), "b1": np.ones(3, dtype=np.float32 if "float32" in said else np.float64)}
+            opt = make(0.1)
+            with pytest.raises(ValueError, match=re.escape(said)):
+                opt.step(params, grads, 0.1)
+            assert np.array_equal(params["W1"], np.ones((2, 3))) and getattr(opt, "t", 0) == 0
+        with pytest.raises(ValueError, match="there are no parameters to step"):
+            make().step({}, {}, 0.1)

@@ -1,6 +1,10 @@
 """The pictures, which CI draws without matplotlib: what they are given to draw, and what a run does when
 matplotlib will not load or a picture will not draw (from a review with matplotlib installed)."""
+import contextlib
+import os
+import signal
 import sys
+import time
 import types
 
 import numpy as np
@@ -37,8 +41,9 @@ class Vocab:
 def test_labels_are_escaped_as_samples_are_and_marks_and_spaces_are_seen():
     # A raw ESC went to the terminal in matplotlib's warning, U+202E turned the labels after it round,
     # and a space or a lone combining accent was an unlabelled dot.
-    assert [plots.label(s) for s in ("a", "é", "\x1b", "\u202e", "\t", " ", "\u0301")] == \
-        ["a", "é", "\\x1b", "\\u202e", "\\t", "\u2423", "\u25cc\u0301"]
+    # (And a soft hyphen or a zero-width joiner, which samples print as they are, left a dot unlabelled.)
+    assert [plots.label(s) for s in ("a", "é", "\x1b", "\u202e", "\t", " ", "\u0301", "\xad", "\u200d")] == \
+        ["a", "é", "\\x1b", "\\u202e", "\\t", "\u2423", "\u25cc\u0301", "\\xad", "\\u200d"]
 
 
 @pytest.mark.parametrize("V, labelled", [(27, True), (plots.LABELLED_MAX, True), (plots.LABELLED_MAX + 1, False)])
@@ -122,3 +127,30 @@ def test_the_space_a_run_needs_counts_its_pictures_when_it_will_draw_them(monkey
     without = runs.bytes_to_save(cfg, 11897)
     monkeypatch.setattr(plots, "available", lambda: True)
     assert runs.bytes_to_save(cfg, 11897) == without + plots.PICTURE_BYTES
+
+
+@pytest.mark.parametrize("sweep", [False, True])
+def test_a_stop_signal_while_matplotlib_loads_is_not_taken_for_a_picture_that_failed(tmp_path, monkeypatch, capsys,
+                                                                                        sweep):
+    # From a hostile review: matplotlib's C extensions turn the exception a signal raises inside their import
+    # into "ImportError: initialization failed", which passed for a matplotlib that did not load: the run
+    # ended 0 and the SIGTERM was never mentioned. Signals are now held while it loads and draws.
+    def loading():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # the handler runs here
+        except KeyboardInterrupt:
+            return None, "matplotlib did not load (ImportError: initialization failed), so no pictures"
+        return Recorder(), None
+    monkeypatch.setattr(plots, "try_pyplot", loading)
+    flags = ["--lr-sweep", "--steps", "24"] if sweep else ["--steps", "20", "--eval-every", "0"]
+    with pytest.raises(KeyboardInterrupt) if sweep else contextlib.nullcontext():
+        code = train.main([*SMALL, *flags, "--out", str(tmp_path)])
+    std = capsys.readouterr()
+    assert "did not load" not in std.out
+    if sweep:  # cli.run says "interrupted (SIGTERM)" of it; the table and its picture are written
+        assert std.out.splitlines()[-1] == f"wrote {tmp_path / 'lr_sweep.csv'} and {tmp_path / 'lr_sweep.png'}"
+    else:
+        assert code == 143
+        assert std.err.splitlines()[-1] == f"interrupted (SIGTERM) while reporting: the run is saved in full in {tmp_path}"
+        assert (tmp_path / "loss.png").read_bytes() == b"png"
