@@ -87,7 +87,7 @@ def report_sweep(lre, losses, out, batch_size=None, n_train=None, n_params=None)
     np.savetxt(table, np.column_stack([np.arange(1, len(lre) + 1), 10**lre, losses]),
                delimiter=",", header="step,lr,loss", comments="", fmt=["%d", "%.6g", "%.6f"])
     write_whole(out / "lr_sweep.csv", table.getvalue().encode())
-    written = f"{out / 'lr_sweep.csv'}"
+    written = str(out / "lr_sweep.csv")
     # Held while matplotlib loads and draws: its C extensions turn a signal raised inside them into an
     # ImportError, which would pass for a picture that failed. Raised once the picture is done.
     with signals_held() as held:
@@ -102,6 +102,7 @@ def report_sweep(lre, losses, out, batch_size=None, n_train=None, n_params=None)
     print(f"wrote {written}" + (f" ({no_picture})" if no_picture else ""))
     if held:
         raise held[0]
+
 
 if __name__ == "__main__":  # a library module, not a command: say where the command is, as cli.run would
     from .cli import EXIT_BAD_INPUT
