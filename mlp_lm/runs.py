@@ -102,6 +102,16 @@ def check_space(out, cfg, n_params, resuming=False):
     return resuming or free >= 2 * need
 
 
+def check_sweep_space(out, steps):
+    """Refuse, before it starts, a learning-rate sweep whose table (and picture) the disk under `out`
+    cannot hold: on a full disk it ran to the end and then lost its work writing the table."""
+    need = 40 * steps + 2**16 + (plots.PICTURE_BYTES if plots.available() else 0)
+    free = shutil.disk_usage(out).free
+    if free < need:
+        raise UsageError(f"{out} has {free / 2**20:.2f} MB free, and the sweep's table and picture need about "
+                         f"{need / 2**20:.2f} MB; free some space or pass another --out")
+
+
 def save_run_or_rescue(out, *run, unusable=None, unfinished=False):
     """save_run(out, *run); if `out` cannot take it after all (the disk filled during training, the
     folder went away), save it in a new folder under the system's temporary directory instead and

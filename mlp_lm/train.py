@@ -30,8 +30,8 @@ from .sweep import lr_sweep, report_sweep
 from .runtime import blas_threads, check_fits, describe_threads, step_threads
 from .resume import data_problem, resume_point, run_splits
 from .runlock import RunLock, check_free
-from .runs import (SAVED, SWEEP_FILES, check_space, claim_default_out, claim_fresh, files_in_the_way, prepare_out,
-                   save_run_or_rescue)
+from .runs import (SAVED, SWEEP_FILES, check_space, check_sweep_space, claim_default_out, claim_fresh,
+                   files_in_the_way, prepare_out, save_run_or_rescue)
 from .loop import Diverged, train
 from .train_flags import parse_args
 from .advice import accents_warning, futile_warning, kept_best_line, overfit_warning, size_warnings
@@ -139,6 +139,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
           f"init={cfg.init}: {model.num_params(params):,} parameters")
 
     if sweep:
+        check_sweep_space(out, cfg.steps)
         lre, losses = lr_sweep(params, *splits.train, cfg.steps, cfg.batch_size, cfg.seed)
         report_sweep(lre, losses, out, cfg.batch_size, len(splits.train[1]), model.num_params(params))
         return 0

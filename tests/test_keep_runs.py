@@ -67,6 +67,18 @@ def test_a_second_interrupted_forced_run_keeps_the_first_and_any_folder_another_
     assert runs.newest(tmp_path.parent) == tmp_path / "model.npz"
 
 
+def test_a_sweep_the_disk_cannot_hold_is_refused_before_it_starts(tmp_path, monkeypatch, capsys):
+    # From a hostile review: on a full disk the sweep ran all its steps, then failed writing its table.
+    monkeypatch.setattr(runs.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    swept = []
+    monkeypatch.setattr(train, "lr_sweep", lambda *a: swept.append(a))
+    with pytest.raises(SystemExit) as e:
+        cli.run(lambda: train.main([*SMALL, "--lr-sweep", "--out", str(tmp_path / "sweep")]), "train")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and not swept
+    assert "MB free, and the sweep's table and picture need about" in err[0] and "another --out" in err[0]
+
+
 def test_a_run_the_disk_cannot_hold_is_refused_before_training(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(runs.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
     with pytest.raises(SystemExit) as e:
