@@ -70,8 +70,9 @@ def row_blocks(p, size):
 def check_step(params, grads, lr):
     """Raise ValueError, before any tensor moves, unless lr is a number in [0, inf) and there are
     parameters, each a writable floating-point numpy array (changed in place: a list would be left as it
-    was) with a gradient, an array of its own shape and dtype. Numpy would broadcast a (H,) gradient over every row of a (T*E, H) W1 and say nothing (and
-    AdamW's update, made a block of rows at a time, would take its pieces for rows)."""
+    was) with a gradient, an array of its own shape and dtype. Numpy would broadcast a (H,) gradient over
+    every row of a (T*E, H) W1 and say nothing (and AdamW's update, made a block of rows at a time, would
+    take its pieces for rows)."""
     if not 0 <= lr < math.inf:  # NaN fails too
         raise ValueError(f"the learning rate is {lr!r}, outside its range [0, inf)")
     if not params:  # AdamW would count it as its first step
@@ -197,7 +198,6 @@ class AdamW:
         if scratch is None:
             scratch = self.scratch[p.shape, p.dtype] = np.empty_like(p), np.empty_like(p)
         return scratch
-
 
     def state(self):
         return {"t": self.t, **{f"m.{k}": a for k, a in self.m.items()}, **{f"v.{k}": a for k, a in self.v.items()}}

@@ -1,12 +1,14 @@
 """The pictures: loss curve, learning-rate sweep, 2-D embedding. matplotlib is optional."""
 import importlib.util
 import io
+import sys
 import unicodedata
 import warnings
 
 import numpy as np
 
 from .atomic import write_whole
+from .cli import signals_held
 
 HINT = "matplotlib is not installed, so no pictures: pip install -e '.[plot]' to get them"
 PICTURE_BYTES = 2**18  # room for a run's two pictures (runs.bytes_to_save): 85 KB on names, 200 KB with 200 CJK labels
@@ -30,6 +32,24 @@ def try_pyplot():
         return plt, None
     except Exception as e:  # the run is saved whatever this is: only its pictures are missing
         return None, f"matplotlib did not load ({reason(e)}), so no pictures"
+
+
+def draw(pictures, saved):
+    """Draw `pictures`, [(path, draw(plt, path))], once `saved` ("the run", "the table") is written.
+    Returns (the paths drawn, why there are no pictures or None, the stop signal that came meanwhile or None).
+    A picture that cannot be drawn, whatever stops it, is a warning. The stop signals are held while matplotlib
+    loads and draws (its C extensions turn one raised inside them into an ImportError, which would pass for a
+    picture that failed) and returned for the caller to raise once it has said what it wrote."""
+    drawn = []
+    with signals_held() as held:
+        plt, no_pictures = try_pyplot()  # only now: importing pyplot takes half a second
+        for path, draw_one in pictures if plt else ():
+            try:
+                draw_one(plt, path)
+                drawn.append(path)
+            except Exception as e:
+                print(f"warning: could not draw {path} ({reason(e)}); {saved} is saved without it", file=sys.stderr)
+    return drawn, no_pictures, held[0] if held else None
 
 
 def reason(e, most=120):

@@ -11,7 +11,6 @@ import numpy as np
 
 from . import model, plots
 from .atomic import write_whole
-from .cli import signals_held
 
 
 def lr_sweep(params, X, Y, steps, batch_size, seed):
@@ -87,21 +86,13 @@ def report_sweep(lre, losses, out, batch_size=None, n_train=None, n_params=None)
     np.savetxt(table, np.column_stack([np.arange(1, len(lre) + 1), 10**lre, losses]),
                delimiter=",", header="step,lr,loss", comments="", fmt=["%d", "%.6g", "%.6f"])
     write_whole(out / "lr_sweep.csv", table.getvalue().encode())
-    written = str(out / "lr_sweep.csv")
-    # Held while matplotlib loads and draws: its C extensions turn a signal raised inside them into an
-    # ImportError, which would pass for a picture that failed. Raised once the picture is done.
-    with signals_held() as held:
-        plt, no_picture = plots.try_pyplot()
-        if plt:
-            try:
-                plots.plot_lr_sweep(plt, lre, losses, out / "lr_sweep.png", rows, best[2] if best else None)
-                written, no_picture = f"{written} and {out / 'lr_sweep.png'}", None
-            except Exception as e:  # the table is written: a picture that cannot be is a warning, as a run's
-                print(f"warning: could not draw {out / 'lr_sweep.png'} ({plots.reason(e)}); the table is written "
-                      f"without it", file=sys.stderr)
-    print(f"wrote {written}" + (f" ({no_picture})" if no_picture else ""))
-    if held:
-        raise held[0]
+    png = out / "lr_sweep.png"
+    drawn, no_picture, stop = plots.draw(
+        [(png, lambda plt, path: plots.plot_lr_sweep(plt, lre, losses, path, rows, best[2] if best else None))],
+        "the table")
+    print(f"wrote {out / 'lr_sweep.csv'}" + (f" and {png}" if drawn else f" ({no_picture})" if no_picture else ""))
+    if stop:
+        raise stop
 
 
 if __name__ == "__main__":  # a library module, not a command: say where the command is, as cli.run would

@@ -264,22 +264,14 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         print(f"samples ({novelty.summary('64 symbols')}):" if samples else "samples:", one_line(samples, ended))
         written = ["model.npz", "metrics.json", "loss.csv"]
         drawing = True
-        # Held while matplotlib loads and draws: its C extensions turn a signal raised inside them into an
-        # ImportError, which would pass for a picture that failed. Raised once the pictures are done.
-        with signals_held() as stop:
-            plt, no_pictures = plots.try_pyplot()  # only now: importing pyplot takes half a second
-            for name, draw in (("loss.png", lambda path: plots.plot_loss(plt, losses, devs, path, best_step)),
-                               ("embedding.png", lambda path: plots.plot_embedding(plt, params["C"], splits.vocab, path))):
-                try:
-                    if plt:
-                        draw(out / name)
-                        written.append(name)
-                except Exception as e:  # the run is saved: a picture that cannot be (whatever stops it) is a warning
-                    print(f"warning: could not draw {out / name} ({plots.reason(e)}); the run is saved without it",
-                          file=sys.stderr)
+        pictures, no_pictures, stop = plots.draw(
+            [(out / "loss.png", lambda plt, path: plots.plot_loss(plt, losses, devs, path, best_step)),
+             (out / "embedding.png", lambda plt, path: plots.plot_embedding(plt, params["C"], splits.vocab, path))],
+            "the run")
         drawn = True
+        written += [path.name for path in pictures]
         if stop:
-            raise stop[0]
+            raise stop
         print(f"wrote {', '.join(written)} to {out}{' (' + no_pictures + ')' if no_pictures else ''}")
         print(f"sample more: python -m mlp_lm.sample --checkpoint {shlex.quote(str(out / 'model.npz'))}")
         if unfinished:
