@@ -5,6 +5,7 @@ import sys
 COMMANDS = {
     "train": "train a model on a word list (data/names.txt by default), report its losses, show samples",
     "sample": "more samples from a trained model",
+    "draw": "a saved run's pictures, drawn again (loss curve, embedding, learning-rate sweep; needs matplotlib)",
     "evaluate": "a trained model's losses, alone or mixed with a Kneser-Ney n-gram",
     "ngram": "the counting models the paper compares with: add-k and Kneser-Ney n-grams",
     "gradcheck": "every hand-derived gradient against scipy's finite differences",

@@ -34,13 +34,14 @@ def try_pyplot():
         return None, f"matplotlib did not load ({reason(e)}), so no pictures"
 
 
-def draw(pictures, saved):
+def draw(pictures, saved=None):
     """Draw `pictures`, [(path, draw(plt, path))], once `saved` ("the run", "the table") is written.
-    Returns (the paths drawn, why there are no pictures or None, the stop signal that came meanwhile or None).
-    A picture that cannot be drawn, whatever stops it, is a warning. The stop signals are held while matplotlib
-    loads and draws (its C extensions turn one raised inside them into an ImportError, which would pass for a
-    picture that failed) and returned for the caller to raise once it has said what it wrote."""
-    drawn = []
+    Returns (the paths drawn, why there are no pictures or None, the stop signal that came meanwhile or None,
+    [(path, why)] of those that could not be drawn). A picture that cannot be drawn, whatever stops it, is a
+    warning after `saved`, or with `saved` None only one of those returned. The stop signals are held while
+    matplotlib loads and draws (its C extensions turn one raised inside them into an ImportError, which would
+    pass for a picture that failed) and returned for the caller to raise once it has said what it wrote."""
+    drawn, failed = [], []
     with signals_held() as held:
         plt, no_pictures = try_pyplot()  # only now: importing pyplot takes half a second
         for path, draw_one in pictures if plt else ():
@@ -48,8 +49,10 @@ def draw(pictures, saved):
                 draw_one(plt, path)
                 drawn.append(path)
             except Exception as e:
-                print(f"warning: could not draw {path} ({reason(e)}); {saved} is saved without it", file=sys.stderr)
-    return drawn, no_pictures, held[0] if held else None
+                failed.append((path, reason(e)))
+                if saved:
+                    print(f"warning: could not draw {path} ({reason(e)}); {saved} is saved without it", file=sys.stderr)
+    return drawn, no_pictures, held[0] if held else None, failed
 
 
 def reason(e, most=120):

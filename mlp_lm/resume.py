@@ -58,23 +58,9 @@ def resume_point(out, data=None):
             raise ValueError(problem)
         if not isinstance(config.get("data_sha256"), str):  # every run saves it: resume checks the data against it
             raise ValueError("it does not say which data it was trained on (data_sha256)")
-        step = state.pop("step")
-        if not is_count(step):
-            raise ValueError(f"the step {step!r} is not a whole number")
-        done = int(step)
-        history, evals = state.pop("losses"), state.pop("devs")
-        if history.ndim != 1 or history.dtype.kind != "f" or evals.dtype.kind != "f" or evals.ndim != 2 or (
-                evals.size and evals.shape[1] != 2):
-            raise ValueError(f"its losses ({history.dtype} {history.shape}) and dev losses ({evals.dtype} "
-                             f"{evals.shape}) are not what a run saves")
-        history, evals = history[:done].astype(np.float64), evals.astype(np.float64).reshape(-1, 2)
-        if not 0 < done <= cfg.steps or len(history) != done or not np.all(np.isfinite(history) & (history >= 0)):
-            raise ValueError(f"step {done} of {cfg.steps} with {len(history)} losses, or losses that are not losses")
-        if not np.all((evals[:, 0] == np.round(evals[:, 0])) & (1 <= evals[:, 0]) & (evals[:, 0] <= done)):
-            raise ValueError("the steps of the dev evaluations are not steps of this run")
-        if len(set(evals[:, 0])) != len(evals) or not np.all(np.isfinite(evals[:, 1]) & (evals[:, 1] >= 0)):
-            raise ValueError("its dev losses repeat a step or are not losses")
-        devs = {int(k): float(v) for k, v in evals}
+        done, history, devs = read_history(state, cfg.steps)
+        for name in ("step", "losses", "devs"):  # what is left is the Trainer's
+            del state[name]
         evaluated = state.pop("evaluated", np.array(True))  # saved since a stopped final evaluation can be redone
         if evaluated.shape != () or evaluated.dtype != bool:
             raise ValueError(f"'evaluated' is {evaluated.tolist()!r}, not true or false")
@@ -97,6 +83,28 @@ def resume_point(out, data=None):
         return cfg, preset, resumed, (f"the run in {out} trained all {done} steps but its final evaluation "
                                       f"was cut short: evaluating it")
     return cfg, preset, resumed, f"resuming the run in {out} at step {done} of {cfg.steps}"
+
+
+def read_history(state, steps):
+    """(the steps done, the loss of each, {step: dev loss}) from the training state a run of `steps` steps
+    saved, checked to be what a run saves: a ValueError says what is not (a KeyError names a missing part)."""
+    step = state["step"]
+    if not is_count(step):
+        raise ValueError(f"the step {step!r} is not a whole number")
+    done = int(step)
+    history, evals = state["losses"], state["devs"]
+    if history.ndim != 1 or history.dtype.kind != "f" or evals.dtype.kind != "f" or evals.ndim != 2 or (
+            evals.size and evals.shape[1] != 2):
+        raise ValueError(f"its losses ({history.dtype} {history.shape}) and dev losses ({evals.dtype} "
+                         f"{evals.shape}) are not what a run saves")
+    history, evals = history[:done].astype(np.float64), evals.astype(np.float64).reshape(-1, 2)
+    if not 0 < done <= steps or len(history) != done or not np.all(np.isfinite(history) & (history >= 0)):
+        raise ValueError(f"step {done} of {steps} with {len(history)} losses, or losses that are not losses")
+    if not np.all((evals[:, 0] == np.round(evals[:, 0])) & (1 <= evals[:, 0]) & (evals[:, 0] <= done)):
+        raise ValueError("the steps of the dev evaluations are not steps of this run")
+    if len(set(evals[:, 0])) != len(evals) or not np.all(np.isfinite(evals[:, 1]) & (evals[:, 1] >= 0)):
+        raise ValueError("its dev losses repeat a step or are not losses")
+    return done, history, {int(k): float(v) for k, v in evals}
 
 
 def data_problem(resumed, splits, data, out, named):

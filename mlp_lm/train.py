@@ -264,7 +264,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         print(f"samples ({novelty.summary('64 symbols')}):" if samples else "samples:", one_line(samples, ended))
         written = ["model.npz", "metrics.json", "loss.csv"]
         drawing = True
-        pictures, no_pictures, stop = plots.draw(
+        pictures, no_pictures, stop, _ = plots.draw(
             [(out / "loss.png", lambda plt, path: plots.plot_loss(plt, losses, devs, path, best_step)),
              (out / "embedding.png", lambda plt, path: plots.plot_embedding(plt, params["C"], splits.vocab, path))],
             "the run")

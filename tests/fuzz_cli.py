@@ -47,6 +47,8 @@ def commands(tmp, checkpoint):
             "-n": NUMBERS, "--seed": NUMBERS, "--temperature": NUMBERS, "--top-k": NUMBERS,
             "--max-length": NUMBERS, "--threads": NUMBERS, "--prefix": ["", ".", "zz", "é", "a" * 10000],
             "--checkpoint": PATHS}),
+        "draw": ([str(Path(checkpoint).parent)], {  # None: its one argument, the run's folder
+            None: [*PATHS, checkpoint, f"{tmp}/noruns"]}),
         "evaluate": (["--checkpoint", checkpoint], {
             "--mix-ngram": NUMBERS, "--data": PATHS, "--checkpoint": PATHS, "--json": PATHS}),
         "ngram": (["--n", "3", "--smoothing", "kn", "--samples", "3"], {
@@ -71,6 +73,9 @@ def cases(tmp, checkpoint, only=None, extra=()):
                 continue
             for value in values:
                 argv = [a for a in base]
+                if flag is None:  # a command's positional argument, in place of the base's
+                    yield command, [value.format(tmp=tmp)]
+                    continue
                 if flag in argv:  # replace the base's value
                     del argv[argv.index(flag):argv.index(flag) + 2]
                 argv += [flag] if value is None else [flag, value.format(tmp=tmp)]

@@ -1,0 +1,141 @@
+"""Draw a saved run's pictures: its loss curve and embedding, or its learning-rate sweep.
+
+    python -m mlp_lm.draw runs/names
+
+python -m mlp_lm.train draws them as it ends when matplotlib is installed; this draws them again
+from what the run saved (model.npz, or a sweep's lr_sweep.csv): after installing matplotlib, after a
+drawing that was cut short, or while a run still trains (from its latest snapshot). The pictures go
+into the run's folder under the names train gives them, replacing any there.
+"""
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoint, plots, runs
+from .cli import ArgumentParser, UsageError, run
+from .resume import read_history
+from .sweep import sweep_table
+from .wordfile import in_checkout
+
+READS = ("model.npz", "lr_sweep.csv")  # what a run's pictures are drawn from; a path to one of them names its folder
+
+
+def parse_args(argv):
+    ap = ArgumentParser(prog="python -m mlp_lm.draw", description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", metavar="FOLDER", nargs="?", default=None,
+                    help="a run's folder, as python -m mlp_lm.train --out (or --lr-sweep --out) wrote it "
+                         "(default: the folder of the newest model under runs/)")
+    return ap.parse_args(argv)
+
+
+def run_folder(given):
+    """The folder whose pictures to draw: `given`, a path to one of the files they are drawn from (its folder),
+    or the newest run's; a UsageError if it is none of these."""
+    if given is None:
+        newest = runs.newest(in_checkout("runs"))
+        if newest is None:
+            raise UsageError(f"no trained model under {in_checkout('runs')}: train one with `python -m mlp_lm.train`, "
+                             f"or pass the folder of a run")
+        return newest.parent
+    if given == "":  # Path("") is "."
+        raise UsageError("the folder is empty text; pass a run's folder, such as runs/names")
+    folder = Path(given)
+    if folder.is_file() and folder.name in READS:
+        return folder.parent
+    if not folder.exists():
+        raise UsageError(f"{folder} does not exist" + (" (a link to nothing)" if folder.is_symlink() else "")
+                         + "; pass a run's folder, such as runs/names")
+    if not folder.is_dir():
+        raise UsageError(f"{folder} is not a folder; pass the folder of a run, such as runs/names")
+    return folder
+
+
+def loss_history(path, config):
+    """(losses, {step: dev loss}, the step of the model --keep-best kept or None) from the training state saved in
+    the model.npz at `path`, or None if it saved none (a model saved from Python without one)."""
+    state = checkpoint.load_state(path)
+    if state is None or not {"step", "losses", "devs"} <= set(state):
+        return None
+    try:
+        steps = config.get("steps")
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+            raise ValueError(f"its steps are {steps!r}")
+        done, losses, devs = read_history(state, steps)
+    except ValueError as e:
+        raise checkpoint.CheckpointError(f"{path} has a damaged training history ({e}), so its loss curve cannot "
+                                         f"be drawn") from None
+    kept = state.get("best_step")
+    kept = int(kept) if kept is not None and kept.shape == () and kept.dtype.kind in "iu" and int(kept) in devs else None
+    return losses, devs, kept
+
+
+def read_sweep(path):
+    """(exponents, losses) of the learning-rate sweep whose table train --lr-sweep wrote to `path`. The exponents
+    are the sweep's own (evenly spaced from -3 to 0); the losses are the table's, to its six decimals."""
+    bad = f"{path} is not a table python -m mlp_lm.train --lr-sweep wrote"
+    if path.exists() and not path.is_file():  # a FIFO would be waited on forever
+        raise UsageError(f"{bad} (not a regular file); run the sweep again")
+    try:
+        with open(path, encoding="utf-8") as f:
+            if f.readline().rstrip("\r\n") != "step,lr,loss":
+                raise UsageError(f"{bad} (its first line is not step,lr,loss); run the sweep again")
+            with warnings.catch_warnings():  # numpy's warning of a table with no rows: said below, in one line
+                warnings.simplefilter("ignore")
+                table = np.loadtxt(f, delimiter=",", ndmin=2, dtype=np.float64)
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UsageError(f"{bad} ({plots.reason(e)}); run the sweep again") from None
+    if table.shape[1:] != (3,) or len(table) < 1:
+        raise UsageError(f"{bad} (it has no rows of three numbers); run the sweep again")
+    lre = np.linspace(-3, 0, len(table))
+    if not (np.array_equal(table[:, 0], np.arange(1, len(table) + 1))
+            and np.allclose(table[:, 1], 10**lre, rtol=1e-5, atol=0)):  # written with six significant digits
+        raise UsageError(f"{bad} (its steps or rates are not the sweep's, evenly spaced in exponent from 1e-3 to 1); "
+                         f"run the sweep again")
+    losses = table[:, 2]
+    if np.any(losses < 0) or np.any(np.isinf(losses)):  # NaN is a rate past blowing up, as the sweep leaves it
+        raise UsageError(f"{bad} (a loss that is negative or infinite); run the sweep again")
+    return lre, losses
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    folder = run_folder(args.run)
+    if not plots.available():
+        raise UsageError(f"{plots.HINT}, then run this again")
+    model, table = folder / "model.npz", folder / "lr_sweep.csv"
+    if not model.exists() and not table.exists() and not model.is_symlink():
+        raise UsageError(f"{folder} holds no run to draw: neither a model.npz nor an lr_sweep.csv "
+                         f"(python -m mlp_lm.train --out {folder} writes them)")
+    pictures = []
+    if model.exists() or model.is_symlink():
+        params, vocab, config = checkpoint.load(model)
+        history = loss_history(model, config)
+        if history is None:
+            print(f"({model} holds no training history, so no loss curve: a model saved from Python, not by "
+                  f"python -m mlp_lm.train)")
+        else:
+            losses, devs, kept = history
+            pictures.append((folder / "loss.png", lambda plt, path: plots.plot_loss(plt, losses, devs, path, kept)))
+        pictures.append((folder / "embedding.png", lambda plt, path: plots.plot_embedding(plt, params["C"], vocab, path)))
+    if table.exists() or table.is_symlink():
+        lre, losses_ = read_sweep(table)
+        rows, best = sweep_table(lre, losses_)
+        pictures.append((folder / "lr_sweep.png", lambda plt, path: plots.plot_lr_sweep(
+            plt, lre, losses_, path, rows, best[2] if best else None)))
+    drawn, no_pictures, stop, failed = plots.draw(pictures)
+    if drawn:
+        print(f"drew {', '.join(path.name for path in drawn)} in {folder}")
+    if stop:
+        raise stop
+    if no_pictures:
+        raise UsageError(no_pictures)
+    if failed:
+        raise UsageError("; ".join(f"could not draw {path} ({why})" for path, why in failed))
+    return 0
+
+
+if __name__ == "__main__":
+    run(main, "python -m mlp_lm.draw")

@@ -1,0 +1,203 @@
+"""python -m mlp_lm.draw: a saved run's pictures drawn again from its files, with what train drew them from.
+CI has no matplotlib: the pictures are recorded by a stand-in for pyplot (test_plots.Recorder)."""
+import os
+
+import numpy as np
+import pytest
+
+from mlp_lm import checkpoint, data, draw, model, plots, train
+from .conftest import SMALL, stop_training_at
+from .test_bad_input import assert_one_line_error, call
+from .test_plots import Recorder
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """Every call of the three picture functions, as (name, its arguments but pyplot), drawn by a Recorder."""
+    calls = []
+    monkeypatch.setattr(plots, "available", lambda: True)
+    monkeypatch.setattr(plots, "try_pyplot", lambda: (Recorder(), None))
+    for name in ("plot_loss", "plot_embedding", "plot_lr_sweep"):
+        real = getattr(plots, name)
+
+        def recording(plt, *args, _name=name, _real=real, **kw):
+            calls.append((_name, args, kw))
+            return _real(plt, *args, **kw)
+        monkeypatch.setattr(plots, name, recording)
+    return calls
+
+
+def same(a, b):
+    """Two recorded calls' arguments are the same: arrays by value, dicts and vocabularies by their items."""
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if hasattr(a, "itos"):
+        return a.itos == b.itos
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.array_equal(a, b, equal_nan=True)
+    return a == b
+
+
+@pytest.mark.parametrize("keep_best", [False, True])
+def test_a_runs_pictures_are_drawn_again_from_what_it_saved(tmp_path, recorded, capsys, keep_best):
+    out = tmp_path / "run"
+    flags = ["--steps", "120", "--eval-every", "40"] + (["--keep-best"] if keep_best else [])
+    assert train.main([*SMALL, *flags, "--out", str(out)]) == 0
+    assert {"loss.png", "embedding.png"} <= {p.name for p in out.iterdir()}
+    trained = list(recorded)
+    for name in ("loss.png", "embedding.png"):
+        (out / name).unlink()
+    recorded.clear()
+    capsys.readouterr()
+    code, err = call(draw, [out], capsys)
+    assert code == 0, err
+    assert [c[0] for c in recorded] == ["plot_loss", "plot_embedding"] == [c[0] for c in trained]
+    for (_, a, _), (_, b, _) in zip(recorded, trained):  # the same numbers, and the same files written
+        assert same(a, b)
+    assert (out / "loss.png").read_bytes() == (out / "embedding.png").read_bytes() == b"png"
+    kept = recorded[0][1][3]
+    assert (kept is not None) == keep_best and (kept is None or kept in recorded[0][1][1])
+
+
+def test_a_sweeps_picture_is_drawn_again_from_its_table(tmp_path, recorded, capsys):
+    out = tmp_path / "sweep"
+    assert train.main([*SMALL, "--lr-sweep", "--steps", "300", "--out", str(out)]) == 0
+    (name, (lre, losses, _, rows, suggested), _), = recorded
+    recorded.clear()
+    code, err = call(draw, [out / "lr_sweep.csv"], capsys)  # a path to the table names its folder
+    assert code == 0, err
+    (_, (lre2, losses2, path, rows2, suggested2), _), = recorded
+    assert path == out / "lr_sweep.png" and path.read_bytes() == b"png"
+    assert np.array_equal(lre, lre2)  # the sweep's own exponents, not the table's rounded rates
+    np.testing.assert_allclose(losses2, losses, atol=5e-7)  # the table's six decimals
+    assert suggested2 == suggested
+    np.testing.assert_allclose(np.array(rows2, dtype=float), np.array(rows, dtype=float), atol=5e-7)
+
+
+def test_a_model_saved_from_python_has_its_embedding_drawn_and_no_loss_curve(tmp_path, recorded, capsys):
+    params = model.init_params(3, 2, 2, 2)
+    checkpoint.save(tmp_path / "model.npz", params, data.Vocab(".ab"), {"block_size": 2})
+    code, err = call(draw, [tmp_path], capsys)
+    assert code == 0, err
+    assert [c[0] for c in recorded] == ["plot_embedding"]
+    assert np.array_equal(recorded[0][1][0], params["C"])
+
+
+def test_the_default_is_the_newest_run(tmp_path, recorded, capsys, monkeypatch):
+    monkeypatch.setattr(draw, "in_checkout", lambda rel: tmp_path / rel)
+    code, err = call(draw, [], capsys)
+    assert_one_line_error(code, err, "no trained model under", "python -m mlp_lm.train")
+    assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(tmp_path / "runs" / "a")]) == 0
+    capsys.readouterr()
+    code, err = call(draw, [], capsys)
+    assert code == 0, err
+    assert (tmp_path / "runs" / "a" / "embedding.png").exists()
+
+
+def test_without_matplotlib_it_says_how_to_get_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(plots, "available", lambda: False)
+    (tmp_path / "model.npz").write_bytes(b"")
+    code, err = call(draw, [tmp_path], capsys)
+    assert_one_line_error(code, err, "matplotlib is not installed", "pip install -e '.[plot]'", "run this again")
+
+
+def good_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("drawn")
+    assert train.main([*SMALL, "--steps", "30", "--eval-every", "10", "--out", str(out)]) == 0
+    assert train.main([*SMALL, "--lr-sweep", "--steps", "24", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    return good_run(tmp_path_factory)
+
+
+def with_state(path, dst, **changes):
+    """A copy of the model.npz at `path` in `dst` with its training state's arrays replaced by `changes`."""
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays.update({f"state.{k}": np.asarray(v) for k, v in changes.items()})
+    dst.mkdir(exist_ok=True)
+    np.savez(dst / "model.npz", **arrays)
+    return dst
+
+
+@pytest.mark.parametrize("bad, words", [
+    ("missing", ["does not exist", "pass a run's folder"]),
+    ("empty", ["holds no run to draw", "neither a model.npz nor an lr_sweep.csv"]),
+    ("a file", ["is not a folder"]),
+    ("no text", ["empty text"]),
+    ("damaged model", ["is not a .npz archive"]),
+    ("negative loss", ["damaged training history", "losses that are not losses"]),
+    ("steps beyond", ["damaged training history", "step 999 of 30"]),
+    ("table header", ["is not a table", "step,lr,loss"]),
+    ("table empty", ["is not a table", "step,lr,loss"]),
+    ("table of a header", ["is not a table", "no rows of three numbers"]),
+    ("table fifo", ["is not a table", "not a regular file"]),
+    ("table words", ["is not a table", "ValueError"]),
+    ("table rates", ["is not a table", "evenly spaced"]),
+    ("table loss", ["is not a table", "negative or infinite"]),
+    ("table columns", ["is not a table", "no rows of three numbers"]),
+    ("picture is a folder", ["could not draw", "embedding.png", "Is a directory"]),
+])
+def test_bad_runs_are_one_line(saved, tmp_path, recorded, capsys, bad, words):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    table = (saved / "lr_sweep.csv").read_text()
+    rows = table.splitlines()
+    arg = folder
+    if bad == "missing":
+        arg = tmp_path / "nowhere"
+    elif bad == "a file":
+        arg = saved / "loss.csv"
+    elif bad == "no text":
+        arg = ""
+    elif bad == "damaged model":
+        (folder / "model.npz").write_bytes(b"not a zip")
+    elif bad == "negative loss":
+        losses = np.full(30, 2.0)
+        losses[3] = -1
+        with_state(saved / "model.npz", folder, losses=losses)
+    elif bad == "steps beyond":
+        with_state(saved / "model.npz", folder, step=999)
+    elif bad == "table fifo":
+        os.mkfifo(folder / "lr_sweep.csv")
+    elif bad == "empty":
+        (folder / "loss.csv").write_text("step,train_loss,dev_loss\n")  # a run's other file draws nothing
+    elif bad == "picture is a folder":
+        (folder / "model.npz").write_bytes((saved / "model.npz").read_bytes())
+        (folder / "embedding.png").mkdir()
+    else:
+        edited = {"table header": ["step,rate,loss", *rows[1:]],
+                  "table words": [rows[0], "1,0.001,three", *rows[2:]],
+                  "table rates": [rows[0], rows[1].replace("0.001", "0.002"), *rows[2:]],
+                  "table loss": [rows[0], *rows[1:-1], rows[-1].rsplit(",", 1)[0] + ",-2.5"],
+                  "table columns": [rows[0], *[r.rsplit(",", 1)[0] for r in rows[1:]]], "table empty": [], "table of a header": rows[:1]}[bad]
+        (folder / "lr_sweep.csv").write_text("\n".join(edited) + "\n")
+    code, err = call(draw, [arg], capsys)
+    assert_one_line_error(code, err, *words)
+
+
+def test_a_sweep_that_blew_up_is_drawn_with_its_gaps(saved, tmp_path, recorded, capsys):
+    rows = (saved / "lr_sweep.csv").read_text().splitlines()
+    blown = rows[:-5] + [r.rsplit(",", 1)[0] + ",nan" for r in rows[-5:]]  # as the sweep leaves the rates past it
+    (tmp_path / "lr_sweep.csv").write_text("\n".join(blown) + "\n")
+    code, err = call(draw, [tmp_path], capsys)
+    assert code == 0, err
+    (_, (lre, losses, *_), _), = recorded
+    assert np.isnan(losses[-5:]).all() and np.isfinite(losses[:-5]).all()
+
+
+def test_a_stopped_runs_pictures_are_of_the_steps_it_took(tmp_path, recorded, capsys, monkeypatch):
+    stop_training_at(monkeypatch, 50)  # Ctrl-C in step 51 of 120: the run is saved as it was, to be resumed
+    out = tmp_path / "run"
+    assert train.main([*SMALL, "--steps", "120", "--eval-every", "20", "--out", str(out)]) == 130
+    recorded.clear()
+    capsys.readouterr()
+    code, err = call(draw, [out], capsys)
+    assert code == 0, err
+    (_, (losses, devs, _, kept), _), _ = recorded
+    assert len(losses) == 50 and sorted(devs) == [20, 40] and kept is None
