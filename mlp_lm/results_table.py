@@ -131,6 +131,13 @@ def read_metrics(path):
     return m
 
 
+def seconds_cell(m):
+    """The training time of a run, over every command that trained it; of the steps from N on only, for one
+    resumed from a state saved before states kept their time (metrics' train_seconds_from_step)."""
+    since = m.get("train_seconds_from_step")
+    return f"{m['train_seconds']:.1f}" + (f" (steps {since:,} on)" if _is_whole(since) and since > 1 else "")
+
+
 def _is_number(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -177,7 +184,7 @@ def render(rows, ngrams, mixes, machine, steps=None):
         flags = " ".join(CONFIGS[name][1]) if name in CONFIGS else ""
         flags = f"`{flags}`" if flags else "(defaults)"
         out.append(f"| {name} | {what} | {flags} | {c['block_size']} | {c['n_embd']} | {c['n_hidden']} | "
-                   f"{m['params']:,} | {loss_cells(m)} | {m['train_seconds']:.1f} |")
+                   f"{m['params']:,} | {loss_cells(m)} | {seconds_cell(m)} |")
     out += ["", f"Seconds are the training loop alone, on {machine}.", ""]
     futile = [(name, _vocab_size(m)) for name, _, m in rows if m["dev_loss"] >= math.log(_vocab_size(m))]
     if futile:  # a run that got nowhere is in the table as it is, and said to be so

@@ -61,6 +61,7 @@ def resume_point(out, data=None):
         done, history, devs = read_history(state, cfg.steps)
         for name in ("step", "losses", "devs"):  # what is left is the Trainer's
             del state[name]
+        timing = read_timing(state, done)
         evaluated = state.pop("evaluated", np.array(True))  # saved since a stopped final evaluation can be redone
         if evaluated.shape != () or evaluated.dtype != bool:
             raise ValueError(f"'evaluated' is {evaluated.tolist()!r}, not true or false")
@@ -78,7 +79,7 @@ def resume_point(out, data=None):
             raise UsageError(f"{complete}, and --data {data} is not the file it was trained on (other bytes): "
                              f"nothing to resume")
         return cfg, preset, None, f"{complete}: nothing to resume"
-    resumed = (state, history, devs, config.get("data_sha256"), vocab.itos)
+    resumed = (state, history, devs, config.get("data_sha256"), vocab.itos, timing)
     if done >= cfg.steps:
         return cfg, preset, resumed, (f"the run in {out} trained all {done} steps but its final evaluation "
                                       f"was cut short: evaluating it")
@@ -105,6 +106,19 @@ def read_history(state, steps):
     if len(set(evals[:, 0])) != len(evals) or not np.all(np.isfinite(evals[:, 1]) & (evals[:, 1] >= 0)):
         raise ValueError("its dev losses repeat a step or are not losses")
     return done, history, {int(k): float(v) for k, v in evals}
+
+
+def read_timing(state, done):
+    """(the seconds a run of `done` steps has trained for, the step they count from), taken out of its training
+    state: (0, done) for a run saved before states kept their time, whose earlier steps' time is not known."""
+    if "seconds" not in state and "timed_from" not in state:
+        return 0.0, done
+    seconds, since = state.pop("seconds"), state.pop("timed_from")  # a KeyError if only one is there: damaged
+    if seconds.shape != () or seconds.dtype.kind != "f" or not (np.isfinite(seconds) and seconds >= 0):
+        raise ValueError(f"its training time {seconds.tolist()!r} is not a time")
+    if not is_count(since) or int(since) > done:
+        raise ValueError(f"its training time counts from step {since.tolist()!r}, not a step of the {done} it took")
+    return float(seconds), int(since)
 
 
 def data_problem(resumed, splits, data, out, named):

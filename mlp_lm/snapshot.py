@@ -22,10 +22,12 @@ SNAPSHOT_SECONDS = 300.0  # at most this much training lost to a kill (a snapsho
 
 
 def run_record(cfg, preset, splits, trainer, params, losses, devs, result, *, seconds, ran, first, interrupted,
-               diverged_at=None, best_step=None):
+               diverged_at=None, best_step=None, timing=(0.0, 0)):
     """(config, metrics.json's summary, training state, the samples' Novelty) of a run that has taken
     len(losses) steps (`ran` counting steps after a divergence's kept state; `first` of them before this
-    command) in `seconds`, saving `params` with its final losses `result` ({} unevaluated)."""
+    command, this command's in `seconds`), saving `params` with its final losses `result` ({} unevaluated).
+    timing: (the seconds of the commands before this one, the step from which they count: 0, or for a run
+    resumed from a state saved before states kept their time, the step it was resumed at)."""
     done = len(losses)
     config = {**asdict(cfg), "data": str(Path(cfg.data).resolve()), "vocab_size": len(splits.vocab),
               "preset": preset, "data_sha256": splits.sha256, "split_seed": SPLIT_SEED}
@@ -38,17 +40,21 @@ def run_record(cfg, preset, splits, trainer, params, losses, devs, result, *, se
         samples, ended = [], []
     novelty = Novelty(split=splits.items)  # makemore's check that the model does not just repeat its data
     novelty.add(samples, ended)
-    summary = {**result, "evaluated": bool(result), "steps": done, "train_seconds": round(seconds, 3),
-               "steps_per_second": round((ran - first) / seconds, 1) if seconds else None,
+    earlier, since = timing
+    total = earlier + seconds  # the run's training time, over every command that trained it
+    summary = {**result, "evaluated": bool(result), "steps": done, "train_seconds": round(total, 3),
+               "steps_per_second": round((ran - since) / total, 1) if total else None,
+               **({"train_seconds_from_step": since + 1} if since else {}),  # the steps before it: time unknown
                "params": model.num_params(params), "interrupted": interrupted, "diverged": diverged_at is not None,
                **({"best_step": best_step} if cfg.keep_best else {}),
                "config": config, "samples": samples, "samples_ended": ended, **novelty.fields()}
     state = {**trainer.state(copy=False), "step": np.array(done), "losses": losses,
+             "seconds": np.array(float(total)), "timed_from": np.array(since),
              "evaluated": np.array(bool(result)), "devs": np.array(sorted(devs.items()), dtype=np.float64).reshape(-1, 2)}
     return config, summary, state, novelty
 
 
-def snapshots_for(out, cfg, preset, splits, first, room):
+def snapshots_for(out, cfg, preset, splits, first, room, timing=(0.0, 0)):
     """The Snapshots of a run into `out` that has taken `first` steps before this command (a resumed run's),
     or None. Snapshots go only where the run's files alone are: a resumed run's own folder, or one holding
     none of a run's files (a --force run over a user's loss.csv, or an earlier model, replaces them only
@@ -60,7 +66,7 @@ def snapshots_for(out, cfg, preset, splits, first, room):
         print(f"warning: {out} has room for this run's files but not for its snapshots as well: a kill it cannot "
               f"catch (kill -9, a power cut) would lose it", file=sys.stderr)
         return None
-    return Snapshots(out, cfg, preset, splits, first)
+    return Snapshots(out, cfg, preset, splits, first, timing)
 
 
 class Snapshots:
@@ -68,8 +74,9 @@ class Snapshots:
     when, save(...) writes it. A snapshot that cannot be written (a full disk) is said once and training
     goes on: the save at the end tries again, and finds another place if it must."""
 
-    def __init__(self, out, cfg, preset, splits, first):
+    def __init__(self, out, cfg, preset, splits, first, timing=(0.0, 0)):
         self.out, self.cfg, self.preset, self.splits, self.first = Path(out), cfg, preset, splits, first
+        self.timing = timing  # run_record's: the time of the commands before this one
         self.start = self.last = time.monotonic()
         self.failed, self.step = False, 0  # step: that of the last snapshot written, 0 for none
 
@@ -83,7 +90,7 @@ class Snapshots:
         seconds = time.monotonic() - self.start
         config, summary, state, _ = run_record(self.cfg, self.preset, self.splits, trainer, params, losses, devs, {},
                                                seconds=seconds, ran=len(losses), first=self.first, interrupted=True,
-                                               best_step=best_step)
+                                               best_step=best_step, timing=self.timing)
         try:
             runs.save_run(self.out, params, self.splits.vocab, config, state, summary, losses, devs)
             self.step = len(losses)

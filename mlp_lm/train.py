@@ -91,7 +91,7 @@ def main(argv=None):
                 print(note)
                 if resumed is None:
                     return 0
-                return train_into(out, cfg, preset, False, n_threads, splits, resumed[:3], follow_load)
+                return train_into(out, cfg, preset, False, n_threads, splits, resumed[:3], follow_load, resumed[5])
         return run_training(cfg, preset, opts.out, opts.sweep, n_threads, splits, opts.force, follow_load)
 
 
@@ -126,7 +126,7 @@ def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False, fo
         raise
 
 
-def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_load=False):
+def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_load=False, timing=(0.0, 0)):
     V = len(splits.vocab)
     params = model.init_params(V, cfg.block_size, cfg.n_embd, cfg.n_hidden, direct=cfg.direct,
                                seed=cfg.seed, init=cfg.init, dtype=np.dtype(cfg.dtype))
@@ -156,7 +156,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
     trainer, interrupt, diverged = None, None, None
     first = len(resumed[1]) if resumed else 0  # steps taken before this command
     own = resumed is not None or not (out / "model.npz").exists()  # a stopped run is saved in `out` itself
-    snapshots = snapshots_for(out, cfg, preset, splits, first, room)  # saved as it trains, where it can be
+    snapshots = snapshots_for(out, cfg, preset, splits, first, room, timing)  # saved as it trains, where it can be
     with signals_held() as held:
         try:
             t0 = time.perf_counter()
@@ -220,7 +220,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         config, summary, state, novelty = run_record(
             cfg, preset, splits, trainer, params, losses, devs, result, seconds=seconds, ran=ran,
             first=first, interrupted=interrupt is not None,
-            diverged_at=diverged.ran if diverged else None, best_step=best_step)
+            diverged_at=diverged.ran if diverged else None, best_step=best_step, timing=timing)
         samples, ended = summary["samples"], summary["samples_ended"]
         try:
             with side_lock or nullcontext():

@@ -103,3 +103,10 @@ def test_the_short_list_table_s_counting_columns_and_weight_decays_are_what_the_
             dev = KneserNey(order).fit(*splits.train, len(splits.vocab)).nll(*splits.dev)
             assert f"{dev:.4f}" == shown, (items, order)
     assert [advice.suggested_weight_decay(n) for n in (250, 2000, 8000)] == [0.008, 0.001, 0.0003]  # 2 / items, 1 digit
+
+
+def test_a_runs_seconds_say_when_they_are_of_its_later_steps_only():
+    # a run resumed from a state saved before states kept their time: only its later steps' time is known
+    from mlp_lm.results_table import seconds_cell
+    assert seconds_cell({"train_seconds": 12.34}) == "12.3"
+    assert seconds_cell({"train_seconds": 12.34, "train_seconds_from_step": 150001}) == "12.3 (steps 150,001 on)"

@@ -6,12 +6,13 @@ import os
 import signal
 import time
 
+import numpy as np
 import pytest
 
 from mlp_lm import checkpoint, runs, snapshot, train, train_flags
 from mlp_lm.cli import UsageError
 
-from .conftest import SMALL
+from .conftest import SMALL, stop_training_at
 
 RUN = [*SMALL, "--steps", "6000", "--eval-every", "2000"]
 
@@ -126,3 +127,43 @@ def test_a_run_that_cannot_be_saved_anywhere_says_where_its_last_snapshot_is(tmp
         train.main([*SMALL, "--steps", "30", "--eval-every", "0", "--out", str(tmp_path)])
     monkeypatch.setattr(runs, "save_run", real)
     assert train.main(["--resume", "--out", str(tmp_path)]) == 0
+
+
+def with_timing(path, **changes):
+    """Rewrite the model.npz at `path` with its state's time set as `changes` say (None: taken out)."""
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    for k, v in changes.items():
+        arrays.pop(f"state.{k}")
+        if v is not None:
+            arrays[f"state.{k}"] = np.array(v)
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("earlier", ["kept", "not kept", "damaged"])
+def test_a_resumed_runs_training_time_is_that_of_every_command_that_trained_it(tmp_path, monkeypatch, earlier):
+    # metrics.json's train_seconds was the last command's alone: a run resumed for its final evaluation said
+    # 0.0 steps a second, and the results table showed a resumed run's last stretch as its training time.
+    stop_training_at(monkeypatch, 50)
+    assert train.main([*SMALL, "--steps", "120", "--eval-every", "0", "--out", str(tmp_path)]) == 130
+    first = json.loads((tmp_path / "metrics.json").read_text())
+    state = checkpoint.load_state(tmp_path / "model.npz")
+    assert state["timed_from"] == 0 and abs(state["seconds"] - first["train_seconds"]) < 1e-3 < first["train_seconds"]
+    assert first["steps_per_second"] == round(50 / float(state["seconds"]), 1)
+    with_timing(tmp_path / "model.npz", **{"kept": {"seconds": 1000.0}, "not kept": {"seconds": None, "timed_from": None},
+                                           "damaged": {"seconds": -1.0}}[earlier])
+    monkeypatch.undo()
+    if earlier == "damaged":
+        with pytest.raises(UsageError, match=r"damaged training state or config \(its training time -1.0 is not a time"):
+            train.main(["--resume", "--out", str(tmp_path)])
+        return
+    assert train.main(["--resume", "--out", str(tmp_path)]) == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    state = checkpoint.load_state(tmp_path / "model.npz")
+    assert m["train_seconds"] == round(float(state["seconds"]), 3)
+    if earlier == "kept":  # the 1,000 s before, and this command's
+        assert 1000 < m["train_seconds"] < 1000 + 60 and "train_seconds_from_step" not in m
+        assert state["timed_from"] == 0 and m["steps_per_second"] == round(120 / float(state["seconds"]), 1)
+    else:  # a state from before states kept their time: what is known, and from which step
+        assert m["train_seconds"] < 60 and m["train_seconds_from_step"] == 51
+        assert state["timed_from"] == 50 and m["steps_per_second"] == round(70 / float(state["seconds"]), 1)
