@@ -6,6 +6,7 @@ matrices and the embedding table, never the biases), as in the paper, or for
 another network's tensors by decayed=, the names to decay.
 """
 import math
+import numbers
 
 import numpy as np
 
@@ -73,6 +74,8 @@ def check_step(params, grads, lr):
     was) with a gradient, an array of its own shape and dtype. Numpy would broadcast a (H,) gradient over
     every row of a (T*E, H) W1 and say nothing (and AdamW's update, made a block of rows at a time, would
     take its pieces for rows)."""
+    if not isinstance(lr, numbers.Real) or isinstance(lr, bool):  # True would step at a rate of 1
+        raise ValueError(f"the learning rate must be a number, got {type(lr).__name__} {lr!r}")
     if not 0 <= lr < math.inf:  # NaN fails too
         raise ValueError(f"the learning rate is {lr!r}, outside its range [0, inf)")
     if not params:  # AdamW would count it as its first step
