@@ -30,5 +30,9 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    if not __package__:  # run as a folder (python mlp_lm): the import below needs the package
+        print(f"{sys.argv[0]}: error: this is a module of the mlp_lm package, not a script: run it as "
+              "python -m mlp_lm", file=sys.stderr)
+        sys.exit(2)
     from .cli import run  # its handling of output that cannot be written (> /dev/full), as every command has
     run(lambda: main(sys.argv[1:]), "python -m mlp_lm")

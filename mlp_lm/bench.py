@@ -22,9 +22,15 @@ import multiprocessing
 import os
 import signal
 import statistics
+import sys
 import time
 
 import numpy as np
+
+if __name__ == "__main__" and not __package__:  # run as a file: the imports below need the package
+    print(f"{sys.argv[0]}: error: this is a module of the mlp_lm package, not a script: run it as "
+          "python -m mlp_lm.bench", file=sys.stderr)
+    sys.exit(2)
 
 from . import model, runtime
 from .cli import (ArgumentParser, UsageError, current_directory_gone, int_at_least, positive_float, run,

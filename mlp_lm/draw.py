@@ -7,10 +7,16 @@ from what the run saved (model.npz, or a sweep's lr_sweep.csv): after installing
 drawing that was cut short, or while a run still trains (from its latest snapshot). The pictures go
 into the run's folder under the names train gives them, replacing any there.
 """
+import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+if __name__ == "__main__" and not __package__:  # run as a file: the imports below need the package
+    print(f"{sys.argv[0]}: error: this is a module of the mlp_lm package, not a script: run it as "
+          "python -m mlp_lm.draw", file=sys.stderr)
+    sys.exit(2)
 
 from . import checkpoint, plots, runs
 from .cli import ArgumentParser, UsageError, run

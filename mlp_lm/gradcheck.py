@@ -13,9 +13,15 @@ The numerical derivatives and the comparison are finitediff.py's, which is also
 what to use on your own gradient code. See docs/gradcheck.md.
 """
 import numbers
+import sys
 from collections.abc import Mapping
 
 import numpy as np
+
+if __name__ == "__main__" and not __package__:  # run as a file: the imports below need the package
+    print(f"{sys.argv[0]}: error: this is a module of the mlp_lm package, not a script: run it as "
+          "python -m mlp_lm.gradcheck", file=sys.stderr)
+    sys.exit(2)
 
 from . import layers, model
 from .checks import is_whole

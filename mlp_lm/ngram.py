@@ -15,6 +15,11 @@ import time
 
 import numpy as np
 
+if __name__ == "__main__" and not __package__:  # run as a file: the imports below need the package
+    print(f"{sys.argv[0]}: error: this is a module of the mlp_lm package, not a script: run it as "
+          "python -m mlp_lm.ngram", file=sys.stderr)
+    sys.exit(2)
+
 from . import metrics
 from .advice import accents_warning
 from .cli import ArgumentParser, int_at_least, non_negative_int, run

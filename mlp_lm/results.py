@@ -22,6 +22,11 @@ import time
 from functools import partial
 from pathlib import Path
 
+if __name__ == "__main__" and not __package__:  # run as a file: the imports below need the package
+    print(f"{sys.argv[0]}: error: this is a module of the mlp_lm package, not a script: run it as "
+          "python -m mlp_lm.results", file=sys.stderr)
+    sys.exit(2)
+
 from . import checkpoint, mixture, runtime
 from .atomic import write_whole
 from .cli import STOP_CODES, ArgumentParser, UsageError, exit_code, positive_int, run
@@ -30,7 +35,7 @@ from .data import load_splits
 from .aside import check_run_place, recover_set_aside, results_lock, retrain
 from .results_table import CONFIGS, MIX_ORDER, check_read_back, complete, read_run, render, stranger, trained_steps
 from .train_flags import parse_args as parse_train_flags
-from .wordfile import DEFAULT_DATA, digest, in_checkout
+from .wordfile import DEFAULT_DATA, NO_CHECKOUT, digest, has_checkout, in_checkout
 
 PICTURE_RUN = "embd2"
 MIXED = ("scaled", "paper", "best")  # runs mixed with the n-gram below
@@ -173,6 +178,8 @@ def check_flags(args):
     for flag, value in (("--runs", args.runs), ("--docs", args.docs)):
         if value == "":
             raise UsageError(f"{flag} is empty; name a folder, or leave {flag} out for the default")
+    if not has_checkout() and not Path(DEFAULT_DATA).is_file():  # every run of the table is of the names
+        raise UsageError(f"the results table is of runs on {DEFAULT_DATA}: {NO_CHECKOUT}; run this from a clone")
     runs = Path(args.runs or in_checkout("runs/results-quick" if args.steps else "runs/results"))
     if runs.exists() and not runs.is_dir():
         raise UsageError(f"--runs {runs} is not a folder; name a folder for the runs (made if missing)")

@@ -12,6 +12,11 @@ from functools import partial
 
 import numpy as np
 
+if __name__ == "__main__" and not __package__:  # run as a file: the imports below need the package
+    print(f"{sys.argv[0]}: error: this is a module of the mlp_lm package, not a script: run it as "
+          "python -m mlp_lm.sample", file=sys.stderr)
+    sys.exit(2)
+
 from . import checkpoint, runs
 from .cli import (ArgumentParser, UsageError, int_at_least, non_negative_float, non_negative_int, positive_int, run,
                   thread_count)

@@ -9,6 +9,11 @@ import sys
 
 import numpy as np
 
+if __name__ == "__main__" and not __package__:  # run as a file: the imports below need the package
+    print(f"{sys.argv[0]}: error: this is a module of the mlp_lm package, not a script: run it as "
+          "python -m mlp_lm.train --lr-sweep", file=sys.stderr)
+    sys.exit(2)
+
 from . import model, plots
 from .atomic import write_whole
 

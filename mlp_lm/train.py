@@ -22,6 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+if __name__ == "__main__" and not __package__:  # run as a file: the imports below need the package
+    print(f"{sys.argv[0]}: error: this is a module of the mlp_lm package, not a script: run it as "
+          "python -m mlp_lm.train", file=sys.stderr)
+    sys.exit(2)
+
 from . import atomic, metrics, model, plots
 from .cli import EXIT_BAD_INPUT, UsageError, exit_code, run, signals_held
 from .data import describe, repeats_warning

@@ -20,10 +20,20 @@ CHECKOUT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = "data/names.txt"  # what the commands read without --data, found in the checkout
 
 
+def has_checkout():
+    """Whether this package sits in a clone of its repository (an editable install, or run from the clone),
+    not installed on its own (pip install without -e), which brings no data/names.txt."""
+    return (CHECKOUT / "setup.cfg").is_file() and (CHECKOUT / "mlp_lm").is_dir()
+
+
+NO_CHECKOUT = ("this mlp_lm is installed apart from a clone of its repository (pip install without -e), and "
+               f"{DEFAULT_DATA} comes with the repository")
+
+
 def in_checkout(relative):
     """A default path: inside the checkout when the package sits in one, else relative to the
     current directory. So `python -m mlp_lm.train` reads and writes the same files from any directory."""
-    if (CHECKOUT / "setup.cfg").is_file() and (CHECKOUT / "mlp_lm").is_dir():
+    if has_checkout():
         path = CHECKOUT / relative
         try:  # shown as the short relative path when run from the checkout itself
             return path.relative_to(Path.cwd())
@@ -204,6 +214,9 @@ def _read_bytes(path):
                             f"save the items to a file and pass that")
         raw = path.read_bytes()
     except FileNotFoundError:
+        if path == Path(DEFAULT_DATA) and not has_checkout():  # the default, looked for in the current directory
+            raise DataError(f"data file not found: {path}, in the current directory: {NO_CHECKOUT}; pass --data "
+                            f"PATH (a clone's {DEFAULT_DATA}, or a list of your own), or run from the clone") from None
         raise DataError(f"data file not found: {path} (pass an existing file with one item per line)") from None
     except IsADirectoryError:
         raise DataError(f"data path is a directory, not a file: {path}") from None

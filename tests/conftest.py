@@ -1,4 +1,5 @@
 import functools
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,9 @@ import pytest
 from mlp_lm import model
 
 ROOT = Path(__file__).resolve().parent.parent
+# A command a test starts in a process of its own runs this clone's code too, from any directory: with the
+# package installed apart from the clone (pip install without -e), one started elsewhere imported that copy.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 NAMES = ROOT / "data" / "names.txt"
 # Every tenth name (3,204): for the tests of what a command does rather than of what it learns, a
 # final evaluation eight times quicker. tests/test_data.py holds it to being exactly that.

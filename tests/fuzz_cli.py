@@ -113,6 +113,8 @@ def main(argv=None):
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--limit", type=float, default=20.0, help="seconds each case may run (default 20)")
     args = ap.parse_args(argv)
+    # the commands run in folders of their own: this clone's code, not a copy installed apart from it
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     if args.extra and not args.only:
         ap.error("--extra adds flags to one command's cases: name it with --only")
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,6 +4,8 @@ import inspect
 import subprocess
 import sys
 
+import pytest
+
 from mlp_lm.__main__ import COMMANDS
 
 from .conftest import ROOT, run_cli
@@ -32,3 +34,33 @@ def test_a_list_that_cannot_be_written_is_one_line():
                               cwd=ROOT, timeout=60)
     assert proc.returncode == 2 and proc.stderr.strip() == ("python -m mlp_lm: error: cannot write the output: "
                                                             "No space left on device")
+
+
+@pytest.mark.parametrize("name", [*COMMANDS, "sweep", "__main__"])
+def test_a_command_run_as_a_file_says_how_to_run_it(name):
+    # python mlp_lm/train.py, a common slip: Python's traceback of a relative import with no package
+    proc = subprocess.run([sys.executable, f"mlp_lm/{name}.py", "--help"], capture_output=True, text=True, cwd=ROOT,
+                          timeout=60)
+    how = {"sweep": "python -m mlp_lm.train --lr-sweep", "__main__": "python -m mlp_lm"}.get(name, f"python -m mlp_lm.{name}")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == f"mlp_lm/{name}.py: error: this is a module of the mlp_lm package, not a script: run it as {how}\n"
+
+
+def test_without_a_clone_the_default_word_list_is_said_to_come_with_it(tmp_path, monkeypatch, capsys):
+    # pip install without -e: no data/names.txt comes with the package, and the default is looked for in
+    # the current directory, which said only "data file not found: data/names.txt"
+    from mlp_lm import ngram, results, train, wordfile
+    from .test_bad_input import assert_one_line_error, call
+    monkeypatch.setattr(wordfile, "CHECKOUT", tmp_path / "site-packages")
+    monkeypatch.chdir(tmp_path)
+    for module in (train, ngram):
+        code, err = call(module, ["--n", "3", "--smoothing", "kn"] if module is ngram else ["--steps", "10"], capsys)
+        assert_one_line_error(code, err, "data file not found: data/names.txt, in the current directory",
+                              "installed apart from a clone", "pass --data PATH")
+    code, err = call(results, ["--steps", "10"], capsys)  # it has no --data: every run of its table is of the names
+    assert_one_line_error(code, err, "the results table is of runs on data/names.txt", "run this from a clone")
+    assert not (tmp_path / "runs").exists()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "names.txt").write_text("ann\nbob\n")  # there after all: read, as before
+    code, err = call(ngram, ["--n", "2", "--smoothing", "kn"], capsys)
+    assert "data file not found" not in err
