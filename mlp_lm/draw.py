@@ -110,7 +110,7 @@ def main(argv=None):
     args = parse_args(argv)
     folder = run_folder(args.run)
     if not plots.available():
-        raise UsageError(f"{plots.HINT}, then run this again")
+        raise UsageError(f"{plots.hint()}, then run this again")
     model, table = folder / "model.npz", folder / "lr_sweep.csv"
     if not model.exists() and not table.exists() and not model.is_symlink():
         raise UsageError(f"{folder} holds no run to draw: neither a model.npz nor an lr_sweep.csv "

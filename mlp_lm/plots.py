@@ -9,10 +9,17 @@ import numpy as np
 
 from .atomic import write_whole
 from .cli import signals_held
+from .wordfile import has_checkout
 
 HINT = "matplotlib is not installed, so no pictures: pip install -e '.[plot]' to get them"
+HINT_NO_CLONE = "matplotlib is not installed, so no pictures: pip install matplotlib to get them"  # '.[plot]' is the clone
 PICTURE_BYTES = 2**18  # room for a run's two pictures (runs.bytes_to_save): 85 KB on names, 200 KB with 200 CJK labels
 LABELLED_MAX = 200  # symbols the embedding picture labels: past this the labels only blot each other out
+
+
+def hint():
+    """How to get the pictures: the clone's extra where there is a clone (pip install -e), else matplotlib itself."""
+    return HINT if has_checkout() else HINT_NO_CLONE
 
 
 def available():
@@ -24,7 +31,7 @@ def try_pyplot():
     """(pyplot, None), or (None, why there are no pictures): matplotlib not installed, or not loading
     (an MPLBACKEND it does not know raises ValueError, not ImportError)."""
     if not available():
-        return None, HINT
+        return None, hint()
     try:
         import matplotlib
         matplotlib.use("Agg")

@@ -154,3 +154,11 @@ def test_a_stop_signal_while_matplotlib_loads_is_not_taken_for_a_picture_that_fa
         assert code == 143
         assert std.err.splitlines()[-1] == f"interrupted (SIGTERM) while reporting: the run is saved in full in {tmp_path}"
         assert (tmp_path / "loss.png").read_bytes() == b"png"
+
+
+def test_without_a_clone_the_hint_is_matplotlib_itself(monkeypatch, tmp_path):
+    # pip install -e '.[plot]' means the clone's extra: elsewhere, after pip install without -e, pip refused it
+    from mlp_lm import wordfile
+    assert plots.hint() == plots.HINT and "'.[plot]'" in plots.HINT
+    monkeypatch.setattr(wordfile, "CHECKOUT", tmp_path)
+    assert plots.hint() == "matplotlib is not installed, so no pictures: pip install matplotlib to get them"
