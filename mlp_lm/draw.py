@@ -127,10 +127,10 @@ def main(argv=None):
             pictures.append((folder / "loss.png", lambda plt, path: plots.plot_loss(plt, losses, devs, path, kept)))
         pictures.append((folder / "embedding.png", lambda plt, path: plots.plot_embedding(plt, params["C"], vocab, path)))
     if table.exists() or table.is_symlink():
-        lre, losses_ = read_sweep(table)
-        rows, best = sweep_table(lre, losses_)
+        lre, sweep_losses = read_sweep(table)
+        rows, best = sweep_table(lre, sweep_losses)
         pictures.append((folder / "lr_sweep.png", lambda plt, path: plots.plot_lr_sweep(
-            plt, lre, losses_, path, rows, best[2] if best else None)))
+            plt, lre, sweep_losses, path, rows, best[2] if best else None)))
     drawn, no_pictures, stop, failed = plots.draw(pictures)
     if drawn:
         print(f"drew {', '.join(path.name for path in drawn)} in {folder}")
