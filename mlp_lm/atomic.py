@@ -13,6 +13,7 @@ import json
 import os
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -89,11 +90,21 @@ def write_atomic(files):
                               f"hidden names, listed in {JOURNAL}); the files in their place are the previous ones")
 
 
-def remove_stale_temporaries(path):
+STALE_SECONDS = 3600  # write_whole's caller may not be the file's only writer: a temporary this old is no write's
+
+
+def remove_stale_temporaries(path, older_than=0):
     """Remove the temporaries of `path` (write_temporary's names) that a write killed before its
-    rename left beside it; the caller is the file's only writer."""
+    rename left beside it, those last written more than `older_than` seconds ago: all of them for the
+    file's only writer (a run's save, under the run's lock), else only those no write still makes
+    (two python -m mlp_lm.draw, or one and a run's own drawing, took each other's away)."""
+    now = time.time()
     for stale in Path(path).parent.glob(f".{glob.escape(Path(path).name)}.*.tmp"):
-        stale.unlink(missing_ok=True)
+        try:
+            if not older_than or now - stale.stat().st_mtime > older_than:
+                stale.unlink(missing_ok=True)
+        except OSError:  # gone meanwhile, or not ours to remove: the write goes on
+            pass
 
 
 def write_temporary(path, write, made=None):
@@ -119,12 +130,16 @@ def write_whole(path, data):
     under a temporary name beside it and renamed over it (a kill or a full disk leaves the old
     file), then the folder synced. As writing into the file would: through a link to the file
     it names, refused for a file this program may not write, and keeping the file's mode (a
-    hard link's other names keep the old contents). Raises OSError naming `path`, with the
-    temporary removed; temporaries a killed earlier write left are removed first."""
+    hard link's other names keep the old contents); but never over what is not a regular file
+    (a link to /dev/full, or a pipe: renamed over, its node would be replaced). Raises OSError naming
+    `path`, with the temporary removed; temporaries a killed earlier write left are removed first."""
     path = Path(os.path.realpath(path))
-    remove_stale_temporaries(path)
     made = []
     try:
+        if path.exists() and not path.is_file():  # a folder says so itself, in os.replace
+            if not path.is_dir():
+                raise OSError(errno.EINVAL, "a device or a pipe, not a file to replace")
+        remove_stale_temporaries(path, STALE_SECONDS)
         mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
         if mode is not None and not os.access(path, os.W_OK):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))

@@ -61,13 +61,16 @@ def loss_history(path, config):
     """(losses, {step: dev loss}, the step of the model --keep-best kept or None) from the training state saved in
     the model.npz at `path`, or None if it saved none (a model saved from Python without one)."""
     state = checkpoint.load_state(path)
-    if state is None or not {"step", "losses", "devs"} <= set(state):
+    if not {"step", "losses", "devs"} & set(state or ()):  # a Trainer's state saved from Python has no loop's part
         return None
     try:
         steps = config.get("steps")
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
             raise ValueError(f"its steps are {steps!r}")
         done, losses, devs = read_history(state, steps)
+    except KeyError as e:  # some of the loop's part, not all
+        raise checkpoint.CheckpointError(f"{path} has a damaged training history (it has no {e.args[0]}), so its "
+                                         f"loss curve cannot be drawn") from None
     except ValueError as e:
         raise checkpoint.CheckpointError(f"{path} has a damaged training history ({e}), so its loss curve cannot "
                                          f"be drawn") from None
@@ -109,12 +112,14 @@ def read_sweep(path):
 def main(argv=None):
     args = parse_args(argv)
     folder = run_folder(args.run)
-    if not plots.available():
-        raise UsageError(f"{plots.hint()}, then run this again")
     model, table = folder / "model.npz", folder / "lr_sweep.csv"
     if not model.exists() and not table.exists() and not model.is_symlink():
-        raise UsageError(f"{folder} holds no run to draw: neither a model.npz nor an lr_sweep.csv "
-                         f"(python -m mlp_lm.train --out {folder} writes them)")
+        inside = sorted(p.parent.name for name in READS for p in folder.glob(f"*/{name}"))
+        raise UsageError(f"{folder} holds no run to draw: neither a model.npz nor an lr_sweep.csv " + (
+            f"(it holds runs in folders of their own: pass one, such as {folder / inside[0]})" if inside else
+            f"(python -m mlp_lm.train --out {folder} writes them)"))
+    if not plots.available():
+        raise UsageError(f"{plots.hint()}, then run this again")
     pictures = []
     if model.exists() or model.is_symlink():
         params, vocab, config = checkpoint.load(model)

@@ -69,13 +69,18 @@ def row_blocks(p, size):
 
 
 def check_step(params, grads, lr):
-    """Raise ValueError, before any tensor moves, unless lr is a number in [0, inf) and there are
-    parameters, each a writable floating-point numpy array (changed in place: a list would be left as it
+    """Return lr, a float. Raise ValueError, before any tensor moves, unless lr is a number in [0, inf) and there
+    are parameters, each a writable floating-point numpy array (changed in place: a list would be left as it
     was) with a gradient, an array of its own shape and dtype. Numpy would broadcast a (H,) gradient over
     every row of a (T*E, H) W1 and say nothing (and AdamW's update, made a block of rows at a time, would
     take its pieces for rows)."""
     if not isinstance(lr, numbers.Real) or isinstance(lr, bool):  # True would step at a rate of 1
         raise ValueError(f"the learning rate must be a number, got {type(lr).__name__} {lr!r}")
+    if not isinstance(lr, (float, np.floating)):  # an int or a Fraction, which numpy's arithmetic would meet half-way
+        try:  # through a step (an AdamW with its moments moved); a float or numpy's is used as it is, its rounding too
+            lr = float(lr)
+        except OverflowError:  # an int past float's range
+            lr = math.inf
     if not 0 <= lr < math.inf:  # NaN fails too
         raise ValueError(f"the learning rate is {lr!r}, outside its range [0, inf)")
     if not params:  # AdamW would count it as its first step
@@ -93,6 +98,7 @@ def check_step(params, grads, lr):
                              f"{'none' if k not in grads else type(g).__name__ if shape is None else shape}")
         if getattr(g, "dtype", None) != p.dtype:  # AdamW's intermediate values are rounded to p's dtype
             raise ValueError(f"the gradient of {k!r} must be {p.dtype}, as the parameter is, got {g.dtype}")
+    return lr
 
 
 class SGD:
@@ -112,7 +118,7 @@ class SGD:
 
     def step(self, params, grads, lr):
         decays = decayed_in(params, self.weight_decay, self.decayed)
-        check_step(params, grads, lr)  # a (H,) gradient would broadcast over the rows of a (T*E, H) W1
+        lr = check_step(params, grads, lr)  # a (H,) gradient would broadcast over the rows of a (T*E, H) W1
         for k, p in params.items():
             g = grads[k]
             if k in decays:
@@ -157,7 +163,7 @@ class AdamW:
 
     def step(self, params, grads, lr):
         decays = decayed_in(params, self.weight_decay, self.decayed)  # (before t moves: it may refuse)
-        check_step(params, grads, lr)
+        lr = check_step(params, grads, lr)
         if not self.m:  # the first step
             self.m = {k: np.zeros_like(p) for k, p in params.items()}
             self.v = {k: np.zeros_like(p) for k, p in params.items()}

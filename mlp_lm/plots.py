@@ -90,15 +90,19 @@ def plot_loss(plt, losses, devs, path, kept=None):
     --keep-best saved, marked on the dev curve."""
     fig, ax = plt.subplots(figsize=(7, 4))
     steps = np.arange(1, len(losses) + 1)
-    ax.plot(steps, np.log10(losses), lw=0.3, alpha=0.4, label="minibatch")
-    w = len(losses) // 200
-    if w >= 2:  # (a run of fewer than 400 steps has no mean worth a line of its own)
-        smooth = np.convolve(losses, np.ones(w) / w, mode="valid")
-        ax.plot(steps[w - 1:], np.log10(smooth), lw=1.5, label=f"mean of {w} steps")
-    if devs:
-        ax.plot(list(devs), np.log10(list(devs.values())), "o-", label="dev")
-    if kept is not None and kept in devs:
-        ax.plot([kept], [np.log10(devs[kept])], "*", ms=14, color="black", label=f"kept (step {kept:,})")
+    with np.errstate(divide="ignore"):  # a loss of 0 (a short list learned by heart) is off the log scale: said below
+        ax.plot(steps, np.log10(losses), lw=0.3, alpha=0.4, label="minibatch")
+        w = len(losses) // 200
+        if w >= 2:  # (a run of fewer than 400 steps has no mean worth a line of its own)
+            smooth = np.convolve(losses, np.ones(w) / w, mode="valid")
+            ax.plot(steps[w - 1:], np.log10(smooth), lw=1.5, label=f"mean of {w} steps")
+        if devs:
+            ax.plot(list(devs), np.log10(list(devs.values())), "o-", label="dev")
+        if kept is not None and kept in devs:
+            ax.plot([kept], [np.log10(devs[kept])], "*", ms=14, color="black", label=f"kept (step {kept:,})")
+    zeros = int(np.count_nonzero(np.asarray(losses) == 0))
+    if zeros:
+        ax.set_title(f"{zeros:,} of {len(losses):,} minibatch losses are 0, below the log scale: not drawn", fontsize=10)
     ax.set_xlabel("step")
     ax.set_ylabel("log10 loss (nats)")
     ax.legend()

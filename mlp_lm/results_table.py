@@ -118,6 +118,10 @@ def read_metrics(path):
         raise UsageError(f"{path} is what was kept of a run that diverged{step}; retrain that run")
     if "steps" in m and not (_is_whole(done) and done >= 0):
         raise UsageError(f"{path} has steps of the wrong type; retrain that run")
+    since = m.get("train_seconds_from_step")  # a run resumed from a state that did not keep its time
+    if since is not None and not (_is_whole(since) and since >= 2 and (not _is_whole(done) or since <= done + 1)):
+        raise UsageError(f"{path} has a train_seconds_from_step that is not a step after the first of its run; "
+                         f"retrain that run")
     rate, seconds = m.get("steps_per_second"), m["train_seconds"]  # of the last stretch trained: at most `done`
     if _is_whole(done) and _is_number(rate) and rate * seconds > done + 0.05 * seconds + 0.001 * rate + 1:  # + rounding
         raise UsageError(f"{path} says the run trained {rate:,.6g} steps a second for {seconds:,.4g} s, more "
@@ -134,8 +138,12 @@ def read_metrics(path):
 def seconds_cell(m):
     """The training time of a run, over every command that trained it; of the steps from N on only, for one
     resumed from a state saved before states kept their time (metrics' train_seconds_from_step)."""
-    since = m.get("train_seconds_from_step")
-    return f"{m['train_seconds']:.1f}" + (f" (steps {since:,} on)" if _is_whole(since) and since > 1 else "")
+    since, steps = m.get("train_seconds_from_step"), m.get("steps")
+    if not (_is_whole(since) and since > 1):
+        return f"{m['train_seconds']:.1f}"
+    if _is_whole(steps) and since > steps:  # resumed only to be evaluated: none of its steps was timed
+        return "not timed"
+    return f"{m['train_seconds']:.1f} (steps {since:,} on)"
 
 
 def _is_number(v):

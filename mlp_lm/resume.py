@@ -15,6 +15,8 @@ from .trainer import is_count
 from .wordfile import NotAWordList, digest, read_otherwise, refused_hint
 
 
+MAX_SECONDS = 1e9  # a training time of more than 31 years is no run's: a damaged state
+
 # Settings newer than runs that may still be resumed, with the value that does what those runs did.
 ADDED = {"fold": False, "keep_best": False}
 
@@ -114,9 +116,9 @@ def read_timing(state, done):
     if "seconds" not in state and "timed_from" not in state:
         return 0.0, done
     seconds, since = state.pop("seconds"), state.pop("timed_from")  # a KeyError if only one is there: damaged
-    if seconds.shape != () or seconds.dtype.kind != "f" or not (np.isfinite(seconds) and seconds >= 0):
+    if seconds.shape != () or seconds.dtype.kind != "f" or not 0 <= seconds < MAX_SECONDS:  # NaN fails too
         raise ValueError(f"its training time {seconds.tolist()!r} is not a time")
-    if not is_count(since) or int(since) > done:
+    if not is_count(since) or not 0 <= int(since) <= done:
         raise ValueError(f"its training time counts from step {since.tolist()!r}, not a step of the {done} it took")
     return float(seconds), int(since)
 

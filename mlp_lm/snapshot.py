@@ -43,7 +43,8 @@ def run_record(cfg, preset, splits, trainer, params, losses, devs, result, *, se
     earlier, since = timing
     total = earlier + seconds  # the run's training time, over every command that trained it
     summary = {**result, "evaluated": bool(result), "steps": done, "train_seconds": round(total, 3),
-               "steps_per_second": round((ran - since) / total, 1) if total else None,
+               # of the steps timed: none for a run resumed only to be evaluated, from a state without its time
+               "steps_per_second": round((ran - since) / total, 1) if total and ran > since else None,
                **({"train_seconds_from_step": since + 1} if since else {}),  # the steps before it: time unknown
                "params": model.num_params(params), "interrupted": interrupted, "diverged": diverged_at is not None,
                **({"best_step": best_step} if cfg.keep_best else {}),

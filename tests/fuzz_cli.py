@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 NUMBERS = ["0", "-1", "1", "2", "1e12", "1e-400", "1e400", "nan", "-inf", "9" * 40, "0.5", "", "x", "１"]
 FRACTIONS = ["0", "1", "-0.1", "0.999999", "1e-300", "nan", "", "2"]
-PATHS = ["/dev/zero", "/dev/null", "/", "/nonexistent/x", "", "\x7f", "{tmp}/fifo", "{tmp}/empty.txt",
+# Folders outside {tmp} are ones no command can write into: as root, --out / and /nonexistent/x left runs and
+# pictures there.
+PATHS = ["/dev/zero", "/dev/null", "/proc", "/proc/nonexistent/x", "", "\x7f", "{tmp}/fifo", "{tmp}/empty.txt",
          "{tmp}/binary.bin", "{tmp}"]
 
 

@@ -519,7 +519,10 @@ def test_items_are_lines_as_an_editor_sees_them(tmp_path):
                                  {"train_seconds": "x"}, "nested", "fifo",
                                  # values no run has, and numbers that are not its model's (a hostile tester's)
                                  {"dev_loss": -5.0}, {"test_loss": -1e-3}, {"train_seconds": -1}, {"params": 0},
-                                 {"params": 28059}, {"steps": 10**6}])
+                                 {"params": 28059}, {"steps": 10**6},
+                                 # a step its time counts from that is no step of the run's (were ignored)
+                                 {"train_seconds_from_step": -5}, {"train_seconds_from_step": 1.5},
+                                 {"train_seconds_from_step": True}, {"train_seconds_from_step": 10**9}])
 def test_results_refuses_metrics_of_the_wrong_shape_in_one_line(tmp_path, bad):
     import os
     from mlp_lm import results

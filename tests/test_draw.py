@@ -116,10 +116,13 @@ def saved(tmp_path_factory):
 
 
 def with_state(path, dst, **changes):
-    """A copy of the model.npz at `path` in `dst` with its training state's arrays replaced by `changes`."""
+    """A copy of the model.npz at `path` in `dst` with its training state's arrays replaced by `changes` (None:
+    taken out)."""
     with np.load(path, allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}
-    arrays.update({f"state.{k}": np.asarray(v) for k, v in changes.items()})
+    arrays.update({f"state.{k}": np.asarray(v) for k, v in changes.items() if v is not None})
+    for k in [k for k, v in changes.items() if v is None]:
+        del arrays[f"state.{k}"]
     dst.mkdir(exist_ok=True)
     np.savez(dst / "model.npz", **arrays)
     return dst
@@ -133,6 +136,8 @@ def with_state(path, dst, **changes):
     ("damaged model", ["is not a .npz archive"]),
     ("negative loss", ["damaged training history", "losses that are not losses"]),
     ("steps beyond", ["damaged training history", "step 999 of 30"]),
+    ("part of a history", ["damaged training history (it has no devs)"]),  # was taken for a model saved from Python
+    ("a folder of runs", ["holds runs in folders of their own: pass one, such as", "/run/a"]),
     ("table header", ["is not a table", "step,lr,loss"]),
     ("table empty", ["is not a table", "step,lr,loss"]),
     ("table of a header", ["is not a table", "no rows of three numbers"]),
@@ -161,6 +166,11 @@ def test_bad_runs_are_one_line(saved, tmp_path, recorded, capsys, bad, words):
         losses = np.full(30, 2.0)
         losses[3] = -1
         with_state(saved / "model.npz", folder, losses=losses)
+    elif bad == "part of a history":
+        with_state(saved / "model.npz", folder, devs=None)
+    elif bad == "a folder of runs":  # runs/results, say
+        (folder / "a").mkdir()
+        (folder / "a" / "model.npz").write_bytes((saved / "model.npz").read_bytes())
     elif bad == "steps beyond":
         with_state(saved / "model.npz", folder, step=999)
     elif bad == "table fifo":

@@ -917,8 +917,20 @@ def test_a_whole_file_is_written_as_writing_into_it_would(tmp_path, monkeypatch)
     atomic.write_whole(private, b"new")
     assert private.read_text() == "new" and stat.S_IMODE(private.stat().st_mode) == 0o600
     (tmp_path / ".tables.json.abcd1234.tmp").write_text("left by a killed write")
+    os.utime(tmp_path / ".tables.json.abcd1234.tmp", (time.time() - 2 * 3600,) * 2)
+    (tmp_path / ".tables.json.efgh5678.tmp").write_text("another writer's, being written")  # draw beside a run's
     atomic.write_whole(private, b"newer")
-    assert sorted(os.listdir(tmp_path)) == ["elsewhere.md", "results.md", "tables.json"]
+    assert sorted(os.listdir(tmp_path)) == [".tables.json.efgh5678.tmp", "elsewhere.md", "results.md", "tables.json"]
+    (tmp_path / ".tables.json.efgh5678.tmp").unlink()
+    # Through a link, as into the file; but a link to a pipe or a device is refused, never renamed over: the
+    # node was replaced by a regular file (as root, a link to /dev/full made /dev/full a PNG). A pipe stands in.
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "picture.png").symlink_to(tmp_path / "fifo")
+    with pytest.raises(OSError, match="a device or a pipe, not a file to replace"):
+        atomic.write_whole(tmp_path / "picture.png", b"png")
+    assert stat.S_ISFIFO((tmp_path / "fifo").stat().st_mode)
+    (tmp_path / "picture.png").unlink()
+    (tmp_path / "fifo").unlink()
     # a file this program may not write (os.access says so: root may write a read-only file, as into it)
     monkeypatch.setattr(atomic.os, "access", lambda path, mode: False)
     with pytest.raises(PermissionError) as e:

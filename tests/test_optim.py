@@ -220,9 +220,16 @@ def test_optimizers_refuse_a_bad_learning_rate_a_list_and_a_misspelt_name_withou
         for lr in (True, np.array([0.1, 0.2]), "0.1"):  # True stepped at a rate of 1
             with pytest.raises(ValueError, match="the learning rate must be a number, got"):
                 make().step({"weight": np.ones(2)}, grads, lr)
+        with pytest.raises(ValueError, match=re.escape("the learning rate is inf, outside its range [0, inf)")):
+            make().step({"weight": np.ones(2)}, grads, 10**400)  # an OverflowError once AdamW's moments had moved
         p = {"weight": np.ones(2)}
         make().step(p, grads, np.float32(0.5))  # numpy's numbers are numbers
         assert p["weight"][0] < 1
+        from fractions import Fraction
+        q = {"weight": np.ones(2)}
+        make().step(q, grads, Fraction(1, 2))  # SGD failed in numpy (UFuncTypeError), AdamW took it
+        make().step(p := {"weight": np.ones(2)}, grads, 0.5)
+        assert np.array_equal(q["weight"], p["weight"])
         with pytest.raises(ValueError, match="the parameter 'weight' must be a writable floating-point numpy array, "
                                              "changed in place, got list"):
             make().step({"weight": [1.0, 2.0]}, grads, 0.5)

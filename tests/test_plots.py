@@ -162,3 +162,13 @@ def test_without_a_clone_the_hint_is_matplotlib_itself(monkeypatch, tmp_path):
     assert plots.hint() == plots.HINT and "'.[plot]'" in plots.HINT
     monkeypatch.setattr(wordfile, "CHECKOUT", tmp_path)
     assert plots.hint() == "matplotlib is not installed, so no pictures: pip install matplotlib to get them"
+
+
+def test_losses_of_zero_are_said_to_be_off_the_scale_not_warned_of(tmp_path):
+    # a list of two names learned by heart: float32 losses of exactly 0 printed four RuntimeWarnings
+    import warnings
+    plt, losses = Recorder(), np.r_[np.linspace(3, 0.1, 50), np.zeros(950)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plots.plot_loss(plt, losses, {500: 0.0, 1000: 0.5}, tmp_path / "l.png")
+    assert [a[0] for a in plt.drawn("set_title")] == ["950 of 1,000 minibatch losses are 0, below the log scale: not drawn"]

@@ -110,3 +110,5 @@ def test_a_runs_seconds_say_when_they_are_of_its_later_steps_only():
     from mlp_lm.results_table import seconds_cell
     assert seconds_cell({"train_seconds": 12.34}) == "12.3"
     assert seconds_cell({"train_seconds": 12.34, "train_seconds_from_step": 150001}) == "12.3 (steps 150,001 on)"
+    # resumed only to be evaluated: no step of it was timed (it said "0.0 (steps 1,501 on)" of a 1,500-step run)
+    assert seconds_cell({"train_seconds": 0.004, "steps": 1500, "train_seconds_from_step": 1501}) == "not timed"

@@ -1,6 +1,7 @@
 """A run saves itself as it trains (snapshot.Snapshots), so a kill no program can catch loses minutes,
 not the run: SIGKILL part-way, then --resume, gives the run made in one go."""
 import json
+import re
 import multiprocessing
 import os
 import signal
@@ -140,7 +141,7 @@ def with_timing(path, **changes):
     np.savez(path, **arrays)
 
 
-@pytest.mark.parametrize("earlier", ["kept", "not kept", "damaged"])
+@pytest.mark.parametrize("earlier", ["kept", "not kept", "damaged", "from before the run", "centuries"])
 def test_a_resumed_runs_training_time_is_that_of_every_command_that_trained_it(tmp_path, monkeypatch, earlier):
     # metrics.json's train_seconds was the last command's alone: a run resumed for its final evaluation said
     # 0.0 steps a second, and the results table showed a resumed run's last stretch as its training time.
@@ -151,10 +152,14 @@ def test_a_resumed_runs_training_time_is_that_of_every_command_that_trained_it(t
     assert state["timed_from"] == 0 and abs(state["seconds"] - first["train_seconds"]) < 1e-3 < first["train_seconds"]
     assert first["steps_per_second"] == round(50 / float(state["seconds"]), 1)
     with_timing(tmp_path / "model.npz", **{"kept": {"seconds": 1000.0}, "not kept": {"seconds": None, "timed_from": None},
-                                           "damaged": {"seconds": -1.0}}[earlier])
+                                           "damaged": {"seconds": -1.0}, "from before the run": {"timed_from": -1},
+                                           "centuries": {"seconds": 1e300}}[earlier])
     monkeypatch.undo()
-    if earlier == "damaged":
-        with pytest.raises(UsageError, match=r"damaged training state or config \(its training time -1.0 is not a time"):
+    refused = {"damaged": "its training time -1.0 is not a time", "centuries": "its training time 1e+300 is not a time",
+               # a negative step was taken, and steps_per_second counted 8,001 steps of an 8,000-step run
+               "from before the run": "its training time counts from step -1, not a step of the 50 it took"}
+    if earlier in refused:
+        with pytest.raises(UsageError, match=re.escape(f"damaged training state or config ({refused[earlier]}")):
             train.main(["--resume", "--out", str(tmp_path)])
         return
     assert train.main(["--resume", "--out", str(tmp_path)]) == 0
@@ -167,3 +172,15 @@ def test_a_resumed_runs_training_time_is_that_of_every_command_that_trained_it(t
     else:  # a state from before states kept their time: what is known, and from which step
         assert m["train_seconds"] < 60 and m["train_seconds_from_step"] == 51
         assert state["timed_from"] == 50 and m["steps_per_second"] == round(70 / float(state["seconds"]), 1)
+
+
+def test_a_run_resumed_only_for_its_evaluation_from_a_state_without_its_time_is_not_timed(tmp_path, capsys):
+    # it said steps_per_second 0.0, and the results table "0.0 (steps 31 on)" of a 30-step run
+    assert train.main([*SMALL, "--steps", "30", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    with_timing(tmp_path / "model.npz", seconds=None, timed_from=None, evaluated=False)  # stopped in its evaluation
+    assert train.main(["--resume", "--out", str(tmp_path)]) == 0
+    assert "trained all 30 steps but its final evaluation was cut short" in capsys.readouterr().out
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["steps_per_second"] is None and m["train_seconds_from_step"] == 31
+    from mlp_lm.results_table import seconds_cell
+    assert seconds_cell(m) == "not timed"
