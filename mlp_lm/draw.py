@@ -141,10 +141,11 @@ def main(argv=None):
         print(f"drew {', '.join(path.name for path in drawn)} in {folder}")
     if stop:
         raise stop
-    if no_pictures:
-        raise UsageError(no_pictures)
+    if no_pictures:  # matplotlib is there, but does not load
+        raise UsageError(f"{no_pictures}: python -c 'import matplotlib.pyplot' shows why")
     if failed:
-        raise UsageError("; ".join(f"could not draw {path} ({why})" for path, why in failed))
+        raise UsageError("; ".join(f"could not draw {path} ({why})" for path, why in failed)
+                         + "; the run's own files are untouched")
     return 0
 
 

@@ -189,6 +189,7 @@ def test_bad_runs_are_one_line(saved, tmp_path, recorded, capsys, bad, words):
         (folder / "lr_sweep.csv").write_text("\n".join(edited) + "\n")
     code, err = call(draw, [arg], capsys)
     assert_one_line_error(code, err, *words)
+    assert bad != "picture is a folder" or err.strip().endswith("; the run's own files are untouched")
 
 
 def test_a_sweep_that_blew_up_is_drawn_with_its_gaps(saved, tmp_path, recorded, capsys):
@@ -211,3 +212,11 @@ def test_a_stopped_runs_pictures_are_of_the_steps_it_took(tmp_path, recorded, ca
     assert code == 0, err
     (_, (losses, devs, _, kept), _), _ = recorded
     assert len(losses) == 50 and sorted(devs) == [20, 40] and kept is None
+
+
+def test_a_matplotlib_that_will_not_load_is_one_line_saying_how_to_see_why(saved, monkeypatch, capsys):
+    monkeypatch.setattr(plots, "available", lambda: True)
+    monkeypatch.setattr(plots, "try_pyplot", lambda: (None, "matplotlib did not load (ValueError: nonsense), so no pictures"))
+    code, err = call(draw, [saved], capsys)
+    assert_one_line_error(code, err, "matplotlib did not load (ValueError: nonsense), so no pictures: "
+                                     "python -c 'import matplotlib.pyplot' shows why")
