@@ -149,6 +149,8 @@ def describe_training(cfg):
 def params_problem(cfg, params, X, Y):
     """What keeps these parameters and examples from training under cfg, or None: the shapes
     and dtype cfg gives the network, and examples of its context length (config_problem first)."""
+    if not isinstance(params, dict) or not all(isinstance(p, np.ndarray) for p in params.values()):
+        model.check_params(params)  # what they must be, in its words (a list's .shape below: an AttributeError)
     T = cfg.block_size
     V = params["C"].shape[0] if "C" in params else None
     wanted = model.param_shapes(V, T, cfg.n_embd, cfg.n_hidden, cfg.direct)

@@ -60,6 +60,8 @@ def check_mixed(lam, a, b, Y=None):
     if Y is None and (a.ndim != 1 or a.shape != b.shape or not (  # (1 + 1e-9: a sum's rounding is no mistake)
             np.all((0 <= a) & (a <= 1 + 1e-9)) and np.all((0 <= b) & (b <= 1 + 1e-9)))):
         raise ValueError(f"the targets' probabilities must be two arrays (N,) in [0, 1], got {a.shape} and {b.shape}")
+    if a.shape[:1] == (0,):  # the mean NLL of nothing: NaN, with numpy's warning
+        raise ValueError("there are no targets to mix the probabilities of (N = 0)")
     if Y is not None:
         Y = np.asarray(Y)
         if a.ndim != 2 or a.shape != b.shape or Y.shape != a.shape[:1]:

@@ -185,6 +185,10 @@ def logits(params, X):
     damaged checkpoint), never a result to report. The check on the logits themselves also covers
     what BLAS threads compute, whose overflows numpy does not see.
     """
+    check_params(params)  # the entry point from Python: parameters that do not fit together are said to, before
+    problem = shape_problem(params, _length(X))  # any arithmetic (a W2 of another vocabulary would give its logits)
+    if problem:
+        raise ValueError(problem)
     T = params["W1"].shape[0] // params["C"].shape[1]
     if np.ndim(X) != 2 or np.shape(X)[1] != T:  # else a matmul's complaint about its "core dimension"
         raise ValueError(f"X must be contexts (B, {T}) for this network (T={T}), got shape {np.shape(X)}")

@@ -366,3 +366,14 @@ def test_a_copy_of_a_training_file_this_version_refuses_gets_the_same_advice(tin
         err = proc.stderr.strip()
         assert proc.returncode == 2 and len(err.splitlines()) == 1, err
         assert "NUL bytes (the first at line" in err and "it is the very file the model was trained on" in err
+
+
+def test_a_mixture_of_no_targets_and_a_trainer_of_lists_are_refused_by_name():
+    # the mean NLL of nothing was NaN with numpy's "Mean of empty slice"; a Trainer of a dict of lists said
+    # "'list' object has no attribute 'shape'"
+    from mlp_lm import config, trainer
+    with pytest.raises(ValueError, match=r"no targets to mix the probabilities of \(N = 0\)"):
+        mixture.linear_nll(0.5, np.zeros(0), np.zeros(0))
+    P = model.init_params(7, 3, 10, 200)
+    with pytest.raises(ValueError, match="the parameters must all be float32 or all float64 numpy arrays, got C list"):
+        trainer.Trainer(config.Config(), {k: p.tolist() for k, p in P.items()}, np.zeros((4, 3), int), np.zeros(4, int))

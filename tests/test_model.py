@@ -501,3 +501,17 @@ def test_a_mask_of_another_shape_is_named_by_its_key():
         with pytest.raises(ValueError, match=said):
             model.loss_and_grads(p, X, Y, masks=masks, fold=fold)
     assert model.loss_and_grads(p, X, Y, masks={"embcat": np.ones((6, 12)), "h": np.ones((6, 8))})[0] > 0
+
+
+def test_the_entry_points_from_python_say_when_the_parameters_do_not_fit_together():
+    # logits and next_probs computed on with a W2 of another vocabulary than C's, and a missing W1 was a KeyError
+    P = model.init_params(7, 3, 4, 8)
+    X = np.zeros((2, 3), dtype=int)
+    other_vocabulary = {**P, "W2": np.zeros((8, 8), np.float32), "b2": np.zeros(8, np.float32)}
+    for f in (model.logits, model.next_probs):
+        with pytest.raises(ValueError, match=re.escape("the parameters do not fit together: C is (7, 4), not (8, 4)")):
+            f(other_vocabulary, X)
+        with pytest.raises(ValueError, match="params lacks W1"):
+            f({k: p for k, p in P.items() if k != "W1"}, X)
+        with pytest.raises(ValueError, match="the parameters must all be float32 or all float64 numpy arrays"):
+            f({**P, "W1": P["W1"].tolist()}, X)

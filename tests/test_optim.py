@@ -274,3 +274,26 @@ def test_optimizers_refuse_before_moving_what_would_fail_or_round_part_way():
             assert np.array_equal(params["W1"], np.ones((2, 3))) and getattr(opt, "t", 0) == 0
         with pytest.raises(ValueError, match="there are no parameters to step"):
             make().step({}, {}, 0.1)
+
+
+def test_an_adamw_or_an_average_given_another_models_tensors_refuses_before_anything_moves():
+    # From a library user's review: an AdamW reused on a model of another vocabulary under the same names
+    # decayed C, counted the step, then failed in numpy's broadcasting; on float64 tensors after float32 ones
+    # it kept float32 moments. An EMA broadcast a (1,) b1 into its (H,) average.
+    rng = np.random.default_rng(0)
+    X, Y = rng.integers(0, 7, (5, 3)), np.arange(5)
+    P = model.init_params(7, 3, 4, 8)
+    opt = optim.AdamW(weight_decay=0.1)
+    opt.step(P, model.loss_and_grads(P, X, Y)[1], 0.01)
+    for other in (model.init_params(9, 3, 4, 8, seed=1), model.init_params(7, 3, 4, 8, dtype=np.float64)):
+        before = {k: p.copy() for k, p in other.items()}
+        with pytest.raises(ValueError, match="this AdamW has stepped a 'C' of float32 \\(7, 4\\), and is given one of "):
+            opt.step(other, model.loss_and_grads(other, X, Y)[1], 0.01)
+        assert opt.t == 1 and all(np.array_equal(before[k], other[k]) for k in other)
+    avg = optim.EMA(P, 0.9)
+    before = {k: a.copy() for k, a in avg.avg.items()}
+    for given in ({**P, "b1": np.full(1, 5.0, np.float32)}, {**P, "b1": P["b1"].astype(np.float64)},
+                  {**P, "Wd": np.zeros((12, 7), np.float32)}):
+        with pytest.raises(ValueError, match="this average is of C float32 \\(7, 4\\), W1 float32 \\(12, 8\\), b1"):
+            avg.update(given)
+        assert all(np.array_equal(before[k], a) for k, a in avg.avg.items())
