@@ -207,7 +207,7 @@ def next_probs(params, X, temperature=1.0):
     Raises ValueError for a temperature that is negative or NaN (a negative one would turn
     the distribution upside down).
     """
-    if not temperature >= 0:
+    if isinstance(temperature, bool) or not temperature >= 0:  # True would be 1, as sampling.generate refuses it
         raise ValueError(f"temperature must be 0 or more, got {temperature!r}")
     z = logits(params, X).astype(np.float64)  # (B, V)
     z = z - z.max(axis=1, keepdims=True)  # shift first, so a tiny temperature cannot overflow

@@ -515,3 +515,5 @@ def test_the_entry_points_from_python_say_when_the_parameters_do_not_fit_togethe
             f({k: p for k, p in P.items() if k != "W1"}, X)
         with pytest.raises(ValueError, match="the parameters must all be float32 or all float64 numpy arrays"):
             f({**P, "W1": P["W1"].tolist()}, X)
+    with pytest.raises(ValueError, match="temperature must be 0 or more, got True"):  # as sampling.generate says
+        model.next_probs(P, X, temperature=True)
