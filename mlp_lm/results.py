@@ -33,7 +33,8 @@ from .cli import STOP_CODES, ArgumentParser, UsageError, exit_code, positive_int
 from .counting import KneserNey, choose_k
 from .data import load_splits
 from .aside import check_run_place, recover_set_aside, results_lock, retrain
-from .results_table import CONFIGS, MIX_ORDER, check_read_back, complete, read_run, render, stranger, trained_steps
+from .results_markdown import render
+from .results_table import CONFIGS, MIX_ORDER, check_read_back, complete, read_run, stranger, trained_steps
 from .train_flags import parse_args as parse_train_flags
 from .wordfile import DEFAULT_DATA, NO_CHECKOUT, digest, has_checkout, in_checkout
 

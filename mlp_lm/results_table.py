@@ -1,6 +1,6 @@
-"""The table of docs/results.md, from the runs' metrics.json: which runs it holds (CONFIGS),
-each run's metrics read and checked (against its model.npz too), the steps they were trained for, and the Markdown.
-results.py, the command, trains the runs and calls this."""
+"""The runs of docs/results.md's table: which runs it holds (CONFIGS), each run's metrics.json read and
+checked (against its model.npz too), and the steps they were trained for; results_markdown.py writes the
+table itself. results.py, the command, trains the runs and calls these."""
 import functools
 import json
 import math
@@ -8,7 +8,7 @@ import shlex
 from dataclasses import asdict
 from pathlib import Path
 
-from . import checkpoint, metrics, model
+from . import checkpoint, model
 from .atomic import CheckpointError
 from .cli import UsageError
 from .data import SPLIT_SEED, load_splits
@@ -44,7 +44,7 @@ def trained_steps(rows):
     """None when every run trained the steps its flags give (the documented budget); else the one
     number of steps they all trained, or {name: steps} when they differ."""
     done = {name: m.get("steps", m["config"].get("steps")) for name, _, m in rows}
-    done = {name: s for name, s in done.items() if _is_whole(s)}  # older metrics.json: no count, trust it
+    done = {name: s for name, s in done.items() if json_int(s)}  # older metrics.json: no count, trust it
     if all(s == standard_steps(name) for name, s in done.items()):
         return None
     return done.popitem()[1] if len(set(done.values())) == 1 else done
@@ -102,8 +102,8 @@ def read_metrics(path):
     if missing:
         raise UsageError(f"{path} is not a finished, evaluated run (no {', '.join(missing)}); retrain that run")
     config_keys = ("block_size", "n_embd", "n_hidden")
-    wrong = [k for k in numbers if not _is_number(m[k])] + [k for k in ("params",) if not _is_whole(m[k])]
-    if not isinstance(m["config"], dict) or any(not _is_whole(m["config"].get(k)) for k in config_keys) \
+    wrong = [k for k in numbers if not _is_number(m[k])] + [k for k in ("params",) if not json_int(m[k])]
+    if not isinstance(m["config"], dict) or any(not json_int(m["config"].get(k)) for k in config_keys) \
             or not isinstance(m["config"].get("data"), str):
         wrong.append("config")
     if wrong:
@@ -114,118 +114,33 @@ def read_metrics(path):
                          f"which no run gives; retrain that run")
     done, planned = m.get("steps"), m["config"].get("steps")
     if m.get("diverged") is True:  # what train kept of a run that blew up: --resume would replay the blow-up
-        step = f" (its step {done:,})" if _is_whole(done) else ""
+        step = f" (its step {done:,})" if json_int(done) else ""
         raise UsageError(f"{path} is what was kept of a run that diverged{step}; retrain that run")
-    if "steps" in m and not (_is_whole(done) and done >= 0):
+    if "steps" in m and not (json_int(done) and done >= 0):
         raise UsageError(f"{path} has steps of the wrong type; retrain that run")
     since = m.get("train_seconds_from_step")  # a run resumed from a state that did not keep its time
-    if since is not None and not (_is_whole(since) and since >= 2 and (not _is_whole(done) or since <= done + 1)):
+    if since is not None and not (json_int(since) and since >= 2 and (not json_int(done) or since <= done + 1)):
         raise UsageError(f"{path} has a train_seconds_from_step that is not a step after the first of its run; "
                          f"retrain that run")
     rate, seconds = m.get("steps_per_second"), m["train_seconds"]  # of the last stretch trained: at most `done`
-    if _is_whole(done) and _is_number(rate) and rate * seconds > done + 0.05 * seconds + 0.001 * rate + 1:  # + rounding
+    if json_int(done) and _is_number(rate) and rate * seconds > done + 0.05 * seconds + 0.001 * rate + 1:  # + rounding
         raise UsageError(f"{path} says the run trained {rate:,.6g} steps a second for {seconds:,.4g} s, more "
                          f"than the {done:,} steps it took; retrain that run")
-    if _is_whole(done) and _is_whole(planned) and done > planned:  # no run takes more steps than it plans
+    if json_int(done) and json_int(planned) and done > planned:  # no run takes more steps than it plans
         raise UsageError(f"{path} says the run took {done:,} steps of the {planned:,} it was to take, which no run "
                          f"does; retrain that run")
-    if _is_whole(done) and _is_whole(planned) and done < planned:  # stopped early, then evaluated
+    if json_int(done) and json_int(planned) and done < planned:  # stopped early, then evaluated
         raise UsageError(f"{path} is of a run stopped at step {done:,} of {planned:,}: finish it with "
                          f"python -m mlp_lm.train --resume --out {shlex.quote(str(path.parent))}, or retrain it")
     return m
-
-
-def seconds_cell(m):
-    """The training time of a run, over every command that trained it; of the steps from N on only, for one
-    resumed from a state saved before states kept their time (metrics' train_seconds_from_step)."""
-    since, steps = m.get("train_seconds_from_step"), m.get("steps")
-    if not (_is_whole(since) and since > 1):
-        return f"{m['train_seconds']:.1f}"
-    if _is_whole(steps) and since > steps:  # resumed only to be evaluated: none of its steps was timed
-        return "not timed"
-    return f"{m['train_seconds']:.1f} (steps {since:,} on)"
 
 
 def _is_number(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _is_whole(v):  # and one a run could have written: 10**400 is no count of steps or parameters
+def json_int(v):  # a whole number, and one a run could have written: 10**400 is no count of steps or parameters
     return isinstance(v, int) and not isinstance(v, bool) and abs(v) < 2**63
-
-
-def _vocab_size(m):
-    V = m["config"].get("vocab_size")
-    return V if _is_whole(V) and V > 1 else 27
-
-
-def loss_cells(m):
-    dev = m["dev_loss"]
-    return (f"{m.get('train_loss', float('nan')):.4f} | {dev:.4f} | {m['test_loss']:.4f} | "
-            f"{metrics.perplexity(dev):.2f} | {metrics.bits_per_char(dev):.3f}")
-
-
-def render(rows, ngrams, mixes, machine, steps=None):
-    """The Markdown tables: MLP runs [(name, what, metrics)], n-grams, mixtures {name: result}.
-    steps: None for the documented budget, N for N steps each, or {name: steps} (trained_steps)."""
-    if isinstance(steps, dict):
-        budget = ("steps as trained: " + ", ".join(f"{name} {s:,}" for name, s in steps.items()) +
-                  "; not the documented results")
-    elif steps:
-        budget = f"{steps:,} steps each (a quick look, not the documented results)"
-    else:
-        budget = "200,000 steps of batch 32, lr 0.1 then 0.01, seed 42, float32, unless the flags say otherwise"
-    out = [
-        "# Results",
-        "",
-        "<!-- generated by `python -m mlp_lm.results`; edit that, not this file -->",
-        "",
-        "Mean negative log likelihood (nats) on the lecture's split of `data/names.txt`, "
-        f"each run `python -m mlp_lm.train` with the flags shown and the defaults otherwise ({budget}). "
-        "Lower is better; ln 27 = 3.296 is a uniform guess. Perplexity and bits per character are of the dev loss.",
-        "",
-        "| run | what it shows | flags | T | E | H | params | train | dev | test | dev perplexity | dev bits/char | seconds |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, what, m in rows:
-        c = m["config"]
-        flags = " ".join(CONFIGS[name][1]) if name in CONFIGS else ""
-        flags = f"`{flags}`" if flags else "(defaults)"
-        out.append(f"| {name} | {what} | {flags} | {c['block_size']} | {c['n_embd']} | {c['n_hidden']} | "
-                   f"{m['params']:,} | {loss_cells(m)} | {seconds_cell(m)} |")
-    out += ["", f"Seconds are the training loop alone, on {machine}.", ""]
-    futile = [(name, _vocab_size(m)) for name, _, m in rows if m["dev_loss"] >= math.log(_vocab_size(m))]
-    if futile:  # a run that got nowhere is in the table as it is, and said to be so
-        V = futile[0][1]
-        out += [f"**Got nowhere:** {', '.join(name for name, _ in futile)}: the dev loss is no better than a "
-                f"uniform guess (ln {V} = {math.log(V):.3f}); "
-                f"{'these runs need' if len(futile) > 1 else 'this run needs'} more steps.", ""]
-    if ngrams:
-        out += ["## Counting: n-gram models", "",
-                "The same examples, counted (`python -m mlp_lm.ngram --n N --smoothing kn|add-k`). "
-                "Add-k's k is chosen on dev from a grid; Kneser-Ney is interpolated modified Kneser-Ney "
-                "(Chen & Goodman 1998) down to a uniform distribution.", "",
-                "| model | n | k | train | dev | test | dev perplexity | dev bits/char |",
-                "|---|---|---|---|---|---|---|---|"]
-        for (smoothing, n), m in sorted(ngrams.items(), key=lambda kv: (kv[0][0] != "add-k", kv[0][1])):
-            k = f"{m['k']:.3g}" if "k" in m else ""
-            out.append(f"| {smoothing} | {n} | {k} | {loss_cells(m)} |")
-        out.append("")
-    if mixes:
-        out += [f"## Mixtures with the Kneser-Ney {MIX_ORDER}-gram", "",
-                "As in the paper (`python -m mlp_lm.evaluate --checkpoint RUN/model.npz --mix-ngram 6`): lambda, the MLP's weight, is "
-                "chosen on dev and the mixture is then evaluated on test. Linear: lambda p_mlp + (1 - lambda) "
-                "p_ngram; log-linear: p_mlp^lambda p_ngram^(1 - lambda), renormalised.", "",
-                "| run | MLP dev | MLP test | n-gram dev | n-gram test | linear lambda | linear dev | linear test "
-                "| log-linear lambda | log-linear dev | log-linear test |",
-                "|---|---|---|---|---|---|---|---|---|---|---|"]
-        for name, r in mixes.items():
-            out.append(f"| {name} | {r['mlp']['dev_loss']:.4f} | {r['mlp']['test_loss']:.4f} | "
-                       f"{r['ngram']['dev_loss']:.4f} | {r['ngram']['test_loss']:.4f} | {r['lambda']:.3f} | "
-                       f"{r['mix']['dev_loss']:.4f} | {r['mix']['test_loss']:.4f} | {r['lambda_loglinear']:.3f} | "
-                       f"{r['mix_loglinear']['dev_loss']:.4f} | {r['mix_loglinear']['test_loss']:.4f} |")
-        out.append("")
-    return "\n".join(out)
 
 
 def diverged(out):

@@ -107,7 +107,7 @@ def test_the_short_list_table_s_counting_columns_and_weight_decays_are_what_the_
 
 def test_a_runs_seconds_say_when_they_are_of_its_later_steps_only():
     # a run resumed from a state saved before states kept their time: only its later steps' time is known
-    from mlp_lm.results_table import seconds_cell
+    from mlp_lm.results_markdown import seconds_cell
     assert seconds_cell({"train_seconds": 12.34}) == "12.3"
     assert seconds_cell({"train_seconds": 12.34, "train_seconds_from_step": 150001}) == "12.3 (steps 150,001 on)"
     # resumed only to be evaluated: no step of it was timed (it said "0.0 (steps 1,501 on)" of a 1,500-step run)

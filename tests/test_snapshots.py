@@ -182,5 +182,5 @@ def test_a_run_resumed_only_for_its_evaluation_from_a_state_without_its_time_is_
     assert "trained all 30 steps but its final evaluation was cut short" in capsys.readouterr().out
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["steps_per_second"] is None and m["train_seconds_from_step"] == 31
-    from mlp_lm.results_table import seconds_cell
+    from mlp_lm.results_markdown import seconds_cell
     assert seconds_cell(m) == "not timed"
