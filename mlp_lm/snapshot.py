@@ -21,11 +21,11 @@ from .sampling import Novelty, generate
 SNAPSHOT_SECONDS = 300.0  # at most this much training lost to a kill (a snapshot near the end of the best preset: 0.24 s)
 
 
-def run_record(cfg, preset, splits, trainer, params, losses, devs, result, *, seconds, ran, first, interrupted,
+def run_record(cfg, preset, splits, trainer, params, losses, devs, result, *, seconds, ran, interrupted,
                diverged_at=None, best_step=None, timing=(0.0, 0)):
     """(config, metrics.json's summary, training state, the samples' Novelty) of a run that has taken
-    len(losses) steps (`ran` counting steps after a divergence's kept state; `first` of them before this
-    command, this command's in `seconds`), saving `params` with its final losses `result` ({} unevaluated).
+    len(losses) steps (`ran` counting steps after a divergence's kept state), this command's in `seconds`,
+    saving `params` with its final losses `result` ({} unevaluated).
     timing: (the seconds of the commands before this one, the step from which they count: 0, or for a run
     resumed from a state saved before states kept their time, the step it was resumed at)."""
     done = len(losses)
@@ -90,7 +90,7 @@ class Snapshots:
         best_step, params = trainer.best or (None, trainer.evaluated)
         seconds = time.monotonic() - self.start
         config, summary, state, _ = run_record(self.cfg, self.preset, self.splits, trainer, params, losses, devs, {},
-                                               seconds=seconds, ran=len(losses), first=self.first, interrupted=True,
+                                               seconds=seconds, ran=len(losses), interrupted=True,
                                                best_step=best_step, timing=self.timing)
         try:
             runs.save_run(self.out, params, self.splits.vocab, config, state, summary, losses, devs)

@@ -224,7 +224,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             result[name.replace("_loss", "_bpc")] = metrics.bits_per_char(result[name])
         config, summary, state, novelty = run_record(
             cfg, preset, splits, trainer, params, losses, devs, result, seconds=seconds, ran=ran,
-            first=first, interrupted=interrupt is not None,
+            interrupted=interrupt is not None,
             diverged_at=diverged.ran if diverged else None, best_step=best_step, timing=timing)
         samples, ended = summary["samples"], summary["samples_ended"]
         try:
