@@ -22,7 +22,6 @@ from . import checkpoint, plots, runs
 from .cli import ArgumentParser, UsageError, run
 from .resume import read_history
 from .sweep import sweep_table
-from .wordfile import in_checkout
 
 READS = ("model.npz", "lr_sweep.csv")  # what a run's pictures are drawn from; a path to one of them names its folder
 
@@ -39,11 +38,7 @@ def run_folder(given):
     """The folder whose pictures to draw: `given`, a path to one of the files they are drawn from (its folder),
     or the newest run's; a UsageError if it is none of these."""
     if given is None:
-        newest = runs.newest(in_checkout("runs"))
-        if newest is None:
-            raise UsageError(f"no trained model under {in_checkout('runs')}: train one with `python -m mlp_lm.train`, "
-                             f"or pass the folder of a run")
-        return newest.parent
+        return runs.newest_model("the folder of a run").parent
     if given == "":  # Path("") is "."
         raise UsageError("the folder is empty text; pass a run's folder, such as runs/names")
     folder = Path(given)

@@ -197,6 +197,16 @@ def newest(runs):
     return max(found, key=lambda p: p.stat().st_mtime, default=None)
 
 
+def newest_model(otherwise):
+    """The newest model.npz under the checkout's runs/ (newest), for a command given none; a UsageError if there
+    is none, saying to train one or to pass `otherwise` ("--checkpoint PATH")."""
+    found = newest(in_checkout("runs"))
+    if found is None:
+        raise UsageError(f"no trained model under {in_checkout('runs')}: train one with `python -m mlp_lm.train`, "
+                         f"or pass {otherwise}")
+    return found
+
+
 def kept_apart(name):
     """Whether a folder of this name is one a training put a run in beside a model it would not
     replace: unconverged or interrupted, or a later one of them (interrupted-2, -3, ...)."""

@@ -23,7 +23,7 @@ from .cli import (ArgumentParser, UsageError, int_at_least, non_negative_float, 
 from .model import next_probs
 from .sampling import CUT, Novelty, generate_chunks, printable
 from .runtime import blas_threads, choose_threads
-from .wordfile import DataError, in_checkout, read_otherwise
+from .wordfile import DataError, read_otherwise
 
 
 MAX_LENGTH = 100_000  # a sample draws its uniforms for all of it up front (16 bytes a symbol): 1.6 MB at most
@@ -67,10 +67,7 @@ def main(argv=None):
     args = parse_args(argv)
     newest = args.checkpoint is None
     if newest:
-        args.checkpoint = runs.newest(in_checkout("runs"))
-        if args.checkpoint is None:
-            raise UsageError(f"no trained model under {in_checkout('runs')}: train one with "
-                             f"`python -m mlp_lm.train`, or pass --checkpoint PATH")
+        args.checkpoint = runs.newest_model("--checkpoint PATH")
     params, vocab, config = checkpoint.load(args.checkpoint)
     if newest:  # said once it loads, so a damaged newest model is one line, the error
         kept = (f": what was kept of a run that diverged after step {config['diverged_at']}"

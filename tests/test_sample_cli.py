@@ -138,7 +138,7 @@ def test_a_damaged_newest_model_is_the_only_line(tmp_path, monkeypatch, capsys):
     from mlp_lm.checkpoint import CheckpointError
     (tmp_path / "runs" / "x").mkdir(parents=True)
     (tmp_path / "runs" / "x" / "model.npz").write_bytes(b"PK\x03\x04 damaged")
-    monkeypatch.setattr(sample, "in_checkout", lambda p: tmp_path / p)
+    monkeypatch.setattr(runs, "in_checkout", lambda p: tmp_path / p)
     with pytest.raises(CheckpointError, match=r"model.npz: damaged \("):
         sample.main([])
     assert capsys.readouterr().err == ""  # no "(sampling from ...)" before the error line
