@@ -8,10 +8,7 @@ drawing that was cut short, or while a run still trains (from its latest snapsho
 into the run's folder under the names train gives them, replacing any there.
 """
 import sys
-import warnings
 from pathlib import Path
-
-import numpy as np
 
 if __name__ == "__main__" and not __package__:  # run as a file: the imports below need the package
     print(f"{sys.argv[0]}: error: this is a module of the mlp_lm package, not a script: run it as "
@@ -21,7 +18,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
 from . import checkpoint, plots, runs
 from .cli import ArgumentParser, UsageError, run
 from .resume import read_history
-from .sweep import sweep_table
+from .sweep import read_table, sweep_table
 
 READS = ("model.npz", "lr_sweep.csv")  # what a run's pictures are drawn from; a path to one of them names its folder
 
@@ -74,36 +71,6 @@ def loss_history(path, config):
     return losses, devs, kept
 
 
-def read_sweep(path):
-    """(exponents, losses) of the learning-rate sweep whose table train --lr-sweep wrote to `path`. The exponents
-    are the sweep's own (evenly spaced from -3 to 0); the losses are the table's, to its six decimals."""
-    bad = f"{path} is not a table python -m mlp_lm.train --lr-sweep wrote"
-    if path.exists() and not path.is_file():  # a FIFO would be waited on forever
-        raise UsageError(f"{bad} (not a regular file); run the sweep again")
-    try:
-        with open(path, encoding="utf-8") as f:
-            if f.readline().rstrip("\r\n") != "step,lr,loss":
-                raise UsageError(f"{bad} (its first line is not step,lr,loss); run the sweep again")
-            with warnings.catch_warnings():  # numpy's warning of a table with no rows: said below, in one line
-                warnings.simplefilter("ignore")
-                table = np.loadtxt(f, delimiter=",", ndmin=2, dtype=np.float64)
-    except OSError as e:
-        raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise UsageError(f"{bad} ({plots.reason(e)}); run the sweep again") from None
-    if table.shape[1:] != (3,) or len(table) < 1:
-        raise UsageError(f"{bad} (it has no rows of three numbers); run the sweep again")
-    lre = np.linspace(-3, 0, len(table))
-    if not (np.array_equal(table[:, 0], np.arange(1, len(table) + 1))
-            and np.allclose(table[:, 1], 10**lre, rtol=1e-5, atol=0)):  # written with six significant digits
-        raise UsageError(f"{bad} (its steps or rates are not the sweep's, evenly spaced in exponent from 1e-3 to 1); "
-                         f"run the sweep again")
-    losses = table[:, 2]
-    if np.any(losses < 0) or np.any(np.isinf(losses)):  # NaN is a rate past blowing up, as the sweep leaves it
-        raise UsageError(f"{bad} (a loss that is negative or infinite); run the sweep again")
-    return lre, losses
-
-
 def main(argv=None):
     args = parse_args(argv)
     folder = run_folder(args.run)
@@ -127,7 +94,7 @@ def main(argv=None):
             pictures.append((folder / "loss.png", lambda plt, path: plots.plot_loss(plt, losses, devs, path, kept)))
         pictures.append((folder / "embedding.png", lambda plt, path: plots.plot_embedding(plt, params["C"], vocab, path)))
     if table.exists() or table.is_symlink():
-        lre, sweep_losses = read_sweep(table)
+        lre, sweep_losses = read_table(table)
         rows, best = sweep_table(lre, sweep_losses)
         pictures.append((folder / "lr_sweep.png", lambda plt, path: plots.plot_lr_sweep(
             plt, lre, sweep_losses, path, rows, best[2] if best else None)))

@@ -6,6 +6,7 @@ rate a little below that turn is a good one to train with.
 import io
 import math
 import sys
+import warnings
 
 import numpy as np
 
@@ -16,6 +17,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
 
 from . import model, plots
 from .atomic import write_whole
+from .cli import UsageError
 
 
 def lr_sweep(params, X, Y, steps, batch_size, seed):
@@ -24,7 +26,7 @@ def lr_sweep(params, X, Y, steps, batch_size, seed):
     Returns (exponents, losses); the losses after the rate blew up stay NaN.
     """
     rng = np.random.default_rng([seed, 1])
-    lre = np.linspace(-3, 0, steps)  # exponents
+    lre = exponents(steps)
     losses = np.full(steps, np.nan)
     with np.errstate(over="raise", invalid="raise"):
         for step, e in enumerate(lre):
@@ -41,6 +43,11 @@ def lr_sweep(params, X, Y, steps, batch_size, seed):
     return lre, losses
 
 
+def exponents(steps):
+    """The exponents of a sweep's `steps` rates: evenly spaced from -3 to 0."""
+    return np.linspace(-3, 0, steps)
+
+
 def sweep_table(lre, losses, n_bins=12):
     """Rows of (exponent range, rate at its centre, mean loss) and the suggested rate."""
     edges = np.linspace(-3, 0, n_bins + 1)
@@ -54,6 +61,8 @@ def sweep_table(lre, losses, n_bins=12):
     best = min(finite, key=lambda r: r[3]) if finite else None
     return rows, best
 
+
+HEADER = "step,lr,loss"  # the first line of lr_sweep.csv
 
 MANY_PASSES = 5  # passes over the training set past which a sweep's losses are partly memorisation...
 FEW_EXAMPLES = 10  # ...when the training set has fewer examples than this many times the parameters
@@ -89,7 +98,7 @@ def report_sweep(lre, losses, out, batch_size=None, n_train=None, n_params=None)
         pass
     table = io.StringIO()  # written whole or not at all, as the run's files are
     np.savetxt(table, np.column_stack([np.arange(1, len(lre) + 1), 10**lre, losses]),
-               delimiter=",", header="step,lr,loss", comments="", fmt=["%d", "%.6g", "%.6f"])
+               delimiter=",", header=HEADER, comments="", fmt=["%d", "%.6g", "%.6f"])
     write_whole(out / "lr_sweep.csv", table.getvalue().encode())
     png = out / "lr_sweep.png"
     drawn, no_picture, stop, _ = plots.draw(
@@ -99,6 +108,36 @@ def report_sweep(lre, losses, out, batch_size=None, n_train=None, n_params=None)
     if stop:
         raise stop
 
+
+def read_table(path):
+    """(exponents, losses) of the sweep whose table report_sweep wrote to `path` (python -m mlp_lm.draw reads it
+    back): the exponents the sweep's own, the losses the table's, to its six decimals. Not such a table is a
+    UsageError in one line."""
+    bad = f"{path} is not a table python -m mlp_lm.train --lr-sweep wrote"
+    if path.exists() and not path.is_file():  # a FIFO would be waited on forever
+        raise UsageError(f"{bad} (not a regular file); run the sweep again")
+    try:
+        with open(path, encoding="utf-8") as f:
+            if f.readline().rstrip("\r\n") != HEADER:
+                raise UsageError(f"{bad} (its first line is not {HEADER}); run the sweep again")
+            with warnings.catch_warnings():  # numpy's warning of a table with no rows: said below, in one line
+                warnings.simplefilter("ignore")
+                table = np.loadtxt(f, delimiter=",", ndmin=2, dtype=np.float64)
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UsageError(f"{bad} ({plots.reason(e)}); run the sweep again") from None
+    if table.shape[1:] != (3,) or len(table) < 1:
+        raise UsageError(f"{bad} (it has no rows of three numbers); run the sweep again")
+    lre = exponents(len(table))
+    if not (np.array_equal(table[:, 0], np.arange(1, len(table) + 1))
+            and np.allclose(table[:, 1], 10**lre, rtol=1e-5, atol=0)):  # written with six significant digits
+        raise UsageError(f"{bad} (its steps or rates are not the sweep's, evenly spaced in exponent from 1e-3 to 1); "
+                         f"run the sweep again")
+    losses = table[:, 2]
+    if np.any(losses < 0) or np.any(np.isinf(losses)):  # NaN is a rate past blowing up, as the sweep leaves it
+        raise UsageError(f"{bad} (a loss that is negative or infinite); run the sweep again")
+    return lre, losses
 
 if __name__ == "__main__":  # a library module, not a command: say where the command is, as cli.run would
     from .cli import EXIT_BAD_INPUT
