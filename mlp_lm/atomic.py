@@ -136,9 +136,8 @@ def write_whole(path, data):
     path = Path(os.path.realpath(path))
     made = []
     try:
-        if path.exists() and not path.is_file():  # a folder says so itself, in os.replace
-            if not path.is_dir():
-                raise OSError(errno.EINVAL, "a device or a pipe, not a file to replace")
+        if path.exists() and not (path.is_file() or path.is_dir()):  # (a folder says so itself, in os.replace)
+            raise OSError(errno.EINVAL, "a device or a pipe, not a file to replace")
         remove_stale_temporaries(path, STALE_SECONDS)
         mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
         if mode is not None and not os.access(path, os.W_OK):
