@@ -9,6 +9,7 @@ dtype, split seed), and its numbers against what a training can leave (finite, a
 bounds.magnitude_problem's bounds: 1e38 is finite in float32, but no model).
 """
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,8 @@ def writer(params, vocab, config, state=None, check=True):
     such as a vocabulary out of training's order or parameters of the wrong shapes. A training's
     own save passes False: its pieces agree by construction, and a refusal there would lose the run.
     """
+    if not isinstance(config, Mapping):  # a config.Config itself was "'Config' object is not a mapping"
+        raise TypeError(f"config must be a dict of the run's settings, such as dataclasses.asdict(cfg), got {type(config).__name__}")
     if check:
         try:  # a misspelt "wd" would be left out of the file in silence
             check_params(params)

@@ -2,7 +2,22 @@
 
 numpy only, like layers.py, which uses them on every batch.
 """
+import numbers
+
 import numpy as np
+
+
+def is_real(value):
+    """Whether value is a real number (a Python or numpy int or float, a Fraction), never a bool:
+    True would pass for 1, and a string or None would fail inside a comparison in Python's words."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_generator(rng):
+    """TypeError unless rng is a numpy Generator: a seed given in its place failed at the first draw,
+    and the legacy RandomState draws other numbers (and takes no dtype)."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy Generator, np.random.default_rng(seed), got {rng!r}")
 
 
 def is_whole(value, at_least=1):

@@ -16,7 +16,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from .checks import is_whole
+from .checks import is_real, is_whole
 from .contexts import Contexts, entries, find, starts
 
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # KenLM's --discount_fallback defaults
@@ -80,7 +80,7 @@ class _CountModel:
         temperature 0 is greedy decoding, as for the network (model.next_probs): all the
         probability on the likeliest symbol, shared evenly by a tie.
         """
-        if not temperature >= 0:
+        if not is_real(temperature) or not temperature >= 0:  # True would be 1, as sampling.generate refuses it
             raise ValueError(f"temperature must be 0 or more, got {temperature!r}")
         if temperature == 0:
             p = self.probs(X)  # (B, V)
@@ -219,7 +219,7 @@ class AddK(_CountModel):
 
     def __init__(self, n, k=1.0):
         super().__init__(n)
-        if isinstance(k, (bool, np.bool_)) or not 0 < k < math.inf:  # k = inf gives inf / inf: every probability NaN
+        if not is_real(k) or not 0 < k < math.inf:  # k = inf gives inf / inf: every probability NaN
             raise ValueError(f"k must be positive and finite, got {k!r}")
         self.k = k
 

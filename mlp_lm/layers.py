@@ -35,7 +35,7 @@ machinery numpy's @ goes through first (at batch 32, a twentieth of the step).
 import numpy as np
 
 from . import onehot
-from .checks import check_indices, check_upstream, checked_mask, not_arrays
+from .checks import check_generator, check_indices, check_upstream, checked_mask, is_real, not_arrays
 
 ONEHOT_MAX = 1 << 20  # embedding_backward builds a one-hot matrix up to this many entries (4 MB in float32)
 
@@ -196,8 +196,9 @@ def dropout_mask(shape, p, rng, dtype=np.float64):
 
     Scaling the kept units at training time means evaluation uses the network as is.
     """
-    if not 0 <= p < 1:  # p = 1 would scale the (no) kept units by 1/0
+    if not is_real(p) or not 0 <= p < 1:  # p = 1 would scale the (no) kept units by 1/0
         raise ValueError(f"the dropout probability must be in [0, 1), got {p!r}")
+    check_generator(rng)
     if np.dtype(dtype).kind != "f":  # 1/(1-p) would be truncated to 1
         raise ValueError(f"a dropout mask is floating point, got dtype {np.dtype(dtype)}")
     if not p:

@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from . import model, runtime
-from .checks import check_chunk_size, check_indices
+from .checks import check_chunk_size, check_indices, is_real
 from .counting import KneserNey
 
 TINY = 1e-300  # the floor under a probability before its log; a mixture never needs it at lambda < 1
@@ -55,7 +55,7 @@ def check_mixed(lam, a, b, Y=None):
     Y's symbol indices in 0..V-1 and lam finite (renormalised, any exponent gives a distribution).
     numpy would broadcast a (N, 1) array against a (N,) one, and read a target of -1 as the last symbol."""
     a, b = np.asarray(a), np.asarray(b)
-    if isinstance(lam, bool) or not (0 <= lam <= 1 if Y is None else math.isfinite(lam)):  # NaN fails both
+    if not is_real(lam) or not (0 <= lam <= 1 if Y is None else math.isfinite(lam)):  # NaN fails both
         raise ValueError(f"the mixture's weight must be {'in [0, 1]' if Y is None else 'finite'}, got {lam!r}")
     if Y is None and (a.ndim != 1 or a.shape != b.shape or not (  # (1 + 1e-9: a sum's rounding is no mistake)
             np.all((0 <= a) & (a <= 1 + 1e-9)) and np.all((0 <= b) & (b <= 1 + 1e-9)))):

@@ -9,7 +9,7 @@ importable from here too, where the lecture's readers look for them.
 import numpy as np
 
 from . import folded, layers
-from .checks import check_chunk_size, check_indices
+from .checks import check_chunk_size, check_indices, is_real
 from .params import (DECAYED, KNOWN_PARAMS, OPTIONAL_PARAMS, PARAM_NAMES, check_params, checked_sizes, init_params,
                      num_params, param_shapes, shape_problem)
 
@@ -170,7 +170,7 @@ def l2_penalty(params, weight_decay):
     Returns (penalty, grads) with grads[k] = lambda * params[k] for k in DECAYED
     (the biases get none). SGD adds these to the loss's gradients.
     """
-    if isinstance(weight_decay, bool) or not 0 <= weight_decay < np.inf:  # NaN fails this too
+    if not is_real(weight_decay) or not 0 <= weight_decay < np.inf:  # NaN fails this too
         raise ValueError(f"weight_decay must be finite and 0 or more, got {weight_decay!r}")
     present = [k for k in DECAYED if k in params]
     penalty = 0.5 * weight_decay * sum(float(np.sum(params[k].astype(np.float64) ** 2)) for k in present)
@@ -207,7 +207,7 @@ def next_probs(params, X, temperature=1.0):
     Raises ValueError for a temperature that is negative or NaN (a negative one would turn
     the distribution upside down).
     """
-    if isinstance(temperature, bool) or not temperature >= 0:  # True would be 1, as sampling.generate refuses it
+    if not is_real(temperature) or not temperature >= 0:  # True would be 1, as sampling.generate refuses it
         raise ValueError(f"temperature must be 0 or more, got {temperature!r}")
     z = logits(params, X).astype(np.float64)  # (B, V)
     z = z - z.max(axis=1, keepdims=True)  # shift first, so a tiny temperature cannot overflow

@@ -82,6 +82,12 @@ def check_step(params, grads, lr):
         if shape != p.shape:
             raise ValueError(f"the gradient of {k!r} must be an array of its shape {p.shape}, got "
                              f"{'none' if k not in grads else type(g).__name__ if shape is None else shape}")
-        if getattr(g, "dtype", None) != p.dtype:  # AdamW's intermediate values are rounded to p's dtype
-            raise ValueError(f"the gradient of {k!r} must be {p.dtype}, as the parameter is, got {g.dtype}")
+        if getattr(g, "dtype", None) != p.dtype and not same_number_type(g.dtype, p.dtype):  # AdamW's intermediate
+            raise ValueError(f"the gradient of {k!r} must be {p.dtype}, as the parameter is, got {g.dtype}")  # values are rounded to p's
     return lr
+
+
+def same_number_type(a, b):
+    """Whether dtypes a and b hold the same numbers, in either byte order: parameters read from a file
+    written on a big-endian machine (>f4) get their gradients in this machine's order (float32)."""
+    return isinstance(a, np.dtype) and a.newbyteorder("=") == b.newbyteorder("=")

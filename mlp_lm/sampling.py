@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checks import is_whole
+from .checks import check_generator, is_real, is_whole
 from .data import BOUNDARY, SPLIT_SEED, Vocab, build_vocab, split_items
 from .runtime import check_fits
 from .wordfile import DataError, differs, read_items_and_digest
@@ -60,13 +60,12 @@ def generate_chunks(next_probs, vocab, block_size, n, rng, *, temperature=1.0, t
                     max_length=64, rows=None):
     """generate(), a chunk of samples at a time: yields (samples, ended) lists of up to `rows` samples
     (by default as many as fit SAMPLE_BYTES), so memory stays bounded however many are asked for."""
-    if not isinstance(rng, np.random.Generator):  # a seed given in its place failed at the first draw
-        raise TypeError(f"rng must be a numpy Generator, np.random.default_rng(seed), got {rng!r}")
+    check_generator(rng)
     if top_k is not None and not is_whole(top_k):
         raise ValueError(f"top_k must be a whole number of at least 1, got {top_k!r}")
     if not is_whole(max_length):
         raise ValueError(f"max_length must be a whole number of at least 1, got {max_length!r}")
-    if isinstance(temperature, bool) or not temperature >= 0:  # a negative one turns it upside down; NaN, NaN
+    if not is_real(temperature) or not temperature >= 0:  # a negative one turns it upside down; NaN, NaN
         raise ValueError(f"temperature must be 0 or more, got {temperature!r}")
     for name, value, low in (("n", n, 0), ("rows", 1 if rows is None else rows, 1)):
         if not is_whole(value, low):

@@ -376,6 +376,8 @@ def test_a_mixture_of_no_targets_and_a_trainer_of_lists_are_refused_by_name():
         mixture.linear_nll(0.5, np.zeros(0), np.zeros(0))
     with pytest.raises(ValueError, match="the mixture's weight must be in \\[0, 1\\], got True"):  # taken for 1
         mixture.linear_nll(True, np.full(3, 0.5), np.full(3, 0.5))
+    with pytest.raises(ValueError, match="the mixture's weight must be in \\[0, 1\\], got '0.5'"):
+        mixture.linear_nll("0.5", np.full(3, 0.5), np.full(3, 0.5))
     P = model.init_params(7, 3, 10, 200)
     with pytest.raises(ValueError, match="the parameters must all be float32 or all float64 numpy arrays, got C list"):
         trainer.Trainer(config.Config(), {k: p.tolist() for k, p in P.items()}, np.zeros((4, 3), int), np.zeros(4, int))

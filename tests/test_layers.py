@@ -214,10 +214,17 @@ def test_one_hot_refuses_what_its_two_paths_would_read_differently():
             onehot.one_hot(bad, 3, np.float64)
 
 
-@pytest.mark.parametrize("p", [1.0, -0.1, float("nan")])
+@pytest.mark.parametrize("p", [1.0, -0.1, float("nan"), True, "0.5", None])  # True would be 1; "0.5" failed in Python's words
 def test_dropout_mask_refuses_a_probability_outside_its_range(p):
     with pytest.raises(ValueError, match="dropout probability"):
         layers.dropout_mask((2, 3), p, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("rng", [0, None, np.random.RandomState(0)])
+def test_dropout_mask_wants_a_generator(rng):
+    # a seed in its place was "'int' object has no attribute 'random'"; RandomState takes no dtype
+    with pytest.raises(TypeError, match=r"rng must be a numpy Generator, np.random.default_rng\(seed\)"):
+        layers.dropout_mask((2, 3), 0.5, rng)
 
 
 def test_a_mask_of_another_dtype_leaves_the_gradients_in_the_network_s_dtype(rng):

@@ -258,7 +258,7 @@ def test_more_library_inputs_that_would_be_misread_are_refused():
     with pytest.raises(ValueError, match="not 2 distributions"):
         generate(lambda X, t: np.full((len(X), 5), np.nan), vocab, 3, 2, rng)  # gave empty samples
     for kwargs, word in (({"n": -1}, "n must"), ({"rows": -1}, "rows must"), ({"temperature": True}, "temperature"),
-                         ({"top_k": True}, "top_k"), ({"prefix": "abcd", "max_length": 3}, "leaving none")):
+                         ({"temperature": "0.5"}, "temperature must be 0 or more, got '0.5'"), ({"top_k": True}, "top_k"), ({"prefix": "abcd", "max_length": 3}, "leaving none")):
         with pytest.raises(ValueError, match=word):
             generate(probs, vocab, 3, **{"n": 2, "rng": rng, **kwargs})
 
@@ -315,6 +315,9 @@ def test_a_notebook_s_odd_but_plausible_choices_are_taken_or_refused_clearly(tmp
     assert np.isfinite(mixture.evaluate(p, {"dev": tuple(a.tolist() for a in splits.dev)})["mlp"]["dev_loss"])
     with pytest.raises(ValueError, match="pickled"):
         checkpoint.save(tmp_path / "m2.npz", p, vocab, {"block_size": 3}, state={"x": {"a": 1}})
+    with pytest.raises(TypeError, match=r"config must be a dict of the run's settings, such as dataclasses.asdict\(cfg\), got Config"):
+        checkpoint.save(tmp_path / "m3.npz", p, vocab, Config(block_size=3))  # was "'Config' object is not a mapping"
+    assert not (tmp_path / "m3.npz").exists()
     with pytest.raises(ValueError, match="k must be positive"):
         AddK(3, True)
     with pytest.raises(ValueError, match="floating point"):
@@ -517,3 +520,7 @@ def test_the_entry_points_from_python_say_when_the_parameters_do_not_fit_togethe
             f({**P, "W1": P["W1"].tolist()}, X)
     with pytest.raises(ValueError, match="temperature must be 0 or more, got True"):  # as sampling.generate says
         model.next_probs(P, X, temperature=True)
+    with pytest.raises(ValueError, match="temperature must be 0 or more, got '1'"):  # was Python's "'>=' not supported"
+        model.next_probs(P, X, temperature="1")
+    with pytest.raises(ValueError, match="weight_decay must be finite and 0 or more, got None"):
+        model.l2_penalty(P, None)

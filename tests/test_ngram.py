@@ -248,14 +248,17 @@ def test_bad_arguments_are_value_errors(names):
     with pytest.raises(ValueError):
         AddK(2, k=0)
     kn = KneserNey(2).fit(X, Y, 27)
-    for t in (-1.0, float("nan")):
-        with pytest.raises(ValueError, match="temperature"):
+    for t in (-1.0, float("nan"), True, "1", None):  # True would be 1, as sampling.generate refuses it
+        with pytest.raises(ValueError, match="temperature must be 0 or more"):
             kn.next_probs(X[:3], t)
     # 0 is greedy, as for the network (sampling.generate documents 0 for any model)
     greedy = kn.next_probs(X[:3], 0.0)
     np.testing.assert_array_equal(greedy, np.eye(27)[kn.probs(X[:3]).argmax(axis=1)])
     with pytest.raises(ValueError, match="k must be positive and finite"):
         AddK(2, k=float("inf"))  # inf / inf: every probability NaN
+    for k in ("1", None):  # were Python's "'<' not supported between instances"
+        with pytest.raises(ValueError, match="k must be positive and finite"):
+            AddK(2, k=k)
     with pytest.raises(ValueError, match="grid of k"):
         choose_k(X, Y, X, Y, 2, 27, grid=(-1.0, 0.5))
     with pytest.raises(ValueError, match="vocabulary size must be a whole number"):

@@ -276,6 +276,22 @@ def test_optimizers_refuse_before_moving_what_would_fail_or_round_part_way():
             make().step({}, {}, 0.1)
 
 
+def test_parameters_in_the_other_byte_order_step_as_the_native_ones_do():
+    # Parameters read from a file written on a big-endian machine (>f4) get their gradients in this
+    # machine's order: the optimisers refused them ("must be >f4, as the parameter is, got float32").
+    rng = np.random.default_rng(0)
+    X, Y = rng.integers(0, 7, (5, 3)), np.arange(5)
+    for make in (lambda: optim.SGD(0.01), lambda: optim.AdamW(weight_decay=0.1)):
+        native = model.init_params(7, 3, 4, 8)
+        swapped = {k: p.astype(p.dtype.newbyteorder("S")) for k, p in native.items()}
+        for params, opt in ((native, make()), (swapped, make())):
+            for _ in range(3):
+                opt.step(params, model.loss_and_grads(params, X, Y)[1], 0.05)
+        assert all(swapped[k].dtype.byteorder != native[k].dtype.byteorder for k in native)
+        assert all(np.array_equal(native[k], swapped[k]) for k in native)
+        assert not np.array_equal(native["W1"], model.init_params(7, 3, 4, 8)["W1"])  # they did move
+
+
 def test_an_adamw_or_an_average_given_another_models_tensors_refuses_before_anything_moves():
     # From a library user's review: an AdamW reused on a model of another vocabulary under the same names
     # decayed C, counted the step, then failed in numpy's broadcasting; on float64 tensors after float32 ones
