@@ -35,7 +35,7 @@ def entries(start, ids):
 
 
 def starts(ctx, num_contexts):
-    """start[h] (H+1,): where context h's n-grams begin in a table sorted by key."""
+    """start[h] (K+1,), K = num_contexts: where context h's n-grams begin in a table sorted by key."""
     return np.concatenate([[0], np.cumsum(np.bincount(ctx, minlength=num_contexts))])
 
 

@@ -6,7 +6,8 @@ A 0 in a context is always padding (items never contain the boundary; it is only
 the final target), so a context holding a 0 holds 0s in every position before it.
 
 Shapes: N training examples, B contexts asked about, V symbols, n the order of the
-model (an n-gram is n - 1 context symbols and the symbol after them).
+model (an n-gram is n - 1 context symbols and the symbol after them), M n-grams of one
+order, K distinct contexts of one length (H stays the network's hidden size).
 
 Contexts become integers (contexts.py): each context seen in training gets an id, and an
 n-gram of context id h is the key h * V + w in a sorted table.
@@ -173,11 +174,11 @@ class KneserNey(_CountModel):
             D, self.fallback[k - 1] = modified_kn_discounts(c)
             self.discounts[k - 1] = D
             Dc = D[np.minimum(c, 3) - 1]  # (M,) D_k(c_k(h w))
-            H = len(self.ctx.keys[k - 1])
-            total = np.bincount(h, weights=c, minlength=H)  # (H,) c_k(h); 0 for a left-out context
-            gamma = np.bincount(h, weights=Dc, minlength=H) / np.maximum(total, 1)
+            K = len(self.ctx.keys[k - 1])
+            total = np.bincount(h, weights=c, minlength=K)  # (K,) c_k(h); 0 for a left-out context
+            gamma = np.bincount(h, weights=Dc, minlength=K) / np.maximum(total, 1)
             gamma[total == 0] = 1.0  # a left-out context passes p_{k-1} through unchanged
-            self.orders[k] = _Order(keys, (c - Dc) / total[h], gamma, starts(h, H))
+            self.orders[k] = _Order(keys, (c - Dc) / total[h], gamma, starts(h, K))
         return self
 
     def target_probs(self, X, Y):
@@ -229,8 +230,8 @@ class AddK(_CountModel):
             raise ValueError("cannot fit a model to no examples")
         self.V, self.ctx = V, Contexts(X, V)
         self.keys, self.counts = np.unique(self.ctx.train_ids[-1] * V + Y, return_counts=True)  # c(h w)
-        ctx, H = self.keys // V, len(self.ctx.keys[-1])
-        self.total, self.start = np.bincount(ctx, weights=self.counts, minlength=H), starts(ctx, H)  # c(h)
+        ctx, K = self.keys // V, len(self.ctx.keys[-1])
+        self.total, self.start = np.bincount(ctx, weights=self.counts, minlength=K), starts(ctx, K)  # c(h)
         return self
 
     def target_probs(self, X, Y):

@@ -20,8 +20,8 @@ H hidden size, V vocabulary size.
 Each `x_forward(...)` returns `(out, cache)`; each `x_backward(dout, cache)`
 takes the gradient of the loss with respect to `out` and returns fresh arrays
 with the gradients of the loss with respect to the forward's inputs, named
-`d` + the input's name. Nothing accumulates into shared buffers. Arrays in
-are numpy arrays: a list or a torch tensor is refused with a TypeError.
+`d` + the input's name. Nothing accumulates into shared buffers. Float arrays
+in are numpy arrays (a list or a torch tensor is a TypeError); X, Y may be lists.
 The other way round is not promised: a forward's output may be a view of
 its input (concat_forward, dropout_forward without a mask) or its own cache
 (tanh_forward keeps its output), and the caches hold the inputs themselves
@@ -203,7 +203,7 @@ def dropout_mask(shape, p, rng, dtype=np.float64):
         raise ValueError(f"a dropout mask is floating point, got dtype {np.dtype(dtype)}")
     if not p:
         return None
-    keep = rng.random(shape, dtype=np.float32) >= p  # (B, D) booleans
+    keep = rng.random(shape, dtype=np.float32) >= p  # booleans of `shape`: (B, D), or fold's (T, V, E)
     return keep.astype(dtype) * np.asarray(1 / (1 - p), dtype=dtype)
 
 

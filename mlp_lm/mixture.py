@@ -86,25 +86,25 @@ def loglinear_nll(lam, logp_a, logp_b, Y):
 def loglinear_derivatives(lam, logp_a, logp_b, Y):
     """The log-linear NLL at lam and its first two derivatives in lam, each summed over the rows.
 
-    With d = log p_a - log p_b, s = log p_b + lam * d and q = softmax(s), the mixture:
+    With delta = log p_a - log p_b, s = log p_b + lam * delta and q = softmax(s), the mixture:
 
         nll   = logsumexp(s) - s_y
-        nll'  = sum_v q_v d_v - d_y                    (d logsumexp(s) / d lam = E_q[d])
-        nll'' = sum_v q_v (d_v - E_q[d])^2 >= 0        (the derivative of E_q[d]: a variance)
+        nll'  = sum_v q_v delta_v - delta_y            (the slope of logsumexp(s): E_q[delta])
+        nll'' = sum_v q_v (delta_v - E_q[delta])^2 >= 0  (the derivative of E_q[delta]: a variance)
 
     Returns (nll, nll', nll'') as Python floats, sums over the N rows of (N, V) log distributions.
     """
     check_mixed(lam, logp_a, logp_b, Y)
     rows = np.arange(len(Y))
-    d = logp_a - logp_b  # (N, V)
-    s = logp_b + lam * d  # (N, V)
+    delta = logp_a - logp_b  # (N, V), derivations.md's letters
+    s = logp_b + lam * delta  # (N, V)
     lse = logsumexp(s)  # (N,)
     nll = lse - s[rows, Y]
     q = np.exp(s - lse[:, None], out=s)  # (N, V), the mixture's probabilities, in s's place
-    mean_d = np.einsum("nv,nv->n", q, d)  # (N,), E_q[d] row by row
-    d -= mean_d[:, None]  # d's deviation from its mean under q; d_y - E_q[d] is now d[rows, Y]
-    var_d = np.einsum("nv,nv,nv->n", q, d, d)  # (N,)
-    return float(nll.sum()), float(-d[rows, Y].sum()), float(var_d.sum())
+    mean_delta = np.einsum("nv,nv->n", q, delta)  # (N,), E_q[delta] row by row
+    delta -= mean_delta[:, None]  # its deviation from its mean under q: delta_y - E_q[delta] is now delta[rows, Y]
+    var_delta = np.einsum("nv,nv,nv->n", q, delta, delta)  # (N,)
+    return float(nll.sum()), float(-delta[rows, Y].sum()), float(var_delta.sum())
 
 
 def newton_lambda(derivatives, tol=1e-7, max_passes=50):
@@ -117,25 +117,25 @@ def newton_lambda(derivatives, tol=1e-7, max_passes=50):
     better than a wrong one.
     """
     def slope_and_curvature(lam):
-        _, g, h = derivatives(lam)
-        if not (math.isfinite(g) and math.isfinite(h)):
-            raise ValueError(f"the mixture's derivatives at lambda = {lam:.6g} are not finite ({g}, {h})")
-        return g, h
+        _, slope, curvature = derivatives(lam)
+        if not (math.isfinite(slope) and math.isfinite(curvature)):
+            raise ValueError(f"the mixture's derivatives at lambda = {lam:.6g} are not finite ({slope}, {curvature})")
+        return slope, curvature
 
-    g_lo, _ = slope_and_curvature(0.0)
-    if g_lo >= 0:  # rising from lambda = 0 on: the second model alone is best
+    slope_lo, _ = slope_and_curvature(0.0)
+    if slope_lo >= 0:  # rising from lambda = 0 on: the second model alone is best
         return 0.0
-    g_hi, _ = slope_and_curvature(1.0)
-    if g_hi <= 0:  # still falling at lambda = 1: the first model alone is best
+    slope_hi, _ = slope_and_curvature(1.0)
+    if slope_hi <= 0:  # still falling at lambda = 1: the first model alone is best
         return 1.0
     lo, hi = 0.0, 1.0
-    lam = g_lo / (g_lo - g_hi)  # where the slope would cross zero if it were a straight line
+    lam = slope_lo / (slope_lo - slope_hi)  # where the slope would cross zero if it were a straight line
     for _ in range(max_passes):
-        g, h = slope_and_curvature(lam)
-        if g == 0:  # the minimum itself
+        slope, curvature = slope_and_curvature(lam)
+        if slope == 0:  # the minimum itself
             return lam
-        lo, hi = (lo, lam) if g > 0 else (lam, hi)
-        new = lam - g / h if h > 0 else lo - 1.0  # (no curvature: no Newton step)
+        lo, hi = (lo, lam) if slope > 0 else (lam, hi)
+        new = lam - slope / curvature if curvature > 0 else lo - 1.0  # (no curvature: no Newton step)
         if not lo <= new <= hi:
             new = 0.5 * (lo + hi)
         if abs(new - lam) < tol or hi - lo < tol:
@@ -175,7 +175,7 @@ class _Distributions:
         V = params["b2"].shape[0]
         self.params, self.kn, self.X, self.T = params, kn, X, T
         # A chunk's two distributions and at most seven (rows, V) temporaries of loglinear_derivatives
-        # (d, s, logsumexp's two, einsum's), 8 bytes each: nine arrays in half of the budget.
+        # (delta, s, logsumexp's two, einsum's), 8 bytes each: nine arrays in half of the budget.
         self.rows = max(1, model.EVAL_BYTES // (2 * 9 * 8 * V))
         fits = len(X) * V * 16 <= keep_budget()
         self.kept = list(self._compute()) if keep and fits else None

@@ -121,12 +121,13 @@ def loss_and_grads(params, X, Y, *, masks=None, smoothing=0.0, fold=False, retur
              masks: dropout masks for forward(); smoothing: label smoothing eps;
              fold: the first layer from per-position tables (forward(), folded.py).
     Returns: loss (float), grads (dict keyed like params, same shapes and
-             dtypes). With return_intermediates=True, also a dict with the
-             gradients of the loss for dlogits, dh, dhpreact, dembcat, demb
-             (dh and dembcat are taken after dropout, where there is dropout;
+             dtypes). With return_intermediates=True, also a dict of the loss's
+             gradients with respect to the intermediates, keyed by their forward
+             names: "logits", "h", "hpreact", "embcat", "emb" (dlogits, dh, ...;
+             h and embcat are taken after dropout, where there is dropout;
              with fold, embcat and emb are never formed, so only the first three).
-    params is not modified; they must fit together (check_examples says whether they do: a
-    float32 C among float64 weights would come back a float64 dC), which a training checks once.
+    params is not modified. They must fit together, as forward() checks on every call (a float32 C
+    among float64 weights is a ValueError, not a float64 dC).
     """
     logits, caches = forward(params, X, masks, fold)
     emb_caches, lin1_cache, tanh_cache, drop2_cache, lin2_cache, direct_cache = caches
@@ -165,7 +166,8 @@ def loss_and_grads(params, X, Y, *, masks=None, smoothing=0.0, fold=False, retur
 
 
 def l2_penalty(params, weight_decay):
-    """The paper's weight decay as a penalty: (lambda / 2) * sum of squares of the decayed tensors.
+    """The paper's weight decay as a penalty: (lambda / 2) * sum of squares of the decayed tensors
+    (the paper names a weight decay penalty without its formula; this is our reading, derivations.md).
 
     Returns (penalty, grads) with grads[k] = lambda * params[k] for k in DECAYED
     (the biases get none). SGD adds these to the loss's gradients.

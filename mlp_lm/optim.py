@@ -23,9 +23,10 @@ def row_blocks(p, size):
 class SGD:
     """Minibatch stochastic gradient descent, with the paper's weight decay.
 
-    The paper maximises the log likelihood minus a penalty (lambda / 2) * ||theta||^2
-    on the weights and the embedding table. Its gradient, lambda * theta, is added to
-    the loss's gradient (model.l2_penalty is the same penalty, gradient-checked):
+    The paper maximises the log likelihood plus a weight decay regulariser on the weights and
+    the embedding table, without its formula; we read it as minus (lambda / 2) * ||theta||^2
+    (derivations.md). The penalty's gradient, lambda * theta, is added to the loss's gradient
+    (model.l2_penalty is the same penalty, gradient-checked):
 
         g_t     = grad L(theta_{t-1}) + lambda * theta_{t-1}   (decayed tensors only)
         theta_t = theta_{t-1} - lr_t * g_t

@@ -94,8 +94,8 @@ def generate(next_probs, vocab, block_size, n, rng, *, temperature=1.0, top_k=No
     """n samples, generated in parallel (one call of next_probs per position, not per sample).
 
     Each sample starts with `prefix` and ends where the model emits the boundary,
-    or after max_length symbols. A chunk's uniforms are drawn as one (rows, max_length)
-    block, chunk after chunk from the same stream, so the first k samples of a run with
+    or after max_length symbols. A chunk's uniforms are drawn as one (rows, L) block, L the
+    symbols left after the prefix (max_length - len(prefix)), chunk after chunk from the same stream, so the first k samples of a run with
     n > k equal those of a run with n = k, whatever the chunk size.
     with_ended=True also returns, per sample, whether it ended on its own (False:
     cut off at max_length).
@@ -114,7 +114,7 @@ def _generate(next_probs, vocab, block_size, n, rng, temperature, top_k, prefix,
     ctx = np.zeros((n, block_size), dtype=np.int64)  # (n, T), the boundary pads the start
     for i in prefix_ids:  # a loop over the prefix's characters, shared by all samples
         ctx = np.concatenate([ctx[:, 1:], np.full((n, 1), i)], axis=1)
-    u = rng.random((n, steps))  # (n, L)
+    u = rng.random((n, steps))  # (n, L), L = steps, the symbols after the prefix
     out = np.zeros((n, steps), dtype=np.int64)  # (n, L), 0 (the boundary) pads finished samples
     done = np.zeros(n, dtype=bool)
     for t in range(steps):  # generation is sequential in time; the samples go in parallel

@@ -84,3 +84,22 @@ def test_the_prose_numbers_follow_the_tables():
     assert f"together give {mlp['paper'][8]}" in text
     assert f"reaches {mlp['best'][8]}, below Kneser-Ney's {ngram[('kn', 6)][4]}" in text
     assert float(mlp["best"][8]) < float(ngram[("kn", 6)][4])
+
+
+def test_the_schedules_compared_are_as_said():
+    # "the smooth decay is down to half the first rate by step 22,223 and stays below that for 89% of
+    # the run ... its mean rate is 0.026 against 0.055": from optim.learning_rate itself, at the r the
+    # page chooses and the lecture's 200,000 steps
+    import numpy as np
+    from mlp_lm import optim
+    mantissa, exponent = re.search(r"gives \$r = ([\d.]+) \\times 10\^\{(-\d+)\}\$", paper()).groups()
+    r = float(mantissa) * 10.0 ** int(exponent)
+    steps = 200_000
+    inverse = np.array([optim.learning_rate("inverse", 0.1, t, steps, decay_rate=r) for t in range(steps)])
+    lecture = np.array([optim.learning_rate("step", 0.1, t, steps) for t in range(steps)])
+    assert round(inverse[-1], 6) == lecture[-1] == 0.01  # the same first and last rate
+    half = int(np.argmax(inverse <= 0.05))
+    said = f"is down to half the first rate by step {half:,} and stays below that for {np.mean(inverse < 0.05):.0%} of the run"
+    assert said in " ".join(paper().split())
+    assert np.mean(lecture == 0.1) == 0.5
+    assert f"its mean rate is {inverse.mean():.3f} against {lecture.mean():.3f}" in " ".join(paper().split())
