@@ -2,15 +2,14 @@
 
 numpy only, like layers.py, which uses them on every batch.
 """
-import numbers
-
 import numpy as np
 
 
 def is_real(value):
-    """Whether value is a real number (a Python or numpy int or float, a Fraction), never a bool:
-    True would pass for 1, and a string or None would fail inside a comparison in Python's words."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    """Whether value is a Python or numpy int or float, never a bool: True would pass for 1, a string
+    or None would fail inside a comparison in Python's words, and numpy would make a Fraction's
+    arithmetic with an array an array of Python objects, which its log and exp do not take."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def check_generator(rng):

@@ -2,6 +2,7 @@
 import json
 import math
 from collections import Counter, defaultdict
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -256,7 +257,8 @@ def test_bad_arguments_are_value_errors(names):
     np.testing.assert_array_equal(greedy, np.eye(27)[kn.probs(X[:3]).argmax(axis=1)])
     with pytest.raises(ValueError, match="k must be positive and finite"):
         AddK(2, k=float("inf"))  # inf / inf: every probability NaN
-    for k in ("1", None):  # were Python's "'<' not supported between instances"
+    for k in ("1", None, Fraction(1, 2)):  # were Python's "'<' not supported between instances"; a Fraction
+        # made arrays of Python objects, which np.log refused in the loss
         with pytest.raises(ValueError, match="k must be positive and finite"):
             AddK(2, k=k)
     with pytest.raises(ValueError, match="grid of k"):
