@@ -29,11 +29,23 @@ def _interrupted_while_starting(signum, frame):
     os._exit(128 + signum)
 
 
-# `python -m mlp_lm.<command>` imports this package first, with sys.argv[0] still "-m" (see the
-# docs of -m), then numpy and the rest for a good part of a second. Ctrl-C in that time would be
-# a traceback; the command's own handlers (cli.run) take over once it starts. An import from a
-# program or a notebook leaves its handlers alone.
-if sys.argv[:1] == ["-m"]:
+def _started_as_a_command():
+    """Whether this process is `python -m mlp_lm.<command>` (or `python -m mlp_lm`), starting: sys.argv[0]
+    is "-m" while the target's packages are imported (see the docs of -m), but then for any program run
+    with -m whose own package imports this one, and that program's Ctrl-C is its own. The target is
+    read from the command line Python was given (orig_argv); one it cannot read is taken for another's."""
+    if sys.argv[:1] != ["-m"]:
+        return False
+    args = getattr(sys, "orig_argv", [])[1:]
+    i = next((i for i, a in enumerate(args) if a.startswith("-m")), None)
+    target = None if i is None else args[i][2:] or (args[i + 1] if i + 1 < len(args) else "")
+    return target is not None and target.split(".")[0] == __name__
+
+
+# `python -m mlp_lm.<command>` imports this package first, then numpy and the rest for a good part of a
+# second. Ctrl-C in that time would be a traceback; the command's own handlers (cli.run) take over once
+# it starts. An import from a program, a notebook or another package's -m target leaves its handlers alone.
+if _started_as_a_command():
     for _s in STOP_SIGNALS:
         signal.signal(_s, _interrupted_while_starting)  # SIGTERM and SIGHUP would be a silent death
     globals().pop("_s", None)  # the loop's name, not the package's

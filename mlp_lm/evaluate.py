@@ -160,7 +160,8 @@ def main(argv=None):
         shown = ", ".join(f"{len(Y)} {name}" for name, (_, Y) in sets.items()) + " examples"
     print(f"data: {source}: {shown}")
 
-    notice = model.slow_evaluation(sum(len(Y) for _, Y in sets.values()), len(vocab))
+    examples = sum(len(Y) for _, Y in sets.values())
+    notice = model.slow_evaluation(examples, model.evaluation_seconds(params, examples))
     if notice:
         print(notice + (" (and longer for the mixtures)" if n is not None else ""), file=sys.stderr, flush=True)
     t0 = time.perf_counter()

@@ -171,14 +171,15 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             diverged, interrupt = (interrupt, None) if isinstance(interrupt, Diverged) else (None, interrupt)
             seconds = time.perf_counter() - t0
             best_step, params = trainer.best or (None, trainer.evaluated)  # --keep-best: the best dev evaluation's
-            result = {}
-            notice = model.slow_evaluation(sum(len(getattr(splits, s)[1]) for s in ("train", "dev", "test")),
-                                           len(splits.vocab))
-            if notice and not held:
-                print(notice, file=sys.stderr, flush=True)
+            result, rows = {}, sum(len(getattr(splits, s)[1]) for s in ("train", "dev", "test"))
+            estimate = 0.0 if held else model.evaluation_seconds(params, rows)
+            skip = interrupt is not None and estimate >= model.SLOW_SECONDS  # a stop signal wants the model saved now
+            if notice := model.slow_evaluation(rows, estimate):
+                print(f"not evaluated, which takes about {estimate:,.0f} s here: --resume evaluates it" if skip
+                      else notice, file=sys.stderr, flush=True)
             with np.errstate(over="raise", invalid="raise"):
-                for name in ("train", "dev", "test"):  # a signal since the training ended: keep the model,
-                    loss = model.split_loss(params, *getattr(splits, name), stop=lambda: held)  # unevaluated
+                for name in () if skip else ("train", "dev", "test"):  # a signal since the training ended: keep
+                    loss = model.split_loss(params, *getattr(splits, name), stop=lambda: held)  # the model, unevaluated
                     if loss is None:
                         break
                     result[f"{name}_loss"] = loss
@@ -263,8 +264,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         if futile and not unfinished:  # stopped with steps to go, it has not had its chance: --resume is the advice
             print(futile_warning(result, losses, V, n_items, cfg, devs, resumed is not None), file=sys.stderr)
         elif not unfinished and not diverged:
-            overfit = overfit_warning(result, devs, n_items, cfg, resumed is not None)
-            if overfit:
+            if overfit := overfit_warning(result, devs, n_items, cfg, resumed is not None):
                 print(overfit, file=sys.stderr)
         print(f"samples ({novelty.summary('64 symbols')}):" if samples else "samples:", one_line(samples, ended))
         written = ["model.npz", "metrics.json", "loss.csv"]

@@ -1,10 +1,12 @@
 """python -m mlp_lm.evaluate: the numbers, the mixtures, other files, and bad input."""
 import json
+import math
+import re
 
 import numpy as np
 import pytest
 
-from mlp_lm import checkpoint, mixture, model, runtime
+from mlp_lm import checkpoint, layers, mixture, model, runtime
 from mlp_lm.counting import KneserNey
 from mlp_lm.data import load_splits
 
@@ -289,21 +291,35 @@ def test_logsumexp_matches_scipy_and_never_overflows():
     np.testing.assert_allclose(ours, theirs, rtol=1e-14, atol=0)
 
 
-def test_an_evaluation_over_a_large_vocabulary_says_it_takes_a_while():
-    assert model.slow_evaluation(22_655, 27) is None  # names: a fraction of a second
-    line = model.slow_evaluation(155_789, 29_992)  # 30,000 CJK and Hangul symbols: about 40 s here
-    assert "155,789 examples over 29,992 symbols (4.7 billion probabilities)" in line and "a while" in line
+def test_an_evaluation_says_how_long_it_takes_when_it_takes_a_while(monkeypatch):
+    # From a user's review at scale: a V of 27 on 12 million examples took 14 to 48 s, silent, where the
+    # notice counted only the probabilities (rows times V); it is now timed on a chunk and scaled up.
+    assert model.slow_evaluation(22_655, 0.3) is None  # names: a fraction of a second
+    assert model.slow_evaluation(12_200_000, 14.6) == "evaluating 12,200,000 examples: about 15 s"
+    params = model.init_params(27, 3, 10, 20, seed=0)
+    timed = []
+    real = layers.softmax_cross_entropy_forward
+    monkeypatch.setattr(layers, "softmax_cross_entropy_forward", lambda z, y, *a: timed.append(z.shape) or real(z, y, *a))
+    seconds = model.evaluation_seconds(params, 10**9)  # a small chunk, then one as large as the evaluation's
+    assert timed == [(1024, 27), (model.rows_per_chunk(params), 27)] and 0 < seconds < math.inf
+    timed.clear()
+    assert model.evaluation_seconds(params, 3) > 0 and timed == [(3, 27)]  # never more rows than asked about
+    timed.clear()
+    assert model.evaluation_seconds(params, 0) == 0.0 and timed == []
+    monkeypatch.setattr(model, "SLOW_SECONDS", math.inf)  # far from slow: the small chunk's guess is enough
+    assert model.evaluation_seconds(params, 10**9) > 0 and timed == [(1024, 27)]
 
 
 def test_train_and_evaluate_say_so_before_a_slow_evaluation(tiny_run, monkeypatch, capsys, tmp_path):
     from mlp_lm import evaluate, train
-    monkeypatch.setattr(model, "SLOW_EVALUATION", 1)  # every evaluation counts as slow
+    monkeypatch.setattr(model, "SLOW_SECONDS", 0.0)  # every evaluation counts as slow
     assert train.main(["--data", str(NAMES.parent.parent / "tests" / "data" / "names-small.txt"), "--steps", "5",
                        "--eval-every", "0", "--out", str(tmp_path / "run")]) == 0
-    assert "over 27 symbols" in capsys.readouterr().err
+    assert re.search(r"evaluating [\d,]+ examples: about \d+ s\n", capsys.readouterr().err)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["evaluated"] is True
     assert evaluate.main(["--checkpoint", str(tiny_run[0] / "model.npz"), "--mix-ngram", "2"]) == 0
     err = capsys.readouterr().err
-    assert "over 27 symbols" in err and "longer for the mixtures" in err
+    assert re.search(r"evaluating [\d,]+ examples: about \d+ s \(and longer for the mixtures\)", err)
 
 
 def test_another_file_says_how_many_of_its_items_the_model_trained_on(tmp_path):

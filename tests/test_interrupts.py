@@ -51,6 +51,34 @@ def test_a_signal_during_training_saves_the_model(sig, code, tmp_path):  # SIGHU
     checkpoint.load(tmp_path / "model.npz")
 
 
+def test_another_packages_command_that_imports_mlp_lm_keeps_its_own_stop_signals(tmp_path):
+    # From a scripting user's review: python -m mytool.cli, whose package imports mlp_lm, also starts
+    # with sys.argv[0] == "-m", and got mlp_lm's start-up handlers: its Ctrl-C printed "mlp_lm:
+    # interrupted while starting" and ended the process with no except or finally run, and
+    # OPENBLAS_THREAD_TIMEOUT went to its child processes.
+    (tmp_path / "mytool").mkdir()
+    (tmp_path / "mytool" / "__init__.py").write_text("import mlp_lm\n")
+    (tmp_path / "mytool" / "cli.py").write_text(
+        "import os, signal\n"
+        "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler,\n"
+        "      [signal.getsignal(s) is signal.SIG_DFL for s in (signal.SIGTERM, signal.SIGHUP)],\n"
+        "      'OPENBLAS_THREAD_TIMEOUT' in os.environ)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    env.pop("OPENBLAS_THREAD_TIMEOUT", None)
+    for python_flags in ([], ["-X", "dev"]):
+        proc = subprocess.run([sys.executable, *python_flags, "-m", "mytool.cli"], capture_output=True, text=True,
+                              cwd=tmp_path, env=env, timeout=60)
+        assert proc.returncode == 0 and proc.stdout == "True [True, True] False\n", proc.stderr
+    # mlp_lm's own commands still get them, however the -m is written
+    check = ("import sys; sys.argv = ['-m']; sys.orig_argv = [sys.executable] + {}\n"
+             "import mlp_lm; print(mlp_lm._started_as_a_command())")
+    for argv, started in ((["-m", "mlp_lm.train"], True), (["-X", "dev", "-mmlp_lm.sample"], True),
+                          (["-m", "mlp_lm"], True), (["-m", "mytool.cli"], False), (["-m", "mlp_lmx.cli"], False)):
+        proc = subprocess.run([sys.executable, "-c", check.format(argv)], capture_output=True, text=True, env=env,
+                              timeout=60)
+        assert proc.stdout == f"{started}\n", (argv, proc.stderr)
+
+
 def test_ctrl_c_while_the_data_loads_is_one_line(tmp_path):
     big = tmp_path / "big.txt"
     big.write_text("\n".join(["abcdefghij"[: 3 + i % 7] for i in range(3_000_000)]) + "\n")
@@ -121,6 +149,33 @@ def test_a_ctrl_c_during_the_last_step_is_not_lost(tmp_path, monkeypatch, capsys
     assert "interrupted after 40 steps" in capsys.readouterr().err
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["steps"] == 40 and metrics["interrupted"] is True
+
+
+def test_a_stop_signal_does_not_wait_for_a_slow_final_evaluation(tmp_path, monkeypatch, capsys):
+    # From a user's review at scale: a SIGTERM said "saving the model as it is", then evaluated 10 million
+    # examples for a minute before saving anything (a container's stop gives ten seconds). An evaluation
+    # estimated at SLOW_SECONDS or more is left to --resume.
+    from mlp_lm import trainer as trainer_module
+    real_step, evaluated = trainer_module.Trainer.step, []
+
+    def step(self, i):
+        if i == 20:
+            os.kill(os.getpid(), signal.SIGTERM)  # held while the step runs; honoured after it
+        return real_step(self, i)
+
+    monkeypatch.setattr(trainer_module.Trainer, "step", step)
+    monkeypatch.setattr(train.model, "split_loss", lambda *a, **k: evaluated.append(len(a[2])))
+    monkeypatch.setattr(train.model, "SLOW_SECONDS", 0.0)  # every evaluation counts as slow
+    assert train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--out", str(tmp_path)]) == 143
+    err = capsys.readouterr().err
+    assert "interrupted after 21 steps: saving the model as it is\nnot evaluated, which takes about " in err
+    assert ": --resume evaluates it\n" in err and evaluated == []
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["steps"] == 21 and metrics["evaluated"] is False and "train_loss" not in metrics
+    monkeypatch.undo()
+    assert train.main(["--resume", "--out", str(tmp_path)]) == 0  # the rest of the steps, and the evaluation
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["steps"] == 40 and metrics["evaluated"] is True
 
 
 class SignalOnWrite:
