@@ -157,7 +157,7 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
             done, _, devs = good
             interrupt = Diverged(cfg, where, resumed is not None, kept=done, ran=ran)
         finally:
-            trainer.split.close()  # the steps are over: let the split's threads go
+            trainer.close()  # the steps are over: the split's threads go, the BLAS threads are the caller's again
     return trainer, losses[:done], devs, interrupt
 
 

@@ -106,7 +106,7 @@ class ThreadGovernor:
         threads = 1 if others >= 0.5 else self.wanted
         if threads != self.current:
             self.current = threads
-            blas_threads(threads)  # the enclosing blas_threads block restores the count at its end
+            blas_threads(threads)  # Trainer.close (or an enclosing blas_threads block) restores the count
 
 
 def choose_threads(batch_size, n_in, n_hidden, vocab_size, cores=None):

@@ -72,7 +72,7 @@ class Trainer:
         # (runtime.split_parts); otherwise the threads share the matrix products as BLAS threads.
         # Splitting changes only the order of float additions over the batch.
         self.split = parallel.BatchSplit(runtime.split_parts(cfg.batch_size, threads))
-        runtime.blas_threads(1 if self.split.parts > 1 else threads)  # the caller's blas_threads block restores it
+        self.blas = runtime.blas_threads(1 if self.split.parts > 1 else threads)  # close() gives back the caller's
         self.rng = np.random.default_rng([cfg.seed, 1])  # minibatches: a stream separate from the init
         self.drop_rng = np.random.default_rng([cfg.seed, 3])  # dropout masks: their own stream
         self.dtype = np.dtype(cfg.dtype)
@@ -82,6 +82,12 @@ class Trainer:
         # (step, parameters evaluated there): with cfg.keep_best, the model of the best dev evaluation so
         # far, which loop.train sets; the run goes on from its own parameters, and saves this model
         self.best = None
+
+    def close(self):
+        """The steps are over: let the split's threads go, and give the BLAS the thread count it had
+        before this Trainer (a notebook that trained would otherwise keep one thread for good)."""
+        self.split.close()
+        self.blas.restore_original_limits()
 
     def state(self, copy=True):
         """Everything a later run needs to continue exactly where this one stopped, as arrays.

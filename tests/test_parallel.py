@@ -99,6 +99,27 @@ def test_training_on_two_threads_follows_training_on_one():
     assert losses1[-1] < losses1[0]  # it trained
 
 
+@pytest.mark.parametrize("threads,batch_size", [(1, 32), (2, 32), (2, 512)])
+def test_training_from_python_gives_back_the_blas_threads_it_found(threads, batch_size):
+    # From a scripting user's review: loop.train (or a Trainer) set the BLAS to its threads and left it
+    # so, and a notebook that had trained ran every later product on one thread.
+    from threadpoolctl import threadpool_info
+    from mlp_lm import loop
+
+    def blas():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    splits = load_splits(NAMES, 3)
+    with runtime.blas_threads(3):  # a count no Trainer sets
+        found = blas()
+        params = model.init_params(27, 3, 10, 20, seed=1)
+        loop.train(Config(batch_size=batch_size, steps=3, eval_every=0, n_hidden=20), splits, params, threads=threads)
+        assert blas() == found and 3 in found
+        trainer = Trainer(Config(batch_size=batch_size, n_hidden=20), params, *splits.train, threads)
+        assert blas() != found  # it sets its own while it trains ...
+        trainer.close()
+        assert blas() == found  # ... and gives them back when it is done
+
+
 def test_a_busy_machine_keeps_the_split_but_not_the_blas_threads(monkeypatch):
     monkeypatch.setattr(runtime, "available_cores", lambda: 2)
     monkeypatch.setattr(runtime, "idle_cores", lambda interval=0.1: 1)  # another program holds a core
