@@ -228,8 +228,7 @@ def run(main, prog, keep_going_without_stdout=False):
         if lost is not None and not keep_going_without_stdout and not isinstance(lost, BrokenPipeError):
             raise lost  # the work is done (a --json file written), but the output asked for is not
     except KeyboardInterrupt as e:
-        end_progress = "\n" if sys.stderr.isatty() else ""  # a progress line may be open on a terminal
-        print(f"{end_progress}{prog}: interrupted ({getattr(e, 'args', ['SIGINT'])[0] or 'SIGINT'})", file=sys.stderr)
+        print(f"{line_break()}{prog}: interrupted ({getattr(e, 'args', ['SIGINT'])[0] or 'SIGINT'})", file=sys.stderr)
         code = exit_code(e)
     except (DataError, CheckpointError, UsageError) as e:
         print(f"{prog}: error: {one_line(e)}{_GONE_HINT if current_directory_gone() else ''}", file=sys.stderr)
@@ -264,6 +263,12 @@ def run(main, prog, keep_going_without_stdout=False):
         except (OSError, ValueError):  # a stream closed or lost meanwhile: nothing to put back
             pass
     sys.exit(code)
+
+
+def line_break():
+    """A line end to start a message with on a terminal, where a progress line may be open; nothing in a
+    log file or a pipe, whose progress lines are whole (an empty line there would be noise)."""
+    return "\n" if sys.stderr.isatty() else ""
 
 
 def _default_stop_signals():

@@ -9,7 +9,7 @@ from contextlib import nullcontext
 import numpy as np
 
 from . import model, runtime
-from .cli import UsageError, signals_held
+from .cli import UsageError, line_break, signals_held
 from .config import config_problem, params_problem, plain
 from .progress import Progress
 from .trainer import Trainer
@@ -141,7 +141,7 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
         except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM or SIGHUP (cli.Interrupted)
             what = (f"the model of step {trainer.best[0]}, its best dev evaluation so far" if trainer.best
                     else "the model as it is")  # --keep-best's, once it has one
-            print(f"\ninterrupted after {done} step{'s' if done != 1 else ''}: saving {what}", file=sys.stderr)
+            print(f"{line_break()}interrupted after {done} step{'s' if done != 1 else ''}: saving {what}", file=sys.stderr)
             interrupt = e
         except (FloatingPointError, RanAway) as e:
             where = (str(e) if isinstance(e, RanAway) else f"in the dev evaluation after step {done} ({e})"

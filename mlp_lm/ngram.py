@@ -75,7 +75,7 @@ def main(argv=None):
     print(describe(args.data, splits))
     for warning in (repeats_warning(splits), accents_warning(splits)):
         if warning:
-            print(warning)
+            print(warning, file=sys.stderr)
 
     t0 = time.perf_counter()
     result = {"data": str(args.data), "vocab_size": V, "n": n, "smoothing": args.smoothing}

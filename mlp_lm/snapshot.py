@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint, model, runs
+from .cli import line_break
 from .data import SPLIT_SEED
 from .sampling import Novelty, generate
 
@@ -97,7 +98,7 @@ class Snapshots:
             self.step = len(losses)
         except (checkpoint.CheckpointError, OSError) as e:
             if not self.failed:
-                print(f"\nwarning: cannot save a snapshot of the run in {self.out} ({e}); training goes on, and "
+                print(f"{line_break()}warning: cannot save a snapshot of the run in {self.out} ({e}); training goes on, and "
                       f"the run is saved when it ends", file=sys.stderr)
             self.failed = True
         self.last = time.monotonic()

@@ -28,7 +28,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
     sys.exit(2)
 
 from . import atomic, metrics, model, plots
-from .cli import EXIT_BAD_INPUT, UsageError, exit_code, run, signals_held
+from .cli import EXIT_BAD_INPUT, UsageError, exit_code, line_break, run, signals_held
 from .data import describe, repeats_warning
 from .sampling import one_line
 from .sweep import lr_sweep, report_sweep
@@ -139,7 +139,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
     for warning in (repeats_warning(splits), accents_warning(splits),
                     *(size_warnings(cfg, splits) if resumed is None else ())):
         if warning:
-            print(warning)
+            print(warning, file=sys.stderr)
     print(f"model: T={cfg.block_size} E={cfg.n_embd} H={cfg.n_hidden}{' direct' if cfg.direct else ''} "
           f"init={cfg.init}: {model.num_params(params):,} parameters")
 
@@ -199,7 +199,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             held.append(e)
         if held:
             when = "again" if interrupt is not None else "during the final evaluation"
-            print(f"\ninterrupted {when}: saving the model, not evaluated", file=sys.stderr)
+            print(f"{line_break()}interrupted {when}: saving the model, not evaluated", file=sys.stderr)
             interrupt, result = interrupt or held[0], {}
             held.clear()  # from here on, the list holds the signals that come during the save
         done = len(losses)
@@ -291,7 +291,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
     except KeyboardInterrupt as e:
         resume = f"; to continue: python -m mlp_lm.train --resume --out {shlex.quote(str(out))}" if unfinished else ""
         pictures = " (its pictures perhaps not all drawn)" if drawing and not drawn else ""
-        print(f"\ninterrupted ({e.args[0] if e.args else 'SIGINT'}) while reporting: the run is saved in full in "
+        print(f"{line_break()}interrupted ({e.args[0] if e.args else 'SIGINT'}) while reporting: the run is saved in full in "
               f"{out}{pictures}{resume}", file=sys.stderr)
         return exit_code(e)
 

@@ -666,15 +666,16 @@ def test_sizes_the_data_cannot_use_are_warned_of(tmp_path):
     data.write_text("ab\ncd\nef\ngh\nij\nkl\nmn\n")
     proc = run_cli("mlp_lm.train", "--data", data, "--steps", 20, "--batch-size", 100, "--block-size", 5,
                    "--out", tmp_path / "run")
-    lines = proc.stdout.splitlines()
-    assert proc.returncode == 0 and lines[1].startswith("warning: the batch (100) is larger than the training set (15")
-    assert lines[2].startswith("warning: the context (5) is longer than the longest item (2 symbols), so its first 3")
+    lines = proc.stderr.splitlines()  # from a scripting user's review: warnings were on stdout, among the results
+    assert proc.returncode == 0 and lines[0].startswith("warning: the batch (100) is larger than the training set (15")
+    assert lines[1].startswith("warning: the context (5) is longer than the longest item (2 symbols), so its first 3")
+    assert "warning" not in proc.stdout
     proc = run_cli("mlp_lm.train", "--data", data, "--steps", 20, "--batch-size", 15, "--block-size", 2,
                    "--out", tmp_path / "fits")
-    assert proc.returncode == 0 and "warning" not in proc.stdout
+    assert proc.returncode == 0 and "warning" not in proc.stdout and "warning: the batch" not in proc.stderr
     data.write_text("a\nb\nc\nd\ne\nf\ng\n")  # and in the singular
     proc = run_cli("mlp_lm.train", "--data", data, "--steps", 20, "--block-size", 2, "--out", tmp_path / "one")
-    assert "longest item (1 symbol), so its first 1 position holds the boundary in every context and tells" in proc.stdout
+    assert "longest item (1 symbol), so its first 1 position holds the boundary in every context and tells" in proc.stderr
 
 
 def test_a_run_that_blows_up_after_a_dev_evaluation_keeps_the_run_as_it_was_there(tmp_path):
