@@ -55,6 +55,8 @@ def check_json_target(path):
     than an earlier --json file; commands call it before their work, so a bad --json costs nothing."""
     if str(path) == "":  # Path("") is "."
         raise UsageError("--json needs a file name, and was given an empty one")
+    if str(path) == "-":  # it would be a file named -
+        raise UsageError("--json needs a file name: - (stdout) is not one, as stdout holds the table; name a file")
     path = Path(path)
     if len(os.fsencode(path.name)) > NAME_MAX - TEMPORARY_EXTRA:  # it is written under a longer name first
         raise UsageError(f"--json file name {path.name[:40]}... is too long ({len(os.fsencode(path.name))} bytes); "
@@ -62,6 +64,9 @@ def check_json_target(path):
     try:
         if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
             raise UsageError(f"cannot write --json {path}: {path.parent} is not a folder this program can write to")
+        if path.exists() and not path.is_file():  # /dev/stdout, /dev/null, a pipe, a folder
+            raise UsageError(f"--json {path} is not a regular file (a device, a pipe or a folder), and the JSON is "
+                             f"written to a file; name a new one")
         if (path.exists() or path.is_symlink()) and not _is_our_json(path):
             raise UsageError(f"--json {path} already exists and is not a file an earlier --json wrote; "
                              f"name a new file to write to")

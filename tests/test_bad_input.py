@@ -475,6 +475,13 @@ def test_json_replaces_only_an_earlier_json_output(tiny_run, tmp_path, module, f
         assert proc.stdout == "" and hashlib.sha256(target.read_bytes()).hexdigest() == before  # before the work
     proc = run_cli(module, *flags, "--json", tmp_path / "no such folder" / "out.json")
     assert proc.returncode == 2 and "not a folder" in proc.stderr and proc.stdout == ""
+    # From a scripting user's review: --json - wrote a file named "-", and /dev/stdout was said to exist
+    for target, said in (("-", "--json needs a file name: - (stdout) is not one, as stdout holds the table"),
+                         ("/dev/stdout", "--json /dev/stdout is not a regular file (a device, a pipe or a folder)"),
+                         ("/dev/null", "--json /dev/null is not a regular file"), (tmp_path, "is not a regular file")):
+        proc = run_cli(module, *flags, "--json", target, cwd=tmp_path)
+        assert proc.returncode == 2 and said in proc.stderr and proc.stdout == "", (target, proc.stderr)
+    assert not (tmp_path / "-").exists()
     out = tmp_path / "out.json"
     for _ in range(2):  # the second run replaces the first's output
         proc = run_cli(module, *flags, "--json", out)
