@@ -192,7 +192,8 @@ def main(argv=None):
                 losses[key.replace("_loss", "_perplexity")] = metrics.perplexity(losses[key])
                 losses[key.replace("_loss", "_bpc")] = metrics.bits_per_char(losses[key])
     if args.json is not None:
-        write_json(args.json, {"checkpoint": str(args.checkpoint), "data": source, **result})
+        order = {} if n is None else {"mix_ngram": n}  # the n-gram's order, as --mix-ngram gave it
+        write_json(args.json, {"checkpoint": str(args.checkpoint), "data": source, **order, **result})
     return 0
 
 

@@ -14,7 +14,6 @@ for, read from their metrics.json. The runs are regenerated: each run retrained
 replaces what its folder held, even when it gets nowhere or is stopped.
 """
 import errno
-import json
 import os
 import shlex
 import sys
@@ -32,6 +31,7 @@ from .atomic import write_whole
 from .cli import STOP_CODES, ArgumentParser, UsageError, exit_code, positive_int, run
 from .counting import KneserNey, choose_k
 from .data import load_splits
+from .jsonout import json_text
 from .aside import check_run_place, recover_set_aside, results_lock, retrain
 from .results_markdown import render
 from .results_table import CONFIGS, MIX_ORDER, check_read_back, complete, read_run, stranger, trained_steps
@@ -131,11 +131,11 @@ def make_table(args, only, runs, docs, docs_wanted):
         return exit_code(e)
     print(f"n-grams and mixtures in {time.perf_counter() - t0:.1f}s")
     machine = f"a {runtime.machine_description()}"
-    tables = json.dumps({"ngrams": {f"{s}-{n}": m for (s, n), m in ngrams.items()}, "mixtures": mixes}, indent=2)
+    tables = json_text({"ngrams": {f"{s}-{n}": m for (s, n), m in ngrams.items()}, "mixtures": mixes})  # strict JSON
     check_no_link_to_docs(runs, docs, to_docs)  # again: the runs took long enough for one to be made
     try:
         target.mkdir(parents=True, exist_ok=True)  # the runs folder; docs was checked to be there
-        write_whole(runs / "tables.json", (tables + "\n").encode())  # first: a failure here leaves no new table
+        write_whole(runs / "tables.json", tables.encode())  # first: a failure here leaves no new table
         write_whole(target / "results.md", render(rows, ngrams, mixes, machine, steps).encode())  # never half a one
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):  # the runs are saved: only the writing is left to redo

@@ -247,3 +247,29 @@ def test_each_example_on_the_checking_page_runs_on_its_own():
         failures = []
         runner.run(test, out=failures.append)
         assert runner.failures == 0, f"block {i} does not run on its own:\n{''.join(failures)[:2000]}"
+
+
+def test_what_the_files_hold_names_the_keys_a_run_writes(tiny_run, tmp_path):
+    # training.md's "What the files hold" lists metrics.json's keys and evaluate --json's: they must be
+    # the ones the commands write, so a script written from the page reads what is there.
+    import json
+    from .conftest import run_cli
+    text = (DOCS / "training.md").read_text().split("## What the files hold")[1].split("\n## ")[0]
+    bullets = {b.split("**")[1].strip("`"): b for b in text.split("\n- ")[1:]}
+    named = set(re.findall(r"`([a-z_0-9]+)`", bullets["metrics.json"]))
+    metrics = json.loads((tiny_run[0] / "metrics.json").read_text())
+    losses = {f"{s}_{m}" for s in ("train", "dev", "test") for m in ("loss", "perplexity", "bpc")}
+    optional = {"best_step", "train_seconds_from_step"}  # only with what they describe
+    config_keys = {"preset", "vocab_size", "data", "data_sha256", "split_seed"}
+    said = (named | losses) - {"_perplexity", "_bpc", "null"} - config_keys
+    assert said - optional == set(metrics), said ^ set(metrics)
+    assert config_keys <= set(metrics["config"])
+    assert (tiny_run[0] / "loss.csv").read_text().splitlines()[0] == "step,train_loss,dev_loss" in bullets["loss.csv"]
+    out = tmp_path / "e.json"
+    assert run_cli("mlp_lm.evaluate", "--checkpoint", tiny_run[0] / "model.npz", "--mix-ngram", 2,
+                   "--json", out).returncode == 0
+    doc = json.loads(out.read_text())
+    evaluate_said = set(re.findall(r"`([a-z_]+)`", bullets["--json FILE"].split("`ngram`'s is flat")[0]))
+    top = set(doc) - {"written_by", "checkpoint", "data"}
+    assert top <= evaluate_said and doc["mix_ngram"] == 2, top - evaluate_said
+    assert set(doc["mlp"]) <= losses and {"train_loss", "dev_loss", "test_loss"} <= evaluate_said
