@@ -23,6 +23,7 @@ from . import checkpoint, metrics, mixture, model
 from .cli import ArgumentParser, UsageError, int_at_least, run
 from .data import BOUNDARY, SPLIT_SEED, build_dataset, load_splits, show_symbols
 from .jsonout import prepare_json, write_json
+from .runtime import NotEnoughMemory
 from .sampling import Novelty
 from .wordfile import (DataError, NotAWordList, differs, read_items_and_digest, read_otherwise, refused_hint,
                        slow_reading)
@@ -169,6 +170,10 @@ def main(argv=None):
         result = mixture.evaluate(params, sets, splits.train if n else None, n)
     except FloatingPointError as e:  # from the model's arithmetic (model.logits): the numbers would be junk
         raise checkpoint.overflowed(args.checkpoint, e) from None
+    except MemoryError:  # evaluate has no sizes to make smaller: the n-gram's order and the data are what grow
+        raise NotEnoughMemory("not enough memory to evaluate " + (f"and mix a {n}-gram over " if n else "") +
+                              f"{examples:,} examples; " + ("use a smaller --mix-ngram, or " if n else "") +
+                              "evaluate on a shorter list (--data)") from None
     rows = [("mlp", result["mlp"])]
     if n is not None:
         lam, lam_ll = result["lambda"], result["lambda_loglinear"]

@@ -26,6 +26,7 @@ from .cli import ArgumentParser, int_at_least, non_negative_int, run
 from .counting import K_GRID, KneserNey, choose_k
 from .data import describe, load_splits, repeats_warning
 from .jsonout import prepare_json, write_json
+from .runtime import NotEnoughMemory
 from .sampling import Novelty, generate, one_line
 from .wordfile import DEFAULT_DATA, in_checkout, slow_reading
 
@@ -79,13 +80,17 @@ def main(argv=None):
 
     t0 = time.perf_counter()
     result = {"data": str(args.data), "vocab_size": V, "n": n, "smoothing": args.smoothing}
-    if args.smoothing == "kn":
-        model = KneserNey(n).fit(*splits.train, V)
-    else:
-        k, model = choose_k(*splits.train, *splits.dev, n, V)
-        result["k"] = k
-    for name in ("train", "dev", "test"):
-        result[f"{name}_loss"] = model.nll(*getattr(splits, name))
+    try:
+        if args.smoothing == "kn":
+            model = KneserNey(n).fit(*splits.train, V)
+        else:
+            k, model = choose_k(*splits.train, *splits.dev, n, V)
+            result["k"] = k
+        for name in ("train", "dev", "test"):
+            result[f"{name}_loss"] = model.nll(*getattr(splits, name))
+    except MemoryError:  # its tables grow with the list and n; the generic message would ask for other sizes
+        raise NotEnoughMemory(f"not enough memory to count the {n}-grams of {len(splits.train[1]):,} training "
+                              f"examples; use a smaller --n or a shorter list") from None
     seconds = time.perf_counter() - t0
     for name in ("train", "dev", "test"):  # every line printed below, in the JSON too
         result[f"{name}_perplexity"] = metrics.perplexity(result[f"{name}_loss"])
@@ -96,7 +101,7 @@ def main(argv=None):
         result["discounts"] = []
         for k, (D, fell_back) in enumerate(zip(model.discounts, model.fallback), start=1):
             result["discounts"].append({"order": k, "D1": D[0], "D2": D[1], "D3+": D[2], "fallback": bool(fell_back)})
-            note = "  (fallback: too few distinct counts to estimate)" if fell_back else ""
+            note = "  (fallback: too few n-grams seen 1, 2 or 3 times to estimate them)" if fell_back else ""
             print(f"  order {k}: {D[0]:.3f} {D[1]:.3f} {D[2]:.3f}{note}")
     else:
         edge = ("; at an end of them, so a k beyond it may do better" if result["k"] in (min(K_GRID), max(K_GRID))

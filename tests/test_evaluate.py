@@ -397,3 +397,27 @@ def test_a_mixture_of_no_targets_and_a_trainer_of_lists_are_refused_by_name():
     P = model.init_params(7, 3, 10, 200)
     with pytest.raises(ValueError, match="the parameters must all be float32 or all float64 numpy arrays, got C list"):
         trainer.Trainer(config.Config(), {k: p.tolist() for k, p in P.items()}, np.zeros((4, 3), int), np.zeros(4, int))
+
+
+def test_out_of_memory_names_what_evaluate_and_ngram_can_make_smaller(tiny_run, monkeypatch, capsys):
+    # From a user's review at scale: a 6-gram of 16 million examples under a memory limit ended with "not
+    # enough memory for these sizes; use smaller ones (--help lists them)": ngram's one size is --n, and
+    # evaluate has none; what grows is the list.
+    from mlp_lm import cli, evaluate, ngram
+
+    def no_memory(*a, **k):
+        raise MemoryError
+    monkeypatch.setattr(ngram.KneserNey, "fit", no_memory)
+    with pytest.raises(SystemExit) as exit_:
+        cli.run(lambda: ngram.main(["--n", "4", "--smoothing", "kn", "--samples", "0"]), "python -m mlp_lm.ngram")
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == ("python -m mlp_lm.ngram: error: not enough memory to count the 4-grams of "
+                                       "182,625 training examples; use a smaller --n or a shorter list\n")
+    monkeypatch.setattr(mixture, "evaluate", no_memory)
+    for extra, said in (([], "evaluate 228,146 examples; evaluate on a shorter list (--data)"),
+                        (["--mix-ngram", "3"], "evaluate and mix a 3-gram over 228,146 examples; use a smaller "
+                                               "--mix-ngram, or evaluate on a shorter list (--data)")):
+        with pytest.raises(SystemExit) as exit_:
+            cli.run(lambda: evaluate.main(["--checkpoint", str(tiny_run[0] / "model.npz"), *extra]),
+                    "python -m mlp_lm.evaluate")
+        assert exit_.value.code == 2 and capsys.readouterr().err.endswith(f"not enough memory to {said}\n")
