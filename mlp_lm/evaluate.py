@@ -19,7 +19,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
           "python -m mlp_lm.evaluate", file=sys.stderr)
     sys.exit(2)
 
-from . import checkpoint, metrics, mixture, model
+from . import checkpoint, evaltime, metrics, mixture, model
 from .cli import ArgumentParser, UsageError, int_at_least, run
 from .data import BOUNDARY, SPLIT_SEED, build_dataset, load_splits, show_symbols
 from .jsonout import prepare_json, write_json
@@ -162,7 +162,7 @@ def main(argv=None):
     print(f"data: {source}: {shown}")
 
     examples = sum(len(Y) for _, Y in sets.values())
-    notice = model.slow_evaluation(examples, model.evaluation_seconds(params, examples))
+    notice = evaltime.slow_evaluation(examples, evaltime.evaluation_seconds(params, examples))
     if notice:
         print(notice + (" (and longer for the mixtures)" if n is not None else ""), file=sys.stderr, flush=True)
     t0 = time.perf_counter()

@@ -6,8 +6,6 @@ Its parameters (C, W1, b1, W2, b2, and Wd for the paper's direct connections), t
 initialisation and checks are params.py's; init_params, num_params and the rest are
 importable from here too, where the lecture's readers look for them.
 """
-import time
-
 import numpy as np
 
 from . import folded, layers
@@ -16,8 +14,7 @@ from .params import (DECAYED, KNOWN_PARAMS, OPTIONAL_PARAMS, PARAM_NAMES, check_
                      num_params, param_shapes, shape_problem)
 
 __all__ = ["forward", "embedding_mask_shape", "check_masks", "loss_and_grads", "l2_penalty", "logits", "next_probs",
-           "rows_per_chunk", "evaluation_seconds", "slow_evaluation", "check_examples", "split_loss", "EVAL_BYTES",
-           "SLOW_SECONDS", "REEVALUATION_TOLERANCE", "MASKED", "FOLDED_MASKED", "STEP_MASKS",
+           "rows_per_chunk", "check_examples", "split_loss", "EVAL_BYTES", "REEVALUATION_TOLERANCE", "MASKED", "FOLDED_MASKED", "STEP_MASKS",
            # params.py's, here too
            "DECAYED", "KNOWN_PARAMS", "OPTIONAL_PARAMS", "PARAM_NAMES", "check_params", "checked_sizes", "init_params",
            "num_params", "param_shapes", "shape_problem"]
@@ -233,35 +230,6 @@ def rows_per_chunk(params, budget=EVAL_BYTES):
     times over (float32 and float64 copies, shifted, exponentiated) and its hidden layer twice."""
     (D, H), V = params["W1"].shape, params["b2"].shape[0]
     return max(1, budget // (8 * (5 * V + 2 * H + D)))
-
-
-SLOW_SECONDS = 5.0  # an evaluation expected to take longer is announced (and not begun after a stop signal)
-
-
-def evaluation_seconds(params, rows):
-    """About how many seconds split_loss takes over `rows` examples here, now: 1,024 contexts of padding (any
-    cost about the same) timed and scaled up, or past a quarter of SLOW_SECONDS a chunk of the evaluation's
-    size, as a small one stays in the cache, up to twice as fast a row (8 against 14 s for 12 M examples)."""
-    small, chunk = min(rows, 1024), min(rows, rows_per_chunk(params))
-    seconds = 0.0 if rows < 1 else _timed_chunk(params, small) * rows / small
-    if seconds >= SLOW_SECONDS / 4 and chunk > small:
-        seconds = _timed_chunk(params, chunk) * rows / chunk
-    return seconds
-
-
-def _timed_chunk(params, rows):
-    """Seconds to evaluate the loss on `rows` contexts of padding, the work of one chunk of split_loss."""
-    X = np.zeros((rows, params["W1"].shape[0] // params["C"].shape[1]), dtype=np.int64)  # (rows, T)
-    with np.errstate(all="ignore"):  # a guess: the evaluation itself says what overflows
-        t0 = time.perf_counter()
-        layers.softmax_cross_entropy_forward(logits(params, X).astype(np.float64), X[:, 0])
-        return time.perf_counter() - t0
-
-
-def slow_evaluation(rows, seconds):
-    """A line saying that evaluating `rows` examples takes about `seconds` (evaluation_seconds), or None
-    below SLOW_SECONDS: on millions of examples, or a vocabulary of thousands, it can be minutes."""
-    return f"evaluating {rows:,} examples: about {seconds:,.0f} s" if seconds >= SLOW_SECONDS else None
 
 
 def check_examples(params, X, Y):

@@ -4,6 +4,8 @@ import time
 
 from .metrics import perplexity_text
 
+QUIET_SECONDS = 30.0  # at most this long between two lines in a log file or a pipe
+
 
 class Progress:
     """One line updated in place on a terminal; plain periodic lines otherwise.
@@ -26,8 +28,8 @@ class Progress:
         last = done == self.total
         if self.tty:
             due = dev is not None or last or now - self.last_draw > 0.1
-        else:
-            due = dev is not None or last or done % self.every == 0
+        else:  # every twentieth of the run, and never quiet for long: a big list's twentieth can be minutes
+            due = dev is not None or last or done % self.every == 0 or now - self.last_draw >= QUIET_SECONDS
         if not due:
             return
         rate = (done - self.first) / max(now - self.start, 1e-9)

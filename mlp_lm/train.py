@@ -27,7 +27,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
           "python -m mlp_lm.train", file=sys.stderr)
     sys.exit(2)
 
-from . import atomic, metrics, model, plots
+from . import atomic, evaltime, metrics, model, plots
 from .cli import EXIT_BAD_INPUT, UsageError, exit_code, line_break, run, signals_held
 from .data import describe, repeats_warning
 from .sampling import one_line
@@ -172,9 +172,9 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             seconds = time.perf_counter() - t0
             best_step, params = trainer.best or (None, trainer.evaluated)  # --keep-best: the best dev evaluation's
             result, rows = {}, sum(len(getattr(splits, s)[1]) for s in ("train", "dev", "test"))
-            estimate = 0.0 if held else model.evaluation_seconds(params, rows)
-            skip = interrupt is not None and estimate >= model.SLOW_SECONDS  # a stop signal wants the model saved now
-            if notice := model.slow_evaluation(rows, estimate):
+            estimate = 0.0 if held else evaltime.evaluation_seconds(params, rows)
+            skip = interrupt is not None and estimate >= evaltime.SLOW_SECONDS  # a stop signal wants the model saved now
+            if notice := evaltime.slow_evaluation(rows, estimate):
                 print(f"not evaluated, which takes about {estimate:,.0f} s here: --resume evaluates it" if skip
                       else notice, file=sys.stderr, flush=True)
             with np.errstate(over="raise", invalid="raise"):

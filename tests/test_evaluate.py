@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from mlp_lm import checkpoint, layers, mixture, model, runtime
+from mlp_lm import checkpoint, evaltime, layers, mixture, model, runtime
 from mlp_lm.counting import KneserNey
 from mlp_lm.data import load_splits
 
@@ -294,25 +294,26 @@ def test_logsumexp_matches_scipy_and_never_overflows():
 def test_an_evaluation_says_how_long_it_takes_when_it_takes_a_while(monkeypatch):
     # From a user's review at scale: a V of 27 on 12 million examples took 14 to 48 s, silent, where the
     # notice counted only the probabilities (rows times V); it is now timed on a chunk and scaled up.
-    assert model.slow_evaluation(22_655, 0.3) is None  # names: a fraction of a second
-    assert model.slow_evaluation(12_200_000, 14.6) == "evaluating 12,200,000 examples: about 15 s"
+    assert evaltime.slow_evaluation(22_655, 0.3) is None  # names: a fraction of a second
+    assert evaltime.slow_evaluation(12_200_000, 14.6) == "evaluating 12,200,000 examples: about 15 s"
     params = model.init_params(27, 3, 10, 20, seed=0)
     timed = []
     real = layers.softmax_cross_entropy_forward
     monkeypatch.setattr(layers, "softmax_cross_entropy_forward", lambda z, y, *a: timed.append(z.shape) or real(z, y, *a))
-    seconds = model.evaluation_seconds(params, 10**9)  # a small chunk, then one as large as the evaluation's
-    assert timed == [(1024, 27), (model.rows_per_chunk(params), 27)] and 0 < seconds < math.inf
+    seconds = evaltime.evaluation_seconds(params, 10**9)  # a small chunk, then one as large as the evaluation's,
+    assert timed == [(1024, 27)] * 2 + [(model.rows_per_chunk(params), 27)] * 2  # each timed twice
+    assert 0 < seconds < math.inf
     timed.clear()
-    assert model.evaluation_seconds(params, 3) > 0 and timed == [(3, 27)]  # never more rows than asked about
+    assert evaltime.evaluation_seconds(params, 3) > 0 and timed == [(3, 27)] * 2  # never more rows than asked about
     timed.clear()
-    assert model.evaluation_seconds(params, 0) == 0.0 and timed == []
-    monkeypatch.setattr(model, "SLOW_SECONDS", math.inf)  # far from slow: the small chunk's guess is enough
-    assert model.evaluation_seconds(params, 10**9) > 0 and timed == [(1024, 27)]
+    assert evaltime.evaluation_seconds(params, 0) == 0.0 and timed == []
+    monkeypatch.setattr(evaltime, "SLOW_SECONDS", math.inf)  # far from slow: the small chunk's guess is enough
+    assert evaltime.evaluation_seconds(params, 10**9) > 0 and timed == [(1024, 27)] * 2
 
 
 def test_train_and_evaluate_say_so_before_a_slow_evaluation(tiny_run, monkeypatch, capsys, tmp_path):
     from mlp_lm import evaluate, train
-    monkeypatch.setattr(model, "SLOW_SECONDS", 0.0)  # every evaluation counts as slow
+    monkeypatch.setattr(evaltime, "SLOW_SECONDS", 0.0)  # every evaluation counts as slow
     assert train.main(["--data", str(NAMES.parent.parent / "tests" / "data" / "names-small.txt"), "--steps", "5",
                        "--eval-every", "0", "--out", str(tmp_path / "run")]) == 0
     assert re.search(r"evaluating [\d,]+ examples: about \d+ s\n", capsys.readouterr().err)

@@ -165,7 +165,7 @@ def test_a_stop_signal_does_not_wait_for_a_slow_final_evaluation(tmp_path, monke
 
     monkeypatch.setattr(trainer_module.Trainer, "step", step)
     monkeypatch.setattr(train.model, "split_loss", lambda *a, **k: evaluated.append(len(a[2])))
-    monkeypatch.setattr(train.model, "SLOW_SECONDS", 0.0)  # every evaluation counts as slow
+    monkeypatch.setattr(train.evaltime, "SLOW_SECONDS", 0.0)  # every evaluation counts as slow
     assert train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--out", str(tmp_path)]) == 143
     err = capsys.readouterr().err  # (not a terminal: no line break before it, which would leave an empty line)
     assert "\ninterrupted after 21 steps: saving the model as it is\nnot evaluated, which takes about " in err
