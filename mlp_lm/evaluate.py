@@ -162,12 +162,15 @@ def main(argv=None):
     print(f"data: {source}: {shown}")
 
     examples = sum(len(Y) for _, Y in sets.values())
-    notice = evaltime.slow_evaluation(examples, evaltime.evaluation_seconds(params, examples))
-    if notice:
+    estimate = evaltime.evaluation_seconds(params, examples)
+    if notice := evaltime.slow_evaluation(examples, estimate):
         print(notice + (" (and longer for the mixtures)" if n is not None else ""), file=sys.stderr, flush=True)
+    # the mixtures took 5 to 8 times the MLP's evaluation on long lists: past SLOW_SECONDS, each part is told
+    slow_mix = n is not None and 5 * estimate >= evaltime.SLOW_SECONDS
+    say = (lambda line: print(f"  {line} ...", file=sys.stderr, flush=True)) if slow_mix else None
     t0 = time.perf_counter()
     try:
-        result = mixture.evaluate(params, sets, splits.train if n else None, n)
+        result = mixture.evaluate(params, sets, splits.train if n else None, n, say=say)
     except FloatingPointError as e:  # from the model's arithmetic (model.logits): the numbers would be junk
         raise checkpoint.overflowed(args.checkpoint, e) from None
     except MemoryError:  # evaluate has no sizes to make smaller: the n-gram's order and the data are what grow

@@ -213,8 +213,9 @@ def mlp_target_log_probs(params, X, Y):
                            for s in range(0, len(Y), rows)])
 
 
-def evaluate(params, sets, train=None, n=None):
+def evaluate(params, sets, train=None, n=None, say=None):
     """Losses of the MLP on each set, and with n: of the Kneser-Ney n-gram fitted on `train` and both mixtures.
+    say: a function given a line as each part begins (the mixtures of a long list take minutes).
 
     sets: {name: (X, Y)} with contexts at least max(T, n - 1) wide (each model reads
     the last columns it needs); with n, sets must hold "dev", where the weights are chosen.
@@ -234,11 +235,14 @@ def evaluate(params, sets, train=None, n=None):
     if n is not None and (train is None or "dev" not in sets):
         raise ValueError("mixing with an n-gram needs train=(X, Y) to fit it on and a 'dev' set to choose the "
                          "weights on")
+    say = say or (lambda line: None)
+    say(f"the MLP on {', '.join(sets)}")
     with np.errstate(over="ignore", under="ignore"):  # a float32 model's exp can underflow; logsumexp copes
         logp_y = {name: mlp_target_log_probs(params, X[:, -T:], Y) for name, (X, Y) in sets.items()}
     result = {"mlp": {f"{name}_loss": float(-np.mean(logp_y[name])) for name in sets}}
     if n is None:
         return result
+    say(f"the Kneser-Ney {n}-gram, fitted on {len(train[1]):,} training examples, and the linear mixture")
     kn = KneserNey(n).fit(*train, params["C"].shape[0])
     p_y = {name: np.exp(logp_y[name]) for name in sets}
     q_y = {name: kn.target_probs(X, Y) for name, (X, Y) in sets.items()}
@@ -247,9 +251,12 @@ def evaluate(params, sets, train=None, n=None):
         # dev is read once per lambda tried, so it is kept when it fits; the others are read once
         dists = {name: _Distributions(params, kn, X, T, keep=name == "dev") for name, (X, _) in sets.items()}
         Ydev = sets["dev"][1]
+        say("the log-linear mixture's weight, on dev")
         lam_ll = newton_lambda(lambda l: loglinear_derivatives_chunked(l, dists["dev"], Ydev))
-        result["mix_loglinear"] = {f"{name}_loss": loglinear_nll_chunked(lam_ll, dists[name], Y)
-                                   for name, (_, Y) in sets.items()}
+        result["mix_loglinear"] = {}
+        for name, (_, Y) in sets.items():
+            say(f"the log-linear mixture on {name}")
+            result["mix_loglinear"][f"{name}_loss"] = loglinear_nll_chunked(lam_ll, dists[name], Y)
     result["ngram"] = {f"{name}_loss": float(-np.mean(np.log(q_y[name]))) for name in sets}
     result["mix"] = {f"{name}_loss": linear_nll(lam, p_y[name], q_y[name]) for name in sets}
     result["lambda"], result["lambda_loglinear"] = lam, lam_ll
