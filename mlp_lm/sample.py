@@ -6,6 +6,8 @@ One sample per line on stdout; on stderr, how many samples are copies of the
 training set, of dev/test, or new (makemore's check that the model is not
 just memorising).
 """
+import os
+import signal
 import sys
 import unicodedata
 from functools import partial
@@ -17,9 +19,9 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
           "python -m mlp_lm.sample", file=sys.stderr)
     sys.exit(2)
 
-from . import checkpoint, runs
-from .cli import (ArgumentParser, UsageError, int_at_least, non_negative_float, non_negative_int, positive_int, run,
-                  thread_count)
+from . import STOP_SIGNALS, checkpoint, runs
+from .cli import (ArgumentParser, Interrupted, UsageError, int_at_least, non_negative_float, non_negative_int,
+                  positive_int, run, thread_count)
 from .model import next_probs
 from .sampling import CUT, Novelty, generate_chunks, printable
 from .runtime import blas_threads, choose_threads
@@ -100,12 +102,44 @@ def main(argv=None):
                 raise checkpoint.overflowed(args.checkpoint, e) from None
             if samples is None:
                 break
-            print("\n".join(printable(s) + ("" if e else CUT) for s, e in zip(samples, ended)))  # a cut-off sample is marked
+            write_lines([printable(s) + ("" if e else CUT) for s, e in zip(samples, ended)])  # a cut-off one is marked
             counter.add(samples, ended)
             shown += len(samples)
     sys.stdout.flush()
     print(f"({shown} sample{'s' * (shown != 1)}: {counter.summary(f'--max-length {args.max_length}')})", file=sys.stderr)
     return 0
+
+
+def write_lines(lines):
+    """The lines on stdout, never half of one: `sample | ...` stopped by a signal while the pipe is full
+    (its reader slow) lost the rest of print()'s write, mid-name. Here each write says how much of it
+    went out, and a stop signal is noted, not raised: the line it came in is finished, then the
+    command stops as for any signal; a second signal ends it at once (the reader may never read)."""
+    text = "\n".join(lines) + "\n"
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # a stdout with no file behind it (a notebook's, a test's)
+        sys.stdout.write(text)
+        return
+    sys.stdout.flush()
+    data, done, came = text.encode(sys.stdout.encoding, sys.stdout.errors or "strict"), 0, []
+
+    def note(signum, frame):
+        if came:
+            os._exit(128 + signum)
+        came.append(signum)
+    previous = {s: signal.signal(s, note) for s in STOP_SIGNALS}
+    try:
+        end = len(data)
+        while done < end:
+            done += os.write(fd, data[done:end])  # all or part of it; a signal then is only noted
+            if came and end == len(data):  # finish the line it came in, then stop
+                end = data.find(b"\n", done - 1) + 1 if done else 0
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if came:
+        raise Interrupted(came[0])
 
 
 if __name__ == "__main__":

@@ -255,3 +255,39 @@ def test_a_prefix_is_written_the_way_the_models_symbols_write_its_accents(symbol
         sample.main(["--checkpoint", str(tmp_path / "model.npz"), "-n", "1", "--prefix", typed, "--max-length", str(n)])
     assert sample.main(["--checkpoint", str(tmp_path / "model.npz"), "-n", "1", "--prefix", typed,
                         "--max-length", str(n + 1)]) == 0
+
+
+def _sampling_into_a_full_pipe(checkpoint_path):
+    """sample writing a great many names into a pipe nobody reads yet, once it waits in its write."""
+    import subprocess
+    import sys
+    import time
+    from .conftest import ROOT
+    proc = subprocess.Popen([sys.executable, "-m", "mlp_lm.sample", "--checkpoint", str(checkpoint_path),
+                             "-n", "10000000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    deadline = time.time() + 60
+    while time.time() < deadline and not open(f"/proc/{proc.pid}/wchan").read().endswith("pipe_write"):
+        time.sleep(0.02)
+    assert open(f"/proc/{proc.pid}/wchan").read().endswith("pipe_write"), "it never filled the pipe"
+    return proc
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/wchan"), reason="needs Linux's /proc")
+def test_a_stop_signal_never_leaves_half_a_name_in_a_pipe(tiny_run):
+    # From a scripting user's review: SIGINT while the pipe was full cut print()'s write mid-name
+    # (131,072 bytes ending "...\nma"): the rest of the write was lost with the exception.
+    import signal
+    proc = _sampling_into_a_full_pipe(tiny_run[0] / "model.npz")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and out.endswith(b"\n") and len(out) >= 65536, (len(out), out[-30:], err)
+    assert err.decode().splitlines()[-1] == "python -m mlp_lm.sample: interrupted (SIGINT)"
+    # a reader that never reads: the first signal waits to finish its line, a second ends it at once
+    proc = _sampling_into_a_full_pipe(tiny_run[0] / "model.npz")
+    proc.send_signal(signal.SIGTERM)
+    __import__("time").sleep(0.3)
+    assert proc.poll() is None  # still finishing its line, which nobody takes
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 143
+    proc.stdout.close()
+    proc.stderr.close()
