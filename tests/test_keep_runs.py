@@ -162,8 +162,10 @@ def test_a_model_that_learned_its_training_items_by_heart_is_told_so(tmp_path):
 
 
 def test_ctrl_c_while_a_command_is_still_starting_is_one_line():
-    # As `python -m mlp_lm.<command>` imports the package: sys.argv[0] is "-m" until the module runs.
-    code = ("import sys; sys.argv[0] = '-m'; import mlp_lm, os, signal, time; "
+    # As `python -m mlp_lm.<command>` imports the package: sys.argv[0] is "-m" until the module runs (and
+    # sys.orig_argv holds the command line, whose -m names the module).
+    code = ("import sys; sys.argv[0] = '-m'; sys.orig_argv = [sys.executable, '-m', 'mlp_lm.train']; "
+            "import mlp_lm, os, signal, time; "
             "os.kill(os.getpid(), signal.SIGINT); time.sleep(5)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 130
@@ -198,7 +200,8 @@ def test_a_signal_sent_before_python_itself_has_started_waits_for_the_handlers(t
 @pytest.mark.parametrize("name,code", [("SIGINT", 130), ("SIGTERM", 143)])
 def test_a_signal_while_starting_ends_the_command_even_where_an_exception_would_be_swallowed(name, code):
     # A signal handled inside a __del__ (or a C extension's import) cannot end the program by raising.
-    program = ("import sys; sys.argv[:] = ['-m']\nimport os, signal, time, mlp_lm\n"
+    program = ("import sys; sys.argv[:] = ['-m']; sys.orig_argv = [sys.executable, '-m', 'mlp_lm.sample']\n"
+               "import os, signal, time, mlp_lm\n"
                f"class Dropped:\n    def __del__(self):\n        os.kill(os.getpid(), signal.{name})\n"
                "        sum(range(10**5))\nDropped()\ntime.sleep(5)\nprint('went on')")
     proc = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=60)
