@@ -149,7 +149,8 @@ def test_a_busy_process_stops_when_the_bench_is_killed_outright():
 
 def _spin_setting(*, as_command, env_value=None, numpy_first=False):
     """OPENBLAS_THREAD_TIMEOUT as numpy's OpenBLAS would see it after importing mlp_lm, in a fresh
-    process, imported the way `python -m mlp_lm.<command>` imports it (argv[0] is "-m") or not,
+    process, imported the way `python -m mlp_lm.<command>` imports it (argv[0] is "-m", and the command
+    line names mlp_lm's module) or not,
     and with numpy loaded before mlp_lm (too late to tell OpenBLAS anything) or after."""
     import os
     import subprocess
@@ -158,7 +159,7 @@ def _spin_setting(*, as_command, env_value=None, numpy_first=False):
     if env_value is not None:
         env["OPENBLAS_THREAD_TIMEOUT"] = env_value
     code = ("import sys\n" + ("import numpy\n" if numpy_first else "")
-            + ("sys.argv[:1] = ['-m']\n" if as_command else "")
+            + ("sys.argv[:1] = ['-m']; sys.orig_argv = [sys.executable, '-m', 'mlp_lm.train']\n" if as_command else "")
             + "import mlp_lm, os\nimport numpy\nprint(repr(os.environ.get('OPENBLAS_THREAD_TIMEOUT')))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
