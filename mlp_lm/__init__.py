@@ -33,13 +33,21 @@ def _started_as_a_command():
     """Whether this process is `python -m mlp_lm.<command>` (or `python -m mlp_lm`), starting: sys.argv[0]
     is "-m" while the target's packages are imported (see the docs of -m), but then for any program run
     with -m whose own package imports this one, and that program's Ctrl-C is its own. The target is
-    read from the command line Python was given (orig_argv); one it cannot read is taken for another's."""
+    read from the command line Python was given (orig_argv), whose short options may be grouped
+    (`-Bm mlp_lm.train`); one it cannot read is taken for another's."""
     if sys.argv[:1] != ["-m"]:
         return False
-    args = getattr(sys, "orig_argv", [])[1:]
-    i = next((i for i, a in enumerate(args) if a.startswith("-m")), None)
-    target = None if i is None else args[i][2:] or (args[i + 1] if i + 1 < len(args) else "")
-    return target is not None and target.split(".")[0] == __name__
+    args = iter(getattr(sys, "orig_argv", [])[1:])
+    for arg in args:
+        if not arg.startswith("-") or arg.startswith("--"):  # a script, or a long option: no -m ahead
+            return False
+        for i, letter in enumerate(arg[1:], 2):  # flags, up to the first that takes a value
+            if letter in "cmWX":  # -c code, -m module, -W arg, -X opt: the rest of the word, or the next
+                value = arg[i:] or next(args, "")
+                if letter in "cm":  # the end of Python's options: a command, or the module to run
+                    return letter == "m" and value.split(".")[0] == __name__
+                break
+    return False
 
 
 # `python -m mlp_lm.<command>` imports this package first, then numpy and the rest for a good part of a

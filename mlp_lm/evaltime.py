@@ -10,14 +10,17 @@ from . import layers, model
 SLOW_SECONDS = 5.0  # an evaluation expected to take longer is announced (and not begun after a stop signal)
 
 
-def evaluation_seconds(params, rows):
+def evaluation_seconds(params, rows, refine=True):
     """About how many seconds model.split_loss takes over `rows` examples here, now: 1,024 contexts of
     padding (any cost about the same) timed and scaled up, or past a quarter of SLOW_SECONDS a chunk of
     the evaluation's size, as a small one stays in the cache, up to twice as fast a row (Intel machine:
-    8 against 14 s for 12 million examples)."""
-    small, chunk = min(rows, 1024), min(rows, model.rows_per_chunk(params))
+    8 against 14 s for 12 million examples). Never more rows than the evaluation's chunks, which keep
+    its memory within model.EVAL_BYTES (1,024 rows over 150,000 symbols took 3.7 GB); refine=False
+    times only the small chunk (a stop signal waits for the estimate)."""
+    chunk = min(rows, model.rows_per_chunk(params))
+    small = min(chunk, 1024)
     seconds = 0.0 if rows < 1 else _timed_chunk(params, small) * rows / small
-    if seconds >= SLOW_SECONDS / 4 and chunk > small:
+    if refine and seconds >= SLOW_SECONDS / 4 and chunk > small:
         seconds = _timed_chunk(params, chunk) * rows / chunk
     return seconds
 
@@ -32,8 +35,8 @@ def _timed_chunk(params, rows):
         t0 = time.perf_counter()
         try:
             layers.softmax_cross_entropy_forward(model.logits(params, X).astype(np.float64), X[:, 0])
-        except FloatingPointError:  # model.logits raises on overflow: the evaluation itself will say so
-            return 0.0
+        except (FloatingPointError, MemoryError):  # an estimate never costs the run: the evaluation itself
+            return 0.0  # says what overflows (model.logits raises) or what does not fit
         times.append(time.perf_counter() - t0)
     return min(times)
 

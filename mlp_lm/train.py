@@ -172,9 +172,9 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             seconds = time.perf_counter() - t0
             best_step, params = trainer.best or (None, trainer.evaluated)  # --keep-best: the best dev evaluation's
             result, rows = {}, sum(len(getattr(splits, s)[1]) for s in ("train", "dev", "test"))
-            estimate = 0.0 if held else evaltime.evaluation_seconds(params, rows)
+            estimate = 0.0 if held else evaltime.evaluation_seconds(params, rows, refine=interrupt is None)
             skip = interrupt is not None and estimate >= evaltime.SLOW_SECONDS  # a stop signal wants the model saved now
-            if notice := evaltime.slow_evaluation(rows, estimate):
+            if (notice := evaltime.slow_evaluation(rows, estimate)) and not held:  # (not a signal in the estimate)
                 print(f"not evaluated, which takes about {estimate:,.0f} s here: --resume evaluates it" if skip
                       else notice, file=sys.stderr, flush=True)
             with np.errstate(over="raise", invalid="raise"):

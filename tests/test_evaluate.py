@@ -299,7 +299,11 @@ def test_an_evaluation_says_how_long_it_takes_when_it_takes_a_while(monkeypatch)
     params = model.init_params(27, 3, 10, 20, seed=0)
     timed = []
     real = layers.softmax_cross_entropy_forward
-    monkeypatch.setattr(layers, "softmax_cross_entropy_forward", lambda z, y, *a: timed.append(z.shape) or real(z, y, *a))
+
+    def traced(z, y, *a):
+        timed.append(z.shape)
+        return real(z, y, *a)
+    monkeypatch.setattr(layers, "softmax_cross_entropy_forward", traced)
     seconds = evaltime.evaluation_seconds(params, 10**9)  # a small chunk, then one as large as the evaluation's,
     assert timed == [(1024, 27)] * 2 + [(model.rows_per_chunk(params), 27)] * 2  # each timed twice
     assert 0 < seconds < math.inf
@@ -307,6 +311,17 @@ def test_an_evaluation_says_how_long_it_takes_when_it_takes_a_while(monkeypatch)
     assert evaltime.evaluation_seconds(params, 3) > 0 and timed == [(3, 27)] * 2  # never more rows than asked about
     timed.clear()
     assert evaltime.evaluation_seconds(params, 0) == 0.0 and timed == []
+    assert evaltime.evaluation_seconds(params, 10**9, refine=False) > 0 and timed == [(1024, 27)] * 2  # a stop's
+    timed.clear()
+    # From a hostile pass: over 150,000 symbols the 1,024 rows took 3.7 GB where the evaluation's chunks keep to
+    # model.EVAL_BYTES, and under a memory limit a finished run was lost to the estimate's MemoryError
+    wide = model.init_params(20_000, 3, 10, 20, seed=0)
+    assert evaltime.evaluation_seconds(wide, 10**9) > 0
+    assert timed == [(model.rows_per_chunk(wide), 20_000)] * 2 and model.rows_per_chunk(wide) < 1024
+    monkeypatch.setattr(layers, "softmax_cross_entropy_forward", lambda *a: (_ for _ in ()).throw(MemoryError))
+    assert evaltime.evaluation_seconds(params, 10**9) == 0.0  # no estimate, and the run goes on
+    monkeypatch.setattr(layers, "softmax_cross_entropy_forward", traced)
+    timed.clear()
     monkeypatch.setattr(evaltime, "SLOW_SECONDS", math.inf)  # far from slow: the small chunk's guess is enough
     assert evaltime.evaluation_seconds(params, 10**9) > 0 and timed == [(1024, 27)] * 2
 

@@ -73,7 +73,10 @@ def test_another_packages_command_that_imports_mlp_lm_keeps_its_own_stop_signals
     check = ("import sys; sys.argv = ['-m']; sys.orig_argv = [sys.executable] + {}\n"
              "import mlp_lm; print(mlp_lm._started_as_a_command())")
     for argv, started in ((["-m", "mlp_lm.train"], True), (["-X", "dev", "-mmlp_lm.sample"], True),
-                          (["-m", "mlp_lm"], True), (["-m", "mytool.cli"], False), (["-m", "mlp_lmx.cli"], False)):
+                          (["-m", "mlp_lm"], True), (["-m", "mytool.cli"], False), (["-m", "mlp_lmx.cli"], False),
+                          (["-Bm", "mlp_lm.train"], True), (["-Bmmlp_lm.train"], True),  # grouped flags too
+                          (["-W", "ignore", "-Im", "mlp_lm"], True), (["-Bm", "mytool.cli"], False),
+                          (["-c", "pass", "-m", "mlp_lm"], False)):
         proc = subprocess.run([sys.executable, "-c", check.format(argv)], capture_output=True, text=True, env=env,
                               timeout=60)
         assert proc.stdout == f"{started}\n", (argv, proc.stderr)
