@@ -86,16 +86,11 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
     if resumed is not None:
         state, history, devs = resumed
         try:
-            trainer.load_state(state, steps=len(history))
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RecursionError) as e:
-            # load_state's own refusals are ValueErrors that say what is wrong; the rest are numpy's or Python's
-            why = str(e) if isinstance(e, ValueError) else f"{e.args[0]} is missing" if isinstance(e, KeyError) else (
-                f"{type(e).__name__}: {e}")
-            raise UsageError(f"the training state to resume from is damaged ({why}); start a new run") from None
+            _load_resumed(trainer, cfg, state, len(history), devs, splits.dev)
+        except BaseException:  # the Trainer has set the BLAS threads: the caller's come back before it is told why
+            trainer.close()
+            raise
         done = len(history)
-        problem = kept_problem(cfg, trainer.best, devs, splits.dev)
-        if problem:
-            raise UsageError(f"the training state to resume from is damaged ({problem}); start a new run")
         losses[:done] = history
         limit = DIVERGE_FACTOR * max(float(history[0]), math.log(len(splits.vocab)))
     progress = Progress(cfg.steps, start=done)
@@ -120,13 +115,13 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
                                           f"the last {DIVERGE_WINDOW} steps, more than {DIVERGE_FACTOR:g} "
                                           f"times where it started ({limit / DIVERGE_FACTOR:.4g})")
                     dev = None
-                    # with --keep-best the last step is evaluated too: the best may be the model the run ends with
-                    if cfg.eval_every and (done % cfg.eval_every == 0 or (cfg.keep_best and done == cfg.steps)):
-                        evaluating = True
-                        dev = devs[done] = model.split_loss(trainer.evaluated, *splits.dev)
-                        evaluating = False
-                        if cfg.keep_best and (trainer.best is None or dev < devs[trainer.best[0]]):
-                            trainer.best = done, {k: p.copy() for k, p in trainer.evaluated.items()}
+                    if evaluated_at(cfg, done):
+                        evaluating = True  # a stop signal stops it between chunks: a huge dev set takes minutes,
+                        dev = model.split_loss(trainer.evaluated, *splits.dev, stop=lambda: held)  # and --resume
+                        evaluating = False  # evaluates a step saved without its evaluation (_load_resumed)
+                        if dev is None:
+                            raise held.pop(0)
+                        keep_if_best(trainer, cfg, devs, done, dev)
                         if resumed is None and dev < min(math.log(V), devs[good[0]] if good else math.inf):
                             good = None  # the copy it held goes before the new one is made (trainer.memory_needed)
                             good = done, trainer.state(), dict(devs)  # the best better than uniform, so far
@@ -159,6 +154,48 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
         finally:
             trainer.close()  # the steps are over: the split's threads go, the BLAS threads are the caller's again
     return trainer, losses[:done], devs, interrupt
+
+
+def evaluated_at(cfg, done):
+    """Whether the run evaluates dev after step `done`: every eval_every steps, and with --keep-best the
+    last step too, as the best may be the model the run ends with."""
+    return bool(cfg.eval_every) and done > 0 and (done % cfg.eval_every == 0 or (cfg.keep_best and done == cfg.steps))
+
+
+def keep_if_best(trainer, cfg, devs, done, dev):
+    """Record step `done`'s dev loss, and with --keep-best keep its model if it is the best so far."""
+    devs[done] = dev
+    if cfg.keep_best and (trainer.best is None or dev < devs[trainer.best[0]]):
+        trainer.best = done, {k: p.copy() for k, p in trainer.evaluated.items()}
+
+
+def _load_resumed(trainer, cfg, state, steps, devs, dev_set):
+    """Put the Trainer in the saved state of a run `steps` steps in, or UsageError saying it is damaged. A
+    run stopped in the dev evaluation after its last step has that evaluation made now, as it was then."""
+    try:
+        trainer.load_state(state, steps=steps)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RecursionError) as e:
+        # load_state's own refusals are ValueErrors that say what is wrong; the rest are numpy's or Python's
+        why = str(e) if isinstance(e, ValueError) else f"{e.args[0]} is missing" if isinstance(e, KeyError) else (
+            f"{type(e).__name__}: {e}")
+        raise UsageError(f"the training state to resume from is damaged ({why}); start a new run") from None
+    problem = kept_problem(cfg, trainer.best, devs, dev_set)
+    if problem:
+        raise UsageError(f"the training state to resume from is damaged ({problem}); start a new run")
+    if evaluated_at(cfg, steps) and steps not in devs:
+        with np.errstate(over="raise", invalid="raise"):
+            keep_if_best(trainer, cfg, devs, steps, model.split_loss(trainer.evaluated, *dev_set))
+
+
+def diverged_in_evaluation(cfg, e, interrupted_after, resumed):
+    """The UsageError for a final evaluation whose arithmetic overflowed (FloatingPointError e): a model
+    not worth saving. interrupted_after: the steps of a run stopped by a signal, which said it was
+    saving the model (then say why it does not), or None."""
+    where = f"in the final evaluation ({e})"
+    if interrupted_after is not None:
+        n = interrupted_after
+        where += f", so the model reached when interrupted after {n} step{'s' if n != 1 else ''} is not worth saving"
+    return UsageError(str(Diverged(cfg, where, resumed)))
 
 
 def kept_problem(cfg, best, devs, dev):

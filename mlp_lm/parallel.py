@@ -87,6 +87,8 @@ class BatchSplit:
             # X[ix] and Y[ix], by ndarray.take: at batch 32 the same rows a few microseconds sooner
             return model.loss_and_grads(params, X.take(ix, axis=0), Y.take(ix), masks=masks, smoothing=smoothing,
                                         fold=fold)
+        if self.pool is None:  # its threads are gone (close(), Trainer.close): say so, not NoneType's words
+            raise ValueError("this split of the batch is closed, and its threads gone; make a new Trainer to train on")
         masks = model.check_masks(masks, len(ix), fold)  # before the parts slice them (one piece: forward checks)
         rows, weights = layout(parts, len(ix))
 

@@ -16,7 +16,7 @@ import math
 import shlex
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,7 +37,7 @@ from .resume import data_problem, resume_point, run_splits
 from .runlock import RunLock, check_free
 from .runs import (SAVED, SWEEP_FILES, check_space, check_sweep_space, claim_default_out, claim_fresh,
                    files_in_the_way, prepare_out, save_run_or_rescue)
-from .loop import Diverged, train
+from .loop import Diverged, diverged_in_evaluation, train
 from .train_flags import parse_args
 from .advice import accents_warning, futile_warning, kept_best_line, overfit_warning, size_warnings
 from .config import describe_training
@@ -121,13 +121,11 @@ def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False, fo
                                  f"{'sweep' if sweep else 'run'} would replace or remove; pass --force to let "
                                  f"it, or another --out")
             return train_into(out, cfg, preset, sweep, n_threads, splits, None, follow_load)
-    except (UsageError, KeyboardInterrupt, OSError):  # refused (no room for the files, say), diverged, or a sweep
-        # stopped or unable to write its table: leave no empty folder of ours (a stopped training has saved)
+    except (UsageError, KeyboardInterrupt, OSError, MemoryError):  # refused (no room for the files, say), diverged,
+        # a sweep stopped or unable to write its table: leave no empty folder of ours (a stopped training has saved)
         if made:
-            try:
+            with suppress(OSError):
                 out.rmdir()  # only if empty
-            except OSError:
-                pass
         raise
 
 
@@ -136,10 +134,9 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
     params = model.init_params(V, cfg.block_size, cfg.n_embd, cfg.n_hidden, direct=cfg.direct,
                                seed=cfg.seed, init=cfg.init, dtype=np.dtype(cfg.dtype))
     print(describe(cfg.data, splits))
-    for warning in (repeats_warning(splits), accents_warning(splits),
-                    *(size_warnings(cfg, splits) if resumed is None else ())):
-        if warning:
-            print(warning, file=sys.stderr)
+    for warning in filter(None, (repeats_warning(splits), accents_warning(splits),
+                                 *(size_warnings(cfg, splits) if resumed is None else ()))):
+        print(warning, file=sys.stderr)
     print(f"model: T={cfg.block_size} E={cfg.n_embd} H={cfg.n_hidden}{' direct' if cfg.direct else ''} "
           f"init={cfg.init}: {model.num_params(params):,} parameters")
 
@@ -158,7 +155,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
     # From before the first step until every file is written, Ctrl-C, SIGTERM and SIGHUP are held: the
     # loop honours them between steps and the final evaluation between chunks of a split, and one that comes
     # while another is being handled waits too, so no signal can lose the run on its way to disk.
-    trainer, interrupt, diverged = None, None, None
+    trainer, interrupt, diverged, no_memory = None, None, None, None
     first = len(resumed[1]) if resumed else 0  # steps taken before this command
     own = resumed is not None or not (out / "model.npz").exists()  # a stopped run is saved in `out` itself
     snapshots = snapshots_for(out, cfg, preset, splits, first, room, timing)  # saved as it trains, where it can be
@@ -188,15 +185,16 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                 snapshots.diverged()
             if isinstance(e, Diverged):
                 raise UsageError(str(e)) from None
-            where = f"in the final evaluation ({e})"
-            if interrupt is not None:  # it said it was saving the model: say why it does not
-                n = len(losses)
-                where += f", so the model reached when interrupted after {n} step{'s' if n != 1 else ''} is not worth saving"
-            raise UsageError(str(Diverged(cfg, where, resumed is not None))) from None
+            raise diverged_in_evaluation(cfg, e, len(losses) if interrupt is not None else None,
+                                         resumed is not None) from None
         except KeyboardInterrupt as e:  # raised outright in the evaluation, not signalled: the same as a held signal
             if trainer is None:
                 raise
             held.append(e)
+        except MemoryError:  # the evaluation's chunks did not fit: the trained model is kept all the same
+            if trainer is None:
+                raise
+            result, no_memory = {}, "not enough memory to evaluate the model"
         if held:
             when = "again" if interrupt is not None else "during the final evaluation"
             print(f"{line_break()}interrupted {when}: saving the model, not evaluated", file=sys.stderr)
@@ -234,10 +232,8 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                                    unusable=unusable, unfinished=unfinished)
         except (UsageError, atomic.CheckpointError) as e:  # saved elsewhere, or lost: no empty side folder stays
             if side:
-                try:
+                with suppress(OSError):
                     out.rmdir()
-                except OSError:
-                    pass
             if snapshots:
                 e = snapshots.save_failed(e)
             if diverged:  # what was to be saved is the best of a run that blew up: say so too
@@ -287,6 +283,9 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                              f", not evaluated: python -m mlp_lm.evaluate --checkpoint "
                              f"{shlex.quote(str(out / 'model.npz'))} evaluates it"),
                              exit_code(interrupt) if interrupt is not None else EXIT_BAD_INPUT)  # a signal's, if one came
+        if no_memory:  # saved, and told after the rest of the report
+            raise UsageError(f"{no_memory}; it is saved in {out}, not evaluated: python -m mlp_lm.evaluate "
+                             f"--checkpoint {shlex.quote(str(out / 'model.npz'))} evaluates it where there is more")
         return exit_code(interrupt) if interrupt is not None else 0
     except KeyboardInterrupt as e:
         resume = f"; to continue: python -m mlp_lm.train --resume --out {shlex.quote(str(out))}" if unfinished else ""

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from mlp_lm import layers, model, parallel, runtime
+from mlp_lm.cli import UsageError
 from mlp_lm.data import load_splits
 from mlp_lm.config import Config
 from mlp_lm.trainer import Trainer
@@ -118,6 +119,14 @@ def test_training_from_python_gives_back_the_blas_threads_it_found(threads, batc
         assert blas() != found  # it sets its own while it trains ...
         trainer.close()
         assert blas() == found  # ... and gives them back when it is done
+        if trainer.split.parts > 1:  # a step after that was "'NoneType' object has no attribute 'submit'"
+            with pytest.raises(ValueError, match="this split of the batch is closed"):
+                trainer.step(0)
+        # From a hostile pass: a resume refused (a damaged state) left the BLAS at the Trainer's count
+        with pytest.raises(UsageError, match="the training state to resume from is damaged"):
+            loop.train(Config(batch_size=batch_size, steps=3, eval_every=0, n_hidden=20), splits, params,
+                       resumed=({"bogus": np.zeros(1)}, np.array([3.0]), {}), threads=threads)
+        assert blas() == found
 
 
 def test_a_busy_machine_keeps_the_split_but_not_the_blas_threads(monkeypatch):
