@@ -222,7 +222,7 @@ class AddK(_CountModel):
         super().__init__(n)
         if not is_real(k) or not 0 < k < math.inf:  # k = inf gives inf / inf: every probability NaN
             raise ValueError(f"k must be positive and finite, got {k!r}")
-        self.k = k
+        self.k = float(k)  # not an np.uint8's or a float16's arithmetic: k * V would wrap or overflow
 
     def fit(self, X, Y, vocab_size):
         X, Y, V = self._check(X, Y, vocab_size)

@@ -64,9 +64,10 @@ def check_json_target(path):
     try:
         if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
             raise UsageError(f"cannot write --json {path}: {path.parent} is not a folder this program can write to")
-        if path.exists() and not path.is_file():  # /dev/stdout, /dev/null, a pipe, a folder
-            raise UsageError(f"--json {path} is not a regular file (a device, a pipe or a folder), and the JSON is "
-                             f"written to a file; name a new one")
+        if path.exists() and (not path.is_file() or str(path).startswith(("/dev/", "/proc/"))):  # /dev/stdout
+            # and /dev/null, a pipe, a folder; /dev/stdout is the file stdout was sent to when it was one
+            raise UsageError(f"--json {path} is no file of its own (a device, a stream, a pipe or a folder), and "
+                             f"the JSON is written to a file; name a new one")
         if (path.exists() or path.is_symlink()) and not _is_our_json(path):
             raise UsageError(f"--json {path} already exists and is not a file an earlier --json wrote; "
                              f"name a new file to write to")

@@ -235,6 +235,8 @@ def evaluate(params, sets, train=None, n=None, say=None):
     if n is not None and (train is None or "dev" not in sets):
         raise ValueError("mixing with an n-gram needs train=(X, Y) to fit it on and a 'dev' set to choose the "
                          "weights on")
+    if say is not None and not callable(say):
+        raise TypeError(f"say must be a function that takes a line, or None, got {type(say).__name__}")
     say = say or (lambda line: None)
     say(f"the MLP on {', '.join(sets)}")
     with np.errstate(over="ignore", under="ignore"):  # a float32 model's exp can underflow; logsumexp copes

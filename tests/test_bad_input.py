@@ -477,11 +477,15 @@ def test_json_replaces_only_an_earlier_json_output(tiny_run, tmp_path, module, f
     assert proc.returncode == 2 and "not a folder" in proc.stderr and proc.stdout == ""
     # From a scripting user's review: --json - wrote a file named "-", and /dev/stdout was said to exist
     for target, said in (("-", "--json needs a file name: - (stdout) is not one, as stdout holds the table"),
-                         ("/dev/stdout", "--json /dev/stdout is not a regular file (a device, a pipe or a folder)"),
-                         ("/dev/null", "--json /dev/null is not a regular file"), (tmp_path, "is not a regular file")):
+                         ("/dev/stdout", "--json /dev/stdout is no file of its own (a device, a stream, a pipe or"),
+                         ("/dev/null", "--json /dev/null is no file of its own"), (tmp_path, "is no file of its own")):
         proc = run_cli(module, *flags, "--json", target, cwd=tmp_path)
         assert proc.returncode == 2 and said in proc.stderr and proc.stdout == "", (target, proc.stderr)
     assert not (tmp_path / "-").exists()
+    with open(tmp_path / "out.txt", "w") as stdout:  # /dev/stdout is then that file: still no --json target
+        proc = subprocess.run([sys.executable, "-m", module, *flags, "--json", "/dev/stdout"], stdout=stdout,
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 2 and "/dev/stdout is no file of its own" in proc.stderr
     out = tmp_path / "out.json"
     for _ in range(2):  # the second run replaces the first's output
         proc = run_cli(module, *flags, "--json", out)

@@ -343,6 +343,8 @@ def test_train_and_evaluate_say_so_before_a_slow_evaluation(tiny_run, monkeypatc
     monkeypatch.setattr(evaltime, "SLOW_SECONDS", math.inf)
     assert evaluate.main(["--checkpoint", str(tiny_run[0] / "model.npz"), "--mix-ngram", "2"]) == 0
     assert capsys.readouterr().err == ""  # a quick one says nothing
+    with pytest.raises(TypeError, match="say must be a function that takes a line, or None, got str"):
+        mixture.evaluate(model.init_params(27, 3, 2, 4), {"dev": (np.zeros((2, 3), int), np.zeros(2, int))}, say="x")
 
 
 def test_another_file_says_how_many_of_its_items_the_model_trained_on(tmp_path):

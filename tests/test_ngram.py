@@ -257,6 +257,8 @@ def test_bad_arguments_are_value_errors(names):
     np.testing.assert_array_equal(greedy, np.eye(27)[kn.probs(X[:3]).argmax(axis=1)])
     with pytest.raises(ValueError, match="k must be positive and finite"):
         AddK(2, k=float("inf"))  # inf / inf: every probability NaN
+    narrow, wide = AddK(2, k=np.uint8(200)).fit(X, Y, 27), AddK(2, k=200).fit(X, Y, 27)  # k * V wrapped in uint8,
+    assert narrow.nll(X[:50], Y[:50]) == wide.nll(X[:50], Y[:50])  # a loss far too good (from a hostile pass)
     for k in ("1", None, Fraction(1, 2)):  # were Python's "'<' not supported between instances"; a Fraction
         # made arrays of Python objects, which np.log refused in the loss
         with pytest.raises(ValueError, match="k must be positive and finite"):
