@@ -35,12 +35,12 @@ def magnitude_problem(params):
     than a nat and the probabilities are noise (float32: 8.4e6).
     """
     info = np.finfo(params["W1"].dtype)
-    largest = float(info.max)
+    largest, eps = float(info.max), float(info.eps)  # Python floats: z * a float32 eps would be float32, and overflow
     hpreact, z = (float(b.max(initial=0.0)) for b in activation_bounds(params))
     if not hpreact <= largest:
         return (f"its hidden layer could reach {hpreact:.3g}, past the largest {info.dtype} ({largest:.3g}), "
                 f"so its arithmetic overflows")
-    if not z * info.eps < 1:
+    if not z * eps < 1:
         return (f"its logits could reach {z:.3g}, so large that {info.dtype} rounds them by more than a nat "
                 f"(or overflows), so its probabilities are noise")
     return None

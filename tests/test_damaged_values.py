@@ -135,6 +135,11 @@ def test_trained_models_are_far_inside_the_bounds(sgd_run):
     splits = evaluate.training_splits(config, vocab, config["block_size"])
     _, z_bound = bounds.activation_bounds(params)
     assert np.all(np.abs(model.logits(params, splits.dev[0])) <= z_bound)
+    # logits past float32's range are named without numpy's "overflow encountered in cast" (a hostile pass)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert "its logits could reach 6e+39" in bounds.magnitude_problem({**params, "W2": np.full_like(params["W2"], 3e37)})
 
 
 # --- a config that contradicts the file ---------------------------------------
