@@ -54,7 +54,8 @@ def writer(params, vocab, config, state=None, check=True):
     own save passes False: its pieces agree by construction, and a refusal there would lose the run.
     """
     if not isinstance(config, Mapping):  # a config.Config itself was "'Config' object is not a mapping"
-        raise TypeError(f"config must be a dict of the run's settings, such as dataclasses.asdict(cfg), got {type(config).__name__}")
+        raise TypeError(f"config must be a dict of the run's settings, such as dataclasses.asdict(cfg), got "
+                        f"{type(config).__name__}")
     if check:
         try:  # a misspelt "wd" would be left out of the file in silence
             check_params(params)

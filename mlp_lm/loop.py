@@ -136,7 +136,8 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
         except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM or SIGHUP (cli.Interrupted)
             what = (f"the model of step {trainer.best[0]}, its best dev evaluation so far" if trainer.best
                     else "the model as it is")  # --keep-best's, once it has one
-            print(f"{line_break()}interrupted after {done} step{'s' if done != 1 else ''}: saving {what}", file=sys.stderr)
+            print(f"{line_break()}interrupted after {done} step{'s' if done != 1 else ''}: saving {what}",
+                  file=sys.stderr)
             interrupt = e
         except (FloatingPointError, RanAway) as e:
             where = (str(e) if isinstance(e, RanAway) else f"in the dev evaluation after step {done} ({e})"

@@ -14,7 +14,8 @@ from .params import (DECAYED, KNOWN_PARAMS, OPTIONAL_PARAMS, PARAM_NAMES, check_
                      num_params, param_shapes, shape_problem)
 
 __all__ = ["forward", "embedding_mask_shape", "check_masks", "loss_and_grads", "l2_penalty", "logits", "next_probs",
-           "rows_per_chunk", "check_examples", "split_loss", "EVAL_BYTES", "REEVALUATION_TOLERANCE", "MASKED", "FOLDED_MASKED", "STEP_MASKS",
+           "rows_per_chunk", "check_examples", "split_loss", "EVAL_BYTES", "REEVALUATION_TOLERANCE",
+           "MASKED", "FOLDED_MASKED", "STEP_MASKS",
            # params.py's, here too
            "DECAYED", "KNOWN_PARAMS", "OPTIONAL_PARAMS", "PARAM_NAMES", "check_params", "checked_sizes", "init_params",
            "num_params", "param_shapes", "shape_problem"]

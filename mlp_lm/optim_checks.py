@@ -82,8 +82,9 @@ def check_step(params, grads, lr):
         if shape != p.shape:
             raise ValueError(f"the gradient of {k!r} must be an array of its shape {p.shape}, got "
                              f"{'none' if k not in grads else type(g).__name__ if shape is None else shape}")
-        if getattr(g, "dtype", None) != p.dtype and not same_number_type(g.dtype, p.dtype):  # AdamW's intermediate
-            raise ValueError(f"the gradient of {k!r} must be {p.dtype}, as the parameter is, got {g.dtype}")  # values are rounded to p's
+        # AdamW's intermediate values are rounded to p's dtype; its byte order may differ (same_number_type)
+        if getattr(g, "dtype", None) != p.dtype and not same_number_type(g.dtype, p.dtype):
+            raise ValueError(f"the gradient of {k!r} must be {p.dtype}, as the parameter is, got {g.dtype}")
     return lr
 
 

@@ -95,8 +95,9 @@ def generate(next_probs, vocab, block_size, n, rng, *, temperature=1.0, top_k=No
 
     Each sample starts with `prefix` and ends where the model emits the boundary,
     or after max_length symbols. A chunk's uniforms are drawn as one (rows, L) block, L the
-    symbols left after the prefix (max_length - len(prefix)), chunk after chunk from the same stream, so the first k samples of a run with
-    n > k equal those of a run with n = k, whatever the chunk size.
+    symbols left after the prefix (max_length - len(prefix)), chunk after chunk from the same
+    stream, so the first k samples of a run with n > k equal those of a run with n = k, whatever
+    the chunk size.
     with_ended=True also returns, per sample, whether it ended on its own (False:
     cut off at max_length).
     """
