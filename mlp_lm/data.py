@@ -127,6 +127,14 @@ def build_vocab(items):
     return Vocab(BOUNDARY + "".join(sorted(chars)))
 
 
+def dataset_bytes(n_examples, n_items, T):
+    """An upper bound on the memory build_dataset holds at once for N examples of n items: the long
+    array (8 bytes a position, N + n*T of them) beside the larger of its two stages, the symbols'
+    code points, indices and places (24 bytes a symbol, fewer than N), and X, Y and the window starts
+    (8*T + 16 bytes an example, or 16 while the starts are summed)."""
+    return 8 * (n_examples * (T + 4) + n_items * T)
+
+
 def build_dataset(items, vocab, block_size):
     """Contexts X (N, T) int64 and targets Y (N,) int64, N = sum(len(item) + 1).
 
@@ -162,17 +170,22 @@ def build_dataset(items, vocab, block_size):
         raise DataError(f"item {items[item]!r} contains the boundary symbol {BOUNDARY!r}, which marks the start and "
                         f"end of every item")
     n_examples = int(lengths.sum()) + len(items)
-    check_fits(8 * (n_examples * (T + 4) + len(items) * (T + 1)),  # seq, window starts, X, Y and a temporary
+    check_fits(dataset_bytes(n_examples, len(items), T),
                f"building {n_examples:,} examples with a context of {T:,}", "use a smaller --block-size")
     span = lengths + T + 1  # each item's stretch of the long array
     start = np.cumsum(span) - span  # (n,) where each stretch begins
     seq = np.zeros(int(span.sum()), dtype=np.int64)  # boundaries everywhere ...
     before = np.cumsum(lengths) - lengths  # (n,) symbols of the items before each
-    seq[np.arange(len(ids)) + np.repeat(start + T - before, lengths)] = ids  # ... but where the symbols go
+    where = np.repeat(start + T - before, lengths)  # (sum L,) built in place, one temporary at a time
+    where += np.arange(len(ids))
+    seq[where] = ids  # ... but where the symbols go
+    del where, ids, codes  # before the window starts: the peak is the larger of the two stages, not their sum
     n_ex = lengths + 1
-    first = np.arange(n_examples) + np.repeat(start - (np.cumsum(n_ex) - n_ex), n_ex)  # (N,) window starts
+    first = np.repeat(start - (np.cumsum(n_ex) - n_ex), n_ex)  # (N,) window starts
+    first += np.arange(n_examples)
     X = np.lib.stride_tricks.sliding_window_view(seq, T)[first]  # (N, T): rows of a view, gathered in one copy
-    return X, seq[first + T]
+    first += T  # the target's position, in place
+    return X, seq[first]
 
 
 def split_items(items, seed=SPLIT_SEED):
