@@ -28,9 +28,14 @@ import platform
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from . import BLAS_SPIN_VARIABLE
+_KMP = "KMP_DUPLICATE_LIB_OK"  # threadpoolctl sets it in os.environ when imported (for Intel's OpenMP)
+_kmp_before = os.environ.get(_KMP)
+from threadpoolctl import threadpool_limits  # noqa: E402
+if _kmp_before is None:  # ours is a library too: a host program's environment, and its children's, stay its own
+    os.environ.pop(_KMP, None)
+
+from . import BLAS_SPIN_VARIABLE  # noqa: E402
 
 # Multiply-adds in the largest product of a step for each BLAS thread: a second thread from 2 M
 # on an idle machine. Not for the lecture's model at batch 32 (0.2 M) or 256 (1.5 M); batches

@@ -181,6 +181,30 @@ def test_commands_let_openblas_workers_sleep_soon_and_keep_a_users_choice():
         assert "OPENBLAS_THREAD_TIMEOUT=18" in proc.stdout.splitlines()[0]
 
 
+def test_importing_any_module_leaves_a_programs_environment_as_it_was():
+    # From a hostile pass: threadpoolctl, imported by runtime.py, sets KMP_DUPLICATE_LIB_OK in os.environ,
+    # which every subprocess of the host program then inherits; it told Intel's OpenMP not to abort on a
+    # second copy of itself. A library's import changes nothing of its host's, nor does a command's.
+    import os
+    import pkgutil
+    import subprocess
+    import sys
+    import mlp_lm
+    modules = sorted(m.name for m in pkgutil.iter_modules(mlp_lm.__path__) if not m.name.startswith("_"))
+    assert {"runtime", "train", "data", "loop", "model"} <= set(modules)
+    code = ("import importlib, os, sys\nbefore = dict(os.environ)\n"
+            f"for m in {modules!r}: importlib.import_module('mlp_lm.' + m)\n"
+            "changed = {k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k)}\n"
+            "print(sorted(changed))")
+    env = {k: v for k, v in os.environ.items() if k != "KMP_DUPLICATE_LIB_OK"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**env, "KMP_DUPLICATE_LIB_OK": "FALSE"})  # a user's own value stays
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
+
+
 def test_cpu_description_names_the_processor_and_its_widest_vectors():
     first = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 avx512f avx512bw\n\n"
     second = "processor\t: 1\nmodel name\t: Other\nflags\t\t: fpu\n"
