@@ -4,11 +4,12 @@ train.py (the command) runs train().
 """
 import math
 import sys
+import time
 from contextlib import nullcontext
 
 import numpy as np
 
-from . import model, runtime
+from . import evaltime, model, runtime
 from .cli import UsageError, line_break, signals_held
 from .config import config_problem, params_problem, plain
 from .progress import Progress
@@ -86,7 +87,7 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
     if resumed is not None:
         state, history, devs = resumed
         try:
-            _load_resumed(trainer, cfg, state, len(history), devs, splits.dev)
+            _load_resumed(trainer, state, len(history))
         except BaseException:  # the Trainer has set the BLAS threads: the caller's come back before it is told why
             trainer.close()
             raise
@@ -103,6 +104,14 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
     with signals_held() if held is None else nullcontext(held) as held:
         try:
             with np.errstate(over="raise", invalid="raise"):  # overflow or NaN raises
+                if resumed is not None:  # a stop signal stops these between chunks too, and --resume redoes them
+                    _check_kept(trainer, cfg, devs, splits.dev, held)
+                    if evaluated_at(cfg, done) and done not in devs:  # stopped in it: made now, as it was then
+                        say_slow(f"the dev evaluation after step {done}, which the run was stopped in",
+                                 trainer.evaluated, len(splits.dev[1]))
+                        evaluating = True
+                        evaluate_dev(trainer, cfg, devs, done, splits.dev, held)
+                        evaluating = False
                 for step in range(done, cfg.steps):
                     losses[step] = loss = trainer.step(step)
                     done = step + 1
@@ -116,12 +125,9 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
                                           f"times where it started ({limit / DIVERGE_FACTOR:.4g})")
                     dev = None
                     if evaluated_at(cfg, done):
-                        evaluating = True  # a stop signal stops it between chunks: a huge dev set takes minutes,
-                        dev = model.split_loss(trainer.evaluated, *splits.dev, stop=lambda: held)  # and --resume
-                        evaluating = False  # evaluates a step saved without its evaluation (_load_resumed)
-                        if dev is None:
-                            raise held.pop(0)
-                        keep_if_best(trainer, cfg, devs, done, dev)
+                        evaluating = True
+                        dev = evaluate_dev(trainer, cfg, devs, done, splits.dev, held)
+                        evaluating = False
                         if resumed is None and dev < min(math.log(V), devs[good[0]] if good else math.inf):
                             good = None  # the copy it held goes before the new one is made (trainer.memory_needed)
                             good = done, trainer.state(), dict(devs)  # the best better than uniform, so far
@@ -163,6 +169,17 @@ def evaluated_at(cfg, done):
     return bool(cfg.eval_every) and done > 0 and (done % cfg.eval_every == 0 or (cfg.keep_best and done == cfg.steps))
 
 
+def evaluate_dev(trainer, cfg, devs, done, dev_set, held):
+    """The dev loss after step `done`, recorded (keep_if_best) and returned. A stop signal (held, as in
+    train) stops it between chunks, as a huge dev set takes minutes, and is raised: the run is saved
+    without this evaluation, and --resume makes it first."""
+    dev = model.split_loss(trainer.evaluated, *dev_set, stop=lambda: held)
+    if dev is None:
+        raise held.pop(0)
+    keep_if_best(trainer, cfg, devs, done, dev)
+    return dev
+
+
 def keep_if_best(trainer, cfg, devs, done, dev):
     """Record step `done`'s dev loss, and with --keep-best keep its model if it is the best so far."""
     devs[done] = dev
@@ -170,9 +187,8 @@ def keep_if_best(trainer, cfg, devs, done, dev):
         trainer.best = done, {k: p.copy() for k, p in trainer.evaluated.items()}
 
 
-def _load_resumed(trainer, cfg, state, steps, devs, dev_set):
-    """Put the Trainer in the saved state of a run `steps` steps in, or UsageError saying it is damaged. A
-    run stopped in the dev evaluation after its last step has that evaluation made now, as it was then."""
+def _load_resumed(trainer, state, steps):
+    """Put the Trainer in the saved state of a run `steps` steps in, or UsageError saying it is damaged."""
     try:
         trainer.load_state(state, steps=steps)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RecursionError) as e:
@@ -180,12 +196,29 @@ def _load_resumed(trainer, cfg, state, steps, devs, dev_set):
         why = str(e) if isinstance(e, ValueError) else f"{e.args[0]} is missing" if isinstance(e, KeyError) else (
             f"{type(e).__name__}: {e}")
         raise UsageError(f"the training state to resume from is damaged ({why}); start a new run") from None
-    problem = kept_problem(cfg, trainer.best, devs, dev_set)
+
+
+def _check_kept(trainer, cfg, devs, dev_set, held):
+    """UsageError if the model a resumed --keep-best run kept is not the one it recorded (kept_problem).
+    That takes a dev evaluation, which is no step of the run: its seconds go to trainer.checked_seconds,
+    which train's timing leaves out. A signal stops it between chunks (held, as in train)."""
+    t0 = time.perf_counter()
+    if cfg.keep_best and trainer.best is not None:
+        say_slow(f"checking the kept model of step {trainer.best[0]} against its recorded dev loss",
+                 trainer.best[1], len(dev_set[1]))
+    problem = kept_problem(cfg, trainer.best, devs, dev_set, stop=lambda: held)
+    trainer.checked_seconds = time.perf_counter() - t0
+    if held:  # stopped part-way: nothing is known, nothing has changed
+        raise held.pop(0)
     if problem:
         raise UsageError(f"the training state to resume from is damaged ({problem}); start a new run")
-    if evaluated_at(cfg, steps) and steps not in devs:
-        with np.errstate(over="raise", invalid="raise"):
-            keep_if_best(trainer, cfg, devs, steps, model.split_loss(trainer.evaluated, *dev_set))
+
+
+def say_slow(what, params, rows):
+    """Tell the user, before it starts, of an evaluation that takes evaltime.SLOW_SECONDS or more."""
+    seconds = evaltime.evaluation_seconds(params, rows)
+    if seconds >= evaltime.SLOW_SECONDS:
+        print(f"{line_break()}{what}: {rows:,} examples, about {seconds:,.0f} s", file=sys.stderr, flush=True)
 
 
 def diverged_in_evaluation(cfg, e, interrupted_after, resumed):
@@ -199,10 +232,11 @@ def diverged_in_evaluation(cfg, e, interrupted_after, resumed):
     return UsageError(str(Diverged(cfg, where, resumed)))
 
 
-def kept_problem(cfg, best, devs, dev):
+def kept_problem(cfg, best, devs, dev, stop=None):
     """What is wrong with the model a resumed --keep-best run kept, or None: it keeps one from its first
     dev evaluation on, always the first of the lowest (a later one only replaces it when lower), and
-    evaluated on the dev split `dev` (X, Y) it gives the dev loss recorded for its step."""
+    evaluated on the dev split `dev` (X, Y) it gives the dev loss recorded for its step. stop: as
+    model.split_loss takes it; once it is true, None, the evaluation not made."""
     if not cfg.keep_best or (best is None and not devs):  # none before the first evaluation
         return None
     if best is None:
@@ -215,9 +249,11 @@ def kept_problem(cfg, best, devs, dev):
         where = "where no dev evaluation was made" if step not in devs else f"not the best, step {first}"
         return f"its kept model is from step {step}, {where}"
     try:  # finite values far from any it had (a tensor scaled, swapped) pass the state's checks, not this one
-        again = model.split_loss(params, *dev)
+        again = model.split_loss(params, *dev, stop=stop)
     except FloatingPointError:  # logits too large to resolve (model.logits)
         again = math.inf
+    if again is None:
+        return None
     if not math.isclose(again, devs[step], rel_tol=model.REEVALUATION_TOLERANCE):
         return f"its kept model's dev loss is {again:.6g}, not the {devs[step]:.6g} recorded at step {step}"
     return None

@@ -166,7 +166,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                                                      snapshots)
             # diverged after a dev evaluation: the run as it was there is saved, as a run that went wrong
             diverged, interrupt = (interrupt, None) if isinstance(interrupt, Diverged) else (None, interrupt)
-            seconds = time.perf_counter() - t0
+            seconds = time.perf_counter() - t0 - trainer.checked_seconds  # the run's own time, as in one go
             best_step, params = trainer.best or (None, trainer.evaluated)  # --keep-best: the best dev evaluation's
             result, rows = {}, sum(len(getattr(splits, s)[1]) for s in ("train", "dev", "test"))
             estimate = 0.0 if held else evaltime.evaluation_seconds(params, rows, refine=interrupt is None)

@@ -82,6 +82,7 @@ class Trainer:
         # (step, parameters evaluated there): with cfg.keep_best, the model of the best dev evaluation so
         # far, which loop.train sets; the run goes on from its own parameters, and saves this model
         self.best = None
+        self.checked_seconds = 0.0  # a resumed run's check of its kept model (loop.train): no training step
 
     def close(self):
         """The steps are over: let the split's threads go, and give the BLAS the thread count it had

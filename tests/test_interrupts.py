@@ -550,6 +550,59 @@ def test_stopped_in_a_dev_evaluation_and_resumed_equals_one_go(tmp_path, monkeyp
     assert ma["dev_loss"] == mb["dev_loss"] and ma.get("best_step") == mb.get("best_step")
 
 
+@pytest.mark.parametrize("keep_best", [False, True])
+def test_a_resumed_runs_first_evaluation_says_so_and_stops_at_a_signal(tmp_path, monkeypatch, capsys, keep_best):
+    # From a hostile pass: resumed, a run first made the dev evaluation it was stopped in, and a --keep-best
+    # run checked its kept model on all of dev, both in silence and deaf to a stop signal until done
+    # (minutes, on millions of dev examples). Both are announced when slow and stop between chunks now;
+    # the folder stays as it was, and the next --resume still ends as the run made in one go.
+    from mlp_lm import evaltime, loop
+    flags = [*SMALL, "--steps", "90", "--eval-every", "30", "--n-hidden", "16", "--dtype", "float64",
+             *(["--keep-best"] if keep_best else [])]
+    assert train.main([*flags, "--out", str(tmp_path / "whole")]) == 0
+    real, calls = loop.model.split_loss, []
+
+    def stopped_in_the_second(params, X, Y, chunk_size=None, stop=None):
+        calls.append(len(Y))
+        if len(calls) == 2:  # step 60's evaluation: a Ctrl-C after its first chunk
+            return real(params, X, Y, chunk_size=500, stop=lambda: bool(os.kill(os.getpid(), signal.SIGINT)) or stop())
+        return real(params, X, Y, chunk_size, stop)
+    monkeypatch.setattr(loop.model, "split_loss", stopped_in_the_second)
+    assert train.main([*flags, "--out", str(tmp_path / "split")]) == 130
+    saved = {p.name: p.read_bytes() for p in (tmp_path / "split").iterdir() if p.is_file()}
+    calls.clear()
+
+    def stopped_in_the_first(params, X, Y, chunk_size=None, stop=None):
+        calls.append(len(Y))
+        return real(params, X, Y, chunk_size=500, stop=lambda: bool(os.kill(os.getpid(), signal.SIGINT)) or stop())
+    monkeypatch.setattr(loop.model, "split_loss", stopped_in_the_first)
+    monkeypatch.setattr(evaltime, "SLOW_SECONDS", 0.0)  # every evaluation announced, however quick
+    capsys.readouterr()
+    assert train.main(["--resume", "--out", str(tmp_path / "split")]) == 130
+    err = capsys.readouterr().err
+    first = ("checking the kept model of step 30 against its recorded dev loss" if keep_best
+             else "the dev evaluation after step 60, which the run was stopped in")
+    assert f"{first}: {calls[0]:,} examples, about" in err and "interrupted after 60 steps" in err, err
+    assert len(calls) == 1  # stopped in the first, before any step
+    metrics = json.loads((tmp_path / "split" / "metrics.json").read_text())
+    assert metrics["steps"] == 60 and metrics["interrupted"] is True
+    assert (tmp_path / "split" / "loss.csv").read_bytes() == saved["loss.csv"]
+    monkeypatch.undo()
+    real_check = loop.kept_problem
+
+    def slow_check(*a, **k):  # a check that takes its time: none of it is the run's training time
+        time.sleep(2.0)
+        return real_check(*a, **k)
+    monkeypatch.setattr(loop, "kept_problem", slow_check)
+    assert train.main(["--resume", "--out", str(tmp_path / "split")]) == 0
+    a, b = (checkpoint.load(tmp_path / name / "model.npz")[0] for name in ("whole", "split"))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "whole" / "loss.csv").read_text() == (tmp_path / "split" / "loss.csv").read_text()
+    ma, mb = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("whole", "split"))
+    assert ma["dev_loss"] == mb["dev_loss"] and ma.get("best_step") == mb.get("best_step")
+    assert mb["train_seconds"] < 2.0, mb  # 90 steps of a tiny model: well under a second, without the check's 2
+
+
 def test_resume_refuses_what_it_cannot_do(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2 and "--resume needs --out" in proc.stderr
