@@ -83,9 +83,36 @@ def bytes_to_save(cfg, n_params):
     the raw ones of the training state), the optimiser's moments, the weight average, a block of
     minibatch indices and the loss of every step; loss.csv has a line a step; metrics.json is small.
     With --keep-best the state also holds the best dev evaluation's model; with matplotlib, the pictures."""
+    return sum(file_sizes(cfg, n_params))
+
+
+def file_sizes(cfg, n_params):
+    """About how many bytes each of a run's files takes (bytes_to_save): model.npz (with 64 KB for its
+    headers, configuration, random streams' states and vocabulary), loss.csv, and the rest."""
     copies = 2 + (2 if cfg.optimizer == "adamw" else 0) + (1 if cfg.ema else 0) + (1 if cfg.keep_best else 0)
-    size = n_params * copies * np.dtype(cfg.dtype).itemsize + 8 * block_rows(cfg.batch_size) * cfg.batch_size + 8 * cfg.steps
-    return size + (len(str(cfg.steps)) + 12) * cfg.steps + 2**16 + (plots.PICTURE_BYTES if plots.available() else 0)
+    npz = (n_params * copies * np.dtype(cfg.dtype).itemsize + 8 * block_rows(cfg.batch_size) * cfg.batch_size
+           + 8 * cfg.steps + 2**16)
+    return npz, (len(str(cfg.steps)) + 12) * cfg.steps, 2**12 + (plots.PICTURE_BYTES if plots.available() else 0)
+
+
+def file_size_limit():
+    """The largest file this process may write, in bytes (ulimit -f: RLIMIT_FSIZE), or None for no limit.
+    Past it a write fails with "File too large", however much room the disk has."""
+    try:
+        import resource
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    except (ImportError, OSError, ValueError):  # not on this system
+        return None
+    return None if limit == resource.RLIM_INFINITY else limit
+
+
+def check_file_size_limit(need, what, resuming=False):
+    """Refuse, before the work, files of `need` bytes that this process may not write (ulimit -f)."""
+    limit = file_size_limit()
+    if limit is not None and need > limit:
+        raise UsageError(f"this process may write files of at most {limit / 2**20:.2f} MB (ulimit -f), and {what} "
+                         f"needs about {need / 2**20:.2f} MB; raise the limit (ulimit -f unlimited) "
+                         + ("then --resume again" if resuming else "or train fewer --steps or a smaller model"))
 
 
 def check_space(out, cfg, n_params, resuming=False):
@@ -93,6 +120,7 @@ def check_space(out, cfg, n_params, resuming=False):
     also has room for snapshots as it trains (snapshot.py): a new run's last snapshot is still there
     while its final files are written, which then need the room twice (a resumed run's own files are
     there already, and are replaced the same way)."""
+    check_file_size_limit(max(file_sizes(cfg, n_params)), "this run's largest file", resuming)
     need = bytes_to_save(cfg, n_params)
     free = shutil.disk_usage(out).free
     if free < need:  # a resumed run continues from its files in `out`: no other --out can take it
@@ -106,6 +134,7 @@ def check_sweep_space(out, steps):
     """Refuse, before it starts, a learning-rate sweep whose table (and picture) the disk under `out`
     cannot hold: on a full disk it ran to the end and then lost its work writing the table."""
     need = 40 * steps + 2**16 + (plots.PICTURE_BYTES if plots.available() else 0)
+    check_file_size_limit(need, "the sweep's table and picture")
     free = shutil.disk_usage(out).free
     if free < need:
         raise UsageError(f"{out} has {free / 2**20:.2f} MB free, and the sweep's table and picture need about "
@@ -130,8 +159,10 @@ def save_run_or_rescue(out, *run, unusable=None, unfinished=False):
         except (OSError, checkpoint.CheckpointError):
             if rescue is not None:
                 shutil.rmtree(rescue, ignore_errors=True)
+            fix = ("raise this process's file size limit (ulimit -f)" if file_size_limit() is not None
+                   else "free some space")
             raise checkpoint.CheckpointError(f"{e}; nor could it be saved under {tempfile.gettempdir()}, so this "
-                                             f"run is lost: free some space before training again") from None
+                                             f"run is lost: {fix} before training again") from None
         then = f"; to continue it: python -m mlp_lm.train --resume --out {shlex.quote(str(rescue))}" if unfinished else ""
         raise UsageError(f"{e}; the run is saved in {rescue} instead: move that folder where you want it"
                          f"{then}") from None
