@@ -10,6 +10,7 @@ from . import checkpoint
 from .cli import UsageError
 from .config import PRESETS, Config, config_problem
 from .data import load_splits
+from .loop import DIVERGE_FACTOR, DIVERGE_WINDOW
 from .snapshot import SNAPSHOT_SECONDS
 from .trainer import is_count
 from .wordfile import NotAWordList, digest, read_otherwise, refused_hint
@@ -27,7 +28,7 @@ def resume_point(out, data=None):
     --data given, which a complete run still checks is its file (a UsageError or DataError if not)."""
     path = Path(out) / "model.npz"
     try:
-        _, vocab, config = checkpoint.load(path)
+        model, vocab, config = checkpoint.load(path)
     except checkpoint.CheckpointError:
         if not path.exists():  # even after load finished any save cut short: no run was ever saved here
             raise UsageError(f"nothing to resume in {out}: no run was saved there (a run is saved when it ends "
@@ -61,6 +62,9 @@ def resume_point(out, data=None):
         if not isinstance(config.get("data_sha256"), str):  # every run saves it: resume checks the data against it
             raise ValueError("it does not say which data it was trained on (data_sha256)")
         done, history, devs = read_history(state, cfg.steps)
+        problem = history_problem(cfg, history, devs, len(vocab.itos)) or model_problem(cfg, model, state, devs)
+        if problem:
+            raise ValueError(problem)
         for name in ("step", "losses", "devs"):  # what is left is the Trainer's
             del state[name]
         timing = read_timing(state, done)
@@ -100,7 +104,7 @@ def read_history(state, steps):
             evals.size and evals.shape[1] != 2):
         raise ValueError(f"its losses ({history.dtype} {history.shape}) and dev losses ({evals.dtype} "
                          f"{evals.shape}) are not what a run saves")
-    history, evals = history[:done].astype(np.float64), evals.astype(np.float64).reshape(-1, 2)
+    history, evals = history.astype(np.float64), evals.astype(np.float64).reshape(-1, 2)  # a loss a step, no more
     if not 0 < done <= steps or len(history) != done or not np.all(np.isfinite(history) & (history >= 0)):
         raise ValueError(f"step {done} of {steps} with {len(history)} losses, or losses that are not losses")
     if not np.all((evals[:, 0] == np.round(evals[:, 0])) & (1 <= evals[:, 0]) & (evals[:, 0] <= done)):
@@ -108,6 +112,52 @@ def read_history(state, steps):
     if len(set(evals[:, 0])) != len(evals) or not np.all(np.isfinite(evals[:, 1]) & (evals[:, 1] >= 0)):
         raise ValueError("its dev losses repeat a step or are not losses")
     return done, history, {int(k): float(v) for k, v in evals}
+
+
+def history_problem(cfg, history, devs, V):
+    """Why these losses and dev evaluations are not what the run `cfg` left training, or None: its dev
+    losses come at the steps it evaluates (loop.evaluated_at; the last step's may be missing, stopped
+    in it), and its losses kept to the rule it stops a run by (loop.DIVERGE_FACTOR; a run that diverged
+    saves what it had before, never a window past the limit), within what the dtype can add up to."""
+    done = len(history)
+    wanted = set(range(cfg.eval_every, done + 1, cfg.eval_every) if cfg.eval_every else ()) | (
+        {done} if cfg.keep_best and cfg.eval_every and done == cfg.steps else set())
+    if not set(devs) <= wanted or wanted - set(devs) - {done}:
+        return f"its dev losses are at steps {_some(sorted(devs))}, not the run's every {cfg.eval_every} steps"
+    largest = 2 * float(np.finfo(cfg.dtype).max) + np.log(V)  # -log p: at most twice the largest logit, and ln V
+    if history.max(initial=0) > largest:
+        return f"a loss of {history.max():.4g} a step, past any {cfg.dtype} model's"
+    limit = DIVERGE_FACTOR * max(float(history[0]), float(np.log(V)))
+    windows = history[:done - done % DIVERGE_WINDOW].reshape(-1, DIVERGE_WINDOW).mean(axis=1)
+    if windows.max(initial=0) > limit:
+        step = DIVERGE_WINDOW * (int(np.argmax(windows > limit)) + 1)
+        return f"its losses by step {step} average past where the run would have stopped as diverged"
+    return None
+
+
+def model_problem(cfg, model, state, devs):
+    """Why the model saved beside this training state is not the one the state says, or None: the raw
+    parameters, or the weight average (--ema), or the kept model (--keep-best, once it has one). A
+    state that lacks them, or holds them damaged, gets None: Trainer.load_state, or loop.kept_problem,
+    says what is wrong with it in its own words."""
+    best = any(k == "best_step" or k.startswith("best.") for k in state)
+    if best and not cfg.keep_best:
+        return None
+    if cfg.keep_best and (best or devs):  # a kept model, or one due: loop.kept_problem checks it against dev
+        kind = "best"
+    else:
+        kind = "ema" if cfg.ema else "param"
+    for k, p in model.items():
+        a = state.get(f"{kind}.{k}")
+        if a is None or a.shape != p.shape or a.dtype != p.dtype or not np.all(np.isfinite(a)):
+            return None
+        if not np.array_equal(p, a):  # the very arrays a save writes twice
+            return f"its model's {k} is not the training state's {kind}.{k}"
+    return None
+
+
+def _some(steps, most=4):
+    return ", ".join(map(str, steps[:most])) + (", ..." if len(steps) > most else "") if steps else "none"
 
 
 def read_timing(state, done):

@@ -653,8 +653,11 @@ def resumable_run(folder, steps=300, total=1000):
                                     "losses-2d", "rng-fraction", "losses-negative", "losses-text", "devs-3d",
                                     "block-gone", "preset-list", "config-steps", "block-float",
                                     "config-dropout", "config-seed", "config-warmup", "config-eval-every",
-                                    "losses-raw"])
+                                    "losses-raw", "losses-extra", "losses-huge", "losses-ran-away", "model-not-state",
+                                    "devs-off-step", "devs-missing"])
 def test_resume_from_a_damaged_state_is_one_line(damage, tmp_path):
+    # The last six from a hostile pass, written with valid checksums: each resumed without a word, one
+    # a step off its minibatches, one with its divergence check off (a limit of 2e300).
     arrays = resumable_run(tmp_path)  # 300 of 1000 steps: something left to resume
     config = json.loads(str(arrays["config"]))
     if damage == "losses":
@@ -719,6 +722,19 @@ def test_resume_from_a_damaged_state_is_one_line(damage, tmp_path):
         config.update(schedule="cosine", warmup=5000)
     elif damage == "config-eval-every":
         config["eval_every"] = -1
+    elif damage == "losses-extra":  # a loss more than the steps taken: read as 300, it resumed a step off
+        arrays["state.losses"] = np.append(arrays["state.losses"], arrays["state.losses"][-1])
+        arrays["state.step"] = np.array(299)
+    elif damage == "losses-huge":
+        arrays["state.losses"] = np.full_like(arrays["state.losses"], 1e300)
+    elif damage == "losses-ran-away":  # a window past the limit training stops a run at
+        arrays["state.losses"] = arrays["state.losses"] * np.repeat([1.0, 10.0, 1.0], 100)
+    elif damage == "model-not-state":  # the model beside the state is not the state's parameters
+        arrays["W1"] = arrays["W1"] * 1.5
+    elif damage in ("devs-off-step", "devs-missing"):  # dev losses where an --eval-every 100 run makes none
+        config["eval_every"] = 100
+        arrays["state.devs"] = np.array([[100, 2.4], [150, 2.3], [200, 2.2], [300, 2.1]] if damage == "devs-off-step"
+                                        else [[100, 2.4], [300, 2.1]])
     arrays["config"] = np.array(json.dumps(config))
     np.savez(tmp_path / "model.npz", **arrays)
     if damage == "losses-raw":  # a member without its .npy header, which numpy hands back as bytes
@@ -732,6 +748,11 @@ def test_resume_from_a_damaged_state_is_one_line(damage, tmp_path):
     said = str(e.value).replace(str(tmp_path), "FOLDER")  # the folder's own name holds "damaged"
     expected = "without the loop's losses" if damage == "losses" else "damaged"  # or a state saved from Python
     assert "\n" not in said and expected in said, said
+    assert {"losses-extra": "step 299 of 1000 with 301 losses", "losses-huge": "past any float32 model's",
+            "losses-ran-away": "by step 200 average past where the run would have stopped as diverged",
+            "model-not-state": "its model's W1 is not the training state's param.W1",
+            "devs-off-step": "dev losses are at steps 100, 150, 200, 300, not the run's every 100 steps",
+            "devs-missing": "dev losses are at steps 100, 300, not the run's every 100 steps"}.get(damage, "") in said
 
 
 def test_resume_finishes_a_final_evaluation_that_was_cut_short(tmp_path, monkeypatch):

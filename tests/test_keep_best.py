@@ -179,8 +179,8 @@ def stopped_runs(short_list, tmp_path_factory):
 
 
 @pytest.mark.parametrize("damage", ["not-a-dev-step", "not-the-best", "past-the-step", "fraction", "nan", "scaled",
-                                    "without-keep-best", "step-gone", "tensor-gone", "all-gone", "devs-gone",
-                                    "keep-best-added"])
+                                    "scaled-both", "without-keep-best", "step-gone", "tensor-gone", "all-gone",
+                                    "devs-gone", "keep-best-added"])
 def test_a_damaged_kept_model_is_refused_in_one_line(damage, stopped_runs, tmp_path):
     # a run without --keep-best, then said to have had it; or one with it
     shutil.copytree(stopped_runs / ("plain" if damage == "keep-best-added" else "kept"), tmp_path, dirs_exist_ok=True)
@@ -199,8 +199,11 @@ def test_a_damaged_kept_model_is_refused_in_one_line(damage, stopped_runs, tmp_p
         arrays["state.best_step"] = np.array(500.5)
     elif damage == "nan":
         arrays["state.best.W1"] = np.full_like(arrays["state.best.W1"], np.nan)
-    elif damage == "scaled":  # finite, within the bounds a state is checked against: only its dev loss tells
+    elif damage == "scaled":  # finite, within the bounds a state is checked against: the model beside it tells
         arrays["state.best.W2"] = arrays["state.best.W2"] * 3
+    elif damage == "scaled-both":  # and the model too: only its dev loss tells
+        arrays["state.best.W2"] = arrays["state.best.W2"] * 3
+        arrays["W2"] = arrays["W2"] * 3
     elif damage == "without-keep-best":
         cfg["keep_best"] = False
     elif damage == "step-gone":
@@ -223,18 +226,21 @@ def test_a_damaged_kept_model_is_refused_in_one_line(damage, stopped_runs, tmp_p
            "not-the-best": f"its kept model is from step {max(devs, key=lambda step: step != best)}, not the best, "
                            f"step {best}",
            "all-gone": "it has dev losses from 6 evaluations but no kept model",
-           "devs-gone": f"it has a model kept at step {best} but no dev evaluations",
+           "devs-gone": "its dev losses are at steps none, not the run's every 500 steps",
            "keep-best-added": "it has dev losses from 6 evaluations but no kept model",
            "past-the-step": "the step of the best dev evaluation's model is 5000, not one of the run's 3200 steps",
            "fraction": "the step of the best dev evaluation's model is 500.5",
            "nan": "best.W1 holds NaN or infinite values",
-           "scaled": "its kept model's dev loss is ",
+           "scaled": "its model's W2 is not the training state's best.W2",
+           "scaled-both": "its kept model's dev loss is ",
            "without-keep-best": "it holds best.C, best.W1, best.W2 (6 in all), which an sgd run does not save",
            "step-gone": "it lacks best_step, which an sgd run with --keep-best saves",
            "tensor-gone": "it lacks best.b2, which an sgd run with --keep-best saves"}[damage]
-    assert message.startswith(f"the training state to resume from is damaged ({why}") and message.endswith(
-        "; start a new run") and "\n" not in message, message
-    assert damage != "scaled" or f"not the {devs[best]:.6g} recorded at step {best})" in message, message
+    # what the file's own checks find (resume.py) names the file; what the Trainer's find, the state
+    assert (message.startswith(f"the training state to resume from is damaged ({why}")
+            or message.startswith(f"{tmp_path / 'model.npz'} has a damaged training state or config ({why}")), message
+    assert message.endswith("; start a new run") and "\n" not in message, message
+    assert damage != "scaled-both" or f"not the {devs[best]:.6g} recorded at step {best})" in message, message
 
 
 class FakeAxes:
