@@ -57,18 +57,26 @@ def check_json_target(path):
         raise UsageError("--json needs a file name, and was given an empty one")
     if str(path) == "-":  # it would be a file named -
         raise UsageError("--json needs a file name: - (stdout) is not one, as stdout holds the table; name a file")
+    if str(path).endswith(os.sep):  # Path drops the slash: a.json/ would be written as the file a.json
+        raise UsageError(f"--json {path} ends in {os.sep}, as a folder's name does; --json needs a file name")
     path = Path(path)
     if len(os.fsencode(path.name)) > NAME_MAX - TEMPORARY_EXTRA:  # it is written under a longer name first
         raise UsageError(f"--json file name {path.name[:40]}... is too long ({len(os.fsencode(path.name))} bytes); "
                          f"use one of at most {NAME_MAX - TEMPORARY_EXTRA} bytes")
     try:
+        if not path.parent.exists():
+            raise UsageError(f"cannot write --json {path}: there is no folder {path.parent}; make it first, or name "
+                             f"a file in a folder that exists")
         if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
             raise UsageError(f"cannot write --json {path}: {path.parent} is not a folder this program can write to")
         if path.exists() and (not path.is_file() or str(path).startswith(("/dev/", "/proc/"))):  # /dev/stdout
             # and /dev/null, a pipe, a folder; /dev/stdout is the file stdout was sent to when it was one
             raise UsageError(f"--json {path} is no file of its own (a device, a stream, a pipe or a folder), and "
                              f"the JSON is written to a file; name a new one")
-        if (path.exists() or path.is_symlink()) and not _is_our_json(path):
+        if path.is_symlink():  # the file written would replace the link, not what it points to
+            raise UsageError(f"--json {path} is a symbolic link, which the file written would replace; name the "
+                             f"file it points to, or a new one")
+        if path.exists() and not _is_our_json(path):
             raise UsageError(f"--json {path} already exists and is not a file an earlier --json wrote; "
                              f"name a new file to write to")
     except OSError as e:

@@ -474,7 +474,16 @@ def test_json_replaces_only_an_earlier_json_output(tiny_run, tmp_path, module, f
         assert proc.returncode == 2 and "not a file an earlier --json wrote" in proc.stderr, proc.stderr
         assert proc.stdout == "" and hashlib.sha256(target.read_bytes()).hexdigest() == before  # before the work
     proc = run_cli(module, *flags, "--json", tmp_path / "no such folder" / "out.json")
-    assert proc.returncode == 2 and "not a folder" in proc.stderr and proc.stdout == ""
+    assert proc.returncode == 2 and "there is no folder" in proc.stderr and "make it first" in proc.stderr
+    assert proc.stdout == ""
+    # From a hostile pass: a.json/ was written as the file a.json, and a link was said not to be ours
+    proc = run_cli(module, *flags, "--json", f"{tmp_path / 'a.json'}/")
+    assert proc.returncode == 2 and "ends in /, as a folder's name does" in proc.stderr
+    assert not (tmp_path / "a.json").exists()
+    (tmp_path / "link.json").symlink_to(tmp_path / "nowhere.json")
+    proc = run_cli(module, *flags, "--json", tmp_path / "link.json")
+    assert proc.returncode == 2 and "is a symbolic link, which the file written would replace" in proc.stderr
+    assert (tmp_path / "link.json").is_symlink()
     # From a scripting user's review: --json - wrote a file named "-", and /dev/stdout was said to exist
     for target, said in (("-", "--json needs a file name: - (stdout) is not one, as stdout holds the table"),
                          ("/dev/stdout", "--json /dev/stdout is no file of its own (a device, a stream, a pipe or"),
