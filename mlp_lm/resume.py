@@ -26,6 +26,9 @@ def resume_point(out, data=None):
     """(Config, preset, (state, losses so far, dev losses so far, data sha256, symbols), what resuming
     will do) of the run in `out`; the third item is None when that run is already complete. `data`: the
     --data given, which a complete run still checks is its file (a UsageError or DataError if not)."""
+    if Path(out).exists() and not Path(out).is_dir():  # else "no run was saved there", as if a folder
+        raise UsageError(f"nothing to resume in {out}: it is a file, not a run's folder; pass the folder a run "
+                         f"was saved in (--out when it trained)")
     path = Path(out) / "model.npz"
     try:
         model, vocab, config = checkpoint.load(path)

@@ -633,6 +633,11 @@ def test_resume_refuses_what_it_cannot_do(tmp_path):
                               cwd=ROOT, capture_output=True, text=True)
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
         assert "nothing to resume" in proc.stderr and "without --resume" in proc.stderr
+    (tmp_path / "afile").write_text("not a run\n")  # from a hostile pass: it was said to hold no run
+    proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume", "--out", str(tmp_path / "afile")],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "it is a file, not a run's folder" in proc.stderr
 
 
 def resumable_run(folder, steps=300, total=1000):
