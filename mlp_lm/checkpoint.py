@@ -18,6 +18,7 @@ from .atomic import CheckpointError, recover, write_atomic
 from .data import SPLIT_SEED, Vocab
 from .bounds import magnitude_problem
 from .params import OPTIONAL_PARAMS, PARAM_NAMES, check_params, param_shapes
+from .runlock import LockBusy, check_free
 from .runtime import gib
 from .wordfile import DataError
 
@@ -149,6 +150,11 @@ def load(path):
         if path.is_symlink():  # there is a link, but following it leads nowhere
             raise CheckpointError(f"checkpoint {path} is a link to nothing (a missing file, or links in a loop); "
                                   f"pass the model.npz itself")
+        try:
+            check_free(path.parent)
+        except LockBusy:  # a run under way, its first save to come
+            hint = ("a training is writing to that folder and has saved no model yet; it saves one when it ends or "
+                    "is stopped, and as it trains (every few minutes): wait for it")
         raise CheckpointError(f"checkpoint not found: {path} ({hint})")
     if path.is_dir():
         raise CheckpointError(f"checkpoint path is a directory: {path} (pass the model.npz inside it)")

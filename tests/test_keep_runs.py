@@ -284,6 +284,16 @@ def test_an_interrupted_forced_run_on_a_full_disk_is_rescued(tmp_path, monkeypat
     assert json.loads((rescue / "metrics.json").read_text())["steps"] == 20
 
 
+def test_a_model_asked_for_while_its_training_has_saved_none_says_so(tmp_path):
+    # From a hostile pass: sample during a training's first minutes said to train a model.
+    with pytest.raises(checkpoint.CheckpointError, match=r"checkpoint not found: .*\(train one with"):
+        checkpoint.load(tmp_path / "model.npz")
+    with runlock.RunLock(tmp_path):
+        with pytest.raises(checkpoint.CheckpointError, match=r"a training is writing to that folder and has saved "
+                                                              r"no model yet; .* wait for it\)$"):
+            checkpoint.load(tmp_path / "model.npz")
+
+
 def test_a_lock_whose_pid_cannot_be_written_still_locks(tmp_path, monkeypatch):
     def no_space(*a):
         raise OSError(28, "No space left on device")
