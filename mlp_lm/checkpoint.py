@@ -18,7 +18,6 @@ from .atomic import CheckpointError, recover, write_atomic
 from .data import SPLIT_SEED, Vocab
 from .bounds import magnitude_problem
 from .params import OPTIONAL_PARAMS, PARAM_NAMES, check_params, param_shapes
-from .runlock import LockBusy, check_free
 from .runtime import gib
 from .wordfile import DataError
 
@@ -150,6 +149,7 @@ def load(path):
         if path.is_symlink():  # there is a link, but following it leads nowhere
             raise CheckpointError(f"checkpoint {path} is a link to nothing (a missing file, or links in a loop); "
                                   f"pass the model.npz itself")
+        from .runlock import LockBusy, check_free  # here: runlock's cli imports this module
         try:
             check_free(path.parent)
         except LockBusy:  # a run under way, its first save to come
