@@ -45,3 +45,15 @@ def slow_evaluation(rows, seconds):
     """A line saying that evaluating `rows` examples takes about `seconds` (evaluation_seconds), or None
     below SLOW_SECONDS: on millions of examples, or a vocabulary of thousands, it can be minutes."""
     return f"evaluating {rows:,} examples: about {seconds:,.0f} s" if seconds >= SLOW_SECONDS else None
+
+
+def final_evaluation(rows, seconds, stopped, undone=None):
+    """(whether to leave the final evaluation to --resume, the line to print first or None), for `rows`
+    examples taking about `seconds` here. stopped: a stop signal ended the training, which wants the
+    model saved now rather than after SLOW_SECONDS; undone: the last step, when the signal came before
+    its dev evaluation (a --keep-best run's model to evaluate may be that step's: --resume makes both)."""
+    if undone is not None:
+        return True, f"not evaluated: the dev evaluation after step {undone} was cut short, and --resume makes both"
+    if stopped and seconds >= SLOW_SECONDS:
+        return True, f"not evaluated, which takes about {seconds:,.0f} s here: --resume evaluates it"
+    return False, slow_evaluation(rows, seconds)

@@ -106,7 +106,7 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
             with np.errstate(over="raise", invalid="raise"):  # overflow or NaN raises
                 if resumed is not None:  # a stop signal stops these between chunks too, and --resume redoes them
                     _check_kept(trainer, cfg, devs, splits.dev, held)
-                    if evaluated_at(cfg, done) and done not in devs:  # stopped in it: made now, as it was then
+                    if last_dev_missing(cfg, done, devs):  # stopped before it: made now, as it was then
                         say_slow(f"the dev evaluation after step {done}, which the run was stopped in",
                                  trainer.evaluated, len(splits.dev[1]))
                         evaluating = True
@@ -167,6 +167,12 @@ def evaluated_at(cfg, done):
     """Whether the run evaluates dev after step `done`: every eval_every steps, and with --keep-best the
     last step too, as the best may be the model the run ends with."""
     return bool(cfg.eval_every) and done > 0 and (done % cfg.eval_every == 0 or (cfg.keep_best and done == cfg.steps))
+
+
+def last_dev_missing(cfg, done, devs):
+    """Whether a run stopped after step `done` was stopped before that step's dev evaluation: the model
+    it keeps then (--keep-best) is not known until --resume makes it."""
+    return evaluated_at(cfg, done) and done not in devs
 
 
 def evaluate_dev(trainer, cfg, devs, done, dev_set, held):

@@ -10,7 +10,7 @@ from . import checkpoint
 from .cli import UsageError
 from .config import PRESETS, Config, config_problem
 from .data import load_splits
-from .loop import DIVERGE_FACTOR, DIVERGE_WINDOW
+from .loop import DIVERGE_FACTOR, DIVERGE_WINDOW, last_dev_missing
 from .snapshot import SNAPSHOT_SECONDS
 from .trainer import is_count
 from .wordfile import NotAWordList, digest, read_otherwise, refused_hint
@@ -82,7 +82,7 @@ def resume_point(out, data=None):
     preset = config.get("preset", "lecture")
     if not isinstance(preset, str) or preset not in PRESETS:
         raise UsageError(f"{damaged} (preset {preset!r}); start a new run")
-    if done >= cfg.steps and evaluated:
+    if done >= cfg.steps and evaluated and not last_dev_missing(cfg, done, devs):  # (earlier versions saved that)
         complete = f"the run in {out} is complete ({done} of {cfg.steps} steps)"
         if data is not None and digest(data) != config["data_sha256"]:  # a file it cannot read: its own line
             raise UsageError(f"{complete}, and --data {data} is not the file it was trained on (other bytes): "
@@ -90,8 +90,8 @@ def resume_point(out, data=None):
         return cfg, preset, None, f"{complete}: nothing to resume"
     resumed = (state, history, devs, config.get("data_sha256"), vocab.itos, timing)
     if done >= cfg.steps:
-        return cfg, preset, resumed, (f"the run in {out} trained all {done} steps but its final evaluation "
-                                      f"was cut short: evaluating it")
+        cut = "dev evaluation after its last step" if last_dev_missing(cfg, done, devs) else "final evaluation"
+        return cfg, preset, resumed, f"the run in {out} trained all {done} steps but its {cut} was cut short: evaluating it"
     return cfg, preset, resumed, f"resuming the run in {out} at step {done} of {cfg.steps}"
 
 

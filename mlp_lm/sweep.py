@@ -43,6 +43,18 @@ def lr_sweep(params, X, Y, steps, batch_size, seed):
     return lre, losses
 
 
+def sweep_into(out, params, X, Y, cfg):
+    """lr_sweep with cfg's steps, batch and seed, reported into the folder `out` (report_sweep). A stop
+    signal ends it with a line saying why nothing was written: the table needs every rate."""
+    try:
+        lre, losses = lr_sweep(params, X, Y, cfg.steps, cfg.batch_size, cfg.seed)
+    except KeyboardInterrupt:
+        print("interrupted before the sweep's last rate: its table needs every one, so nothing was written",
+              file=sys.stderr)
+        raise
+    report_sweep(lre, losses, out, cfg.batch_size, len(Y), model.num_params(params))
+
+
 def exponents(steps):
     """The exponents of a sweep's `steps` rates: evenly spaced from -3 to 0."""
     return np.linspace(-3, 0, steps)

@@ -31,13 +31,13 @@ from . import atomic, evaltime, metrics, model, plots
 from .cli import EXIT_BAD_INPUT, UsageError, exit_code, line_break, run, signals_held
 from .data import describe, repeats_warning
 from .sampling import one_line
-from .sweep import lr_sweep, report_sweep
+from .sweep import sweep_into
 from .runtime import blas_threads, check_fits, describe_threads, step_threads
 from .resume import data_problem, resume_point, run_splits
 from .runlock import RunLock, check_free
 from .runs import (SAVED, SWEEP_FILES, check_space, check_sweep_space, claim_default_out, claim_fresh,
                    files_in_the_way, prepare_out, save_run_or_rescue)
-from .loop import Diverged, diverged_in_evaluation, train
+from .loop import Diverged, diverged_in_evaluation, last_dev_missing, train
 from .train_flags import parse_args
 from .advice import accents_warning, futile_warning, kept_best_line, overfit_warning, size_warnings
 from .config import describe_training
@@ -142,8 +142,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
 
     if sweep:
         check_sweep_space(out, cfg.steps)
-        lre, losses = lr_sweep(params, *splits.train, cfg.steps, cfg.batch_size, cfg.seed)
-        report_sweep(lre, losses, out, cfg.batch_size, len(splits.train[1]), model.num_params(params))
+        sweep_into(out, params, *splits.train, cfg)
         return 0
 
     room = check_space(out, cfg, model.num_params(params), resumed is not None)  # a run that cannot be saved: refused
@@ -170,10 +169,11 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             best_step, params = trainer.best or (None, trainer.evaluated)  # --keep-best: the best dev evaluation's
             result, rows = {}, sum(len(getattr(splits, s)[1]) for s in ("train", "dev", "test"))
             estimate = 0.0 if held else evaltime.evaluation_seconds(params, rows, refine=interrupt is None)
-            skip = interrupt is not None and estimate >= evaltime.SLOW_SECONDS  # a stop signal wants the model saved now
-            if (notice := evaltime.slow_evaluation(rows, estimate)) and not held:  # (not a signal in the estimate)
-                print(f"not evaluated, which takes about {estimate:,.0f} s here: --resume evaluates it" if skip
-                      else notice, file=sys.stderr, flush=True)
+            last = interrupt is not None and len(losses) == cfg.steps and last_dev_missing(cfg, cfg.steps, devs)
+            undone = cfg.steps if last else None  # stopped before the last step's dev evaluation
+            skip, line = evaltime.final_evaluation(rows, estimate, interrupt is not None, undone)
+            if line and (undone is not None or not held):  # (not a signal in the estimate)
+                print(line, file=sys.stderr, flush=True)
             with np.errstate(over="raise", invalid="raise"):
                 for name in () if skip else ("train", "dev", "test"):  # a signal since the training ended: keep
                     loss = model.split_loss(params, *getattr(splits, name), stop=lambda: held)  # the model, unevaluated

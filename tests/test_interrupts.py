@@ -551,6 +551,49 @@ def test_stopped_in_a_dev_evaluation_and_resumed_equals_one_go(tmp_path, monkeyp
 
 
 @pytest.mark.parametrize("keep_best", [False, True])
+def test_stopped_before_the_last_steps_dev_evaluation_and_resumed_equals_one_go(tmp_path, monkeypatch, capsys,
+                                                                                 keep_best):
+    # From a pass over resuming: a --keep-best run stopped in its last step's dev evaluation was evaluated and
+    # saved as complete, keeping an earlier step's model (800 of 1,000, where the run in one go keeps 1,000),
+    # and --resume said there was nothing to do. The final evaluation now waits for --resume too.
+    from mlp_lm import loop
+    flags = [*SMALL, "--steps", "90", "--eval-every", "30", "--n-hidden", "16", "--dtype", "float64",
+             *(["--keep-best"] if keep_best else [])]
+    assert train.main([*flags, "--out", str(tmp_path / "whole")]) == 0
+    real, calls = loop.model.split_loss, []
+
+    def stopped_in_the_last(params, X, Y, chunk_size=None, stop=None):
+        calls.append(len(Y))
+        if len(calls) == 3:  # step 90's: a Ctrl-C before its first chunk
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(params, X, Y, chunk_size, stop)
+    monkeypatch.setattr(loop.model, "split_loss", stopped_in_the_last)
+    assert train.main([*flags, "--out", str(tmp_path / "split")]) == 130
+    assert "not evaluated: the dev evaluation after step 90 was cut short, and --resume makes both" in (
+        capsys.readouterr().err)
+    metrics = json.loads((tmp_path / "split" / "metrics.json").read_text())
+    assert metrics["steps"] == 90 and metrics["evaluated"] is False
+    monkeypatch.undo()
+    assert train.main(["--resume", "--out", str(tmp_path / "split")]) == 0
+    assert "its dev evaluation after its last step was cut short: evaluating it" in capsys.readouterr().out
+    a, b = (checkpoint.load(tmp_path / name / "model.npz")[0] for name in ("whole", "split"))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "whole" / "loss.csv").read_text() == (tmp_path / "split" / "loss.csv").read_text()
+    ma, mb = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("whole", "split"))
+    assert ma["dev_loss"] == mb["dev_loss"] and ma.get("best_step") == mb.get("best_step")
+    if keep_best:  # (an earlier version's such run kept an earlier step's model: not made up here)
+        return
+    # a run an earlier version saved so (evaluated, the last dev loss missing) is not called complete either
+    with np.load(tmp_path / "whole" / "model.npz", allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays["state.devs"] = arrays["state.devs"][:-1]
+    np.savez(tmp_path / "whole" / "model.npz", **arrays)
+    assert train.main(["--resume", "--out", str(tmp_path / "whole")]) == 0
+    assert "was cut short: evaluating it" in capsys.readouterr().out
+    assert json.loads((tmp_path / "whole" / "metrics.json").read_text())["dev_loss"] == ma["dev_loss"]
+
+
+@pytest.mark.parametrize("keep_best", [False, True])
 def test_a_resumed_runs_first_evaluation_says_so_and_stops_at_a_signal(tmp_path, monkeypatch, capsys, keep_best):
     # From a hostile pass: resumed, a run first made the dev evaluation it was stopped in, and a --keep-best
     # run checked its kept model on all of dev, both in silence and deaf to a stop signal until done
@@ -1147,17 +1190,19 @@ def test_ctrl_c_during_the_final_evaluation_of_a_kept_diverged_run_exits_as_a_si
     assert json.loads((tmp_path / "metrics.json").read_text())["evaluated"] is False
 
 
-def test_a_sweep_stopped_before_its_table_leaves_no_empty_folder(tmp_path, monkeypatch):
+def test_a_sweep_stopped_before_its_table_leaves_no_empty_folder_and_says_so(tmp_path, monkeypatch, capsys):
     # From a hostile tester: an interrupted --lr-sweep (or one whose table a full disk refused) left its
-    # new, empty --out behind, where a refused training removes its own.
-    from mlp_lm import train as train_module
+    # new, empty --out behind, where a refused training removes its own; and (another pass) it said
+    # only "interrupted", not that nothing was written.
+    from mlp_lm import sweep
 
     def stopped(*args, **kwargs):
         raise KeyboardInterrupt("SIGINT")
-    monkeypatch.setattr(train_module, "lr_sweep", stopped)
+    monkeypatch.setattr(sweep, "lr_sweep", stopped)
     with pytest.raises(KeyboardInterrupt):
         train.main([*SMALL, "--lr-sweep", "--steps", "100", "--out", str(tmp_path / "sweep")])
     assert not (tmp_path / "sweep").exists()
+    assert "its table needs every one, so nothing was written" in capsys.readouterr().err
     (tmp_path / "mine").mkdir()  # a folder that was there before stays, empty or not
     with pytest.raises(KeyboardInterrupt):
         train.main([*SMALL, "--lr-sweep", "--steps", "100", "--out", str(tmp_path / "mine")])

@@ -71,7 +71,7 @@ def test_a_sweep_the_disk_cannot_hold_is_refused_before_it_starts(tmp_path, monk
     # From a hostile review: on a full disk the sweep ran all its steps, then failed writing its table.
     monkeypatch.setattr(runs.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
     swept = []
-    monkeypatch.setattr(train, "lr_sweep", lambda *a: swept.append(a))
+    monkeypatch.setattr(train, "sweep_into", lambda *a: swept.append(a))
     with pytest.raises(SystemExit) as e:
         cli.run(lambda: train.main([*SMALL, "--lr-sweep", "--out", str(tmp_path / "sweep")]), "train")
     err = capsys.readouterr().err.strip().splitlines()
