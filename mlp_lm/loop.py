@@ -24,14 +24,17 @@ class Diverged(Exception):
     steps taken in all, to the one that went wrong.
     """
 
-    def __init__(self, cfg, where, resumed=False, kept=None, ran=None):
+    def __init__(self, cfg, where, resumed=False, kept=None, ran=None, snapshot=0):
         p = max(cfg.dropout, cfg.emb_dropout)
         heavy = (f", or less dropout (at {p:g} the units kept are scaled by {1 / (1 - p):,.4g})"
                  if p >= HEAVY_DROPOUT else "")
         retry = "start a new run with a smaller --lr" if resumed else "try a smaller --lr"  # --resume takes no --lr
         self.kept, self.ran = kept, ran
+        # a resumed run's folder keeps its last snapshot, which this run may have taken on its way to the blow-up
+        saved = (f"; nothing was saved but its snapshot of step {snapshot:,}, from which it would go the same way"
+                 if snapshot else "; nothing was saved")
         super().__init__(f"training diverged {where}; the learning rate {cfg.lr:g} is too large, "
-                         f"{retry}{heavy}" + ("; nothing was saved" if kept is None else ""))
+                         f"{retry}{heavy}" + (saved if kept is None else ""))
 
 
 HEAVY_DROPOUT = 0.5  # from here on the scale-up of the kept units, 1 / (1 - p), can itself blow the loss up
@@ -155,7 +158,8 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
                 except ValueError:  # parameters no trained model has: nothing worth keeping
                     good = None
             if good is None:
-                raise Diverged(cfg, where, resumed is not None) from None
+                raise Diverged(cfg, where, resumed is not None,
+                               snapshot=snapshots.step if snapshots is not None and resumed is not None else 0) from None
             done, _, devs = good
             interrupt = Diverged(cfg, where, resumed is not None, kept=done, ran=ran)
         finally:

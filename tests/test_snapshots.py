@@ -89,6 +89,24 @@ def test_a_run_that_diverges_with_nothing_to_keep_leaves_no_snapshot(tmp_path, m
     assert not (tmp_path / "model.npz").exists() and not (tmp_path / "metrics.json").exists()
 
 
+def test_a_resumed_run_that_diverges_says_which_snapshot_its_folder_keeps(tmp_path, monkeypatch):
+    # From a pass over resuming: a resumed run keeps the snapshots it took on its way to a blow-up (the
+    # state it resumed from is gone), yet said "nothing was saved"; each --resume then took a step and blew up.
+    assert train.main([*SMALL, "--steps", "300", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    with np.load(tmp_path / "model.npz", allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    config = json.loads(str(arrays["config"]))
+    config.update(steps=1000, lr=30.0)  # a rate it blows up at, which no flag can give a resumed run
+    arrays["config"] = np.array(json.dumps(config))
+    np.savez(tmp_path / "model.npz", **arrays)
+    monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 0.0)
+    with pytest.raises(UsageError) as e:
+        train.main(["--resume", "--out", str(tmp_path)])
+    step = json.loads((tmp_path / "metrics.json").read_text())["steps"]
+    assert 300 < step and str(e.value).endswith(f"start a new run with a smaller --lr; nothing was saved but its "
+                                                f"snapshot of step {step:,}, from which it would go the same way")
+
+
 def test_no_snapshots_over_a_users_files_or_without_room_for_two_saves(tmp_path, monkeypatch, capsys):
     # A hostile pass: snapshots over a user's loss.csv and metrics.json (--force, no model) took them, and a
     # run that diverged then said "nothing was saved"; on a disk with room for one save, the last snapshot
