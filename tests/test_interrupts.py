@@ -519,23 +519,46 @@ def test_stopped_by_sigint_and_resumed_equals_one_go_bit_for_bit(flags, tmp_path
     assert (tmp_path / "whole" / "loss.csv").read_text() == (tmp_path / "split" / "loss.csv").read_text()
 
 
+def short_run_flags(keep_best):
+    """90 steps, a dev evaluation every 30 (with --keep-best, the last step's kept model may be any of three)."""
+    return [*SMALL, "--steps", "90", "--eval-every", "30", "--n-hidden", "16", "--dtype", "float64",
+            *(["--keep-best"] if keep_best else [])]
+
+
+def stop_in_an_evaluation(monkeypatch, nth, after_a_chunk=True):
+    """From now on, the nth call of loop.model.split_loss gets a Ctrl-C: after its first chunk of 500 rows,
+    or before it begins. Returns the list of the calls' row counts."""
+    from mlp_lm import loop
+    real, calls = loop.model.split_loss, []
+
+    def stopped(params, X, Y, chunk_size=None, stop=None):
+        calls.append(len(Y))
+        if len(calls) == nth and after_a_chunk:
+            return real(params, X, Y, chunk_size=500, stop=lambda: bool(os.kill(os.getpid(), signal.SIGINT)) or stop())
+        if len(calls) == nth:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(params, X, Y, chunk_size, stop)
+    monkeypatch.setattr(loop.model, "split_loss", stopped)
+    return calls
+
+
+def assert_the_same_as_in_one_go(whole, split):
+    """The run folder `split`, stopped and resumed, holds what `whole`, made in one go, does."""
+    a, b = (checkpoint.load(folder / "model.npz")[0] for folder in (whole, split))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert (whole / "loss.csv").read_text() == (split / "loss.csv").read_text()
+    ma, mb = (json.loads((folder / "metrics.json").read_text()) for folder in (whole, split))
+    assert ma["dev_loss"] == mb["dev_loss"] and ma.get("best_step") == mb.get("best_step")
+
+
 @pytest.mark.parametrize("keep_best", [False, True])
 def test_stopped_in_a_dev_evaluation_and_resumed_equals_one_go(tmp_path, monkeypatch, capsys, keep_best):
     # From a hostile pass: a dev evaluation in the training held a stop signal until it was over (27 s on
     # 95,000 dev examples over 40,000 symbols). It stops between chunks now, the step saved without its
     # evaluation, which --resume makes first: the run then ends as one made in one go.
-    from mlp_lm import loop
-    flags = [*SMALL, "--steps", "90", "--eval-every", "30", "--n-hidden", "16", "--dtype", "float64",
-             *(["--keep-best"] if keep_best else [])]
+    flags = short_run_flags(keep_best)
     assert train.main([*flags, "--out", str(tmp_path / "whole")]) == 0
-    real, calls = loop.model.split_loss, []
-
-    def stopped_in_the_second(params, X, Y, chunk_size=None, stop=None):
-        calls.append(len(Y))
-        if len(calls) == 2:  # step 60's: a Ctrl-C after its first chunk
-            return real(params, X, Y, chunk_size=500, stop=lambda: bool(os.kill(os.getpid(), signal.SIGINT)) or stop())
-        return real(params, X, Y, chunk_size, stop)
-    monkeypatch.setattr(loop.model, "split_loss", stopped_in_the_second)
+    stop_in_an_evaluation(monkeypatch, 2)  # step 60's
     assert train.main([*flags, "--out", str(tmp_path / "split")]) == 130
     assert "interrupted after 60 steps" in capsys.readouterr().err
     metrics = json.loads((tmp_path / "split" / "metrics.json").read_text())
@@ -543,11 +566,7 @@ def test_stopped_in_a_dev_evaluation_and_resumed_equals_one_go(tmp_path, monkeyp
     assert (tmp_path / "split" / "loss.csv").read_text().splitlines()[60].endswith(",")  # step 60: no dev loss yet
     monkeypatch.undo()
     assert train.main(["--resume", "--out", str(tmp_path / "split")]) == 0
-    a, b = (checkpoint.load(tmp_path / name / "model.npz")[0] for name in ("whole", "split"))
-    assert all(np.array_equal(a[k], b[k]) for k in a)
-    assert (tmp_path / "whole" / "loss.csv").read_text() == (tmp_path / "split" / "loss.csv").read_text()
-    ma, mb = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("whole", "split"))
-    assert ma["dev_loss"] == mb["dev_loss"] and ma.get("best_step") == mb.get("best_step")
+    assert_the_same_as_in_one_go(tmp_path / "whole", tmp_path / "split")
 
 
 @pytest.mark.parametrize("keep_best", [False, True])
@@ -556,18 +575,9 @@ def test_stopped_before_the_last_steps_dev_evaluation_and_resumed_equals_one_go(
     # From a pass over resuming: a --keep-best run stopped in its last step's dev evaluation was evaluated and
     # saved as complete, keeping an earlier step's model (800 of 1,000, where the run in one go keeps 1,000),
     # and --resume said there was nothing to do. The final evaluation now waits for --resume too.
-    from mlp_lm import loop
-    flags = [*SMALL, "--steps", "90", "--eval-every", "30", "--n-hidden", "16", "--dtype", "float64",
-             *(["--keep-best"] if keep_best else [])]
+    flags = short_run_flags(keep_best)
     assert train.main([*flags, "--out", str(tmp_path / "whole")]) == 0
-    real, calls = loop.model.split_loss, []
-
-    def stopped_in_the_last(params, X, Y, chunk_size=None, stop=None):
-        calls.append(len(Y))
-        if len(calls) == 3:  # step 90's: a Ctrl-C before its first chunk
-            os.kill(os.getpid(), signal.SIGINT)
-        return real(params, X, Y, chunk_size, stop)
-    monkeypatch.setattr(loop.model, "split_loss", stopped_in_the_last)
+    stop_in_an_evaluation(monkeypatch, 3, after_a_chunk=False)  # step 90's, before its first chunk
     assert train.main([*flags, "--out", str(tmp_path / "split")]) == 130
     assert "not evaluated: the dev evaluation after step 90 was cut short, and --resume makes both" in (
         capsys.readouterr().err)
@@ -576,21 +586,18 @@ def test_stopped_before_the_last_steps_dev_evaluation_and_resumed_equals_one_go(
     monkeypatch.undo()
     assert train.main(["--resume", "--out", str(tmp_path / "split")]) == 0
     assert "its dev evaluation after its last step was cut short: evaluating it" in capsys.readouterr().out
-    a, b = (checkpoint.load(tmp_path / name / "model.npz")[0] for name in ("whole", "split"))
-    assert all(np.array_equal(a[k], b[k]) for k in a)
-    assert (tmp_path / "whole" / "loss.csv").read_text() == (tmp_path / "split" / "loss.csv").read_text()
-    ma, mb = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("whole", "split"))
-    assert ma["dev_loss"] == mb["dev_loss"] and ma.get("best_step") == mb.get("best_step")
+    assert_the_same_as_in_one_go(tmp_path / "whole", tmp_path / "split")
     if keep_best:  # (an earlier version's such run kept an earlier step's model: not made up here)
         return
     # a run an earlier version saved so (evaluated, the last dev loss missing) is not called complete either
+    dev_loss = json.loads((tmp_path / "whole" / "metrics.json").read_text())["dev_loss"]
     with np.load(tmp_path / "whole" / "model.npz", allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}
     arrays["state.devs"] = arrays["state.devs"][:-1]
     np.savez(tmp_path / "whole" / "model.npz", **arrays)
     assert train.main(["--resume", "--out", str(tmp_path / "whole")]) == 0
     assert "was cut short: evaluating it" in capsys.readouterr().out
-    assert json.loads((tmp_path / "whole" / "metrics.json").read_text())["dev_loss"] == ma["dev_loss"]
+    assert json.loads((tmp_path / "whole" / "metrics.json").read_text())["dev_loss"] == dev_loss
 
 
 @pytest.mark.parametrize("keep_best", [False, True])
@@ -600,25 +607,12 @@ def test_a_resumed_runs_first_evaluation_says_so_and_stops_at_a_signal(tmp_path,
     # (minutes, on millions of dev examples). Both are announced when slow and stop between chunks now;
     # the folder stays as it was, and the next --resume still ends as the run made in one go.
     from mlp_lm import evaltime, loop
-    flags = [*SMALL, "--steps", "90", "--eval-every", "30", "--n-hidden", "16", "--dtype", "float64",
-             *(["--keep-best"] if keep_best else [])]
+    flags = short_run_flags(keep_best)
     assert train.main([*flags, "--out", str(tmp_path / "whole")]) == 0
-    real, calls = loop.model.split_loss, []
-
-    def stopped_in_the_second(params, X, Y, chunk_size=None, stop=None):
-        calls.append(len(Y))
-        if len(calls) == 2:  # step 60's evaluation: a Ctrl-C after its first chunk
-            return real(params, X, Y, chunk_size=500, stop=lambda: bool(os.kill(os.getpid(), signal.SIGINT)) or stop())
-        return real(params, X, Y, chunk_size, stop)
-    monkeypatch.setattr(loop.model, "split_loss", stopped_in_the_second)
+    stop_in_an_evaluation(monkeypatch, 2)  # step 60's
     assert train.main([*flags, "--out", str(tmp_path / "split")]) == 130
-    saved = {p.name: p.read_bytes() for p in (tmp_path / "split").iterdir() if p.is_file()}
-    calls.clear()
-
-    def stopped_in_the_first(params, X, Y, chunk_size=None, stop=None):
-        calls.append(len(Y))
-        return real(params, X, Y, chunk_size=500, stop=lambda: bool(os.kill(os.getpid(), signal.SIGINT)) or stop())
-    monkeypatch.setattr(loop.model, "split_loss", stopped_in_the_first)
+    saved = (tmp_path / "split" / "loss.csv").read_bytes()
+    calls = stop_in_an_evaluation(monkeypatch, 1)  # the resumed run's first
     monkeypatch.setattr(evaltime, "SLOW_SECONDS", 0.0)  # every evaluation announced, however quick
     capsys.readouterr()
     assert train.main(["--resume", "--out", str(tmp_path / "split")]) == 130
@@ -629,7 +623,7 @@ def test_a_resumed_runs_first_evaluation_says_so_and_stops_at_a_signal(tmp_path,
     assert len(calls) == 1  # stopped in the first, before any step
     metrics = json.loads((tmp_path / "split" / "metrics.json").read_text())
     assert metrics["steps"] == 60 and metrics["interrupted"] is True
-    assert (tmp_path / "split" / "loss.csv").read_bytes() == saved["loss.csv"]
+    assert (tmp_path / "split" / "loss.csv").read_bytes() == saved
     monkeypatch.undo()
     real_check = loop.kept_problem
 
@@ -638,12 +632,9 @@ def test_a_resumed_runs_first_evaluation_says_so_and_stops_at_a_signal(tmp_path,
         return real_check(*a, **k)
     monkeypatch.setattr(loop, "kept_problem", slow_check)
     assert train.main(["--resume", "--out", str(tmp_path / "split")]) == 0
-    a, b = (checkpoint.load(tmp_path / name / "model.npz")[0] for name in ("whole", "split"))
-    assert all(np.array_equal(a[k], b[k]) for k in a)
-    assert (tmp_path / "whole" / "loss.csv").read_text() == (tmp_path / "split" / "loss.csv").read_text()
-    ma, mb = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("whole", "split"))
-    assert ma["dev_loss"] == mb["dev_loss"] and ma.get("best_step") == mb.get("best_step")
-    assert mb["train_seconds"] < 2.0, mb  # 90 steps of a tiny model: well under a second, without the check's 2
+    assert_the_same_as_in_one_go(tmp_path / "whole", tmp_path / "split")
+    metrics = json.loads((tmp_path / "split" / "metrics.json").read_text())
+    assert metrics["train_seconds"] < 2.0, metrics  # 90 tiny steps: well under a second, without the check's 2
 
 
 def test_resume_refuses_what_it_cannot_do(tmp_path):
