@@ -158,8 +158,8 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
                 except ValueError:  # parameters no trained model has: nothing worth keeping
                     good = None
             if good is None:
-                raise Diverged(cfg, where, resumed is not None,
-                               snapshot=snapshots.step if snapshots is not None and resumed is not None else 0) from None
+                snapshot = snapshots.step if snapshots is not None and resumed is not None else 0
+                raise Diverged(cfg, where, resumed is not None, snapshot=snapshot) from None
             done, _, devs = good
             interrupt = Diverged(cfg, where, resumed is not None, kept=done, ran=ran)
         finally:

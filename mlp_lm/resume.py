@@ -91,7 +91,8 @@ def resume_point(out, data=None):
     resumed = (state, history, devs, config.get("data_sha256"), vocab.itos, timing)
     if done >= cfg.steps:
         cut = "dev evaluation after its last step" if last_dev_missing(cfg, done, devs) else "final evaluation"
-        return cfg, preset, resumed, f"the run in {out} trained all {done} steps but its {cut} was cut short: evaluating it"
+        return cfg, preset, resumed, (f"the run in {out} trained all {done} steps but its {cut} was cut short: "
+                                      f"evaluating it")
     return cfg, preset, resumed, f"resuming the run in {out} at step {done} of {cfg.steps}"
 
 

@@ -143,7 +143,8 @@ def test_a_file_size_limit_is_refused_before_training_and_named_when_a_save_meet
     import resource
 
     def limited(kb):
-        return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (kb * 1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+        hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+        return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (kb * 1024, hard))
     for flags, what in ((["--steps", "60000", "--eval-every", "10000"], "this run's largest file"),
                         (["--lr-sweep", "--steps", "1000"], "the sweep's table and picture")):
         out = tmp_path / flags[0].strip("-")
@@ -159,7 +160,8 @@ def test_a_file_size_limit_is_refused_before_training_and_named_when_a_save_meet
     monkeypatch.setattr(runs, "save_run", too_large)
     monkeypatch.setattr(runs, "file_size_limit", lambda: 10**6)
     with pytest.raises(SystemExit) as e:
-        cli.run(lambda: train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--out", str(tmp_path / "run")]), "train")
+        cli.run(lambda: train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--out", str(tmp_path / "run")]),
+                "train")
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and err[-1].endswith("so this run is lost: raise this process's file size limit "
                                                   "(ulimit -f) before training again")
