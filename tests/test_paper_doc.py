@@ -78,7 +78,7 @@ def test_the_prose_numbers_follow_the_tables():
     assert f"Kneser-Ney 4-gram ({ngram[('kn', 4)][4]})" in text
     # the claims that paragraph makes: the 4-gram (same context) beats the MLP, the 3-gram does not
     assert float(ngram[("kn", 3)][4]) > float(mlp["scaled"][8]) > float(ngram[("kn", 4)][4])
-    assert f"dev 2.1038 against 2.1040" in text and mlp["direct"][8] == "2.1038" and mlp["scaled"][8] == "2.1040"
+    assert "dev 2.1038 against 2.1040" in text and mlp["direct"][8] == "2.1038" and mlp["scaled"][8] == "2.1040"
     assert f"(the `decay` row, {mlp['decay'][8]})" in text and mlp["decay"][8] == mlp["scaled"][8]
     assert float(mlp["paper"][8]) > float(mlp["scaled"][8])  # "end a little worse"
     assert f"together give {mlp['paper'][8]}" in text
