@@ -600,6 +600,24 @@ def test_stopped_before_the_last_steps_dev_evaluation_and_resumed_equals_one_go(
     assert json.loads((tmp_path / "whole" / "metrics.json").read_text())["dev_loss"] == dev_loss
 
 
+def test_a_resumed_runs_first_evaluation_that_overflows_is_a_divergence_in_it(tmp_path, monkeypatch):
+    # The dev evaluation a resumed run makes first ran before training's error handling, so an overflow in
+    # it reached the final evaluation's, and was said to be in the final evaluation.
+    from mlp_lm import loop
+    stop_in_an_evaluation(monkeypatch, 2)  # step 60's
+    assert train.main([*short_run_flags(False), "--out", str(tmp_path)]) == 130
+    monkeypatch.undo()
+
+    def overflows(*a, **k):
+        raise FloatingPointError("overflow encountered in dot")
+    monkeypatch.setattr(loop.model, "split_loss", overflows)
+    with pytest.raises(UsageError, match=r"^training diverged in the dev evaluation after step 60 \(overflow "
+                                         r"encountered in dot\); .* start a new run with a smaller --lr; nothing "
+                                         r"was saved$"):
+        train.main(["--resume", "--out", str(tmp_path)])
+    assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 60  # the folder as it was
+
+
 @pytest.mark.parametrize("keep_best", [False, True])
 def test_a_resumed_runs_first_evaluation_says_so_and_stops_at_a_signal(tmp_path, monkeypatch, capsys, keep_best):
     # From a hostile pass: resumed, a run first made the dev evaluation it was stopped in, and a --keep-best
