@@ -95,3 +95,9 @@ def not_arrays(**named):
     got = ", ".join(f"{t} for {k}" for k, t in kinds.items()) if len(kinds) > 1 else next(iter(kinds.values()))
     names = " and ".join([", ".join(list(odd)[:-1]), list(odd)[-1]] if len(odd) > 1 else odd)
     return TypeError(f"{names} must be {'a numpy array' if len(odd) == 1 else 'numpy arrays'}, got {got}{hint}")
+
+
+def some(items, most=3):
+    """The first `most` of `items` in order, and how many there are if there are more, so that a message
+    naming them stays one line ("" for none)."""
+    return ", ".join(map(str, sorted(items)[:most])) + (f" ({len(items)} in all)" if len(items) > most else "")

@@ -44,6 +44,12 @@ DIVERGE_WINDOW = 100  # steps whose mean training loss is watched
 DIVERGE_FACTOR = 2.0  # a window mean this many times the start (or ln V, if higher) is divergence
 
 
+def divergence_limit(first_loss, V):
+    """The mean training loss over DIVERGE_WINDOW steps past which a run has diverged: DIVERGE_FACTOR times
+    its first step's loss, or ln V (a uniform guess over V symbols) if that is higher."""
+    return DIVERGE_FACTOR * max(float(first_loss), math.log(V))
+
+
 def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=None, snapshots=None):
     """Minibatch training. Returns (the Trainer, losses per step, {step: dev loss}, the interrupt
     that stopped it early or None); Ctrl-C, SIGTERM and SIGHUP stop it. resumed: (the Trainer's saved
@@ -96,7 +102,7 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
             raise
         done = len(history)
         losses[:done] = history
-        limit = DIVERGE_FACTOR * max(float(history[0]), math.log(len(splits.vocab)))
+        limit = divergence_limit(history[0], V)
     progress = Progress(cfg.steps, start=done)
     interrupt = None
     good = None  # (step, the Trainer's state, the dev losses) at the best dev evaluation: what divergence keeps
@@ -119,7 +125,7 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
                     losses[step] = loss = trainer.step(step)
                     done = step + 1
                     if limit is None:
-                        limit = DIVERGE_FACTOR * max(loss, math.log(len(splits.vocab)))
+                        limit = divergence_limit(loss, V)
                     if done % DIVERGE_WINDOW == 0:
                         window = float(losses[done - DIVERGE_WINDOW:done].mean())
                         if window > limit:

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint
+from .checks import some
 from .cli import UsageError
 from .config import PRESETS, Config, config_problem
 from .data import load_splits
-from .loop import DIVERGE_FACTOR, DIVERGE_WINDOW, last_dev_missing
+from .loop import DIVERGE_WINDOW, divergence_limit, evaluated_at, last_dev_missing
 from .snapshot import SNAPSHOT_SECONDS
 from .trainer import is_count
 from .wordfile import NotAWordList, digest, read_otherwise, refused_hint
@@ -121,17 +122,18 @@ def read_history(state, steps):
 def history_problem(cfg, history, devs, V):
     """Why these losses and dev evaluations are not what the run `cfg` left training, or None: its dev
     losses come at the steps it evaluates (loop.evaluated_at; the last step's may be missing, stopped
-    in it), and its losses kept to the rule it stops a run by (loop.DIVERGE_FACTOR; a run that diverged
+    in it), and its losses kept to the rule it stops a run by (loop.divergence_limit; a run that diverged
     saves what it had before, never a window past the limit), within what the dtype can add up to."""
     done = len(history)
-    wanted = set(range(cfg.eval_every, done + 1, cfg.eval_every) if cfg.eval_every else ()) | (
-        {done} if cfg.keep_best and cfg.eval_every and done == cfg.steps else set())
+    every = range(cfg.eval_every, done + 1, cfg.eval_every) if cfg.eval_every else ()
+    wanted = {step for step in (*every, done) if evaluated_at(cfg, step)}  # its multiples, and --keep-best's last
     if not set(devs) <= wanted or wanted - set(devs) - {done}:
-        return f"its dev losses are at steps {_some(sorted(devs))}, not the run's every {cfg.eval_every} steps"
+        return (f"its dev losses are at steps {some(devs, most=4) or 'none'}, not the run's every "
+                f"{cfg.eval_every} steps")
     largest = 2 * float(np.finfo(cfg.dtype).max) + np.log(V)  # -log p: at most twice the largest logit, and ln V
     if history.max(initial=0) > largest:
         return f"a loss of {history.max():.4g} a step, past any {cfg.dtype} model's"
-    limit = DIVERGE_FACTOR * max(float(history[0]), float(np.log(V)))
+    limit = divergence_limit(history[0], V)
     windows = history[:done - done % DIVERGE_WINDOW].reshape(-1, DIVERGE_WINDOW).mean(axis=1)
     if windows.max(initial=0) > limit:
         step = DIVERGE_WINDOW * (int(np.argmax(windows > limit)) + 1)
@@ -158,10 +160,6 @@ def model_problem(cfg, model, state, devs):
         if not np.array_equal(p, a):  # the very arrays a save writes twice
             return f"its model's {k} is not the training state's {kind}.{k}"
     return None
-
-
-def _some(steps, most=4):
-    return ", ".join(map(str, steps[:most])) + (", ..." if len(steps) > most else "") if steps else "none"
 
 
 def read_timing(state, done):

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from . import bounds, layers, model, optim, parallel, runtime
-from .checks import is_whole
+from .checks import is_whole, some
 from .config import config_problem, params_problem, plain
 
 
@@ -162,8 +162,8 @@ class Trainer:
         if saved != wanted:  # e.g. an SGD run's state under a config that says adamw
             run = (f"an {cfg.optimizer} run{' with --ema' if self.ema else ''}"
                    f"{' with --keep-best' if cfg.keep_best else ''}")
-            odd = [f"lacks {_some(wanted - saved)}, which {run} saves"] if wanted - saved else []
-            odd += [f"holds {_some(saved - wanted)}, which {run} does not save"] if saved - wanted else []
+            odd = [f"lacks {some(wanted - saved)}, which {run} saves"] if wanted - saved else []
+            odd += [f"holds {some(saved - wanted)}, which {run} does not save"] if saved - wanted else []
             raise ValueError(f"it {' and '.join(odd)}: the state does not match its config")
         for name, p in tensors.items():
             a = st[name]
@@ -228,8 +228,3 @@ class Trainer:
             self.ema.update(self.params)
         self.block_pos += 1  # only now: a step stopped part-way (an exception) leaves its indices for the next try
         return loss
-
-
-def _some(names, most=3):
-    """The first `most` names in order, and how many there are if there are more (a message stays one line)."""
-    return ", ".join(sorted(names)[:most]) + (f" ({len(names)} in all)" if len(names) > most else "")
