@@ -168,9 +168,10 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             seconds = time.perf_counter() - t0 - trainer.checked_seconds  # the run's own time, as in one go
             best_step, params = trainer.best or (None, trainer.evaluated)  # --keep-best: the best dev evaluation's
             result, rows = {}, sum(len(getattr(splits, s)[1]) for s in ("train", "dev", "test"))
-            estimate = 0.0 if held else evaltime.evaluation_seconds(params, rows, refine=interrupt is None)
             last = interrupt is not None and len(losses) == cfg.steps and last_dev_missing(cfg, cfg.steps, devs)
-            undone = cfg.steps if last else None  # stopped before the last step's dev evaluation
+            undone = cfg.steps if last else None  # stopped before the last step's dev evaluation: none to time
+            estimate = (0.0 if held or undone is not None else
+                        evaltime.evaluation_seconds(params, rows, refine=interrupt is None))
             skip, line = evaltime.final_evaluation(rows, estimate, interrupt is not None, undone)
             if line and (undone is not None or not held):  # (not a signal in the estimate)
                 print(line, file=sys.stderr, flush=True)
