@@ -542,6 +542,16 @@ def stop_in_an_evaluation(monkeypatch, nth, after_a_chunk=True):
     return calls
 
 
+def made_whole_and_stopped_at_60(tmp_path, monkeypatch, keep_best):
+    """short_run_flags's run, made in one go into tmp_path/whole and stopped by a Ctrl-C in step 60's dev
+    evaluation into tmp_path/split."""
+    flags = short_run_flags(keep_best)
+    assert train.main([*flags, "--out", str(tmp_path / "whole")]) == 0
+    stop_in_an_evaluation(monkeypatch, 2)  # step 60's
+    assert train.main([*flags, "--out", str(tmp_path / "split")]) == 130
+    monkeypatch.undo()
+
+
 def assert_the_same_as_in_one_go(whole, split):
     """The run folder `split`, stopped and resumed, holds what `whole`, made in one go, does."""
     a, b = (checkpoint.load(folder / "model.npz")[0] for folder in (whole, split))
@@ -556,15 +566,11 @@ def test_stopped_in_a_dev_evaluation_and_resumed_equals_one_go(tmp_path, monkeyp
     # From a hostile pass: a dev evaluation in the training held a stop signal until it was over (27 s on
     # 95,000 dev examples over 40,000 symbols). It stops between chunks now, the step saved without its
     # evaluation, which --resume makes first: the run then ends as one made in one go.
-    flags = short_run_flags(keep_best)
-    assert train.main([*flags, "--out", str(tmp_path / "whole")]) == 0
-    stop_in_an_evaluation(monkeypatch, 2)  # step 60's
-    assert train.main([*flags, "--out", str(tmp_path / "split")]) == 130
+    made_whole_and_stopped_at_60(tmp_path, monkeypatch, keep_best)
     assert "interrupted after 60 steps" in capsys.readouterr().err
     metrics = json.loads((tmp_path / "split" / "metrics.json").read_text())
     assert metrics["steps"] == 60 and metrics["interrupted"] is True
     assert (tmp_path / "split" / "loss.csv").read_text().splitlines()[60].endswith(",")  # step 60: no dev loss yet
-    monkeypatch.undo()
     assert train.main(["--resume", "--out", str(tmp_path / "split")]) == 0
     assert_the_same_as_in_one_go(tmp_path / "whole", tmp_path / "split")
 
@@ -625,10 +631,7 @@ def test_a_resumed_runs_first_evaluation_says_so_and_stops_at_a_signal(tmp_path,
     # (minutes, on millions of dev examples). Both are announced when slow and stop between chunks now;
     # the folder stays as it was, and the next --resume still ends as the run made in one go.
     from mlp_lm import evaltime, loop
-    flags = short_run_flags(keep_best)
-    assert train.main([*flags, "--out", str(tmp_path / "whole")]) == 0
-    stop_in_an_evaluation(monkeypatch, 2)  # step 60's
-    assert train.main([*flags, "--out", str(tmp_path / "split")]) == 130
+    made_whole_and_stopped_at_60(tmp_path, monkeypatch, keep_best)
     saved = (tmp_path / "split" / "loss.csv").read_bytes()
     calls = stop_in_an_evaluation(monkeypatch, 1)  # the resumed run's first
     monkeypatch.setattr(evaltime, "SLOW_SECONDS", 0.0)  # every evaluation announced, however quick
