@@ -30,7 +30,7 @@ from . import checkpoint, mixture, runtime
 from .atomic import write_whole
 from .cli import STOP_CODES, ArgumentParser, UsageError, exit_code, positive_int, run
 from .counting import KneserNey, choose_k
-from .data import load_splits
+from .data import SPLIT_SEED, load_splits
 from .jsonout import json_text
 from .aside import check_run_place, recover_set_aside, results_lock, retrain
 from .results_markdown import render
@@ -59,8 +59,10 @@ def ngram_rows(data):
 def mixture_row(run_dir, n=MIX_ORDER):
     params, vocab, config = checkpoint.load(run_dir / "model.npz")
     # the default word list, not the path the run recorded (a checkout since moved): read_run holds the
-    # run's sha256 to the default list's
-    splits = load_splits(in_checkout(DEFAULT_DATA), max(config["block_size"], n - 1), config["split_seed"])
+    # run's sha256 to the default list's. A config may leave out the split's seed (checkpoint.load allows
+    # only the default one): it had raised a KeyError here, after every run was read back.
+    splits = load_splits(in_checkout(DEFAULT_DATA), max(config["block_size"], n - 1),
+                         config.get("split_seed", SPLIT_SEED))
     sets = {"dev": splits.dev, "test": splits.test}
     return mixture.evaluate(params, sets, splits.train, n)
 

@@ -766,3 +766,12 @@ def test_a_runs_losses_must_be_its_models(tmp_path):
     rounding = {**m, "dev_loss": m["dev_loss"] * (1 + 2e-9)}  # another BLAS kernel's evaluation of the same model
     (tmp_path / "wider" / "metrics.json").write_text(json.dumps(rounding))
     assert results_table.read_run("wider", tmp_path, sha) == rounding
+
+
+def test_the_mixture_row_of_a_run_whose_config_leaves_out_the_split_seed(tmp_path):
+    # checkpoint.load allows a config without split_seed (only the default one is allowed at all); the
+    # mixture row read config["split_seed"] and ended results --no-train in a KeyError's traceback
+    put_results_run(tmp_path / "scaled", results_metrics(name="scaled"))
+    assert "split_seed" not in json.loads((tmp_path / "scaled" / "metrics.json").read_text())["config"]
+    row = results.mixture_row(tmp_path / "scaled", n=3)  # the default split's, as the run's model was trained on
+    assert 0 < row["mix_loglinear"]["dev_loss"] < row["mlp"]["dev_loss"], row
