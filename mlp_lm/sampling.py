@@ -16,6 +16,7 @@ from .wordfile import DataError, differs, read_items_and_digest
 
 
 SAMPLE_BYTES = 64 * 2**20  # what one chunk of samples may hold, whatever -n, --max-length and V
+FIRST_ROWS = 256  # the first chunk's samples: the first names show at once, not after a whole chunk's seconds
 CUT = "…"  # shown after a sample that max_length cut off before it ended
 
 
@@ -58,8 +59,10 @@ def samples_per_chunk(V, block_size, max_length, budget=SAMPLE_BYTES):
 
 def generate_chunks(next_probs, vocab, block_size, n, rng, *, temperature=1.0, top_k=None, prefix="",
                     max_length=64, rows=None):
-    """generate(), a chunk of samples at a time: yields (samples, ended) lists of up to `rows` samples
-    (by default as many as fit SAMPLE_BYTES), so memory stays bounded however many are asked for."""
+    """generate(), a chunk of samples at a time: yields (samples, ended) lists of up to `rows` samples, so
+    memory stays bounded however many are asked for. By default the chunks start at FIRST_ROWS samples and
+    double up to as many as fit SAMPLE_BYTES (about 28,000 for the lecture's model, a few seconds' work):
+    `sample -n 1000000 | head` shows its names at once. The chunks change nothing drawn (see generate)."""
     check_generator(rng)
     if top_k is not None and not is_whole(top_k):
         raise ValueError(f"top_k must be a whole number of at least 1, got {top_k!r}")
@@ -83,10 +86,12 @@ def generate_chunks(next_probs, vocab, block_size, n, rng, *, temperature=1.0, t
     steps = max_length - len(prefix_ids)
     check_fits(16 * steps + 8 * 6 * len(vocab), f"one sample of up to {max_length:,} symbols",
                "use a smaller --max-length")
-    rows = rows or samples_per_chunk(len(vocab), block_size, steps)
-    for first in range(0, n, rows):  # over chunks of samples, not the math
+    most = rows or samples_per_chunk(len(vocab), block_size, steps)
+    rows, first = rows or min(FIRST_ROWS, most), 0
+    while first < n:  # over chunks of samples, not the math
         yield _generate(next_probs, vocab, block_size, min(rows, n - first), rng, temperature, top_k,
                         prefix, prefix_ids, steps)
+        first, rows = first + rows, min(2 * rows, most)
 
 
 def generate(next_probs, vocab, block_size, n, rng, *, temperature=1.0, top_k=None, prefix="", max_length=64,
