@@ -163,14 +163,15 @@ def _saved_metrics(out):
     return m if isinstance(m, dict) else {}
 
 
-def read_run(name, runs, data_sha256):
+def read_run(name, runs, data_sha256, *, evaluate=True):
     """The metrics of the table's run `name` in `runs`, checked to be that run (results_table.run_problem)
-    and the numbers of the model.npz beside them: the same configuration and parameter count, and its
-    train, dev and test losses, evaluated again on the default word list (its sha256 is the run's)."""
+    and (unless evaluate=False) the numbers of the model.npz beside them: the same configuration and
+    parameter count, and its train, dev and test losses, evaluated again on the default word list (its
+    sha256 is the run's)."""
     path = runs / name / "metrics.json"
     m = read_metrics(path)
     problem = run_problem(name, m, data_sha256)
-    if not problem:
+    if not problem and evaluate:
         problem = model_problem(path.parent / "model.npz", m)
     if problem:
         raise UsageError(f"the run in {path.parent} {problem}; retrain it with python -m mlp_lm.results --only "
@@ -217,4 +218,6 @@ def check_read_back(names, runs, data_sha256):
                          f"there); train {'them' if len(missing) > 1 else 'it'} with python -m mlp_lm.results --only "
                          f"{','.join(missing)} (with this command's --runs and --steps, if any), or leave out "
                          f"--only and --no-train to train every run")
+    for name in names:  # the quick checks of every run first: a damaged metrics.json waits for no evaluation
+        read_run(name, runs, data_sha256, evaluate=False)
     return {name: read_run(name, runs, data_sha256) for name in names}

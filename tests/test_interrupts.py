@@ -22,7 +22,8 @@ from .conftest import ROOT, SMALL
 
 
 def start_training(out, *extra):
-    return subprocess.Popen([sys.executable, "-m", "mlp_lm.train", "--steps", "200000", "--eval-every", "0",
+    # 40,000 steps: the first progress line, at a twentieth of the run, comes a fifth of a second in
+    return subprocess.Popen([sys.executable, "-m", "mlp_lm.train", *SMALL, "--steps", "40000", "--eval-every", "0",
                              "--out", str(out), *extra], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -47,7 +48,7 @@ def test_a_signal_during_training_saves_the_model(sig, code, tmp_path):  # SIGHU
     assert proc.returncode == code, err
     assert "Traceback" not in err and "interrupted after" in err
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["interrupted"] is True and metrics["evaluated"] is True and 0 < metrics["steps"] < 200000
+    assert metrics["interrupted"] is True and metrics["evaluated"] is True and 0 < metrics["steps"] < 40000
     checkpoint.load(tmp_path / "model.npz")
 
 
@@ -319,12 +320,12 @@ def test_a_signal_while_a_finished_command_resets_its_handlers_changes_nothing()
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGINT])
 def test_a_stop_signal_ignored_from_the_start_stays_ignored(sig, tmp_path):
     # nohup ignores SIGHUP so that a run outlives the terminal; a shell ignores SIGINT for a background job
-    proc = subprocess.Popen([sys.executable, "-m", "mlp_lm.train", "--steps", "200000", "--eval-every", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "mlp_lm.train", *SMALL, "--steps", "100000", "--eval-every", "0",
                              "--out", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, preexec_fn=lambda: signal.signal(sig, signal.SIG_IGN))
     wait_for_training(proc)
     proc.send_signal(sig)
-    time.sleep(1.0)
+    time.sleep(0.5)  # a signal it heeds stops it within a step
     assert proc.poll() is None  # still training
     proc.send_signal(signal.SIGTERM)  # what does stop it
     out, err = proc.communicate(timeout=120)
@@ -492,7 +493,7 @@ RESUMABLE = [["--n-hidden", "24", "--eval-every", "0"],
 
 @pytest.mark.parametrize("flags", RESUMABLE, ids=["sgd-no-eval", "adamw-ema-dropout-eval", "adamw-folded"])
 def test_stopped_by_sigint_and_resumed_equals_one_go_bit_for_bit(flags, tmp_path):
-    common = ["--steps", "3000", "--dtype", "float64", *flags]
+    common = [*SMALL, "--steps", "3000", "--dtype", "float64", *flags]
     whole = subprocess.run([sys.executable, "-m", "mlp_lm.train", *common, "--out", str(tmp_path / "whole")],
                            cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert whole.returncode == 0, whole.stderr

@@ -14,6 +14,7 @@ import pytest
 from mlp_lm import aside, cli, results, results_table, train, train_flags
 from mlp_lm.cli import UsageError
 
+from . import conftest
 from .conftest import SMALL, put_results_run, results_metrics, run_cli
 
 
@@ -36,6 +37,8 @@ def no_counting(monkeypatch):
     monkeypatch.setattr(results, "ngram_rows", ngrams)
     monkeypatch.setattr(results, "mixture_row", lambda run_dir: None)
     monkeypatch.setattr(results_table, "loss_problem", lambda params, config, m: None)  # seconds a call: tested alone
+    # and so the runs' losses need not be their models' (working them out takes seconds too)
+    monkeypatch.setattr(conftest, "_init_losses", lambda *sizes: {f"{s}_loss": 3.3 for s in ("train", "dev", "test")})
     render = results.render
     monkeypatch.setattr(results, "render", lambda rows, ngrams, mixes, machine, steps=None:
                         render(rows, ngrams, {}, machine, steps))
@@ -353,6 +356,8 @@ def test_a_run_stopped_before_saving_anything_is_retrained(tmp_path, no_counting
 
 def test_a_results_run_stopped_while_counting_says_how_to_finish(tmp_path, monkeypatch, capsys):
     runs, docs = tmp_path / "runs", tmp_path / "docs"
+    monkeypatch.setattr(results_table, "loss_problem", lambda params, config, m: None)  # seconds: tested alone
+    monkeypatch.setattr(conftest, "_init_losses", lambda *sizes: {f"{s}_loss": 3.3 for s in ("train", "dev", "test")})
     fill_runs(runs)
     docs.mkdir()
 
@@ -775,3 +780,14 @@ def test_the_mixture_row_of_a_run_whose_config_leaves_out_the_split_seed(tmp_pat
     assert "split_seed" not in json.loads((tmp_path / "scaled" / "metrics.json").read_text())["config"]
     row = results.mixture_row(tmp_path / "scaled", n=3)  # the default split's, as the run's model was trained on
     assert 0 < row["mix_loglinear"]["dev_loss"] < row["mlp"]["dev_loss"], row
+
+
+def test_a_damaged_metrics_json_is_refused_before_any_run_is_evaluated(tmp_path, monkeypatch):
+    # each run read back has its model evaluated on all of names (seconds for the best preset's): a damaged
+    # metrics.json of the last run had waited for every run before it
+    fill_runs(tmp_path)
+    m = json.loads((tmp_path / "best" / "metrics.json").read_text())
+    (tmp_path / "best" / "metrics.json").write_text(json.dumps({**m, "dev_loss": "x"}))
+    evaluated = []
+    monkeypatch.setattr(results_table, "loss_problem", lambda params, config, m: evaluated.append(config))
+    assert "best" in refusal(["--no-train", "--runs", str(tmp_path)]) and evaluated == []

@@ -273,7 +273,7 @@ def test_an_explicit_out_with_a_model_refuses_unless_forced(tmp_path):
 def test_a_second_training_into_a_busy_folder_refuses(tmp_path):
     import subprocess
     import sys
-    first = subprocess.Popen([sys.executable, "-m", "mlp_lm.train", "--steps", "100000", "--eval-every", "0",
+    first = subprocess.Popen([sys.executable, "-m", "mlp_lm.train", *SMALL, "--steps", "100000", "--eval-every", "0",
                               "--out", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
     try:
@@ -486,7 +486,7 @@ def test_progress_in_a_log_file_is_never_quiet_for_long(monkeypatch):
 def test_the_paper_flags_each_change_the_run(tmp_path):
     # --direct, --weight-decay and --schedule inverse each reach the training: leave any out
     # and the trained parameters differ.
-    base = ["--steps", "60", "--eval-every", "0", "--dtype", "float64"]
+    base = [*SMALL, "--steps", "60", "--eval-every", "0", "--dtype", "float64"]
     paper = ["--direct", "--weight-decay", "0.01", "--schedule", "inverse", "--decay-rate", "0.05"]
     assert train.main(base + paper + ["--out", str(tmp_path / "paper")]) == 0
     params, _, config = checkpoint.load(tmp_path / "paper" / "model.npz")
