@@ -458,10 +458,19 @@ def test_check_fits_compares_with_what_is_available():
     ("mlp_lm.evaluate", ["--checkpoint", "{model}"]),
     ("mlp_lm.ngram", ["--n", "3", "--smoothing", "kn", "--samples", "0"]),
 ])
-def test_json_replaces_only_an_earlier_json_output(tiny_run, tmp_path, module, flags):
+def test_json_replaces_only_an_earlier_json_output(tiny_run, tmp_path, module, flags, capsys, monkeypatch):
     import hashlib
-    import os
+    import importlib
     import stat
+
+    def refused(target, cwd=ROOT):  # in this process: a dozen commands' start-up is seconds
+        monkeypatch.chdir(cwd)
+        prog = f"python -m {module}"
+        with pytest.raises(SystemExit) as e:
+            cli.run(lambda: importlib.import_module(module).main([*flags, "--json", str(target)]), prog)
+        out, err = capsys.readouterr()
+        assert e.value.code == 2 and out == "" and len(err.strip().splitlines()) == 1, (target, out, err)
+        return err
     model = tmp_path / "model.npz"
     model.write_bytes((tiny_run[0] / "model.npz").read_bytes())
     metrics = tmp_path / "metrics.json"
@@ -470,28 +479,24 @@ def test_json_replaces_only_an_earlier_json_output(tiny_run, tmp_path, module, f
     for target in (model, metrics, tmp_path / "empty.txt"):
         target.touch()
         before = hashlib.sha256(target.read_bytes()).hexdigest()
-        proc = run_cli(module, *flags, "--json", target)
-        assert proc.returncode == 2 and "not a file an earlier --json wrote" in proc.stderr, proc.stderr
-        assert proc.stdout == "" and hashlib.sha256(target.read_bytes()).hexdigest() == before  # before the work
-    proc = run_cli(module, *flags, "--json", tmp_path / "no such folder" / "out.json")
-    assert proc.returncode == 2 and "there is no folder" in proc.stderr and "make it first" in proc.stderr
-    assert proc.stdout == ""
+        assert "not a file an earlier --json wrote" in refused(target)
+        assert hashlib.sha256(target.read_bytes()).hexdigest() == before  # before the work
+    err = refused(tmp_path / "no such folder" / "out.json")
+    assert "there is no folder" in err and "make it first" in err
     # From a hostile pass: a.json/ was written as the file a.json, and a link was said not to be ours
-    proc = run_cli(module, *flags, "--json", f"{tmp_path / 'a.json'}/")
-    assert proc.returncode == 2 and "ends in /, as a folder's name does" in proc.stderr
+    assert "ends in /, as a folder's name does" in refused(f"{tmp_path / 'a.json'}/")
     assert not (tmp_path / "a.json").exists()
     (tmp_path / "link.json").symlink_to(tmp_path / "nowhere.json")
-    proc = run_cli(module, *flags, "--json", tmp_path / "link.json")
-    assert proc.returncode == 2 and "is a symbolic link, which the file written would replace" in proc.stderr
+    assert "is a symbolic link, which the file written would replace" in refused(tmp_path / "link.json")
     assert (tmp_path / "link.json").is_symlink()
     # From a scripting user's review: --json - wrote a file named "-", and /dev/stdout was said to exist
     for target, said in (("-", "--json needs a file name: - (stdout) is not one, as stdout holds the table"),
                          ("/dev/stdout", "--json /dev/stdout is no file of its own (a device, a stream, a pipe or"),
                          ("/dev/null", "--json /dev/null is no file of its own"), (tmp_path, "is no file of its own")):
-        proc = run_cli(module, *flags, "--json", target, cwd=tmp_path)
-        assert proc.returncode == 2 and said in proc.stderr and proc.stdout == "", (target, proc.stderr)
+        assert said in refused(target, cwd=tmp_path), target
     assert not (tmp_path / "-").exists()
-    with open(tmp_path / "out.txt", "w") as stdout:  # /dev/stdout is then that file: still no --json target
+    # in a process of its own, whose stdout is a file: /dev/stdout is then that file, still no --json target
+    with open(tmp_path / "out.txt", "w") as stdout:
         proc = subprocess.run([sys.executable, "-m", module, *flags, "--json", "/dev/stdout"], stdout=stdout,
                               stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 2 and "/dev/stdout is no file of its own" in proc.stderr

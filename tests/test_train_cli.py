@@ -610,7 +610,7 @@ def test_a_run_whose_loss_bounced_up_on_its_way_down_is_told_to_lower_the_learni
     proc = run_cli("mlp_lm.train", "--init", "lecture", "--lr", 3, "--steps", 3000, "--eval-every", 0, "--out", tmp_path)
     assert proc.returncode == 0 and "the training loss rose on its way down; try a smaller --lr" in proc.stderr
     assert "larger --lr" not in proc.stderr
-    proc = run_cli("mlp_lm.train", "--init", "lecture", "--lr", 3e-4, "--steps", 3000, "--eval-every", 0, "--out",
+    proc = run_cli("mlp_lm.train", *SMALL, "--init", "lecture", "--lr", 3e-4, "--steps", 3000, "--eval-every", 0, "--out",
                    tmp_path / "slow")  # the loss falls all the way, too slowly (25.7 to 19.1): more steps
     assert proc.returncode == 0 and "try more --steps" in proc.stderr and "smaller --lr" not in proc.stderr
     # a rate so small the loss only wanders (batch 4: its window means from 24.8 up to 26.9 and back) is no bounce
@@ -621,7 +621,7 @@ def test_a_run_whose_loss_bounced_up_on_its_way_down_is_told_to_lower_the_learni
 def test_a_run_that_came_a_long_way_down_but_not_below_a_uniform_guess_is_told_more_steps(tmp_path):
     # From a hostile tester: --init lecture --lr 1 --steps 300 fell from about 26 to 5.4 and was told
     # "training did not get anywhere; try a larger --lr" (3,000 steps reach 2.67; --lr 2 does worse).
-    proc = run_cli("mlp_lm.train", "--init", "lecture", "--lr", 1, "--steps", 300, "--eval-every", 0, "--out", tmp_path)
+    proc = run_cli("mlp_lm.train", *SMALL, "--init", "lecture", "--lr", 1, "--steps", 300, "--eval-every", 0, "--out", tmp_path)
     assert proc.returncode == 0 and "but a start that far above a uniform guess's needs more steps" in proc.stderr
     assert "try more --steps" in proc.stderr and "larger --lr" not in proc.stderr and "anywhere" not in proc.stderr
     ln27 = math.log(27)  # a quarter of the way from 26.0 to ln 27 is 5.68 down: to 20.32
@@ -631,10 +631,10 @@ def test_a_run_that_came_a_long_way_down_but_not_below_a_uniform_guess_is_told_m
     assert advice.fell_far(np.r_[np.full(100, 1.9 * ln27), np.full(100, ln27)], 27) is None  # no start far above
     assert advice.fell_far(np.array([26.0]), 27) is None  # one step: nothing to compare
     # a third: a run of one step records only the loss before its update; its dev loss shows the rise
-    proc = run_cli("mlp_lm.train", "--steps", 1, "--lr", 100, "--eval-every", 0, "--out", tmp_path / "one")
+    proc = run_cli("mlp_lm.train", *SMALL, "--steps", 1, "--lr", 100, "--eval-every", 0, "--out", tmp_path / "one")
     assert proc.returncode == 0 and "the training loss went up, not down; try a smaller --lr" in proc.stderr
     for steps in (50, 150):  # a second hostile pass: these still heard "did not get anywhere"
-        proc = run_cli("mlp_lm.train", "--init", "lecture", "--steps", steps, "--eval-every", 0, "--out",
+        proc = run_cli("mlp_lm.train", *SMALL, "--init", "lecture", "--steps", steps, "--eval-every", 0, "--out",
                        tmp_path / f"short{steps}")
         assert proc.returncode == 0 and "try more --steps" in proc.stderr and "anywhere" not in proc.stderr
 
