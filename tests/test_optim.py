@@ -176,7 +176,8 @@ def test_adamw_blocked_update_is_the_plain_arithmetic_to_the_bit(monkeypatch, bl
     # than a block, and with a small tensor first (the scratch arrays then grow).
     monkeypatch.setattr(optim, "UPDATE_BLOCK", block)
     rng = np.random.default_rng(5)
-    shapes = {"b2": (5,), "W1": (70, 600), "C": (27, 10), "b1": (40000,), "W2": (3, 4, 5)}
+    # b1: a block and a quarter, in blocks of single entries (40,000 of them at block 1 were seconds of calls)
+    shapes = {"b2": (5,), "W1": (70, 600), "C": (27, 10), "b1": (block + block // 4 + 3,), "W2": (3, 4, 5)}
     params = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
     mine, ref = {k: a.copy() for k, a in params.items()}, {k: a.copy() for k, a in params.items()}
     ms, vs = {k: np.zeros_like(a) for k, a in params.items()}, {k: np.zeros_like(a) for k, a in params.items()}
