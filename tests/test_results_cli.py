@@ -26,6 +26,13 @@ def fill_runs(runs, steps=None, skip=()):
             put_results_run(runs / name, m)
 
 
+def unchecked_losses(monkeypatch):
+    """The runs' losses are not checked against their models (seconds a run: tested alone), so the runs
+    made from now on need not work out their models' real losses (seconds too)."""
+    monkeypatch.setattr(results_table, "loss_problem", lambda params, config, m: None)
+    monkeypatch.setattr(conftest, "_init_losses", lambda *sizes: {f"{s}_loss": 3.3 for s in ("train", "dev", "test")})
+
+
 @pytest.fixture
 def no_counting(monkeypatch):
     """Skip the n-grams and the mixtures; fail a test that reaches them when it should not."""
@@ -36,9 +43,7 @@ def no_counting(monkeypatch):
         return {}
     monkeypatch.setattr(results, "ngram_rows", ngrams)
     monkeypatch.setattr(results, "mixture_row", lambda run_dir: None)
-    monkeypatch.setattr(results_table, "loss_problem", lambda params, config, m: None)  # seconds a call: tested alone
-    # and so the runs' losses need not be their models' (working them out takes seconds too)
-    monkeypatch.setattr(conftest, "_init_losses", lambda *sizes: {f"{s}_loss": 3.3 for s in ("train", "dev", "test")})
+    unchecked_losses(monkeypatch)
     render = results.render
     monkeypatch.setattr(results, "render", lambda rows, ngrams, mixes, machine, steps=None:
                         render(rows, ngrams, {}, machine, steps))
@@ -356,8 +361,7 @@ def test_a_run_stopped_before_saving_anything_is_retrained(tmp_path, no_counting
 
 def test_a_results_run_stopped_while_counting_says_how_to_finish(tmp_path, monkeypatch, capsys):
     runs, docs = tmp_path / "runs", tmp_path / "docs"
-    monkeypatch.setattr(results_table, "loss_problem", lambda params, config, m: None)  # seconds: tested alone
-    monkeypatch.setattr(conftest, "_init_losses", lambda *sizes: {f"{s}_loss": 3.3 for s in ("train", "dev", "test")})
+    unchecked_losses(monkeypatch)
     fill_runs(runs)
     docs.mkdir()
 
