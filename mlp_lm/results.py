@@ -216,11 +216,28 @@ def check_flags(args):
 
 
 def check_no_link_to_docs(runs, docs, docs_wanted):
-    """UsageError if the runs' own results.md is a link to the documented one, which writing would go
-    through (atomic.write_whole writes a link's file) when this command is to leave docs as they are."""
-    if not docs_wanted and os.path.realpath(runs / "results.md") == os.path.realpath(docs / "results.md"):
-        raise UsageError(f"{runs / 'results.md'} is a link to {docs / 'results.md'}, the documented table, which "
-                         f"this command leaves as it is; remove the link, or add --write-docs to write both")
+    """UsageError if a file this command writes into the runs folder is a link to one it must not write
+    over (atomic.write_whole writes a link's file, as a shell's > does): the runs' results.md (written
+    when docs are not) to the documented table or picture; tables.json (always written) to either, or to
+    the runs' results.md; or either into a run's folder, over its model or metrics."""
+    real = os.path.realpath
+    documented = {real(docs / "results.md"): (docs / "results.md", "the documented table"),
+                  real(docs / "embedding.png"): (docs / "embedding.png", "the documented picture")}
+    for name in ("results.md", "tables.json") if not docs_wanted else ("tables.json",):
+        path = runs / name
+        target = real(path)
+        if target in documented:
+            doc, what = documented[target]
+            also = "" if name == "tables.json" else ", or add --write-docs to write both"
+            raise UsageError(f"{path} is a link to {doc}, {what}, which this command "
+                             f"{'would write its JSON over' if name == 'tables.json' else 'leaves as it is'}; "
+                             f"remove the link{also}")
+        if name == "tables.json" and target == real(runs / "results.md"):
+            raise UsageError(f"{path} is a link to {runs / 'results.md'}, which holds the table; remove the link")
+        for run in CONFIGS:
+            if os.path.commonpath([target, real(runs / run)]) == real(runs / run):
+                raise UsageError(f"{path} is a link into the run {run}'s folder ({target}), whose files this "
+                                 f"command would write over; remove the link")
 
 
 def table_command(args, runs, docs_wanted):

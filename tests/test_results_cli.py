@@ -36,6 +36,11 @@ def unchecked_losses(monkeypatch):
 @pytest.fixture
 def no_counting(monkeypatch):
     """Skip the n-grams and the mixtures; fail a test that reaches them when it should not."""
+    return no_counting_again(monkeypatch)
+
+
+def no_counting_again(monkeypatch):
+    """no_counting, set again after a test's monkeypatch.undo()."""
     calls = []
 
     def ngrams(data):
@@ -179,6 +184,26 @@ def test_the_runs_table_is_no_link_to_the_documented_one(tmp_path, no_counting, 
     monkeypatch.setattr(results, "ngram_rows", link_made_meanwhile)
     assert "is a link to" in refusal(["--no-train", "--runs", str(runs)])
     assert (docs / "results.md").read_text() == "the documented table\n"
+    # From a second hostile pass: tables.json, written first and always, went through its link too
+    (runs / "results.md").unlink()
+    monkeypatch.undo()  # the n-grams counted as no_counting has them
+    monkeypatch.setattr(results, "in_checkout",
+                        lambda relative: docs if relative == "docs" else wordfile.in_checkout(relative))
+    no_counting_again(monkeypatch)
+    model = (runs / "scaled" / "model.npz").read_bytes()
+    for target, said in ((docs / "results.md", "the documented table, which this command would write its JSON over"),
+                         (docs / "embedding.png", "the documented picture"),
+                         (runs / "results.md", "which holds the table"),
+                         (runs / "scaled" / "model.npz", "is a link into the run scaled's folder")):
+        (runs / "tables.json").unlink(missing_ok=True)
+        (runs / "tables.json").symlink_to(target)
+        for argv in (["--no-train"], ["--no-train", "--write-docs"]):
+            assert said in refusal([*argv, "--runs", str(runs)]), (target, argv)
+    assert (docs / "results.md").read_text() == "the documented table\n" and not (docs / "embedding.png").exists()
+    assert (runs / "scaled" / "model.npz").read_bytes() == model
+    (runs / "tables.json").unlink()
+    (runs / "tables.json").symlink_to(tmp_path / "elsewhere.json")  # a link to a file of no run: written through
+    assert results.main(["--no-train", "--runs", str(runs)]) == 0 and (tmp_path / "elsewhere.json").is_file()
 
 
 def test_conflicting_flags_end_the_command_with_exit_code_2(tmp_path):
