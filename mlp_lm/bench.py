@@ -37,7 +37,7 @@ from .cli import (ArgumentParser, UsageError, current_directory_gone, int_at_lea
                   signals_held, thread_count)
 from .data import load_splits
 from .jsonout import prepare_json, write_json
-from .scale import MAX_ITEMS, data_at_scale
+from .scale import MAX_ITEMS, check_room, data_at_scale
 from .config import Config
 from .trainer import Trainer
 from .wordfile import DEFAULT_DATA, in_checkout
@@ -231,6 +231,8 @@ def main(argv=None):
                          f"(the default 1 s already gives steady medians)")
     if args.json is not None:
         prepare_json(args.json)  # before the work, not after it
+    items = args.items or (20_000 if args.quick else 1_000_000)
+    check_room(items)  # before the measurements, not minutes into them
     seconds = args.seconds or (0.05 if args.quick else 1.0)
     sizes = (32, 256) if args.quick else (32, 256, 1024, 4096)
     dtypes = ("float32",) if args.quick else ("float32", "float64")
@@ -271,7 +273,7 @@ def main(argv=None):
         with BusyMachine(cores):
             loaded = measure(splits, sizes, dtypes, seconds, args.threads, with_torch)
         print(table(loaded, f"\ntraining step, {cores} busy process(es), one per core", idle))
-    scale = data_at_scale(args.items or (20_000 if args.quick else 1_000_000))
+    scale = data_at_scale(items)
     print(f"\ndata at scale: {scale['items']:,} random items of 1-64 letters ({scale['file_bytes'] / 2**20:,.0f} MiB) "
           f"read, encoded and split in {scale['seconds']:.1f} s; peak memory {scale['peak_rss_bytes'] / 2**20:,.0f} MiB "
           f"for {scale['example_bytes'] / 2**20:,.0f} MiB of examples (T=3)")

@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from .cli import UsageError
+from .data import dataset_bytes
+from .runtime import check_fits
+from .wordfile import READ_BYTES_PER_LINE
 
 
 def write_items(path, n, seed=0, max_len=64):
@@ -21,6 +24,28 @@ def write_items(path, n, seed=0, max_len=64):
 
 
 MAX_ITEMS = 10**8  # a generated file of about 3 GB
+
+
+def memory_needed(n, max_len=64):
+    """A bound on the memory the larger of this part's two stages takes for n items: writing the file
+    here (write_bytes) or reading and encoding it in the fresh process (data.dataset_bytes beside
+    wordfile's bytes a line). Lengths are uniform on 1..max_len: the letters are counted at their mean
+    plus more than six standard deviations."""
+    letters = n * (max_len + 1) // 2 + 6 * max_len * int(n ** 0.5) + max_len
+    return max(write_bytes(n, letters), dataset_bytes(letters + n, n, 3) + READ_BYTES_PER_LINE * n)
+
+
+def write_bytes(n, letters):
+    """A bound on what write_items holds at once for n items of `letters` letters in all: per item its
+    length and place (8 bytes each) and 16 more for its newline's insertion; per letter its draw (8
+    bytes) and three copies of one byte (the letters, the file's bytes, and their bytes object)."""
+    return 32 * n + 11 * letters
+
+
+def check_room(n):
+    """Before the bench's first measurement: the data at scale's n items fit this machine's memory."""
+    check_fits(memory_needed(n), f"the data at scale ({n:,} generated items, read and split)",
+               "pass fewer --items")
 
 LOAD = """import sys, time
 from mlp_lm.data import load_splits

@@ -297,3 +297,28 @@ def test_products_alone_leave_torchs_threads_as_they_were():
     ours, theirs = bench.product_seconds(32, 0.001, True)
     assert ours > 0 and theirs > 0 and torch.get_num_threads() == threads
     assert bench.product_seconds(32, 0.001, False)[1] is None
+
+
+def test_data_at_scale_too_big_for_the_machine_is_refused_before_any_measurement(monkeypatch, capsys):
+    # From a hostile pass: --items 100000000 (the most it takes) ran the whole bench, then failed in a
+    # 26 GB array while writing the file, with no word of --items
+    from mlp_lm import runtime
+    monkeypatch.setattr(runtime, "available_memory", lambda: 1 << 30)
+    with pytest.raises(runtime.NotEnoughMemory, match=r"1,000,000 generated items.*1.0 GiB available; pass fewer --items"):
+        bench.main(["--quick", "--no-torch", "--no-load", "--items", "1000000"])
+    assert capsys.readouterr().out == ""  # before the first measurement
+    assert scale.memory_needed(1_000_000) > 1 << 30 > scale.memory_needed(100_000)
+
+
+def test_the_bound_on_writing_the_generated_file_holds(tmp_path):
+    import tracemalloc
+    n = 30_000
+    tracemalloc.start()
+    try:
+        scale.write_items(tmp_path / "items.txt", n)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    letters = (tmp_path / "items.txt").stat().st_size - n
+    assert peak <= scale.write_bytes(n, letters), (peak, scale.write_bytes(n, letters))
+    assert letters <= n * 65 // 2 + 6 * 64 * int(n ** 0.5) + 64  # memory_needed's count of the letters
