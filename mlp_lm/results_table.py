@@ -4,6 +4,7 @@ table itself. results.py, the command, trains the runs and calls these."""
 import functools
 import json
 import math
+import os
 import shlex
 from dataclasses import asdict
 from pathlib import Path
@@ -87,6 +88,9 @@ def stranger(name, out):
 def read_metrics(path):
     """A finished, evaluated run's metrics.json, or a one-line error saying why it is not one."""
     path = Path(path)
+    if path.is_symlink() and not path.exists():  # not "never trained there": the run's other files may be
+        raise UsageError(f"{path} is a link to nothing (a missing file, or links in a loop); put back the file it "
+                         f"links to, or retrain that run")
     try:
         if path.exists() and not path.is_file():  # a FIFO (or a link to one) would block the read forever
             raise UsageError(f"{path} is not a regular file; retrain that run")
@@ -212,7 +216,7 @@ def _splits(block_size, split_seed):
 def check_read_back(names, runs, data_sha256):
     """Before any training: every run the table reads back rather than retrains is there, finished,
     and the table's; the missing ones are named together. Returns their metrics, {name: metrics}."""
-    missing = [n for n in names if not (runs / n / "metrics.json").exists()]
+    missing = [n for n in names if not os.path.lexists(runs / n / "metrics.json")]  # a link to nothing: read_run
     if missing:
         raise UsageError(f"{runs} has no {', '.join(missing)} run{'s' if len(missing) > 1 else ''} (never trained "
                          f"there); train {'them' if len(missing) > 1 else 'it'} with python -m mlp_lm.results --only "

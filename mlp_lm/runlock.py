@@ -34,6 +34,9 @@ class RunLock:
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
             except OSError as e:
+                if os.path.lexists(self.path) and not os.path.isfile(self.path):  # the folder is writable
+                    raise UsageError(f"{self.path} is not a file ({e.strerror}), and it is where this program "
+                                     f"keeps its lock; remove it, or use another folder") from None
                 raise UsageError(f"cannot write to {self.path.parent}: {e.strerror}; make it writable or use "
                                  f"another folder") from None
             try:

@@ -820,3 +820,21 @@ def test_a_damaged_metrics_json_is_refused_before_any_run_is_evaluated(tmp_path,
     evaluated = []
     monkeypatch.setattr(results_table, "loss_problem", lambda params, config, m: evaluated.append(config))
     assert "best" in refusal(["--no-train", "--runs", str(tmp_path)]) and evaluated == []
+
+
+def test_a_metrics_json_linking_to_nothing_and_a_lock_that_is_a_folder_are_named(tmp_path, no_counting):
+    # From a hostile pass: a dangling link was "never trained there" (the run's model.npz beside it), and a
+    # folder where the lock goes was "cannot write to" a folder that is writable
+    fill_runs(tmp_path, steps=300)
+    (tmp_path / "scaled" / "metrics.json").unlink()
+    (tmp_path / "scaled" / "metrics.json").symlink_to(tmp_path / "nowhere.json")
+    message = refusal(["--no-train", "--runs", str(tmp_path)])
+    assert "scaled/metrics.json is a link to nothing" in message and "never trained" not in message, message
+    (tmp_path / "scaled" / "metrics.json").unlink()
+    put_results_run(tmp_path / "scaled", results_metrics(300))
+    (tmp_path / ".results.lock").mkdir()
+    assert refusal(["--no-train", "--runs", str(tmp_path)]) == (
+        f"{tmp_path / '.results.lock'} is not a file (Is a directory), and it is where this program keeps its lock; "
+        f"remove it, or use another folder")
+    (tmp_path / ".results.lock").rmdir()
+    assert results.main(["--no-train", "--runs", str(tmp_path)]) == 0
