@@ -186,9 +186,10 @@ def main(argv=None):
 
     shown = [name for name in ("train", "dev", "test", "all") if name in sets and not (name == "dev" and "all" in sets)]
     width = max(len(r[0]) for r in rows)
-    print(f"{'':{width}}  " + "  ".join(f"{name:>7}" for name in shown) + "   (mean NLL, nats)")
+    column = max(7, *(len(f"{losses[name + '_loss']:.4f}") for _, losses in rows for name in shown))  # a wild model's
+    print(f"{'':{width}}  " + "  ".join(f"{name:>{column}}" for name in shown) + "   (mean NLL, nats)")
     for label, losses in rows:
-        print(f"{label:{width}}  " + "  ".join(f"{losses[name + '_loss']:7.4f}" for name in shown))
+        print(f"{label:{width}}  " + "  ".join(f"{losses[name + '_loss']:{column}.4f}" for name in shown))
     main_set = "all" if "all" in sets else "test"
     for label, losses in rows:
         print(f"{main_set} {label}: {metrics.describe(losses[main_set + '_loss'])}")

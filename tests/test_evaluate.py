@@ -446,3 +446,17 @@ def test_out_of_memory_names_what_evaluate_and_ngram_can_make_smaller(tiny_run, 
             cli.run(lambda: evaluate.main(["--checkpoint", str(tiny_run[0] / "model.npz"), *extra]),
                     "python -m mlp_lm.evaluate")
         assert exit_.value.code == 2 and capsys.readouterr().err.endswith(f"not enough memory to {said}\n")
+
+
+def test_the_table_stays_aligned_for_losses_of_a_thousand_and_more(tiny_run, tmp_path, capsys):
+    # From a hostile pass: W2 and b2 times 3,000 gave "mlp  3145.3342  3146.0659", out from under the headers
+    from mlp_lm import evaluate
+    params, vocab, config = checkpoint.load(tiny_run[0] / "model.npz")
+    params = {**params, "W2": params["W2"] * 3000, "b2": params["b2"] * 3000}
+    checkpoint.save(tmp_path / "model.npz", params, vocab, config)
+    assert evaluate.main(["--checkpoint", str(tmp_path / "model.npz")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.endswith("(mean NLL, nats)"))
+    ends = [m.end() for m in re.finditer(r"\S+", lines[header].split("   (mean")[0])]
+    assert [m.end() for m in re.finditer(r"\S+", lines[header + 1])][1:] == ends, lines[header:header + 2]
+    assert float(lines[header + 1].split()[1]) > 1000  # the case asked for
