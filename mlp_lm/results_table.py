@@ -13,6 +13,7 @@ from . import checkpoint, model
 from .atomic import CheckpointError
 from .cli import UsageError
 from .data import SPLIT_SEED, load_splits
+from .params import param_shapes
 from .train_flags import parse_args
 from .config import PRESETS, Config
 from .wordfile import DEFAULT_DATA, digest, in_checkout
@@ -70,6 +71,11 @@ def run_problem(name, m, data_sha256):
         got = config.get(key, getattr(Config, key))
         if key not in NOT_COMPARED and got != value:
             return f"was trained with {key} {got!r}, where the table's run {name} has {value!r}"
+    sizes = [config.get(k) for k in ("vocab_size", "block_size", "n_embd", "n_hidden")]
+    if all(json_int(v) and v >= 1 for v in sizes) and json_int(m.get("params")):  # before its model is read
+        count = sum(math.prod(shape) for shape in param_shapes(*sizes, direct=config.get("direct") is True).values())
+        if m["params"] != count:
+            return f"records {m['params']:,} parameters, where its configuration has {count:,}"
     return None
 
 

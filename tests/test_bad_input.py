@@ -548,9 +548,14 @@ def test_items_are_lines_as_an_editor_sees_them(tmp_path):
                                  # a step its time counts from that is no step of the run's (were ignored)
                                  {"train_seconds_from_step": -5}, {"train_seconds_from_step": 1.5},
                                  {"train_seconds_from_step": True}, {"train_seconds_from_step": 10**9}])
-def test_results_refuses_metrics_of_the_wrong_shape_in_one_line(tmp_path, bad):
+def test_results_refuses_metrics_of_the_wrong_shape_in_one_line(tmp_path, bad, monkeypatch):
     import os
     from mlp_lm import results
+
+    from . import conftest
+    # every refusal comes before any model is evaluated (no "loss is" below): the runs' losses need not be
+    # their models' real ones, which take seconds to work out
+    monkeypatch.setattr(conftest, "_init_losses", lambda *sizes: {f"{s}_loss": 3.3 for s in ("train", "dev", "test")})
     for name in results.CONFIGS:
         put_results_run(tmp_path / name, results_metrics(name=name))
     good = json.loads((tmp_path / "scaled" / "metrics.json").read_text())
@@ -566,6 +571,7 @@ def test_results_refuses_metrics_of_the_wrong_shape_in_one_line(tmp_path, bad):
     proc = run_cli("mlp_lm.results", "--no-train", "--runs", tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "scaled" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "loss is" not in proc.stderr, proc.stderr
 
 
 def test_a_file_where_a_numbered_run_folder_would_go_is_skipped(tmp_path, monkeypatch):
