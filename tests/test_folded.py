@@ -188,11 +188,11 @@ def test_an_overflow_in_the_sparse_sum_raises_as_numpy_s_would():
 
 def test_a_folded_run_too_big_for_the_machine_is_refused_before_it_starts(tmp_path, monkeypatch):
     from mlp_lm import runtime, train
-    words = ["".join(chr(0x4E00 + 5 * i + j) for j in range(5)) for i in range(2000)]  # 10,000 symbols
+    words = ["".join(chr(0x4E00 + 5 * i + j) for j in range(5)) for i in range(600)]  # 3,000 symbols
     (tmp_path / "wide.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
-    monkeypatch.setattr(runtime, "available_memory", lambda: 2 << 30)
+    monkeypatch.setattr(runtime, "available_memory", lambda: 400 << 20)
     flags = ["--data", str(tmp_path / "wide.txt"), "--direct", "--n-hidden", "16", "--steps", "1", "--eval-every", "0"]
-    with pytest.raises(runtime.NotEnoughMemory, match="or leave out --fold"):  # Wd's tables: 2 x (30,003, 10,001)
+    with pytest.raises(runtime.NotEnoughMemory, match="or leave out --fold"):  # Wd's tables: 2 x (9,003, 3,001)
         train.main([*flags, "--fold", "--out", str(tmp_path / "folded")])
     assert not (tmp_path / "folded" / "model.npz").exists()
     assert train.main([*flags, "--out", str(tmp_path / "plain")]) == 0  # the plain path fits
