@@ -70,7 +70,9 @@ def run_problem(name, m, data_sha256):
         # a setting a run does not record is one added since it was trained: it ran as the default does
         got = config.get(key, getattr(Config, key))
         if key not in NOT_COMPARED and got != value:
-            return f"was trained with {key} {got!r}, where the table's run {name} has {value!r}"
+            said = f"was trained with {key} {got!r}" if key in config else \
+                f"does not record its {key}, so it was trained with the default {got!r}"
+            return f"{said}, where the table's run {name} has {value!r}"
     sizes = [config.get(k) for k in ("vocab_size", "block_size", "n_embd", "n_hidden")]
     if all(json_int(v) and v >= 1 for v in sizes) and json_int(m.get("params")):  # before its model is read
         count = sum(math.prod(shape) for shape in param_shapes(*sizes, direct=config.get("direct") is True).values())

@@ -438,7 +438,13 @@ def test_a_run_read_back_may_differ_in_its_steps_and_lack_settings_added_since(t
     assert results.main(["--no-train", "--runs", str(tmp_path)]) == 0
     m["config"]["label_smoothing"] = 0.1  # but a setting it does record must be its row's
     put_results_run(tmp_path / "scaled", m)
-    assert "label_smoothing 0.1" in refusal(["--no-train", "--runs", str(tmp_path)])
+    assert "was trained with label_smoothing 0.1, where" in refusal(["--no-train", "--runs", str(tmp_path)])
+    # and one it lacks is said to be lacking, not to have been recorded (a hostile pass: "with init 'scaled'")
+    m = results_metrics(2000, name="lecture")
+    del m["config"]["init"]
+    put_results_run(tmp_path / "lecture", m)
+    assert ("does not record its init, so it was trained with the default 'scaled', where the table's run lecture "
+            "has 'lecture'") in refusal(["--no-train", "--runs", str(tmp_path)])
 
 
 def test_an_earlier_run_that_cannot_all_be_moved_aside_stays_whole(tmp_path, no_counting, monkeypatch):
