@@ -118,6 +118,8 @@ def read_metrics(path):
     if not isinstance(m["config"], dict) or any(not json_int(m["config"].get(k)) for k in config_keys) \
             or not isinstance(m["config"].get("data"), str):
         wrong.append("config")
+    wrong += [k for k in ("diverged", "evaluated", "interrupted") if k in m and not isinstance(m[k], bool)]
+    wrong += [k for k in ("steps_per_second",) if m.get(k) is not None and not _is_number(m[k])]  # or null: untimed
     if wrong:
         raise UsageError(f"{path} has {', '.join(wrong)} of the wrong type; retrain that run")
     impossible = [k for k in numbers if m[k] < 0] + (["params"] if m["params"] < 1 else [])
@@ -144,6 +146,8 @@ def read_metrics(path):
     if json_int(done) and json_int(planned) and done < planned:  # stopped early, then evaluated
         raise UsageError(f"{path} is of a run stopped at step {done:,} of {planned:,}: finish it with "
                          f"python -m mlp_lm.train --resume --out {shlex.quote(str(path.parent))}, or retrain it")
+    if m.get("evaluated") is False:  # its losses are not its model's: train writes none for such a run
+        raise UsageError(f"{path} says the run was not evaluated, yet has losses; retrain that run")
     return m
 
 

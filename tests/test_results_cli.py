@@ -769,6 +769,11 @@ def test_what_was_kept_of_a_diverged_run_is_no_run_of_the_table(tmp_path):
     ({"steps": 10**400}, "has steps of the wrong type"),  # an OverflowError in the check above
     ({"steps": 300.0}, "has steps of the wrong type"),  # skipped every check of the steps
     ({"diverged": True, "steps": 10**400}, "is what was kept of a run that diverged; retrain"),  # not 401 digits
+    # a second hostile pass: these were read as a run that had not diverged, or had no rate, and tabulated
+    ({"diverged": "yes"}, "has diverged of the wrong type"),
+    ({"steps_per_second": "fast"}, "has steps_per_second of the wrong type"),
+    ({"interrupted": 1}, "has interrupted of the wrong type"),
+    ({"evaluated": False}, "says the run was not evaluated, yet has losses"),
 ])
 def test_metrics_no_run_writes_are_refused_in_words(change, words, tmp_path):
     # From a hostile tester: these were tracebacks, or a training time of 1e308 s put in the table.
