@@ -6,6 +6,8 @@ import unicodedata
 
 import numpy as np
 
+from .counting import AddK
+
 
 def size_warnings(cfg, splits):
     """Warnings for sizes the data cannot use: one item that gives most of the examples, a batch larger
@@ -83,10 +85,11 @@ def suggested_weight_decay(n_items):
     return float(f"{2 / n_items:.0e}")
 
 
-def by_heart(result, devs, n_items, cfg, retry):
+def by_heart(result, devs, n_items, cfg, retry, V=None):
     """What to try after a run that learned its training items by heart: a weight decay for its optimiser
     (one larger than it has, if it has one), more data, or fewer steps (which --keep-best has tried
-    already), and where dev was best."""
+    already), and where dev was best; with V, when even that was no better than a uniform guess, that
+    the evaluations came too far apart to find the step."""
     decay, wanted = cfg.weight_decay, suggested_weight_decay(n_items)
     if cfg.optimizer == "sgd" and decay < wanted:  # 2 / items, a start: on 250 names 1 / items did better
         what = f"a weight decay, --weight-decay {wanted:g} for a list of {n_items:,} items" + (
@@ -98,6 +101,9 @@ def by_heart(result, devs, n_items, cfg, retry):
     step = min(devs, key=devs.get) if devs else None
     where = (f" (dev was best at step {step:,}, {devs[step]:.4f})"
              if step is not None and devs[step] < result["dev_loss"] else "")
+    if where and V is not None and devs[step] >= math.log(V):  # a new user's 50 items: best at 10,000, 4.85 > 3.18
+        where = (f" (every dev evaluation was no better than a uniform guess, the best {devs[step]:.4f} at step "
+                 f"{step:,}: a smaller --eval-every finds where dev was best)")
     return f"{retry} {what} or more data{where}" if cfg.keep_best else f"{retry} {what}, more data, or fewer --steps{where}"
 
 
@@ -139,16 +145,44 @@ def futile_warning(result, losses, V, n_items, cfg, devs=None, resumed=False):
     down but not far enough, or no progress) and what to try. result: its train/dev/test losses;
     losses: its minibatch losses, step by step; n_items: the items of its list; devs: {step: dev loss}."""
     retry = "start a new run with" if resumed else "try"  # --resume takes none of these flags
-    fell = fell_far(losses, V)
     advice = ("the model learned its training items by heart and nothing that carries over to new ones; "
-              + by_heart(result, devs or {}, n_items, cfg, retry) if result["train_loss"] < 0.9 * math.log(V)
-              else f"the training loss went up, not down; {retry} a smaller --lr"
-              # the last steps' against the first's; or the dev loss, for a run too short to show it (a run of
-              # one step records only the loss before its update)
-              if max(float(np.mean(losses[-100:])), result["dev_loss"]) > 1.05 * losses[0]
-              else f"the training loss rose on its way down; {retry} a smaller --lr" if bounced(losses)
-              else (f"the training loss came down from {fell[0]:.2f} to {fell[1]:.2f}, but a start that far above "
-                    f"a uniform guess's needs more steps to get below it; {retry} more --steps") if fell
-              else f"training did not get anywhere; {retry} a larger --lr or more --steps")
+              + by_heart(result, devs or {}, n_items, cfg, retry, V) if result["train_loss"] < 0.9 * math.log(V)
+              else why_stuck(result, losses, V, retry, "training did not get anywhere"))
     return (f"warning: the dev loss is no better than ln {V} = {math.log(V):.2f}, the loss of a uniform "
             f"guess: {advice}")
+
+
+def why_stuck(result, losses, V, retry, nowhere):
+    """Why a run that did not learn its training items by heart ended where it did, and what to try: a
+    loss that went up, that rose on its way down, that came a long way down but not far enough, or
+    `nowhere` (no progress to speak of)."""
+    fell = fell_far(losses, V)
+    # the last steps' against the first's; or the dev loss, for a run too short to show it (a run of one
+    # step records only the loss before its update)
+    return (f"the training loss went up, not down; {retry} a smaller --lr"
+            if max(float(np.mean(losses[-100:])), result["dev_loss"]) > 1.05 * losses[0]
+            else f"the training loss rose on its way down; {retry} a smaller --lr" if bounced(losses)
+            else (f"the training loss came down from {fell[0]:.2f} to {fell[1]:.2f}, but a start that far above "
+                  f"a uniform guess's needs more steps to get below it; {retry} more --steps") if fell
+            else f"{nowhere}; {retry} a larger --lr or more --steps")
+
+
+def little_learned_warning(result, losses, splits, cfg, resumed=False):
+    """The warning for a run below a uniform guess on dev but no better than counting its symbols: an
+    add-one unigram, fitted on the training split, which reads no context at all (a new user's run at
+    --lr 0.001 ended at dev 3.57, uniform 3.74, unigram about 3.3, with nothing said). None for any other run."""
+    V = len(splits.vocab)
+    unigram = AddK(1).fit(*splits.train, V).nll(*splits.dev)
+    if not result or result["dev_loss"] < unigram:
+        return None
+    retry = "start a new run with" if resumed else "try"
+    return (f"warning: the dev loss, {result['dev_loss']:.4f}, is no better than counting symbols ({unigram:.4f}, "
+            f"an add-one unigram's, which reads no context): "
+            + why_stuck(result, losses, V, retry, "the model has hardly begun to learn"))
+
+
+def quality_warning(result, devs, losses, splits, n_items, cfg, resumed=False):
+    """The warning for a run better than a uniform guess on dev that learned its training items by heart
+    (overfit_warning) or hardly anything (little_learned_warning), or None."""
+    return (overfit_warning(result, devs, n_items, cfg, resumed)
+            or little_learned_warning(result, losses, splits, cfg, resumed))

@@ -234,9 +234,9 @@ def check_no_link_to_docs(runs, docs, docs_wanted):
                              f"remove the link{also}")
         if name == "tables.json" and target == real(runs / "results.md"):
             raise UsageError(f"{path} is a link to {runs / 'results.md'}, which holds the table; remove the link")
-        for run in CONFIGS:
-            if os.path.commonpath([target, real(runs / run)]) == real(runs / run):
-                raise UsageError(f"{path} is a link into the run {run}'s folder ({target}), whose files this "
+        for table_run in CONFIGS:
+            if os.path.commonpath([target, real(runs / table_run)]) == real(runs / table_run):
+                raise UsageError(f"{path} is a link into the run {table_run}'s folder ({target}), whose files this "
                                  f"command would write over; remove the link")
 
 

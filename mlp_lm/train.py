@@ -39,7 +39,7 @@ from .runs import (SAVED, SWEEP_FILES, check_space, check_sweep_space, claim_def
                    files_in_the_way, prepare_out, save_run_or_rescue)
 from .loop import Diverged, diverged_in_evaluation, last_dev_missing, train
 from .train_flags import parse_args
-from .advice import accents_warning, futile_warning, kept_best_line, overfit_warning, size_warnings
+from .advice import accents_warning, futile_warning, kept_best_line, quality_warning, size_warnings
 from .config import describe_training
 from .snapshot import run_record, snapshots_for
 from .trainer import memory_needed
@@ -261,7 +261,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         if futile and not unfinished:  # stopped with steps to go, it has not had its chance: --resume is the advice
             print(futile_warning(result, losses, V, n_items, cfg, devs, resumed is not None), file=sys.stderr)
         elif not unfinished and not diverged:
-            if overfit := overfit_warning(result, devs, n_items, cfg, resumed is not None):
+            if overfit := quality_warning(result, devs, losses, splits, n_items, cfg, resumed is not None):
                 print(overfit, file=sys.stderr)
         print(f"samples ({novelty.summary('64 symbols')}):" if samples else "samples:", one_line(samples, ended))
         written = ["model.npz", "metrics.json", "loss.csv"]

@@ -196,6 +196,38 @@ def test_the_overfitting_warning_is_for_a_dev_loss_that_rose_well_above_its_best
     assert [advice.suggested_weight_decay(n) for n in (196, 250, 2000, 8000, 32033)] == [0.01, 0.008, 0.001, 0.0003, 6e-05]
 
 
+def test_a_run_no_better_than_counting_symbols_is_told_why_and_the_advice_helps(tmp_path, capsys):
+    # From a new user's review: --lr 0.001 ended at dev 3.57 on cities (uniform 3.74, a unigram's about 3.3)
+    # with nothing said; only a run no better than a uniform guess was told anything
+    flags = [*SMALL, "--steps", "500", "--eval-every", "0"]
+    assert train.main([*flags, "--lr", "0.001", "--out", str(tmp_path / "slow")]) == 0
+    said = re.search(r"^warning: the dev loss, ([\d.]+), is no better than counting symbols \(([\d.]+), an add-one "
+                     r"unigram's, which reads no context\): the model has hardly begun to learn; try a larger --lr or "
+                     r"more --steps$", capsys.readouterr().err, re.M)
+    assert said and math.log(27) > float(said[1]) >= float(said[2]), said
+    assert train.main([*flags, "--lr", "0.1", "--out", str(tmp_path / "larger")]) == 0  # the advice, followed
+    assert "warning" not in capsys.readouterr().err
+    assert json.loads((tmp_path / "larger" / "metrics.json").read_text())["dev_loss"] < float(said[2]) - 0.2
+    # a loss that went up gets the advice it gets below a uniform guess
+    losses = np.r_[np.full(100, 2.0), np.full(100, 2.3)]
+    splits = load_splits(SMALL[1], 3)
+    assert "went up, not down; try a smaller --lr" in advice.little_learned_warning(
+        {"dev_loss": 3.0}, losses, splits, config.Config())
+    assert advice.little_learned_warning({"dev_loss": 2.5}, losses, splits, config.Config()) is None
+    assert advice.little_learned_warning({}, losses, splits, config.Config()) is None  # not evaluated
+
+
+def test_fewer_steps_is_not_pointed_at_an_evaluation_no_better_than_a_uniform_guess():
+    # From a new user's review: 50 items were told "or fewer --steps (dev was best at step 10,000, 4.8489)",
+    # itself worse than ln 24 = 3.18; that run's first evaluation came long after dev was best
+    result, losses, sgd = {"train_loss": 0.5, "dev_loss": 5.4}, np.full(200, 1.0), config.Config()
+    told = advice.futile_warning(result, losses, 24, 50, sgd, {10_000: 4.8489, 20_000: 5.2})
+    assert ("(every dev evaluation was no better than a uniform guess, the best 4.8489 at step 10,000: a smaller "
+            "--eval-every finds where dev was best)") in told and "dev was best at step" not in told
+    assert "(dev was best at step 10,000, 3.1000)" in advice.futile_warning(result, losses, 24, 50, sgd,
+                                                                             {10_000: 3.1, 20_000: 5.2})
+
+
 @pytest.mark.parametrize("sweep", [False, True])
 def test_files_of_the_users_own_in_out_are_replaced_only_with_force(tmp_path, sweep):
     mine = {"loss.csv": "my precious data", "metrics.json": '{"mine": true}', "lr_sweep.csv": "my own table"}
