@@ -27,7 +27,7 @@ from .counting import K_GRID, KneserNey, choose_k
 from .data import describe, load_splits, repeats_warning
 from .jsonout import prepare_json, write_json
 from .runtime import NotEnoughMemory
-from .sampling import Novelty, generate, one_line
+from .sampling import Novelty, generate, one_line, sample_length
 from .wordfile import DEFAULT_DATA, in_checkout, slow_reading
 
 MAX_N = 32  # far past where names' losses stop changing; keeps the examples (N, n-1) small
@@ -113,13 +113,14 @@ def main(argv=None):
     for name in ("train", "dev", "test"):
         print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")
 
+    counter = Novelty(split=splits.items)
+    length = sample_length(counter.longest)  # 64, or twice the longest item where that is more
     samples, ended = generate(model.next_probs, splits.vocab, block_size, args.samples, np.random.default_rng(args.seed),
-                              with_ended=True)
-    result["samples"], result["samples_ended"] = samples, ended  # not ended: cut off at 64 symbols
+                              with_ended=True, max_length=length)
+    result["samples"], result["samples_ended"] = samples, ended  # not ended: cut off at `length` symbols
     if samples:
-        counter = Novelty(split=splits.items)
         counter.add(samples, ended)
-        print(f"samples ({counter.summary('64 symbols')}):", one_line(samples, ended))
+        print(f"samples ({counter.summary()}):", one_line(samples, ended))
         result.update(counter.fields())
     if args.json is not None:
         write_json(args.json, result)

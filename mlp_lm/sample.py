@@ -23,12 +23,11 @@ from . import STOP_SIGNALS, checkpoint, runs
 from .cli import (ArgumentParser, Interrupted, UsageError, int_at_least, non_negative_float, non_negative_int,
                   positive_int, run, thread_count)
 from .model import next_probs
-from .sampling import CUT, Novelty, generate_chunks, printable
+from .sampling import CUT, MAX_LENGTH, SAMPLE_LENGTH, Novelty, generate_chunks, printable, sample_length
 from .runtime import blas_threads, choose_threads
 from .wordfile import DataError, read_otherwise
 
 
-MAX_LENGTH = 100_000  # a sample draws its uniforms for all of it up front (16 bytes a symbol): 1.6 MB at most
 
 
 def parse_args(argv):
@@ -42,9 +41,10 @@ def parse_args(argv):
                          "0 always takes the likeliest symbol (greedy)")
     ap.add_argument("--top-k", metavar="K", type=positive_int, default=None, help="sample only from the k most likely symbols")
     ap.add_argument("--prefix", metavar="TEXT", default="", help="start every sample with these characters")
-    ap.add_argument("--max-length", metavar="N", default=64,
+    ap.add_argument("--max-length", metavar="N", default=None,
                     type=int_at_least(1, f"a length from 1 to {MAX_LENGTH:,}", MAX_LENGTH),
-                    help=f"stop a sample after this many symbols (default 64, at most {MAX_LENGTH:,})")
+                    help=f"stop a sample after this many symbols (default {SAMPLE_LENGTH}, or twice the longest item "
+                         f"of the model's training data where that is more; at most {MAX_LENGTH:,})")
     ap.add_argument("--threads", metavar="N", type=thread_count, default=None,
                     help="BLAS threads for the matrix products (default: chosen by the model's size; at most the machine's cores)")
     args = ap.parse_args(argv)
@@ -55,7 +55,8 @@ def parse_args(argv):
         raise UsageError(f"--prefix {args.prefix!r} holds bytes that are not text in this locale's encoding "
                          f"({encoding}); {advice}")
     # before any work, at its shortest (as typed, or its accents composed); main checks it as the model writes it
-    check_prefix_length(min(args.prefix, unicodedata.normalize("NFC", args.prefix), key=len), args.max_length)
+    if args.max_length is not None:  # the default comes from the training data, once the model is loaded
+        check_prefix_length(min(args.prefix, unicodedata.normalize("NFC", args.prefix), key=len), args.max_length)
     return args
 
 
@@ -81,11 +82,12 @@ def main(argv=None):
             args.prefix = unicodedata.normalize(form, args.prefix)
             print(f"(--prefix written the way the model's symbols are: its accents "
                   f"{'composed' if form == 'NFC' else 'decomposed'}, Unicode {form})", file=sys.stderr)
-    check_prefix_length(args.prefix, args.max_length)  # in the model's symbols
     rng = np.random.default_rng(args.seed)
     V, H = params["W2"].shape
     n_threads = args.threads or choose_threads(args.num_samples, params["W1"].shape[0], H, V)
     counter, shown = Novelty(config), 0
+    args.max_length = args.max_length or sample_length(counter.longest)  # 64 when the data cannot be read
+    check_prefix_length(args.prefix, args.max_length)  # in the model's symbols
     if counter.symbols not in (None, vocab.itos) and not read_otherwise(vocab.itos, counter.symbols):
         raise checkpoint.CheckpointError(f"{args.checkpoint}: its vocabulary is not that of {config['data']}, the very "
                                          f"file it was trained on, so the checkpoint is damaged; retrain")

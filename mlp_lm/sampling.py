@@ -18,6 +18,15 @@ from .wordfile import DataError, differs, read_items_and_digest
 SAMPLE_BYTES = 64 * 2**20  # what one chunk of samples may hold, whatever -n, --max-length and V
 FIRST_ROWS = 256  # the first chunk's samples: the first names show at once, not after a whole chunk's seconds
 CUT = "…"  # shown after a sample that max_length cut off before it ended
+SAMPLE_LENGTH = 64  # the longest a sample may grow by default, for a list of names or words
+MAX_LENGTH = 100_000  # a sample draws its uniforms for all of it up front (16 bytes a symbol): 1.6 MB at most
+
+
+def sample_length(longest):
+    """How long a sample may grow by default: SAMPLE_LENGTH symbols, or twice the longest item of the
+    list the model learned from where that is more (a new user's list of paths, of up to 179 symbols,
+    had most samples cut off at 64), and at most MAX_LENGTH."""
+    return int(min(MAX_LENGTH, max(SAMPLE_LENGTH, 2 * longest)))
 
 
 # What a terminal acts on rather than shows: C0 and C1 controls (ESC, NUL, ...), the line and paragraph
@@ -164,6 +173,7 @@ class Novelty:
         self.counts, self.empty, self.cut, self.why, self.symbols = [0, 0, 0], 0, 0, None, None
         train, dev, test = split if split is not None else self._read(config) or ((), (), ())
         self.train, self.heldout = set(train), set(dev) | set(test)
+        self.longest = max(map(len, self.train | self.heldout), default=0)  # symbols of the longest item
 
     def _read(self, config):
         """The (train, dev, test) items of the data the config names, or None with the reason in self.why."""
@@ -205,9 +215,11 @@ class Novelty:
         names = ("samples_in_train", "samples_in_dev_test", "samples_new")
         return dict(zip(names, self.counts)) if self.why is None else {}
 
-    def summary(self, limit):
+    def summary(self, limit=None):
         """'a in the training set, b in dev/test, c new' (or why it cannot say), and ', d empty' and
-        '; e cut off at LIMIT, marked …, not counted' when there are any (limit: say, "64 symbols")."""
+        '; e cut off at LIMIT, marked …, not counted' when there are any (limit: say, "--max-length 80";
+        by default the default length for this list, "64 symbols" for names)."""
+        limit = limit or f"{sample_length(self.longest)} symbols"
         rest = (f", {self.empty} empty" if self.empty else "") + (
             f"; {self.cut} cut off at {limit}, marked {CUT}, not counted" if self.cut else "")
         if self.why is not None:

@@ -17,7 +17,7 @@ import numpy as np
 from . import checkpoint, model, runs
 from .cli import line_break
 from .data import SPLIT_SEED
-from .sampling import Novelty, generate
+from .sampling import Novelty, generate, sample_length
 
 SNAPSHOT_SECONDS = 300.0  # at most this much training lost to a kill (a snapshot near the end of the best preset: 0.24 s)
 
@@ -34,12 +34,13 @@ def run_record(cfg, preset, splits, trainer, params, losses, devs, result, *, se
               "preset": preset, "data_sha256": splits.sha256, "split_seed": SPLIT_SEED}
     if diverged_at is not None:  # resume would replay the steps that went wrong: resume.resume_point refuses the run
         config["diverged_at"] = diverged_at
+    novelty = Novelty(split=splits.items)  # makemore's check that the model does not just repeat its data
     try:
         samples, ended = generate(partial(model.next_probs, params), splits.vocab, cfg.block_size, 10,
-                                  np.random.default_rng([cfg.seed, 2]), with_ended=True)
+                                  np.random.default_rng([cfg.seed, 2]), with_ended=True,
+                                  max_length=sample_length(novelty.longest))
     except FloatingPointError:  # an unevaluated model whose logits overflow: save it all the same
         samples, ended = [], []
-    novelty = Novelty(split=splits.items)  # makemore's check that the model does not just repeat its data
     novelty.add(samples, ended)
     earlier, since = timing
     total = earlier + seconds  # the run's training time, over every command that trained it

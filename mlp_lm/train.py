@@ -263,7 +263,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         elif not unfinished and not diverged:
             if overfit := quality_warning(result, devs, losses, splits, n_items, cfg, resumed is not None):
                 print(overfit, file=sys.stderr)
-        print(f"samples ({novelty.summary('64 symbols')}):" if samples else "samples:", one_line(samples, ended))
+        print(f"samples ({novelty.summary()}):" if samples else "samples:", one_line(samples, ended))
         written = ["model.npz", "metrics.json", "loss.csv"]
         drawing = True
         pictures, no_pictures, stop, _ = plots.draw(

@@ -385,20 +385,22 @@ def test_orders_longer_than_any_item_leave_empty_tables_that_still_work(tmp_path
         np.testing.assert_allclose(kn.target_probs(*splits.dev), p[np.arange(len(p)), splits.dev[1]], rtol=1e-12)
 
 
-def test_samples_cut_off_at_64_symbols_are_marked_and_not_counted(tmp_path):
+def test_samples_cut_off_at_twice_the_longest_item_are_marked_and_not_counted(tmp_path):
     rng = np.random.default_rng(0)
-    data = tmp_path / "long.txt"  # items of 100 letters: a sample rarely ends within 64
+    data = tmp_path / "long.txt"  # items of 100 letters: samples may grow to 200, and some do not end by then
     data.write_text("\n".join("".join(rng.choice(list("abc"), 100)) for _ in range(60)) + "\n")
     out = tmp_path / "s.json"
-    proc = run_cli("mlp_lm.ngram", "--n", 3, "--smoothing", "kn", "--data", data, "--json", out)
+    proc = run_cli("mlp_lm.ngram", "--n", 3, "--smoothing", "kn", "--data", data, "--json", out, "--samples", 40)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
     cut = result["samples_ended"].count(False)
-    assert cut > 0 and all(len(s) == 64 for s, e in zip(result["samples"], result["samples_ended"]) if not e)
+    assert cut > 0 and all(len(s) == 200 for s, e in zip(result["samples"], result["samples_ended"]) if not e)
+    assert max(len(s) for s, e in zip(result["samples"], result["samples_ended"]) if e) > 64  # past the old limit
     line = next(line for line in proc.stdout.splitlines() if line.startswith("samples"))
-    assert line.split(": ", 1)[1].count("…") == cut and f"{cut} cut off at 64 symbols, marked …" in line
+    assert line.split(": ", 1)[1].count("…") == cut and f"{cut} cut off at 200 symbols, marked …" in line
     counts = [int(w) for w in line.split(":")[0].replace("(", " ").split() if w.isdigit()]
-    assert sum(counts[:3]) == 10 - cut  # in train, in dev/test, new: the samples that ended only
+    empty = sum(1 for s, e in zip(result["samples"], result["samples_ended"]) if e and not s)
+    assert sum(counts[:3]) == 40 - cut - empty  # in train, in dev/test, new: the samples that ended, with a name
 
 
 def test_add_k_says_when_its_k_is_at_an_end_of_the_grid(tmp_path):

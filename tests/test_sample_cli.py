@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -303,3 +305,26 @@ def test_a_stop_signal_never_leaves_half_a_name_in_a_pipe(tiny_run):
     assert proc.wait(timeout=30) == 143
     proc.stdout.close()
     proc.stderr.close()
+
+
+def test_samples_of_a_list_of_long_items_may_grow_to_twice_the_longest(tmp_path, capsys):
+    # From a new user's review: a list of paths of up to 179 symbols had most samples cut off at 64, in train's
+    # samples and sample's alike
+    from mlp_lm import ngram, sample, train
+    assert [sampling.sample_length(n) for n in (0, 15, 90, 10**6)] == [64, 64, 180, sampling.MAX_LENGTH]
+    rng = np.random.default_rng(0)
+    items = ["".join(rng.choice(list("ab"), 100)) for _ in range(300)]  # 100 symbols each: 200 at most
+    (tmp_path / "long.txt").write_text("\n".join(items) + "\n")
+    assert train.main(["--data", str(tmp_path / "long.txt"), "--steps", "300", "--eval-every", "0",
+                       "--out", str(tmp_path / "run")]) == 0
+    samples = json.loads((tmp_path / "run" / "metrics.json").read_text())["samples"]
+    assert max(map(len, samples)) > 64 and max(map(len, samples)) <= 200, samples
+    capsys.readouterr()
+    assert sample.main(["--checkpoint", str(tmp_path / "run" / "model.npz"), "-n", "20"]) == 0
+    out, err = capsys.readouterr()
+    lengths = [len(line.rstrip(sampling.CUT)) for line in out.splitlines()]
+    assert 64 < max(lengths) <= 200, (lengths, err)
+    assert sample.main(["--checkpoint", str(tmp_path / "run" / "model.npz"), "-n", "20", "--max-length", "64"]) == 0
+    assert max(len(line.rstrip(sampling.CUT)) for line in capsys.readouterr().out.splitlines()) <= 64  # as asked
+    assert ngram.main(["--data", str(tmp_path / "long.txt"), "--n", "3", "--smoothing", "kn", "--samples", "10"]) == 0
+    assert "cut off at 64 symbols" not in capsys.readouterr().out
