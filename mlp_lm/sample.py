@@ -33,7 +33,8 @@ from .wordfile import DataError, read_otherwise
 def parse_args(argv):
     ap = ArgumentParser(prog="python -m mlp_lm.sample", description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", metavar="PATH", default=None,
-                    help="a model.npz written by python -m mlp_lm.train (default: the newest under runs/)")
+                    help="a model.npz written by python -m mlp_lm.train (default: the newest under runs/ in this "
+                         "checkout, whatever the current directory, where train puts its runs)")
     ap.add_argument("-n", "--num-samples", metavar="N", type=positive_int, default=20, help="how many samples (default 20)")
     ap.add_argument("--seed", metavar="N", type=non_negative_int, default=0, help="random seed (default 0); the same seed gives the same lines, another seed others")
     ap.add_argument("--temperature", metavar="T", type=non_negative_float, default=1.0,
