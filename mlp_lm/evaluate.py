@@ -164,8 +164,10 @@ def main(argv=None):
     examples = sum(len(Y) for _, Y in sets.values())
     estimate = evaltime.evaluation_seconds(params, examples)
     if notice := evaltime.slow_evaluation(examples, estimate):
-        print(notice + (" (and longer for the mixtures)" if n is not None else ""), file=sys.stderr, flush=True)
-    # the mixtures took 5 to 8 times the MLP's evaluation on long lists: past SLOW_SECONDS, each part is told
+        # the mixtures took 5 to 8 times the MLP's evaluation on long lists (a new user's 3,001 symbols: 5.5 or more)
+        print(notice + (", then the mixtures, which can take 5 to 8 times as long" if n is not None else ""),
+              file=sys.stderr, flush=True)
+    # past SLOW_SECONDS, each part of the mixtures is told as it begins
     slow_mix = n is not None and 5 * estimate >= evaltime.SLOW_SECONDS
     say = (lambda line: print(f"  {line} ...", file=sys.stderr, flush=True)) if slow_mix else None
     t0 = time.perf_counter()
