@@ -6,6 +6,7 @@ import math
 import sys
 import time
 from contextlib import nullcontext
+from functools import partial
 
 import numpy as np
 
@@ -103,7 +104,10 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
         done = len(history)
         losses[:done] = history
         limit = divergence_limit(history[0], V)
-    progress = Progress(cfg.steps, start=done)
+    # the ETA counts the dev evaluations in, at this estimate until one is timed: a big list's take longer than its steps
+    one = evaltime.evaluation_seconds(trainer.evaluated, len(splits.dev[1]), refine=False) \
+        if evaluations_after(cfg, done) else 0.0
+    progress = Progress(cfg.steps, start=done, evaluations=partial(evaluations_after, cfg), evaluation_seconds=one)
     interrupt = None
     good = None  # (step, the Trainer's state, the dev losses) at the best dev evaluation: what divergence keeps
     evaluating = False
@@ -132,7 +136,7 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
                             raise RanAway(f"by step {done}: the training loss averaged {window:.4g} over "
                                           f"the last {DIVERGE_WINDOW} steps, more than {DIVERGE_FACTOR:g} "
                                           f"times where it started ({limit / DIVERGE_FACTOR:.4g})")
-                    dev = None
+                    dev, began = None, time.perf_counter()
                     if evaluated_at(cfg, done):
                         evaluating = True
                         dev = evaluate_dev(trainer, cfg, devs, done, splits.dev, held)
@@ -140,7 +144,7 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
                         if resumed is None and dev < min(math.log(V), devs[good[0]] if good else math.inf):
                             good = None  # the copy it held goes before the new one is made (trainer.memory_needed)
                             good = done, trainer.state(), dict(devs)  # the best better than uniform, so far
-                    progress.update(done, loss, dev)
+                    progress.update(done, loss, dev, time.perf_counter() - began)
                     if governor is not None:
                         governor.tick()
                     # not the last step's, nor one a stop signal is about to save: those are saved anyway
@@ -177,6 +181,14 @@ def evaluated_at(cfg, done):
     """Whether the run evaluates dev after step `done`: every eval_every steps, and with --keep-best the
     last step too, as the best may be the model the run ends with."""
     return bool(cfg.eval_every) and done > 0 and (done % cfg.eval_every == 0 or (cfg.keep_best and done == cfg.steps))
+
+
+def evaluations_after(cfg, done):
+    """How many dev evaluations the run makes after step `done` (evaluated_at, counted)."""
+    if not cfg.eval_every:
+        return 0
+    every = cfg.steps // cfg.eval_every - done // cfg.eval_every
+    return max(every, 0) + int(cfg.keep_best and cfg.steps % cfg.eval_every != 0 and done < cfg.steps)
 
 
 def last_dev_missing(cfg, done, devs):

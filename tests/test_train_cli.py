@@ -1,5 +1,6 @@
 import csv
 import hashlib
+import io
 import json
 import math
 import re
@@ -789,3 +790,21 @@ def test_the_memory_check_counts_the_state_kept_for_a_divergence():
     without, with_evals = (trainer.memory_needed(config.Config(**base, eval_every=e), 27) for e in (0, 100))
     n_params = 27 * 10 + 30 * 2000 + 2000 + 2000 * 27 + 27
     assert with_evals - without == 4 * n_params * 4 + 8 * trainer.block_rows(32) * 32
+
+
+def test_the_eta_counts_the_dev_evaluations_to_come(monkeypatch):
+    # From a new user's review: on a big list, step 1,000 of 20,000 said "ETA 46s" and the training took 67 s,
+    # its two dev evaluations left out until the first was made
+    from mlp_lm import loop
+    for steps, every, keep in [(20000, 10000, False), (20000, 3000, True), (20000, 3000, False), (100, 0, True),
+                               (100, 200, True), (100, 200, False), (7, 1, True)]:
+        cfg = config.Config(steps=steps, eval_every=every, keep_best=keep)
+        for done in (0, 1, every, every + 1, steps - 1, steps):
+            assert loop.evaluations_after(cfg, done) == sum(loop.evaluated_at(cfg, s) for s in range(done + 1, steps + 1))
+    clock = iter([0.0, 10.0, 25.0])
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
+    lines = io.StringIO()
+    p = progress.Progress(200, stream=lines, evaluations={60: 3, 100: 2}.get, evaluation_seconds=2.0)
+    p.update(60, 2.0)  # 60 steps in 10 s; 140 to go, and 3 evaluations at the 2 s estimated: 23.3 + 6 s
+    p.update(100, 2.0, dev=2.1, seconds=5.0)  # 100 steps in 20 s and one evaluation of 5 s: 100 to go and 2 more
+    assert re.findall(r"ETA (\d+)s", lines.getvalue()) == ["29", "30"]  # the steps/s alone said 23 and 25
