@@ -216,28 +216,24 @@ def check_flags(args):
 
 
 def check_no_link_to_docs(runs, docs, docs_wanted):
-    """UsageError if a file this command writes into the runs folder is a link to one it must not write
-    over (atomic.write_whole writes a link's file, as a shell's > does): the runs' results.md (written
-    when docs are not) to the documented table or picture; tables.json (always written) to either, or to
-    the runs' results.md; or either into a run's folder, over its model or metrics."""
-    real = os.path.realpath
-    documented = {real(docs / "results.md"): (docs / "results.md", "the documented table"),
-                  real(docs / "embedding.png"): (docs / "embedding.png", "the documented picture")}
+    """UsageError if a file this command writes into the runs folder (tables.json always, results.md when
+    docs are not written) is a symbolic link, which atomic.write_whole would write through, over whatever
+    it names: the documented table, the training data, a model (hostile testers' links, each written over
+    while the command said docs were left as they were); or is there but no regular file (a folder), which
+    the write would meet only after the counting. The runs' results.md linking to the documented one is
+    named as such."""
     for name in ("results.md", "tables.json") if not docs_wanted else ("tables.json",):
         path = runs / name
-        target = real(path)
-        if target in documented:
-            doc, what = documented[target]
-            also = "" if name == "tables.json" else ", or add --write-docs to write both"
-            raise UsageError(f"{path} is a link to {doc}, {what}, which this command "
-                             f"{'would write its JSON over' if name == 'tables.json' else 'leaves as it is'}; "
-                             f"remove the link{also}")
-        if name == "tables.json" and target == real(runs / "results.md"):
-            raise UsageError(f"{path} is a link to {runs / 'results.md'}, which holds the table; remove the link")
-        for table_run in CONFIGS:
-            if os.path.commonpath([target, real(runs / table_run)]) == real(runs / table_run):
-                raise UsageError(f"{path} is a link into the run {table_run}'s folder ({target}), whose files this "
-                                 f"command would write over; remove the link")
+        if path.is_symlink():
+            target = os.readlink(path)
+            if name == "results.md" and os.path.realpath(path) == os.path.realpath(docs / "results.md"):
+                raise UsageError(f"{path} is a link to {docs / 'results.md'}, the documented table, which this "
+                                 f"command leaves as it is; remove the link, or add --write-docs to write both")
+            raise UsageError(f"{path} is a symbolic link (to {target}), which writing the table would write "
+                             f"through, over that file; remove the link")
+        if path.exists() and not path.is_file():
+            raise UsageError(f"{path} is not a file, and the table would be written there; remove it or pass "
+                             f"another --runs")
 
 
 def table_command(args, runs, docs_wanted):

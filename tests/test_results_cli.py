@@ -191,19 +191,25 @@ def test_the_runs_table_is_no_link_to_the_documented_one(tmp_path, no_counting, 
                         lambda relative: docs if relative == "docs" else wordfile.in_checkout(relative))
     no_counting_again(monkeypatch)
     model = (runs / "scaled" / "model.npz").read_bytes()
-    for target, said in ((docs / "results.md", "the documented table, which this command would write its JSON over"),
-                         (docs / "embedding.png", "the documented picture"),
-                         (runs / "results.md", "which holds the table"),
-                         (runs / "scaled" / "model.npz", "is a link into the run scaled's folder")):
+    (tmp_path / "names.txt").write_text("the training data\n")
+    for target in (docs / "results.md", docs / "embedding.png", runs / "results.md", runs / "scaled" / "model.npz",
+                   tmp_path / "names.txt", tmp_path / "nowhere.json"):  # a third pass: any file, even none yet
         (runs / "tables.json").unlink(missing_ok=True)
         (runs / "tables.json").symlink_to(target)
         for argv in (["--no-train"], ["--no-train", "--write-docs"]):
-            assert said in refusal([*argv, "--runs", str(runs)]), (target, argv)
+            assert f"tables.json is a symbolic link (to {target}), which writing the table would write through" in \
+                refusal([*argv, "--runs", str(runs)]), (target, argv)
     assert (docs / "results.md").read_text() == "the documented table\n" and not (docs / "embedding.png").exists()
-    assert (runs / "scaled" / "model.npz").read_bytes() == model
+    assert (runs / "scaled" / "model.npz").read_bytes() == model and not (tmp_path / "nowhere.json").exists()
+    assert (tmp_path / "names.txt").read_text() == "the training data\n"
     (runs / "tables.json").unlink()
-    (runs / "tables.json").symlink_to(tmp_path / "elsewhere.json")  # a link to a file of no run: written through
-    assert results.main(["--no-train", "--runs", str(runs)]) == 0 and (tmp_path / "elsewhere.json").is_file()
+    (runs / "results.md").symlink_to(tmp_path / "names.txt")  # written when docs are not
+    assert "results.md is a symbolic link" in refusal(["--no-train", "--runs", str(runs)])
+    (runs / "results.md").unlink()
+    (runs / "tables.json").mkdir()  # met by the write only after the counting, before
+    assert "tables.json is not a file" in refusal(["--no-train", "--runs", str(runs)])
+    (runs / "tables.json").rmdir()
+    assert results.main(["--no-train", "--runs", str(runs)]) == 0 and (runs / "tables.json").is_file()
 
 
 def test_conflicting_flags_end_the_command_with_exit_code_2(tmp_path):
