@@ -213,9 +213,11 @@ def check_contents(path, contents, hint, numbers=True):
         T = config["block_size"]
         if not isinstance(T, int) or isinstance(T, bool) or T < 1:
             raise ValueError(f"block_size {T!r} in its config is not a positive integer")
-        for key, kind in (("data", str), ("split_seed", int), ("data_sha256", str)):
+        for key, kind in (("data", str), ("split_seed", int), ("data_sha256", str), ("longest_item", int)):
             if key in config and (not isinstance(config[key], kind) or isinstance(config[key], bool)):
                 raise ValueError(f"{key} {config[key]!r} in its config is not a {kind.__name__}")
+        if config.get("longest_item", 0) < 0:
+            raise ValueError(f"longest_item {config['longest_item']} in its config is below 0, which no item is")
         if config.get("split_seed", SPLIT_SEED) != SPLIT_SEED:  # evaluating would read another split as dev/test
             raise ValueError(f"split_seed {config['split_seed']} in its config is not the seed every mlp_lm "
                              f"training splits its data with ({SPLIT_SEED}), so the file is damaged; retrain it "

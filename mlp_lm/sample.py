@@ -87,7 +87,8 @@ def main(argv=None):
     V, H = params["W2"].shape
     n_threads = args.threads or choose_threads(args.num_samples, params["W1"].shape[0], H, V)
     counter, shown = Novelty(config), 0
-    args.max_length = args.max_length or sample_length(counter.longest)  # 64 when the data cannot be read
+    # as the checkpoint records it (one saved before it did: its data's, or 64 when that cannot be read)
+    args.max_length = args.max_length or sample_length(config.get("longest_item", counter.longest))
     check_prefix_length(args.prefix, args.max_length)  # in the model's symbols
     if counter.symbols not in (None, vocab.itos) and not read_otherwise(vocab.itos, counter.symbols):
         raise checkpoint.CheckpointError(f"{args.checkpoint}: its vocabulary is not that of {config['data']}, the very "

@@ -260,7 +260,7 @@ def test_what_the_files_hold_names_the_keys_a_run_writes(tiny_run, tmp_path):
     metrics = json.loads((tiny_run[0] / "metrics.json").read_text())
     losses = {f"{s}_{m}" for s in ("train", "dev", "test") for m in ("loss", "perplexity", "bpc")}
     optional = {"best_step", "train_seconds_from_step"}  # only with what they describe
-    config_keys = {"preset", "vocab_size", "data", "data_sha256", "split_seed"}
+    config_keys = {"preset", "vocab_size", "data", "data_sha256", "split_seed", "longest_item"}
     said = (named | losses) - {"_perplexity", "_bpc", "null"} - config_keys
     assert said - optional == set(metrics), said ^ set(metrics)
     assert config_keys <= set(metrics["config"])

@@ -324,7 +324,22 @@ def test_samples_of_a_list_of_long_items_may_grow_to_twice_the_longest(tmp_path,
     out, err = capsys.readouterr()
     lengths = [len(line.rstrip(sampling.CUT)) for line in out.splitlines()]
     assert 64 < max(lengths) <= 200, (lengths, err)
+    # the same samples when the data has moved: the length is the checkpoint's (a review: it fell to 64, and the
+    # draws, laid out by length, changed every sample after the first)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["config"]["longest_item"] == 100
+    (tmp_path / "long.txt").rename(tmp_path / "moved.txt")
+    assert sample.main(["--checkpoint", str(tmp_path / "run" / "model.npz"), "-n", "20"]) == 0
+    assert capsys.readouterr().out == out
+    (tmp_path / "moved.txt").rename(tmp_path / "long.txt")
     assert sample.main(["--checkpoint", str(tmp_path / "run" / "model.npz"), "-n", "20", "--max-length", "64"]) == 0
     assert max(len(line.rstrip(sampling.CUT)) for line in capsys.readouterr().out.splitlines()) <= 64  # as asked
     assert ngram.main(["--data", str(tmp_path / "long.txt"), "--n", "3", "--smoothing", "kn", "--samples", "10"]) == 0
     assert "cut off at 64 symbols" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad", [-1, "100", True, 1.5])
+def test_a_checkpoint_whose_longest_item_no_list_has_is_refused(tiny_run, tmp_path, bad):
+    params, vocab, config = checkpoint.load(tiny_run[0] / "model.npz")
+    checkpoint.save(tmp_path / "model.npz", params, vocab, {**config, "longest_item": bad})
+    with pytest.raises(checkpoint.CheckpointError, match="longest_item"):
+        checkpoint.load(tmp_path / "model.npz")
