@@ -215,7 +215,7 @@ def check_contents(path, contents, hint, numbers=True):
             raise ValueError(f"block_size {T!r} in its config is not a positive integer")
         for key, kind in (("data", str), ("split_seed", int), ("data_sha256", str), ("longest_item", int)):
             if key in config and (not isinstance(config[key], kind) or isinstance(config[key], bool)):
-                raise ValueError(f"{key} {config[key]!r} in its config is not a {kind.__name__}")
+                raise ValueError(f"{key} {config[key]!r} in its config is not {'an int' if kind is int else 'a str'}")
         if config.get("longest_item", 0) < 0:
             raise ValueError(f"longest_item {config['longest_item']} in its config is below 0, which no item is")
         if config.get("split_seed", SPLIT_SEED) != SPLIT_SEED:  # evaluating would read another split as dev/test

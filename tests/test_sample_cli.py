@@ -340,6 +340,6 @@ def test_samples_of_a_list_of_long_items_may_grow_to_twice_the_longest(tmp_path,
 @pytest.mark.parametrize("bad", [-1, "100", True, 1.5])
 def test_a_checkpoint_whose_longest_item_no_list_has_is_refused(tiny_run, tmp_path, bad):
     params, vocab, config = checkpoint.load(tiny_run[0] / "model.npz")
-    checkpoint.save(tmp_path / "model.npz", params, vocab, {**config, "longest_item": bad})
-    with pytest.raises(checkpoint.CheckpointError, match="longest_item"):
-        checkpoint.load(tmp_path / "model.npz")
+    with pytest.raises(ValueError, match="would not load back: .*longest_item"):  # save loads what it writes first
+        checkpoint.save(tmp_path / "model.npz", params, vocab, {**config, "longest_item": bad})
+    assert not (tmp_path / "model.npz").exists()
