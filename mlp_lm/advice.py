@@ -101,10 +101,14 @@ def by_heart(result, devs, n_items, cfg, retry, V=None):
     step = min(devs, key=devs.get) if devs else None
     where = (f" (dev was best at step {step:,}, {devs[step]:.4f})"
              if step is not None and devs[step] < result["dev_loss"] else "")
+    fewer = ", or fewer --steps"
     if where and V is not None and devs[step] >= math.log(V):  # a new user's 50 items: best at 10,000, 4.85 > 3.18
-        where = (f" (every dev evaluation was no better than a uniform guess, the best {devs[step]:.4f} at step "
-                 f"{step:,}: a smaller --eval-every finds where dev was best)")
-    return f"{retry} {what} or more data{where}" if cfg.keep_best else f"{retry} {what}, more data, or fewer --steps{where}"
+        where = f" (every dev evaluation was no better than a uniform guess, the best {devs[step]:.4f} at step {step:,}"
+        # evaluated every step, no step was any good: fewer steps would not help
+        where, fewer = (where + ": a smaller --eval-every finds where dev was best)", fewer) if cfg.eval_every > 1 \
+            else (where + ")", "")
+    return f"{retry} {what} or more data{where}" if cfg.keep_best else \
+        f"{retry} {what}{', more data' + fewer if fewer else ' or more data'}{where}"
 
 
 def overfit_warning(result, devs, n_items, cfg, resumed=False):
@@ -152,10 +156,10 @@ def futile_warning(result, losses, V, n_items, cfg, devs=None, resumed=False):
             f"guess: {advice}")
 
 
-def why_stuck(result, losses, V, retry, nowhere):
+def why_stuck(result, losses, V, retry, nowhere, unless=""):
     """Why a run that did not learn its training items by heart ended where it did, and what to try: a
     loss that went up, that rose on its way down, that came a long way down but not far enough, or
-    `nowhere` (no progress to speak of)."""
+    `nowhere` (no progress to speak of: more steps or a larger rate, `unless` ...)."""
     fell = fell_far(losses, V)
     # the last steps' against the first's; or the dev loss, for a run too short to show it (a run of one
     # step records only the loss before its update)
@@ -164,7 +168,7 @@ def why_stuck(result, losses, V, retry, nowhere):
             else f"the training loss rose on its way down; {retry} a smaller --lr" if bounced(losses)
             else (f"the training loss came down from {fell[0]:.2f} to {fell[1]:.2f}, but a start that far above "
                   f"a uniform guess's needs more steps to get below it; {retry} more --steps") if fell
-            else f"{nowhere}; {retry} a larger --lr or more --steps")
+            else f"{nowhere}; {retry} a larger --lr or more --steps{unless}")
 
 
 def little_learned_warning(result, losses, splits, cfg, resumed=False):
@@ -176,9 +180,13 @@ def little_learned_warning(result, losses, splits, cfg, resumed=False):
     if not result or result["dev_loss"] < unigram:
         return None
     retry = "start a new run with" if resumed else "try"
+    # level with it: a list of random strings, say, has nothing more to learn (a review: 20,000 steps, 1.9904
+    # against 1.9881, told to train longer)
+    near = (", unless the list's symbols do not depend on the ones before them (random strings), where counting "
+            "them is the best any model can do") if result["dev_loss"] < 1.01 * unigram else ""
     return (f"warning: the dev loss, {result['dev_loss']:.4f}, is no better than counting symbols ({unigram:.4f}, "
             f"an add-one unigram's, which reads no context): "
-            + why_stuck(result, losses, V, retry, "the model has hardly begun to learn"))
+            + why_stuck(result, losses, V, retry, "the model has hardly begun to learn", near))
 
 
 def quality_warning(result, devs, losses, splits, n_items, cfg, resumed=False):

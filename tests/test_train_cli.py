@@ -215,6 +215,11 @@ def test_a_run_no_better_than_counting_symbols_is_told_why_and_the_advice_helps(
     assert "went up, not down; try a smaller --lr" in advice.little_learned_warning(
         {"dev_loss": 3.0}, losses, splits, config.Config())
     assert advice.little_learned_warning({"dev_loss": 2.5}, losses, splits, config.Config()) is None
+    # level with counting (random strings: nothing more to learn), it says so too (a review's 1.9904 against 1.9881)
+    unigram = float(said[2])
+    level = advice.little_learned_warning({"dev_loss": unigram * 1.005}, np.full(200, 3.0), splits, config.Config())
+    assert level.endswith("try a larger --lr or more --steps, unless the list's symbols do not depend on the ones "
+                          "before them (random strings), where counting them is the best any model can do"), level
     assert advice.little_learned_warning({}, losses, splits, config.Config()) is None  # not evaluated
 
 
@@ -227,6 +232,11 @@ def test_fewer_steps_is_not_pointed_at_an_evaluation_no_better_than_a_uniform_gu
             "--eval-every finds where dev was best)") in told and "dev was best at step" not in told
     assert "(dev was best at step 10,000, 3.1000)" in advice.futile_warning(result, losses, 24, 50, sgd,
                                                                              {10_000: 3.1, 20_000: 5.2})
+    # a review: evaluated every step, none better than uniform, it was still told a smaller --eval-every, and
+    # fewer --steps
+    told = advice.futile_warning(result, losses, 24, 50, config.Config(eval_every=1), {1: 4.8489, 2: 5.2})
+    assert told.endswith("--weight-decay 0.04 for a list of 50 items or more data (every dev evaluation was no "
+                         "better than a uniform guess, the best 4.8489 at step 1)"), told
 
 
 @pytest.mark.parametrize("sweep", [False, True])
