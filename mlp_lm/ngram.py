@@ -22,12 +22,12 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
 
 from . import metrics
 from .advice import accents_warning
-from .cli import ArgumentParser, int_at_least, non_negative_int, run
+from .cli import ArgumentParser, UsageError, int_at_least, non_negative_int, run
 from .counting import K_GRID, KneserNey, choose_k
 from .data import describe, load_splits, repeats_warning
 from .jsonout import prepare_json, write_json
 from .runtime import NotEnoughMemory
-from .sampling import Novelty, generate, one_line, sample_length
+from .sampling import SAMPLE_LENGTH, Novelty, generate, one_line, sample_length
 from .wordfile import DEFAULT_DATA, in_checkout, slow_reading
 
 MAX_N = 32  # far past where names' losses stop changing; keeps the examples (N, n-1) small
@@ -45,6 +45,7 @@ def order(text):
 
 
 MAX_SAMPLES = 100_000  # they are printed on one line and counted against the data: a bound keeps that small
+MAX_SAMPLE_SYMBOLS = MAX_SAMPLES * SAMPLE_LENGTH  # and on their symbols, as samples of a long list grow longer
 
 
 def parse_args(argv):
@@ -73,6 +74,11 @@ def main(argv=None):
         print(notice, file=sys.stderr, flush=True)
     splits = load_splits(args.data, block_size)
     V = len(splits.vocab)
+    length = sample_length(max(len(item) for part in splits.items for item in part))  # a sample's most symbols
+    if args.samples * length > MAX_SAMPLE_SYMBOLS:  # a review's 200 samples of 30 items of 50,000: 51 s, one 5 MB line
+        raise UsageError(f"--samples {args.samples:,} of up to {length:,} symbols each (twice this list's longest item) "
+                         f"could be {args.samples * length:,} symbols on one line; use at most "
+                         f"{max(MAX_SAMPLE_SYMBOLS // length, 1):,} here, or python -m mlp_lm.sample, which streams")
     print(describe(args.data, splits))
     for warning in (repeats_warning(splits), accents_warning(splits)):
         if warning:
@@ -114,7 +120,6 @@ def main(argv=None):
         print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")
 
     counter = Novelty(split=splits.items)
-    length = sample_length(counter.longest)  # 64, or twice the longest item where that is more
     samples, ended = generate(model.next_probs, splits.vocab, block_size, args.samples, np.random.default_rng(args.seed),
                               with_ended=True, max_length=length)
     result["samples"], result["samples_ended"] = samples, ended  # not ended: cut off at `length` symbols

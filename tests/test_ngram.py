@@ -418,3 +418,17 @@ def test_a_tiny_temperature_is_greedy_not_nan(names):
     kn = KneserNey(3).fit(X, Y, 27)
     p = kn.next_probs(X[:5], 1e-310)
     assert np.all(np.isfinite(p)) and np.array_equal(p, kn.next_probs(X[:5], 0.0))
+
+
+def test_samples_of_a_list_of_very_long_items_are_bounded_before_any_work(tmp_path, capsys):
+    # From a review: with samples as long as twice the longest item, 200 of a list of 50,000-letter items took 51 s
+    # and printed one 5 MB line, and 100,000 would have taken hours
+    from mlp_lm import cli, ngram
+    rng = np.random.default_rng(0)
+    data = tmp_path / "huge.txt"
+    data.write_text("\n".join("".join(rng.choice(list("ab"), 50_000)) for _ in range(8)) + "\n")
+    with pytest.raises(cli.UsageError, match=r"--samples 200 of up to 100,000 symbols each .* use at most 64 here"):
+        ngram.main(["--data", str(data), "--n", "2", "--smoothing", "kn", "--samples", "200"])
+    assert capsys.readouterr().out.count("\n") <= 1  # the data line at most: nothing counted
+    from mlp_lm.sampling import sample_length
+    assert ngram.MAX_SAMPLE_SYMBOLS // sample_length(15) == ngram.MAX_SAMPLES  # names (15 at most): as before
