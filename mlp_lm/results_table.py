@@ -122,7 +122,7 @@ def read_metrics(path):
     wrong += [k for k in ("steps_per_second",) if m.get(k) is not None and not _is_number(m[k])]  # or null: untimed
     if wrong:
         raise UsageError(f"{path} has {', '.join(wrong)} of the wrong type; retrain that run")
-    impossible = [k for k in numbers if m[k] < 0] + (["params"] if m["params"] < 1 else [])
+    impossible = [k for k in (*numbers, "steps_per_second") if (m.get(k) or 0) < 0] + (["params"] if m["params"] < 1 else [])
     if impossible:  # a negative log likelihood (or time) is no run's: an edited or damaged file
         raise UsageError(f"{path} has {', '.join(impossible)} below {'1' if impossible == ['params'] else '0'}, "
                          f"which no run gives; retrain that run")

@@ -778,6 +778,7 @@ def test_what_was_kept_of_a_diverged_run_is_no_run_of_the_table(tmp_path):
     # a second hostile pass: these were read as a run that had not diverged, or had no rate, and tabulated
     ({"diverged": "yes"}, "has diverged of the wrong type"),
     ({"steps_per_second": "fast"}, "has steps_per_second of the wrong type"),
+    ({"steps_per_second": -5.0}, "has steps_per_second below 0, which no run gives"),
     ({"interrupted": 1}, "has interrupted of the wrong type"),
     ({"evaluated": False}, "says the run was not evaluated, yet has losses"),
 ])
