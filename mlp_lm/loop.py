@@ -105,8 +105,12 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
         losses[:done] = history
         limit = divergence_limit(history[0], V)
     # the ETA counts the dev evaluations in, at this estimate until one is timed: a big list's take longer than its steps
-    one = evaltime.evaluation_seconds(trainer.evaluated, len(splits.dev[1]), refine=False) \
-        if evaluations_after(cfg, done) else 0.0
+    try:
+        one = evaltime.evaluation_seconds(trainer.evaluated, len(splits.dev[1]), refine=False) \
+            if evaluations_after(cfg, done) else 0.0
+    except BaseException:  # a stop signal in its timed chunk: the caller's BLAS threads come back, as above
+        trainer.close()
+        raise
     progress = Progress(cfg.steps, start=done, evaluations=partial(evaluations_after, cfg), evaluation_seconds=one)
     interrupt = None
     good = None  # (step, the Trainer's state, the dev losses) at the best dev evaluation: what divergence keeps
