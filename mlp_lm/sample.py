@@ -28,8 +28,6 @@ from .runtime import blas_threads, choose_threads
 from .wordfile import DataError, read_otherwise
 
 
-
-
 def parse_args(argv):
     ap = ArgumentParser(prog="python -m mlp_lm.sample", description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", metavar="PATH", default=None,
