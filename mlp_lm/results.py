@@ -208,32 +208,29 @@ def check_flags(args):
                              f"(default the checkout's docs/)")
         if not os.access(docs, os.W_OK | os.X_OK):
             raise UsageError(f"cannot write to --docs {docs}; name a folder this program can write to")
-        for name in ("results.md", "embedding.png"):
-            if (docs / name).exists() and not (docs / name).is_file():
-                raise UsageError(f"{docs / name} is not a file, and the table would be written there; "
-                                 f"remove it or name another --docs")
     return only, runs, docs, docs_wanted
 
 
 def check_no_link_to_docs(runs, docs, docs_wanted):
-    """UsageError if a file this command writes into the runs folder (tables.json always, results.md when
-    docs are not written) is a symbolic link, which atomic.write_whole would write through, over whatever
-    it names: the documented table, the training data, a model (hostile testers' links, each written over
-    while the command said docs were left as they were); or is there but no regular file (a folder), which
-    the write would meet only after the counting. The runs' results.md linking to the documented one is
-    named as such."""
-    for name in ("results.md", "tables.json") if not docs_wanted else ("tables.json",):
-        path = runs / name
+    """UsageError if a file this command writes (the runs' tables.json always; the docs' results.md and
+    embedding.png with docs, else the runs' results.md) is a symbolic link, which atomic.write_whole would
+    write through, over whatever it names: the documented table, the training data, a model (hostile
+    testers' links, each written over, once while the command said docs were left as they were); or is
+    there but no regular file (a folder), which the write would meet only after the counting. The runs'
+    results.md linking to the documented one is named as such."""
+    written = [runs / "tables.json"] + ([docs / "results.md", docs / "embedding.png"] if docs_wanted else
+                                        [runs / "results.md"])  # a link in --docs too: it had replaced names.txt
+    for path in written:
         if path.is_symlink():
             target = os.readlink(path)
-            if name == "results.md" and os.path.realpath(path) == os.path.realpath(docs / "results.md"):
+            if path == runs / "results.md" and os.path.realpath(path) == os.path.realpath(docs / "results.md"):
                 raise UsageError(f"{path} is a link to {docs / 'results.md'}, the documented table, which this "
                                  f"command leaves as it is; remove the link, or add --write-docs to write both")
             raise UsageError(f"{path} is a symbolic link (to {target}), which writing the table would write "
                              f"through, over that file; remove the link")
         if path.exists() and not path.is_file():
             raise UsageError(f"{path} is not a file, and the table would be written there; remove it or pass "
-                             f"another --runs")
+                             f"another {'--runs' if path.parent == runs else '--docs'}")
 
 
 def table_command(args, runs, docs_wanted):

@@ -209,6 +209,18 @@ def test_the_runs_table_is_no_link_to_the_documented_one(tmp_path, no_counting, 
     (runs / "tables.json").mkdir()  # met by the write only after the counting, before
     assert "tables.json is not a file" in refusal(["--no-train", "--runs", str(runs)])
     (runs / "tables.json").rmdir()
+    # a fourth pass: with --write-docs, a link at the docs' results.md replaced the training data
+    (docs / "results.md").rename(docs / "kept.md")
+    for name in ("results.md", "embedding.png"):
+        (docs / name).symlink_to(tmp_path / "names.txt")
+        assert f"{docs / name} is a symbolic link (to {tmp_path / 'names.txt'})" in refusal(
+            ["--no-train", "--write-docs", "--runs", str(runs)])
+        (docs / name).unlink()
+        (docs / name).mkdir()
+        assert f"{docs / name} is not a file" in refusal(["--no-train", "--write-docs", "--runs", str(runs)])
+        (docs / name).rmdir()
+    assert (tmp_path / "names.txt").read_text() == "the training data\n"
+    (docs / "kept.md").rename(docs / "results.md")
     assert results.main(["--no-train", "--runs", str(runs)]) == 0 and (runs / "tables.json").is_file()
 
 
