@@ -180,6 +180,12 @@ def little_learned_warning(result, losses, splits, cfg, resumed=False):
     if not result or result["dev_loss"] < unigram:
         return None
     retry = "start a new run with" if resumed else "try"
+    held = [f"--{flag} {value:g}" for flag, value in (("weight-decay", cfg.weight_decay),
+                                                       ("label-smoothing", cfg.label_smoothing)) if value]
+    if held:  # a review's --weight-decay 0.2 on names: dev 2.8212 against 2.8210, told to train longer
+        return (f"warning: the dev loss, {result['dev_loss']:.4f}, is no better than counting symbols ({unigram:.4f}, "
+                f"an add-one unigram's, which reads no context): {' and '.join(held)} may hold the model there; "
+                f"{retry} less of it")
     # level with it: a list of random strings, say, has nothing more to learn (a review: 20,000 steps, 1.9904
     # against 1.9881, told to train longer)
     near = (", unless the list's symbols do not depend on the ones before them (random strings), where counting "

@@ -27,7 +27,7 @@ from .counting import K_GRID, KneserNey, choose_k
 from .data import describe, load_splits, repeats_warning
 from .jsonout import prepare_json, write_json
 from .runtime import NotEnoughMemory
-from .sampling import SAMPLE_LENGTH, Novelty, generate, one_line, sample_length
+from .sampling import MAX_LENGTH, SAMPLE_LENGTH, Novelty, generate, one_line, sample_length
 from .wordfile import DEFAULT_DATA, in_checkout, slow_reading
 
 MAX_N = 32  # far past where names' losses stop changing; keeps the examples (N, n-1) small
@@ -76,7 +76,8 @@ def main(argv=None):
     V = len(splits.vocab)
     length = sample_length(max(len(item) for part in splits.items for item in part))  # a sample's most symbols
     if args.samples * length > MAX_SAMPLE_SYMBOLS:  # a review's 200 samples of 30 items of 50,000: 51 s, one 5 MB line
-        raise UsageError(f"--samples {args.samples:,} of up to {length:,} symbols each (twice this list's longest item) "
+        raise UsageError(f"--samples {args.samples:,} of up to {length:,} symbols each (twice this list's longest item, "
+                         f"at most {MAX_LENGTH:,}) "
                          f"could be {args.samples * length:,} symbols on one line; use at most "
                          f"{max(MAX_SAMPLE_SYMBOLS // length, 1):,} here, or python -m mlp_lm.sample, which streams")
     print(describe(args.data, splits))

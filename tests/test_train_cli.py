@@ -215,6 +215,13 @@ def test_a_run_no_better_than_counting_symbols_is_told_why_and_the_advice_helps(
     assert "went up, not down; try a smaller --lr" in advice.little_learned_warning(
         {"dev_loss": 3.0}, losses, splits, config.Config())
     assert advice.little_learned_warning({"dev_loss": 2.5}, losses, splits, config.Config()) is None
+    # held there by a weight decay or label smoothing, it names them rather than more steps (a review's 0.2)
+    assert train.main([*SMALL, "--steps", "3000", "--eval-every", "0", "--weight-decay", "0.5", "--out",
+                       str(tmp_path / "decayed")]) == 0
+    assert re.search(r"no better than counting symbols \([\d.]+, an add-one unigram's, which reads no context\): "
+                     r"--weight-decay 0.5 may hold the model there; try less of it$", capsys.readouterr().err, re.M)
+    assert "--weight-decay 0.1 and --label-smoothing 0.2 may hold" in advice.little_learned_warning(
+        {"dev_loss": 3.0}, losses, splits, config.Config(weight_decay=0.1, label_smoothing=0.2))
     # level with counting (random strings: nothing more to learn), it says so too (a review's 1.9904 against 1.9881)
     unigram = float(said[2])
     level = advice.little_learned_warning({"dev_loss": unigram * 1.005}, np.full(200, 3.0), splits, config.Config())
