@@ -94,21 +94,17 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
     devs = {}
     done = 0  # completed steps
     limit = None
-    if resumed is not None:
-        state, history, devs = resumed
-        try:
-            _load_resumed(trainer, state, len(history))
-        except BaseException:  # the Trainer has set the BLAS threads: the caller's come back before it is told why
-            trainer.close()
-            raise
-        done = len(history)
-        losses[:done] = history
-        limit = divergence_limit(history[0], V)
-    # the ETA counts the dev evaluations in, at this estimate until one is timed: a big list's take longer than its steps
     try:
+        if resumed is not None:
+            state, history, devs = resumed
+            _load_resumed(trainer, state, len(history))
+            done = len(history)
+            losses[:done] = history
+            limit = divergence_limit(history[0], V)
+        # the ETA counts the dev evaluations in, at this estimate until one is timed: a big list's take longer
         one = evaltime.evaluation_seconds(trainer.evaluated, len(splits.dev[1]), refine=False) \
             if evaluations_after(cfg, done) else 0.0
-    except BaseException:  # a stop signal in its timed chunk: the caller's BLAS threads come back, as above
+    except BaseException:  # the Trainer has set the BLAS threads: the caller's come back before it is told why
         trainer.close()
         raise
     progress = Progress(cfg.steps, start=done, evaluations=partial(evaluations_after, cfg), evaluation_seconds=one)

@@ -74,7 +74,8 @@ def main(argv=None):
         print(notice, file=sys.stderr, flush=True)
     splits = load_splits(args.data, block_size)
     V = len(splits.vocab)
-    length = sample_length(max(len(item) for part in splits.items for item in part))  # a sample's most symbols
+    counter = Novelty(split=splits.items)  # the samples' counts, and the longest item
+    length = sample_length(counter.longest)  # a sample's most symbols
     if args.samples * length > MAX_SAMPLE_SYMBOLS:  # a review's 200 samples of 30 items of 50,000: 51 s, one 5 MB line
         raise UsageError(f"--samples {args.samples:,} of up to {length:,} symbols each (twice this list's longest item, "
                          f"at most {MAX_LENGTH:,}) "
@@ -120,7 +121,6 @@ def main(argv=None):
     for name in ("train", "dev", "test"):
         print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")
 
-    counter = Novelty(split=splits.items)
     samples, ended = generate(model.next_probs, splits.vocab, block_size, args.samples, np.random.default_rng(args.seed),
                               with_ended=True, max_length=length)
     result["samples"], result["samples_ended"] = samples, ended  # not ended: cut off at `length` symbols

@@ -30,13 +30,13 @@ def run_record(cfg, preset, splits, trainer, params, losses, devs, result, *, se
     timing: (the seconds of the commands before this one, the step from which they count: 0, or for a run
     resumed from a state saved before states kept their time, the step it was resumed at)."""
     done = len(losses)
+    novelty = Novelty(split=splits.items)  # makemore's check that the model does not just repeat its data
     config = {**asdict(cfg), "data": str(Path(cfg.data).resolve()), "vocab_size": len(splits.vocab),
               "preset": preset, "data_sha256": splits.sha256, "split_seed": SPLIT_SEED,
               # sample's default length comes from it, the same whether or not the data can still be read
-              "longest_item": max(len(item) for part in splits.items for item in part)}
+              "longest_item": novelty.longest}
     if diverged_at is not None:  # resume would replay the steps that went wrong: resume.resume_point refuses the run
         config["diverged_at"] = diverged_at
-    novelty = Novelty(split=splits.items)  # makemore's check that the model does not just repeat its data
     try:
         samples, ended = generate(partial(model.next_probs, params), splits.vocab, cfg.block_size, 10,
                                   np.random.default_rng([cfg.seed, 2]), with_ended=True,

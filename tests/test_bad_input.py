@@ -552,10 +552,8 @@ def test_results_refuses_metrics_of_the_wrong_shape_in_one_line(tmp_path, bad, m
     import os
     from mlp_lm import results
 
-    from . import conftest
-    # every refusal comes before any model is evaluated (no "loss is" below): the runs' losses need not be
-    # their models' real ones, which take seconds to work out
-    monkeypatch.setattr(conftest, "_init_losses", lambda *sizes: {f"{s}_loss": 3.3 for s in ("train", "dev", "test")})
+    from .conftest import no_real_losses
+    no_real_losses(monkeypatch)  # every refusal comes before any model is evaluated (no "loss is" below)
     for name in results.CONFIGS:
         put_results_run(tmp_path / name, results_metrics(name=name))
     good = json.loads((tmp_path / "scaled" / "metrics.json").read_text())

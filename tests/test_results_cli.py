@@ -14,8 +14,7 @@ import pytest
 from mlp_lm import aside, cli, results, results_table, train, train_flags
 from mlp_lm.cli import UsageError
 
-from . import conftest
-from .conftest import SMALL, put_results_run, results_metrics, run_cli
+from .conftest import SMALL, no_real_losses, put_results_run, results_metrics, run_cli
 
 
 def fill_runs(runs, steps=None, skip=()):
@@ -30,7 +29,7 @@ def unchecked_losses(monkeypatch):
     """The runs' losses are not checked against their models (seconds a run: tested alone), so the runs
     made from now on need not work out their models' real losses (seconds too)."""
     monkeypatch.setattr(results_table, "loss_problem", lambda params, config, m: None)
-    monkeypatch.setattr(conftest, "_init_losses", lambda *sizes: {f"{s}_loss": 3.3 for s in ("train", "dev", "test")})
+    no_real_losses(monkeypatch)
 
 
 @pytest.fixture
