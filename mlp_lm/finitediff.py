@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 TOLERANCE = 1e-6
-ZERO_NOISE = 1e-8  # past this, a numerical derivative of a loss of order 1 is no rounding error
+ZERO_NOISE = 1e-8  # past this, a numerical derivative of a loss of order 1 is no rounding error (scaled by a larger loss)
 PROVES_NOTHING = "the gradient is all zeros where compared, so the check proves nothing: use other inputs"
 
 
@@ -46,9 +46,12 @@ def _step(initial_step):
 def _tolerances(tolerances):
     """tolerances as scipy takes them (None, or a dict of atol and rtol), or ValueError: scipy reads a
     dict's keys by name, so a misspelt one would be ignored, and a number would fail inside it."""
-    if tolerances is not None and not (isinstance(tolerances, Mapping) and set(tolerances) <= {"atol", "rtol"}):
-        raise ValueError(f"tolerances must be None or a dict of atol and rtol, such as dict(atol=1e-12), got "
-                         f"{tolerances!r}")
+    if tolerances is not None and not (isinstance(tolerances, Mapping) and set(tolerances) <= {"atol", "rtol"}
+                                       and all(isinstance(t, (int, float, np.integer, np.floating))
+                                               and not isinstance(t, bool) and 0 <= t < np.inf
+                                               for t in tolerances.values())):
+        raise ValueError(f"tolerances must be None or a dict of atol and rtol, each a finite number of 0 or more, "
+                         f"such as dict(atol=1e-12), got {tolerances!r}")
     return None if tolerances is None else dict(tolerances)
 
 
@@ -158,7 +161,7 @@ class Comparison:
     compared: int = 0  # how many entries were compared
 
     def ok(self, tol=TOLERANCE):
-        return self.problem is None and self.ratio <= tol
+        return self.problem is None and self.ratio <= _tol(tol)
 
     def unconverged_count(self):  # "94 of 96", or "94" where the number compared was not given
         return f"{self.unconverged} of {self.compared}" if self.compared else str(self.unconverged)
@@ -171,7 +174,25 @@ class Comparison:
         return text + (f"  [{self.problem}]" if self.problem else "")
 
 
-def compare(name, analytic, numerical, coords=None, *, shape=None, status=None):
+def _tol(tol):
+    """tol as a float, or ValueError: at 0 or below every row fails, and NaN fails them without a word."""
+    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating)) or not 0 < tol < np.inf:
+        raise ValueError(f"tol must be a finite number above 0, such as {TOLERANCE:.0e}, got {tol!r}")
+    return float(tol)
+
+
+def _shape(shape):
+    """shape as a tuple of whole numbers, or ValueError (a bare number would fail inside numpy)."""
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        dims = None
+    if dims is None or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in dims):
+        raise ValueError(f"shape must be a tuple of whole numbers, such as (7, 4) or (8,), got {shape!r}")
+    return tuple(int(d) for d in dims)
+
+
+def compare(name, analytic, numerical, coords=None, *, shape=None, status=None, zero_noise=ZERO_NOISE):
     """Compare an analytic gradient with a numerical one, relative to the gradient's scale.
 
     The number judged is max |analytic - numerical| / max |analytic|, both maxima over
@@ -185,14 +206,19 @@ def compare(name, analytic, numerical, coords=None, *, shape=None, status=None):
     value: both are flattened, so (1, H) against (H,) would otherwise pass. A numerical
     gradient of 2 or more dimensions is held to its own shape too; a 1-D one may be
     numerical_grad's flat row, so only shape can hold it. A gradient that is all zeros
-    cannot pass: it proves nothing (a missing term times zero is zero).
+    cannot pass: it proves nothing (a missing term times zero is zero). zero_noise is how far
+    from zero a numerical derivative may be from rounding alone: ZERO_NOISE suits a loss of order
+    1, and a loss of size L wants about ZERO_NOISE * L (gradcheck.check_model passes that).
     status is numerical_grad's per-coordinate scipy status, counted in the row.
     """
+    shape = None if shape is None else _shape(shape)
     rounding = max((_rounding(x) for x in (analytic, numerical)), key=lambda r: r[1])
     a_full, numerical = _real(analytic, "the analytic gradient"), _real(numerical, "the numerical gradient")
     problem = None
-    if shape is not None and a_full.shape != tuple(shape):
-        problem = f"gradient has shape {a_full.shape} but its input has {tuple(shape)}"
+    if shape is not None and a_full.shape != shape:
+        problem = f"gradient has shape {a_full.shape} but its input has {shape}"
+        if a_full.ndim == 2 and a_full.shape == shape[::-1]:
+            problem += " (transposed? a weight's gradient has the weight's own layout)"
     elif coords is None and np.ndim(numerical) > 1 and np.shape(numerical) != a_full.shape:
         problem = f"gradient has shape {a_full.shape} but the numerical one has {np.shape(numerical)}"
     coords = _flat_coords(coords, a_full.size if shape is None else int(np.prod(shape)))
@@ -210,9 +236,12 @@ def compare(name, analytic, numerical, coords=None, *, shape=None, status=None):
     ratio = maxdiff / scale if scale > 0 else maxdiff
     if scale == 0 and problem is None:
         # Where the loss does not depend on the tensor, finite differences give 0 (or rounding
-        # noise far below ZERO_NOISE); where they give more, the analytic zeros are wrong.
+        # noise far below zero_noise); where they give more, the analytic zeros are wrong.
         problem = (f"the gradient is all zeros but the numerical one reaches {maxdiff:.2e}: the backward pass "
-                   f"misses it" if maxdiff > ZERO_NOISE else PROVES_NOTHING)
+                   f"misses it" if maxdiff > zero_noise else PROVES_NOTHING)
+    elif problem is None and scale <= zero_noise < maxdiff:  # rounding noise where there should be a gradient
+        problem = (f"the gradient is all but zero (at most {scale:.2e}, the size of rounding noise) but the "
+                   f"numerical one reaches {maxdiff:.2e}: the backward pass misses it")
     worst = tuple(int(j) for j in np.unravel_index(int(coords[i]), a_full.shape)) if a.size else ()
     unconverged = 0 if status is None else int(np.count_nonzero(np.asarray(status) != 0))
     return Comparison(name, a_full.shape, bool(np.array_equal(a, n)), maxdiff, scale, ratio,
@@ -233,6 +262,7 @@ def _rounding(x):
 
 def assert_close(cmp, tol=TOLERANCE):
     """Raise AssertionError naming the tensor and its worst entry if the comparison fails."""
+    tol = _tol(tol)
     if cmp.problem:
         raise AssertionError(f"gradient of {cmp.name}: {cmp.problem}")
     if not cmp.ok(tol):

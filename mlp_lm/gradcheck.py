@@ -25,11 +25,12 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
 
 from . import layers, model
 from .checks import is_whole
-from .finitediff import PROVES_NOTHING, TOLERANCE, Comparison, compare, numerical_grad
+from .finitediff import PROVES_NOTHING, TOLERANCE, ZERO_NOISE, Comparison, compare, numerical_grad
 from .model import embedding_mask_shape
 from .params import PARAM_NAMES, check_params, checked_sizes
 
 MAX_COORDS = 20_000  # what the command checks entry by entry in well under a minute
+MAX_LOSS = 1e4  # the largest loss checked: random_params scaled up, correct output-layer gradients failed from 4e4
 
 
 STAGES = ("emb", "embcat", "hpreact", "h", "logits")  # the intermediates checked, in forward order
@@ -143,19 +144,25 @@ def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=
     loss = _mean_nll(values["logits"], Y, smoothing)
     if not np.isfinite(loss):
         raise ValueError(f"this model's loss at these parameters is {loss}: use finite parameters of moderate size")
+    if loss > MAX_LOSS:  # its rounding, over the small steps, swamps the output layer's derivatives: correct ones fail
+        raise ValueError(f"this model's loss at these parameters is {loss:.3g} nats a symbol, too large for finite "
+                         f"differences to check its gradients (past about {MAX_LOSS:.0e}, correct ones fail): use "
+                         f"parameters of moderate size, as random_params draws them")
     if not abs(their_loss - loss) <= 1e-9 * max(1.0, abs(loss)):  # NaN too
         raise ValueError(f"loss_and_grads gave a loss of {their_loss!r} where this model's is {loss!r}: not the "
                          f"same forward pass (or not in float64), so its gradients cannot be this model's")
     rng = np.random.default_rng(seed)
     rows = []
     names = [k for k in PARAM_NAMES if k in params] + [k for k in params if k not in PARAM_NAMES]
-    targets = [(k, params[k], grads.get(k)) for k in names]
-    if inter is not None:
-        targets += [(k, values[k], inter.get(k)) for k in reversed(FOLDED_STAGES if fold else STAGES)]
+    stages = list(reversed(FOLDED_STAGES if fold else STAGES)) if inter is not None else []
+    targets = [(k, params[k], grads.get(k)) for k in names] + [(k, values[k], inter.get(k)) for k in stages]
+    strays = [k for k in (*grads, *(inter or ())) if k not in names and k not in stages]  # misnamed ones, by name
+    missing = "loss_and_grads returned no gradient for it" + (
+        f" (it returned {', '.join(map(repr, strays))}, which are no tensors of this model: gradients are keyed by "
+        f"the forward value's name, without the d)" if strays else "")
     for name, value, analytic in targets:
         if analytic is None:
-            rows.append(Comparison("d" + name, value.shape, False, np.inf, 0.0, np.inf, (), 0.0, 0.0,
-                                   "loss_and_grads returned no gradient for it"))
+            rows.append(Comparison("d" + name, value.shape, False, np.inf, 0.0, np.inf, (), 0.0, 0.0, missing))
             continue
         coords = np.arange(value.size)
         if max_coords is not None and value.size > max_coords:
@@ -165,7 +172,8 @@ def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=
                 coords[0] = largest  # the entry that sets compare's scale is always one of those checked
         num, status = numerical_grad(lambda v, name=name: _loss_from(name, v, params, X, Y, masks, smoothing),
                                      value, coords, tolerances=tolerances, return_status=True)
-        rows.append(compare("d" + name, analytic, num, coords, shape=value.shape, status=status))
+        rows.append(compare("d" + name, analytic, num, coords, shape=value.shape, status=status,
+                            zero_noise=ZERO_NOISE * max(1.0, abs(loss))))  # rounding grows with the loss
     return rows
 
 
@@ -216,23 +224,55 @@ def main(argv=None):
                          f"mlp_lm.gradcheck.check_model(params, X, Y, max_coords=N) (docs/gradcheck.md)")
     rng = np.random.default_rng(args.seed)
     params = random_params(args.vocab_size, T, E, H, seed=args.seed, direct=args.direct)
-    X = rng.integers(0, args.vocab_size, size=(B, T))
-    Y = rng.integers(0, args.vocab_size, size=B)
+    X, Y = check_batch(B, T, V, rng)
     emb_mask = embedding_mask_shape(B, T, V, E, args.fold)
     masks = {emb_mask[0]: layers.dropout_mask(emb_mask[1], args.dropout, rng),
              "h": layers.dropout_mask((B, H), args.dropout, rng)}
-    rows = check_model(params, X, Y, masks=masks, smoothing=args.label_smoothing, fold=args.fold)
+    # (an absolute tolerance for scipy: the row of dC of the symbol no context holds has a derivative of exactly 0)
+    rows = check_model(params, X, Y, masks=masks, smoothing=args.label_smoothing, fold=args.fold,
+                       tolerances=dict(atol=1e-12))
     for r in rows:
         print(r.row(), " ok" if r.ok() else " FAIL")
     bad = [r for r in rows if not r.ok()]
     print(f"{len(rows) - len(bad)} of {len(rows)} gradients within {TOLERANCE:.0e} of their scale")
     for r in bad:
-        if r.problem:
+        if r.problem and r.problem != PROVES_NOTHING:
             print(f"{r.name}: {r.problem}")
-    if any(r.problem == PROVES_NOTHING for r in bad):
+    for note in blind_spots(X, V):
+        print(f"this batch cannot show {note}")
+    unproven = [r.name for r in bad if r.problem == PROVES_NOTHING]
+    if unproven and len(unproven) == len(bad):  # nothing found wrong, and not everything checked: no verdict
         hint = f", or a smaller --dropout (at {args.dropout:g} most units are dropped)" if args.dropout >= 0.5 else ""
-        print(f"(zero gradients come from the inputs drawn: try another --seed{hint})")
+        raise UsageError(f"{', '.join(unproven)} {'is' if len(unproven) == 1 else 'are'} all zeros at the inputs "
+                         f"drawn, so the check proves nothing for {'it' if len(unproven) == 1 else 'them'}: try "
+                         f"another --seed{hint}")
+    if unproven:
+        print(f"({', '.join(unproven)}: {PROVES_NOTHING})")
     return 1 if bad else 0
+
+
+def check_batch(B, T, V, rng):
+    """Contexts X (B, T) and targets Y (B,) for checking. The contexts leave out the last symbol (from
+    V = 3 up), so its row of dC must come out exactly zero: code that writes into rows no example
+    looked up is caught. Targets are drawn from all V."""
+    X = rng.integers(0, V - 1 if V >= 3 else V, size=(B, T))
+    return X, rng.integers(0, V, size=B)
+
+
+def blind_spots(X, V):
+    """The common slips that contexts X (B, T) over V symbols cannot show, each as a phrase: a
+    check that passes on them passes these slips too."""
+    X = np.asarray(X)
+    notes = []
+    if len(X) == 1:
+        notes.append("a missing 1/B (a batch of one: its mean is its sum): use --batch-size 2 or more")
+    if np.unique(X).size == X.size:
+        notes.append("the dC[X] += demb slip (numpy adds a repeated index once, and no symbol repeats here): "
+                     "use a larger --batch-size or a smaller --vocab-size")
+    if np.unique(X).size == V:
+        notes.append("a dC that gives a symbol no context holds a gradient (every symbol is in some "
+                     "context): use a --vocab-size of 3 or more")
+    return notes
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@
 
 Each case runs the command as a user would, in a fresh process with a time limit, and is judged:
     ok        exit 0; exit 2 with one error line on stderr, its last (progress lines may come before it);
-              gradcheck's exit 1, a check it reports on stdout as failed or unproven
+              gradcheck's exit 1, a check it reports on stdout as failed
     long      still working at the time limit and showing it (progress or output): work that was asked for
     FAIL      a traceback, any other exit code, an error of more than one line, or silence at the time limit (a hang)
 Prints the failures and a count of each verdict; exits 1 if anything failed. Not collected by pytest
