@@ -19,6 +19,7 @@ import numpy as np
 
 from .checks import is_real, is_whole
 from .contexts import Contexts, entries, find, starts
+from .sampling import check_temperature, tempered
 
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # KenLM's --discount_fallback defaults
 CHUNK_ELEMENTS = 1 << 22  # probs() builds at most this many (row, symbol) entries at a time: 32 MB
@@ -81,17 +82,9 @@ class _CountModel:
         temperature 0 is greedy decoding, as for the network (model.next_probs): all the
         probability on the likeliest symbol, shared evenly by a tie.
         """
-        if not is_real(temperature) or not temperature >= 0:  # True would be 1, as sampling.generate refuses it
-            raise ValueError(f"temperature must be 0 or more, got {temperature!r}")
-        if temperature == 0:
-            p = self.probs(X)  # (B, V)
-            top = p == p.max(axis=1, keepdims=True)
-            return top / top.sum(axis=1, keepdims=True)
-        logp = np.log(self.probs(X))  # (B, V)
-        # shifted before the division: a tiny temperature then gives 0s and a 1, not inf / inf = NaN
-        with np.errstate(over="ignore", under="ignore"):  # -x / tiny -> -inf, and exp(-inf) = 0: both fine
-            p = np.exp((logp - logp.max(axis=1, keepdims=True)) / temperature)
-        return p / p.sum(axis=1, keepdims=True)
+        check_temperature(temperature)
+        with np.errstate(divide="ignore"):  # a probability that underflows to 0 (add-k with a tiny k): log -inf
+            return tempered(np.log(self.probs(X)), temperature)  # (B, V)
 
 
 def modified_kn_discounts(counts):

@@ -199,9 +199,7 @@ def main(argv=None):
         print(f"lambda is the MLP's weight, chosen on dev ({len(sets['dev'][1])} examples); evaluated in {seconds:.1f}s")
     for losses in result.values():
         if isinstance(losses, dict):
-            for key in [k for k in losses if k.endswith("_loss")]:
-                losses[key.replace("_loss", "_perplexity")] = metrics.perplexity(losses[key])
-                losses[key.replace("_loss", "_bpc")] = metrics.bits_per_char(losses[key])
+            metrics.add_measures(losses)
     if args.json is not None:
         order = {} if n is None else {"mix_ngram": n}  # the n-gram's order, as --mix-ngram gave it
         write_json(args.json, {"checkpoint": str(args.checkpoint), "data": source, **order, **result})

@@ -15,7 +15,7 @@ and smooth the cross-entropy's targets (label smoothing); both are off in the
 lecture's model.
 
 Shape letters: B batch, T block size (context length), E embedding size,
-H hidden size, V vocabulary size.
+H hidden size, V vocabulary size; D -> M, a layer's widths where one serves several.
 
 Each `x_forward(...)` returns `(out, cache)`; each `x_backward(dout, cache)`
 takes the gradient of the loss with respect to `out` and returns fresh arrays
@@ -194,6 +194,8 @@ def tanh_backward(dout, cache):
 def dropout_mask(shape, p, rng, dtype=np.float64):
     """Inverted dropout's mask: 0 with probability p, else 1/(1-p), so E[mask] = 1.
 
+    Inputs:  shape, (B, D) (fold's (T, V, E)); p in [0, 1); rng, a np.random.Generator.
+    Returns: the mask of `shape`, or None when p is 0 (dropout_forward then passes x through).
     Scaling the kept units at training time means evaluation uses the network as is.
     """
     if not is_real(p) or not 0 <= p < 1:  # p = 1 would scale the (no) kept units by 1/0

@@ -21,9 +21,11 @@ def bits_per_char(nll):
     return nll / math.log(2)
 
 
-def summary(nll):
-    """{"loss", "perplexity", "bpc"} for a mean NLL in nats."""
-    return {"loss": nll, "perplexity": perplexity(nll), "bpc": bits_per_char(nll)}
+def add_measures(losses):
+    """Beside each "<name>_loss" of a dict of mean NLLs in nats, its "<name>_perplexity" and "<name>_bpc"."""
+    for key in [k for k in losses if k.endswith("_loss")]:
+        losses[key.removesuffix("_loss") + "_perplexity"] = perplexity(losses[key])
+        losses[key.removesuffix("_loss") + "_bpc"] = bits_per_char(losses[key])
 
 
 def perplexity_text(nll):

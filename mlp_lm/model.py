@@ -10,6 +10,7 @@ import numpy as np
 
 from . import folded, layers
 from .checks import check_chunk_size, check_indices, is_real
+from .sampling import check_temperature, tempered
 from .params import (DECAYED, KNOWN_PARAMS, OPTIONAL_PARAMS, PARAM_NAMES, check_params, checked_sizes, init_params,
                      num_params, param_shapes, shape_problem)
 
@@ -208,15 +209,8 @@ def next_probs(params, X, temperature=1.0):
     Raises ValueError for a temperature that is negative or NaN (a negative one would turn
     the distribution upside down).
     """
-    if not is_real(temperature) or not temperature >= 0:  # True would be 1, as sampling.generate refuses it
-        raise ValueError(f"temperature must be 0 or more, got {temperature!r}")
-    z = logits(params, X).astype(np.float64)  # (B, V)
-    z = z - z.max(axis=1, keepdims=True)  # shift first, so a tiny temperature cannot overflow
-    if temperature == 0:
-        return (z == 0).astype(np.float64) / (z == 0).sum(axis=1, keepdims=True)
-    with np.errstate(over="ignore", under="ignore"):  # z / tiny -> -inf, and exp(-inf) = 0: both fine
-        p = np.exp(z / temperature)
-    return p / p.sum(axis=1, keepdims=True)
+    check_temperature(temperature)  # before the forward pass
+    return tempered(logits(params, X).astype(np.float64), temperature)  # (B, V)
 
 
 # relative: one model's loss evaluated again, where another BLAS kernel or thread count adds its terms in another

@@ -100,9 +100,7 @@ def main(argv=None):
         raise NotEnoughMemory(f"not enough memory to count the {n}-grams of {len(splits.train[1]):,} training "
                               f"examples; use a smaller --n or a shorter list") from None
     seconds = time.perf_counter() - t0
-    for name in ("train", "dev", "test"):  # every line printed below, in the JSON too
-        result[f"{name}_perplexity"] = metrics.perplexity(result[f"{name}_loss"])
-        result[f"{name}_bpc"] = metrics.bits_per_char(result[f"{name}_loss"])
+    metrics.add_measures(result)  # every line printed below, in the JSON too
 
     if args.smoothing == "kn":
         print(f"model: {n}-gram, interpolated modified Kneser-Ney; discounts D1 D2 D3+ by order:")

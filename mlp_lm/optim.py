@@ -1,7 +1,7 @@
 """Optimisers, learning-rate schedules and weight averaging: how the parameters move.
 
 Every optimiser takes `step(params, grads, lr)` and changes params in place.
-Which tensors are decayed is decided by their role (model.DECAYED: the weight
+Which tensors are decayed is decided by their role (params.DECAYED: the weight
 matrices and the embedding table, never the biases), as in the paper, or for
 another network's tensors by decayed=, the names to decay.
 """

@@ -22,7 +22,7 @@ def check_hyperparameters(**values):
 
 
 def decayed_names(decayed):
-    """decayed as a frozenset of tensor names, or None for this model's own (model.DECAYED); ValueError for
+    """decayed as a frozenset of tensor names, or None for this model's own (params.DECAYED); ValueError for
     anything else (a single string would be read as its letters)."""
     if decayed is None:
         return None

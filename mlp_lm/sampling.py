@@ -22,6 +22,25 @@ SAMPLE_LENGTH = 64  # the longest a sample may grow by default, for a list of na
 MAX_LENGTH = 100_000  # a sample draws its uniforms for all of it up front (16 bytes a symbol): 1.6 MB at most
 
 
+def check_temperature(temperature):
+    """ValueError unless temperature is a real number, 0 or more: a negative one would turn the
+    distribution upside down, NaN makes it NaN, and True would pass for 1."""
+    if not is_real(temperature) or not temperature >= 0:
+        raise ValueError(f"temperature must be 0 or more, got {temperature!r}")
+
+
+def tempered(scores, temperature):
+    """Probabilities (B, V) from log-scores (B, V), a network's logits or a counting model's log
+    probabilities: softmax(scores / temperature). Temperature 0 is greedy decoding: all the
+    probability on the likeliest symbol, shared evenly by a tie."""
+    z = scores - scores.max(axis=1, keepdims=True)  # shift first, so a tiny temperature cannot overflow
+    if temperature == 0:
+        return (z == 0).astype(np.float64) / (z == 0).sum(axis=1, keepdims=True)
+    with np.errstate(over="ignore", under="ignore"):  # z / tiny -> -inf, and exp(-inf) = 0: both fine
+        p = np.exp(z / temperature)
+    return p / p.sum(axis=1, keepdims=True)
+
+
 def sample_length(longest):
     """How long a sample may grow by default: SAMPLE_LENGTH symbols, or twice the longest item of the
     list the model learned from where that is more (a new user's list of paths, of up to 179 symbols,
@@ -67,7 +86,7 @@ def samples_per_chunk(V, block_size, max_length, budget=SAMPLE_BYTES):
 
 
 def generate_chunks(next_probs, vocab, block_size, n, rng, *, temperature=1.0, top_k=None, prefix="",
-                    max_length=64, rows=None):
+                    max_length=SAMPLE_LENGTH, rows=None):
     """generate(), a chunk of samples at a time: yields (samples, ended) lists of up to `rows` samples, so
     memory stays bounded however many are asked for. By default the chunks start at FIRST_ROWS samples and
     double up to as many as fit SAMPLE_BYTES (about 28,000 for the lecture's model, a few seconds' work):
@@ -77,8 +96,7 @@ def generate_chunks(next_probs, vocab, block_size, n, rng, *, temperature=1.0, t
         raise ValueError(f"top_k must be a whole number of at least 1, got {top_k!r}")
     if not is_whole(max_length):
         raise ValueError(f"max_length must be a whole number of at least 1, got {max_length!r}")
-    if not is_real(temperature) or not temperature >= 0:  # a negative one turns it upside down; NaN, NaN
-        raise ValueError(f"temperature must be 0 or more, got {temperature!r}")
+    check_temperature(temperature)
     for name, value, low in (("n", n, 0), ("rows", 1 if rows is None else rows, 1)):
         if not is_whole(value, low):
             raise ValueError(f"{name} must be a whole number of at least {low}, got {value!r}")
@@ -103,7 +121,7 @@ def generate_chunks(next_probs, vocab, block_size, n, rng, *, temperature=1.0, t
         first, rows = first + rows, min(2 * rows, most)
 
 
-def generate(next_probs, vocab, block_size, n, rng, *, temperature=1.0, top_k=None, prefix="", max_length=64,
+def generate(next_probs, vocab, block_size, n, rng, *, temperature=1.0, top_k=None, prefix="", max_length=SAMPLE_LENGTH,
              with_ended=False, rows=None):
     """n samples, generated in parallel (one call of next_probs per position, not per sample).
 

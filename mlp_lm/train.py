@@ -219,9 +219,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                 out, side_lock = claim_fresh(out / side)
             except (UsageError, OSError) as e:  # a full disk, say: the run goes to the temporary directory
                 out, unusable = out / side, str(e)
-        for name in list(result):
-            result[name.replace("_loss", "_perplexity")] = metrics.perplexity(result[name])
-            result[name.replace("_loss", "_bpc")] = metrics.bits_per_char(result[name])
+        metrics.add_measures(result)
         config, summary, state, novelty = run_record(
             cfg, preset, splits, trainer, params, losses, devs, result, seconds=seconds, ran=ran,
             interrupted=interrupt is not None,
