@@ -8,8 +8,10 @@ __version__ = "0.1.0"
 BLAS_SPIN_VARIABLE, BLAS_SPIN_DEFAULT = "OPENBLAS_THREAD_TIMEOUT", "18"  # see below
 
 # The signals that stop a command (cli.run turns them into exceptions a training catches to save its
-# model): Ctrl-C, kill (SIGTERM) and a hangup (SIGHUP: the terminal or the ssh session closed).
-ALL_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+# model): Ctrl-C, kill (SIGTERM), a hangup (SIGHUP: the terminal or the ssh session closed) and Ctrl-\
+# (SIGQUIT, whose default is to end the process at once, losing the run: a terminal's other stop key).
+ALL_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+                         if hasattr(signal, name))
 # Those this process started with ignored stay ignored: nohup ignores SIGHUP so that a run outlives the
 # terminal, and a shell ignores SIGINT for a job it puts in the background. Read as the package is first
 # imported, before anything here sets a handler.

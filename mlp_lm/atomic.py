@@ -85,7 +85,13 @@ def write_atomic(files):
         raise
     sync_folder(folder)  # the commit on disk: a power cut now leaves the journal, not the old files
     recover(folder)
-    if (folder / JOURNAL).exists():  # committed, but the renames failed: the files are not in place
+    try:  # A reader's recover() that read the journal before ours and stalled can drop ours unread: do its renames
+        for tmp, name in moves:  # (a temporary still here was not renamed by anyone)
+            if (folder / tmp).exists() and not (folder / JOURNAL).exists():
+                os.replace(folder / tmp, folder / name)
+    except OSError:
+        pass  # (then a temporary is still there, and said below)
+    if (folder / JOURNAL).exists() or any((folder / tmp).exists() for tmp, _ in moves):  # committed, not in place
         raise CheckpointError(f"cannot move the new files into place in {folder} (they wait there under "
                               f"hidden names, listed in {JOURNAL}); the files in their place are the previous ones")
 
@@ -202,7 +208,9 @@ def recover(folder):
                 os.replace(Path(folder) / tmp, Path(folder) / name)
             except FileNotFoundError:  # renamed already, by us before a crash or by another reader
                 pass
-        journal.unlink(missing_ok=True)
+        now = journal.lstat()  # the journal read, not a newer one that a writer put there meanwhile (its own next
+        if (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):  # save): whose renames this call has not done
+            journal.unlink(missing_ok=True)
         sync_folder(folder)  # the new files in place for good, before anyone is told they are saved
     except (OSError, TypeError, ValueError):  # a read-only folder, or a journal that is not ours
         pass

@@ -117,9 +117,9 @@ def fraction(text):
     return value
 
 
-# STOP_SIGNALS (from the package, which reads them first): Ctrl-C, SIGTERM and SIGHUP, less any the
+# STOP_SIGNALS (from the package, which reads them first): Ctrl-C, SIGTERM, SIGHUP and SIGQUIT, less any the
 # process was started with ignored (nohup's SIGHUP), each raised as an Interrupted exception.
-STOP_CODES = tuple(128 + int(s) for s in ALL_STOP_SIGNALS)  # the exit codes they end a command with: 130, 143, 129
+STOP_CODES = tuple(128 + int(s) for s in ALL_STOP_SIGNALS)  # the exit codes they end a command with: 130, 143, 129, 131
 
 
 class Interrupted(KeyboardInterrupt):
@@ -151,7 +151,7 @@ def _raise_interrupted(signum, frame):
 
 
 def exit_code(interrupt):
-    """130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP."""
+    """130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP, 131 for SIGQUIT (Ctrl-\\)."""
     return getattr(interrupt, "code", 128 + signal.SIGINT)
 
 

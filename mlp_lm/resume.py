@@ -1,6 +1,7 @@
 """Where a stopped run resumes: its configuration, losses so far and training state, read back from
 its model.npz with every check that the file is one a training wrote (a damaged one is refused in one
 line before any work; Trainer.load_state checks the tensors themselves)."""
+import shlex
 from dataclasses import fields
 from pathlib import Path
 
@@ -88,7 +89,10 @@ def resume_point(out, data=None):
         if data is not None and digest(data) != config["data_sha256"]:  # a file it cannot read: its own line
             raise UsageError(f"{complete}, and --data {data} is not the file it was trained on (other bytes): "
                              f"nothing to resume")
-        return cfg, preset, None, f"{complete}: nothing to resume"
+        side = [p for p in sorted(Path(out).glob("interrupted*")) if (p / "model.npz").is_file()]  # a --force run's
+        return cfg, preset, None, f"{complete}: nothing to resume" + (  # piece, stopped beside this complete run
+            f" (a run stopped beside it is in {side[0]}: python -m mlp_lm.train --resume --out "
+            f"{shlex.quote(str(side[0]))} continues it)" if side else "")
     resumed = (state, history, devs, config.get("data_sha256"), vocab.itos, timing)
     if done >= cfg.steps:
         cut = "dev evaluation after its last step" if last_dev_missing(cfg, done, devs) else "final evaluation"

@@ -67,11 +67,32 @@ class RunLock:
     def __exit__(self, *exc):
         if self.fd is not None:
             try:
-                self.path.unlink(missing_ok=True)  # while still holding it, so no one locks a file about to go
+                held, there = os.fstat(self.fd), os.stat(self.path)
+                if (there.st_dev, there.st_ino) == (held.st_dev, held.st_ino):  # not another training's, in a folder
+                    self.path.unlink()  # that replaced ours; while still holding it, so no one locks a file about to go
             except OSError:  # the folder turned read-only: the file stays, the lock goes with the descriptor
                 pass
             os.close(self.fd)
             self.fd = None
+
+
+def lock_id(out):
+    """(device, inode) of out/.lock, the file a RunLock holds while a training writes there, or None if
+    there is none. A training records its own at the start: if the lock file is another by the time it
+    saves, its folder was removed, moved or replaced meanwhile, and may be another run's now."""
+    try:
+        st = os.stat(Path(out) / LOCK)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def folder_lost(out, owner):
+    """Why `out` is no longer the folder of the training that holds the lock `owner` (lock_id's), or None."""
+    if owner is None or lock_id(out) == owner:
+        return None
+    return (f"{out} is not this run's folder any more: it was removed, moved or replaced while the run trained"
+            + (" (another training holds it now)" if lock_id(out) is not None else ""))
 
 
 def _busy(fd, out):

@@ -90,9 +90,11 @@ def file_sizes(cfg, n_params):
     """About how many bytes each of a run's files takes (bytes_to_save): model.npz (with 64 KB for its
     headers, configuration, random streams' states and vocabulary), loss.csv, and the rest."""
     copies = 2 + (2 if cfg.optimizer == "adamw" else 0) + (1 if cfg.ema else 0) + (1 if cfg.keep_best else 0)
+    evaluations = cfg.steps // cfg.eval_every + 1 if cfg.eval_every else 1  # (step, dev loss) pairs, 16 bytes each
     npz = (n_params * copies * np.dtype(cfg.dtype).itemsize + 8 * block_rows(cfg.batch_size) * cfg.batch_size
-           + 8 * cfg.steps + 2**16)
-    return npz, (len(str(cfg.steps)) + 12) * cfg.steps, 2**12 + (plots.PICTURE_BYTES if plots.available() else 0)
+           + 8 * cfg.steps + 16 * evaluations + 2**16)
+    csv = (len(str(cfg.steps)) + 12) * cfg.steps + 10 * evaluations  # a line a step, and a dev loss on some
+    return npz, csv, 2**12 + (plots.PICTURE_BYTES if plots.available() else 0)
 
 
 def file_size_limit():
@@ -119,7 +121,10 @@ def check_space(out, cfg, n_params, resuming=False):
     """Refuse, before training, a run whose files the disk under `out` cannot hold. Returns whether it
     also has room for snapshots as it trains (snapshot.py): a new run's last snapshot is still there
     while its final files are written, which then need the room twice (a resumed run's own files are
-    there already, and are replaced the same way)."""
+    there already, and are replaced the same way). Asked under the run's lock, it first removes what a save
+    killed before its commit left in `out` (hidden temporaries), which the next save would remove anyway."""
+    for name in (*SAVED, atomic.JOURNAL):
+        atomic.remove_stale_temporaries(Path(out) / name)
     check_file_size_limit(max(file_sizes(cfg, n_params)), "this run's largest file", resuming)
     need = bytes_to_save(cfg, n_params)
     free = shutil.disk_usage(out).free
@@ -161,11 +166,34 @@ def save_run_or_rescue(out, *run, unusable=None, unfinished=False):
                 shutil.rmtree(rescue, ignore_errors=True)
             fix = ("raise this process's file size limit (ulimit -f)" if file_size_limit() is not None
                    else "free some space")
+            alone = save_model_alone(run)  # the loss history and the training state are most of the bytes
+            if alone is not None:
+                raise checkpoint.CheckpointError(
+                    f"{e}; nor could the whole run be saved under {tempfile.gettempdir()}, but its model is, alone "
+                    f"(without the training state or the loss history, so it cannot be resumed): python -m "
+                    f"mlp_lm.sample --checkpoint {shlex.quote(str(alone))} samples from it; {fix} before training "
+                    f"again") from None
             raise checkpoint.CheckpointError(f"{e}; nor could it be saved under {tempfile.gettempdir()}, so this "
                                              f"run is lost: {fix} before training again") from None
         then = f"; to continue it: python -m mlp_lm.train --resume --out {shlex.quote(str(rescue))}" if unfinished else ""
         raise UsageError(f"{e}; the run is saved in {rescue} instead: move that folder where you want it"
                          f"{then}") from None
+
+
+def save_model_alone(run):
+    """Where a run (save_run's arguments after `out`) that fits nowhere whole has its model.npz saved alone, in a
+    new folder under the temporary directory: the parameters, vocabulary and config, a few percent of the run's
+    bytes. None if even that fails."""
+    params, vocab, config = run[:3]
+    folder = None
+    try:
+        folder = Path(tempfile.mkdtemp(prefix="mlp_lm-model-"))
+        atomic.write_atomic([(folder / "model.npz", checkpoint.writer(params, vocab, config, check=False))])
+        return folder / "model.npz"
+    except (OSError, checkpoint.CheckpointError):
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        return None
 
 
 def claim_default_out(data):

@@ -17,6 +17,7 @@ import numpy as np
 from . import checkpoint, model, runs
 from .cli import line_break
 from .data import SPLIT_SEED
+from .runlock import folder_lost
 from .sampling import Novelty, generate, sample_length
 
 SNAPSHOT_SECONDS = 300.0  # at most this much training lost to a kill (a snapshot near the end of the best preset: 0.24 s)
@@ -59,19 +60,39 @@ def run_record(cfg, preset, splits, trainer, params, losses, devs, result, *, se
     return config, summary, state, novelty
 
 
-def snapshots_for(out, cfg, preset, splits, first, room, timing=(0.0, 0)):
+def snapshots_for(out, cfg, preset, splits, first, room, timing=(0.0, 0), owner=None):
     """The Snapshots of a run into `out` that has taken `first` steps before this command (a resumed run's),
-    or None. Snapshots go only where the run's files alone are: a resumed run's own folder, or one holding
+    or None, or Unsaved (which warns of it as the run goes). Snapshots go only where the run's files alone are: a resumed run's own folder, or one holding
     none of a run's files (a --force run over a user's loss.csv, or an earlier model, replaces them only
     with a whole run); and only with `room` (runs.check_space) for two saves, or a warning that a kill
-    would lose the run."""
+    would lose the run. owner: the run's lock (runlock.lock_id): a folder removed or replaced meanwhile
+    is written no more."""
     if not first and any((Path(out) / name).exists() for name in (*runs.SAVED, *runs.PICTURES)):
-        return None
+        return Unsaved(out)
     if not room:
         print(f"warning: {out} has room for this run's files but not for its snapshots as well: a kill it cannot "
               f"catch (kill -9, a power cut) would lose it", file=sys.stderr)
         return None
-    return Snapshots(out, cfg, preset, splits, first, timing)
+    return Snapshots(out, cfg, preset, splits, first, timing, owner)
+
+
+class Unsaved:
+    """Snapshots' stand-in for a run that can keep none (its --out holds an earlier run's files, which it replaces
+    only whole): false, so nothing is saved or taken back, and a warning once the first snapshot would be due."""
+
+    def __init__(self, out):
+        self.out, self.start, self.warned, self.step = out, time.monotonic(), False, 0
+
+    def __bool__(self):
+        return False
+
+    def due(self):
+        if not self.warned and time.monotonic() - self.start >= SNAPSHOT_SECONDS:
+            self.warned = True
+            print(f"{line_break()}warning: this run keeps no snapshots as it trains: {self.out} holds an earlier "
+                  f"run's files, which it replaces only when it ends, so a kill it cannot catch (kill -9, a power "
+                  f"cut) would lose it (Ctrl-C and the other stop signals still save it)", file=sys.stderr)
+        return False
 
 
 class Snapshots:
@@ -79,8 +100,9 @@ class Snapshots:
     when, save(...) writes it. A snapshot that cannot be written (a full disk) is said once and training
     goes on: the save at the end tries again, and finds another place if it must."""
 
-    def __init__(self, out, cfg, preset, splits, first, timing=(0.0, 0)):
+    def __init__(self, out, cfg, preset, splits, first, timing=(0.0, 0), owner=None):
         self.out, self.cfg, self.preset, self.splits, self.first = Path(out), cfg, preset, splits, first
+        self.owner = owner
         self.timing = timing  # run_record's: the time of the commands before this one
         self.start = self.last = time.monotonic()
         self.failed, self.step = False, 0  # step: that of the last snapshot written, 0 for none
@@ -97,6 +119,9 @@ class Snapshots:
                                                seconds=seconds, ran=len(losses), interrupted=True,
                                                best_step=best_step, timing=self.timing)
         try:
+            if lost := folder_lost(self.out, self.owner):  # it may be another run's now
+                self.step = 0  # (and the snapshot made there is gone with it)
+                raise checkpoint.CheckpointError(lost)
             runs.save_run(self.out, params, self.splits.vocab, config, state, summary, losses, devs)
             self.step = len(losses)
         except (checkpoint.CheckpointError, OSError) as e:
@@ -115,7 +140,7 @@ class Snapshots:
     def save_failed(self, e):
         """The error to raise for the run's final save, which failed with `e`: a run lost everywhere (a
         CheckpointError) says where its last snapshot is; one saved whole elsewhere takes that snapshot back."""
-        if self.step and isinstance(e, checkpoint.CheckpointError):
+        if self.step and isinstance(e, checkpoint.CheckpointError) and not folder_lost(self.out, self.owner):
             return checkpoint.CheckpointError(f"{e}; but its snapshot of step {self.step:,} is in {self.out}: python -m "
                                               f"mlp_lm.train --resume --out {shlex.quote(str(self.out))} goes on from "
                                               f"there")
@@ -126,7 +151,7 @@ class Snapshots:
         """Take back the snapshots of a run that ends saving nothing (it diverged before any dev evaluation
         worth keeping: resuming them would only replay the steps that went wrong), or that was saved whole
         elsewhere (a disk that filled: an older state left here would only mislead)."""
-        if self.step:
+        if self.step and not folder_lost(self.out, self.owner):  # never another run's files
             self.step = 0
             for name in ("model.npz", "metrics.json", "loss.csv"):
                 try:

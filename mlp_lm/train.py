@@ -34,7 +34,7 @@ from .sampling import one_line
 from .sweep import sweep_into
 from .runtime import blas_threads, check_fits, describe_threads, step_threads
 from .resume import data_problem, resume_point, run_splits
-from .runlock import RunLock, check_free
+from .runlock import RunLock, check_free, folder_lost, lock_id
 from .runs import (SAVED, SWEEP_FILES, check_space, check_sweep_space, claim_default_out, claim_fresh,
                    files_in_the_way, prepare_out, save_run_or_rescue)
 from .loop import Diverged, diverged_in_evaluation, last_dev_missing, train
@@ -157,7 +157,8 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
     trainer, interrupt, diverged, no_memory = None, None, None, None
     first = len(resumed[1]) if resumed else 0  # steps taken before this command
     own = resumed is not None or not (out / "model.npz").exists()  # a stopped run is saved in `out` itself
-    snapshots = snapshots_for(out, cfg, preset, splits, first, room, timing)  # saved as it trains, where it can be
+    owner = lock_id(out)  # the caller's lock's file: another once the folder is removed or replaced meanwhile
+    snapshots = snapshots_for(out, cfg, preset, splits, first, room, timing, owner)  # saved as it trains
     with signals_held() as held:
         try:
             t0 = time.perf_counter()
@@ -211,7 +212,8 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         # (unconverged) never replaces the model in --out: it goes to a side folder of its own. A resumed
         # run's model in --out is its own unfinished state, which it always replaces (else every resume
         # would start again from there).
-        side = None if own else (
+        lost = folder_lost(out, owner)  # then never into `out`, which may be another run's: the temporary directory
+        side = None if own or lost else (
             "interrupted" if interrupt is not None else "unconverged" if futile or diverged else None)
         if side:
             kept = out if side == "interrupted" else None
@@ -228,7 +230,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         try:
             with side_lock or nullcontext():
                 save_run_or_rescue(out, params, splits.vocab, config, state, summary, losses, devs,
-                                   unusable=unusable, unfinished=unfinished)
+                                   unusable=unusable or lost, unfinished=unfinished)
         except (UsageError, atomic.CheckpointError) as e:  # saved elsewhere, or lost: no empty side folder stays
             if side:
                 with suppress(OSError):

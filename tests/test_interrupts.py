@@ -39,7 +39,8 @@ def wait_for_training(proc, timeout=60):
     raise AssertionError(f"no progress line within {timeout} s: {line!r}")
 
 
-@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129),
+                                      (signal.SIGQUIT, 131)])  # (Ctrl-\ ended the process at once: a hostile pass)
 def test_a_signal_during_training_saves_the_model(sig, code, tmp_path):  # SIGHUP: the terminal closed
     proc = start_training(tmp_path)
     wait_for_training(proc)

@@ -140,9 +140,12 @@ def test_a_run_that_cannot_be_saved_anywhere_says_where_its_last_snapshot_is(tmp
             raise checkpoint.CheckpointError(f"cannot write {out / 'model.npz'}: No space left on device")
         real(out, params, vocab, config, state, summary, *a)
     monkeypatch.setattr(runs, "save_run", full_at_the_end)
-    with pytest.raises(checkpoint.CheckpointError, match=rf"so this run is lost: free some space before training "
-                                                         rf"again; but its snapshot of step 29 is in {tmp_path}: "
-                                                         rf"python -m mlp_lm.train --resume --out {tmp_path} goes on"):
+    alone = tmp_path / "alone"
+    monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(alone.mkdir(exist_ok=True) or alone))
+    with pytest.raises(checkpoint.CheckpointError, match=rf"but its model is, alone .* samples from it; free some "
+                                                         rf"space before training again; but its snapshot of step 29 "
+                                                         rf"is in {tmp_path}: python -m mlp_lm.train --resume --out "
+                                                         rf"{tmp_path} goes on"):
         train.main([*SMALL, "--steps", "30", "--eval-every", "0", "--out", str(tmp_path)])
     monkeypatch.setattr(runs, "save_run", real)
     assert train.main(["--resume", "--out", str(tmp_path)]) == 0
@@ -202,3 +205,52 @@ def test_a_run_resumed_only_for_its_evaluation_from_a_state_without_its_time_is_
     assert m["steps_per_second"] is None and m["train_seconds_from_step"] == 31
     from mlp_lm.results_markdown import seconds_cell
     assert seconds_cell(m) == "not timed"
+
+
+def test_a_run_whose_folder_is_replaced_while_it_trains_never_writes_over_the_new_one(tmp_path, monkeypatch, capsys):
+    # From a hostile pass: run A's folder removed while it trained, run B trained into the same path, and A then
+    # saved over B's model (exit 0, no --force). The lock's file tells a run its folder is still its own.
+    from mlp_lm import cli, model
+    out, moved, rescue = tmp_path / "run", tmp_path / "moved", tmp_path / "rescued"
+    monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 0.0)  # a snapshot after every step
+    real, calls = model.loss_and_grads, {"n": 0}
+
+    def folder_replaced_at_step_20(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 20:
+            out.rename(moved)  # mv, or rm -rf: then another run takes the path
+            out.mkdir()
+            (out / "model.npz").write_bytes(b"run B's model")
+            (out / ".lock").write_text("99999\n")
+        return real(*a, **k)
+    monkeypatch.setattr(model, "loss_and_grads", folder_replaced_at_step_20)
+    monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
+    with pytest.raises(SystemExit) as e:
+        cli.run(lambda: train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--out", str(out)]), "train")
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"{out} is not this run's folder any more" in err.splitlines()[-1]
+    assert f"the run is saved in {rescue} instead" in err.splitlines()[-1] and "another training holds it" in err
+    assert err.count("cannot save a snapshot") == 1  # said once, and training went on
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "model.npz"]
+    assert (out / "model.npz").read_bytes() == b"run B's model"
+    assert json.loads((rescue / "metrics.json").read_text())["steps"] == 40
+    assert 0 < int(checkpoint.load_state(moved / "model.npz")["step"]) < 20  # its snapshots stayed where they went
+
+
+def test_a_run_that_can_keep_no_snapshots_says_so_once_one_would_be_due(tmp_path, monkeypatch, capsys):
+    # From a hostile pass: a --force run over a finished one keeps no snapshots (they would replace the old run
+    # before the new one is whole), and a kill -9 after hours lost it without a word beforehand.
+    assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    old = (tmp_path / "model.npz").read_bytes()
+    monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 0.0)
+    seen = []
+    real = runs.save_run
+    monkeypatch.setattr(runs, "save_run", lambda *a, **k: seen.append((tmp_path / "model.npz").read_bytes()) or real(*a, **k))
+    capsys.readouterr()
+    assert train.main([*SMALL, "--steps", "30", "--eval-every", "0", "--seed", "5", "--force", "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning: this run keeps no snapshots as it trains") == 1 and "kill -9" in err
+    assert seen == [old]  # one save, the final one, with the old run in place until then
+    monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 300.0)
+    assert train.main([*SMALL, "--steps", "30", "--eval-every", "0", "--seed", "6", "--force", "--out", str(tmp_path)]) == 0
+    assert "no snapshots" not in capsys.readouterr().err  # a run shorter than a snapshot's interval is not warned
