@@ -123,7 +123,7 @@ def put_back(aside, out):
 def train_run(flags):
     """Run `python -m mlp_lm.train flags` as a user would, and return its exit code.
 
-    A stop signal (Ctrl-C, SIGTERM, SIGHUP) that reaches this process is passed on to the training,
+    A stop signal (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT) that reaches this process is passed on to the training,
     which saves what it has and exits 130, 143 or 129; we wait for that rather than cut it short,
     however many signals come meanwhile.
     """

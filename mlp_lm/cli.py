@@ -130,10 +130,21 @@ class Interrupted(KeyboardInterrupt):
         self.code = 128 + int(signum)
 
 
-_command = {"over": False, "late": 0}  # over: set by run() the moment its command's main() has returned or raised
+_command = {"over": False, "late": 0, "quits": 0}  # over: set by run() the moment its command's main() has returned or raised
+
+
+def _second_quit(signum):
+    """Ctrl-\\ (SIGQUIT) twice ends the process at once, as its default would: the first stops and saves like
+    Ctrl-C, and a second is the way out of a save or a stop that takes too long (a save cut short leaves the
+    previous files, atomic.py)."""
+    if signum == getattr(signal, "SIGQUIT", None):
+        _command["quits"] += 1
+        if _command["quits"] > 1:
+            os._exit(128 + signum)
 
 
 def _raise_interrupted(signum, frame):
+    _second_quit(signum)
     if _command["over"]:  # only the report of how main() ended and the exit are left
         # A signal that comes with the one that ended main() (a terminal's Ctrl-C reaches both results and
         # the training it started, and results passes its own on) is let go, so that the report's line gets
@@ -157,7 +168,8 @@ def exit_code(interrupt):
 
 @contextmanager
 def signals_held():
-    """Hold the stop signals (Ctrl-C, SIGTERM, SIGHUP) until the block is done, so a save is never cut in half.
+    """Hold the stop signals (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT) until the block is done, so a save is never cut
+    in half (but a second SIGQUIT ends the process at once: _second_quit).
 
     Yields a list; a signal that arrives meanwhile is recorded there as an
     Interrupted exception instead of being raised. (Python runs signal handlers
@@ -172,6 +184,7 @@ def signals_held():
         return
 
     def hold(signum, frame):
+        _second_quit(signum)
         held.append(Interrupted(signum))
         cut_if_stalled()  # a message stuck on a reader who stopped reading is not worth the wait
 
@@ -186,8 +199,8 @@ def signals_held():
 def run(main, prog, keep_going_without_stdout=False):
     """Call main(); turn the errors a user can fix into one line on stderr and exit code 2.
 
-    Ctrl-C, SIGTERM and SIGHUP become Interrupted exceptions, which a command may catch to
-    save its work; anywhere else they end the command with one line and 130, 143 or 129.
+    Ctrl-C, SIGTERM, SIGHUP and SIGQUIT become Interrupted exceptions, which a command may catch to
+    save its work; anywhere else they end the command with one line and 130, 143, 129 or 131.
     Once main() is over, returned or raised, the command only reports and exits, and a stop
     signal from then on ends the process as it ends any program (the signal's default), where
     an exception could only have turned the report or the exit into a traceback; only while the
@@ -213,7 +226,7 @@ def run(main, prog, keep_going_without_stdout=False):
         sys.stderr = LossyStream(sys.stderr or open(os.devnull, "w"))
     if keep_going_without_stdout:
         make_stdout_lossy()
-    _command.update(over=False, late=0)
+    _command.update(over=False, late=0, quits=0)
     try:
         try:
             for s in STOP_SIGNALS:  # inside the try: a signal between two of these is already one line

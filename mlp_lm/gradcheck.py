@@ -242,9 +242,10 @@ def main(argv=None):
         print(f"this batch cannot show {note}")
     unproven = [r.name for r in bad if r.problem == PROVES_NOTHING]
     if unproven and len(unproven) == len(bad):  # nothing found wrong, and not everything checked: no verdict
-        hint = f", or a smaller --dropout (at {args.dropout:g} most units are dropped)" if args.dropout >= 0.5 else ""
-        raise UsageError(f"{', '.join(unproven)} {'is' if len(unproven) == 1 else 'are'} all zeros at the inputs "
-                         f"drawn, so the check proves nothing for {'it' if len(unproven) == 1 else 'them'}: try "
+        hint = f", or a smaller --dropout (at {args.dropout:g}, {args.dropout:.0%} of the units are dropped)" \
+            if args.dropout >= 0.5 else ""
+        raise UsageError(f"{', '.join(unproven)} {'is' if len(unproven) == 1 else 'are'} all zeros, or rounding "
+                         f"noise, at the inputs drawn, so the check proves nothing for {'it' if len(unproven) == 1 else 'them'}: try "
                          f"another --seed{hint}")
     if unproven:
         print(f"({', '.join(unproven)}: {PROVES_NOTHING})")
@@ -268,7 +269,7 @@ def blind_spots(X, V):
         notes.append("a missing 1/B (a batch of one: its mean is its sum): use --batch-size 2 or more")
     if np.unique(X).size == X.size:
         notes.append("the dC[X] += demb slip (numpy adds a repeated index once, and no symbol repeats here): "
-                     "use a larger --batch-size or a smaller --vocab-size")
+                     "use a larger --batch-size" + (" or --block-size" if V <= 3 else " or a smaller --vocab-size"))
     if np.unique(X).size == V:
         notes.append("a dC that gives a symbol no context holds a gradient (every symbol is in some "
                      "context): use a --vocab-size of 3 or more")

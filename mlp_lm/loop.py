@@ -53,7 +53,7 @@ def divergence_limit(first_loss, V):
 
 def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=None, snapshots=None):
     """Minibatch training. Returns (the Trainer, losses per step, {step: dev loss}, the interrupt
-    that stopped it early or None); Ctrl-C, SIGTERM and SIGHUP stop it. resumed: (the Trainer's saved
+    that stopped it early or None); the stop signals (cli.STOP_SIGNALS) stop it. resumed: (the Trainer's saved
     state, the losses so far, the dev losses so far) to continue a run exactly where it stopped.
     threads: how many each step uses (see Trainer); follow_load: fewer BLAS threads while
     other programs keep a core busy (runtime.ThreadGovernor). held: the list of a caller's
@@ -111,7 +111,7 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
     interrupt = None
     good = None  # (step, the Trainer's state, the dev losses) at the best dev evaluation: what divergence keeps
     evaluating = False
-    # Ctrl-C, SIGTERM and SIGHUP are held while a step runs and honoured between steps, so the state
+    # The stop signals (Ctrl-C, SIGTERM, ...) are held while a step runs and honoured between steps, so the state
     # saved is always that of a whole number of steps (a resumed run then matches one in one go);
     # they stay held while the interrupt is handled, so a second one cannot cut that short.
     with signals_held() if held is None else nullcontext(held) as held:
@@ -152,7 +152,7 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
                         snapshots.save(trainer, losses[:done], devs)
                     if held:
                         raise held.pop(0)  # the signals that come after it stay for the caller
-        except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM or SIGHUP (cli.Interrupted)
+        except KeyboardInterrupt as e:  # a stop signal (cli.Interrupted)
             what = (f"the model of step {trainer.best[0]}, its best dev evaluation so far" if trainer.best
                     else "the model as it is")  # --keep-best's, once it has one
             print(f"{line_break()}interrupted after {done} step{'s' if done != 1 else ''}: saving {what}",

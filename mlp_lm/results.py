@@ -106,7 +106,7 @@ def make_table(args, only, runs, docs, docs_wanted):
             extra = ["--steps", str(args.steps)] if args.steps else []
             print(f"== {name}: python -m mlp_lm.train {' '.join(flags + extra)}", flush=True)
             code, saved = retrain(out, flags + extra)  # replaces the earlier run once it has saved anything
-            if code in STOP_CODES:  # Ctrl-C, SIGTERM or SIGHUP: stop here, as the training did
+            if code in STOP_CODES:  # a stop signal: stop here, as the training did
                 print(how_to_finish(args, name, only, runs, docs_wanted, saved), file=sys.stderr)
                 return code
             if code != 0:

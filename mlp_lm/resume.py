@@ -24,6 +24,19 @@ MAX_SECONDS = 1e9  # a training time of more than 31 years is no run's: a damage
 ADDED = {"fold": False, "keep_best": False}
 
 
+def stopped_beside(out):
+    """The side folder of `out` (interrupted, interrupted-2, ...: where a --force run stopped part-way went)
+    whose run can still be resumed, the newest if several; None if none."""
+    found = []
+    for side in Path(out).glob("interrupted*"):
+        try:
+            if side.is_dir() and resume_point(side)[2] is not None:
+                found.append(side)
+        except (UsageError, checkpoint.CheckpointError, OSError, ValueError):  # no run, a damaged one: not this
+            pass
+    return max(found, key=lambda side: (side / "model.npz").stat().st_mtime_ns, default=None)
+
+
 def resume_point(out, data=None):
     """(Config, preset, (state, losses so far, dev losses so far, data sha256, symbols), what resuming
     will do) of the run in `out`; the third item is None when that run is already complete. `data`: the
@@ -46,8 +59,8 @@ def resume_point(out, data=None):
                          f"smaller --lr")
     state = checkpoint.load_state(path)
     if state is None:
-        raise UsageError(f"{path} holds no training state to resume from (it was saved before resuming "
-                         f"existed); start a new run")
+        raise UsageError(f"{path} holds no training state to resume from (a model saved alone, where the run's "
+                         f"files found no room, or one saved before resuming existed); start a new run")
     missing = [k for k in ("step", "losses", "devs") if k not in state]
     if missing:  # a Trainer's state saved from Python, without the loop's part
         raise UsageError(f"{path} holds a training state without the loop's {', '.join(missing)}, so it cannot be "
@@ -89,10 +102,10 @@ def resume_point(out, data=None):
         if data is not None and digest(data) != config["data_sha256"]:  # a file it cannot read: its own line
             raise UsageError(f"{complete}, and --data {data} is not the file it was trained on (other bytes): "
                              f"nothing to resume")
-        side = [p for p in sorted(Path(out).glob("interrupted*")) if (p / "model.npz").is_file()]  # a --force run's
-        return cfg, preset, None, f"{complete}: nothing to resume" + (  # piece, stopped beside this complete run
-            f" (a run stopped beside it is in {side[0]}: python -m mlp_lm.train --resume --out "
-            f"{shlex.quote(str(side[0]))} continues it)" if side else "")
+        side = stopped_beside(out)
+        return cfg, preset, None, f"{complete}: nothing to resume" + (
+            f" (a run stopped beside it is in {side}: python -m mlp_lm.train --resume --out "
+            f"{shlex.quote(str(side))} continues it)" if side else "")
     resumed = (state, history, devs, config.get("data_sha256"), vocab.itos, timing)
     if done >= cfg.steps:
         cut = "dev evaluation after its last step" if last_dev_missing(cfg, done, devs) else "final evaluation"

@@ -77,9 +77,7 @@ class RunLock:
 
 
 def lock_id(out):
-    """(device, inode) of out/.lock, the file a RunLock holds while a training writes there, or None if
-    there is none. A training records its own at the start: if the lock file is another by the time it
-    saves, its folder was removed, moved or replaced meanwhile, and may be another run's now."""
+    """(device, inode) of out/.lock, the file a RunLock holds while a training writes there, or None."""
     try:
         st = os.stat(Path(out) / LOCK)
     except OSError:
@@ -87,12 +85,39 @@ def lock_id(out):
     return st.st_dev, st.st_ino
 
 
-def folder_lost(out, owner):
-    """Why `out` is no longer the folder of the training that holds the lock `owner` (lock_id's), or None."""
-    if owner is None or lock_id(out) == owner:
-        return None
-    return (f"{out} is not this run's folder any more: it was removed, moved or replaced while the run trained"
-            + (" (another training holds it now)" if lock_id(out) is not None else ""))
+class FolderHold:
+    """A training's run folder as it found it, to ask before each save whether the folder at that path is still
+    its own: it holds the folder open, so that no folder made at the path later can have its inode, and notes the
+    lock's file. lost() says why not: the folder was removed, moved or replaced (it may be another run's now), or
+    another training's lock is in it. Its own lock file gone alone (a clean-up of /tmp) leaves it the run's."""
+
+    def __init__(self, out):
+        self.out, self.lock = Path(out), lock_id(out)
+        try:
+            self.fd = os.open(out, os.O_RDONLY)
+        except OSError:  # (nothing to compare with: never called lost)
+            self.fd = None
+
+    def lost(self):
+        if self.fd is None:
+            return None
+        try:
+            same = os.path.samestat(os.stat(self.out), os.fstat(self.fd))
+        except OSError:  # not there any more
+            same = False
+        lock = lock_id(self.out)
+        if same and (lock is None or lock == self.lock):
+            return None
+        return (f"{self.out} is not this run's folder any more: " + (
+            "another training holds it now" if same else "it was removed, moved or replaced while the run trained"
+            + (" (another training holds it now)" if lock is not None else "")))
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    __del__ = close  # (train_into's hold goes when it returns or raises)
 
 
 def _busy(fd, out):

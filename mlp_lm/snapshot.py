@@ -17,7 +17,6 @@ import numpy as np
 from . import checkpoint, model, runs
 from .cli import line_break
 from .data import SPLIT_SEED
-from .runlock import folder_lost
 from .sampling import Novelty, generate, sample_length
 
 SNAPSHOT_SECONDS = 300.0  # at most this much training lost to a kill (a snapshot near the end of the best preset: 0.24 s)
@@ -60,20 +59,20 @@ def run_record(cfg, preset, splits, trainer, params, losses, devs, result, *, se
     return config, summary, state, novelty
 
 
-def snapshots_for(out, cfg, preset, splits, first, room, timing=(0.0, 0), owner=None):
+def snapshots_for(out, cfg, preset, splits, first, room, timing=(0.0, 0), hold=None):
     """The Snapshots of a run into `out` that has taken `first` steps before this command (a resumed run's),
     or None, or Unsaved (which warns of it as the run goes). Snapshots go only where the run's files alone are: a resumed run's own folder, or one holding
     none of a run's files (a --force run over a user's loss.csv, or an earlier model, replaces them only
     with a whole run); and only with `room` (runs.check_space) for two saves, or a warning that a kill
-    would lose the run. owner: the run's lock (runlock.lock_id): a folder removed or replaced meanwhile
-    is written no more."""
+    would lose the run. hold: the run's runlock.FolderHold: a folder removed or replaced meanwhile is
+    written no more."""
     if not first and any((Path(out) / name).exists() for name in (*runs.SAVED, *runs.PICTURES)):
         return Unsaved(out)
     if not room:
         print(f"warning: {out} has room for this run's files but not for its snapshots as well: a kill it cannot "
               f"catch (kill -9, a power cut) would lose it", file=sys.stderr)
         return None
-    return Snapshots(out, cfg, preset, splits, first, timing, owner)
+    return Snapshots(out, cfg, preset, splits, first, timing, hold)
 
 
 class Unsaved:
@@ -100,9 +99,9 @@ class Snapshots:
     when, save(...) writes it. A snapshot that cannot be written (a full disk) is said once and training
     goes on: the save at the end tries again, and finds another place if it must."""
 
-    def __init__(self, out, cfg, preset, splits, first, timing=(0.0, 0), owner=None):
+    def __init__(self, out, cfg, preset, splits, first, timing=(0.0, 0), hold=None):
         self.out, self.cfg, self.preset, self.splits, self.first = Path(out), cfg, preset, splits, first
-        self.owner = owner
+        self.hold = hold
         self.timing = timing  # run_record's: the time of the commands before this one
         self.start = self.last = time.monotonic()
         self.failed, self.step = False, 0  # step: that of the last snapshot written, 0 for none
@@ -119,7 +118,7 @@ class Snapshots:
                                                seconds=seconds, ran=len(losses), interrupted=True,
                                                best_step=best_step, timing=self.timing)
         try:
-            if lost := folder_lost(self.out, self.owner):  # it may be another run's now
+            if lost := self.lost():  # it may be another run's now
                 self.step = 0  # (and the snapshot made there is gone with it)
                 raise checkpoint.CheckpointError(lost)
             runs.save_run(self.out, params, self.splits.vocab, config, state, summary, losses, devs)
@@ -131,6 +130,9 @@ class Snapshots:
             self.failed = True
         self.last = time.monotonic()
 
+    def lost(self):
+        return self.hold.lost() if self.hold is not None else None
+
     def diverged(self):
         """The run blew up with nothing worth saving: a new run's snapshots go (resuming them would only replay
         the steps that went wrong); a resumed run's folder keeps its last state from before the blow-up."""
@@ -140,7 +142,7 @@ class Snapshots:
     def save_failed(self, e):
         """The error to raise for the run's final save, which failed with `e`: a run lost everywhere (a
         CheckpointError) says where its last snapshot is; one saved whole elsewhere takes that snapshot back."""
-        if self.step and isinstance(e, checkpoint.CheckpointError) and not folder_lost(self.out, self.owner):
+        if self.step and isinstance(e, checkpoint.CheckpointError) and not self.lost():
             return checkpoint.CheckpointError(f"{e}; but its snapshot of step {self.step:,} is in {self.out}: python -m "
                                               f"mlp_lm.train --resume --out {shlex.quote(str(self.out))} goes on from "
                                               f"there")
@@ -151,7 +153,7 @@ class Snapshots:
         """Take back the snapshots of a run that ends saving nothing (it diverged before any dev evaluation
         worth keeping: resuming them would only replay the steps that went wrong), or that was saved whole
         elsewhere (a disk that filled: an older state left here would only mislead)."""
-        if self.step and not folder_lost(self.out, self.owner):  # never another run's files
+        if self.step and not self.lost():  # never another run's files
             self.step = 0
             for name in ("model.npz", "metrics.json", "loss.csv"):
                 try:

@@ -34,7 +34,7 @@ from .sampling import one_line
 from .sweep import sweep_into
 from .runtime import blas_threads, check_fits, describe_threads, step_threads
 from .resume import data_problem, resume_point, run_splits
-from .runlock import RunLock, check_free, folder_lost, lock_id
+from .runlock import FolderHold, RunLock, check_free
 from .runs import (SAVED, SWEEP_FILES, check_space, check_sweep_space, claim_default_out, claim_fresh,
                    files_in_the_way, prepare_out, save_run_or_rescue)
 from .loop import Diverged, diverged_in_evaluation, last_dev_missing, train
@@ -151,14 +151,14 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         print(f"warning: --fold builds tables of {V} rows (the vocabulary) for each position, no less work than the "
               f"plain path's {cfg.batch_size} (the batch); it pays only for a batch larger than the vocabulary",
               file=sys.stderr)
-    # From before the first step until every file is written, Ctrl-C, SIGTERM and SIGHUP are held: the
+    # From before the first step until every file is written, the stop signals are held (cli.py): the
     # loop honours them between steps and the final evaluation between chunks of a split, and one that comes
-    # while another is being handled waits too, so no signal can lose the run on its way to disk.
+    # while another is being handled waits too (a second Ctrl-\ aside), so no signal loses the run on its way to disk.
     trainer, interrupt, diverged, no_memory = None, None, None, None
     first = len(resumed[1]) if resumed else 0  # steps taken before this command
     own = resumed is not None or not (out / "model.npz").exists()  # a stopped run is saved in `out` itself
-    owner = lock_id(out)  # the caller's lock's file: another once the folder is removed or replaced meanwhile
-    snapshots = snapshots_for(out, cfg, preset, splits, first, room, timing, owner)  # saved as it trains
+    hold = FolderHold(out)  # is it still this run's folder when it saves? (removed, or replaced meanwhile)
+    snapshots = snapshots_for(out, cfg, preset, splits, first, room, timing, hold)  # saved as it trains
     with signals_held() as held:
         try:
             t0 = time.perf_counter()
@@ -212,7 +212,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         # (unconverged) never replaces the model in --out: it goes to a side folder of its own. A resumed
         # run's model in --out is its own unfinished state, which it always replaces (else every resume
         # would start again from there).
-        lost = folder_lost(out, owner)  # then never into `out`, which may be another run's: the temporary directory
+        lost = hold.lost()  # then never into `out`, which may be another run's: the temporary directory
         side = None if own or lost else (
             "interrupted" if interrupt is not None else "unconverged" if futile or diverged else None)
         if side:
@@ -239,6 +239,8 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                 e = snapshots.save_failed(e)
             if diverged:  # what was to be saved is the best of a run that blew up: say so too
                 raise UsageError(f"{diverged}; kept the run as it was at step {diverged.kept}, but {e}") from None
+            if interrupt is not None and isinstance(e, UsageError):  # saved elsewhere: the stop signal's exit code
+                e.code = exit_code(interrupt)
             raise e from None
     drawing = drawn = False
     try:  # the run is saved: a stop signal from here on cuts the report short, never the run

@@ -254,3 +254,36 @@ def test_a_run_that_can_keep_no_snapshots_says_so_once_one_would_be_due(tmp_path
     monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 300.0)
     assert train.main([*SMALL, "--steps", "30", "--eval-every", "0", "--seed", "6", "--force", "--out", str(tmp_path)]) == 0
     assert "no snapshots" not in capsys.readouterr().err  # a run shorter than a snapshot's interval is not warned
+
+
+def test_a_run_whose_lock_file_alone_is_removed_still_saves_in_its_folder(tmp_path, monkeypatch, capsys):
+    # From a review of the fix above: a clean-up of /tmp that removed only .lock sent a healthy run to the
+    # temporary directory, said its folder was gone, and left a stale snapshot behind.
+    from mlp_lm import model
+    monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 0.0)
+    real, calls = model.loss_and_grads, {"n": 0}
+
+    def lock_removed_at_step_20(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 20:
+            (tmp_path / ".lock").unlink()
+        return real(*a, **k)
+    monkeypatch.setattr(model, "loss_and_grads", lock_removed_at_step_20)
+    assert train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    assert "not this run's folder" not in capsys.readouterr().err
+    assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 40
+
+
+def test_a_second_ctrl_backslash_ends_the_process_at_once():
+    # Ctrl-\ stops and saves like Ctrl-C; a second one is still the terminal's way out of a save that hangs.
+    import subprocess
+    import sys
+    code = ("import os, signal\n"
+            "from mlp_lm import cli\n"
+            "with cli.signals_held() as held:\n"
+            "    os.kill(os.getpid(), signal.SIGQUIT)\n"
+            "    print(len(held), flush=True)\n"
+            "    os.kill(os.getpid(), signal.SIGQUIT)\n"
+            "    print('not reached', flush=True)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 128 + signal.SIGQUIT and proc.stdout == "1\n", proc
