@@ -63,9 +63,9 @@ def snapshots_for(out, cfg, preset, splits, first, room, timing=(0.0, 0), hold=N
     """The Snapshots of a run into `out` that has taken `first` steps before this command (a resumed run's),
     or None, or Unsaved (which warns of it as the run goes). Snapshots go only where the run's files alone
     are: a resumed run's own folder, or one holding none of a run's files (a --force run over a user's
-    loss.csv, or an earlier model, replaces them only with a whole run); and only with `room` (runs.check_space) for two saves, or a warning that a kill
-    would lose the run. hold: the run's runlock.FolderHold: a folder removed or replaced meanwhile is
-    written no more."""
+    loss.csv, or an earlier model, replaces them only with a whole run); and only with `room`
+    (runs.check_space) for two saves, or a warning that a kill would lose the run. hold: the run's
+    runlock.FolderHold: a folder removed or replaced meanwhile is written no more."""
     if not first and any((Path(out) / name).exists() for name in (*runs.SAVED, *runs.PICTURES)):
         return Unsaved(out)
     if not room:
