@@ -22,13 +22,16 @@ def _interrupted_while_starting(signum, frame):
     for s in STOP_SIGNALS:  # a second signal (Ctrl-C, and results passing it on) would print the line twice
         signal.signal(s, signal.SIG_IGN)
     try:
-        print(f"mlp_lm: interrupted ({signal.Signals(signum).name}) while starting; nothing was done",
-              file=sys.stderr, flush=True)
+        print(f"python -m {_command_started}: interrupted ({signal.Signals(signum).name}) while starting; nothing "
+              f"was done", file=sys.stderr, flush=True)
     except (OSError, ValueError, AttributeError):  # stderr closed or gone: the exit code says it
         pass
     # Not SystemExit: raised inside numpy's import of a C extension, or in a callback, it would
     # come out as an ImportError traceback or be swallowed. Nothing was written yet: just end.
     os._exit(128 + signum)
+
+
+_command_started = __name__  # the -m target, once _started_as_a_command has read it
 
 
 def _started_as_a_command():
@@ -47,6 +50,8 @@ def _started_as_a_command():
             if letter in "cmWX":  # -c code, -m module, -W arg, -X opt: the rest of the word, or the next
                 value = arg[i:] or next(args, "")
                 if letter in "cm":  # the end of Python's options: a command, or the module to run
+                    global _command_started  # what its messages are headed with, as cli.run heads them
+                    _command_started = value
                     return letter == "m" and value.split(".")[0] == __name__
                 break
     return False

@@ -233,7 +233,7 @@ def test_ctrl_c_while_a_command_is_still_starting_is_one_line():
             "os.kill(os.getpid(), signal.SIGINT); time.sleep(5)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 130
-    assert proc.stderr.strip().splitlines() == ["mlp_lm: interrupted (SIGINT) while starting; nothing was done"]
+    assert proc.stderr.strip().splitlines() == ["python -m mlp_lm.train: interrupted (SIGINT) while starting; nothing was done"]
     # Imported by a program, the package leaves Ctrl-C to the program.
     code = "import signal, mlp_lm; assert signal.getsignal(signal.SIGINT) is signal.default_int_handler"
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
@@ -257,7 +257,7 @@ def test_a_signal_sent_before_python_itself_has_started_waits_for_the_handlers(t
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert (proc.returncode, out) == (130, "")
-    assert err.strip().splitlines() == ["mlp_lm: interrupted (SIGINT) while starting; nothing was done"]
+    assert err.strip().splitlines() == ["python -m mlp_lm.train: interrupted (SIGINT) while starting; nothing was done"]
     assert not (tmp_path / "run").exists()
 
 
@@ -270,7 +270,7 @@ def test_a_signal_while_starting_ends_the_command_even_where_an_exception_would_
                "        sum(range(10**5))\nDropped()\ntime.sleep(5)\nprint('went on')")
     proc = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert (proc.returncode, proc.stdout) == (code, "")
-    assert proc.stderr.strip().splitlines() == [f"mlp_lm: interrupted ({name}) while starting; nothing was done"]
+    assert proc.stderr.strip().splitlines() == [f"python -m mlp_lm.sample: interrupted ({name}) while starting; nothing was done"]
 
 
 def test_a_model_interrupted_in_its_evaluation_is_saved_even_if_it_cannot_sample(tmp_path, monkeypatch):
