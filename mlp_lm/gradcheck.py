@@ -244,9 +244,9 @@ def main(argv=None):
     if unproven and len(unproven) == len(bad):  # nothing found wrong, and not everything checked: no verdict
         hint = f", or a smaller --dropout (at {args.dropout:g}, {args.dropout:.0%} of the units are dropped)" \
             if args.dropout >= 0.5 else ""
-        raise UsageError(f"{', '.join(unproven)} {'is' if len(unproven) == 1 else 'are'} all zeros, or rounding "
-                         f"noise, at the inputs drawn, so the check proves nothing for {'it' if len(unproven) == 1 else 'them'}: try "
-                         f"another --seed{hint}")
+        one = len(unproven) == 1
+        raise UsageError(f"{', '.join(unproven)} {'is' if one else 'are'} all zeros, or rounding noise, at the inputs "
+                         f"drawn, so the check proves nothing for {'it' if one else 'them'}: try another --seed{hint}")
     if unproven:
         print(f"({', '.join(unproven)}: {PROVES_NOTHING})")
     return 1 if bad else 0
