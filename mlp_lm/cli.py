@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from contextlib import contextmanager
 
 from . import ALL_STOP_SIGNALS, STOP_SIGNALS
@@ -130,17 +131,23 @@ class Interrupted(KeyboardInterrupt):
         self.code = 128 + int(signum)
 
 
-_command = {"over": False, "late": 0, "quits": 0}  # over: set by run() the moment its command's main() has returned or raised
+_command = {"over": False, "late": 0, "quit_at": None}  # over: set by run() the moment its command's main() has returned or raised
+
+
+QUIT_AGAIN_SECONDS = 0.5  # a second Ctrl-\ sooner than this is the first one twice (results passes its own on)
 
 
 def _second_quit(signum):
     """Ctrl-\\ (SIGQUIT) twice ends the process at once, as its default would: the first stops and saves like
-    Ctrl-C, and a second is the way out of a save or a stop that takes too long (a save cut short leaves the
-    previous files, atomic.py)."""
+    Ctrl-C, and a second, pressed after it, is the way out of a save or a stop that takes too long (a save cut
+    short leaves the previous files, atomic.py). One that comes within QUIT_AGAIN_SECONDS of the first is the
+    same key press reaching this process twice (the terminal's, and results passing its own on)."""
     if signum == getattr(signal, "SIGQUIT", None):
-        _command["quits"] += 1
-        if _command["quits"] > 1:
+        now = time.monotonic()
+        if _command["quit_at"] is not None and now - _command["quit_at"] >= QUIT_AGAIN_SECONDS:
             os._exit(128 + signum)
+        if _command["quit_at"] is None:
+            _command["quit_at"] = now
 
 
 def _raise_interrupted(signum, frame):
@@ -226,7 +233,7 @@ def run(main, prog, keep_going_without_stdout=False):
         sys.stderr = LossyStream(sys.stderr or open(os.devnull, "w"))
     if keep_going_without_stdout:
         make_stdout_lossy()
-    _command.update(over=False, late=0, quits=0)
+    _command.update(over=False, late=0, quit_at=None)
     try:
         try:
             for s in STOP_SIGNALS:  # inside the try: a signal between two of these is already one line

@@ -1,6 +1,7 @@
 """Where a stopped run resumes: its configuration, losses so far and training state, read back from
 its model.npz with every check that the file is one a training wrote (a damaged one is refused in one
 line before any work; Trainer.load_state checks the tensors themselves)."""
+import re
 import shlex
 from dataclasses import fields
 from pathlib import Path
@@ -29,8 +30,9 @@ def stopped_beside(out):
     whose run can still be resumed, the newest if several; None if none."""
     found = []
     for side in Path(out).glob("interrupted*"):
-        try:
-            if side.is_dir() and resume_point(side)[2] is not None:
+        try:  # the folders train makes there: never a link (to another run), nor interrupted.old
+            if re.fullmatch(r"interrupted(-\d+)?", side.name) and side.is_dir() and not side.is_symlink() \
+                    and resume_point(side)[2] is not None:
                 found.append(side)
         except (UsageError, checkpoint.CheckpointError, OSError, ValueError):  # no run, a damaged one: not this
             pass

@@ -85,18 +85,34 @@ def lock_id(out):
     return st.st_dev, st.st_ino
 
 
+def _file_id(path):
+    """(device, inode, modification time) of the file at `path`, or None: another one once it is replaced."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_mtime_ns
+
+
 class FolderHold:
     """A training's run folder as it found it, to ask before each save whether the folder at that path is still
-    its own: it holds the folder open, so that no folder made at the path later can have its inode, and notes the
-    lock's file. lost() says why not: the folder was removed, moved or replaced (it may be another run's now), or
-    another training's lock is in it. Its own lock file gone alone (a clean-up of /tmp) leaves it the run's."""
+    its own: it holds the folder open, so that no folder made at the path later can have its inode, and notes its
+    lock's file and its model.npz, which only this run's own saves may change (saved() after each). lost() says
+    why not: the folder was removed, moved or replaced (it may be another run's now), another training holds it
+    (its lock file removed, another run took the folder), or another run saved there meanwhile. Its own lock file
+    gone alone (a clean-up of /tmp), or left by a run killed outright, leaves the folder the run's."""
 
     def __init__(self, out):
         self.out, self.lock = Path(out), lock_id(out)
+        self.saved()
         try:
             self.fd = os.open(out, os.O_RDONLY)
         except OSError:  # (nothing to compare with: never called lost)
             self.fd = None
+
+    def saved(self):
+        """This run has just written its files: the model.npz there now is its own."""
+        self.model = _file_id(self.out / "model.npz")
 
     def lost(self):
         if self.fd is None:
@@ -105,12 +121,18 @@ class FolderHold:
             same = os.path.samestat(os.stat(self.out), os.fstat(self.fd))
         except OSError:  # not there any more
             same = False
+        if not same:
+            return (f"{self.out} is not this run's folder any more: it was removed, moved or replaced while the run "
+                    f"trained")
         lock = lock_id(self.out)
-        if same and (lock is None or lock == self.lock):
-            return None
-        return (f"{self.out} is not this run's folder any more: " + (
-            "another training holds it now" if same else "it was removed, moved or replaced while the run trained"
-            + (" (another training holds it now)" if lock is not None else "")))
+        if lock is not None and lock != self.lock:  # another lock file: held by a training, or left by a dead one
+            try:
+                check_free(self.out)
+            except LockBusy:
+                return f"{self.out} is not this run's folder any more: another training holds it now"
+        if _file_id(self.out / "model.npz") != self.model:
+            return f"{self.out} is not this run's folder any more: another run saved its model there meanwhile"
+        return None
 
     def close(self):
         if self.fd is not None:

@@ -123,6 +123,8 @@ class Snapshots:
                 raise checkpoint.CheckpointError(lost)
             runs.save_run(self.out, params, self.splits.vocab, config, state, summary, losses, devs)
             self.step = len(losses)
+            if self.hold is not None:
+                self.hold.saved()  # the model.npz there is this run's own
         except (checkpoint.CheckpointError, OSError) as e:
             if not self.failed:
                 print(f"{line_break()}warning: cannot save a snapshot of the run in {self.out} ({e}); training goes on, and "

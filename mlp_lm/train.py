@@ -107,6 +107,7 @@ def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False, fo
     else:
         # room for a side folder (unconverged/) only where there is a model for a run not to replace
         out, lock = prepare_out(out_arg, sweep, side=(Path(out_arg) / "model.npz").exists()), None
+    born = FolderHold(out) if made else None  # the folder made: never another one made at the path since
     try:
         with lock or RunLock(out):  # whether the folder holds a model is asked only once it is ours
             atomic.recover(out)  # a save cut short after its commit is finished before we look
@@ -123,7 +124,7 @@ def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False, fo
             return train_into(out, cfg, preset, sweep, n_threads, splits, None, follow_load)
     except (UsageError, KeyboardInterrupt, OSError, MemoryError):  # refused (no room for the files, say), diverged,
         # a sweep stopped or unable to write its table: leave no empty folder of ours (a stopped training has saved)
-        if made:
+        if made and not born.lost():
             with suppress(OSError):
                 out.rmdir()  # only if empty
         raise

@@ -526,6 +526,15 @@ def test_resuming_a_complete_run_points_at_a_forced_run_stopped_beside_it(tmp_pa
     assert train.main(["--resume", "--out", str(tmp_path)]) == 0
     assert capsys.readouterr().out.strip().endswith(f"stopped beside it is in {tmp_path / 'interrupted-2'}: python -m "
                                                     f"mlp_lm.train --resume --out {tmp_path / 'interrupted-2'} continues it)")
+    # a link of that name to another stopped run is not one of the run's own side folders
+    assert train.main(["--resume", "--out", str(tmp_path / "interrupted-2")]) == 0
+    stop_training_at(monkeypatch, 10)
+    assert train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--out", str(tmp_path.parent / "elsewhere")]) == 130
+    monkeypatch.undo()
+    (tmp_path / "interrupted-7").symlink_to(tmp_path.parent / "elsewhere")
+    capsys.readouterr()
+    assert train.main(["--resume", "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip().endswith("nothing to resume")
 
 
 def test_the_space_check_counts_what_a_killed_save_left_as_free(tmp_path, monkeypatch):
