@@ -111,6 +111,12 @@ def by_heart(result, devs, n_items, cfg, retry, V=None):
         f"{retry} {what}{', more data' + fewer if fewer else ' or more data'}{where}"
 
 
+def retry_with(resumed):
+    """How advice offers its flags: "try" them, or for a resumed run "start a new run with" them (--resume
+    takes none of these flags)."""
+    return "start a new run with" if resumed else "try"
+
+
 def overfit_warning(result, devs, n_items, cfg, resumed=False):
     """The warning for a run that learned its training items by heart: its dev loss ended well above its
     best evaluation while its training loss stayed below that, or far above its training loss. None for
@@ -122,7 +128,7 @@ def overfit_warning(result, devs, n_items, cfg, resumed=False):
     rose = len(devs) >= 2 and final >= OVERFIT_RISE * devs[step] and train < devs[step]
     if not (rose or final >= OVERFIT_GAP * train):
         return None
-    retry = "start a new run with" if resumed else "try"  # --resume takes none of these flags
+    retry = retry_with(resumed)
     told = (f"the dev loss rose from {devs[step]:.4f} at step {step:,} to {final:.4f}, while the training loss fell "
             f"to {train:.4f}" if rose else f"the kept model's training loss, {train:.4f}, is far below its dev loss, "
             f"{final:.4f}" if cfg.keep_best else f"the training loss, {train:.4f}, ended far below the dev loss, {final:.4f}")
@@ -148,7 +154,7 @@ def futile_warning(result, losses, V, n_items, cfg, devs=None, resumed=False):
     its training items by heart, a loss that went up, that rose on its way down, that came a long way
     down but not far enough, or no progress) and what to try. result: its train/dev/test losses;
     losses: its minibatch losses, step by step; n_items: the items of its list; devs: {step: dev loss}."""
-    retry = "start a new run with" if resumed else "try"  # --resume takes none of these flags
+    retry = retry_with(resumed)
     advice = ("the model learned its training items by heart and nothing that carries over to new ones; "
               + by_heart(result, devs or {}, n_items, cfg, retry, V) if result["train_loss"] < 0.9 * math.log(V)
               else why_stuck(result, losses, V, retry, "training did not get anywhere"))
@@ -179,7 +185,7 @@ def little_learned_warning(result, losses, splits, cfg, resumed=False):
     unigram = AddK(1).fit(*splits.train, V).nll(*splits.dev)
     if not result or result["dev_loss"] < unigram:
         return None
-    retry = "start a new run with" if resumed else "try"
+    retry = retry_with(resumed)
     held = [f"--{flag} {value:g}" for flag, value in (("weight-decay", cfg.weight_decay),
                                                        ("label-smoothing", cfg.label_smoothing)) if value]
     if held:  # a review's --weight-decay 0.2 on names: dev 2.8212 against 2.8210, told to train longer

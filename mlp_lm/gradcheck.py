@@ -27,7 +27,7 @@ from . import layers, model
 from .checks import is_whole
 from .finitediff import PROVES_NOTHING, TOLERANCE, ZERO_NOISE, Comparison, compare, numerical_grad
 from .model import embedding_mask_shape
-from .params import PARAM_NAMES, check_params, checked_sizes
+from .params import PARAM_NAMES, check_params, checked_sizes, param_count
 
 MAX_COORDS = 20_000  # what the command checks entry by entry in well under a minute
 MAX_LOSS = 1e4  # the largest loss checked: random_params scaled up, correct output-layer gradients failed from 4e4
@@ -217,7 +217,7 @@ def main(argv=None):
     if V < 2:
         raise UsageError("--vocab-size must be at least 2: with one symbol every gradient is zero, so the "
                          "check would prove nothing")
-    n_coords = V * E + T * E * H + H + H * V + V + (T * E * V if args.direct else 0) + 5 * B * max(V, H, T * E)
+    n_coords = param_count(V, T, E, H, args.direct) + 5 * B * max(V, H, T * E)
     if n_coords > MAX_COORDS:
         raise UsageError(f"these sizes have {n_coords:,} coordinates to check, each by many loss evaluations; "
                          f"keep it under {MAX_COORDS:,}; at larger sizes, check a sample of each tensor's entries with "

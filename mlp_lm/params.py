@@ -12,6 +12,8 @@ Parameters (shape letters as in layers.py):
 The lecture leaves out the paper's direct connections from the concatenated
 embeddings to the logits; init_params(direct=True) puts them back.
 """
+import math
+
 import numpy as np
 
 from .checks import is_whole, torch_hint, type_name
@@ -74,6 +76,11 @@ def param_shapes(V, T, E, H, direct=False):
     """{name: shape} of the parameters for these sizes: the table at the top of this module."""
     shapes = {"C": (V, E), "W1": (T * E, H), "b1": (H,), "W2": (H, V), "b2": (V,)}
     return {**shapes, "Wd": (T * E, V)} if direct else shapes
+
+
+def param_count(V, T, E, H, direct=False):
+    """How many scalars the parameters of these sizes hold (param_shapes): num_params without the arrays."""
+    return sum(math.prod(shape) for shape in param_shapes(V, T, E, H, direct).values())
 
 
 def num_params(params):

@@ -13,7 +13,7 @@ from . import checkpoint, model
 from .atomic import CheckpointError
 from .cli import UsageError
 from .data import SPLIT_SEED, load_splits
-from .params import param_shapes
+from .params import param_count
 from .train_flags import parse_args
 from .config import PRESETS, Config
 from .wordfile import DEFAULT_DATA, digest, in_checkout
@@ -75,7 +75,7 @@ def run_problem(name, m, data_sha256):
             return f"{said}, where the table's run {name} has {value!r}"
     sizes = [config.get(k) for k in ("vocab_size", "block_size", "n_embd", "n_hidden")]
     if all(json_int(v) and v >= 1 for v in sizes) and json_int(m.get("params")):  # before its model is read
-        count = sum(math.prod(shape) for shape in param_shapes(*sizes, direct=config.get("direct") is True).values())
+        count = param_count(*sizes, direct=config.get("direct") is True)
         if m["params"] != count:
             return f"records {m['params']:,} parameters, where its configuration has {count:,}"
     return None

@@ -12,7 +12,7 @@ import numpy as np
 from . import bounds, layers, model, optim, parallel, runtime
 from .checks import is_whole, some
 from .config import config_problem, params_problem, plain
-from .params import param_shapes
+from .params import param_count
 
 
 BLOCK = 256  # minibatches of indices drawn at once
@@ -35,7 +35,7 @@ def memory_needed(cfg, V):
     loop.train keeps should the run diverge)."""
     T, E, H, B = cfg.block_size, cfg.n_embd, cfg.n_hidden, cfg.batch_size
     size = np.dtype(cfg.dtype).itemsize
-    n_params = sum(math.prod(shape) for shape in param_shapes(V, T, E, H, cfg.direct).values())
+    n_params = param_count(V, T, E, H, cfg.direct)
     # parameters, moments, average, the model of the best dev evaluation
     state = 1 + (2 if cfg.optimizer == "adamw" else 0) + (1 if cfg.ema else 0) + (1 if cfg.keep_best else 0)
     copies = 3 + state + (state if cfg.eval_every else 0)
