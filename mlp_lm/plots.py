@@ -13,7 +13,7 @@ from .wordfile import has_checkout
 
 HINT = "matplotlib is not installed, so no pictures: pip install -e '.[plot]' to get them"
 HINT_NO_CLONE = "matplotlib is not installed, so no pictures: pip install matplotlib to get them"  # '.[plot]' is the clone
-PICTURE_BYTES = 2**18  # room for a run's two pictures (runs.bytes_to_save): 85 KB on names, 200 KB with 200 CJK labels
+PICTURE_BYTES = 2**18  # room for a run's two pictures (space.bytes_to_save): 85 KB on names, 200 KB with 200 CJK labels
 LABELLED_MAX = 200  # symbols the embedding picture labels: past this the labels only blot each other out
 
 

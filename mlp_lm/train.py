@@ -35,7 +35,8 @@ from .sweep import sweep_into
 from .runtime import blas_threads, check_fits, describe_threads, step_threads
 from .resume import data_problem, resume_point, run_splits
 from .runlock import FolderHold, RunLock, check_free
-from .runs import (SAVED, SWEEP_FILES, check_space, check_sweep_space, claim_default_out, claim_fresh,
+from .space import check_sweep_space
+from .runs import (SAVED, SWEEP_FILES, check_space, claim_default_out, claim_fresh,
                    files_in_the_way, prepare_out, save_run_or_rescue)
 from .loop import Diverged, diverged_in_evaluation, last_dev_missing, train
 from .train_flags import parse_args

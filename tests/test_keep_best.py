@@ -8,7 +8,7 @@ import signal
 import numpy as np
 import pytest
 
-from mlp_lm import checkpoint, config, model, plots, runs, train, trainer
+from mlp_lm import checkpoint, config, model, plots, space, train, trainer
 from mlp_lm.cli import UsageError
 from mlp_lm.data import load_splits
 
@@ -130,8 +130,8 @@ def test_the_estimates_count_the_kept_model():
     more = (trainer.memory_needed(config.Config(**base, keep_best=True), 27)
             - trainer.memory_needed(config.Config(**base), 27))
     assert more == 2 * n_params * 4  # the model itself, and its copy in the state kept should the run diverge
-    assert (runs.bytes_to_save(config.Config(**base, keep_best=True), n_params)
-            - runs.bytes_to_save(config.Config(**base), n_params)) == n_params * 4
+    assert (space.bytes_to_save(config.Config(**base, keep_best=True), n_params)
+            - space.bytes_to_save(config.Config(**base), n_params)) == n_params * 4
 
 
 @pytest.mark.parametrize("flags", [[], ["--optimizer", "adamw", "--lr", "0.01", "--ema", "0.9"]], ids=["sgd", "ema"])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mlp_lm import atomic, checkpoint, cli, model, runlock, runs, snapshot, train, train_flags
+from mlp_lm import atomic, checkpoint, cli, model, runlock, runs, snapshot, space, train, train_flags
 from mlp_lm.wordfile import CHECKOUT
 
 from .conftest import ROOT, SMALL, run_cli, stop_training_at
@@ -103,12 +103,12 @@ def test_the_space_estimate_holds_the_files_written(tmp_path):
         written = sum(f.stat().st_size for f in out.iterdir())
         cfg = train_flags.parse_args([*flags]).cfg
         n_params = model.num_params(checkpoint.load(out / "model.npz")[0])
-        estimate = runs.bytes_to_save(cfg, n_params)
+        estimate = space.bytes_to_save(cfg, n_params)
         assert written <= estimate < 2 * written + 2**16, (written, estimate)
         largest = max(f.stat().st_size for f in out.iterdir())  # what a file size limit is checked against
-        assert largest <= max(runs.file_sizes(cfg, n_params)), (largest, runs.file_sizes(cfg, n_params))
+        assert largest <= max(space.file_sizes(cfg, n_params)), (largest, space.file_sizes(cfg, n_params))
         sizes = [(out / name).stat().st_size for name in ("model.npz", "loss.csv")]
-        assert all(size <= bound for size, bound in zip(sizes, runs.file_sizes(cfg, n_params))), sizes
+        assert all(size <= bound for size, bound in zip(sizes, space.file_sizes(cfg, n_params))), sizes
 
 
 def test_a_save_that_fails_after_training_is_rescued_elsewhere(tmp_path, monkeypatch, capsys):
@@ -545,7 +545,7 @@ def test_the_space_check_counts_what_a_killed_save_left_as_free(tmp_path, monkey
         path.write_bytes(b"0" * 1000)
     (tmp_path / ".notes.txt.tmp").write_text("the user's own")
     cfg = train_flags.parse_args(["--steps", "100"]).cfg
-    free = {"bytes": runs.bytes_to_save(cfg, 11897) + 2999}  # enough only once the 3,000 bytes are back
+    free = {"bytes": space.bytes_to_save(cfg, 11897) + 2999}  # enough only once the 3,000 bytes are back
 
     def usage(path):
         return shutil._ntuple_diskusage(10**9, 0, free["bytes"] + sum(1000 for p in left if not p.exists()) - 3000)

@@ -10,7 +10,7 @@ import types
 import numpy as np
 import pytest
 
-from mlp_lm import plots, runs, train, train_flags
+from mlp_lm import plots, space, train, train_flags
 from .conftest import SMALL
 
 
@@ -124,9 +124,9 @@ def test_the_space_a_run_needs_counts_its_pictures_when_it_will_draw_them(monkey
     # With matplotlib installed a run wrote 288,800 bytes against an estimate of 233,148.
     cfg = train_flags.parse_args(["--steps", "300"]).cfg
     monkeypatch.setattr(plots, "available", lambda: False)
-    without = runs.bytes_to_save(cfg, 11897)
+    without = space.bytes_to_save(cfg, 11897)
     monkeypatch.setattr(plots, "available", lambda: True)
-    assert runs.bytes_to_save(cfg, 11897) == without + plots.PICTURE_BYTES
+    assert space.bytes_to_save(cfg, 11897) == without + plots.PICTURE_BYTES
 
 
 @pytest.mark.parametrize("sweep", [False, True])

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from mlp_lm import checkpoint, runs, snapshot, train, train_flags
+from mlp_lm import checkpoint, runs, snapshot, space, train, train_flags
 from mlp_lm.cli import UsageError
 
 from .conftest import SMALL, stop_training_at
@@ -120,7 +120,7 @@ def test_no_snapshots_over_a_users_files_or_without_room_for_two_saves(tmp_path,
     with pytest.raises(UsageError, match="nothing was saved"):
         train.main([*SMALL, "--steps", "300", "--lr", "30", "--eval-every", "0", "--force", "--out", str(mine)])
     assert saved == [] and (mine / "loss.csv").read_text() == "my notes"
-    need = runs.bytes_to_save(train_flags.parse_args([*SMALL, "--steps", "30"]).cfg, 11897)
+    need = space.bytes_to_save(train_flags.parse_args([*SMALL, "--steps", "30"]).cfg, 11897)
     for free, snapshots in ((2 * need - 1, False), (2 * need, True)):
         monkeypatch.setattr(runs.shutil, "disk_usage", lambda path, free=free: type("U", (), {"free": free}))
         saved.clear()
