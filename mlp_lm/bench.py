@@ -33,8 +33,8 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
     sys.exit(2)
 
 from . import model, runtime
-from .cli import (ArgumentParser, UsageError, current_directory_gone, int_at_least, positive_float, run,
-                  signals_held, thread_count)
+from .cli import ArgumentParser, UsageError, current_directory_gone, run, signals_held
+from .flags import int_at_least, positive_float, thread_count
 from .data import load_splits
 from .jsonout import prepare_json, write_json
 from .scale import MAX_ITEMS, check_room, data_at_scale

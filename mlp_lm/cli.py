@@ -1,8 +1,7 @@
-"""What the command-line tools share: one-line errors with exit code 2, flag types, Ctrl-C, SIGTERM
-and SIGHUP held or turned into exceptions. (Output streams whose reader may leave are streams.py;
-the training's progress line is progress.py.)"""
+"""What the command-line tools share: one-line errors with exit code 2, and Ctrl-C, SIGTERM, SIGHUP
+and SIGQUIT held or turned into exceptions. (Output streams whose reader may leave are streams.py;
+the training's progress line is progress.py; the flag types are flags.py.)"""
 import argparse
-import math
 import os
 import signal
 import sys
@@ -13,7 +12,7 @@ from contextlib import contextmanager
 from . import ALL_STOP_SIGNALS, STOP_SIGNALS
 from .checkpoint import CheckpointError
 from .streams import LossyStream, cut_if_stalled, make_stdout_lossy
-from .runtime import NotEnoughMemory, available_cores, keep_freed_memory
+from .runtime import NotEnoughMemory, keep_freed_memory
 from .wordfile import DataError
 
 EXIT_BAD_INPUT = 2
@@ -62,60 +61,6 @@ class ArgumentParser(argparse.ArgumentParser):
         out = out.stream if isinstance(out, LossyStream) else out
         out.write(self.format_help())
         out.flush()
-
-
-def int_at_least(low, what, high=None):
-    """An argparse type: a whole number >= low (and <= high, if given)."""
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-    return parse
-
-
-positive_int = int_at_least(1, "a positive whole number")
-non_negative_int = int_at_least(0, "a whole number >= 0")
-MAX_THREADS = 1024  # more than any machine this runs on; a larger count cannot even be passed to the BLAS
-_any_thread_count = int_at_least(1, f"a number of threads from 1 to {MAX_THREADS}", MAX_THREADS)
-
-
-def thread_count(text):
-    """An argparse type: --threads N, from 1 to MAX_THREADS, used as at most the cores this process
-    may run on. More threads than cores only wait for each other, and OpenBLAS's spin while they
-    wait: on 2 cores, --threads 64 at batch 1024 ran about 1 step a second instead of hundreds."""
-    return min(_any_thread_count(text), available_cores())
-
-
-def float_where(accept, what):
-    """An argparse type: a finite number for which accept(value) holds."""
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not (math.isfinite(value) and accept(value)):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-    return parse
-
-
-positive_float = float_where(lambda v: v > 0, "a positive finite number")
-non_negative_float = float_where(lambda v: v >= 0, "a finite number >= 0")
-
-
-def fraction(text):
-    """An argparse type: a number in [0, 1), as a probability of dropping or a decay."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 up to (not including) 1, got {text!r}")
-    return value
 
 
 # STOP_SIGNALS (from the package, which reads them first): Ctrl-C, SIGTERM, SIGHUP and SIGQUIT, less any the

@@ -20,7 +20,8 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
     sys.exit(2)
 
 from . import checkpoint, evaltime, metrics, mixture, model
-from .cli import ArgumentParser, UsageError, int_at_least, run
+from .cli import ArgumentParser, UsageError, run
+from .flags import int_at_least
 from .data import BOUNDARY, SPLIT_SEED, build_dataset, load_splits, show_symbols
 from .jsonout import prepare_json, write_json
 from .runtime import NotEnoughMemory

@@ -194,7 +194,8 @@ def _gradients_returned(out):
 
 
 def main(argv=None):
-    from .cli import ArgumentParser, UsageError, fraction, non_negative_int, positive_int
+    from .cli import ArgumentParser, UsageError
+    from .flags import fraction, non_negative_int, positive_int
 
     ap = ArgumentParser(prog="python -m mlp_lm.gradcheck",
                         description="Check the model's hand-derived gradients against finite differences.")

@@ -22,7 +22,8 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
 
 from . import metrics
 from .advice import accents_warning
-from .cli import ArgumentParser, UsageError, int_at_least, non_negative_int, run
+from .cli import ArgumentParser, UsageError, run
+from .flags import int_at_least, non_negative_int
 from .counting import K_GRID, KneserNey, choose_k
 from .data import describe, load_splits, repeats_warning
 from .jsonout import prepare_json, write_json

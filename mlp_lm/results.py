@@ -28,7 +28,8 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
 
 from . import checkpoint, mixture, runtime
 from .atomic import write_whole
-from .cli import STOP_CODES, ArgumentParser, UsageError, exit_code, positive_int, run
+from .cli import STOP_CODES, ArgumentParser, UsageError, exit_code, run
+from .flags import positive_int
 from .counting import KneserNey, choose_k
 from .data import SPLIT_SEED, load_splits
 from .jsonout import json_text

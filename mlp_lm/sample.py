@@ -20,8 +20,8 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
     sys.exit(2)
 
 from . import STOP_SIGNALS, checkpoint, runs
-from .cli import (ArgumentParser, Interrupted, UsageError, int_at_least, non_negative_float, non_negative_int,
-                  positive_int, run, thread_count)
+from .cli import ArgumentParser, Interrupted, UsageError, run
+from .flags import int_at_least, non_negative_float, non_negative_int, positive_int, thread_count
 from .model import next_probs
 from .sampling import CUT, MAX_LENGTH, SAMPLE_LENGTH, Novelty, generate_chunks, printable, sample_length
 from .runtime import blas_threads, choose_threads

@@ -4,8 +4,8 @@ import argparse
 import sys
 from typing import NamedTuple
 
-from .cli import (ArgumentParser, UsageError, fraction, non_negative_float, non_negative_int, positive_float,
-                  positive_int, thread_count)
+from .cli import ArgumentParser, UsageError
+from .flags import fraction, non_negative_float, non_negative_int, positive_float, positive_int, thread_count
 from .config import PRESETS, Config, config_problem
 from .optim import SCHEDULES
 from .wordfile import DEFAULT_DATA, in_checkout

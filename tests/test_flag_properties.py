@@ -11,7 +11,8 @@ import pytest
 from hypothesis import example, given, settings, strategies as st
 
 from mlp_lm import config, evaluate, sample, train_flags
-from mlp_lm.cli import MAX_THREADS, UsageError
+from mlp_lm.cli import UsageError
+from mlp_lm.flags import MAX_THREADS
 
 # Text a user might type for a number: numbers of every kind, written every way, and junk.
 NUMBERS = st.one_of(

@@ -166,9 +166,9 @@ def test_threads_that_cannot_start_are_one_refusal_before_any_step(monkeypatch):
 
 
 def test_more_threads_than_cores_are_not_asked_for(monkeypatch):
-    from mlp_lm import cli
-    monkeypatch.setattr(cli, "available_cores", lambda: 2)
-    assert cli.thread_count("64") == 2 and cli.thread_count("2") == 2 and cli.thread_count("1") == 1
+    from mlp_lm import flags
+    monkeypatch.setattr(flags, "available_cores", lambda: 2)
+    assert flags.thread_count("64") == 2 and flags.thread_count("2") == 2 and flags.thread_count("1") == 1
 
 
 def test_a_split_batch_refuses_row_indices_it_would_misread():
