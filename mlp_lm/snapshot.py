@@ -8,6 +8,7 @@ cut) then costs the minutes since the last snapshot, not the run, and `--resume`
 import shlex
 import sys
 import time
+from contextlib import suppress
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -15,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint, model, runs
-from .cli import line_break
+from .cli import UsageError, line_break
 from .data import SPLIT_SEED
+from .runlock import FolderHold
 from .sampling import Novelty, generate, sample_length
 
 SNAPSHOT_SECONDS = 300.0  # at most this much training lost to a kill (a snapshot near the end of the best preset: 0.24 s)
@@ -61,50 +63,37 @@ def run_record(cfg, preset, splits, trainer, params, losses, devs, result, *, se
 
 def snapshots_for(out, cfg, preset, splits, first, room, timing=(0.0, 0), hold=None):
     """The Snapshots of a run into `out` that has taken `first` steps before this command (a resumed run's),
-    or None, or Unsaved (which warns of it as the run goes). Snapshots go only where the run's files alone
-    are: a resumed run's own folder, or one holding none of a run's files (a --force run over a user's
-    loss.csv, or an earlier model, replaces them only with a whole run); and only with `room`
+    or None. Snapshots go where the run's files alone are: a resumed run's own folder, or one holding none of a
+    run's files; where `out` holds them already (a --force run over an earlier model, or over a user's loss.csv,
+    which it replaces only with a whole run), to a side folder of their own (`aside`). And only with `room`
     (runs.check_space) for two saves, or a warning that a kill would lose the run. hold: the run's
     runlock.FolderHold: a folder removed or replaced meanwhile is written no more."""
-    if not first and any((Path(out) / name).exists() for name in (*runs.SAVED, *runs.PICTURES)):
-        return Unsaved(out)
     if not room:
         print(f"warning: {out} has room for this run's files but not for its snapshots as well: a kill it cannot "
               f"catch (kill -9, a power cut) would lose it", file=sys.stderr)
         return None
-    return Snapshots(out, cfg, preset, splits, first, timing, hold)
-
-
-class Unsaved:
-    """Snapshots' stand-in for a run that can keep none (its --out holds an earlier run's files, which it replaces
-    only whole): false, so nothing is saved or taken back, and a warning once the first snapshot would be due."""
-
-    def __init__(self, out):
-        self.out, self.start, self.warned, self.step = out, time.monotonic(), False, 0
-
-    def __bool__(self):
-        return False
-
-    def due(self):
-        if not self.warned and time.monotonic() - self.start >= SNAPSHOT_SECONDS:
-            self.warned = True
-            print(f"{line_break()}warning: this run keeps no snapshots as it trains: {self.out} holds an earlier "
-                  f"run's files, which it replaces only when it ends, so a kill it cannot catch (kill -9, a power "
-                  f"cut) would lose it (Ctrl-C and the other stop signals still save it)", file=sys.stderr)
-        return False
+    aside = not first and any((Path(out) / name).exists() for name in (*runs.SAVED, *runs.PICTURES))
+    return Snapshots(out, cfg, preset, splits, first, timing, hold, aside)
 
 
 class Snapshots:
     """Saves a training run into `out` as a stopped one every SNAPSHOT_SECONDS: due() between steps says
     when, save(...) writes it. A snapshot that cannot be written (a full disk) is said once and training
-    goes on: the save at the end tries again, and finds another place if it must."""
+    goes on: the save at the end tries again, and finds another place if it must.
 
-    def __init__(self, out, cfg, preset, splits, first, timing=(0.0, 0), hold=None):
+    aside: `out` holds an earlier run's files, which this run may replace only whole. Its snapshots then go
+    to a side folder, out/interrupted (or interrupted-2, ...: runs.claim_fresh), claimed at the first of them;
+    a stop signal's save goes there too (side_folder()), and once the run is saved whole elsewhere the side
+    folder goes (saved_whole()). A kill leaves it, and `--resume --out out` points at it (resume.py)."""
+
+    def __init__(self, out, cfg, preset, splits, first, timing=(0.0, 0), hold=None, aside=False):
         self.out, self.cfg, self.preset, self.splits, self.first = Path(out), cfg, preset, splits, first
         self.hold = hold
         self.timing = timing  # run_record's: the time of the commands before this one
         self.start = self.last = time.monotonic()
         self.failed, self.step = False, 0  # step: that of the last snapshot written, 0 for none
+        self.base, self.aside, self.lock = self.out, aside, None  # lock: the side folder's, once claimed
+        self.handed = False  # side_folder() gave the side folder to a stop signal's save
 
     def due(self):
         return time.monotonic() - self.last >= SNAPSHOT_SECONDS
@@ -121,11 +110,14 @@ class Snapshots:
             if lost := self.lost():  # it may be another run's now
                 self.step = 0  # (and the snapshot made there is gone with it)
                 raise checkpoint.CheckpointError(lost)
+            if self.aside and self.lock is None:  # the first snapshot: its side folder, from the one held
+                self.out, self.lock = runs.claim_fresh(self.base / "interrupted")
+                self.hold = FolderHold(self.out)
             runs.save_run(self.out, params, self.splits.vocab, config, state, summary, losses, devs)
             self.step = len(losses)
             if self.hold is not None:
                 self.hold.saved()  # the model.npz there is this run's own
-        except (checkpoint.CheckpointError, OSError) as e:
+        except (checkpoint.CheckpointError, UsageError, OSError) as e:
             if not self.failed:
                 print(f"{line_break()}warning: cannot save a snapshot of the run in {self.out} ({e}); training goes on, and "
                       f"the run is saved when it ends", file=sys.stderr)
@@ -151,14 +143,39 @@ class Snapshots:
         self.remove()  # an older state left in `out` would only mislead
         return e
 
+    def side_folder(self):
+        """(folder, its lock held) of an aside run's snapshots, for a stop signal's save to go to, which then
+        owns them both; or None (no snapshot yet, not aside, or the folder is not this run's any more)."""
+        if self.lock is None or self.lost():
+            return None
+        folder, lock, self.lock, self.handed = self.out, self.lock, None, True
+        return folder, lock
+
+    def saved_whole(self):
+        """The run is saved whole, in `out` or in a side folder of train's: an aside run's snapshots go."""
+        if self.aside:
+            self.remove()
+
     def remove(self):
         """Take back the snapshots of a run that ends saving nothing (it diverged before any dev evaluation
-        worth keeping: resuming them would only replay the steps that went wrong), or that was saved whole
-        elsewhere (a disk that filled: an older state left here would only mislead)."""
-        if self.step and not self.lost():  # never another run's files
+        worth keeping: resuming them would only replay the steps that went wrong), that was saved whole
+        elsewhere (a disk that filled: an older state left here would only mislead), or, aside, saved whole.
+        An aside run's side folder goes with them (if it is empty then: never another's files)."""
+        if self.handed:  # the snapshots' folder is a stop signal's save's now
+            return
+        mine = not self.lost()  # never another run's files
+        if self.step and mine:
             self.step = 0
             for name in ("model.npz", "metrics.json", "loss.csv"):
                 try:
                     (self.out / name).unlink(missing_ok=True)
                 except OSError:
                     pass
+            if self.hold is not None:
+                self.hold.saved()  # (no model there now, and by this run's doing)
+        if self.lock is not None:
+            lock, self.lock = self.lock, None
+            lock.__exit__()
+            if mine:
+                with suppress(OSError):
+                    self.out.rmdir()  # only if empty

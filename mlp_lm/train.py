@@ -219,8 +219,9 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             "interrupted" if interrupt is not None else "unconverged" if futile or diverged else None)
         if side:
             kept = out if side == "interrupted" else None
+            taken = snapshots.side_folder() if side == "interrupted" and snapshots else None  # where it snapshotted
             try:
-                out, side_lock = claim_fresh(out / side)
+                out, side_lock = taken or claim_fresh(out / side)
             except (UsageError, OSError) as e:  # a full disk, say: the run goes to the temporary directory
                 out, unusable = out / side, str(e)
         metrics.add_measures(result)
@@ -244,6 +245,8 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             if interrupt is not None and isinstance(e, UsageError):  # saved elsewhere: the stop signal's exit code
                 e.code = exit_code(interrupt)
             raise e from None
+        if snapshots:
+            snapshots.saved_whole()  # a --force run's snapshots, in a side folder, go: it is saved whole
     drawing = drawn = False
     try:  # the run is saved: a stop signal from here on cuts the report short, never the run
         if kept is not None:

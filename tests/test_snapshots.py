@@ -18,15 +18,14 @@ from .conftest import SMALL, stop_training_at
 RUN = [*SMALL, "--steps", "6000", "--eval-every", "2000"]
 
 
-def killed_part_way(out, argv, monkeypatch, seconds=0.05, after=None):
+def killed_part_way(out, argv, monkeypatch, seconds=0.05, watch=None):
     """Start `train argv --out out` in a forked process that snapshots every `seconds`, and SIGKILL it once
-    a snapshot is in `out` (or `after` seconds, for a folder that holds a model already)."""
+    a snapshot is in `watch` (default `out`)."""
     monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", seconds)
     child = multiprocessing.get_context("fork").Process(target=lambda: os._exit(train.main([*argv, "--out", str(out)])))
     child.start()
     start = time.monotonic()
-    while time.monotonic() < start + 60 and child.is_alive() and (
-            time.monotonic() < start + after if after else not (out / "model.npz").exists()):
+    while time.monotonic() < start + 60 and child.is_alive() and not ((watch or out) / "model.npz").exists():
         time.sleep(0.01)
     os.kill(child.pid, signal.SIGKILL)
     child.join()
@@ -50,21 +49,89 @@ def test_a_run_killed_outright_resumes_from_its_snapshot_as_if_made_in_one_go(tm
                                                                                          "test_loss")]
 
 
-def test_an_earlier_model_replaced_only_by_a_whole_run_is_never_snapshotted_over(tmp_path, monkeypatch):
+def test_a_force_runs_snapshots_go_to_a_side_folder_and_the_earlier_model_is_replaced_only_whole(tmp_path, monkeypatch,
+                                                                                                capsys):
+    # A --force run over an earlier model replaces it only when whole; it kept no snapshots for that reason, so a
+    # kill -9 after hours lost it. Its snapshots now go to out/interrupted, which goes once the run is saved whole.
     out = tmp_path / "run"
     assert train.main([*SMALL, "--steps", "50", "--eval-every", "0", "--out", str(out)]) == 0
-    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
-    monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 0.0)  # every step, were it allowed
-    saved = []
-    monkeypatch.setattr(runs, "save_run", lambda out, *a, real=runs.save_run: saved.append(out) or real(out, *a))
-    assert train.main([*SMALL, "--steps", "300", "--eval-every", "0", "--force", "--out", str(out)]) == 0
-    assert saved == [out]  # the one save of the whole run, which replaces the earlier one as --force asks
-    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} != before
-    # killed part-way, a --force run over an earlier model leaves it as it was: a whole run replaces it, not a part
     earlier = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
-    killed_part_way(out, [*SMALL, "--steps", "200000", "--force"], monkeypatch, seconds=0.0, after=1.5)
-    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"} == earlier
+    monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 0.0)  # every step
+    saved = []
+    real = runs.save_run
+    monkeypatch.setattr(runs, "save_run", lambda to, *a: saved.append((to, (out / "model.npz").read_bytes())) or real(to, *a))
+    assert train.main([*SMALL, "--steps", "300", "--eval-every", "0", "--force", "--out", str(out)]) == 0
+    assert [to for to, _ in saved] == [out / "interrupted"] * 299 + [out]  # a snapshot a step but the last, then the run
+    assert {model for _, model in saved} == {earlier["model.npz"]}  # the earlier run in place until the new one was whole
+    assert sorted(p.name for p in out.iterdir()) == sorted(earlier)  # and the side folder gone
+    assert (out / "model.npz").read_bytes() != earlier["model.npz"]
 
+    # killed part-way, it leaves the earlier run as it was, and its snapshot beside it, to resume as if in one go
+    monkeypatch.setattr(runs, "save_run", real)
+    earlier = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    long = [*SMALL, "--steps", "4000", "--eval-every", "1000"]
+    killed_part_way(out, [*long, "--force"], monkeypatch, watch=out / "interrupted")
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"} == earlier
+    steps = int(checkpoint.load_state(out / "interrupted" / "model.npz")["step"])
+    assert 0 < steps < 4000
+    monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 1e9)
+    capsys.readouterr()
+    assert train.main(["--resume", "--out", str(out)]) == 0  # the run there is complete: it points at the one beside it
+    assert f"python -m mlp_lm.train --resume --out {out / 'interrupted'} continues it" in capsys.readouterr().out
+    assert train.main(["--resume", "--out", str(out / "interrupted")]) == 0
+    assert f"resuming the run in {out / 'interrupted'} at step {steps} of 4000" in capsys.readouterr().out
+    whole = tmp_path / "whole"
+    assert train.main([*long, "--out", str(whole)]) == 0
+    assert (out / "interrupted" / "loss.csv").read_text() == (whole / "loss.csv").read_text()
+    assert (out / "interrupted" / "metrics.json").read_text().count('"dev_loss"') == 1
+    one, two = (json.loads((d / "metrics.json").read_text()) for d in (out / "interrupted", whole))
+    assert [one[k] for k in ("train_loss", "dev_loss", "test_loss")] == [two[k] for k in ("train_loss", "dev_loss",
+                                                                                         "test_loss")]
+
+
+def test_a_force_run_stopped_after_its_snapshots_saves_in_their_side_folder(tmp_path, monkeypatch, capsys):
+    # Ctrl-C's save of a --force run went to a side folder of its own: with its snapshots in out/interrupted,
+    # it goes there (not to interrupted-2), and an earlier stopped run's interrupted/ is never taken
+    out = tmp_path / "run"
+    assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(out)]) == 0
+    stop_training_at(monkeypatch, 10)
+    assert train.main([*SMALL, "--steps", "30", "--eval-every", "0", "--force", "--out", str(out)]) == 130
+    first = (out / "interrupted" / "model.npz").read_bytes()  # (no snapshot: none was due)
+    monkeypatch.undo()
+    old = (out / "model.npz").read_bytes()
+    monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 0.0)
+    stop_training_at(monkeypatch, 25)
+    saved, real = [], runs.save_run
+    monkeypatch.setattr(runs, "save_run", lambda to, *a: saved.append(to) or real(to, *a))
+    capsys.readouterr()
+    assert train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--seed", "5", "--force", "--out", str(out)]) == 130
+    assert saved == [out / "interrupted-2"] * 26  # a snapshot after each of the 25 steps, then the stop's save
+    err = capsys.readouterr().err
+    assert f"the model already in {out} stays: this interrupted run went to {out / 'interrupted-2'}" in err
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["interrupted", "interrupted-2"]
+    assert (out / "model.npz").read_bytes() == old and (out / "interrupted" / "model.npz").read_bytes() == first
+    state = checkpoint.load_state(out / "interrupted-2" / "model.npz")
+    assert int(state["step"]) == 25 and json.loads((out / "interrupted-2" / "metrics.json").read_text())["interrupted"]
+    assert not (out / "interrupted-2" / ".lock").exists()
+
+
+def test_a_force_run_that_diverges_or_cannot_claim_a_side_folder_leaves_no_snapshot(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(out)]) == 0
+    earlier = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 0.0)
+    with pytest.raises(UsageError, match="nothing was saved"):
+        train.main([*SMALL, "--steps", "3000", "--lr", "30", "--eval-every", "0", "--force", "--out", str(out)])
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier  # no side folder left, nor a lock
+    # a side folder it cannot make (a file where it would go, and every numbered name after it taken likewise):
+    # said once, and the run goes on and is saved whole
+    monkeypatch.setattr(runs, "claim_fresh", lambda base: (_ for _ in ()).throw(UsageError(f"cannot make {base}")))
+    capsys.readouterr()
+    assert train.main([*SMALL, "--steps", "30", "--eval-every", "0", "--seed", "3", "--force", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.count(f"cannot save a snapshot of the run in {out} (cannot make {out / 'interrupted'})") == 1
+    assert sorted(p.name for p in out.iterdir()) == sorted(earlier)
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 30
 
 def test_a_snapshot_that_cannot_be_written_is_said_once_and_training_goes_on(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 0.0)
@@ -119,7 +186,8 @@ def test_no_snapshots_over_a_users_files_or_without_room_for_two_saves(tmp_path,
     (mine / "loss.csv").write_text("my notes")
     with pytest.raises(UsageError, match="nothing was saved"):
         train.main([*SMALL, "--steps", "300", "--lr", "30", "--eval-every", "0", "--force", "--out", str(mine)])
-    assert saved == [] and (mine / "loss.csv").read_text() == "my notes"
+    assert set(saved) == {mine / "interrupted"}  # beside the user's files, never over them, and taken back
+    assert sorted(p.name for p in mine.iterdir()) == ["loss.csv"] and (mine / "loss.csv").read_text() == "my notes"
     need = space.bytes_to_save(train_flags.parse_args([*SMALL, "--steps", "30"]).cfg, 11897)
     for free, snapshots in ((2 * need - 1, False), (2 * need, True)):
         monkeypatch.setattr(runs.shutil, "disk_usage", lambda path, free=free: type("U", (), {"free": free}))
@@ -235,25 +303,6 @@ def test_a_run_whose_folder_is_replaced_while_it_trains_never_writes_over_the_ne
     assert (out / "model.npz").read_bytes() == b"run B's model"
     assert json.loads((rescue / "metrics.json").read_text())["steps"] == 40
     assert 0 < int(checkpoint.load_state(moved / "model.npz")["step"]) < 20  # its snapshots stayed where they went
-
-
-def test_a_run_that_can_keep_no_snapshots_says_so_once_one_would_be_due(tmp_path, monkeypatch, capsys):
-    # From a hostile pass: a --force run over a finished one keeps no snapshots (they would replace the old run
-    # before the new one is whole), and a kill -9 after hours lost it without a word beforehand.
-    assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 0
-    old = (tmp_path / "model.npz").read_bytes()
-    monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 0.0)
-    seen = []
-    real = runs.save_run
-    monkeypatch.setattr(runs, "save_run", lambda *a, **k: seen.append((tmp_path / "model.npz").read_bytes()) or real(*a, **k))
-    capsys.readouterr()
-    assert train.main([*SMALL, "--steps", "30", "--eval-every", "0", "--seed", "5", "--force", "--out", str(tmp_path)]) == 0
-    err = capsys.readouterr().err
-    assert err.count("warning: this run keeps no snapshots as it trains") == 1 and "kill -9" in err
-    assert seen == [old]  # one save, the final one, with the old run in place until then
-    monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 300.0)
-    assert train.main([*SMALL, "--steps", "30", "--eval-every", "0", "--seed", "6", "--force", "--out", str(tmp_path)]) == 0
-    assert "no snapshots" not in capsys.readouterr().err  # a run shorter than a snapshot's interval is not warned
 
 
 def test_a_run_whose_lock_file_alone_is_removed_still_saves_in_its_folder(tmp_path, monkeypatch, capsys):
