@@ -60,8 +60,8 @@ def test_a_force_runs_snapshots_go_to_a_side_folder_and_the_earlier_model_is_rep
     saved = []
     real = runs.save_run
     monkeypatch.setattr(runs, "save_run", lambda to, *a: saved.append((to, (out / "model.npz").read_bytes())) or real(to, *a))
-    assert train.main([*SMALL, "--steps", "300", "--eval-every", "0", "--force", "--out", str(out)]) == 0
-    assert [to for to, _ in saved] == [out / "interrupted"] * 299 + [out]  # a snapshot a step but the last, then the run
+    assert train.main([*SMALL, "--steps", "100", "--eval-every", "0", "--force", "--out", str(out)]) == 0
+    assert [to for to, _ in saved] == [out / "interrupted"] * 99 + [out]  # a snapshot a step but the last, then the run
     assert {model for _, model in saved} == {earlier["model.npz"]}  # the earlier run in place until the new one was whole
     assert sorted(p.name for p in out.iterdir()) == sorted(earlier)  # and the side folder gone
     assert (out / "model.npz").read_bytes() != earlier["model.npz"]
@@ -69,17 +69,17 @@ def test_a_force_runs_snapshots_go_to_a_side_folder_and_the_earlier_model_is_rep
     # killed part-way, it leaves the earlier run as it was, and its snapshot beside it, to resume as if in one go
     monkeypatch.setattr(runs, "save_run", real)
     earlier = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
-    long = [*SMALL, "--steps", "4000", "--eval-every", "1000"]
+    long = [*SMALL, "--steps", "1500", "--eval-every", "500"]
     killed_part_way(out, [*long, "--force"], monkeypatch, watch=out / "interrupted")
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"} == earlier
     steps = int(checkpoint.load_state(out / "interrupted" / "model.npz")["step"])
-    assert 0 < steps < 4000
+    assert 0 < steps < 1500
     monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 1e9)
     capsys.readouterr()
     assert train.main(["--resume", "--out", str(out)]) == 0  # the run there is complete: it points at the one beside it
     assert f"python -m mlp_lm.train --resume --out {out / 'interrupted'} continues it" in capsys.readouterr().out
     assert train.main(["--resume", "--out", str(out / "interrupted")]) == 0
-    assert f"resuming the run in {out / 'interrupted'} at step {steps} of 4000" in capsys.readouterr().out
+    assert f"resuming the run in {out / 'interrupted'} at step {steps} of 1500" in capsys.readouterr().out
     whole = tmp_path / "whole"
     assert train.main([*long, "--out", str(whole)]) == 0
     assert (out / "interrupted" / "loss.csv").read_text() == (whole / "loss.csv").read_text()
