@@ -51,9 +51,12 @@ def resume_point(out, data=None):
         model, vocab, config = checkpoint.load(path)
     except checkpoint.CheckpointError:
         if not path.exists():  # even after load finished any save cut short: no run was ever saved here
+            side = stopped_beside(out)  # a --force run over a user's files, killed: its snapshot is beside them
             raise UsageError(f"nothing to resume in {out}: no run was saved there (a run is saved when it ends "
-                             f"or is stopped, and every {SNAPSHOT_SECONDS / 60:g} minutes as it trains); start one "
-                             f"without --resume") from None
+                             f"or is stopped, and every {SNAPSHOT_SECONDS / 60:g} minutes as it trains); " + (
+                                 f"a run stopped beside it is in {side}: python -m mlp_lm.train --resume --out "
+                                 f"{shlex.quote(str(side))} continues it" if side else
+                                 "start one without --resume")) from None
         raise
     if config.get("diverged_at") is not None:  # resuming would replay the very steps that went wrong
         raise UsageError(f"the run in {out} diverged after step {config['diverged_at']} and was saved as it was before, "
@@ -113,7 +116,14 @@ def resume_point(out, data=None):
         cut = "dev evaluation after its last step" if last_dev_missing(cfg, done, devs) else "final evaluation"
         return cfg, preset, resumed, (f"the run in {out} trained all {done} steps but its {cut} was cut short: "
                                       f"evaluating it")
-    return cfg, preset, resumed, f"resuming the run in {out} at step {done} of {cfg.steps}"
+    side = stopped_beside(out)  # a --force run over this stopped one, stopped or killed in turn: the newer
+    try:
+        newer = side is not None and (side / "model.npz").stat().st_mtime_ns > path.stat().st_mtime_ns
+    except OSError:  # gone since: nothing to point at
+        newer = False
+    return cfg, preset, resumed, f"resuming the run in {out} at step {done} of {cfg.steps}" + (
+        f" (a newer run, stopped beside it, is in {side}: python -m mlp_lm.train --resume --out "
+        f"{shlex.quote(str(side))} continues that one)" if newer else "")
 
 
 def read_history(state, steps):

@@ -61,18 +61,17 @@ def run_record(cfg, preset, splits, trainer, params, losses, devs, result, *, se
     return config, summary, state, novelty
 
 
-def snapshots_for(out, cfg, preset, splits, first, room, timing=(0.0, 0), hold=None):
+def snapshots_for(out, cfg, preset, splits, first, room, timing=(0.0, 0), hold=None, aside=False):
     """The Snapshots of a run into `out` that has taken `first` steps before this command (a resumed run's),
     or None. Snapshots go where the run's files alone are: a resumed run's own folder, or one holding none of a
-    run's files; where `out` holds them already (a --force run over an earlier model, or over a user's loss.csv,
-    which it replaces only with a whole run), to a side folder of their own (`aside`). And only with `room`
-    (runs.check_space) for two saves, or a warning that a kill would lose the run. hold: the run's
-    runlock.FolderHold: a folder removed or replaced meanwhile is written no more."""
+    run's files; `aside` (`out` holds an earlier run's files, or a user's loss.csv, which a --force run replaces
+    only whole), to a side folder of their own. And only with `room` (runs.check_space) for two saves, or a
+    warning that a kill would lose the run. hold: the run's runlock.FolderHold: a folder removed or replaced
+    meanwhile is written no more."""
     if not room:
         print(f"warning: {out} has room for this run's files but not for its snapshots as well: a kill it cannot "
               f"catch (kill -9, a power cut) would lose it", file=sys.stderr)
         return None
-    aside = not first and any((Path(out) / name).exists() for name in (*runs.SAVED, *runs.PICTURES))
     return Snapshots(out, cfg, preset, splits, first, timing, hold, aside)
 
 
@@ -92,8 +91,7 @@ class Snapshots:
         self.timing = timing  # run_record's: the time of the commands before this one
         self.start = self.last = time.monotonic()
         self.failed, self.step = False, 0  # step: that of the last snapshot written, 0 for none
-        self.base, self.aside, self.lock = self.out, aside, None  # lock: the side folder's, once claimed
-        self.handed = False  # side_folder() gave the side folder to a stop signal's save
+        self.base, self.base_hold, self.aside, self.lock = self.out, hold, aside, None  # lock: the side folder's
 
     def due(self):
         return time.monotonic() - self.last >= SNAPSHOT_SECONDS
@@ -107,10 +105,13 @@ class Snapshots:
                                                seconds=seconds, ran=len(losses), interrupted=True,
                                                best_step=best_step, timing=self.timing)
         try:
+            if self.lock is not None and self.lost() and not self.base_lost():  # its side folder removed: another
+                self.lock.__exit__()
+                self.out, self.hold, self.lock, self.step = self.base, self.base_hold, None, 0
             if lost := self.lost():  # it may be another run's now
                 self.step = 0  # (and the snapshot made there is gone with it)
                 raise checkpoint.CheckpointError(lost)
-            if self.aside and self.lock is None:  # the first snapshot: its side folder, from the one held
+            if self.aside and self.lock is None:  # the first snapshot: its side folder, in the folder held
                 self.out, self.lock = runs.claim_fresh(self.base / "interrupted")
                 self.hold = FolderHold(self.out)
             runs.save_run(self.out, params, self.splits.vocab, config, state, summary, losses, devs)
@@ -126,6 +127,9 @@ class Snapshots:
 
     def lost(self):
         return self.hold.lost() if self.hold is not None else None
+
+    def base_lost(self):
+        return self.base_hold.lost() if self.base_hold is not None else None
 
     def diverged(self):
         """The run blew up with nothing worth saving: a new run's snapshots go (resuming them would only replay
@@ -145,14 +149,15 @@ class Snapshots:
 
     def side_folder(self):
         """(folder, its lock held) of an aside run's snapshots, for a stop signal's save to go to, which then
-        owns them both; or None (no snapshot yet, not aside, or the folder is not this run's any more)."""
+        holds the lock; or None (no snapshot yet, not aside, or the folder is not this run's any more)."""
         if self.lock is None or self.lost():
             return None
-        folder, lock, self.lock, self.handed = self.out, self.lock, None, True
-        return folder, lock
+        lock, self.lock = self.lock, None
+        return self.out, lock
 
     def saved_whole(self):
-        """The run is saved whole, in `out` or in a side folder of train's: an aside run's snapshots go."""
+        """The run is saved whole in `out` (or, useless, in a side folder of train's): an aside run's snapshots
+        go, with their folder."""
         if self.aside:
             self.remove()
 
@@ -161,8 +166,6 @@ class Snapshots:
         worth keeping: resuming them would only replay the steps that went wrong), that was saved whole
         elsewhere (a disk that filled: an older state left here would only mislead), or, aside, saved whole.
         An aside run's side folder goes with them (if it is empty then: never another's files)."""
-        if self.handed:  # the snapshots' folder is a stop signal's save's now
-            return
         mine = not self.lost()  # never another run's files
         if self.step and mine:
             self.step = 0
@@ -176,6 +179,6 @@ class Snapshots:
         if self.lock is not None:
             lock, self.lock = self.lock, None
             lock.__exit__()
-            if mine:
-                with suppress(OSError):
-                    self.out.rmdir()  # only if empty
+        if self.out != self.base and mine:
+            with suppress(OSError):
+                self.out.rmdir()  # only if empty

@@ -106,8 +106,8 @@ def run_training(cfg, preset, out_arg, sweep, n_threads, splits, force=False, fo
     if out_arg is None:
         out, lock = claim_default_out(cfg.data)  # a new numbered folder, already locked
     else:
-        # room for a side folder (unconverged/) only where there is a model for a run not to replace
-        out, lock = prepare_out(out_arg, sweep, side=(Path(out_arg) / "model.npz").exists()), None
+        # room for a side folder (interrupted/, unconverged/) only where there are files for a run not to replace
+        out, lock = prepare_out(out_arg, sweep, side=bool(files_in_the_way(out_arg))), None
     born = FolderHold(out) if made else None  # the folder made: never another one made at the path since
     try:
         with lock or RunLock(out):  # whether the folder holds a model is asked only once it is ours
@@ -158,9 +158,12 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
     # while another is being handled waits too (a second Ctrl-\ aside), so no signal loses the run on its way to disk.
     trainer, interrupt, diverged, no_memory = None, None, None, None
     first = len(resumed[1]) if resumed else 0  # steps taken before this command
-    own = resumed is not None or not (out / "model.npz").exists()  # a stopped run is saved in `out` itself
+    own = resumed is not None or not (out / "model.npz").exists()  # a useless run is saved in `out` itself
+    # files a new run replaces only whole (an earlier run's, or a user's loss.csv: --force): its snapshots and a
+    # stopped run go to a side folder instead
+    whole_only = [] if resumed is not None else files_in_the_way(out)
     hold = FolderHold(out)  # is it still this run's folder when it saves? (removed, or replaced meanwhile)
-    snapshots = snapshots_for(out, cfg, preset, splits, first, room, timing, hold)  # saved as it trains
+    snapshots = snapshots_for(out, cfg, preset, splits, first, room, timing, hold, bool(whole_only))  # as it trains
     with signals_held() as held:
         try:
             t0 = time.perf_counter()
@@ -210,13 +213,14 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         # more steps, or the evaluation, to do (a diverged run has none that --resume could do)
         unfinished = interrupt is not None and (done < cfg.steps or not result) and not diverged
         kept, side_lock, unusable = None, None, None
-        # A piece of a --force run (interrupted: --force asked for the whole run) or a useless model
-        # (unconverged) never replaces the model in --out: it goes to a side folder of its own. A resumed
-        # run's model in --out is its own unfinished state, which it always replaces (else every resume
-        # would start again from there).
+        # A piece of a --force run (interrupted: --force asked for the whole run) never replaces the files in
+        # --out, nor a useless model (unconverged) the model there: each goes to a side folder of its own. A
+        # resumed run's model in --out is its own unfinished state, which it always replaces (else every
+        # resume would start again from there).
         lost = hold.lost()  # then never into `out`, which may be another run's: the temporary directory
-        side = None if own or lost else (
-            "interrupted" if interrupt is not None else "unconverged" if futile or diverged else None)
+        side = None if lost else "interrupted" if interrupt is not None and whole_only else (
+            "unconverged" if interrupt is None and (futile or diverged) and not own else None)
+        taken = None
         if side:
             kept = out if side == "interrupted" else None
             taken = snapshots.side_folder() if side == "interrupted" and snapshots else None  # where it snapshotted
@@ -235,22 +239,25 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                 save_run_or_rescue(out, params, splits.vocab, config, state, summary, losses, devs,
                                    unusable=unusable or lost, unfinished=unfinished)
         except (UsageError, atomic.CheckpointError) as e:  # saved elsewhere, or lost: no empty side folder stays
+            if snapshots:
+                e = snapshots.save_failed(e)  # (taking back a snapshot that would mislead, in `out` or beside it)
             if side:
                 with suppress(OSError):
                     out.rmdir()
-            if snapshots:
-                e = snapshots.save_failed(e)
             if diverged:  # what was to be saved is the best of a run that blew up: say so too
                 raise UsageError(f"{diverged}; kept the run as it was at step {diverged.kept}, but {e}") from None
             if interrupt is not None and isinstance(e, UsageError):  # saved elsewhere: the stop signal's exit code
                 e.code = exit_code(interrupt)
             raise e from None
-        if snapshots:
+        if snapshots and not taken:
             snapshots.saved_whole()  # a --force run's snapshots, in a side folder, go: it is saved whole
     drawing = drawn = False
     try:  # the run is saved: a stop signal from here on cuts the report short, never the run
         if kept is not None:
-            print(f"the model already in {kept} stays: this interrupted run went to {out}", file=sys.stderr)
+            model_there = "model.npz" in whole_only  # else the files of a run, or a user's, that --force replaces whole
+            print(f"the {'model' if model_there else ', '.join(whole_only)} already in {kept} "
+                  f"{'stays' if model_there or len(whole_only) == 1 else 'stay'}: this interrupted run went to {out}",
+                  file=sys.stderr)
         if held and interrupt is None:  # a signal during the save: it waited, so say what became of the run
             print(f"{held[0].args[0]} while saving: waited until the run was written in full", file=sys.stderr)
         interrupt = interrupt or (held[0] if held else None)

@@ -381,3 +381,95 @@ def test_what_a_run_finds_in_its_folder_when_it_saves(what, tmp_path, monkeypatc
         assert (out / "model.npz").read_bytes() == b"run B's model"
     else:
         assert out.is_dir() and not list(out.iterdir())  # the new folder stays, empty as it was made
+
+
+def test_a_force_run_over_a_users_files_stopped_or_killed_leaves_them_and_is_pointed_at(tmp_path, monkeypatch, capsys):
+    # From a hostile pass over the side folder: a stop signal saved a --force run over a user's loss.csv (no model
+    # there) into the folder itself, replacing it with a part of a run; and --resume on such a folder said "no run
+    # was saved there", with the run's snapshot beside it
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "loss.csv").write_text("my notes")
+    monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 0.0)
+    stop_training_at(monkeypatch, 25)
+    assert train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--force", "--out", str(out)]) == 130
+    assert f"the loss.csv already in {out} stays: this interrupted run went to {out / 'interrupted'}" in \
+        capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["interrupted", "loss.csv"]
+    assert (out / "loss.csv").read_text() == "my notes"
+    assert int(checkpoint.load_state(out / "interrupted" / "model.npz")["step"]) == 25
+    monkeypatch.undo()
+    with pytest.raises(UsageError, match=re.escape(f"nothing to resume in {out}: no run was saved there (a run is saved "
+                                                   f"when it ends or is stopped, and every 5 minutes as it trains); a "
+                                                   f"run stopped beside it is in {out / 'interrupted'}: python -m "
+                                                   f"mlp_lm.train --resume --out {out / 'interrupted'} continues it")):
+        train.main(["--resume", "--out", str(out)])
+
+
+def test_resuming_a_stopped_run_names_a_newer_one_stopped_beside_it(tmp_path, monkeypatch, capsys):
+    # From the same pass: --resume continued the older run in --out in silence, with the newer --force run that
+    # was to replace it stopped (or killed) in out/interrupted
+    out = tmp_path / "run"
+    stop_training_at(monkeypatch, 30)
+    assert train.main([*SMALL, "--steps", "60", "--eval-every", "0", "--out", str(out)]) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    stop_training_at(monkeypatch, 20)
+    assert train.main([*SMALL, "--steps", "60", "--eval-every", "0", "--seed", "4", "--force", "--out", str(out)]) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert train.main(["--resume", "--out", str(out)]) == 0
+    assert (f"resuming the run in {out} at step 30 of 60 (a newer run, stopped beside it, is in {out / 'interrupted'}: "
+            f"python -m mlp_lm.train --resume --out {out / 'interrupted'} continues that one)") in capsys.readouterr().out
+    assert train.main(["--resume", "--out", str(out / "interrupted")]) == 0
+    assert "a newer run" not in capsys.readouterr().out
+
+
+def test_a_force_run_stopped_on_a_full_disk_takes_back_its_snapshot_beside_the_earlier_run(tmp_path, monkeypatch,
+                                                                                             capsys):
+    # From the same pass: a stopped --force run saved whole under the temporary directory (its side folder full)
+    # left its older snapshot in out/interrupted, and --resume pointed at it
+    from mlp_lm import cli
+    out, rescue = tmp_path / "run", tmp_path / "rescued"
+    assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(out)]) == 0
+    earlier = {p.name: p.read_bytes() for p in out.iterdir()}
+    monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 0.0)
+    stop_training_at(monkeypatch, 25)
+    real, calls = runs.save_run, []
+
+    def full_at_the_stop(to, *a):
+        calls.append(to)
+        if len(calls) == 26 and to == out / "interrupted":  # the stop's save, after 25 snapshots there
+            raise checkpoint.CheckpointError(f"cannot write {to / 'model.npz'}: No space left on device")
+        real(to, *a)
+    monkeypatch.setattr(runs, "save_run", full_at_the_stop)
+    monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
+    with pytest.raises(SystemExit) as e:
+        cli.run(lambda: train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--force", "--out", str(out)]), "train")
+    assert e.value.code == 130 and f"saved in {rescue}" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier  # no side folder left, nor anything in it
+    assert int(checkpoint.load_state(rescue / "model.npz")["step"]) == 25
+
+
+def test_a_force_runs_side_folder_removed_while_it_trains_is_made_again(tmp_path, monkeypatch, capsys):
+    # From the same pass: an rm -rf of out/interrupted stopped the run's snapshots for good, so a kill then lost it
+    import shutil
+    from mlp_lm import model
+    out = tmp_path / "run"
+    assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(out)]) == 0
+    monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 0.0)
+    real, calls = model.loss_and_grads, {"n": 0}
+
+    def side_folder_removed_at_step_10(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 11:
+            shutil.rmtree(out / "interrupted")
+        if calls["n"] == 21:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(model, "loss_and_grads", side_folder_removed_at_step_10)
+    capsys.readouterr()
+    assert train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--force", "--out", str(out)]) == 130
+    assert "cannot save a snapshot" not in capsys.readouterr().err
+    assert int(checkpoint.load_state(out / "interrupted" / "model.npz")["step"]) == 20
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["interrupted"]
