@@ -34,8 +34,9 @@ from .counting import KneserNey, choose_k
 from .data import SPLIT_SEED, load_splits
 from .jsonout import json_text
 from .aside import check_run_place, recover_set_aside, results_lock, retrain
-from .results_markdown import render
-from .results_table import CONFIGS, MIX_ORDER, check_read_back, complete, read_run, stranger, trained_steps
+from .results_markdown import render, written_here
+from .results_table import (CONFIGS, MIX_ORDER, check_read_back, check_replaceable, complete, read_run, stranger,
+                            trained_steps)
 from .train_flags import parse_args as parse_train_flags
 from .wordfile import DEFAULT_DATA, NO_CHECKOUT, digest, has_checkout, in_checkout
 
@@ -87,6 +88,7 @@ def main(argv=None):
     only, runs, docs, docs_wanted = check_flags(args)  # before any work: a bad flag costs nothing
     for name in ([] if args.no_train else [n for n in CONFIGS if n in only]):  # and a run with nowhere to go
         check_run_place(runs / name)
+        check_replaceable(name, runs / name)  # nor one that would remove what results did not put there
     with results_lock(runs, make=not args.no_train) as held:
         for name in CONFIGS if held else ():  # a results run killed outright may have left an earlier run set aside
             done = recover_set_aside(runs / name, partial(stranger, name), complete)
@@ -217,7 +219,8 @@ def check_no_link_to_docs(runs, docs, docs_wanted):
     embedding.png with docs, else the runs' results.md) is a symbolic link, which atomic.write_whole would
     write through, over whatever it names: the documented table, the training data, a model (hostile
     testers' links, each written over, once while the command said docs were left as they were); or is
-    there but no regular file (a folder), which the write would meet only after the counting. The runs'
+    there but no regular file (a folder), which the write would meet only after the counting; or is a file
+    results did not write (results_markdown.written_here: a user's notes in the folder named). The runs'
     results.md linking to the documented one is named as such."""
     written = [runs / "tables.json"] + ([docs / "results.md", docs / "embedding.png"] if docs_wanted else
                                         [runs / "results.md"])  # a link in --docs too: it had replaced names.txt
@@ -232,6 +235,9 @@ def check_no_link_to_docs(runs, docs, docs_wanted):
         if path.exists() and not path.is_file():
             raise UsageError(f"{path} is not a file, and the table would be written there; remove it or pass "
                              f"another {'--runs' if path.parent == runs else '--docs'}")
+        if path.is_file() and not written_here(path):  # a user's own notes, say, in the folder named
+            raise UsageError(f"{path} is not a file this command wrote, and the table would be written over it; "
+                             f"move it away or pass another {'--runs' if path.parent == runs else '--docs'}")
 
 
 def table_command(args, runs, docs_wanted):

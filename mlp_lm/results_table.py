@@ -14,6 +14,8 @@ from .atomic import CheckpointError
 from .cli import UsageError
 from .data import SPLIT_SEED, load_splits
 from .params import param_count
+from .resume import stopped_beside
+from .runs import files_in_the_way
 from .train_flags import parse_args
 from .config import PRESETS, Config
 from .wordfile import DEFAULT_DATA, digest, in_checkout
@@ -91,6 +93,20 @@ def stranger(name, out):
     if not (isinstance(m, dict) and isinstance(m.get("config"), dict)):
         return "has no metrics.json of a run"
     return run_problem(name, m, digest(in_checkout(DEFAULT_DATA)))
+
+
+def check_replaceable(name, out):
+    """UsageError if retraining the table's run `name` in the folder `out` would remove what results did not
+    put there: the files of a run that is not a results run (a user's loss.csv, a run trained there by hand),
+    or a run stopped there by hand in a side folder (interrupted/), which --resume could still finish."""
+    held = files_in_the_way(out)
+    if held and (problem := stranger(name, out)):
+        raise UsageError(f"{out} holds {', '.join(held)}, and not a run this command trained there (it {problem}); "
+                         f"retraining {name} would remove them: move them away, or pass another --runs")
+    if (side := stopped_beside(out)) is not None:
+        raise UsageError(f"{side} holds a run stopped part-way, trained there by hand, which retraining {name} "
+                         f"would remove: finish it (python -m mlp_lm.train --resume --out {shlex.quote(str(side))}) "
+                         f"or not, and move it away")
 
 
 def read_metrics(path):

@@ -11,10 +11,11 @@ import time
 
 import pytest
 
-from mlp_lm import aside, cli, results, results_table, train, train_flags
+from mlp_lm import aside, checkpoint, cli, results, results_markdown, results_table, train, train_flags
 from mlp_lm.cli import UsageError
+from mlp_lm.results_markdown import GENERATED
 
-from .conftest import SMALL, no_real_losses, put_results_run, results_metrics, run_cli
+from .conftest import SMALL, no_real_losses, put_results_run, results_metrics, run_cli, stop_training_at
 
 
 def fill_runs(runs, steps=None, skip=()):
@@ -91,7 +92,7 @@ def test_a_rerun_the_training_refuses_keeps_the_earlier_run(tmp_path, no_countin
     monkeypatch.setattr(results, "parse_train_flags", lambda argv: None)
     runs = tmp_path / "r"
     fill_runs(runs, steps=300, skip=("lecture",))
-    first = run_cli("mlp_lm.train", "--steps", "300", "--eval-every", "0", "--out", runs / "lecture")
+    first = run_cli("mlp_lm.train", "--init", "lecture", "--steps", "300", "--eval-every", "0", "--out", runs / "lecture")
     assert first.returncode == 0, first.stderr
     before = {p.name: p.read_bytes() for p in (runs / "lecture").iterdir()}
     # train refuses --steps past its limit: the earlier run must not have been thrown away for it
@@ -163,7 +164,8 @@ def test_the_runs_table_is_no_link_to_the_documented_one(tmp_path, no_counting, 
     monkeypatch.setattr(results, "in_checkout",
                         lambda relative: docs if relative == "docs" else wordfile.in_checkout(relative))
     docs.mkdir()
-    (docs / "results.md").write_text("the documented table\n")
+    DOCUMENTED = f"{GENERATED}\nthe documented table\n"  # (a results.md that says it is generated, as results writes)
+    (docs / "results.md").write_text(DOCUMENTED)
     fill_runs(runs, steps=300)
     (runs / "results.md").symlink_to(docs / "results.md")
     monkeypatch.setattr(aside, "train_run", lambda flags: pytest.fail("trained despite the link"))
@@ -171,18 +173,18 @@ def test_the_runs_table_is_no_link_to_the_documented_one(tmp_path, no_counting, 
         message = refusal([*argv, "--runs", str(runs)])
         assert message == (f"{runs / 'results.md'} is a link to {docs / 'results.md'}, the documented table, which "
                            f"this command leaves as it is; remove the link, or add --write-docs to write both")
-    assert (docs / "results.md").read_text() == "the documented table\n"
+    assert (docs / "results.md").read_text() == DOCUMENTED
     assert results.main(["--no-train", "--write-docs", "--runs", str(runs)]) == 0  # asked for: both written
     assert "300 steps each" in (docs / "results.md").read_text()
     (runs / "results.md").unlink()
-    (docs / "results.md").write_text("the documented table\n")
+    (docs / "results.md").write_text(DOCUMENTED)
 
     def link_made_meanwhile(data):  # while the runs trained or the n-grams counted
         (runs / "results.md").symlink_to(docs / "results.md")
         return {}
     monkeypatch.setattr(results, "ngram_rows", link_made_meanwhile)
     assert "is a link to" in refusal(["--no-train", "--runs", str(runs)])
-    assert (docs / "results.md").read_text() == "the documented table\n"
+    assert (docs / "results.md").read_text() == DOCUMENTED
     # From a second hostile pass: tables.json, written first and always, went through its link too
     (runs / "results.md").unlink()
     monkeypatch.undo()  # the n-grams counted as no_counting has them
@@ -198,7 +200,7 @@ def test_the_runs_table_is_no_link_to_the_documented_one(tmp_path, no_counting, 
         for argv in (["--no-train"], ["--no-train", "--write-docs"]):
             assert f"tables.json is a symbolic link (to {target}), which writing the table would write through" in \
                 refusal([*argv, "--runs", str(runs)]), (target, argv)
-    assert (docs / "results.md").read_text() == "the documented table\n" and not (docs / "embedding.png").exists()
+    assert (docs / "results.md").read_text() == DOCUMENTED and not (docs / "embedding.png").exists()
     assert (runs / "scaled" / "model.npz").read_bytes() == model and not (tmp_path / "nowhere.json").exists()
     assert (tmp_path / "names.txt").read_text() == "the training data\n"
     (runs / "tables.json").unlink()
@@ -868,3 +870,52 @@ def test_a_metrics_json_linking_to_nothing_and_a_lock_that_is_a_folder_are_named
         f"remove it, or use another folder")
     (tmp_path / ".results.lock").rmdir()
     assert results.main(["--no-train", "--runs", str(tmp_path)]) == 0
+
+
+def test_a_users_own_files_in_the_runs_folder_are_never_written_over(tmp_path, no_counting, monkeypatch):
+    # From a review: --runs naming a folder of one's own notes replaced its results.md and tables.json, and a
+    # user's loss.csv in a run's folder was set aside with the earlier run, then removed
+    runs = tmp_path / "notes"
+    fill_runs(runs, steps=300)
+    monkeypatch.setattr(aside, "train_run", lambda flags: pytest.fail("trained over a user's files"))
+    for name, mine in (("results.md", "# my own results\n"), ("tables.json", '{"mine": 1}')):
+        (runs / name).write_text(mine)
+        for argv in (["--no-train"], ["--steps", "50", "--only", "lecture"]):
+            assert refusal([*argv, "--runs", str(runs)]) == (
+                f"{runs / name} is not a file this command wrote, and the table would be written over it; move it "
+                f"away or pass another --runs")
+        assert (runs / name).read_text() == mine
+        (runs / name).unlink()
+    assert results.main(["--no-train", "--runs", str(runs)]) == 0  # its own files, written again at will
+    assert results.main(["--no-train", "--runs", str(runs)]) == 0
+    for name in ("results.md", "tables.json"):
+        assert results_markdown.written_here(runs / name)
+
+    scaled = runs / "scaled"
+    for name in ("metrics.json", "model.npz"):
+        (scaled / name).unlink()
+    (scaled / "loss.csv").write_text("my notes")
+    assert refusal(["--steps", "50", "--only", "scaled", "--runs", str(runs)]) == (
+        f"{scaled} holds loss.csv, and not a run this command trained there (it has no metrics.json of a run); "
+        f"retraining scaled would remove them: move them away, or pass another --runs")
+    assert (scaled / "loss.csv").read_text() == "my notes" and not list(runs.glob(".scaled-earlier-*"))
+
+
+def test_a_run_stopped_by_hand_beside_a_results_run_is_not_removed_by_retraining_it(tmp_path, no_counting,
+                                                                                    monkeypatch):
+    # From a hostile pass: a --force training by hand into a results run's folder, killed, left its snapshot in
+    # interrupted/, and retraining that run removed it with the earlier run
+    runs = tmp_path / "r"
+    fill_runs(runs, steps=300, skip=("lecture",))
+    lecture = runs / "lecture"
+    first = run_cli("mlp_lm.train", "--init", "lecture", "--steps", "300", "--eval-every", "0", "--out", lecture)
+    assert first.returncode == 0, first.stderr
+    stop_training_at(monkeypatch, 20)
+    assert train.main([*SMALL, "--steps", "60", "--eval-every", "0", "--force", "--out", str(lecture)]) == 130
+    monkeypatch.undo()
+    no_counting_again(monkeypatch)
+    monkeypatch.setattr(aside, "train_run", lambda flags: pytest.fail("trained over a stopped run"))
+    assert refusal(["--steps", "300", "--only", "lecture", "--runs", str(runs)]) == (
+        f"{lecture / 'interrupted'} holds a run stopped part-way, trained there by hand, which retraining lecture would "
+        f"remove: finish it (python -m mlp_lm.train --resume --out {lecture / 'interrupted'}) or not, and move it away")
+    assert int(checkpoint.load_state(lecture / "interrupted" / "model.npz")["step"]) == 20
