@@ -70,7 +70,7 @@ def other_file(path, items, vocab, block_size):
     for i, item in enumerate(items):  # a check per item, with its line for the message
         if BOUNDARY in item:
             raise DataError(f"{path}: item {i + 1} ({item!r}) contains the boundary symbol {BOUNDARY!r}, "
-                            f"which marks the start and end of every item")
+                            f"which marks the start and end of every item; remove it from the file")
     unknown = sorted(set("".join(items)) - set(vocab.itos))
     if unknown:
         raise DataError(f"{path} has symbol(s) {show_symbols(''.join(unknown))} that the model never saw "
@@ -88,7 +88,9 @@ def trained_on(items, config):
     if training.why is not None:
         return f"which of its items the model trained on cannot be told ({training.why})"
     seen = sum(item in training.train for item in items)
-    return f"{seen:,} of its {len(items):,} items {'is' if seen == 1 else 'are'} in the model's training split"
+    one = len(items) == 1
+    return (f"{seen:,} of its {len(items):,} item{'' if one else 's'} {'is' if seen == 1 or one else 'are'} in the "
+            f"model's training split")
 
 
 def same_text_otherwise(items, vocab):
@@ -139,7 +141,9 @@ def main(argv=None):
             raise UsageError(f"{e}; {hint}") from None
         raise
     needs_split = ("--mix-ngram fits its n-gram and weights on the training split: put the file back (or pass "
-                   "a copy with --data), or leave out --mix-ngram")
+                   "a copy with --data), or leave out --mix-ngram") if args.data is None or sha256 == config.get(
+        "data_sha256") else (f"--mix-ngram fits its n-gram and weights on the model's training split, of "
+                             f"{config.get('data')}: put that file back there, or leave out --mix-ngram")
     if args.data is None or sha256 == config.get("data_sha256"):  # the training data itself: its split
         splits = training_splits(config, vocab, block, args.data,  # a byte-identical copy will do
                                  instead=needs_split if n is not None else AS_A_WHOLE)
@@ -203,7 +207,9 @@ def main(argv=None):
             metrics.add_measures(losses)
     if args.json is not None:
         order = {} if n is None else {"mix_ngram": n}  # the n-gram's order, as --mix-ngram gave it
-        write_json(args.json, {"checkpoint": str(args.checkpoint), "data": source, **order, **result})
+        # the dev numbers of another file's evaluation are of the training data's dev split, the weights' (say so)
+        weights = {"dev_of": config["data"]} if "all" in sets and "dev" in sets else {}
+        write_json(args.json, {"checkpoint": str(args.checkpoint), "data": source, **order, **weights, **result})
     return 0
 
 

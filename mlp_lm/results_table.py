@@ -246,9 +246,13 @@ def check_read_back(names, runs, data_sha256):
     and the table's; the missing ones are named together. Returns their metrics, {name: metrics}."""
     missing = [n for n in names if not os.path.lexists(runs / n / "metrics.json")]  # a link to nothing: read_run
     if missing:
+        quick = Path(in_checkout("runs/results-quick"))  # where a run with --steps put them, if that was the last
+        elsewhere = (f" (a quick run's are in {quick}: --runs {shlex.quote(str(quick))} reads them)"
+                     if runs == Path(in_checkout("runs/results")) and any((quick / n / "metrics.json").is_file()
+                                                                        for n in missing) else "")
         raise UsageError(f"{runs} has no {', '.join(missing)} run{'s' if len(missing) > 1 else ''} (never trained "
-                         f"there); train {'them' if len(missing) > 1 else 'it'} with python -m mlp_lm.results --only "
-                         f"{','.join(missing)} (with this command's --runs and --steps, if any), or leave out "
+                         f"there){elsewhere}; train {'them' if len(missing) > 1 else 'it'} with python -m mlp_lm.results "
+                         f"--only {','.join(missing)} (with this command's --runs and --steps, if any), or leave out "
                          f"--only and --no-train to train every run")
     for name in names:  # the quick checks of every run first: a damaged metrics.json waits for no evaluation
         read_run(name, runs, data_sha256, evaluate=False)

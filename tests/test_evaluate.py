@@ -230,6 +230,31 @@ def test_changed_training_data_is_refused(tiny_run, tmp_path):
         err = proc.stderr.strip()
         assert proc.returncode == 2 and len(err.splitlines()) == 1 and "leave out --mix-ngram" in err
         assert "not there any more" in err and "to evaluate on all of it" not in err
+        # From a review: with --data naming another file already, "pass a copy with --data" could not be followed
+        assert ("pass a copy with --data" in err) == (not extra)
+        assert (f"the model's training split, of {data}: put that file back there" in err) == bool(extra)
+
+
+def test_another_files_evaluation_says_whose_dev_split_chose_the_weights(tiny_run, tmp_path):
+    # From a review: the --json of another file's evaluation with --mix-ngram gave dev losses under that file's
+    # name, where they are the training data's dev split's (on which the weights were chosen)
+    other = tmp_path / "other.txt"
+    other.write_text("anna\nbob\nemma\n")
+    out = tmp_path / "ev.json"
+    proc = run_cli("mlp_lm.evaluate", "--checkpoint", tiny_run[0] / "model.npz", "--data", other, "--mix-ngram", 3,
+                   "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    config = checkpoint.load(tiny_run[0] / "model.npz")[2]
+    assert result["data"] == str(other) and result["dev_of"] == config["data"] and "dev_loss" in result["mix"]
+    proc = run_cli("mlp_lm.evaluate", "--checkpoint", tiny_run[0] / "model.npz", "--data", other, "--json", out)
+    assert proc.returncode == 0 and "dev_of" not in json.loads(out.read_text())  # no dev numbers, nothing to say
+    other.write_text("zzzzzzzzq\n")  # one item, not the model's: "0 of its 1 item is", not "items are"
+    proc = run_cli("mlp_lm.evaluate", "--checkpoint", tiny_run[0] / "model.npz", "--data", other)
+    assert proc.returncode == 0 and "0 of its 1 item is in the model's training split" in proc.stdout
+    other.write_text("anna\nb.b\n")
+    proc = run_cli("mlp_lm.evaluate", "--checkpoint", tiny_run[0] / "model.npz", "--data", other)
+    assert proc.returncode == 2 and proc.stderr.strip().endswith("every item; remove it from the file")
 
 
 def test_mixtures_in_bounded_memory_equal_the_kept_distributions(monkeypatch):

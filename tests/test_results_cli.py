@@ -238,7 +238,7 @@ def test_no_train_tables_give_the_steps_the_runs_were_trained_for(tmp_path, no_c
     fill_runs(runs, steps=300)
     docs.mkdir()
     assert results.main(["--no-train", "--runs", str(runs), "--docs", str(docs), "--write-docs"]) == 0
-    assert "300 steps each (a quick look" in (docs / "results.md").read_text()
+    assert "300 steps each; a quick look" in (docs / "results.md").read_text()
 
 
 def test_the_full_budget_keeps_the_documented_caption(tmp_path, no_counting):
@@ -919,3 +919,18 @@ def test_a_run_stopped_by_hand_beside_a_results_run_is_not_removed_by_retraining
         f"{lecture / 'interrupted'} holds a run stopped part-way, trained there by hand, which retraining lecture would "
         f"remove: finish it (python -m mlp_lm.train --resume --out {lecture / 'interrupted'}) or not, and move it away")
     assert int(checkpoint.load_state(lecture / "interrupted" / "model.npz")["step"]) == 20
+
+
+def test_no_train_after_a_quick_run_says_where_its_runs_are(tmp_path, no_counting, monkeypatch):
+    # From a review: --no-train after `results --steps N` said runs/results had none and offered to retrain all nine
+    from mlp_lm import wordfile
+    places = {"runs/results": tmp_path / "results", "runs/results-quick": tmp_path / "quick"}
+    for module in (results, results_table):
+        monkeypatch.setattr(module, "in_checkout", lambda relative: places.get(relative) or wordfile.in_checkout(relative))
+    fill_runs(places["runs/results-quick"], steps=300)
+    message = refusal(["--no-train"])
+    assert message.startswith(f"{places['runs/results']} has no lecture, scaled,") and (
+        f"(never trained there) (a quick run's are in {places['runs/results-quick']}: --runs "
+        f"{places['runs/results-quick']} reads them); train them with") in message
+    assert "a quick run's" not in refusal(["--no-train", "--runs", str(tmp_path / "elsewhere")])
+    assert results.main(["--no-train", "--runs", str(places["runs/results-quick"])]) == 0
