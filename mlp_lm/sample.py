@@ -34,7 +34,7 @@ def parse_args(argv):
                     help="a model.npz written by python -m mlp_lm.train (default: the newest under runs/ in this "
                          "checkout, whatever the current directory, where train puts its runs)")
     ap.add_argument("-n", "--num-samples", metavar="N", type=positive_int, default=20, help="how many samples (default 20)")
-    ap.add_argument("--seed", metavar="N", type=non_negative_int, default=None, help="random seed (default 0); the same seed gives the same lines, another seed others")
+    ap.add_argument("--seed", metavar="N", type=non_negative_int, default=0, help="random seed (default 0); the same seed gives the same lines, another seed others")
     ap.add_argument("--temperature", metavar="T", type=non_negative_float, default=1.0,
                     help="divide the logits by this: below 1 is more conservative, above 1 more adventurous, "
                          "0 always takes the likeliest symbol (greedy)")
@@ -47,13 +47,6 @@ def parse_args(argv):
     ap.add_argument("--threads", metavar="N", type=thread_count, default=None,
                     help="BLAS threads for the matrix products (default: chosen by the model's size; at most the machine's cores)")
     args = ap.parse_args(argv)
-    if args.temperature == 0:  # greedy: the likeliest symbol every time, which no seed or top-k changes (as train,
-        ignored = [flag for flag, value in (("--top-k", args.top_k), ("--seed", args.seed)) if value is not None]
-        if ignored:  # sample refuses flags the command would ignore)
-            raise UsageError(f"--temperature 0 always takes the likeliest symbol, so {' and '.join(ignored)} "
-                             f"change{'s' if len(ignored) == 1 else ''} nothing; leave "
-                             f"{'it' if len(ignored) == 1 else 'them'} out, or sample with a temperature above 0")
-    args.seed = 0 if args.seed is None else args.seed
     if any("\udc80" <= ch <= "\udcff" for ch in args.prefix):  # how Python keeps argv bytes it could not decode
         encoding = sys.getfilesystemencoding()
         advice = ("type it as UTF-8 text" if encoding.lower().replace("-", "") == "utf8"
