@@ -15,7 +15,7 @@ from .cli import UsageError
 from .data import SPLIT_SEED, load_splits
 from .params import param_count
 from .resume import stopped_beside
-from .runs import files_in_the_way
+from .runs import files_in_the_way, kept_apart
 from .train_flags import parse_args
 from .config import PRESETS, Config
 from .wordfile import DEFAULT_DATA, digest, in_checkout
@@ -98,15 +98,23 @@ def stranger(name, out):
 def check_replaceable(name, out):
     """UsageError if retraining the table's run `name` in the folder `out` would remove what results did not
     put there: the files of a run that is not a results run (a user's loss.csv, a run trained there by hand),
-    or a run stopped there by hand in a side folder (interrupted/), which --resume could still finish."""
+    or a run in a side folder (interrupted/, unconverged-2/, ...: aside.set_aside moves them with the earlier
+    run), which only a training by hand leaves there, finished or not: results' own retraining starts in an
+    emptied folder."""
     held = files_in_the_way(out)
     if held and (problem := stranger(name, out)):
         raise UsageError(f"{out} holds {', '.join(held)}, and not a run this command trained there (it {problem}); "
                          f"retraining {name} would remove them: move them away, or pass another --runs")
-    if (side := stopped_beside(out)) is not None:
-        raise UsageError(f"{side} holds a run stopped part-way, trained there by hand, which retraining {name} "
-                         f"would remove: finish it (python -m mlp_lm.train --resume --out {shlex.quote(str(side))}) "
-                         f"or not, and move it away")
+    sides = sorted(side for side in (Path(out).iterdir() if Path(out).is_dir() else ())
+                   if kept_apart(side.name) and side.is_dir() and not side.is_symlink()
+                   and os.path.lexists(side / "model.npz"))
+    if sides:
+        resumable = stopped_beside(out)  # said first: the one a user is likeliest to want back
+        side = resumable if resumable in sides else sides[0]
+        raise UsageError(f"{side} holds a run trained there by hand, which retraining {name} would remove with the "
+                         f"earlier run: move it out of {out} first" + (
+                             " (it is stopped part-way: python -m mlp_lm.train --resume --out, given the folder "
+                             "where you move it, finishes it)" if side == resumable else ""))
 
 
 def read_metrics(path):

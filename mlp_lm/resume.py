@@ -39,6 +39,14 @@ def stopped_beside(out):
     return max(found, key=lambda side: (side / "model.npz").stat().st_mtime_ns, default=None)
 
 
+def beside(out):
+    """' (a run stopped beside it ...)': the pointer a refusal to resume the run in `out` ends with, where a
+    --force run over it stopped (or was killed) in a side folder; '' where none did."""
+    side = stopped_beside(out)
+    return (f" (or continue the run stopped beside it, in {side}: python -m mlp_lm.train --resume --out "
+            f"{shlex.quote(str(side))})" if side else "")
+
+
 def resume_point(out, data=None):
     """(Config, preset, (state, losses so far, dev losses so far, data sha256, symbols), what resuming
     will do) of the run in `out`; the third item is None when that run is already complete. `data`: the
@@ -61,11 +69,11 @@ def resume_point(out, data=None):
     if config.get("diverged_at") is not None:  # resuming would replay the very steps that went wrong
         raise UsageError(f"the run in {out} diverged after step {config['diverged_at']} and was saved as it was before, "
                          f"at its best dev evaluation; at its learning rate it cannot go on: start a new run with a "
-                         f"smaller --lr")
+                         f"smaller --lr{beside(out)}")
     state = checkpoint.load_state(path)
     if state is None:
         raise UsageError(f"{path} holds no training state to resume from (a model saved alone, where the run's "
-                         f"files found no room, or one saved before resuming existed); start a new run")
+                         f"files found no room, or one saved before resuming existed); start a new run{beside(out)}")
     missing = [k for k in ("step", "losses", "devs") if k not in state]
     if missing:  # a Trainer's state saved from Python, without the loop's part
         raise UsageError(f"{path} holds a training state without the loop's {', '.join(missing)}, so it cannot be "

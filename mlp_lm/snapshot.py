@@ -5,6 +5,7 @@ Snapshots writes the same, as a stopped run's, every SNAPSHOT_SECONDS while the 
 Ctrl-C would have saved then. A kill no program can catch (SIGKILL, the out-of-memory killer, a power
 cut) then costs the minutes since the last snapshot, not the run, and `--resume` continues from it.
 """
+import os
 import shlex
 import sys
 import time
@@ -92,6 +93,7 @@ class Snapshots:
         self.start = self.last = time.monotonic()
         self.failed, self.step = False, 0  # step: that of the last snapshot written, 0 for none
         self.base, self.base_hold, self.aside, self.lock = self.out, hold, aside, None  # lock: the side folder's
+        self.made = False  # whether this run made the side folder (else it claimed an empty one that was there)
 
     def due(self):
         return time.monotonic() - self.last >= SNAPSHOT_SECONDS
@@ -112,8 +114,9 @@ class Snapshots:
                 self.step = 0  # (and the snapshot made there is gone with it)
                 raise checkpoint.CheckpointError(lost)
             if self.aside and self.lock is None:  # the first snapshot: its side folder, in the folder held
+                there = set(os.listdir(self.base))  # an empty folder of the user's may be claimed: never removed
                 self.out, self.lock = runs.claim_fresh(self.base / "interrupted")
-                self.hold = FolderHold(self.out)
+                self.hold, self.made = FolderHold(self.out), self.out.name not in there
             runs.save_run(self.out, params, self.splits.vocab, config, state, summary, losses, devs)
             self.step = len(losses)
             if self.hold is not None:
@@ -179,6 +182,6 @@ class Snapshots:
         if self.lock is not None:
             lock, self.lock = self.lock, None
             lock.__exit__()
-        if self.out != self.base and mine:
+        if self.out != self.base and mine and self.made:
             with suppress(OSError):
                 self.out.rmdir()  # only if empty

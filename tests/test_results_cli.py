@@ -916,9 +916,16 @@ def test_a_run_stopped_by_hand_beside_a_results_run_is_not_removed_by_retraining
     no_counting_again(monkeypatch)
     monkeypatch.setattr(aside, "train_run", lambda flags: pytest.fail("trained over a stopped run"))
     assert refusal(["--steps", "300", "--only", "lecture", "--runs", str(runs)]) == (
-        f"{lecture / 'interrupted'} holds a run stopped part-way, trained there by hand, which retraining lecture would "
-        f"remove: finish it (python -m mlp_lm.train --resume --out {lecture / 'interrupted'}) or not, and move it away")
+        f"{lecture / 'interrupted'} holds a run trained there by hand, which retraining lecture would remove with the "
+        f"earlier run: move it out of {lecture} first (it is stopped part-way: python -m mlp_lm.train --resume --out, "
+        f"given the folder where you move it, finishes it)")
     assert int(checkpoint.load_state(lecture / "interrupted" / "model.npz")["step"]) == 20
+    # From a second pass: finished there (as the refusal then said it could be), it was removed without a word
+    assert train.main(["--resume", "--out", str(lecture / "interrupted")]) == 0
+    assert refusal(["--steps", "300", "--only", "lecture", "--runs", str(runs)]) == (
+        f"{lecture / 'interrupted'} holds a run trained there by hand, which retraining lecture would remove with the "
+        f"earlier run: move it out of {lecture} first")
+    assert json.loads((lecture / "interrupted" / "metrics.json").read_text())["steps"] == 60
 
 
 def test_no_train_after_a_quick_run_says_where_its_runs_are(tmp_path, no_counting, monkeypatch):

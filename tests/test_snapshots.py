@@ -473,3 +473,45 @@ def test_a_force_runs_side_folder_removed_while_it_trains_is_made_again(tmp_path
     assert "cannot save a snapshot" not in capsys.readouterr().err
     assert int(checkpoint.load_state(out / "interrupted" / "model.npz")["step"]) == 20
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["interrupted"]
+
+
+@pytest.mark.parametrize("earlier", ["diverged", "no state"])
+def test_a_refusal_to_resume_names_a_run_stopped_beside_it(tmp_path, monkeypatch, earlier):
+    # From a second pass over the side folder: --resume on a folder whose run diverged said only "start a new
+    # run", with a --force run over it killed, and resumable, in out/interrupted
+    out = tmp_path / "run"
+    assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(out)]) == 0
+    params, vocab, config = checkpoint.load(out / "model.npz")
+    if earlier == "diverged":
+        with np.load(out / "model.npz", allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+        arrays["config"] = np.array(json.dumps({**json.loads(str(arrays["config"])), "diverged_at": 15}))
+        np.savez(out / "model.npz", **arrays)
+    else:
+        checkpoint.save(out / "model.npz", params, vocab, {k: v for k, v in config.items() if k != "format"})
+    stop_training_at(monkeypatch, 10)
+    assert train.main([*SMALL, "--steps", "30", "--eval-every", "0", "--force", "--out", str(out)]) == 130
+    monkeypatch.undo()
+    pointer = (f" (or continue the run stopped beside it, in {out / 'interrupted'}: python -m mlp_lm.train --resume "
+               f"--out {out / 'interrupted'})")
+    with pytest.raises(UsageError) as e:
+        train.main(["--resume", "--out", str(out)])
+    assert str(e.value).endswith(pointer) and ("diverged" in str(e.value)) == (earlier == "diverged")
+    (out / "interrupted" / "model.npz").unlink()  # nothing beside it to resume: no pointer
+    with pytest.raises(UsageError) as e:
+        train.main(["--resume", "--out", str(out)])
+    assert "stopped beside" not in str(e.value) and str(e.value).endswith("start a new run" if earlier == "no state"
+                                                                          else "smaller --lr")
+
+
+def test_an_empty_side_folder_of_the_users_is_used_but_never_removed(tmp_path, monkeypatch):
+    # From a second pass: a user's own empty out/interrupted was claimed for the snapshots, then removed with them
+    out = tmp_path / "run"
+    assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(out)]) == 0
+    (out / "interrupted").mkdir()
+    monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 0.0)
+    saved, real = [], runs.save_run
+    monkeypatch.setattr(runs, "save_run", lambda to, *a: saved.append(to) or real(to, *a))
+    assert train.main([*SMALL, "--steps", "30", "--eval-every", "0", "--seed", "2", "--force", "--out", str(out)]) == 0
+    assert saved == [out / "interrupted"] * 29 + [out]
+    assert (out / "interrupted").is_dir() and not list((out / "interrupted").iterdir())  # as the user left it
