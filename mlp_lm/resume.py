@@ -30,8 +30,8 @@ def stopped_beside(out):
     whose run can still be resumed, the newest if several; None if none."""
     found = []
     for side in Path(out).glob("interrupted*"):
-        try:  # the folders train makes there: never a link (to another run), nor interrupted.old
-            if re.fullmatch(r"interrupted(-\d+)?", side.name) and side.is_dir() and not side.is_symlink() \
+        try:  # the folders train makes there (runs.claim_fresh): never a link (to another run), nor interrupted.old
+            if re.fullmatch(r"interrupted(-[2-9]|-[1-9][0-9]+)?", side.name) and side.is_dir() and not side.is_symlink() \
                     and resume_point(side)[2] is not None:
                 found.append(side)
         except (UsageError, checkpoint.CheckpointError, OSError, ValueError):  # no run, a damaged one: not this

@@ -535,6 +535,14 @@ def test_resuming_a_complete_run_points_at_a_forced_run_stopped_beside_it(tmp_pa
     capsys.readouterr()
     assert train.main(["--resume", "--out", str(tmp_path)]) == 0
     assert capsys.readouterr().out.strip().endswith("nothing to resume")
+    # nor a folder of a name train never gives one (interrupted-1, interrupted-02: a user's), which results would
+    # not move aside either (runs.kept_apart)
+    (tmp_path / "interrupted-7").unlink()
+    for name in ("interrupted-1", "interrupted-02"):
+        (tmp_path.parent / "elsewhere").rename(tmp_path / name)
+        assert train.main(["--resume", "--out", str(tmp_path)]) == 0
+        assert capsys.readouterr().out.strip().endswith("nothing to resume")
+        (tmp_path / name).rename(tmp_path.parent / "elsewhere")
 
 
 def test_the_space_check_counts_what_a_killed_save_left_as_free(tmp_path, monkeypatch):
