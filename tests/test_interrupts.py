@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlp_lm import atomic, checkpoint, train
+from mlp_lm import atomic, checkpoint, train, train_run
 from mlp_lm.cli import UsageError
 from mlp_lm.wordfile import DataError
 
@@ -98,13 +98,13 @@ def test_ctrl_c_while_the_data_loads_is_one_line(tmp_path):
 
 
 def test_ctrl_c_during_the_final_evaluation_keeps_the_model(tmp_path, monkeypatch, capsys):
-    real_split_loss = train.model.split_loss
+    real_split_loss = train_run.model.split_loss
 
     def interrupted(*a, **k):  # a real Ctrl-C in the middle of evaluating the first split
         os.kill(os.getpid(), signal.SIGINT)
         return real_split_loss(*a, **k)
 
-    monkeypatch.setattr(train.model, "split_loss", interrupted)
+    monkeypatch.setattr(train_run.model, "split_loss", interrupted)
     assert train.main([*SMALL, "--steps", "50", "--eval-every", "0", "--out", str(tmp_path)]) == 130
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["evaluated"] is False and metrics["steps"] == 50 and "dev_loss" not in metrics
@@ -115,7 +115,7 @@ def test_ctrl_c_during_the_final_evaluation_keeps_the_model(tmp_path, monkeypatc
 def test_ctrl_c_stops_the_final_evaluation_between_chunks_not_after_the_split(tmp_path, monkeypatch, capsys):
     # From a new user's review: on 200 MB of names the train split's evaluation took 220 s, and a Ctrl-C
     # waited for all of it (a second one too), then saved the model unevaluated anyway.
-    real_split_loss, record = train.model.split_loss, []
+    real_split_loss, record = train_run.model.split_loss, []
 
     def in_chunks(params, X, Y, chunk_size=None, stop=None):
         asked = []
@@ -129,13 +129,13 @@ def test_ctrl_c_stops_the_final_evaluation_between_chunks_not_after_the_split(tm
         record.append((len(Y), len(asked), loss))
         return loss
 
-    monkeypatch.setattr(train.model, "split_loss", in_chunks)
+    monkeypatch.setattr(train_run.model, "split_loss", in_chunks)
     assert train.main([*SMALL, "--steps", "50", "--eval-every", "0", "--out", str(tmp_path)]) == 130
     assert len(record) == 1 and record[0][0] > 10_000 and record[0][1:] == (2, None)  # 1 of its 19 chunks done
     assert "interrupted during the final evaluation: saving the model, not evaluated" in capsys.readouterr().err
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["evaluated"] is False and "train_loss" not in metrics
-    monkeypatch.setattr(train.model, "split_loss", real_split_loss)
+    monkeypatch.setattr(train_run.model, "split_loss", real_split_loss)
     assert train.main(["--resume", "--out", str(tmp_path)]) == 0  # which --resume then does, whole
     assert json.loads((tmp_path / "metrics.json").read_text())["evaluated"] is True
 
@@ -169,8 +169,8 @@ def test_a_stop_signal_does_not_wait_for_a_slow_final_evaluation(tmp_path, monke
         return real_step(self, i)
 
     monkeypatch.setattr(trainer_module.Trainer, "step", step)
-    monkeypatch.setattr(train.model, "split_loss", lambda *a, **k: evaluated.append(len(a[2])))
-    monkeypatch.setattr(train.evaltime, "SLOW_SECONDS", 0.0)  # every evaluation counts as slow
+    monkeypatch.setattr(train_run.model, "split_loss", lambda *a, **k: evaluated.append(len(a[2])))
+    monkeypatch.setattr(train_run.evaltime, "SLOW_SECONDS", 0.0)  # every evaluation counts as slow
     assert train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--out", str(tmp_path)]) == 143
     err = capsys.readouterr().err  # (not a terminal: no line break before it, which would leave an empty line)
     assert "\ninterrupted after 21 steps: saving the model as it is\nnot evaluated, which takes about " in err
@@ -189,7 +189,7 @@ def test_a_final_evaluation_short_of_memory_keeps_the_trained_model(tmp_path, mo
     # "not enough memory for these sizes" and nothing saved (and an empty folder left).
     def no_memory(*a, **k):
         raise MemoryError
-    monkeypatch.setattr(train.model, "split_loss", no_memory)
+    monkeypatch.setattr(train_run.model, "split_loss", no_memory)
     with pytest.raises(UsageError, match=r"^not enough memory to evaluate the model; it is saved in .*, not evaluated: "
                                          r"python -m mlp_lm.evaluate --checkpoint .*model.npz evaluates it where"):
         train.main([*SMALL, "--steps", "30", "--eval-every", "0", "--out", str(tmp_path / "run")])
@@ -818,7 +818,7 @@ def test_resume_from_a_damaged_state_is_one_line(damage, tmp_path):
 
 
 def test_resume_finishes_a_final_evaluation_that_was_cut_short(tmp_path, monkeypatch):
-    real_split_loss = train.model.split_loss
+    real_split_loss = train_run.model.split_loss
     calls = []
 
     def interrupted_at_the_end(params, X, Y, *a, **k):
@@ -827,10 +827,10 @@ def test_resume_finishes_a_final_evaluation_that_was_cut_short(tmp_path, monkeyp
             os.kill(os.getpid(), signal.SIGINT)
         return real_split_loss(params, X, Y, *a, **k)
 
-    monkeypatch.setattr(train.model, "split_loss", interrupted_at_the_end)
+    monkeypatch.setattr(train_run.model, "split_loss", interrupted_at_the_end)
     assert train.main(["--steps", "40", "--eval-every", "0", "--out", str(tmp_path)]) == 130
     assert json.loads((tmp_path / "metrics.json").read_text())["evaluated"] is False
-    monkeypatch.setattr(train.model, "split_loss", real_split_loss)
+    monkeypatch.setattr(train_run.model, "split_loss", real_split_loss)
     assert train.main(["--resume", "--out", str(tmp_path)]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["evaluated"] is True and metrics["steps"] == 40 and metrics["dev_loss"] > 0
@@ -863,7 +863,7 @@ def test_a_stop_signal_while_the_report_prints_says_the_run_is_saved(tmp_path, m
 
     def stopped(samples, ended):  # SIGTERM as the samples are printed, the run written in full
         raise Interrupted(signal.SIGTERM)
-    monkeypatch.setattr(train, "one_line", stopped)
+    monkeypatch.setattr(train_run, "one_line", stopped)
     assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 143
     err = capsys.readouterr().err  # was cli.run's bare "interrupted (SIGTERM)", the run unmentioned
     assert err.splitlines()[-1] == f"interrupted (SIGTERM) while reporting: the run is saved in full in {tmp_path}"
@@ -872,9 +872,9 @@ def test_a_stop_signal_while_the_report_prints_says_the_run_is_saved(tmp_path, m
 
     def drawing_stopped(plt, losses, devs, path, kept=None):
         raise Interrupted(signal.SIGINT)
-    monkeypatch.setattr(train, "one_line", lambda samples, ended: ", ".join(samples))
-    monkeypatch.setattr(train.plots, "try_pyplot", lambda: (object(), None))  # as if matplotlib were installed
-    monkeypatch.setattr(train.plots, "plot_loss", drawing_stopped)
+    monkeypatch.setattr(train_run, "one_line", lambda samples, ended: ", ".join(samples))
+    monkeypatch.setattr(train_run.plots, "try_pyplot", lambda: (object(), None))  # as if matplotlib were installed
+    monkeypatch.setattr(train_run.plots, "plot_loss", drawing_stopped)
     assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(tmp_path / "p")]) == 130
     assert capsys.readouterr().err.splitlines()[-1].endswith(f"saved in full in {tmp_path / 'p'} (its pictures "
                                                              f"perhaps not all drawn)")

@@ -8,7 +8,7 @@ import signal
 import numpy as np
 import pytest
 
-from mlp_lm import checkpoint, config, model, plots, space, train, trainer
+from mlp_lm import checkpoint, config, model, plots, space, train, train_run, trainer
 from mlp_lm.cli import UsageError
 from mlp_lm.data import load_splits
 
@@ -279,9 +279,9 @@ def test_the_loss_picture_marks_the_kept_step(short_list, tmp_path, monkeypatch)
         drawn["kept"] = kept
         return real(plt, losses, devs, path, kept)
 
-    monkeypatch.setattr(train.plots, "try_pyplot", lambda: (Pyplot(), None))
-    monkeypatch.setattr(train.plots, "plot_embedding", lambda *a: (tmp_path / "embedding.png").write_bytes(b"png"))
-    monkeypatch.setattr(train.plots, "plot_loss", plot_loss)
+    monkeypatch.setattr(train_run.plots, "try_pyplot", lambda: (Pyplot(), None))
+    monkeypatch.setattr(train_run.plots, "plot_embedding", lambda *a: (tmp_path / "embedding.png").write_bytes(b"png"))
+    monkeypatch.setattr(train_run.plots, "plot_loss", plot_loss)
     assert train.main(["--data", str(short_list), *OVERFIT, "--keep-best", "--out", str(tmp_path)]) == 0
     best = json.loads((tmp_path / "metrics.json").read_text())["best_step"]
     assert drawn["kept"] == best < 6000

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mlp_lm import atomic, checkpoint, cli, model, runlock, runs, snapshot, space, train, train_flags
+from mlp_lm import atomic, checkpoint, cli, model, runlock, runs, snapshot, space, train, train_flags, train_run
 from mlp_lm.wordfile import CHECKOUT
 
 from .conftest import ROOT, SMALL, run_cli, stop_training_at
@@ -72,7 +72,7 @@ def test_a_sweep_the_disk_cannot_hold_is_refused_before_it_starts(tmp_path, monk
     # From a hostile review: on a full disk the sweep ran all its steps, then failed writing its table.
     monkeypatch.setattr(runs.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
     swept = []
-    monkeypatch.setattr(train, "sweep_into", lambda *a: swept.append(a))
+    monkeypatch.setattr(train_run, "sweep_into", lambda *a: swept.append(a))
     with pytest.raises(SystemExit) as e:
         cli.run(lambda: train.main([*SMALL, "--lr-sweep", "--out", str(tmp_path / "sweep")]), "train")
     err = capsys.readouterr().err.strip().splitlines()
@@ -280,7 +280,7 @@ def test_a_model_interrupted_in_its_evaluation_is_saved_even_if_it_cannot_sample
     def overflows(*a, **k):
         raise FloatingPointError("its logits reach 1e+38")
 
-    monkeypatch.setattr(train.model, "split_loss", interrupted)  # Ctrl-C in the final evaluation
+    monkeypatch.setattr(train_run.model, "split_loss", interrupted)  # Ctrl-C in the final evaluation
     monkeypatch.setattr(snapshot, "generate", overflows)  # where the saved files are made
     assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 130
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -305,7 +305,7 @@ def test_an_interrupted_forced_run_on_a_full_disk_is_rescued(tmp_path, monkeypat
 
     def disk_full(*a, **k):  # the side folder cannot be made: the disk filled during training
         raise cli.UsageError(f"cannot write to output directory {out / 'interrupted'}: No space left on device")
-    monkeypatch.setattr(train, "claim_fresh", disk_full)
+    monkeypatch.setattr(train_run, "claim_fresh", disk_full)
     monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
     with pytest.raises(SystemExit) as e:
         cli.run(lambda: train.main([*SMALL, "--steps", "100", "--eval-every", "0", "--out", str(out), "--force"]), "train")
@@ -411,9 +411,9 @@ def test_a_picture_that_cannot_be_drawn_is_a_warning_once_the_run_is_saved(tmp_p
 
     def drawn(plt, C, vocab, path):
         path.write_text("picture")
-    monkeypatch.setattr(train.plots, "try_pyplot", lambda: (object(), None))  # as if matplotlib were installed
-    monkeypatch.setattr(train.plots, "plot_loss", no_room)
-    monkeypatch.setattr(train.plots, "plot_embedding", drawn)
+    monkeypatch.setattr(train_run.plots, "try_pyplot", lambda: (object(), None))  # as if matplotlib were installed
+    monkeypatch.setattr(train_run.plots, "plot_loss", no_room)
+    monkeypatch.setattr(train_run.plots, "plot_embedding", drawn)
     assert train.main([*SMALL, "--steps", "50", "--eval-every", "0", "--out", str(tmp_path), "--force"]) == 0
     out, err = capsys.readouterr()
     assert f"warning: could not draw {tmp_path / 'loss.png'} (Is a directory); the run is saved without it" in err

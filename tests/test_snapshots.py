@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from mlp_lm import checkpoint, runs, snapshot, space, train, train_flags
+from mlp_lm import checkpoint, runs, snapshot, space, train, train_flags, train_run
 from mlp_lm.cli import UsageError
 
 from .conftest import SMALL, stop_training_at
@@ -141,7 +141,7 @@ def test_a_snapshot_that_cannot_be_written_is_said_once_and_training_goes_on(tmp
         tries.append(out)
         raise checkpoint.CheckpointError(f"cannot write {out / 'model.npz'}: No space left on device")
     monkeypatch.setattr(runs, "save_run", full_disk)
-    monkeypatch.setattr(train, "save_run_or_rescue", lambda out, *a, **k: None)  # the end's save: not this test's
+    monkeypatch.setattr(train_run, "save_run_or_rescue", lambda out, *a, **k: None)  # the end's save: not this test's
     assert train.main([*SMALL, "--steps", "30", "--eval-every", "0", "--out", str(tmp_path)]) == 0
     err = capsys.readouterr().err
     assert len(tries) == 29 and err.count("cannot save a snapshot") == 1  # every step but the last, said once

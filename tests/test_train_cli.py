@@ -11,7 +11,7 @@ import uuid
 import numpy as np
 import pytest
 
-from mlp_lm import advice, checkpoint, config, model, optim, progress, sweep, train, train_flags, trainer
+from mlp_lm import advice, checkpoint, config, model, optim, progress, sweep, train, train_flags, train_run, trainer
 from mlp_lm.cli import UsageError
 from mlp_lm.data import load_splits
 
@@ -124,7 +124,7 @@ def test_learning_rate_schedule():
 
 def test_lr_sweep(tmp_path, capsys, monkeypatch):
     (tmp_path / "lr_sweep.png").write_text("an earlier sweep's picture")
-    monkeypatch.setattr(train.plots, "try_pyplot", lambda: (None, train.plots.HINT))  # no matplotlib: no picture
+    monkeypatch.setattr(train_run.plots, "try_pyplot", lambda: (None, train_run.plots.HINT))  # no matplotlib: no picture
     assert train.main(["--lr-sweep", "--steps", "240", "--out", str(tmp_path), "--force"]) == 0
     assert not (tmp_path / "lr_sweep.png").exists()  # so none of an earlier one beside its table
     out = capsys.readouterr().out
@@ -355,7 +355,7 @@ def test_a_training_killed_outright_leaves_no_lock_behind(tmp_path):
 
 def interrupt_after(steps, monkeypatch):
     """Ctrl-C as the step after `steps` steps begins (model.loss_and_grads raises it)."""
-    real = train.model.loss_and_grads
+    real = train_run.model.loss_and_grads
     calls = {"n": 0}
 
     def interrupting(*a, **k):
@@ -364,7 +364,7 @@ def interrupt_after(steps, monkeypatch):
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(train.model, "loss_and_grads", interrupting)
+    monkeypatch.setattr(train_run.model, "loss_and_grads", interrupting)
 
 
 def test_ctrl_c_saves_the_model(tmp_path, monkeypatch, capsys):
@@ -460,7 +460,7 @@ def test_a_resumed_run_that_goes_nowhere_finishes_in_its_own_folder(tmp_path, mo
 
 
 def test_pictures_or_a_hint(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(train.plots, "try_pyplot", lambda: (None, train.plots.HINT))
+    monkeypatch.setattr(train_run.plots, "try_pyplot", lambda: (None, train_run.plots.HINT))
     assert train.main([*SMALL, "--steps", "20", "--out", str(tmp_path / "no")]) == 0
     out = capsys.readouterr().out
     assert out.count("pip install -e '.[plot]'") == 1
