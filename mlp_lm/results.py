@@ -35,6 +35,7 @@ from .data import SPLIT_SEED, load_splits
 from .jsonout import json_text
 from .aside import check_run_place, recover_set_aside, results_lock, retrain
 from .results_markdown import render, written_here
+from .runs import resume_command
 from .results_table import (CONFIGS, MIX_ORDER, check_read_back, check_replaceable, complete, read_run, stranger,
                             trained_steps)
 from .train_flags import parse_args as parse_train_flags
@@ -266,7 +267,7 @@ def how_to_finish(args, name, only, runs, docs_wanted, saved):
         return f"results: stopped after the run {name} was complete; to finish: {shlex.join(then)}"
     if saved:  # saved unfinished where the table reads it: resume it there
         return (f"results: stopped in the run {name}, saved unfinished in {out}; to finish: "
-                f"python -m mlp_lm.train --resume --out {shlex.quote(str(out))}, then {shlex.join(then)}")
+                f"{resume_command(out)}, then {shlex.join(then)}")
     again = results + ["--only", ",".join([name] + rest)] + (["--steps", str(args.steps)] if args.steps else [])
     return (f"results: stopped before the run {name} saved anything; to finish: "
             f"{shlex.join(again + place + docs)}")

@@ -15,7 +15,7 @@ from .cli import UsageError
 from .data import SPLIT_SEED, load_splits
 from .params import param_count
 from .resume import stopped_beside
-from .runs import files_in_the_way, kept_apart
+from .runs import files_in_the_way, kept_apart, resume_command
 from .train_flags import parse_args
 from .config import PRESETS, Config
 from .wordfile import DEFAULT_DATA, digest, in_checkout
@@ -169,7 +169,7 @@ def read_metrics(path):
                          f"does; retrain that run")
     if json_int(done) and json_int(planned) and done < planned:  # stopped early, then evaluated
         raise UsageError(f"{path} is of a run stopped at step {done:,} of {planned:,}: finish it with "
-                         f"python -m mlp_lm.train --resume --out {shlex.quote(str(path.parent))}, or retrain it")
+                         f"{resume_command(path.parent)}, or retrain it")
     if m.get("evaluated") is False:  # its losses are not its model's: train writes none for such a run
         raise UsageError(f"{path} says the run was not evaluated, yet has losses; retrain that run")
     return m

@@ -2,7 +2,6 @@
 its model.npz with every check that the file is one a training wrote (a damaged one is refused in one
 line before any work; Trainer.load_state checks the tensors themselves)."""
 import re
-import shlex
 from dataclasses import fields
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from .checks import some
 from .cli import UsageError
 from .config import PRESETS, Config, config_problem
 from .data import load_splits
+from .runs import resume_command
 from .loop import DIVERGE_WINDOW, divergence_limit, evaluated_at, last_dev_missing
 from .snapshot import SNAPSHOT_SECONDS
 from .trainer import is_count
@@ -43,8 +43,7 @@ def beside(out):
     """' (a run stopped beside it ...)': the pointer a refusal to resume the run in `out` ends with, where a
     --force run over it stopped (or was killed) in a side folder; '' where none did."""
     side = stopped_beside(out)
-    return (f" (or continue the run stopped beside it, in {side}: python -m mlp_lm.train --resume --out "
-            f"{shlex.quote(str(side))})" if side else "")
+    return f" (or continue the run stopped beside it, in {side}: {resume_command(side)})" if side else ""
 
 
 def resume_point(out, data=None):
@@ -62,8 +61,8 @@ def resume_point(out, data=None):
             side = stopped_beside(out)  # a --force run over a user's files, killed: its snapshot is beside them
             raise UsageError(f"nothing to resume in {out}: no run was saved there (a run is saved when it ends "
                              f"or is stopped, and every {SNAPSHOT_SECONDS / 60:g} minutes as it trains); " + (
-                                 f"a run stopped beside it is in {side}: python -m mlp_lm.train --resume --out "
-                                 f"{shlex.quote(str(side))} continues it" if side else
+                                 f"a run stopped beside it is in {side}: {resume_command(side)} continues it"
+                                 if side else
                                  "start one without --resume")) from None
         raise
     if config.get("diverged_at") is not None:  # resuming would replay the very steps that went wrong
@@ -117,8 +116,7 @@ def resume_point(out, data=None):
                              f"nothing to resume")
         side = stopped_beside(out)
         return cfg, preset, None, f"{complete}: nothing to resume" + (
-            f" (a run stopped beside it is in {side}: python -m mlp_lm.train --resume --out "
-            f"{shlex.quote(str(side))} continues it)" if side else "")
+            f" (a run stopped beside it is in {side}: {resume_command(side)} continues it)" if side else "")
     resumed = (state, history, devs, config.get("data_sha256"), vocab.itos, timing)
     if done >= cfg.steps:
         cut = "dev evaluation after its last step" if last_dev_missing(cfg, done, devs) else "final evaluation"
@@ -130,8 +128,8 @@ def resume_point(out, data=None):
     except OSError:  # gone since: nothing to point at
         newer = False
     return cfg, preset, resumed, f"resuming the run in {out} at step {done} of {cfg.steps}" + (
-        f" (a newer run, stopped beside it, is in {side}: python -m mlp_lm.train --resume --out "
-        f"{shlex.quote(str(side))} continues that one)" if newer else "")
+        f" (a newer run, stopped beside it, is in {side}: {resume_command(side)} continues that one)"
+        if newer else "")
 
 
 def read_history(state, steps):

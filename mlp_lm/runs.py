@@ -123,9 +123,14 @@ def save_run_or_rescue(out, *run, unusable=None, unfinished=False):
                     f"again") from None
             raise checkpoint.CheckpointError(f"{e}; nor could it be saved under {tempfile.gettempdir()}, so this "
                                              f"run is lost: {fix} before training again") from None
-        then = f"; to continue it: python -m mlp_lm.train --resume --out {shlex.quote(str(rescue))}" if unfinished else ""
+        then = f"; to continue it: {resume_command(rescue)}" if unfinished else ""
         raise UsageError(f"{e}; the run is saved in {rescue} instead: move that folder where you want it"
                          f"{then}") from None
+
+
+def resume_command(folder):
+    """The command that continues the run stopped in `folder`, as the messages that point at one give it."""
+    return f"python -m mlp_lm.train --resume --out {shlex.quote(str(folder))}"
 
 
 def save_model_alone(run):

@@ -6,7 +6,6 @@ Ctrl-C would have saved then. A kill no program can catch (SIGKILL, the out-of-m
 cut) then costs the minutes since the last snapshot, not the run, and `--resume` continues from it.
 """
 import os
-import shlex
 import sys
 import time
 from contextlib import suppress
@@ -144,9 +143,8 @@ class Snapshots:
         """The error to raise for the run's final save, which failed with `e`: a run lost everywhere (a
         CheckpointError) says where its last snapshot is; one saved whole elsewhere takes that snapshot back."""
         if self.step and isinstance(e, checkpoint.CheckpointError) and not self.lost():
-            return checkpoint.CheckpointError(f"{e}; but its snapshot of step {self.step:,} is in {self.out}: python -m "
-                                              f"mlp_lm.train --resume --out {shlex.quote(str(self.out))} goes on from "
-                                              f"there")
+            return checkpoint.CheckpointError(f"{e}; but its snapshot of step {self.step:,} is in {self.out}: "
+                                              f"{runs.resume_command(self.out)} goes on from there")
         self.remove()  # an older state left in `out` would only mislead
         return e
 

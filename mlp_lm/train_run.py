@@ -18,7 +18,7 @@ from .config import describe_training
 from .data import describe, repeats_warning
 from .loop import Diverged, diverged_in_evaluation, last_dev_missing, train
 from .runlock import FolderHold
-from .runs import check_space, claim_fresh, files_in_the_way, save_run_or_rescue
+from .runs import check_space, claim_fresh, files_in_the_way, resume_command, save_run_or_rescue
 from .runtime import describe_threads
 from .sampling import one_line
 from .snapshot import run_record, snapshots_for
@@ -186,7 +186,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         print(f"wrote {', '.join(written)} to {out}{' (' + no_pictures + ')' if no_pictures else ''}")
         print(f"sample more: python -m mlp_lm.sample --checkpoint {shlex.quote(str(out / 'model.npz'))}")
         if unfinished:
-            print(f"to continue: python -m mlp_lm.train --resume --out {shlex.quote(str(out))}", file=sys.stderr)
+            print(f"to continue: {resume_command(out)}", file=sys.stderr)
         if diverged:
             raise UsageError(f"{diverged}; the run as it was at step {diverged.kept}, its best dev evaluation "
                              f"(dev {devs[diverged.kept]:.4f}), is saved in {out}" + ("" if result else
@@ -198,7 +198,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                              f"--checkpoint {shlex.quote(str(out / 'model.npz'))} evaluates it where there is more")
         return exit_code(interrupt) if interrupt is not None else 0
     except KeyboardInterrupt as e:
-        resume = f"; to continue: python -m mlp_lm.train --resume --out {shlex.quote(str(out))}" if unfinished else ""
+        resume = f"; to continue: {resume_command(out)}" if unfinished else ""
         pictures = " (its pictures perhaps not all drawn)" if drawing and not drawn else ""
         print(f"{line_break()}interrupted ({e.args[0] if e.args else 'SIGINT'}) while reporting: the run is saved in full in "
               f"{out}{pictures}{resume}", file=sys.stderr)
