@@ -208,8 +208,8 @@ def recover(folder):
                 os.replace(Path(folder) / tmp, Path(folder) / name)
             except FileNotFoundError:  # renamed already, by us before a crash or by another reader
                 pass
-        now = journal.lstat()  # the journal read, not a newer one that a writer put there meanwhile (its own next
-        if (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):  # save): whose renames this call has not done
+        # the journal read, not a newer one that a writer put there meanwhile (its own next save): whose renames
+        if os.path.samestat(journal.lstat(), st):  # this call has not done
             journal.unlink(missing_ok=True)
         sync_folder(folder)  # the new files in place for good, before anyone is told they are saved
     except (OSError, TypeError, ValueError):  # a read-only folder, or a journal that is not ours

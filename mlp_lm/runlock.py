@@ -67,9 +67,8 @@ class RunLock:
     def __exit__(self, *exc):
         if self.fd is not None:
             try:
-                held, there = os.fstat(self.fd), os.stat(self.path)
-                if (there.st_dev, there.st_ino) == (held.st_dev, held.st_ino):  # not another training's, in a folder
-                    self.path.unlink()  # that replaced ours; while still holding it, so no one locks a file about to go
+                if os.path.samestat(os.stat(self.path), os.fstat(self.fd)):  # not another training's, in a folder that
+                    self.path.unlink()  # replaced ours; while still holding it, so no one locks a file about to go
             except OSError:  # the folder turned read-only: the file stays, the lock goes with the descriptor
                 pass
             os.close(self.fd)
