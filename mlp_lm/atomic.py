@@ -131,21 +131,24 @@ def write_temporary(path, write, made=None):
     return tmp
 
 
-def write_whole(path, data):
+def write_whole(path, data, follow=True):
     """Replace the file at `path` with the bytes `data`, whole or not at all: written in full
     under a temporary name beside it and renamed over it (a kill or a full disk leaves the old
     file), then the folder synced. As writing into the file would: through a link to the file
     it names, refused for a file this program may not write, and keeping the file's mode (a
     hard link's other names keep the old contents); but never over what is not a regular file
     (a link to /dev/full, or a pipe: renamed over, its node would be replaced). Raises OSError naming
-    `path`, with the temporary removed; temporaries a killed earlier write left are removed first."""
-    path = Path(os.path.realpath(path))
+    `path`, with the temporary removed; temporaries a killed earlier write left are removed first.
+    With follow=False, a link at `path` is itself replaced, as a run's own files are (a run's picture
+    named by its folder, not a file a link there leads to outside it)."""
+    path = Path(os.path.realpath(path)) if follow else Path(os.path.realpath(Path(path).parent)) / Path(path).name
     made = []
     try:
-        if path.exists() and not (path.is_file() or path.is_dir()):  # (a folder says so itself, in os.replace)
+        link = path.is_symlink()  # only with follow=False: realpath leaves none
+        if not link and path.exists() and not (path.is_file() or path.is_dir()):  # (a folder says so, in os.replace)
             raise OSError(errno.EINVAL, "a device or a pipe, not a file to replace")
         remove_stale_temporaries(path, STALE_SECONDS)
-        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
+        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() and not link else None
         if mode is not None and not os.access(path, os.W_OK):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
         tmp = write_temporary(path, lambda f: f.write(data), made)

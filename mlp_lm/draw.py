@@ -1,11 +1,13 @@
-"""Draw a saved run's pictures: its loss curve and embedding, or its learning-rate sweep.
+"""Draw a saved run's pictures again, replacing those in its folder: its loss curve and embedding, or its
+learning-rate sweep.
 
     python -m mlp_lm.draw runs/names
 
 python -m mlp_lm.train draws them as it ends when matplotlib is installed; this draws them again
 from what the run saved (model.npz, or a sweep's lr_sweep.csv): after installing matplotlib, after a
 drawing that was cut short, or while a run still trains (from its latest snapshot). The pictures go
-into the run's folder under the names train gives them, replacing any there.
+into the run's folder under the names train gives them, replacing any there (a link in a picture's place is
+itself replaced, never written through).
 """
 import sys
 from pathlib import Path

@@ -158,10 +158,12 @@ def plot_lr_sweep(plt, lre, losses, path, rows=(), suggested=None):
 
 def _save(plt, fig, path):
     """The picture whole or not at all: drawn into memory, then written as atomic.write_whole does
-    (a stop signal or a full disk while matplotlib wrote straight to the file left half a PNG)."""
+    (a stop signal or a full disk while matplotlib wrote straight to the file left half a PNG). A link
+    in its place is replaced, not followed: a run's picture goes into its folder, never through a link
+    there over a file elsewhere."""
     try:
         png = io.BytesIO()
         fig.savefig(png, format="png", dpi=120)
     finally:
         plt.close(fig)
-    write_whole(path, png.getvalue())
+    write_whole(path, png.getvalue(), follow=False)

@@ -61,6 +61,28 @@ def test_a_runs_pictures_are_drawn_again_from_what_it_saved(tmp_path, recorded, 
     assert (kept is not None) == keep_best and (kept is None or kept in recorded[0][1][1])
 
 
+def test_a_link_in_a_pictures_place_is_replaced_not_written_through(tmp_path, recorded, capsys):
+    # From a hostile review: a loss.png linked to a file outside the run was overwritten with the picture
+    out = tmp_path / "run"
+    assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(out)]) == 0
+    elsewhere, folder = tmp_path / "mine.txt", tmp_path / "a folder"
+    elsewhere.write_text("a user's own file")
+    folder.mkdir()
+    (out / "loss.png").unlink()
+    (out / "loss.png").symlink_to(elsewhere)
+    (out / "embedding.png").unlink()
+    (out / "embedding.png").symlink_to(folder)
+    capsys.readouterr()
+    code, err = call(draw, [out], capsys)
+    assert code == 0, err
+    assert elsewhere.read_text() == "a user's own file" and list(folder.iterdir()) == []
+    for name in ("loss.png", "embedding.png"):
+        assert not (out / name).is_symlink() and (out / name).read_bytes() == b"png"
+    (out / "loss.png").unlink()
+    (out / "loss.png").symlink_to(tmp_path / "nothing")  # a link to nothing is replaced too, nothing made there
+    assert call(draw, [out], capsys)[0] == 0
+    assert not (tmp_path / "nothing").exists() and (out / "loss.png").read_bytes() == b"png"
+
 def test_a_sweeps_picture_is_drawn_again_from_its_table(tmp_path, recorded, capsys):
     out = tmp_path / "sweep"
     assert train.main([*SMALL, "--lr-sweep", "--steps", "300", "--out", str(out)]) == 0
