@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mlp_lm import finitediff, gradcheck, layers, model
+from mlp_lm import finitediff, gradcheck, layers, model, onehot
 from mlp_lm.cli import UsageError
 from mlp_lm.finitediff import assert_close, compare, directional_grad, numerical_grad
 
@@ -98,7 +98,7 @@ def test_cli_prints_a_passing_table(capsys):
     out = capsys.readouterr().out
     for name in ("dC", "dW1", "db1", "dW2", "db2", "dlogits", "dh", "dhpreact", "dembcat", "demb"):
         assert f"\n{name} " in "\n" + out
-    assert "10 of 10 gradients within 1e-06" in out
+    assert "10 of 10 gradients within 1e-09" in out
 
 
 def test_cli_rejects_a_zero_size(capsys):
@@ -583,3 +583,55 @@ def test_the_comparisons_settings_are_checked():
     for bad in ({"atol": -1}, {"rtol": float("nan")}, {"atol": "0"}):
         with pytest.raises(ValueError, match="each a finite number of 0 or more"):
             numerical_grad(lambda z: float(np.sum(z**2)), np.ones(2), tolerances=bad)
+
+
+def test_the_command_holds_the_branches_of_larger_sizes_to_the_checked_gradients(monkeypatch, capsys):
+    # From a hostile review: embedding_backward's np.add.at branch (past 2**20 one-hot entries) and the softmax
+    # backward's branch past 64 symbols never ran at the command's sizes, so the slips below passed it.
+    real_emb, real_ce = layers.embedding_backward, layers.softmax_cross_entropy_backward
+
+    def emb_slipped(demb, cache):  # dC[X] += demb in the large branch: a repeated symbol counted once
+        X, (V, E) = cache
+        if X.size * V <= layers.ONEHOT_MAX:
+            return real_emb(demb, cache)
+        dC = np.zeros((V, E))
+        dC[X.reshape(-1)] += demb.reshape(-1, E)
+        return dC
+
+    def ce_slipped(dout, cache):  # 0.999 for 1 in the large branch's subtraction
+        d = real_ce(dout, cache)
+        if cache[0].shape[1] > onehot.IDENTITY_MAX_V:
+            d[np.arange(len(cache[1])), cache[1]] += 0.001 / len(cache[1])
+        return d
+    for name, slipped, branch in (("embedding_backward", emb_slipped, "dC past 2**20"),
+                                  ("softmax_cross_entropy_backward", ce_slipped, "a vocabulary past 64")):
+        with monkeypatch.context() as m:
+            m.setattr(layers, name, slipped)
+            assert gradcheck.main([]) == 1
+            out = capsys.readouterr().out
+            assert "10 of 10 gradients within" in out  # the small sizes' own branches are right
+            line = next(line for line in out.splitlines() if line.startswith(f"the branch for {branch}"))
+            assert "10 of 10" not in line and " FAIL" in out, out
+    assert gradcheck.main([]) == 0  # and put back as they were
+    assert layers.ONEHOT_MAX == 1 << 20 and onehot.IDENTITY_MAX_V == 64
+
+
+def test_a_backward_pass_that_rounds_through_float32_fails_the_command(monkeypatch, capsys):
+    # From a hostile review: at the command's old 1e-6 a float32 cast inside tanh_backward passed ("ratio 3.5e-8 ok")
+    real = layers.tanh_backward
+    monkeypatch.setattr(layers, "tanh_backward", lambda dout, cache: real(dout, cache).astype(np.float32).astype(
+        np.float64))
+    assert gradcheck.main([]) == 1
+    failed = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.endswith(" FAIL")]
+    assert "dhpreact" in failed and "dlogits" not in failed
+    rows = {r.name: r for r in gradcheck.check_model(gradcheck.random_params(7, 3, 4, 8), *gradcheck.check_batch(
+        6, 3, 7, np.random.default_rng(0)))}
+    assert rows["dhpreact"].ok() and not rows["dhpreact"].ok(gradcheck.COMMAND_TOLERANCE)  # finitediff's own 1e-6 passes it
+
+
+def test_rows_that_prove_nothing_say_unproven_not_fail(capsys):
+    with pytest.raises(UsageError):
+        gradcheck.main(["--dropout", "0.97"])
+    rows = capsys.readouterr().out.splitlines()
+    assert [r.split()[0] for r in rows if r.endswith("]  unproven")] == ["dC", "dW1", "demb"]
+    assert not any(r.endswith(" FAIL") for r in rows) and "7 of 10 gradients within 1e-09 of their scale; 3 unproven" in rows
