@@ -149,14 +149,15 @@ def kept_best_line(best, devs, done):
     return f"kept the model of step {best:,}, the best dev evaluation ({devs[best]:.4f}{last})"
 
 
-def futile_warning(result, losses, V, n_items, cfg, devs=None, resumed=False):
+def futile_warning(result, losses, V, n_items, cfg, devs=None, resumed=False, note=""):
     """The warning for a run whose dev loss is no better than ln V, a uniform guess: why (learned
     its training items by heart, a loss that went up, that rose on its way down, that came a long way
     down but not far enough, or no progress) and what to try. result: its train/dev/test losses;
-    losses: its minibatch losses, step by step; n_items: the items of its list; devs: {step: dev loss}."""
+    losses: its minibatch losses, step by step; n_items: the items of its list; devs: {step: dev loss};
+    note: what the by-heart reason adds (dev_only_note)."""
     retry = retry_with(resumed)
     advice = ("the model learned its training items by heart and nothing that carries over to new ones; "
-              + by_heart(result, devs or {}, n_items, cfg, retry, V) if result["train_loss"] < 0.9 * math.log(V)
+              + by_heart(result, devs or {}, n_items, cfg, retry, V) + note if result["train_loss"] < 0.9 * math.log(V)
               else why_stuck(result, losses, V, retry, "training did not get anywhere"))
     return (f"warning: the dev loss is no better than ln {V} = {math.log(V):.2f}, the loss of a uniform "
             f"guess: {advice}")
@@ -204,5 +205,12 @@ def little_learned_warning(result, losses, splits, cfg, resumed=False):
 def quality_warning(result, devs, losses, splits, n_items, cfg, resumed=False):
     """The warning for a run better than a uniform guess on dev that learned its training items by heart
     (overfit_warning) or hardly anything (little_learned_warning), or None."""
-    return (overfit_warning(result, devs, n_items, cfg, resumed)
-            or little_learned_warning(result, losses, splits, cfg, resumed))
+    overfit = overfit_warning(result, devs, n_items, cfg, resumed)
+    return overfit + dev_only_note(splits) if overfit else little_learned_warning(result, losses, splits, cfg, resumed)
+
+
+def dev_only_note(splits):
+    """What a warning that the model learned its training items by heart adds when dev holds symbols no training
+    item does: they open a gap between the losses whatever the model learned (data.unseen_symbols_warning)."""
+    return ("; part of the gap may be the symbols dev holds and training does not, warned of above"
+            if set("".join(splits.items[1])) - set("".join(splits.items[0])) else "")

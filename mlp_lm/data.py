@@ -25,7 +25,7 @@ from .wordfile import (CHECKOUT, DEFAULT_DATA, DataError, digest, differs, in_ch
 # The word list file's names, which this module held before wordfile.py: code that imports them from here
 # still finds them.
 __all__ = ["BOUNDARY", "SPLIT_SEED", "Vocab", "show_symbols", "build_vocab", "build_dataset", "split_items",
-           "Splits", "describe", "REPEATS_WARN", "repeats_warning", "load_splits",
+           "Splits", "describe", "REPEATS_WARN", "repeats_warning", "unseen_symbols", "unseen_symbols_warning", "load_splits",
            "CHECKOUT", "DEFAULT_DATA", "DataError", "digest", "differs", "in_checkout", "read_items",
            "read_items_and_digest"]
 
@@ -234,6 +234,28 @@ def repeats_warning(splits):
     return (f"warning: {seen[0]:,} of {len(splits.items[1]):,} dev items and {seen[1]:,} of {len(splits.items[2]):,} "
             f"test items are also in train (the file repeats items), so dev and test losses say little about "
             f"unseen ones; remove the repeats (sort -u) for held-out numbers")
+
+
+def unseen_symbols(splits):
+    """The symbols that dev or test items hold and no training item does, sorted."""
+    train = set("".join(splits.items[0]))
+    return sorted(set("".join(splits.items[1] + splits.items[2])) - train)
+
+
+def unseen_symbols_warning(splits):
+    """A warning when dev or test items hold symbols no training item holds, else None: a model never
+    trained to predict them gives them little probability, which raises dev's and test's losses however
+    well it learned the rest (a gap that reads like a model that learned its training items by heart)."""
+    unseen = set(unseen_symbols(splits))
+    if not unseen:
+        return None
+    dev, test = (sum(not unseen.isdisjoint(item) for item in part) for part in splits.items[1:])
+    one = len(unseen) == 1
+    return (f"warning: {'the symbol' if one else 'the symbols'} {show_symbols(''.join(sorted(unseen)))} "
+            f"{'is' if one else 'are'} in {dev:,} dev and {test:,} test item{'' if dev + test == 1 else 's'} but in no "
+            f"training item, so the model never learns to predict {'it' if one else 'them'}, and dev's and test's "
+            f"losses count {'it' if one else 'them'} at what an unseen symbol costs; give the list more items that "
+            f"hold {'it' if one else 'them'}, or take those out")
 
 
 def load_splits(path, block_size, seed=SPLIT_SEED):

@@ -28,7 +28,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
 
 from . import layers, model, onehot
 from .checks import is_whole
-from .finitediff import PROVES_NOTHING, TOLERANCE, ZERO_NOISE, Comparison, compare, numerical_grad
+from .finitediff import PROVES_NOTHING, ZERO_NOISE, Comparison, compare, numerical_grad
 from .model import embedding_mask_shape
 from .params import PARAM_NAMES, check_params, checked_sizes, param_count
 

@@ -25,7 +25,7 @@ from .advice import accents_warning
 from .cli import ArgumentParser, UsageError, run
 from .flags import int_at_least, non_negative_int
 from .counting import K_GRID, KneserNey, choose_k
-from .data import describe, load_splits, repeats_warning
+from .data import describe, load_splits, repeats_warning, unseen_symbols_warning
 from .jsonout import prepare_json, write_json
 from .runtime import NotEnoughMemory
 from .sampling import MAX_LENGTH, SAMPLE_LENGTH, Novelty, generate, one_line, sample_length
@@ -83,7 +83,7 @@ def main(argv=None):
                          f"could be {args.samples * length:,} symbols on one line; use at most "
                          f"{max(MAX_SAMPLE_SYMBOLS // length, 1):,} here, or python -m mlp_lm.sample, which streams")
     print(describe(args.data, splits))
-    for warning in (repeats_warning(splits), accents_warning(splits)):
+    for warning in (repeats_warning(splits), unseen_symbols_warning(splits), accents_warning(splits)):
         if warning:
             print(warning, file=sys.stderr)
 

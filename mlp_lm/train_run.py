@@ -12,10 +12,10 @@ from contextlib import nullcontext, suppress
 import numpy as np
 
 from . import atomic, evaltime, metrics, model, plots
-from .advice import accents_warning, futile_warning, kept_best_line, quality_warning, size_warnings
+from .advice import accents_warning, dev_only_note, futile_warning, kept_best_line, quality_warning, size_warnings
 from .cli import EXIT_BAD_INPUT, UsageError, exit_code, line_break, signals_held
 from .config import describe_training
-from .data import describe, repeats_warning
+from .data import describe, repeats_warning, unseen_symbols_warning
 from .loop import Diverged, diverged_in_evaluation, last_dev_missing, train
 from .runlock import FolderHold
 from .runs import check_space, claim_fresh, files_in_the_way, resume_command, save_run_or_rescue
@@ -31,7 +31,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
     params = model.init_params(V, cfg.block_size, cfg.n_embd, cfg.n_hidden, direct=cfg.direct,
                                seed=cfg.seed, init=cfg.init, dtype=np.dtype(cfg.dtype))
     print(describe(cfg.data, splits))
-    for warning in filter(None, (repeats_warning(splits), accents_warning(splits),
+    for warning in filter(None, (repeats_warning(splits), unseen_symbols_warning(splits), accents_warning(splits),
                                  *(size_warnings(cfg, splits) if resumed is None else ()))):
         print(warning, file=sys.stderr)
     print(f"model: T={cfg.block_size} E={cfg.n_embd} H={cfg.n_hidden}{' direct' if cfg.direct else ''} "
@@ -168,7 +168,8 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                 print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")
         n_items = sum(len(part) for part in splits.items)
         if futile and not unfinished:  # stopped with steps to go, it has not had its chance: --resume is the advice
-            print(futile_warning(result, losses, V, n_items, cfg, devs, resumed is not None), file=sys.stderr)
+            print(futile_warning(result, losses, V, n_items, cfg, devs, resumed is not None, dev_only_note(splits)),
+                  file=sys.stderr)
         elif not unfinished and not diverged:
             if overfit := quality_warning(result, devs, losses, splits, n_items, cfg, resumed is not None):
                 print(overfit, file=sys.stderr)

@@ -1,4 +1,5 @@
 import hashlib
+import re
 import unicodedata
 from pathlib import Path
 
@@ -8,7 +9,8 @@ import pytest
 from mlp_lm import data, wordfile
 from mlp_lm.wordfile import DataError
 
-NAMES = Path(__file__).resolve().parent.parent / "data" / "names.txt"
+ROOT = Path(__file__).resolve().parent.parent
+NAMES = ROOT / "data" / "names.txt"
 
 
 def test_bundled_names_file_is_the_lectures():
@@ -438,3 +440,38 @@ def test_reading_a_large_file_is_announced_before_its_silence(tmp_path, monkeypa
     assert capsys.readouterr().err.splitlines()[0] == said
     assert evaluate.main(["--checkpoint", str(tmp_path / "r" / "model.npz")]) == 0
     assert capsys.readouterr().err.splitlines()[0] == said.replace(str(small), str(small.resolve()))
+
+
+def test_symbols_only_dev_or_test_holds_are_warned_of_and_named_in_the_by_heart_advice(tmp_path, capsys):
+    # From a hostile review: 30 dev items ending in a symbol no training item held gave dev 3.28 against train
+    # 1.28, and the only word was "the model learned its training items by heart; try a weight decay"
+    import random
+
+    from mlp_lm import ngram, train
+    items = wordfile.read_items(ROOT / "tests" / "data" / "names-small.txt")[:300]
+    order = list(range(len(items)))
+    random.Random(data.SPLIT_SEED).shuffle(order)  # split_items' shuffle, of the positions: dev is 240..269
+    for i in order[240:270]:
+        items[i] += "ø"
+    for i in order[295:297]:
+        items[i] += "þ"
+    path = tmp_path / "devonly.txt"
+    path.write_text("\n".join(items) + "\n")
+    splits = data.load_splits(path, 3)
+    assert data.unseen_symbols(splits) == ["ø", "þ"]
+    warning = ("warning: the symbols 'øþ' are in 30 dev and 2 test items but in no training item, so the model never "
+               "learns to predict them, and dev's and test's losses count them at what an unseen symbol costs; give the "
+               "list more items that hold them, or take those out")
+    assert data.unseen_symbols_warning(splits) == warning
+    assert data.unseen_symbols_warning(data.load_splits(ROOT / "tests" / "data" / "names-small.txt", 3)) is None
+    assert ngram.main(["--data", str(path), "--n", "2", "--smoothing", "kn"]) == 0
+    assert warning in capsys.readouterr().err.splitlines()
+    assert train.main(["--data", str(path), "--steps", "2000", "--eval-every", "0", "--out", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err
+    assert warning in err.splitlines()
+    assert re.search(r"learned its training items by heart.*; part of the gap may be the symbols dev holds and training "
+                     r"does not, warned of above$", err, re.M), err
+    path.write_text("\n".join(i.replace("þ", "") for i in items) + "\n")  # dev's only: one symbol, no test items
+    assert data.unseen_symbols_warning(data.load_splits(path, 3)).startswith(
+        "warning: the symbol 'ø' is in 30 dev and 0 test items but in no training item, so the model never learns to "
+        "predict it,")
