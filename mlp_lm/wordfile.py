@@ -103,6 +103,17 @@ ARCHIVES = ((b"\x1f\x8b", "a gzip file (.gz)"), (b"PK\x03\x04", "a zip archive")
             (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"))
 
 
+def _numpy_archive(raw):
+    """Whether the bytes raw are a numpy .npz: a zip archive of .npy files only, as a saved model is."""
+    import io
+    import zipfile
+    try:
+        names = zipfile.ZipFile(io.BytesIO(raw)).namelist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):  # a damaged archive is left to say it is a zip
+        return False
+    return bool(names) and all(name.endswith(".npy") for name in names)
+
+
 def read_items_and_digest(path):
     """The items, and the sha256 of the very bytes they were read from (to recognise the file later)."""
     size = _file_size(path)
@@ -115,6 +126,10 @@ def read_items_and_digest(path):
                    f"reading data file {path} ({gib(len(raw))}, {lines:,} lines)", "use a smaller file")
         packed = next((kind for magic, kind in ARCHIVES if raw.startswith(magic)), None)
         if packed and not _plain_utf8(raw):  # its NULs would be blamed on UTF-16, and taking them out advised
+            if _numpy_archive(raw):  # --data given a model.npz, meant for --checkpoint
+                raise NotAWordList(f"data file {path} is a numpy .npz archive (a saved model?), not text; --data takes "
+                                   f"a word list, one item per line (sample and evaluate read a model.npz, with "
+                                   f"--checkpoint)")
             raise NotAWordList(f"data file {path} is {packed}, not text; unpack it and pass the text file of words "
                                f"inside")
         if raw.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):  # (UTF-32-LE's starts as UTF-16-LE's)

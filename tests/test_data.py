@@ -475,3 +475,17 @@ def test_symbols_only_dev_or_test_holds_are_warned_of_and_named_in_the_by_heart_
     assert data.unseen_symbols_warning(data.load_splits(path, 3)).startswith(
         "warning: the symbol 'ø' is in 30 dev and 0 test items but in no training item, so the model never learns to "
         "predict it,")
+
+
+def test_a_model_passed_as_data_is_named_as_one(tmp_path):
+    # From a hostile review: --data runs/x/model.npz was told to unzip it and pass the text file inside
+    from mlp_lm import checkpoint, model
+    path = tmp_path / "model.npz"
+    checkpoint.save(path, model.init_params(3, 2, 2, 2), data.Vocab(".ab"), {"block_size": 2})
+    with pytest.raises(DataError, match=r"is a numpy \.npz archive \(a saved model\?\), not text; --data takes a word list"):
+        data.load_splits(path, 3)
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "words.zip", "w") as z:  # a word list zipped is still told to unpack it
+        z.writestr("names.txt", "emma\nava\n")
+    with pytest.raises(DataError, match="is a zip archive, not text; unpack it and pass the text file of words inside"):
+        data.load_splits(tmp_path / "words.zip", 3)

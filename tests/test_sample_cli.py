@@ -112,6 +112,22 @@ def test_summary_when_the_training_data_is_gone(tiny_run, tmp_path):
     assert "pass an existing file" not in proc.stderr  # a training's advice: sample takes no --data
 
 
+def test_summary_when_the_training_data_is_no_longer_a_file_gives_no_advice_for_flags_sample_lacks(tiny_run, tmp_path):
+    # From a hostile review: a training data file replaced by a pipe was told "save the items to a file and pass
+    # that", where sample has no --data to pass it to
+    import os
+    params, vocab, config = checkpoint.load(tiny_run[0] / "model.npz")
+    moved = tmp_path / "model.npz"
+    os.mkfifo(tmp_path / "pipe.txt")
+    checkpoint.save(moved, params, vocab, {k: v for k, v in config.items() if k != "format"}
+                    | {"data": str(tmp_path / "pipe.txt")})
+    proc = run_cli("mlp_lm.sample", "--checkpoint", moved, "-n", 3)
+    assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 3
+    assert f"cannot say which are new: data path {tmp_path / 'pipe.txt'} is not a regular file (a pipe or a device)" \
+        in proc.stderr
+    assert "pass that" not in proc.stderr
+
+
 def test_newest_run_is_found(tmp_path):
     import os
     assert runs.newest(tmp_path) is None
