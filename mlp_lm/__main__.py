@@ -1,5 +1,4 @@
 """`python -m mlp_lm`: not a command itself; it lists the commands (each is `python -m mlp_lm.NAME`)."""
-import shlex
 import sys
 
 COMMANDS = {
@@ -21,7 +20,8 @@ def main(argv):
             print(f"  python -m mlp_lm.{name:10s} {what}")
         return 0
     if argv[0] in COMMANDS:  # `python -m mlp_lm train`: say how it is spelled rather than guess the rest
-        print(f"python -m mlp_lm: the command is spelled {shlex.join(['python', '-m', 'mlp_lm.' + argv[0], *argv[1:]])}",
+        from .shell import join  # here: run as a folder, this module says so before any relative import
+        print(f"python -m mlp_lm: the command is spelled {join(['python', '-m', 'mlp_lm.' + argv[0], *argv[1:]])}",
               file=sys.stderr)
     else:
         print(f"python -m mlp_lm: {argv[0]!r} is not a command; the commands are python -m mlp_lm.NAME with NAME "

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import shell
 from .checks import is_whole
 from .runtime import NotEnoughMemory, check_fits
 from .wordfile import (CHECKOUT, DEFAULT_DATA, DataError, digest, differs, in_checkout, read_items,
@@ -215,8 +216,10 @@ class Splits:
 
 
 def describe(path, splits):
-    """The one-line account of the data that train and ngram print first."""
-    return (f"data: {path}: {sum(len(p) for p in splits.items)} items, vocabulary of {len(splits.vocab)}, "
+    """The one-line account of the data that train and ngram print first (a path with a line break, or bytes
+    that are not UTF-8, written as the shell would read it: on one line, naming the very file)."""
+    shown = path if str(path).isprintable() else shell.quote(path)
+    return (f"data: {shown}: {sum(len(p) for p in splits.items)} items, vocabulary of {len(splits.vocab)}, "
             f"{len(splits.train[1])}/{len(splits.dev[1])}/{len(splits.test[1])} train/dev/test examples")
 
 

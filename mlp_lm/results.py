@@ -15,7 +15,6 @@ replaces what its folder held, even when it gets nowhere or is stopped.
 """
 import errno
 import os
-import shlex
 import sys
 import time
 from functools import partial
@@ -26,7 +25,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
           "python -m mlp_lm.results", file=sys.stderr)
     sys.exit(2)
 
-from . import checkpoint, mixture, runtime
+from . import checkpoint, mixture, runtime, shell
 from .atomic import write_whole
 from .cli import STOP_CODES, ArgumentParser, UsageError, exit_code, run
 from .flags import positive_int
@@ -245,7 +244,7 @@ def table_command(args, runs, docs_wanted):
     """The command that writes the table this one would have from the runs it has saved."""
     place = ["--runs", str(runs)] if args.runs or args.steps else []  # --no-train's default is runs/results
     docs = (["--write-docs"] if docs_wanted else []) + (["--docs", args.docs] if args.docs else [])
-    return shlex.join(["python", "-m", "mlp_lm.results", "--no-train"] + place + docs)
+    return shell.join(["python", "-m", "mlp_lm.results", "--no-train"] + place + docs)
 
 
 def how_to_finish(args, name, only, runs, docs_wanted, saved):
@@ -264,13 +263,13 @@ def how_to_finish(args, name, only, runs, docs_wanted, saved):
     then = (results + ["--only", ",".join(rest)] + (["--steps", str(args.steps)] if args.steps else [])
             if rest else results + ["--no-train"]) + place + docs  # the runs after this one, or the table
     if saved and complete(out):  # it finished before the signal reached it: only the rest is to do
-        return f"results: stopped after the run {name} was complete; to finish: {shlex.join(then)}"
+        return f"results: stopped after the run {name} was complete; to finish: {shell.join(then)}"
     if saved:  # saved unfinished where the table reads it: resume it there
         return (f"results: stopped in the run {name}, saved unfinished in {out}; to finish: "
-                f"{resume_command(out)}, then {shlex.join(then)}")
+                f"{resume_command(out)}, then {shell.join(then)}")
     again = results + ["--only", ",".join([name] + rest)] + (["--steps", str(args.steps)] if args.steps else [])
     return (f"results: stopped before the run {name} saved anything; to finish: "
-            f"{shlex.join(again + place + docs)}")
+            f"{shell.join(again + place + docs)}")
 
 
 if __name__ == "__main__":

@@ -4,14 +4,13 @@ stop signals held, the final evaluation, the save (into the folder, a side folde
 the temporary directory when the folder is not the run's any more) and the report. Or, with --lr-sweep, the
 sweep instead of the run."""
 import math
-import shlex
 import sys
 import time
 from contextlib import nullcontext, suppress
 
 import numpy as np
 
-from . import atomic, evaltime, metrics, model, plots
+from . import atomic, evaltime, metrics, model, plots, shell
 from .advice import accents_warning, dev_only_note, futile_warning, kept_best_line, quality_warning, size_warnings
 from .cli import EXIT_BAD_INPUT, UsageError, exit_code, line_break, signals_held
 from .config import describe_training
@@ -185,18 +184,18 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         if stop:
             raise stop
         print(f"wrote {', '.join(written)} to {out}{' (' + no_pictures + ')' if no_pictures else ''}")
-        print(f"sample more: python -m mlp_lm.sample --checkpoint {shlex.quote(str(out / 'model.npz'))}")
+        print(f"sample more: python -m mlp_lm.sample --checkpoint {shell.quote(str(out / 'model.npz'))}")
         if unfinished:
             print(f"to continue: {resume_command(out)}", file=sys.stderr)
         if diverged:
             raise UsageError(f"{diverged}; the run as it was at step {diverged.kept}, its best dev evaluation "
                              f"(dev {devs[diverged.kept]:.4f}), is saved in {out}" + ("" if result else
                              f", not evaluated: python -m mlp_lm.evaluate --checkpoint "
-                             f"{shlex.quote(str(out / 'model.npz'))} evaluates it"),
+                             f"{shell.quote(str(out / 'model.npz'))} evaluates it"),
                              exit_code(interrupt) if interrupt is not None else EXIT_BAD_INPUT)  # a signal's, if one came
         if no_memory:  # saved, and told after the rest of the report
             raise UsageError(f"{no_memory}; it is saved in {out}, not evaluated: python -m mlp_lm.evaluate "
-                             f"--checkpoint {shlex.quote(str(out / 'model.npz'))} evaluates it where there is more")
+                             f"--checkpoint {shell.quote(str(out / 'model.npz'))} evaluates it where there is more")
         return exit_code(interrupt) if interrupt is not None else 0
     except KeyboardInterrupt as e:
         resume = f"; to continue: {resume_command(out)}" if unfinished else ""

@@ -64,3 +64,32 @@ def test_without_a_clone_the_default_word_list_is_said_to_come_with_it(tmp_path,
     (tmp_path / "data" / "names.txt").write_text("ann\nbob\n")  # there after all: read, as before
     code, err = call(ngram, ["--n", "2", "--smoothing", "kn"], capsys)
     assert "data file not found" not in err
+
+
+def test_the_commands_messages_print_name_any_file_as_the_shell_reads_it(tmp_path):
+    # From a hostile review: --out with a byte that is not UTF-8 printed "--checkpoint '/x/bad\udcffdir/model.npz'",
+    # which names no file when pasted; a line break in --data or --out split the data line and the command
+    import os
+
+    from mlp_lm import shell
+    odd = ["plain", "with space", "it's", "a\nline", "tab\there", "bad\udcffbyte", "é and ✓", "back\\slash", "$HOME `x`",
+           "\u2028sep", "\x7f"]
+    for arg in odd:
+        said = subprocess.run(["bash", "-c", f"printf %s {shell.quote(arg)}"], capture_output=True, timeout=10).stdout
+        assert said == os.fsencode(arg), (arg, shell.quote(arg))
+        assert "\n" not in shell.quote(arg) and shell.quote(arg).isprintable()
+    assert shell.quote("runs/names") == "runs/names" and shell.quote("a b") == "'a b'"  # shlex.quote's, when it can
+    assert shell.join(["python", "-m", "x", "a\nb"]) == "python -m x $'a\\nb'"
+    data = tmp_path / "new\nline.txt"
+    data.write_bytes((ROOT / "tests" / "data" / "names-small.txt").read_bytes())
+    out = tmp_path / "run\udcffdir"
+    proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--data", data, "--steps", "20", "--eval-every", "0",
+                           "--out", out], capture_output=True, text=True, errors="surrogateescape", cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    printed = proc.stdout
+    assert f"data: $'{tmp_path}/new\\nline.txt': 3204 items" in printed.splitlines()[0]
+    command = next(line for line in printed.splitlines() if line.startswith("sample more: "))
+    assert command.endswith(f"--checkpoint $'{tmp_path}/run\\xffdir/model.npz'")
+    ran = subprocess.run(["bash", "-c", command.removeprefix("sample more: ").replace("python", sys.executable, 1)
+                          + " -n 1"], capture_output=True, timeout=60, cwd=ROOT)
+    assert ran.returncode == 0 and len(ran.stdout.splitlines()) == 1, ran.stderr
