@@ -19,11 +19,11 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
           "python -m mlp_lm.sample", file=sys.stderr)
     sys.exit(2)
 
-from . import STOP_SIGNALS, checkpoint, runs
+from . import STOP_SIGNALS, checkpoint, runs, shell
 from .cli import ArgumentParser, Interrupted, UsageError, run
 from .flags import int_at_least, non_negative_float, non_negative_int, positive_int, thread_count
 from .model import next_probs
-from .sampling import CUT, MAX_LENGTH, SAMPLE_LENGTH, Novelty, generate_chunks, printable, sample_length
+from .sampling import CUT, MAX_LENGTH, SAMPLE_LENGTH, Novelty, generate_chunks, printable, sample_length, unprinted
 from .runtime import blas_threads, choose_threads
 from .wordfile import DataError, read_otherwise
 
@@ -99,7 +99,10 @@ def main(argv=None):
             try:
                 samples, ended = next(chunks, (None, None))
             except DataError as e:  # the only user input generation checks is the prefix
-                raise UsageError(f"--prefix {args.prefix!r}: {e}") from None
+                meant = unprinted(args.prefix)  # a sample copied as printed: its tab written \t
+                hint = (f"; the samples print a tab or another control as an escape: {shell.quote(meant)} passes "
+                        f"the characters themselves" if meant != args.prefix and set(meant) <= set(vocab.itos) else "")
+                raise UsageError(f"--prefix {args.prefix!r}: {e}{hint}") from None
             except FloatingPointError as e:  # from the model's arithmetic (model.logits): the samples would be junk
                 raise checkpoint.overflowed(args.checkpoint, e) from None
             if samples is None:

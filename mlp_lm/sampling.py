@@ -62,6 +62,15 @@ def printable(sample):
     return CONTROL.sub(lambda m: repr(m.group())[1:-1], sample)
 
 
+ESCAPE = re.compile(r"\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[tnr])")  # what printable writes
+
+
+def unprinted(text):
+    """text with the escapes printable writes (\\t, \\x1b, \\u2028) read back as the characters they stand for."""
+    named = {"t": "\t", "n": "\n", "r": "\r"}
+    return ESCAPE.sub(lambda m: named.get(m.group()[1]) or chr(int(m.group()[2:], 16)), text)
+
+
 def one_line(samples, ended):
     """The samples on one line, after a comma each. When one holds a comma and a space, a space at an
     edge, or starts with a quote, which the list would blur ('Dover, NY' would read as two samples,

@@ -359,3 +359,22 @@ def test_a_checkpoint_whose_longest_item_no_list_has_is_refused(tiny_run, tmp_pa
     with pytest.raises(ValueError, match="would not load back: .*longest_item"):  # save loads what it writes first
         checkpoint.save(tmp_path / "model.npz", params, vocab, {**config, "longest_item": bad})
     assert not (tmp_path / "model.npz").exists()
+
+
+def test_a_sample_copied_as_printed_into_prefix_is_told_how_to_pass_its_tab(tmp_path, capsys):
+    # From a hostile review: samples print a tab as \t, and --prefix 'a\tb' copied from them was refused with no
+    # word of how to pass a tab
+    from mlp_lm import sample, train
+    from .test_bad_input import assert_one_line_error, call
+    words = tmp_path / "tabs.txt"
+    words.write_text("a\tb\nc\td\nab\ncd\nad\ncb\nabc\n")
+    assert train.main(["--data", str(words), "--steps", "50", "--eval-every", "0", "--out", str(tmp_path / "r")]) == 0
+    assert sampling.unprinted(sampling.printable("a\tb\x1b\u2028c")) == "a\tb\x1b\u2028c"
+    capsys.readouterr()
+    code, err = call(sample, ["--checkpoint", tmp_path / "r" / "model.npz", "--prefix", "a\\tb"], capsys)
+    assert_one_line_error(code, err, "--prefix 'a\\\\tb': unknown symbol(s)", "the samples print a tab or another "
+                          "control as an escape: $'a\\tb' passes the characters themselves")
+    code, err = call(sample, ["--checkpoint", tmp_path / "r" / "model.npz", "--prefix", "a\tb", "-n", "2"], capsys)
+    assert code == 0, err
+    code, err = call(sample, ["--checkpoint", tmp_path / "r" / "model.npz", "--prefix", "a\\xb"], capsys)
+    assert code == 2 and "passes the characters" not in err  # no escape that reads back into the vocabulary
