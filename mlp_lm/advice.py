@@ -9,19 +9,27 @@ import numpy as np
 from .counting import AddK
 
 
+def one_item_warning(splits):
+    """A warning when one item gives most of the examples (train and ngram), else None."""
+    longest = max(len(item) for part in splits.items for item in part)
+    n_all = sum(len(part[1]) for part in (splits.train, splits.dev, splits.test))
+    if not ((longest + 1) * 2 > n_all and sum(map(len, splits.items)) > 1):  # an item of n symbols: n + 1 examples
+        return None
+    where = next(name for name, part in zip(("training", "dev", "test"), splits.items) if
+                 any(len(item) == longest for item in part))
+    share = math.floor(100 * (longest + 1) / n_all)
+    return (f"warning: one item, of {longest:,} symbols, gives {share}% of all the examples and went to the "
+            f"{where} split, so that split is mostly one item; if it is no item of the list (a paragraph or a "
+            f"file pasted in), take it out")
+
+
 def size_warnings(cfg, splits):
     """Warnings for sizes the data cannot use: one item that gives most of the examples, a batch larger
     than the training set, a context longer than the longest item (its first positions are then the
     boundary in every context)."""
     n_train, longest = len(splits.train[1]), max(len(item) for part in splits.items for item in part)
-    n_all = sum(len(part[1]) for part in (splits.train, splits.dev, splits.test))
-    if (longest + 1) * 2 > n_all and sum(map(len, splits.items)) > 1:  # an item of n symbols gives n + 1 examples
-        where = next(name for name, part in zip(("training", "dev", "test"), splits.items) if
-                     any(len(item) == longest for item in part))
-        share = math.floor(100 * (longest + 1) / n_all)
-        yield (f"warning: one item, of {longest:,} symbols, gives {share}% of all the examples and went to the "
-               f"{where} split, so that split is mostly one item; if it is no item of the list (a paragraph or a "
-               f"file pasted in), take it out")
+    if one := one_item_warning(splits):
+        yield one
     if cfg.batch_size > n_train:
         yield (f"warning: the batch ({cfg.batch_size:,}) is larger than the training set ({n_train:,} examples), so "
                f"every step draws examples more than once; a --batch-size of {n_train:,} or less costs less")

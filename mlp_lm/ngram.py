@@ -21,7 +21,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
     sys.exit(2)
 
 from . import metrics
-from .advice import accents_warning
+from .advice import accents_warning, one_item_warning
 from .cli import ArgumentParser, UsageError, run
 from .flags import int_at_least, non_negative_int
 from .counting import K_GRID, KneserNey, choose_k
@@ -83,7 +83,8 @@ def main(argv=None):
                          f"could be {args.samples * length:,} symbols on one line; use at most "
                          f"{max(MAX_SAMPLE_SYMBOLS // length, 1):,} here, or python -m mlp_lm.sample, which streams")
     print(describe(args.data, splits))
-    for warning in (repeats_warning(splits), unseen_symbols_warning(splits), accents_warning(splits)):
+    for warning in (repeats_warning(splits), unseen_symbols_warning(splits), accents_warning(splits),
+                    one_item_warning(splits)):
         if warning:
             print(warning, file=sys.stderr)
 

@@ -702,7 +702,7 @@ def test_a_sweep_whose_best_rate_is_its_edge_says_so(tmp_path, capsys):
         assert words in capsys.readouterr().out
 
 
-def test_one_item_that_gives_most_of_the_examples_is_warned_of(tmp_path):
+def test_one_item_that_gives_most_of_the_examples_is_warned_of(tmp_path, capsys):
     # From a new user's review: 100 names and one line of 100,000 letters trained on 99% of one line, and
     # 5 names beside it split 27/5/100,001, without a word
     from mlp_lm import data
@@ -720,6 +720,10 @@ def test_one_item_that_gives_most_of_the_examples_is_warned_of(tmp_path):
                         f"or a file pasted in), take it out"] and share > 50
     splits = data.load_splits(NAMES, 3)
     assert not [w for w in advice.size_warnings(config.Config(), splits) if "one item" in w]
+    assert advice.one_item_warning(splits) is None
+    from mlp_lm import ngram  # counting is told too (a hostile review: its train loss 0.0031, and not a word)
+    assert ngram.main(["--data", str(tmp_path / "long5.txt"), "--n", "2", "--smoothing", "kn"]) == 0
+    assert said[0] in capsys.readouterr().err.splitlines()
 
 
 def test_sizes_the_data_cannot_use_are_warned_of(tmp_path):
