@@ -6,7 +6,7 @@ agrees with a correct gradient to 1e-10 of its scale or better (about 1e-12 in
 docs/gradcheck.md); a wrong backward pass is off by order one. compare and assert_close judge
 one gradient against another, relative to its scale. Use them on your own change: build a
 scalar function of one array, compute its gradient by hand, and call numerical_grad and
-assert_close. gradcheck.py checks the whole model with them. See docs/gradcheck.md.
+assert_close. modelcheck.py checks the whole model with them. See docs/gradcheck.md.
 """
 import math
 from collections.abc import Mapping
@@ -209,7 +209,7 @@ def compare(name, analytic, numerical, coords=None, *, shape=None, status=None, 
     numerical_grad's flat row, so only shape can hold it. A gradient that is all zeros
     cannot pass: it proves nothing (a missing term times zero is zero). zero_noise is how far
     from zero a numerical derivative may be from rounding alone: ZERO_NOISE suits a loss of order
-    1, and a loss of size L wants about ZERO_NOISE * L (gradcheck.check_model passes that).
+    1, and a loss of size L wants about ZERO_NOISE * L (modelcheck.check_model passes that).
     status is numerical_grad's per-coordinate scipy status, counted in the row.
     """
     shape = None if shape is None else _shape(shape)

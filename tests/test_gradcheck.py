@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mlp_lm import finitediff, gradcheck, layers, model, onehot
+from mlp_lm import finitediff, gradcheck, layers, model, modelcheck, onehot
 from mlp_lm.cli import UsageError
 from mlp_lm.finitediff import assert_close, compare, directional_grad, numerical_grad
 
@@ -367,13 +367,13 @@ def test_the_independent_forward_s_loss_is_its_own_and_agrees_with_ours(monkeypa
     rng = np.random.default_rng(0)
     logits, Y = 5 * rng.standard_normal((6, 7)), rng.integers(0, 7, 6)
     for eps in (0.0, 0.1):
-        assert gradcheck._mean_nll(logits, Y, eps) == pytest.approx(
+        assert modelcheck._mean_nll(logits, Y, eps) == pytest.approx(
             float(layers.softmax_cross_entropy_forward(logits, Y, eps)[0]), rel=1e-13)
     params = gradcheck.random_params(7, 3, 4, 8)
     X = rng.integers(0, 7, (6, 3))
     monkeypatch.setattr(layers, "softmax_cross_entropy_forward", lambda *a: (_ for _ in ()).throw(
         AssertionError("the check's own loss used layers.py's")))
-    assert np.isfinite(gradcheck._loss_from("W2", params["W2"], params, X, Y, smoothing=0.1))
+    assert np.isfinite(modelcheck._loss_from("W2", params["W2"], params, X, Y, smoothing=0.1))
 
 
 def test_random_params_refuses_what_init_params_refuses():
