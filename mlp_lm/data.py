@@ -26,7 +26,8 @@ from .wordfile import (CHECKOUT, DEFAULT_DATA, DataError, digest, differs, in_ch
 # The word list file's names, which this module held before wordfile.py: code that imports them from here
 # still finds them.
 __all__ = ["BOUNDARY", "SPLIT_SEED", "Vocab", "show_symbols", "build_vocab", "build_dataset", "split_items",
-           "Splits", "describe", "REPEATS_WARN", "repeats_warning", "unseen_symbols", "unseen_symbols_warning", "load_splits",
+           "Splits", "describe", "REPEATS_WARN", "repeats_warning", "unseen_symbols", "unseen_symbols_warning",
+           "load_splits",
            "CHECKOUT", "DEFAULT_DATA", "DataError", "digest", "differs", "in_checkout", "read_items",
            "read_items_and_digest"]
 

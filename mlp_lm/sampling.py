@@ -68,7 +68,14 @@ ESCAPE = re.compile(r"\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[tnr]
 def unprinted(text):
     """text with the escapes printable writes (\\t, \\x1b, \\u2028) read back as the characters they stand for."""
     named = {"t": "\t", "n": "\n", "r": "\r"}
-    return ESCAPE.sub(lambda m: named.get(m.group()[1]) or chr(int(m.group()[2:], 16)), text)
+
+    def read(m):
+        code = m.group()[1]
+        if code in named:
+            return named[code]
+        n = int(m.group()[2:], 16)
+        return chr(n) if n <= 0x10FFFF else m.group()  # \UFFFFFFFF is no character: left as it is
+    return ESCAPE.sub(read, text)
 
 
 def one_line(samples, ended):

@@ -370,6 +370,7 @@ def test_a_sample_copied_as_printed_into_prefix_is_told_how_to_pass_its_tab(tmp_
     words.write_text("a\tb\nc\td\nab\ncd\nad\ncb\nabc\n")
     assert train.main(["--data", str(words), "--steps", "50", "--eval-every", "0", "--out", str(tmp_path / "r")]) == 0
     assert sampling.unprinted(sampling.printable("a\tb\x1b\u2028c")) == "a\tb\x1b\u2028c"
+    assert sampling.unprinted("\\UFFFFFFFF\\U0001F600") == "\\UFFFFFFFF\U0001F600"  # no character past U+10FFFF
     capsys.readouterr()
     code, err = call(sample, ["--checkpoint", tmp_path / "r" / "model.npz", "--prefix", "a\\tb"], capsys)
     assert_one_line_error(code, err, "--prefix 'a\\\\tb': unknown symbol(s)", "the samples print a tab or another "
