@@ -219,8 +219,7 @@ class Splits:
 def describe(path, splits):
     """The one-line account of the data that train and ngram print first (a path with a line break, or bytes
     that are not UTF-8, written as the shell would read it: on one line, naming the very file)."""
-    shown = path if str(path).isprintable() else shell.quote(path)
-    return (f"data: {shown}: {sum(len(p) for p in splits.items)} items, vocabulary of {len(splits.vocab)}, "
+    return (f"data: {shell.shown(path)}: {sum(len(p) for p in splits.items)} items, vocabulary of {len(splits.vocab)}, "
             f"{len(splits.train[1])}/{len(splits.dev[1])}/{len(splits.test[1])} train/dev/test examples")
 
 

@@ -17,7 +17,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
           "python -m mlp_lm.draw", file=sys.stderr)
     sys.exit(2)
 
-from . import checkpoint, plots, runs
+from . import checkpoint, plots, runs, shell
 from .cli import ArgumentParser, UsageError, run
 from .resume import read_history
 from .sweep import read_table, sweep_table
@@ -81,7 +81,7 @@ def main(argv=None):
         inside = sorted(p.parent.name for name in READS for p in folder.glob(f"*/{name}"))
         raise UsageError(f"{folder} holds no run to draw: neither a model.npz nor an lr_sweep.csv " + (
             f"(it holds runs in folders of their own: pass one, such as {folder / inside[0]})" if inside else
-            f"(python -m mlp_lm.train --out {folder} writes them)"))
+            f"(python -m mlp_lm.train --out {shell.path(folder)} writes them)"))
     if not plots.available():
         raise UsageError(f"{plots.hint()}, then run this again")
     pictures = []

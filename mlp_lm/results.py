@@ -242,17 +242,17 @@ def check_no_link_to_docs(runs, docs, docs_wanted):
 
 def table_command(args, runs, docs_wanted):
     """The command that writes the table this one would have from the runs it has saved."""
-    place = ["--runs", str(runs)] if args.runs or args.steps else []  # --no-train's default is runs/results
-    docs = (["--write-docs"] if docs_wanted else []) + (["--docs", args.docs] if args.docs else [])
+    place = ["--runs", shell.not_a_flag(runs)] if args.runs or args.steps else []  # --no-train's default is runs/results
+    docs = (["--write-docs"] if docs_wanted else []) + (["--docs", shell.not_a_flag(args.docs)] if args.docs else [])
     return shell.join(["python", "-m", "mlp_lm.results", "--no-train"] + place + docs)
 
 
 def how_to_finish(args, name, only, runs, docs_wanted, saved):
     """What to run after the run `name` was stopped, having `saved` part of itself or not (None: the
     n-grams and mixtures after the runs) to end with the table this command would have written."""
-    place = ["--runs", str(runs)] if args.runs or args.steps else []  # --no-train's default is runs/results
+    place = ["--runs", shell.not_a_flag(runs)] if args.runs or args.steps else []  # --no-train's default is runs/results
     # neither --only nor --no-train writes docs/ on its own: a command that would have, asks for it
-    docs = (["--write-docs"] if docs_wanted else []) + (["--docs", args.docs] if args.docs else [])
+    docs = (["--write-docs"] if docs_wanted else []) + (["--docs", shell.not_a_flag(args.docs)] if args.docs else [])
     results = ["python", "-m", "mlp_lm.results"]
     if name is None:
         return (f"results: stopped while counting the n-grams and mixing, with every run saved; to finish: "

@@ -224,7 +224,7 @@ def model_problem(path, m):
         params, _, config = checkpoint.load(path)
     except CheckpointError:
         return (f"has no model.npz that loads beside its metrics.json (python -m mlp_lm.evaluate --checkpoint "
-                f"{shell.quote(str(path))} says why)")
+                f"{shell.path(path)} says why)")
     if {k: v for k, v in config.items() if k != "format"} != {k: v for k, v in m["config"].items() if k != "format"} \
             or model.num_params(params) != m["params"]:
         return "has a model.npz of another run than its metrics.json (another configuration or size)"
@@ -254,7 +254,7 @@ def check_read_back(names, runs, data_sha256):
     missing = [n for n in names if not os.path.lexists(runs / n / "metrics.json")]  # a link to nothing: read_run
     if missing:
         quick = Path(in_checkout("runs/results-quick"))  # where a run with --steps put them, if that was the last
-        elsewhere = (f" (a quick run's are in {quick}: --runs {shell.quote(str(quick))} reads them)"
+        elsewhere = (f" (a quick run's are in {quick}: --runs {shell.path(quick)} reads them)"
                      if runs == Path(in_checkout("runs/results")) and any((quick / n / "metrics.json").is_file()
                                                                         for n in missing) else "")
         raise UsageError(f"{runs} has no {', '.join(missing)} run{'s' if len(missing) > 1 else ''} (never trained "

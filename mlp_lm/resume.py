@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint
+from . import checkpoint, shell
 from .checks import some
 from .cli import UsageError
 from .config import PRESETS, Config, config_problem
@@ -110,7 +110,7 @@ def resume_point(out, data=None):
     if not isinstance(preset, str) or preset not in PRESETS:
         raise UsageError(f"{damaged} (preset {preset!r}); start a new run")
     if done >= cfg.steps and evaluated and not last_dev_missing(cfg, done, devs):  # (earlier versions saved that)
-        complete = f"the run in {out} is complete ({done} of {cfg.steps} steps)"
+        complete = f"the run in {shell.shown(out)} is complete ({done} of {cfg.steps} steps)"
         if data is not None and digest(data) != config["data_sha256"]:  # a file it cannot read: its own line
             raise UsageError(f"{complete}, and --data {data} is not the file it was trained on (other bytes): "
                              f"nothing to resume")

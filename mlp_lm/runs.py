@@ -118,7 +118,7 @@ def save_run_or_rescue(out, *run, unusable=None, unfinished=False):
                 raise checkpoint.CheckpointError(
                     f"{e}; nor could the whole run be saved under {tempfile.gettempdir()}, but its model is, alone "
                     f"(without the training state or the loss history, so it cannot be resumed): python -m "
-                    f"mlp_lm.sample --checkpoint {shell.quote(str(alone))} samples from it; {fix} before training "
+                    f"mlp_lm.sample --checkpoint {shell.path(alone)} samples from it; {fix} before training "
                     f"again") from None
             raise checkpoint.CheckpointError(f"{e}; nor could it be saved under {tempfile.gettempdir()}, so this "
                                              f"run is lost: {fix} before training again") from None
@@ -129,7 +129,7 @@ def save_run_or_rescue(out, *run, unusable=None, unfinished=False):
 
 def resume_command(folder):
     """The command that continues the run stopped in `folder`, as the messages that point at one give it."""
-    return f"python -m mlp_lm.train --resume --out {shell.quote(str(folder))}"
+    return f"python -m mlp_lm.train --resume --out {shell.path(folder)}"
 
 
 def save_model_alone(run):

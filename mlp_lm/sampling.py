@@ -228,9 +228,12 @@ class Novelty:
             return split_items(items, config.get("split_seed", SPLIT_SEED))
         except DataError as e:  # gone, unreadable or no longer usable: changed, above all, if it did
             gone = not Path(data_path).exists()  # DataError's advice to pass another file is a training's, not ours:
-            # its message says what is wrong, then ("; ") what to pass --data instead, which sample does not take
-            self.why = (changed if differs(data_path, recorded) else
-                        f"its training data {data_path} is not there any more" if gone else str(e).split("; ")[0])
+            # its message says what is wrong, then ("; ", after the path, which may hold one) what to pass --data
+            # instead, which sample does not take
+            said = str(e)
+            after = said.find(str(data_path)) + len(str(data_path)) if str(data_path) in said else 0
+            self.why = (changed if differs(data_path, recorded) else f"its training data {data_path} is not there any "
+                        f"more" if gone else said[:after] + said[after:].split("; ")[0])
             return None
 
     def add(self, samples, ended):

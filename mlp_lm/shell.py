@@ -31,6 +31,24 @@ def quote(arg):
     return "$'" + "".join(out) + "'"
 
 
+def not_a_flag(path):
+    """path as a string no command reads as a flag: ./ before a relative one that starts with a dash."""
+    path = str(path)
+    return "./" + path if path.startswith("-") else path
+
+
+def path(p):
+    """A path as one shell word, in a command's place for a file: quote(not_a_flag(p))."""
+    return quote(not_a_flag(p))
+
+
+def shown(p):
+    """A path in a message's prose: as it is, unless it holds what would print across lines or name
+    another file (quote's cases), then as quote writes it."""
+    p = str(p)
+    return p if p.isprintable() else quote(p)
+
+
 def join(args):
     """The words args as one command line (shlex.join, with quote's care)."""
     return " ".join(quote(a) for a in args)

@@ -183,19 +183,19 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         written += [path.name for path in pictures]
         if stop:
             raise stop
-        print(f"wrote {', '.join(written)} to {out}{' (' + no_pictures + ')' if no_pictures else ''}")
-        print(f"sample more: python -m mlp_lm.sample --checkpoint {shell.quote(str(out / 'model.npz'))}")
+        print(f"wrote {', '.join(written)} to {shell.shown(out)}{' (' + no_pictures + ')' if no_pictures else ''}")
+        print(f"sample more: python -m mlp_lm.sample --checkpoint {shell.path(out / 'model.npz')}")
         if unfinished:
             print(f"to continue: {resume_command(out)}", file=sys.stderr)
         if diverged:
             raise UsageError(f"{diverged}; the run as it was at step {diverged.kept}, its best dev evaluation "
                              f"(dev {devs[diverged.kept]:.4f}), is saved in {out}" + ("" if result else
                              f", not evaluated: python -m mlp_lm.evaluate --checkpoint "
-                             f"{shell.quote(str(out / 'model.npz'))} evaluates it"),
+                             f"{shell.path(out / 'model.npz')} evaluates it"),
                              exit_code(interrupt) if interrupt is not None else EXIT_BAD_INPUT)  # a signal's, if one came
         if no_memory:  # saved, and told after the rest of the report
             raise UsageError(f"{no_memory}; it is saved in {out}, not evaluated: python -m mlp_lm.evaluate "
-                             f"--checkpoint {shell.quote(str(out / 'model.npz'))} evaluates it where there is more")
+                             f"--checkpoint {shell.path(out / 'model.npz')} evaluates it where there is more")
         return exit_code(interrupt) if interrupt is not None else 0
     except KeyboardInterrupt as e:
         resume = f"; to continue: {resume_command(out)}" if unfinished else ""

@@ -93,3 +93,23 @@ def test_the_commands_messages_print_name_any_file_as_the_shell_reads_it(tmp_pat
     ran = subprocess.run(["bash", "-c", command.removeprefix("sample more: ").replace("python", sys.executable, 1)
                           + " -n 1"], capture_output=True, timeout=60, cwd=ROOT)
     assert ran.returncode == 0 and len(ran.stdout.splitlines()) == 1, ran.stderr
+
+
+def test_a_path_that_starts_with_a_dash_is_suggested_as_no_flag(tmp_path):
+    # From a second hostile review: --out=-dash printed "sample more: ... --checkpoint -dash/model.npz", which
+    # argparse reads as a flag when pasted; draw's suggestion was not quoted at all
+    from mlp_lm import shell
+    assert shell.path("-dash/model.npz") == "./-dash/model.npz" and shell.path("/abs/-x") == "/abs/-x"
+    assert shell.path("-a b") == "'./-a b'" and shell.quote("--flag") == "--flag"  # flags themselves stay flags
+    proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--data", ROOT / "tests" / "data" / "names-small.txt",
+                           "--steps", "20", "--eval-every", "0", "--out=-dash"], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    command = next(line for line in proc.stdout.splitlines() if line.startswith("sample more: "))
+    assert command.endswith("--checkpoint ./-dash/model.npz")
+    ran = subprocess.run(["bash", "-c", command.removeprefix("sample more: ").replace("python", sys.executable, 1)
+                          + " -n 1"], capture_output=True, timeout=60, cwd=tmp_path)
+    assert ran.returncode == 0 and len(ran.stdout.splitlines()) == 1, ran.stderr
+    (tmp_path / "no run here").mkdir()
+    proc = run_cli("mlp_lm.draw", tmp_path / "no run here")
+    assert proc.returncode == 2 and f"(python -m mlp_lm.train --out '{tmp_path}/no run here' writes them)" in proc.stderr

@@ -118,13 +118,13 @@ def test_summary_when_the_training_data_is_no_longer_a_file_gives_no_advice_for_
     import os
     params, vocab, config = checkpoint.load(tiny_run[0] / "model.npz")
     moved = tmp_path / "model.npz"
-    os.mkfifo(tmp_path / "pipe.txt")
-    checkpoint.save(moved, params, vocab, {k: v for k, v in config.items() if k != "format"}
-                    | {"data": str(tmp_path / "pipe.txt")})
+    (tmp_path / "a; b").mkdir()  # a path that holds "; " itself is not cut there (a second hostile review)
+    pipe = tmp_path / "a; b" / "pipe.txt"
+    os.mkfifo(pipe)
+    checkpoint.save(moved, params, vocab, {k: v for k, v in config.items() if k != "format"} | {"data": str(pipe)})
     proc = run_cli("mlp_lm.sample", "--checkpoint", moved, "-n", 3)
     assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 3
-    assert f"cannot say which are new: data path {tmp_path / 'pipe.txt'} is not a regular file (a pipe or a device)" \
-        in proc.stderr
+    assert f"cannot say which are new: data path {pipe} is not a regular file (a pipe or a device))" in proc.stderr
     assert "pass that" not in proc.stderr
 
 
