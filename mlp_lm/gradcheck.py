@@ -8,8 +8,8 @@ prints one row per tensor, as in the manual-backprop lecture: whether the
 analytic gradient equals the numerical one exactly, the largest absolute
 difference, and that difference divided by the largest analytic gradient
 compared, which must be at most 1e-9 (COMMAND_TOLERANCE). Then it checks that the
-branches layers.py takes at sizes past these (a vocabulary past 64 symbols, a batch
-past 2**20 one-hot entries) give the same gradients.
+branches layers.py takes at other sizes (a vocabulary past 64 symbols, a batch past
+2**20 one-hot entries, or within them for sizes past them) give the same gradients.
 
 The check is modelcheck.py's (check_model and random_params, importable from here too),
 and the numerical derivatives and the comparison are finitediff.py's, which is also
@@ -32,16 +32,26 @@ from .modelcheck import FOLDED_STAGES, MAX_LOSS, STAGES, check_model, random_par
 from .params import param_count
 
 __all__ = ["check_model", "random_params", "STAGES", "FOLDED_STAGES", "MAX_LOSS", "MAX_COORDS", "COMMAND_TOLERANCE",
-           "OTHER_PATHS", "main", "verdict", "same_as_small_sizes", "check_batch", "blind_spots"]
+           "other_branches", "main", "verdict", "same_as_small_sizes", "check_batch", "blind_spots"]
 
 MAX_COORDS = 20_000  # what the command checks entry by entry in well under a minute
 # The command's judge of this model's own float64 code, tighter than finitediff's TOLERANCE for any code: correct
 # rows came out at 1e-13 to 5e-11 over 136 seeds and flag sets, a float32 cast inside a backward pass at 2e-8 and up.
 COMMAND_TOLERANCE = 1e-9
-# layers.py's branches for sizes past the command's, each with the switch that forces it at any size: (what takes
-# it, {(module, name): value}). The command checks their gradients against the ones the small sizes' branches gave.
-OTHER_PATHS = [("a vocabulary past 64 symbols", {(onehot, "IDENTITY_MAX_V"): 0}),
-               ("dC past 2**20 one-hot entries (np.add.at)", {(layers, "ONEHOT_MAX"): 0})]
+
+
+def other_branches(B, T, V, fold=False):
+    """layers.py's branches that sizes B, T, V do not take, each with the switch that forces it at these sizes:
+    [(what takes it, {(module, name): value})]. The command holds their gradients to the ones the sizes' own
+    branches gave, which it held to finite differences. (The folded first layer has no embedding_backward.)"""
+    small_v, small_dc = V <= onehot.IDENTITY_MAX_V, B * T * V <= layers.ONEHOT_MAX
+    branches = [(f"a vocabulary {'past' if small_v else 'of at most'} {onehot.IDENTITY_MAX_V} symbols",
+                 {(onehot, "IDENTITY_MAX_V"): 0 if small_v else V})]
+    if not fold:
+        branches.append((f"dC {'past' if small_dc else 'within'} 2**20 one-hot entries ("
+                         f"{'np.add.at' if small_dc else 'a one-hot product'})",
+                         {(layers, "ONEHOT_MAX"): 0 if small_dc else B * T * V}))
+    return branches
 
 
 def main(argv=None):
@@ -90,14 +100,16 @@ def main(argv=None):
     print(f"{len(rows) - len(bad)} of {len(rows)} gradients within {COMMAND_TOLERANCE:.0e} of their scale"
           + (f"; {unchecked} unproven" if unchecked else ""))
     settings = dict(masks=masks, smoothing=args.label_smoothing, fold=args.fold)
-    for what, switches in OTHER_PATHS:
+    failed_above = any(verdict(r) == "FAIL" for r in bad)
+    for what, switches in other_branches(B, T, V, args.fold):
         others = same_as_small_sizes(params, X, Y, switches, **settings)
-        differ = [r for r in others if verdict(r) == "FAIL"]  # (zeros where the small sizes gave zeros are the same)
-        for r in differ:
-            print(r.row(), " FAIL")
-        bad += differ
+        differ = [r for r in others if verdict(r) == "FAIL"]  # (zeros where these sizes gave zeros are the same)
         print(f"the branch for {what}: {len(others) - len(differ)} of {len(others)} gradients the same, within "
-              f"{COMMAND_TOLERANCE:.0e}")
+              f"{COMMAND_TOLERANCE:.0e}" + (", as the ones above, which failed" if failed_above else "")
+              + (":" if differ else ""))
+        for r in differ:
+            print("  " + r.row(), " FAIL")
+        bad += differ
     for r in bad:
         if r.problem and r.problem != PROVES_NOTHING:
             print(f"{r.name}: {r.problem}")
@@ -134,8 +146,8 @@ def switched(switches):
 
 
 def same_as_small_sizes(params, X, Y, switches, **settings):
-    """Comparison rows of every gradient model.loss_and_grads gives with `switches` (OTHER_PATHS) set, against
-    the ones it gives without: the branches for larger sizes, held to those check_model held to finite
+    """Comparison rows of every gradient model.loss_and_grads gives with `switches` (other_branches) set, against
+    the ones it gives without: the branches for other sizes, held to those check_model held to finite
     differences (a difference below COMMAND_TOLERANCE of the scale is rounding, in another order of sums)."""
     _, grads, inter = model.loss_and_grads(params, X, Y, return_intermediates=True, **settings)
     with switched(switches):

@@ -1,4 +1,6 @@
 """The checker itself must catch a wrong gradient, and say where."""
+import re
+
 import numpy as np
 import pytest
 
@@ -635,3 +637,31 @@ def test_rows_that_prove_nothing_say_unproven_not_fail(capsys):
     rows = capsys.readouterr().out.splitlines()
     assert [r.split()[0] for r in rows if r.endswith("]  unproven")] == ["dC", "dW1", "demb"]
     assert not any(r.endswith(" FAIL") for r in rows) and "7 of 10 gradients within 1e-09 of their scale; 3 unproven" in rows
+
+
+def test_the_branches_checked_are_the_ones_the_sizes_do_not_take(monkeypatch, capsys):
+    # From a second hostile review: at --vocab-size 65 the branch names use (V <= 64) went unchecked, and --fold
+    # claimed a check of embedding_backward's np.add.at branch, which the folded layer never calls
+    real_ce = layers.softmax_cross_entropy_backward
+
+    def small_v_slipped(dout, cache):  # the identity branch's target a little off
+        d = real_ce(dout, cache)
+        if cache[0].shape[1] <= onehot.IDENTITY_MAX_V:
+            d[np.arange(len(cache[1])), cache[1]] += 0.001 / len(cache[1])
+        return d
+    monkeypatch.setattr(layers, "softmax_cross_entropy_backward", small_v_slipped)
+    assert gradcheck.main(["--vocab-size", "65", "--batch-size", "4", "--n-hidden", "6"]) == 1
+    out = capsys.readouterr().out
+    assert "10 of 10 gradients within 1e-09" in out  # V = 65 takes the other branch, which is right
+    assert re.search(r"^the branch for a vocabulary of at most 64 symbols: [0-9] of 10 gradients the same, within "
+                     r"1e-09:$", out, re.M), out
+    assert gradcheck.main([]) == 1  # at V = 7 the slipped branch is the one checked, and the other is held to it
+    out = capsys.readouterr().out
+    assert "the branch for a vocabulary past 64 symbols: 0 of 10 gradients the same, within 1e-09, as the ones " \
+           "above, which failed:" in out
+    monkeypatch.undo()
+    assert gradcheck.main(["--fold"]) == 0
+    out = capsys.readouterr().out
+    assert "the branch for a vocabulary past 64 symbols: 8 of 8" in out and "np.add.at" not in out
+    assert [b[0] for b in gradcheck.other_branches(2, 1500, 1500)] == [
+        "a vocabulary of at most 64 symbols", "dC within 2**20 one-hot entries (a one-hot product)"]
