@@ -249,16 +249,21 @@ def unseen_symbols_warning(splits):
     """A warning when dev or test items hold symbols no training item holds, else None: a model never
     trained to predict them gives them little probability, which raises dev's and test's losses however
     well it learned the rest (a gap that reads like a model that learned its training items by heart)."""
-    unseen = set(unseen_symbols(splits))
+    unseen = unseen_symbols(splits)
     if not unseen:
         return None
-    dev, test = (sum(not unseen.isdisjoint(item) for item in part) for part in splits.items[1:])
-    one = len(unseen) == 1
-    return (f"warning: {'the symbol' if one else 'the symbols'} {show_symbols(''.join(sorted(unseen)))} "
-            f"{'is' if one else 'are'} in {dev:,} dev and {test:,} test item{'' if dev + test == 1 else 's'} but in no "
-            f"training item, so the model never learns to predict {'it' if one else 'them'}, and dev's and test's "
-            f"losses count {'it' if one else 'them'} at what an unseen symbol costs; give the list more items that "
-            f"hold {'it' if one else 'them'}, or take those out")
+    held = {name: sum(not set(unseen).isdisjoint(item) for item in part)
+            for name, part in zip(("dev", "test"), splits.items[1:])}
+    parts = [name for name, n in held.items() if n]
+    where = " and ".join(f"{held[name]:,} {name} item{'s' * (held[name] != 1)}" for name in parts)
+    losses = " and ".join(f"{name}'s" for name in parts) + (" losses count" if len(parts) > 1 else " loss counts")
+    one, most = len(unseen) == 1, 10
+    symbols = ", ".join(show_symbols(c) for c in unseen[:most]) + (f" and {len(unseen) - most:,} more"
+                                                                     if len(unseen) > most else "")
+    it = "it" if one else "them"
+    return (f"warning: {'the symbol' if one else 'the symbols'} {symbols} {'is' if one else 'are'} in {where} but in "
+            f"no training item, so the model never learns to predict {it}, and {losses} {it} at what an unseen "
+            f"symbol costs; give the list more items that hold {it}, or take those out")
 
 
 def load_splits(path, block_size, seed=SPLIT_SEED):

@@ -101,7 +101,8 @@ def main(argv=None):
             except DataError as e:  # the only user input generation checks is the prefix
                 meant = unprinted(args.prefix)  # a sample copied as printed: its tab written \t
                 hint = (f"; the samples print a tab or another control as an escape: {shell.quote(meant)} passes "
-                        f"the characters themselves" if meant != args.prefix and set(meant) <= set(vocab.itos) else "")
+                        f"the characters themselves" if meant != args.prefix and set(meant) <= set(vocab.itos[1:])
+                        else "")  # (itos[0] is the boundary, which no prefix may hold)
                 raise UsageError(f"--prefix {args.prefix!r}: {e}{hint}") from None
             except FloatingPointError as e:  # from the model's arithmetic (model.logits): the samples would be junk
                 raise checkpoint.overflowed(args.checkpoint, e) from None

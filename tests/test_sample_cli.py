@@ -379,3 +379,5 @@ def test_a_sample_copied_as_printed_into_prefix_is_told_how_to_pass_its_tab(tmp_
     assert code == 0, err
     code, err = call(sample, ["--checkpoint", tmp_path / "r" / "model.npz", "--prefix", "a\\xb"], capsys)
     assert code == 2 and "passes the characters" not in err  # no escape that reads back into the vocabulary
+    code, err = call(sample, ["--checkpoint", tmp_path / "r" / "model.npz", "--prefix", "a\\t.b"], capsys)
+    assert code == 2 and "boundary" in err and "passes the characters" not in err  # refused for its '.' either way

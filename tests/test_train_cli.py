@@ -736,7 +736,8 @@ def test_sizes_the_data_cannot_use_are_warned_of(tmp_path):
     lines = proc.stderr.splitlines()  # from a scripting user's review: warnings were on stdout, among the results
     assert proc.returncode == 0 and lines[1].startswith("warning: the batch (100) is larger than the training set (15")
     assert lines[2].startswith("warning: the context (5) is longer than the longest item (2 symbols), so its first 3")
-    assert lines[0].startswith("warning: the symbols 'abkl' are in 1 dev and 1 test items but in no training item")
+    assert lines[0].startswith("warning: the symbols 'a', 'b', 'k', 'l' are in 1 dev item and 1 test item but in no "
+                               "training item")
     assert "warning" not in proc.stdout
     proc = run_cli("mlp_lm.train", "--data", data, "--steps", 20, "--batch-size", 15, "--block-size", 2,
                    "--out", tmp_path / "fits")
