@@ -103,15 +103,17 @@ ARCHIVES = ((b"\x1f\x8b", "a gzip file (.gz)"), (b"PK\x03\x04", "a zip archive")
             (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"))
 
 
-def _numpy_archive(raw):
-    """Whether the bytes raw are a numpy .npz: a zip archive of .npy files only, as a saved model is."""
-    import io
-    import zipfile
-    try:
-        names = zipfile.ZipFile(io.BytesIO(raw)).namelist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):  # a damaged archive is left to say it is a zip
-        return False
-    return bool(names) and all(name.endswith(".npy") for name in names)
+def _numpy_kind(raw):
+    """What numpy file the bytes raw are, for a message, or None: an .npz (a zip archive whose first member is
+    an .npy, as a saved model's is; read from the first member's header, so a file cut short is one too) or
+    an .npy."""
+    if raw.startswith(b"\x93NUMPY"):
+        return "a numpy .npy array"
+    if raw.startswith(b"PK\x03\x04") and len(raw) >= 30:
+        n = int.from_bytes(raw[26:28], "little")  # the first member's name's length, then its name at byte 30
+        if raw[30:30 + n].endswith(b".npy"):
+            return "a numpy .npz archive (a saved model?)"
+    return None
 
 
 def read_items_and_digest(path):
@@ -125,11 +127,14 @@ def read_items_and_digest(path):
         check_fits(len(raw) * (1 + 3 * (1 if raw.isascii() else 4)) + READ_BYTES_PER_LINE * lines,
                    f"reading data file {path} ({gib(len(raw))}, {lines:,} lines)", "use a smaller file")
         packed = next((kind for magic, kind in ARCHIVES if raw.startswith(magic)), None)
+        numpy_kind = _numpy_kind(raw)
+        if numpy_kind and not _plain_utf8(raw):  # --data given a model.npz, meant for --checkpoint
+            raise NotAWordList(f"data file {path} is {numpy_kind}, not text; --data takes a word list, one item per "
+                               f"line (sample and evaluate read a model.npz, with --checkpoint)")
+        if raw.startswith(b"PK\x05\x06") and not _plain_utf8(raw):  # a zip's end record alone (np.savez() of nothing)
+            raise NotAWordList(f"data file {path} is an empty zip archive, not text; --data takes a word list, one "
+                               f"item per line")
         if packed and not _plain_utf8(raw):  # its NULs would be blamed on UTF-16, and taking them out advised
-            if _numpy_archive(raw):  # --data given a model.npz, meant for --checkpoint
-                raise NotAWordList(f"data file {path} is a numpy .npz archive (a saved model?), not text; --data takes "
-                                   f"a word list, one item per line (sample and evaluate read a model.npz, with "
-                                   f"--checkpoint)")
             raise NotAWordList(f"data file {path} is {packed}, not text; unpack it and pass the text file of words "
                                f"inside")
         if raw.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):  # (UTF-32-LE's starts as UTF-16-LE's)

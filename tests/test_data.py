@@ -489,3 +489,11 @@ def test_a_model_passed_as_data_is_named_as_one(tmp_path):
         z.writestr("names.txt", "emma\nava\n")
     with pytest.raises(DataError, match="is a zip archive, not text; unpack it and pass the text file of words inside"):
         data.load_splits(tmp_path / "words.zip", 3)
+    # a second hostile review: a model cut short, an .npy, an empty zip were told to unpack them or of UTF-16
+    (tmp_path / "cut.npz").write_bytes(path.read_bytes()[:300])
+    np.save(tmp_path / "a.npy", np.arange(3))
+    np.savez(tmp_path / "nothing.npz")
+    for name, kind in (("cut.npz", r"a numpy \.npz archive \(a saved model\?\)"), ("a.npy", r"a numpy \.npy array"),
+                       ("nothing.npz", "an empty zip archive")):
+        with pytest.raises(DataError, match=f"is {kind}, not text; --data takes a word list, one item per line"):
+            data.load_splits(tmp_path / name, 3)
