@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 from . import ALL_STOP_SIGNALS, STOP_SIGNALS
 from .checkpoint import CheckpointError
-from .streams import LossyStream, cut_if_stalled, make_stdout_lossy
+from .streams import LossyStream, cut_if_stalled, make_stdout_lossy, printable
 from .runtime import NotEnoughMemory, keep_freed_memory
 from .wordfile import DataError
 
@@ -28,8 +28,10 @@ class UsageError(Exception):
 
 
 def one_line(message):
-    """A message as one line: a line break inside it (a file name can hold one) is shown escaped."""
-    return str(message).replace("\r", "\\r").replace("\n", "\\n")
+    """A message as one line: a line break inside it (a file name can hold one) is shown escaped, as is any
+    other character a terminal would act on rather than show (streams.printable: an escape sequence, a
+    right-to-left override)."""
+    return printable(str(message))
 
 
 class ArgumentParser(argparse.ArgumentParser):

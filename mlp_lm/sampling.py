@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .checks import check_generator, is_real, is_whole
+from .streams import printable  # (here before streams.py had it: sample and the tests read it here)
 from .data import BOUNDARY, SPLIT_SEED, Vocab, build_vocab, split_items
 from .runtime import check_fits
 from .wordfile import DataError, differs, read_items_and_digest
@@ -46,20 +47,6 @@ def sample_length(longest):
     list the model learned from where that is more (a new user's list of paths, of up to 179 symbols,
     had most samples cut off at 64), and at most MAX_LENGTH."""
     return int(min(MAX_LENGTH, max(SAMPLE_LENGTH, 2 * longest)))
-
-
-# What a terminal acts on rather than shows: C0 and C1 controls (ESC, NUL, ...), the line and paragraph
-# separators, and the bidirectional marks, overrides and isolates (U+202E turns the rest of a line around).
-# A word list may hold them, and so may what a model learned from it. And U+FEFF, a byte-order mark inside
-# a line, and the word joiner and invisible operators after it (U+2060 to U+2064), which no script writes
-# with. Other invisible characters (a zero-width joiner in an emoji, a zero-width non-joiner in Persian, a
-# zero-width space between Khmer or Thai words) belong to the text and print as is.
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
-
-
-def printable(sample):
-    """A sample as it is printed: its controls escaped as Python writes them (\\x1b, \\u2028), the rest as is."""
-    return CONTROL.sub(lambda m: repr(m.group())[1:-1], sample)
 
 
 ESCAPE = re.compile(r"\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[tnr])")  # what printable writes

@@ -1,8 +1,23 @@
 """Output streams whose reader may leave: what cli.run does to stdout and stderr so that losing
 the output never loses the work."""
 import os
+import re
 import select
 import sys
+
+# What a terminal acts on rather than shows: C0 and C1 controls (ESC, NUL, ...), the line and paragraph
+# separators, and the bidirectional marks, overrides and isolates (U+202E turns the rest of a line around).
+# A word list may hold them, and so may what a model learned from it. And U+FEFF, a byte-order mark inside
+# a line, and the word joiner and invisible operators after it (U+2060 to U+2064), which no script writes
+# with. Other invisible characters (a zero-width joiner in an emoji, a zero-width non-joiner in Persian, a
+# zero-width space between Khmer or Thai words) belong to the text and print as is.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def printable(text):
+    """Text as it is printed (a sample, or an error's line): its controls escaped as Python writes them (\\x1b,
+    \\u2028), the rest as is."""
+    return CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 class LossyStream:

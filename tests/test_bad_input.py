@@ -769,3 +769,13 @@ def test_a_json_name_too_long_for_its_temporary_is_refused_before_the_work(tmp_p
     with pytest.raises(UsageError, match="too long"):
         jsonout.check_json_target(tmp_path / ("x" * 240 + ".json"))
     assert jsonout.check_json_target(tmp_path / ("x" * 236 + ".json")) == tmp_path / ("x" * 236 + ".json")
+
+
+def test_an_error_line_shows_what_a_terminal_would_act_on_escaped(tmp_path):
+    # From a second hostile review: only \n and \r were escaped, so a path holding VT or ESC[2J went raw to the
+    # terminal (a cleared screen, a line broken by VT)
+    odd = tmp_path / "no\x0bthing\x1b[2J\u202ex"
+    proc = run_cli("mlp_lm.draw", odd)
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1
+    assert "no\\x0bthing\\x1b[2J\\u202ex does not exist" in proc.stderr
+    assert not any(c in proc.stderr for c in "\x0b\x1b\u202e")
