@@ -109,7 +109,8 @@ def main(argv=None):
         raise UsageError(f"{no_pictures}: python -c 'import matplotlib.pyplot' shows why")
     if failed:
         raise UsageError("; ".join(f"could not draw {path} ({why})" for path, why in failed)
-                         + "; the run's own files are untouched")
+                         + "; the run's own files are untouched: move what is in a picture's place away (or let this "
+                         "user write the folder) and run this again")
     return 0
 
 

@@ -211,7 +211,9 @@ def test_bad_runs_are_one_line(saved, tmp_path, recorded, capsys, bad, words):
         (folder / "lr_sweep.csv").write_text("\n".join(edited) + "\n")
     code, err = call(draw, [arg], capsys)
     assert_one_line_error(code, err, *words)
-    assert bad != "picture is a folder" or err.strip().endswith("; the run's own files are untouched")
+    assert bad != "picture is a folder" or err.strip().endswith(
+        "; the run's own files are untouched: move what is in a picture's place away (or let this user write the "
+        "folder) and run this again")  # (a second hostile review: what is wrong, and not what to do)
 
 
 def test_a_sweep_that_blew_up_is_drawn_with_its_gaps(saved, tmp_path, recorded, capsys):
