@@ -80,7 +80,7 @@ def main(argv=None):
     if not model.exists() and not table.exists() and not model.is_symlink():
         inside = sorted(p.parent.name for name in READS for p in folder.glob(f"*/{name}"))
         raise UsageError(f"{folder} holds no run to draw: neither a model.npz nor an lr_sweep.csv " + (
-            f"(it holds runs in folders of their own: pass one, such as {folder / inside[0]})" if inside else
+            f"(it holds runs in folders of their own: pass one, such as {shell.path(folder / inside[0])})" if inside else
             f"(python -m mlp_lm.train --out {shell.path(folder)} writes them)"))
     if not plots.available():
         raise UsageError(f"{plots.hint()}, then run this again")
@@ -102,16 +102,25 @@ def main(argv=None):
             plt, lre, sweep_losses, path, rows, best[2] if best else None)))
     drawn, no_pictures, stop, failed = plots.draw(pictures)
     if drawn:
-        print(f"drew {', '.join(path.name for path in drawn)} in {folder}")
+        print(f"drew {', '.join(path.name for path in drawn)} in {shell.shown(folder)}")
     if stop:
         raise stop
     if no_pictures:  # matplotlib is there, but does not load
         raise UsageError(f"{no_pictures}: python -c 'import matplotlib.pyplot' shows why")
     if failed:
         raise UsageError("; ".join(f"could not draw {path} ({why})" for path, why in failed)
-                         + "; the run's own files are untouched: move what is in a picture's place away (or let this "
-                         "user write the folder) and run this again")
+                         + f"; the run's own files are untouched: {what_to_do([why for _, why in failed])} and run "
+                         f"this again")
     return 0
+
+
+def what_to_do(reasons):
+    """What to do about pictures that could not be written, by why (plots.reason: an OSError's own words)."""
+    fixes = {"No space left": "free some space", "Disk quota": "free some space",
+             "Permission denied": "let this user write the folder", "Read-only": "let this user write the folder"}
+    todo = {next((fix for words, fix in fixes.items() if why.startswith(words)),
+                 "move what is in a picture's place away") for why in reasons}  # (else a folder, a device or a pipe)
+    return " and ".join(sorted(todo))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
           "python -m mlp_lm.evaluate", file=sys.stderr)
     sys.exit(2)
 
-from . import checkpoint, evaltime, metrics, mixture, model
+from . import checkpoint, evaltime, metrics, mixture, model, shell
 from .cli import ArgumentParser, UsageError, run
 from .flags import int_at_least
 from .data import BOUNDARY, SPLIT_SEED, build_dataset, load_splits, show_symbols
@@ -156,7 +156,7 @@ def main(argv=None):
         if n is not None:  # the n-gram and the mixtures' weights still come from the training data
             splits = training_splits(config, vocab, block, instead=needs_split)
             sets.update(dev=splits.dev)
-    print(f"checkpoint: {args.checkpoint}: T={T} E={params['C'].shape[1]} H={params['b1'].shape[0]}"
+    print(f"checkpoint: {shell.shown(args.checkpoint)}: T={T} E={params['C'].shape[1]} H={params['b1'].shape[0]}"
           f"{' direct' if 'Wd' in params else ''}, {model.num_params(params):,} parameters")
     if "all" in sets:  # another file: all of it, and perhaps the training data's dev split for the mixture
         shown = f"{len(sets['all'][1])} examples from every item" + (
@@ -164,7 +164,7 @@ def main(argv=None):
         shown += "; " + trained_on(items, config)
     else:
         shown = ", ".join(f"{len(Y)} {name}" for name, (_, Y) in sets.items()) + " examples"
-    print(f"data: {source}: {shown}")
+    print(f"data: {shell.shown(source)}: {shown}")
 
     examples = sum(len(Y) for _, Y in sets.values())
     estimate = evaltime.evaluation_seconds(params, examples)

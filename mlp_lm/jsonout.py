@@ -6,6 +6,7 @@ import os
 import stat
 from pathlib import Path
 
+from . import shell
 from .atomic import TEMPORARY_EXTRA, write_whole
 from .cli import UsageError
 from .streams import make_stdout_lossy
@@ -39,7 +40,7 @@ def write_json(path, doc):
         write_whole(path, text.encode())
     except OSError as e:
         raise UsageError(f"cannot write --json {path}: {e.strerror}") from None
-    print(f"wrote {path}")
+    print(f"wrote {shell.shown(path)}")
 
 
 def prepare_json(path):

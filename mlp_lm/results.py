@@ -148,7 +148,7 @@ def make_table(args, only, runs, docs, docs_wanted):
                              f"write it from the saved runs: {table_command(args, runs, to_docs)}") from None
         raise UsageError(f"cannot write the table: {e.strerror or e} ({e.filename}); pass "
                          + ("writable --docs and --runs" if to_docs else "a writable --runs")) from None
-    print(f"wrote {target / 'results.md'}")
+    print(f"wrote {shell.shown(target / 'results.md')}")
     picture = runs / PICTURE_RUN / "embedding.png"
     if not to_docs:
         print(f"(a quick or partial run, or --no-train: {docs} left as it was; --write-docs to overwrite it)")
@@ -158,7 +158,7 @@ def make_table(args, only, runs, docs, docs_wanted):
         except OSError as e:
             raise UsageError(f"cannot copy the embedding picture: {e.strerror or e} ({e.filename}); "
                              f"the table is written") from None
-        print(f"wrote {target / 'embedding.png'} (from the {PICTURE_RUN} run)")
+        print(f"wrote {shell.shown(target / 'embedding.png')} (from the {PICTURE_RUN} run)")
     else:
         print(f"no {picture} (matplotlib missing?): {target / 'embedding.png'} left as it was")
     return 0

@@ -120,14 +120,14 @@ def resume_point(out, data=None):
     resumed = (state, history, devs, config.get("data_sha256"), vocab.itos, timing)
     if done >= cfg.steps:
         cut = "dev evaluation after its last step" if last_dev_missing(cfg, done, devs) else "final evaluation"
-        return cfg, preset, resumed, (f"the run in {out} trained all {done} steps but its {cut} was cut short: "
+        return cfg, preset, resumed, (f"the run in {shell.shown(out)} trained all {done} steps but its {cut} was cut short: "
                                       f"evaluating it")
     side = stopped_beside(out)  # a --force run over this stopped one, stopped or killed in turn: the newer
     try:
         newer = side is not None and (side / "model.npz").stat().st_mtime_ns > path.stat().st_mtime_ns
     except OSError:  # gone since: nothing to point at
         newer = False
-    return cfg, preset, resumed, f"resuming the run in {out} at step {done} of {cfg.steps}" + (
+    return cfg, preset, resumed, f"resuming the run in {shell.shown(out)} at step {done} of {cfg.steps}" + (
         f" (a newer run, stopped beside it, is in {side}: {resume_command(side)} continues that one)"
         if newer else "")
 

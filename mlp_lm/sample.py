@@ -74,7 +74,7 @@ def main(argv=None):
     if newest:  # said once it loads, so a damaged newest model is one line, the error
         kept = (f": what was kept of a run that diverged after step {config['diverged_at']}"
                 if config.get("diverged_at") is not None else "")
-        print(f"(sampling from {args.checkpoint}, the newest model{kept})", file=sys.stderr)
+        print(f"(sampling from {shell.shown(args.checkpoint)}, the newest model{kept})", file=sys.stderr)
     if not set(args.prefix) <= set(vocab.itos):  # an accent typed as one character where the model has two, or
         form = vocab.form_of(args.prefix)  # the reverse: the same text on screen, written the model's way
         if form:
@@ -100,7 +100,7 @@ def main(argv=None):
                 samples, ended = next(chunks, (None, None))
             except DataError as e:  # the only user input generation checks is the prefix
                 meant = unprinted(args.prefix)  # a sample copied as printed: its tab written \t
-                hint = (f"; the samples print a tab or another control as an escape: {shell.quote(meant)} passes "
+                hint = (f"; the samples print a tab or another control as an escape: --prefix={shell.quote(meant)} passes "
                         f"the characters themselves" if meant != args.prefix and set(meant) <= set(vocab.itos[1:])
                         else "")  # (itos[0] is the boundary, which no prefix may hold)
                 raise UsageError(f"--prefix {args.prefix!r}: {e}{hint}") from None

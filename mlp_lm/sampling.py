@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import shell
 from .checks import check_generator, is_real, is_whole
 from .streams import printable  # (here before streams.py had it: sample and the tests read it here)
 from .data import BOUNDARY, SPLIT_SEED, Vocab, build_vocab, split_items
@@ -219,7 +220,7 @@ class Novelty:
             # instead, which sample does not take
             said = str(e)
             after = said.find(str(data_path)) + len(str(data_path)) if str(data_path) in said else 0
-            self.why = (changed if differs(data_path, recorded) else f"its training data {data_path} is not there any "
+            self.why = (changed if differs(data_path, recorded) else f"its training data {shell.shown(data_path)} is not there any "
                         f"more" if gone else said[:after] + said[after:].split("; ")[0])
             return None
 

@@ -15,7 +15,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
           "python -m mlp_lm.train --lr-sweep", file=sys.stderr)
     sys.exit(2)
 
-from . import model, plots
+from . import model, plots, shell
 from .atomic import write_whole
 from .cli import UsageError
 
@@ -116,7 +116,7 @@ def report_sweep(lre, losses, out, batch_size=None, n_train=None, n_params=None)
     drawn, no_picture, stop, _ = plots.draw(
         [(png, lambda plt, path: plots.plot_lr_sweep(plt, lre, losses, path, rows, best[2] if best else None))],
         "the table")
-    print(f"wrote {out / 'lr_sweep.csv'}" + (f" and {png}" if drawn else f" ({no_picture})" if no_picture else ""))
+    print(f"wrote {shell.shown(out / 'lr_sweep.csv')}" + (f" and {png}" if drawn else f" ({no_picture})" if no_picture else ""))
     if stop:
         raise stop
 

@@ -113,3 +113,25 @@ def test_a_path_that_starts_with_a_dash_is_suggested_as_no_flag(tmp_path):
     (tmp_path / "no run here").mkdir()
     proc = run_cli("mlp_lm.draw", tmp_path / "no run here")
     assert proc.returncode == 2 and f"(python -m mlp_lm.train --out '{tmp_path}/no run here' writes them)" in proc.stderr
+
+
+def test_lines_that_name_an_odd_path_show_it_as_the_shell_reads_it(tmp_path):
+    # From a third hostile review: evaluate's checkpoint and data lines and every "wrote FILE" printed a path
+    # with an escape sequence and a line break raw: the terminal ran the one, the line split at the other
+    odd = tmp_path / "o\x1b[2J\nx"
+    words = tmp_path / "w\x1b[2J\n.txt"
+    words.write_bytes((ROOT / "tests" / "data" / "names-small.txt").read_bytes())
+
+    def run(*args):
+        proc = subprocess.run([sys.executable, "-m", *map(str, args)], capture_output=True, text=True, cwd=ROOT,
+                              timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert "\x1b" not in proc.stdout + proc.stderr, proc.stdout
+        return proc.stdout.splitlines()
+    run("mlp_lm.train", "--data", words, "--steps", "20", "--eval-every", "0", "--out", odd)
+    lines = run("mlp_lm.evaluate", "--checkpoint", odd / "model.npz", "--json", odd / "e.json")
+    assert lines[0].startswith(f"checkpoint: $'{tmp_path}/o\\x1b[2J\\nx/model.npz': T=3")
+    assert lines[1].startswith(f"data: $'{tmp_path}/w\\x1b[2J\\n.txt': ")
+    assert lines[-1] == f"wrote $'{tmp_path}/o\\x1b[2J\\nx/e.json'"
+    assert run("mlp_lm.ngram", "--data", words, "--n", "2", "--smoothing", "kn", "--json", odd / "n.json")[-1] == \
+        f"wrote $'{tmp_path}/o\\x1b[2J\\nx/n.json'"

@@ -212,8 +212,12 @@ def test_bad_runs_are_one_line(saved, tmp_path, recorded, capsys, bad, words):
     code, err = call(draw, [arg], capsys)
     assert_one_line_error(code, err, *words)
     assert bad != "picture is a folder" or err.strip().endswith(
-        "; the run's own files are untouched: move what is in a picture's place away (or let this user write the "
-        "folder) and run this again")  # (a second hostile review: what is wrong, and not what to do)
+        "; the run's own files are untouched: move what is in a picture's place away and run this again")
+    # (hostile reviews: what is wrong and not what to do; then, on a full disk, the advice for a folder)
+    assert draw.what_to_do(["No space left on device", "Is a directory"]) == \
+        "free some space and move what is in a picture's place away"
+    assert draw.what_to_do(["Permission denied", "No space left on device"]) == \
+        "free some space and let this user write the folder"
 
 
 def test_a_sweep_that_blew_up_is_drawn_with_its_gaps(saved, tmp_path, recorded, capsys):

@@ -374,7 +374,7 @@ def test_a_sample_copied_as_printed_into_prefix_is_told_how_to_pass_its_tab(tmp_
     capsys.readouterr()
     code, err = call(sample, ["--checkpoint", tmp_path / "r" / "model.npz", "--prefix", "a\\tb"], capsys)
     assert_one_line_error(code, err, "--prefix 'a\\\\tb': unknown symbol(s)", "the samples print a tab or another "
-                          "control as an escape: $'a\\tb' passes the characters themselves")
+                          "control as an escape: --prefix=$'a\\tb' passes the characters themselves")
     code, err = call(sample, ["--checkpoint", tmp_path / "r" / "model.npz", "--prefix", "a\tb", "-n", "2"], capsys)
     assert code == 0, err
     code, err = call(sample, ["--checkpoint", tmp_path / "r" / "model.npz", "--prefix", "a\\xb"], capsys)
