@@ -21,10 +21,10 @@ def main(argv):
         return 0
     if argv[0] in COMMANDS:  # `python -m mlp_lm train`: say how it is spelled rather than guess the rest
         from .shell import join  # here: run as a folder, this module says so before any relative import
-        print(f"python -m mlp_lm: the command is spelled {join(['python', '-m', 'mlp_lm.' + argv[0], *argv[1:]])}",
+        print(f"python -m mlp_lm: error: the command is spelled {join(['python', '-m', 'mlp_lm.' + argv[0], *argv[1:]])}",
               file=sys.stderr)
     else:
-        print(f"python -m mlp_lm: {argv[0]!r} is not a command; the commands are python -m mlp_lm.NAME with NAME "
+        print(f"python -m mlp_lm: error: {argv[0]!r} is not a command; the commands are python -m mlp_lm.NAME with NAME "
               f"one of {', '.join(COMMANDS)} (python -m mlp_lm lists them)", file=sys.stderr)
     return 2
 

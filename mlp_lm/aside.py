@@ -12,7 +12,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import atomic
+from . import atomic, shell
 from .cli import STOP_CODES, STOP_SIGNALS, UsageError, exit_code, signals_held
 from .results_table import complete, diverged
 from .runlock import LockBusy, RunLock
@@ -116,7 +116,8 @@ def put_back(aside, out):
     try:
         aside.rmdir()
     except OSError:
-        print(f"results: some of the earlier run's files could not be put back in {out}; they are in {aside}",
+        print(f"results: some of the earlier run's files could not be put back in {shell.shown(out)}; they are in "
+              f"{shell.shown(aside)}",
               file=sys.stderr)
 
 
@@ -186,13 +187,13 @@ def retrain(out, flags):
                 for name in SAVED + PICTURES:
                     (out / name).unlink(missing_ok=True)
                 saved = False
-                print(f"results: what train kept of the run that diverged is no run of the table: removed from {out}",
+                print(f"results: what train kept of the run that diverged is no run of the table: removed from {shell.shown(out)}",
                       file=sys.stderr)
             if aside is not None:
                 if saved and code in STOP_CODES and not complete(out):  # not lost to a Ctrl-C in its retraining
-                    print(f"results: the earlier {out.name} run is kept in {aside} until the stopped one is "
+                    print(f"results: the earlier {out.name} run is kept in {shell.shown(aside)} until the stopped one is "
                           f"finished, when the next results run here removes it; to keep it instead, move its files "
-                          f"back into {out} in place of the stopped one's", file=sys.stderr)
+                          f"back into {shell.shown(out)} in place of the stopped one's", file=sys.stderr)
                 elif saved:
                     shutil.rmtree(aside)
                 else:

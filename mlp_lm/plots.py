@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 
+from . import shell
 from .atomic import write_whole
 from .cli import signals_held
 from .wordfile import has_checkout
@@ -58,7 +59,7 @@ def draw(pictures, saved=None):
             except Exception as e:
                 failed.append((path, reason(e)))
                 if saved:
-                    print(f"warning: could not draw {path} ({reason(e)}); {saved} is saved without it", file=sys.stderr)
+                    print(f"warning: could not draw {shell.shown(path)} ({reason(e)}); {saved} is saved without it", file=sys.stderr)
     return drawn, no_pictures, held[0] if held else None, failed
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, model, runs
+from . import checkpoint, model, runs, shell
 from .cli import UsageError, line_break
 from .data import SPLIT_SEED
 from .runlock import FolderHold
@@ -69,7 +69,7 @@ def snapshots_for(out, cfg, preset, splits, first, room, timing=(0.0, 0), hold=N
     warning that a kill would lose the run. hold: the run's runlock.FolderHold: a folder removed or replaced
     meanwhile is written no more."""
     if not room:
-        print(f"warning: {out} has room for this run's files but not for its snapshots as well: a kill it cannot "
+        print(f"warning: {shell.shown(out)} has room for this run's files but not for its snapshots as well: a kill it cannot "
               f"catch (kill -9, a power cut) would lose it", file=sys.stderr)
         return None
     return Snapshots(out, cfg, preset, splits, first, timing, hold, aside)
@@ -122,7 +122,7 @@ class Snapshots:
                 self.hold.saved()  # the model.npz there is this run's own
         except (checkpoint.CheckpointError, UsageError, OSError) as e:
             if not self.failed:
-                print(f"{line_break()}warning: cannot save a snapshot of the run in {self.out} ({e}); training goes on, and "
+                print(f"{line_break()}warning: cannot save a snapshot of the run in {shell.shown(self.out)} ({e}); training goes on, and "
                       f"the run is saved when it ends", file=sys.stderr)
             self.failed = True
         self.last = time.monotonic()
