@@ -11,13 +11,16 @@ import sys
 # a line, and the word joiner and invisible operators after it (U+2060 to U+2064), which no script writes
 # with. Other invisible characters (a zero-width joiner in an emoji, a zero-width non-joiner in Persian, a
 # zero-width space between Khmer or Thai words) belong to the text and print as is.
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+                     "\udc80-\udcff]")  # (and a byte of a file name that is not UTF-8, as Python reads it)
 
 
 def printable(text):
     """Text as it is printed (a sample, or an error's line): its controls escaped as Python writes them (\\x1b,
-    \\u2028), the rest as is."""
-    return CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+    \\u2028), a byte of a file name that is not UTF-8 as the byte (\\xff, as bash's $'...' writes it, not
+    Python's \\udcff), the rest as is."""
+    return CONTROL.sub(lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}" if "\udc80" <= m.group() <= "\udcff"
+                       else repr(m.group())[1:-1], text)
 
 
 class LossyStream:

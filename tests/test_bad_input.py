@@ -779,3 +779,7 @@ def test_an_error_line_shows_what_a_terminal_would_act_on_escaped(tmp_path):
     assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1
     assert "no\\x0bthing\\x1b[2J\\u202ex does not exist" in proc.stderr
     assert not any(c in proc.stderr for c in "\x0b\x1b\u202e")
+    from mlp_lm.streams import printable  # a byte that is not UTF-8 shows as the byte, as in bash's $'...'
+    assert printable("e\udcffmpty \udc80\ufeff\u2028") == "e\\xffmpty \\x80\\ufeff\\u2028"
+    proc = run_cli("mlp_lm.draw", os.fsdecode(bytes(tmp_path) + b"/e\xffmpty"))
+    assert proc.returncode == 2 and "e\\xffmpty does not exist" in proc.stderr
