@@ -32,7 +32,7 @@ from .modelcheck import FOLDED_STAGES, MAX_LOSS, STAGES, check_model, random_par
 from .params import param_count
 
 __all__ = ["check_model", "random_params", "STAGES", "FOLDED_STAGES", "MAX_LOSS", "MAX_COORDS", "COMMAND_TOLERANCE",
-           "other_branches", "main", "verdict", "same_as_small_sizes", "check_batch", "blind_spots"]
+           "other_branches", "main", "verdict", "same_as_own_branches", "check_batch", "blind_spots"]
 
 MAX_COORDS = 20_000  # what the command checks entry by entry in well under a minute
 # The command's judge of this model's own float64 code, tighter than finitediff's TOLERANCE for any code: correct
@@ -102,7 +102,7 @@ def main(argv=None):
     settings = dict(masks=masks, smoothing=args.label_smoothing, fold=args.fold)
     failed_above = any(verdict(r) == "FAIL" for r in bad)
     for what, switches in other_branches(B, T, V, args.fold):
-        others = same_as_small_sizes(params, X, Y, switches, **settings)
+        others = same_as_own_branches(params, X, Y, switches, **settings)
         differ = [r for r in others if verdict(r) == "FAIL"]  # (zeros where these sizes gave zeros are the same)
         print(f"the branch for {what}: {len(others) - len(differ)} of {len(others)} gradients the same, within "
               f"{COMMAND_TOLERANCE:.0e}" + (", as the ones above, which failed" if failed_above else "")
@@ -145,7 +145,7 @@ def switched(switches):
             setattr(m, name, value)
 
 
-def same_as_small_sizes(params, X, Y, switches, **settings):
+def same_as_own_branches(params, X, Y, switches, **settings):
     """Comparison rows of every gradient model.loss_and_grads gives with `switches` (other_branches) set, against
     the ones it gives without: the branches for other sizes, held to those check_model held to finite
     differences (a difference below COMMAND_TOLERANCE of the scale is rounding, in another order of sums)."""
