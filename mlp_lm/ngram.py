@@ -81,7 +81,7 @@ def main(argv=None):
         raise UsageError(f"--samples {args.samples:,} of up to {length:,} symbols each (twice this list's longest item, "
                          f"at most {MAX_LENGTH:,}) "
                          f"could be {args.samples * length:,} symbols on one line; use at most "
-                         f"{max(MAX_SAMPLE_SYMBOLS // length, 1):,} here, or python -m mlp_lm.sample, which streams")
+                         f"{max(MAX_SAMPLE_SYMBOLS // length, 1):,} here")  # (sample streams, but a network's)
     print(describe(args.data, splits))
     for warning in (repeats_warning(splits), unseen_symbols_warning(splits), accents_warning(splits),
                     one_item_warning(splits)):
