@@ -9,6 +9,7 @@ drawing that was cut short, or while a run still trains (from its latest snapsho
 into the run's folder under the names train gives them, replacing any there (a link in a picture's place is
 itself replaced, never written through).
 """
+import errno
 import sys
 from pathlib import Path
 
@@ -108,19 +109,21 @@ def main(argv=None):
     if no_pictures:  # matplotlib is there, but does not load
         raise UsageError(f"{no_pictures}: python -c 'import matplotlib.pyplot' shows why")
     if failed:
-        raise UsageError("; ".join(f"could not draw {path} ({why})" for path, why in failed)
-                         + f"; the run's own files are untouched: {what_to_do([why for _, why in failed])} and run "
+        raise UsageError("; ".join(f"could not draw {path} ({why})" for path, why, _ in failed)
+                         + f"; the run's own files are untouched: {what_to_do([err for _, _, err in failed])} and run "
                          f"this again")
     return 0
 
 
-def what_to_do(reasons):
-    """What to do about pictures that could not be written, by why (plots.reason: an OSError's own words)."""
-    fixes = {"No space left": "free some space", "Disk quota": "free some space",
-             "Permission denied": "let this user write the folder", "Read-only": "let this user write the folder"}
-    todo = {next((fix for words, fix in fixes.items() if why.startswith(words)),
-                 "move what is in a picture's place away") for why in reasons}  # (else a folder, a device or a pipe)
-    return " and ".join(sorted(todo))
+FIXES = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
+         errno.EACCES: "let this user write the folder", errno.EPERM: "let this user write the folder",
+         errno.EROFS: "let this user write the folder"}
+
+
+def what_to_do(errnos):
+    """What to do about pictures that could not be written, by their OSErrors' errno (None for another error):
+    else what is in a picture's place is in the way (a folder, a device or a pipe)."""
+    return " and ".join(sorted({FIXES.get(err, "move what is in a picture's place away") for err in errnos}))
 
 
 if __name__ == "__main__":

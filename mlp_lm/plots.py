@@ -45,7 +45,7 @@ def try_pyplot():
 def draw(pictures, saved=None):
     """Draw `pictures`, [(path, draw(plt, path))], once `saved` ("the run", "the table") is written.
     Returns (the paths drawn, why there are no pictures or None, the stop signal that came meanwhile or None,
-    [(path, why)] of those that could not be drawn). A picture that cannot be drawn, whatever stops it, is a
+    [(path, why, errno or None)] of those that could not be drawn). A picture that cannot be drawn, whatever stops it, is a
     warning after `saved`, or with `saved` None only one of those returned. The stop signals are held while
     matplotlib loads and draws (its C extensions turn one raised inside them into an ImportError, which would
     pass for a picture that failed) and returned for the caller to raise once it has said what it wrote."""
@@ -57,7 +57,7 @@ def draw(pictures, saved=None):
                 draw_one(plt, path)
                 drawn.append(path)
             except Exception as e:
-                failed.append((path, reason(e)))
+                failed.append((path, reason(e), getattr(e, "errno", None)))
                 if saved:
                     print(f"warning: could not draw {shell.shown(path)} ({reason(e)}); {saved} is saved without it", file=sys.stderr)
     return drawn, no_pictures, held[0] if held else None, failed

@@ -1,5 +1,6 @@
 """python -m mlp_lm.draw: a saved run's pictures drawn again from its files, with what train drew them from.
 CI has no matplotlib: the pictures are recorded by a stand-in for pyplot (test_plots.Recorder)."""
+import errno
 import os
 
 import numpy as np
@@ -214,10 +215,9 @@ def test_bad_runs_are_one_line(saved, tmp_path, recorded, capsys, bad, words):
     assert bad != "picture is a folder" or err.strip().endswith(
         "; the run's own files are untouched: move what is in a picture's place away and run this again")
     # (hostile reviews: what is wrong and not what to do; then, on a full disk, the advice for a folder)
-    assert draw.what_to_do(["No space left on device", "Is a directory"]) == \
-        "free some space and move what is in a picture's place away"
-    assert draw.what_to_do(["Permission denied", "No space left on device"]) == \
-        "free some space and let this user write the folder"
+    assert draw.what_to_do([errno.ENOSPC, errno.EISDIR]) == "free some space and move what is in a picture's place away"
+    assert draw.what_to_do([errno.EACCES, errno.ENOSPC, None]) == \
+        "free some space and let this user write the folder and move what is in a picture's place away"
 
 
 def test_a_sweep_that_blew_up_is_drawn_with_its_gaps(saved, tmp_path, recorded, capsys):
