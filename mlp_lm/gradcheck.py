@@ -100,9 +100,10 @@ def main(argv=None):
     print(f"{len(rows) - len(bad)} of {len(rows)} gradients within {COMMAND_TOLERANCE:.0e} of their scale"
           + (f"; {unchecked} unproven" if unchecked else ""))
     settings = dict(masks=masks, smoothing=args.label_smoothing, fold=args.fold)
+    own = model.loss_and_grads(params, X, Y, return_intermediates=True, **settings)[1:]  # what check_model checked
     failed_above = any(verdict(r) == "FAIL" for r in bad)
     for what, switches in other_branches(B, T, V, args.fold):
-        others = same_as_own_branches(params, X, Y, switches, **settings)
+        others = same_as_own_branches(params, X, Y, switches, own, **settings)
         differ = [r for r in others if verdict(r) == "FAIL"]  # (zeros where these sizes gave zeros are the same)
         print(f"the branch for {what}: {len(others) - len(differ)} of {len(others)} gradients the same, within "
               f"{COMMAND_TOLERANCE:.0e}" + (", as the ones above, which failed" if failed_above else "")
@@ -145,15 +146,15 @@ def switched(switches):
             setattr(m, name, value)
 
 
-def same_as_own_branches(params, X, Y, switches, **settings):
+def same_as_own_branches(params, X, Y, switches, own, **settings):
     """Comparison rows of every gradient model.loss_and_grads gives with `switches` (other_branches) set, against
-    the ones it gives without: the branches for other sizes, held to those check_model held to finite
-    differences (a difference below COMMAND_TOLERANCE of the scale is rounding, in another order of sums)."""
-    _, grads, inter = model.loss_and_grads(params, X, Y, return_intermediates=True, **settings)
+    `own`, the (grads, intermediates) it gives without: the branches for other sizes, held to those check_model
+    held to finite differences (a difference below COMMAND_TOLERANCE of the scale is rounding, in another order
+    of sums)."""
     with switched(switches):
-        _, grads2, inter2 = model.loss_and_grads(params, X, Y, return_intermediates=True, **settings)
+        _, grads, inter = model.loss_and_grads(params, X, Y, return_intermediates=True, **settings)
     return [compare("d" + k, got[k], want[k], shape=want[k].shape)
-            for want, got in ((grads, grads2), (inter, inter2)) for k in want]
+            for want, got in zip(own, (grads, inter)) for k in want]
 
 
 def check_batch(B, T, V, rng):
