@@ -7,6 +7,7 @@ import unicodedata
 import numpy as np
 
 from .counting import AddK
+from .data import repeats_warning, unseen_symbols, unseen_symbols_warning
 
 
 def one_item_warning(splits):
@@ -221,4 +222,10 @@ def dev_only_note(splits):
     """What a warning that the model learned its training items by heart adds when dev holds symbols no training
     item does: they open a gap between the losses whatever the model learned (data.unseen_symbols_warning)."""
     return ("; part of the gap may be the symbols dev holds and training does not, warned of above"
-            if set("".join(splits.items[1])) - set("".join(splits.items[0])) else "")
+            if unseen_symbols(splits, ("dev",)) else "")
+
+
+def data_warnings(splits):
+    """The warnings about the list itself that train and ngram print first, those that apply: items repeated
+    across the splits, symbols no training item holds, accents written two ways."""
+    return [w for w in (repeats_warning(splits), unseen_symbols_warning(splits), accents_warning(splits)) if w]

@@ -239,10 +239,10 @@ def repeats_warning(splits):
             f"unseen ones; remove the repeats (sort -u) for held-out numbers")
 
 
-def unseen_symbols(splits):
-    """The symbols that dev or test items hold and no training item does, sorted."""
-    train = set("".join(splits.items[0]))
-    return sorted(set("".join(splits.items[1] + splits.items[2])) - train)
+def unseen_symbols(splits, parts=("dev", "test")):
+    """The symbols that the items of `parts` (dev, test or both) hold and no training item does, sorted."""
+    held = {"dev": splits.items[1], "test": splits.items[2]}
+    return sorted(set("".join(item for part in parts for item in held[part])) - set("".join(splits.items[0])))
 
 
 def unseen_symbols_warning(splits):

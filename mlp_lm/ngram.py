@@ -21,11 +21,11 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
     sys.exit(2)
 
 from . import metrics
-from .advice import accents_warning, one_item_warning
+from .advice import data_warnings, one_item_warning
 from .cli import ArgumentParser, UsageError, run
 from .flags import int_at_least, non_negative_int
 from .counting import K_GRID, KneserNey, choose_k
-from .data import describe, load_splits, repeats_warning, unseen_symbols_warning
+from .data import describe, load_splits
 from .jsonout import prepare_json, write_json
 from .runtime import NotEnoughMemory
 from .sampling import MAX_LENGTH, SAMPLE_LENGTH, Novelty, generate, one_line, sample_length
@@ -83,10 +83,8 @@ def main(argv=None):
                          f"could be {args.samples * length:,} symbols on one line; use at most "
                          f"{max(MAX_SAMPLE_SYMBOLS // length, 1):,} here")  # (sample streams, but a network's)
     print(describe(args.data, splits))
-    for warning in (repeats_warning(splits), unseen_symbols_warning(splits), accents_warning(splits),
-                    one_item_warning(splits)):
-        if warning:
-            print(warning, file=sys.stderr)
+    for warning in filter(None, (*data_warnings(splits), one_item_warning(splits))):
+        print(warning, file=sys.stderr)
 
     t0 = time.perf_counter()
     result = {"data": str(args.data), "vocab_size": V, "n": n, "smoothing": args.smoothing}

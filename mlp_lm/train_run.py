@@ -11,10 +11,10 @@ from contextlib import nullcontext, suppress
 import numpy as np
 
 from . import atomic, evaltime, metrics, model, plots, shell
-from .advice import accents_warning, dev_only_note, futile_warning, kept_best_line, quality_warning, size_warnings
+from .advice import data_warnings, dev_only_note, futile_warning, kept_best_line, quality_warning, size_warnings
 from .cli import EXIT_BAD_INPUT, UsageError, exit_code, line_break, signals_held
 from .config import describe_training
-from .data import describe, repeats_warning, unseen_symbols_warning
+from .data import describe
 from .loop import Diverged, diverged_in_evaluation, last_dev_missing, train
 from .runlock import FolderHold
 from .runs import check_space, claim_fresh, files_in_the_way, resume_command, save_run_or_rescue
@@ -30,8 +30,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
     params = model.init_params(V, cfg.block_size, cfg.n_embd, cfg.n_hidden, direct=cfg.direct,
                                seed=cfg.seed, init=cfg.init, dtype=np.dtype(cfg.dtype))
     print(describe(cfg.data, splits))
-    for warning in filter(None, (repeats_warning(splits), unseen_symbols_warning(splits), accents_warning(splits),
-                                 *(size_warnings(cfg, splits) if resumed is None else ()))):
+    for warning in (*data_warnings(splits), *(size_warnings(cfg, splits) if resumed is None else ())):
         print(warning, file=sys.stderr)
     print(f"model: T={cfg.block_size} E={cfg.n_embd} H={cfg.n_hidden}{' direct' if cfg.direct else ''} "
           f"init={cfg.init}: {model.num_params(params):,} parameters")
