@@ -22,7 +22,6 @@ of a step at batch 1024. keep_freed_memory() asks malloc to keep such blocks
 for reuse instead (mallopt; glibc only, a no-op elsewhere).
 """
 import ctypes
-import ctypes.util
 import os
 import platform
 import time
@@ -225,8 +224,9 @@ def keep_freed_memory():
     """Make glibc's malloc reuse freed blocks up to KEEP_BYTES instead of unmapping them. Returns
     whether it took effect (False off glibc)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        # The symbols the process has loaded, the C library's among them: ctypes.util.find_library("c")
+        # would run /sbin/ldconfig, a process of its own, at the start of every command.
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc: nothing to tune
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
