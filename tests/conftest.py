@@ -19,9 +19,16 @@ SMALL = ["--data", str(ROOT / "tests" / "data" / "names-small.txt")]
 
 
 def run_cli(module, *args, cwd=None):
-    """Run `python -m module args` as a user would; returns the CompletedProcess."""
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd or ROOT, timeout=120)
+    """Run `python -m module args` as a user would; returns the CompletedProcess. The process is forked from a
+    warm Python (tests/forkserver.py), which saves it the start of Python and numpy's import, unless
+    MLP_LM_TESTS_REAL_PROCESSES is set or the test changed the environment: then it is started as a user would."""
+    argv, cwd = [sys.executable, "-m", module, *map(str, args)], str(cwd or ROOT)
+    if not os.environ.get("MLP_LM_TESTS_REAL_PROCESSES"):
+        from tests import forkclient
+        done = forkclient.run(argv, cwd, timeout=120)
+        if done is not None:
+            return done
+    return subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
 @pytest.fixture(autouse=True)
