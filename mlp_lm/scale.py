@@ -15,12 +15,18 @@ from .runtime import check_fits
 from .wordfile import READ_BYTES_PER_LINE
 
 
-def write_items(path, n, seed=0, max_len=64):
-    """A file of n random lowercase items of 1 to max_len letters, written without a loop over items."""
+def write_items(file, n, seed=0, max_len=64):
+    """n random lowercase items of 1 to max_len letters, written without a loop over items into `file`,
+    an open binary file or a path."""
     rng = np.random.default_rng(seed)
     lengths = rng.integers(1, max_len + 1, n)
     letters = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz", dtype=np.uint8)[rng.integers(0, 26, lengths.sum())]
-    Path(path).write_bytes(np.insert(letters, np.cumsum(lengths), ord("\n")).tobytes())
+    data = np.insert(letters, np.cumsum(lengths), ord("\n")).tobytes()
+    if isinstance(file, (str, os.PathLike)):
+        Path(file).write_bytes(data)
+    else:
+        file.write(data)
+        file.flush()
 
 
 MAX_ITEMS = 10**8  # a generated file of about 3 GB
@@ -47,7 +53,19 @@ def check_room(n):
     check_fits(memory_needed(n), f"the data at scale ({n:,} generated items, read and split)",
                "pass fewer --items")
 
-LOAD = """import sys, time
+# The fresh process's first lines: a bench stopped outright (SIGKILL) cannot stop it, so it ends with the
+# bench (Linux's PR_SET_PDEATHSIG, 1, with SIGKILL, 9), or at once if the bench is already gone (the
+# bench's pid is passed in).
+WITH_THE_BENCH = """import os, sys
+try:
+    import ctypes
+    ctypes.CDLL(None).prctl(1, 9)
+except (OSError, AttributeError):
+    pass
+if os.getppid() != int(sys.argv[2]):
+    sys.exit(1)
+"""
+LOAD = WITH_THE_BENCH + """import time
 from mlp_lm.data import load_splits
 t0 = time.perf_counter()
 s = load_splits(sys.argv[1], 3)
@@ -57,7 +75,10 @@ print(time.perf_counter() - t0, sum(a.nbytes for part in (s.train, s.dev, s.test
 
 def data_at_scale(n):
     """Read, encode and split a generated file of n items in a fresh process: its seconds, its peak
-    resident memory (the interpreter and numpy included) and the bytes of the examples' arrays."""
+    resident memory (the interpreter and numpy included) and the bytes of the examples' arrays. The
+    file has no name from the start (tempfile.TemporaryFile) and the process reads it through
+    /dev/fd, so a bench stopped in any way, even outright, leaves no file of up to 3 GB behind; a stop
+    signal stops the process too."""
     def unwritable(e):  # else cli.run's "cannot write the output", as if stdout had failed
         where = f"the temporary directory {tempfile.tempdir}" if tempfile.tempdir else "a temporary directory"
         room = ("raise this shell's file size limit (ulimit -f)" if e.errno == errno.EFBIG else
@@ -65,22 +86,31 @@ def data_at_scale(n):
         return UsageError(f"cannot write the generated word list ({n:,} items) in {where}: {e.strerror or e}; "
                           f"{room}, or pass fewer --items")
     try:
-        scratch = tempfile.TemporaryDirectory()  # fails when no candidate folder takes a file
+        scratch = tempfile.TemporaryFile()  # fails when no candidate folder takes a file
     except OSError as e:
         raise unwritable(e) from None
-    with scratch as tmp:
-        path = Path(tmp) / "items.txt"
+    with scratch as file:
         try:
-            write_items(path, n)
+            write_items(file, n)
         except OSError as e:
             raise unwritable(e) from None
-        proc = subprocess.Popen([sys.executable, "-c", LOAD, str(path)], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        out, err = proc.stdout.read(), proc.stderr.read()  # a line each at most: neither pipe can fill
-        _, status, usage = os.wait4(proc.pid, 0)  # not proc.wait(): wait4 also gives the child's peak memory
+        file.seek(0)  # where /dev/fd shares this descriptor's offset (macOS) rather than opening the file anew
+        fd = file.fileno()
+        proc = subprocess.Popen([sys.executable, "-c", LOAD, f"/dev/fd/{fd}", str(os.getpid())], pass_fds=(fd,),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            out, err = proc.stdout.read(), proc.stderr.read()  # a line each at most: neither pipe can fill
+            _, status, usage = os.wait4(proc.pid, 0)  # not proc.wait(): wait4 also gives the child's peak memory
+        except BaseException:  # a stop signal: the bench's report of it comes after this process has ended
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            proc.stdout.close()
+            proc.stderr.close()
         if os.waitstatus_to_exitcode(status) != 0:  # e.g. too little memory for n items
             why = err.strip().splitlines()[-1] if err.strip() else f"exit status {status}"
             raise UsageError(f"loading {n:,} generated items failed ({why}); use fewer --items")
         seconds, array_bytes = out.split()
-        return {"items": n, "file_bytes": path.stat().st_size, "seconds": float(seconds),
+        return {"items": n, "file_bytes": os.fstat(fd).st_size, "seconds": float(seconds),
                 "peak_rss_bytes": usage.ru_maxrss * 1024, "example_bytes": int(array_bytes)}
