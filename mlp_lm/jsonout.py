@@ -1,5 +1,6 @@
 """The --json files the commands write: whole or not at all, JSON a strict reader takes, and never
 over anything but an earlier --json file (a model, a run's metrics.json, a data file, a device)."""
+import errno
 import json
 import math
 import os
@@ -7,7 +8,7 @@ import stat
 from pathlib import Path
 
 from . import shell
-from .atomic import TEMPORARY_EXTRA, write_whole
+from .atomic import TEMPORARY_EXTRA, write_temporary, write_whole
 from .cli import UsageError
 from .streams import make_stdout_lossy
 
@@ -39,16 +40,36 @@ def write_json(path, doc):
     try:
         write_whole(path, text.encode())
     except OSError as e:
-        raise UsageError(f"cannot write --json {path}: {e.strerror}") from None
+        raise cannot_write(path, e) from None
     print(f"wrote {shell.shown(path)}")
+
+
+TRIAL_BYTES = 1 << 16  # more than any --json file a command writes (the bench's, the largest, is a few kB)
 
 
 def prepare_json(path):
     """Before a command's work, when it was given --json PATH: refuse a PATH that cannot be
-    written (check_json_target), and from here on let a reader of stdout that leaves cost the
-    table, not the file asked for (`... --json out.json | head -1` still writes out.json)."""
-    check_json_target(path)
+    written (check_json_target), or whose folder takes no file of TRIAL_BYTES (a full disk, a read-only
+    file system, a folder only its permissions keep us out of, which os.access lets pass for root):
+    one is written beside it, flushed to disk, and removed. From here on a reader of stdout that
+    leaves costs the table, not the file asked for (`... --json out.json | head -1` still writes it)."""
+    path = check_json_target(path)
+    made = []
+    try:
+        write_temporary(path, lambda f: f.write(b"\n" * TRIAL_BYTES), made)
+    except OSError as e:
+        raise cannot_write(path, e) from None
+    finally:
+        for trial in made:
+            Path(trial).unlink(missing_ok=True)
     make_stdout_lossy()
+
+
+def cannot_write(path, e):
+    """The one line for an OSError writing --json path, with what to do about it."""
+    fix = ("free some space there, or name a file on another disk" if e.errno in (errno.ENOSPC, errno.EDQUOT) else
+           "name a file in a folder this user can write to")
+    return UsageError(f"cannot write --json {shell.shown(path)}: {e.strerror or e}; {fix}")
 
 
 def check_json_target(path):

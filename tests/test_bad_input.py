@@ -771,6 +771,33 @@ def test_a_json_name_too_long_for_its_temporary_is_refused_before_the_work(tmp_p
     assert jsonout.check_json_target(tmp_path / ("x" * 236 + ".json")) == tmp_path / ("x" * 236 + ".json")
 
 
+@pytest.mark.skipif(not os.path.isdir("/sys/kernel"), reason="needs a folder no file can be made in: Linux's /sys")
+def test_a_json_folder_that_takes_no_file_is_refused_before_the_work():
+    # From a hostile review: os.access lets root pass for /sys, a read-only file system or a full disk,
+    # and the bench's minutes of work were done, and its table printed, before the write failed.
+    proc = run_cli("mlp_lm.ngram", *SMALL, "--n", "3", "--smoothing", "kn", "--json", "/sys/kernel/x.json")
+    assert proc.returncode == 2 and proc.stdout == "" and len(proc.stderr.splitlines()) == 1
+    assert "--json /sys/kernel/x.json" in proc.stderr and not os.path.exists("/sys/kernel/x.json")
+
+
+def test_a_json_file_that_cannot_be_written_says_what_to_do(tmp_path, monkeypatch):
+    import errno
+
+    from mlp_lm import jsonout
+
+    def full(path, write, made=None):
+        made.append(str(tmp_path / "trial"))  # as the real one does, once its file exists
+        (tmp_path / "trial").write_text("")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(jsonout, "write_temporary", full)
+    with pytest.raises(cli.UsageError, match="No space left on device; free some space there, or name a file"):
+        jsonout.prepare_json(tmp_path / "out.json")
+    assert list(tmp_path.iterdir()) == []  # the trial file is removed
+    monkeypatch.undo()
+    jsonout.prepare_json(tmp_path / "out.json")  # a folder that takes it: nothing left of the trial
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_error_line_shows_what_a_terminal_would_act_on_escaped(tmp_path):
     # From a second hostile review: only \n and \r were escaped, so a path holding VT or ESC[2J went raw to the
     # terminal (a cleared screen, a line broken by VT)
