@@ -170,9 +170,9 @@ def retrain(out, flags):
     earlier run is moved aside first; once the new one has saved anything it is removed, and if
     the new one saved nothing (train refused its flags, or was stopped before it began) or only
     the best of a run that diverged (not a run of the table's: it is removed), it is put back.
-    A new run stopped part-way (Ctrl-C) leaves the earlier one set aside, not removed: the next
-    results run removes it once the new run is in its place (aside.recover_set_aside), and until
-    then the user can still take it back, as the message says.
+    A new run stopped part-way (Ctrl-C) leaves the earlier one set aside, not removed: results removes
+    it (recover_set_aside) once a finished run is in its place, the stopped one resumed or a
+    retraining that finished, and until then the user can still take it back, as the message says.
     """
     # From the set-aside to the put-back a signal waits (train_run passes one on to the training),
     # so that nothing can come between the two.

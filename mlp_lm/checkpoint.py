@@ -138,13 +138,13 @@ def vocab_text(contents):
     return exact
 
 
-def load(path):
-    """Return (params, vocab, config), or raise CheckpointError saying what is wrong."""
+def load(path, hint="train one with `python -m mlp_lm.train` and pass its model.npz"):
+    """Return (params, vocab, config), or raise CheckpointError saying what is wrong, and then `hint`:
+    what to do about a file that is damaged or not a checkpoint."""
     if str(path) == "":  # Path("") is ".", which would be "a directory"
         raise CheckpointError("the checkpoint path is empty; pass a model.npz")
     path = Path(path)
     recover(path.parent)  # a save cut short after its commit is finished first
-    hint = "train one with `python -m mlp_lm.train` and pass its model.npz"
     if not path.exists():
         if path.is_symlink():  # there is a link, but following it leads nowhere
             raise CheckpointError(f"checkpoint {path} is a link to nothing (a missing file, or links in a loop); "

@@ -112,9 +112,10 @@ def make_table(args, only, runs, docs, docs_wanted):
             if code in STOP_CODES:  # a stop signal: stop here, as the training did
                 print(how_to_finish(args, name, only, runs, docs_wanted, saved), file=sys.stderr)
                 return code
-            if code != 0:
+            if code != 0:  # (train's advice to pass another --out means another --runs here, which sets it)
                 kept = " (the earlier run there stays)" if not saved and (out / "metrics.json").is_file() else ""
-                raise UsageError(f"the run {name} did not finish (exit code {code}){kept}; see its messages above")
+                raise UsageError(f"the run {name} did not finish (exit code {code}){kept}; see its messages above "
+                                 f"(its --out is {shell.shown(out)}, which results' --runs decides)")
             if not (out / "metrics.json").is_file():
                 raise UsageError(f"the run {name} wrote no {out / 'metrics.json'}; see its messages above")
             try:  # the new run is checked as any run read back is: its model evaluated again
@@ -122,6 +123,11 @@ def make_table(args, only, runs, docs, docs_wanted):
             except KeyboardInterrupt as e:  # it is saved whole: only the rest is left to do
                 print(how_to_finish(args, name, only, runs, docs_wanted, True), file=sys.stderr)
                 return exit_code(e)
+            # An earlier run an unfinished retraining had set aside (kept until a run in its place was finished,
+            # which this one is) goes now, not at the next results run.
+            done = recover_set_aside(out, partial(stranger, name), complete)
+            if done:
+                print(f"results: {done}", file=sys.stderr)
         rows.append((name, what, read_back[name]))
     steps = trained_steps(rows)  # from the runs themselves, so the table says what they were trained for
     to_docs = docs_wanted
@@ -265,7 +271,7 @@ def how_to_finish(args, name, only, runs, docs_wanted, saved):
     if saved and complete(out):  # it finished before the signal reached it: only the rest is to do
         return f"results: stopped after the run {name} was complete; to finish: {shell.join(then)}"
     if saved:  # saved unfinished where the table reads it: resume it there
-        return (f"results: stopped in the run {name}, saved unfinished in {out}; to finish: "
+        return (f"results: stopped in the run {name}, saved unfinished in {shell.shown(out)}; to finish: "
                 f"{resume_command(out)}, then {shell.join(then)}")
     again = results + ["--only", ",".join([name] + rest)] + (["--steps", str(args.steps)] if args.steps else [])
     return (f"results: stopped before the run {name} saved anything; to finish: "

@@ -116,6 +116,13 @@ def check_replaceable(name, out):
                              "where you move it, finishes it)" if side == resumable else ""))
 
 
+def stopped(path, done, planned):
+    """The refusal of the metrics.json at `path` of a run stopped at step `done` of `planned` (either not a
+    count: a run stopped part-way): it says how to finish the run."""
+    at = f"at step {done:,} of {planned:,}" if json_int(done) and json_int(planned) else "part-way"
+    return UsageError(f"{path} is of a run stopped {at}: finish it with {resume_command(path.parent)}, or retrain it")
+
+
 def read_metrics(path):
     """A finished, evaluated run's metrics.json, or a one-line error saying why it is not one."""
     path = Path(path)
@@ -135,6 +142,8 @@ def read_metrics(path):
     numbers = ("dev_loss", "test_loss", "train_loss", "train_seconds")
     missing = [k for k in ("config", *numbers, "params") if not isinstance(m, dict) or k not in m]
     if missing:
+        if isinstance(m, dict) and m.get("interrupted") is True:  # stopped, unevaluated: finished, not thrown away
+            raise stopped(path, m.get("steps"), (m.get("config") if isinstance(m.get("config"), dict) else {}).get("steps"))
         raise UsageError(f"{path} is not a finished, evaluated run (no {', '.join(missing)}); retrain that run")
     config_keys = ("block_size", "n_embd", "n_hidden")
     wrong = [k for k in numbers if not _is_number(m[k])] + [k for k in ("params",) if not json_int(m[k])]
@@ -167,8 +176,7 @@ def read_metrics(path):
         raise UsageError(f"{path} says the run took {done:,} steps of the {planned:,} it was to take, which no run "
                          f"does; retrain that run")
     if json_int(done) and json_int(planned) and done < planned:  # stopped early, then evaluated
-        raise UsageError(f"{path} is of a run stopped at step {done:,} of {planned:,}: finish it with "
-                         f"{resume_command(path.parent)}, or retrain it")
+        raise stopped(path, done, planned)
     if m.get("evaluated") is False:  # its losses are not its model's: train writes none for such a run
         raise UsageError(f"{path} says the run was not evaluated, yet has losses; retrain that run")
     return m

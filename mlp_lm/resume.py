@@ -55,7 +55,9 @@ def resume_point(out, data=None):
                          f"was saved in (--out when it trained)")
     path = Path(out) / "model.npz"
     try:
-        model, vocab, config = checkpoint.load(path)
+        # a damaged one has nothing to resume from (train saves whole files, so only another program damages one)
+        model, vocab, config = checkpoint.load(path, f"the run cannot be resumed from it: start a new one "
+                                                     f"(--force to replace it){beside(out)}")
     except checkpoint.CheckpointError:
         if not path.exists():  # even after load finished any save cut short: no run was ever saved here
             side = stopped_beside(out)  # a --force run over a user's files, killed: its snapshot is beside them

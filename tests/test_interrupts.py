@@ -695,6 +695,14 @@ def test_resume_refuses_what_it_cannot_do(tmp_path):
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "it is a file, not a run's folder" in proc.stderr
+    # A model.npz cut short by another program: a hostile review found the advice of sample's, to "pass its
+    # model.npz", where there is nothing to pass.
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "model.npz").write_bytes((tmp_path / "model.npz").read_bytes()[:2000])
+    with pytest.raises(checkpoint.CheckpointError) as e:
+        train.main(["--resume", "--out", str(tmp_path / "cut")])
+    assert "damaged" in str(e.value) and str(e.value).endswith(
+        "the run cannot be resumed from it: start a new one (--force to replace it)")
 
 
 def resumable_run(folder, steps=300, total=1000):

@@ -97,8 +97,9 @@ def test_a_rerun_the_training_refuses_keeps_the_earlier_run(tmp_path, no_countin
     before = {p.name: p.read_bytes() for p in (runs / "lecture").iterdir()}
     # train refuses --steps past its limit: the earlier run must not have been thrown away for it
     message = refusal(["--steps", "99999999999", "--runs", str(runs), "--only", "lecture"])
+    # (a hostile review: train's advice, relayed, was to "pass another --out", a flag results has not)
     assert message == ("the run lecture did not finish (exit code 2) (the earlier run there stays); "
-                       "see its messages above")
+                       f"see its messages above (its --out is {runs / 'lecture'}, which results' --runs decides)")
     assert {p.name: p.read_bytes() for p in (runs / "lecture").iterdir()} == before
     assert sorted(p.name for p in runs.iterdir()) == sorted(results.CONFIGS)  # nothing left aside
     assert "more than this program will run" in capfd.readouterr().err
@@ -367,6 +368,40 @@ def test_an_interrupted_run_says_how_to_finish_the_results(only, then, tmp_path,
     assert not kept.exists()  # the next results run removed it, as said
 
 
+def test_a_set_aside_run_goes_once_a_retraining_in_its_place_is_finished(tmp_path, no_counting, monkeypatch, capsys):
+    # From a hostile review: after a stopped retraining, a results run that retrained the run to the end left the
+    # earlier one set aside (4 MB of the preset's) until the results run after it; and --no-train, meanwhile,
+    # said to retrain the stopped run, where resuming it loses nothing.
+    runs = tmp_path / "r"
+    fill_runs(runs, steps=300)
+
+    def stopped(flags):  # saved what it had, unevaluated, then exited as after Ctrl-C
+        out = results.Path(flags[flags.index("--out") + 1])
+        (out / "model.npz").write_bytes(b"unfinished")
+        m = {**results_metrics(300, name="lecture"), "steps": 120, "evaluated": False, "interrupted": True}
+        for unevaluated in ("dev_loss", "test_loss", "train_loss"):
+            del m[unevaluated]
+        (out / "metrics.json").write_text(json.dumps(m))
+        return 130
+    monkeypatch.setattr(aside, "train_run", stopped)
+    assert results.main(["--steps", "300", "--runs", str(runs), "--only", "lecture"]) == 130
+    kept, = runs.glob(".lecture-earlier-*")
+    assert refusal(["--no-train", "--runs", str(runs)]) == (
+        f"{runs / 'lecture' / 'metrics.json'} is of a run stopped at step 120 of 300: finish it with python -m "
+        f"mlp_lm.train --resume --out {runs / 'lecture'}, or retrain it")
+    capsys.readouterr()
+
+    def trained(flags):
+        put_results_run(flags[flags.index("--out") + 1],
+                        {**results_metrics(300, name="lecture"), "evaluated": True, "interrupted": False})
+        return 0
+    monkeypatch.setattr(aside, "train_run", trained)
+    assert results.main(["--steps", "300", "--runs", str(runs), "--only", "lecture"]) == 0
+    err = capsys.readouterr().err
+    assert "results: removed the earlier lecture run that an unfinished results run had set aside" in err
+    assert not kept.exists() and not list(runs.glob(".lecture-earlier-*"))
+
+
 def test_a_stop_while_a_retrained_run_is_checked_says_how_to_finish(tmp_path, no_counting, monkeypatch, capsys):
     # From a hostile tester: Ctrl-C while results evaluated the run it had just retrained said only
     # "interrupted (SIGINT)"; the run is whole, so what is left is the rest.
@@ -574,7 +609,8 @@ def test_a_failed_run_that_saved_does_not_claim_the_earlier_one_stays(tmp_path, 
         return 2
     monkeypatch.setattr(aside, "train_run", saved_then_failed)
     message = refusal(["--steps", "300", "--runs", str(runs), "--only", "lecture"])
-    assert message == "the run lecture did not finish (exit code 2); see its messages above"
+    assert message == (f"the run lecture did not finish (exit code 2); see its messages above (its --out is "
+                       f"{runs / 'lecture'}, which results' --runs decides)")
 
 
 def test_a_run_complete_before_the_signal_reached_it_is_not_called_unfinished(tmp_path, no_counting, monkeypatch,
