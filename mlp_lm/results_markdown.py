@@ -61,7 +61,7 @@ def render(rows, ngrams, mixes, machine, steps=None):
         budget = ("steps as trained: " + ", ".join(f"{name} {s:,}" for name, s in steps.items()) +
                   "; not the documented results")
     elif steps:
-        budget = f"{steps:,} steps each; a quick look, not the documented results"
+        budget = f"{steps:,} step{'s' if steps != 1 else ''} each; a quick look, not the documented results"
     else:
         budget = "200,000 steps of batch 32, lr 0.1 then 0.01, seed 42, float32, unless the flags say otherwise"
     out = [

@@ -156,7 +156,8 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         interrupt = interrupt or (held[0] if held else None)
 
         if ran > first:
-            print(f"trained {ran - first} step{'s' if ran - first != 1 else ''} in {seconds:.1f}s "
+            took = f"{seconds:.1f}s" if seconds >= 0.1 else f"{seconds * 1000:.0f} ms"  # not "in 0.0s"
+            print(f"trained {ran - first} step{'s' if ran - first != 1 else ''} in {took} "
                   f"({(ran - first) / max(seconds, 1e-9):,.0f} steps/s)" + (f", steps {first + 1} to {ran}" if first else "")
                   + (f", and diverged: kept the run as it was at step {done}, its best dev evaluation" if diverged else ""))
         if cfg.keep_best and not diverged:  # a diverged run's line says what it kept

@@ -831,3 +831,13 @@ def test_the_eta_counts_the_dev_evaluations_to_come(monkeypatch):
     p.update(60, 2.0)  # 60 steps in 10 s; 140 to go, and 3 evaluations at the 2 s estimated: 23.3 + 6 s
     p.update(100, 2.0, dev=2.1, seconds=5.0)  # 100 steps in 20 s and one evaluation of 5 s: 100 to go and 2 more
     assert re.findall(r"ETA (\d+)s", lines.getvalue()) == ["29", "30"]  # the steps/s alone said 23 and 25
+
+
+def test_a_short_run_says_how_long_it_took_in_numbers_that_are_not_zero(tmp_path, capsys):
+    # From a hostile review: a 200-step run said "trained 200 steps in 0.0s"
+    assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("trained "))
+    took = re.fullmatch(r"trained 20 steps in (\d+) ms \(.*\)|trained 20 steps in (\d+\.\d)s \(.*\)", line)
+    assert took and float(took[1] or took[2]) > 0, line
+    from mlp_lm.results_markdown import render
+    assert "(1 step each; a quick look" in render([], {}, {}, "a machine", steps=1)
