@@ -18,7 +18,7 @@ from mlp_lm import atomic, checkpoint, train, train_run
 from mlp_lm.cli import UsageError
 from mlp_lm.wordfile import DataError
 
-from .conftest import ROOT, SMALL
+from .conftest import ROOT, SMALL, run_cli
 
 
 def start_training(out, *extra):
@@ -423,8 +423,7 @@ def test_a_save_cut_short_after_its_commit_is_finished_by_the_next_command(tmp_p
 
 def test_a_folder_whose_journal_place_is_taken_is_refused_before_training(tmp_path):
     (tmp_path / atomic.JOURNAL).mkdir()
-    proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--steps", "100000", "--out", str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    proc = run_cli("mlp_lm.train", "--steps", "100000", "--out", str(tmp_path))
     assert proc.returncode == 2 and "in the way of saving" in proc.stderr and "step" not in proc.stderr, proc.stderr
 
 
@@ -661,38 +660,32 @@ def test_a_resumed_runs_first_evaluation_says_so_and_stops_at_a_signal(tmp_path,
 
 
 def test_resume_refuses_what_it_cannot_do(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume"], cwd=ROOT, capture_output=True, text=True)
+    proc = run_cli("mlp_lm.train", "--resume")
     assert proc.returncode == 2 and "--resume needs --out" in proc.stderr
     assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(tmp_path)]) == 0
-    proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume", "--out", str(tmp_path), "--lr", "0.5"],
-                          cwd=ROOT, capture_output=True, text=True)
+    proc = run_cli("mlp_lm.train", "--resume", "--out", str(tmp_path), "--lr", "0.5")
     assert proc.returncode == 2 and "leave out --lr" in proc.stderr
     with pytest.raises(UsageError, match="leave out --no-direct, --fold$"):  # as given: it said "--direct"
         train.main(["--resume", "--out", str(tmp_path), "--no-direct", "--fold"])
-    proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume", "--out", str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True)
+    proc = run_cli("mlp_lm.train", "--resume", "--out", str(tmp_path))
     assert proc.returncode == 0 and "complete (20 of 20 steps)" in proc.stdout
     # A checkpoint from before resuming existed still samples, but cannot be resumed.
     params, vocab, config = checkpoint.load(tmp_path / "model.npz")
     old = tmp_path / "old"
     old.mkdir()
     checkpoint.save(old / "model.npz", params, vocab, {k: v for k, v in config.items() if k != "format"})
-    proc = subprocess.run([sys.executable, "-m", "mlp_lm.sample", "--checkpoint", str(old / "model.npz"), "-n", "2"],
-                          cwd=ROOT, capture_output=True, text=True)
+    proc = run_cli("mlp_lm.sample", "--checkpoint", str(old / "model.npz"), "-n", "2")
     assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 2
-    proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume", "--out", str(old)],
-                          cwd=ROOT, capture_output=True, text=True)
+    proc = run_cli("mlp_lm.train", "--resume", "--out", str(old))
     assert proc.returncode == 2 and "no training state" in proc.stderr
     # A folder where no run was ever saved (one stopped before training began, or a typo).
     (tmp_path / "empty").mkdir()
     for folder in (tmp_path / "empty", tmp_path / "no-such"):
-        proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume", "--out", str(folder)],
-                              cwd=ROOT, capture_output=True, text=True)
+        proc = run_cli("mlp_lm.train", "--resume", "--out", str(folder))
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
         assert "nothing to resume" in proc.stderr and "without --resume" in proc.stderr
     (tmp_path / "afile").write_text("not a run\n")  # from a hostile pass: it was said to hold no run
-    proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume", "--out", str(tmp_path / "afile")],
-                          cwd=ROOT, capture_output=True, text=True)
+    proc = run_cli("mlp_lm.train", "--resume", "--out", str(tmp_path / "afile"))
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "it is a file, not a run's folder" in proc.stderr
     # A model.npz cut short by another program: a hostile review found the advice of sample's, to "pass its
@@ -860,8 +853,7 @@ def test_a_resume_refused_by_the_lock_says_only_that(tmp_path):
     from mlp_lm.runlock import RunLock
     resumable_run(tmp_path)
     with RunLock(tmp_path):  # another training holds the folder
-        proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume", "--out", str(tmp_path)],
-                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        proc = run_cli("mlp_lm.train", "--resume", "--out", str(tmp_path))
     assert proc.returncode == 2 and "another training" in proc.stderr and len(proc.stderr.splitlines()) == 1
     assert "resuming" not in proc.stdout
 
