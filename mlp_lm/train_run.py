@@ -137,6 +137,8 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             if side:
                 with suppress(OSError):
                     out.rmdir()
+            if isinstance(e, UsageError) and not diverged:  # saved whole elsewhere: what it learned is still news
+                print_losses(result)
             if diverged:  # what was to be saved is the best of a run that blew up: say so too
                 raise UsageError(f"{diverged}; kept the run as it was at step {diverged.kept}, but {e}") from None
             if interrupt is not None and isinstance(e, UsageError):  # saved elsewhere: the stop signal's exit code
@@ -162,9 +164,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                   + (f", and diverged: kept the run as it was at step {done}, its best dev evaluation" if diverged else ""))
         if cfg.keep_best and not diverged:  # a diverged run's line says what it kept
             print(kept_best_line(best_step, devs, done))
-        for name in ("train", "dev", "test"):
-            if result:
-                print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")
+        print_losses(result)
         n_items = sum(len(part) for part in splits.items)
         if futile and not unfinished:  # stopped with steps to go, it has not had its chance: --resume is the advice
             print(futile_warning(result, losses, V, n_items, cfg, devs, resumed is not None, dev_only_note(splits)),
@@ -203,3 +203,9 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         print(f"{line_break()}interrupted ({e.args[0] if e.args else 'SIGINT'}) while reporting: the run is saved in full in "
               f"{out}{pictures}{resume}", file=sys.stderr)
         return exit_code(e)
+
+
+def print_losses(result):
+    """The evaluated run's three losses, a line each (nothing for a run not evaluated)."""
+    for name in ("train", "dev", "test") if result else ():
+        print(f"{name + ' loss':10s} {metrics.describe(result[name + '_loss'])}")

@@ -124,10 +124,14 @@ def test_a_save_that_fails_after_training_is_rescued_elsewhere(tmp_path, monkeyp
     monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
     with pytest.raises(SystemExit) as e:
         cli.run(lambda: train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--out", str(out)]), "train")
-    err = capsys.readouterr().err.strip().splitlines()
+    out_text, err = capsys.readouterr()
+    err = err.strip().splitlines()
     assert e.value.code == 2 and f"the run is saved in {rescue} instead" in err[-1]
-    assert json.loads((rescue / "metrics.json").read_text())["steps"] == 40
+    saved = json.loads((rescue / "metrics.json").read_text())
+    assert saved["steps"] == 40
     checkpoint.load(rescue / "model.npz")
+    # From a hostile review: the run was evaluated, and its losses never shown
+    assert f"dev loss   {saved['dev_loss']:.4f} nats" in out_text and "test loss " in out_text
 
 
 def test_a_run_that_fits_nowhere_whole_keeps_its_model_alone(tmp_path, monkeypatch, capsys):
