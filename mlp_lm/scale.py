@@ -95,8 +95,9 @@ def data_at_scale(n):
         except OSError as e:
             raise unwritable(e) from None
         file.seek(0)  # where /dev/fd shares this descriptor's offset (macOS) rather than opening the file anew
-        fd = file.fileno()
-        proc = subprocess.Popen([sys.executable, "-c", LOAD, f"/dev/fd/{fd}", str(os.getpid())], pass_fds=(fd,),
+        fd = file.fileno()  # the same number in the process, which pass_fds keeps it under
+        by_fd = f"/dev/fd/{fd}" if os.path.isdir("/dev/fd") else f"/proc/self/fd/{fd}"  # (a container without /dev/fd)
+        proc = subprocess.Popen([sys.executable, "-c", LOAD, by_fd, str(os.getpid())], pass_fds=(fd,),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             out, err = proc.stdout.read(), proc.stderr.read()  # a line each at most: neither pipe can fill
