@@ -1,7 +1,9 @@
 """Ctrl-C and SIGTERM, sent as real signals to real processes: one line, the right exit code, nothing lost."""
+import atexit
 import json
 import math
 import os
+import shutil
 import tempfile
 import signal
 import stat
@@ -699,15 +701,25 @@ def test_resume_refuses_what_it_cannot_do(tmp_path):
 
 
 def resumable_run(folder, steps=300, total=1000):
-    """A run folder stopped after `steps` of `total` steps, as an interrupted run leaves it."""
-    assert train.main([*SMALL, "--steps", str(steps), "--eval-every", "0", "--out", str(folder)]) == 0
+    """A run folder stopped after `steps` of `total` steps, as an interrupted run leaves it (a copy of the one
+    this process trained first: the same seed trains the same run, and a test damages its own copy)."""
+    made = _resumable_runs.get((steps, total))
+    if made is None:
+        made = _resumable_runs[steps, total] = Path(tempfile.mkdtemp(prefix="resumable-"))
+        atexit.register(shutil.rmtree, made, True)
+        assert train.main([*SMALL, "--steps", str(steps), "--eval-every", "0", "--out", str(made)]) == 0
+        with np.load(made / "model.npz", allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+        config = json.loads(str(arrays["config"]))
+        config["steps"] = total
+        arrays["config"] = np.array(json.dumps(config))
+        np.savez(made / "model.npz", **arrays)
+    shutil.copytree(made, folder, dirs_exist_ok=True)
     with np.load(folder / "model.npz", allow_pickle=False) as f:
-        arrays = {k: f[k] for k in f.files}
-    config = json.loads(str(arrays["config"]))
-    config["steps"] = total
-    arrays["config"] = np.array(json.dumps(config))
-    np.savez(folder / "model.npz", **arrays)
-    return arrays
+        return {k: f[k] for k in f.files}
+
+
+_resumable_runs = {}  # (steps, total): the folder of the run resumable_run trained
 
 
 @pytest.mark.parametrize("damage", ["losses", "rng", "rng-deep", "step", "step-fraction", "param", "block_pos",
