@@ -141,7 +141,7 @@ def make_table(args, only, runs, docs, docs_wanted):
         print(how_to_finish(args, None, only, runs, docs_wanted, True), file=sys.stderr)
         return exit_code(e)
     print(f"n-grams and mixtures in {time.perf_counter() - t0:.1f}s")
-    machine = f"a {runtime.machine_description()}"
+    machine = f"a {runtime.machine_description('machine')}"  # "Seconds are ..., on a 2-core x86_64 Linux machine (...)"
     tables = json_text({"ngrams": {f"{s}-{n}": m for (s, n), m in ngrams.items()}, "mixtures": mixes})  # strict JSON
     check_no_link_to_docs(runs, docs, to_docs)  # again: the runs took long enough for one to be made
     try:

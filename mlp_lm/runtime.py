@@ -189,12 +189,13 @@ def blas_description():
     return text
 
 
-def machine_description():
+def machine_description(noun=""):
     """'2-core x86_64 Linux (AMD EPYC, AVX-512), Python 3.11.7, numpy 2.4.6': what a timing was taken on,
-    for the bench's header and the results table (the same machine line in both)."""
+    for the bench's header and the results table (the same machine line in both); with a noun after the
+    system, for a sentence: '2-core x86_64 Linux machine (AMD EPYC, ...'."""
     cpu = cpu_description()
-    return (f"{available_cores()}-core {platform.machine()} {platform.system()}{f' ({cpu})' if cpu else ''}, "
-            f"Python {platform.python_version()}, numpy {np.__version__}")
+    return (f"{available_cores()}-core {platform.machine()} {platform.system()}{f' {noun}' if noun else ''}"
+            f"{f' ({cpu})' if cpu else ''}, Python {platform.python_version()}, numpy {np.__version__}")
 
 
 def cpu_description(cpuinfo=None):

@@ -112,3 +112,14 @@ def test_a_runs_seconds_say_when_they_are_of_its_later_steps_only():
     assert seconds_cell({"train_seconds": 12.34, "train_seconds_from_step": 150001}) == "12.3 (steps 150,001 on)"
     # resumed only to be evaluated: no step of it was timed (it said "0.0 (steps 1,501 on)" of a 1,500-step run)
     assert seconds_cell({"train_seconds": 0.004, "steps": 1500, "train_seconds_from_step": 1501}) == "not timed"
+
+
+def test_the_committed_machine_line_is_one_the_script_writes():
+    # From a review: the committed line said "Linux machine (AMD EPYC, ...)", which the script no longer wrote
+    # ("Linux (Intel...)"), so the file could not have been what its note says, the script's output.
+    from mlp_lm import runtime
+    shape = r"Seconds are the training loop alone, on a \d+-core \S+ \S+ machine \(.+\), Python [\d.]+, numpy [\d.]+\."
+    line = results.render([], {}, {}, f"a {runtime.machine_description('machine')}").splitlines()
+    committed = (DOCS / "results.md").read_text().splitlines()
+    assert [l for l in line if l.startswith("Seconds are")] and all(
+        re.fullmatch(shape, l) for l in line + committed if l.startswith("Seconds are")), line
