@@ -1,7 +1,7 @@
 """Train the configurations in the docs' results table, fit the n-grams, mix, and write the table.
 
-    python -m mlp_lm.results                 # every run (14 to 23 minutes on our 2-core machines,
-                                             # 10 to 18 of them the best preset), then
+    python -m mlp_lm.results                 # every run (13 to 28 minutes on our 2-core machines,
+                                             # 10 to 21 of them the best preset), then
                                              # docs/results.md and docs/embedding.png
     python -m mlp_lm.results --only best     # retrain only these runs; the rest from their metrics.json
     python -m mlp_lm.results --no-train      # only rebuild the table from runs/results/*/metrics.json
