@@ -5,6 +5,8 @@ rate a little below that turn is a good one to train with.
 """
 import io
 import math
+from dataclasses import fields
+from pathlib import Path
 import sys
 import warnings
 
@@ -16,6 +18,8 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
     sys.exit(2)
 
 from . import model, plots, shell
+from .config import Config
+from .wordfile import DEFAULT_DATA, in_checkout
 from .atomic import write_whole
 from .cli import UsageError
 
@@ -52,7 +56,7 @@ def sweep_into(out, params, X, Y, cfg):
         print("interrupted before the sweep's last rate: its table needs every one, so nothing was written",
               file=sys.stderr)
         raise
-    report_sweep(lre, losses, out, cfg.batch_size, len(Y), model.num_params(params))
+    report_sweep(lre, losses, out, cfg.batch_size, len(Y), model.num_params(params), cfg)
 
 
 def exponents(steps):
@@ -80,10 +84,26 @@ MANY_PASSES = 5  # passes over the training set past which a sweep's losses are 
 FEW_EXAMPLES = 10  # ...when the training set has fewer examples than this many times the parameters
 
 
-def report_sweep(lre, losses, out, batch_size=None, n_train=None, n_params=None):
+def training_command(cfg, rate):
+    """The command that trains the sweep's model (cfg) at `rate`: the sweep's settings that are not the
+    defaults, but its --steps, which were the sweep's and not a training's, and --lr. (The sweep takes no
+    flag of the training's own: train_flags refuses them.)"""
+    flags = []
+    for f in fields(Config):
+        value = getattr(cfg, f.name)
+        if f.name in ("steps", "lr") or value == f.default or (
+                f.name == "data" and Path(value) == in_checkout(DEFAULT_DATA)):
+            continue
+        flag = f"--{'no-' if value is False else ''}{f.name.replace('_', '-')}"
+        flags += [flag] if isinstance(value, bool) else [flag, str(value)]
+    return shell.join(["python", "-m", "mlp_lm.train", *flags, "--lr", f"{rate:.2g}"])
+
+
+def report_sweep(lre, losses, out, batch_size=None, n_train=None, n_params=None, cfg=None):
     """Print the sweep's table and suggestion; write lr_sweep.csv (and lr_sweep.png with matplotlib) to out.
     With batch_size, n_train (training examples) and n_params, warn when the sweep went over a training
-    set many times that the model is large enough to learn by heart."""
+    set many times that the model is large enough to learn by heart. With cfg, the sweep's settings, a
+    suggested rate between the sweep's ends comes with the command that trains at it."""
     rows, best = sweep_table(lre, losses)
     print(f"learning-rate sweep: {len(lre)} steps, one rate each, from 1e-3 to 1")
     print(f"{'exponent':>15}  {'rate':>7}  {'mean loss':>9}")
@@ -98,6 +118,8 @@ def report_sweep(lre, losses, out, batch_size=None, n_train=None, n_params=None)
             if best is rows[-1] else
             "the loss was lowest at the sweep's smallest rates: try rates below 1e-3 in short runs"
             if best is rows[0] else "rates just below the point where the loss turns up are a safe choice"))
+        if cfg is not None and best is not rows[0] and best is not rows[-1]:
+            print(f"train at it: {training_command(cfg, best[2])}")
     passes = len(lre) * batch_size / n_train if batch_size and n_train else 0
     if passes >= MANY_PASSES and n_train < FEW_EXAMPLES * (n_params or 0):
         print(f"note: the sweep's {len(lre):,} steps of {batch_size:,} examples went {passes:.0f} times over the "

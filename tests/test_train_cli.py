@@ -131,6 +131,12 @@ def test_lr_sweep(tmp_path, capsys, monkeypatch):
     table = [l for l in out.splitlines() if " .. " in l]
     assert len(table) == 12
     assert "suggested rate:" in out
+    # a command to paste (a review: the rate came without one), with the sweep's model but not its --steps
+    rate = re.search(r"suggested rate: (\S+) ", out)[1]
+    assert f"\ntrain at it: python -m mlp_lm.train --lr {rate}\n" in out
+    assert sweep.training_command(train_flags.parse_args([*SMALL, "--lr-sweep", "--n-hidden", "50", "--seed", "3",
+                                                         "--steps", "300"]).cfg, 0.5) == (
+        f"python -m mlp_lm.train --data {SMALL[1]} --n-hidden 50 --seed 3 --lr 0.5")
     data = np.loadtxt(tmp_path / "lr_sweep.csv", delimiter=",", skiprows=1)
     assert data.shape == (240, 3)
     np.testing.assert_allclose(data[[0, -1], 1], [1e-3, 1.0])
