@@ -252,6 +252,8 @@ def main(argv=None):
         machine += f", torch {torch.__version__}"
     print(f"machine: {machine}")
     print(f"model: V={V} T={T} E={E} H={H}; each number is the median over >= {seconds:g} s of steps")
+    if hasattr(args.threads, "why"):  # flags.FewerThreads: else the thr column shows fewer, unexplained
+        print(f"threads: {args.threads} at every size ({args.threads.why()})")
 
     t0 = time.perf_counter()
     idle = measure(splits, sizes, dtypes, seconds, args.threads, with_torch)

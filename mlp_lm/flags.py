@@ -26,11 +26,26 @@ MAX_THREADS = 1024  # more than any machine this runs on; a larger count cannot 
 _any_thread_count = int_at_least(1, f"a number of threads from 1 to {MAX_THREADS}", MAX_THREADS)
 
 
+class FewerThreads(int):
+    """The threads a --threads N past the cores gets, which remembers the N asked for (.asked), so that
+    the count shown can say why it is smaller."""
+
+    def __new__(cls, n, asked):
+        threads = super().__new__(cls, n)
+        threads.asked = asked
+        return threads
+
+    def why(self):
+        return f"--threads {self.asked} asked for more than the {self} core{'s' if self > 1 else ''} this process may use"
+
+
 def thread_count(text):
     """An argparse type: --threads N, from 1 to MAX_THREADS, used as at most the cores this process
-    may run on. More threads than cores only wait for each other, and OpenBLAS's spin while they
-    wait: on 2 cores, --threads 64 at batch 1024 ran about 1 step a second instead of hundreds."""
-    return min(_any_thread_count(text), available_cores())
+    may run on (a FewerThreads, then). More threads than cores only wait for each other, and OpenBLAS's
+    spin while they wait: on 2 cores, --threads 64 at batch 1024 ran about 1 step a second instead of
+    hundreds."""
+    asked, cores = _any_thread_count(text), available_cores()
+    return asked if asked <= cores else FewerThreads(cores, asked)
 
 
 def float_where(accept, what):

@@ -167,10 +167,12 @@ def step_threads(batch_size, n_in, n_hidden, vocab_size, fold=False):
 
 def describe_threads(batch_size, threads):
     """For the progress header: '1 BLAS thread', '2 BLAS threads', or '2 threads, each batch
-    split in 2 parts of one BLAS thread each'."""
+    split in 2 parts of one BLAS thread each'; for a --threads past the cores (flags.FewerThreads),
+    with why there are fewer: '2 BLAS threads (--threads 3 asked for more than the 2 cores ...)'."""
+    fewer = f" ({threads.why()})" if hasattr(threads, "why") else ""
     if split_parts(batch_size, threads) > 1:
-        return f"{threads} threads, each batch split in {threads} parts of one BLAS thread each"
-    return f"{threads} BLAS thread{'s' if threads > 1 else ''}"
+        return f"{threads} threads, each batch split in {threads} parts of one BLAS thread each{fewer}"
+    return f"{threads} BLAS thread{'s' if threads > 1 else ''}{fewer}"
 
 
 def blas_description():

@@ -169,6 +169,13 @@ def test_more_threads_than_cores_are_not_asked_for(monkeypatch):
     from mlp_lm import flags
     monkeypatch.setattr(flags, "available_cores", lambda: 2)
     assert flags.thread_count("64") == 2 and flags.thread_count("2") == 2 and flags.thread_count("1") == 1
+    # From a hostile review: train and bench ran 2 threads for --threads 3 without a word on why
+    from mlp_lm.runtime import describe_threads
+    assert describe_threads(32, flags.thread_count("3")) == (
+        "2 BLAS threads (--threads 3 asked for more than the 2 cores this process may use)")
+    assert describe_threads(32, flags.thread_count("2")) == "2 BLAS threads"
+    monkeypatch.setattr(flags, "available_cores", lambda: 1)
+    assert describe_threads(32, flags.thread_count("2")).endswith("more than the 1 core this process may use)")
 
 
 def test_a_split_batch_refuses_row_indices_it_would_misread():
