@@ -32,6 +32,18 @@ def run_cli(module, *args, cwd=None):
 
 
 @pytest.fixture(autouse=True)
+def _environment_left_as_found(monkeypatch):
+    """A test that changes os.environ for good (not through monkeypatch) changes every command the tests after it
+    start, and makes the fork server start them all afresh (run_cli: it forks only under its own environment)."""
+    before = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    yield
+    monkeypatch.undo()  # what the test patched (this is its monkeypatch too), put back now rather than after this
+    after = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"the test left os.environ changed: {changed} (monkeypatch.setenv puts it back)"
+
+
+@pytest.fixture(autouse=True)
 def _stop_signal_handlers_restored():
     """cli.run leaves the stop signals ignored once its command is over (a process about to exit); a test
     that calls it in this process gets the handlers it had back for the tests after it."""

@@ -115,8 +115,11 @@ def main(argv=None):
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--limit", type=float, default=20.0, help="seconds each case may run (default 20)")
     args = ap.parse_args(argv)
-    # the commands run in folders of their own: this clone's code, not a copy installed apart from it
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    # the commands run in folders of their own: this clone's code, not a copy installed apart from it (once: the
+    # test suite runs this in its own process, where conftest put it there already)
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if str(ROOT) not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *paths])
     if args.extra and not args.only:
         ap.error("--extra adds flags to one command's cases: name it with --only")
     with tempfile.TemporaryDirectory() as tmp:
