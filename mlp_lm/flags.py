@@ -35,6 +35,9 @@ class FewerThreads(int):
         threads.asked = asked
         return threads
 
+    def __getnewargs__(self):  # copy and pickle make it again from both numbers
+        return int(self), self.asked
+
     def why(self):
         return f"--threads {self.asked} asked for more than the {self} core{'s' if self > 1 else ''} this process may use"
 

@@ -44,13 +44,13 @@ def write_json(path, doc):
     print(f"wrote {shell.shown(path)}")
 
 
-TRIAL_BYTES = 1 << 16  # more than any --json file a command writes (the bench's, the largest, is a few kB)
+TRIAL_BYTES = 1 << 14  # more than any --json file a command writes (the bench's, the largest, is a few kB)
 
 
 def prepare_json(path):
     """Before a command's work, when it was given --json PATH: refuse a PATH that cannot be
-    written (check_json_target), or whose folder takes no file of TRIAL_BYTES (a full disk, a read-only
-    file system, a folder only its permissions keep us out of, which os.access lets pass for root):
+    written (check_json_target), or whose folder takes no file of TRIAL_BYTES, 16 kB: a full disk, a read-only
+    file system, a folder only its permissions keep us out of, which os.access lets pass for root.
     one is written beside it, flushed to disk, and removed. From here on a reader of stdout that
     leaves costs the table, not the file asked for (`... --json out.json | head -1` still writes it)."""
     path = check_json_target(path)
@@ -67,7 +67,8 @@ def prepare_json(path):
 
 def cannot_write(path, e):
     """The one line for an OSError writing --json path, with what to do about it."""
-    fix = ("free some space there, or name a file on another disk" if e.errno in (errno.ENOSPC, errno.EDQUOT) else
+    fix = (f"free some space there (a trial file of {TRIAL_BYTES // 1024} kB did not fit before the work, or the "
+           f"file itself after it), or name a file on another disk" if e.errno in (errno.ENOSPC, errno.EDQUOT) else
            "name a file in a folder this user can write to")
     return UsageError(f"cannot write --json {shell.shown(path)}: {e.strerror or e}; {fix}")
 
@@ -101,6 +102,9 @@ def check_json_target(path):
         if path.exists() and not _is_our_json(path):
             raise UsageError(f"--json {path} already exists and is not a file an earlier --json wrote; "
                              f"name a new file to write to")
+        if path.exists() and not os.access(path, os.W_OK):  # write_whole keeps to a file's permissions
+            raise UsageError(f"--json {path} is an earlier --json file this user may not write (read-only); "
+                             f"make it writable (chmod u+w), or name another file")
     except OSError as e:
         raise UsageError(f"cannot write --json {path}: {e.strerror}") from None
     return path

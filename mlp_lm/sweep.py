@@ -95,7 +95,7 @@ def training_command(cfg, rate):
                 f.name == "data" and Path(value) == in_checkout(DEFAULT_DATA)):
             continue
         flag = f"--{'no-' if value is False else ''}{f.name.replace('_', '-')}"
-        flags += [flag] if isinstance(value, bool) else [flag, str(value)]
+        flags += [flag] if isinstance(value, bool) else [flag, shell.not_a_flag(value) if f.name == "data" else str(value)]
     return shell.join(["python", "-m", "mlp_lm.train", *flags, "--lr", f"{rate:.2g}"])
 
 

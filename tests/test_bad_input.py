@@ -790,12 +790,20 @@ def test_a_json_file_that_cannot_be_written_says_what_to_do(tmp_path, monkeypatc
         (tmp_path / "trial").write_text("")
         raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setattr(jsonout, "write_temporary", full)
-    with pytest.raises(cli.UsageError, match="No space left on device; free some space there, or name a file"):
+    with pytest.raises(cli.UsageError, match=r"No space left on device; free some space there \(a trial file of 16 kB "
+                                             r"did not fit before the work, or the file itself after it\), or name a file"):
         jsonout.prepare_json(tmp_path / "out.json")
     assert list(tmp_path.iterdir()) == []  # the trial file is removed
     monkeypatch.undo()
     jsonout.prepare_json(tmp_path / "out.json")  # a folder that takes it: nothing left of the trial
     assert list(tmp_path.iterdir()) == []
+    # A second hostile review: an earlier --json file made read-only was found only after the work (root passes
+    # os.access, so the user's view is played here).
+    jsonout.write_json(tmp_path / "out.json", {"n": 1})
+    monkeypatch.setattr(jsonout.os, "access", lambda path, mode: str(path) != str(tmp_path / "out.json"))
+    with pytest.raises(cli.UsageError, match=r"out.json is an earlier --json file this user may not write \(read-only\); "
+                                             r"make it writable \(chmod u\+w\), or name another file"):
+        jsonout.prepare_json(tmp_path / "out.json")
 
 
 def test_an_error_line_shows_what_a_terminal_would_act_on_escaped(tmp_path):

@@ -174,6 +174,10 @@ def test_more_threads_than_cores_are_not_asked_for(monkeypatch):
     assert describe_threads(32, flags.thread_count("3")) == (
         "2 BLAS threads (--threads 3 asked for more than the 2 cores this process may use)")
     assert describe_threads(32, flags.thread_count("2")) == "2 BLAS threads"
+    import copy
+    import pickle
+    for again in (copy.copy(flags.thread_count("3")), pickle.loads(pickle.dumps(flags.thread_count("3")))):
+        assert again == 2 and again.asked == 3  # (a second review: a TypeError, missing 'asked')
     monkeypatch.setattr(flags, "available_cores", lambda: 1)
     assert describe_threads(32, flags.thread_count("2")).endswith("more than the 1 core this process may use)")
 

@@ -137,6 +137,8 @@ def test_lr_sweep(tmp_path, capsys, monkeypatch):
     assert sweep.training_command(train_flags.parse_args([*SMALL, "--lr-sweep", "--n-hidden", "50", "--seed", "3",
                                                          "--steps", "300"]).cfg, 0.5) == (
         f"python -m mlp_lm.train --data {SMALL[1]} --n-hidden 50 --seed 3 --lr 0.5")
+    assert sweep.training_command(train_flags.parse_args(["--data=-x.txt", "--lr-sweep"]).cfg, 0.5) == (
+        "python -m mlp_lm.train --data ./-x.txt --lr 0.5")  # (a second review: --data -x.txt is a missing value)
     data = np.loadtxt(tmp_path / "lr_sweep.csv", delimiter=",", skiprows=1)
     assert data.shape == (240, 3)
     np.testing.assert_allclose(data[[0, -1], 1], [1e-3, 1.0])
