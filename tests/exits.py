@@ -20,6 +20,14 @@ elif way == "exit-text":
     sys.exit("a message")
 elif way == "exit-code":
     sys.exit(3)
+elif way == "state":  # what it was started with: environment (but the BLAS variable the server sets for mlp_lm)
+    import json
+    import os
+    import random
+    print(json.dumps({k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}, sort_keys=True))
+    print(random.random())
+elif way == "sleep":
+    time.sleep(60)
 elif way == "closed-stdout":
     sys.stdout.write("x" * 10)
     import os

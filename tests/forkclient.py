@@ -5,6 +5,7 @@ import ctypes
 import itertools
 import json
 import os
+import resource
 import selectors
 import signal
 import socket
@@ -20,7 +21,20 @@ _server = {"sock": None, "proc": None, "broken": False}
 _lock = threading.Lock()
 
 
+def _process_state():
+    """What a process started now would inherit from this one besides its environment: umask, resource limits,
+    CPU affinity, priority, ignored signals (a handler of Python's own is not inherited) and blocked ones."""
+    umask = os.umask(0)
+    os.umask(umask)
+    limits = {name: resource.getrlimit(getattr(resource, name)) for name in dir(resource) if name.startswith("RLIMIT_")}
+    affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    ignored = sorted(int(s) for s in signal.valid_signals() if signal.getsignal(s) is signal.SIG_IGN)
+    blocked = sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    return umask, limits, affinity, os.getpriority(os.PRIO_PROCESS, 0), ignored, blocked
+
+
 def _start():
+    _server["state"] = _process_state()  # the server's, and so its children's
     mine, theirs = socket.socketpair()
     proc = subprocess.Popen([sys.executable, "-m", "tests.forkserver", str(theirs.fileno())], cwd=ROOT,
                             pass_fds=[theirs.fileno()], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -49,18 +63,33 @@ def _environment():
     return {k: v for k, _, v in pairs}
 
 
-def _lines(sock, deadline):
-    """The server's replies, one JSON object a line."""
-    buffered = b""
-    while True:
-        while b"\n" not in buffered:
-            sock.settimeout(max(deadline - time.monotonic(), 0.01))
-            chunk = sock.recv(4096)
+class _Replies:
+    """The server's replies to one request, one JSON object a line."""
+
+    def __init__(self, sock, deadline):
+        self.sock, self.deadline, self.buffered = sock, deadline, b""
+
+    def next(self):
+        while b"\n" not in self.buffered:
+            self.sock.settimeout(max(self.deadline - time.monotonic(), 0.01))
+            chunk = self.sock.recv(4096)
             if not chunk:
                 raise ConnectionError("the fork server is gone")
-            buffered += chunk
-        line, buffered = buffered.split(b"\n", 1)
-        yield json.loads(line)
+            self.buffered += chunk
+        line, self.buffered = self.buffered.split(b"\n", 1)
+        return json.loads(line)
+
+    def waiting(self):
+        """Whether a reply has come that is not read yet."""
+        if self.buffered:
+            return True
+        self.sock.setblocking(False)
+        try:
+            return bool(self.sock.recv(1, socket.MSG_PEEK))
+        except BlockingIOError:
+            return False
+        finally:
+            self.sock.setblocking(True)
 
 
 def _read_both(out, err, deadline):
@@ -90,12 +119,15 @@ def _text(data):
 
 def run(argv, cwd, timeout):
     """A subprocess.CompletedProcess for argv (python -m module args) run in cwd, or None when the server
-    cannot run it (another environment, or no server): then the caller starts a real process."""
+    cannot run it as a process started now would run (another environment or process state than the
+    server's, or no server): then the caller starts a real process. One command at a time (a lock)."""
     with _lock:
         if _server["broken"]:
             return None
         if _server["sock"] is None:
             _start()
+        elif _process_state() != _server["state"]:
+            return None
         sock, deadline = _server["sock"], time.monotonic() + timeout
         request = json.dumps({"module": argv[2], "args": argv[3:], "cwd": cwd, "env": _environment()}).encode()
         out_r, out_w = os.pipe()
@@ -107,17 +139,18 @@ def run(argv, cwd, timeout):
             finally:
                 os.close(out_w)
                 os.close(err_w)
-            replies = _lines(sock, deadline + 30)
-            first = next(replies)
+            replies = _Replies(sock, deadline + 30)
+            first = replies.next()
             if "refused" in first:
                 return None
             output = _read_both(out_r, err_r, deadline)
             if output is None:  # as subprocess.run does on a timeout: kill the command, then say so
-                os.kill(first["pid"], signal.SIGKILL)
-                next(replies)
+                if not replies.waiting():  # (else the server reaped it, and its pid may be another's by now)
+                    os.kill(first["pid"], signal.SIGKILL)
+                replies.next()
                 raise subprocess.TimeoutExpired(argv, timeout)
-            status = next(replies)["status"]
-        except (OSError, StopIteration, ValueError):
+            status = replies.next()["status"]
+        except (OSError, ValueError):
             _server["broken"] = True
             raise
         finally:

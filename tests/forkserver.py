@@ -18,7 +18,11 @@ that command, as `python -m` would have started it:
   run_cli starts a real process instead.
 
 What it does not give, a test that needs it starts a real process itself: the start of Python (signals
-during it, interpreter options, the environment variables read only at start-up). tests/test_forkserver.py
+during it, interpreter options, the environment variables read only at start-up), a hash seed of its own
+(every child has the server's: PYTHONHASHSEED is read at start-up), and commands run side by side (a test
+worker's run one after another). What the test worker changes in its own process after the server started
+(its umask, resource limits, CPU affinity, priority, ignored or blocked signals) a real process would inherit:
+forkclient then starts one. tests/test_forkserver.py
 holds programs that end in every way, and a set of commands, run both ways to the same output and exit code.
 
 Protocol, over the socket: a request is a 4-byte length and a JSON object (module, args, cwd, env), sent
@@ -49,6 +53,12 @@ def _prepare():
         os.environ[BLAS_SPIN_VARIABLE] = BLAS_SPIN_DEFAULT
     for name in ("numpy", "threadpoolctl", "scipy.optimize", "scipy.sparse"):
         importlib.import_module(name)
+    # What the imports set (threadpoolctl sets KMP_DUPLICATE_LIB_OK, which mlp_lm's runtime takes back from a
+    # command's environment after its own import; here it would look like the user's) goes: a command starts
+    # with the environment a fresh Python would have, and the BLAS variable the package sets.
+    for k in set(os.environ) - set(env) - {BLAS_SPIN_VARIABLE}:
+        del os.environ[k]
+    os.environ.update({k: v for k, v in env.items() if os.environ.get(k) != v and k != BLAS_SPIN_VARIABLE})
     return env
 
 
@@ -80,10 +90,16 @@ def _reply(sock, **message):
 def _become(module, args, cwd, out, err):
     """In the forked child: be `python -m module args` run in cwd, writing to out and err; never returns."""
     import atexit
+    import random
     import runpy
     import threading
     import traceback
     import types
+
+    import numpy
+
+    random.seed()  # the generators a fresh Python seeds from the system, not the server's, as every child would share
+    numpy.random.seed()
 
     os.dup2(out, 1)
     os.dup2(err, 2)

@@ -1,5 +1,6 @@
 """The fork server (tests/forkserver.py) the suite runs its commands from ends a command as a Python started
 for it would: the same output, the same exit code."""
+import os
 import subprocess
 import sys
 
@@ -48,3 +49,31 @@ def test_the_server_sets_what_the_package_would_before_numpy(monkeypatch):
                                                                           mlp_lm.BLAS_SPIN_DEFAULT)
     monkeypatch.setenv("MLP_LM_SOMETHING", "1")  # read at start-up by a real Python: never forked
     assert forkclient.run([sys.executable, "-m", "mlp_lm"], str(ROOT), timeout=60) is None
+
+
+def test_a_command_starts_as_a_fresh_python_would_or_in_one():
+    # From a second hostile review: threadpoolctl's KMP_DUPLICATE_LIB_OK (set as the server imported it) reached
+    # every command, every child drew the same "random" numbers, and what the test worker changed in its own
+    # process after the server started (umask, limits, ignored signals) did not reach the commands.
+    import signal
+    forked, real = both("tests.exits", "state")
+    assert forked.stdout.splitlines()[1] == real.stdout.splitlines()[1]  # the same environment
+    again = forkclient.run([sys.executable, "-m", "tests.exits", "state"], str(ROOT), timeout=60)
+    assert again.stdout.splitlines()[2] != forked.stdout.splitlines()[2]  # seeded afresh, as a new Python is
+    umask = os.umask(0o077)
+    try:
+        assert forkclient.run([sys.executable, "-m", "mlp_lm"], str(ROOT), timeout=60) is None
+    finally:
+        os.umask(umask)
+    previous = signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    try:
+        assert forkclient.run([sys.executable, "-m", "mlp_lm"], str(ROOT), timeout=60) is None
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert forkclient.run([sys.executable, "-m", "mlp_lm"], str(ROOT), timeout=60) is not None
+
+
+def test_a_command_past_its_time_is_killed_as_subprocess_run_kills_it():
+    with pytest.raises(subprocess.TimeoutExpired):
+        forkclient.run([sys.executable, "-m", "tests.exits", "sleep"], str(ROOT), timeout=0.5)
+    assert forkclient.run([sys.executable, "-m", "mlp_lm"], str(ROOT), timeout=60).returncode == 0  # still serving
