@@ -94,7 +94,7 @@ class _Replies:
 
 def _read_both(out, err, deadline):
     """Everything written to the two pipes until both are closed (the command and whatever it started have
-    ended), or None for each when the deadline passed first."""
+    ended), or None when the deadline passed first."""
     data = {out: [], err: []}
     with selectors.DefaultSelector() as sel:
         for fd in data:
