@@ -1,6 +1,7 @@
 """Where a stopped run resumes: its configuration, losses so far and training state, read back from
 its model.npz with every check that the file is one a training wrote (a damaged one is refused in one
 line before any work; Trainer.load_state checks the tensors themselves)."""
+import json
 import re
 from dataclasses import fields
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 from . import checkpoint, shell
 from .checks import some
 from .cli import UsageError
-from .config import PRESETS, Config, config_problem
+from .config import PRESETS, Config, as_flags, config_problem
 from .data import load_splits
 from .runs import resume_command
 from .loop import DIVERGE_WINDOW, divergence_limit, evaluated_at, last_dev_missing
@@ -46,6 +47,24 @@ def beside(out):
     return f" (or continue the run stopped beside it, in {side}: {resume_command(side)})" if side else ""
 
 
+def restart_command(out):
+    """The command that starts the run in `out` over, with the settings its metrics.json records, or None
+    where that file does not record them (missing, damaged, or settings of the wrong type or that clash)."""
+    try:
+        config = json.loads((Path(out) / "metrics.json").read_text())["config"]
+        cfg = Config(**{f.name: config[f.name] for f in fields(Config) if f.name in config})
+        for f in fields(Config):  # each of the type a run gives it, as resume_point checks a model's config
+            value = getattr(cfg, f.name)
+            if isinstance(value, bool) != isinstance(f.default, bool) or not (
+                    isinstance(value, type(f.default)) or (isinstance(f.default, float) and isinstance(value, int))):
+                return None
+        if config_problem(cfg):
+            return None
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return None
+    return shell.join(["python", "-m", "mlp_lm.train", *as_flags(cfg), "--out", shell.not_a_flag(out), "--force"])
+
+
 def resume_point(out, data=None):
     """(Config, preset, (state, losses so far, dev losses so far, data sha256, symbols), what resuming
     will do) of the run in `out`; the third item is None when that run is already complete. `data`: the
@@ -56,8 +75,9 @@ def resume_point(out, data=None):
     path = Path(out) / "model.npz"
     try:
         # a damaged one has nothing to resume from (train saves whole files, so only another program damages one)
-        model, vocab, config = checkpoint.load(path, f"the run cannot be resumed from it: start a new one "
-                                                     f"(--force to replace it){beside(out)}")
+        again = restart_command(out)
+        model, vocab, config = checkpoint.load(path, "the run cannot be resumed from it: " + (
+            f"start it over with {again}" if again else "start a new one (--force to replace it)") + beside(out))
     except checkpoint.CheckpointError:
         if not path.exists():  # even after load finished any save cut short: no run was ever saved here
             side = stopped_beside(out)  # a --force run over a user's files, killed: its snapshot is beside them

@@ -5,8 +5,6 @@ rate a little below that turn is a good one to train with.
 """
 import io
 import math
-from dataclasses import fields
-from pathlib import Path
 import sys
 import warnings
 
@@ -18,8 +16,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
     sys.exit(2)
 
 from . import model, plots, shell
-from .config import Config
-from .wordfile import DEFAULT_DATA, in_checkout
+from .config import as_flags
 from .atomic import write_whole
 from .cli import UsageError
 
@@ -88,15 +85,7 @@ def training_command(cfg, rate):
     """The command that trains the sweep's model (cfg) at `rate`: the sweep's settings that are not the
     defaults, but its --steps, which were the sweep's and not a training's, and --lr. (The sweep takes no
     flag of the training's own: train_flags refuses them.)"""
-    flags = []
-    for f in fields(Config):
-        value = getattr(cfg, f.name)
-        if f.name in ("steps", "lr") or value == f.default or (
-                f.name == "data" and Path(value) == in_checkout(DEFAULT_DATA)):
-            continue
-        flag = f"--{'no-' if value is False else ''}{f.name.replace('_', '-')}"
-        flags += [flag] if isinstance(value, bool) else [flag, shell.not_a_flag(value) if f.name == "data" else str(value)]
-    return shell.join(["python", "-m", "mlp_lm.train", *flags, "--lr", f"{rate:.2g}"])
+    return shell.join(["python", "-m", "mlp_lm.train", *as_flags(cfg, ("steps", "lr")), "--lr", f"{rate:.2g}"])
 
 
 def report_sweep(lre, losses, out, batch_size=None, n_train=None, n_params=None, cfg=None):

@@ -698,6 +698,21 @@ def test_resume_refuses_what_it_cannot_do(tmp_path):
         train.main(["--resume", "--out", str(tmp_path / "cut")])
     assert "damaged" in str(e.value) and str(e.value).endswith(
         "the run cannot be resumed from it: start a new one (--force to replace it)")
+    # With its metrics.json beside it, the settings are known: a command that starts that very run over.
+    (tmp_path / "cut" / "metrics.json").write_bytes((tmp_path / "metrics.json").read_bytes())
+    with pytest.raises(checkpoint.CheckpointError) as e:
+        train.main(["--resume", "--out", str(tmp_path / "cut")])
+    command = str(e.value).split("start it over with ", 1)[1]
+    import shlex
+    from dataclasses import asdict
+
+    from mlp_lm import train_flags
+    argv = shlex.split(command)
+    assert argv[:3] == ["python", "-m", "mlp_lm.train"] and argv[-3:] == ["--out", str(tmp_path / "cut"), "--force"]
+    saved = json.loads((tmp_path / "metrics.json").read_text())["config"]
+    again = asdict(train_flags.parse_args(argv[3:]).cfg)
+    assert {k: again[k] for k in again if k != "data"} == {k: saved[k] for k in again if k != "data"}
+    assert os.path.samefile(again["data"], saved["data"]) and "--steps 20" in command
 
 
 def resumable_run(folder, steps=300, total=1000):
