@@ -6,7 +6,7 @@ saved run.
 """
 import dataclasses
 import math
-from pathlib import Path
+import os
 
 import numpy as np
 
@@ -64,12 +64,19 @@ def as_flags(cfg, leave_out=()):
     flags = []
     for f in dataclasses.fields(Config):
         value = getattr(cfg, f.name)
-        if f.name in leave_out or value == f.default or (
-                f.name == "data" and Path(value).resolve() == in_checkout(DEFAULT_DATA).resolve()):
+        if f.name in leave_out or value == f.default or (f.name == "data" and _same_file(value, in_checkout(DEFAULT_DATA))):
             continue
         flag = f"--{'no-' if value is False else ''}{f.name.replace('_', '-')}"
         flags += [flag] if isinstance(value, bool) else [flag, shell.not_a_flag(value) if f.name == "data" else str(value)]
     return flags
+
+
+def _same_file(a, b):
+    """Whether the paths a and b name one file (not: a path no file system takes, a NUL in it)."""
+    try:
+        return os.path.realpath(a) == os.path.realpath(b)
+    except (ValueError, OSError):
+        return False
 
 
 def plain(cfg):

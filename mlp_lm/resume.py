@@ -60,9 +60,9 @@ def restart_command(out):
                 return None
         if config_problem(cfg):
             return None
+        return shell.join(["python", "-m", "mlp_lm.train", *as_flags(cfg), "--out", shell.not_a_flag(out), "--force"])
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
-    return shell.join(["python", "-m", "mlp_lm.train", *as_flags(cfg), "--out", shell.not_a_flag(out), "--force"])
 
 
 def resume_point(out, data=None):
