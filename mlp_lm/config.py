@@ -6,13 +6,12 @@ saved run.
 """
 import dataclasses
 import math
-import os
 
 import numpy as np
 
-from . import model, optim, shell
+from . import model, optim
 from .checks import check_indices, is_whole
-from .wordfile import DEFAULT_DATA, in_checkout
+from .wordfile import DEFAULT_DATA
 
 
 @dataclasses.dataclass
@@ -56,27 +55,6 @@ PRESETS = {
 
 
 MAX_STEPS = 10**9  # the loss history alone would need 8 GB past this
-
-
-def as_flags(cfg, leave_out=()):
-    """The train flags that give cfg's settings, but those in leave_out: one for each setting that is not
-    Config's default (the default word list found from anywhere, however cfg names it)."""
-    flags = []
-    for f in dataclasses.fields(Config):
-        value = getattr(cfg, f.name)
-        if f.name in leave_out or value == f.default or (f.name == "data" and _same_file(value, in_checkout(DEFAULT_DATA))):
-            continue
-        flag = f"--{'no-' if value is False else ''}{f.name.replace('_', '-')}"
-        flags += [flag] if isinstance(value, bool) else [flag, shell.not_a_flag(value) if f.name == "data" else str(value)]
-    return flags
-
-
-def _same_file(a, b):
-    """Whether the paths a and b name one file (not: a path no file system takes, a NUL in it)."""
-    try:
-        return os.path.realpath(a) == os.path.realpath(b)
-    except (ValueError, OSError):
-        return False
 
 
 def plain(cfg):

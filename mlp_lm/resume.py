@@ -11,7 +11,8 @@ import numpy as np
 from . import checkpoint, shell
 from .checks import some
 from .cli import UsageError
-from .config import PRESETS, Config, as_flags, config_problem
+from .config import PRESETS, Config, config_problem
+from .train_flags import as_flags
 from .data import load_splits
 from .runs import resume_command
 from .loop import DIVERGE_WINDOW, divergence_limit, evaluated_at, last_dev_missing
@@ -47,19 +48,31 @@ def beside(out):
     return f" (or continue the run stopped beside it, in {side}: {resume_command(side)})" if side else ""
 
 
+def saved_config(config):
+    """The Config of the settings a run saved (its model.npz's config, or its metrics.json's), each of the
+    type the run would have given it, that make sense together: else KeyError (a setting missing: only
+    ADDED's may be), TypeError or ValueError saying which."""
+    cfg = Config(**{f.name: config.get(f.name, ADDED[f.name]) if f.name in ADDED else config[f.name]
+                    for f in fields(Config)})
+    for f in fields(Config):
+        value, default = getattr(cfg, f.name), getattr(Config, f.name)
+        if isinstance(value, bool) != isinstance(default, bool) or not (
+                isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))):
+            raise TypeError(f"{f.name} is {value!r}")
+    problem = config_problem(cfg)
+    if problem:
+        raise ValueError(problem)
+    return cfg
+
+
 def restart_command(out):
     """The command that starts the run in `out` over, with the settings its metrics.json records, or None
     where that file does not record them (missing, damaged, or settings of the wrong type or that clash)."""
     try:
         config = json.loads((Path(out) / "metrics.json").read_text())["config"]
-        cfg = Config(**{f.name: config[f.name] for f in fields(Config) if f.name in config})
-        for f in fields(Config):  # each of the type a run gives it, as resume_point checks a model's config
-            value = getattr(cfg, f.name)
-            if isinstance(value, bool) != isinstance(f.default, bool) or not (
-                    isinstance(value, type(f.default)) or (isinstance(f.default, float) and isinstance(value, int))):
-                return None
-        if config_problem(cfg):
+        if not isinstance(config, dict):
             return None
+        cfg = saved_config(config)
         return shell.join(["python", "-m", "mlp_lm.train", *as_flags(cfg), "--out", shell.not_a_flag(out), "--force"])
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
@@ -101,16 +114,7 @@ def resume_point(out, data=None):
                          f"resumed here (python -m mlp_lm.train saves them); start a new run")
     damaged = f"{path} has a damaged training state or config"
     try:
-        cfg = Config(**{f.name: config.get(f.name, ADDED[f.name]) if f.name in ADDED else config[f.name]
-                        for f in fields(Config)})
-        for f in fields(Config):  # each setting of the type the run would have given it
-            value, default = getattr(cfg, f.name), getattr(Config, f.name)
-            if isinstance(value, bool) != isinstance(default, bool) or not (
-                    isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))):
-                raise TypeError(f"{f.name} is {value!r}")
-        problem = config_problem(cfg)
-        if problem:
-            raise ValueError(problem)
+        cfg = saved_config(config)
         if not isinstance(config.get("data_sha256"), str):  # every run saves it: resume checks the data against it
             raise ValueError("it does not say which data it was trained on (data_sha256)")
         done, history, devs = read_history(state, cfg.steps)

@@ -16,7 +16,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
     sys.exit(2)
 
 from . import model, plots, shell
-from .config import as_flags
+from .train_flags import as_flags
 from .atomic import write_whole
 from .cli import UsageError
 

@@ -1,9 +1,12 @@
 """The flags of `python -m mlp_lm.train`, read into a Config: a preset first, the flags given over it,
 and a refusal in one line for flags that contradict each other or that the run would ignore."""
 import argparse
+import os
 import sys
+from dataclasses import fields
 from typing import NamedTuple
 
+from . import shell
 from .cli import ArgumentParser, UsageError
 from .flags import fraction, non_negative_float, non_negative_int, positive_float, positive_int, thread_count
 from .config import PRESETS, Config, config_problem
@@ -30,6 +33,27 @@ def preset_help():
 def as_given(name, value):
     """The flag of setting `name` as the user gave it: --no-direct for direct=False, else --direct."""
     return f"--{'no-' if value is False else ''}{name.replace('_', '-')}"
+
+
+def as_flags(cfg, leave_out=()):
+    """The train flags that give cfg's settings, but those in leave_out: one for each setting that is not
+    Config's default (the default word list found from anywhere, however cfg names it)."""
+    flags = []
+    for f in fields(Config):
+        value = getattr(cfg, f.name)
+        if f.name in leave_out or value == f.default or (f.name == "data" and _same_file(value, in_checkout(DEFAULT_DATA))):
+            continue
+        flag = as_given(f.name, value)
+        flags += [flag] if isinstance(value, bool) else [flag, shell.not_a_flag(value) if f.name == "data" else str(value)]
+    return flags
+
+
+def _same_file(a, b):
+    """Whether the paths a and b name one file (not: a path no file system takes, a NUL in it)."""
+    try:
+        return os.path.realpath(a) == os.path.realpath(b)
+    except (ValueError, OSError):
+        return False
 
 
 def parse_args(argv):

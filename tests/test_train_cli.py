@@ -853,10 +853,10 @@ def test_a_short_run_says_how_long_it_took_in_numbers_that_are_not_zero(tmp_path
 
 @pytest.mark.parametrize("preset", list(config.PRESETS))
 def test_the_flags_of_a_configuration_give_it_back(preset):
-    # config.as_flags writes the commands that start a run over (resume's advice for a damaged model) and train
+    # train_flags.as_flags writes the commands that start a run over (resume's advice for a damaged model) and train
     # at a sweep's rate: each preset, and settings past it, parse back to the same Config.
     from dataclasses import asdict
     for extra in ([], ["--direct", "--seed", "7", "--dtype", "float64", "--data=-odd name.txt"]):
         cfg = train_flags.parse_args(["--preset", preset, *extra]).cfg
-        again = train_flags.parse_args(config.as_flags(cfg)).cfg
+        again = train_flags.parse_args(train_flags.as_flags(cfg)).cfg
         assert {**asdict(again), "data": os.path.normpath(again.data)} == {**asdict(cfg), "data": os.path.normpath(cfg.data)}
