@@ -486,16 +486,21 @@ def test_recover_is_safe_to_repeat_and_ignores_what_is_not_a_journal(tmp_path):
         atomic.write_atomic([(tmp_path / "x", None), (tmp_path / "sub" / "y", None)])
 
 
-RESUMABLE = [["--n-hidden", "24", "--eval-every", "0"],
-             ["--n-hidden", "24", "--eval-every", "700", "--optimizer", "adamw", "--lr", "0.003", "--ema", "0.99",
-              "--emb-dropout", "0.1", "--dropout", "0.1", "--direct", "--schedule", "cosine", "--warmup", "50"],
-             ["--n-hidden", "24", "--eval-every", "0", "--optimizer", "adamw", "--lr", "0.003", "--emb-dropout", "0.1",
-              "--direct", "--fold"]]
+# Each long enough (in steps) for a Ctrl-C after the first progress line to land mid-run on a busy machine: 3000
+# of the plain model's (about 0.4 s alone on a 2-core machine), 1500 of the folded one's (about 1 s: its sparse
+# products cost more a step at these sizes).
+RESUMABLE = [["--steps", "3000", "--n-hidden", "24", "--eval-every", "0"],
+             ["--steps", "3000", "--n-hidden", "24", "--eval-every", "700", "--optimizer", "adamw", "--lr", "0.003",
+              "--ema", "0.99", "--emb-dropout", "0.1", "--dropout", "0.1", "--direct", "--schedule", "cosine",
+              "--warmup", "50"],
+             ["--steps", "1500", "--n-hidden", "24", "--eval-every", "0", "--optimizer", "adamw", "--lr", "0.003",
+              "--emb-dropout", "0.1", "--direct", "--fold"]]
 
 
 @pytest.mark.parametrize("flags", RESUMABLE, ids=["sgd-no-eval", "adamw-ema-dropout-eval", "adamw-folded"])
 def test_stopped_by_sigint_and_resumed_equals_one_go_bit_for_bit(flags, tmp_path):
-    common = [*SMALL, "--steps", "3000", "--dtype", "float64", *flags]
+    common = [*SMALL, "--dtype", "float64", *flags]
+    steps = int(flags[1])
     whole = subprocess.run([sys.executable, "-m", "mlp_lm.train", *common, "--out", str(tmp_path / "whole")],
                            cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert whole.returncode == 0, whole.stderr
@@ -506,11 +511,11 @@ def test_stopped_by_sigint_and_resumed_equals_one_go_bit_for_bit(flags, tmp_path
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "--resume --out" in err, err
     stopped_at = json.loads((tmp_path / "split" / "metrics.json").read_text())["steps"]
-    assert 0 < stopped_at < 3000
+    assert 0 < stopped_at < steps
     resumed = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume", "--out", str(tmp_path / "split")],
                              cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resuming the run in {tmp_path / 'split'} at step {stopped_at} of 3000" in resumed.stdout
+    assert f"resuming the run in {tmp_path / 'split'} at step {stopped_at} of {steps}" in resumed.stdout
     a, _, _ = checkpoint.load(tmp_path / "whole" / "model.npz")
     b, _, _ = checkpoint.load(tmp_path / "split" / "model.npz")
     assert set(a) == set(b)
@@ -518,7 +523,7 @@ def test_stopped_by_sigint_and_resumed_equals_one_go_bit_for_bit(flags, tmp_path
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     ma = json.loads((tmp_path / "whole" / "metrics.json").read_text())
     mb = json.loads((tmp_path / "split" / "metrics.json").read_text())
-    assert ma["dev_loss"] == mb["dev_loss"] and mb["steps"] == 3000
+    assert ma["dev_loss"] == mb["dev_loss"] and mb["steps"] == steps
     assert (tmp_path / "whole" / "loss.csv").read_text() == (tmp_path / "split" / "loss.csv").read_text()
 
 
