@@ -76,7 +76,13 @@ def other_file(path, items, vocab, block_size):
         raise DataError(f"{path} has symbol(s) {show_symbols(''.join(unknown))} that the model never saw "
                         f"(its vocabulary is {show_symbols(vocab.itos[1:])}); "
                         + (same_text_otherwise(items, vocab) or "remove them or train on this file"))
-    return build_dataset(items, vocab, block_size)
+    try:
+        return build_dataset(items, vocab, block_size)
+    except NotEnoughMemory:  # build_dataset's own estimate, which names the sizes
+        raise
+    except MemoryError:  # past that estimate (a memory cap, say): the file is what is too large, not any flag
+        raise DataError(f"the examples of {path} ({len(items):,} items, a context of {block_size:,}) do not fit in "
+                        f"the memory this process may use; evaluate on a shorter list") from None
 
 
 def trained_on(items, config):

@@ -35,9 +35,9 @@ def parse_args(argv):
                          "checkout, whatever the current directory, where train puts its runs)")
     ap.add_argument("-n", "--num-samples", metavar="N", type=positive_int, default=20, help="how many samples (default 20)")
     ap.add_argument("--seed", metavar="N", type=non_negative_int, default=0, help="random seed (default 0); the same seed gives the same lines, another seed others")
-    ap.add_argument("--temperature", metavar="T", type=non_negative_float, default=1.0,
-                    help="divide the logits by this: below 1 is more conservative, above 1 more adventurous, "
-                         "0 always takes the likeliest symbol (greedy)")
+    ap.add_argument("--temperature", metavar="T", type=non_negative_float, default=None,
+                    help="divide the logits by this (default 1): below 1 is more conservative, above 1 more "
+                         "adventurous, 0 always takes the likeliest symbol (greedy)")
     ap.add_argument("--top-k", metavar="K", type=positive_int, default=None, help="sample only from the k most likely symbols")
     ap.add_argument("--prefix", metavar="TEXT", default="", help="start every sample with these characters")
     ap.add_argument("--max-length", metavar="N", default=None,
@@ -47,6 +47,9 @@ def parse_args(argv):
     ap.add_argument("--threads", metavar="N", type=thread_count, default=None,
                     help="BLAS threads for the matrix products (default: chosen by the model's size; at most the machine's cores)")
     args = ap.parse_args(argv)
+    check_what_applies(args)
+    if args.temperature is None:
+        args.temperature = 1.0
     if any("\udc80" <= ch <= "\udcff" for ch in args.prefix):  # how Python keeps argv bytes it could not decode
         encoding = sys.getfilesystemencoding()
         advice = ("type it as UTF-8 text" if encoding.lower().replace("-", "") == "utf8"
@@ -57,6 +60,19 @@ def parse_args(argv):
     if args.max_length is not None:  # the default comes from the training data, once the model is loaded
         check_prefix_length(min(args.prefix, unicodedata.normalize("NFC", args.prefix), key=len), args.max_length)
     return args
+
+
+def check_what_applies(args):
+    """A flag the sampling would ignore is a mistake, not a no-op (as train's): --top-k and --seed choose among
+    symbols, which greedy sampling never does, and --temperature reshapes a choice --top-k 1 leaves no room for."""
+    greedy = ("--temperature 0" if args.temperature == 0 else "--top-k 1" if args.top_k == 1 else None)
+    ignored = [flag for flag, given in (("--top-k", args.top_k is not None and args.temperature == 0),
+                                        ("--temperature", args.top_k == 1 and args.temperature not in (None, 0, 1)),
+                                        ("--seed", greedy and args.seed != 0)) if given]
+    if ignored:
+        raise UsageError(f"{ignored[0]} has no effect with {greedy}, which always takes the likeliest symbol (every "
+                         f"sample is the same); leave {ignored[0]} out, or sample with "
+                         + ("a --temperature above 0" if greedy == "--temperature 0" else "a larger --top-k"))
 
 
 def check_prefix_length(prefix, max_length):
@@ -82,7 +98,12 @@ def main(argv=None):
             print(f"(--prefix written the way the model's symbols are: its accents "
                   f"{'composed' if form == 'NFC' else 'decomposed'}, Unicode {form})", file=sys.stderr)
     rng = np.random.default_rng(args.seed)
-    V, H = params["W2"].shape
+    H, V = params["W2"].shape  # (H, V): the hidden layer's width, the vocabulary
+    if args.top_k is not None and args.top_k >= V:  # no mistake: a script may give one --top-k to many models
+        print(f"(--top-k {args.top_k} keeps all {V} of this model's symbols: the same as no --top-k)", file=sys.stderr)
+    if (args.temperature == 0 or args.top_k == 1) and args.num_samples > 1:
+        print(f"(greedy: each of the {args.num_samples} samples is the likeliest, so all are the same)",
+              file=sys.stderr)
     n_threads = args.threads or choose_threads(args.num_samples, params["W1"].shape[0], H, V)
     counter, shown = Novelty(config), 0
     # as the checkpoint records it (one saved before it did: its data's, or 64 when that cannot be read)

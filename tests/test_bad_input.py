@@ -345,6 +345,39 @@ def test_temperature_zero_is_greedy_and_tiny_temperatures_are_quiet(tiny_run):
     top1 = run_cli("mlp_lm.sample", "--checkpoint", out / "model.npz", "-n", 4, "--top-k", 1)
     assert zero.returncode == tiny.returncode == 0 and "Warning" not in tiny.stderr
     assert zero.stdout == tiny.stdout == top1.stdout and len(set(zero.stdout.split())) == 1
+    assert "(greedy: each of the 4 samples is the likeliest, so all are the same)" in zero.stderr + top1.stderr
+    assert "greedy" not in tiny.stderr  # nearly greedy, but drawn
+
+
+@pytest.mark.parametrize("flags,ignored,greedy", [
+    (["--temperature", "0", "--top-k", "5"], "--top-k", "--temperature 0"),
+    (["--temperature", "0", "--seed", "7"], "--seed", "--temperature 0"),
+    (["--top-k", "1", "--temperature", "2"], "--temperature", "--top-k 1"),
+    (["--top-k", "1", "--seed", "3"], "--seed", "--top-k 1"),
+    (["--top-k", "1", "--temperature", "0"], "--top-k", "--temperature 0")])
+def test_a_sampling_flag_that_greedy_sampling_would_ignore_is_refused(flags, ignored, greedy, tiny_run):
+    # From a hostile pass: each of these printed the greedy samples with exit 0, the flag silently unused
+    proc = run_cli("mlp_lm.sample", "--checkpoint", tiny_run[0] / "model.npz", "-n", 2, *flags)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        f"python -m mlp_lm.sample: error: {ignored} has no effect with {greedy}, which always takes the likeliest "
+        f"symbol (every sample is the same); leave {ignored} out, or sample with "
+        + ("a --temperature above 0" if greedy == "--temperature 0" else "a larger --top-k")]
+
+
+def test_a_top_k_of_the_whole_vocabulary_is_said_to_restrict_nothing(tiny_run, monkeypatch, capsys):
+    from mlp_lm import sample
+    chosen = []
+    monkeypatch.setattr(sample, "choose_threads", lambda *sizes: chosen.append(sizes) or 1)
+    model = str(tiny_run[0] / "model.npz")
+    for k, said in ((26, False), (27, True), (1000, True)):
+        assert sample.main(["--checkpoint", model, "-n", "3", "--top-k", str(k)]) == 0
+        err = capsys.readouterr().err
+        assert (f"(--top-k {k} keeps all 27 of this model's symbols: the same as no --top-k)" in err) == said, err
+    assert sample.main(["--checkpoint", model, "-n", "3", "--top-k", "1", "--temperature", "1", "--seed", "0"]) == 0
+    # the threads are chosen for the model's sizes: the samples, T*E, the hidden layer's width, the vocabulary (a
+    # review found H and V swapped)
+    assert chosen == [(3, 30, 200, 27)] * 4
 
 
 def test_a_vocabulary_with_a_control_character_round_trips_and_nul_is_refused(tmp_path):

@@ -10,7 +10,7 @@ from mlp_lm import checkpoint, evaltime, layers, mixture, model, runtime
 from mlp_lm.counting import KneserNey
 from mlp_lm.data import load_splits
 
-from .conftest import NAMES, run_cli
+from .conftest import NAMES, SMALL, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -472,6 +472,15 @@ def test_out_of_memory_names_what_evaluate_and_ngram_can_make_smaller(tiny_run, 
             cli.run(lambda: evaluate.main(["--checkpoint", str(tiny_run[0] / "model.npz"), *extra]),
                     "python -m mlp_lm.evaluate")
         assert exit_.value.code == 2 and capsys.readouterr().err.endswith(f"not enough memory to {said}\n")
+    # another file's examples that do not fit (a hostile pass: 3.2 million items under a memory cap) name the file
+    # (the generic line spoke of sizes to make smaller, which evaluate has none of)
+    monkeypatch.setattr(evaluate, "build_dataset", no_memory)
+    with pytest.raises(SystemExit) as exit_:
+        cli.run(lambda: evaluate.main(["--checkpoint", str(tiny_run[0] / "model.npz"), "--data", SMALL[1]]),
+                "python -m mlp_lm.evaluate")
+    assert exit_.value.code == 2 and capsys.readouterr().err.endswith(
+        f"error: the examples of {SMALL[1]} (3,204 items, a context of 3) do not fit in the memory this process "
+        f"may use; evaluate on a shorter list\n")
 
 
 def test_the_table_stays_aligned_for_losses_of_a_thousand_and_more(tiny_run, tmp_path, capsys):
