@@ -165,10 +165,12 @@ def run(main, prog, keep_going_without_stdout=False):
     A reader of stderr that leaves costs the messages, never the work (LossyStream); so does
     one of stdout with keep_going_without_stdout (train: the model is the work, not the
     report). Otherwise a reader of stdout that leaves ends the command quietly, as
-    `python -m mlp_lm.sample | head` expects. A stream closed from the start (`>&-`) is
-    taken for /dev/null.
+    `python -m mlp_lm.sample | head` expects. A stdout closed from the start (`>&-`) is refused
+    before any work, since what the command prints would be lost (`cat >&-` fails too), but by
+    train, which takes it for /dev/null, as it takes a closed stderr for every command.
     """
     streams = sys.stdout, sys.stderr  # put back before returning, for a caller in the same process
+    closed = sys.stdout is None  # Python's, where file descriptor 1 was closed when it started
     sys.stdout = sys.stdout or open(os.devnull, "w")
     errors = getattr(sys.stdout, "errors", None)
     try:  # a symbol the encoding lacks is shown escaped, as on stderr, not a UnicodeEncodeError
@@ -185,6 +187,9 @@ def run(main, prog, keep_going_without_stdout=False):
         try:
             for s in STOP_SIGNALS:  # inside the try: a signal between two of these is already one line
                 signal.signal(s, _raise_interrupted)
+            if closed and not keep_going_without_stdout:
+                raise UsageError("standard output is closed (>&-), so what this command prints would be lost; "
+                                 "send it to a file, or to /dev/null to drop it")
             keep_freed_memory()  # a command owns its process: let malloc reuse the step's big blocks
             code = main()
         finally:  # the work is done or given up: nothing is left for a signal to interrupt

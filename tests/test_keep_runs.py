@@ -33,9 +33,14 @@ def test_closed_streams_are_taken_for_dev_null(tmp_path):
     proc = subprocess.run(f"'{sys.executable}' -m mlp_lm.train --steps 200 --eval-every 0 --out '{out}' >&- 2>&-",
                           shell=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0 and json.loads((out / "metrics.json").read_text())["steps"] == 200
-    proc = subprocess.run(f"'{sys.executable}' -m mlp_lm.sample --checkpoint '{out}/model.npz' -n 2 >&-",
-                          shell=True, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+    # the samples would be lost: refused, as `cat >&-` fails (a hostile pass: exit 0, the summary said 2 samples)
+    for command in ("sample --checkpoint '{out}/model.npz' -n 2", "evaluate --checkpoint '{out}/model.npz'",
+                    "ngram --n 2"):
+        proc = subprocess.run(f"'{sys.executable}' -m mlp_lm.{command.format(out=out)} >&-",
+                              shell=True, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and proc.stderr.splitlines() == [
+            f"python -m mlp_lm.{command.split()[0]}: error: standard output is closed (>&-), so what this command "
+            f"prints would be lost; send it to a file, or to /dev/null to drop it"], proc.stderr
 
 
 def test_an_interrupted_forced_run_does_not_replace_the_model_it_was_to_replace(tmp_path, monkeypatch, capsys):
