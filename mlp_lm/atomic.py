@@ -149,8 +149,9 @@ def write_whole(path, data, follow=True):
             raise OSError(errno.EINVAL, "a device or a pipe, not a file to replace")
         remove_stale_temporaries(path, STALE_SECONDS)
         mode = stat.S_IMODE(path.stat().st_mode) if path.exists() and not link else None
-        if mode is not None and not os.access(path, os.W_OK):
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        if mode is not None and not os.access(path, os.W_OK):  # a read-only file system's refusal too: say which
+            refusal = errno.EROFS if read_only(path.parent) else errno.EACCES
+            raise OSError(refusal, os.strerror(refusal))
         tmp = write_temporary(path, lambda f: f.write(data), made)
         if mode is not None:
             os.chmod(tmp, mode)
@@ -162,6 +163,14 @@ def write_whole(path, data, follow=True):
             e.filename, e.filename2 = str(path), None
         raise
     sync_folder(path.parent)
+
+
+def read_only(folder):
+    """Whether `folder` is on a file system mounted read-only (False where that cannot be told)."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
 
 
 def sync_folder(folder):

@@ -13,6 +13,8 @@ import errno
 import sys
 from pathlib import Path
 
+import numpy as np
+
 if __name__ == "__main__" and not __package__:  # run as a file: the imports below need the package
     print(f"{sys.argv[0]}: error: this is a module of the mlp_lm package, not a script: run it as "
           "python -m mlp_lm.draw", file=sys.stderr)
@@ -99,8 +101,11 @@ def main(argv=None):
     if table.exists() or table.is_symlink():
         lre, sweep_losses = read_table(table)
         rows, best = sweep_table(lre, sweep_losses)
-        pictures.append((folder / "lr_sweep.png", lambda plt, path: plots.plot_lr_sweep(
-            plt, lre, sweep_losses, path, rows, best[2] if best else None)))
+        if np.isfinite(sweep_losses).any():
+            pictures.append((folder / "lr_sweep.png", lambda plt, path: plots.plot_lr_sweep(
+                plt, lre, sweep_losses, path, rows, best[2] if best else None)))
+        else:  # as the sweep itself said: nothing to draw
+            print(f"(every rate of the sweep in {shell.shown(table)} diverged, so it has no picture)")
     drawn, no_pictures, stop, failed = plots.draw(pictures)
     if drawn:
         print(f"drew {', '.join(path.name for path in drawn)} in {shell.shown(folder)}")
@@ -117,7 +122,7 @@ def main(argv=None):
 
 FIXES = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
          errno.EACCES: "let this user write the folder", errno.EPERM: "let this user write the folder",
-         errno.EROFS: "let this user write the folder"}
+         errno.EROFS: "copy the run to a folder on a file system mounted for writing"}
 
 
 def what_to_do(errnos):

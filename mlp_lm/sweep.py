@@ -125,8 +125,8 @@ def report_sweep(lre, losses, out, batch_size=None, n_train=None, n_params=None,
     write_whole(out / "lr_sweep.csv", table.getvalue().encode())
     png = out / "lr_sweep.png"
     drawn, no_picture, stop, _ = plots.draw(
-        [(png, lambda plt, path: plots.plot_lr_sweep(plt, lre, losses, path, rows, best[2] if best else None))],
-        "the table")
+        [(png, lambda plt, path: plots.plot_lr_sweep(plt, lre, losses, path, rows, best[2] if best else None))]
+        if np.isfinite(losses).any() else [], "the table")  # (every rate diverged: a picture of nothing)
     print(f"wrote {shell.shown(out / 'lr_sweep.csv')}" + (f" and {png}" if drawn else f" ({no_picture})" if no_picture else ""))
     if stop:
         raise stop
@@ -160,6 +160,10 @@ def read_table(path):
     losses = table[:, 2]
     if np.any(losses < 0) or np.any(np.isinf(losses)):  # NaN is a rate past blowing up, as the sweep leaves it
         raise UsageError(f"{bad} (a loss that is negative or infinite); run the sweep again")
+    blown = np.isnan(losses)
+    if blown.any() and not blown[blown.argmax():].all():  # the sweep stops at its first blow-up: every rate after it is NaN too
+        raise UsageError(f"{bad} (a loss after a NaN, where the sweep stops at a blow-up and leaves every larger rate "
+                         f"NaN); run the sweep again")
     return lre, losses
 
 if __name__ == "__main__":  # a library module, not a command: say where the command is, as cli.run would

@@ -168,6 +168,7 @@ def with_state(path, dst, **changes):
     ("table words", ["is not a table", "ValueError"]),
     ("table rates", ["is not a table", "evenly spaced"]),
     ("table loss", ["is not a table", "negative or infinite"]),
+    ("table loss after a blow-up", ["is not a table", "a loss after a NaN"]),  # a hostile pass: drawn, exit 0
     ("table columns", ["is not a table", "no rows of three numbers"]),
     ("picture is a folder", ["could not draw", "embedding.png", "Is a directory"]),
 ])
@@ -208,6 +209,7 @@ def test_bad_runs_are_one_line(saved, tmp_path, recorded, capsys, bad, words):
                   "table words": [rows[0], "1,0.001,three", *rows[2:]],
                   "table rates": [rows[0], rows[1].replace("0.001", "0.002"), *rows[2:]],
                   "table loss": [rows[0], *rows[1:-1], rows[-1].rsplit(",", 1)[0] + ",-2.5"],
+                  "table loss after a blow-up": [rows[0], rows[1].rsplit(",", 1)[0] + ",nan", *rows[2:]],
                   "table columns": [rows[0], *[r.rsplit(",", 1)[0] for r in rows[1:]]], "table empty": [], "table of a header": rows[:1]}[bad]
         (folder / "lr_sweep.csv").write_text("\n".join(edited) + "\n")
     code, err = call(draw, [arg], capsys)
@@ -218,6 +220,7 @@ def test_bad_runs_are_one_line(saved, tmp_path, recorded, capsys, bad, words):
     assert draw.what_to_do([errno.ENOSPC, errno.EISDIR]) == "free some space and move what is in a picture's place away"
     assert draw.what_to_do([errno.EACCES, errno.ENOSPC, None]) == \
         "free some space and let this user write the folder and move what is in a picture's place away"
+    assert draw.what_to_do([errno.EROFS]) == "copy the run to a folder on a file system mounted for writing"
 
 
 def test_a_sweep_that_blew_up_is_drawn_with_its_gaps(saved, tmp_path, recorded, capsys):
@@ -228,6 +231,16 @@ def test_a_sweep_that_blew_up_is_drawn_with_its_gaps(saved, tmp_path, recorded, 
     assert code == 0, err
     (_, (lre, losses, *_), _), = recorded
     assert np.isnan(losses[-5:]).all() and np.isfinite(losses[:-5]).all()
+
+
+def test_a_sweep_whose_every_rate_blew_up_has_no_picture(saved, tmp_path, recorded, capsys):
+    # From a hostile pass: an empty picture, drawn with exit 0; the sweep itself says every rate diverged
+    rows = (saved / "lr_sweep.csv").read_text().splitlines()
+    (tmp_path / "lr_sweep.csv").write_text("\n".join([rows[0], *(r.rsplit(",", 1)[0] + ",nan" for r in rows[1:])]) + "\n")
+    recorded.clear()
+    capsys.readouterr()
+    assert draw.main([str(tmp_path)]) == 0 and not recorded
+    assert capsys.readouterr().out == f"(every rate of the sweep in {tmp_path / 'lr_sweep.csv'} diverged, so it has no picture)\n"
 
 
 def test_a_stopped_runs_pictures_are_of_the_steps_it_took(tmp_path, recorded, capsys, monkeypatch):

@@ -1,5 +1,6 @@
 """Ctrl-C and SIGTERM, sent as real signals to real processes: one line, the right exit code, nothing lost."""
 import atexit
+import errno
 import json
 import math
 import os
@@ -1211,6 +1212,12 @@ def test_a_whole_file_is_written_as_writing_into_it_would(tmp_path, monkeypatch)
     with pytest.raises(PermissionError) as e:
         atomic.write_whole(private, b"newest")
     assert e.value.filename == str(private) and private.read_text() == "newer"
+    # on a file system mounted read-only, which os.access refuses too, that is the reason given (a hostile pass: it
+    # said "Permission denied", and draw's advice was to let this user write the folder)
+    monkeypatch.setattr(atomic.os, "statvfs", lambda path: os.statvfs_result((0,) * 8 + (os.ST_RDONLY, 255)))
+    with pytest.raises(OSError) as e:
+        atomic.write_whole(private, b"newest")
+    assert e.value.errno == errno.EROFS and e.value.strerror == os.strerror(errno.EROFS) and private.read_text() == "newer"
 
 
 def test_ctrl_c_during_the_final_evaluation_of_a_kept_diverged_run_exits_as_a_signal_does(monkeypatch, capsys,
