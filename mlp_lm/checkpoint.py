@@ -9,6 +9,7 @@ dtype, split seed), and its numbers against what a training can leave (finite, a
 bounds.magnitude_problem's bounds: 1e38 is finite in float32, but no model).
 """
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -205,6 +206,8 @@ def check_contents(path, contents, hint, numbers=True):
         vocab = Vocab(vocab_text(contents))
         if "\n" in vocab.itos or "\r" in vocab.itos:  # wordfile.read_items ends lines there: no item holds one
             raise ValueError("its vocabulary holds a line break, which no line of a data file can")
+        if len(vocab.itos) < 2:  # data.build_vocab adds the boundary to an item's symbols, and no list is all empty items
+            raise ValueError(f"its vocabulary holds only the boundary {vocab.itos!r}, no symbol an item could hold")
         if vocab.itos[1:] != "".join(sorted(vocab.itos[1:])):  # data.build_vocab sorts them; rows of C follow
             raise ValueError("its vocabulary is not in the order training gives it (sorted after the boundary), "
                              "so the rows of its parameters would belong to other symbols")
@@ -216,6 +219,11 @@ def check_contents(path, contents, hint, numbers=True):
         for key, kind in (("data", str), ("split_seed", int), ("data_sha256", str), ("longest_item", int)):
             if key in config and (not isinstance(config[key], kind) or isinstance(config[key], bool)):
                 raise ValueError(f"{key} {config[key]!r} in its config is not {'an int' if kind is int else 'a str'}")
+        if not re.fullmatch(r"[0-9a-f]{64}", config.get("data_sha256", "0" * 64)):  # hashlib's hexdigest
+            raise ValueError(f"data_sha256 {config['data_sha256']!r} in its config is not a SHA-256 digest, as training "
+                             f"writes them")
+        if not isinstance(config.get("direct", False), bool):
+            raise ValueError(f"direct {config['direct']!r} in its config is not true or false")
         if config.get("longest_item", 0) < 0:
             raise ValueError(f"longest_item {config['longest_item']} in its config is below 0, which no item is")
         if config.get("split_seed", SPLIT_SEED) != SPLIT_SEED:  # evaluating would read another split as dev/test

@@ -170,6 +170,13 @@ def newline_symbol(arrays, config):
     arrays["vocab"] = np.array("".join(map(chr, codes.tolist())))
 
 
+def only_the_boundary(arrays, config):
+    """V = 1, every shape agreeing: a model of no symbols (a hostile pass: sample printed empty lines, exit 0)."""
+    arrays.update(vocab=np.array("."), vocab_codes=np.array([ord(".")], dtype=arrays["vocab_codes"].dtype),
+                  C=arrays["C"][:1], W2=arrays["W2"][:, :1], b2=arrays["b2"][:1])
+    config["vocab_size"] = 1
+
+
 def no_embedding(arrays, config):
     """E = 0: C (V, 0) and W1 (0, H), shapes that agree with each other."""
     arrays["C"] = arrays["C"][:, :0]
@@ -187,6 +194,11 @@ def no_embedding(arrays, config):
     (set_config(n_hidden=5), ["config says n_hidden 5", "its parameters have", "damaged"]),
     (set_config(vocab_size=99), ["config says vocab_size 99", "27", "damaged"]),
     (no_embedding, ["embedding size is 0", "damaged"]),  # evaluate divided by zero
+    (only_the_boundary, ["not a valid mlp_lm checkpoint", "holds only the boundary '.'"]),
+    # (the two below, a hostile pass: "says direct='false' but the file has no Wd", and "the training data has
+    # changed since training")
+    (set_config(direct="false"), ["not a valid mlp_lm checkpoint", "direct 'false' in its config is not true or false"]),
+    (set_config(data_sha256="zz"), ["not a valid mlp_lm checkpoint", "data_sha256 'zz'", "not a SHA-256 digest"]),
 ])
 def test_a_config_that_contradicts_the_file_is_refused(change, words, sgd_run, tmp_path, capsys):
     p = edited(sgd_run, tmp_path, change)
