@@ -20,6 +20,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
     sys.exit(2)
 
 from . import checkpoint, evaltime, metrics, mixture, model, shell
+from .advice import data_warnings
 from .cli import ArgumentParser, UsageError, run
 from .flags import int_at_least
 from .data import BOUNDARY, SPLIT_SEED, build_dataset, load_splits, show_symbols
@@ -30,6 +31,7 @@ from .wordfile import (DataError, NotAWordList, differs, read_items_and_digest, 
                        slow_reading)
 
 MAX_ORDER = 32
+FEW_DEV = 100  # dev examples below which one mixture weight chosen on them is mostly noise (a 6-item list: 5)
 AS_A_WHOLE = ("pass a copy of the very file it was trained on with --data to rebuild the split, or any other file "
               "to evaluate on all of it")
 
@@ -171,6 +173,12 @@ def main(argv=None):
     else:
         shown = ", ".join(f"{len(Y)} {name}" for name, (_, Y) in sets.items()) + " examples"
     print(f"data: {shell.shown(source)}: {shown}")
+    if "all" not in sets:  # the training split: what train warned of about the list holds for these numbers too
+        for warning in data_warnings(splits):
+            print(warning, file=sys.stderr)
+    if n is not None and len(sets["dev"][1]) < FEW_DEV:
+        print(f"warning: the mixtures' weights are chosen on only {len(sets['dev'][1])} dev examples, too few to "
+              f"choose them well, so the mixtures' losses say little (and on dev flatter them)", file=sys.stderr)
 
     examples = sum(len(Y) for _, Y in sets.values())
     estimate = evaltime.evaluation_seconds(params, examples)

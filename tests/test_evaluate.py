@@ -495,3 +495,27 @@ def test_the_table_stays_aligned_for_losses_of_a_thousand_and_more(tiny_run, tmp
     ends = [m.end() for m in re.finditer(r"\S+", lines[header].split("   (mean")[0])]
     assert [m.end() for m in re.finditer(r"\S+", lines[header + 1])][1:] == ends, lines[header:header + 2]
     assert float(lines[header + 1].split()[1]) > 1000  # the case asked for
+
+
+def test_evaluate_repeats_what_train_warned_of_about_the_list_and_a_weight_chosen_on_few_examples(tmp_path, capsys):
+    # From a hostile pass: on a list of one name repeated, train warned that dev and test were in train; evaluate
+    # then showed train = dev = test with no caveat, and a six-item list's mixture weight, chosen on 5 examples
+    from mlp_lm import evaluate, train
+    repeated, six = tmp_path / "emma.txt", tmp_path / "six.txt"
+    repeated.write_text("emma\n" * 300)
+    six.write_text("anna\nbob\ncarl\ndave\neve\nfred\n")
+    for data in (repeated, six):
+        assert train.main(["--data", str(data), "--steps", "30", "--eval-every", "0", "--n-hidden", "8",
+                           "--out", str(tmp_path / data.stem)]) == 0
+    capsys.readouterr()
+    assert evaluate.main(["--checkpoint", str(tmp_path / "emma" / "model.npz")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: 30 of 30 dev items and 30 of 30 test items are also in train" in err and "mixtures" not in err
+    assert evaluate.main(["--checkpoint", str(tmp_path / "six" / "model.npz"), "--mix-ngram", "2"]) == 0
+    err = capsys.readouterr().err
+    assert ("warning: the mixtures' weights are chosen on only 5 dev examples, too few to choose them well, so the "
+            "mixtures' losses say little (and on dev flatter them)\n") in err and "in no training item" in err
+    # another file: its every item is evaluated, and the training list's warnings are not about it
+    (tmp_path / "other.txt").write_text("mae\nema\n")
+    assert evaluate.main(["--checkpoint", str(tmp_path / "emma" / "model.npz"), "--data", str(tmp_path / "other.txt")]) == 0
+    assert "warning" not in capsys.readouterr().err
