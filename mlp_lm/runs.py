@@ -13,6 +13,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from . import atomic, checkpoint, shell
 from .cli import UsageError
 from .jsonout import json_text
@@ -216,6 +218,20 @@ def newest_model(otherwise):
         raise UsageError(f"no trained model under {in_checkout('runs')}: train one with `python -m mlp_lm.train`, "
                          f"or pass {otherwise}")
     return found
+
+
+def steps_done(model_path, config):
+    """How many steps the run saved at `model_path` took, where that is fewer than its config's (a run stopped
+    part-way, to be resumed); None for a complete run, a model saved without a training state, or a state that
+    cannot be read (which resume would say)."""
+    try:
+        state = checkpoint.load_state(model_path)
+        step = state.get("step") if state is not None else None
+        done = int(step) if isinstance(step, np.ndarray) and step.shape == () and step.dtype.kind in "iu" else None
+    except (checkpoint.CheckpointError, OSError, ValueError, OverflowError):
+        return None
+    steps = config.get("steps")
+    return done if isinstance(steps, int) and done is not None and 0 < done < steps else None
 
 
 def kept_apart(name):

@@ -197,6 +197,23 @@ def test_the_newest_model_is_said_to_be_a_kept_diverged_run_when_it_is_one(tmp_p
     assert "the newest model: what was kept of a run that diverged after step 3300)" in capsys.readouterr().err
 
 
+def test_the_newest_model_is_said_to_be_a_stopped_run_when_it_is_one(tmp_path, monkeypatch, capsys):
+    # From a hostile pass: a run stopped by a second Ctrl-C, saved unevaluated, was "the newest model" unremarked
+    from mlp_lm import sample, train
+    from .conftest import SMALL, stop_training_at
+    stopped, whole = tmp_path / "stopped", tmp_path / "whole"
+    assert train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--n-hidden", "8", "--out", str(whole)]) == 0
+    stop_training_at(monkeypatch, 25)
+    assert train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--n-hidden", "8", "--out", str(stopped)]) == 130
+    monkeypatch.undo()
+    for run, said in ((stopped, f"the newest model: a run stopped at step 25 of 40, which python -m mlp_lm.train "
+                                f"--resume --out {stopped} finishes)"), (whole, "the newest model)")):
+        monkeypatch.setattr(runs, "newest", lambda folder: run / "model.npz")
+        capsys.readouterr()
+        assert sample.main(["-n", "1"]) == 0
+        assert f"(sampling from {run / 'model.npz'}, {said}" in capsys.readouterr().err
+
+
 def test_controls_a_model_learned_from_its_data_are_printed_escaped(tmp_path):
     # From a hostile tester: a word list holding ESC (and NUL, U+2028) had train and sample write them raw
     # to the terminal, which acts on an escape sequence instead of showing it; error messages escaped them.
