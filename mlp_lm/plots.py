@@ -4,12 +4,14 @@ import io
 import sys
 import unicodedata
 import warnings
+from pathlib import Path
 
 import numpy as np
 
 from . import shell
 from .atomic import write_whole
 from .cli import signals_held
+from . import wordfile
 from .wordfile import has_checkout
 
 HINT = "matplotlib is not installed, so no pictures: pip install -e '.[plot]' to get them"
@@ -19,8 +21,15 @@ LABELLED_MAX = 200  # symbols the embedding picture labels: past this the labels
 
 
 def hint():
-    """How to get the pictures: the clone's extra where there is a clone (pip install -e), else matplotlib itself."""
-    return HINT if has_checkout() else HINT_NO_CLONE
+    """How to get the pictures: the clone's extra where there is a clone (pip install -e), else matplotlib itself.
+    '.[plot]' is the clone only from the clone's own folder: from any other, the clone's path takes the dot's place."""
+    if not has_checkout():
+        return HINT_NO_CLONE
+    try:
+        here = Path.cwd().resolve() == wordfile.CHECKOUT.resolve()
+    except OSError:  # a current folder deleted since: not the clone
+        here = False
+    return HINT if here else HINT.replace("'.[plot]'", shell.path(f"{wordfile.CHECKOUT}[plot]"))
 
 
 def available():

@@ -160,6 +160,10 @@ def test_without_a_clone_the_hint_is_matplotlib_itself(monkeypatch, tmp_path):
     # pip install -e '.[plot]' means the clone's extra: elsewhere, after pip install without -e, pip refused it
     from mlp_lm import wordfile
     assert plots.hint() == plots.HINT and "'.[plot]'" in plots.HINT
+    # from another folder, '.[plot]' is that folder's: the clone's own path is given (a hostile pass)
+    monkeypatch.chdir(tmp_path)
+    assert plots.hint() == (f"matplotlib is not installed, so no pictures: pip install -e "
+                            f"'{wordfile.CHECKOUT}[plot]' to get them")
     monkeypatch.setattr(wordfile, "CHECKOUT", tmp_path)
     assert plots.hint() == "matplotlib is not installed, so no pictures: pip install matplotlib to get them"
 
