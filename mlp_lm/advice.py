@@ -62,6 +62,19 @@ def accents_warning(splits):
             f"should be one")
 
 
+def case_note(splits):
+    """A note when the list writes letters in both cases (a list of names written Emma, Olivia): the model
+    learns 'E' and 'e' as two symbols, which is right if case matters and costs it data if not. None when
+    no letter is in the vocabulary both ways."""
+    symbols = set(splits.vocab.itos)
+    both = sorted(c for c in symbols if c.islower() and len(c.upper()) == 1 and c.upper() in symbols)
+    if not both:
+        return None
+    return (f"note: the list writes {len(both)} letter{'s' if len(both) != 1 else ''} in both cases ("
+            f"{both[0].upper()} and {both[0]}{', ...' if len(both) > 1 else ''}), which the model learns as different "
+            f"symbols; if case does not matter, lower-case the list first (tr '[:upper:]' '[:lower:]')")
+
+
 def bounced(losses, window=100):
     """Whether the minibatch losses rose on their way down: the mean of a later `window` of steps
     above the first window's, in a run whose last window is below half its first. A start far above
@@ -227,5 +240,6 @@ def dev_only_note(splits):
 
 def data_warnings(splits):
     """The warnings about the list itself that train and ngram print first, those that apply: items repeated
-    across the splits, symbols no training item holds, accents written two ways."""
-    return [w for w in (repeats_warning(splits), unseen_symbols_warning(splits), accents_warning(splits)) if w]
+    across the splits, symbols no training item holds, accents written two ways, letters in both cases."""
+    return [w for w in (repeats_warning(splits), unseen_symbols_warning(splits), accents_warning(splits),
+                        case_note(splits)) if w]

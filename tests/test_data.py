@@ -497,3 +497,24 @@ def test_a_model_passed_as_data_is_named_as_one(tmp_path):
                        ("nothing.npz", "an empty zip archive")):
         with pytest.raises(DataError, match=f"is {kind}, not text; --data takes a word list, one item per line"):
             data.load_splits(tmp_path / name, 3)
+
+
+def test_a_list_that_writes_letters_in_both_cases_is_noted(tmp_path):
+    # From a hostile pass: names written Emma, Olivia trained a vocabulary of capitals and small letters without a
+    # word, where evaluate's refusal of another file told the user to lower-case it
+    from mlp_lm import advice, data
+    capitalised = ["Emma", "Olivia", "Ava", "Isabella", "Sophia", "Mia", "Charlotte", "Amelia", "Harper", "Evelyn"]
+    cases = [(capitalised, "note: the list writes 7 letters in both cases (A and a, ...), which the model learns as "
+                           "different symbols; if case does not matter, lower-case the list first (tr '[:upper:]' "
+                           "'[:lower:]')"),
+             (["Bob", "bob", "BOB", "xy", "yx", "xx"], "note: the list writes 2 letters in both cases (B and b, ...)"),
+             (["Éa", "éa", "ab", "ba", "aa", "bb"], "note: the list writes 1 letter in both cases (É and é), which"),
+             (["emma", "olivia", "ava", "mia", "zoe", "liam"], None), (["ABC", "CAB", "BCA", "Q", "XZ", "ZX"], None),
+             (["ß", "SS", "ab", "ba", "aa", "bb"], None)]  # ß upper-cases to two letters: no one symbol
+    for i, (words, said) in enumerate(cases):
+        path = tmp_path / f"{i}.txt"
+        path.write_text("\n".join(words) + "\n", encoding="utf-8")
+        note = advice.case_note(data.load_splits(path, 3))
+        assert (note is None) if said is None else note.startswith(said), (words, note)
+    assert advice.case_note(data.load_splits(NAMES, 3)) is None
+    assert advice.data_warnings(data.load_splits(tmp_path / "0.txt", 3))[-1].startswith("note: the list writes 7")
