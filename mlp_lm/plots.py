@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import shell
+from . import shell, wordfile
 from .atomic import write_whole
 from .cli import signals_held
-from . import wordfile
 from .wordfile import has_checkout
 
 HINT = "matplotlib is not installed, so no pictures: pip install -e '.[plot]' to get them"

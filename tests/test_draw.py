@@ -241,6 +241,11 @@ def test_a_sweep_whose_every_rate_blew_up_has_no_picture(saved, tmp_path, record
     capsys.readouterr()
     assert draw.main([str(tmp_path)]) == 0 and not recorded
     assert capsys.readouterr().out == f"(every rate of the sweep in {tmp_path / 'lr_sweep.csv'} diverged, so it has no picture)\n"
+    from mlp_lm import sweep  # nor does the sweep draw one, or say that matplotlib would have been needed for it
+    lre, losses = sweep.read_table(tmp_path / "lr_sweep.csv")
+    sweep.report_sweep(lre, losses, tmp_path)
+    assert not recorded and capsys.readouterr().out.splitlines()[-2:] == [
+        "every rate diverged: check the data and the model size", f"wrote {tmp_path / 'lr_sweep.csv'}"]
 
 
 def test_a_stopped_runs_pictures_are_of_the_steps_it_took(tmp_path, recorded, capsys, monkeypatch):
