@@ -160,6 +160,7 @@ class Comparison:
     unconverged: int = 0  # coordinates where scipy stopped short of its tolerance (reported, not judged)
     rounding: tuple = None  # (dtype name, its machine epsilon) of the less precise of the two, if below float64
     compared: int = 0  # how many entries were compared
+    hint: str = None  # what a failure looks like, where the numbers say it (transposed, off by a constant factor)
 
     def ok(self, tol=TOLERANCE):
         return self.problem is None and self.ratio <= _tol(tol)
@@ -172,7 +173,7 @@ class Comparison:
                 f"maxdiff: {self.maxdiff:.2e}  scale: {self.scale:.2e}  ratio: {self.ratio:.2e}")
         if self.unconverged:
             text += f"  ({self.unconverged_count()} coordinate(s) where scipy did not converge)"
-        return text + (f"  [{self.problem}]" if self.problem else "")
+        return text + (f"  [{self.problem}]" if self.problem else f"  [{self.hint}]" if self.hint else "")
 
 
 def _tol(tol):
@@ -223,6 +224,7 @@ def compare(name, analytic, numerical, coords=None, *, shape=None, status=None, 
     elif coords is None and np.ndim(numerical) > 1 and np.shape(numerical) != a_full.shape:
         problem = f"gradient has shape {a_full.shape} but the numerical one has {np.shape(numerical)}"
     coords = _flat_coords(coords, a_full.size if shape is None else int(np.prod(shape)))
+    whole = coords.size == a_full.size and np.array_equal(coords, np.arange(a_full.size))  # what _hint needs
     n = numerical.reshape(-1)
     if n.size != coords.size:
         problem = problem or f"{n.size} numerical values for {coords.size} coordinates"
@@ -247,9 +249,27 @@ def compare(name, analytic, numerical, coords=None, *, shape=None, status=None, 
         problem = PROVES_NOTHING  # dropped nearly everywhere): a failure there says nothing about the backward pass
     worst = tuple(int(j) for j in np.unravel_index(int(coords[i]), a_full.shape)) if a.size else ()
     unconverged = 0 if status is None else int(np.count_nonzero(np.asarray(status) != 0))
+    hint = _hint(a_full, n, scale) if problem is None and whole and ratio > TOLERANCE else None
     return Comparison(name, a_full.shape, bool(np.array_equal(a, n)), maxdiff, scale, ratio,
                       worst, float(a[i]) if a.size else 0.0, float(n[i]) if a.size else 0.0, problem, unconverged,
-                      rounding if rounding[1] else None, int(a.size))
+                      rounding if rounding[1] else None, int(a.size), hint)
+
+
+def _hint(analytic, n, scale):
+    """What a failing comparison of a whole gradient looks like, where it looks like a common slip: a square
+    weight's gradient transposed (a wrong shape says so already), or every entry off by one factor (a 1/B left
+    out or applied twice; -1, a sign). None otherwise. n: the numerical gradient, flat."""
+    with np.errstate(all="ignore"):  # a gradient of inf or nan matches neither
+        if analytic.ndim == 2 and analytic.shape[0] == analytic.shape[1] and \
+                np.max(np.abs(analytic.T.reshape(-1) - n)) <= TOLERANCE * scale:
+            return "its transpose matches: transposed? a weight's gradient has the weight's own layout"
+        a = analytic.reshape(-1)
+        c = float(a @ n) / float(n @ n) if float(n @ n) > 0 else 0.0
+        if np.isfinite(c) and c != 0 and np.max(np.abs(a - c * n)) <= TOLERANCE * scale:
+            return (f"the analytic gradient is {c:.6g} times the numerical one, entry for entry: a factor left out "
+                    f"or applied twice (a 1/B?)" if c > 0 else
+                    f"the analytic gradient is {c:.6g} times the numerical one, entry for entry: a sign flipped?")
+    return None
 
 
 LOW_PRECISION = {"float32": 2.0**-23, "float16": 2.0**-10, "bfloat16": 2.0**-7}  # machine epsilons
@@ -278,6 +298,7 @@ def assert_close(cmp, tol=TOLERANCE):
             f"gradient of {cmp.name} {cmp.shape} is off: max |analytic - numerical| / max |analytic| "
             f"= {cmp.ratio:.3e} > {tol:.0e}; worst entry {cmp.name}{list(cmp.worst)}: "
             f"analytic {cmp.analytic_at_worst:.10g}, numerical {cmp.numerical_at_worst:.10g}" + nan
+            + (f"; {cmp.hint}" if cmp.hint else "")
             + (f" (scipy did not converge at {cmp.unconverged_count()} coordinate(s): f is noisy at small "
                f"steps (computed in float32, then returned as a float?), or a derivative is tiny against the loss and "
                f"the steps shrank until rounding took over, which numerical_grad's tolerances=dict(atol=...) stops; "

@@ -114,7 +114,7 @@ def main(argv=None):
     for r in bad:
         if r.problem and r.problem != PROVES_NOTHING:
             print(f"{r.name}: {r.problem}")
-    for note in blind_spots(X, V):
+    for note in blind_spots(X, V, flags=True):
         print(f"this batch cannot show {note}")
     unproven = [r.name for r in bad if r.problem == PROVES_NOTHING]
     if unproven and len(unproven) == len(bad):  # nothing found wrong, and not everything checked: no verdict
@@ -165,19 +165,23 @@ def check_batch(B, T, V, rng):
     return X, rng.integers(0, V, size=B)
 
 
-def blind_spots(X, V):
+def blind_spots(X, V, flags=False):
     """The common slips that contexts X (B, T) over V symbols cannot show, each as a phrase: a
-    check that passes on them passes these slips too."""
+    check that passes on them passes these slips too. Each says what batch would show it; with
+    flags=True (the command), which of the command's flags gives one."""
     X = np.asarray(X)
     notes = []
     if len(X) == 1:
-        notes.append("a missing 1/B (a batch of one: its mean is its sum): use --batch-size 2 or more")
+        notes.append("a missing 1/B (a batch of one: its mean is its sum): " + (
+            "use --batch-size 2 or more" if flags else "check on 2 examples or more"))
     if np.unique(X).size == X.size:
-        notes.append("the dC[X] += demb slip (numpy adds a repeated index once, and no symbol repeats here): "
-                     "use a larger --batch-size" + (" or --block-size" if V <= 3 else " or a smaller --vocab-size"))
+        notes.append("the dC[X] += demb slip (numpy adds a repeated index once, and no symbol repeats here): " + (
+            "use a larger --batch-size" + (" or --block-size" if V <= 3 else " or a smaller --vocab-size") if flags else
+            "check on contexts in which some symbol appears twice (more examples, or a longer context)"))
     if np.unique(X).size == V:
-        notes.append("a dC that gives a symbol no context holds a gradient (every symbol is in some "
-                     "context): use a --vocab-size of 3 or more")
+        notes.append("a dC that gives a symbol no context holds a gradient (every symbol is in some context): " + (
+            "use a --vocab-size of 3 or more" if flags else
+            "check on contexts that leave some symbol out (check_batch draws such contexts from V = 3 up)"))
     return notes
 
 

@@ -207,6 +207,18 @@ def test_the_command_says_what_its_batch_cannot_show(capsys):
     assert "cannot show" not in capsys.readouterr().out  # the default batch shows them all
     assert any("no context holds" in n for n in gradcheck.blind_spots(np.array([[0, 1], [1, 0]]), 2))
     assert gradcheck.blind_spots(np.array([[0, 1], [1, 0]]), 3) == []
+    # from Python, the advice is about the batch, not the command's flags (an engineer's review: "use a
+    # --vocab-size of 3 or more" for a batch of their own, over 27 symbols)
+    every_symbol = np.arange(27).reshape(9, 3)
+    notes = gradcheck.blind_spots(every_symbol[:1], 27) + gradcheck.blind_spots(every_symbol, 27)
+    assert notes == ["a missing 1/B (a batch of one: its mean is its sum): check on 2 examples or more",
+                     "the dC[X] += demb slip (numpy adds a repeated index once, and no symbol repeats here): check on "
+                     "contexts in which some symbol appears twice (more examples, or a longer context)",
+                     "the dC[X] += demb slip (numpy adds a repeated index once, and no symbol repeats here): check on "
+                     "contexts in which some symbol appears twice (more examples, or a longer context)",
+                     "a dC that gives a symbol no context holds a gradient (every symbol is in some context): check on "
+                     "contexts that leave some symbol out (check_batch draws such contexts from V = 3 up)"]
+    assert not any("--" in n for n in notes)
 
 
 def test_judging_is_relative_to_the_gradient_scale():
@@ -665,3 +677,34 @@ def test_the_branches_checked_are_the_ones_the_sizes_do_not_take(monkeypatch, ca
     assert "the branch for a vocabulary past 64 symbols: 8 of 8" in out and "np.add.at" not in out
     assert [b[0] for b in gradcheck.other_branches(2, 1500, 1500)] == [
         "a vocabulary of at most 64 symbols", "dC within 2**20 one-hot entries (a one-hot product)"]
+
+
+def test_a_failure_that_looks_like_a_common_slip_says_which():
+    # From an engineer's review: a missing 1/B failed every row at 0.969 without naming the factor of 32, and a
+    # transposed gradient of a square weight (H = V) got no hint, where a non-square one did
+    from mlp_lm.finitediff import assert_close
+    rng = np.random.default_rng(0)
+    g = rng.standard_normal((27, 27))
+    for analytic, said in ((g.T, "; its transpose matches: transposed? a weight's gradient has the weight's own layout"),
+                           (32 * g, "; the analytic gradient is 32 times the numerical one, entry for entry: a factor "
+                                    "left out or applied twice (a 1/B?)"),
+                           (-g[0], "; the analytic gradient is -1 times the numerical one, entry for entry: a sign "
+                                   "flipped?")):
+        cmp = compare("dW2", analytic, g if analytic.ndim == 2 else g[0])
+        with pytest.raises(AssertionError) as e:
+            assert_close(cmp)
+        assert str(e.value).endswith(said) and cmp.row().endswith(f"  [{said[2:]}]")
+    for analytic in (rng.standard_normal((27, 27)), g + 1e-3 * rng.standard_normal((27, 27))):  # no such pattern
+        assert compare("dW2", analytic, g).hint is None
+    assert compare("dW2", g + 1e-9, g).hint is None  # passing: nothing to say
+    assert compare("dW2", 32 * g, g, coords=np.arange(729)).hint  # every coordinate, in order: the whole
+    assert compare("dW2", 32 * g, g.reshape(-1)[:700], coords=np.arange(700)).hint is None  # some: no whole to judge
+    # the whole model's check says it too: a backward pass that forgets the 1/B
+    params, (X, Y) = gradcheck.random_params(7, 3, 4, 8), gradcheck.check_batch(6, 3, 7, np.random.default_rng(1))
+
+    def no_mean(params, X, Y, return_intermediates=False):
+        loss, grads, inter = model.loss_and_grads(params, X, Y, return_intermediates=True)
+        scaled = ({k: 6 * g for k, g in grads.items()}, {k: 6 * g for k, g in inter.items()})
+        return (loss, *scaled) if return_intermediates else (loss, scaled[0])
+    rows = gradcheck.check_model(params, X, Y, loss_and_grads=no_mean)
+    assert all("is 6 times the numerical one" in r.row() for r in rows if r.name != "dC"), [r.row() for r in rows]
