@@ -6,6 +6,7 @@ numerical side from the forward pass written once more here, independently of la
 random_params draws parameters fit for checking. python -m mlp_lm.gradcheck (gradcheck.py) is the
 command over them, and docs/gradcheck.md says how to use them on your own code.
 """
+import inspect
 import numbers
 from collections.abc import Mapping
 
@@ -123,7 +124,16 @@ def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=
         settings["smoothing"] = smoothing
     if fold:
         settings["fold"] = fold
-    out = (loss_and_grads or model.loss_and_grads)(params, X, Y, return_intermediates=True, **settings)
+    fn = loss_and_grads or model.loss_and_grads
+    try:  # a function that cannot take the call would raise Python's bare TypeError from inside this one
+        inspect.signature(fn).bind(params, X, Y, return_intermediates=True, **settings)
+    except TypeError as e:
+        raise ValueError(f"loss_and_grads is called as fn(params, X, Y, return_intermediates=True"
+                         f"{''.join(f', {k}=...' for k in settings)}), and yours cannot take that ({e}): give it those "
+                         f"keywords (it may return (loss, grads) alone, to check the parameters only)") from None
+    except ValueError:  # no signature to read (a builtin, say): the call itself will tell
+        pass
+    out = fn(params, X, Y, return_intermediates=True, **settings)
     their_loss, grads, inter = _gradients_returned(out)
     values = _forward_with(params, X, masks)
     loss = _mean_nll(values["logits"], Y, smoothing)

@@ -708,3 +708,16 @@ def test_a_failure_that_looks_like_a_common_slip_says_which():
         return (loss, *scaled) if return_intermediates else (loss, scaled[0])
     rows = gradcheck.check_model(params, X, Y, loss_and_grads=no_mean)
     assert all("is 6 times the numerical one" in r.row() for r in rows if r.name != "dC"), [r.row() for r in rows]
+
+
+def test_someone_elses_gradient_code_that_cannot_take_the_call_is_told_how_it_is_called():
+    # From an engineer's review: a loss_and_grads without the return_intermediates keyword raised Python's bare
+    # TypeError from inside check_model
+    params, (X, Y) = gradcheck.random_params(7, 3, 4, 8), gradcheck.check_batch(6, 3, 7, np.random.default_rng(1))
+    with pytest.raises(ValueError, match=re.escape(
+            "loss_and_grads is called as fn(params, X, Y, return_intermediates=True, smoothing=...), and yours cannot "
+            "take that (got an unexpected keyword argument 'return_intermediates'): give it those keywords (it may "
+            "return (loss, grads) alone, to check the parameters only)")):
+        gradcheck.check_model(params, X, Y, smoothing=0.1, loss_and_grads=lambda params, X, Y: None)
+    rows = gradcheck.check_model(params, X, Y, loss_and_grads=lambda params, X, Y, **kw: model.loss_and_grads(params, X, Y))
+    assert [r.name for r in rows] == ["dC", "dW1", "db1", "dW2", "db2"] and all(r.ok() for r in rows)
