@@ -32,7 +32,7 @@ def parse_args(argv):
     ap = ArgumentParser(prog="python -m mlp_lm.draw", description=__doc__.split("\n\n")[0])
     ap.add_argument("run", metavar="FOLDER", nargs="?", default=None,
                     help="a run's folder, as python -m mlp_lm.train --out (or --lr-sweep --out) wrote it "
-                         "(default: the folder of the newest model under runs/)")
+                         "(default: the folder of the newest run under runs/, a training's or a sweep's)")
     return ap.parse_args(argv)
 
 
@@ -40,7 +40,7 @@ def run_folder(given):
     """The folder whose pictures to draw: `given`, a path to one of the files they are drawn from (its folder),
     or the newest run's; a UsageError if it is none of these."""
     if given is None:
-        return runs.newest_model("the folder of a run").parent
+        return runs.newest_run("the folder of a run")
     if given == "":  # Path("") is "."
         raise UsageError("the folder is empty text; pass a run's folder, such as runs/names")
     folder = Path(given)

@@ -199,25 +199,32 @@ def claim_fresh(base):
         return out, lock
 
 
-def newest(runs):
-    """The most recently written model.npz in the run folders under `runs` (two levels deep), or None."""
+def newest(runs, name="model.npz"):
+    """The most recently written model.npz (or other file `name` a run writes, such as a sweep's lr_sweep.csv) in
+    the run folders under `runs` (two levels deep), or None."""
     for journal in [*Path(runs).glob(f"*/{atomic.JOURNAL}"), *Path(runs).glob(f"*/*/{atomic.JOURNAL}")]:
         atomic.recover(journal.parent)  # a save cut short after its commit counts once finished
-    found = [p for pattern in ("*/model.npz", "*/*/model.npz") for p in Path(runs).glob(pattern)
+    found = [p for pattern in (f"*/{name}", f"*/*/{name}") for p in Path(runs).glob(pattern)
              if p.is_file()
              and not (kept_apart(p.parent.name) and p.parent.parent != Path(runs))  # a run's side folder
              and not any(part.startswith(".") for part in p.relative_to(runs).parts)]  # results' set aside
     return max(found, key=lambda p: p.stat().st_mtime, default=None)
 
 
-def newest_model(otherwise):
-    """The newest model.npz under the checkout's runs/ (newest), for a command given none; a UsageError if there
-    is none, saying to train one or to pass `otherwise` ("--checkpoint PATH")."""
-    found = newest(in_checkout("runs"))
-    if found is None:
+def newest_model(otherwise, sweeps=False):
+    """The newest model.npz under the checkout's runs/ (newest), for a command given none; with sweeps, the newest
+    of those and of the learning-rate sweeps' tables (lr_sweep.csv: draw's, whose pictures come of either). A
+    UsageError if there is none, saying to train one or to pass `otherwise` ("--checkpoint PATH")."""
+    found = [p for p in (newest(in_checkout("runs")), sweeps and newest(in_checkout("runs"), "lr_sweep.csv")) if p]
+    if not found:
         raise UsageError(f"no trained model under {in_checkout('runs')}: train one with `python -m mlp_lm.train`, "
                          f"or pass {otherwise}")
-    return found
+    return max(found, key=lambda p: p.stat().st_mtime)
+
+
+def newest_run(otherwise):
+    """The folder of the newest run under the checkout's runs/, a training's or a sweep's (newest_model)."""
+    return newest_model(otherwise, sweeps=True).parent
 
 
 def steps_done(model_path, config):

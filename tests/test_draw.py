@@ -117,6 +117,15 @@ def test_the_default_is_the_newest_run(tmp_path, recorded, capsys, monkeypatch):
     code, err = call(draw, [], capsys)
     assert code == 0, err
     assert (tmp_path / "runs" / "a" / "embedding.png").exists()
+    # a sweep newer than the newest model is the newest run (a hostile pass: draw drew the model's folder, not the
+    # sweep just run before matplotlib came), and a model newer than it is again
+    assert train.main([*SMALL, "--lr-sweep", "--steps", "24", "--out", str(tmp_path / "runs" / "sweep")]) == 0
+    (tmp_path / "runs" / "sweep" / "lr_sweep.png").unlink(missing_ok=True)
+    capsys.readouterr()
+    assert call(draw, [], capsys)[0] == 0 and (tmp_path / "runs" / "sweep" / "lr_sweep.png").exists()
+    os.utime(tmp_path / "runs" / "a" / "model.npz")
+    (tmp_path / "runs" / "a" / "embedding.png").unlink()
+    assert call(draw, [], capsys)[0] == 0 and (tmp_path / "runs" / "a" / "embedding.png").exists()
 
 
 def test_without_matplotlib_it_says_how_to_get_it(tmp_path, monkeypatch, capsys):
