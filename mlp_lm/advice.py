@@ -67,12 +67,16 @@ def case_note(splits):
     learns 'E' and 'e' as two symbols, which is right if case matters and costs it data if not. None when
     no letter is in the vocabulary both ways."""
     symbols = set(splits.vocab.itos)
-    both = sorted(c for c in symbols if c.islower() and len(c.upper()) == 1 and c.upper() in symbols)
+    # a capital (or title-case) letter beside the one letter it lower-cases to: ª or ɾ, which are their own lower
+    # case, have no capital, and Σ counts once beside both σ and ς
+    both = sorted(c for c in symbols if len(c.lower()) == 1 and c.lower() != c and c.lower() in symbols)
+    letters = len({c.lower() for c in both})  # Ǆ and ǅ are one letter's capital and title case
     if not both:
         return None
-    return (f"note: the list writes {len(both)} letter{'s' if len(both) != 1 else ''} in both cases ("
-            f"{both[0].upper()} and {both[0]}{', ...' if len(both) > 1 else ''}), which the model learns as different "
-            f"symbols; if case does not matter, lower-case the list first (tr '[:upper:]' '[:lower:]')")
+    return (f"note: the list writes {letters} letter{'s' if letters != 1 else ''} in both cases ("
+            f"{both[0]} and {both[0].lower()}{', ...' if len(both) > 1 else ''}), which the model learns as different "
+            f"symbols; if case does not matter, lower-case the list first (Python's str.lower(); tr changes only "
+            f"ASCII letters)")
 
 
 def bounced(losses, window=100):

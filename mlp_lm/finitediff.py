@@ -249,22 +249,26 @@ def compare(name, analytic, numerical, coords=None, *, shape=None, status=None, 
         problem = PROVES_NOTHING  # dropped nearly everywhere): a failure there says nothing about the backward pass
     worst = tuple(int(j) for j in np.unravel_index(int(coords[i]), a_full.shape)) if a.size else ()
     unconverged = 0 if status is None else int(np.count_nonzero(np.asarray(status) != 0))
-    hint = _hint(a_full, n, scale) if problem is None and whole and ratio > TOLERANCE else None
+    hint = _hint(a_full, n, scale) if problem is None and whole and ratio > HINTED else None
     return Comparison(name, a_full.shape, bool(np.array_equal(a, n)), maxdiff, scale, ratio,
                       worst, float(a[i]) if a.size else 0.0, float(n[i]) if a.size else 0.0, problem, unconverged,
                       rounding if rounding[1] else None, int(a.size), hint)
 
 
+HINTED = 1e-3  # a ratio past which a failing row may be a slip _hint knows: far past any tolerance, or rounding
+
+
 def _hint(analytic, n, scale):
     """What a failing comparison of a whole gradient looks like, where it looks like a common slip: a square
     weight's gradient transposed (a wrong shape says so already), or every entry off by one factor (a 1/B left
-    out or applied twice; -1, a sign). None otherwise. n: the numerical gradient, flat."""
+    out or applied twice; -1, a sign), which takes three entries or more that are not zero to tell. None
+    otherwise. n: the numerical gradient, flat."""
     with np.errstate(all="ignore"):  # a gradient of inf or nan matches neither
         if analytic.ndim == 2 and analytic.shape[0] == analytic.shape[1] and \
                 np.max(np.abs(analytic.T.reshape(-1) - n)) <= TOLERANCE * scale:
             return "its transpose matches: transposed? a weight's gradient has the weight's own layout"
         a = analytic.reshape(-1)
-        c = float(a @ n) / float(n @ n) if float(n @ n) > 0 else 0.0
+        c = float(a @ n) / float(n @ n) if np.count_nonzero(n) >= 3 and float(n @ n) > 0 else 0.0
         if np.isfinite(c) and c != 0 and np.max(np.abs(a - c * n)) <= TOLERANCE * scale:
             return (f"the analytic gradient is {c:.6g} times the numerical one, entry for entry: a factor left out "
                     f"or applied twice (a 1/B?)" if c > 0 else

@@ -126,7 +126,7 @@ def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=
         settings["fold"] = fold
     fn = loss_and_grads or model.loss_and_grads
     try:  # a function that cannot take the call would raise Python's bare TypeError from inside this one
-        inspect.signature(fn).bind(params, X, Y, return_intermediates=True, **settings)
+        inspect.signature(fn, follow_wrapped=False).bind(params, X, Y, return_intermediates=True, **settings)
     except TypeError as e:
         raise ValueError(f"loss_and_grads is called as fn(params, X, Y, return_intermediates=True"
                          f"{''.join(f', {k}=...' for k in settings)}), and yours cannot take that ({e}): give it those "
