@@ -85,9 +85,7 @@ def main(argv=None):
         raise UsageError(f"{folder} holds no run to draw: neither a model.npz nor an lr_sweep.csv " + (
             f"(it holds runs in folders of their own: pass one, such as {shell.path(folder / inside[0])})" if inside else
             f"(python -m mlp_lm.train --out {shell.path(folder)} writes them)"))
-    if not plots.available():
-        raise UsageError(f"{plots.hint()}, then run this again")
-    pictures = []
+    pictures = []  # what the run's files can draw, read (and any damage said) before matplotlib is asked for
     if model.exists() or model.is_symlink():
         params, vocab, config = checkpoint.load(model)
         history = loss_history(model, config)
@@ -106,7 +104,9 @@ def main(argv=None):
                 plt, lre, sweep_losses, path, rows, best[2] if best else None)))
         else:  # as the sweep itself said: nothing to draw
             print(f"(every rate of the sweep in {shell.shown(table)} diverged, so it has no picture)")
-    drawn, no_pictures, stop, failed = plots.draw(pictures)
+    if pictures and not plots.available():
+        raise UsageError(f"{plots.hint()}, then run this again")
+    drawn, no_pictures, stop, failed = plots.draw(pictures) if pictures else ([], None, None, [])
     if drawn:
         print(f"drew {', '.join(path.name for path in drawn)} in {shell.shown(folder)}")
     if stop:

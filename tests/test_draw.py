@@ -128,11 +128,19 @@ def test_the_default_is_the_newest_run(tmp_path, recorded, capsys, monkeypatch):
     assert call(draw, [], capsys)[0] == 0 and (tmp_path / "runs" / "a" / "embedding.png").exists()
 
 
-def test_without_matplotlib_it_says_how_to_get_it(tmp_path, monkeypatch, capsys):
+def test_without_matplotlib_it_says_how_to_get_it(saved, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(plots, "available", lambda: False)
+    code, err = call(draw, [saved], capsys)
+    assert_one_line_error(code, err, "matplotlib is not installed", "pip install -e '.[plot]'", "run this again")
+    # but a damaged run, or a sweep with nothing to draw, is said first (a hostile pass: it asked for matplotlib, to
+    # refuse the table or draw nothing once it was installed)
     (tmp_path / "model.npz").write_bytes(b"")
     code, err = call(draw, [tmp_path], capsys)
-    assert_one_line_error(code, err, "matplotlib is not installed", "pip install -e '.[plot]'", "run this again")
+    assert_one_line_error(code, err, "is not a .npz archive")
+    (tmp_path / "model.npz").unlink()
+    rows = (saved / "lr_sweep.csv").read_text().splitlines()
+    (tmp_path / "lr_sweep.csv").write_text("\n".join([rows[0], *(r.rsplit(",", 1)[0] + ",nan" for r in rows[1:])]) + "\n")
+    assert draw.main([str(tmp_path)]) == 0 and "diverged, so it has no picture" in capsys.readouterr().out
 
 
 def good_run(tmp_path_factory):
