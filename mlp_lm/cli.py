@@ -55,6 +55,13 @@ class ArgumentParser(argparse.ArgumentParser):
             return value
         return super()._get_values(action, arg_strings)
 
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        if _command.get("stdout_closed"):  # run()'s check, made once the flags are known good
+            raise UsageError("standard output is closed (>&-), so what this command prints would be lost; "
+                             "send it to a file, or to /dev/null to drop it")
+        return parsed
+
     def print_help(self, file=None):
         # The help is all that --help does, so a stdout that cannot take it (a full disk) is an
         # error that run() reports, even where a command's other output may be lost; argparse's
@@ -150,7 +157,7 @@ def signals_held():
             signal.signal(s, handler)
 
 
-def run(main, prog, keep_going_without_stdout=False):
+def run(main, prog, keep_going_without_stdout=False, needs_stdout=True):
     """Call main(); turn the errors a user can fix into one line on stderr and exit code 2.
 
     Ctrl-C, SIGTERM, SIGHUP and SIGQUIT become Interrupted exceptions, which a command may catch to
@@ -166,8 +173,10 @@ def run(main, prog, keep_going_without_stdout=False):
     one of stdout with keep_going_without_stdout (train: the model is the work, not the
     report). Otherwise a reader of stdout that leaves ends the command quietly, as
     `python -m mlp_lm.sample | head` expects. A stdout closed from the start (`>&-`) is refused
-    before any work, since what the command prints would be lost (`cat >&-` fails too), but by
-    train, which takes it for /dev/null, as it takes a closed stderr for every command.
+    once the flags are parsed (ArgumentParser.parse_args), before any work, since what the command
+    prints would be lost (`cat >&-` fails too); a command whose work is files (needs_stdout=False:
+    draw's pictures, results' table) or that keeps going without stdout (train) takes it for
+    /dev/null, as every command takes a closed stderr.
     """
     streams = sys.stdout, sys.stderr  # put back before returning, for a caller in the same process
     closed = sys.stdout is None  # Python's, where file descriptor 1 was closed when it started
@@ -182,14 +191,12 @@ def run(main, prog, keep_going_without_stdout=False):
         sys.stderr = LossyStream(sys.stderr or open(os.devnull, "w"))
     if keep_going_without_stdout:
         make_stdout_lossy()
-    _command.update(over=False, late=0, quit_at=None)
+    _command.update(over=False, late=0, quit_at=None,
+                    stdout_closed=closed and needs_stdout and not keep_going_without_stdout)
     try:
         try:
             for s in STOP_SIGNALS:  # inside the try: a signal between two of these is already one line
                 signal.signal(s, _raise_interrupted)
-            if closed and not keep_going_without_stdout:
-                raise UsageError("standard output is closed (>&-), so what this command prints would be lost; "
-                                 "send it to a file, or to /dev/null to drop it")
             keep_freed_memory()  # a command owns its process: let malloc reuse the step's big blocks
             code = main()
         finally:  # the work is done or given up: nothing is left for a signal to interrupt
@@ -228,6 +235,7 @@ def run(main, prog, keep_going_without_stdout=False):
             print(f"{prog}: error: cannot write the output: {e.strerror or e}", file=sys.stderr)
         code = EXIT_BAD_INPUT
     _default_stop_signals()  # the report is out
+    _command["stdout_closed"] = False  # for a caller in the same process, whose parsers are its own
     sys.stdout, sys.stderr = streams
     if errors is not None and hasattr(sys.stdout, "reconfigure"):
         try:

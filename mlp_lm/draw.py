@@ -132,4 +132,4 @@ def what_to_do(errnos):
 
 
 if __name__ == "__main__":
-    run(main, "python -m mlp_lm.draw")
+    run(main, "python -m mlp_lm.draw", needs_stdout=False)

@@ -279,4 +279,4 @@ def how_to_finish(args, name, only, runs, docs_wanted, saved):
 
 
 if __name__ == "__main__":
-    run(main, "python -m mlp_lm.results")
+    run(main, "python -m mlp_lm.results", needs_stdout=False)

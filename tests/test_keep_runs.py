@@ -35,12 +35,18 @@ def test_closed_streams_are_taken_for_dev_null(tmp_path):
     assert proc.returncode == 0 and json.loads((out / "metrics.json").read_text())["steps"] == 200
     # the samples would be lost: refused, as `cat >&-` fails (a hostile pass: exit 0, the summary said 2 samples)
     for command in ("sample --checkpoint '{out}/model.npz' -n 2", "evaluate --checkpoint '{out}/model.npz'",
-                    "ngram --n 2"):
+                    "ngram --n 2 --smoothing kn"):
         proc = subprocess.run(f"'{sys.executable}' -m mlp_lm.{command.format(out=out)} >&-",
                               shell=True, cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and proc.stderr.splitlines() == [
             f"python -m mlp_lm.{command.split()[0]}: error: standard output is closed (>&-), so what this command "
             f"prints would be lost; send it to a file, or to /dev/null to drop it"], proc.stderr
+    # a bad flag is said first (a second hostile pass), and draw's work is its pictures, which need no stdout
+    proc = subprocess.run(f"'{sys.executable}' -m mlp_lm.sample --bogus >&-; '{sys.executable}' -m mlp_lm.draw "
+                          f"'{out}' >&-", shell=True, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    lines = proc.stderr.splitlines()
+    assert lines[0] == "python -m mlp_lm.sample: error: unrecognized arguments: --bogus (see --help)", lines
+    assert len(lines) == 1 if proc.returncode == 0 else "matplotlib is not installed" in lines[1], lines
 
 
 def test_an_interrupted_forced_run_does_not_replace_the_model_it_was_to_replace(tmp_path, monkeypatch, capsys):
