@@ -18,7 +18,7 @@ import numpy as np
 from . import atomic, checkpoint, shell
 from .cli import UsageError
 from .jsonout import json_text
-from .runlock import LOCK, LockBusy, RunLock
+from .runlock import LOCK, LockBusy, RunLock, check_free
 from .space import bytes_to_save, check_file_size_limit, file_size_limit, file_sizes  # (how much room it needs)
 from .wordfile import in_checkout
 
@@ -225,6 +225,20 @@ def newest_model(otherwise, sweeps=False):
 def newest_run(otherwise):
     """The folder of the newest run under the checkout's runs/, a training's or a sweep's (newest_model)."""
     return newest_model(otherwise, sweeps=True).parent
+
+
+def unfinished(model_path, config):
+    """What the run saved at `model_path` is when it has not taken all its steps, as a phrase: a run stopped
+    part-way, with the command that finishes it, or a snapshot of a run still training (its folder's lock held);
+    None for a finished run (steps_done)."""
+    done = steps_done(model_path, config)
+    if done is None:
+        return None
+    try:
+        check_free(Path(model_path).parent)
+    except LockBusy:  # saved every few minutes as it trains: nothing is stopped, nothing to resume
+        return f"a snapshot, at step {done:,} of {config['steps']:,}, of a run still training"
+    return f"a run stopped at step {done:,} of {config['steps']:,}, which {resume_command(Path(model_path).parent)} finishes"
 
 
 def steps_done(model_path, config):

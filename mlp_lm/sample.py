@@ -11,7 +11,6 @@ import signal
 import sys
 import unicodedata
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 
@@ -89,11 +88,9 @@ def main(argv=None):
         args.checkpoint = runs.newest_model("--checkpoint PATH")
     params, vocab, config = checkpoint.load(args.checkpoint)
     if newest:  # said once it loads, so a damaged newest model is one line, the error
-        done = runs.steps_done(args.checkpoint, config)
+        unfinished = runs.unfinished(args.checkpoint, config)
         kept = (f": what was kept of a run that diverged after step {config['diverged_at']}"
-                if config.get("diverged_at") is not None else
-                f": a run stopped at step {done:,} of {config['steps']:,}, which "
-                f"{runs.resume_command(Path(args.checkpoint).parent)} finishes" if done is not None else "")
+                if config.get("diverged_at") is not None else f": {unfinished}" if unfinished else "")
         print(f"(sampling from {shell.shown(args.checkpoint)}, the newest model{kept})", file=sys.stderr)
     if not set(args.prefix) <= set(vocab.itos):  # an accent typed as one character where the model has two, or
         form = vocab.form_of(args.prefix)  # the reverse: the same text on screen, written the model's way

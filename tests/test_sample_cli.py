@@ -212,6 +212,14 @@ def test_the_newest_model_is_said_to_be_a_stopped_run_when_it_is_one(tmp_path, m
         capsys.readouterr()
         assert sample.main(["-n", "1"]) == 0
         assert f"(sampling from {run / 'model.npz'}, {said}" in capsys.readouterr().err
+    # a snapshot of a run still training (its lock held) is not a stopped run: resuming it would be refused (a
+    # second hostile pass)
+    from mlp_lm.runlock import RunLock
+    monkeypatch.setattr(runs, "newest", lambda folder: stopped / "model.npz")
+    with RunLock(stopped):
+        assert sample.main(["-n", "1"]) == 0
+    assert (f"(sampling from {stopped / 'model.npz'}, the newest model: a snapshot, at step 25 of 40, of a run still "
+            f"training)") in capsys.readouterr().err
 
 
 def test_controls_a_model_learned_from_its_data_are_printed_escaped(tmp_path):
