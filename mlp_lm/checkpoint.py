@@ -220,10 +220,10 @@ def check_contents(path, contents, hint, numbers=True):
             if key in config and (not isinstance(config[key], kind) or isinstance(config[key], bool)):
                 raise ValueError(f"{key} {config[key]!r} in its config is not {'an int' if kind is int else 'a str'}")
         if not re.fullmatch(r"[0-9a-f]{64}", config.get("data_sha256", "0" * 64)):  # hashlib's hexdigest
-            raise ValueError(f"data_sha256 {config['data_sha256']!r} in its config is not a SHA-256 digest, as training "
-                             f"writes them")
+            raise ValueError(f"data_sha256 {json.dumps(config['data_sha256'])} in its config is not a SHA-256 digest, "
+                             f"as training writes them (64 hex digits)")
         if not isinstance(config.get("direct", False), bool):
-            raise ValueError(f"direct {config['direct']!r} in its config is not true or false")
+            raise ValueError(f"direct {json.dumps(config['direct'])} in its config is not true or false")
         if config.get("longest_item", 0) < 0:
             raise ValueError(f"longest_item {config['longest_item']} in its config is below 0, which no item is")
         if config.get("split_seed", SPLIT_SEED) != SPLIT_SEED:  # evaluating would read another split as dev/test

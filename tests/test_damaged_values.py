@@ -197,8 +197,9 @@ def no_embedding(arrays, config):
     (only_the_boundary, ["not a valid mlp_lm checkpoint", "holds only the boundary '.'"]),
     # (the two below, a hostile pass: "says direct='false' but the file has no Wd", and "the training data has
     # changed since training")
-    (set_config(direct="false"), ["not a valid mlp_lm checkpoint", "direct 'false' in its config is not true or false"]),
-    (set_config(data_sha256="zz"), ["not a valid mlp_lm checkpoint", "data_sha256 'zz'", "not a SHA-256 digest"]),
+    (set_config(direct="false"), ["not a valid mlp_lm checkpoint", 'direct "false" in its config is not true or false']),
+    (set_config(direct=None), ["not a valid mlp_lm checkpoint", "direct null in its config"]),  # as the JSON writes it
+    (set_config(data_sha256="zz"), ["not a valid mlp_lm checkpoint", 'data_sha256 "zz"', "not a SHA-256 digest"]),
 ])
 def test_a_config_that_contradicts_the_file_is_refused(change, words, sgd_run, tmp_path, capsys):
     p = edited(sgd_run, tmp_path, change)
