@@ -351,23 +351,23 @@ def test_an_evaluation_says_how_long_it_takes_when_it_takes_a_while(monkeypatch)
     assert evaltime.evaluation_seconds(params, 10**9) > 0 and timed == [(1024, 27)] * 2
 
 
-def test_train_and_evaluate_say_so_before_a_slow_evaluation(tiny_run, monkeypatch, capsys, tmp_path):
+def test_train_and_evaluate_say_so_before_a_slow_evaluation(monkeypatch, capsys, tmp_path):
     from mlp_lm import evaluate, train
     monkeypatch.setattr(evaltime, "SLOW_SECONDS", 0.0)  # every evaluation counts as slow
     assert train.main(["--data", str(NAMES.parent.parent / "tests" / "data" / "names-small.txt"), "--steps", "5",
                        "--eval-every", "0", "--out", str(tmp_path / "run")]) == 0
     assert re.search(r"evaluating [\d,]+ examples: about \d+ s\n", capsys.readouterr().err)
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["evaluated"] is True
-    assert evaluate.main(["--checkpoint", str(tiny_run[0] / "model.npz"), "--mix-ngram", "2"]) == 0
+    assert evaluate.main(["--checkpoint", str(tmp_path / "run" / "model.npz"), "--mix-ngram", "2"]) == 0
     err = capsys.readouterr().err
     assert re.search(r"evaluating [\d,]+ examples: about \d+ s, then the mixtures, which can take 5 to 8 times as "
                      r"long\n", err)
     # and each part of the mixtures as it begins (from a user's review: 347 s of silence on 6,000 symbols)
-    assert ("  the MLP on train, dev, test ...\n  the Kneser-Ney 2-gram, fitted on 182,625 training examples, and the "
+    assert ("  the MLP on train, dev, test ...\n  the Kneser-Ney 2-gram, fitted on 18,216 training examples, and the "
             "linear mixture ...\n  the log-linear mixture's weight, on dev ...\n  the log-linear mixture on train ...\n"
             "  the log-linear mixture on dev ...\n  the log-linear mixture on test ...\n") in err
     monkeypatch.setattr(evaltime, "SLOW_SECONDS", math.inf)
-    assert evaluate.main(["--checkpoint", str(tiny_run[0] / "model.npz"), "--mix-ngram", "2"]) == 0
+    assert evaluate.main(["--checkpoint", str(tmp_path / "run" / "model.npz"), "--mix-ngram", "2"]) == 0
     assert capsys.readouterr().err == ""  # a quick one says nothing
     with pytest.raises(TypeError, match="say must be a function that takes a line, or None, got str"):
         mixture.evaluate(model.init_params(27, 3, 2, 4), {"dev": (np.zeros((2, 3), int), np.zeros(2, int))}, say="x")
