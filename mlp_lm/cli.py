@@ -57,7 +57,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def parse_args(self, args=None, namespace=None):
         parsed = super().parse_args(args, namespace)
-        if _command.get("stdout_closed"):  # run()'s check, made once the flags are known good
+        # run()'s check, made once the flags are known good; a --json file is work enough without stdout
+        if _command.get("stdout_closed") and getattr(parsed, "json", None) is None:
             raise UsageError("standard output is closed (>&-), so what this command prints would be lost; "
                              "send it to a file, or to /dev/null to drop it")
         return parsed
@@ -175,8 +176,8 @@ def run(main, prog, keep_going_without_stdout=False, needs_stdout=True):
     `python -m mlp_lm.sample | head` expects. A stdout closed from the start (`>&-`) is refused
     once the flags are parsed (ArgumentParser.parse_args), before any work, since what the command
     prints would be lost (`cat >&-` fails too); a command whose work is files (needs_stdout=False:
-    draw's pictures, results' table) or that keeps going without stdout (train) takes it for
-    /dev/null, as every command takes a closed stderr.
+    draw's pictures, results' table; or given a --json file) or that keeps going without stdout
+    (train) takes it for /dev/null, as every command takes a closed stderr.
     """
     streams = sys.stdout, sys.stderr  # put back before returning, for a caller in the same process
     closed = sys.stdout is None  # Python's, where file descriptor 1 was closed when it started

@@ -41,6 +41,10 @@ def test_closed_streams_are_taken_for_dev_null(tmp_path):
         assert proc.returncode == 2 and proc.stderr.splitlines() == [
             f"python -m mlp_lm.{command.split()[0]}: error: standard output is closed (>&-), so what this command "
             f"prints would be lost; send it to a file, or to /dev/null to drop it"], proc.stderr
+    # a --json file is work enough (a second hostile pass)
+    proc = subprocess.run(f"'{sys.executable}' -m mlp_lm.ngram --n 2 --smoothing kn --json '{tmp_path}/n.json' >&-",
+                          shell=True, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and json.loads((tmp_path / "n.json").read_text())["n"] == 2, proc.stderr
     # a bad flag is said first (a second hostile pass), and draw's work is its pictures, which need no stdout
     proc = subprocess.run(f"'{sys.executable}' -m mlp_lm.sample --bogus >&-; '{sys.executable}' -m mlp_lm.draw "
                           f"'{out}' >&-", shell=True, cwd=ROOT, capture_output=True, text=True, timeout=120)
