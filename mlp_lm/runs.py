@@ -238,7 +238,8 @@ def unfinished(model_path, config):
         check_free(Path(model_path).parent)
     except LockBusy:  # saved every few minutes as it trains: nothing is stopped, nothing to resume
         return f"a snapshot, at step {done:,} of {config['steps']:,}, of a run still training"
-    return f"a run stopped at step {done:,} of {config['steps']:,}, which {resume_command(Path(model_path).parent)} finishes"
+    finish = resume_command(Path(model_path).parent)
+    return f"a run stopped at step {done:,} of {config['steps']:,}, which {finish} finishes"
 
 
 def steps_done(model_path, config):
