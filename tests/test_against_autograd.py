@@ -151,13 +151,18 @@ def test_torch_layers_line_up_as_the_docs_say():
         finitediff.assert_close(finitediff.compare("db1", theirs["b1"].numpy()[None], grads["b1"], shape=(H,)))
 
 
+@pytest.fixture(autouse=True)
+def _torchs_cache_dir_put_back(monkeypatch):
+    """torch's optimisers set TORCHINDUCTOR_CACHE_DIR on their first use in a process, in whichever test that is
+    (the worker's test order decides): it goes back to what it was (setenv remembers that, even where it was not
+    set at all, and delenv leaves it to torch to set)."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "")
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+
+
 def test_adamw_is_torchs(monkeypatch):
     # optim.AdamW says it is torch.optim.AdamW: decoupled decay on the weights and the table,
     # none on the biases (two parameter groups in torch), the same bias corrections and eps.
-    # torch's optimisers set TORCHINDUCTOR_CACHE_DIR on their first use: it goes back to what it was (setenv
-    # remembers that, even where it was not set at all, and delenv leaves it to torch to set)
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "")
-    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
     params, *_ = random_case(5, direct=True)
     rng = np.random.default_rng(6)
     grads = [{k: rng.standard_normal(p.shape) for k, p in params.items()} for _ in range(6)]
