@@ -20,7 +20,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
           "python -m mlp_lm.draw", file=sys.stderr)
     sys.exit(2)
 
-from . import checkpoint, plots, runs, shell
+from . import checkpoint, latest, plots, shell
 from .cli import ArgumentParser, UsageError, run
 from .resume import read_history
 from .sweep import read_table, sweep_table
@@ -40,7 +40,7 @@ def run_folder(given):
     """The folder whose pictures to draw: `given`, a path to one of the files they are drawn from (its folder),
     or the newest run's; a UsageError if it is none of these."""
     if given is None:
-        return runs.newest_run("the folder of a run")
+        return latest.newest_run("the folder of a run")
     if given == "":  # Path("") is "."
         raise UsageError("the folder is empty text; pass a run's folder, such as runs/names")
     folder = Path(given)

@@ -19,7 +19,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
           "python -m mlp_lm.sample", file=sys.stderr)
     sys.exit(2)
 
-from . import STOP_SIGNALS, checkpoint, runs, shell
+from . import STOP_SIGNALS, checkpoint, latest, shell
 from .cli import ArgumentParser, Interrupted, UsageError, run
 from .flags import int_at_least, non_negative_float, non_negative_int, positive_int, thread_count
 from .model import next_probs
@@ -85,10 +85,10 @@ def main(argv=None):
     args = parse_args(argv)
     newest = args.checkpoint is None
     if newest:
-        args.checkpoint = runs.newest_model("--checkpoint PATH")
+        args.checkpoint = latest.newest_model("--checkpoint PATH")
     params, vocab, config = checkpoint.load(args.checkpoint)
     if newest:  # said once it loads, so a damaged newest model is one line, the error
-        unfinished = runs.unfinished(args.checkpoint, config)
+        unfinished = latest.unfinished(args.checkpoint, config)
         kept = (f": what was kept of a run that diverged after step {config['diverged_at']}"
                 if config.get("diverged_at") is not None else f": {unfinished}" if unfinished else "")
         print(f"(sampling from {shell.shown(args.checkpoint)}, the newest model{kept})", file=sys.stderr)

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from mlp_lm import checkpoint, data, draw, model, plots, runs, train
+from mlp_lm import checkpoint, data, draw, latest, model, plots, train
 from .conftest import SMALL, stop_training_at
 from .test_bad_input import assert_one_line_error, call
 from .test_plots import Recorder
@@ -109,7 +109,7 @@ def test_a_model_saved_from_python_has_its_embedding_drawn_and_no_loss_curve(tmp
 
 
 def test_the_default_is_the_newest_run(tmp_path, recorded, capsys, monkeypatch):
-    monkeypatch.setattr(runs, "in_checkout", lambda rel: tmp_path / rel)
+    monkeypatch.setattr(latest, "in_checkout", lambda rel: tmp_path / rel)
     code, err = call(draw, [], capsys)
     assert_one_line_error(code, err, "no trained model under", "python -m mlp_lm.train")
     assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(tmp_path / "runs" / "a")]) == 0

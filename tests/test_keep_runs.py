@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mlp_lm import atomic, checkpoint, cli, model, runlock, runs, snapshot, space, train, train_flags, train_run
+from mlp_lm import atomic, checkpoint, cli, latest, model, runlock, runs, snapshot, space, train, train_flags, train_run
 from mlp_lm.wordfile import CHECKOUT
 
 from .conftest import ROOT, SMALL, run_cli, stop_training_at
@@ -80,7 +80,7 @@ def test_a_second_interrupted_forced_run_keeps_the_first_and_any_folder_another_
     assert json.loads((tmp_path / "interrupted-3" / "metrics.json").read_text())["steps"] == 19
     assert not (tmp_path / "interrupted-3" / runlock.LOCK).exists()  # let go once saved
     assert f"--resume --out {tmp_path / 'interrupted-3'}" in capsys.readouterr().err
-    assert runs.newest(tmp_path.parent) == tmp_path / "model.npz"
+    assert latest.newest(tmp_path.parent) == tmp_path / "model.npz"
 
 
 def test_a_sweep_the_disk_cannot_hold_is_refused_before_it_starts(tmp_path, monkeypatch, capsys):

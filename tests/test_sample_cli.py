@@ -5,7 +5,7 @@ import pytest
 
 from functools import partial
 
-from mlp_lm import checkpoint, model, runs, sampling
+from mlp_lm import checkpoint, latest, model, runs, sampling
 
 from .conftest import run_cli
 
@@ -130,17 +130,17 @@ def test_summary_when_the_training_data_is_no_longer_a_file_gives_no_advice_for_
 
 def test_newest_run_is_found(tmp_path):
     import os
-    assert runs.newest(tmp_path) is None
+    assert latest.newest(tmp_path) is None
     for i, name in enumerate(["names", "names-2", "results/best", "names/unconverged", "names-2/interrupted",
                                "names-2/interrupted-12"]):
         (tmp_path / name).mkdir(parents=True)
         (tmp_path / name / "model.npz").write_bytes(b"")
         os.utime(tmp_path / name / "model.npz", (1000 + i, 1000 + i))
-    assert runs.newest(tmp_path) == tmp_path / "results" / "best" / "model.npz"  # not the unconverged or interrupted one
+    assert latest.newest(tmp_path) == tmp_path / "results" / "best" / "model.npz"  # not the unconverged or interrupted one
     (tmp_path / "zz" / "model.npz").mkdir(parents=True)  # not a model file: passed over
     (tmp_path / "interrupted").mkdir()  # a user's own run named so (--out runs/interrupted), not a side folder
     (tmp_path / "interrupted" / "model.npz").write_bytes(b"")
-    assert runs.newest(tmp_path) == tmp_path / "interrupted" / "model.npz"
+    assert latest.newest(tmp_path) == tmp_path / "interrupted" / "model.npz"
     assert [runs.kept_apart(n) for n in ("interrupted-2", "unconverged-10", "interrupted-1", "interrupted-02",
                                                "interrupted2", "my-interrupted")] == [True, True] + [False] * 4
 
@@ -168,7 +168,7 @@ def test_a_damaged_newest_model_is_the_only_line(tmp_path, monkeypatch, capsys):
     from mlp_lm.checkpoint import CheckpointError
     (tmp_path / "runs" / "x").mkdir(parents=True)
     (tmp_path / "runs" / "x" / "model.npz").write_bytes(b"PK\x03\x04 damaged")
-    monkeypatch.setattr(runs, "in_checkout", lambda p: tmp_path / p)
+    monkeypatch.setattr(latest, "in_checkout", lambda p: tmp_path / p)
     with pytest.raises(CheckpointError, match=r"model.npz: damaged \("):
         sample.main([])
     assert capsys.readouterr().err == ""  # no "(sampling from ...)" before the error line
@@ -192,7 +192,7 @@ def test_the_newest_model_is_said_to_be_a_kept_diverged_run_when_it_is_one(tmp_p
     proc = run_cli("mlp_lm.train", "--steps", 6000, "--eval-every", 500, "--schedule", "cosine", "--warmup", 5000,
                    "--lr", 5, "--out", run)
     assert proc.returncode == 2
-    monkeypatch.setattr(runs, "newest", lambda folder: run / "model.npz")
+    monkeypatch.setattr(latest, "newest", lambda folder: run / "model.npz")
     assert sample.main(["-n", "1"]) == 0
     assert "the newest model: what was kept of a run that diverged after step 3300)" in capsys.readouterr().err
 
@@ -208,14 +208,14 @@ def test_the_newest_model_is_said_to_be_a_stopped_run_when_it_is_one(tmp_path, m
     monkeypatch.undo()
     for run, said in ((stopped, f"the newest model: a run stopped at step 25 of 40, which python -m mlp_lm.train "
                                 f"--resume --out {stopped} finishes)"), (whole, "the newest model)")):
-        monkeypatch.setattr(runs, "newest", lambda folder: run / "model.npz")
+        monkeypatch.setattr(latest, "newest", lambda folder: run / "model.npz")
         capsys.readouterr()
         assert sample.main(["-n", "1"]) == 0
         assert f"(sampling from {run / 'model.npz'}, {said}" in capsys.readouterr().err
     # a snapshot of a run still training (its lock held) is not a stopped run: resuming it would be refused (a
     # second hostile pass)
     from mlp_lm.runlock import RunLock
-    monkeypatch.setattr(runs, "newest", lambda folder: stopped / "model.npz")
+    monkeypatch.setattr(latest, "newest", lambda folder: stopped / "model.npz")
     with RunLock(stopped):
         assert sample.main(["-n", "1"]) == 0
     assert (f"(sampling from {stopped / 'model.npz'}, the newest model: a snapshot, at step 25 of 40, of a run still "

@@ -590,7 +590,7 @@ def test_the_commands_work_from_another_directory(tmp_path):
 
 
 def test_default_run_folders_for_odd_data_file_names(tmp_path, monkeypatch):
-    from mlp_lm import runs
+    from mlp_lm import latest, runs
     assert runs.folder_name("data/names.txt") == "names" and runs.folder_name("a b.tar.gz") == "a b.tar"
     assert runs.folder_name("./..txt") == runs.folder_name("...txt") == runs.folder_name(".") == "data"
     assert runs.folder_name(".mynames") == "mynames"  # sample skips hidden folders when it looks for the newest
@@ -599,7 +599,7 @@ def test_default_run_folders_for_odd_data_file_names(tmp_path, monkeypatch):
     words = tmp_path / "..txt"  # its stem is '.': the run went into runs/ itself, where sample never looks
     words.write_text("\n".join(["apple", "banana", "cherry", "date", "elder", "fig", "grape", "kiwi"] * 3))
     assert train.main(["--data", str(words), "--steps", "20", "--block-size", "1", "--eval-every", "0"]) == 0
-    assert runs.newest(tmp_path / "runs") == tmp_path / "runs" / "data" / "model.npz"
+    assert latest.newest(tmp_path / "runs") == tmp_path / "runs" / "data" / "model.npz"
 
 
 @pytest.mark.parametrize("change, words", [
