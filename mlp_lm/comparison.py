@@ -169,9 +169,8 @@ def _hint(analytic, n, scale):
         a = analytic.reshape(-1)
         c = float(a @ n) / float(n @ n) if np.count_nonzero(n) >= 3 and float(n @ n) > 0 else 0.0
         if np.isfinite(c) and c != 0 and np.max(np.abs(a - c * n)) <= TOLERANCE * scale:
-            return (f"the analytic gradient is {c:.6g} times the numerical one, entry for entry: a factor left out "
-                    f"or applied twice (a 1/B?)" if c > 0 else
-                    f"the analytic gradient is {c:.6g} times the numerical one, entry for entry: a sign flipped?")
+            slip = "a factor left out or applied twice (a 1/B?)" if c > 0 else "a sign flipped?"
+            return f"the analytic gradient is {c:.6g} times the numerical one, entry for entry: {slip}"
     return None
 
 

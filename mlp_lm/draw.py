@@ -106,7 +106,7 @@ def main(argv=None):
             print(f"(every rate of the sweep in {shell.shown(table)} diverged, so it has no picture)")
     if pictures and not plots.available():
         raise UsageError(f"{plots.hint()}, then run this again")
-    drawn, no_pictures, stop, failed = plots.draw(pictures) if pictures else ([], None, None, [])
+    drawn, no_pictures, stop, failed = plots.draw(pictures)
     if drawn:
         print(f"drew {', '.join(path.name for path in drawn)} in {shell.shown(folder)}")
     if stop:

@@ -12,12 +12,12 @@ from .runs import kept_apart, resume_command
 from .wordfile import in_checkout
 
 
-def newest(runs, name="model.npz"):
-    """The most recently written model.npz (or other file `name` a run writes, such as a sweep's lr_sweep.csv) in
-    the run folders under `runs` (two levels deep), or None."""
+def newest(runs, names=("model.npz",)):
+    """The most recently written model.npz (or other file of `names` a run writes, such as a sweep's lr_sweep.csv)
+    in the run folders under `runs` (two levels deep), or None."""
     for journal in [*Path(runs).glob(f"*/{atomic.JOURNAL}"), *Path(runs).glob(f"*/*/{atomic.JOURNAL}")]:
         atomic.recover(journal.parent)  # a save cut short after its commit counts once finished
-    found = [p for pattern in (f"*/{name}", f"*/*/{name}") for p in Path(runs).glob(pattern)
+    found = [p for name in names for pattern in (f"*/{name}", f"*/*/{name}") for p in Path(runs).glob(pattern)
              if p.is_file()
              and not (kept_apart(p.parent.name) and p.parent.parent != Path(runs))  # a run's side folder
              and not any(part.startswith(".") for part in p.relative_to(runs).parts)]  # results' set aside
@@ -28,11 +28,11 @@ def newest_model(otherwise, sweeps=False):
     """The newest model.npz under the checkout's runs/ (newest), for a command given none; with sweeps, the newest
     of those and of the learning-rate sweeps' tables (lr_sweep.csv: draw's, whose pictures come of either). A
     UsageError if there is none, saying to train one or to pass `otherwise` ("--checkpoint PATH")."""
-    found = [p for p in (newest(in_checkout("runs")), sweeps and newest(in_checkout("runs"), "lr_sweep.csv")) if p]
-    if not found:
+    found = newest(in_checkout("runs"), ("model.npz", "lr_sweep.csv") if sweeps else ("model.npz",))
+    if found is None:
         raise UsageError(f"no trained model under {in_checkout('runs')}: train one with `python -m mlp_lm.train`, "
                          f"or pass {otherwise}")
-    return max(found, key=lambda p: p.stat().st_mtime)
+    return found
 
 
 def newest_run(otherwise):

@@ -56,8 +56,11 @@ def draw(pictures, saved=None):
     [(path, why, errno or None)] of those that could not be drawn). A picture that cannot be drawn, whatever stops it, is a
     warning after `saved`, or with `saved` None only one of those returned. The stop signals are held while
     matplotlib loads and draws (its C extensions turn one raised inside them into an ImportError, which would
-    pass for a picture that failed) and returned for the caller to raise once it has said what it wrote."""
+    pass for a picture that failed) and returned for the caller to raise once it has said what it wrote.
+    No pictures: nothing to draw, so nothing loaded and nothing to say of matplotlib."""
     drawn, failed = [], []
+    if not pictures:
+        return drawn, None, None, failed
     with signals_held() as held:
         plt, no_pictures = try_pyplot()  # only now: importing pyplot takes half a second
         for path, draw_one in pictures if plt else ():

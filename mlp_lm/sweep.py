@@ -124,11 +124,9 @@ def report_sweep(lre, losses, out, batch_size=None, n_train=None, n_params=None,
                delimiter=",", header=HEADER, comments="", fmt=["%d", "%.6g", "%.6f"])
     write_whole(out / "lr_sweep.csv", table.getvalue().encode())
     png = out / "lr_sweep.png"
-    drawn, no_picture, stop = [], None, None  # every rate diverged (said above): no picture of nothing
-    if np.isfinite(losses).any():
-        drawn, no_picture, stop, _ = plots.draw(
-            [(png, lambda plt, path: plots.plot_lr_sweep(plt, lre, losses, path, rows, best[2] if best else None))],
-            "the table")
+    drawn, no_picture, stop, _ = plots.draw(
+        [(png, lambda plt, path: plots.plot_lr_sweep(plt, lre, losses, path, rows, best[2] if best else None))]
+        if np.isfinite(losses).any() else [], "the table")  # every rate diverged (said above): no picture of nothing
     print(f"wrote {shell.shown(out / 'lr_sweep.csv')}" + (f" and {png}" if drawn else f" ({no_picture})" if no_picture else ""))
     if stop:
         raise stop

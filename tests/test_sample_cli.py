@@ -192,7 +192,7 @@ def test_the_newest_model_is_said_to_be_a_kept_diverged_run_when_it_is_one(tmp_p
     proc = run_cli("mlp_lm.train", "--steps", 6000, "--eval-every", 500, "--schedule", "cosine", "--warmup", 5000,
                    "--lr", 5, "--out", run)
     assert proc.returncode == 2
-    monkeypatch.setattr(latest, "newest", lambda folder: run / "model.npz")
+    monkeypatch.setattr(latest, "newest", lambda folder, names: run / "model.npz")
     assert sample.main(["-n", "1"]) == 0
     assert "the newest model: what was kept of a run that diverged after step 3300)" in capsys.readouterr().err
 
@@ -208,14 +208,14 @@ def test_the_newest_model_is_said_to_be_a_stopped_run_when_it_is_one(tmp_path, m
     monkeypatch.undo()
     for run, said in ((stopped, f"the newest model: a run stopped at step 25 of 40, which python -m mlp_lm.train "
                                 f"--resume --out {stopped} finishes)"), (whole, "the newest model)")):
-        monkeypatch.setattr(latest, "newest", lambda folder: run / "model.npz")
+        monkeypatch.setattr(latest, "newest", lambda folder, names: run / "model.npz")
         capsys.readouterr()
         assert sample.main(["-n", "1"]) == 0
         assert f"(sampling from {run / 'model.npz'}, {said}" in capsys.readouterr().err
     # a snapshot of a run still training (its lock held) is not a stopped run: resuming it would be refused (a
     # second hostile pass)
     from mlp_lm.runlock import RunLock
-    monkeypatch.setattr(latest, "newest", lambda folder: stopped / "model.npz")
+    monkeypatch.setattr(latest, "newest", lambda folder, names: stopped / "model.npz")
     with RunLock(stopped):
         assert sample.main(["-n", "1"]) == 0
     assert (f"(sampling from {stopped / 'model.npz'}, the newest model: a snapshot, at step 25 of 40, of a run still "
