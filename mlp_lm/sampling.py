@@ -93,7 +93,7 @@ def generate_chunks(next_probs, vocab, block_size, n, rng, *, temperature=1.0, t
                     max_length=SAMPLE_LENGTH, rows=None):
     """generate(), a chunk of samples at a time: yields (samples, ended) lists of up to `rows` samples, so
     memory stays bounded however many are asked for. By default the chunks start at FIRST_ROWS samples and
-    double up to as many as fit SAMPLE_BYTES (about 28,000 for the lecture's model, a few seconds' work):
+    double up to as many as fit SAMPLE_BYTES (about 28,000 for the lecture's model, a second or so of work):
     `sample -n 1000000 | head` shows its names at once. The chunks change nothing drawn (see generate)."""
     check_generator(rng)
     if top_k is not None and not is_whole(top_k):
@@ -153,30 +153,32 @@ def _generate(next_probs, vocab, block_size, n, rng, temperature, top_k, prefix,
         ctx = np.concatenate([ctx[:, 1:], np.full((n, 1), i)], axis=1)
     u = rng.random((n, steps))  # (n, L), L = steps, the symbols after the prefix
     out = np.zeros((n, steps), dtype=np.int64)  # (n, L), 0 (the boundary) pads finished samples
-    done = np.zeros(n, dtype=bool)
+    live = np.arange(n)  # the samples not yet ended: only their next symbols are worked out (names end after
+    # about 7 of the 64 symbols they may take, so the rows of the ended ones would be most of the work)
     for t in range(steps):  # generation is sequential in time; the samples go in parallel
-        p = np.asarray(next_probs(ctx, temperature), dtype=np.float64)  # (n, V)
-        if p.shape != (n, V) or not np.all(p >= 0) or not np.all(np.isfinite(p.sum(axis=1))) \
-                or not np.all(p.sum(axis=1) > 0):  # NaN fails these too
-            raise ValueError(f"the model gave {p.shape} next-symbol probabilities that are not {n} distributions "
+        p = np.asarray(next_probs(ctx, temperature), dtype=np.float64)  # (m, V), m = len(live)
+        if p.shape != (len(live), V) or not np.all(p >= 0) or not np.all(np.isfinite(total := p.sum(axis=1))) \
+                or not np.all(total > 0):  # NaN fails these too
+            raise ValueError(f"the model gave {p.shape} next-symbol probabilities that are not {len(live)} distributions "
                              f"over the vocabulary's {V} symbols (a model of another vocabulary, or a broken one)")
         if top_k is not None and top_k < V:
-            kth = np.partition(p, V - top_k, axis=1)[:, V - top_k, None]  # (n, 1) k-th largest
+            kth = np.partition(p, V - top_k, axis=1)[:, V - top_k, None]  # (m, 1) k-th largest
             p = np.where(p >= kth, p, 0.0)
-        cdf = np.cumsum(p, axis=1)  # (n, V)
+        cdf = np.cumsum(p, axis=1)  # (m, V)
         # Inverse-CDF sampling: the first index whose cumulative probability exceeds u * total.
-        ix = (cdf < u[:, t, None] * cdf[:, -1:]).sum(axis=1)  # (n,)
+        ix = (cdf < u[live, t][:, None] * cdf[:, -1:]).sum(axis=1)  # (m,)
         ix = np.minimum(ix, V - 1)
-        ix[done] = 0
-        out[:, t] = ix
-        done |= ix == 0
-        if done.all():
-            break
+        out[live, t] = ix
+        going = ix != 0  # the boundary ends a sample
+        if not going.all():
+            live, ctx, ix = live[going], ctx[going], ix[going]
+            if not len(live):
+                break
         ctx = np.concatenate([ctx[:, 1:], ix[:, None]], axis=1)
-    samples = []
-    for row in out:  # decoding to strings is bookkeeping, not math
-        end = np.flatnonzero(row == 0)
-        samples.append(prefix + vocab.decode(row[: end[0]] if len(end) else row))
+    done = np.ones(n, dtype=bool)
+    done[live] = False  # the ones still going after max_length symbols are cut off
+    ends = np.where(done, (out == 0).argmax(axis=1), steps)  # (n,) each sample's length: to its boundary, or all
+    samples = [prefix + vocab.decode(row[:end]) for row, end in zip(out, ends)]  # bookkeeping, not math
     return samples, done.tolist()
 
 
