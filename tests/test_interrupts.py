@@ -502,8 +502,7 @@ RESUMABLE = [["--steps", "3000", "--n-hidden", "24", "--eval-every", "0"],
 def test_stopped_by_sigint_and_resumed_equals_one_go_bit_for_bit(flags, tmp_path):
     common = [*SMALL, "--dtype", "float64", *flags]
     steps = int(flags[1])
-    whole = subprocess.run([sys.executable, "-m", "mlp_lm.train", *common, "--out", str(tmp_path / "whole")],
-                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    whole = run_cli("mlp_lm.train", *common, "--out", tmp_path / "whole")  # forked: only the stopped run needs a real one
     assert whole.returncode == 0, whole.stderr
     proc = subprocess.Popen([sys.executable, "-m", "mlp_lm.train", *common, "--out", str(tmp_path / "split")],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -513,8 +512,7 @@ def test_stopped_by_sigint_and_resumed_equals_one_go_bit_for_bit(flags, tmp_path
     assert proc.returncode == 130 and "--resume --out" in err, err
     stopped_at = json.loads((tmp_path / "split" / "metrics.json").read_text())["steps"]
     assert 0 < stopped_at < steps
-    resumed = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--resume", "--out", str(tmp_path / "split")],
-                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+    resumed = run_cli("mlp_lm.train", "--resume", "--out", tmp_path / "split")
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming the run in {tmp_path / 'split'} at step {stopped_at} of {steps}" in resumed.stdout
     a, _, _ = checkpoint.load(tmp_path / "whole" / "model.npz")

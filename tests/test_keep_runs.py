@@ -111,9 +111,10 @@ def test_a_run_the_disk_cannot_hold_is_refused_before_training(tmp_path, monkeyp
 def test_the_space_estimate_holds_the_files_written(tmp_path):
     # (A hostile pass: with --eval-every 1 the dev losses, 16 bytes each in model.npz and a column of loss.csv,
     # were left out, and a run passed the check of ulimit -f, trained, and could not be saved.)
-    for flags in (["--steps", "300", "--eval-every", "0"], ["--steps", "300", "--eval-every", "0", "--optimizer",
-                  "adamw", "--lr", "1e-3", "--ema", "0.9"], [*SMALL, "--steps", "500", "--eval-every", "1"]):
-        out = tmp_path / str(len(flags))
+    for i, flags in enumerate(([*SMALL, "--steps", "300", "--eval-every", "0"], [*SMALL, "--steps", "300", "--eval-every",
+                               "0", "--optimizer", "adamw", "--lr", "1e-3", "--ema", "0.9"],
+                               [*SMALL, "--steps", "500", "--eval-every", "1"])):
+        out = tmp_path / str(i)
         assert train.main([*flags, "--out", str(out)]) == 0
         written = sum(f.stat().st_size for f in out.iterdir())
         cfg = train_flags.parse_args([*flags]).cfg
