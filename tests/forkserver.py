@@ -53,6 +53,7 @@ def _prepare():
         os.environ[BLAS_SPIN_VARIABLE] = BLAS_SPIN_DEFAULT
     for name in ("numpy", "threadpoolctl", "scipy.optimize", "scipy.sparse"):
         importlib.import_module(name)
+    _compile_once()
     # What the imports set (threadpoolctl sets KMP_DUPLICATE_LIB_OK, which mlp_lm's runtime takes back from a
     # command's environment after its own import; here it would look like the user's) goes: a command starts
     # with the environment a fresh Python would have, and the BLAS variable the package sets.
@@ -60,6 +61,25 @@ def _prepare():
         del os.environ[k]
     os.environ.update({k: v for k, v in env.items() if os.environ.get(k) != v and k != BLAS_SPIN_VARIABLE})
     return env
+
+
+def _compile_once():
+    """Where Python writes no bytecode (PYTHONDONTWRITEBYTECODE, and a fresh clone has none), each forked command
+    compiled mlp_lm's modules from source again as it imported them, about 40 ms a command. The server compiles
+    them once; a child given a source unchanged to the byte takes its code, and compiles any other as Python
+    would (compile is deterministic: the same code either way)."""
+    from importlib import machinery
+    from pathlib import Path
+    compile_source, compiled = machinery.SourceFileLoader.source_to_code, {}
+
+    def source_to_code(self, data, path, *, _optimize=-1):
+        key = (path, bytes(data), _optimize)
+        if key not in compiled:
+            compiled[key] = compile_source(self, data, path, _optimize=_optimize)
+        return compiled[key]
+    machinery.SourceFileLoader.source_to_code = source_to_code
+    for source in (Path(__file__).resolve().parent.parent / "mlp_lm").glob("*.py"):
+        machinery.SourceFileLoader("mlp_lm", str(source)).source_to_code(source.read_bytes(), str(source))
 
 
 def _read_exactly(sock, n):
