@@ -3,8 +3,7 @@
 Most of the suite's time went into starting Python and importing numpy for each of about 250 commands a
 test runs as a user would (about 0.2 s each, before any work). This server starts once per test worker,
 imports what every command imports before its own code, compiles mlp_lm's modules (_compile_once), and for
-each command forks a child that becomes
-that command, as `python -m` would have started it:
+each command forks a child that becomes that command, as `python -m` would have started it:
 
 - its stdout and stderr are the pipes the test reads (sent over a Unix socket), its stdin the server's,
   which is the test worker's, as a child of subprocess.run's would have had;
