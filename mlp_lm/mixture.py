@@ -40,8 +40,8 @@ def logsumexp(s):
 
 
 def mlp_log_probs(params, X, chunk_size=None):
-    """log p_mlp(. | X) (N, V) float64, computed a chunk of rows at a time (model.rows_per_chunk)."""
-    chunk_size = check_chunk_size(chunk_size) or model.rows_per_chunk(params)
+    """log p_mlp(. | X) (N, V) float64, computed a chunk of rows at a time (model.chunk_rows)."""
+    chunk_size = check_chunk_size(chunk_size) or model.chunk_rows(params, len(X))
     out = []
     for start in range(0, len(X), chunk_size):  # over chunks of data, not the math
         z = model.logits(params, X[start:start + chunk_size]).astype(np.float64)  # (n, V)
@@ -208,7 +208,7 @@ def loglinear_derivatives_chunked(lam, dists, Y):
 def mlp_target_log_probs(params, X, Y):
     """log p_mlp(Y | X) (N,), a chunk of rows at a time."""
     model.check_examples(params, X, Y)
-    rows = model.rows_per_chunk(params)
+    rows = model.chunk_rows(params, len(Y))
     return np.concatenate([mlp_log_probs(params, X[s:s + rows])[np.arange(len(Y[s:s + rows])), Y[s:s + rows]]
                            for s in range(0, len(Y), rows)])
 

@@ -15,7 +15,8 @@ from .params import (DECAYED, KNOWN_PARAMS, OPTIONAL_PARAMS, PARAM_NAMES, check_
                      num_params, param_shapes, shape_problem)
 
 __all__ = ["forward", "embedding_mask_shape", "check_masks", "loss_and_grads", "l2_penalty", "logits", "next_probs",
-           "rows_per_chunk", "check_examples", "split_loss", "EVAL_BYTES", "EVAL_ROWS", "REEVALUATION_TOLERANCE",
+           "rows_per_chunk", "chunk_rows", "check_examples", "split_loss", "EVAL_BYTES", "EVAL_ROWS",
+           "REEVALUATION_TOLERANCE",
            "MASKED", "FOLDED_MASKED", "STEP_MASKS",
            # params.py's, here too
            "DECAYED", "KNOWN_PARAMS", "OPTIONAL_PARAMS", "PARAM_NAMES", "check_params", "checked_sizes", "init_params",
@@ -232,6 +233,15 @@ def rows_per_chunk(params, budget=EVAL_BYTES):
     return max(1, min(EVAL_ROWS, budget // (8 * (5 * V + 2 * H + D))))
 
 
+def chunk_rows(params, n):
+    """The rows of each chunk of an evaluation of n examples: rows_per_chunk's, shared out evenly, so that the
+    last chunk is never a few rows. BLAS computes a product of a few rows by other kernels, which round a
+    float32 network's logits otherwise: a loss 1e-9 away (relative) from that of the same examples in one chunk."""
+    most = rows_per_chunk(params)
+    chunks = -(-n // most)  # as few as hold n: n / most, rounded up
+    return -(-n // chunks) if chunks > 1 else most
+
+
 def check_examples(params, X, Y):
     """Raise ValueError unless the parameters fit together (their shapes, from C and W1) and X (N, T)
     and Y (N,) are N >= 1 examples for this network: contexts of its T, one target each, integer
@@ -253,12 +263,12 @@ def check_examples(params, X, Y):
 
 def split_loss(params, X, Y, chunk_size=None, stop=None):
     """Mean NLL (nats) over a whole split, evaluated in chunks so memory stays bounded
-    (chunk_size rows; by default EVAL_ROWS, or as many as fit in EVAL_BYTES where a large vocabulary fits fewer).
+    (chunk_size rows; by default chunk_rows': at most EVAL_ROWS, and fewer where a large vocabulary fills EVAL_BYTES).
     stop: a function asked before each chunk; once it returns true, None instead (a split of
     hundreds of millions of examples takes minutes, and a Ctrl-C should not wait for all of them)."""
     check_examples(params, X, Y)
     n = len(Y)
-    chunk_size = check_chunk_size(chunk_size) or rows_per_chunk(params)
+    chunk_size = check_chunk_size(chunk_size) or chunk_rows(params, n)
     total = 0.0
     for start in range(0, n, chunk_size):  # over chunks of data, not the math
         if stop is not None and stop():

@@ -133,7 +133,10 @@ def generate(next_probs, vocab, block_size, n, rng, *, temperature=1.0, top_k=No
     or after max_length symbols. A chunk's uniforms are drawn as one (rows, L) block, L the
     symbols left after the prefix (max_length - len(prefix)), chunk after chunk from the same
     stream, so the first k samples of a run with n > k equal those of a run with n = k, whatever
-    the chunk size.
+    the chunk size, up to the last bit of BLAS's rounding: a matrix product of one row, or of a few,
+    goes through other kernels than one of many and can round differently (5e-7 in a probability,
+    measured), so a draw whose uniform falls that close to a boundary between two symbols can go the
+    other way. A differential test found one such sample in about 244,000.
     with_ended=True also returns, per sample, whether it ended on its own (False:
     cut off at max_length).
     """
@@ -154,7 +157,8 @@ def _generate(next_probs, vocab, block_size, n, rng, temperature, top_k, prefix,
     u = rng.random((n, steps))  # (n, L), L = steps, the symbols after the prefix
     out = np.zeros((n, steps), dtype=np.int64)  # (n, L), 0 (the boundary) pads finished samples
     live = np.arange(n)  # the samples not yet ended: only their next symbols are worked out (names end after
-    # about 7 of the 64 symbols they may take, so the rows of the ended ones would be most of the work)
+    # about 7 of the 64 symbols they may take, so the rows of the ended ones would be most of the work; the
+    # last few samples of a chunk are then computed as a few rows, see generate on BLAS's rounding)
     for t in range(steps):  # generation is sequential in time; the samples go in parallel
         p = np.asarray(next_probs(ctx, temperature), dtype=np.float64)  # (m, V), m = len(live)
         if p.shape != (len(live), V) or not np.all(p >= 0) or not np.all(np.isfinite(total := p.sum(axis=1))) \

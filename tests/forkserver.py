@@ -78,8 +78,11 @@ def _compile_once():
             compiled[key] = compile_source(self, data, path, _optimize=_optimize)
         return compiled[key]
     machinery.SourceFileLoader.source_to_code = source_to_code
-    for source in (Path(__file__).resolve().parent.parent / "mlp_lm").glob("*.py"):
-        machinery.SourceFileLoader("mlp_lm", str(source)).source_to_code(source.read_bytes(), str(source))
+    for source in (Path(__file__).resolve().parent.parent / "mlp_lm").glob("[!.]*.py"):  # not an editor's .#x.py
+        try:
+            machinery.SourceFileLoader("mlp_lm", str(source)).source_to_code(source.read_bytes(), str(source))
+        except Exception:  # unreadable, or not Python (a file no command imports): it is the import's to say so
+            continue
 
 
 def _read_exactly(sock, n):

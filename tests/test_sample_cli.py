@@ -45,7 +45,8 @@ def test_chunks_give_the_same_samples_with_bounded_memory(tiny_run):
     assert [len(s) for s, _ in chunks] == [7, 7, 7, 7, 2]
     assert whole == ([s for c, _ in chunks for s in c], [e for _, c in chunks for e in c])
     assert False in whole[1] and True in whole[1]  # max_length 6 cuts some samples off, not all
-    # each sample is drawn as it would be alone: the rows of the ones that ended drop out, and nothing shifts
+    # each sample is drawn from its own uniforms, as it would be alone: the rows of the ones that ended drop out and
+    # nothing shifts (here to the bit; in general up to BLAS's rounding of a lone row, see sampling.generate)
     for length in (6, 64):
         alone = sampling.generate(f, vocab, T, 30, np.random.default_rng(5), with_ended=True, max_length=length, rows=1)
         assert alone == sampling.generate(f, vocab, T, 30, np.random.default_rng(5), with_ended=True, max_length=length)
