@@ -163,8 +163,9 @@ def _generate(next_probs, vocab, block_size, n, rng, temperature, top_k, prefix,
         p = np.asarray(next_probs(ctx, temperature), dtype=np.float64)  # (m, V), m = len(live)
         if p.shape != (len(live), V) or not np.all(p >= 0) or not np.all(np.isfinite(total := p.sum(axis=1))) \
                 or not np.all(total > 0):  # NaN fails these too
-            raise ValueError(f"the model gave {p.shape} next-symbol probabilities that are not {len(live)} distributions "
-                             f"over the vocabulary's {V} symbols (a model of another vocabulary, or a broken one)")
+            raise ValueError(f"the model gave {p.shape} next-symbol probabilities that are not {len(live)} "
+                             f"distributions over the vocabulary's {V} symbols (a model of another vocabulary, or a "
+                             f"broken one)")
         if top_k is not None and top_k < V:
             kth = np.partition(p, V - top_k, axis=1)[:, V - top_k, None]  # (m, 1) k-th largest
             p = np.where(p >= kth, p, 0.0)
