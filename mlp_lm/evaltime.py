@@ -17,7 +17,7 @@ def evaluation_seconds(params, rows, refine=True):
     8 against 14 s for 12 million examples). Never more rows than the evaluation's chunks, which keep
     its memory within model.EVAL_BYTES (1,024 rows over 150,000 symbols took 3.7 GB); refine=False
     times only the small chunk (a stop signal waits for the estimate)."""
-    chunk = min(rows, model.rows_per_chunk(params))
+    chunk = min(rows, model.chunk_rows(params, rows))  # split_loss's chunks of these rows
     small = min(chunk, 1024)
     seconds = 0.0 if rows < 1 else _timed_chunk(params, small) * rows / small
     if refine and seconds >= SLOW_SECONDS / 4 and chunk > small:
