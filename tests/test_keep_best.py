@@ -14,8 +14,8 @@ from mlp_lm.data import load_splits
 
 from .conftest import NAMES, ROOT
 
-# 300 names, 6,000 steps of the lecture's model: it learns them by heart, and dev is best early on
-OVERFIT = ["--steps", "6000", "--eval-every", "500"]
+# 300 names, 3,000 steps of the lecture's model: it learns them by heart, and dev is best early on (at step 750)
+OVERFIT = ["--steps", "3000", "--eval-every", "250"]
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +42,13 @@ def test_the_model_saved_is_the_best_dev_evaluation_s(short_list, tmp_path, caps
     assert (tmp_path / "last" / "loss.csv").read_text() == (tmp_path / "best" / "loss.csv").read_text()
     devs = dev_losses(tmp_path / "best")
     best = min(devs, key=devs.get)
-    assert best < 6000  # the list is learned by heart: dev is best before the end
+    assert best < 3000  # the list is learned by heart: dev is best before the end
     metrics = json.loads((tmp_path / "best" / "metrics.json").read_text())
     last = json.loads((tmp_path / "last" / "metrics.json").read_text())
-    assert metrics["best_step"] == best and metrics["steps"] == last["steps"] == 6000 and "best_step" not in last
+    assert metrics["best_step"] == best and metrics["steps"] == last["steps"] == 3000 and "best_step" not in last
     assert abs(metrics["dev_loss"] - devs[best]) < 1e-6 < last["dev_loss"] - metrics["dev_loss"]
-    assert f"kept the model of step {best:,}, the best dev evaluation ({devs[best]:.4f}; {devs[6000]:.4f} at step " \
-           f"6,000, the last)" in out, out
+    assert f"kept the model of step {best:,}, the best dev evaluation ({devs[best]:.4f}; {devs[3000]:.4f} at step " \
+           f"3,000, the last)" in out, out
     # model.npz holds that model: its dev loss, recomputed, is the one of that evaluation
     params, _, saved = checkpoint.load(tmp_path / "best" / "model.npz")
     splits = load_splits(short_list, 3)
@@ -56,7 +56,7 @@ def test_the_model_saved_is_the_best_dev_evaluation_s(short_list, tmp_path, caps
     assert saved["keep_best"] is True
     # and the training state goes on from the last step's parameters, which are not the model's
     with np.load(tmp_path / "best" / "model.npz", allow_pickle=False) as f:
-        assert int(f["state.best_step"]) == best and int(f["state.step"]) == 6000
+        assert int(f["state.best_step"]) == best and int(f["state.step"]) == 3000
         assert not np.array_equal(f["state.param.W1"], params["W1"])
         np.testing.assert_array_equal(f["state.best.W1"], params["W1"])
 
@@ -75,7 +75,7 @@ def test_a_run_stopped_says_which_model_it_saves(short_list, tmp_path, monkeypat
     real_step = trainer.Trainer.step
 
     def step(self, i):
-        if i in (299, 1699):
+        if i in (199, 849):
             os.kill(os.getpid(), signal.SIGINT)  # held while the step runs; honoured after it
         return real_step(self, i)
 
@@ -83,17 +83,17 @@ def test_a_run_stopped_says_which_model_it_saves(short_list, tmp_path, monkeypat
     flags = ["--data", str(short_list), *OVERFIT, "--keep-best", "--n-hidden", "20"]
     assert train.main([*flags, "--out", str(tmp_path / "early")]) == 130  # before the first evaluation
     out, err = capsys.readouterr()
-    assert "interrupted after 300 steps: saving the model as it is" in err
-    assert "kept the model of step 300, where the run stopped: it had no dev evaluation yet" in out
+    assert "interrupted after 200 steps: saving the model as it is" in err
+    assert "kept the model of step 200, where the run stopped: it had no dev evaluation yet" in out
     assert json.loads((tmp_path / "early" / "metrics.json").read_text())["best_step"] is None
-    assert train.main(["--resume", "--out", str(tmp_path / "early")]) == 130  # stopped again, at step 1,700
+    assert train.main(["--resume", "--out", str(tmp_path / "early")]) == 130  # stopped again, at step 850
     out, err = capsys.readouterr()
     best = json.loads((tmp_path / "early" / "metrics.json").read_text())["best_step"]
     devs = dev_losses(tmp_path / "early")
-    assert best == min(devs, key=devs.get) and sorted(devs) == [500, 1000, 1500]
-    assert f"interrupted after 1700 steps: saving the model of step {best}, its best dev evaluation so far" in err
+    assert best == min(devs, key=devs.get) and sorted(devs) == [250, 500, 750]
+    assert f"interrupted after 850 steps: saving the model of step {best}, its best dev evaluation so far" in err
     assert f"kept the model of step {best:,}, the best dev evaluation ({devs[best]:.4f}; the run stopped at step " \
-           f"1,700)" in out
+           f"850)" in out
 
 
 def test_the_warning_for_a_kept_model_learned_by_heart_speaks_of_it(tmp_path, capsys):
@@ -141,7 +141,7 @@ def test_stopped_and_resumed_equals_one_go(flags, short_list, tmp_path, monkeypa
     real_step = trainer.Trainer.step
 
     def step(self, i):
-        if i == 3199:  # after the evaluations of steps 500 to 3,000, best among them at one
+        if i == 1599:  # after the evaluations of steps 250 to 1,500, best among them at one
             os.kill(os.getpid(), signal.SIGINT)  # held while the step runs; honoured after it
         return real_step(self, i)
 
@@ -149,29 +149,29 @@ def test_stopped_and_resumed_equals_one_go(flags, short_list, tmp_path, monkeypa
     assert train.main([*common, "--out", str(tmp_path / "split")]) == 130
     monkeypatch.undo()
     stopped = json.loads((tmp_path / "split" / "metrics.json").read_text())
-    assert stopped["steps"] == 3200 and stopped["best_step"] in dev_losses(tmp_path / "split")
+    assert stopped["steps"] == 1600 and stopped["best_step"] in dev_losses(tmp_path / "split")
     assert train.main(["--resume", "--out", str(tmp_path / "split")]) == 0
     a, _, _ = checkpoint.load(tmp_path / "whole" / "model.npz")
     b, _, _ = checkpoint.load(tmp_path / "split" / "model.npz")
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     whole, split = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("whole", "split"))
-    assert whole["best_step"] == split["best_step"] < 6000 and whole["dev_loss"] == split["dev_loss"]
+    assert whole["best_step"] == split["best_step"] < 3000 and whole["dev_loss"] == split["dev_loss"]
     assert (tmp_path / "whole" / "loss.csv").read_text() == (tmp_path / "split" / "loss.csv").read_text()
 
 
 @pytest.fixture(scope="module")
 def stopped_runs(short_list, tmp_path_factory):
-    """Two runs stopped by Ctrl-C after step 3,200 of 6,000 (6 dev evaluations): kept/ with --keep-best, plain/ without."""
+    """Two runs stopped by Ctrl-C after step 1,600 of 3,000 (6 dev evaluations): kept/ with --keep-best, plain/ without."""
     folder = tmp_path_factory.mktemp("stopped")
 
-    def stop_at_3200(self, i, real_step=trainer.Trainer.step):
-        if i == 3199:
+    def stop_at_1600(self, i, real_step=trainer.Trainer.step):
+        if i == 1599:
             os.kill(os.getpid(), signal.SIGINT)  # held while the step runs; honoured after it
         return real_step(self, i)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(trainer.Trainer, "step", stop_at_3200)
+        patch.setattr(trainer.Trainer, "step", stop_at_1600)
         for name, keep in (("kept", ["--keep-best"]), ("plain", [])):
             assert train.main(["--data", str(short_list), *OVERFIT, *keep, "--n-hidden", "20",
                                "--out", str(folder / name)]) == 130
@@ -189,14 +189,14 @@ def test_a_damaged_kept_model_is_refused_in_one_line(damage, stopped_runs, tmp_p
     cfg = json.loads(str(arrays["config"]))
     devs = dev_losses(tmp_path)
     if damage == "not-a-dev-step":
-        arrays["state.best_step"] = np.array(750)
+        arrays["state.best_step"] = np.array(625)
     elif damage == "not-the-best":  # a later evaluation's step: later ones would be held to its dev loss
         best = min(devs, key=devs.get)
         arrays["state.best_step"] = np.array(max(devs, key=lambda step: step != best))
     elif damage == "past-the-step":
-        arrays["state.best_step"] = np.array(5000)
+        arrays["state.best_step"] = np.array(2500)
     elif damage == "fraction":
-        arrays["state.best_step"] = np.array(500.5)
+        arrays["state.best_step"] = np.array(250.5)
     elif damage == "nan":
         arrays["state.best.W1"] = np.full_like(arrays["state.best.W1"], np.nan)
     elif damage == "scaled":  # finite, within the bounds a state is checked against: the model beside it tells
@@ -222,14 +222,14 @@ def test_a_damaged_kept_model_is_refused_in_one_line(damage, stopped_runs, tmp_p
         train.main(["--resume", "--out", str(tmp_path)])
     message = str(e.value)
     best = min(devs, key=devs.get)
-    why = {"not-a-dev-step": "its kept model is from step 750, where no dev evaluation was made",
+    why = {"not-a-dev-step": "its kept model is from step 625, where no dev evaluation was made",
            "not-the-best": f"its kept model is from step {max(devs, key=lambda step: step != best)}, not the best, "
                            f"step {best}",
            "all-gone": "it has dev losses from 6 evaluations but no kept model",
-           "devs-gone": "its dev losses are at steps none, not the run's every 500 steps",
+           "devs-gone": "its dev losses are at steps none, not the run's every 250 steps",
            "keep-best-added": "it has dev losses from 6 evaluations but no kept model",
-           "past-the-step": "the step of the best dev evaluation's model is 5000, not one of the run's 3200 steps",
-           "fraction": "the step of the best dev evaluation's model is 500.5",
+           "past-the-step": "the step of the best dev evaluation's model is 2500, not one of the run's 1600 steps",
+           "fraction": "the step of the best dev evaluation's model is 250.5",
            "nan": "best.W1 holds NaN or infinite values",
            "scaled": "its model's W2 is not the training state's best.W2",
            "scaled-both": "its kept model's dev loss is ",
@@ -284,7 +284,7 @@ def test_the_loss_picture_marks_the_kept_step(short_list, tmp_path, monkeypatch)
     monkeypatch.setattr(train_run.plots, "plot_loss", plot_loss)
     assert train.main(["--data", str(short_list), *OVERFIT, "--keep-best", "--out", str(tmp_path)]) == 0
     best = json.loads((tmp_path / "metrics.json").read_text())["best_step"]
-    assert drawn["kept"] == best < 6000
+    assert drawn["kept"] == best < 3000
     marks = [(x, y) for x, y, label in ax.lines if label == f"kept (step {best:,})"]
     assert marks == [([best], [pytest.approx(np.log10(dev_losses(tmp_path)[best]), abs=1e-6)])]
     assert (tmp_path / "loss.png").read_bytes() == b"png"

@@ -15,7 +15,7 @@ from mlp_lm.cli import UsageError
 
 from .conftest import SMALL, stop_training_at
 
-RUN = [*SMALL, "--steps", "6000", "--eval-every", "2000"]
+RUN = [*SMALL, "--steps", "3000", "--eval-every", "1000"]
 
 
 def killed_part_way(out, argv, monkeypatch, seconds=0.05, watch=None):
@@ -36,12 +36,12 @@ def test_a_run_killed_outright_resumes_from_its_snapshot_as_if_made_in_one_go(tm
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     killed_part_way(killed, RUN, monkeypatch)
     steps = int(checkpoint.load_state(killed / "model.npz")["step"])
-    assert 0 < steps < 6000
+    assert 0 < steps < 3000
     saved = json.loads((killed / "metrics.json").read_text())
     assert saved["steps"] == steps and saved["interrupted"] and not saved["evaluated"]
     monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 1e9)
     assert train.main(["--resume", "--out", str(killed)]) == 0
-    assert f"resuming the run in {killed} at step {steps} of 6000" in capsys.readouterr().out
+    assert f"resuming the run in {killed} at step {steps} of 3000" in capsys.readouterr().out
     assert train.main([*RUN, "--out", str(whole)]) == 0
     assert (killed / "loss.csv").read_text() == (whole / "loss.csv").read_text()
     one, two = (json.loads((d / "metrics.json").read_text()) for d in (killed, whole))
