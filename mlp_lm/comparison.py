@@ -26,9 +26,13 @@ def rel_error(a, n):
 
 def _real(x, name):
     """x as a float64 array; ValueError for a complex one, whose imaginary part the cast would drop."""
-    if np.iscomplexobj(x):
-        raise ValueError(f"{name} is complex; gradients of a real loss are real")
-    return np.asarray(x, dtype=np.float64)
+    try:
+        if not np.iscomplexobj(x):
+            return np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):  # a dict of gradients, a string, a ragged list: float()'s complaint says less
+        raise ValueError(f"{name} must be an array of real numbers, got {type(x).__name__}"
+                         + (": one tensor at a time" if isinstance(x, dict) else "")) from None
+    raise ValueError(f"{name} is complex; gradients of a real loss are real")
 
 
 def _flat_coords(coords, size):
@@ -60,6 +64,7 @@ class Comparison:
     rounding: tuple = None  # (dtype name, its machine epsilon) of the less precise of the two, if below float64
     compared: int = 0  # how many entries were compared
     hint: str = None  # what a failure looks like, where the numbers say it (transposed, off by a constant factor)
+    unconverged_at_worst: bool = False  # whether the worst entry's is one of them (assert_close's hint then)
 
     def ok(self, tol=TOLERANCE):
         return self.problem is None and self.ratio <= _tol(tol)
@@ -147,11 +152,15 @@ def compare(name, analytic, numerical, coords=None, *, shape=None, status=None, 
     elif problem is None and scale <= zero_noise and ratio > TOLERANCE:  # both sides noise (saturated units, a unit
         problem = PROVES_NOTHING  # dropped nearly everywhere): a failure there says nothing about the backward pass
     worst = tuple(int(j) for j in np.unravel_index(int(coords[i]), a_full.shape)) if a.size else ()
-    unconverged = 0 if status is None else int(np.count_nonzero(np.asarray(status) != 0))
+    status = None if status is None else np.asarray(status).reshape(-1)
+    unconverged = 0 if status is None else int(np.count_nonzero(status != 0))
+    # only the worst entry's own status can explain a failure: others that did not converge (zero rows of
+    # symbols the batch never uses, with scipy's default tolerances) leave its numerical value as good as any
+    at_worst = bool(status is not None and a.size and status.size == coords.size and status[i] != 0)
     hint = _hint(a_full, n, scale) if problem is None and whole and ratio > HINTED else None
     return Comparison(name, a_full.shape, bool(np.array_equal(a, n)), maxdiff, scale, ratio,
                       worst, float(a[i]) if a.size else 0.0, float(n[i]) if a.size else 0.0, problem, unconverged,
-                      rounding if rounding[1] else None, int(a.size), hint)
+                      rounding if rounding[1] else None, int(a.size), hint, at_worst)
 
 
 HINTED = 1e-3  # a ratio past which a failing row may be a slip _hint knows: far past any tolerance, or rounding
@@ -189,7 +198,10 @@ def assert_close(cmp, tol=TOLERANCE):
     """Raise AssertionError naming the tensor and its worst entry if the comparison fails."""
     tol = _tol(tol)
     if cmp.problem:
-        raise AssertionError(f"gradient of {cmp.name}: {cmp.problem}")
+        tiny = cmp.problem == PROVES_NOTHING and cmp.scale > 0  # judged noise by zero_noise, made for a loss near 1
+        raise AssertionError(f"gradient of {cmp.name}: {cmp.problem}" + (
+            f" (its largest entry is {cmp.scale:.2e}; if that is no rounding noise, as for a loss far below 1, pass "
+            f"compare a zero_noise of about {ZERO_NOISE:.0e} times the loss)" if tiny else ""))
     if not cmp.ok(tol):
         nan = (f"; the analytic gradient is {cmp.analytic_at_worst} there"
                if not math.isfinite(cmp.analytic_at_worst) else
@@ -201,10 +213,10 @@ def assert_close(cmp, tol=TOLERANCE):
             f"= {cmp.ratio:.3e} > {tol:.0e}; worst entry {cmp.name}{list(cmp.worst)}: "
             f"analytic {cmp.analytic_at_worst:.10g}, numerical {cmp.numerical_at_worst:.10g}" + nan
             + (f"; {cmp.hint}" if cmp.hint else "")
-            + (f" (scipy did not converge at {cmp.unconverged_count()} coordinate(s): f is noisy at small "
+            + (f" (scipy did not converge there, and at {cmp.unconverged_count()} coordinate(s) in all: f is noisy at small "
                f"steps (computed in float32, then returned as a float?), or a derivative is tiny against the loss and "
                f"the steps shrank until rounding took over, which numerical_grad's tolerances=dict(atol=...) stops; "
-               f"see docs/gradcheck.md)" if cmp.unconverged and not nan else "")
+               f"see docs/gradcheck.md)" if cmp.unconverged_at_worst and not nan else "")
             + (f"; {cmp.rounding[0]}'s rounding alone can be this far off (its epsilon is {cmp.rounding[1]:.0e}, "
                f"and a network's sums add up many): compare in float64"
                + (" (against float64, float32 needs a tolerance of about 1e-4)" if cmp.rounding[0] == "float32" else "")

@@ -109,8 +109,15 @@ def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=
     """
     if max_coords is not None and not is_whole(max_coords):  # 0 checks nothing: no check at all
         raise ValueError(f"max_coords must be None or a whole number of entries, at least 1, got {max_coords!r}")
+    if not isinstance(params, Mapping):
+        raise ValueError(f"params must be a dict of arrays by name ({', '.join(PARAM_NAMES)}), got "
+                         f"{type(params).__name__}")
     params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
     check_params(params)  # this model's parameters only: the numerical side is its forward pass, which reads no other
+    # the independent forward indexes with them: a list (or a tensor) of indices is read as an array, as
+    # model.loss_and_grads reads it; your loss_and_grads gets X and Y as you gave them
+    Xa, Ya = np.asarray(X), np.asarray(Y)
+    model.check_examples(params, Xa, Ya)
     if not isinstance(smoothing, numbers.Real):
         raise ValueError(f"smoothing must be a number, got {type(smoothing).__name__}")
     smoothing = float(smoothing)  # both sides in float64: a float16 eps would round 1 - eps in the checker's loss
@@ -135,8 +142,8 @@ def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=
         pass
     out = fn(params, X, Y, return_intermediates=True, **settings)
     their_loss, grads, inter = _gradients_returned(out)
-    values = _forward_with(params, X, masks)
-    loss = _mean_nll(values["logits"], Y, smoothing)
+    values = _forward_with(params, Xa, masks)
+    loss = _mean_nll(values["logits"], Ya, smoothing)
     if not np.isfinite(loss):
         raise ValueError(f"this model's loss at these parameters is {loss}: use finite parameters of moderate size")
     if loss > MAX_LOSS:  # its rounding, over the small steps, swamps the output layer's derivatives: correct ones fail
@@ -165,7 +172,7 @@ def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=
             largest = int(np.argmax(np.abs(analytic))) if np.shape(analytic) == value.shape else None
             if largest is not None and largest not in coords:
                 coords[0] = largest  # the entry that sets compare's scale is always one of those checked
-        num, status = numerical_grad(lambda v, name=name: _loss_from(name, v, params, X, Y, masks, smoothing),
+        num, status = numerical_grad(lambda v, name=name: _loss_from(name, v, params, Xa, Ya, masks, smoothing),
                                      value, coords, tolerances=tolerances, return_status=True)
         rows.append(compare("d" + name, analytic, num, coords, shape=value.shape, status=status,
                             zero_noise=ZERO_NOISE * max(1.0, abs(loss))))  # rounding grows with the loss

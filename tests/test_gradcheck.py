@@ -238,6 +238,28 @@ def test_scipy_convergence_status_is_reported():
     assert cmp.unconverged == 1 and "did not converge" in cmp.row()
 
 
+def test_a_failure_blames_scipy_only_where_its_worst_entry_did_not_converge():
+    # From an engineer's trial: a dC with the dC[X] += demb slip, checked at scipy's default tolerances,
+    # failed with "scipy did not converge at 8 of 28 coordinate(s): f is noisy..." where the worst entry had
+    # converged: only the zero rows of the symbols the batch never uses had not. The slip was the cause.
+    x = np.array([0.3, -1.2, 0.7])
+    num = 2 * x
+    wrong = np.array([0.6, -2.4, 2.0])  # the last entry is a real error
+    cmp = compare("dx", wrong, num, status=np.array([-2, 0, 0]))  # the first did not converge, the worst did
+    assert cmp.unconverged == 1 and not cmp.unconverged_at_worst and "did not converge" in cmp.row()
+    with pytest.raises(AssertionError) as e:
+        assert_close(cmp)
+    assert "worst entry dx[2]" in str(e.value) and "scipy" not in str(e.value), str(e.value)
+    cmp = compare("dx", wrong, num, status=np.array([0, 0, -2]))  # the worst entry itself did not converge
+    assert cmp.unconverged_at_worst
+    with pytest.raises(AssertionError, match=r"scipy did not converge there, and at 1 of 3 coordinate\(s\) in all"):
+        assert_close(cmp)
+    # with coords, the status is of the entries compared, in their order
+    cmp = compare("dx", np.array([0.6, 9.0, -2.4, 2.0]), np.array([0.6, -2.4, 1.4]), coords=[0, 2, 3],
+                  status=np.array([0, 0, -2]))
+    assert cmp.worst == (3,) and cmp.unconverged_at_worst
+
+
 def test_check_model_reports_a_missing_gradient():
     def drops_wd(*a, **k):
         loss, grads, inter = model.loss_and_grads(*a, **k)
@@ -443,7 +465,8 @@ def test_a_tiny_gradient_needs_an_absolute_tolerance_and_the_failure_says_so():
     num, status = numerical_grad(loss_of_W1, params["W1"], return_status=True)
     cmp = compare("dW1", grads["W1"], num, shape=(12, 8), status=status)
     assert not cmp.ok() and f"{cmp.unconverged} of 96 coordinate(s)" in cmp.row()
-    with pytest.raises(AssertionError, match=r"did not converge at \d+ of 96 coordinate\(s\).*tolerances=dict\(atol"):
+    with pytest.raises(AssertionError, match=r"did not converge there, and at \d+ of 96 coordinate\(s\) in all.*"
+                                             r"tolerances=dict\(atol"):
         assert_close(cmp)
     num, status = numerical_grad(loss_of_W1, params["W1"], tolerances=dict(atol=1e-12), return_status=True)
     cmp = compare("dW1", grads["W1"], num, shape=(12, 8), status=status)
@@ -734,3 +757,37 @@ def test_someone_elses_gradient_code_that_cannot_take_the_call_is_told_how_it_is
     def wrapped(params, X, Y, return_intermediates=False, **kw):
         return mine(params, X, Y)
     assert all(r.ok() for r in gradcheck.check_model(params, X, Y, loss_and_grads=wrapped))
+
+
+def test_what_an_engineers_trial_passed_in_is_taken_or_named():
+    # From an engineer's trial of checking their own code: lists of indices, which the docs say are read
+    # through np.asarray, failed inside check_model (AttributeError: 'list' object has no attribute 'shape');
+    # a list of parameters and a dict of gradients failed with Python's own words
+    params, X, Y = _tiny_problem()
+    as_arrays = modelcheck.check_model(params, X, Y, max_coords=4)
+    as_lists = modelcheck.check_model(params, X.tolist(), Y.tolist(), max_coords=4)
+    assert [r.ratio for r in as_lists] == [r.ratio for r in as_arrays] and all(r.ok() for r in as_lists)
+    with pytest.raises(ValueError, match=r"^params must be a dict of arrays by name \(C, W1, b1, W2, b2\), got list$"):
+        modelcheck.check_model(list(params.values()), X, Y)
+    with pytest.raises(ValueError, match=r"X must be \(N, 3\) and Y \(N,\) for the same N"):
+        modelcheck.check_model(params, X.tolist(), Y.tolist()[:-1])
+    with pytest.raises(ValueError, match=r"^the analytic gradient must be an array of real numbers, got dict: one "
+                                         r"tensor at a time$"):
+        compare("dW1", {"W1": params["W1"]}, params["W1"])
+    with pytest.raises(ValueError, match=r"^x must be an array of real numbers, got list$"):
+        numerical_grad(lambda v: 0.0, [[1.0, 2.0], [3.0]])  # ragged
+
+
+def test_a_loss_far_below_1_is_told_of_zero_noise():
+    # From the same trial: with the loss scaled by 1e-10, a doubled gradient was "proves nothing" with no word
+    # of compare's zero_noise, which no doc named
+    g = np.array([1e-10, 2e-10, -3e-10])
+    with pytest.raises(AssertionError, match=r"proves nothing: use other inputs \(its largest entry is 6\.00e-10; if "
+                                             r"that is no rounding noise, as for a loss far below 1, pass compare a "
+                                             r"zero_noise of about 1e-08 times the loss\)$"):
+        assert_close(compare("dW", 2 * g, g))
+    with pytest.raises(AssertionError, match=r"2 times the numerical one"):
+        assert_close(compare("dW", 2 * g, g, zero_noise=1e-18))
+    assert_close(compare("dW", g, g, zero_noise=1e-18))
+    with pytest.raises(AssertionError, match=r"proves nothing: use other inputs$"):  # all zeros: no such advice
+        assert_close(compare("dW", np.zeros(3), np.zeros(3)))
