@@ -13,12 +13,13 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .checks import is_whole
 from .comparison import (PROVES_NOTHING, TOLERANCE, ZERO_NOISE, Comparison, _flat_coords, _real, _rounding,
                          assert_close, compare, rel_error)
 
 # compare and the rest live in comparison.py; from mlp_lm.finitediff import compare, as the docs write it, works too
-__all__ = ["numerical_grad", "directional_grad", "compare", "assert_close", "rel_error", "Comparison", "TOLERANCE",
-           "ZERO_NOISE", "PROVES_NOTHING"]
+__all__ = ["numerical_grad", "directional_grad", "check_gradients", "compare", "assert_close", "rel_error",
+           "Comparison", "TOLERANCE", "ZERO_NOISE", "PROVES_NOTHING"]
 
 
 def _step(initial_step):
@@ -116,3 +117,51 @@ def directional_grad(f, x, v, *, initial_step=0.1):
         return out
 
     return float(derivative(along, 0.0, initial_step=initial_step).df)
+
+
+def sampled_coords(shape, analytic, max_coords, rng):
+    """Flat indices to check of a tensor of `shape`: all of them, or with max_coords, that many drawn at
+    random, always with the analytic gradient's largest entry among them, since it sets compare's scale."""
+    size = int(np.prod(shape))
+    if max_coords is None or size <= max_coords:
+        return np.arange(size)
+    coords = rng.choice(size, size=max_coords, replace=False)
+    largest = int(np.argmax(np.abs(analytic))) if np.shape(analytic) == tuple(shape) else None
+    if largest is not None and largest not in coords:
+        coords[0] = largest
+    return coords
+
+
+def check_gradients(loss, params, grads, *, max_coords=None, seed=0, tolerances=None):
+    """Your own model's gradients against finite differences, a tensor at a time: one Comparison row each.
+
+    loss(params) is your loss in float64 for a dict of arrays by name; grads holds your gradients by the
+    same names, each of its parameter's shape. Each tensor is varied alone, the others held at params (a
+    tensor used twice, as a tied embedding, is then checked through both uses). max_coords checks that many
+    entries of each tensor, drawn with seed, its largest analytic entry always among them; tolerances goes
+    to numerical_grad. Rows are named "d" + the parameter's name, in params' order; assert_close(row)
+    raises for one that fails. Gradients of intermediates need a loss of each: numerical_grad and compare.
+    """
+    if not isinstance(params, Mapping) or not isinstance(grads, Mapping):
+        raise ValueError(f"params and grads must be dicts of arrays by name, got {type(params).__name__} and "
+                         f"{type(grads).__name__}")
+    strays = [k for k in grads if k not in params]
+    if strays:  # a misspelt name would leave its parameter unchecked, and say so only as a missing gradient
+        raise ValueError(f"grads holds {', '.join(map(repr, strays))}, which params does not "
+                         f"({', '.join(map(repr, params))})")
+    if max_coords is not None and not is_whole(max_coords):  # 0 would check nothing, and pass
+        raise ValueError(f"max_coords must be None or a whole number of entries, at least 1, got {max_coords!r}")
+    params = {k: _real(v, f"params[{k!r}]") for k, v in params.items()}  # float64 copies: numerical_grad's steps
+    size = abs(_value(loss(params)))
+    rng, rows = np.random.default_rng(seed), []
+    for name, value in params.items():
+        if name not in grads:
+            rows.append(Comparison("d" + name, value.shape, False, np.inf, 0.0, np.inf, (), 0.0, 0.0,
+                                   "no gradient was given for it"))
+            continue
+        coords = sampled_coords(value.shape, grads[name], max_coords, rng)
+        num, status = numerical_grad(lambda v, name=name: loss({**params, name: v}), value, coords,
+                                     tolerances=tolerances, return_status=True)
+        rows.append(compare("d" + name, grads[name], num, coords, shape=value.shape, status=status,
+                            zero_noise=ZERO_NOISE * max(1.0, size)))  # rounding grows with the loss
+    return rows

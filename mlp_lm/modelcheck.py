@@ -14,7 +14,7 @@ import numpy as np
 
 from . import model
 from .checks import is_whole
-from .finitediff import ZERO_NOISE, Comparison, compare, numerical_grad
+from .finitediff import ZERO_NOISE, Comparison, compare, numerical_grad, sampled_coords
 from .params import PARAM_NAMES, check_params, checked_sizes
 
 MAX_LOSS = 1e4  # the largest loss checked: random_params scaled up, correct output-layer gradients failed from 4e4
@@ -166,12 +166,7 @@ def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=
         if analytic is None:
             rows.append(Comparison("d" + name, value.shape, False, np.inf, 0.0, np.inf, (), 0.0, 0.0, missing))
             continue
-        coords = np.arange(value.size)
-        if max_coords is not None and value.size > max_coords:
-            coords = rng.choice(value.size, size=max_coords, replace=False)
-            largest = int(np.argmax(np.abs(analytic))) if np.shape(analytic) == value.shape else None
-            if largest is not None and largest not in coords:
-                coords[0] = largest  # the entry that sets compare's scale is always one of those checked
+        coords = sampled_coords(value.shape, analytic, max_coords, rng)
         num, status = numerical_grad(lambda v, name=name: _loss_from(name, v, params, Xa, Ya, masks, smoothing),
                                      value, coords, tolerances=tolerances, return_status=True)
         rows.append(compare("d" + name, analytic, num, coords, shape=value.shape, status=status,

@@ -791,3 +791,51 @@ def test_a_loss_far_below_1_is_told_of_zero_noise():
     assert_close(compare("dW", g, g, zero_noise=1e-18))
     with pytest.raises(AssertionError, match=r"proves nothing: use other inputs$"):  # all zeros: no such advice
         assert_close(compare("dW", np.zeros(3), np.zeros(3)))
+
+
+def _softmax_regression(X, Y, slip=None):
+    """A model that is not ours, with its backward written out: the loss and gradients of softmax(X W + b)."""
+    def loss_and_grads(p):
+        z = X @ p["W"] + p["b"]
+        e = np.exp(z - z.max(1, keepdims=True))
+        probs = e / e.sum(1, keepdims=True)
+        dz = probs.copy()
+        dz[np.arange(len(Y)), Y] -= 1
+        dz /= len(Y)
+        grads = {"W": X.T @ dz, "b": dz.sum(0)}
+        if slip == "transposed":
+            grads["W"] = grads["W"].T.copy()
+        elif slip == "one path":  # W also scales the loss through a second use, which this backward forgets
+            pass
+        return -np.log(probs[np.arange(len(Y)), Y]).mean() + (0.5 * float(np.sum(p["W"] ** 2)) if slip == "one path"
+                                                              else 0.0), grads
+    return loss_and_grads
+
+
+def test_check_gradients_holds_every_tensor_of_a_model_not_ours():
+    rng = np.random.default_rng(3)
+    X, Y = rng.standard_normal((6, 4)), np.array([0, 3, 1, 2, 3, 0])
+    p = {"W": rng.standard_normal((4, 4)), "b": rng.standard_normal(4)}
+    fn = _softmax_regression(X, Y)
+    rows = finitediff.check_gradients(lambda q: fn(q)[0], p, fn(p)[1])
+    assert [r.name for r in rows] == ["dW", "db"] and all(r.ratio < 1e-9 for r in rows)
+    for slip, wrong, said in (("transposed", "dW", "its transpose matches"), ("one path", "dW", None)):
+        bad = _softmax_regression(X, Y, slip)
+        rows = finitediff.check_gradients(lambda q: bad(q)[0], p, bad(p)[1])
+        assert [r.name for r in rows if not r.ok()] == [wrong], slip
+        with pytest.raises(AssertionError, match=said or "is off"):
+            assert_close(rows[0])
+    # sampled entries, always with the largest; a missing gradient and a stray name are said
+    rows = finitediff.check_gradients(lambda q: fn(q)[0], p, fn(p)[1], max_coords=3, seed=1)
+    assert [r.compared for r in rows] == [3, 3] and all(r.ok() for r in rows)
+    assert rows[0].scale == np.abs(fn(p)[1]["W"]).max()
+    rows = finitediff.check_gradients(lambda q: fn(q)[0], p, {"W": fn(p)[1]["W"]})
+    assert rows[1].problem == "no gradient was given for it" and not rows[1].ok()
+    with pytest.raises(ValueError, match=r"^grads holds 'bias', which params does not \('W', 'b'\)$"):
+        finitediff.check_gradients(lambda q: fn(q)[0], p, {**fn(p)[1], "bias": p["b"]})
+    with pytest.raises(ValueError, match="max_coords must be None or a whole number"):
+        finitediff.check_gradients(lambda q: fn(q)[0], p, fn(p)[1], max_coords=0)
+    with pytest.raises(ValueError, match="params and grads must be dicts of arrays by name, got list and dict"):
+        finitediff.check_gradients(lambda q: fn(q)[0], list(p.values()), fn(p)[1])
+    with pytest.raises(ValueError, match="f returned a float32 loss"):  # the loss is checked like numerical_grad's f
+        finitediff.check_gradients(lambda q: np.float32(fn(q)[0]), p, fn(p)[1])
