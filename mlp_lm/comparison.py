@@ -213,10 +213,10 @@ def assert_close(cmp, tol=TOLERANCE):
             f"= {cmp.ratio:.3e} > {tol:.0e}; worst entry {cmp.name}{list(cmp.worst)}: "
             f"analytic {cmp.analytic_at_worst:.10g}, numerical {cmp.numerical_at_worst:.10g}" + nan
             + (f"; {cmp.hint}" if cmp.hint else "")
-            + (f" (scipy did not converge there, and at {cmp.unconverged_count()} coordinate(s) in all: f is noisy at small "
-               f"steps (computed in float32, then returned as a float?), or a derivative is tiny against the loss and "
-               f"the steps shrank until rounding took over, which numerical_grad's tolerances=dict(atol=...) stops; "
-               f"see docs/gradcheck.md)" if cmp.unconverged_at_worst and not nan else "")
+            + (f" (scipy did not converge there, and at {cmp.unconverged_count()} coordinate(s) in all: f is noisy "
+               f"at small steps (computed in float32, then returned as a float?), or a derivative is tiny against the "
+               f"loss and the steps shrank until rounding took over, which numerical_grad's tolerances=dict(atol=...) "
+               f"stops; see docs/gradcheck.md)" if cmp.unconverged_at_worst and not nan else "")
             + (f"; {cmp.rounding[0]}'s rounding alone can be this far off (its epsilon is {cmp.rounding[1]:.0e}, "
                f"and a network's sums add up many): compare in float64"
                + (" (against float64, float32 needs a tolerance of about 1e-4)" if cmp.rounding[0] == "float32" else "")

@@ -151,8 +151,13 @@ def check_gradients(loss, params, grads, *, max_coords=None, seed=0, tolerances=
                          f"({', '.join(map(repr, params))})")
     if max_coords is not None and not is_whole(max_coords):  # 0 would check nothing, and pass
         raise ValueError(f"max_coords must be None or a whole number of entries, at least 1, got {max_coords!r}")
-    params = {k: _real(v, f"params[{k!r}]") for k, v in params.items()}  # float64 copies: numerical_grad's steps
-    size = abs(_value(loss(params)))
+    params = {k: np.array(_real(v, f"params[{k!r}]")) for k, v in params.items()}  # float64 copies
+    given = {k: v.copy() for k, v in params.items()}
+    L = abs(_value(loss(params)))
+    moved = [k for k, v in params.items() if not np.array_equal(v, given[k], equal_nan=True)]
+    if moved:  # every difference would then be taken about a point that moves
+        raise ValueError(f"loss changed params[{moved[0]!r}] in place (an alias written to, such as h = p['b']; "
+                         f"h += ...?): it must leave the arrays it is given as they were")
     rng, rows = np.random.default_rng(seed), []
     for name, value in params.items():
         if name not in grads:
@@ -163,5 +168,5 @@ def check_gradients(loss, params, grads, *, max_coords=None, seed=0, tolerances=
         num, status = numerical_grad(lambda v, name=name: loss({**params, name: v}), value, coords,
                                      tolerances=tolerances, return_status=True)
         rows.append(compare("d" + name, grads[name], num, coords, shape=value.shape, status=status,
-                            zero_noise=ZERO_NOISE * max(1.0, size)))  # rounding grows with the loss
+                            zero_noise=ZERO_NOISE * max(1.0, L)))  # rounding grows with the loss
     return rows

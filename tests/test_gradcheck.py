@@ -839,3 +839,10 @@ def test_check_gradients_holds_every_tensor_of_a_model_not_ours():
         finitediff.check_gradients(lambda q: fn(q)[0], list(p.values()), fn(p)[1])
     with pytest.raises(ValueError, match="f returned a float32 loss"):  # the loss is checked like numerical_grad's f
         finitediff.check_gradients(lambda q: np.float32(fn(q)[0]), p, fn(p)[1])
+
+    def writes_into_b(q):
+        z = q["b"]
+        z += X[:, 0].sum()  # an alias written to: b itself moves on every call
+        return fn(q)[0]
+    with pytest.raises(ValueError, match=r"^loss changed params\['b'\] in place"):
+        finitediff.check_gradients(writes_into_b, p, fn(p)[1])
