@@ -26,6 +26,8 @@ def rel_error(a, n):
 
 def _real(x, name):
     """x as a float64 array; ValueError for a complex one, whose imaginary part the cast would drop."""
+    if x is None:  # np.asarray(None, dtype=float) is nan: a gradient forgotten would fail as "nan there"
+        raise ValueError(f"{name} is None, not an array")
     try:
         if not np.iscomplexobj(x):
             return np.asarray(x, dtype=np.float64)
@@ -158,11 +160,15 @@ def compare(name, analytic, numerical, coords=None, *, shape=None, status=None, 
     # symbols the batch never uses, with scipy's default tolerances) leave its numerical value as good as any
     at_worst = bool(status is not None and a.size and status.size == coords.size and status[i] != 0)
     hint = _hint(a_full, n, scale) if problem is None and whole and ratio > HINTED else None
+    if problem is None and hint is None and ratio > HINTED and scale > zero_noise and np.max(np.abs(n)) <= zero_noise:
+        hint = NOT_READ  # (scipy does not converge on a derivative of 0 at a relative tolerance: no word of it then)
     return Comparison(name, a_full.shape, bool(np.array_equal(a, n)), maxdiff, scale, ratio,
                       worst, float(a[i]) if a.size else 0.0, float(n[i]) if a.size else 0.0, problem, unconverged,
                       rounding if rounding[1] else None, int(a.size), hint, at_worst)
 
 
+NOT_READ = ("the numerical gradient is all but zero: the loss does not change with this tensor; does it read the "
+            "array it is given, or the model's own?")
 HINTED = 1e-3  # a ratio past which a failing row may be a slip _hint knows: far past any tolerance, or rounding
 
 
@@ -178,7 +184,8 @@ def _hint(analytic, n, scale):
         a = analytic.reshape(-1)
         c = float(a @ n) / float(n @ n) if np.count_nonzero(n) >= 3 and float(n @ n) > 0 else 0.0
         if np.isfinite(c) and c != 0 and np.max(np.abs(a - c * n)) <= TOLERANCE * scale:
-            slip = "a factor left out or applied twice (a 1/B?)" if c > 0 else "a sign flipped?"
+            slip = ("a sign flipped?" if c < 0 else "a factor left out or applied twice (a 1/B?)" if max(c, 1 / c) >= 1.5
+                    else "a constant factor off")
             return f"the analytic gradient is {c:.6g} times the numerical one, entry for entry: {slip}"
     return None
 
@@ -200,8 +207,9 @@ def assert_close(cmp, tol=TOLERANCE):
     if cmp.problem:
         tiny = cmp.problem == PROVES_NOTHING and cmp.scale > 0  # judged noise by zero_noise, made for a loss near 1
         raise AssertionError(f"gradient of {cmp.name}: {cmp.problem}" + (
-            f" (its largest entry is {cmp.scale:.2e}; if that is no rounding noise, as for a loss far below 1, pass "
-            f"compare a zero_noise of about {ZERO_NOISE:.0e} times the loss)" if tiny else ""))
+            f" (its largest entry, {cmp.scale:.2e}, is within zero_noise, the rounding noise allowed for; if it is no "
+            f"noise, pass a smaller zero_noise: about {ZERO_NOISE:.0e} times a loss far below 1, see "
+            f"docs/gradcheck.md)" if tiny else ""))
     if not cmp.ok(tol):
         nan = (f"; the analytic gradient is {cmp.analytic_at_worst} there"
                if not math.isfinite(cmp.analytic_at_worst) else
@@ -216,7 +224,9 @@ def assert_close(cmp, tol=TOLERANCE):
             + (f" (scipy did not converge there, and at {cmp.unconverged_count()} coordinate(s) in all: f is noisy "
                f"at small steps (computed in float32, then returned as a float?), or a derivative is tiny against the "
                f"loss and the steps shrank until rounding took over, which numerical_grad's tolerances=dict(atol=...) "
-               f"stops; see docs/gradcheck.md)" if cmp.unconverged_at_worst and not nan else "")
+               f"stops; or f has a kink near the point (ReLU, abs, max) that the steps straddle, which a smaller "
+               f"initial_step avoids; see docs/gradcheck.md)" if cmp.unconverged_at_worst and not nan
+               and cmp.hint != NOT_READ else "")
             + (f"; {cmp.rounding[0]}'s rounding alone can be this far off (its epsilon is {cmp.rounding[1]:.0e}, "
                f"and a network's sums add up many): compare in float64"
                + (" (against float64, float32 needs a tolerance of about 1e-4)" if cmp.rounding[0] == "float32" else "")

@@ -64,7 +64,8 @@ def _check_repeatable(f, x):
     same = a == b or (np.isfinite(a) and np.isfinite(b) and abs(a - b) <= 1e-12 * max(1.0, abs(a)))  # (inf == inf)
     if not (same or (np.isnan(a) and np.isnan(b))):
         raise ValueError(f"f gave two values at the same point ({a!r} and {b!r}): it draws something at random on "
-                         f"each call (a dropout mask?), so its differences are noise; draw it once, outside f")
+                         f"each call (a dropout mask?), or changes what it reads, so its differences are noise; draw "
+                         f"it once, outside f, and leave the arrays f is given as they were")
 
 
 def numerical_grad(f, x, coords=None, *, initial_step=0.1, tolerances=None, return_status=False):
@@ -132,33 +133,49 @@ def sampled_coords(shape, analytic, max_coords, rng):
     return coords
 
 
-def check_gradients(loss, params, grads, *, max_coords=None, seed=0, tolerances=None):
+def check_gradients(loss, params, grads, *, max_coords=None, seed=0, tolerances=None, initial_step=0.1,
+                    zero_noise=None):
     """Your own model's gradients against finite differences, a tensor at a time: one Comparison row each.
 
     loss(params) is your loss in float64 for a dict of arrays by name; grads holds your gradients by the
     same names, each of its parameter's shape. Each tensor is varied alone, the others held at params (a
     tensor used twice, as a tied embedding, is then checked through both uses). max_coords checks that many
-    entries of each tensor, drawn with seed, its largest analytic entry always among them; tolerances goes
-    to numerical_grad. Rows are named "d" + the parameter's name, in params' order; assert_close(row)
-    raises for one that fails. Gradients of intermediates need a loss of each: numerical_grad and compare.
+    entries of each tensor, drawn with seed, its largest analytic entry always among them; tolerances and
+    initial_step go to numerical_grad (a smaller step for a loss with kinks, ReLU's, near the point), and
+    zero_noise to compare (by default ZERO_NOISE times the loss, at least ZERO_NOISE). Rows are named "d" +
+    the parameter's name, in params' order; assert_close(row) raises for one that fails. Gradients of
+    intermediates need a loss of each: numerical_grad and compare.
     """
     if not isinstance(params, Mapping) or not isinstance(grads, Mapping):
         raise ValueError(f"params and grads must be dicts of arrays by name, got {type(params).__name__} and "
                          f"{type(grads).__name__}")
+    if not params or not all(isinstance(k, str) for k in params):  # none would check nothing, and pass
+        raise ValueError(f"params must name one array or more, by strings, got the names {list(params)!r}")
     strays = [k for k in grads if k not in params]
     if strays:  # a misspelt name would leave its parameter unchecked, and say so only as a missing gradient
         raise ValueError(f"grads holds {', '.join(map(repr, strays))}, which params does not "
                          f"({', '.join(map(repr, params))})")
     if max_coords is not None and not is_whole(max_coords):  # 0 would check nothing, and pass
         raise ValueError(f"max_coords must be None or a whole number of entries, at least 1, got {max_coords!r}")
+    try:
+        rng = np.random.default_rng(seed)
+    except (TypeError, ValueError):
+        raise ValueError(f"seed must be a whole number of 0 or more, or None, got {seed!r}") from None
     params = {k: np.array(_real(v, f"params[{k!r}]")) for k, v in params.items()}  # float64 copies
     given = {k: v.copy() for k, v in params.items()}
-    L = abs(_value(loss(params)))
+    L = _value(loss(dict(params)))
     moved = [k for k, v in params.items() if not np.array_equal(v, given[k], equal_nan=True)]
     if moved:  # every difference would then be taken about a point that moves
         raise ValueError(f"loss changed params[{moved[0]!r}] in place (an alias written to, such as h = p['b']; "
                          f"h += ...?): it must leave the arrays it is given as they were")
-    rng, rows = np.random.default_rng(seed), []
+    if not np.isfinite(L):  # every derivative of it would be nan
+        raise ValueError(f"loss is {L} at params: check gradients at a point where it is finite")
+    if zero_noise is None:
+        zero_noise = ZERO_NOISE * max(1.0, abs(L))  # rounding grows with the loss
+    elif isinstance(zero_noise, bool) or not isinstance(zero_noise, (int, float, np.integer, np.floating)) \
+            or not 0 <= zero_noise < np.inf:
+        raise ValueError(f"zero_noise must be a finite number of 0 or more, got {zero_noise!r}")
+    rows = []
     for name, value in params.items():
         if name not in grads:
             rows.append(Comparison("d" + name, value.shape, False, np.inf, 0.0, np.inf, (), 0.0, 0.0,
@@ -166,7 +183,7 @@ def check_gradients(loss, params, grads, *, max_coords=None, seed=0, tolerances=
             continue
         coords = sampled_coords(value.shape, grads[name], max_coords, rng)
         num, status = numerical_grad(lambda v, name=name: loss({**params, name: v}), value, coords,
-                                     tolerances=tolerances, return_status=True)
+                                     initial_step=initial_step, tolerances=tolerances, return_status=True)
         rows.append(compare("d" + name, grads[name], num, coords, shape=value.shape, status=status,
-                            zero_noise=ZERO_NOISE * max(1.0, L)))  # rounding grows with the loss
+                            zero_noise=zero_noise))
     return rows

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import model
 from .checks import is_whole
+from .comparison import _real
 from .finitediff import ZERO_NOISE, Comparison, compare, numerical_grad, sampled_coords
 from .params import PARAM_NAMES, check_params, checked_sizes
 
@@ -112,7 +113,7 @@ def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=
     if not isinstance(params, Mapping):
         raise ValueError(f"params must be a dict of arrays by name ({', '.join(PARAM_NAMES)}), got "
                          f"{type(params).__name__}")
-    params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    params = {k: _real(v, f"params[{k!r}]") for k, v in params.items()}  # (a nested dict, a ragged list: named)
     check_params(params)  # this model's parameters only: the numerical side is its forward pass, which reads no other
     # the independent forward indexes with them: a list (or a tensor) of indices is read as an array, as
     # model.loss_and_grads reads it; your loss_and_grads gets X and Y as you gave them
