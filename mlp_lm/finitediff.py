@@ -9,6 +9,7 @@ passes on: from mlp_lm.finitediff import compare). Use them on your own change: 
 function of one array, compute its gradient by hand, and call numerical_grad and assert_close.
 modelcheck.py checks the whole model with them. See docs/gradcheck.md.
 """
+import numbers
 from collections.abc import Mapping
 
 import numpy as np
@@ -157,6 +158,9 @@ def check_gradients(loss, params, grads, *, max_coords=None, seed=0, tolerances=
                          f"({', '.join(map(repr, params))})")
     if max_coords is not None and not is_whole(max_coords):  # 0 would check nothing, and pass
         raise ValueError(f"max_coords must be None or a whole number of entries, at least 1, got {max_coords!r}")
+    if zero_noise is not None and (isinstance(zero_noise, bool) or not isinstance(zero_noise, numbers.Real)
+                                   or not 0 <= zero_noise < np.inf):
+        raise ValueError(f"zero_noise must be a finite number of 0 or more, got {zero_noise!r}")
     try:
         rng = np.random.default_rng(seed)
     except (TypeError, ValueError):
@@ -172,9 +176,6 @@ def check_gradients(loss, params, grads, *, max_coords=None, seed=0, tolerances=
         raise ValueError(f"loss is {L} at params: check gradients at a point where it is finite")
     if zero_noise is None:
         zero_noise = ZERO_NOISE * max(1.0, abs(L))  # rounding grows with the loss
-    elif isinstance(zero_noise, bool) or not isinstance(zero_noise, (int, float, np.integer, np.floating)) \
-            or not 0 <= zero_noise < np.inf:
-        raise ValueError(f"zero_noise must be a finite number of 0 or more, got {zero_noise!r}")
     rows = []
     for name, value in params.items():
         if name not in grads:
