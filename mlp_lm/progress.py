@@ -48,7 +48,7 @@ class Progress:
         line = f"step {done:>{len(str(self.total))}}/{self.total}  loss {self.loss_sum / self.loss_n:.4f}"
         if dev is not None:
             line += f"  dev {dev:.4f} (perplexity {perplexity_text(dev)})"  # 8.20; 1.2e+143 for a run blowing up
-        line += f"  {rate:,.0f} steps/s  ETA {eta:.0f}s"
+        line += f"  {steps_per_second(rate)} steps/s  ETA {eta:.0f}s"
         if self.tty:  # redraw in place; keep the line when it has a dev loss or is the last
             end = "\n" if dev is not None or last else ""
             self.stream.write("\r\033[K" + line + end)
@@ -57,3 +57,8 @@ class Progress:
             print(line, file=self.stream, flush=True)
         self.last_draw = now
         self.loss_sum, self.loss_n = 0.0, 0
+
+
+def steps_per_second(rate):
+    """A rate of steps as the lines show it: 10,322, or 0.074 for a run slower than ten a second (not 0)."""
+    return f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}"

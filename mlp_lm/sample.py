@@ -98,6 +98,11 @@ def main(argv=None):
             args.prefix = unicodedata.normalize(form, args.prefix)
             print(f"(--prefix written the way the model's symbols are: its accents "
                   f"{'composed' if form == 'NFC' else 'decomposed'}, Unicode {form})", file=sys.stderr)
+    meant = unprinted(args.prefix)  # a sample copied as printed, its tab written \t, which this model can take as is
+    if meant != args.prefix and set(args.prefix) <= set(vocab.itos[1:]) and set(meant) <= set(vocab.itos[1:]):
+        print(f"(--prefix {shell.quote(args.prefix)} is taken as written, its backslashes too; the samples print a tab "
+              f"or another control as an escape: --prefix={shell.quote(meant)} passes the characters themselves)",
+              file=sys.stderr)
     rng = np.random.default_rng(args.seed)
     H, V = params["W2"].shape  # (H, V): the hidden layer's width, the vocabulary
     if args.top_k is not None and args.top_k >= V:  # no mistake: a script may give one --top-k to many models

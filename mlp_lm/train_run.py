@@ -16,6 +16,7 @@ from .cli import EXIT_BAD_INPUT, UsageError, exit_code, line_break, signals_held
 from .config import describe_training
 from .data import describe
 from .loop import Diverged, diverged_in_evaluation, last_dev_missing, train
+from .progress import steps_per_second
 from .runlock import FolderHold
 from .runs import check_space, claim_fresh, files_in_the_way, resume_command, save_run_or_rescue
 from .runtime import describe_threads
@@ -160,7 +161,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         if ran > first:
             took = f"{seconds:.1f}s" if seconds >= 0.1 else f"{seconds * 1000:.0f} ms"  # not "in 0.0s"
             print(f"trained {ran - first} step{'s' if ran - first != 1 else ''} in {took} "
-                  f"({(ran - first) / max(seconds, 1e-9):,.0f} steps/s)" + (f", steps {first + 1} to {ran}" if first else "")
+                  f"({steps_per_second((ran - first) / max(seconds, 1e-9))} steps/s)" + (f", steps {first + 1} to {ran}" if first else "")
                   + (f", and diverged: kept the run as it was at step {done}, its best dev evaluation" if diverged else ""))
         if cfg.keep_best and not diverged:  # a diverged run's line says what it kept
             print(kept_best_line(best_step, devs, done))

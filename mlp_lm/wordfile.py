@@ -101,6 +101,9 @@ READ_BYTES_PER_LINE = 49 + 8 + 8
 ARCHIVES = ((b"\x1f\x8b", "a gzip file (.gz)"), (b"PK\x03\x04", "a zip archive"), (b"BZh", "a bzip2 file (.bz2)"),
             (b"\xfd7zXZ\x00", "an xz file (.xz)"), (b"\x28\xb5\x2f\xfd", "a zstd file (.zst)"),
             (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"))
+# and what else a --data mistyped may be, by the same bytes: a picture, a document, a program
+NOT_TEXT = ((b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+            (b"%PDF-", "a PDF document"), (b"\x7fELF", "a program (ELF)"))
 
 
 def _numpy_kind(raw):
@@ -127,6 +130,9 @@ def read_items_and_digest(path):
         check_fits(len(raw) * (1 + 3 * (1 if raw.isascii() else 4)) + READ_BYTES_PER_LINE * lines,
                    f"reading data file {path} ({gib(len(raw))}, {lines:,} lines)", "use a smaller file")
         packed = next((kind for magic, kind in ARCHIVES if raw.startswith(magic)), None)
+        other = next((kind for magic, kind in NOT_TEXT if raw.startswith(magic)), None)
+        if other and not _plain_utf8(raw):  # its NULs, or bytes that are no UTF-8, would be blamed on an encoding
+            raise NotAWordList(f"data file {path} is {other}, not text; --data takes a word list, one item per line")
         numpy_kind = _numpy_kind(raw)
         if numpy_kind and not _plain_utf8(raw):  # --data given a model.npz, meant for --checkpoint
             raise NotAWordList(f"data file {path} is {numpy_kind}, not text; --data takes a word list, one item per "
@@ -152,7 +158,8 @@ def read_items_and_digest(path):
             line = len(re.findall(rb"\r\n|\r|\n", raw[:raw.index(0)])) + 1
             raise NotAWordList(f"data file {path} holds NUL bytes (the first at line {line}), which no word list "
                                f"does: if it is UTF-16 text without a byte-order mark, save it as UTF-8 (taking the "
-                               f"NULs out would leave junk); otherwise remove them")
+                               f"NULs out would leave junk); if it is a word list with stray NULs, remove them; "
+                               f"otherwise it is not text")
         try:
             text = raw.decode("utf-8-sig")  # -sig: a byte-order mark (some Windows editors add one) is not a symbol
         except UnicodeDecodeError as e:  # e.start counts from after a byte-order mark, which -sig took off

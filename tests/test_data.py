@@ -90,14 +90,22 @@ def write(tmp_path, content):
     *[(sep.join(["иван", "Његош", "ऊषा", "ชาย", "ਪੰਜਾਬ", "юрий", "яна"] * 5).encode(enc),
        r"NUL byte.*UTF-16 .*save it as UTF-8 \(taking the NULs out would leave junk\)")
       for enc in ("utf-16-le", "utf-16-be") for sep in ("\r", "\n", "\r\n")],
-    (b"ab\x00cd", r"holds NUL bytes \(the first at line 1\), which no word list does: if it is UTF-16 .*; otherwise remove"),
+    (b"ab\x00cd", r"holds NUL bytes \(the first at line 1\), which no word list does: if it is UTF-16 .*; if it is a word "
+                 r"list with stray NULs, remove them"),
+    # From a user's trial: a picture that happened to have more line-end bytes than NULs was told to have its NULs
+    # removed; files of other kinds are named by their first bytes, as archives are
+    (b"\x89PNG\r\n\x1a\n\n\n\n\n\x00\x00\x00\rIHDR\n\n\n", r"^data file .*d.txt is a PNG image, not text; --data "
+                                                                  r"takes a word list, one item per line$"),
+    (b"\xff\xd8\xff\xe0\x00\x10JFIF", "is a JPEG image, not text"),
+    (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "is a PDF document, not text"),
+    (b"\x7fELF\x02\x01\x01\x00", r"is a program \(ELF\), not text"),
     # From a fifth hostile review: one ASCII letter in UTF-16-LE Cyrillic (a hyphen) got "remove them", which left junk;
     # and NUL-terminated UTF-8 lines were called UTF-16
     ("Анна\nИван\nАнна-Мария\nОльга\nПётр\nМихаил\n".encode("utf-16-le"), "holds 7 NUL bytes, as UTF-16"),
     ("Москва\nСанкт-Петербург".encode("utf-16-le"), r"line 2\), .*if it is UTF-16 .*save it as UTF-8 \(taking the NULs"),
     ("𠨊𠨊𠨊\n".encode("utf-32-le"), "holds 6 NUL bytes, as UTF-16 or UTF-32"),  # two \n bytes a character: lines > NULs
-    (b"anna\nbob\n\x00carla\n", r"line 3\), which no word list does: if it is UTF-16 .*otherwise remove them"),
-    (b"emma\x00\nolivia\x00\nava\x00\nbo\x00\n", r"NUL bytes \(the first at line 1\), .*otherwise remove them"),
+    (b"anna\nbob\n\x00carla\n", r"line 3\), which no word list does: if it is UTF-16 .*stray NULs, remove them; otherwise it is not text"),
+    (b"emma\x00\nolivia\x00\nava\x00\nbo\x00\n", r"NUL bytes \(the first at line 1\), .*stray NULs, remove them; otherwise it is not text"),
     ("anna\nbo\n".encode("utf-32"), "UTF-16 or UTF-32 text"),
     ("\ufeffanna\nbo\n".encode("utf-32-be"), "UTF-16 or UTF-32 text .it starts with their byte-order mark"),
     (b"anna\nbob\x00\ncy\n", r"NUL bytes \(the first at line 2\), which no word list does"),
@@ -421,7 +429,7 @@ def test_a_run_of_a_file_this_version_refuses_is_told_to_start_again(tmp_path):
     assert "which this version refuses" not in str(e.value) and "at least 6" in str(e.value)
     # A stray NUL in UTF-8 is placed by its line, and the advice is to remove it
     f.write_bytes(b"anna\nbo\nc\x00y\ndee\neve\nfay\n")
-    with pytest.raises(DataError, match=r"holds NUL bytes \(the first at line 3\), .*; otherwise remove them"):
+    with pytest.raises(DataError, match=r"holds NUL bytes \(the first at line 3\), .*; if it is a word list with stray NULs, remove them; otherwise it is not text"):
         wordfile.read_items(f)
 
 

@@ -411,3 +411,14 @@ def test_a_sample_copied_as_printed_into_prefix_is_told_how_to_pass_its_tab(tmp_
     assert code == 2 and "passes the characters" not in err  # no escape that reads back into the vocabulary
     code, err = call(sample, ["--checkpoint", tmp_path / "r" / "model.npz", "--prefix", "a\\t.b"], capsys)
     assert code == 2 and "boundary" in err and "passes the characters" not in err  # refused for its '.' either way
+    # From a user's trial: where the symbols include a backslash, 'a\tb' is four of them, taken without a word,
+    # and its samples print just as those of a real tab do
+    (tmp_path / "slash.txt").write_text("a\tb\nc\td\nab\\t\ncd\nad\ncb\nabc\n")
+    assert train.main(["--data", str(tmp_path / "slash.txt"), "--steps", "50", "--eval-every", "0", "--out",
+                       str(tmp_path / "s")]) == 0
+    capsys.readouterr()
+    code, err = call(sample, ["--checkpoint", tmp_path / "s" / "model.npz", "--prefix", "a\\tb", "-n", "2"], capsys)
+    assert code == 0 and ("(--prefix 'a\\tb' is taken as written, its backslashes too; the samples print a tab or "
+                          "another control as an escape: --prefix=$'a\\tb' passes the characters themselves)") in err, err
+    code, err = call(sample, ["--checkpoint", tmp_path / "s" / "model.npz", "--prefix", "a\tb", "-n", "2"], capsys)
+    assert code == 0 and "taken as written" not in err  # the tab itself: nothing to say

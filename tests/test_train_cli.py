@@ -539,6 +539,10 @@ def test_progress_in_a_log_file_is_never_quiet_for_long(monkeypatch):
     for done in range(1, 11):
         p.update(done, 2.0)
     assert [int(l.split()[1].split("/")[0]) for l in log.getvalue().splitlines()] == [3, 5, 8, 10]
+    # From a user's trial: a batch larger than the data ran at a step every 13 s, and the lines said "0 steps/s"
+    assert all(" 0.1 steps/s " in l for l in log.getvalue().splitlines()), log.getvalue()
+    assert [progress.steps_per_second(r) for r in (10_322.4, 10.0, 9.96, 0.074, 0.0)] == ["10,322", "10", "10", "0.074",
+                                                                                          "0"]
 
 
 def test_the_paper_flags_each_change_the_run(tmp_path):
