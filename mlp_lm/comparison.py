@@ -68,6 +68,11 @@ class Comparison:
     hint: str = None  # what a failure looks like, where the numbers say it (transposed, off by a constant factor)
     unconverged_at_worst: bool = False  # whether the worst entry's is one of them (assert_close's hint then)
 
+    @classmethod
+    def missing(cls, name, shape, why):
+        """The row of a tensor whose gradient was not given: it fails, saying why."""
+        return cls(name, shape, False, np.inf, 0.0, np.inf, (), 0.0, 0.0, why)
+
     def ok(self, tol=TOLERANCE):
         return self.problem is None and self.ratio <= _tol(tol)
 

@@ -179,8 +179,7 @@ def check_gradients(loss, params, grads, *, max_coords=None, seed=0, tolerances=
     rows = []
     for name, value in params.items():
         if name not in grads:
-            rows.append(Comparison("d" + name, value.shape, False, np.inf, 0.0, np.inf, (), 0.0, 0.0,
-                                   "no gradient was given for it"))
+            rows.append(Comparison.missing("d" + name, value.shape, "no gradient was given for it"))
             continue
         coords = sampled_coords(value.shape, grads[name], max_coords, rng)
         num, status = numerical_grad(lambda v, name=name: loss({**params, name: v}), value, coords,

@@ -165,7 +165,7 @@ def check_model(params, X, Y, max_coords=None, seed=0, *, masks=None, smoothing=
         f"the forward value's name, without the d)" if strays else "")
     for name, value, analytic in targets:
         if analytic is None:
-            rows.append(Comparison("d" + name, value.shape, False, np.inf, 0.0, np.inf, (), 0.0, 0.0, missing))
+            rows.append(Comparison.missing("d" + name, value.shape, missing))
             continue
         coords = sampled_coords(value.shape, analytic, max_coords, rng)
         num, status = numerical_grad(lambda v, name=name: _loss_from(name, v, params, Xa, Ya, masks, smoothing),

@@ -98,10 +98,13 @@ def main(argv=None):
             args.prefix = unicodedata.normalize(form, args.prefix)
             print(f"(--prefix written the way the model's symbols are: its accents "
                   f"{'composed' if form == 'NFC' else 'decomposed'}, Unicode {form})", file=sys.stderr)
-    meant = unprinted(args.prefix)  # a sample copied as printed, its tab written \t, which this model can take as is
-    if meant != args.prefix and set(args.prefix) <= set(vocab.itos[1:]) and set(meant) <= set(vocab.itos[1:]):
-        print(f"(--prefix {shell.quote(args.prefix)} is taken as written, its backslashes too; the samples print a tab "
-              f"or another control as an escape: --prefix={shell.quote(meant)} passes the characters themselves)",
+    # A sample copied as printed, its tab written \t: said how to pass the tab itself, in a note where this model
+    # takes the prefix as written (its symbols include a backslash), else with the refusal below
+    meant, symbols = unprinted(args.prefix), set(vocab.itos[1:])  # (itos[0] is the boundary, which no prefix may hold)
+    as_escaped = (f"the samples print a tab or another control as an escape: --prefix={shell.quote(meant)} passes the "
+                  f"characters themselves" if meant != args.prefix and set(meant) <= symbols else None)
+    if as_escaped and set(args.prefix) <= symbols:
+        print(f"(--prefix {shell.quote(args.prefix)} is taken as written, its backslashes too; {as_escaped})",
               file=sys.stderr)
     rng = np.random.default_rng(args.seed)
     H, V = params["W2"].shape  # (H, V): the hidden layer's width, the vocabulary
@@ -126,11 +129,7 @@ def main(argv=None):
             try:
                 samples, ended = next(chunks, (None, None))
             except DataError as e:  # the only user input generation checks is the prefix
-                meant = unprinted(args.prefix)  # a sample copied as printed: its tab written \t
-                hint = (f"; the samples print a tab or another control as an escape: --prefix={shell.quote(meant)} passes "
-                        f"the characters themselves" if meant != args.prefix and set(meant) <= set(vocab.itos[1:])
-                        else "")  # (itos[0] is the boundary, which no prefix may hold)
-                raise UsageError(f"--prefix {args.prefix!r}: {e}{hint}") from None
+                raise UsageError(f"--prefix {args.prefix!r}: {e}" + (f"; {as_escaped}" if as_escaped else "")) from None
             except FloatingPointError as e:  # from the model's arithmetic (model.logits): the samples would be junk
                 raise checkpoint.overflowed(args.checkpoint, e) from None
             if samples is None:
