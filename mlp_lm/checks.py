@@ -12,6 +12,13 @@ def is_real(value):
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
+def is_array(value):
+    """Whether value is a numpy array the layers can take: an ndarray or a subclass (a memory-mapped
+    one), but not an np.matrix (scipy.sparse's todense() gives one), whose * is a matrix product: where
+    the layers multiply elementwise it would give a wrong answer, or numpy's "shapes not aligned"."""
+    return isinstance(value, np.ndarray) and not isinstance(value, np.matrix)
+
+
 def check_generator(rng):
     """TypeError unless rng is a numpy Generator: a seed given in its place failed at the first draw,
     and the legacy RandomState draws other numbers (and takes no dtype)."""
@@ -65,10 +72,12 @@ def check_upstream(dout, shape, name):
     """ValueError unless the upstream gradient has its output's shape: numpy would broadcast a (B, 1),
     (1, H) or scalar one, or reshape one of the right size and another layout, into a wrong gradient.
     TypeError unless it is a numpy array (or, for a scalar output, a number)."""
-    if isinstance(dout, np.ndarray):
+    if is_array(dout):
         if dout.shape == shape:
+            if dout.dtype.kind == "b":  # an embedding's dC would OR its rows' gradients, not add them
+                raise TypeError(f"{name} holds booleans, not gradients; astype(float) makes numbers of them")
             return
-    elif isinstance(dout, (int, float, np.integer, np.floating)):  # a real number, of shape ()
+    elif is_real(dout):  # a real number, of shape () (True is no gradient)
         if shape == ():  # the loss's upstream gradient, 1.0
             return
     else:
@@ -89,9 +98,10 @@ def torch_hint(values):
 def not_arrays(**named):
     """The TypeError for the arguments among `named` that are not numpy arrays: a list or a torch
     tensor would fail deep inside numpy or torch, or come back as another type."""
-    odd = {k: v for k, v in named.items() if not isinstance(v, np.ndarray)}
+    odd = {k: v for k, v in named.items() if not is_array(v)}
     kinds = {k: "None" if v is None else f"a {type_name(v)}" for k, v in odd.items()}
-    hint = torch_hint(odd.values()) or "; np.asarray makes one"
+    matrix = any(isinstance(v, np.matrix) for v in odd.values())
+    hint = torch_hint(odd.values()) or "; np.asarray makes one" + (" (an np.matrix's * multiplies matrices)" if matrix else "")
     got = ", ".join(f"{t} for {k}" for k, t in kinds.items()) if len(kinds) > 1 else next(iter(kinds.values()))
     names = " and ".join([", ".join(list(odd)[:-1]), list(odd)[-1]] if len(odd) > 1 else odd)
     return TypeError(f"{names} must be {'a numpy array' if len(odd) == 1 else 'numpy arrays'}, got {got}{hint}")

@@ -21,7 +21,8 @@ Each `x_forward(...)` returns `(out, cache)`; each `x_backward(dout, cache)`
 takes the gradient of the loss with respect to `out` and returns fresh arrays
 with the gradients of the loss with respect to the forward's inputs, named
 `d` + the input's name. Nothing accumulates into shared buffers. Float arrays
-in are numpy arrays (a list or a torch tensor is a TypeError); X, Y may be lists.
+in are numpy arrays (a list, a torch tensor or an np.matrix, whose * multiplies
+matrices, is a TypeError); X, Y may be lists.
 The other way round is not promised: a forward's output may be a view of
 its input (concat_forward, dropout_forward without a mask) or its own cache
 (tanh_forward keeps its output), and the caches hold the inputs themselves
@@ -35,7 +36,7 @@ machinery numpy's @ goes through first (at batch 32, a twentieth of the step).
 import numpy as np
 
 from . import onehot
-from .checks import check_generator, check_indices, check_upstream, checked_mask, is_real, not_arrays
+from .checks import check_generator, check_indices, check_upstream, checked_mask, is_array, is_real, not_arrays
 
 ONEHOT_MAX = 1 << 20  # embedding_backward builds a one-hot matrix up to this many entries (4 MB in float32)
 
@@ -49,7 +50,7 @@ def embedding_forward(C, X):
     Returns: emb (B, T, E) with emb[b, t] = C[X[b, t]]; cache.
     """
     X = np.asarray(X)
-    if not isinstance(C, np.ndarray):
+    if not is_array(C):
         raise not_arrays(C=C)
     if X.ndim != 2 or C.ndim != 2:  # else concatenation's complaint about unpacking, or a wrong emb taken in silence
         raise ValueError(f"C must be (V, E) and X (B, T) symbol indices, one context a row, got shapes {np.shape(C)} "
@@ -91,7 +92,7 @@ def concat_forward(emb):
     Inputs:  emb (B, T, E).
     Returns: embcat (B, T*E), row b = [emb[b, 0], emb[b, 1], ..., emb[b, T-1]]; cache.
     """
-    if not isinstance(emb, np.ndarray):
+    if not is_array(emb):
         raise not_arrays(emb=emb)
     try:
         B, T, E = emb.shape
@@ -122,7 +123,7 @@ def linear_forward(x, W, b=None):
     Inputs:  x (B, D); W (D, M); b (M,) or None.
     Returns: out (B, M) = x @ W + b; cache.
     """
-    if not (isinstance(x, np.ndarray) and isinstance(W, np.ndarray) and (b is None or isinstance(b, np.ndarray))):
+    if not (is_array(x) and is_array(W) and (b is None or is_array(b))):
         raise not_arrays(x=x, W=W, **({} if b is None else {"b": b}))  # b=None: no bias
     try:
         out = x.dot(W)  # (B, M)
@@ -167,7 +168,7 @@ def tanh_forward(x):
     Inputs:  x (B, H).
     Returns: out (B, H) = tanh(x); cache.
     """
-    if not isinstance(x, np.ndarray):
+    if not is_array(x):
         raise not_arrays(x=x)
     out = np.tanh(x)  # (B, H)
     return out, out
@@ -213,7 +214,7 @@ def dropout_forward(x, mask):
     """Inputs:  x (B, D); mask (B, D) from dropout_mask, or None for no dropout.
     Returns: out (B, D) = x * mask; cache.
     """
-    if not isinstance(x, np.ndarray):
+    if not is_array(x):
         raise not_arrays(x=x)
     mask = checked_mask(mask, x.shape, x.dtype, f"x's {x.shape}")
     return (x if mask is None else x * mask), mask
@@ -230,7 +231,7 @@ def dropout_backward(dout, cache):
     mask = cache
     if mask is not None:  # (without one it is the identity, whatever the shape)
         check_upstream(dout, mask.shape, "dout")
-    elif not isinstance(dout, np.ndarray):
+    elif not is_array(dout):
         raise not_arrays(dout=dout)
     return dout.copy() if mask is None else dout * mask
 
@@ -251,15 +252,17 @@ def softmax_cross_entropy_forward(logits, Y, smoothing=0.0):
     Returns: loss (a numpy scalar of the logits' dtype, nats); cache.
     """
     Y = np.asarray(Y)
-    if not isinstance(logits, np.ndarray):
+    if not is_array(logits):
         raise not_arrays(logits=logits)
     if logits.ndim != 2 or Y.shape != logits.shape[:1]:  # a (B, 1) Y would broadcast to (B, B) targets
         raise ValueError(f"logits must be (B, V) and Y (B,), got {logits.shape} and {Y.shape}")
     B, V = logits.shape
     if B == 0:
         raise ValueError("an empty batch has no mean loss")
-    # (an array of one eps would pass [0, 1); np.ndim, 0.7 microseconds, only for what is not a Python float)
-    if not 0 <= smoothing < 1 or (type(smoothing) is not float and np.ndim(smoothing) != 0):
+    if V == 0:  # else "Y holds symbol indices outside 0..-1"
+        raise ValueError("logits of no symbols (V = 0) have no softmax")
+    # (an array of one eps would pass [0, 1), a string fail in Python's words; is_real only for what is not a float)
+    if not (type(smoothing) is float or is_real(smoothing)) or not 0 <= smoothing < 1:
         raise ValueError(f"label smoothing must be one number in [0, 1), got {smoothing!r}")
     smoothing = float(smoothing)  # a numpy float32 eps would round 1 - eps, and the loss, to float32
     check_indices(Y, V, "Y")
@@ -298,5 +301,5 @@ def softmax_cross_entropy_backward(dout, cache):
     else:  # a large one: only B entries of onehot(Y) are not 0, so only they are subtracted, from a copy
         dlogits = probs - smoothing / V if smoothing else probs.copy()  # (B, V)
         dlogits[np.arange(B), Y] -= 1.0 - smoothing  # one target per row: plain indexing is safe here
-    dlogits *= dout / B
+    dlogits *= float(dout) / B  # 1/B in double precision: a float16 dout would round it, or overflow at B = 70,000
     return dlogits
