@@ -1,4 +1,4 @@
-"""Evaluate a trained model, alone or mixed with a Kneser-Ney n-gram as in the paper.
+"""Evaluate a trained model, alone or mixed with a Kneser-Ney n-gram (the paper mixed its network with a trigram).
 
     python -m mlp_lm.evaluate --checkpoint runs/names/model.npz
     python -m mlp_lm.evaluate --checkpoint runs/names/model.npz --mix-ngram 6

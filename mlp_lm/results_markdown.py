@@ -102,7 +102,8 @@ def render(rows, ngrams, mixes, machine, steps=None):
         out.append("")
     if mixes:
         out += [f"## Mixtures with the Kneser-Ney {MIX_ORDER}-gram", "",
-                "As in the paper (`python -m mlp_lm.evaluate --checkpoint RUN/model.npz --mix-ngram 6`): lambda, the MLP's weight, is "
+                "The paper mixed its network with a trigram, 0.5 each; here the partner is the Kneser-Ney 6-gram "
+                "(`python -m mlp_lm.evaluate --checkpoint RUN/model.npz --mix-ngram 6`), and lambda, the MLP's weight, is "
                 "chosen on dev and the mixture is then evaluated on test. Linear: lambda p_mlp + (1 - lambda) "
                 "p_ngram; log-linear: p_mlp^lambda p_ngram^(1 - lambda), renormalised.", "",
                 "| run | MLP dev | MLP test | n-gram dev | n-gram test | linear lambda | linear dev | linear test "
