@@ -10,27 +10,46 @@ from .counting import AddK
 from .data import repeats_warning, unseen_symbols, unseen_symbols_warning
 
 
-def one_item_warning(splits):
-    """A warning when one item gives most of the examples (train and ngram), else None."""
-    longest = max(len(item) for part in splits.items for item in part)
-    n_all = sum(len(part[1]) for part in (splits.train, splits.dev, splits.test))
-    if not ((longest + 1) * 2 > n_all and sum(map(len, splits.items)) > 1):  # an item of n symbols: n + 1 examples
-        return None
-    where = next(name for name, part in zip(("training", "dev", "test"), splits.items) if
-                 any(len(item) == longest for item in part))
-    share = math.floor(100 * (longest + 1) / n_all)
-    return (f"warning: one item, of {longest:,} symbols, gives {share}% of all the examples and went to the "
-            f"{where} split, so that split is mostly one item; if it is no item of the list (a paragraph or a "
-            f"file pasted in), take it out")
+LONG = 10  # an item this many times the list's median length, or more, is far longer than the rest
+
+
+def long_items(splits):
+    """{split name: (lengths of its items far longer than the list's median item, its examples)} for
+    each split whose examples are more than a quarter theirs, and the median: an item of n symbols gives
+    n + 1 examples, so one paragraph pasted into a list of names can outweigh the rest of whichever split
+    it lands in."""
+    lengths = [np.array([len(item) for item in part]) for part in splits.items]
+    median = float(np.median(np.concatenate(lengths)))
+    found = {}
+    for name, part, examples in zip(("training", "dev", "test"), lengths, (splits.train, splits.dev, splits.test)):
+        long = np.sort(part[part > LONG * median])
+        if 4 * int((long + 1).sum()) > len(examples[1]):
+            found[name] = (long, len(examples[1]))
+    return found, median
+
+
+def long_items_warnings(splits):
+    """A warning for each split whose examples are over a quarter from items far longer than the rest
+    (train and ngram)."""
+    found, median = long_items(splits)
+    for where, (long, n) in found.items():
+        share = math.floor(100 * int((long + 1).sum()) / n)
+        sizes = f"{long[0]:,}" if long[0] == long[-1] else f"{long[0]:,} to {long[-1]:,}"
+        if len(long) == 1:
+            said = f"one item, of {sizes} symbols (the list's median is {median:g}), gives"
+            fix = "it is no item of the list (a paragraph or a file pasted in), take it out"
+        else:
+            said = f"{len(long):,} items, of {sizes} symbols each (the list's median is {median:g}), give"
+            fix = "they are no items of the list (paragraphs or files pasted in), take them out"
+        yield f"warning: {said} {share}% of the {where} split's examples; if {fix}"
 
 
 def size_warnings(cfg, splits):
-    """Warnings for sizes the data cannot use: one item that gives most of the examples, a batch larger
+    """Warnings for sizes the data cannot use: a split weighed down by a few very long items, a batch larger
     than the training set, a context longer than the longest item (its first positions are then the
     boundary in every context)."""
     n_train, longest = len(splits.train[1]), max(len(item) for part in splits.items for item in part)
-    if one := one_item_warning(splits):
-        yield one
+    yield from long_items_warnings(splits)
     if cfg.batch_size > n_train:
         yield (f"warning: the batch ({cfg.batch_size:,}) is larger than the training set ({n_train:,} examples), so "
                f"every step draws examples more than once; a --batch-size of {n_train:,} or less costs less")
@@ -237,9 +256,13 @@ def quality_warning(result, devs, losses, splits, n_items, cfg, resumed=False):
 
 def dev_only_note(splits):
     """What a warning that the model learned its training items by heart adds when dev holds symbols no training
-    item does: they open a gap between the losses whatever the model learned (data.unseen_symbols_warning)."""
-    return ("; part of the gap may be the symbols dev holds and training does not, warned of above"
-            if unseen_symbols(splits, ("dev",)) else "")
+    item does (data.unseen_symbols_warning), or is mostly a few very long items (long_items): either opens a gap
+    between the losses whatever the model learned."""
+    unseen = ("; part of the gap may be the symbols dev holds and training does not, warned of above"
+              if unseen_symbols(splits, ("dev",)) else "")
+    long, _ = long_items(splits)[0].get("dev", ((), 0))
+    return unseen + (f"; part of the gap may be the {'long item' if len(long) == 1 else 'long items'} the dev split "
+                     f"holds, warned of above" if len(long) else "")
 
 
 def data_warnings(splits):
