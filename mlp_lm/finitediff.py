@@ -69,12 +69,27 @@ def _check_repeatable(f, x):
                          f"it once, outside f, and leave the arrays f is given as they were")
 
 
+def _check_not_float32(values, status):
+    """ValueError when scipy did not converge somewhere and every value f gave was a float32 number (8 or
+    more different ones): f computed its loss in float32 and returned it as a float, whose rounding,
+    divided by a small step, swamps the differences. A float64 loss lands on a float32 number about
+    once in 2^29 values; one that converged anyway (a linear f at dyadic steps can) is let be."""
+    v = np.unique(np.concatenate([np.reshape(a, -1) for a in values]))
+    v = v[np.isfinite(v)]
+    if np.all(status == 0) or len(v) < 8 or not np.all(v.astype(np.float32) == v):
+        return
+    raise ValueError(f"f's values are all float32 numbers (the {len(v):,} different ones it gave), and scipy did not "
+                     f"converge at {np.count_nonzero(status)} of {status.size} coordinate(s): f computes the loss in "
+                     f"float32 and returns it as a float, known only to about 1e-7 of its size, too coarse for "
+                     f"finite differences: compute it in float64")
+
+
 def numerical_grad(f, x, coords=None, *, initial_step=0.1, tolerances=None, return_status=False):
     """d f / d x at the flat indices `coords` of x (all of them by default).
 
     f maps an array shaped like x to a float, computed in float64 and the same each time it is
-    asked (a float32 loss, or one that draws a fresh dropout mask, is refused: both make a
-    correct gradient look wrong). Returns a float64 array with one derivative per coordinate, in
+    asked (a float32 loss, returned as one or as a float, or one that draws a fresh dropout mask,
+    is refused: both make a correct gradient look wrong). Returns a float64 array with one derivative per coordinate, in
     the order of `coords`; with return_status=True also scipy's per-coordinate status (0:
     converged to its tolerance; negative: it stopped without, see scipy.differentiate.derivative).
     tolerances goes to scipy as it is. Its default absolute tolerance is the smallest normal float64,
@@ -88,6 +103,8 @@ def numerical_grad(f, x, coords=None, *, initial_step=0.1, tolerances=None, retu
     _check_repeatable(f, x)
     from scipy.differentiate import derivative
 
+    values = []  # every value f gave, for _check_not_float32
+
     def along(t, k):
         # derivative() asks for f at many (step, coordinate) pairs at once; the loop is
         # over those evaluations, in the checker, never in the model's math.
@@ -97,9 +114,11 @@ def numerical_grad(f, x, coords=None, *, initial_step=0.1, tolerances=None, retu
             xp = x.copy()
             xp.flat[ki] += ti
             out.flat[i] = _value(f(xp))
+        values.append(out)
         return out
 
     res = derivative(along, np.zeros(len(coords)), args=(coords,), initial_step=initial_step, tolerances=tolerances)
+    _check_not_float32(values, res.status)
     return (res.df, res.status) if return_status else res.df
 
 
@@ -112,13 +131,18 @@ def directional_grad(f, x, v, *, initial_step=0.1):
     _check_repeatable(f, x)
     from scipy.differentiate import derivative
 
+    values = []
+
     def along(t):
         out = np.empty(t.shape)
         for i, ti in enumerate(t.reshape(-1)):
             out.flat[i] = _value(f(x + ti * v))
+        values.append(out)
         return out
 
-    return float(derivative(along, 0.0, initial_step=initial_step).df)
+    res = derivative(along, 0.0, initial_step=initial_step)
+    _check_not_float32(values, np.atleast_1d(res.status))
+    return float(res.df)
 
 
 def sampled_coords(shape, analytic, max_coords, rng):

@@ -452,6 +452,30 @@ def test_numerical_grad_refuses_a_loss_too_coarse_or_too_random_to_difference():
     assert np.isnan(numerical_grad(lambda w_: float("nan"), w[:1, :1])).all()  # NaN twice is the same NaN, not noise
 
 
+def test_numerical_grad_refuses_a_float32_loss_returned_as_a_float():
+    # From an engineer's review: float(a float32 loss) got past the dtype check, and a correct dW1 then failed
+    # as "off", scipy unconverged, with a float32 loss only one of the causes its message guessed at
+    params, X, Y = _tiny_problem()
+    w = params["W1"]
+
+    def loss_of_W1(w_, dtype):
+        p = {k: v.astype(dtype) for k, v in params.items()}
+        p["W1"] = w_.reshape(w.shape).astype(dtype)
+        return float(model.loss_and_grads(p, X, Y)[0])
+
+    for check in (lambda f: numerical_grad(f, w), lambda f: directional_grad(f, w, np.ones_like(w))):
+        with pytest.raises(ValueError, match=r"f's values are all float32 numbers \(the [\d,]+ different ones it gave"
+                                             r"\), and scipy did not converge at \d+ of \d+ .*compute it in float64$"):
+            check(lambda w_: loss_of_W1(w_, np.float32))
+        check(lambda w_: loss_of_W1(w_, np.float64))  # the same loss in float64 passes
+    _, grads = model.loss_and_grads(params, X, Y)
+    assert_close(compare("dW1", grads["W1"], numerical_grad(lambda w_: loss_of_W1(w_, np.float64), w), shape=w.shape))
+    # a float64 loss whose values are all float32 numbers (11 of them, a cubic at dyadic steps) and converge: let be
+    ones = np.ones(4)
+    assert np.allclose(numerical_grad(lambda v: float((v ** 3).sum()), ones, initial_step=1.0), 3, rtol=1e-12)
+    assert np.isclose(directional_grad(lambda v: float((v ** 3).sum()), ones, ones, initial_step=1.0), 12, rtol=1e-12)
+
+
 def test_a_tiny_gradient_needs_an_absolute_tolerance_and_the_failure_says_so():
     # From an engineer's review: with C scaled by 1e-5, dW1's largest entry is 3e-6 against a loss near 2; scipy,
     # asked for a relative tolerance alone, halved its steps until rounding took over, and a correct dW1 failed.
