@@ -10,46 +10,50 @@ from .counting import AddK
 from .data import repeats_warning, unseen_symbols, unseen_symbols_warning
 
 
-LONG = 10  # an item this many times the list's median length, or more, is far longer than the rest
+LONG = 10  # an item more than this many times the list's median length ...
+LONG_AT_LEAST = 100  # ... and this many symbols is far longer than the rest (a paragraph among names, not a phrase)
+HEAVY = 0.2  # long items that give more than this share of a split's examples are warned of
 
 
 def long_items(splits):
-    """{split name: (lengths of its items far longer than the list's median item, its examples)} for
-    each split whose examples are more than a quarter theirs, and the median: an item of n symbols gives
-    n + 1 examples, so one paragraph pasted into a list of names can outweigh the rest of whichever split
-    it lands in."""
-    lengths = [np.array([len(item) for item in part]) for part in splits.items]
-    median = float(np.median(np.concatenate(lengths)))
+    """({split name: (lengths of its long items, sorted, their share of its examples)} for each split whose
+    examples come more than HEAVY from long items, the list's median item length). An item of n symbols
+    gives n + 1 examples, so one paragraph pasted into a list of names can outweigh the rest of whichever
+    split it lands in. Long: more than LONG times the median and LONG_AT_LEAST symbols, or an item that
+    alone gives over half of all the examples (in a list of two or more)."""
+    lengths = [np.array([len(item) for item in part], dtype=np.int64) for part in splits.items]
+    everything = np.concatenate(lengths)
+    median = float(np.median(everything))
+    n_all = int(everything.sum()) + len(everything)
     found = {}
-    for name, part, examples in zip(("training", "dev", "test"), lengths, (splits.train, splits.dev, splits.test)):
-        long = np.sort(part[part > LONG * median])
-        if 4 * int((long + 1).sum()) > len(examples[1]):
-            found[name] = (long, len(examples[1]))
+    for name, part in zip(("training", "dev", "test"), lengths):
+        long = np.sort(part[((part > LONG * median) & (part >= LONG_AT_LEAST)) |
+                            ((2 * (part + 1) > n_all) & (len(everything) > 1))])
+        share = int((long + 1).sum()) / max(int(part.sum()) + len(part), 1)
+        if share > HEAVY:
+            found[name] = (long, share)
     return found, median
 
 
 def long_items_warnings(splits):
-    """A warning for each split whose examples are over a quarter from items far longer than the rest
-    (train and ngram)."""
+    """A warning for each split whose examples come more than HEAVY from long items (long_items)."""
     found, median = long_items(splits)
-    for where, (long, n) in found.items():
-        share = math.floor(100 * int((long + 1).sum()) / n)
+    typical = f"{median:,.0f}" if median.is_integer() else f"{median:,.1f}"
+    for where, (long, share) in found.items():
         sizes = f"{long[0]:,}" if long[0] == long[-1] else f"{long[0]:,} to {long[-1]:,}"
         if len(long) == 1:
-            said = f"one item, of {sizes} symbols (the list's median is {median:g}), gives"
+            said = f"one item, of {sizes} symbols (the list's median is {typical}), gives"
             fix = "it is no item of the list (a paragraph or a file pasted in), take it out"
         else:
-            said = f"{len(long):,} items, of {sizes} symbols each (the list's median is {median:g}), give"
+            said = f"{len(long):,} items, of {sizes} symbols each (the list's median is {typical}), give"
             fix = "they are no items of the list (paragraphs or files pasted in), take them out"
-        yield f"warning: {said} {share}% of the {where} split's examples; if {fix}"
+        yield f"warning: {said} {100 * share:.1f}% of the {where} split's examples; if {fix}"
 
 
 def size_warnings(cfg, splits):
-    """Warnings for sizes the data cannot use: a split weighed down by a few very long items, a batch larger
-    than the training set, a context longer than the longest item (its first positions are then the
-    boundary in every context)."""
+    """Warnings for sizes the data cannot use: a batch larger than the training set, a context longer than
+    the longest item (its first positions are then the boundary in every context)."""
     n_train, longest = len(splits.train[1]), max(len(item) for part in splits.items for item in part)
-    yield from long_items_warnings(splits)
     if cfg.batch_size > n_train:
         yield (f"warning: the batch ({cfg.batch_size:,}) is larger than the training set ({n_train:,} examples), so "
                f"every step draws examples more than once; a --batch-size of {n_train:,} or less costs less")
@@ -256,17 +260,21 @@ def quality_warning(result, devs, losses, splits, n_items, cfg, resumed=False):
 
 def dev_only_note(splits):
     """What a warning that the model learned its training items by heart adds when dev holds symbols no training
-    item does (data.unseen_symbols_warning), or is mostly a few very long items (long_items): either opens a gap
-    between the losses whatever the model learned."""
+    item does (data.unseen_symbols_warning), or many of its examples come from long items (long_items): either
+    opens a gap between the losses whatever the model learned."""
     unseen = ("; part of the gap may be the symbols dev holds and training does not, warned of above"
               if unseen_symbols(splits, ("dev",)) else "")
-    long, _ = long_items(splits)[0].get("dev", ((), 0))
-    return unseen + (f"; part of the gap may be the {'long item' if len(long) == 1 else 'long items'} the dev split "
-                     f"holds, warned of above" if len(long) else "")
+    long, share = long_items(splits)[0].get("dev", ((), 0.0))
+    if not len(long):
+        return unseen
+    return unseen + (f"; but {100 * share:.1f}% of dev's examples come from the long "
+                     f"{'item' if len(long) == 1 else 'items'} warned of above, which may be all of the gap: take "
+                     f"{'it' if len(long) == 1 else 'them'} out and train again before trying these")
 
 
 def data_warnings(splits):
     """The warnings about the list itself that train and ngram print first, those that apply: items repeated
-    across the splits, symbols no training item holds, accents written two ways, letters in both cases."""
+    across the splits, symbols no training item holds, accents written two ways, letters in both cases, and
+    splits weighed down by long items."""
     return [w for w in (repeats_warning(splits), unseen_symbols_warning(splits), accents_warning(splits),
-                        case_note(splits)) if w]
+                        case_note(splits)) if w] + list(long_items_warnings(splits))

@@ -21,7 +21,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
     sys.exit(2)
 
 from . import metrics
-from .advice import data_warnings, long_items_warnings
+from .advice import data_warnings
 from .cli import ArgumentParser, UsageError, run
 from .flags import int_at_least, non_negative_int
 from .counting import K_GRID, KneserNey, choose_k
@@ -83,7 +83,7 @@ def main(argv=None):
                          f"could be {args.samples * length:,} symbols on one line; use at most "
                          f"{max(MAX_SAMPLE_SYMBOLS // length, 1):,} here")  # (sample streams, but a network's)
     print(describe(args.data, splits))
-    for warning in (*data_warnings(splits), *long_items_warnings(splits)):
+    for warning in data_warnings(splits):
         print(warning, file=sys.stderr)
 
     t0 = time.perf_counter()
