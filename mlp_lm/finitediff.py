@@ -9,6 +9,7 @@ passes on: from mlp_lm.finitediff import compare). Use them on your own change: 
 function of one array, compute its gradient by hand, and call numerical_grad and assert_close.
 modelcheck.py checks the whole model with them. See docs/gradcheck.md.
 """
+import math
 import numbers
 from collections.abc import Mapping
 
@@ -69,19 +70,40 @@ def _check_repeatable(f, x):
                          f"it once, outside f, and leave the arrays f is given as they were")
 
 
-def _check_not_float32(values, status):
-    """ValueError when scipy did not converge somewhere and every value f gave was a float32 number (8 or
-    more different ones): f computed its loss in float32 and returned it as a float, whose rounding,
-    divided by a small step, swamps the differences. A float64 loss lands on a float32 number about
-    once in 2^29 values; one that converged anyway (a linear f at dyadic steps can) is let be."""
+def _coarsest(v):
+    """(name, epsilon) of the coarsest of bfloat16, float16 and float32 that holds every number of v
+    exactly, or None when float32 does not."""
+    with np.errstate(over="ignore", invalid="ignore"):  # a loss past float32's range is no float32 number
+        v32 = v.astype(np.float32)
+        if not np.array_equal(v32, v):
+            return None
+        if not np.any(v32.view(np.uint32) & 0xFFFF):  # bfloat16: float32's top 16 bits
+            return "bfloat16", 2.0 ** -7
+        if np.array_equal(v.astype(np.float16), v):
+            return "float16", 2.0 ** -10
+    return "float32", 2.0 ** -23
+
+
+def _check_not_float32(values, status, step, where):
+    """ValueError when scipy did not converge (status, `where` says where) and every value f gave was a
+    float32 number (4 or more different ones, not all whole numbers): f computed its loss in float32, or
+    coarser, and returned it as a float, whose rounding, divided by a small step, swamps the differences.
+    With a step that is no power of two, x + t is no float32 number, and a float64 loss of it lands on
+    one about once in 2^29 values; with a power of two (initial_step=1.0, 2**-10), a float64 loss of
+    float32 data can land on float32 numbers at every step, so the check is not made. Nor can it see a
+    float32 loss that went through float64 arithmetic after (a weight decay added, a mean over 3)."""
+    if np.all(status == 0) or math.frexp(step)[0] == 0.5:
+        return
     v = np.unique(np.concatenate([np.reshape(a, -1) for a in values]))
     v = v[np.isfinite(v)]
-    if np.all(status == 0) or len(v) < 8 or not np.all(v.astype(np.float32) == v):
+    if len(v) < 4 or np.array_equal(v, np.round(v)) or (coarse := _coarsest(v)) is None:  # a loss that counts
         return
-    raise ValueError(f"f's values are all float32 numbers (the {len(v):,} different ones it gave), and scipy did not "
-                     f"converge at {np.count_nonzero(status)} of {status.size} coordinate(s): f computes the loss in "
-                     f"float32 and returns it as a float, known only to about 1e-7 of its size, too coarse for "
-                     f"finite differences: compute it in float64")
+    name, eps = coarse
+    eps = f"{eps:.0e}".replace("e-0", "e-")  # 1e-7, not 1e-07
+    raise ValueError(f"f's values are all {name} numbers (the {len(v):,} different ones it gave), and scipy did not "
+                     f"converge {where}: f computes the loss in {name} and returns it as a float (or loses as many "
+                     f"digits to cancellation, a large number added and taken away), so it is known only to about "
+                     f"{eps} of its size, too coarse for finite differences: compute it in float64")
 
 
 def numerical_grad(f, x, coords=None, *, initial_step=0.1, tolerances=None, return_status=False):
@@ -118,7 +140,8 @@ def numerical_grad(f, x, coords=None, *, initial_step=0.1, tolerances=None, retu
         return out
 
     res = derivative(along, np.zeros(len(coords)), args=(coords,), initial_step=initial_step, tolerances=tolerances)
-    _check_not_float32(values, res.status)
+    _check_not_float32(values, res.status, initial_step,
+                       f"at {np.count_nonzero(res.status)} of {res.status.size} coordinate(s)")
     return (res.df, res.status) if return_status else res.df
 
 
@@ -141,7 +164,7 @@ def directional_grad(f, x, v, *, initial_step=0.1):
         return out
 
     res = derivative(along, 0.0, initial_step=initial_step)
-    _check_not_float32(values, np.atleast_1d(res.status))
+    _check_not_float32(values, np.atleast_1d(res.status), initial_step, "along v")
     return float(res.df)
 
 
