@@ -229,8 +229,11 @@ def check_gradients(loss, params, grads, *, max_coords=None, seed=0, tolerances=
             rows.append(Comparison.missing("d" + name, value.shape, "no gradient was given for it"))
             continue
         coords = sampled_coords(value.shape, grads[name], max_coords, rng)
-        num, status = numerical_grad(lambda v, name=name: loss({**params, name: v}), value, coords,
-                                     initial_step=initial_step, tolerances=tolerances, return_status=True)
+        try:
+            num, status = numerical_grad(lambda v, name=name: loss({**params, name: v}), value, coords,
+                                         initial_step=initial_step, tolerances=tolerances, return_status=True)
+        except ValueError as e:  # a float32 loss, say: which tensor was being varied, and that f is the loss
+            raise ValueError(f"varying params[{name!r}], with f your loss: {e}") from None
         rows.append(compare("d" + name, grads[name], num, coords, shape=value.shape, status=status,
                             zero_noise=zero_noise))
     return rows

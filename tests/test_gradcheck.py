@@ -479,6 +479,9 @@ def test_numerical_grad_refuses_a_float32_loss_returned_as_a_float():
         check(lambda w_: loss_of_W1(w_, np.float64))  # the same loss in float64 passes
     _, grads = model.loss_and_grads(params, X, Y)
     assert_close(compare("dW1", grads["W1"], numerical_grad(lambda w_: loss_of_W1(w_, np.float64), w), shape=w.shape))
+    loss32 = lambda p: float(model.loss_and_grads({k: v.astype(np.float32) for k, v in p.items()}, X, Y)[0])  # noqa: E731
+    with pytest.raises(ValueError, match=r"^varying params\['C'\], with f your loss: f's values are all float32"):
+        finitediff.check_gradients(loss32, params, grads)  # it says which tensor it was varying
 
 
 def test_a_float64_loss_whose_values_are_float32_numbers_is_let_be():
