@@ -111,9 +111,10 @@ def numerical_grad(f, x, coords=None, *, initial_step=0.1, tolerances=None, retu
 
     f maps an array shaped like x to a float, computed in float64 and the same each time it is
     asked (a float32 loss, returned as one or as a float, or one that draws a fresh dropout mask,
-    is refused: both make a correct gradient look wrong). Returns a float64 array with one derivative per coordinate, in
-    the order of `coords`; with return_status=True also scipy's per-coordinate status (0:
-    converged to its tolerance; negative: it stopped without, see scipy.differentiate.derivative).
+    is refused: both make a correct gradient look wrong). Returns a float64 array with one
+    derivative per coordinate, in the order of `coords`; with return_status=True also scipy's
+    per-coordinate status (0: converged to its tolerance; negative: it stopped without, see
+    scipy.differentiate.derivative).
     tolerances goes to scipy as it is. Its default absolute tolerance is the smallest normal float64,
     in effect 0, so where a derivative is tiny against f's value (below about 1e-5 of a loss of
     order 1) scipy keeps halving its steps until rounding takes over; dict(atol=1e-12 * |f|) stops
