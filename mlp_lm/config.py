@@ -49,8 +49,9 @@ class Config:
 PRESETS = {
     "lecture": {},  # the part 2 model and recipe (with the part 3 init fix): Config's defaults
     # the strongest recipe we found on dev (docs/best.md): the same model family, bigger, regularised
-    "best": {"block_size": 6, "n_embd": 32, "n_hidden": 1024, "batch_size": 128, "optimizer": "adamw",
-             "lr": 5e-4, "schedule": "cosine", "weight_decay": 0.1, "emb_dropout": 0.08, "steps": 300000},
+    "best": {"block_size": 7, "n_embd": 32, "n_hidden": 1024, "batch_size": 128, "optimizer": "adamw",
+             "lr": 5e-4, "schedule": "cosine", "weight_decay": 0.1, "emb_dropout": 0.08, "fold": True,
+             "steps": 200000},
 }
 
 
