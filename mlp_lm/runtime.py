@@ -36,6 +36,8 @@ if _kmp_before is None:  # ours is a library too: a host program's environment, 
 
 from . import BLAS_SPIN_VARIABLE  # noqa: E402
 
+CORETYPE_VARIABLE = "OPENBLAS_CORETYPE"  # which kernels OpenBLAS runs, when set; by default it picks for the processor
+
 # Multiply-adds in the largest product of a step for each BLAS thread: a second thread from 2 M
 # on an idle machine. Not for the lecture's model at batch 32 (0.2 M) or 256 (1.5 M); batches
 # of 512 and up are split instead (split_parts); the best preset's 25 M at batch 128 get two
@@ -178,7 +180,9 @@ def describe_threads(batch_size, threads):
 def blas_description():
     """'openblas 0.3.31 (Haswell), 2 threads by default, OPENBLAS_THREAD_TIMEOUT=18' for the BLAS
     numpy uses, as threadpoolctl sees it (the variable as the process has it: set before numpy
-    loaded OpenBLAS, as the commands set it, it is what OpenBLAS uses)."""
+    loaded OpenBLAS, as the commands set it, it is what OpenBLAS uses), and ', OPENBLAS_CORETYPE=Haswell'
+    where the environment names the kernels OpenBLAS is to run instead of those it picks for the
+    processor (a machine of ours set Haswell's, AVX2, on an AVX-512 processor: docs/performance.md)."""
     from threadpoolctl import threadpool_info
     infos = [i for i in threadpool_info() if i.get("user_api") == "blas"]
     if not infos:
@@ -188,6 +192,8 @@ def blas_description():
     text = f"{i.get('internal_api')} {i.get('version')}{arch}, {i.get('num_threads')} threads by default"
     if i.get("internal_api") == "openblas":  # how long its idle workers spin (mlp_lm/__init__.py sets it)
         text += f", {BLAS_SPIN_VARIABLE}={os.environ.get(BLAS_SPIN_VARIABLE, 'unset')}"
+        if os.environ.get(CORETYPE_VARIABLE):  # kernels chosen by the user, not by OpenBLAS for this processor
+            text += f", {CORETYPE_VARIABLE}={os.environ[CORETYPE_VARIABLE]}"
     return text
 
 

@@ -183,6 +183,26 @@ def test_commands_let_openblas_workers_sleep_soon_and_keep_a_users_choice():
         assert "OPENBLAS_THREAD_TIMEOUT=18" in proc.stdout.splitlines()[0]
 
 
+def test_the_bench_header_names_the_kernels_the_environment_asks_openblas_for():
+    # A machine of ours set OPENBLAS_CORETYPE=Haswell for every process: AVX2 kernels on an AVX-512 processor,
+    # the step 15% to 25% slower, and the header said "(Haswell)" with nothing to tell why.
+    import os
+    import subprocess
+    import sys
+    code = "from mlp_lm import runtime; print(runtime.blas_description())"
+    lines = {}
+    for value in ("Haswell", None):
+        env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+        env.update({"OPENBLAS_CORETYPE": value} if value else {})
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        lines[value] = proc.stdout.strip()
+    if not lines[None].startswith("openblas"):
+        pytest.skip(f"numpy's BLAS is not OpenBLAS here: {lines[None]}")
+    assert lines["Haswell"].endswith(", OPENBLAS_CORETYPE=Haswell") and "(Haswell)" in lines["Haswell"]
+    assert "OPENBLAS_CORETYPE" not in lines[None]
+
+
 def test_importing_any_module_leaves_a_programs_environment_as_it_was():
     # From a hostile pass: threadpoolctl, imported by runtime.py, sets KMP_DUPLICATE_LIB_OK in os.environ,
     # which every subprocess of the host program then inherits; it told Intel's OpenMP not to abort on a
