@@ -84,15 +84,18 @@ def _coarsest(v):
     return "float32", 2.0 ** -23
 
 
-def _check_not_float32(values, status, step, where):
-    """ValueError when scipy did not converge (status, `where` says where) and every value f gave was a
-    float32 number (4 or more different ones, not all whole numbers): f computed its loss in float32, or
-    coarser, and returned it as a float, whose rounding, divided by a small step, swamps the differences.
+def _check_not_float32(values, status, df, step, along_v=False):
+    """ValueError when every value f gave was a float32 number (4 or more different ones, not all whole numbers):
+    f computed its loss in float32, or coarser, and returned it as a float, whose rounding, divided by a small
+    step, swamps the differences. scipy then mostly fails to converge (status), but not always: once its steps
+    are below the loss's resolution they can all give one value, and two estimates of 0 agree (df exactly 0),
+    or a staircase of values can look like a slope (a float16 loss converged to 10.0 where the derivative was
+    9.57), so the values decide, whatever scipy said; what it said goes into the message.
     With a step that is no power of two, x + t is no float32 number, and a float64 loss of it lands on
     one about once in 2^29 values; with a power of two (initial_step=1.0, 2**-10), a float64 loss of
     float32 data can land on float32 numbers at every step, so the check is not made. Nor can it see a
     float32 loss that went through float64 arithmetic after (a weight decay added, a mean over 3)."""
-    if np.all(status == 0) or math.frexp(step)[0] == 0.5:
+    if math.frexp(step)[0] == 0.5:
         return
     v = np.unique(np.concatenate([np.reshape(a, -1) for a in values]))
     v = v[np.isfinite(v)]
@@ -100,8 +103,13 @@ def _check_not_float32(values, status, step, where):
         return
     name, eps = coarse
     eps = f"{eps:.0e}".replace("e-0", "e-")  # 1e-7, not 1e-07
-    raise ValueError(f"f's values are all {name} numbers (the {len(v):,} different ones it gave), and scipy did not "
-                     f"converge {where}: f computes the loss in {name} and returns it as a float (or loses as many "
+    unconverged, flat = status != 0, (status == 0) & (df == 0)
+    where = (lambda at: "along v") if along_v else (lambda at: f"at {np.count_nonzero(at)} of {at.size} coordinate(s)")
+    scipy_said = (f", and scipy did not converge {where(unconverged)}" if unconverged.any() else
+                  f", and scipy's derivative is exactly 0 {where(flat)}, where its smallest steps all gave one value"
+                  if flat.any() else "")
+    raise ValueError(f"f's values are all {name} numbers (the {len(v):,} different ones it gave){scipy_said}: "
+                     f"f computes the loss in {name} and returns it as a float (or loses as many "
                      f"digits to cancellation, a large number added and taken away), so it is known only to about "
                      f"{eps} of its size, too coarse for finite differences: compute it in float64")
 
@@ -141,8 +149,7 @@ def numerical_grad(f, x, coords=None, *, initial_step=0.1, tolerances=None, retu
         return out
 
     res = derivative(along, np.zeros(len(coords)), args=(coords,), initial_step=initial_step, tolerances=tolerances)
-    _check_not_float32(values, res.status, initial_step,
-                       f"at {np.count_nonzero(res.status)} of {res.status.size} coordinate(s)")
+    _check_not_float32(values, res.status, res.df, initial_step)
     return (res.df, res.status) if return_status else res.df
 
 
@@ -165,7 +172,7 @@ def directional_grad(f, x, v, *, initial_step=0.1):
         return out
 
     res = derivative(along, 0.0, initial_step=initial_step)
-    _check_not_float32(values, np.atleast_1d(res.status), initial_step, "along v")
+    _check_not_float32(values, np.atleast_1d(res.status), np.atleast_1d(res.df), initial_step, along_v=True)
     return float(res.df)
 
 
