@@ -10,8 +10,11 @@ QUIET_SECONDS = 30.0  # at most this long between two lines in a log file or a p
 class Progress:
     """One line updated in place on a terminal; plain periodic lines otherwise.
 
-    The loss shown is the mean minibatch loss since the last line, which is
-    steadier than any single minibatch's.
+    The loss shown is the mean minibatch loss over the steps since the last line of a twentieth of the run
+    (or of a dev evaluation), which is steadier than any single minibatch's. The lines in between, a terminal's
+    redraws and a log's lines when a twentieth takes long, show that mean so far and leave it running: the
+    lines at the twentieths say the same whether the run went to a terminal or a file, on a fast machine or
+    a slow one.
     """
 
     def __init__(self, total, stream=None, start=0, evaluations=None, evaluation_seconds=0.0):
@@ -34,12 +37,17 @@ class Progress:
         self.loss_n += 1
         now = time.perf_counter()
         last = done == self.total
+        window_ends = dev is not None or last or done % self.every == 0  # the loss's mean starts again after
         if self.tty:
             due = dev is not None or last or now - self.last_draw > 0.1
         else:  # every twentieth of the run, and never quiet for long: a big list's twentieth can be minutes
-            due = dev is not None or last or done % self.every == 0 or now - self.last_draw >= QUIET_SECONDS
-        if not due:
-            return
+            due = window_ends or now - self.last_draw >= QUIET_SECONDS
+        if due:
+            self._draw(done, dev, now, last)
+        if window_ends:
+            self.loss_sum, self.loss_n = 0.0, 0
+
+    def _draw(self, done, dev, now, last):
         rate = (done - self.first) / max(now - self.start, 1e-9)  # shown: the run's, evaluations and all
         spent, count = self.evaluated  # the ETA: the steps at their own pace, and the evaluations to come
         step_seconds = max(now - self.start - spent, 0.0) / max(done - self.first, 1)
@@ -56,7 +64,6 @@ class Progress:
         else:
             print(line, file=self.stream, flush=True)
         self.last_draw = now
-        self.loss_sum, self.loss_n = 0.0, 0
 
 
 def steps_per_second(rate):
