@@ -851,3 +851,24 @@ def test_an_error_line_shows_what_a_terminal_would_act_on_escaped(tmp_path):
     assert printable("e\udcffmpty \udc80\ufeff\u2028") == "e\\xffmpty \\x80\\ufeff\\u2028"
     proc = run_cli("mlp_lm.draw", os.fsdecode(bytes(tmp_path) + b"/e\xffmpty"))
     assert proc.returncode == 2 and "e\\xffmpty does not exist" in proc.stderr
+
+
+def test_a_library_that_cannot_be_imported_late_is_one_line(tiny_run, tmp_path):
+    # From a hostile tester: evaluate --mix-ngram under `ulimit -v` evaluated everything, then ended in a traceback
+    # when scipy's libraries could not be mapped (an ImportError, not a MemoryError); a broken or missing scipy the same
+    broken = tmp_path / "broken" / "scipy"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text('raise ImportError("this scipy is broken")\n')
+    missing = tmp_path / "missing"
+    missing.mkdir()
+    (missing / "sitecustomize.py").write_text("import sys\nsys.modules['scipy'] = None\n")  # as if not installed
+    for where, said in ((broken.parent, r"this scipy is broken"), (missing, r"No module named 'scipy\.\w+'")):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(where), str(ROOT)])}
+        for args in (["mlp_lm.evaluate", "--checkpoint", str(tiny_run[0] / "model.npz"), "--mix-ngram", "3"],
+                     ["mlp_lm.train", "--fold", "--steps", "5", "--out", str(tmp_path / "run"), "--force"]):
+            proc = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=tmp_path, env=env,
+                                  timeout=120)
+            assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+            assert re.fullmatch(rf"python -m {args[0]}: error: cannot import scipy \({said}[^\n]*\); reinstall it "
+                                r"\(pip install -e \. installs what mlp_lm needs\), or, if it is installed, free memory "
+                                r"for it\n", proc.stderr), proc.stderr
