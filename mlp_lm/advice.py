@@ -123,6 +123,7 @@ def fell_far(losses, V, window=100):
 
 
 OVERFIT_RISE = 1.02  # a final dev loss this many times its best evaluation's or more: overfitting, not noise
+EMA_HELD = 0.1  # a weight average with more than this share of the initial weights lags the run it averages
 OVERFIT_GAP = 1.5  # or this many times the training loss, risen or not (healthy runs here: at most 1.14)
 
 
@@ -207,19 +208,24 @@ def futile_warning(result, losses, V, n_items, cfg, devs=None, resumed=False, no
     retry = retry_with(resumed)
     advice = ("the model learned its training items by heart and nothing that carries over to new ones; "
               + by_heart(result, devs or {}, n_items, cfg, retry, V) + note if result["train_loss"] < 0.9 * math.log(V)
-              else why_stuck(result, losses, V, retry, "training did not get anywhere"))
+              else why_stuck(result, losses, V, retry, "training did not get anywhere", ema=cfg.ema))
     return (f"warning: the dev loss is no better than ln {V} = {math.log(V):.2f}, the loss of a uniform "
             f"guess: {advice}")
 
 
-def why_stuck(result, losses, V, retry, nowhere, unless=""):
-    """Why a run that did not learn its training items by heart ended where it did, and what to try: a
-    loss that went up, that rose on its way down, that came a long way down but not far enough, or
-    `nowhere` (no progress to speak of: more steps or a larger rate, `unless` ...)."""
+def why_stuck(result, losses, V, retry, nowhere, unless="", ema=0.0):
+    """Why a run that did not learn its training items by heart ended where it did, and what to try: a weight
+    average (--ema `ema`) that still holds much of the initial weights, a loss that went up, that rose on its way
+    down, that came a long way down but not far enough, or `nowhere` (no progress to speak of: more steps or a
+    larger rate, `unless` ...)."""
     fell = fell_far(losses, V)
+    held = ema ** len(losses) if ema else 0.0  # the initial weights' share of the average the run saved and evaluated
     # the last steps' against the first's; or the dev loss, for a run too short to show it (a run of one
     # step records only the loss before its update)
-    return (f"the training loss went up, not down; {retry} a smaller --lr"
+    return (f"the weight average it saved (--ema {ema!r}, over about {1 / (1 - ema):,.0f} steps) still holds "
+            f"{held:.0%} of the initial weights after {len(losses):,} steps; {retry} a smaller --ema or more --steps"
+            if held > EMA_HELD
+            else f"the training loss went up, not down; {retry} a smaller --lr"
             if max(float(np.mean(losses[-100:])), result["dev_loss"]) > 1.05 * losses[0]
             else f"the training loss rose on its way down; {retry} a smaller --lr" if bounced(losses)
             else (f"the training loss came down from {fell[0]:.2f} to {fell[1]:.2f}, but a start that far above "
@@ -248,7 +254,7 @@ def little_learned_warning(result, losses, splits, cfg, resumed=False):
             "them is the best any model can do") if result["dev_loss"] < 1.01 * unigram else ""
     return (f"warning: the dev loss, {result['dev_loss']:.4f}, is no better than counting symbols ({unigram:.4f}, "
             f"an add-one unigram's, which reads no context): "
-            + why_stuck(result, losses, V, retry, "the model has hardly begun to learn", near))
+            + why_stuck(result, losses, V, retry, "the model has hardly begun to learn", near, ema=cfg.ema))
 
 
 def quality_warning(result, devs, losses, splits, n_items, cfg, resumed=False):

@@ -205,6 +205,20 @@ def test_the_overfitting_warning_is_for_a_dev_loss_that_rose_well_above_its_best
     assert [advice.suggested_weight_decay(n) for n in (196, 250, 2000, 8000, 32033)] == [0.01, 0.008, 0.001, 0.0003, 6e-05]
 
 
+def test_a_weight_average_that_still_holds_the_initial_weights_is_named_as_the_cause(tmp_path, capsys):
+    # From a hostile tester: --ema 0.999 over 100 steps saved an average of 90% initial weights (dev 3.13, the
+    # run itself 2.42 without it), and the warning said to try a larger --lr
+    flags = [*SMALL, "--steps", "100", "--eval-every", "0", "--optimizer", "adamw", "--lr", "0.01"]
+    assert train.main([*flags, "--ema", "0.999", "--out", str(tmp_path / "ema")]) == 0
+    assert re.search(r"^warning: the dev loss.*: the weight average it saved \(--ema 0\.999, over about 1,000 steps\) "
+                     r"still holds 90% of the initial weights after 100 steps; try a smaller --ema or more --steps$",
+                     capsys.readouterr().err, re.M)
+    assert train.main([*flags, "--ema", "0.9", "--out", str(tmp_path / "ema_smaller")]) == 0  # the advice, followed
+    assert "warning" not in capsys.readouterr().err
+    assert json.loads((tmp_path / "ema_smaller" / "metrics.json").read_text())["dev_loss"] < \
+        json.loads((tmp_path / "ema" / "metrics.json").read_text())["dev_loss"] - 0.3
+
+
 def test_a_run_no_better_than_counting_symbols_is_told_why_and_the_advice_helps(tmp_path, capsys):
     # From a new user's review: --lr 0.001 ended at dev 3.57 on cities (uniform 3.74, a unigram's about 3.3)
     # with nothing said; only a run no better than a uniform guess was told anything
