@@ -15,18 +15,22 @@ LONG_AT_LEAST = 100  # ... and this many symbols is far longer than the rest (a 
 HEAVY = 0.2  # long items that give more than this share of a split's examples are warned of
 
 
-def long_items(splits):
+SPLITS = ("training", "dev", "test")
+
+
+def long_items(splits, parts=None, names=SPLITS):
     """({split name: (lengths of its long items, sorted, their share of its examples)} for each split whose
     examples come more than HEAVY from long items, the list's median item length). An item of n symbols
     gives n + 1 examples, so one paragraph pasted into a list of names can outweigh the rest of whichever
     split it lands in. Long: more than LONG times the median and LONG_AT_LEAST symbols, or an item that
-    alone gives over half of all the examples (in a list of two or more)."""
-    lengths = [np.array([len(item) for item in part], dtype=np.int64) for part in splits.items]
+    alone gives over half of all the examples (in a list of two or more). parts and names: other lists of
+    items than splits.items, and their names (evaluate's --data: one file, of every item)."""
+    lengths = [np.array([len(item) for item in part], dtype=np.int64) for part in (parts or splits.items)]
     everything = np.concatenate(lengths)
     median = float(np.median(everything))
     n_all = int(everything.sum()) + len(everything)
     found = {}
-    for name, part in zip(("training", "dev", "test"), lengths):
+    for name, part in zip(names, lengths):
         long = np.sort(part[((part > LONG * median) & (part >= LONG_AT_LEAST)) |
                             ((2 * (part + 1) > n_all) & (len(everything) > 1))])
         share = int((long + 1).sum()) / max(int(part.sum()) + len(part), 1)
@@ -35,9 +39,10 @@ def long_items(splits):
     return found, median
 
 
-def long_items_warnings(splits):
-    """A warning for each split whose examples come more than HEAVY from long items (long_items)."""
-    found, median = long_items(splits)
+def long_items_warnings(splits, parts=None, names=SPLITS):
+    """A warning for each split whose examples come more than HEAVY from long items (long_items; parts and names
+    as there, where a name that is not a split's is the file's)."""
+    found, median = long_items(splits, parts, names)
     typical = f"{median:,.0f}" if median.is_integer() else f"{median:,.1f}"
     for where, (long, share) in found.items():
         sizes = f"{long[0]:,}" if long[0] == long[-1] else f"{long[0]:,} to {long[-1]:,}"
@@ -47,7 +52,8 @@ def long_items_warnings(splits):
         else:
             said = f"{len(long):,} items, of {sizes} symbols each (the list's median is {typical}), give"
             fix = "they are no items of the list (paragraphs or files pasted in), take them out"
-        yield f"warning: {said} {100 * share:.1f}% of the {where} split's examples; if {fix}"
+        whose = f"the {where} split's" if where in SPLITS else f"{where}'s"
+        yield f"warning: {said} {100 * share:.1f}% of {whose} examples; if {fix}"
 
 
 def size_warnings(cfg, splits):

@@ -20,7 +20,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
     sys.exit(2)
 
 from . import checkpoint, evaltime, metrics, mixture, model, shell
-from .advice import data_warnings
+from .advice import data_warnings, long_items_warnings
 from .cli import ArgumentParser, UsageError, run
 from .flags import int_at_least
 from .data import BOUNDARY, SPLIT_SEED, build_dataset, load_splits, show_symbols
@@ -175,6 +175,9 @@ def main(argv=None):
     print(f"data: {shell.shown(source)}: {shown}")
     if "all" not in sets:  # the training split: what train warned of about the list holds for these numbers too
         for warning in data_warnings(splits):
+            print(warning, file=sys.stderr)
+    else:  # another file: one long item can be most of its loss (a line of 200,000 symbols among 500 names: 98%)
+        for warning in long_items_warnings(None, [items], [shell.shown(args.data)]):
             print(warning, file=sys.stderr)
     if n is not None and len(sets["dev"][1]) < FEW_DEV:
         print(f"warning: the mixtures' weights are chosen on only {len(sets['dev'][1])} dev examples, too few to "

@@ -519,3 +519,17 @@ def test_evaluate_repeats_what_train_warned_of_about_the_list_and_a_weight_chose
     (tmp_path / "other.txt").write_text("mae\nema\n")
     assert evaluate.main(["--checkpoint", str(tmp_path / "emma" / "model.npz"), "--data", str(tmp_path / "other.txt")]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_another_file_weighed_down_by_one_long_item_is_warned_of(tiny_run, tmp_path):
+    # From a hostile tester: 500 names and a line of 200,000 a's, 98% of the examples, evaluated with no word
+    names = NAMES.read_text().split()[:500]
+    path = tmp_path / "longline.txt"
+    path.write_text("\n".join(names + ["a" * 200_000]) + "\n")
+    proc = run_cli("mlp_lm.evaluate", "--checkpoint", tiny_run[0] / "model.npz", "--data", path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == (f"warning: one item, of 200,000 symbols (the list's median is 6), gives 98.3% of {path}'s "
+                           f"examples; if it is no item of the list (a paragraph or a file pasted in), take it out\n")
+    path.write_text("\n".join(names) + "\n")  # the names alone: nothing to say
+    proc = run_cli("mlp_lm.evaluate", "--checkpoint", tiny_run[0] / "model.npz", "--data", path)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
