@@ -69,7 +69,8 @@ def cannot_write(path, e):
     """The one line for an OSError writing --json path, with what to do about it."""
     fix = (f"free some space there (a trial file of {TRIAL_BYTES // 1024} kB did not fit before the work, or the "
            f"file itself after it), or name a file on another disk" if e.errno in (errno.ENOSPC, errno.EDQUOT) else
-           "name a file in a folder this user can write to")
+           f"raise this shell's file size limit (ulimit -f; a trial file of {TRIAL_BYTES // 1024} kB did not fit under "
+           f"it)" if e.errno == errno.EFBIG else "name a file in a folder this user can write to")
     return UsageError(f"cannot write --json {shell.shown(path)}: {e.strerror or e}; {fix}")
 
 

@@ -49,6 +49,15 @@ def check_file_size_limit(need, what, resuming=False):
                          + ("then --resume again" if resuming else "or train fewer --steps or a smaller model"))
 
 
+def room(n_bytes):
+    """Room on a disk for a message, in the unit that shows it, to a tenth: 56.0 KiB, 1.4 MiB, 2.0 GiB (a hostile
+    tester's 56 KB free against 92 needed read "0.1 MB free, and this run's files need about 0.1 MB")."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:,.1f} {unit}"
+    return f"{n_bytes:,} bytes"
+
+
 def check_sweep_space(out, steps):
     """Refuse, before it starts, a learning-rate sweep whose table (and picture) the disk under `out`
     cannot hold: on a full disk it ran to the end and then lost its work writing the table."""
@@ -56,5 +65,5 @@ def check_sweep_space(out, steps):
     check_file_size_limit(need, "the sweep's table and picture")
     free = shutil.disk_usage(out).free
     if free < need:
-        raise UsageError(f"{out} has {free / 2**20:.2f} MB free, and the sweep's table and picture need about "
-                         f"{need / 2**20:.2f} MB; free some space or pass another --out")
+        raise UsageError(f"{out} has {room(free)} free, and the sweep's table and picture need about "
+                         f"{room(need)}; free some space or pass another --out")

@@ -872,3 +872,16 @@ def test_a_library_that_cannot_be_imported_late_is_one_line(tiny_run, tmp_path):
             assert re.fullmatch(rf"python -m {args[0]}: error: cannot import scipy \({said}[^\n]*\); reinstall it "
                                 r"\(pip install -e \. installs what mlp_lm needs\), or, if it is installed, free memory "
                                 r"for it\n", proc.stderr), proc.stderr
+
+
+def test_a_json_file_past_the_file_size_limit_is_told_which_limit(tmp_path):
+    # From a hostile tester: under `ulimit -f 10` --json said "File too large; name a file in a folder this user can
+    # write to", pointing at permissions; a real process, since the limit is its own
+    proc = subprocess.run(["bash", "-c", f"ulimit -f 10; exec {sys.executable} -m mlp_lm.bench --quick --no-torch "
+                           f"--no-load --seconds 0.01 --items 1000 --json {tmp_path / 'b.json'}"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    assert proc.stderr == (f"python -m mlp_lm.bench: error: cannot write --json {tmp_path / 'b.json'}: File too large; "
+                           f"raise this shell's file size limit (ulimit -f; a trial file of 16 kB did not fit under "
+                           f"it)\n")
+    assert not list(tmp_path.iterdir())  # nor is its trial file left

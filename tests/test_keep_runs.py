@@ -3,6 +3,7 @@ an interrupted --force, a disk too small or filling up, a folder that is not emp
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -92,7 +93,10 @@ def test_a_sweep_the_disk_cannot_hold_is_refused_before_it_starts(tmp_path, monk
         cli.run(lambda: train.main([*SMALL, "--lr-sweep", "--out", str(tmp_path / "sweep")]), "train")
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and len(err) == 1 and not swept
-    assert "MB free, and the sweep's table and picture need about" in err[0] and "another --out" in err[0]
+    assert re.search(r"has 1,000 bytes free, and the sweep's table and picture need about \d+\.\d KiB; free", err[0])
+    assert "another --out" in err[0]
+    assert [space.room(n) for n in (1000, 56 * 1024, 92 * 1024 + 100, 3 * 2**20 // 2, 2**31)] == [
+        "1,000 bytes", "56.0 KiB", "92.1 KiB", "1.5 MiB", "2.0 GiB"]  # "0.1 MB free ... need about 0.1 MB" before
 
 
 def test_a_run_the_disk_cannot_hold_is_refused_before_training(tmp_path, monkeypatch, capsys):
@@ -101,7 +105,8 @@ def test_a_run_the_disk_cannot_hold_is_refused_before_training(tmp_path, monkeyp
         cli.run(lambda: train.main([*SMALL, "--steps", "100000", "--out", str(tmp_path / "new")]), "train")
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and len(err) == 1
-    assert "MB free, and this run's files need about" in err[0] and "another --out" in err[0]
+    assert re.search(r"has 1,000 bytes free, and this run's files need about \d+\.\d [KM]iB; free", err[0])
+    assert "another --out" in err[0]
     assert not (tmp_path / "new").exists()  # the folder it made for the run is gone with the run
     with pytest.raises(SystemExit) as e:
         cli.run(lambda: train.main([*SMALL, "--steps", "100000", "--out", str(tmp_path)]), "train")
