@@ -106,7 +106,7 @@ def load_state(path):
     except CheckpointError:
         raise
     except Exception as e:  # load() has already vouched for the file; this is a second read failing
-        raise CheckpointError(f"cannot read the training state in {path}: {e}") from None
+        raise CheckpointError(f"cannot read the training state in {path}: {e}; it is damaged: start a new run") from None
     raw = _not_stored(state)
     if raw:
         raise CheckpointError(f"{path} has a damaged training state (state.{raw} is not a stored array); "
@@ -228,24 +228,24 @@ def check_contents(path, contents, hint, numbers=True):
             raise ValueError(f"longest_item {config['longest_item']} in its config is below 0, which no item is")
         if config.get("split_seed", SPLIT_SEED) != SPLIT_SEED:  # evaluating would read another split as dev/test
             raise ValueError(f"split_seed {config['split_seed']} in its config is not the seed every mlp_lm "
-                             f"training splits its data with ({SPLIT_SEED}), so the file is damaged; retrain it "
-                             f"with `python -m mlp_lm.train`")
+                             f"training splits its data with ({SPLIT_SEED}), so the file is damaged")
         if config.get("dtype", "float32") not in DTYPES:
             raise ValueError(f"dtype {config['dtype']!r} in its config is not one of {', '.join(DTYPES)}; "
                              f"the file is damaged")
     except (ValueError, KeyError, DataError, RecursionError) as e:
         what = ("its config nests too deeply" if isinstance(e, RecursionError) else
                 f"its config has no {e.args[0]}" if isinstance(e, KeyError) else e)
-        raise CheckpointError(f"{path} is not a valid mlp_lm checkpoint: {what}") from None
+        raise CheckpointError(f"{path} is not a valid mlp_lm checkpoint: {what}; {hint}") from None
 
     direct = config.get("direct", False)
     if not isinstance(direct, bool) or direct != ("Wd" in contents):
         raise CheckpointError(f"{path}: its config says direct={direct!r} but the file "
-                              f"{'has' if 'Wd' in contents else 'has no'} Wd; the file is damaged or not from mlp_lm")
+                              f"{'has' if 'Wd' in contents else 'has no'} Wd; the file is damaged or not from mlp_lm; {hint}")
     params = {k: _native(contents[k]) for k in (*PARAM_NAMES, *OPTIONAL_PARAMS) if k in contents}
     for k, p in params.items():
         if p.dtype.kind != "f":
-            raise CheckpointError(f"{path}: parameter {k} has dtype {p.dtype}, not floating point; the file is damaged")
+            raise CheckpointError(f"{path}: parameter {k} has dtype {p.dtype}, not floating point; the file is damaged; "
+                                  f"{hint}")
         if numbers and not np.all(np.isfinite(p)):
             raise CheckpointError(f"{path}: parameter {k} holds NaN or infinite values, which training never saves; "
                                   f"the file is damaged; {hint}")
@@ -258,20 +258,20 @@ def check_contents(path, contents, hint, numbers=True):
     for k, p in params.items():  # the biases are vectors, the rest matrices
         if p.ndim != (1 if k.startswith("b") else 2):
             raise CheckpointError(f"{path}: parameter {k} has {p.ndim} dimensions, not {1 if k[0] == 'b' else 2}; "
-                                  f"the file is damaged or not from mlp_lm")
+                                  f"the file is damaged or not from mlp_lm; {hint}")
     E, H = params["C"].shape[1], params["b1"].shape[0]
     for k, shape in param_shapes(V, T, E, H, direct=True).items():
         if k in params and params[k].shape != shape:
             raise CheckpointError(
                 f"{path}: parameter {k} has shape {params[k].shape}, but the vocabulary ({V} symbols) "
-                f"and block size ({T}) need {shape}; the file is damaged or not from mlp_lm"
+                f"and block size ({T}) need {shape}; the file is damaged or not from mlp_lm; {hint}"
             )
     if E == 0 or H == 0:  # training makes both at least 1
-        raise CheckpointError(f"{path}: its embedding size is {E} and its hidden size {H}; the file is damaged")
+        raise CheckpointError(f"{path}: its embedding size is {E} and its hidden size {H}; the file is damaged; {hint}")
     for key, size in (("vocab_size", V), ("n_embd", E), ("n_hidden", H)):
         if key in config and config[key] != size:  # the shapes agree with each other, not with it
             raise CheckpointError(f"{path}: its config says {key} {config[key]!r}, but its parameters have {size}; "
-                                  f"the file is damaged")
+                                  f"the file is damaged; {hint}")
     problem = magnitude_problem(params) if numbers else None  # finite is not enough: 1e38 in float32 is too
     if problem:
         raise CheckpointError(f"{path}: {problem}; no trained model has parameters this large, so the file "

@@ -206,6 +206,8 @@ def test_a_config_that_contradicts_the_file_is_refused(change, words, sgd_run, t
     for module, flags in ((evaluate, []), (sample, ["-n", "2"])):
         code, err = call(module, ["--checkpoint", p, *flags], capsys)
         assert_one_line_error(code, err, *words)
+        # and what to do about it (a hostile tester: six of these said what was wrong, and nothing more)
+        assert err.rstrip().endswith("; train one with `python -m mlp_lm.train` and pass its model.npz"), err
 
 
 # --- a training state its config could not have saved -------------------------
