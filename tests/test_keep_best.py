@@ -52,7 +52,10 @@ def test_the_model_saved_is_the_best_dev_evaluation_s(short_list, tmp_path, caps
     # model.npz holds that model: its dev loss, recomputed, is the one of that evaluation
     params, _, saved = checkpoint.load(tmp_path / "best" / "model.npz")
     splits = load_splits(short_list, 3)
-    assert abs(model.split_loss(params, *splits.dev) - metrics["dev_loss"]) < 1e-9
+    # (to the tolerance of a loss evaluated again on other BLAS threads: OpenBLAS's Haswell kernels round a row's
+    # logits by how the rows are shared out, 2.5e-8 apart here between one thread in training and two in the test)
+    tol = model.REEVALUATION_TOLERANCE * metrics["dev_loss"]
+    assert abs(model.split_loss(params, *splits.dev) - metrics["dev_loss"]) < tol < (last["dev_loss"] - metrics["dev_loss"]) / 100
     assert saved["keep_best"] is True
     # and the training state goes on from the last step's parameters, which are not the model's
     with np.load(tmp_path / "best" / "model.npz", allow_pickle=False) as f:

@@ -67,7 +67,8 @@ def test_reported_losses_are_the_models(tiny_run):
     splits = load_splits(NAMES, config["block_size"])
     metrics = json.loads((out / "metrics.json").read_text())
     from mlp_lm.model import split_loss
-    assert split_loss(params, *splits.test) == pytest.approx(metrics["test_loss"], rel=1e-9)
+    # to the tolerance of a loss evaluated again where BLAS may share the rows out otherwise (model.py)
+    assert split_loss(params, *splits.test) == pytest.approx(metrics["test_loss"], rel=model.REEVALUATION_TOLERANCE)
 
 
 def test_same_seed_same_run(tmp_path):
