@@ -23,6 +23,7 @@ from .sampling import check_temperature, tempered
 
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # KenLM's --discount_fallback defaults
 CHUNK_ELEMENTS = 1 << 22  # probs() builds at most this many (row, symbol) entries at a time: 32 MB
+TARGET_ROWS = 1 << 18  # target_probs() looks up at most this many rows at a time: about 40 MB
 K_GRID = tuple(np.logspace(-3, 0, 13))  # add-k's candidate k: 1e-3 .. 1, four per decade
 
 
@@ -42,7 +43,7 @@ class _CountModel:
             raise ValueError(f"an order-{self.n} model needs contexts of shape (B, >= {self.n - 1}), got {X.shape}")
         if X.size and X.dtype.kind not in "iu":  # 1.7 would be read as 1
             raise ValueError(f"contexts must hold integer symbol indices, got {X.dtype}")
-        return X[:, X.shape[1] - (self.n - 1):].astype(np.int64)
+        return X[:, X.shape[1] - (self.n - 1):].astype(np.int64, copy=False)  # read, never written: no copy needed
 
     def _check(self, X, Y, V=None):
         if V is None:
@@ -54,7 +55,7 @@ class _CountModel:
         Y = np.asarray(Y)
         if Y.size and Y.dtype.kind not in "iu":
             raise ValueError(f"targets must hold integer symbol indices, got {Y.dtype}")
-        X, Y = self._context(X), Y.astype(np.int64)
+        X, Y = self._context(X), Y.astype(np.int64, copy=False)
         if Y.shape != (len(X),):
             raise ValueError(f"need one target per context: X has {len(X)} rows, Y has shape {Y.shape}")
         for what, a in (("context", X), ("target", Y)):
@@ -70,11 +71,24 @@ class _CountModel:
             return self._probs(X)
         return np.concatenate([self._probs(X[s:s + rows]) for s in range(0, len(X), rows)])
 
+    def target_probs(self, X, Y):
+        """p(Y | X) (B,), without building the (B, V) distributions; TARGET_ROWS rows at a time, since each
+        row's context ids and lookups take about 150 bytes (a list of a million made-up names: 900 MB more
+        for its 6.1 million training examples at once, the 6-gram's peak)."""
+        X, Y, _ = self._check(X, Y)
+        if len(Y) <= TARGET_ROWS:  # one chunk: no copy into a concatenation
+            return self._target_probs(X, Y)
+        return np.concatenate([self._target_probs(X[s:s + TARGET_ROWS], Y[s:s + TARGET_ROWS])
+                               for s in range(0, len(Y), TARGET_ROWS)])
+
     def nll(self, X, Y):
         """Mean negative log likelihood of the targets, in nats."""
         if len(Y) == 0:
             raise ValueError("cannot evaluate the loss of no examples")
-        return float(-np.mean(np.log(self.target_probs(X, Y))))
+        X, Y, _ = self._check(X, Y)
+        total = sum(float(np.log(self._target_probs(X[s:s + TARGET_ROWS], Y[s:s + TARGET_ROWS])).sum())
+                    for s in range(0, len(Y), TARGET_ROWS))  # a chunk at a time, as target_probs looks them up
+        return -total / len(Y)
 
     def next_probs(self, X, temperature=1.0):
         """probs(X) ** (1 / temperature), renormalised (B, V): what sampling.generate calls.
@@ -174,9 +188,8 @@ class KneserNey(_CountModel):
             self.orders[k] = _Order(keys, (c - Dc) / total[h], gamma, starts(h, K))
         return self
 
-    def target_probs(self, X, Y):
-        """p(Y | X) (B,), without building the (B, V) distributions."""
-        X, Y, V = self._check(X, Y)
+    def _target_probs(self, X, Y):  # target_probs on checked X (B, n-1) and Y (B,)
+        V = self.V
         ids = self.ctx.ids(X)
         p = np.full(len(Y), 1.0 / V)  # p_0: uniform
         for k in range(1, self.n + 1):
@@ -227,8 +240,8 @@ class AddK(_CountModel):
         self.total, self.start = np.bincount(ctx, weights=self.counts, minlength=K), starts(ctx, K)  # c(h)
         return self
 
-    def target_probs(self, X, Y):
-        X, Y, V = self._check(X, Y)
+    def _target_probs(self, X, Y):
+        V = self.V
         h = self.ctx.ids(X)[-1]
         pos = find(self.keys, h * V + Y, h >= 0)
         c = np.where(pos >= 0, self.counts[pos], 0)
