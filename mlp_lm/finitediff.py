@@ -85,17 +85,20 @@ def _coarsest(v):
 
 
 def _check_not_float32(values, status, df, step, along_v=False):
-    """ValueError when every value f gave was a float32 number (4 or more different ones, not all whole numbers):
-    f computed its loss in float32, or coarser, and returned it as a float, whose rounding, divided by a small
-    step, swamps the differences. scipy then mostly fails to converge (status), but not always: once its steps
-    are below the loss's resolution they can all give one value, and two estimates of 0 agree (df exactly 0),
-    or a staircase of values can look like a slope (a float16 loss converged to 10.0 where the derivative was
-    9.57), so the values decide, whatever scipy said; what it said goes into the message.
+    """ValueError when scipy did not converge (status), or "converged" to a derivative of exactly 0 (df), and every
+    value f gave was a float32 number (4 or more different ones, not all whole numbers): f computed its loss in
+    float32, or coarser, and returned it as a float, whose rounding, divided by a small step, swamps the
+    differences, or whose steps, once below its resolution, all give one value, so that two estimates of 0 agree
+    (a bfloat16 loss whose derivative along v is 1.62, on one machine's BLAS). scipy's word is needed as well as
+    the values: a float64 loss of dyadic numbers gives float16 numbers only (10 * sum(x) at whole x, the steps
+    0.1 * 10 = 1.0 and its halves), and scipy converges on it to the right answer. What the check cannot see: a
+    coarse loss on which scipy converges to a slope that is off (a float16 one at 1.25 for 1.286).
     With a step that is no power of two, x + t is no float32 number, and a float64 loss of it lands on
     one about once in 2^29 values; with a power of two (initial_step=1.0, 2**-10), a float64 loss of
     float32 data can land on float32 numbers at every step, so the check is not made. Nor can it see a
     float32 loss that went through float64 arithmetic after (a weight decay added, a mean over 3)."""
-    if math.frexp(step)[0] == 0.5:
+    unconverged, flat = status != 0, (status == 0) & (df == 0)
+    if not (unconverged.any() or flat.any()) or math.frexp(step)[0] == 0.5:
         return
     v = np.unique(np.concatenate([np.reshape(a, -1) for a in values]))
     v = v[np.isfinite(v)]
@@ -103,11 +106,9 @@ def _check_not_float32(values, status, df, step, along_v=False):
         return
     name, eps = coarse
     eps = f"{eps:.0e}".replace("e-0", "e-")  # 1e-7, not 1e-07
-    unconverged, flat = status != 0, (status == 0) & (df == 0)
     where = (lambda at: "along v") if along_v else (lambda at: f"at {np.count_nonzero(at)} of {at.size} coordinate(s)")
     scipy_said = (f", and scipy did not converge {where(unconverged)}" if unconverged.any() else
-                  f", and scipy's derivative is exactly 0 {where(flat)}, where its smallest steps all gave one value"
-                  if flat.any() else "")
+                  f", and scipy's derivative is exactly 0 {where(flat)}, where its smallest steps all gave one value")
     raise ValueError(f"f's values are all {name} numbers (the {len(v):,} different ones it gave){scipy_said}: "
                      f"f computes the loss in {name} and returns it as a float (or loses as many "
                      f"digits to cancellation, a large number added and taken away), so it is known only to about "
