@@ -52,7 +52,7 @@ def long_items_warnings(splits, parts=None, names=SPLITS):
         else:
             said = f"{len(long):,} items, of {sizes} symbols each (the list's median is {typical}), give"
             fix = "they are no items of the list (paragraphs or files pasted in), take them out"
-        whose = f"the {where} split's" if where in SPLITS else f"{where}'s"
+        whose = f"the {where} split's" if parts is None else f"{where}'s"  # a file named dev is a file
         yield f"warning: {said} {100 * share:.1f}% of {whose} examples; if {fix}"
 
 
@@ -129,7 +129,8 @@ def fell_far(losses, V, window=100):
 
 
 OVERFIT_RISE = 1.02  # a final dev loss this many times its best evaluation's or more: overfitting, not noise
-EMA_HELD = 0.1  # a weight average with more than this share of the initial weights lags the run it averages
+EMA_HELD = 0.5  # a weight average more than half of it the initial weights is mostly what the run started from
+# (a reviewer's 14% after 2,000 steps was named as the cause of a run as stuck without --ema)
 OVERFIT_GAP = 1.5  # or this many times the training loss, risen or not (healthy runs here: at most 1.14)
 
 

@@ -219,7 +219,8 @@ def run(main, prog, keep_going_without_stdout=False, needs_stdout=True):
     except ImportError as e:  # a module imported late, where the work needs it (scipy): missing, broken, or no
         # memory left to map its libraries (a hostile tester's `ulimit -v`); the command's own imported at its start
         print(f"{prog}: error: cannot import {_failed_import(e)} ({one_line(e)}); reinstall it (pip install -e . "
-              f"installs what mlp_lm needs), or, if it is installed, free memory for it", file=sys.stderr)
+              f"installs what mlp_lm needs), or, if it is installed, give it the memory to load (free some, or raise ulimit "
+              f"-v)", file=sys.stderr)
         code = EXIT_BAD_INPUT
     except MemoryError:  # sizes the machine cannot hold, found when allocating: say so, not a traceback
         print(f"{prog}: error: not enough memory for these sizes; use smaller ones ({prog} --help lists them)",

@@ -67,10 +67,10 @@ def loss_history(path, config):
         done, losses, devs = read_history(state, steps)
     except KeyError as e:  # some of the loop's part, not all
         raise checkpoint.CheckpointError(f"{path} has a damaged training history (it has no {e.args[0]}), so its "
-                                         f"loss curve cannot be drawn") from None
+                                         f"loss curve cannot be drawn; train it again to draw one") from None
     except ValueError as e:
         raise checkpoint.CheckpointError(f"{path} has a damaged training history ({e}), so its loss curve cannot "
-                                         f"be drawn") from None
+                                         f"be drawn; train it again to draw one") from None
     kept = state.get("best_step")
     kept = int(kept) if kept is not None and kept.shape == () and kept.dtype.kind in "iu" and int(kept) in devs else None
     return losses, devs, kept

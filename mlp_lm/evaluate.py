@@ -63,7 +63,7 @@ def training_splits(config, vocab, block_size, path=None, instead=AS_A_WHOLE):
     if splits.vocab.itos != vocab.itos:
         raise UsageError(f"the vocabulary of {path} is not the checkpoint's; " + (
             read_otherwise(vocab.itos, splits.vocab.itos) or "the file is the one it was trained on, so the checkpoint "
-            "is damaged" if config.get("data_sha256") else "the file has changed since training"))
+            "is damaged; train it again" if config.get("data_sha256") else "the file has changed since training"))
     return splits
 
 

@@ -44,8 +44,8 @@ def check_file_size_limit(need, what, resuming=False):
     """Refuse, before the work, files of `need` bytes that this process may not write (ulimit -f)."""
     limit = file_size_limit()
     if limit is not None and need > limit:
-        raise UsageError(f"this process may write files of at most {limit / 2**20:.2f} MB (ulimit -f), and {what} "
-                         f"needs about {need / 2**20:.2f} MB; raise the limit (ulimit -f unlimited) "
+        raise UsageError(f"this process may write files of at most {room(limit)} (ulimit -f), and {what} "
+                         f"needs about {room(need)}; raise the limit (ulimit -f unlimited) "
                          + ("then --resume again" if resuming else "or train fewer --steps or a smaller model"))
 
 
@@ -53,9 +53,9 @@ def room(n_bytes):
     """Room on a disk for a message, in the unit that shows it, to a tenth: 56.0 KiB, 1.4 MiB, 2.0 GiB (a hostile
     tester's 56 KB free against 92 needed read "0.1 MB free, and this run's files need about 0.1 MB")."""
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n_bytes >= scale:
+        if n_bytes >= scale or (scale > 2**10 and round(n_bytes / scale, 1) >= 1):  # 2**20 - 1: 1.0 MiB, not 1,024.0 KiB
             return f"{n_bytes / scale:,.1f} {unit}"
-    return f"{n_bytes:,} bytes"
+    return f"{n_bytes:,} byte{'s' if n_bytes != 1 else ''}"
 
 
 def check_sweep_space(out, steps):

@@ -870,8 +870,8 @@ def test_a_library_that_cannot_be_imported_late_is_one_line(tiny_run, tmp_path):
                                   timeout=120)
             assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
             assert re.fullmatch(rf"python -m {args[0]}: error: cannot import scipy \({said}[^\n]*\); reinstall it "
-                                r"\(pip install -e \. installs what mlp_lm needs\), or, if it is installed, free memory "
-                                r"for it\n", proc.stderr), proc.stderr
+                                r"\(pip install -e \. installs what mlp_lm needs\), or, if it is installed, give it the "
+                                r"memory to load \(free some, or raise ulimit -v\)\n", proc.stderr), proc.stderr
 
 
 def test_a_json_file_past_the_file_size_limit_is_told_which_limit(tmp_path):

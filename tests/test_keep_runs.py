@@ -95,8 +95,8 @@ def test_a_sweep_the_disk_cannot_hold_is_refused_before_it_starts(tmp_path, monk
     assert e.value.code == 2 and len(err) == 1 and not swept
     assert re.search(r"has 1,000 bytes free, and the sweep's table and picture need about \d+\.\d KiB; free", err[0])
     assert "another --out" in err[0]
-    assert [space.room(n) for n in (1000, 56 * 1024, 92 * 1024 + 100, 3 * 2**20 // 2, 2**31)] == [
-        "1,000 bytes", "56.0 KiB", "92.1 KiB", "1.5 MiB", "2.0 GiB"]  # "0.1 MB free ... need about 0.1 MB" before
+    assert [space.room(n) for n in (1, 1000, 56 * 1024, 92 * 1024 + 100, 3 * 2**20 // 2, 2**20 - 1, 2**31)] == [
+        "1 byte", "1,000 bytes", "56.0 KiB", "92.1 KiB", "1.5 MiB", "1.0 MiB", "2.0 GiB"]  # "0.1 MB free ... need about 0.1 MB" before
 
 
 def test_a_run_the_disk_cannot_hold_is_refused_before_training(tmp_path, monkeypatch, capsys):
@@ -204,7 +204,7 @@ def test_a_file_size_limit_is_refused_before_training_and_named_when_a_save_meet
                               capture_output=True, text=True, timeout=120, preexec_fn=limited(8))
         err = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(err) == 1, proc.stderr
-        assert f"may write files of at most 0.01 MB (ulimit -f), and {what} needs about" in err[0]
+        assert f"may write files of at most 8.0 KiB (ulimit -f), and {what} needs about" in err[0]
         assert "raise the limit (ulimit -f unlimited)" in err[0] and not out.exists()
 
     def too_large(folder, *a, **k):  # the limit met in the save all the same (an estimate short of the file)
