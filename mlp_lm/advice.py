@@ -129,8 +129,8 @@ def fell_far(losses, V, window=100):
 
 
 OVERFIT_RISE = 1.02  # a final dev loss this many times its best evaluation's or more: overfitting, not noise
-EMA_HELD = 0.5  # a weight average more than half of it the initial weights is mostly what the run started from
-# (a reviewer's 14% after 2,000 steps was named as the cause of a run as stuck without --ema)
+EMA_HELD = 0.5  # a weight average whose share of the initial weights is over this is mostly where the run started
+# (at 0.1, a reviewer's 14% after 2,000 steps was named as the cause of a run as stuck without --ema)
 OVERFIT_GAP = 1.5  # or this many times the training loss, risen or not (healthy runs here: at most 1.14)
 
 
