@@ -170,6 +170,7 @@ class KneserNey(_CountModel):
         upper = None  # the order-(k+1) keys, once that order is counted
         for k in range(self.n, 0, -1):  # highest order first: each lower order counts the one above
             keys, c = np.unique(self.ctx.train_ids[k - 1] * V + Y, return_counts=True)  # (M,) raw c(h w)
+            self.ctx.train_ids[k - 1] = None  # each length's ids of the training rows serve its order only: let go
             h = keys // V
             if k < self.n:  # N1+(. h w): each distinct (k+1)-gram v h w adds 1 to its h w
                 vh = upper // V  # (M',) context v h of each (k+1)-gram
@@ -186,6 +187,7 @@ class KneserNey(_CountModel):
             gamma = np.bincount(h, weights=Dc, minlength=K) / np.maximum(total, 1)
             gamma[total == 0] = 1.0  # a left-out context passes p_{k-1} through unchanged
             self.orders[k] = _Order(keys, (c - Dc) / total[h], gamma, starts(h, K))
+        self.ctx.train_ids = None  # all let go: 6 x 8 bytes a training example for a 6-gram
         return self
 
     def _target_probs(self, X, Y):  # target_probs on checked X (B, n-1) and Y (B,)
@@ -236,6 +238,7 @@ class AddK(_CountModel):
             raise ValueError("cannot fit a model to no examples")
         self.V, self.ctx = V, Contexts(X, V)
         self.keys, self.counts = np.unique(self.ctx.train_ids[-1] * V + Y, return_counts=True)  # c(h w)
+        self.ctx.train_ids = None  # the training rows' context ids serve the counting only: let them go
         ctx, K = self.keys // V, len(self.ctx.keys[-1])
         self.total, self.start = np.bincount(ctx, weights=self.counts, minlength=K), starts(ctx, K)  # c(h)
         return self
