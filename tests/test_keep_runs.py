@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mlp_lm import atomic, checkpoint, cli, latest, model, runlock, runs, snapshot, space, train, train_flags, train_run
+from mlp_lm import atomic, checkpoint, cli, latest, model, runlock, runs, runtime, snapshot, space, train, train_flags, train_run
 from mlp_lm.wordfile import CHECKOUT
 
 from .conftest import ROOT, SMALL, run_cli, stop_training_at
@@ -95,7 +95,7 @@ def test_a_sweep_the_disk_cannot_hold_is_refused_before_it_starts(tmp_path, monk
     assert e.value.code == 2 and len(err) == 1 and not swept
     assert re.search(r"has 1,000 bytes free, and the sweep's table and picture need about \d+\.\d KiB; free", err[0])
     assert "another --out" in err[0]
-    assert [space.room(n) for n in (1, 1000, 56 * 1024, 92 * 1024 + 100, 3 * 2**20 // 2, 2**20 - 1, 2**31)] == [
+    assert [runtime.gib(n, 1) for n in (1, 1000, 56 * 1024, 92 * 1024 + 100, 3 * 2**20 // 2, 2**20 - 1, 2**31)] == [
         "1 byte", "1,000 bytes", "56.0 KiB", "92.1 KiB", "1.5 MiB", "1.0 MiB", "2.0 GiB"]  # "0.1 MB free ... need about 0.1 MB" before
 
 
