@@ -11,7 +11,7 @@ from functools import partial
 import numpy as np
 
 from . import evaltime, model, runtime
-from .cli import UsageError, line_break, signals_held
+from .cli import EXIT_BAD_INPUT, UsageError, line_break, signals_held
 from .config import config_problem, params_problem, plain
 from .progress import Progress
 from .trainer import Trainer
@@ -158,6 +158,13 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
             print(f"{line_break()}interrupted after {done} step{'s' if done != 1 else ''}: saving {what}",
                   file=sys.stderr)
             interrupt = e
+        except MemoryError:  # a step or a dev evaluation that did not fit: the state is that of `done` steps
+            # (a step makes its arrays before any parameter moves, optim.py), so it is saved as a signal saves it
+            what = (f"the model of step {trainer.best[0]}, its best dev evaluation so far" if trainer.best
+                    else "the model as it is")
+            print(f"{line_break()}out of memory {'in the dev evaluation after' if evaluating else 'after'} {done} "
+                  f"step{'s' if done != 1 else ''}: saving {what}", file=sys.stderr)
+            interrupt = OutOfMemory(done, evaluating)
         except (FloatingPointError, RanAway) as e:
             where = (str(e) if isinstance(e, RanAway) else f"in the dev evaluation after step {done} ({e})"
                      if evaluating else f"at step {done + 1} ({e})")
@@ -285,6 +292,17 @@ def kept_problem(cfg, best, devs, dev, stop=None):
     if not math.isclose(again, devs[step], rel_tol=model.REEVALUATION_TOLERANCE):
         return f"its kept model's dev loss is {again:.6g}, not the {devs[step]:.6g} recorded at step {step}"
     return None
+
+
+class OutOfMemory(Exception):
+    """What stopped a training that ran out of memory (train's interrupt): saved like a stopped run,
+    which --resume continues, and then the command ends with EXIT_BAD_INPUT and this message."""
+
+    code = EXIT_BAD_INPUT
+
+    def __init__(self, done, evaluating=False):
+        super().__init__(f"not enough memory to {'evaluate the model on dev after' if evaluating else 'train past'} "
+                         f"step {done} at these sizes")
 
 
 class RanAway(Exception):

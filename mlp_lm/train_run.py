@@ -15,7 +15,7 @@ from .advice import data_warnings, dev_only_note, futile_warning, kept_best_line
 from .cli import EXIT_BAD_INPUT, UsageError, exit_code, line_break, signals_held
 from .config import describe_training
 from .data import describe
-from .loop import Diverged, diverged_in_evaluation, last_dev_missing, train
+from .loop import Diverged, OutOfMemory, diverged_in_evaluation, last_dev_missing, train
 from .progress import steps_per_second
 from .runlock import FolderHold
 from .runs import check_space, claim_fresh, files_in_the_way, resume_command, save_run_or_rescue
@@ -70,9 +70,11 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             result, rows = {}, sum(len(getattr(splits, s)[1]) for s in ("train", "dev", "test"))
             last = interrupt is not None and len(losses) == cfg.steps and last_dev_missing(cfg, cfg.steps, devs)
             undone = cfg.steps if last else None  # stopped before the last step's dev evaluation: none to time
-            estimate = (0.0 if held or undone is not None else
+            out_of_memory = isinstance(interrupt, OutOfMemory)  # an evaluation needs memory too: left to --resume
+            estimate = (0.0 if held or undone is not None or out_of_memory else
                         evaltime.evaluation_seconds(params, rows, refine=interrupt is None))
-            skip, line = evaltime.final_evaluation(rows, estimate, interrupt is not None, undone)
+            skip, line = ((True, None) if out_of_memory else
+                          evaltime.final_evaluation(rows, estimate, interrupt is not None, undone))
             if line and (undone is not None or not held):  # (not a signal in the estimate)
                 print(line, file=sys.stderr, flush=True)
             with np.errstate(over="raise", invalid="raise"):
@@ -186,6 +188,10 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             raise stop
         print(f"wrote {', '.join(written)} to {shell.shown(out)}{' (' + no_pictures + ')' if no_pictures else ''}")
         print(f"sample more: python -m mlp_lm.sample --checkpoint {shell.path(out / 'model.npz')}")
+        if isinstance(interrupt, OutOfMemory):
+            raise UsageError(f"{interrupt}; the run is saved in {out}, unevaluated: continue it where there is more "
+                             f"memory (free some, or raise ulimit -v) with {resume_command(out)}, or start one with "
+                             f"smaller sizes", EXIT_BAD_INPUT)
         if unfinished:
             print(f"to continue: {resume_command(out)}", file=sys.stderr)
         if diverged:

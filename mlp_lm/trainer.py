@@ -38,7 +38,7 @@ def memory_needed(cfg, V):
     n_params = param_count(V, T, E, H, cfg.direct)
     # parameters, moments, average, the model of the best dev evaluation
     state = 1 + (2 if cfg.optimizer == "adamw" else 0) + (1 if cfg.ema else 0) + (1 if cfg.keep_best else 0)
-    copies = 3 + state + (state if cfg.eval_every else 0)
+    copies = 3 + state + (state if cfg.eval_every else 0) + (1 if cfg.ema else 0)  # (the average's scratch)
     activations = B * (4 * T * E + 5 * H + 6 * V) + min(B * T * V, layers.ONEHOT_MAX)  # and the one-hot of dC
     if cfg.fold:  # the tables and their gradients (T*V, H), with Wd's (T*V, V), and each position's C and its
         # gradient, made in each part of a split batch at once (at most one part a core)

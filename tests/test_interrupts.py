@@ -4,6 +4,7 @@ import errno
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 import signal
@@ -202,6 +203,40 @@ def test_a_final_evaluation_short_of_memory_keeps_the_trained_model(tmp_path, mo
     monkeypatch.undo()
     assert train.main(["--resume", "--out", str(tmp_path / "run")]) == 0  # evaluates it
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["evaluated"] is True
+
+
+@pytest.mark.parametrize("where", ["step", "dev evaluation"])
+def test_a_training_short_of_memory_is_saved_and_resumed_to_the_run_made_in_one_go(tmp_path, monkeypatch, where):
+    # From a hostile pass: under `ulimit -v`, a MemoryError in a step or in a dev evaluation during training ended
+    # the command with "not enough memory for these sizes", and the run and its folder were gone.
+    from mlp_lm import model
+    args = [*SMALL, "--steps", "40", "--eval-every", "10", "--ema", "0.9"]  # (the average is state too)
+    assert train.main([*args, "--out", str(tmp_path / "one")]) == 0
+    name, fail_at = ("loss_and_grads", 26) if where == "step" else ("split_loss", 2)  # step 26; the dev after step 20
+    real, calls = getattr(model, name), []
+
+    def short(*a, **k):
+        calls.append(1)
+        if len(calls) == fail_at:
+            raise MemoryError
+        return real(*a, **k)
+
+    monkeypatch.setattr(model, name, short)
+    with pytest.raises(UsageError) as e:
+        train.main([*args, "--out", str(tmp_path / "run")])
+    done = 25 if where == "step" else 20
+    assert e.value.code == 2 and re.match(
+        rf"not enough memory to {'train past' if where == 'step' else 'evaluate the model on dev after'} step {done} "
+        rf"at these sizes; the run is saved in .*run, unevaluated: continue it where there is more memory .* with "
+        rf"python -m mlp_lm.train --resume --out .*run, or start one with smaller sizes$", str(e.value))
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["steps"] == done and metrics["evaluated"] is False
+    monkeypatch.undo()
+    assert train.main(["--resume", "--out", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "loss.csv").read_text() == (tmp_path / "one" / "loss.csv").read_text()
+    ends = [{k: v for k, v in json.loads((tmp_path / d / "metrics.json").read_text()).items() if k.endswith("_loss")}
+            for d in ("run", "one")]
+    assert ends[0] == ends[1] and "dev_loss" in ends[0]
 
 
 class SignalOnWrite:

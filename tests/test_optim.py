@@ -277,6 +277,67 @@ def test_optimizers_refuse_before_moving_what_would_fail_or_round_part_way():
             make().step({}, {}, 0.1)
 
 
+class NoMemory(np.ndarray):
+    """A gradient whose arithmetic runs out of memory, as a new array would under a memory limit."""
+
+    def __array_ufunc__(self, *args, **kwargs):
+        raise MemoryError
+
+
+def test_memory_running_out_part_way_through_an_update_moves_nothing(monkeypatch):
+    # A training that runs out of memory saves the state it has (loop.train): some tensors stepped and others
+    # not would be a state no number of steps gives. So each update makes its arrays before anything moves.
+    def fresh():
+        return {"W1": np.ones((4, 3)), "b1": np.ones(3)}
+
+    params, grads = fresh(), {"W1": np.ones((4, 3)), "b1": np.ones(3).view(NoMemory)}  # W1's would move first
+    with pytest.raises(MemoryError):
+        optim.SGD(weight_decay=0.1).step(params, grads, 0.5)
+    assert all(np.array_equal(p, q) for p, q in zip(params.values(), fresh().values()))
+
+    made, real_empty_like = [], np.empty_like  # AdamW's scratch: W1's two arrays made, b1's first refused
+
+    def empty_like(a, *args, **kwargs):
+        made.append(a.shape)
+        if len(made) == 3:
+            raise MemoryError
+        return real_empty_like(a, *args, **kwargs)
+
+    for resumed in (False, True):
+        made.clear()
+        opt = optim.AdamW(weight_decay=0.1)
+        if resumed:  # moments loaded, scratch arrays not yet made
+            other = optim.AdamW()
+            other.step(fresh(), {k: np.full_like(p, 0.5) for k, p in fresh().items()}, 0.1)
+            opt.load_state(other.state())
+        before = {k: np.array(a) for k, a in opt.state().items()}
+        params = fresh()
+        monkeypatch.setattr(np, "empty_like", empty_like)
+        with pytest.raises(MemoryError):
+            opt.step(params, {k: np.full_like(p, 0.5) for k, p in params.items()}, 0.1)
+        monkeypatch.undo()
+        assert all(np.array_equal(p, q) for p, q in zip(params.values(), fresh().values()))
+        state = opt.state()
+        assert state.keys() == before.keys() and all(np.array_equal(state[k], before[k]) for k in before)
+
+
+def test_an_average_and_a_later_adamw_step_make_no_arrays():
+    # so that memory cannot run out once the parameters have begun to move (the test above)
+    import tracemalloc
+    params = {"W1": np.ones((1000, 500)), "b1": np.ones(500)}  # W1 4 MB: a temporary of it would show
+    grads = {k: np.full_like(p, 0.5) for k, p in params.items()}
+    ema, opt = optim.EMA(params, 0.9), optim.AdamW(weight_decay=0.1)
+    opt.step(params, grads, 0.1)  # the first step makes the moments and the scratch arrays
+    tracemalloc.start()
+    try:
+        ema.update(params)
+        opt.step(params, grads, 0.1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100_000, peak
+
+
 def test_parameters_in_the_other_byte_order_step_as_the_native_ones_do():
     # Parameters read from a file written on a big-endian machine (>f4) get their gradients in this
     # machine's order: the optimisers refused them ("must be >f4, as the parameter is, got float32").
