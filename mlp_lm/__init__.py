@@ -34,6 +34,50 @@ def _interrupted_while_starting(signum, frame):
 _command_started = __name__  # the -m target, once _started_as_a_command has read it
 
 
+def import_failure(prog, e):
+    """The one line for an ImportError: a library missing, broken, or without the memory to map its files
+    (`ulimit -v`). cli.run says it for a library imported late, _failed_to_start for one the command imports
+    as it starts."""
+    try:
+        from .streams import printable  # (the standard library's alone: it imports whatever failed)
+    except (ImportError, MemoryError):  # no memory left to import it
+        def printable(text):
+            return ascii(text)[1:-1]
+    # numpy's message is a page of advice ending with the error itself ("Original error was: ...")
+    lines = [line for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+    return (f"{prog}: error: cannot import {_failed_import(e)} ({printable(lines[-1].strip())}); reinstall it (pip "
+            f"install -e . installs what mlp_lm needs), or, if it is installed, give it the memory to load (free "
+            f"some, or raise ulimit -v)")
+
+
+def _failed_import(e):
+    """The library an ImportError came from: the package of the first module in its traceback that is not ours
+    nor Python's import machinery (scipy, for a broken scipy/__init__.py or one of its libraries that could not
+    be mapped), else the module it names, else 'a library'."""
+    tb = e.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if not module.startswith(("mlp_lm", "importlib", "__main__", "runpy")):
+            return module.split(".")[0]
+        tb = tb.tb_next
+    return (e.name or "").split(".")[0] or "a library"
+
+
+def _failed_to_start(kind, e, tb):
+    """sys.excepthook of a command: the imports at the top of its module run before cli.run, which turns
+    failures into one line, is called. A library that cannot be imported there, or memory that runs out
+    (`ulimit -v`), is one line and exit code 2 too; anything else is Python's traceback, as a bug should be."""
+    if not issubclass(kind, (ImportError, MemoryError)):
+        return sys.__excepthook__(kind, e, tb)
+    prog = f"python -m {_command_started}"
+    try:
+        print(import_failure(prog, e) if issubclass(kind, ImportError) else
+              f"{prog}: error: not enough memory to start; free some, or raise ulimit -v", file=sys.stderr, flush=True)
+    except (OSError, ValueError, MemoryError):  # stderr closed or gone, or no memory to say it: the exit code says it
+        pass
+    os._exit(2)  # (the command's EXIT_BAD_INPUT, in cli.py, which may be what could not be imported)
+
+
 def _started_as_a_command():
     """Whether this process is `python -m mlp_lm.<command>` (or `python -m mlp_lm`), starting: sys.argv[0]
     is "-m" while the target's packages are imported (see the docs of -m), but then for any program run
@@ -61,6 +105,7 @@ def _started_as_a_command():
 # second. Ctrl-C in that time would be a traceback; the command's own handlers (cli.run) take over once
 # it starts. An import from a program, a notebook or another package's -m target leaves its handlers alone.
 if _started_as_a_command():
+    sys.excepthook = _failed_to_start
     for _s in STOP_SIGNALS:
         signal.signal(_s, _interrupted_while_starting)  # SIGTERM and SIGHUP would be a silent death
     globals().pop("_s", None)  # the loop's name, not the package's

@@ -9,7 +9,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-from . import ALL_STOP_SIGNALS, STOP_SIGNALS
+from . import ALL_STOP_SIGNALS, STOP_SIGNALS, import_failure
 from .checkpoint import CheckpointError
 from .streams import LossyStream, cut_if_stalled, make_stdout_lossy, printable
 from .runtime import NotEnoughMemory, keep_freed_memory
@@ -218,9 +218,7 @@ def run(main, prog, keep_going_without_stdout=False, needs_stdout=True):
         code = EXIT_BAD_INPUT
     except ImportError as e:  # a module imported late, where the work needs it (scipy): missing, broken, or no
         # memory left to map its libraries (a hostile tester's `ulimit -v`); the command's own imported at its start
-        print(f"{prog}: error: cannot import {_failed_import(e)} ({one_line(e)}); reinstall it (pip install -e . "
-              f"installs what mlp_lm needs), or, if it is installed, give it the memory to load (free some, or raise ulimit "
-              f"-v)", file=sys.stderr)
+        print(import_failure(prog, e), file=sys.stderr)
         code = EXIT_BAD_INPUT
     except MemoryError:  # sizes the machine cannot hold, found when allocating: say so, not a traceback
         print(f"{prog}: error: not enough memory for these sizes; use smaller ones ({prog} --help lists them)",
@@ -250,19 +248,6 @@ def run(main, prog, keep_going_without_stdout=False, needs_stdout=True):
         except (OSError, ValueError):  # a stream closed or lost meanwhile: nothing to put back
             pass
     sys.exit(code)
-
-
-def _failed_import(e):
-    """The library an ImportError came from: the package of the first module in its traceback that is not ours
-    nor Python's import machinery (scipy, for a broken scipy/__init__.py or one of its libraries that could not
-    be mapped), else the module it names, else 'a library'."""
-    tb = e.__traceback__
-    while tb is not None:
-        module = tb.tb_frame.f_globals.get("__name__", "")
-        if not module.startswith(("mlp_lm", "importlib", "__main__", "runpy")):
-            return module.split(".")[0]
-        tb = tb.tb_next
-    return (e.name or "").split(".")[0] or "a library"
 
 
 def line_break():

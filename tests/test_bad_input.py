@@ -874,6 +874,34 @@ def test_a_library_that_cannot_be_imported_late_is_one_line(tiny_run, tmp_path):
                                 r"memory to load \(free some, or raise ulimit -v\)\n", proc.stderr), proc.stderr
 
 
+@pytest.mark.parametrize("raised, said", [
+    ('ImportError("this threadpoolctl is broken")', r"cannot import threadpoolctl \(this threadpoolctl is broken\); "
+                                                   r"reinstall it .*, give it the memory to load \(free some, or raise "
+                                                   r"ulimit -v\)"),
+    ("MemoryError", r"not enough memory to start; free some, or raise ulimit -v"),
+    ('ImportError("IMPORTANT: read this\\n\\nmuch advice\\n\\nOriginal error was: libx.so: failed to map segment")',
+     r"cannot import threadpoolctl \(Original error was: libx\.so: failed to map segment\); reinstall it .*"),
+])
+def test_a_library_that_cannot_be_imported_as_a_command_starts_is_one_line(tmp_path, raised, said):
+    # From a hostile tester: under `ulimit -v`, train's own imports (at the top of its module, before cli.run
+    # catches anything) ended in a MemoryError or numpy's ImportError traceback; a missing threadpoolctl the same.
+    # numpy's message is a page of advice: its last line, the error itself, is what is said.
+    broken = tmp_path / "broken" / "threadpoolctl"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text(f"raise {raised}\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(broken.parent), str(ROOT)])}
+    for command in ("mlp_lm.train", "mlp_lm.sample", "mlp_lm"):
+        proc = subprocess.run([sys.executable, "-m", command, "--help"], capture_output=True, text=True, cwd=tmp_path,
+                              env=env, timeout=120)
+        assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+        assert re.fullmatch(rf"python -m {command}: error: {said}\n", proc.stderr), proc.stderr
+    # anything else at the start is a bug, and its traceback is kept
+    (broken / "__init__.py").write_text("raise RuntimeError('a bug')\n")
+    proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--help"], capture_output=True, text=True,
+                          cwd=tmp_path, env=env, timeout=120)
+    assert proc.returncode == 1 and "Traceback" in proc.stderr and "RuntimeError: a bug" in proc.stderr
+
+
 def test_a_json_file_past_the_file_size_limit_is_told_which_limit(tmp_path):
     # From a hostile tester: under `ulimit -f 10` --json said "File too large; name a file in a folder this user can
     # write to", pointing at permissions; a real process, since the limit is its own
