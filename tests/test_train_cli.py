@@ -226,6 +226,22 @@ def test_a_weight_average_that_still_holds_the_initial_weights_is_named_as_the_c
     assert "warning" in err and "--ema" not in err and "try a larger --lr or more --steps" in err, err
 
 
+def test_a_schedule_that_holds_the_rate_near_0_is_named_and_the_advice_helps(tmp_path, capsys):
+    # From a hostile tester: --schedule inverse --decay-rate 1e9 was told "the model has hardly begun to learn;
+    # try a larger --lr or more --steps", neither of which helps: the rate is lr / (1 + 1e9 t), all but 0 from step 1
+    flags = [*SMALL, "--steps", "500", "--eval-every", "0", "--schedule", "inverse"]
+    assert train.main([*flags, "--decay-rate", "1e9", "--out", str(tmp_path / "held")]) == 0
+    said = re.search(r"^warning: the dev loss, ([\d.]+), is no better than counting symbols .*: its schedule held the "
+                     r"learning rate to ([\d.e-]+) of --lr 0\.1 on average over its 500 steps \(--schedule inverse "
+                     r"--decay-rate 1e\+09\); try a smaller --decay-rate$", capsys.readouterr().err, re.M)
+    assert said and float(said[2]) == pytest.approx(1 / 500, rel=0.01), said  # the first step's rate, and nothing
+    assert train.main([*flags, "--decay-rate", "1e-3", "--out", str(tmp_path / "smaller")]) == 0  # the advice, followed
+    assert "warning" not in capsys.readouterr().err
+    assert json.loads((tmp_path / "smaller" / "metrics.json").read_text())["dev_loss"] < float(said[1]) - 0.2
+    cfg = config.Config(steps=200_000)  # the lecture's step schedule: 0.55 of --lr on average, not held
+    assert advice.rate_share(cfg, 200_000) == pytest.approx(0.55, abs=1e-4)
+
+
 def test_a_run_no_better_than_counting_symbols_is_told_why_and_the_advice_helps(tmp_path, capsys):
     # From a new user's review: --lr 0.001 ended at dev 3.57 on cities (uniform 3.74, a unigram's about 3.3)
     # with nothing said; only a run no better than a uniform guess was told anything
