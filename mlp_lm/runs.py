@@ -116,11 +116,13 @@ def save_run_or_rescue(out, *run, unusable=None, unfinished=False):
                    else "free some space")
             alone = save_model_alone(run)  # the loss history and the training state are most of the bytes
             if alone is not None:
-                raise checkpoint.CheckpointError(
+                error = checkpoint.CheckpointError(
                     f"{e}; nor could the whole run be saved under {tempfile.gettempdir()}, but its model is, alone "
                     f"(without the training state or the loss history, so it cannot be resumed): python -m "
                     f"mlp_lm.sample --checkpoint {shell.path(alone)} samples from it; {fix} before training "
-                    f"again") from None
+                    f"again")
+                error.model_alone = alone  # (the report says what the model learned)
+                raise error from None
             raise checkpoint.CheckpointError(f"{e}; nor could it be saved under {tempfile.gettempdir()}, so this "
                                              f"run is lost: {fix} before training again") from None
         then = f"; to continue it: {resume_command(rescue)}" if unfinished else ""

@@ -140,7 +140,10 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
             if side:
                 with suppress(OSError):
                     out.rmdir()
-            if isinstance(e, UsageError) and not diverged:  # saved whole elsewhere: what it learned is still news
+            # saved whole elsewhere, or its model alone: what it learned is still news
+            if (isinstance(e, UsageError) or getattr(e, "model_alone", None)) and not diverged:
+                if ran > first:
+                    print(trained_line(ran - first, seconds, first))
                 print_losses(result)
             if diverged:  # what was to be saved is the best of a run that blew up: say so too
                 raise UsageError(f"{diverged}; kept the run as it was at step {diverged.kept}, but {e}") from None
@@ -161,9 +164,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         interrupt = interrupt or (held[0] if held else None)
 
         if ran > first:
-            took = f"{seconds:.1f}s" if seconds >= 0.1 else f"{seconds * 1000:.0f} ms"  # not "in 0.0s"
-            print(f"trained {ran - first} step{'s' if ran - first != 1 else ''} in {took} "
-                  f"({steps_per_second((ran - first) / max(seconds, 1e-9))} steps/s)" + (f", steps {first + 1} to {ran}" if first else "")
+            print(trained_line(ran - first, seconds, first)
                   + (f", and diverged: kept the run as it was at step {done}, its best dev evaluation" if diverged else ""))
         if cfg.keep_best and not diverged:  # a diverged run's line says what it kept
             print(kept_best_line(best_step, devs, done))
@@ -210,6 +211,13 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         print(f"{line_break()}interrupted ({e.args[0] if e.args else 'SIGINT'}) while reporting: the run is saved in full in "
               f"{out}{pictures}{resume}", file=sys.stderr)
         return exit_code(e)
+
+
+def trained_line(steps, seconds, first=0):
+    """'trained 200000 steps in 15.8s (12,658 steps/s)', with ', steps 1001 to 2000' for a resumed run."""
+    took = f"{seconds:.1f}s" if seconds >= 0.1 else f"{seconds * 1000:.0f} ms"  # not "in 0.0s"
+    return (f"trained {steps} step{'s' if steps != 1 else ''} in {took} ({steps_per_second(steps / max(seconds, 1e-9))} "
+            f"steps/s)" + (f", steps {first + 1} to {first + steps}" if first else ""))
 
 
 def print_losses(result):

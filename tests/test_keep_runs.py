@@ -151,8 +151,9 @@ def test_a_save_that_fails_after_training_is_rescued_elsewhere(tmp_path, monkeyp
     saved = json.loads((rescue / "metrics.json").read_text())
     assert saved["steps"] == 40
     checkpoint.load(rescue / "model.npz")
-    # From a hostile review: the run was evaluated, and its losses never shown
+    # From a hostile review: the run was evaluated, and its losses never shown (nor, a later one found, its time)
     assert f"dev loss   {saved['dev_loss']:.4f} nats" in out_text and "test loss " in out_text
+    assert re.search(r"^trained 40 steps in [\d.]+ ?m?s \([\d,]+ steps/s\)$", out_text, re.M), out_text
 
 
 def test_a_run_that_fits_nowhere_whole_keeps_its_model_alone(tmp_path, monkeypatch, capsys):
@@ -165,8 +166,11 @@ def test_a_run_that_fits_nowhere_whole_keeps_its_model_alone(tmp_path, monkeypat
     monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(alone.mkdir() or alone))
     with pytest.raises(SystemExit) as e:
         cli.run(lambda: train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--out", str(tmp_path / "run")]), "train")
-    err = capsys.readouterr().err.strip().splitlines()
+    out_text, err = capsys.readouterr()
+    err = err.strip().splitlines()
     assert e.value.code == 2 and "nor could the whole run be saved" in err[-1]
+    # what the model learned is reported all the same (a hostile tester: neither line was)
+    assert re.search(r"^trained 40 steps in .*\n(train|dev|test) loss .*\n.*\ntest loss ", out_text, re.M), out_text
     assert f"but its model is, alone (without the training state or the loss history, so it cannot be resumed): " \
            f"python -m mlp_lm.sample --checkpoint {alone / 'model.npz'} samples from it; free some space" in err[-1]
     assert sorted(p.name for p in alone.iterdir()) == ["model.npz"]
