@@ -176,7 +176,7 @@ def read_items_and_digest(path):
         raise
     except MemoryError:
         raise DataError(f"data file {path} is too large to read in the memory this process may use; use a smaller "
-                        f"file") from None
+                        f"file, or give it more memory (free some, or raise ulimit -v)") from None
     if not items:
         raise DataError(f"data file {path} has no items (it is empty or only blank lines)")
     return items, hashlib.sha256(raw).hexdigest()

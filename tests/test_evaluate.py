@@ -480,7 +480,7 @@ def test_out_of_memory_names_what_evaluate_and_ngram_can_make_smaller(tiny_run, 
                 "python -m mlp_lm.evaluate")
     assert exit_.value.code == 2 and capsys.readouterr().err.endswith(
         f"error: the examples of {SMALL[1]} (3,204 items, a context of 3) do not fit in the memory this process "
-        f"may use; evaluate on a shorter list\n")
+        f"may use; evaluate on a shorter list, or give it more memory (free some, or raise ulimit -v)\n")
 
 
 def test_the_table_stays_aligned_for_losses_of_a_thousand_and_more(tiny_run, tmp_path, capsys):
