@@ -23,7 +23,7 @@ def _interrupted_while_starting(signum, frame):
         signal.signal(s, signal.SIG_IGN)
     try:
         print(f"python -m {_command_started}: interrupted ({signal.Signals(signum).name}) while starting; nothing "
-              f"was done", file=sys.stderr, flush=True)
+              f"was done{_openblas_hint(signum)}", file=sys.stderr, flush=True)
     except (OSError, ValueError, AttributeError):  # stderr closed or gone: the exit code says it
         pass
     # Not SystemExit: raised inside numpy's import of a C extension, or in a callback, it would
@@ -32,6 +32,18 @@ def _interrupted_while_starting(signum, frame):
 
 
 _command_started = __name__  # the -m target, once _started_as_a_command has read it
+
+
+def _openblas_hint(signum):
+    """A SIGINT nobody sent: OpenBLAS raises one itself when it cannot start its threads as numpy loads it,
+    which a memory limit (`ulimit -v`) makes happen (a hostile tester's). Said when there is such a limit."""
+    try:
+        import resource
+        limited = signum == signal.SIGINT and resource.getrlimit(resource.RLIMIT_AS)[0] != resource.RLIM_INFINITY
+    except (ImportError, OSError, ValueError, MemoryError):  # not on Linux or macOS, or no memory to ask
+        limited = False
+    return ("; if no one pressed Ctrl-C, OpenBLAS sent it on finding no memory to start its threads under this "
+            "process's limit (ulimit -v): raise the limit, or set OPENBLAS_NUM_THREADS=1" if limited else "")
 
 
 def import_failure(prog, e):

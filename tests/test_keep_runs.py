@@ -268,6 +268,26 @@ def test_ctrl_c_while_a_command_is_still_starting_is_one_line():
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
 
 
+def test_a_sigint_while_starting_under_a_memory_limit_names_openblas_as_a_possible_sender():
+    # From a hostile tester: under `ulimit -v` OpenBLAS, unable to start its threads as numpy loads it, raises
+    # SIGINT itself, and the line said "interrupted (SIGINT)" of a Ctrl-C no one pressed. A limit far above what
+    # the command needs, so that nothing else changes; and SIGTERM, which OpenBLAS never sends, is told as before.
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    limit = 2**40 if hard == resource.RLIM_INFINITY else hard  # (a hard limit of the machine's own is limit enough)
+    code = ("import sys; sys.argv[0] = '-m'; sys.orig_argv = [sys.executable, '-m', 'mlp_lm.train']; "
+            "import mlp_lm, os, signal, time; os.kill(os.getpid(), signal.{}); time.sleep(5)")
+    for name, returncode, hint in (("SIGINT", 130, True), ("SIGTERM", 143, False)):
+        proc = subprocess.run([sys.executable, "-c", code.format(name)], capture_output=True, text=True, timeout=60,
+                              preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, hard)))
+        assert proc.returncode == returncode
+        said = f"python -m mlp_lm.train: interrupted ({name}) while starting; nothing was done"
+        if hint:
+            said += ("; if no one pressed Ctrl-C, OpenBLAS sent it on finding no memory to start its threads under "
+                     "this process's limit (ulimit -v): raise the limit, or set OPENBLAS_NUM_THREADS=1")
+        assert proc.stderr.strip().splitlines() == [said]
+
+
 def test_a_signal_sent_before_python_itself_has_started_waits_for_the_handlers(tmp_path):
     # From a hostile tester: results passed a Ctrl-C on to a train it had just started, still importing site,
     # and the user saw "Fatal Python error: init_import_site" and a traceback. results now starts it with the
