@@ -47,39 +47,41 @@ def _openblas_hint(signum):
 
 
 def import_failure(prog, e):
-    """The one line for an ImportError: a library missing, broken, or without the memory to map its files
-    (`ulimit -v`). cli.run says it for a library imported late, _failed_to_start for one the command imports
-    as it starts."""
+    """The one line for an ImportError from a library (failed_library): missing, broken, or without the memory
+    to map its files (`ulimit -v`). cli.run says it for a library imported late, _failed_to_start for one the
+    command imports as it starts."""
     try:
         from .streams import printable  # (the standard library's alone: it imports whatever failed)
     except (ImportError, MemoryError):  # no memory left to import it
         def printable(text):
             return ascii(text)[1:-1]
-    # numpy's message is a page of advice ending with the error itself ("Original error was: ...")
-    lines = [line for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
-    return (f"{prog}: error: cannot import {_failed_import(e)} ({printable(lines[-1].strip())}); reinstall it (pip "
-            f"install -e . installs what mlp_lm needs), or, if it is installed, give it the memory to load (free "
-            f"some, or raise ulimit -v)")
+    # numpy's message is a page of advice with the error itself at its end, after "Original error was:"
+    why = str(e).rpartition("Original error was:")[2].strip() or type(e).__name__
+    return (f"{prog}: error: cannot import {failed_library(e)} ({printable(why)}); reinstall it (pip install -e . "
+            f"installs what mlp_lm needs), or, if it is installed, give it the memory to load (free some, or raise "
+            f"ulimit -v)")
 
 
-def _failed_import(e):
+def failed_library(e):
     """The library an ImportError came from: the package of the first module in its traceback that is not ours
     nor Python's import machinery (scipy, for a broken scipy/__init__.py or one of its libraries that could not
-    be mapped), else the module it names, else 'a library'."""
+    be mapped), else the module it names, else 'a library'; None when that is one of our own modules, a bug
+    (a name misspelt in an import) whose traceback is what to show."""
     tb = e.__traceback__
     while tb is not None:
         module = tb.tb_frame.f_globals.get("__name__", "")
         if not module.startswith(("mlp_lm", "importlib", "__main__", "runpy")):
             return module.split(".")[0]
         tb = tb.tb_next
-    return (e.name or "").split(".")[0] or "a library"
+    library = (e.name or "").split(".")[0] or "a library"
+    return None if library == __name__ else library
 
 
 def _failed_to_start(kind, e, tb):
-    """sys.excepthook of a command: the imports at the top of its module run before cli.run, which turns
-    failures into one line, is called. A library that cannot be imported there, or memory that runs out
-    (`ulimit -v`), is one line and exit code 2 too; anything else is Python's traceback, as a bug should be."""
-    if not issubclass(kind, (ImportError, MemoryError)):
+    """sys.excepthook of a command until cli.run takes over (command_started): the imports at the top of its
+    module run before. A library that cannot be imported there, or memory that runs out (`ulimit -v`), is one
+    line and exit code 2; anything else is Python's traceback, as a bug should be."""
+    if not (issubclass(kind, MemoryError) or issubclass(kind, ImportError) and failed_library(e) is not None):
         return sys.__excepthook__(kind, e, tb)
     prog = f"python -m {_command_started}"
     try:
@@ -88,6 +90,12 @@ def _failed_to_start(kind, e, tb):
     except (OSError, ValueError, MemoryError):  # stderr closed or gone, or no memory to say it: the exit code says it
         pass
     os._exit(2)  # (the command's EXIT_BAD_INPUT, in cli.py, which may be what could not be imported)
+
+
+def command_started():
+    """cli.run has begun: from here on it says what fails, and Python's own hook shows what it lets through."""
+    if sys.excepthook is _failed_to_start:
+        sys.excepthook = sys.__excepthook__
 
 
 def _started_as_a_command():

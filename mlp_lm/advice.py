@@ -130,22 +130,19 @@ def fell_far(losses, V, window=100):
 
 
 OVERFIT_RISE = 1.02  # a final dev loss this many times its best evaluation's or more: overfitting, not noise
-EMA_HELD = 0.5  # a weight average whose share of the initial weights is over this is mostly where the run started
-RATE_HELD = 0.01  # a schedule whose learning rate averages less than this share of --lr holds the model still
-
-
-def rate_share(cfg, steps):
-    """The mean learning rate of a run's first `steps` steps (at most 100,000 of them, evenly spread), as a
-    share of cfg.lr: the whole of its schedule's effect (the lecture's step schedule 0.55; the paper's inverse
-    one at --decay-rate 1e9 1 / steps, its first step's whole rate and nothing after)."""
-    if not cfg.lr or not steps:
-        return 1.0
-    at = np.unique(np.linspace(0, steps - 1, min(steps, 100_000)).round().astype(int))
-    rates = [optim.learning_rate(cfg.schedule, cfg.lr, int(t), cfg.steps, decay_rate=cfg.decay_rate,
-                                 warmup=cfg.warmup, min_lr=cfg.min_lr) for t in at]
-    return float(np.mean(rates)) / cfg.lr
-# (at 0.1, a reviewer's 14% after 2,000 steps was named as the cause of a run as stuck without --ema)
 OVERFIT_GAP = 1.5  # or this many times the training loss, risen or not (healthy runs here: at most 1.14)
+EMA_HELD = 0.5  # a weight average whose share of the initial weights is over this is mostly where the run started
+# (at 0.1, a reviewer's 14% after 2,000 steps was named as the cause of a run as stuck without --ema)
+RATE_HELD = 0.01  # an inverse schedule whose learning rate averages less than this share of --lr holds the model still
+
+
+def inverse_rate_share(cfg, steps):
+    """The mean learning rate of a run's first `steps` steps under the paper's inverse schedule, lr / (1 + r t),
+    as a share of --lr: 1 at --decay-rate 0, and at 1e9 about 1 / steps (the first step's whole rate, and all but
+    nothing after). Summed a million steps at a time."""
+    chunk = 1 << 20
+    return sum(float(optim.learning_rate("inverse", 1.0, np.arange(a, min(a + chunk, steps)), cfg.steps,
+                                         decay_rate=cfg.decay_rate).sum()) for a in range(0, steps, chunk)) / steps
 
 
 def suggested_weight_decay(n_items):
@@ -229,20 +226,21 @@ def futile_warning(result, losses, V, n_items, cfg, devs=None, resumed=False, no
     retry = retry_with(resumed)
     advice = ("the model learned its training items by heart and nothing that carries over to new ones; "
               + by_heart(result, devs or {}, n_items, cfg, retry, V) + note if result["train_loss"] < 0.9 * math.log(V)
-              else why_stuck(result, losses, V, retry, "training did not get anywhere", cfg=cfg))
+              else why_stuck(result, losses, V, retry, "training did not get anywhere", cfg))
     return (f"warning: the dev loss is no better than ln {V} = {math.log(V):.2f}, the loss of a uniform "
             f"guess: {advice}")
 
 
-def why_stuck(result, losses, V, retry, nowhere, unless="", cfg=None):
+def why_stuck(result, losses, V, retry, nowhere, cfg, unless=""):
     """Why a run (of config cfg) that did not learn its training items by heart ended where it did, and what to
-    try: a weight average (--ema) that still holds much of the initial weights, a schedule that held the learning
-    rate near 0, a loss that went up, that rose on its way down, that came a long way down but not far enough, or
-    `nowhere` (no progress to speak of: more steps or a larger rate, `unless` ...)."""
+    try: a weight average (--ema) that still holds much of the initial weights, an inverse schedule that held the
+    learning rate near 0, a loss that went up, that rose on its way down, that came a long way down but not far
+    enough, or `nowhere` (no progress to speak of: more steps or a larger rate, `unless` ...)."""
     fell = fell_far(losses, V)
-    ema = cfg.ema if cfg is not None else 0.0
+    ema = cfg.ema
     held = ema ** len(losses) if ema else 0.0  # the initial weights' share of the average the run saved and evaluated
-    share = rate_share(cfg, len(losses)) if cfg is not None else 1.0
+    # (the step and cosine schedules never average below half of --lr, a warm-up being shorter than the run)
+    share = inverse_rate_share(cfg, len(losses)) if cfg.schedule == "inverse" and len(losses) else 1.0
     # the last steps' against the first's; or the dev loss, for a run too short to show it (a run of one
     # step records only the loss before its update)
     return (f"the weight average it saved (--ema {ema!r}, over about {1 / (1 - ema):,.0f} steps) still holds "
@@ -250,8 +248,8 @@ def why_stuck(result, losses, V, retry, nowhere, unless="", cfg=None):
             if held > EMA_HELD
             # a hostile tester's --schedule inverse --decay-rate 1e9, told to try a larger --lr
             else (f"its schedule held the learning rate to {share:.2g} of --lr {cfg.lr:g} on average over its "
-                  f"{len(losses):,} steps (--schedule {cfg.schedule}" + (f" --decay-rate {cfg.decay_rate:g}); {retry} "
-                  f"a smaller --decay-rate" if cfg.schedule == "inverse" else f"); {retry} another --schedule"))
+                  f"{len(losses):,} steps (--schedule inverse --decay-rate {cfg.decay_rate:g}); {retry} a smaller "
+                  f"--decay-rate")
             if share < RATE_HELD
             else f"the training loss went up, not down; {retry} a smaller --lr"
             if max(float(np.mean(losses[-100:])), result["dev_loss"]) > 1.05 * losses[0]
@@ -282,7 +280,7 @@ def little_learned_warning(result, losses, splits, cfg, resumed=False):
             "them is the best any model can do") if result["dev_loss"] < 1.01 * unigram else ""
     return (f"warning: the dev loss, {result['dev_loss']:.4f}, is no better than counting symbols ({unigram:.4f}, "
             f"an add-one unigram's, which reads no context): "
-            + why_stuck(result, losses, V, retry, "the model has hardly begun to learn", near, cfg=cfg))
+            + why_stuck(result, losses, V, retry, "the model has hardly begun to learn", cfg, near))
 
 
 def quality_warning(result, devs, losses, splits, n_items, cfg, resumed=False):

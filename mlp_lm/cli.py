@@ -9,7 +9,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-from . import ALL_STOP_SIGNALS, STOP_SIGNALS, import_failure
+from . import ALL_STOP_SIGNALS, STOP_SIGNALS, command_started, failed_library, import_failure
 from .checkpoint import CheckpointError
 from .streams import LossyStream, cut_if_stalled, make_stdout_lossy, printable
 from .runtime import NotEnoughMemory, keep_freed_memory
@@ -124,7 +124,8 @@ def _raise_interrupted(signum, frame):
 
 
 def exit_code(interrupt):
-    """130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP, 131 for SIGQUIT (Ctrl-\\)."""
+    """130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP, 131 for SIGQUIT (Ctrl-\\); an interrupt's own code
+    otherwise (a training out of memory, stops.OutOfMemory: 2)."""
     return getattr(interrupt, "code", 128 + signal.SIGINT)
 
 
@@ -179,6 +180,7 @@ def run(main, prog, keep_going_without_stdout=False, needs_stdout=True):
     draw's pictures, results' table; or given a --json file) or that keeps going without stdout
     (train) takes it for /dev/null, as every command takes a closed stderr.
     """
+    command_started()  # from here on, what fails is said below (or is a bug's traceback)
     streams = sys.stdout, sys.stderr  # put back before returning, for a caller in the same process
     closed = sys.stdout is None  # Python's, where file descriptor 1 was closed when it started
     sys.stdout = sys.stdout or open(os.devnull, "w")
@@ -218,6 +220,8 @@ def run(main, prog, keep_going_without_stdout=False, needs_stdout=True):
         code = EXIT_BAD_INPUT
     except ImportError as e:  # a module imported late, where the work needs it (scipy): missing, broken, or no
         # memory left to map its libraries (a hostile tester's `ulimit -v`); the command's own imported at its start
+        if failed_library(e) is None:  # one of our own modules: a bug, whose traceback is what to show
+            raise
         print(import_failure(prog, e), file=sys.stderr)
         code = EXIT_BAD_INPUT
     except MemoryError:  # sizes the machine cannot hold, found when allocating: say so, not a traceback

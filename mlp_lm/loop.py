@@ -11,34 +11,11 @@ from functools import partial
 import numpy as np
 
 from . import evaltime, model, runtime
-from .cli import EXIT_BAD_INPUT, UsageError, line_break, signals_held
+from .cli import UsageError, line_break, signals_held
 from .config import config_problem, params_problem, plain
 from .progress import Progress
+from .stops import Diverged, OutOfMemory, RanAway
 from .trainer import Trainer
-
-
-class Diverged(Exception):
-    """The loss ran away or the arithmetic overflowed: the model is junk, not a result.
-
-    kept: the step of the best dev evaluation (if better than a uniform guess), whose state train()
-    put back to be saved in its place, or None when there was none: nothing is saved. ran: the
-    steps taken in all, to the one that went wrong.
-    """
-
-    def __init__(self, cfg, where, resumed=False, kept=None, ran=None, snapshot=0):
-        p = max(cfg.dropout, cfg.emb_dropout)
-        heavy = (f", or less dropout (at {p:g} the units kept are scaled by {1 / (1 - p):,.4g})"
-                 if p >= HEAVY_DROPOUT else "")
-        retry = "start a new run with a smaller --lr" if resumed else "try a smaller --lr"  # --resume takes no --lr
-        self.kept, self.ran = kept, ran
-        # a resumed run's folder keeps its last snapshot, which this run may have taken on its way to the blow-up
-        saved = (f"; nothing was saved but its snapshot of step {snapshot:,}, from which it would go the same way"
-                 if snapshot else "; nothing was saved")
-        super().__init__(f"training diverged {where}; the learning rate {cfg.lr:g} is too large, "
-                         f"{retry}{heavy}" + (saved if kept is None else ""))
-
-
-HEAVY_DROPOUT = 0.5  # from here on the scale-up of the kept units, 1 / (1 - p), can itself blow the loss up
 
 
 DIVERGE_WINDOW = 100  # steps whose mean training loss is watched
@@ -153,17 +130,13 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
                     if held:
                         raise held.pop(0)  # the signals that come after it stay for the caller
         except KeyboardInterrupt as e:  # a stop signal (cli.Interrupted)
-            what = (f"the model of step {trainer.best[0]}, its best dev evaluation so far" if trainer.best
-                    else "the model as it is")  # --keep-best's, once it has one
-            print(f"{line_break()}interrupted after {done} step{'s' if done != 1 else ''}: saving {what}",
+            print(f"{line_break()}interrupted after {done} step{'s' if done != 1 else ''}: saving {saved(trainer)}",
                   file=sys.stderr)
             interrupt = e
         except MemoryError:  # a step or a dev evaluation that did not fit: the state is that of `done` steps
             # (a step makes its arrays before any parameter moves, optim.py), so it is saved as a signal saves it
-            what = (f"the model of step {trainer.best[0]}, its best dev evaluation so far" if trainer.best
-                    else "the model as it is")
             print(f"{line_break()}out of memory {'in the dev evaluation after' if evaluating else 'after'} {done} "
-                  f"step{'s' if done != 1 else ''}: saving {what}", file=sys.stderr)
+                  f"step{'s' if done != 1 else ''}: saving {saved(trainer)}", file=sys.stderr)
             interrupt = OutOfMemory(done, evaluating)
         except (FloatingPointError, RanAway) as e:
             where = (str(e) if isinstance(e, RanAway) else f"in the dev evaluation after step {done} ({e})"
@@ -182,6 +155,12 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
         finally:
             trainer.close()  # the steps are over: the split's threads go, the BLAS threads are the caller's again
     return trainer, losses[:done], devs, interrupt
+
+
+def saved(trainer):
+    """What a training stopped early saves: the model as it is, or --keep-best's once it has one."""
+    return (f"the model of step {trainer.best[0]}, its best dev evaluation so far" if trainer.best
+            else "the model as it is")
 
 
 def evaluated_at(cfg, done):
@@ -216,10 +195,12 @@ def evaluate_dev(trainer, cfg, devs, done, dev_set, held):
 
 
 def keep_if_best(trainer, cfg, devs, done, dev):
-    """Record step `done`'s dev loss, and with --keep-best keep its model if it is the best so far."""
-    devs[done] = dev
+    """Record step `done`'s dev loss, and with --keep-best keep its model if it is the best so far. The copy is
+    made first: memory that runs out making it leaves neither (a loss recorded without its model would be a
+    kept model that is not the best, which --resume refuses as damaged)."""
     if cfg.keep_best and (trainer.best is None or dev < devs[trainer.best[0]]):
         trainer.best = done, {k: p.copy() for k, p in trainer.evaluated.items()}
+    devs[done] = dev
 
 
 def _load_resumed(trainer, state, steps):
@@ -292,18 +273,3 @@ def kept_problem(cfg, best, devs, dev, stop=None):
     if not math.isclose(again, devs[step], rel_tol=model.REEVALUATION_TOLERANCE):
         return f"its kept model's dev loss is {again:.6g}, not the {devs[step]:.6g} recorded at step {step}"
     return None
-
-
-class OutOfMemory(Exception):
-    """What stopped a training that ran out of memory (train's interrupt): saved like a stopped run,
-    which --resume continues, and then the command ends with EXIT_BAD_INPUT and this message."""
-
-    code = EXIT_BAD_INPUT
-
-    def __init__(self, done, evaluating=False):
-        super().__init__(f"not enough memory to {'evaluate the model on dev after' if evaluating else 'train past'} "
-                         f"step {done} at these sizes")
-
-
-class RanAway(Exception):
-    """The mean training loss of a window of steps rose past its limit (train's own signal)."""

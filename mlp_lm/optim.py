@@ -102,7 +102,7 @@ class AdamW:
         # each pass would fetch all of it from memory again; a block of rows at a time, the passes
         # find it in the cache (6 to 8% of the best preset's step). Elementwise, the blocks change nothing.
         blocks = [(k, rows) for k, p in params.items()
-                  for rows in ([slice(None)] if p.size <= UPDATE_BLOCK else row_blocks(p, UPDATE_BLOCK))]
+                  for rows in ([...] if p.size <= UPDATE_BLOCK else row_blocks(p, UPDATE_BLOCK))]  # ...: all of p
         for k, rows in blocks:  # every scratch array made before any tensor moves (as in SGD.step)
             self.scratch_for(params[k][rows])
         self.m, self.v = m, v
@@ -216,7 +216,7 @@ class EMA:
 
     def __init__(self, params, decay):
         check_hyperparameters(decay=decay)
-        self.decay = decay
+        self.decay = float(decay)  # a numpy float64 would make float32 arithmetic float64, rounded where it lands
         self.avg = {k: p.copy() for k, p in params.items()}
         # (1 - decay) * theta_t goes here: the update then makes no array, so memory cannot run out
         # after the parameters have moved and before their average has

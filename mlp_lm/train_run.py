@@ -15,7 +15,7 @@ from .advice import data_warnings, dev_only_note, futile_warning, kept_best_line
 from .cli import EXIT_BAD_INPUT, UsageError, exit_code, line_break, signals_held
 from .config import describe_training
 from .data import describe
-from .loop import Diverged, OutOfMemory, diverged_in_evaluation, last_dev_missing, train
+from .loop import diverged_in_evaluation, last_dev_missing, train
 from .progress import steps_per_second
 from .runlock import FolderHold
 from .runs import check_space, claim_fresh, files_in_the_way, resume_command, save_run_or_rescue
@@ -23,6 +23,7 @@ from .runtime import describe_threads
 from .sampling import one_line
 from .snapshot import run_record, snapshots_for
 from .space import check_sweep_space
+from .stops import Diverged, OutOfMemory
 from .sweep import sweep_into
 
 
@@ -99,8 +100,11 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
                 raise
             result, no_memory = {}, "not enough memory to evaluate the model"
         if held:
-            when = "again" if interrupt is not None else "during the final evaluation"
+            when = ("again" if isinstance(interrupt, KeyboardInterrupt) else "as well" if interrupt is not None
+                    else "during the final evaluation")
             print(f"{line_break()}interrupted {when}: saving the model, not evaluated", file=sys.stderr)
+            if isinstance(interrupt, OutOfMemory):  # the command ends with the signal's exit code, as a diverged run's
+                interrupt.code = exit_code(held[0])
             interrupt, result = interrupt or held[0], {}
             held.clear()  # from here on, the list holds the signals that come during the save
         done = len(losses)
@@ -192,7 +196,7 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
         if isinstance(interrupt, OutOfMemory):
             raise UsageError(f"{interrupt}; the run is saved in {out}, unevaluated: continue it where there is more "
                              f"memory (free some, or raise ulimit -v) with {resume_command(out)}, or start one with "
-                             f"smaller sizes", EXIT_BAD_INPUT)
+                             f"smaller sizes", exit_code(interrupt))
         if unfinished:
             print(f"to continue: {resume_command(out)}", file=sys.stderr)
         if diverged:

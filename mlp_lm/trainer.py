@@ -213,13 +213,19 @@ class Trainer:
             self.block, self.block_pos = self.rng.integers(0, len(self.Y), size=(block_rows(B), B)), 0
         ix = self.block[self.block_pos]  # (B,); used up once the step is done, at its end
         masks = {}  # dropout's, drawn only where there is dropout (the lecture's model has none)
-        if cfg.emb_dropout:
-            key, shape = model.embedding_mask_shape(B, cfg.block_size, len(self.params["C"]), cfg.n_embd, cfg.fold)
-            masks[key] = layers.dropout_mask(shape, cfg.emb_dropout, self.drop_rng, self.dtype)
-        if cfg.dropout:
-            masks["h"] = layers.dropout_mask((B, cfg.n_hidden), cfg.dropout, self.drop_rng, self.dtype)
-        loss, grads = self.split.loss_and_grads(self.params, self.X, self.Y, ix, masks=masks,
-                                                smoothing=cfg.label_smoothing, fold=cfg.fold)
+        drawn_from = self.drop_rng.bit_generator.state if cfg.emb_dropout or cfg.dropout else None
+        try:
+            if cfg.emb_dropout:
+                key, shape = model.embedding_mask_shape(B, cfg.block_size, len(self.params["C"]), cfg.n_embd, cfg.fold)
+                masks[key] = layers.dropout_mask(shape, cfg.emb_dropout, self.drop_rng, self.dtype)
+            if cfg.dropout:
+                masks["h"] = layers.dropout_mask((B, cfg.n_hidden), cfg.dropout, self.drop_rng, self.dtype)
+            loss, grads = self.split.loss_and_grads(self.params, self.X, self.Y, ix, masks=masks,
+                                                    smoothing=cfg.label_smoothing, fold=cfg.fold)
+        except MemoryError:  # the step is not taken, so its masks are not drawn either: the state saved (loop.train)
+            if drawn_from is not None:  # is that of the steps done, and --resume draws them again, as in one go
+                self.drop_rng.bit_generator.state = drawn_from
+            raise
         if not math.isfinite(loss):
             raise FloatingPointError(f"loss {loss}")
         lr = optim.learning_rate(cfg.schedule, cfg.lr, step, cfg.steps, decay_rate=cfg.decay_rate,

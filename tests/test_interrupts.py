@@ -206,11 +206,15 @@ def test_a_final_evaluation_short_of_memory_keeps_the_trained_model(tmp_path, mo
 
 
 @pytest.mark.parametrize("where", ["step", "dev evaluation"])
-def test_a_training_short_of_memory_is_saved_and_resumed_to_the_run_made_in_one_go(tmp_path, monkeypatch, where):
+@pytest.mark.parametrize("flags", [["--ema", "0.9"],  # (the average is state too)
+                                   # a reviewer's: the masks of the step not taken were drawn all the same
+                                   ["--optimizer", "adamw", "--lr", "0.01", "--dropout", "0.2", "--keep-best"]])
+def test_a_training_short_of_memory_is_saved_and_resumed_to_the_run_made_in_one_go(tmp_path, monkeypatch, where,
+                                                                                    flags):
     # From a hostile pass: under `ulimit -v`, a MemoryError in a step or in a dev evaluation during training ended
     # the command with "not enough memory for these sizes", and the run and its folder were gone.
     from mlp_lm import model
-    args = [*SMALL, "--steps", "40", "--eval-every", "10", "--ema", "0.9"]  # (the average is state too)
+    args = [*SMALL, "--steps", "40", "--eval-every", "10", *flags]
     assert train.main([*args, "--out", str(tmp_path / "one")]) == 0
     name, fail_at = ("loss_and_grads", 26) if where == "step" else ("split_loss", 2)  # step 26; the dev after step 20
     real, calls = getattr(model, name), []
@@ -237,6 +241,23 @@ def test_a_training_short_of_memory_is_saved_and_resumed_to_the_run_made_in_one_
     ends = [{k: v for k, v in json.loads((tmp_path / d / "metrics.json").read_text()).items() if k.endswith("_loss")}
             for d in ("run", "one")]
     assert ends[0] == ends[1] and "dev_loss" in ends[0]
+
+
+def test_a_kept_model_that_memory_cannot_copy_leaves_the_dev_loss_unrecorded_too():
+    # A reviewer's: the dev loss was recorded before --keep-best's copy of the model; a MemoryError in the copy left
+    # a loss better than the kept model's, and --resume refused the run as damaged.
+    from types import SimpleNamespace
+    from mlp_lm import loop
+
+    class NoRoom(dict):
+        def items(self):
+            raise MemoryError
+
+    trainer = SimpleNamespace(best=(10, {"C": np.zeros(2)}), evaluated=NoRoom(C=np.ones(2)))
+    devs = {10: 2.5}
+    with pytest.raises(MemoryError):
+        loop.keep_if_best(trainer, SimpleNamespace(keep_best=True), devs, 20, 2.4)
+    assert devs == {10: 2.5} and trainer.best[0] == 10
 
 
 class SignalOnWrite:

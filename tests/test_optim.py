@@ -338,6 +338,29 @@ def test_an_average_and_a_later_adamw_step_make_no_arrays():
     assert peak < 100_000, peak
 
 
+def test_the_updates_are_the_plain_arithmetic_to_the_bit_whatever_the_scalar_types():
+    # A reviewer's, of the updates rewritten to make their arrays first: a 0-d tensor (AdamW indexed every tensor
+    # by rows) and a numpy float64 decay for a float32 average (rounded twice, in its scratch and then in the sum)
+    rng = np.random.default_rng(0)
+    p = {"W1": rng.standard_normal((5, 4)).astype(np.float32), "b1": np.array(0.5, dtype=np.float32)}
+    g = {k: rng.standard_normal(np.shape(a)).astype(np.float32) for k, a in p.items()}
+    opt = optim.AdamW(weight_decay=0.1)
+    q = {k: a.copy() for k, a in p.items()}
+    opt.step(q, g, 0.01)
+    m = {k: np.float32(0.1) * a for k, a in g.items()}  # 2. from m_0 = 0: (1 - b1) g, rounded as the update rounds it
+    assert q["b1"].shape == () and q["b1"] != p["b1"] and np.array_equal(opt.m["b1"], m["b1"])
+    sgd = {k: a.copy() for k, a in p.items()}
+    optim.SGD(weight_decay=0.1).step(sgd, g, np.float64(0.5))
+    # (a numpy float64 rate makes the step float64, rounded to float32 as it lands, as p -= lr * g always did)
+    stepped = {k: g[k] + 0.1 * p[k] if k == "W1" else g[k] for k in p}  # (the biases are not decayed)
+    assert all(np.array_equal(sgd[k], (p[k] - np.float64(0.5) * stepped[k]).astype(np.float32)) for k in p)
+    for decay in (0.9, np.float64(0.9), np.float32(0.9)):
+        ema = optim.EMA(p, decay)
+        ema.update(g)
+        d = float(decay)  # (a float32 0.9 is 0.89999998)
+        assert all(np.array_equal(ema.avg[k], p[k] * d + (1 - d) * g[k]) for k in p), decay
+
+
 def test_parameters_in_the_other_byte_order_step_as_the_native_ones_do():
     # Parameters read from a file written on a big-endian machine (>f4) get their gradients in this
     # machine's order: the optimisers refused them ("must be >f4, as the parameter is, got float32").

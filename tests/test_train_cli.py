@@ -238,8 +238,10 @@ def test_a_schedule_that_holds_the_rate_near_0_is_named_and_the_advice_helps(tmp
     assert train.main([*flags, "--decay-rate", "1e-3", "--out", str(tmp_path / "smaller")]) == 0  # the advice, followed
     assert "warning" not in capsys.readouterr().err
     assert json.loads((tmp_path / "smaller" / "metrics.json").read_text())["dev_loss"] < float(said[1]) - 0.2
-    cfg = config.Config(steps=200_000)  # the lecture's step schedule: 0.55 of --lr on average, not held
-    assert advice.rate_share(cfg, 200_000) == pytest.approx(0.55, abs=1e-4)
+    # the mean itself, to the last step: sum over t < n of 1 / (1 + r t) is about 1 + ln(1 + r (n - 1)) / r
+    for r, n in ((1e9, 1_000_000), (1e-3, 3_000_000)):
+        share = advice.inverse_rate_share(config.Config(schedule="inverse", decay_rate=r, steps=n), n)
+        assert share == pytest.approx((1 + math.log1p(r * (n - 1)) / r) / n, rel=1e-3), (r, n, share)
 
 
 def test_a_run_no_better_than_counting_symbols_is_told_why_and_the_advice_helps(tmp_path, capsys):
