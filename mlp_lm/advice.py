@@ -136,15 +136,6 @@ EMA_HELD = 0.5  # a weight average whose share of the initial weights is over th
 RATE_HELD = 0.01  # an inverse schedule whose learning rate averages less than this share of --lr holds the model still
 
 
-def inverse_rate_share(cfg, steps):
-    """The mean learning rate of a run's first `steps` steps under the paper's inverse schedule, lr / (1 + r t),
-    as a share of --lr: 1 at --decay-rate 0, and at 1e9 about 1 / steps (the first step's whole rate, and all but
-    nothing after). Summed a million steps at a time."""
-    chunk = 1 << 20
-    return sum(float(optim.learning_rate("inverse", 1.0, np.arange(a, min(a + chunk, steps)), cfg.steps,
-                                         decay_rate=cfg.decay_rate).sum()) for a in range(0, steps, chunk)) / steps
-
-
 def suggested_weight_decay(n_items):
     """A weight decay to start from for a list of n_items, under SGD: about 2 / n_items, to one
     significant figure. On the first 250, 2,000 and 8,000 names it was the best of 1, 2 and 4 / items
@@ -240,7 +231,7 @@ def why_stuck(result, losses, V, retry, nowhere, cfg, unless=""):
     ema = cfg.ema
     held = ema ** len(losses) if ema else 0.0  # the initial weights' share of the average the run saved and evaluated
     # (the step and cosine schedules never average below half of --lr, a warm-up being shorter than the run)
-    share = inverse_rate_share(cfg, len(losses)) if cfg.schedule == "inverse" and len(losses) else 1.0
+    share = optim.inverse_mean(cfg.decay_rate, len(losses)) if cfg.schedule == "inverse" and len(losses) else 1.0
     # the last steps' against the first's; or the dev loss, for a run too short to show it (a run of one
     # step records only the loss before its update)
     return (f"the weight average it saved (--ema {ema!r}, over about {1 / (1 - ema):,.0f} steps) still holds "

@@ -203,6 +203,15 @@ def learning_rate(schedule, lr, step, steps, *, decay_rate=0.0, warmup=0, min_lr
     raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
 
 
+def inverse_mean(decay_rate, steps):
+    """The mean over the first `steps` steps (at least one) of the inverse schedule's rate as a share of lr,
+    1 / (1 + r t): 1 at r = 0, and about 1 / steps at r = 1e9 (the first step's whole rate, and all but nothing
+    after; advice.py's why_stuck). Summed a million steps at a time."""
+    chunk = 1 << 20
+    return sum(float(learning_rate("inverse", 1.0, np.arange(a, min(a + chunk, steps)), steps,
+                                   decay_rate=decay_rate).sum()) for a in range(0, steps, chunk)) / steps
+
+
 # --- weight averaging --------------------------------------------------------
 
 class EMA:

@@ -240,7 +240,7 @@ def test_a_schedule_that_holds_the_rate_near_0_is_named_and_the_advice_helps(tmp
     assert json.loads((tmp_path / "smaller" / "metrics.json").read_text())["dev_loss"] < float(said[1]) - 0.2
     # the mean itself, to the last step: sum over t < n of 1 / (1 + r t) is about 1 + ln(1 + r (n - 1)) / r
     for r, n in ((1e9, 1_000_000), (1e-3, 3_000_000)):
-        share = advice.inverse_rate_share(config.Config(schedule="inverse", decay_rate=r, steps=n), n)
+        share = optim.inverse_mean(r, n)
         assert share == pytest.approx((1 + math.log1p(r * (n - 1)) / r) / n, rel=1e-3), (r, n, share)
 
 
