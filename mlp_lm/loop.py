@@ -135,6 +135,10 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
             interrupt = e
         except MemoryError:  # a step or a dev evaluation that did not fit: the state is that of `done` steps
             # (a step makes its arrays before any parameter moves, optim.py), so it is saved as a signal saves it
+            if not done:  # a state of no steps is no run to save, nor one --resume would take (a hostile tester's)
+                raise UsageError("not enough memory to take one training step at these sizes; nothing was saved: use "
+                                 "smaller ones, or give this process more memory (free some, or raise ulimit -v)"
+                                 ) from None
             print(f"{line_break()}out of memory {'in the dev evaluation after' if evaluating else 'after'} {done} "
                   f"step{'s' if done != 1 else ''}: saving {saved(trainer)}", file=sys.stderr)
             interrupt = OutOfMemory(done, evaluating)

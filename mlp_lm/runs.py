@@ -100,19 +100,27 @@ def save_run_or_rescue(out, *run, unusable=None, unfinished=False):
     say where, so the training is not lost. If that fails too, say the run is lost.
     unusable: why `out` could not even be made; the temporary directory is then the only place tried.
     unfinished: a stopped run, so the message says how to continue it where it was saved."""
+    short_of_memory = False  # (then the advice is for memory, not for disk space)
     try:
         if unusable:
             raise checkpoint.CheckpointError(unusable)
-        save_run(out, *run)
+        try:
+            save_run(out, *run)
+        except MemoryError:  # writing takes memory too (numpy copies each array in pieces), which a limit may not
+            # leave after a training stopped for want of it (a hostile tester's ulimit -v): the places below may
+            short_of_memory = True
+            raise checkpoint.CheckpointError(f"there was not enough memory to write the run in {out}") from None
     except checkpoint.CheckpointError as e:
         rescue = None
         try:
             rescue = Path(tempfile.mkdtemp(prefix="mlp_lm-rescued-"))
             save_run(rescue, *run)
-        except (OSError, checkpoint.CheckpointError):
+        except (OSError, checkpoint.CheckpointError, MemoryError) as again:
             if rescue is not None:
                 shutil.rmtree(rescue, ignore_errors=True)
-            fix = ("raise this process's file size limit (ulimit -f)" if file_size_limit() is not None
+            fix = ("give this process more memory (free some, or raise ulimit -v)"
+                   if short_of_memory or isinstance(again, MemoryError) else
+                   "raise this process's file size limit (ulimit -f)" if file_size_limit() is not None
                    else "free some space")
             alone = save_model_alone(run)  # the loss history and the training state are most of the bytes
             if alone is not None:
@@ -145,7 +153,7 @@ def save_model_alone(run):
         folder = Path(tempfile.mkdtemp(prefix="mlp_lm-model-"))
         atomic.write_atomic([(folder / "model.npz", checkpoint.writer(params, vocab, config, check=False))])
         return folder / "model.npz"
-    except (OSError, checkpoint.CheckpointError):
+    except (OSError, checkpoint.CheckpointError, MemoryError):
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
         return None

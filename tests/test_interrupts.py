@@ -243,6 +243,21 @@ def test_a_training_short_of_memory_is_saved_and_resumed_to_the_run_made_in_one_
     assert ends[0] == ends[1] and "dev_loss" in ends[0]
 
 
+def test_a_first_step_short_of_memory_saves_nothing_and_says_so(tmp_path, monkeypatch):
+    # A hostile tester's: memory that ran out in the first step saved a run of no steps, which --resume then
+    # refused as damaged ("step 0 of 300 with 0 losses")
+    from mlp_lm import model
+
+    def short(*a, **k):
+        raise MemoryError
+    monkeypatch.setattr(model, "loss_and_grads", short)
+    with pytest.raises(UsageError, match=r"^not enough memory to take one training step at these sizes; nothing was "
+                                         r"saved: use smaller ones, or give this process more memory \(free some, "
+                                         r"or raise ulimit -v\)$") as e:
+        train.main([*SMALL, "--steps", "40", "--out", str(tmp_path / "run")])
+    assert e.value.code == 2 and not (tmp_path / "run").exists()
+
+
 def test_a_kept_model_that_memory_cannot_copy_leaves_the_dev_loss_unrecorded_too():
     # A reviewer's: the dev loss was recorded before --keep-best's copy of the model; a MemoryError in the copy left
     # a loss better than the kept model's, and --resume refused the run as damaged.

@@ -156,6 +156,41 @@ def test_a_save_that_fails_after_training_is_rescued_elsewhere(tmp_path, monkeyp
     assert re.search(r"^trained 40 steps in [\d.]+ ?m?s \([\d,]+ steps/s\)$", out_text, re.M), out_text
 
 
+def test_a_save_short_of_memory_is_rescued_or_said_lost_with_advice_on_memory(tmp_path, monkeypatch, capsys):
+    # A hostile tester's: a training stopped for want of memory ran out of it again writing its files (numpy copies
+    # each array in pieces); the MemoryError skipped the rescue and the run was lost under "use smaller ones"
+    out, rescue = tmp_path / "run", tmp_path / "rescued"
+    real_save = runs.save_run
+
+    def short_in_out(folder, *a, **k):
+        if folder == out:
+            raise MemoryError
+        return real_save(folder, *a, **k)
+
+    monkeypatch.setattr(runs, "save_run", short_in_out)
+    monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
+    with pytest.raises(SystemExit) as e:
+        cli.run(lambda: train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--out", str(out)]), "train")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and err[-1].endswith(
+        f"error: there was not enough memory to write the run in {out}; the run is saved in {rescue} instead: move "
+        f"that folder where you want it")
+    assert json.loads((rescue / "metrics.json").read_text())["steps"] == 40
+
+    def no_memory(*a, **k):
+        raise MemoryError
+    monkeypatch.setattr(runs, "save_run", no_memory)
+    monkeypatch.setattr(runs.atomic, "write_atomic", no_memory)  # not even the model alone
+    monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(tmp_path / "empty"))
+    with pytest.raises(SystemExit) as e:
+        cli.run(lambda: train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--out", str(tmp_path / "r2")]),
+                "train")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and "not enough memory to write the run in" in err[-1]
+    assert err[-1].endswith("so this run is lost: give this process more memory (free some, or raise ulimit -v) "
+                            "before training again")
+
+
 def test_a_run_that_fits_nowhere_whole_keeps_its_model_alone(tmp_path, monkeypatch, capsys):
     # From a hostile pass: --out and the temporary directory on one disk with 900 KB free, the run's files 1.6 MB
     # (loss.csv 949 KB), its parameters 48 KB: the run was "lost" where its model would have fitted.
