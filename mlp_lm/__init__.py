@@ -47,8 +47,8 @@ def _openblas_hint(signum):
 
 
 def import_failure(prog, e):
-    """The one line for an ImportError from a library (failed_library): missing, broken, or without the memory
-    to map its files (`ulimit -v`). cli.run says it for a library imported late, _failed_to_start for one the
+    """The one line for a library that failed as it was imported (failed_library): missing, broken, or without
+    the memory to map its files (`ulimit -v`). cli.run says it for a library imported late, _failed_to_start for one the
     command imports as it starts."""
     try:
         from .streams import printable  # (the standard library's alone: it imports whatever failed)
@@ -57,36 +57,58 @@ def import_failure(prog, e):
             return ascii(text)[1:-1]
     # numpy's message is a page of advice with the error itself at its end, after "Original error was:"
     why = str(e).rpartition("Original error was:")[2].strip() or type(e).__name__
+    if not isinstance(e, ImportError):  # a library broken otherwise: what it raised
+        why = f"{type(e).__name__}: {why}"
     return (f"{prog}: error: cannot import {failed_library(e)} ({printable(why)}); reinstall it (pip install -e . "
             f"installs what mlp_lm needs), or, if it is installed, give it the memory to load (free some, or raise "
             f"ulimit -v)")
 
 
 def failed_library(e):
-    """The library an ImportError came from: the package of the first module in its traceback that is not ours
-    nor Python's import machinery (scipy, for a broken scipy/__init__.py or one of its libraries that could not
-    be mapped), else the module it names, else 'a library'; None when that is one of our own modules, a bug
-    (a name misspelt in an import) whose traceback is what to show."""
+    """The library that failed as it was imported, for exception e: an ImportError (missing, or its files could
+    not be mapped under `ulimit -v`), or any other raised by its own module code (a broken install: a truncated
+    file's SyntaxError, a RuntimeError in its __init__.py). That is the package of the first module in e's
+    traceback that is not ours nor Python's import machinery, when it is running its module body (for an
+    ImportError, whatever it runs); else the package of the file a SyntaxError could not compile; else, for an
+    ImportError, the module it names ('a library' if none). None when that is one of ours, or no library's
+    import at all: a bug (a name misspelt in an import), whose traceback is what to show."""
     tb = e.__traceback__
     while tb is not None:
         module = tb.tb_frame.f_globals.get("__name__", "")
         if not module.startswith(("mlp_lm", "importlib", "__main__", "runpy")):
-            return module.split(".")[0]
+            importing = isinstance(e, ImportError) or tb.tb_frame.f_code.co_name == "<module>"
+            return module.split(".")[0] if importing else None
         tb = tb.tb_next
-    library = (e.name or "").split(".")[0] or "a library"
-    return None if library == __name__ else library
+    if isinstance(e, SyntaxError):
+        library = _package_of(e.filename)
+    elif isinstance(e, ImportError):
+        library = (e.name or "").split(".")[0] or "a library"
+    else:
+        return None
+    return None if library in (None, __name__) else library
+
+
+def _package_of(path):
+    """The top-level package (or module) of a source file, by the entry of sys.path it lies under (the deepest,
+    where one holds another: the current folder and a PYTHONPATH folder inside it); or None."""
+    path = os.path.abspath(path or "")
+    entries = [e for e in (os.path.abspath(entry or ".") for entry in sys.path) if path.startswith(e + os.sep)]
+    if not entries:
+        return None
+    first = path[len(max(entries, key=len)) + 1:].split(os.sep)[0]
+    return first[:-3] if first.endswith(".py") else first
 
 
 def _failed_to_start(kind, e, tb):
     """sys.excepthook of a command until cli.run takes over (command_started): the imports at the top of its
     module run before. A library that cannot be imported there, or memory that runs out (`ulimit -v`), is one
     line and exit code 2; anything else is Python's traceback, as a bug should be."""
-    if not (issubclass(kind, MemoryError) or issubclass(kind, ImportError) and failed_library(e) is not None):
+    if not (issubclass(kind, MemoryError) or issubclass(kind, Exception) and failed_library(e) is not None):
         return sys.__excepthook__(kind, e, tb)
     prog = f"python -m {_command_started}"
     try:
-        print(import_failure(prog, e) if issubclass(kind, ImportError) else
-              f"{prog}: error: not enough memory to start; free some, or raise ulimit -v", file=sys.stderr, flush=True)
+        print(f"{prog}: error: not enough memory to start; free some, or raise ulimit -v" if issubclass(kind, MemoryError)
+              else import_failure(prog, e), file=sys.stderr, flush=True)
     except (OSError, ValueError, MemoryError):  # stderr closed or gone, or no memory to say it: the exit code says it
         pass
     os._exit(2)  # (the command's EXIT_BAD_INPUT, in cli.py, which may be what could not be imported)

@@ -218,15 +218,9 @@ def run(main, prog, keep_going_without_stdout=False, needs_stdout=True):
     except NotEnoughMemory as e:  # found before the work started, with the sizes in the message
         print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
         code = EXIT_BAD_INPUT
-    except ImportError as e:  # a module imported late, where the work needs it (scipy): missing, broken, or no
-        # memory left to map its libraries (a hostile tester's `ulimit -v`); the command's own imported at its start
-        if failed_library(e) is None:  # one of our own modules: a bug, whose traceback is what to show
-            raise
-        print(import_failure(prog, e), file=sys.stderr)
-        code = EXIT_BAD_INPUT
     except MemoryError:  # sizes the machine cannot hold, found when allocating: say so, not a traceback
-        print(f"{prog}: error: not enough memory for these sizes; use smaller ones ({prog} --help lists them)",
-              file=sys.stderr)
+        print(f"{prog}: error: not enough memory for these sizes; use smaller ones ({prog} --help lists them), or give "
+              f"this process more memory (free some, or raise ulimit -v)", file=sys.stderr)
         code = EXIT_BAD_INPUT
     except BrokenPipeError:  # e.g. `python -m mlp_lm.sample | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # silence the flush at exit
@@ -242,6 +236,13 @@ def run(main, prog, keep_going_without_stdout=False, needs_stdout=True):
         else:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             print(f"{prog}: error: cannot write the output: {e.strerror or e}", file=sys.stderr)
+        code = EXIT_BAD_INPUT
+    except Exception as e:  # a library imported late, where the work needs it (scipy): missing, broken (a truncated
+        # file's SyntaxError), or with no memory left to map its files (a hostile tester's `ulimit -v`); those the
+        # command imports as it starts are the package's start-up hook's (mlp_lm/__init__.py)
+        if failed_library(e) is None:  # anything else, one of our own imports among it, is a bug: its traceback
+            raise
+        print(import_failure(prog, e), file=sys.stderr)
         code = EXIT_BAD_INPUT
     _default_stop_signals()  # the report is out
     _command["stdout_closed"] = False  # for a caller in the same process, whose parsers are its own

@@ -865,7 +865,11 @@ def test_a_library_that_cannot_be_imported_late_is_one_line(tiny_run, tmp_path):
     missing = tmp_path / "missing"
     missing.mkdir()
     (missing / "sitecustomize.py").write_text("import sys\nsys.modules['scipy'] = None\n")  # as if not installed
-    for where, said in ((broken.parent, r"this scipy is broken"), (missing, r"No module named 'scipy\.\w+'")):
+    cut_short = tmp_path / "cut" / "scipy"  # a file cut short: broken otherwise than by an ImportError
+    cut_short.mkdir(parents=True)
+    (cut_short / "__init__.py").write_text("x = (\n")
+    for where, said in ((broken.parent, r"this scipy is broken"), (missing, r"No module named 'scipy\.\w+'"),
+                        (cut_short.parent, r"SyntaxError: '\(' was never closed \(__init__\.py, line 1\)")):
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(where), str(ROOT)])}
         for args in (["mlp_lm.evaluate", "--checkpoint", str(tiny_run[0] / "model.npz"), "--mix-ngram", "3"],
                      ["mlp_lm.train", "--fold", "--steps", "5", "--out", str(tmp_path / "run"), "--force"]):
@@ -884,6 +888,10 @@ def test_a_library_that_cannot_be_imported_late_is_one_line(tiny_run, tmp_path):
     ("MemoryError", r"not enough memory to start; free some, or raise ulimit -v"),
     ('ImportError("IMPORTANT: read this\\n\\nmuch advice\\n\\nOriginal error was: libx.so: failed to map segment")',
      r"cannot import threadpoolctl \(libx\.so: failed to map segment\); reinstall it .*"),
+    # broken otherwise (a second hostile pass): what its own module code raises, or a file cut short
+    ("RuntimeError('boom')", r"cannot import threadpoolctl \(RuntimeError: boom\); reinstall it .*"),
+    (None, r"cannot import threadpoolctl \(SyntaxError: '\(' was never closed \(__init__\.py, line 1\)\); "
+           r"reinstall it .*"),
 ])
 def test_a_library_that_cannot_be_imported_as_a_command_starts_is_one_line(tmp_path, raised, said):
     # From a hostile tester: under `ulimit -v`, train's own imports (at the top of its module, before cli.run
@@ -891,18 +899,35 @@ def test_a_library_that_cannot_be_imported_as_a_command_starts_is_one_line(tmp_p
     # numpy's message is a page of advice: the error itself, after "Original error was:", is what is said.
     broken = tmp_path / "broken" / "threadpoolctl"
     broken.mkdir(parents=True)
-    (broken / "__init__.py").write_text(f"raise {raised}\n")
+    (broken / "__init__.py").write_text(f"raise {raised}\n" if raised else "x = (\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(broken.parent), str(ROOT)])}
     for command in ("mlp_lm.train", "mlp_lm.sample", "mlp_lm"):
         proc = subprocess.run([sys.executable, "-m", command, "--help"], capture_output=True, text=True, cwd=tmp_path,
                               env=env, timeout=120)
         assert proc.returncode == 2 and proc.stdout == "", proc.stderr
         assert re.fullmatch(rf"python -m {command}: error: {said}\n", proc.stderr), proc.stderr
-    # anything else at the start is a bug, and its traceback is kept
-    (broken / "__init__.py").write_text("raise RuntimeError('a bug')\n")
-    proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--help"], capture_output=True, text=True,
-                          cwd=tmp_path, env=env, timeout=120)
-    assert proc.returncode == 1 and "Traceback" in proc.stderr and "RuntimeError: a bug" in proc.stderr
+
+
+def test_an_error_at_the_start_that_is_no_librarys_import_is_a_bug_with_its_traceback():
+    start = "import sys; sys.argv[0] = '-m'; sys.orig_argv = [sys.executable, '-m', 'mlp_lm.train']; import mlp_lm; "
+    for code in (start + "raise RuntimeError('a bug')",  # our own code's, as a command starts
+                 start + "import numpy; numpy.zeros(-1)"):  # a library's function, called wrongly: ours too
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert proc.returncode == 1 and "Traceback" in proc.stderr, proc.stderr
+
+
+def test_memory_that_runs_out_where_no_size_was_given_also_says_to_give_more(capsys):
+    # A hostile tester's: sample (its Novelty reads the training data) and ngram (its data warnings) under
+    # `ulimit -v` were told only "use smaller ones", where the user had given no size
+    from mlp_lm import cli
+
+    def short():
+        raise MemoryError
+    with pytest.raises(SystemExit) as e:
+        cli.run(short, "python -m mlp_lm.sample")
+    assert e.value.code == 2 and capsys.readouterr().err == (
+        "python -m mlp_lm.sample: error: not enough memory for these sizes; use smaller ones (python -m mlp_lm.sample "
+        "--help lists them), or give this process more memory (free some, or raise ulimit -v)\n")
 
 
 def test_an_import_of_ours_that_fails_is_a_bug_and_keeps_its_traceback():
