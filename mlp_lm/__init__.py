@@ -48,8 +48,8 @@ def _openblas_hint(signum):
 
 def import_failure(prog, e):
     """The one line for a library that failed as it was imported (failed_library): missing, broken, or without
-    the memory to map its files (`ulimit -v`). cli.run says it for a library imported late, _failed_to_start for one the
-    command imports as it starts."""
+    the memory to map its files (`ulimit -v`). cli.run says it for a library imported late, _failed_to_start for
+    one the command imports as it starts."""
     try:
         from .streams import printable  # (the standard library's alone: it imports whatever failed)
     except (ImportError, MemoryError):  # no memory left to import it
@@ -107,8 +107,9 @@ def _failed_to_start(kind, e, tb):
         return sys.__excepthook__(kind, e, tb)
     prog = f"python -m {_command_started}"
     try:
-        print(f"{prog}: error: not enough memory to start; free some, or raise ulimit -v" if issubclass(kind, MemoryError)
-              else import_failure(prog, e), file=sys.stderr, flush=True)
+        said = (f"{prog}: error: not enough memory to start; free some, or raise ulimit -v"
+                if issubclass(kind, MemoryError) else import_failure(prog, e))
+        print(said, file=sys.stderr, flush=True)
     except (OSError, ValueError, MemoryError):  # stderr closed or gone, or no memory to say it: the exit code says it
         pass
     os._exit(2)  # (the command's EXIT_BAD_INPUT, in cli.py, which may be what could not be imported)

@@ -133,7 +133,7 @@ OVERFIT_RISE = 1.02  # a final dev loss this many times its best evaluation's or
 OVERFIT_GAP = 1.5  # or this many times the training loss, risen or not (healthy runs here: at most 1.14)
 EMA_HELD = 0.5  # a weight average whose share of the initial weights is over this is mostly where the run started
 # (at 0.1, a reviewer's 14% after 2,000 steps was named as the cause of a run as stuck without --ema)
-RATE_HELD = 0.01  # an inverse schedule whose learning rate averages less than this share of --lr holds the model still
+RATE_HELD = 0.01  # an inverse schedule whose rate averages less than this share of --lr holds the model still
 
 
 def suggested_weight_decay(n_items):

@@ -277,6 +277,6 @@ def load_splits(path, block_size, seed=SPLIT_SEED):
         raise
     except MemoryError:  # past the estimate build_dataset checks (a memory cap, say): the data is the cause
         raise DataError(f"the examples of data file {path} (a context of {block_size:,}) do not fit in the memory "
-                        f"this process may use; use a smaller file or --block-size, or give it more memory (free some, or raise "
-                        f"ulimit -v)") from None
+                        f"this process may use; use a smaller file or --block-size, or give it more memory (free "
+                        f"some, or raise ulimit -v)") from None
     return Splits(vocab, train, dev, test, parts, sha256)

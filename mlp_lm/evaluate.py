@@ -84,8 +84,8 @@ def other_file(path, items, vocab, block_size):
         raise
     except MemoryError:  # past that estimate (a memory cap, say): the file is what is too large, not any flag
         raise DataError(f"the examples of {path} ({len(items):,} items, a context of {block_size:,}) do not fit in "
-                        f"the memory this process may use; evaluate on a shorter list, or give it more memory (free some, "
-                        f"or raise ulimit -v)") from None
+                        f"the memory this process may use; evaluate on a shorter list, or give it more memory "
+                        f"(free some, or raise ulimit -v)") from None
 
 
 def trained_on(items, config):

@@ -220,8 +220,9 @@ def train_into(out, cfg, preset, sweep, n_threads, splits, resumed=None, follow_
 def trained_line(steps, seconds, first=0):
     """'trained 200000 steps in 15.8s (12,658 steps/s)', with ', steps 1001 to 2000' for a resumed run."""
     took = f"{seconds:.1f}s" if seconds >= 0.1 else f"{seconds * 1000:.0f} ms"  # not "in 0.0s"
-    return (f"trained {steps} step{'s' if steps != 1 else ''} in {took} ({steps_per_second(steps / max(seconds, 1e-9))} "
-            f"steps/s)" + (f", steps {first + 1} to {first + steps}" if first else ""))
+    rate = steps_per_second(steps / max(seconds, 1e-9))
+    return (f"trained {steps} step{'s' if steps != 1 else ''} in {took} ({rate} steps/s)"
+            + (f", steps {first + 1} to {first + steps}" if first else ""))
 
 
 def print_losses(result):
