@@ -17,6 +17,7 @@ from .data import load_splits
 from .runs import resume_command
 from .loop import DIVERGE_WINDOW, divergence_limit, evaluated_at, last_dev_missing
 from .snapshot import SNAPSHOT_SECONDS
+from .runtime import available_cores
 from .trainer import is_count
 from .wordfile import NotAWordList, digest, read_otherwise, refused_hint
 
@@ -261,3 +262,14 @@ def run_splits(data, block_size, resumed, out):
         if hint:
             raise UsageError(f"{e}; {hint}") from None
         raise
+
+
+def saved_threads(resumed):
+    """The --threads that the stopped run `resumed` (resume_point's) was given, at most the cores this process
+    may use, for its --resume to use again: two BLAS threads can round a large model's products otherwise than
+    one. 0 (the machine's load chooses) for a run given none, a new run (None), or a state saved before runs kept
+    it, or one whose count is not a count."""
+    threads = resumed[0].get("threads") if resumed is not None else None
+    if threads is None or not is_count(threads) or int(threads) < 1:
+        return 0
+    return min(int(threads), available_cores())

@@ -28,7 +28,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
 from . import atomic
 from .cli import UsageError, run
 from .runtime import blas_threads, check_fits, step_threads
-from .resume import data_problem, resume_point, run_splits
+from .resume import data_problem, resume_point, run_splits, saved_threads
 from .runlock import FolderHold, RunLock, check_free
 from .runs import SAVED, SWEEP_FILES, claim_default_out, files_in_the_way, prepare_out
 from .train_flags import parse_args
@@ -69,9 +69,10 @@ def main(argv=None):
                "one with smaller sizes")
     if resumed is not None and (problem := data_problem(resumed, splits, cfg.data, opts.out, opts.data is not None)):
         raise UsageError(problem)
-    n_threads = opts.threads or step_threads(cfg.batch_size, cfg.block_size * cfg.n_embd, cfg.n_hidden,
-                                             len(splits.vocab), cfg.fold)
-    follow_load = opts.threads is None  # --threads N: fixed; else fewer threads while others are busy
+    fixed = opts.threads or saved_threads(resumed)  # a stopped run given --threads goes on with it
+    n_threads = fixed or step_threads(cfg.batch_size, cfg.block_size * cfg.n_embd, cfg.n_hidden,
+                                      len(splits.vocab), cfg.fold)
+    follow_load = not fixed  # --threads N: fixed; else fewer threads while others are busy
     with blas_threads(n_threads):
         if resumed is not None:
             out = Path(opts.out)

@@ -84,6 +84,9 @@ class Trainer:
         # far, which loop.train sets; the run goes on from its own parameters, and saves this model
         self.best = None
         self.checked_seconds = 0.0  # a resumed run's check of its kept model (loop.train): no training step
+        # the thread count the run was given (--threads), saved with it for its --resume to use again (two BLAS
+        # threads can round a large model's products otherwise than one); 0: chosen by the machine's load
+        self.fixed_threads = 0
 
     def close(self):
         """The steps are over: let the split's threads go, and give the BLAS the thread count it had

@@ -160,6 +160,34 @@ def test_a_ctrl_c_during_the_last_step_is_not_lost(tmp_path, monkeypatch, capsys
     assert metrics["steps"] == 40 and metrics["interrupted"] is True
 
 
+def test_a_run_given_threads_resumes_with_them_and_one_given_none_lets_the_machine_choose(tmp_path, monkeypatch,
+                                                                                          capsys):
+    # A hostile tester's: a run with --threads 1, resumed as its message said (no --threads), took two BLAS
+    # threads, which round a large model's products otherwise: its loss.csv parted from the run made in one go.
+    from mlp_lm import trainer as trainer_module
+    real_step = trainer_module.Trainer.step
+
+    def step(self, i):
+        if i == 20:
+            os.kill(os.getpid(), signal.SIGTERM)  # held while the step runs; honoured after it
+        return real_step(self, i)
+
+    args = [*SMALL, "--steps", "40", "--eval-every", "0"]
+    assert train.main([*args, "--threads", "1", "--out", str(tmp_path / "one")]) == 0
+    for given, header in ((["--threads", "1"], "1 BLAS thread"), ([], "2 BLAS threads")):
+        out = tmp_path / ("given" if given else "none")
+        monkeypatch.setattr(trainer_module.Trainer, "step", step)
+        assert train.main([*args, *given, "--out", str(out)]) == 143
+        monkeypatch.undo()
+        monkeypatch.setattr(train, "step_threads", lambda *a, **k: 2)  # what the machine's load would choose
+        capsys.readouterr()
+        assert train.main(["--resume", "--out", str(out)]) == 0
+        assert re.search(rf"^training: .*; {header}$", capsys.readouterr().out, re.M)
+        monkeypatch.undo()
+        if given:
+            assert (out / "loss.csv").read_text() == (tmp_path / "one" / "loss.csv").read_text()
+
+
 def test_a_stop_signal_does_not_wait_for_a_slow_final_evaluation(tmp_path, monkeypatch, capsys):
     # From a user's review at scale: a SIGTERM said "saving the model as it is", then evaluated 10 million
     # examples for a minute before saving anything (a container's stop gives ten seconds). An evaluation
