@@ -65,18 +65,25 @@ def import_failure(prog, e):
 
 
 def failed_library(e):
-    """The library that failed as it was imported, for exception e: an ImportError (missing, or its files could
-    not be mapped under `ulimit -v`), or any other raised by its own module code (a broken install: a truncated
-    file's SyntaxError, a RuntimeError in its __init__.py). That is the package of the first module in e's
-    traceback that is not ours nor Python's import machinery, when it is running its module body (for an
-    ImportError, whatever it runs); else the package of the file a SyntaxError could not compile; else, for an
-    ImportError, the module it names ('a library' if none). None when that is one of ours, or no library's
-    import at all: a bug (a name misspelt in an import), whose traceback is what to show."""
+    """The library that failed as it was imported, for exception e, or None when e is no library's failure.
+
+    A library fails as it is imported with an ImportError (missing, or its files could not be mapped under
+    `ulimit -v`), with whatever its own module code raises (a RuntimeError in its __init__.py), or with what
+    Python's import machinery raises loading its files (a truncated file's SyntaxError, a damaged .pyc's
+    EOFError). The library is the package of the first module in e's traceback that is not ours nor the import
+    machinery's, if that is running its module body (for an ImportError, whatever it runs); else the package
+    of the file a SyntaxError could not compile, or of the module the import machinery was loading, or the one
+    an ImportError names. None when that is one of ours, or no import at all: a bug (a name misspelt in an
+    import), whose traceback is what to show."""
+    loading = None  # the module Python's import machinery was loading, innermost, when it raised e itself
     tb = e.__traceback__
     while tb is not None:
-        module = tb.tb_frame.f_globals.get("__name__", "")
-        if not module.startswith(("mlp_lm", "importlib", "__main__", "runpy")):
-            importing = isinstance(e, ImportError) or tb.tb_frame.f_code.co_name == "<module>"
+        frame = tb.tb_frame
+        module = frame.f_globals.get("__name__") or ""  # (code run by exec in a fresh dict has none)
+        if frame.f_code.co_name == "_find_and_load" and module.startswith("importlib"):
+            loading = frame.f_locals.get("name") or loading
+        if module and not module.startswith(("mlp_lm", "importlib", "__main__", "runpy")):
+            importing = isinstance(e, ImportError) or frame.f_code.co_name == "<module>"
             return module.split(".")[0] if importing else None
         tb = tb.tb_next
     if isinstance(e, SyntaxError):
@@ -84,14 +91,19 @@ def failed_library(e):
     elif isinstance(e, ImportError):
         library = (e.name or "").split(".")[0] or "a library"
     else:
-        return None
+        library = loading.split(".")[0] if isinstance(loading, str) else None
     return None if library in (None, __name__) else library
 
 
 def _package_of(path):
-    """The top-level package (or module) of a source file, by the entry of sys.path it lies under (the deepest,
-    where one holds another: the current folder and a PYTHONPATH folder inside it); or None."""
-    path = os.path.abspath(path or "")
+    """The top-level package (or module) of a source file: ours for a file of this package, else by the entry of
+    sys.path it lies under (the deepest, where one holds another: the current folder and a PYTHONPATH folder
+    inside it); None for no file ("<string>", compile()'s)."""
+    if not path or path.startswith("<") or not os.path.exists(path):
+        return None
+    path = os.path.abspath(path)
+    if path.startswith(os.path.dirname(os.path.abspath(__file__)) + os.sep):
+        return __name__
     entries = [e for e in (os.path.abspath(entry or ".") for entry in sys.path) if path.startswith(e + os.sep)]
     if not entries:
         return None

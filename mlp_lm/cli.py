@@ -242,8 +242,13 @@ def run(main, prog, keep_going_without_stdout=False, needs_stdout=True):
         # command imports as it starts are the package's start-up hook's (mlp_lm/__init__.py)
         if failed_library(e) is None:  # anything else, one of our own imports among it, is a bug: its traceback
             raise
-        print(import_failure(prog, e), file=sys.stderr)
-        code = EXIT_BAD_INPUT
+        stop = _interrupt_behind(e)
+        if stop is not None:  # a Ctrl-C inside a library's import, which scipy's turns into an ImportError
+            print(f"{line_break()}{prog}: interrupted ({stop.args[0] if stop.args else 'SIGINT'})", file=sys.stderr)
+            code = exit_code(stop)
+        else:
+            print(import_failure(prog, e), file=sys.stderr)
+            code = EXIT_BAD_INPUT
     _default_stop_signals()  # the report is out
     _command["stdout_closed"] = False  # for a caller in the same process, whose parsers are its own
     sys.stdout, sys.stderr = streams
@@ -253,6 +258,17 @@ def run(main, prog, keep_going_without_stdout=False, needs_stdout=True):
         except (OSError, ValueError):  # a stream closed or lost meanwhile: nothing to put back
             pass
     sys.exit(code)
+
+
+def _interrupt_behind(e):
+    """The stop signal (KeyboardInterrupt) that e was raised from, if any: its cause or context, or theirs."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def line_break():

@@ -64,7 +64,7 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
         except ValueError as e:
             raise ValueError(f"dev: {e}") from None
     trainer = Trainer(cfg, params, *splits.train, threads)
-    trainer.fixed_threads = 0 if follow_load else threads
+    trainer.fixed_threads = 0 if follow_load else getattr(threads, "asked", threads)  # (a --threads past the cores)
     # BLAS threads spin while they wait, so they give way while other programs keep a core busy;
     # the threads of a split batch sleep while they wait, and keep working.
     governor = runtime.ThreadGovernor(threads) if follow_load and trainer.split.parts == 1 else None

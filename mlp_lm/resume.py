@@ -17,6 +17,7 @@ from .data import load_splits
 from .runs import resume_command
 from .loop import DIVERGE_WINDOW, divergence_limit, evaluated_at, last_dev_missing
 from .snapshot import SNAPSHOT_SECONDS
+from .flags import FewerThreads
 from .runtime import available_cores
 from .trainer import is_count
 from .wordfile import NotAWordList, digest, read_otherwise, refused_hint
@@ -129,6 +130,9 @@ def resume_point(out, data=None):
         if evaluated.shape != () or evaluated.dtype != bool:
             raise ValueError(f"'evaluated' is {evaluated.tolist()!r}, not true or false")
         evaluated = bool(evaluated)
+        threads = state.get("threads", np.array(0))  # --threads, 0 for none (and in states saved before it was kept)
+        if not is_count(threads) or int(threads) < 0:
+            raise ValueError(f"'threads' is {threads.tolist()!r}, not a thread count")
     except KeyError as e:  # a setting every run saves, or a part of the state
         raise UsageError(f"{damaged} (it has no {e.args[0]}); start a new run") from None
     except (TypeError, ValueError) as e:
@@ -265,11 +269,9 @@ def run_splits(data, block_size, resumed, out):
 
 
 def saved_threads(resumed):
-    """The --threads that the stopped run `resumed` (resume_point's) was given, at most the cores this process
-    may use, for its --resume to use again: two BLAS threads can round a large model's products otherwise than
-    one. 0 (the machine's load chooses) for a run given none, a new run (None), or a state saved before runs kept
-    it, or one whose count is not a count."""
-    threads = resumed[0].get("threads") if resumed is not None else None
-    if threads is None or not is_count(threads) or int(threads) < 1:
-        return 0
-    return min(int(threads), available_cores())
+    """The --threads that the stopped run `resumed` (resume_point's, which checked it) was given, for its --resume
+    to use again, since two BLAS threads can round a large model's products otherwise than one: at most the
+    cores this process may use (a FewerThreads then, which says why). 0 for a run given none, or a new run."""
+    threads = int(resumed[0].get("threads", 0)) if resumed is not None else 0
+    cores = available_cores()
+    return threads if threads <= cores else FewerThreads(cores, threads)

@@ -56,7 +56,8 @@ def run_record(cfg, preset, splits, trainer, params, losses, devs, result, *, se
                **({"best_step": best_step} if cfg.keep_best else {}),
                "config": config, "samples": samples, "samples_ended": ended, **novelty.fields()}
     state = {**trainer.state(copy=False), "step": np.array(done), "losses": losses,
-             "threads": np.array(trainer.fixed_threads), "seconds": np.array(float(total)), "timed_from": np.array(since),
+             "threads": np.array(trainer.fixed_threads), "seconds": np.array(float(total)),
+             "timed_from": np.array(since),
              "evaluated": np.array(bool(result)), "devs": np.array(sorted(devs.items()), dtype=np.float64).reshape(-1, 2)}
     return config, summary, state, novelty
 

@@ -110,7 +110,7 @@ def parse_args(argv):
                    help="threads for each step: a batch of 256 rows or more per thread is split between "
                         "them, a smaller one has them share the matrix products as BLAS threads (default: "
                         "chosen by the model's size; 1 for the lecture's, which also keeps a busy machine "
-                        "from slowing it down; at most the machine's cores)")
+                        "from slowing it down; at most the machine's cores; --resume keeps a run's --threads)")
     g = ap.add_argument_group("regularisation")
     g.add_argument("--dropout", metavar="P", type=fraction, help="dropout on the hidden layer (default 0)")
     g.add_argument("--emb-dropout", metavar="P", type=fraction,

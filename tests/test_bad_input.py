@@ -908,6 +908,46 @@ def test_a_library_that_cannot_be_imported_as_a_command_starts_is_one_line(tmp_p
         assert re.fullmatch(rf"python -m {command}: error: {said}\n", proc.stderr), proc.stderr
 
 
+def test_a_librarys_damaged_bytecode_is_one_line_and_our_own_broken_file_a_traceback(tmp_path):
+    # A reviewer's: a truncated .pyc (the import machinery's EOFError) was a traceback; a SyntaxError in one of
+    # our own files, run from a folder above the checkout, was said as "cannot import <that folder>"
+    import mlp_lm
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "threadpoolctl.py").write_text("x = 1\n")
+    subprocess.run([sys.executable, "-c", "import py_compile; py_compile.compile('threadpoolctl.py', "
+                    "cfile='threadpoolctl.pyc')"], cwd=broken, check=True, timeout=60)
+    (broken / "threadpoolctl.py").unlink()
+    (broken / "threadpoolctl.pyc").write_bytes((broken / "threadpoolctl.pyc").read_bytes()[:20])  # cut short
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(broken), str(ROOT)])}
+    proc = subprocess.run([sys.executable, "-m", "mlp_lm.train", "--help"], capture_output=True, text=True,
+                          cwd=tmp_path, env=env, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith(
+        "python -m mlp_lm.train: error: cannot import threadpoolctl (EOFError: marshal data too short); "), proc.stderr
+    ours = os.path.join(os.path.dirname(mlp_lm.__file__), "advice.py")
+    assert mlp_lm.failed_library(SyntaxError("invalid syntax", (ours, 3, 1, "x"))) is None
+    assert mlp_lm.failed_library(SyntaxError("invalid syntax", ("<string>", 1, 1, "x"))) is None
+    try:
+        eval("undefined_name", {})  # code with no module of its own: no library's import either
+    except NameError as e:
+        assert mlp_lm.failed_library(e) is None
+
+
+def test_a_ctrl_c_inside_a_librarys_import_is_an_interrupt_not_a_broken_library(capsys):
+    # A reviewer's: scipy's C extensions turn a Ctrl-C during their import into ImportError("scipy
+    # initialization failed"), which was said as a broken scipy, exit 2
+    from mlp_lm import cli
+
+    def importing():
+        try:
+            raise cli.Interrupted()
+        except KeyboardInterrupt as stop:
+            raise ImportError("scipy initialization failed", name="scipy") from stop
+    with pytest.raises(SystemExit) as e:
+        cli.run(importing, "python -m mlp_lm.evaluate")
+    assert e.value.code == 130 and capsys.readouterr().err == "python -m mlp_lm.evaluate: interrupted (SIGINT)\n"
+
+
 def test_an_error_at_the_start_that_is_no_librarys_import_is_a_bug_with_its_traceback():
     start = "import sys; sys.argv[0] = '-m'; sys.orig_argv = [sys.executable, '-m', 'mlp_lm.train']; import mlp_lm; "
     for code in (start + "raise RuntimeError('a bug')",  # our own code's, as a command starts

@@ -186,6 +186,20 @@ def test_a_run_given_threads_resumes_with_them_and_one_given_none_lets_the_machi
         monkeypatch.undo()
         if given:
             assert (out / "loss.csv").read_text() == (tmp_path / "one" / "loss.csv").read_text()
+    # a reviewer's: a count past the cores of the machine resumed on is said, as --threads's is, and kept
+    from mlp_lm import resume
+    from mlp_lm.flags import FewerThreads
+    cores = resume.available_cores()
+    threads = resume.saved_threads(({"threads": np.array(cores + 3)},))
+    assert threads == cores and isinstance(threads, FewerThreads) and threads.asked == cores + 3
+    # and a damaged count is refused as any damaged part of a state is
+    with np.load(tmp_path / "given" / "model.npz") as f:
+        arrays = dict(f)
+    for damaged in (np.array("2"), np.array(-1), np.array(2.0), np.array([2, 2])):
+        np.savez(tmp_path / "given" / "model.npz", **{**arrays, "state.threads": damaged})
+        with pytest.raises(UsageError, match=r"has a damaged training state or config \('threads' is .*, not a thread "
+                                             r"count\); start a new run"):
+            resume.resume_point(tmp_path / "given")
 
 
 def test_a_stop_signal_does_not_wait_for_a_slow_final_evaluation(tmp_path, monkeypatch, capsys):
