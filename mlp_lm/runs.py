@@ -118,10 +118,11 @@ def save_run_or_rescue(out, *run, unusable=None, unfinished=False):
         except (OSError, checkpoint.CheckpointError, MemoryError) as again:
             if rescue is not None:
                 shutil.rmtree(rescue, ignore_errors=True)
-            fix = ("give this process more memory (free some, or raise ulimit -v)"
-                   if short_of_memory or isinstance(again, MemoryError) else
-                   "raise this process's file size limit (ulimit -f)" if file_size_limit() is not None
-                   else "free some space")
+            memory = "give this process more memory (free some, or raise ulimit -v)"
+            disk = ("raise this process's file size limit (ulimit -f)" if file_size_limit() is not None
+                    else "free some space")
+            # what failed where: `out` for want of memory, or of room and then memory elsewhere, or room throughout
+            fix = memory if short_of_memory else f"{disk}, and {memory}" if isinstance(again, MemoryError) else disk
             alone = save_model_alone(run)  # the loss history and the training state are most of the bytes
             if alone is not None:
                 error = checkpoint.CheckpointError(

@@ -189,6 +189,19 @@ def test_a_save_short_of_memory_is_rescued_or_said_lost_with_advice_on_memory(tm
     assert e.value.code == 2 and "not enough memory to write the run in" in err[-1]
     assert err[-1].endswith("so this run is lost: give this process more memory (free some, or raise ulimit -v) "
                             "before training again")
+    # no room where asked, then no memory elsewhere: both said (a reviewer's)
+    def no_room_then_no_memory(folder, *a, **k):
+        if folder == tmp_path / "r3":
+            raise checkpoint.CheckpointError(f"cannot write {folder}/model.npz: No space left on device")
+        raise MemoryError
+    monkeypatch.setattr(runs, "save_run", no_room_then_no_memory)
+    with pytest.raises(SystemExit) as e:
+        cli.run(lambda: train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--out", str(tmp_path / "r3")]),
+                "train")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and "No space left on device" in err[-1] and err[-1].endswith(
+        "so this run is lost: free some space, and give this process more memory (free some, or raise ulimit -v) "
+        "before training again") or runs.file_size_limit() is not None
 
 
 def test_a_run_that_fits_nowhere_whole_keeps_its_model_alone(tmp_path, monkeypatch, capsys):
