@@ -20,7 +20,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
     sys.exit(2)
 
 from . import checkpoint, evaltime, metrics, mixture, model, shell
-from .advice import data_warnings, long_items_warnings
+from .data_advice import data_warnings, long_items_warnings
 from .cli import ArgumentParser, UsageError, run
 from .flags import int_at_least
 from .data import BOUNDARY, SPLIT_SEED, build_dataset, load_splits, show_symbols

@@ -21,7 +21,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: the imports bel
     sys.exit(2)
 
 from . import metrics
-from .advice import data_warnings
+from .data_advice import data_warnings
 from .cli import ArgumentParser, UsageError, run
 from .flags import int_at_least, non_negative_int
 from .counting import K_GRID, KneserNey, choose_k

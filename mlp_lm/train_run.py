@@ -11,7 +11,8 @@ from contextlib import nullcontext, suppress
 import numpy as np
 
 from . import atomic, evaltime, metrics, model, plots, shell
-from .advice import data_warnings, dev_only_note, futile_warning, kept_best_line, quality_warning, size_warnings
+from .advice import dev_only_note, futile_warning, kept_best_line, quality_warning
+from .data_advice import data_warnings, size_warnings
 from .cli import EXIT_BAD_INPUT, UsageError, exit_code, line_break, signals_held
 from .config import describe_training
 from .data import describe

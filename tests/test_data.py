@@ -341,7 +341,7 @@ def test_a_list_that_writes_accents_two_ways_is_warned_of(tmp_path):
     # Korean written both as syllables and as jamo (macOS's file names) silent.
     import unicodedata
 
-    from mlp_lm import advice, data
+    from mlp_lm import data, data_advice
 
     def both(words):
         return [unicodedata.normalize("NFD" if i % 2 else "NFC", w) for i, w in enumerate(words)]
@@ -355,7 +355,7 @@ def test_a_list_that_writes_accents_two_ways_is_warned_of(tmp_path):
     for name, words, letter in cases:
         path = tmp_path / f"{name}.txt"
         path.write_text("\n".join(words) + "\n", encoding="utf-8")
-        warning = advice.accents_warning(data.load_splits(path, 3))
+        warning = data_advice.accents_warning(data.load_splits(path, 3))
         if letter is None:
             assert warning is None, name
         else:  # one it writes both ways where there is one (French, Korean), else one it writes as one character
@@ -363,14 +363,14 @@ def test_a_list_that_writes_accents_two_ways_is_warned_of(tmp_path):
                                       f"items and as a letter and a combining mark in "), (name, warning)
     path = tmp_path / "mixed.txt"
     assert 'in 18 others, so one letter on screen can be two symbols; normalise it first (unicodedata.normalize("NFC", ' \
-        'line)) if they should be one' in advice.accents_warning(data.load_splits(path, 3))
+        'line)) if they should be one' in data_advice.accents_warning(data.load_splits(path, 3))
     from .conftest import run_cli
     for command in (("mlp_lm.ngram", "--n", 2, "--smoothing", "kn"), ("mlp_lm.train", "--steps", 1, "--eval-every", 0)):
         proc = run_cli(*command, "--data", path, "--out", tmp_path / "run") if command[0] == "mlp_lm.train" else \
             run_cli(*command, "--data", path)
         assert proc.returncode == 0 and "writes accents two ways" in proc.stderr, command
         assert "warning" not in proc.stdout, command  # stdout is the results a script reads
-    assert advice.accents_warning(data.load_splits(NAMES, 3)) is None
+    assert data_advice.accents_warning(data.load_splits(NAMES, 3)) is None
 
 
 def test_a_run_of_a_file_the_reader_now_reads_otherwise_is_told_so_not_called_damaged(tmp_path):
@@ -510,7 +510,7 @@ def test_a_model_passed_as_data_is_named_as_one(tmp_path):
 def test_a_list_that_writes_letters_in_both_cases_is_noted(tmp_path):
     # From a hostile pass: names written Emma, Olivia trained a vocabulary of capitals and small letters without a
     # word, where evaluate's refusal of another file told the user to lower-case it
-    from mlp_lm import advice, data
+    from mlp_lm import data, data_advice
     capitalised = ["Emma", "Olivia", "Ava", "Isabella", "Sophia", "Mia", "Charlotte", "Amelia", "Harper", "Evelyn"]
     cases = [(capitalised, "note: the list writes 7 letters in both cases (A and a, ...), which the model learns as "
                            "different symbols; if case does not matter, lower-case the list first (Python's "
@@ -528,7 +528,7 @@ def test_a_list_that_writes_letters_in_both_cases_is_noted(tmp_path):
     for i, (words, said) in enumerate(cases):
         path = tmp_path / f"{i}.txt"
         path.write_text("\n".join(words) + "\n", encoding="utf-8")
-        note = advice.case_note(data.load_splits(path, 3))
+        note = data_advice.case_note(data.load_splits(path, 3))
         assert (note is None) if said is None else note.startswith(said), (words, note)
-    assert advice.case_note(data.load_splits(NAMES, 3)) is None
-    assert advice.data_warnings(data.load_splits(tmp_path / "0.txt", 3))[-1].startswith("note: the list writes 7")
+    assert data_advice.case_note(data.load_splits(NAMES, 3)) is None
+    assert data_advice.data_warnings(data.load_splits(tmp_path / "0.txt", 3))[-1].startswith("note: the list writes 7")

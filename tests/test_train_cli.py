@@ -11,7 +11,7 @@ import uuid
 import numpy as np
 import pytest
 
-from mlp_lm import advice, checkpoint, config, model, optim, progress, sweep, train, train_flags, train_run, trainer
+from mlp_lm import advice, checkpoint, config, data_advice, model, optim, progress, sweep, train, train_flags, train_run, trainer
 from mlp_lm.cli import UsageError
 from mlp_lm.data import load_splits
 
@@ -795,14 +795,14 @@ def test_one_item_that_gives_most_of_the_examples_is_warned_of(tmp_path, capsys)
         where, part = next((name, p) for name, p, i in zip(("training", "dev", "test"), (splits.train, splits.dev,
                            splits.test), splits.items) if "q" * 5000 in i)
         assert kind in (None, where)
-        said = [w for w in advice.data_warnings(splits) if w.startswith("warning: one item")]
+        said = [w for w in data_advice.data_warnings(splits) if w.startswith("warning: one item")]
         median = np.median([len(i) for p in splits.items for i in p])
         assert said == [f"warning: one item, of 5,000 symbols (the list's median is {median:,.0f}), gives "
                         f"{100 * 5001 / len(part[1]):.1f}% of the {where} split's examples; if it is no item of the list "
                         f"(a paragraph or a file pasted in), take it out"]
     splits = data.load_splits(NAMES, 3)
-    assert not [w for w in advice.data_warnings(splits) if w.startswith("warning: one item")]
-    assert not list(advice.long_items_warnings(splits))
+    assert not [w for w in data_advice.data_warnings(splits) if w.startswith("warning: one item")]
+    assert not list(data_advice.long_items_warnings(splits))
     from mlp_lm import ngram  # counting is told too (a hostile review: its train loss 0.0031, and not a word)
     assert ngram.main(["--data", str(tmp_path / "long5.txt"), "--n", "2", "--smoothing", "kn"]) == 0
     assert said[0] in capsys.readouterr().err.splitlines()
@@ -828,7 +828,7 @@ def test_long_items_are_warned_of_by_the_split_they_weigh_down(tmp_path):
         parts = dict(zip(("training", "dev", "test"), (splits.train, splits.dev, splits.test)))
         counts = {n: sum(i in long for i in p) for n, p in zip(parts, splits.items)}
         assert 2 * (len(long[0]) + 1) < sum(len(p[1]) for p in parts.values())  # under half of all the examples
-        said = list(advice.long_items_warnings(splits))
+        said = list(data_advice.long_items_warnings(splits))
         expect = []
         for name, k in counts.items():
             share = 100 * k * (len(long[0]) + 1) / len(parts[name][1])
@@ -837,7 +837,7 @@ def test_long_items_are_warned_of_by_the_split_they_weigh_down(tmp_path):
                               f"{'' if k == 1 else ' each'} (the list's median is 6), give{'s' if k == 1 else ''} "
                               f"{share:.1f}% of the {name} split's examples")
         assert [w[len("warning: "):w.index(";")] for w in said] == expect and any("dev split" in e for e in expect)
-        assert said == [w for w in advice.data_warnings(splits) if "symbols each" in w or "one item" in w]
+        assert said == [w for w in data_advice.data_warnings(splits) if "symbols each" in w or "one item" in w]
         dev_share = 100 * (len(long[0]) + 1) / len(splits.dev[1])
         assert advice.dev_only_note(splits).endswith(
             f"; but {dev_share:.1f}% of dev's examples come from the long item warned of above, which may be all of "
@@ -859,7 +859,7 @@ def test_long_items_are_far_longer_than_the_list_and_weigh_over_a_fifth(tmp_path
         f = tmp_path / "list.txt"
         f.write_text("\n".join(items) + "\n")
         splits = data.load_splits(f, 3)
-        found = advice.long_items(splits)[0]
+        found = data_advice.long_items(splits)[0]
         if where is None:  # the sentence alone gives over half of all the examples
             where = [n for n, p in zip(("training", "dev", "test"), splits.items) if "q" * 49 in p]
             assert 2 * 50 > sum(len(p[1]) for p in (splits.train, splits.dev, splits.test))
