@@ -63,8 +63,8 @@ def train(cfg, splits, params, resumed=None, threads=1, follow_load=False, held=
             model.check_examples(params, *splits.dev)
         except ValueError as e:
             raise ValueError(f"dev: {e}") from None
-    trainer = Trainer(cfg, params, *splits.train, threads)
-    trainer.fixed_threads = 0 if follow_load else getattr(threads, "asked", threads)  # (a --threads past the cores)
+    fixed = 0 if follow_load else getattr(threads, "asked", threads)  # (the count asked, where it got fewer cores)
+    trainer = Trainer(cfg, params, *splits.train, threads, fixed_threads=fixed)
     # BLAS threads spin while they wait, so they give way while other programs keep a core busy;
     # the threads of a split batch sleep while they wait, and keep working.
     governor = runtime.ThreadGovernor(threads) if follow_load and trainer.split.parts == 1 else None

@@ -60,7 +60,7 @@ class Trainer:
     Its cfg is config.plain(cfg), a copy with numpy scalars as Python values; the caller's is untouched.
     """
 
-    def __init__(self, cfg, params, X, Y, threads=1):
+    def __init__(self, cfg, params, X, Y, threads=1, fixed_threads=0):
         cfg, X, Y = plain(cfg), np.asarray(X), np.asarray(Y)
         problem = config_problem(cfg) or params_problem(cfg, params, X, Y)
         if not is_whole(threads):
@@ -86,7 +86,7 @@ class Trainer:
         self.checked_seconds = 0.0  # a resumed run's check of its kept model (loop.train): no training step
         # the thread count the run was given (--threads), saved with it for its --resume to use again (two BLAS
         # threads can round a large model's products otherwise than one); 0: chosen by the machine's load
-        self.fixed_threads = 0
+        self.fixed_threads = fixed_threads
 
     def close(self):
         """The steps are over: let the split's threads go, and give the BLAS the thread count it had
