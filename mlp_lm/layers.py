@@ -32,6 +32,10 @@ The derivations are written out in docs/derivations.md; each backward below
 names its section there. The code writes the matrix product a @ b as a.dot(b):
 for 2-D arrays the same BLAS call and the same numbers, without the general
 machinery numpy's @ goes through first (at batch 32, a twentieth of the step).
+Where a line reads less plainly than the formula it computes (C.take for C[X],
+work done in place, a one-hot product for the embedding's scatter-add), it is for
+speed, measured in docs/performance.md ("What each change bought"); the
+formulas themselves are the derivations'.
 """
 import numpy as np
 

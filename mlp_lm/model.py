@@ -68,27 +68,27 @@ def _inputs_problem(params, X, masks, fold):
 
 def _forward(params, X, masks, fold):
     """forward() on checked params and masks."""
-    if fold:
-        emb_caches = None
-        hpreact, lin1_cache = folded.fold_forward(params["C"], X, params["W1"], masks.get("C"))  # (B, H)
-        if params["b1"].shape != hpreact.shape[1:]:  # a (1,) or (B, H) b1 would broadcast, and db1 be (H,)
-            raise ValueError(f"b1 must be (H,) = {hpreact.shape[1:]}, got {params['b1'].shape}")
-        hpreact += params["b1"]
-    else:
+    if not fold:  # the lecture's path
         emb, emb_cache = layers.embedding_forward(params["C"], X)  # (B, T, E)
         embcat, cat_cache = layers.concat_forward(emb)  # (B, T*E)
         embcat, drop1_cache = layers.dropout_forward(embcat, masks.get("embcat"))  # (B, T*E)
         emb_caches = emb_cache, cat_cache, drop1_cache
         hpreact, lin1_cache = layers.linear_forward(embcat, params["W1"], params["b1"])  # (B, H)
+    else:  # the same hpreact from per-position tables of C @ W1 (folded.py)
+        emb_caches = None
+        hpreact, lin1_cache = folded.fold_forward(params["C"], X, params["W1"], masks.get("C"))  # (B, H)
+        if params["b1"].shape != hpreact.shape[1:]:  # a (1,) or (B, H) b1 would broadcast, and db1 be (H,)
+            raise ValueError(f"b1 must be (H,) = {hpreact.shape[1:]}, got {params['b1'].shape}")
+        hpreact += params["b1"]
     h, tanh_cache = layers.tanh_forward(hpreact)  # (B, H)
     h, drop2_cache = layers.dropout_forward(h, masks.get("h"))  # (B, H)
     logits, lin2_cache = layers.linear_forward(h, params["W2"], params["b2"])  # (B, V)
     direct_cache = None
     if "Wd" in params:  # the paper's direct connections: embcat straight to the logits
-        if fold:
-            direct, direct_cache = folded.fold_forward(params["C"], X, params["Wd"], masks.get("C"))  # (B, V)
-        else:
+        if not fold:
             direct, direct_cache = layers.linear_forward(embcat, params["Wd"])  # (B, V)
+        else:
+            direct, direct_cache = folded.fold_forward(params["C"], X, params["Wd"], masks.get("C"))  # (B, V)
         logits += direct
     return logits, (emb_caches, lin1_cache, tanh_cache, drop2_cache, lin2_cache, direct_cache)
 
@@ -141,13 +141,7 @@ def loss_and_grads(params, X, Y, *, masks=None, smoothing=0.0, fold=False, retur
     dhtanh = dh if drop2_cache is None else layers.dropout_backward(dh, drop2_cache)
     dhpreact = layers.tanh_backward(dhtanh, tanh_cache)  # (B, H)
     grads, inter = {}, {"logits": dlogits, "h": dh, "hpreact": dhpreact}
-    if fold:  # C's gradient through W1's tables and Wd's adds up
-        dC, dW1 = folded.fold_backward(dhpreact, lin1_cache)  # (V, E), (T*E, H)
-        db1 = dhpreact.sum(axis=0)  # (H,)
-        if direct_cache is not None:
-            dC_direct, grads["Wd"] = folded.fold_backward(dlogits, direct_cache)  # (V, E), (T*E, V)
-            dC += dC_direct
-    else:
+    if not fold:  # the lecture's path
         emb_cache, cat_cache, drop1_cache = emb_caches
         dembcat, dW1, db1 = layers.linear_backward(dhpreact, lin1_cache)  # (B, T*E), (T*E, H), (H,)
         if direct_cache is not None:
@@ -159,6 +153,12 @@ def loss_and_grads(params, X, Y, *, masks=None, smoothing=0.0, fold=False, retur
         demb = layers.concat_backward(dembcat_cat, cat_cache)  # (B, T, E)
         dC = layers.embedding_backward(demb, emb_cache)  # (V, E)
         inter.update(embcat=dembcat, emb=demb)
+    else:  # C's gradient through W1's tables and Wd's adds up
+        dC, dW1 = folded.fold_backward(dhpreact, lin1_cache)  # (V, E), (T*E, H)
+        db1 = dhpreact.sum(axis=0)  # (H,)
+        if direct_cache is not None:
+            dC_direct, grads["Wd"] = folded.fold_backward(dlogits, direct_cache)  # (V, E), (T*E, V)
+            dC += dC_direct
 
     grads = {"C": dC, "W1": dW1, "b1": db1, "W2": dW2, "b2": db2, **grads}
     if return_intermediates:
