@@ -239,6 +239,26 @@ def files_in_the_way(out, sweep=False):
     return [p.name for p in paths if p.is_symlink() or (p.exists() and not p.is_dir())]
 
 
+def data_in_the_way(out, data, sweep=False):
+    """The name of the file in `out` that a training (or a sweep) into it would write, or the lock or
+    journal it keeps there, when that file is its own data file `data`: the word list would be lost to
+    the run's loss.csv (a hostile tester's `--data RUN/loss.csv --out RUN --force`). None otherwise.
+    A link named like a run file is replaced, not written through, so only the data's own entry counts
+    (and a hard link to it, or the same entry under a case-insensitive name, where the system says so)."""
+    try:
+        folder, target = Path(out).resolve(), Path(data).resolve()
+    except (OSError, RuntimeError, ValueError):  # a loop, say: the reading of the data says what is wrong
+        return None
+    for name in (*(SWEEP_FILES if sweep else SAVED + PICTURES), LOCK, atomic.JOURNAL):
+        entry = folder / name
+        try:
+            if entry == target or (not entry.is_symlink() and entry.exists() and os.path.samefile(entry, target)):
+                return name
+        except OSError:  # a data file not there (resume's, moved): nothing of it to lose
+            continue
+    return None
+
+
 def save_run(out, params, vocab, config, state, summary, losses, devs):
     """Write a run's files: model.npz (with the training state to resume from), metrics.json
     (`summary`) and loss.csv. Each is written in full under a temporary name first, then all are

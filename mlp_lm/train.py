@@ -30,7 +30,7 @@ from .cli import UsageError, run
 from .runtime import blas_threads, check_fits, step_threads
 from .resume import data_problem, resume_point, run_splits, saved_threads
 from .runlock import FolderHold, RunLock, check_free
-from .runs import SAVED, SWEEP_FILES, claim_default_out, files_in_the_way, prepare_out
+from .runs import SAVED, SWEEP_FILES, claim_default_out, data_in_the_way, files_in_the_way, prepare_out
 from .train_flags import parse_args
 from .train_run import train_into
 from .trainer import memory_needed
@@ -56,6 +56,11 @@ def main(argv=None):
     elif resumed is not None and not Path(cfg.data).exists():
         raise UsageError(f"the run in {opts.out} was trained on {cfg.data}, which is not there any more; put "
                          f"the file back there, or pass where it is now with --data (the same bytes), to resume it")
+    # (without --out the folder is a new one, with no data file in it)
+    if opts.out is not None and (name := data_in_the_way(opts.out, cfg.data, opts.sweep)):
+        raise UsageError(f"the data file {cfg.data} is {name} in {opts.out}, which this "
+                         f"{'sweep' if opts.sweep else 'run'} writes; move the word list elsewhere, or pass "
+                         f"another --out")
     if notice := slow_reading(cfg.data):  # the data line comes once the examples are built
         print(notice, file=sys.stderr, flush=True)
     splits = run_splits(cfg.data, cfg.block_size, resumed, opts.out)

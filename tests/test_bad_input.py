@@ -160,6 +160,37 @@ def test_train_rejects_unwritable_out(capsys, tmp_path):
     assert_one_line_error(code, err, "cannot write to output directory", "--out")
 
 
+@pytest.mark.parametrize("name,flags", [("loss.csv", ["--force"]), ("metrics.json", ["--force"]),
+                                        ("model.npz", ["--force"]), (".lock", []),
+                                        ("lr_sweep.csv", ["--lr-sweep", "--steps", 50])])
+@pytest.mark.parametrize("linked", [False, True])
+def test_a_data_file_that_the_run_would_write_over_is_refused(name, flags, linked, capsys, tmp_path):
+    # a hostile tester's: `--data RUN/loss.csv --out RUN --force` trained, and its loss.csv replaced the word list
+    out = tmp_path / "run"
+    out.mkdir()
+    words = (ROOT / "tests" / "data" / "names-small.txt").read_bytes()
+    (out / name).write_bytes(words)
+    data = out / name
+    if linked:  # reached through a link elsewhere, the same file is lost
+        data = tmp_path / "names.txt"
+        data.symlink_to(out / name)
+    code, err = call(train, ["--data", data, "--steps", 5, "--out", out, *flags], capsys)  # (a later --steps wins)
+    assert_one_line_error(code, err, f"the data file {data} is {name} in {out}", "move the word list")
+    assert (out / name).read_bytes() == words
+
+
+def test_a_run_file_that_only_links_to_the_data_does_not_stop_the_run(capsys, tmp_path):
+    # the save replaces the link, not what it points to: the word list stays as it was
+    data, out = tmp_path / "names.txt", tmp_path / "run"
+    words = (ROOT / "tests" / "data" / "names-small.txt").read_bytes()
+    data.write_bytes(words)
+    out.mkdir()
+    (out / "loss.csv").symlink_to(data)
+    code, _ = call(train, ["--data", data, "--steps", 5, "--out", out, "--force", "--eval-every", 0], capsys)
+    assert code == 0
+    assert data.read_bytes() == words and not (out / "loss.csv").is_symlink()
+
+
 @pytest.fixture(scope="module")
 def good_checkpoint(tmp_path_factory):
     out = tmp_path_factory.mktemp("ckpt")
