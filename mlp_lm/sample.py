@@ -34,7 +34,9 @@ def parse_args(argv):
                     help="a model.npz written by python -m mlp_lm.train (default: the newest under runs/ in this "
                          "checkout, whatever the current directory, where train puts its runs)")
     ap.add_argument("-n", "--num-samples", metavar="N", type=positive_int, default=20, help="how many samples (default 20)")
-    ap.add_argument("--seed", metavar="N", type=non_negative_int, default=0, help="random seed (default 0); the same seed gives the same lines, another seed others")
+    ap.add_argument("--seed", metavar="N", type=non_negative_int, default=0,
+                    help="random seed (default 0); the same seed and --max-length give the same lines (each sample "
+                         "draws its numbers in a block of --max-length), another seed others")
     ap.add_argument("--temperature", metavar="T", type=non_negative_float, default=None,
                     help="divide the logits by this (default 1): below 1 is more conservative, above 1 more "
                          "adventurous, 0 always takes the likeliest symbol (greedy)")
