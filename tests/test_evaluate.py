@@ -48,6 +48,22 @@ def test_the_mixtures_are_no_worse_on_dev_than_either_part(evaluated):
     assert 0 <= r["lambda"] <= 1 and 0 <= r["lambda_loglinear"] <= 1
 
 
+def test_an_ngram_that_sees_further_back_than_the_mlp_mixes_with_its_last_t_symbols(tiny_run):
+    # a 6-gram beside a T=3 model: the examples carry 5 symbols of context, of which the MLP must get the
+    # last 3 (a mutation audit's: given the first 3, the log-linear mixture came out worse than the MLP alone,
+    # and every other test mixed an n-gram of n - 1 <= T, where the two are the same). At its ends the
+    # log-linear mixture is each model alone.
+    params, _, _ = checkpoint.load(tiny_run[0] / "model.npz")
+    wide, narrow = load_splits(NAMES, 5), load_splits(NAMES, 3)
+    assert np.array_equal(wide.dev[0][:, -3:], narrow.dev[0])  # the same examples, with two more symbols
+    kn = KneserNey(6).fit(*wide.train, 27)
+    dists = mixture._Distributions(params, kn, wide.dev[0], 3)
+    Y = wide.dev[1]
+    assert mixture.loglinear_nll_chunked(1.0, dists, Y) == pytest.approx(model.split_loss(params, *narrow.dev),
+                                                                         rel=1e-6)
+    assert mixture.loglinear_nll_chunked(0.0, dists, Y) == pytest.approx(kn.nll(*wide.dev), rel=1e-9)
+
+
 def test_lambda_is_chosen_on_dev_not_test():
     # Two made-up models whose best weights on dev and on test differ: the chosen one is dev's.
     rng = np.random.default_rng(0)

@@ -8,13 +8,16 @@ import numpy as np
 import pytest
 
 from mlp_lm import counting
-from mlp_lm.counting import FALLBACK_DISCOUNTS, AddK, KneserNey, choose_k, modified_kn_discounts
+from mlp_lm.counting import AddK, KneserNey, choose_k, modified_kn_discounts
 from mlp_lm.data import Vocab, build_dataset, build_vocab, load_splits
 
 from .conftest import NAMES, run_cli
 
 TINY = ["abc", "abca", "bca", "cab", "aa", "abcab", "b", "cc", "acb", "bab", "abc", "ca", "abcc"]
 UNSEEN = ["cccccc", "bbbbbbb", "acacac", "cba"]  # contexts (some) the tiny corpus never has
+# KenLM's --discount_fallback defaults, written here rather than imported: a reference that took the
+# code's constant would follow it wherever it went (a mutation audit's)
+KENLM_FALLBACK = (0.5, 1.0, 1.5)
 
 
 # --- a slow, obviously correct reference -----------------------------------
@@ -42,12 +45,12 @@ def reference_kn(items, n, V):
     for k in range(1, n + 1):
         nr = Counter(c for g, c in count.items() if len(g) == k)
         n1, n2, n3, n4 = nr[1], nr[2], nr[3], nr[4]
-        d = FALLBACK_DISCOUNTS
+        d = KENLM_FALLBACK
         if n1 and n2 and n3:
             Y = n1 / (n1 + 2 * n2)
             d = (1 - 2 * Y * n2 / n1, 2 - 3 * Y * n3 / n2, 3 - 4 * Y * n4 / n3)
             if min(d) <= 0:
-                d = FALLBACK_DISCOUNTS
+                d = KENLM_FALLBACK
         discounts[k] = d
     following = defaultdict(dict)  # context tuple -> {w: count}
     for g, c in count.items():
@@ -162,7 +165,16 @@ def test_discounts_from_count_of_counts_by_hand():
 ])
 def test_discounts_fall_back_when_the_estimate_is_undefined_or_not_positive(counts):
     D, fell_back = modified_kn_discounts(np.array(counts))
-    assert fell_back and tuple(D) == FALLBACK_DISCOUNTS
+    assert fell_back and tuple(D) == KENLM_FALLBACK
+
+
+def test_add_k_is_add_one_by_default():
+    # the advice's "add-one unigram" (advice.py) is AddK(1) with its default k: (c(w) + 1) / (N + V)
+    Y = np.array([1, 1, 2, 0, 1, 3, 1])
+    X = np.zeros((len(Y), 2), dtype=np.int64)
+    V = 5
+    c = np.bincount(Y, minlength=V)
+    assert AddK(1).fit(X, Y, V).nll(X, Y) == pytest.approx(-np.mean(np.log((c[Y] + 1) / (len(Y) + V))), rel=1e-12)
 
 
 # --- properties of both models, on names and on the tiny corpus --------------

@@ -242,6 +242,9 @@ def test_a_schedule_that_holds_the_rate_near_0_is_named_and_the_advice_helps(tmp
     for r, n in ((1e9, 1_000_000), (1e-3, 3_000_000)):
         share = optim.inverse_mean(r, n)
         assert share == pytest.approx((1 + math.log1p(r * (n - 1)) / r) / n, rel=1e-3), (r, n, share)
+    # and exactly, where it can be summed by hand: (1 + 1/2) / 2, (1 + 1/3 + 1/5) / 3, and 1 at r = 0
+    assert optim.inverse_mean(1.0, 2) == 0.75 and optim.inverse_mean(2.0, 3) == pytest.approx((1 + 1 / 3 + 1 / 5) / 3)
+    assert optim.inverse_mean(0.0, 7) == 1.0
 
 
 def test_a_run_no_better_than_counting_symbols_is_told_why_and_the_advice_helps(tmp_path, capsys):
