@@ -270,7 +270,9 @@ def check_contents(path, contents, hint, numbers=True):
         raise CheckpointError(f"{path}: its embedding size is {E} and its hidden size {H}; the file is damaged; {hint}")
     for key, size in (("vocab_size", V), ("n_embd", E), ("n_hidden", H)):
         if key in config and config[key] != size:  # the shapes agree with each other, not with it
-            raise CheckpointError(f"{path}: its config says {key} {config[key]!r}, but its parameters have {size}; "
+            # ("27", a string, is not the number it would look like in the message without its type)
+            said = repr(config[key]) + ("" if type(config[key]) in (int, float) else f" (a {type(config[key]).__name__})")
+            raise CheckpointError(f"{path}: its config says {key} {said}, but its parameters have {size}; "
                                   f"the file is damaged; {hint}")
     problem = magnitude_problem(params) if numbers else None  # finite is not enough: 1e38 in float32 is too
     if problem:

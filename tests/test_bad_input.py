@@ -436,6 +436,8 @@ def test_a_vocabulary_with_a_control_character_round_trips_and_nul_is_refused(tm
     ({"split_seed": [1, 2]}, ["split_seed"]),
     ({"split_seed": "x"}, ["split_seed"]),
     ("deep", ["nests too deeply"]),
+    ({"vocab_size": "27"}, ["vocab_size '27' (a str), but its parameters have 27"]),  # not "'27' ... 27"
+    ({"n_embd": 11}, ["n_embd 11, but its parameters have 10"]),
 ])
 def test_checkpoint_configs_are_checked_by_type(change, words, tiny_run, tmp_path, capsys):
     with np.load(tiny_run[0] / "model.npz", allow_pickle=False) as f:
