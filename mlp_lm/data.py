@@ -190,6 +190,9 @@ def build_dataset(items, vocab, block_size):
     return X, seq[first]
 
 
+OTHER_BREAKS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # line breaks to str.splitlines, not to a file's lines
+
+
 def split_items(items, seed=SPLIT_SEED):
     """Shuffle with random.Random(seed) and cut 80% / 10% / 10%, as in the lecture."""
     if isinstance(items, (set, frozenset)):  # its order, and so the split, changes from run to run
@@ -197,9 +200,15 @@ def split_items(items, seed=SPLIT_SEED):
     n = len(items)
     n1, n2 = int(0.8 * n), int(0.9 * n)
     if not 0 < n1 < n2 < n:  # true from n = 6 on
+        # a list separated by what Unicode (and str.splitlines) calls a line break but a file's lines do not
+        # end with, U+2028 say, reads as one long item (a hostile tester's)
+        breaks = sorted({c for item in items if isinstance(item, str) for c in item if c in OTHER_BREAKS})
         raise DataError(
             f"the data has {n} item(s), too few for an 80/10/10 train/dev/test split with "
             f"every part non-empty; give it at least 6 items"
+            + (f" (its items hold {', '.join(f'U+{ord(c):04X}' for c in breaks)}, which "
+               f"{'does' if len(breaks) == 1 else 'do'} not end a line here: only \\n, \\r\\n and \\r do)"
+               if breaks else "")
         )
     items = list(items)
     random.Random(seed).shuffle(items)

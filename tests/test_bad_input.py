@@ -78,6 +78,7 @@ def test_train_rejects_nonsensical_flags(flags, words, capsys, tmp_path):
     (b"anna\n\xff\xfe\n", ["not UTF-8"]),
     ("anna\nmary.jane\nbo\nal\ned\nflo\n", ["boundary symbol"]),
     ("anna\nbo\n", ["too few", "at least 6"]),
+    ("anna\u2028bo\u2028al\u2028ed\u2028flo\u2028cy\u2029jo\n", ["too few", "U+2028, U+2029, which do not end a line"]),
 ])
 def test_train_rejects_bad_data(content, words, capsys, tmp_path):
     f = tmp_path / "words.txt"
