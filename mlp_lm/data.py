@@ -140,7 +140,8 @@ def dataset_bytes(n_examples, n_items, T):
 def build_dataset(items, vocab, block_size):
     """Contexts X (N, T) int64 and targets Y (N,) int64, N = sum(len(item) + 1).
 
-    Built without a Python loop over examples: every item becomes T boundaries, its
+    The same arrays as the lecture's loop over items and their symbols (docs/model.md runs both),
+    built without a Python loop over examples: every item becomes T boundaries, its
     symbols and a closing boundary, laid end to end in one array, and each example is a
     window of T of it (the context) and the symbol after it (the target), starting at one of
     the item's first len(item) + 1 positions.
