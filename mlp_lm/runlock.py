@@ -1,6 +1,7 @@
 """The lock that keeps two trainings out of one run folder."""
 import fcntl
 import os
+import re
 import time
 from pathlib import Path
 
@@ -56,6 +57,10 @@ class RunLock:
             if current:
                 break
             os.close(fd)
+        if not _a_lock(os.pread(fd, 64, 0)):  # a user's file under the lock's name: never truncated, nor removed
+            os.close(fd)  # (and the lock with it)
+            raise UsageError(f"{self.path} holds something else than a lock of this program's (a process id), "
+                             f"and it is where this program keeps its lock; move that file, or use another folder")
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -73,6 +78,22 @@ class RunLock:
                 pass
             os.close(self.fd)
             self.fd = None
+
+
+def _a_lock(head):
+    """Whether the first bytes of a file named as the lock are what a lock holds: nothing (new, or left
+    by a full disk) or a process id and a line end (left by a training that was killed)."""
+    return bool(re.fullmatch(rb"[0-9]{0,20}\n?", head))
+
+
+def is_lock(path):
+    """Whether the file at `path` holds what a lock of this program's holds (see _a_lock); False for one that
+    cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return _a_lock(f.read(64))
+    except OSError:
+        return False
 
 
 def lock_id(out):

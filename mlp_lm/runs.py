@@ -16,7 +16,7 @@ from pathlib import Path
 from . import atomic, checkpoint, shell
 from .cli import UsageError
 from .jsonout import json_text
-from .runlock import LOCK, LockBusy, RunLock
+from .runlock import LOCK, LockBusy, RunLock, is_lock
 from .runtime import gib
 from .space import bytes_to_save, check_file_size_limit, file_size_limit, file_sizes  # (how much room it needs)
 from .wordfile import in_checkout
@@ -189,8 +189,9 @@ def claim_fresh(base):
         if candidate.is_symlink() or (candidate.exists() and not candidate.is_dir()):  # not ours to touch
             continue
         atomic.recover(candidate)  # a save cut short after its commit is a model too
-        if candidate.is_dir() and any(p.name != LOCK for p in candidate.iterdir()):
-            continue  # a model, a sweep's table, or anything else someone put there: not a new folder
+        if candidate.is_dir() and any(p.name != LOCK or not is_lock(p) for p in candidate.iterdir()):
+            continue  # a model, a sweep's table, or anything else someone put there (a word list named .lock
+            # among them: a hostile tester's): not a new folder
         existed = candidate.is_dir()
         try:
             out = prepare_out(candidate, side=False)  # a new folder, or a side folder itself: no model there yet
@@ -249,7 +250,10 @@ def data_in_the_way(out, data, sweep=False):
         folder, target = Path(out).resolve(), Path(data).resolve()
     except (OSError, RuntimeError, ValueError):  # a loop, say: the reading of the data says what is wrong
         return None
-    for name in (*(SWEEP_FILES if sweep else SAVED + PICTURES), LOCK, atomic.JOURNAL):
+    names = (*(SWEEP_FILES if sweep else SAVED + PICTURES), LOCK, atomic.JOURNAL)
+    if target.parent == folder and any(re.fullmatch(rf"\.{re.escape(name)}\..*\.tmp", target.name) for name in names):
+        return target.name  # named as a temporary of one of them, which the save removes (atomic.write_temporary)
+    for name in names:
         entry = folder / name
         try:
             if entry == target or (not entry.is_symlink() and entry.exists() and os.path.samefile(entry, target)):

@@ -59,8 +59,9 @@ def main(argv=None):
     # (without --out the folder is a new one, with no data file in it)
     if opts.out is not None and (name := data_in_the_way(opts.out, cfg.data, opts.sweep)):
         raise UsageError(f"the data file {cfg.data} is {name} in {opts.out}, which this "
-                         f"{'sweep' if opts.sweep else 'run'} writes; move the word list elsewhere, or pass "
-                         f"another --out")
+                         f"{'sweep' if opts.sweep else 'run'} would write over or remove; move the word list "
+                         f"elsewhere" + (" and pass where it is now with --data" if opts.resume else
+                                         ", or pass another --out"))
     if notice := slow_reading(cfg.data):  # the data line comes once the examples are built
         print(notice, file=sys.stderr, flush=True)
     splits = run_splits(cfg.data, cfg.block_size, resumed, opts.out)

@@ -163,7 +163,8 @@ def test_train_rejects_unwritable_out(capsys, tmp_path):
 
 @pytest.mark.parametrize("name,flags", [("loss.csv", ["--force"]), ("metrics.json", ["--force"]),
                                         ("model.npz", ["--force"]), (".lock", []),
-                                        ("lr_sweep.csv", ["--lr-sweep", "--steps", 50])])
+                                        ("lr_sweep.csv", ["--lr-sweep", "--steps", 50]),
+                                        (".loss.csv.mywords.tmp", []), (".metrics.json.x.tmp", ["--force"])])
 @pytest.mark.parametrize("linked", [False, True])
 def test_a_data_file_that_the_run_would_write_over_is_refused(name, flags, linked, capsys, tmp_path):
     # a hostile tester's: `--data RUN/loss.csv --out RUN --force` trained, and its loss.csv replaced the word list
@@ -178,6 +179,37 @@ def test_a_data_file_that_the_run_would_write_over_is_refused(name, flags, linke
     code, err = call(train, ["--data", data, "--steps", 5, "--out", out, *flags], capsys)  # (a later --steps wins)
     assert_one_line_error(code, err, f"the data file {data} is {name} in {out}", "move the word list")
     assert (out / name).read_bytes() == words
+
+
+def test_a_file_named_as_the_lock_that_is_no_lock_is_never_truncated_nor_taken_for_an_empty_folder(tmp_path):
+    # a hostile tester's: a word list named .lock was truncated by the lock, removed at the end, and a folder
+    # holding only it counted as empty, so that a run without --out went there (its default folder's name)
+    from mlp_lm import runs
+    from mlp_lm.runlock import LOCK, RunLock
+    words = (ROOT / "tests" / "data" / "names-small.txt").read_bytes()
+    folder = tmp_path / "lock"
+    folder.mkdir()
+    (folder / LOCK).write_bytes(words)
+    with pytest.raises(cli.UsageError, match="holds something else than a lock of this program's"):
+        with RunLock(folder):
+            pass
+    out, lock = runs.claim_fresh(folder)
+    lock.__exit__()
+    assert out == tmp_path / "lock-2" and (folder / LOCK).read_bytes() == words
+    for left in (b"", b"12345\n"):  # a lock a killed training (or a full disk) left: taken again
+        (folder / LOCK).write_bytes(left)
+        with RunLock(folder):
+            assert (folder / LOCK).read_bytes() == f"{os.getpid()}\n".encode()
+        assert not (folder / LOCK).exists()
+
+
+def test_a_data_path_with_a_trailing_slash_is_the_same_file(capsys, tmp_path):
+    # Path() drops the slash, and the reader reads the file: so the run would still write over it
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "loss.csv").write_bytes((ROOT / "tests" / "data" / "names-small.txt").read_bytes())
+    code, err = call(train, ["--data", f"{out / 'loss.csv'}/", "--steps", 5, "--out", out, "--force"], capsys)
+    assert_one_line_error(code, err, "is loss.csv in", "would write over or remove")
 
 
 def test_a_run_file_that_only_links_to_the_data_does_not_stop_the_run(capsys, tmp_path):

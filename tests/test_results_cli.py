@@ -908,6 +908,20 @@ def test_a_metrics_json_linking_to_nothing_and_a_lock_that_is_a_folder_are_named
     assert results.main(["--no-train", "--runs", str(tmp_path)]) == 0
 
 
+def test_a_word_list_named_embedding_png_in_docs_is_not_written_over(tmp_path, no_counting):
+    # a hostile tester's: every embedding.png was taken for the picture results writes, a user's word list too
+    runs, docs = tmp_path / "runs", tmp_path / "docsx"
+    fill_runs(runs, steps=300)
+    docs.mkdir()
+    (docs / "embedding.png").write_text("emma\nolivia\n")
+    assert refusal(["--no-train", "--write-docs", "--runs", str(runs), "--docs", str(docs)]) == (
+        f"{docs / 'embedding.png'} is not a file this command wrote, and the table would be written over it; move "
+        f"it away or pass another --docs")
+    assert (docs / "embedding.png").read_text() == "emma\nolivia\n"
+    (docs / "embedding.png").write_bytes(results_markdown.PNG_SIGNATURE + b"a picture")  # a picture: replaceable
+    assert results_markdown.written_here(docs / "embedding.png")
+
+
 def test_a_users_own_files_in_the_runs_folder_are_never_written_over(tmp_path, no_counting, monkeypatch):
     # From a review: --runs naming a folder of one's own notes replaced its results.md and tables.json, and a
     # user's loss.csv in a run's folder was set aside with the earlier run, then removed
