@@ -284,12 +284,13 @@ def test_the_picture_message_names_the_docs_folder_given(tmp_path, no_counting, 
 
 def test_the_picture_is_copied_whole_or_the_failure_named(tmp_path, no_counting, capsys, monkeypatch):
     runs, docs = tmp_path / "runs", tmp_path / "docs"
+    PNG = results_markdown.PNG_SIGNATURE  # pictures are PNG files: results writes only over one
     fill_runs(runs)
     docs.mkdir()
-    (runs / results.PICTURE_RUN / "embedding.png").write_bytes(b"the new picture")
-    (docs / "embedding.png").write_bytes(b"the old picture")
+    (runs / results.PICTURE_RUN / "embedding.png").write_bytes(PNG + b"the new picture")
+    (docs / "embedding.png").write_bytes(PNG + b"the old picture")
     assert results.main(["--no-train", "--runs", str(runs), "--docs", str(docs), "--write-docs"]) == 0
-    assert (docs / "embedding.png").read_bytes() == b"the new picture"
+    assert (docs / "embedding.png").read_bytes() == PNG + b"the new picture"
     real = results.write_whole
 
     def full_disk(path, data):
@@ -298,10 +299,10 @@ def test_the_picture_is_copied_whole_or_the_failure_named(tmp_path, no_counting,
         real(path, data)
 
     monkeypatch.setattr(results, "write_whole", full_disk)
-    (runs / results.PICTURE_RUN / "embedding.png").write_bytes(b"a newer picture")
+    (runs / results.PICTURE_RUN / "embedding.png").write_bytes(PNG + b"a newer picture")
     message = refusal(["--no-train", "--runs", str(runs), "--docs", str(docs), "--write-docs"])
     assert "No space left" in message and str(docs / "embedding.png") in message and "table is written" in message
-    assert (docs / "embedding.png").read_bytes() == b"the new picture"  # the old one, whole (copyfile cut it short)
+    assert (docs / "embedding.png").read_bytes() == PNG + b"the new picture"  # the old one, whole (copyfile cut it short)
 
 
 @pytest.mark.parametrize("error", [28, 13])  # ENOSPC, EACCES
