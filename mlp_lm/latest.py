@@ -28,11 +28,25 @@ def newest_model(otherwise, sweeps=False):
     """The newest model.npz under the checkout's runs/ (newest), for a command given none; with sweeps, the newest
     of those and of the learning-rate sweeps' tables (lr_sweep.csv: draw's, whose pictures come of either). A
     UsageError if there is none, saying to train one or to pass `otherwise` ("--checkpoint PATH")."""
-    found = newest(in_checkout("runs"), ("model.npz", "lr_sweep.csv") if sweeps else ("model.npz",))
+    runs = in_checkout("runs")
+    found = newest(runs, ("model.npz", "lr_sweep.csv") if sweeps else ("model.npz",))
     if found is None:
-        raise UsageError(f"no trained model under {in_checkout('runs')}: train one with `python -m mlp_lm.train`, "
+        training = next((folder for folder in sorted(runs.glob("*/")) if _held(folder)), None)
+        if training is not None:  # the only run there has not saved yet (a hostile tester's: "train one")
+            raise UsageError(f"no trained model under {runs} yet: a training is writing to {training} and has "
+                             f"saved nothing so far; wait for its first snapshot or its end, or pass {otherwise}")
+        raise UsageError(f"no trained model under {runs}: train one with `python -m mlp_lm.train`, "
                          f"or pass {otherwise}")
     return found
+
+
+def _held(folder):
+    """Whether a training holds the run folder `folder` now (its lock)."""
+    try:
+        check_free(folder)
+    except LockBusy:
+        return True
+    return False
 
 
 def newest_run(otherwise):

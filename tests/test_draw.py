@@ -112,6 +112,12 @@ def test_the_default_is_the_newest_run(tmp_path, recorded, capsys, monkeypatch):
     monkeypatch.setattr(latest, "in_checkout", lambda rel: tmp_path / rel)
     code, err = call(draw, [], capsys)
     assert_one_line_error(code, err, "no trained model under", "python -m mlp_lm.train")
+    from mlp_lm.runlock import RunLock
+    (tmp_path / "runs" / "a").mkdir(parents=True)
+    with RunLock(tmp_path / "runs" / "a"):  # a training there has saved nothing yet: said, not "train one"
+        code, err = call(draw, [], capsys)
+    assert_one_line_error(code, err, f"a training is writing to {tmp_path / 'runs' / 'a'} and has saved nothing",
+                          "wait for its first snapshot")
     assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(tmp_path / "runs" / "a")]) == 0
     capsys.readouterr()
     code, err = call(draw, [], capsys)
