@@ -28,14 +28,11 @@ its input (concat_forward, dropout_forward without a mask) or its own cache
 (tanh_forward keeps its output), and the caches hold the inputs themselves
 (X, Y, x, W), so change none of them in place before the backward.
 
-The derivations are written out in docs/derivations.md; each backward below
-names its section there. The code writes the matrix product a @ b as a.dot(b):
-for 2-D arrays the same BLAS call and the same numbers, without the general
-machinery numpy's @ goes through first (at batch 32, a twentieth of the step).
-Where a line reads less plainly than the formula it computes (C.take for C[X],
-work done in place, a one-hot product for the embedding's scatter-add), it is for
-speed, measured in docs/performance.md ("What each change bought"); the
-formulas themselves are the derivations'.
+The derivations are in docs/derivations.md; each backward names its section there.
+A line that reads less plainly than its formula is for speed, measured in
+docs/performance.md ("What each change bought"): a.dot(b) for a @ b (the same BLAS
+call without @'s general machinery, a twentieth of a batch-32 step), C.take for
+C[X], work done in place, a one-hot product for the embedding's scatter-add.
 """
 import numpy as np
 
