@@ -8,6 +8,7 @@ that a crash left behind, and every command runs it before it reads or writes a 
 checkpoint.py writes model.npz through this, and runs.py a run's other files beside it.
 """
 import errno
+import fnmatch
 import glob
 import json
 import os
@@ -97,6 +98,12 @@ def write_atomic(files):
 
 
 STALE_SECONDS = 3600  # write_whole's caller may not be the file's only writer: a temporary this old is no write's
+
+
+def is_temporary_of(name, filename):
+    """Whether `filename` is a name write_temporary gives a temporary of the file `name` (".NAME.xxxx.tmp"),
+    as remove_stale_temporaries matches them."""
+    return fnmatch.fnmatchcase(filename, f".{glob.escape(name)}.*.tmp")
 
 
 def remove_stale_temporaries(path, older_than=0):

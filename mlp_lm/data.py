@@ -208,7 +208,7 @@ def split_items(items, seed=SPLIT_SEED):
             f"the data has {n} item(s), too few for an 80/10/10 train/dev/test split with "
             f"every part non-empty; give it at least 6 items"
             + (f" (its items hold {', '.join(f'U+{ord(c):04X}' for c in breaks)}, which "
-               f"{'does' if len(breaks) == 1 else 'do'} not end a line here: only \\n, \\r\\n and \\r do)"
+               f"{'does' if len(breaks) == 1 else 'do'} not end a line of a word file: only \\n, \\r\\n and \\r do)"
                if breaks else "")
         )
     items = list(items)

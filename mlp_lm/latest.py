@@ -7,7 +7,7 @@ import numpy as np
 
 from . import atomic, checkpoint
 from .cli import UsageError
-from .runlock import LockBusy, check_free
+from .runlock import LockBusy, check_free, held
 from .runs import kept_apart, resume_command
 from .wordfile import in_checkout
 
@@ -31,22 +31,15 @@ def newest_model(otherwise, sweeps=False):
     runs = in_checkout("runs")
     found = newest(runs, ("model.npz", "lr_sweep.csv") if sweeps else ("model.npz",))
     if found is None:
-        training = next((folder for folder in sorted(runs.glob("*/")) if _held(folder)), None)
-        if training is not None:  # the only run there has not saved yet (a hostile tester's: "train one")
+        # the only runs there have not saved yet (a hostile tester's, told to "train one"): results' too, a level down
+        training = next((f for f in sorted([*runs.glob("*/"), *runs.glob("*/*/")]) if held(f)), None)
+        if training is not None:
             raise UsageError(f"no trained model under {runs} yet: a training is writing to {training} and has "
-                             f"saved nothing so far; wait for its first snapshot or its end, or pass {otherwise}")
+                             f"saved nothing there so far; wait for it, or pass {otherwise}")
         raise UsageError(f"no trained model under {runs}: train one with `python -m mlp_lm.train`, "
                          f"or pass {otherwise}")
     return found
 
-
-def _held(folder):
-    """Whether a training holds the run folder `folder` now (its lock)."""
-    try:
-        check_free(folder)
-    except LockBusy:
-        return True
-    return False
 
 
 def newest_run(otherwise):

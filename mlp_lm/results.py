@@ -242,7 +242,8 @@ def check_no_link_to_docs(runs, docs, docs_wanted):
             raise UsageError(f"{path} is not a file, and the table would be written there; remove it or pass "
                              f"another {'--runs' if path.parent == runs else '--docs'}")
         if path.is_file() and not written_here(path):  # a user's own notes, say, in the folder named
-            raise UsageError(f"{path} is not a file this command wrote, and the table would be written over it; "
+            raise UsageError(f"{path} is not a file this command wrote, and the "
+                             f"{'picture' if path.suffix == '.png' else 'table'} would be written over it; "
                              f"move it away or pass another {'--runs' if path.parent == runs else '--docs'}")
 
 

@@ -2,6 +2,7 @@
 import fcntl
 import os
 import re
+import stat
 import time
 from pathlib import Path
 
@@ -57,9 +58,9 @@ class RunLock:
             if current:
                 break
             os.close(fd)
-        if not _a_lock(os.pread(fd, 64, 0)):  # a user's file under the lock's name: never truncated, nor removed
-            os.close(fd)  # (and the lock with it)
-            raise UsageError(f"{self.path} holds something else than a lock of this program's (a process id), "
+        if stat.S_ISREG(os.fstat(fd).st_mode) and not _a_lock(os.pread(fd, 64, 0)):  # a user's file under the
+            os.close(fd)  # lock's name: never truncated, nor removed (and the lock goes with the descriptor)
+            raise UsageError(f"{self.path} holds something other than a lock of this program's (a process id), "
                              f"and it is where this program keeps its lock; move that file, or use another folder")
         try:
             os.ftruncate(fd, 0)
@@ -87,13 +88,28 @@ def _a_lock(head):
 
 
 def is_lock(path):
-    """Whether the file at `path` holds what a lock of this program's holds (see _a_lock); False for one that
-    cannot be read."""
+    """Whether the file at `path`, named as the lock, is one a lock may be: a regular file holding what a lock
+    holds (see _a_lock), or no regular file at all (a FIFO, which RunLock takes as it is: nobody's words are in
+    it). False for a regular file that cannot be read."""
     try:
-        with open(path, "rb") as f:
-            return _a_lock(f.read(64))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # (a FIFO would block a plain open)
     except OSError:
         return False
+    try:
+        return not stat.S_ISREG(os.fstat(fd).st_mode) or _a_lock(os.pread(fd, 64, 0))
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def held(out, name=LOCK):
+    """Whether a training (or, with name, a results run) holds the folder `out` now: check_free's question."""
+    try:
+        check_free(out, name)
+    except LockBusy:
+        return True
+    return False
 
 
 def lock_id(out):

@@ -245,18 +245,21 @@ def data_in_the_way(out, data, sweep=False):
     journal it keeps there, when that file is its own data file `data`: the word list would be lost to
     the run's loss.csv (a hostile tester's `--data RUN/loss.csv --out RUN --force`). None otherwise.
     A link named like a run file is replaced, not written through, so only the data's own entry counts
-    (and a hard link to it, or the same entry under a case-insensitive name, where the system says so)."""
+    (or the same entry under a case-insensitive name; a hard link only for the lock, written in place)."""
     try:
         folder, target = Path(out).resolve(), Path(data).resolve()
     except (OSError, RuntimeError, ValueError):  # a loop, say: the reading of the data says what is wrong
         return None
-    names = (*(SWEEP_FILES if sweep else SAVED + PICTURES), LOCK, atomic.JOURNAL)
-    if target.parent == folder and any(re.fullmatch(rf"\.{re.escape(name)}\..*\.tmp", target.name) for name in names):
-        return target.name  # named as a temporary of one of them, which the save removes (atomic.write_temporary)
+    renamed = SWEEP_FILES if sweep else SAVED + PICTURES  # replaced by a rename: a hard link elsewhere keeps its bytes
+    names = (*renamed, LOCK, atomic.JOURNAL)  # the lock is written in place
+    if target.parent == folder and any(atomic.is_temporary_of(name, target.name) for name in names):
+        return target.name  # named as a temporary of one of them, which the save removes
     for name in names:
         entry = folder / name
         try:
-            if entry == target or (not entry.is_symlink() and entry.exists() and os.path.samefile(entry, target)):
+            if entry == target or (not entry.is_symlink() and entry.exists() and os.path.samefile(entry, target)
+                                   and (name not in renamed or os.stat(target).st_nlink == 1)):  # (one entry: the
+                # same name to a case-insensitive file system)
                 return name
         except OSError:  # a data file not there (resume's, moved): nothing of it to lose
             continue

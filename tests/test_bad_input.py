@@ -190,12 +190,21 @@ def test_a_file_named_as_the_lock_that_is_no_lock_is_never_truncated_nor_taken_f
     folder = tmp_path / "lock"
     folder.mkdir()
     (folder / LOCK).write_bytes(words)
-    with pytest.raises(cli.UsageError, match="holds something else than a lock of this program's"):
+    with pytest.raises(cli.UsageError, match="holds something other than a lock of this program's"):
         with RunLock(folder):
             pass
     out, lock = runs.claim_fresh(folder)
     lock.__exit__()
     assert out == tmp_path / "lock-2" and (folder / LOCK).read_bytes() == words
+    os.remove(folder / LOCK)
+    os.mkfifo(folder / LOCK)  # no regular file: nobody's words, taken as it is (a reviewer's: it hung, then failed)
+    out, lock = runs.claim_fresh(folder)
+    lock.__exit__()
+    assert out == folder
+    with RunLock(folder):
+        pass
+    if (folder / LOCK).exists():
+        os.remove(folder / LOCK)
     for left in (b"", b"12345\n"):  # a lock a killed training (or a full disk) left: taken again
         (folder / LOCK).write_bytes(left)
         with RunLock(folder):
@@ -212,16 +221,23 @@ def test_a_data_path_with_a_trailing_slash_is_the_same_file(capsys, tmp_path):
     assert_one_line_error(code, err, "is loss.csv in", "would write over or remove")
 
 
-def test_a_run_file_that_only_links_to_the_data_does_not_stop_the_run(capsys, tmp_path):
-    # the save replaces the link, not what it points to: the word list stays as it was
-    data, out = tmp_path / "names.txt", tmp_path / "run"
+@pytest.mark.parametrize("how", ["symlink", "hard link", "beside"])
+def test_a_run_file_that_only_links_to_the_data_does_not_stop_the_run(how, capsys, tmp_path):
+    # the save replaces the link (a symbolic one, or a hard one: another name of the same bytes), not what it
+    # points to, so the word list stays as it was; and a list in the run's folder under a name of its own trains
+    out = tmp_path / "run"
+    out.mkdir()
+    data = (out if how == "beside" else tmp_path) / "names.txt"
     words = (ROOT / "tests" / "data" / "names-small.txt").read_bytes()
     data.write_bytes(words)
-    out.mkdir()
-    (out / "loss.csv").symlink_to(data)
-    code, _ = call(train, ["--data", data, "--steps", 5, "--out", out, "--force", "--eval-every", 0], capsys)
-    assert code == 0
+    if how == "symlink":
+        (out / "loss.csv").symlink_to(data)
+    elif how == "hard link":
+        os.link(data, out / "loss.csv")
+    code, err = call(train, ["--data", data, "--steps", 5, "--out", out, "--force", "--eval-every", 0], capsys)
+    assert code == 0, err
     assert data.read_bytes() == words and not (out / "loss.csv").is_symlink()
+    assert (out / "loss.csv").read_text().startswith("step,")
 
 
 @pytest.fixture(scope="module")

@@ -117,7 +117,13 @@ def test_the_default_is_the_newest_run(tmp_path, recorded, capsys, monkeypatch):
     with RunLock(tmp_path / "runs" / "a"):  # a training there has saved nothing yet: said, not "train one"
         code, err = call(draw, [], capsys)
     assert_one_line_error(code, err, f"a training is writing to {tmp_path / 'runs' / 'a'} and has saved nothing",
-                          "wait for its first snapshot")
+                          "wait for it")
+    (tmp_path / "runs" / "results" / "lecture").mkdir(parents=True)
+    with RunLock(tmp_path / "runs" / "results" / "lecture"):  # results' runs, a level down (a reviewer's)
+        code, err = call(draw, [], capsys)
+    assert_one_line_error(code, err, f"a training is writing to {tmp_path / 'runs' / 'results' / 'lecture'}")
+    (tmp_path / "runs" / "results" / "lecture").rmdir()
+    (tmp_path / "runs" / "results").rmdir()
     assert train.main([*SMALL, "--steps", "20", "--eval-every", "0", "--out", str(tmp_path / "runs" / "a")]) == 0
     capsys.readouterr()
     code, err = call(draw, [], capsys)

@@ -916,8 +916,8 @@ def test_a_word_list_named_embedding_png_in_docs_is_not_written_over(tmp_path, n
     docs.mkdir()
     (docs / "embedding.png").write_text("emma\nolivia\n")
     assert refusal(["--no-train", "--write-docs", "--runs", str(runs), "--docs", str(docs)]) == (
-        f"{docs / 'embedding.png'} is not a file this command wrote, and the table would be written over it; move "
-        f"it away or pass another --docs")
+        f"{docs / 'embedding.png'} is not a file this command wrote, and the picture would be written over it; "
+        f"move it away or pass another --docs")
     assert (docs / "embedding.png").read_text() == "emma\nolivia\n"
     (docs / "embedding.png").write_bytes(results_markdown.PNG_SIGNATURE + b"a picture")  # a picture: replaceable
     assert results_markdown.written_here(docs / "embedding.png")

@@ -6,6 +6,8 @@ from the library's parts, each flag passed where it belongs, and the Trainer mus
 parameters to the bit. Every flag is set away from its default, and no two rates are alike, so that
 a flag dropped or given to the wrong place changes the numbers.
 """
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -85,15 +87,22 @@ def test_the_trainer_takes_the_step_written_out_with_every_flag(run):
         assert rates[-1] == pytest.approx(cfg.min_lr)
 
 
-def test_each_flag_changes_the_step():
+@pytest.mark.parametrize("run,flags", [
+    (ADAMW_RUN, ("weight_decay", "beta1", "beta2", "eps", "warmup", "min_lr", "label_smoothing", "dropout",
+                 "emb_dropout")),
+    (SGD_RUN, ("weight_decay", "decay_rate", "label_smoothing", "dropout", "emb_dropout", "ema")),
+], ids=["adamw", "sgd"])
+def test_each_flag_changes_the_step(run, flags):
     # the comparison above can fail: a run with any one of the flags back at its default ends elsewhere
-    cfg = Config(block_size=3, n_embd=4, n_hidden=16, batch_size=8, steps=7, eval_every=0, **ADAMW_RUN)
+    cfg = Config(block_size=3, n_embd=4, n_hidden=16, batch_size=8, steps=7, eval_every=0, **run)
     splits = load_splits(DATA, cfg.block_size)
     X, Y = splits.train
     V = len(splits.vocab)
-    base, _, _ = written_out(cfg, model.init_params(V, 3, 4, 16, direct=True, seed=cfg.seed), X, Y)
-    for flag in ("weight_decay", "beta1", "beta2", "eps", "warmup", "min_lr", "label_smoothing", "dropout",
-                 "emb_dropout"):
-        other = cfg.__class__(**{**cfg.__dict__, flag: getattr(Config, flag)})
-        params, _, _ = written_out(other, model.init_params(V, 3, 4, 16, direct=True, seed=cfg.seed), X, Y)
-        assert not all(np.array_equal(params[k], base[k]) for k in base), flag
+
+    def fresh():
+        return model.init_params(V, 3, 4, 16, direct=cfg.direct, seed=cfg.seed)
+    _, base, _ = written_out(cfg, fresh(), X, Y)  # the model evaluated: the average, where there is one
+    for flag in flags:
+        other = dataclasses.replace(cfg, **{flag: getattr(Config, flag)})
+        _, evaluated, _ = written_out(other, fresh(), X, Y)
+        assert not all(np.array_equal(evaluated[k], base[k]) for k in base), flag
