@@ -150,10 +150,8 @@ def load(path, hint="train one with `python -m mlp_lm.train` and pass its model.
         if path.is_symlink():  # there is a link, but following it leads nowhere
             raise CheckpointError(f"checkpoint {path} is a link to nothing (a missing file, or links in a loop); "
                                   f"pass the model.npz itself")
-        from .runlock import LockBusy, check_free  # here: runlock's cli imports this module
-        try:
-            check_free(path.parent)
-        except LockBusy:  # a run under way, its first save to come
+        from .runlock import held  # here: runlock's cli imports this module
+        if held(path.parent):  # a run under way, its first save to come
             hint = ("a training is writing to that folder and has saved no model yet; it saves one when it ends or "
                     "is stopped, and as it trains (every few minutes): wait for it")
         raise CheckpointError(f"checkpoint not found: {path} ({hint})")

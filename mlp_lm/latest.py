@@ -7,7 +7,7 @@ import numpy as np
 
 from . import atomic, checkpoint
 from .cli import UsageError
-from .runlock import LockBusy, check_free, held
+from .runlock import held
 from .runs import kept_apart, resume_command
 from .wordfile import in_checkout
 
@@ -41,7 +41,6 @@ def newest_model(otherwise, sweeps=False):
     return found
 
 
-
 def newest_run(otherwise):
     """The folder of the newest run under the checkout's runs/, a training's or a sweep's (newest_model)."""
     return newest_model(otherwise, sweeps=True).parent
@@ -54,9 +53,7 @@ def unfinished(model_path, config):
     done = steps_done(model_path, config)
     if done is None:
         return None
-    try:
-        check_free(Path(model_path).parent)
-    except LockBusy:  # saved every few minutes as it trains: nothing is stopped, nothing to resume
+    if held(Path(model_path).parent):  # saved every few minutes as it trains: nothing is stopped, nothing to resume
         return f"a snapshot, at step {done:,} of {config['steps']:,}, of a run still training"
     finish = resume_command(Path(model_path).parent)
     return f"a run stopped at step {done:,} of {config['steps']:,}, which {finish} finishes"
