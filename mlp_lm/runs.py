@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import atomic, checkpoint, shell
+from . import atomic, checkpoint, shell, wordfile
 from .cli import UsageError
 from .jsonout import json_text
 from .runlock import LOCK, LockBusy, RunLock, is_lock
@@ -266,12 +266,41 @@ def data_in_the_way(out, data, sweep=False):
     return None
 
 
+RUN_FILE_STARTS = {"loss.csv": b"step,", "metrics.json": b"{", "model.npz": b"PK",
+                   "loss.png": b"\x89PNG", "embedding.png": b"\x89PNG"}  # how each file a run writes begins
+
+
+def data_moved_in(out, config):
+    """The name of a file in `out` that a save would replace and that holds the run's data, when the data is not
+    where the run read it any more: the word list moved there while the run trained (a hostile tester's `mv
+    words.txt RUN/loss.csv` and then Ctrl-C, which lost it). None otherwise. Only a file that does not begin
+    as a run's file of its name is read through to tell."""
+    sha, data = (config.get("data_sha256"), config.get("data")) if isinstance(config, dict) else (None, None)
+    if not (isinstance(sha, str) and isinstance(data, str)):
+        return None
+    for name, start in RUN_FILE_STARTS.items():
+        entry = Path(out) / name
+        try:
+            if entry.is_symlink() or not entry.is_file():  # a link is replaced, not written through
+                continue
+            with open(entry, "rb") as f:
+                head = f.read(len(start))
+        except OSError:
+            continue
+        if head != start and wordfile.is_the_file(entry, sha) and not wordfile.is_the_file(data, sha):
+            return name  # (a copy, with the data still where the run read it, loses nothing)
+    return None
+
+
 def save_run(out, params, vocab, config, state, summary, losses, devs):
     """Write a run's files: model.npz (with the training state to resume from), metrics.json
     (`summary`) and loss.csv. Each is written in full under a temporary name first, then all are
     moved into place behind a journal (atomic.write_atomic): the folder holds this run or the
     previous one, never a mix."""
     out = Path(out)
+    if moved := data_moved_in(out, config):
+        raise checkpoint.CheckpointError(f"{out / moved} now holds this run's data, moved there as it trained, which "
+                                         f"saving there would replace")
     writers = {"loss.csv": lambda f: f.write(loss_csv(losses, devs).encode()),
                "metrics.json": lambda f: f.write(json_text(summary).encode()),
                "model.npz": checkpoint.writer(params, vocab, config, state, check=False)}  # see writer

@@ -221,6 +221,27 @@ def test_a_data_path_with_a_trailing_slash_is_the_same_file(capsys, tmp_path):
     assert_one_line_error(code, err, "is loss.csv in", "would write over or remove")
 
 
+def test_a_data_file_moved_into_the_run_folder_as_it_trains_is_not_saved_over(tmp_path):
+    # a hostile tester's: `mv words.txt RUN/loss.csv` while the run trained, then a stop signal, and the save
+    # replaced the list; now the save refuses that folder (save_run_or_rescue then saves in the temporary one)
+    import hashlib
+    from mlp_lm import runs
+    words = (ROOT / "tests" / "data" / "names-small.txt").read_bytes()
+    out, data = tmp_path / "run", tmp_path / "mine.txt"
+    out.mkdir()
+    (out / "loss.csv").write_bytes(words)
+    config = {"data": str(data), "data_sha256": hashlib.sha256(words).hexdigest()}
+    assert runs.data_moved_in(out, config) == "loss.csv"
+    with pytest.raises(checkpoint.CheckpointError, match="loss.csv now holds this run's data, moved there"):
+        runs.save_run(out, None, None, config, None, None, None, None)  # (refused before anything is written)
+    assert (out / "loss.csv").read_bytes() == words
+    data.write_bytes(words)  # a copy, with the data still where the run read it: nothing would be lost
+    assert runs.data_moved_in(out, config) is None
+    data.unlink()
+    (out / "loss.csv").write_bytes(b"step,train_loss,dev_loss\n")  # a run's own loss.csv: not read through
+    assert runs.data_moved_in(out, config) is None
+
+
 @pytest.mark.parametrize("how", ["symlink", "hard link", "beside"])
 def test_a_run_file_that_only_links_to_the_data_does_not_stop_the_run(how, capsys, tmp_path):
     # the save replaces the link (a symbolic one, or a hard one: another name of the same bytes), not what it
