@@ -18,8 +18,9 @@ from .config import describe_training
 from .data import describe
 from .loop import diverged_in_evaluation, last_dev_missing, train
 from .progress import steps_per_second
+from .rescue import save_run_or_rescue
 from .runlock import FolderHold
-from .runs import check_space, claim_fresh, files_in_the_way, resume_command, save_run_or_rescue
+from .runs import check_space, claim_fresh, files_in_the_way, resume_command
 from .runtime import describe_threads
 from .sampling import one_line
 from .snapshot import run_record, snapshots_for

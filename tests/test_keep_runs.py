@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -142,7 +143,7 @@ def test_a_save_that_fails_after_training_is_rescued_elsewhere(tmp_path, monkeyp
         return real_save(folder, *a, **k)
 
     monkeypatch.setattr(runs, "save_run", fail_in_out)
-    monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
     with pytest.raises(SystemExit) as e:
         cli.run(lambda: train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--out", str(out)]), "train")
     out_text, err = capsys.readouterr()
@@ -168,7 +169,7 @@ def test_a_save_short_of_memory_is_rescued_or_said_lost_with_advice_on_memory(tm
         return real_save(folder, *a, **k)
 
     monkeypatch.setattr(runs, "save_run", short_in_out)
-    monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
     with pytest.raises(SystemExit) as e:
         cli.run(lambda: train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--out", str(out)]), "train")
     err = capsys.readouterr().err.strip().splitlines()
@@ -181,7 +182,7 @@ def test_a_save_short_of_memory_is_rescued_or_said_lost_with_advice_on_memory(tm
         raise MemoryError
     monkeypatch.setattr(runs, "save_run", no_memory)
     monkeypatch.setattr(runs.atomic, "write_atomic", no_memory)  # not even the model alone
-    monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(tmp_path / "empty"))
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda prefix: str(tmp_path / "empty"))
     with pytest.raises(SystemExit) as e:
         cli.run(lambda: train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--out", str(tmp_path / "r2")]),
                 "train")
@@ -201,7 +202,7 @@ def test_a_save_short_of_memory_is_rescued_or_said_lost_with_advice_on_memory(tm
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and "No space left on device" in err[-1] and err[-1].endswith(
         "so this run is lost: free some space, and give this process more memory (free some, or raise ulimit -v) "
-        "before training again") or runs.file_size_limit() is not None
+        "before training again") or space.file_size_limit() is not None
 
 
 def test_a_run_that_fits_nowhere_whole_keeps_its_model_alone(tmp_path, monkeypatch, capsys):
@@ -211,7 +212,7 @@ def test_a_run_that_fits_nowhere_whole_keeps_its_model_alone(tmp_path, monkeypat
         raise checkpoint.CheckpointError(f"cannot write {folder}/model.npz: No space left on device")
     monkeypatch.setattr(runs, "save_run", no_space)
     alone = tmp_path / "alone"
-    monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(alone.mkdir() or alone))
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda prefix: str(alone.mkdir() or alone))
     with pytest.raises(SystemExit) as e:
         cli.run(lambda: train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--out", str(tmp_path / "run")]), "train")
     out_text, err = capsys.readouterr()
@@ -236,8 +237,8 @@ def test_a_run_that_cannot_be_saved_anywhere_says_it_is_lost(tmp_path, monkeypat
         cli.run(lambda: train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--out", str(tmp_path / "run")]), "train")
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and "No space left on device" in err[-1] and "so this run is lost" in err[-1]
-    assert not list(Path(runs.tempfile.gettempdir()).glob("mlp_lm-rescued-*/model.npz.*"))
-    assert err[-1].endswith("free some space before training again") or runs.file_size_limit() is not None
+    assert not list(Path(tempfile.gettempdir()).glob("mlp_lm-rescued-*/model.npz.*"))
+    assert err[-1].endswith("free some space before training again") or space.file_size_limit() is not None
 
 
 def test_a_file_size_limit_is_refused_before_training_and_named_when_a_save_meets_it(tmp_path, monkeypatch, capsys):
@@ -262,9 +263,9 @@ def test_a_file_size_limit_is_refused_before_training_and_named_when_a_save_meet
     def too_large(folder, *a, **k):  # the limit met in the save all the same (an estimate short of the file)
         raise checkpoint.CheckpointError(f"cannot write {folder}/model.npz: File too large")
     monkeypatch.setattr(runs, "save_run", too_large)
-    monkeypatch.setattr(runs, "file_size_limit", lambda: 10**6)
+    monkeypatch.setattr("mlp_lm.rescue.file_size_limit", lambda: 10**6)  # (what the rescue advises)
     alone = tmp_path / "alone"
-    monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(alone.mkdir(exist_ok=True) or alone))
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda prefix: str(alone.mkdir(exist_ok=True) or alone))
     with pytest.raises(SystemExit) as e:
         cli.run(lambda: train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--out", str(tmp_path / "run")]),
                 "train")
@@ -403,7 +404,7 @@ def test_an_interrupted_forced_run_on_a_full_disk_is_rescued(tmp_path, monkeypat
     def disk_full(*a, **k):  # the side folder cannot be made: the disk filled during training
         raise cli.UsageError(f"cannot write to output directory {out / 'interrupted'}: No space left on device")
     monkeypatch.setattr(train_run, "claim_fresh", disk_full)
-    monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
     with pytest.raises(SystemExit) as e:
         cli.run(lambda: train.main([*SMALL, "--steps", "100", "--eval-every", "0", "--out", str(out), "--force"]), "train")
     err = capsys.readouterr().err.strip().splitlines()
@@ -483,7 +484,7 @@ def test_a_rescued_side_folder_run_leaves_no_empty_side_folder(tmp_path, monkeyp
             raise checkpoint.CheckpointError(f"cannot write {folder}/model.npz: No space left on device")
         return real_save(folder, *a, **k)
     monkeypatch.setattr(runs, "save_run", full_in_out)
-    monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
     with pytest.raises(cli.UsageError, match="saved in"):
         train.main([*SMALL, "--steps", "100", "--eval-every", "0", "--out", str(out), "--force"])
     assert not (out / "interrupted").exists() and (rescue / "model.npz").is_file()

@@ -5,6 +5,7 @@ import re
 import multiprocessing
 import os
 import signal
+import tempfile
 import time
 
 import numpy as np
@@ -209,7 +210,7 @@ def test_a_run_that_cannot_be_saved_anywhere_says_where_its_last_snapshot_is(tmp
         real(out, params, vocab, config, state, summary, *a)
     monkeypatch.setattr(runs, "save_run", full_at_the_end)
     alone = tmp_path / "alone"
-    monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(alone.mkdir(exist_ok=True) or alone))
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda prefix: str(alone.mkdir(exist_ok=True) or alone))
     with pytest.raises(checkpoint.CheckpointError, match=rf"but its model is, alone .* samples from it; free some "
                                                          rf"space before training again; but its snapshot of step 29 "
                                                          rf"is in {tmp_path}: python -m mlp_lm.train --resume --out "
@@ -292,7 +293,7 @@ def test_a_run_whose_folder_is_replaced_while_it_trains_never_writes_over_the_ne
             (out / ".lock").write_text("99999\n")
         return real(*a, **k)
     monkeypatch.setattr(model, "loss_and_grads", folder_replaced_at_step_20)
-    monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
     with pytest.raises(SystemExit) as e:
         cli.run(lambda: train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--out", str(out)]), "train")
     err = capsys.readouterr().err
@@ -368,7 +369,7 @@ def test_what_a_run_finds_in_its_folder_when_it_saves(what, tmp_path, monkeypatc
         return real(*a, **k)
     monkeypatch.setattr(model, "loss_and_grads", meanwhile)
     rescue = tmp_path / "rescued"
-    monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
     with pytest.raises(SystemExit) as e:
         cli.run(lambda: train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--out", str(out)]), "train")
     err = capsys.readouterr().err.strip().splitlines()
@@ -443,7 +444,7 @@ def test_a_force_run_stopped_on_a_full_disk_takes_back_its_snapshot_beside_the_e
             raise checkpoint.CheckpointError(f"cannot write {to / 'model.npz'}: No space left on device")
         real(to, *a)
     monkeypatch.setattr(runs, "save_run", full_at_the_stop)
-    monkeypatch.setattr(runs.tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda prefix: str(rescue.mkdir() or rescue))
     with pytest.raises(SystemExit) as e:
         cli.run(lambda: train.main([*SMALL, "--steps", "40", "--eval-every", "0", "--force", "--out", str(out)]), "train")
     assert e.value.code == 130 and f"saved in {rescue}" in capsys.readouterr().err
