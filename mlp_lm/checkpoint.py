@@ -269,7 +269,8 @@ def check_contents(path, contents, hint, numbers=True):
     for key, size in (("vocab_size", V), ("n_embd", E), ("n_hidden", H)):
         if key in config and config[key] != size:  # the shapes agree with each other, not with it
             # ("27", a string, is not the number it would look like in the message without its type)
-            said = repr(config[key]) + ("" if type(config[key]) in (int, float) else f" (a {type(config[key]).__name__})")
+            kind = type(config[key])
+            said = repr(config[key]) + ("" if kind in (int, float) else f" (a {kind.__name__})")
             raise CheckpointError(f"{path}: its config says {key} {said}, but its parameters have {size}; "
                                   f"the file is damaged; {hint}")
     problem = magnitude_problem(params) if numbers else None  # finite is not enough: 1e38 in float32 is too

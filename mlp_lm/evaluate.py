@@ -83,9 +83,9 @@ def other_file(path, items, vocab, block_size):
     except NotEnoughMemory:  # build_dataset's own estimate, which names the sizes
         raise
     except MemoryError:  # past that estimate (a memory cap, say): the file is what is too large, not any flag
-        raise DataError(f"the examples of {path} ({len(items):,} item{'' if len(items) == 1 else 's'}, a context of {block_size:,}) do not fit in "
-                        f"the memory this process may use; evaluate on a shorter list, or give it more memory "
-                        f"(free some, or raise ulimit -v)") from None
+        raise DataError(f"the examples of {path} ({len(items):,} item{'' if len(items) == 1 else 's'}, a context "
+                        f"of {block_size:,}) do not fit in the memory this process may use; evaluate on a shorter "
+                        f"list, or give it more memory (free some, or raise ulimit -v)") from None
 
 
 def trained_on(items, config):

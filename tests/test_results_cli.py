@@ -302,7 +302,7 @@ def test_the_picture_is_copied_whole_or_the_failure_named(tmp_path, no_counting,
     (runs / results.PICTURE_RUN / "embedding.png").write_bytes(PNG + b"a newer picture")
     message = refusal(["--no-train", "--runs", str(runs), "--docs", str(docs), "--write-docs"])
     assert "No space left" in message and str(docs / "embedding.png") in message and "table is written" in message
-    assert (docs / "embedding.png").read_bytes() == PNG + b"the new picture"  # the old one, whole (copyfile cut it short)
+    assert (docs / "embedding.png").read_bytes() == PNG + b"the new picture"  # the old one, whole
 
 
 @pytest.mark.parametrize("error", [28, 13])  # ENOSPC, EACCES
