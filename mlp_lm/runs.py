@@ -170,11 +170,16 @@ SWEEP_FILES = ("lr_sweep.csv", "lr_sweep.png")  # all that --lr-sweep writes: it
 RUN_FILES = (*SAVED, *PICTURES, *SWEEP_FILES)
 
 
+def written_by(sweep=False):
+    """The names of the files a training (or a sweep) writes into its folder, each by a rename."""
+    return SWEEP_FILES if sweep else SAVED + PICTURES
+
+
 def files_in_the_way(out, sweep=False):
     """The files already in `out` that a training (or a sweep) into it would replace or remove: without
     --force a run leaves them be, an earlier run's or anyone else's. (A folder under one of those names
     stays whatever happens: save_run removes files only.)"""
-    paths = [Path(out) / name for name in (SWEEP_FILES if sweep else SAVED + PICTURES)]
+    paths = [Path(out) / name for name in written_by(sweep)]
     return [p.name for p in paths if p.is_symlink() or (p.exists() and not p.is_dir())]
 
 
@@ -188,7 +193,7 @@ def data_in_the_way(out, data, sweep=False):
         folder, target = Path(out).resolve(), Path(data).resolve()
     except (OSError, RuntimeError, ValueError):  # a loop, say: the reading of the data says what is wrong
         return None
-    renamed = SWEEP_FILES if sweep else SAVED + PICTURES  # replaced by a rename: a hard link elsewhere keeps its bytes
+    renamed = written_by(sweep)  # replaced by a rename: a hard link elsewhere keeps its bytes
     names = (*renamed, LOCK, atomic.JOURNAL)  # the lock is written in place
     if target.parent == folder and any(atomic.is_temporary_of(name, target.name) for name in names):
         return target.name  # named as a temporary of one of them, which the save removes
